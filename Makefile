@@ -1,0 +1,34 @@
+# sasim: `make run` and `make test` work on a fresh clone; both create .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SASIM  := $(VENV)/bin/sasim
+export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
+export MPLBACKEND := Agg
+
+.PHONY: run test bench docs clean
+
+$(VENV)/.base-installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.dev-installed: pyproject.toml $(VENV)/.base-installed
+	$(PY) -m pip install --quiet -e '.[dev,torch]'
+	@touch $@
+
+run: $(VENV)/.base-installed  ## the default job: compare the designs on the shipped workloads
+	$(SASIM) compare --workload resnet18 --out out/compare
+
+test: $(VENV)/.dev-installed  ## the whole test suite
+	$(PY) -m pytest -q -n 2 -p no:cacheprovider
+
+bench: $(VENV)/.dev-installed  ## the benchmarks (slow; they print figures, they do not assert)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+docs: $(VENV)/.base-installed  ## regenerate the generated parts of docs/
+	$(PY) -m simulator.docgen
+
+clean:
+	rm -rf out .numba_cache .pytest_cache

@@ -1,0 +1,114 @@
+"""The ``sasim`` command line: argument parsing only; the work is done by :mod:`simulator.api`.
+
+Every :class:`~simulator.errors.SasimError` becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import simulator
+from simulator import api
+from simulator.errors import SasimError
+from simulator.reports import files as report_files
+from simulator.reports.table import format_run, format_table
+
+__all__ = ["main", "build_parser"]
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    arch = api.load_arch(args.arch, args.set or ())
+    workload = api.load_workload(args.workload)
+    result = api.simulate(arch, workload)
+    summary = result.summary()
+    if args.out:
+        outputs = {"summary.json": report_files.summary_json(summary),
+                   "layers.csv": report_files.layers_csv(summary)}
+        if arch.timing.convention == "scalesim":
+            outputs["COMPUTE_REPORT.csv"] = report_files.compute_report_csv(summary)
+        report_files.write_outputs(Path(args.out), outputs)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(format_run(summary))
+        if args.out:
+            print(f"wrote {', '.join(sorted(outputs))} to {args.out}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from simulator.hw.pe import pe_types
+
+    rows = []
+    for path in api.shipped_archs():
+        try:
+            arch = api.load_arch(path)
+            rows.append([path.stem, f"{arch.array.rows}x{arch.array.cols}",
+                         arch.array.dataflow, arch.pe.type, arch.description])
+        except SasimError as exc:
+            rows.append([path.stem, "?", "?", "?", f"invalid: {exc}"])
+    print("arch configs (arch_configs/, use --arch NAME):")
+    print(format_table(["name", "array", "flow", "pe", "description"], rows, "lllll"))
+    print("\nPE types (pe.type):")
+    print(format_table(["type", "dataflows", "summary"],
+                       [[n, "/".join(c.dataflows), c.summary] for n, c in pe_types().items()],
+                       "lll"))
+    rows = []
+    for path in api.shipped_workloads():
+        try:
+            workload = api.load_workload(path)
+            rows.append([path.stem, path.suffix[1:], len(workload.layers),
+                         f"{workload.macs / 1e9:.3f}"])
+        except SasimError as exc:
+            rows.append([path.stem, path.suffix[1:], "?", f"invalid: {exc}"])
+    print("\nworkloads (workloads/, use --workload NAME):")
+    print(format_table(["name", "format", "layers", "GMACs"], rows, "llrr"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``sasim`` (also used to generate docs)."""
+    parser = argparse.ArgumentParser(
+        prog="sasim",
+        description="Cycle-accurate simulator of sparsity- and precision-aware DNN accelerators.")
+    parser.add_argument("--version", action="version", version=f"sasim {simulator.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser("run", help="simulate a workload on an architecture",
+                         description="Simulate a workload on an architecture and print a "
+                                     "per-layer table and totals.")
+    run.add_argument("--arch", required=True,
+                     help="arch YAML, SCALE-Sim .cfg, or the name of a shipped config")
+    run.add_argument("--workload", required=True,
+                     help="workload YAML, SCALE-Sim topology CSV, trace .npz, or a shipped name")
+    run.add_argument("--out", metavar="DIR",
+                     help="write summary.json, layers.csv (and COMPUTE_REPORT.csv) into DIR")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override an arch key, e.g. --set array.rows=32 (repeatable)")
+    run.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    run.set_defaults(func=_cmd_run)
+
+    lst = sub.add_parser("list", help="list shipped configs, PE types and workloads")
+    lst.set_defaults(func=_cmd_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SasimError as exc:
+        print(f"sasim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sasim: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

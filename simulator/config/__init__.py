@@ -1,0 +1,1 @@
+"""Typed configuration: frozen dataclasses as the schema, one loader that walks them."""

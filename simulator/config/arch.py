@@ -1,0 +1,185 @@
+"""The architecture schema: array, processing element and timing convention."""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from simulator.config.files import apply_override, parse_override, read_yaml_mapping
+from simulator.config.schema import build, did_you_mean, option, positive
+from simulator.errors import ConfigError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ArrayConfig",
+    "TimingConfig",
+    "PEOptions",
+    "ArchConfig",
+    "load_arch",
+    "arch_from_mapping",
+    "scalesim_cfg_to_mapping",
+]
+
+SCHEMA_VERSION = 1
+
+
+def _supported_version(value: int) -> str | None:
+    return None if value == SCHEMA_VERSION else f"schema_version {SCHEMA_VERSION}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayConfig:
+    """The systolic array: its shape, dataflow and clock."""
+
+    rows: int = option(16, doc="PE rows of the array (rows map GEMM M in the OS dataflow).",
+                       check=positive)
+    cols: int = option(16, doc="PE columns of the array (columns map output channels).",
+                       check=positive)
+    dataflow: Literal["os", "ws", "is"] = option(
+        "os", doc="Dataflow: output-, weight- or input-stationary.")
+    clock_mhz: float = option(1000.0, doc="Clock frequency in MHz (turns cycles into time).",
+                              check=positive)
+
+
+@dataclasses.dataclass(frozen=True)
+class TimingConfig:
+    """How cycles are counted."""
+
+    convention: Literal["native", "scalesim"] = option(
+        "native",
+        doc="'scalesim' reproduces SCALE-Sim v3's COMPUTE_REPORT exactly (OS folds charge "
+            "T+rows+cols-2, total minus one); 'native' is what the register-level array does "
+            "(OS folds also drain their outputs: T+2*rows+cols-2).")
+
+
+@dataclasses.dataclass(frozen=True)
+class PEOptions:
+    """Base class of every PE type's options; each PE module subclasses it."""
+
+    type: str = option("dense", doc="PE type (see `sasim list`).")
+
+
+@dataclasses.dataclass(frozen=True)
+class ArchConfig:
+    """A whole accelerator configuration (one arch YAML file)."""
+
+    schema_version: int = option(SCHEMA_VERSION, doc="Version of this file format.",
+                                 check=_supported_version)
+    name: str = option("", doc="A short name used in reports (defaults to the file name).")
+    description: str = option("", doc="Free text.")
+    array: ArrayConfig = option(default_factory=ArrayConfig, doc="The array.")
+    timing: TimingConfig = option(default_factory=TimingConfig, doc="Cycle counting.")
+    pe: PEOptions = option(default_factory=PEOptions, doc="The processing element.")
+
+
+def arch_from_mapping(data: Mapping[str, Any], where: str,
+                      pe_types: Mapping[str, type[PEOptions]]) -> ArchConfig:
+    """Validate a raw arch mapping; the ``pe`` section is checked against ``pe_types``."""
+    data = dict(data)
+    if "schema_version" not in data:
+        raise ConfigError(f"{where}.schema_version: required key is missing "
+                          f"(this version of sasim reads schema_version {SCHEMA_VERSION})")
+    raw_pe = data.pop("pe", None)
+    arch = build(ArchConfig, data, where)
+    if raw_pe is None:
+        raw_pe = {"type": "dense"}
+    if not isinstance(raw_pe, Mapping):
+        raise ConfigError(f"{where}.pe: expected a mapping, got {raw_pe!r}")
+    pe_type = raw_pe.get("type", "dense")
+    if pe_type not in pe_types:
+        raise ConfigError(f"{where}.pe.type: unknown PE type {pe_type!r}"
+                          f"{did_you_mean(str(pe_type), pe_types)}")
+    pe = build(pe_types[pe_type], raw_pe, f"{where}.pe")
+    return dataclasses.replace(arch, pe=pe)
+
+
+_CFG_KEYS = {
+    "architecture_presets": {
+        "arrayheight": "rows", "arraywidth": "cols", "dataflow": "dataflow",
+        "ifmapsramszkb": None, "filtersramszkb": None, "ofmapsramszkb": None,
+        "ifmapoffset": None, "filteroffset": None, "ofmapoffset": None, "bandwidth": None,
+        "memorybanks": None, "readrequestbuffer": None, "writerequestbuffer": None,
+    },
+}
+
+
+def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
+    """Read a SCALE-Sim ``.cfg`` into an arch mapping in the SCALE-Sim timing convention.
+
+    The array shape and dataflow are used; the SRAM sizes, offsets and bandwidth are checked
+    to be numbers (SCALE-Sim's compute report, which this convention reproduces, does not
+    depend on them in its default CALC bandwidth mode).
+    """
+    parser = configparser.ConfigParser()
+    try:
+        with open(path, encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except configparser.Error as exc:
+        raise ConfigError(f"{path}: malformed SCALE-Sim config: {exc.message.splitlines()[0]}") from None
+    section = "architecture_presets"
+    if not parser.has_section(section):
+        raise ConfigError(f"{path}: missing section [{section}]")
+    array: dict[str, Any] = {}
+    for key, value in parser.items(section):
+        if key not in _CFG_KEYS[section]:
+            continue  # SCALE-Sim itself ignores keys it does not know
+        target = _CFG_KEYS[section][key]
+        where = f"{path}: [{section}] {key}"
+        if target == "dataflow":
+            flow = value.strip().lower()
+            if flow not in ("os", "ws", "is"):
+                raise ConfigError(f"{where}: expected one of os, ws, is, got {value!r}")
+            array["dataflow"] = flow
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if target is None:
+            if number < 0:
+                raise ConfigError(f"{where}: expected a non-negative number, got {value!r}")
+            continue
+        if not number.is_integer() or number <= 0:
+            raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
+        array[target] = int(number)
+    for needed, key in (("rows", "ArrayHeight"), ("cols", "ArrayWidth"), ("dataflow", "Dataflow")):
+        if needed not in array:
+            raise ConfigError(f"{path}: [{section}] {key}: required key is missing")
+    name = parser.get("general", "run_name", fallback=path.stem).strip()
+    return {"schema_version": SCHEMA_VERSION, "name": name, "array": array,
+            "timing": {"convention": "scalesim"}, "pe": {"type": "dense"}}
+
+
+def load_arch(path: str | Path, overrides: Sequence[str],
+              pe_types: Mapping[str, type[PEOptions]]) -> ArchConfig:
+    """Load an arch YAML (or SCALE-Sim ``.cfg``), apply ``--set`` overrides, and validate.
+
+    Parameters
+    ----------
+    path : path to a ``.yaml``/``.yml`` arch file or a SCALE-Sim ``.cfg``.
+    overrides : ``"dotted.key=value"`` strings, applied in order.
+    pe_types : the PE registry's option schemas, by type name.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".cfg":
+        data = scalesim_cfg_to_mapping(path)
+    else:
+        data = read_yaml_mapping(path)
+    data.setdefault("name", path.stem)
+    where = f"{path}: arch"
+    arch = arch_from_mapping(data, where, pe_types)
+    for text in overrides:
+        key, value = parse_override(text)
+        data = apply_override(data, key, value)
+        try:
+            arch = arch_from_mapping(data, "arch", pe_types)
+        except ConfigError as exc:
+            raise ConfigError(f"--set {text}: {exc}") from None
+    return arch

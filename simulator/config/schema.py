@@ -1,0 +1,236 @@
+"""A small schema system on frozen dataclasses.
+
+The dataclasses are the schema and hold the only defaults. :func:`build` walks their type
+hints to turn a YAML mapping into instances, and every error names the file and the full key
+path (``arch.array.rows: expected a positive integer, got 'sixteen'``). Unknown keys are errors
+with a did-you-mean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, get_args, get_origin
+
+from simulator.errors import ConfigError
+
+__all__ = [
+    "option",
+    "positive",
+    "non_negative",
+    "build",
+    "dump",
+    "describe_fields",
+    "FieldDoc",
+    "did_you_mean",
+]
+
+Check = Callable[[Any], str | None]
+
+
+def positive(value: Any) -> str | None:
+    """Check that a number is > 0."""
+    return None if value > 0 else "a positive number"
+
+
+def non_negative(value: Any) -> str | None:
+    """Check that a number is >= 0."""
+    return None if value >= 0 else "a non-negative number"
+
+
+def option(default: Any = dataclasses.MISSING, *, doc: str, check: Check | None = None,
+           default_factory: Any = dataclasses.MISSING) -> Any:
+    """Declare a schema field with its documentation and an optional value check."""
+    meta = {"doc": doc, "check": check}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest choice, or a list of valid keys."""
+    choices = sorted(choices)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    return f" (valid keys: {', '.join(choices)})" if choices else ""
+
+
+def _describe_type(tp: Any) -> str:
+    origin = get_origin(tp)
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if tp is str:
+        return "a string"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe_type(a) for a in get_args(tp) if a is not type(None))
+    if origin is tuple:
+        return f"a list of {_describe_type(get_args(tp)[0])}s"
+    if origin in (dict, Mapping):
+        return f"a mapping of names to {_describe_type(get_args(tp)[1])}s"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return str(tp)
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    """Convert one YAML value to the hinted type, or raise ConfigError naming ``where``."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, where)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(f"{where}: expected {_describe_type(tp)}, got {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if isinstance(value, int | float):
+            out = float(value)
+        elif isinstance(value, str):
+            # PyYAML reads 1e9 (no dot) as a string; accept plain numeric strings.
+            try:
+                out = float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        else:
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(out):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return out
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if origin is Literal:
+        if value in get_args(tp) and type(value) is type(get_args(tp)[0]):
+            return value
+        choices = get_args(tp)
+        hint = did_you_mean(str(value), [str(c) for c in choices]) if isinstance(value, str) else ""
+        raise ConfigError(f"{where}: expected {_describe_type(tp)}, got {value!r}{hint}")
+    if origin is tuple:
+        if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected {_describe_type(tp)}, got {value!r}")
+        (item,) = get_args(tp)[:1]
+        return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected {_describe_type(tp)}, got {value!r}")
+        key_tp, val_tp = get_args(tp)
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(f"{where}: keys must be strings, got {k!r}")
+            out[k] = _convert(val_tp, v, f"{where}.{k}")
+        return types.MappingProxyType(out)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, where)
+    raise TypeError(f"unsupported schema type {tp!r} at {where}")  # a bug in the schema
+
+
+def build(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, validating every key.
+
+    Parameters
+    ----------
+    cls : dataclass type
+        The schema.
+    data : mapping or None
+        The raw YAML data (``None`` means "all defaults").
+    where : str
+        The key path of ``data`` used in messages, e.g. ``"arch.array"``; prefix it with
+        the file name for errors that point into a file.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(str(key), fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        key_where = f"{where}.{name}"
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{key_where}: required key is missing")
+            continue
+        value = _convert(hints[name], data[name], key_where)
+        check = f.metadata.get("check")
+        if check is not None and value is not None:
+            problem = check(value)
+            if problem:
+                raise ConfigError(f"{key_where}: expected {problem}, got {data[name]!r}")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # cross-field checks in __post_init__
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def dump(obj: Any) -> Any:
+    """Turn a schema instance back into plain YAML/JSON-able data."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: dump(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {k: dump(v) for k, v in obj.items()}
+    if isinstance(obj, tuple | list):
+        return [dump(v) for v in obj]
+    return obj
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldDoc:
+    """One documented key of a schema, for the generated config reference."""
+
+    key: str
+    type: str
+    default: str
+    doc: str
+
+
+def describe_fields(cls: type, prefix: str) -> Iterator[FieldDoc]:
+    """Yield every leaf key of schema ``cls`` with its type, default and documentation."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        if dataclasses.is_dataclass(tp):
+            yield from describe_fields(tp, key)
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = repr(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            default = repr(dump(f.default_factory()))
+        else:
+            default = "(required)"
+        yield FieldDoc(key, _describe_type(tp), default, f.metadata.get("doc", ""))

@@ -1,0 +1,1 @@
+"""Hardware models: processing elements (``pe/``) and array timing."""

@@ -1,0 +1,61 @@
+"""The registry of PE types: adding a PE type means adding one module that registers itself."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+from simulator.config.arch import PEOptions
+from simulator.workloads.layers import Layer
+
+__all__ = ["PEModel", "register_pe", "get_pe_model", "option_types", "pe_types"]
+
+_REGISTRY: dict[str, type[PEModel]] = {}
+
+
+class PEModel(ABC):
+    """A PE type: how many steps a PE needs to stream a layer's reduction dimension.
+
+    Subclasses set ``type_name``, ``summary`` and ``Options`` (a :class:`PEOptions`
+    dataclass), and are registered with :func:`register_pe`.
+    """
+
+    type_name: ClassVar[str]
+    summary: ClassVar[str]
+    Options: ClassVar[type[PEOptions]]
+    #: Dataflows whose timing this PE type defines.
+    dataflows: ClassVar[tuple[str, ...]] = ("os",)
+
+    def __init__(self, options: PEOptions) -> None:
+        self.options = options
+
+    @abstractmethod
+    def reduction_steps(self, layer: Layer) -> int:
+        """Steps a PE takes to consume the layer's Kd operands (the T of one OS fold)."""
+
+    def peak_macs_per_step(self, layer: Layer) -> int:
+        """MACs one PE can complete per step at best (1 for a dense 8b x 8b PE)."""
+        return 1
+
+
+def register_pe(cls: type[PEModel]) -> type[PEModel]:
+    """Class decorator: add a PE model to the registry under ``cls.type_name``."""
+    if cls.type_name in _REGISTRY:
+        raise ValueError(f"PE type {cls.type_name!r} registered twice")
+    _REGISTRY[cls.type_name] = cls
+    return cls
+
+
+def get_pe_model(options: PEOptions) -> PEModel:
+    """Instantiate the PE model for validated options."""
+    return _REGISTRY[options.type](options)
+
+
+def option_types() -> dict[str, type[PEOptions]]:
+    """Option schema of each PE type, by name (what the arch loader validates against)."""
+    return {name: cls.Options for name, cls in _REGISTRY.items()}
+
+
+def pe_types() -> dict[str, type[PEModel]]:
+    """Every registered PE model class, by name."""
+    return dict(_REGISTRY)

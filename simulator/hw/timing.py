@@ -1,0 +1,90 @@
+"""Array timing: folds and cycles of a GEMM on a systolic array (MODELS.md §2).
+
+A GEMM with ``groups`` groups runs group after group. For each dataflow the array's rows and
+columns hold two of the GEMM's dimensions (Sr, Sc) and the third streams through in T steps:
+
+=========  ======  ======  ==============
+dataflow   Sr      Sc      T
+=========  ======  ======  ==============
+os         M       Fg      reduction steps (Kd for a dense PE)
+ws         Kd      Fg      M
+is         Kd      M       Fg
+=========  ======  ======  ==============
+
+Folds = groups * ceil(Sr/rows) * ceil(Sc/cols). Cycles per fold:
+
+- ``scalesim``: OS ``T + rows + cols - 2``; WS/IS ``T + 2*rows + cols - 2``; the layer's total
+  is ``folds * fold - 1`` (SCALE-Sim reports the index of the last cycle).
+- ``native``: OS ``T + 2*rows + cols - 2`` (skewed fill, compute, and the ``rows``-cycle drain
+  of the stationary outputs, as the register-level array does); WS/IS as SCALE-Sim; the total
+  is ``folds * fold``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from simulator.workloads.layers import GemmShape
+
+__all__ = ["FoldTiming", "fold_timing"]
+
+Dataflow = Literal["os", "ws", "is"]
+Convention = Literal["native", "scalesim"]
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldTiming:
+    """Timing of one layer on the array.
+
+    Attributes
+    ----------
+    folds : number of array-sized tiles, all groups together.
+    steps_per_fold : T, the streamed dimension's steps.
+    cycles_per_fold : cycles of one fold, fill and drain included.
+    compute_cycles : the layer's cycles in the chosen convention.
+    mapping_efficiency : fraction of PEs holding useful work, averaged over folds.
+    compute_utilization : fraction of PE-cycles that stream operands (SCALE-Sim's
+        "Compute Util").
+    """
+
+    folds: int
+    steps_per_fold: int
+    cycles_per_fold: int
+    compute_cycles: int
+    mapping_efficiency: float
+    compute_utilization: float
+
+
+def fold_timing(gemm: GemmShape, rows: int, cols: int, dataflow: Dataflow,
+                convention: Convention, reduction_steps: int) -> FoldTiming:
+    """Folds and cycles of ``gemm`` on a ``rows`` x ``cols`` array.
+
+    ``reduction_steps`` is the number of steps a PE needs to consume the Kd operands (Kd for a
+    dense PE, ceil(Kd/threads) for SySMT); it is the T of the OS dataflow.
+    """
+    if dataflow == "os":
+        sr, sc, t = gemm.m, gemm.n, reduction_steps
+    elif dataflow == "ws":
+        sr, sc, t = gemm.k, gemm.n, gemm.m
+    else:
+        sr, sc, t = gemm.k, gemm.m, gemm.n
+    row_folds, col_folds = _ceil_div(sr, rows), _ceil_div(sc, cols)
+    folds = gemm.groups * row_folds * col_folds
+    if dataflow == "os":
+        fill = rows + cols - 2
+        cycles_per_fold = t + fill + (rows if convention == "native" else 0)
+        util_denominator = t + fill
+    else:
+        cycles_per_fold = t + 2 * rows + cols - 2
+        util_denominator = t + 2 * rows + 2 * cols - 3
+    compute_cycles = folds * cycles_per_fold - (1 if convention == "scalesim" else 0)
+    mapping = (sr / (row_folds * rows)) * (sc / (col_folds * cols))
+    utilization = (gemm.groups * sr * sc * t) / (folds * rows * cols * util_denominator)
+    return FoldTiming(folds=folds, steps_per_fold=t, cycles_per_fold=cycles_per_fold,
+                      compute_cycles=compute_cycles, mapping_efficiency=mapping,
+                      compute_utilization=utilization)

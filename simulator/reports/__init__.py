@@ -1,0 +1,1 @@
+"""Reports read results (summary dicts), never the engine: tables, files and plots."""

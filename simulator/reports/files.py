@@ -1,0 +1,97 @@
+"""Writing run outputs atomically: summary.json, layers.csv and SCALE-Sim's COMPUTE_REPORT.csv.
+
+Everything is first written into a temporary directory beside the target and then moved into
+place, so a failure never leaves half a file or half an output directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LAYER_COLUMNS", "summary_json", "write_outputs", "layers_csv", "compute_report_csv", "atomic_write_text"]
+
+LAYER_COLUMNS = ("name", "op", "m", "k", "n", "groups", "folds", "steps_per_fold",
+                 "cycles_per_fold", "compute_cycles", "stall_cycles", "total_cycles", "macs",
+                 "utilization", "mapping_efficiency", "compute_utilization")
+
+
+def layers_csv(summary: Mapping[str, Any]) -> str:
+    """The per-layer table as CSV text (every scalar per-layer field, core columns first)."""
+    layers = summary["layers"]
+    extra = [k for k in layers[0] if k not in LAYER_COLUMNS
+             and not isinstance(layers[0][k], Mapping | list)] if layers else []
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    columns = [*LAYER_COLUMNS, *extra]
+    writer.writerow(columns)
+    for layer in layers:
+        writer.writerow([layer.get(c, "") for c in columns])
+    return out.getvalue()
+
+
+def compute_report_csv(summary: Mapping[str, Any]) -> str:
+    """SCALE-Sim v3's COMPUTE_REPORT.csv: same header, same number formatting."""
+    lines = ["LayerID, Total Cycles (incl. prefetch), Total Cycles, Stall Cycles, "
+             "Overall Util %, Mapping Efficiency %, Compute Util %,"]
+    array = summary["arch_config"]["array"]
+    pes = array["rows"] * array["cols"]
+    for i, layer in enumerate(summary["layers"]):
+        total = layer["total_cycles"]
+        with_prefetch = total + layer.get("prefetch_cycles", 0)
+        overall = 100 * layer["macs"] / (total * pes)
+        lines.append(f"{i}, {with_prefetch}, {total}, {layer['stall_cycles']}, {overall}, "
+                     f"{100 * layer['mapping_efficiency']}, {100 * layer['compute_utilization']},")
+    return "\n".join(lines) + "\n"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_outputs(out_dir: Path, files: Mapping[str, Callable[[Path], None] | str]) -> None:
+    """Write a set of files into ``out_dir`` all-or-nothing.
+
+    ``files`` maps file names to their text, or to a function that writes the file at the
+    path it is given. Files are produced in a temporary sibling directory and moved into
+    ``out_dir`` only when all of them succeeded.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for name, content in files.items():
+            target = staging / name
+            if isinstance(content, str):
+                target.write_text(content, encoding="utf-8")
+            else:
+                content(target)
+        if not out_dir.exists():
+            os.replace(staging, out_dir)
+            return
+        for name in files:
+            os.replace(staging / name, out_dir / name)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def summary_json(summary: Mapping[str, Any]) -> str:
+    """``summary.json`` text."""
+    return json.dumps(summary, indent=2, sort_keys=False) + "\n"

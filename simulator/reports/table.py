@@ -1,0 +1,55 @@
+"""Readable text tables of a run summary."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["format_table", "format_run"]
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
+                 align: str | None = None) -> str:
+    """Format rows as a fixed-width table; ``align`` has one 'l' or 'r' per column."""
+    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    align = align or "l" + "r" * (len(headers) - 1)
+    lines = []
+    for n, row in enumerate(cells):
+        parts = [c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align)]
+        lines.append("  ".join(parts).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def format_run(summary: Mapping[str, Any]) -> str:
+    """The per-layer table and the totals of one run, as printed by ``sasim run``."""
+    cfg = summary["arch_config"]
+    array = cfg["array"]
+    head = (f"arch {summary['arch']}: {array['rows']}x{array['cols']} {array['dataflow'].upper()}"
+            f" array, PE {cfg['pe']['type']}, {array['clock_mhz']:g} MHz, "
+            f"{summary['convention']} cycle convention\n"
+            f"workload {summary['workload']} ({summary['workload_format']}, "
+            f"{len(summary['layers'])} layers, data: {summary['data']})")
+    headers = ["layer", "M", "K", "N", "g", "folds", "cycles", "stalls", "MACs", "util %",
+               "map eff %"]
+    rows = [[lay["name"], lay["m"], lay["k"], lay["n"], lay["groups"], lay["folds"],
+             lay["total_cycles"], lay["stall_cycles"], lay["macs"],
+             100 * lay["utilization"], 100 * lay["mapping_efficiency"]]
+            for lay in summary["layers"]]
+    rows.append(["total", "", "", "", "", sum(lay["folds"] for lay in summary["layers"]),
+                 summary["total_cycles"], summary["stall_cycles"], summary["macs"],
+                 100 * summary["utilization"], ""])
+    foot = (f"total: {summary['total_cycles']:,} cycles = {summary['time_us']:,.1f} us at "
+            f"{array['clock_mhz']:g} MHz; {summary['macs']:,} MACs; utilization "
+            f"{100 * summary['utilization']:.2f} %")
+    return "\n".join([head, "", format_table(headers, rows), "", foot])

@@ -1,0 +1,214 @@
+"""Shape-only workloads: the workload YAML format and SCALE-Sim topology CSVs."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from simulator.config.files import read_yaml_mapping
+from simulator.config.schema import build, did_you_mean, option, positive
+from simulator.errors import ConfigError, WorkloadError
+from simulator.workloads.layers import Layer, Workload
+
+__all__ = ["WORKLOAD_SCHEMA_VERSION", "load_workload_yaml", "load_topology_csv", "layer_from_entry"]
+
+WORKLOAD_SCHEMA_VERSION = 1
+
+Pair = int | tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Common:
+    name: str = option(doc="Layer name (unique in the workload).")
+    activation_signed: bool = option(False, doc="Input activations are signed (not post-ReLU).")
+    activation_bits: int = option(8, doc="Activation bit width.", check=positive)
+    weight_bits: int = option(8, doc="Weight bit width.", check=positive)
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv2dEntry(_Common):
+    """``op: conv2d``: PyTorch's Conv2d arguments plus the unpadded input size."""
+
+    op: Literal["conv2d"] = option("conv2d", doc="Layer type.")
+    in_channels: int = option(1, doc="Input channels C.", check=positive)
+    out_channels: int = option(1, doc="Output channels (filters) F.", check=positive)
+    input_size: Pair = option(1, doc="Input feature map [H, W] before padding.")
+    kernel_size: Pair = option(1, doc="Kernel [R, S].")
+    stride: Pair = option(1, doc="Stride.")
+    padding: Pair = option(0, doc="Zero padding on each side.")
+    dilation: Pair = option(1, doc="Dilation.")
+    groups: int = option(1, doc="Groups (in_channels for depthwise).", check=positive)
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearEntry(_Common):
+    """``op: linear``: a fully connected layer; ``tokens`` multiplies the batch."""
+
+    op: Literal["linear"] = option("linear", doc="Layer type.")
+    in_features: int = option(1, doc="Input features (K).", check=positive)
+    out_features: int = option(1, doc="Output features (N).", check=positive)
+    tokens: int = option(1, doc="Rows per batch item (sequence length).", check=positive)
+
+
+@dataclasses.dataclass(frozen=True)
+class GemmEntry(_Common):
+    """``op: gemm``: a plain GEMM (M x K) . (K x N); the batch does not apply."""
+
+    op: Literal["gemm"] = option("gemm", doc="Layer type.")
+    m: int = option(1, doc="Rows of A and O.", check=positive)
+    k: int = option(1, doc="Reduction dimension.", check=positive)
+    n: int = option(1, doc="Columns of B and O.", check=positive)
+
+
+_ENTRIES: dict[str, type] = {"conv2d": Conv2dEntry, "linear": LinearEntry, "gemm": GemmEntry}
+
+
+def _pair(value: Pair, where: str) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    if len(value) != 2:
+        raise ConfigError(f"{where}: expected an integer or a pair [h, w], got {list(value)}")
+    return (value[0], value[1])
+
+
+def layer_from_entry(entry: Mapping[str, Any], where: str, batch: int) -> Layer:
+    """Validate one layer mapping of a workload file and build the :class:`Layer`."""
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {entry!r}")
+    op = entry.get("op")
+    if op not in _ENTRIES:
+        hint = did_you_mean(str(op), _ENTRIES) if isinstance(op, str) else ""
+        raise ConfigError(f"{where}.op: expected one of conv2d, linear, gemm, got {op!r}{hint}")
+    parsed = build(_ENTRIES[op], entry, where)
+    common = dict(name=parsed.name, activation_signed=parsed.activation_signed,
+                  activation_bits=parsed.activation_bits, weight_bits=parsed.weight_bits)
+    if isinstance(parsed, Conv2dEntry):
+        layer = Layer(op="conv2d", in_channels=parsed.in_channels,
+                      out_channels=parsed.out_channels, batch=batch,
+                      input_size=_pair(parsed.input_size, f"{where}.input_size"),
+                      kernel_size=_pair(parsed.kernel_size, f"{where}.kernel_size"),
+                      stride=_pair(parsed.stride, f"{where}.stride"),
+                      padding=_pair(parsed.padding, f"{where}.padding"),
+                      dilation=_pair(parsed.dilation, f"{where}.dilation"),
+                      groups=parsed.groups, **common)
+    elif isinstance(parsed, LinearEntry):
+        layer = Layer(op="linear", in_channels=parsed.in_features,
+                      out_channels=parsed.out_features, batch=batch * parsed.tokens, **common)
+    else:
+        layer = Layer(op="gemm", in_channels=parsed.k, out_channels=parsed.n, batch=parsed.m,
+                      **common)
+    for problem in layer.problems():
+        raise ConfigError(f"{where}: {problem}")
+    return layer
+
+
+def load_workload_yaml(path: str | Path) -> Workload:
+    """Load a shape-only workload YAML file (see docs/workloads.md)."""
+    path = Path(path)
+    data = read_yaml_mapping(path, WorkloadError)
+    try:
+        version = data.get("schema_version")
+        if version != WORKLOAD_SCHEMA_VERSION:
+            raise ConfigError(f"{path}: schema_version: expected {WORKLOAD_SCHEMA_VERSION}, "
+                              f"got {version!r}")
+        allowed = {"schema_version", "name", "description", "batch", "layers", "data"}
+        for key in data:
+            if key not in allowed:
+                raise ConfigError(f"{path}: unknown key '{key}'{did_you_mean(str(key), allowed)}")
+        batch = data.get("batch", 1)
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
+            raise ConfigError(f"{path}: batch: expected a positive integer, got {batch!r}")
+        raw_layers = data.get("layers")
+        if not isinstance(raw_layers, list) or not raw_layers:
+            raise ConfigError(f"{path}: layers: expected a non-empty list of layers")
+        layers = []
+        seen: set[str] = set()
+        for i, entry in enumerate(raw_layers):
+            label = entry.get("name") if isinstance(entry, Mapping) else None
+            where = f"{path}: layers[{i}]" + (f" ({label})" if isinstance(label, str) else "")
+            layer = layer_from_entry(entry, where, batch)
+            if layer.name in seen:
+                raise ConfigError(f"{where}: duplicate layer name '{layer.name}'")
+            seen.add(layer.name)
+            layers.append(layer)
+    except ConfigError as exc:
+        raise WorkloadError(str(exc)) from None
+    name = data.get("name", path.stem)
+    return Workload(name=str(name), source=str(path), layers=tuple(layers), format="yaml")
+
+
+def _int_cell(text: str, where: str, what: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise WorkloadError(f"{where}: {what}: expected a positive integer, got {text.strip()!r}") from None
+    if value <= 0:
+        raise WorkloadError(f"{where}: {what}: expected a positive integer, got {value}")
+    return value
+
+
+_CONV_COLUMNS = ("IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels",
+                 "Num Filter", "Strides")
+_GEMM_COLUMNS = ("M", "N", "K")
+
+
+def load_topology_csv(path: str | Path) -> Workload:
+    """Load a SCALE-Sim topology CSV (conv format or GEMM ``M, N, K`` format).
+
+    Conv rows: ``name, IFMAP H, IFMAP W, R, S, C, F, stride,`` with IFMAP sizes that
+    already include padding (P = ceil((H - R + s)/s)). GEMM rows: ``name, M, N, K,`` meaning
+    (M x K) . (K x N). The trailing comma of each row is part of the format.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise WorkloadError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkloadError(f"{path}: cannot read: {exc}") from None
+    rows = [r for r in csv.reader(io.StringIO(text))]
+    rows = [(i + 1, [c.strip() for c in r]) for i, r in enumerate(rows)]
+    rows = [(n, r[:-1] if r and r[-1] == "" else r) for n, r in rows if any(c for c in r)]
+    if not rows:
+        raise WorkloadError(f"{path}: empty topology file")
+    header_line, header = rows[0]
+    if len(header) == 1 + len(_GEMM_COLUMNS) and header[1:] == list(_GEMM_COLUMNS):
+        kind = "gemm"
+    elif len(header) >= 1 + len(_CONV_COLUMNS):
+        kind = "conv"
+    else:
+        raise WorkloadError(
+            f"{path}: line {header_line}: expected a SCALE-Sim topology header "
+            f"('Layer name, IFMAP Height, ..., Strides,' or 'Layer, M, N, K,'), got {','.join(header)!r}")
+    layers = []
+    seen: set[str] = set()
+    for line, row in rows[1:]:
+        where = f"{path}: line {line}"
+        expected = 1 + (len(_GEMM_COLUMNS) if kind == "gemm" else len(_CONV_COLUMNS))
+        if len(row) < expected:
+            raise WorkloadError(f"{where}: expected {expected} columns, got {len(row)}")
+        name = row[0]
+        if not name:
+            raise WorkloadError(f"{where}: empty layer name")
+        if name in seen:
+            raise WorkloadError(f"{where}: duplicate layer name '{name}'")
+        seen.add(name)
+        if kind == "gemm":
+            m, n, k = (_int_cell(row[i + 1], where, c) for i, c in enumerate(_GEMM_COLUMNS))
+            layer = Layer(name=name, op="gemm", in_channels=k, out_channels=n, batch=m)
+        else:
+            h, w, r, s, c, f, stride = (_int_cell(row[i + 1], where, col)
+                                        for i, col in enumerate(_CONV_COLUMNS))
+            layer = Layer(name=name, op="conv2d", in_channels=c, out_channels=f,
+                          input_size=(h, w), kernel_size=(r, s), stride=(stride, stride),
+                          output_rule="scalesim")
+        for problem in layer.problems():
+            raise WorkloadError(f"{where} ({name}): {problem}")
+        layers.append(layer)
+    if not layers:
+        raise WorkloadError(f"{path}: no layers after the header")
+    return Workload(name=path.stem, source=str(path), layers=tuple(layers), format="scalesim-csv")
