@@ -40,6 +40,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_COMPARISON = ("os_sa_16x16", "os_sa_32x32")
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    arch_specs = args.arch or list(DEFAULT_COMPARISON)
+    archs = [api.load_arch(spec, args.set or ()) for spec in arch_specs]
+    workloads = [api.load_workload(spec) for spec in args.workload]
+    rows, records = [], []
+    for workload in workloads:
+        baseline = None
+        for arch in archs:
+            summary = api.simulate(arch, workload).summary()
+            baseline = baseline or summary
+            speedup = baseline["total_cycles"] / summary["total_cycles"]
+            array = summary["arch_config"]["array"]
+            rows.append([workload.name, arch.name, f"{array['rows']}x{array['cols']}",
+                         arch.pe.type, summary["total_cycles"], summary["time_us"],
+                         f"{speedup:.2f}x", 100 * summary["utilization"]])
+            records.append({"workload": workload.name, "arch": arch.name,
+                            "pe": arch.pe.type, "rows": array["rows"], "cols": array["cols"],
+                            "total_cycles": summary["total_cycles"],
+                            "time_us": summary["time_us"], "speedup": speedup,
+                            "utilization": summary["utilization"], "macs": summary["macs"],
+                            "data": summary["data"]})
+    print(f"speedup is relative to the first design ({archs[0].name}) on each workload")
+    print(format_table(["workload", "design", "array", "pe", "cycles", "time us", "speedup",
+                        "util %"], rows, "llllrrrr"))
+    if args.out:
+        report_files.write_outputs(Path(args.out), {
+            "comparison.json": json.dumps(records, indent=2) + "\n",
+            "comparison.csv": report_files.records_csv(records)})
+        print(f"wrote comparison.json, comparison.csv to {args.out}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from simulator.hw.pe import pe_types
 
@@ -92,6 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override an arch key, e.g. --set array.rows=32 (repeatable)")
     run.add_argument("--json", action="store_true", help="print summary.json to stdout")
     run.set_defaults(func=_cmd_run)
+
+    cmp_ = sub.add_parser("compare", help="compare designs on workloads (the `make run` job)",
+                          description="Simulate every --arch on every --workload and print "
+                                      "one comparison table.")
+    cmp_.add_argument("--arch", action="append", metavar="ARCH",
+                      help="a design to compare (repeatable; the first is the baseline); "
+                           f"default: {', '.join(DEFAULT_COMPARISON)}")
+    cmp_.add_argument("--workload", action="append", required=True, metavar="WORKLOAD",
+                      help="a workload (repeatable)")
+    cmp_.add_argument("--set", action="append", metavar="KEY=VALUE",
+                      help="override a key in every arch (repeatable)")
+    cmp_.add_argument("--out", metavar="DIR", help="write comparison.csv/json into DIR")
+    cmp_.set_defaults(func=_cmd_compare)
 
     lst = sub.add_parser("list", help="list shipped configs, PE types and workloads")
     lst.set_defaults(func=_cmd_list)

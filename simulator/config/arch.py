@@ -114,6 +114,7 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
     depend on them in its default CALC bandwidth mode).
     """
     parser = configparser.ConfigParser()
+    parser.optionxform = str  # keep SCALE-Sim's key spelling for messages
     try:
         with open(path, encoding="utf-8") as fh:
             parser.read_file(fh)
@@ -128,9 +129,9 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: missing section [{section}]")
     array: dict[str, Any] = {}
     for key, value in parser.items(section):
-        if key not in _CFG_KEYS[section]:
+        if key.lower() not in _CFG_KEYS[section]:
             continue  # SCALE-Sim itself ignores keys it does not know
-        target = _CFG_KEYS[section][key]
+        target = _CFG_KEYS[section][key.lower()]
         where = f"{path}: [{section}] {key}"
         if target == "dataflow":
             flow = value.strip().lower()
@@ -149,7 +150,8 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
         if not number.is_integer() or number <= 0:
             raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
         array[target] = int(number)
-    for needed, key in (("rows", "ArrayHeight"), ("cols", "ArrayWidth"), ("dataflow", "Dataflow")):
+    for needed, key in (("rows", "ArrayHeight"), ("cols", "ArrayWidth"),
+                        ("dataflow", "Dataflow")):
         if needed not in array:
             raise ConfigError(f"{path}: [{section}] {key}: required key is missing")
     name = parser.get("general", "run_name", fallback=path.stem).strip()

@@ -12,11 +12,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LAYER_COLUMNS", "summary_json", "write_outputs", "layers_csv", "compute_report_csv", "atomic_write_text"]
+__all__ = ["LAYER_COLUMNS", "summary_json", "write_outputs", "layers_csv", "records_csv", "compute_report_csv", "atomic_write_text"]
 
 LAYER_COLUMNS = ("name", "op", "m", "k", "n", "groups", "folds", "steps_per_fold",
                  "cycles_per_fold", "compute_cycles", "stall_cycles", "total_cycles", "macs",
@@ -34,6 +34,16 @@ def layers_csv(summary: Mapping[str, Any]) -> str:
     writer.writerow(columns)
     for layer in layers:
         writer.writerow([layer.get(c, "") for c in columns])
+    return out.getvalue()
+
+
+def records_csv(records: Sequence[Mapping[str, Any]]) -> str:
+    """Flat records (dicts with the same keys) as CSV text."""
+    out = io.StringIO()
+    if records:
+        writer = csv.DictWriter(out, fieldnames=list(records[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
     return out.getvalue()
 
 

@@ -1,0 +1,45 @@
+"""Shared fixtures: repository paths and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from simulator.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@dataclasses.dataclass
+class CliResult:
+    status: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``sasim ARGV`` in-process and return its exit status, stdout and stderr."""
+
+    def run(*argv: str) -> CliResult:
+        try:
+            status = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse usage errors
+            status = exc.code
+        captured = capsys.readouterr()
+        return CliResult(status, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA

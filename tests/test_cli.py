@@ -1,0 +1,97 @@
+"""The command line, in-process: outputs, and bad input (one line, exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+import simulator
+
+REQUIRED_SUMMARY = {"arch", "workload", "total_cycles", "compute_cycles", "stall_cycles", "macs",
+                    "utilization", "layers"}
+REQUIRED_LAYER = {"name", "m", "k", "n", "folds", "compute_cycles", "total_cycles", "macs",
+                  "utilization"}
+
+
+def test_run_writes_summary_and_layers(cli, tmp_path):
+    out = tmp_path / "run"
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", "resnet18", "--out", out)
+    assert result.status == 0, result.err
+    assert "layer4.1.conv2" in result.out and "total" in result.out
+    summary = json.loads((out / "summary.json").read_text())
+    assert REQUIRED_SUMMARY <= set(summary)
+    assert all(REQUIRED_LAYER <= set(layer) for layer in summary["layers"])
+    assert summary["total_cycles"] == sum(l["total_cycles"] for l in summary["layers"])
+    assert 0 < summary["utilization"] <= 1
+    rows = list(csv.DictReader((out / "layers.csv").open()))
+    assert [r["name"] for r in rows] == [l["name"] for l in summary["layers"]]
+    assert [int(r["total_cycles"]) for r in rows] == [l["total_cycles"] for l in summary["layers"]]
+    assert not (out / "COMPUTE_REPORT.csv").exists()  # native convention
+
+
+def test_json_and_set(cli):
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", "alexnet", "--json",
+                 "--set", "array.rows=32", "--set", "array.cols=8")
+    assert result.status == 0, result.err
+    summary = json.loads(result.out)
+    assert summary["arch_config"]["array"]["rows"] == 32
+    assert summary["arch_config"]["array"]["cols"] == 8
+
+
+def test_version_and_list(cli):
+    result = cli("--version")
+    assert result.status == 0 and simulator.__version__ in result.out
+    result = cli("list")
+    assert result.status == 0
+    for word in ("os_sa_16x16", "dense", "resnet18", "mobilenet_v2"):
+        assert word in result.out
+
+
+def test_compare(cli, tmp_path):
+    result = cli("compare", "--workload", "resnet18", "--out", tmp_path / "c")
+    assert result.status == 0, result.err
+    records = json.loads((tmp_path / "c" / "comparison.json").read_text())
+    assert [r["arch"] for r in records] == ["os_sa_16x16", "os_sa_32x32"]
+    assert records[0]["speedup"] == 1.0 and records[1]["speedup"] > 3
+
+
+@pytest.mark.parametrize(("files", "argv", "needle"), [
+    ({}, ["--arch", "missing.yaml", "--workload", "resnet18"], "missing.yaml: file not found"),
+    ({"a.yaml": "schema_version: 1\narray: {rows: [\n"}, ["--arch", "{a.yaml}", "--workload", "resnet18"],
+     "malformed YAML"),
+    ({"a.yaml": "schema_version: 1\narray: {rows: sixteen}\n"},
+     ["--arch", "{a.yaml}", "--workload", "resnet18"],
+     "arch.array.rows: expected an integer, got 'sixteen'"),
+    ({"a.yaml": "schema_version: 1\narray: {size: 3}\n"},
+     ["--arch", "{a.yaml}", "--workload", "resnet18"], "unknown key 'size'"),
+    ({"a.yaml": "schema_version: 1\narray: {rows: -1}\n"},
+     ["--arch", "{a.yaml}", "--workload", "resnet18"], "arch.array.rows"),
+    ({"t.csv": "Layer, M, N, K,\ng0, 5, 6,\n"}, ["--arch", "os_sa_16x16", "--workload", "{t.csv}"],
+     "t.csv: line 2: expected 4 columns"),
+    ({}, ["--arch", "os_sa_16x16", "--workload", "resnet18", "--set", "array.rows=0"],
+     "--set array.rows=0"),
+])
+def test_bad_input_one_line_exit_2_no_output(cli, tmp_path, files, argv, needle):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    for name in files:
+        argv = [a.replace("{" + name + "}", str(tmp_path / name)) for a in argv]
+    out = tmp_path / "out"
+    result = cli("run", *argv, "--out", out)
+    assert result.status == 2
+    assert needle in result.err
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert result.out == ""
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_output_dir_is_replaced_atomically(cli, tmp_path):
+    out = tmp_path / "run"
+    assert cli("run", "--arch", "os_sa_16x16", "--workload", "alexnet", "--out", out).status == 0
+    first = (out / "summary.json").read_text()
+    assert cli("run", "--arch", "os_sa_32x32", "--workload", "alexnet", "--out", out).status == 0
+    assert (out / "summary.json").read_text() != first
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
