@@ -1,0 +1,155 @@
+"""Exact lowering of a layer's integer tensors to GEMMs and back (MODELS.md §1).
+
+A conv2d with input (N, C, H, W) and weight (F, C/g, R, S) becomes ``g`` GEMMs
+``O (M x Fg) = A (M x Kd) . B (Kd x Fg)`` with M = N*P*Q ordered (n, p, q), Kd = (C/g)*R*S
+in the tap-major, channel-minor order ``k = (r*S + s)*(C/g) + c``, and Fg = F/g. A linear (or
+gemm) layer with input (N, in) and weight (out, in) is one GEMM with M = N, Kd = in,
+Fg = out.
+
+Everything here is plain numpy on int64 and exact. The functions do not validate their
+arguments beyond what is needed to lower them: traces are validated when they are loaded
+(:mod:`simulator.workloads.trace`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.workloads.layers import Layer, LayerTensors
+
+__all__ = ["im2col", "weights_to_gemm", "gemm_to_output", "gemm_product", "exact_output",
+           "output_shape"]
+
+# float64 represents every integer below 2**53 exactly, so a float64 BLAS product is exact
+# when every partial sum stays below that bound; it is much faster than numpy's int64 matmul.
+_FLOAT64_EXACT = 2**53
+
+
+def output_shape(layer: Layer) -> tuple[int, ...]:
+    """Shape of the layer's output tensor: (N, F, P, Q) for conv2d, (N, out) otherwise."""
+    if layer.op == "conv2d":
+        p, q = layer.output_size
+        return (layer.batch, layer.out_channels, p, q)
+    return (layer.batch, layer.out_channels)
+
+
+def im2col(x: np.ndarray, layer: Layer) -> np.ndarray:
+    """Lower the layer's input to the GEMM operand A.
+
+    Parameters
+    ----------
+    x : np.ndarray
+        Integer input, (N, C, H, W) for conv2d, (N, in_features) for linear/gemm.
+    layer : Layer
+        The layer (stride, padding, dilation, groups, output rule).
+
+    Returns
+    -------
+    np.ndarray
+        int64 array of shape (g, M, Kd), rows ordered (n, p, q), columns
+        ``k = (r*S + s)*(C/g) + c``; positions in the zero padding are 0.
+    """
+    x = np.asarray(x)
+    if layer.op != "conv2d":
+        return x.astype(np.int64, copy=False).reshape(1, x.shape[0], -1)
+    n, c, h, w = x.shape
+    g = layer.groups
+    cg = c // g
+    r_taps, s_taps = layer.kernel_size
+    (sh, sw), (dh, dw), (ph, pw) = layer.stride, layer.dilation, layer.padding
+    p, q = layer.output_size
+    # Rows/columns the taps reach; the SCALE-Sim rule (and any ceil-style output size) may
+    # need zeros beyond the symmetric padding at the bottom/right.
+    need_h = (p - 1) * sh + dh * (r_taps - 1) + 1
+    need_w = (q - 1) * sw + dw * (s_taps - 1) + 1
+    padded = np.zeros((n, c, max(need_h, h + 2 * ph), max(need_w, w + 2 * pw)), dtype=np.int64)
+    padded[:, :, ph:ph + h, pw:pw + w] = x
+    taps = r_taps * s_taps
+    cols = np.empty((n, p, q, taps, c), dtype=np.int64)
+    for r in range(r_taps):
+        for s in range(s_taps):
+            window = padded[:, :, r * dh:r * dh + (p - 1) * sh + 1:sh,
+                            s * dw:s * dw + (q - 1) * sw + 1:sw]
+            cols[:, :, :, r * s_taps + s, :] = window.transpose(0, 2, 3, 1)
+    cols = cols.reshape(n * p * q, taps, g, cg).transpose(2, 0, 1, 3)
+    return np.ascontiguousarray(cols).reshape(g, n * p * q, taps * cg)
+
+
+def weights_to_gemm(w: np.ndarray, layer: Layer) -> np.ndarray:
+    """Lower the layer's weights to the GEMM operand B.
+
+    Parameters
+    ----------
+    w : np.ndarray
+        Integer weights, (F, C/g, R, S) for conv2d, (out, in) for linear/gemm.
+    layer : Layer
+        The layer.
+
+    Returns
+    -------
+    np.ndarray
+        int64 array of shape (g, Kd, Fg) in the same K order as :func:`im2col`.
+    """
+    w = np.asarray(w).astype(np.int64, copy=False)
+    if layer.op != "conv2d":
+        return np.ascontiguousarray(w.T).reshape(1, w.shape[1], w.shape[0])
+    f, cg, r, s = w.shape
+    g = layer.groups
+    out = w.reshape(g, f // g, cg, r, s).transpose(0, 3, 4, 2, 1)
+    return np.ascontiguousarray(out).reshape(g, r * s * cg, f // g)
+
+
+def gemm_to_output(o: np.ndarray, layer: Layer) -> np.ndarray:
+    """Map GEMM results (g, M, Fg) back to the layer's output layout.
+
+    Returns (N, F, P, Q) for conv2d and (N, out) for linear/gemm; the dtype is kept.
+    """
+    o = np.asarray(o)
+    if layer.op != "conv2d":
+        return o.reshape(o.shape[1], o.shape[2])
+    g, _, fg = o.shape
+    n = layer.batch
+    p, q = layer.output_size
+    return np.ascontiguousarray(
+        o.reshape(g, n, p, q, fg).transpose(1, 0, 4, 2, 3)).reshape(n, g * fg, p, q)
+
+
+def gemm_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact int64 batched product ``a @ b`` of (g, M, Kd) and (g, Kd, Fg) integer arrays.
+
+    Uses float64 BLAS when the magnitudes guarantee exactness (max|a| * max|b| * Kd < 2**53,
+    always true for 8-bit data), and numpy's int64 matmul otherwise.
+    """
+    if a.size == 0 or b.size == 0:
+        return np.zeros((a.shape[0], a.shape[1], b.shape[2]), dtype=np.int64)
+    bound = int(np.abs(a).max()) * int(np.abs(b).max()) * a.shape[2]
+    if bound < _FLOAT64_EXACT:
+        return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
+    return np.matmul(a.astype(np.int64), b.astype(np.int64))
+
+
+def exact_output(tensors: LayerTensors, layer: Layer) -> np.ndarray:
+    """The exact int64 output of a layer: the accumulator, plus the integer bias if any.
+
+    This is the definition of a trace's ``<name>.output`` array (docs/trace-format.md): the
+    bias (one int64 per output channel, in the accumulator's scale) is added to every
+    output position of its channel.
+
+    Parameters
+    ----------
+    tensors : LayerTensors
+        The layer's integer input, weight and optional bias.
+    layer : Layer
+        The layer.
+
+    Returns
+    -------
+    np.ndarray
+        int64, shape :func:`output_shape` ``(layer)``.
+    """
+    out = gemm_to_output(gemm_product(im2col(tensors.input, layer),
+                                      weights_to_gemm(tensors.weight, layer)), layer)
+    if tensors.bias is not None:
+        bias = np.asarray(tensors.bias).astype(np.int64, copy=False)
+        out = out + (bias.reshape(1, -1, 1, 1) if layer.op == "conv2d" else bias.reshape(1, -1))
+    return out
