@@ -6,19 +6,25 @@ The CLI, sweeps and notebooks all go through these functions.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import simulator
 from simulator.config import arch as arch_config
 from simulator.config.arch import ArchConfig
 from simulator.config.schema import dump
 from simulator.errors import SimulationError, WorkloadError
-from simulator.hw.pe import get_pe_model, option_types
+from simulator.hw.pe import PEModel, get_pe_model, option_types
 from simulator.hw.timing import fold_timing
-from simulator.workloads.layers import Layer, Workload
+from simulator.workloads.layers import Layer, LayerTensors, Workload
+from simulator.workloads.lowering import gemm_product, gemm_to_output, im2col, weights_to_gemm
 from simulator.workloads.shapes import load_topology_csv, load_workload_yaml
+from simulator.workloads.trace import load_trace
 
 __all__ = [
     "REPO_ROOT",
@@ -73,6 +79,8 @@ def load_workload(spec: str | Path) -> Workload:
         return load_workload_yaml(path)
     if suffix == ".csv":
         return load_topology_csv(path)
+    if suffix == ".npz":
+        return load_trace(path)
     if not path.exists():
         raise WorkloadError(f"{path}: file not found")
     raise WorkloadError(f"{path}: unknown workload format (expected .yaml, .csv or .npz)")
@@ -98,6 +106,39 @@ class LayerResult:
     utilization: float
     mapping_efficiency: float
     compute_utilization: float
+    peak_macs_per_pe_cycle: int = 1
+    counters: dict[str, int] | None = None
+    mse: float | None = None
+    max_abs_error: int | None = None
+    sqnr_db: float | None = None
+    signal_power: float | None = None
+    output_matches_trace: bool | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorMetrics:
+    """Numeric error of the simulated outputs against the exact GEMM."""
+
+    mse: float
+    max_abs_error: int
+    sqnr_db: float | None  # None when there is no error at all
+    signal_power: float
+
+
+def error_metrics(approx: np.ndarray, exact: np.ndarray) -> ErrorMetrics:
+    """MSE, max |error| and SQNR (dB) of integer outputs ``approx`` against ``exact``."""
+    diff = (approx - exact).astype(np.float64)
+    noise = float(np.mean(diff * diff)) if diff.size else 0.0
+    signal = float(np.mean(exact.astype(np.float64) ** 2)) if exact.size else 0.0
+    sqnr = None if noise == 0 else (10 * math.log10(signal / noise) if signal > 0 else -math.inf)
+    return ErrorMetrics(noise, int(np.abs(approx - exact).max()) if diff.size else 0, sqnr,
+                        signal)
+
+
+#: Called with (layer index, layer count, layer name) as a run progresses.
+Progress = Callable[[int, int, str], None]
+#: Receives each layer's simulated outputs (layer layout, bias added) for --save-outputs.
+OutputSink = Callable[[str, np.ndarray], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,9 +167,10 @@ class RunResult:
 
     @property
     def utilization(self) -> float:
-        """MACs per PE per cycle over the whole run (a fraction; 1.0 = every PE busy)."""
+        """MACs done over the MACs the array could do in the run's cycles (a fraction)."""
         pes = self.arch.array.rows * self.arch.array.cols
-        return self.macs / (self.total_cycles * pes) if self.total_cycles else 0.0
+        capacity = sum(l.total_cycles * pes * l.peak_macs_per_pe_cycle for l in self.layers)
+        return self.macs / capacity if capacity else 0.0
 
     def summary(self) -> dict[str, Any]:
         """The run as plain data: what ``summary.json`` holds and reports read."""
@@ -149,11 +191,59 @@ class RunResult:
             "time_us": self.total_cycles / arch.array.clock_mhz,
             "macs": self.macs,
             "utilization": self.utilization,
+            **self._functional_totals(),
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
         }
 
+    def _functional_totals(self) -> dict[str, Any]:
+        simulated = [layer for layer in self.layers if layer.counters is not None]
+        if not simulated:
+            return {"functional": False}
+        counters: Counter[str] = Counter()
+        for layer in simulated:
+            counters.update(layer.counters)
+        signal = sum(l.signal_power * l.m * l.n * l.groups for l in simulated)
+        noise = sum(l.mse * l.m * l.n * l.groups for l in simulated)
+        matches = [l.output_matches_trace for l in simulated if l.output_matches_trace is not None]
+        return {
+            "functional": True,
+            "counters": dict(counters),
+            "mse": noise / sum(l.m * l.n * l.groups for l in simulated),
+            "max_abs_error": max(l.max_abs_error for l in simulated),
+            "sqnr_db": None if noise == 0 else 10 * math.log10(signal / noise),
+            "outputs_match_trace": all(matches) if matches else None,
+        }
 
-def _simulate_layer(arch: ArchConfig, layer: Layer, pe) -> LayerResult:
+
+def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
+                sink: OutputSink | None) -> dict[str, Any]:
+    """Run the PE's functional model on one layer's data; returns LayerResult fields."""
+    a = im2col(tensors.input, layer)
+    b = weights_to_gemm(tensors.weight, layer)
+    counters: Counter[str] = Counter({name: 0 for name in pe.counter_names})
+    approx = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.int64)
+    for g in range(a.shape[0]):
+        run = pe.simulate_gemm(layer, a[g], b[g])
+        approx[g] = run.outputs
+        counters.update(run.counters)
+    exact = approx if pe.type_name == "dense" else gemm_product(a, b)
+    del a, b
+    metrics = error_metrics(approx, exact)
+    del exact
+    outputs = gemm_to_output(approx, layer)
+    if tensors.bias is not None:
+        bias_shape = (1, -1) + (1,) * (outputs.ndim - 2)
+        outputs = outputs + np.asarray(tensors.bias, dtype=np.int64).reshape(bias_shape)
+    match = None if tensors.output is None else bool(np.array_equal(outputs, tensors.output))
+    if sink is not None:
+        sink(layer.name, outputs)
+    return {"counters": dict(counters), "mse": metrics.mse,
+            "max_abs_error": metrics.max_abs_error, "sqnr_db": metrics.sqnr_db,
+            "signal_power": metrics.signal_power, "output_matches_trace": match}
+
+
+def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
+                    functional: dict[str, Any]) -> LayerResult:
     gemm = layer.gemm
     timing = fold_timing(gemm, arch.array.rows, arch.array.cols, arch.array.dataflow,
                          arch.timing.convention, pe.reduction_steps(layer))
@@ -167,16 +257,39 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe) -> LayerResult:
         cycles_per_fold=timing.cycles_per_fold, compute_cycles=timing.compute_cycles,
         stall_cycles=stall_cycles, total_cycles=total, macs=gemm.macs,
         utilization=gemm.macs / (total * pes * peak) if total else 0.0,
+        peak_macs_per_pe_cycle=peak,
         mapping_efficiency=timing.mapping_efficiency,
-        compute_utilization=timing.compute_utilization)
+        compute_utilization=timing.compute_utilization, **functional)
 
 
-def simulate(arch: ArchConfig, workload: Workload) -> RunResult:
-    """Simulate every layer of ``workload`` on ``arch``."""
+def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
+             output_sink: OutputSink | None = None,
+             progress: Progress | None = None) -> RunResult:
+    """Simulate every layer of ``workload`` on ``arch``.
+
+    Parameters
+    ----------
+    functional : run the PE's functional model when the workload carries data (a trace, or
+        synthetic data); ``False`` gives timing only.
+    output_sink : called with each layer's simulated outputs (for ``--save-outputs``).
+    progress : called before each layer with (index, count, name).
+    """
     pe = get_pe_model(arch.pe)
     if arch.array.dataflow not in pe.dataflows:
         raise SimulationError(
             f"arch {arch.name}: PE type '{arch.pe.type}' is defined for the "
             f"{'/'.join(pe.dataflows)} dataflow, not '{arch.array.dataflow}'")
-    layers = tuple(_simulate_layer(arch, layer, pe) for layer in workload.layers)
-    return RunResult(arch=arch, workload=workload, layers=layers)
+    try:
+        pe.check_layers({layer.name for layer in workload.layers})
+    except ValueError as exc:
+        raise SimulationError(f"arch {arch.name}: {exc} (workload {workload.name})") from None
+    run_functional = functional and workload.tensors is not None
+    layers = []
+    for index, layer in enumerate(workload.layers):
+        if progress is not None:
+            progress(index, len(workload.layers), layer.name)
+        fields: dict[str, Any] = {}
+        if run_functional:
+            fields = _functional(pe, layer, workload.tensors(layer.name), output_sink)
+        layers.append(_simulate_layer(arch, layer, pe, fields))
+    return RunResult(arch=arch, workload=workload, layers=tuple(layers))

@@ -20,17 +20,47 @@ from simulator.reports.table import format_run, format_table
 __all__ = ["main", "build_parser"]
 
 
+def _progress(enabled: bool):
+    """A progress callback printing 'layer i/n name' on a terminal's stderr line."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+
+    def show(index: int, count: int, name: str) -> None:
+        end = "\n" if index + 1 == count else ""
+        print(f"\r\033[Ksimulating layer {index + 1}/{count} {name}", end=end,
+              file=sys.stderr, flush=True)
+
+    return show
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.save_outputs and not args.out:
+        raise SasimError("--save-outputs needs --out DIR")
     arch = api.load_arch(args.arch, args.set or ())
     workload = api.load_workload(args.workload)
-    result = api.simulate(arch, workload)
-    summary = result.summary()
-    if args.out:
-        outputs = {"summary.json": report_files.summary_json(summary),
-                   "layers.csv": report_files.layers_csv(summary)}
-        if arch.timing.convention == "scalesim":
-            outputs["COMPUTE_REPORT.csv"] = report_files.compute_report_csv(summary)
-        report_files.write_outputs(Path(args.out), outputs)
+    stream = None
+    if args.save_outputs:
+        stream = report_files.NpzStream(Path(args.out).resolve().parent)
+    try:
+        result = api.simulate(arch, workload, functional=not args.timing_only,
+                              output_sink=(lambda name, arr: stream.add(f"{name}.output", arr))
+                              if stream else None,
+                              progress=_progress(not args.json))
+        summary = result.summary()
+        if stream is not None and not summary["functional"]:
+            raise SasimError(f"--save-outputs: workload {workload.name} carries no data "
+                             f"(use a trace or a PE type that runs on synthetic data)")
+        if args.out:
+            outputs: dict = {"summary.json": report_files.summary_json(summary),
+                             "layers.csv": report_files.layers_csv(summary)}
+            if arch.timing.convention == "scalesim":
+                outputs["COMPUTE_REPORT.csv"] = report_files.compute_report_csv(summary)
+            if stream is not None:
+                outputs["outputs.npz"] = stream.move_to
+            report_files.write_outputs(Path(args.out), outputs)
+    finally:
+        if stream is not None and stream.path.exists():
+            stream.discard()
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -126,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override an arch key, e.g. --set array.rows=32 (repeatable)")
     run.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    run.add_argument("--save-outputs", action="store_true",
+                     help="write the simulated integer outputs to DIR/outputs.npz")
+    run.add_argument("--timing-only", action="store_true",
+                     help="skip the functional simulation (no counters, no error metrics)")
     run.set_defaults(func=_cmd_run)
 
     cmp_ = sub.add_parser("compare", help="compare designs on workloads (the `make run` job)",

@@ -12,11 +12,14 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LAYER_COLUMNS", "summary_json", "write_outputs", "layers_csv", "records_csv", "compute_report_csv", "atomic_write_text"]
+import numpy as np
+
+__all__ = ["LAYER_COLUMNS", "summary_json", "write_outputs", "layers_csv", "records_csv", "NpzStream", "compute_report_csv", "atomic_write_text"]
 
 LAYER_COLUMNS = ("name", "op", "m", "k", "n", "groups", "folds", "steps_per_fold",
                  "cycles_per_fold", "compute_cycles", "stall_cycles", "total_cycles", "macs",
@@ -105,3 +108,34 @@ def write_outputs(out_dir: Path, files: Mapping[str, Callable[[Path], None] | st
 def summary_json(summary: Mapping[str, Any]) -> str:
     """``summary.json`` text."""
     return json.dumps(summary, indent=2, sort_keys=False) + "\n"
+
+
+class NpzStream:
+    """Write arrays one at a time into an ``.npz`` file (readable by ``np.load``).
+
+    The file is built at a temporary path inside ``folder`` and is removed by
+    :meth:`discard`; :meth:`move_to` puts the finished file in place. Only one array is in
+    memory at a time.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".outputs.", suffix=".npz", dir=folder)
+        os.close(fd)
+        self.path = Path(name)
+        self._zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_DEFLATED)
+
+    def add(self, key: str, array: np.ndarray) -> None:
+        """Store ``array`` under ``key`` (``np.load(...)[key]`` reads it back)."""
+        with self._zip.open(f"{key}.npy", "w", force_zip64=True) as fh:
+            np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
+
+    def move_to(self, target: Path) -> None:
+        """Finish the file and move it to ``target``."""
+        self._zip.close()
+        os.replace(self.path, target)
+
+    def discard(self) -> None:
+        """Close and delete the temporary file (after a failure)."""
+        self._zip.close()
+        self.path.unlink(missing_ok=True)

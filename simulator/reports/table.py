@@ -40,16 +40,44 @@ def format_run(summary: Mapping[str, Any]) -> str:
             f"{summary['convention']} cycle convention\n"
             f"workload {summary['workload']} ({summary['workload_format']}, "
             f"{len(summary['layers'])} layers, data: {summary['data']})")
+    functional = summary.get("functional", False)
+    counter_names = list(summary["counters"]) if functional else []
     headers = ["layer", "M", "K", "N", "g", "folds", "cycles", "stalls", "MACs", "util %",
                "map eff %"]
-    rows = [[lay["name"], lay["m"], lay["k"], lay["n"], lay["groups"], lay["folds"],
-             lay["total_cycles"], lay["stall_cycles"], lay["macs"],
-             100 * lay["utilization"], 100 * lay["mapping_efficiency"]]
-            for lay in summary["layers"]]
-    rows.append(["total", "", "", "", "", sum(lay["folds"] for lay in summary["layers"]),
-                 summary["total_cycles"], summary["stall_cycles"], summary["macs"],
-                 100 * summary["utilization"], ""])
-    foot = (f"total: {summary['total_cycles']:,} cycles = {summary['time_us']:,.1f} us at "
+    if functional:
+        headers += [f"{name} %" for name in counter_names] + ["SQNR dB"]
+    rows = []
+    for lay in summary["layers"]:
+        row = [lay["name"], lay["m"], lay["k"], lay["n"], lay["groups"], lay["folds"],
+               lay["total_cycles"], lay["stall_cycles"], lay["macs"],
+               100 * lay["utilization"], 100 * lay["mapping_efficiency"]]
+        if functional:
+            steps = sum(lay["counters"].values()) or 1
+            row += [100 * lay["counters"][c] / steps for c in counter_names]
+            row.append(_sqnr(lay["sqnr_db"]))
+        rows.append(row)
+    total = ["total", "", "", "", "", sum(lay["folds"] for lay in summary["layers"]),
+             summary["total_cycles"], summary["stall_cycles"], summary["macs"],
+             100 * summary["utilization"], ""]
+    if functional:
+        steps = sum(summary["counters"].values()) or 1
+        total += [100 * summary["counters"][c] / steps for c in counter_names]
+        total.append(_sqnr(summary["sqnr_db"]))
+    rows.append(total)
+    foot = [f"total: {summary['total_cycles']:,} cycles = {summary['time_us']:,.1f} us at "
             f"{array['clock_mhz']:g} MHz; {summary['macs']:,} MACs; utilization "
-            f"{100 * summary['utilization']:.2f} %")
-    return "\n".join([head, "", format_table(headers, rows), "", foot])
+            f"{100 * summary['utilization']:.2f} %"]
+    if functional:
+        foot.append(f"numeric error vs the exact GEMM: SQNR {_sqnr(summary['sqnr_db'])} dB, "
+                    f"max |error| {summary['max_abs_error']:,}; counters are % of PE-steps")
+        if summary.get("outputs_match_trace") is not None:
+            verdict = "match" if summary["outputs_match_trace"] else "differ from"
+            foot.append(f"simulated outputs {verdict} the trace's recorded outputs")
+    if summary["data"] == "synthetic":
+        foot.append("data: SYNTHETIC (generated for this shape-only workload; see "
+                    "docs/synthetic-data.md)")
+    return "\n".join([head, "", format_table(headers, rows), "", *foot])
+
+
+def _sqnr(value: float | None) -> str:
+    return "exact" if value is None else f"{value:.1f}"

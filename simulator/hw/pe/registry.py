@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from typing import ClassVar
+
+import numpy as np
 
 from simulator.config.arch import PEOptions
 from simulator.workloads.layers import Layer
 
-__all__ = ["PEModel", "register_pe", "get_pe_model", "option_types", "pe_types"]
+__all__ = ["GemmRun", "PEModel", "register_pe", "get_pe_model", "option_types", "pe_types"]
 
 _REGISTRY: dict[str, type[PEModel]] = {}
 
 
-class PEModel(ABC):
-    """A PE type: how many steps a PE needs to stream a layer's reduction dimension.
+@dataclasses.dataclass(frozen=True)
+class GemmRun:
+    """What a PE model computes for one GEMM group.
 
-    Subclasses set ``type_name``, ``summary`` and ``Options`` (a :class:`PEOptions`
-    dataclass), and are registered with :func:`register_pe`.
+    Attributes
+    ----------
+    outputs : int64 (M, N), the integer outputs the hardware produces (exact or approximated).
+    counters : per-PE-step activity counts over the M x N x steps PE-steps that hold work,
+        by the names in the model's ``counter_names``.
+    """
+
+    outputs: np.ndarray
+    counters: dict[str, int]
+
+
+class PEModel(ABC):
+    """A PE type: its timing (steps per fold) and its functional model.
+
+    Subclasses set ``type_name``, ``summary``, ``Options`` (a :class:`PEOptions`
+    dataclass) and ``counter_names``, and are registered with :func:`register_pe`.
     """
 
     type_name: ClassVar[str]
@@ -25,6 +43,11 @@ class PEModel(ABC):
     Options: ClassVar[type[PEOptions]]
     #: Dataflows whose timing this PE type defines.
     dataflows: ClassVar[tuple[str, ...]] = ("os",)
+    #: Names of the activity counters :meth:`simulate_gemm` returns.
+    counter_names: ClassVar[tuple[str, ...]] = ()
+    #: True when counters or outputs depend on the data, so a shape-only workload is given
+    #: synthetic data for a complete report.
+    data_dependent: ClassVar[bool] = False
 
     def __init__(self, options: PEOptions) -> None:
         self.options = options
@@ -32,6 +55,13 @@ class PEModel(ABC):
     @abstractmethod
     def reduction_steps(self, layer: Layer) -> int:
         """Steps a PE takes to consume the layer's Kd operands (the T of one OS fold)."""
+
+    @abstractmethod
+    def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
+        """Functional simulation of one GEMM group: A (M, Kd) . B (Kd, N), int64 inputs."""
+
+    def check_layers(self, names: set[str]) -> None:
+        """Raise ValueError when options name layers the workload does not have."""
 
     def peak_macs_per_step(self, layer: Layer) -> int:
         """MACs one PE can complete per step at best (1 for a dense 8b x 8b PE)."""

@@ -1,0 +1,115 @@
+"""SySMT: non-blocking simultaneous multithreading on an OS systolic array (MODELS.md §3).
+
+Each PE serves T in {1, 2, 4} threads that split the reduction dimension; colliding threads
+share the 8b x 8b multiplier as 4b x 8b (two active) or 4b x 4b (three or four active)
+sub-multipliers, and lose precision when an operand does not fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+
+from simulator.config.arch import PEOptions
+from simulator.config.schema import option
+from simulator.hw.pe.dense import active_steps
+from simulator.hw.pe.registry import GemmRun, PEModel, register_pe
+from simulator.hw.pe.schedule import reordered_schedule, steps_for, thread_schedule
+from simulator.kernels.bits import signed_trim
+from simulator.kernels.sysmt import sysmt_gemm
+from simulator.workloads.layers import Layer
+from simulator.workloads.lowering import gemm_product
+
+__all__ = ["SySMTOptions", "SySMTPE", "COUNTERS"]
+
+COUNTERS = ("idle", "single", "shared_exact", "shared_reduced")
+
+
+@dataclasses.dataclass(frozen=True)
+class SySMTOptions(PEOptions):
+    """``pe: {type: sysmt, threads: 2, ...}``."""
+
+    type: Literal["sysmt"] = option("sysmt", doc="PE type.")
+    threads: Literal[1, 2, 4] = option(2, doc="Threads per PE (1, 2 or 4).")
+    thread_split: Literal["contiguous", "interleaved"] = option(
+        "contiguous", doc="How threads split K: contiguous balanced slices (the first "
+                          "Kd mod T threads get one extra element) or k = j*T + t.")
+    policy: Literal["sparsity_aware", "msb_trim"] = option(
+        "sparsity_aware", doc="Two-thread collision rule: sparsity_aware keeps an activation "
+                              "exact when it fits in a nibble or the weight is below 16; "
+                              "msb_trim keeps values below 16 and trims the rest.")
+    rounding: Literal["round_half_even", "truncate"] = option(
+        "round_half_even", doc="How a trimmed value drops its low nibble.")
+    layer_threads: Mapping[str, Literal[1, 2, 4]] = option(
+        default_factory=dict, doc="Per-layer thread counts overriding `threads`, by layer name.")
+    reorder_channels: bool = option(
+        False, doc="Offline reordering of K by activation non-zero rate measured on the data "
+                   "(dense elements meet sparse ones; see docs/pe-models.md).")
+
+
+@register_pe
+class SySMTPE(PEModel):
+    type_name = "sysmt"
+    summary = "NB-SMT: 1/2/4 threads share one MAC, reducing precision on collisions"
+    Options = SySMTOptions
+    counter_names = COUNTERS
+    data_dependent = True
+
+    options: SySMTOptions
+
+    def threads_for(self, layer: Layer) -> int:
+        """Threads used on ``layer`` (the per-layer override, else ``threads``)."""
+        return self.options.layer_threads.get(layer.name, self.options.threads)
+
+    def reduction_steps(self, layer: Layer) -> int:
+        return steps_for(layer.gemm.k, self.threads_for(layer))
+
+    def peak_macs_per_step(self, layer: Layer) -> int:
+        return self.threads_for(layer)
+
+    def check_layers(self, names: set[str]) -> None:
+        unknown = sorted(set(self.options.layer_threads) - names)
+        if unknown:
+            raise ValueError(f"pe.layer_threads names layers the workload does not have: "
+                             f"{', '.join(unknown)}")
+
+    def schedule(self, layer: Layer, a: np.ndarray) -> np.ndarray:
+        """The thread schedule (T, steps) for this layer and data."""
+        threads = self.threads_for(layer)
+        if self.options.reorder_channels and threads > 1:
+            return reordered_schedule(np.count_nonzero(a, axis=0) / max(a.shape[0], 1), threads)
+        return thread_schedule(a.shape[1], threads, self.options.thread_split)
+
+    def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
+        threads = self.threads_for(layer)
+        m_rows, kd = a.shape
+        if threads == 1:
+            active = active_steps(a, b)
+            return GemmRun(gemm_product(a[None], b[None])[0],
+                           {"idle": m_rows * b.shape[1] * kd - active, "single": active,
+                            "shared_exact": 0, "shared_reduced": 0})
+        sched = self.schedule(layer, a)
+        rounding = self.options.rounding == "round_half_even"
+        # Gather operands per (step, thread); index kd is an appended zero column/row.
+        index = np.where(sched >= 0, sched, kd).T  # (S, T)
+        a_ext = np.concatenate([a, np.zeros((m_rows, 1), a.dtype)], axis=1)
+        b_ext = np.concatenate([b, np.zeros((1, b.shape[1]), b.dtype)], axis=0)
+        a_st = a_ext[:, index]  # (M, S, T)
+        w_st = b_ext[index]  # (S, T, N)
+        ta = signed_trim(a_st, rounding)
+        tw = signed_trim(w_st, rounding)
+        if self.options.policy == "sparsity_aware":
+            wr = np.where(np.abs(w_st) >= 16, w_st, 0)
+        else:
+            wr = w_st
+        f32 = np.float32
+        outputs, counts = sysmt_gemm(
+            np.ascontiguousarray(a_st, dtype=f32), np.ascontiguousarray(ta, dtype=f32),
+            np.ascontiguousarray(w_st, dtype=f32), np.ascontiguousarray(tw, dtype=f32),
+            np.ascontiguousarray(wr, dtype=f32))
+        idle, single, shared, reduced = (int(c) for c in counts)
+        return GemmRun(outputs, {"idle": idle, "single": single,
+                                 "shared_exact": shared - reduced, "shared_reduced": reduced})
