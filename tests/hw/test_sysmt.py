@@ -1,0 +1,149 @@
+"""SySMT's fast path against the register-level reference array and the naive model.
+
+The fast path (numba kernel over gathered operands) must give the identical outputs,
+activity counters and native cycle counts as the array that moves operands register by
+register (simulator.hw.reference_array) on random layers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from naive import naive_schedule, naive_sysmt_gemm
+from simulator import api
+from simulator.hw.pe.dense import DenseOptions, DensePE
+from simulator.hw.pe.schedule import reordered_schedule, thread_schedule
+from simulator.hw.pe.sysmt import SySMTOptions, SySMTPE
+from simulator.hw.reference_array import run_reference_array
+from simulator.hw.timing import fold_timing
+from simulator.workloads.layers import Layer
+
+
+@st.composite
+def gemm_case(draw):
+    m = draw(st.integers(1, 9))
+    kd = draw(st.integers(1, 19))
+    n = draw(st.integers(1, 7))
+    signed = draw(st.booleans())
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    lo, hi = (-128, 128) if signed else (0, 256)
+    a = rng.integers(lo, hi, (m, kd)) * (rng.random((m, kd)) < draw(st.floats(0.1, 1.0)))
+    # Weights include -128, narrow values and values near 0xF8 that round up and saturate.
+    pool = np.array([-128, -127, -100, -17, -16, -15, -1, 0, 1, 9, 15, 16, 17, 24, 40,
+                     120, 127])
+    b = rng.choice(pool, (kd, n)) if draw(st.booleans()) else rng.integers(-128, 128, (kd, n))
+    b = b * (rng.random((kd, n)) < draw(st.floats(0.1, 1.0)))
+    if draw(st.booleans()) and not signed:
+        a = np.where(a > 0, rng.choice([23, 24, 40, 127, 128, 248, 255], a.shape), 0)
+    return a.astype(np.int64), b.astype(np.int64)
+
+
+def gemm_layer(a, b) -> Layer:
+    return Layer(name="g", op="gemm", in_channels=a.shape[1], out_channels=b.shape[1],
+                 batch=a.shape[0])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=gemm_case(), threads=st.sampled_from([1, 2, 4]),
+       policy=st.sampled_from(["sparsity_aware", "msb_trim"]),
+       rounding=st.sampled_from(["round_half_even", "truncate"]),
+       split=st.sampled_from(["contiguous", "interleaved"]),
+       rows=st.integers(1, 5), cols=st.integers(1, 5))
+def test_fast_path_equals_reference_array(case, threads, policy, rounding, split, rows, cols):
+    a, b = case
+    pe = SySMTPE(SySMTOptions(threads=threads, policy=policy, rounding=rounding,
+                              thread_split=split))
+    layer = gemm_layer(a, b)
+    fast = pe.simulate_gemm(layer, a, b)
+    sched = pe.schedule(layer, a)
+    ref = run_reference_array(a, b, rows, cols, sched, "sysmt",
+                              {"policy": policy, "rounding": rounding})
+    np.testing.assert_array_equal(fast.outputs, ref.outputs)
+    assert fast.counters == ref.counters
+    timing = fold_timing(layer.gemm, rows, cols, "os", "native", pe.reduction_steps(layer))
+    assert timing.compute_cycles == ref.cycles
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=gemm_case(), threads=st.sampled_from([2, 4]),
+       policy=st.sampled_from(["sparsity_aware", "msb_trim"]),
+       rounding=st.sampled_from(["round_half_even", "truncate"]),
+       split=st.sampled_from(["contiguous", "interleaved"]))
+def test_fast_path_equals_naive_model(case, threads, policy, rounding, split):
+    a, b = case
+    pe = SySMTPE(SySMTOptions(threads=threads, policy=policy, rounding=rounding,
+                              thread_split=split))
+    fast = pe.simulate_gemm(gemm_layer(a, b), a, b)
+    sched = naive_schedule(a.shape[1], threads, split)
+    assert pe.schedule(gemm_layer(a, b), a).tolist() == sched
+    outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(), sched, policy, rounding)
+    assert fast.outputs.tolist() == outputs
+    assert fast.counters == counters
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=gemm_case(), rows=st.integers(1, 4), cols=st.integers(1, 4))
+def test_dense_equals_reference_array(case, rows, cols):
+    a, b = case
+    pe = DensePE(DenseOptions())
+    layer = gemm_layer(a, b)
+    fast = pe.simulate_gemm(layer, a, b)
+    ref = run_reference_array(a, b, rows, cols, thread_schedule(a.shape[1], 1, "contiguous"),
+                              "dense")
+    np.testing.assert_array_equal(fast.outputs, ref.outputs)
+    np.testing.assert_array_equal(fast.outputs, a @ b)
+    assert fast.counters["single"] == ref.counters["single"]
+    assert fast.counters["idle"] == ref.counters["idle"]
+    assert fold_timing(layer.gemm, rows, cols, "os", "native", a.shape[1]).compute_cycles == ref.cycles
+
+
+def test_schedules():
+    assert thread_schedule(7, 2, "contiguous").tolist() == [[0, 1, 2, 3], [4, 5, 6, -1]]
+    assert thread_schedule(6, 4, "contiguous").tolist() == [[0, 1], [2, 3], [4, -1], [5, -1]]
+    assert thread_schedule(5, 2, "interleaved").tolist() == [[0, 2, 4], [1, 3, -1]]
+    # Reordering: densest first on thread 0, sparsest first on thread 1.
+    rate = np.array([0.1, 0.9, 0.5, 0.7])
+    assert reordered_schedule(rate, 2).tolist() == [[1, 3], [0, 2]]
+
+
+def test_reordering_reduces_collisions():
+    rng = np.random.default_rng(0)
+    # Both contiguous halves start dense: without reordering dense meets dense.
+    rate = np.repeat([0.9, 0.1, 0.9, 0.1], 16)
+    a = (rng.random((256, 64)) < rate) * rng.integers(1, 256, (256, 64))
+    b = rng.integers(-128, 128, (64, 8))
+    layer = gemm_layer(a, b)
+    plain = SySMTPE(SySMTOptions(threads=2)).simulate_gemm(layer, a, b).counters
+    reordered = SySMTPE(SySMTOptions(threads=2, reorder_channels=True)).simulate_gemm(
+        layer, a, b).counters
+    collisions = lambda c: c["shared_exact"] + c["shared_reduced"]  # noqa: E731
+    assert collisions(reordered) < 0.5 * collisions(plain)
+
+
+def test_two_threads_halve_compute_on_dense_layers():
+    workload = api.load_workload("resnet18")
+    base = api.simulate(api.load_arch("os_sa_16x16"), workload, functional=False)
+    smt2 = api.simulate(api.load_arch("sysmt_2t_16x16"), workload, functional=False)
+    smt4 = api.simulate(api.load_arch("sysmt_4t_16x16"), workload, functional=False)
+    for b_layer, l2, l4 in zip(base.layers, smt2.layers, smt4.layers):
+        assert l2.steps_per_fold == -(-b_layer.steps_per_fold // 2)
+        assert l4.steps_per_fold == -(-b_layer.steps_per_fold // 4)
+    steps = lambda r: sum(l.steps_per_fold * l.folds for l in r.layers)  # noqa: E731
+    assert steps(base) / steps(smt2) == pytest.approx(2, rel=0.01)
+    assert base.total_cycles / smt2.total_cycles > 1.7  # fill/drain does not shrink
+
+
+def test_layer_thread_override(tmp_path):
+    arch = api.load_arch("sysmt_4t_16x16", ["pe.layer_threads={conv1: 1, fc: 2}"])
+    result = api.simulate(arch, api.load_workload("resnet18"), functional=False)
+    by_name = {l.name: l for l in result.layers}
+    assert by_name["conv1"].steps_per_fold == 147
+    assert by_name["fc"].steps_per_fold == 256
+    assert by_name["layer1.0.conv1"].steps_per_fold == 576 // 4
+    bad = api.load_arch("sysmt_4t_16x16", ["pe.layer_threads={nosuch: 2}"])
+    with pytest.raises(Exception, match="nosuch"):
+        api.simulate(bad, api.load_workload("resnet18"), functional=False)
