@@ -1,0 +1,194 @@
+"""The register-transfer-level reference array: the yardstick for the fast PE models.
+
+:func:`run_reference_array` runs one GEMM group through an output-stationary systolic array
+modelled register by register (:mod:`simulator.kernels.reference_array`): operands really move
+one PE per cycle, the accumulators really drain down their columns, and the cycles are counted
+by clocking the array until it is empty. It is slow and meant for small shapes in tests; the
+fast PE models must agree with it exactly (outputs, cycles and activity counters).
+
+PE rules
+--------
+``dense``
+    T = 1, exact 8b x 8b MAC. ``params``: none.
+``sysmt``
+    SySMT / NB-SMT PE (MODELS.md §3), T in {1, 2, 4} threads (the rows of ``sched``).
+    ``params``: ``policy`` (``sparsity_aware`` | ``msb_trim``) and ``rounding``
+    (``round_half_even`` | ``truncate``), both required.
+
+A later PE type adds one entry to ``_RULES`` (its kernel rule id, the thread counts it accepts
+and its named parameters, in the order of the kernel's parameter array) next to its rule
+function in the kernel module. See docs/reference-array.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import numpy as np
+
+from simulator.kernels import reference_array as _kernel
+
+__all__ = ["ReferenceResult", "reference_rules", "run_reference_array"]
+
+#: Names of the activity counters, in the kernel's ``COUNTER_*`` order.
+_COUNTER_NAMES = ("idle", "single", "shared_exact", "shared_reduced")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rule:
+    """How a rule name maps onto the kernel: id, thread counts, named parameters."""
+
+    rule_id: int
+    threads: tuple[int, ...]
+    #: Parameter name -> {value name: kernel code}, in the kernel's parameter-array order.
+    options: Mapping[str, Mapping[str, int]]
+
+
+_RULES: dict[str, _Rule] = {
+    "dense": _Rule(_kernel.RULE_DENSE, threads=(1,), options={}),
+    "sysmt": _Rule(
+        _kernel.RULE_SYSMT,
+        threads=(1, 2, 4),
+        options={
+            "policy": {"sparsity_aware": _kernel.POLICY_SPARSITY_AWARE,
+                       "msb_trim": _kernel.POLICY_MSB_TRIM},
+            "rounding": {"round_half_even": _kernel.ROUND_HALF_EVEN,
+                         "truncate": _kernel.ROUND_TRUNCATE},
+        },
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceResult:
+    """What the reference array produced for one GEMM group.
+
+    Attributes
+    ----------
+    outputs : ndarray of int64, shape (M, N)
+        The outputs collected at the array's bottom edge.
+    cycles : int
+        Clock cycles from the first injection to the last output leaving the array, all folds
+        together (folds do not overlap).
+    counters : dict of str to int
+        PE-steps with a real output position and a real step, by activity: ``idle``,
+        ``single``, ``shared_exact``, ``shared_reduced``; they sum to M * N * S.
+    """
+
+    outputs: np.ndarray
+    cycles: int
+    counters: dict[str, int]
+
+
+def reference_rules() -> tuple[str, ...]:
+    """Names of the PE rules :func:`run_reference_array` accepts."""
+    return tuple(_RULES)
+
+
+def _check_matrix(name: str, value: object, ndim: int) -> np.ndarray:
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{name} must be a numpy array, not {type(value).__name__}")
+    if value.dtype != np.int64:
+        raise ValueError(f"{name} must have dtype int64, not {value.dtype}")
+    if value.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, not of shape {value.shape}")
+    return np.ascontiguousarray(value)
+
+
+def _encode_params(rule_name: str, rule: _Rule, params: Mapping[str, str] | None) -> np.ndarray:
+    given = dict(params or {})
+    unknown = sorted(set(given) - set(rule.options))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown} for rule {rule_name!r}; "
+                         f"valid parameters: {sorted(rule.options)}")
+    codes = []
+    for key, choices in rule.options.items():
+        if key not in given:
+            raise ValueError(f"rule {rule_name!r} needs parameter {key!r} "
+                             f"(one of {sorted(choices)})")
+        value = given[key]
+        if value not in choices:
+            raise ValueError(f"params[{key!r}] of rule {rule_name!r} must be one of "
+                             f"{sorted(choices)}, not {value!r}")
+        codes.append(choices[value])
+    # At least one element, so that every rule passes the kernel the same array type.
+    return np.array(codes or [0], dtype=np.int64)
+
+
+def run_reference_array(A: np.ndarray, B: np.ndarray, rows: int, cols: int, sched: np.ndarray,
+                        rule: str, params: Mapping[str, str] | None = None) -> ReferenceResult:
+    """Run one GEMM group O = A . B through the register-level OS array.
+
+    Parameters
+    ----------
+    A : ndarray of int64, shape (M, Kd)
+        Activations: unsigned 8-bit (0..255) or signed 8-bit (-128..127).
+    B : ndarray of int64, shape (Kd, N)
+        Weights, signed 8-bit (-128..127).
+    rows, cols : int
+        Array size in PEs (both >= 1).
+    sched : ndarray of int64, shape (T, S)
+        Thread schedule: ``sched[t, s]`` is the K index thread t feeds at step s, or -1 for
+        none (operand 0). Every K index 0..Kd-1 must appear exactly once.
+    rule : str
+        PE rule, one of :func:`reference_rules`.
+    params : mapping of str to str, optional
+        The rule's parameters (see the module docstring); none for ``dense``.
+
+    Returns
+    -------
+    ReferenceResult
+        Outputs, cycles (counted, all folds) and activity counters.
+
+    Raises
+    ------
+    ValueError
+        If an argument has the wrong type, dtype, shape or range, or the rule or a parameter
+        is unknown.
+    """
+    A = _check_matrix("A", A, 2)
+    B = _check_matrix("B", B, 2)
+    sched = _check_matrix("sched", sched, 2)
+    n_m, kd = A.shape
+    if n_m < 1 or kd < 1:
+        raise ValueError(f"A must have at least one row and one column, not shape {A.shape}")
+    if B.shape[0] != kd or B.shape[1] < 1:
+        raise ValueError(f"B must have shape ({kd}, N >= 1) to match A {A.shape}, "
+                         f"not {B.shape}")
+    for name, size in (("rows", rows), ("cols", cols)):
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"{name} must be an integer >= 1, not {size!r}")
+    a_min, a_max = int(A.min()), int(A.max())
+    if a_min < 0 and not (a_min >= -128 and a_max <= 127):
+        raise ValueError(f"signed activations must lie in -128..127, not {a_min}..{a_max}")
+    if a_min >= 0 and a_max > 255:
+        raise ValueError(f"unsigned activations must lie in 0..255, not {a_min}..{a_max}")
+    if int(B.min()) < -128 or int(B.max()) > 127:
+        raise ValueError(f"weights must lie in -128..127, not {int(B.min())}..{int(B.max())}")
+    if rule not in _RULES:
+        raise ValueError(f"rule must be one of {sorted(_RULES)}, not {rule!r}")
+    spec = _RULES[rule]
+    n_threads = sched.shape[0]
+    if n_threads not in spec.threads:
+        raise ValueError(f"rule {rule!r} runs {list(spec.threads)} thread(s); sched has "
+                         f"{n_threads} rows")
+    if sched.shape[1] < 1:
+        raise ValueError(f"sched must have at least one step, not shape {sched.shape}")
+    if int(sched.min()) < -1 or int(sched.max()) >= kd:
+        raise ValueError(f"sched entries must lie in -1..{kd - 1}, "
+                         f"not {int(sched.min())}..{int(sched.max())}")
+    uses = np.bincount(sched[sched >= 0], minlength=kd)
+    if not np.all(uses == 1):
+        bad = int(np.flatnonzero(uses != 1)[0])
+        raise ValueError(f"sched must feed every K index exactly once; K index {bad} is fed "
+                         f"{int(uses[bad])} time(s)")
+    codes = _encode_params(rule, spec, params)
+
+    outputs = np.zeros((n_m, B.shape[1]), dtype=np.int64)
+    counters = np.zeros(_kernel.N_COUNTERS, dtype=np.int64)
+    cycles = _kernel.simulate_os_array(A, B, sched, int(rows), int(cols), spec.rule_id, codes,
+                                       outputs, counters)
+    return ReferenceResult(outputs=outputs, cycles=int(cycles),
+                           counters={name: int(counters[i])
+                                     for i, name in enumerate(_COUNTER_NAMES)})

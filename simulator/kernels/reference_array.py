@@ -1,0 +1,356 @@
+"""Register-transfer-level model of an output-stationary systolic array (the reference).
+
+This kernel is slow and small on purpose: it exists to prove the fast PE models cycle- and
+bit-exact. It moves every operand through real pipeline registers, one PE per cycle, and
+counts cycles by running the clock until the array is empty; nothing is derived from a
+closed form.
+
+Array and dataflow (MODELS.md §2-3)
+-----------------------------------
+PE (i, j) of a fold owns output ``O[fold_row*rows + i, fold_col*cols + j]``; folds are visited
+row-fold-major and never overlap. Each PE holds, per thread t < T, an activation register
+``act_val[i, j, t]`` and a weight register ``wgt_val[i, j, t]``, plus the step tag of what it
+holds (``act_step``, ``wgt_step``; -1 is a bubble). At every clock edge activations move one PE
+right and weights one PE down; the left edge of row i and the top edge of column j are fed by
+counters that start at ``-i`` and ``-j`` (the skew), so PE (i, j) holds step s at cycle
+s + i + j. Step s of thread t carries K index ``sched[t, s]`` (-1: operand 0); edge positions
+beyond M or N carry zeros. A PE whose registers hold a step applies its *rule* to the T
+operand pairs and adds the result to its accumulator. When no PE holds a step and no edge
+counter has a step left, the accumulators are copied into output registers that shift down
+one PE per cycle and leave at the bottom edge, where they are collected.
+
+Adding a PE rule
+----------------
+A rule is an integer id plus a small int64 parameter array, dispatched in :func:`pe_step`.
+A rule function receives the T activations and T weights a PE holds in one step (and its
+parameters) and returns ``(partial_sum, counter_index)``: the value added to the accumulator
+and which of the :data:`N_COUNTERS` activity counters the step belongs to. To add a rule:
+write ``_<name>_step(acts, wgts, params)`` here as scalar code, give it the next ``RULE_*``
+id, add one branch to :func:`pe_step`, and describe its parameters in the wrapper's rule table
+(:mod:`simulator.hw.reference_array`). The kernel is compiled once for all rules (the rule is
+a runtime integer), so a new rule adds no specialisation.
+
+Kernels here take arrays and integers only and import nothing from the rest of the package.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.kernels.jit import njit
+
+__all__ = [
+    "RULE_DENSE",
+    "RULE_SYSMT",
+    "POLICY_SPARSITY_AWARE",
+    "POLICY_MSB_TRIM",
+    "ROUND_HALF_EVEN",
+    "ROUND_TRUNCATE",
+    "COUNTER_IDLE",
+    "COUNTER_SINGLE",
+    "COUNTER_SHARED_EXACT",
+    "COUNTER_SHARED_REDUCED",
+    "N_COUNTERS",
+    "trim_magnitude",
+    "pe_step",
+    "simulate_os_array",
+]
+
+#: Rule ids: exact 8b x 8b MAC (T = 1).
+RULE_DENSE = 0
+#: SySMT / NB-SMT PE; params = [policy, rounding].
+RULE_SYSMT = 1
+
+#: SySMT reduction policies (params[0] of RULE_SYSMT).
+POLICY_SPARSITY_AWARE = 0
+POLICY_MSB_TRIM = 1
+
+#: Rounding of a trimmed magnitude (params[1] of RULE_SYSMT).
+ROUND_HALF_EVEN = 0
+ROUND_TRUNCATE = 1
+
+#: Activity counter indices (per PE-step with a real output position and a real step).
+COUNTER_IDLE = 0
+COUNTER_SINGLE = 1
+COUNTER_SHARED_EXACT = 2
+COUNTER_SHARED_REDUCED = 3
+N_COUNTERS = 4
+
+
+@njit
+def trim_magnitude(x, rounding):
+    """Reduce an 8-bit magnitude to its high nibble (a 4-bit mantissa shifted by 4).
+
+    Parameters
+    ----------
+    x : int
+        Magnitude, 0..255 (128 is the magnitude of -128).
+    rounding : int
+        ``ROUND_TRUNCATE`` or ``ROUND_HALF_EVEN``.
+
+    Returns
+    -------
+    int
+        ``x`` itself when ``x < 16``; otherwise the high nibble in the original scale, rounded
+        half to even on the dropped low nibble and saturated at 0xF0.
+    """
+    if x < 16:
+        return x
+    if rounding == ROUND_TRUNCATE:
+        return x & 0xF0
+    mantissa = x >> 4
+    # Round half to even: up iff the first dropped bit is set and (the kept LSB is set or any
+    # lower dropped bit is set).
+    if (x >> 3) & 1 == 1 and ((x >> 4) & 1 == 1 or (x & 7) != 0):
+        mantissa += 1
+    trimmed = mantissa << 4
+    if trimmed >= 256:
+        trimmed = 0xF0
+    return trimmed
+
+
+@njit
+def _trim_signed(v, rounding):
+    """Trim a signed 8-bit value on its magnitude, keeping its sign."""
+    if v < 0:
+        return -trim_magnitude(-v, rounding)
+    return trim_magnitude(v, rounding)
+
+
+@njit
+def _classify(active, changed):
+    """Counter index of a PE-step with ``active`` active threads."""
+    if active == 0:
+        return COUNTER_IDLE
+    if active == 1:
+        return COUNTER_SINGLE
+    if changed:
+        return COUNTER_SHARED_REDUCED
+    return COUNTER_SHARED_EXACT
+
+
+@njit
+def _dense_step(acts, wgts):
+    """Exact 8b x 8b multiply of the one thread (T = 1)."""
+    total = 0
+    active = 0
+    for t in range(acts.shape[0]):
+        total += acts[t] * wgts[t]
+        if acts[t] != 0 and wgts[t] != 0:
+            active += 1
+    return total, _classify(active, False)
+
+
+@njit
+def _sysmt_step(acts, wgts, policy, rounding):
+    """SySMT PE: T threads share one 8b x 8b multiplier built from sub-multipliers.
+
+    <= 1 active thread: exact. 2 active: each gets a 4b x 8b multiplier (the activation is the
+    narrow operand unless the policy finds an exact mapping). >= 3 active: each gets a 4b x 4b
+    multiplier, both operands trimmed on their magnitude.
+    """
+    n_threads = acts.shape[0]
+    active = 0
+    for t in range(n_threads):
+        if acts[t] != 0 and wgts[t] != 0:
+            active += 1
+    total = 0
+    changed = False
+    if active <= 1:
+        for t in range(n_threads):
+            total += acts[t] * wgts[t]
+    elif active == 2:
+        for t in range(n_threads):
+            a = acts[t]
+            w = wgts[t]
+            if a == 0 or w == 0:
+                continue
+            x = abs(a)
+            if policy == POLICY_SPARSITY_AWARE and (
+                    (x >> 4) == 0 or (x & 0xF) == 0 or abs(w) < 16):
+                total += a * w
+            else:
+                tx = trim_magnitude(x, rounding)
+                if tx != x:
+                    changed = True
+                total += (tx if a > 0 else -tx) * w
+    else:
+        for t in range(n_threads):
+            a = acts[t]
+            w = wgts[t]
+            if a == 0 or w == 0:
+                continue
+            ta = _trim_signed(a, rounding)
+            tw = _trim_signed(w, rounding)
+            if ta != a or tw != w:
+                changed = True
+            total += ta * tw
+    return total, _classify(active, changed)
+
+
+@njit
+def pe_step(rule, params, acts, wgts):
+    """Apply PE rule ``rule`` to the T operand pairs a PE holds in one step.
+
+    Parameters
+    ----------
+    rule : int
+        A ``RULE_*`` id.
+    params : ndarray of int64
+        The rule's parameters (see the ``RULE_*`` constants).
+    acts, wgts : ndarray of int64, shape (T,)
+        The activation and weight of each thread.
+
+    Returns
+    -------
+    partial_sum : int
+        Value added to the PE's accumulator.
+    counter : int
+        A ``COUNTER_*`` index.
+    """
+    if rule == RULE_DENSE:
+        return _dense_step(acts, wgts)
+    if rule == RULE_SYSMT:
+        return _sysmt_step(acts, wgts, params[0], params[1])
+    raise ValueError("unknown PE rule id")
+
+
+@njit
+def simulate_os_array(A, B, sched, rows, cols, rule, params, outputs, counters):
+    """Run one GEMM group through the register-level OS array, fold after fold.
+
+    Parameters
+    ----------
+    A : ndarray of int64, shape (M, Kd)
+        Activations.
+    B : ndarray of int64, shape (Kd, N)
+        Weights.
+    sched : ndarray of int64, shape (T, S)
+        ``sched[t, s]``: the K index thread t feeds at step s, or -1 (operand 0).
+    rows, cols : int
+        Array size in PEs.
+    rule : int
+        A ``RULE_*`` id.
+    params : ndarray of int64
+        The rule's parameters.
+    outputs : ndarray of int64, shape (M, N)
+        Filled with what leaves the bottom edge of the array.
+    counters : ndarray of int64, shape (N_COUNTERS,)
+        Incremented per PE-step with a real output position and a real step.
+
+    Returns
+    -------
+    int
+        Cycles counted while the array ran, all folds together (fill, compute and drain).
+    """
+    n_m = A.shape[0]
+    n_n = B.shape[1]
+    n_threads = sched.shape[0]
+    n_steps = sched.shape[1]
+    act_val = np.zeros((rows, cols, n_threads), np.int64)
+    wgt_val = np.zeros((rows, cols, n_threads), np.int64)
+    act_step = np.empty((rows, cols), np.int64)
+    wgt_step = np.empty((rows, cols), np.int64)
+    acc = np.zeros((rows, cols), np.int64)
+    out_val = np.zeros((rows, cols), np.int64)
+    out_row = np.empty((rows, cols), np.int64)
+    act_feed = np.empty(rows, np.int64)
+    wgt_feed = np.empty(cols, np.int64)
+    cycles = 0
+    for fold_row in range((n_m + rows - 1) // rows):
+        m0 = fold_row * rows
+        for fold_col in range((n_n + cols - 1) // cols):
+            n0 = fold_col * cols
+            act_val[:] = 0
+            wgt_val[:] = 0
+            act_step[:] = -1
+            wgt_step[:] = -1
+            acc[:] = 0
+            out_row[:] = -1
+            for i in range(rows):
+                act_feed[i] = -i
+            for j in range(cols):
+                wgt_feed[j] = -j
+
+            # Fill and compute: one iteration per clock cycle while anything is in flight.
+            while True:
+                for i in range(rows):
+                    for j in range(cols - 1, 0, -1):
+                        act_step[i, j] = act_step[i, j - 1]
+                        for t in range(n_threads):
+                            act_val[i, j, t] = act_val[i, j - 1, t]
+                    s = act_feed[i]
+                    act_feed[i] += 1
+                    m = m0 + i
+                    if 0 <= s < n_steps:
+                        act_step[i, 0] = s
+                        for t in range(n_threads):
+                            k = sched[t, s]
+                            act_val[i, 0, t] = A[m, k] if (k >= 0 and m < n_m) else 0
+                    else:
+                        act_step[i, 0] = -1
+                        for t in range(n_threads):
+                            act_val[i, 0, t] = 0
+                for j in range(cols):
+                    for i in range(rows - 1, 0, -1):
+                        wgt_step[i, j] = wgt_step[i - 1, j]
+                        for t in range(n_threads):
+                            wgt_val[i, j, t] = wgt_val[i - 1, j, t]
+                    s = wgt_feed[j]
+                    wgt_feed[j] += 1
+                    n = n0 + j
+                    if 0 <= s < n_steps:
+                        wgt_step[0, j] = s
+                        for t in range(n_threads):
+                            k = sched[t, s]
+                            wgt_val[0, j, t] = B[k, n] if (k >= 0 and n < n_n) else 0
+                    else:
+                        wgt_step[0, j] = -1
+                        for t in range(n_threads):
+                            wgt_val[0, j, t] = 0
+
+                busy = False
+                for i in range(rows):
+                    for j in range(cols):
+                        if act_step[i, j] < 0 or wgt_step[i, j] < 0:
+                            continue
+                        busy = True
+                        partial, counter = pe_step(rule, params, act_val[i, j], wgt_val[i, j])
+                        acc[i, j] += partial
+                        if m0 + i < n_m and n0 + j < n_n:
+                            counters[counter] += 1
+                pending = False
+                for i in range(rows):
+                    if act_feed[i] < n_steps:
+                        pending = True
+                for j in range(cols):
+                    if wgt_feed[j] < n_steps:
+                        pending = True
+                if not busy and not pending:
+                    break
+                cycles += 1
+
+            # Drain: the accumulators shift down their column and leave at the bottom edge.
+            for i in range(rows):
+                for j in range(cols):
+                    out_val[i, j] = acc[i, j]
+                    out_row[i, j] = i
+            while True:
+                occupied = False
+                for i in range(rows):
+                    for j in range(cols):
+                        if out_row[i, j] >= 0:
+                            occupied = True
+                if not occupied:
+                    break
+                for j in range(cols):
+                    r = out_row[rows - 1, j]
+                    if r >= 0 and m0 + r < n_m and n0 + j < n_n:
+                        outputs[m0 + r, n0 + j] = out_val[rows - 1, j]
+                    for i in range(rows - 1, 0, -1):
+                        out_val[i, j] = out_val[i - 1, j]
+                        out_row[i, j] = out_row[i - 1, j]
+                    out_val[0, j] = 0
+                    out_row[0, j] = -1
+                cycles += 1
+    return cycles
