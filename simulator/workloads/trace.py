@@ -1,0 +1,561 @@
+"""Layer traces: the ``.npz`` format of docs/trace-format.md, its reader and its writer.
+
+A trace is one numpy ``.npz`` archive. Its ``manifest`` member holds JSON text describing the
+model and every conv2d/linear layer; each layer ``<name>`` carries the integer arrays
+``<name>.input`` and ``<name>.weight`` and optionally ``<name>.bias`` and ``<name>.output``.
+
+Loading is lazy: :func:`load_trace` reads the manifest and the array *headers* (shape and
+dtype, a few bytes each), builds the :class:`~simulator.workloads.layers.Layer` shapes, and
+returns a :class:`~simulator.workloads.layers.Workload` whose ``tensors(name)`` reads one
+layer's arrays on demand. With ``verify_values=True`` (the default) it also reads every
+layer's arrays once, one layer at a time, to check their value ranges and the archive's
+checksums, so that a corrupt trace is refused before any simulation starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulator.config.schema import did_you_mean
+from simulator.errors import TraceError
+from simulator.workloads.layers import Layer, LayerTensors, Workload
+from simulator.workloads.lowering import output_shape
+
+__all__ = [
+    "TRACE_FORMAT",
+    "TRACE_SCHEMA_VERSION",
+    "ARRAY_KINDS",
+    "TraceEntry",
+    "TraceWriter",
+    "load_trace",
+    "read_manifest",
+    "write_trace",
+]
+
+TRACE_FORMAT = "sasim-trace"
+TRACE_SCHEMA_VERSION = 1
+ARRAY_KINDS = ("input", "weight", "bias", "output")
+_REQUIRED_ARRAYS = ("input", "weight")
+
+_TOP_KEYS = {"format", "schema_version", "model", "provenance", "layers"}
+_LAYER_KEYS = {"name", "op", "stride", "padding", "dilation", "groups", "activation_signed",
+               "activation_bits", "weight_bits", "activation_scale", "weight_scales", "arrays"}
+_REQUIRED_LAYER_KEYS = ("name", "op", "activation_signed", "activation_bits", "weight_bits",
+                        "arrays")
+_CONV_KEYS = ("stride", "padding", "dilation", "groups")
+# Read errors numpy and zipfile raise for a corrupt, truncated or non-npz file.
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError)
+
+
+@dataclasses.dataclass(frozen=True)
+class TraceEntry:
+    """One layer to write into a trace: its shape, integer data and quantisation scales.
+
+    ``activation_scale`` (real value of one input step) and ``weight_scales`` (one per
+    output channel) are optional: hand-written traces may leave them out.
+    """
+
+    layer: Layer
+    tensors: LayerTensors
+    activation_scale: float | None = None
+    weight_scales: Sequence[float] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _ArrayInfo:
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+
+def _fail(path: Path | str, name: str, problem: str) -> TraceError:
+    return TraceError(f"{path}: layer '{name}': {problem}")
+
+
+# --------------------------------------------------------------------------- manifest
+
+def _pair(value: Any, path: Path, name: str, key: str, minimum: int) -> tuple[int, int]:
+    items = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if (not isinstance(items, list) or len(items) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in items)):
+        raise _fail(path, name, f"manifest key '{key}': expected an integer >= {minimum} "
+                                f"or a pair [h, w], got {value!r}")
+    return (items[0], items[1])
+
+
+def _positive_int(value: Any, path: Path, name: str, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _fail(path, name, f"manifest key '{key}': expected a positive integer, "
+                                f"got {value!r}")
+    return value
+
+
+def _check_layer_manifest(entry: Any, index: int, path: Path, seen: set[str]) -> dict[str, Any]:
+    if not isinstance(entry, Mapping):
+        raise TraceError(f"{path}: manifest: layers[{index}]: expected a mapping, got {entry!r}")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name or name == "manifest":
+        raise TraceError(f"{path}: manifest: layers[{index}]: 'name' must be a non-empty "
+                         f"string other than 'manifest', not {name!r}")
+    if name in seen:
+        raise _fail(path, name, "duplicate layer name in the manifest")
+    seen.add(name)
+    for key in entry:
+        if key not in _LAYER_KEYS:
+            raise _fail(path, name, f"unknown manifest key '{key}'"
+                                    f"{did_you_mean(str(key), _LAYER_KEYS)}")
+    op = entry.get("op")
+    if op not in ("conv2d", "linear"):
+        raise _fail(path, name, f"manifest key 'op': expected 'conv2d' or 'linear', got {op!r}")
+    required = _REQUIRED_LAYER_KEYS + (_CONV_KEYS if op == "conv2d" else ())
+    for key in required:
+        if key not in entry:
+            raise _fail(path, name, f"manifest key '{key}' is missing")
+    out = {"name": name, "op": op}
+    if not isinstance(entry["activation_signed"], bool):
+        raise _fail(path, name, f"manifest key 'activation_signed': expected true or false, "
+                                f"got {entry['activation_signed']!r}")
+    out["activation_signed"] = entry["activation_signed"]
+    for key in ("activation_bits", "weight_bits"):
+        bits = _positive_int(entry[key], path, name, key)
+        if bits > 32:
+            raise _fail(path, name, f"manifest key '{key}': at most 32 bits, got {bits}")
+        out[key] = bits
+    if op == "conv2d":
+        out["stride"] = _pair(entry["stride"], path, name, "stride", 1)
+        out["padding"] = _pair(entry["padding"], path, name, "padding", 0)
+        out["dilation"] = _pair(entry["dilation"], path, name, "dilation", 1)
+        out["groups"] = _positive_int(entry["groups"], path, name, "groups")
+    else:
+        for key in _CONV_KEYS:
+            if key in entry and entry[key] not in (None, 1, [1, 1], 0, [0, 0]):
+                raise _fail(path, name, f"manifest key '{key}' does not apply to a linear "
+                                        f"layer (got {entry[key]!r})")
+    scale = entry.get("activation_scale")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float)
+                              or not math.isfinite(scale) or scale <= 0):
+        raise _fail(path, name, f"manifest key 'activation_scale': expected a positive "
+                                f"number or null, got {scale!r}")
+    out["activation_scale"] = None if scale is None else float(scale)
+    scales = entry.get("weight_scales")
+    if scales is not None:
+        if not isinstance(scales, list) or any(
+                isinstance(s, bool) or not isinstance(s, int | float) or not math.isfinite(s)
+                or s <= 0 for s in scales):
+            raise _fail(path, name, "manifest key 'weight_scales': expected a list of "
+                                    "positive numbers (one per output channel) or null")
+        scales = [float(s) for s in scales]
+    out["weight_scales"] = scales
+    arrays = entry["arrays"]
+    if (not isinstance(arrays, list) or any(a not in ARRAY_KINDS for a in arrays)
+            or len(set(arrays)) != len(arrays)):
+        raise _fail(path, name, f"manifest key 'arrays': expected a list of distinct names "
+                                f"from {', '.join(ARRAY_KINDS)}, got {arrays!r}")
+    for kind in _REQUIRED_ARRAYS:
+        if kind not in arrays:
+            raise _fail(path, name, f"manifest key 'arrays' must include '{kind}'")
+    out["arrays"] = tuple(a for a in ARRAY_KINDS if a in arrays)
+    return out
+
+
+def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(manifest, Mapping):
+        raise TraceError(f"{path}: manifest: expected a JSON object, got {type(manifest).__name__}")
+    if manifest.get("format") != TRACE_FORMAT:
+        raise TraceError(f"{path}: manifest: 'format' must be {TRACE_FORMAT!r}, "
+                         f"got {manifest.get('format')!r}")
+    version = manifest.get("schema_version")
+    if version != TRACE_SCHEMA_VERSION:
+        raise TraceError(f"{path}: manifest: schema_version: expected {TRACE_SCHEMA_VERSION}, "
+                         f"got {version!r}")
+    for key in manifest:
+        if key not in _TOP_KEYS:
+            raise TraceError(f"{path}: manifest: unknown key '{key}'"
+                             f"{did_you_mean(str(key), _TOP_KEYS)}")
+    model = manifest.get("model")
+    if not isinstance(model, str) or not model:
+        raise TraceError(f"{path}: manifest: 'model' must be a non-empty string, got {model!r}")
+    provenance = manifest.get("provenance", {})
+    if not isinstance(provenance, Mapping):
+        raise TraceError(f"{path}: manifest: 'provenance' must be an object, got {provenance!r}")
+    layers = manifest.get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise TraceError(f"{path}: manifest: 'layers' must be a non-empty list")
+    seen: set[str] = set()
+    checked = [_check_layer_manifest(entry, i, path, seen) for i, entry in enumerate(layers)]
+    return {"format": TRACE_FORMAT, "schema_version": version, "model": model,
+            "provenance": dict(provenance), "layers": checked}
+
+
+def _manifest_text(npz: Any, path: Path) -> str:
+    if "manifest" not in npz.files:
+        raise TraceError(f"{path}: manifest: the archive has no 'manifest' member")
+    try:
+        raw = npz["manifest"]
+    except _READ_ERRORS as exc:
+        raise TraceError(f"{path}: manifest: cannot read it ({exc})") from None
+    if raw.shape != () or raw.dtype.kind not in "US":
+        raise TraceError(f"{path}: manifest: expected a 0-d string array holding JSON text, "
+                         f"got dtype {raw.dtype} shape {raw.shape}")
+    value = raw.item()
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TraceError(f"{path}: manifest: not UTF-8 text") from None
+    return value
+
+
+def _open_npz(path: Path) -> Any:
+    if not path.exists():
+        raise TraceError(f"{path}: file not found")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except _READ_ERRORS as exc:
+        raise TraceError(f"{path}: not a readable .npz archive (truncated or corrupt?): "
+                         f"{exc}") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise TraceError(f"{path}: not an .npz archive (a trace is a zip of .npy members)")
+    return npz
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Read and validate a trace's manifest (no array data is read).
+
+    Returns
+    -------
+    dict
+        ``format``, ``schema_version``, ``model``, ``provenance`` and ``layers``, each layer
+        normalised (pairs as tuples, ``arrays`` in canonical order).
+    """
+    path = Path(path)
+    with _open_npz(path) as npz:
+        text = _manifest_text(npz, path)
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TraceError(f"{path}: manifest: not valid JSON ({exc})") from None
+    return _check_manifest(manifest, path)
+
+
+# --------------------------------------------------------------------------- arrays
+
+def _array_info(npz: Any, key: str, path: Path, name: str) -> _ArrayInfo:
+    """Shape and dtype of one member, from its .npy header only."""
+    member = f"{key}.npy"
+    try:
+        with npz.zip.open(member) as fp:
+            version = np.lib.format.read_magic(fp)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+    except _READ_ERRORS as exc:
+        raise _fail(path, name, f"array '{key}' is unreadable ({exc})") from None
+    return _ArrayInfo(tuple(int(d) for d in shape), np.dtype(dtype))
+
+
+def _check_dtype(kind: str, dtype: np.dtype, path: Path | str, name: str) -> None:
+    if dtype.kind not in "iu" or dtype.itemsize > 8 or (dtype.kind == "u" and dtype.itemsize == 8):
+        raise _fail(path, name, f"array '{name}.{kind}' has dtype {dtype}; expected an integer "
+                                f"dtype (int8..int64, uint8..uint32)")
+
+
+def _layer_from_shapes(spec: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]],
+                       path: Path | str) -> Layer:
+    """Build the Layer from the manifest entry and the array shapes, checking consistency."""
+    name = spec["name"]
+    x, w = shapes["input"], shapes["weight"]
+    common = dict(name=name, activation_signed=spec["activation_signed"],
+                  activation_bits=spec["activation_bits"], weight_bits=spec["weight_bits"])
+    if spec["op"] == "conv2d":
+        if len(x) != 4:
+            raise _fail(path, name, f"'{name}.input' must be 4-d (N, C, H, W) for conv2d, "
+                                    f"got shape {list(x)}")
+        if len(w) != 4:
+            raise _fail(path, name, f"'{name}.weight' must be 4-d (F, C/groups, R, S) for "
+                                    f"conv2d, got shape {list(w)}")
+        g = spec["groups"]
+        if x[1] % g or w[0] % g or w[1] * g != x[1]:
+            raise _fail(path, name, f"shapes do not match groups={g}: input {list(x)} has "
+                                    f"C={x[1]}, weight {list(w)} needs C/groups={w[1]} and F "
+                                    f"divisible by groups")
+        layer = Layer(op="conv2d", in_channels=x[1], out_channels=w[0], batch=x[0],
+                      input_size=(x[2], x[3]), kernel_size=(w[2], w[3]),
+                      stride=spec["stride"], padding=spec["padding"],
+                      dilation=spec["dilation"], groups=g, **common)
+    else:
+        if len(x) != 2 or len(w) != 2:
+            raise _fail(path, name, f"a linear layer needs input (N, in) and weight (out, in), "
+                                    f"got {list(x)} and {list(w)}")
+        if x[1] != w[1]:
+            raise _fail(path, name, f"input features {x[1]} do not match the weight's "
+                                    f"{w[1]} (weight {list(w)})")
+        layer = Layer(op="linear", in_channels=x[1], out_channels=w[0], batch=x[0], **common)
+    for problem in layer.problems():
+        raise _fail(path, name, problem)
+    if "bias" in shapes and shapes["bias"] != (layer.out_channels,):
+        raise _fail(path, name, f"'{name}.bias' must have shape [{layer.out_channels}], got "
+                                f"{list(shapes['bias'])}")
+    if "output" in shapes and shapes["output"] != output_shape(layer):
+        raise _fail(path, name, f"'{name}.output' must have shape {list(output_shape(layer))} "
+                                f"(from the input, weight and manifest), got "
+                                f"{list(shapes['output'])}")
+    scales = spec.get("weight_scales")
+    if scales is not None and len(scales) != layer.out_channels:
+        raise _fail(path, name, f"manifest key 'weight_scales' has {len(scales)} entries, the "
+                                f"layer has {layer.out_channels} output channels")
+    return layer
+
+
+def _value_range(signed: bool, bits: int) -> tuple[int, int]:
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def _check_values(tensors: LayerTensors, layer: Layer, path: Path | str) -> None:
+    for kind, array, signed, bits in (
+            ("input", tensors.input, layer.activation_signed, layer.activation_bits),
+            ("weight", tensors.weight, True, layer.weight_bits)):
+        if array.size == 0:
+            continue
+        low, high = _value_range(signed, bits)
+        lo, hi = int(array.min()), int(array.max())
+        if lo < low or hi > high:
+            what = "signed" if signed else "unsigned"
+            raise _fail(path, layer.name, f"'{layer.name}.{kind}' has values in [{lo}, {hi}], "
+                                          f"outside the declared {what} {bits}-bit range "
+                                          f"[{low}, {high}]")
+
+
+def _read_layer(npz: Any, spec: Mapping[str, Any], layer: Layer, path: Path) -> LayerTensors:
+    arrays = {}
+    for kind in spec["arrays"]:
+        key = f"{spec['name']}.{kind}"
+        try:
+            value = npz[key]
+        except _READ_ERRORS as exc:
+            raise _fail(path, spec["name"], f"array '{key}' is unreadable (truncated or "
+                                            f"corrupt?): {exc}") from None
+        _check_dtype(kind, value.dtype, path, spec["name"])
+        arrays[kind] = value.astype(np.int64, copy=False)
+    tensors = LayerTensors(input=arrays["input"], weight=arrays["weight"],
+                           bias=arrays.get("bias"), output=arrays.get("output"))
+    shapes = {k: v.shape for k, v in arrays.items()}
+    if _layer_from_shapes(spec, shapes, path) != layer:
+        raise _fail(path, spec["name"], "the arrays changed since the trace was loaded")
+    _check_values(tensors, layer, path)
+    return tensors
+
+
+def load_trace(path: str | Path, verify_values: bool = True) -> Workload:
+    """Load a layer trace (.npz) lazily, validating it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The trace file.
+    verify_values : bool
+        Also read each layer's arrays once (one layer at a time) to check that values fit
+        the declared bits and signedness and that the archive is intact. With ``False`` only
+        the manifest and array headers are checked now; the values are still checked when
+        ``tensors(name)`` reads them.
+
+    Returns
+    -------
+    Workload
+        ``format='trace'``, ``data_kind='trace'``; ``tensors(name)`` returns the layer's
+        arrays as int64 (``bias``/``output`` are ``None`` when the trace omits them).
+
+    Raises
+    ------
+    TraceError
+        One line naming the file, the layer and the problem.
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    specs = {spec["name"]: spec for spec in manifest["layers"]}
+    layers = []
+    with _open_npz(path) as npz:
+        members = set(npz.files)
+        expected = {"manifest"}
+        for spec in manifest["layers"]:
+            name = spec["name"]
+            shapes = {}
+            for kind in spec["arrays"]:
+                key = f"{name}.{kind}"
+                expected.add(key)
+                if key not in members:
+                    raise _fail(path, name, f"array '{key}' is missing from the archive "
+                                            f"(the manifest lists it)")
+                info = _array_info(npz, key, path, name)
+                _check_dtype(kind, info.dtype, path, name)
+                shapes[kind] = info.shape
+            for kind in ARRAY_KINDS:
+                if kind not in spec["arrays"] and f"{name}.{kind}" in members:
+                    raise _fail(path, name, f"array '{name}.{kind}' is in the archive but not "
+                                            f"in the manifest's 'arrays'")
+            layers.append(_layer_from_shapes(spec, shapes, path))
+        extra = sorted(members - expected)
+        if extra:
+            raise TraceError(f"{path}: manifest: archive member '{extra[0]}' belongs to no "
+                             f"layer of the manifest")
+        if verify_values:
+            for layer in layers:
+                _read_layer(npz, specs[layer.name], layer, path)
+    by_name = {layer.name: layer for layer in layers}
+
+    def tensors(name: str) -> LayerTensors:
+        if name not in by_name:
+            raise TraceError(f"{path}: layer '{name}': no such layer in the trace"
+                             f"{did_you_mean(name, by_name)}")
+        with _open_npz(path) as npz:
+            return _read_layer(npz, specs[name], by_name[name], path)
+
+    return Workload(name=manifest["model"], source=str(path), layers=tuple(layers),
+                    format="trace", tensors=tensors, data_kind="trace")
+
+
+# --------------------------------------------------------------------------- writing
+
+def _layer_manifest(entry: TraceEntry, arrays: Sequence[str]) -> dict[str, Any]:
+    layer = entry.layer
+    out: dict[str, Any] = {"name": layer.name, "op": layer.op}
+    if layer.op == "conv2d":
+        out.update(stride=list(layer.stride), padding=list(layer.padding),
+                   dilation=list(layer.dilation), groups=layer.groups)
+    out.update(activation_signed=layer.activation_signed,
+               activation_bits=layer.activation_bits, weight_bits=layer.weight_bits,
+               activation_scale=entry.activation_scale,
+               weight_scales=None if entry.weight_scales is None
+               else [float(s) for s in entry.weight_scales],
+               arrays=list(arrays))
+    return out
+
+
+class TraceWriter:
+    """Write a trace one layer at a time (so an exporter never holds more than one layer).
+
+    The archive is written to a temporary file next to ``path`` and renamed onto it by
+    :meth:`close`; on an error (or :meth:`abort`) the temporary file is removed. Use it as a
+    context manager::
+
+        with TraceWriter("model.npz", "mymodel", {"tool": "by hand"}) as writer:
+            writer.add(TraceEntry(layer, LayerTensors(x, w, None, y)))
+
+    Parameters
+    ----------
+    path : str or Path
+        The trace to create (replaced if it exists).
+    model_name : str
+        The model's name (the workload's name).
+    provenance : mapping
+        JSON-able description of how the trace was made (tool, data, calibration, ...).
+    compress : bool
+        Deflate the members (like ``np.savez_compressed``).
+    """
+
+    def __init__(self, path: str | Path, model_name: str, provenance: Mapping[str, Any],
+                 compress: bool = True) -> None:
+        self.path = Path(path)
+        if not model_name:
+            raise TraceError(f"{self.path}: manifest: the model name must be non-empty")
+        self._model = model_name
+        try:
+            self._provenance = json.loads(json.dumps(dict(provenance)))
+        except (TypeError, ValueError) as exc:
+            raise TraceError(f"{self.path}: manifest: provenance is not JSON-able ({exc})") from None
+        self._layers: list[dict[str, Any]] = []
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                   dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._zip: zipfile.ZipFile | None = zipfile.ZipFile(
+            self._tmp, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED)
+
+    def _write_array(self, key: str, array: np.ndarray) -> None:
+        assert self._zip is not None
+        with self._zip.open(f"{key}.npy", "w", force_zip64=True) as fp:
+            np.lib.format.write_array(fp, array, allow_pickle=False)
+
+    def add(self, entry: TraceEntry) -> None:
+        """Validate one layer and append it to the archive."""
+        if self._zip is None:
+            raise TraceError(f"{self.path}: the trace writer is already closed")
+        layer, tensors = entry.layer, entry.tensors
+        name = layer.name
+        if layer.op not in ("conv2d", "linear"):
+            raise _fail(self.path, name, f"op must be conv2d or linear in a trace, not {layer.op!r}")
+        if any(spec["name"] == name for spec in self._layers):
+            raise _fail(self.path, name, "duplicate layer name")
+        arrays = {"input": tensors.input, "weight": tensors.weight, "bias": tensors.bias,
+                  "output": tensors.output}
+        arrays = {k: np.asarray(v) for k, v in arrays.items() if v is not None}
+        for kind, value in arrays.items():
+            _check_dtype(kind, value.dtype, self.path, name)
+        spec = _layer_manifest(entry, list(arrays))
+        checked = _check_layer_manifest(spec, len(self._layers), self.path, set())
+        built = _layer_from_shapes(checked, {k: v.shape for k, v in arrays.items()}, self.path)
+        expected = dataclasses.replace(layer, output_rule="pytorch")
+        if built != expected:
+            raise _fail(self.path, name, f"the arrays' shapes do not match the layer "
+                                         f"({built} != {expected})")
+        _check_values(LayerTensors(arrays["input"], arrays["weight"]), built, self.path)
+        for kind, value in arrays.items():
+            self._write_array(f"{name}.{kind}", value)
+        self._layers.append(spec)
+
+    def close(self) -> Path:
+        """Write the manifest and move the archive into place; returns the path."""
+        if self._zip is None:
+            raise TraceError(f"{self.path}: the trace writer is already closed")
+        if not self._layers:
+            self.abort()
+            raise TraceError(f"{self.path}: manifest: a trace needs at least one layer")
+        manifest = {"format": TRACE_FORMAT, "schema_version": TRACE_SCHEMA_VERSION,
+                    "model": self._model, "provenance": self._provenance,
+                    "layers": self._layers}
+        self._write_array("manifest", np.array(json.dumps(manifest, indent=1)))
+        self._zip.close()
+        self._zip = None
+        os.chmod(self._tmp, 0o644)  # mkstemp creates 0600; a trace is an ordinary data file
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Discard the partial archive."""
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_trace(path: str | Path, model_name: str, entries: Iterable[TraceEntry],
+                provenance: Mapping[str, Any], compress: bool = True) -> Path:
+    """Write a whole trace atomically (temporary file + rename).
+
+    ``entries`` may be a generator: layers are written as they come, so memory holds one
+    layer at a time. Every layer is validated as it would be by :func:`load_trace`.
+    """
+    with TraceWriter(path, model_name, provenance, compress) as writer:
+        for entry in entries:
+            writer.add(entry)
+    return Path(path)
