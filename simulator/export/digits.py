@@ -1,0 +1,214 @@
+"""The shipped digits model: a small ResNet-style CNN on scikit-learn's handwritten digits.
+
+No pretrained weights can be downloaded where sasim is developed, so sasim trains its own real
+model: scikit-learn's bundled 8x8 digits (1797 images, 10 classes), split 70/30 (stratified,
+``random_state=0``) into 1257 training and 540 held-out test images, upsampled bilinearly to
+32x32 and normalised to [-1, 1]. The network has BatchNorm, residual adds, a strided 1x1
+downsample, a depthwise conv and a linear head, so its trace exercises every layer kind.
+
+Commands (docs/digits-model.md)::
+
+    python -m simulator.export.digits train      # retrain -> workloads/digits_resnet.pt
+    python -m simulator.export.digits trace      # PTQ + trace -> workloads/digits_int8.npz
+    python -m simulator.export.digits accuracy   # print float and INT8 top-1 (held-out split)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import simulator
+from simulator.errors import SasimError
+
+__all__ = ["DigitsResNet", "digits_split", "pretrained", "train", "WEIGHTS_PATH", "TRACE_PATH",
+           "SEED", "TRACE_SAMPLES", "CALIBRATION_SAMPLES", "main"]
+
+_WORKLOADS = Path(simulator.__file__).resolve().parent.parent / "workloads"
+WEIGHTS_PATH = _WORKLOADS / "digits_resnet.pt"
+TRACE_PATH = _WORKLOADS / "digits_int8.npz"
+SEED = 0
+TRACE_SAMPLES = 32          # first test images recorded in the shipped trace
+CALIBRATION_SAMPLES = 512   # first training images used for calibration
+EPOCHS = 30
+
+
+class _BasicBlock(nn.Module):
+    """ResNet basic block: conv-BN-ReLU-conv-BN + (downsampled) identity, ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.downsample = None
+        if stride != 1 or c_in != c_out:
+            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                            nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class DigitsResNet(nn.Module):
+    """1x32x32 -> 10 classes; 9 conv/linear layers, 22,554 parameters.
+
+    stem 3x3/2 (16) -> block 16 -> block 32 (/2, 1x1 downsample) -> depthwise 3x3/2 (32) ->
+    pointwise 1x1 (64) -> global average pool -> linear 64 -> 10.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 16, 3, 2, 1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(16)
+        self.layer1 = _BasicBlock(16, 16, 1)
+        self.layer2 = _BasicBlock(16, 32, 2)
+        self.dw = nn.Conv2d(32, 32, 3, 2, 1, groups=32, bias=False)
+        self.dw_bn = nn.BatchNorm2d(32)
+        self.pw = nn.Conv2d(32, 64, 1, bias=False)
+        self.pw_bn = nn.BatchNorm2d(64)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.stem_bn(self.stem(x)))
+        x = self.layer2(self.layer1(x))
+        x = F.relu(self.dw_bn(self.dw(x)))
+        x = F.relu(self.pw_bn(self.pw(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def digits_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prepared digits images (N, 1, 32, 32) in [-1, 1] and labels of one split.
+
+    Parameters
+    ----------
+    split : {'train', 'test'}
+        1257 training or 540 held-out test images (stratified 70/30, ``random_state=0``).
+    """
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError:
+        raise SasimError("the digits data set needs scikit-learn: install the torch extra: "
+                         "pip install 'sasim[torch]'") from None
+    images, labels = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=0.3, random_state=SEED, stratify=labels)
+    x, y = (x_train, y_train) if split == "train" else (x_test, y_test)
+    x = torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
+    x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+    return (x - 0.5) / 0.5, torch.tensor(y, dtype=torch.int64)
+
+
+def _shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random translation by up to 2 pixels (training augmentation), background -1."""
+    dy, dx = (int(v) for v in torch.randint(-2, 3, (2,), generator=generator))
+    padded = F.pad(x, (2, 2, 2, 2), value=-1.0)
+    return padded[:, :, 2 + dy:34 + dy, 2 + dx:34 + dx]
+
+
+def train(epochs: int = EPOCHS, seed: int = SEED, log: bool = False) -> DigitsResNet:
+    """Train :class:`DigitsResNet` from scratch on the training split (CPU, deterministic)."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    x, y = digits_split("train")
+    model = DigitsResNet()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    steps = epochs * ((x.shape[0] + 63) // 64)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=1e-2, total_steps=steps)
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(x.shape[0], generator=generator)
+        total = 0.0
+        for start in range(0, x.shape[0], 64):
+            index = order[start:start + 64]
+            loss = F.cross_entropy(model(_shift(x[index], generator)), y[index])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += loss.item() * index.numel()
+        if log:
+            print(f"epoch {epoch + 1:2d}/{epochs}  loss {total / x.shape[0]:.4f}")
+    return model.eval()
+
+
+def pretrained(path: str | Path = WEIGHTS_PATH) -> DigitsResNet:
+    """The shipped trained model (float weights from ``workloads/digits_resnet.pt``)."""
+    model = DigitsResNet()
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def _accuracy_rows(model: nn.Module) -> tuple[float, float, float]:
+    from simulator.export.ptq import CalibrationOptions, evaluate, quantize
+
+    x_cal = digits_split("train")[0][:CALIBRATION_SAMPLES]
+    x_test, y_test = digits_split("test")
+    float_top1 = evaluate(model, x_test, y_test)
+    results = []
+    for method in ("max", "percentile", "mse"):
+        results.append(evaluate(quantize(model, x_cal, CalibrationOptions(method=method)),
+                                x_test, y_test))
+    return float_top1, *results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m simulator.export.digits train|trace|accuracy``."""
+    parser = argparse.ArgumentParser(prog="python -m simulator.export.digits",
+                                     description="Train, trace or evaluate the digits model.")
+    parser.add_argument("command", choices=["train", "trace", "accuracy"])
+    parser.add_argument("--weights", default=str(WEIGHTS_PATH), help="float state dict (.pt)")
+    parser.add_argument("--out", default=str(TRACE_PATH), help="trace to write (trace)")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs (train)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    try:
+        if args.command == "train":
+            start = time.perf_counter()
+            model = train(args.epochs, log=True)
+            torch.save(model.state_dict(), args.weights)
+            print(f"trained in {time.perf_counter() - start:.1f} s; wrote {args.weights}")
+        elif args.command == "accuracy":
+            float_top1, *int8 = _accuracy_rows(pretrained(args.weights))
+            n = digits_split("test")[0].shape[0]
+            print(f"digits held-out split ({n} images), top-1 %:")
+            print(f"  float32                     {100 * float_top1:6.2f}")
+            for method, top1 in zip(("max", "percentile 99.99", "mse (shipped trace)"), int8):
+                print(f"  INT8 PTQ, {method:<20} {100 * top1:6.2f}  "
+                      f"({100 * (top1 - float_top1):+.2f})")
+        else:
+            from simulator.export.ptq import CalibrationOptions, export_trace
+
+            x_test, y_test = digits_split("test")
+            result = export_trace(
+                pretrained(args.weights), digits_split("train")[0][:CALIBRATION_SAMPLES],
+                x_test[:TRACE_SAMPLES], args.out, "digits_resnet",
+                CalibrationOptions(method="mse"), evaluation=(x_test, y_test),
+                provenance={"model": "simulator.export.digits.DigitsResNet",
+                            "weights": Path(args.weights).name,
+                            "calibration_data": f"digits:train[:{CALIBRATION_SAMPLES}]",
+                            "traced_data": f"digits:test[:{TRACE_SAMPLES}]",
+                            "eval_data": "digits:test"})
+            print(f"wrote {result.path}: {len(result.layers)} layers, {result.traced_samples} "
+                  f"images; top-1 float {100 * result.float_top1:.2f} %, "
+                  f"INT8 {100 * result.int8_top1:.2f} % on {result.eval_samples} test images")
+    except SasimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
