@@ -160,7 +160,8 @@ def load_topology_csv(path: str | Path) -> Workload:
     """Load a SCALE-Sim topology CSV (conv format or GEMM ``M, N, K`` format).
 
     Conv rows: ``name, IFMAP H, IFMAP W, R, S, C, F, stride,`` with IFMAP sizes that
-    already include padding (P = ceil((H - R + s)/s)). GEMM rows: ``name, M, N, K,`` meaning
+    already include padding (P = ceil((H - R + s)/s)); as in SCALE-Sim, a layer whose name
+    contains ``DP`` runs as C single-channel layers (its depthwise convention). GEMM rows: ``name, M, N, K,`` meaning
     (M x K) . (K x N). The trailing comma of each row is part of the format.
     """
     path = Path(path)
@@ -203,12 +204,21 @@ def load_topology_csv(path: str | Path) -> Workload:
         else:
             h, w, r, s, c, f, stride = (_int_cell(row[i + 1], where, col)
                                         for i, col in enumerate(_CONV_COLUMNS))
-            layer = Layer(name=name, op="conv2d", in_channels=c, out_channels=f,
-                          input_size=(h, w), kernel_size=(r, s), stride=(stride, stride),
-                          output_rule="scalesim")
-        for problem in layer.problems():
-            raise WorkloadError(f"{where} ({name}): {problem}")
-        layers.append(layer)
+            conv = dict(op="conv2d", out_channels=f, input_size=(h, w), kernel_size=(r, s),
+                        stride=(stride, stride), output_rule="scalesim")
+            if "DP" in name:
+                # SCALE-Sim's depthwise convention: a layer whose name contains "DP" runs as
+                # C single-channel layers named <name>Channel_<i>, each with all F filters.
+                layer_list = [Layer(name=f"{name}Channel_{i}", in_channels=1, **conv)
+                              for i in range(c)]
+            else:
+                layer_list = [Layer(name=name, in_channels=c, **conv)]
+        if kind == "gemm":
+            layer_list = [layer]
+        for layer in layer_list:
+            for problem in layer.problems():
+                raise WorkloadError(f"{where} ({name}): {problem}")
+        layers.extend(layer_list)
     if not layers:
         raise WorkloadError(f"{path}: no layers after the header")
     return Workload(name=path.stem, source=str(path), layers=tuple(layers), format="scalesim-csv")
