@@ -68,8 +68,9 @@ def format_run(summary: Mapping[str, Any]) -> str:
             f"{array['clock_mhz']:g} MHz; {summary['macs']:,} MACs; utilization "
             f"{100 * summary['utilization']:.2f} %"]
     if functional:
-        foot.append(f"numeric error vs the exact GEMM: SQNR {_sqnr(summary['sqnr_db'])} dB, "
-                    f"max |error| {summary['max_abs_error']:,}; counters are % of PE-steps")
+        error = ("none (outputs are exact)" if summary["sqnr_db"] is None else
+                 f"SQNR {summary['sqnr_db']:.1f} dB, max |error| {summary['max_abs_error']:,}")
+        foot.append(f"numeric error vs the exact GEMM: {error}; counters are % of PE-steps")
         if summary.get("outputs_match_trace") is not None:
             verdict = "match" if summary["outputs_match_trace"] else "differ from"
             foot.append(f"simulated outputs {verdict} the trace's recorded outputs")
