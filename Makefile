@@ -19,7 +19,7 @@ $(VENV)/.dev-installed: pyproject.toml $(VENV)/.base-installed
 	@touch $@
 
 run: $(VENV)/.base-installed  ## the default job: compare the designs on the shipped workloads
-	$(SASIM) compare --workload resnet18 --out out/compare
+	$(SASIM) compare --workload digits_int8 --workload resnet18 --out out/compare
 
 test: $(VENV)/.dev-installed  ## the whole test suite
 	$(PY) -m pytest -q -n 2 -p no:cacheprovider

@@ -27,7 +27,7 @@ def _progress(enabled: bool):
 
     def show(index: int, count: int, name: str) -> None:
         end = "\n" if index + 1 == count else ""
-        print(f"\r\033[Ksimulating layer {index + 1}/{count} {name}", end=end,
+        print(f"\r\033[K[{index + 1}/{count}] {name}", end=end,
               file=sys.stderr, flush=True)
 
     return show
@@ -70,7 +70,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_COMPARISON = ("os_sa_16x16", "os_sa_32x32")
+DEFAULT_COMPARISON = ("os_sa_16x16", "sysmt_2t_16x16", "sysmt_4t_16x16", "os_sa_32x32",
+                      "sysmt_2t_32x32", "sysmt_4t_32x32")
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -78,25 +79,35 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     archs = [api.load_arch(spec, args.set or ()) for spec in arch_specs]
     workloads = [api.load_workload(spec) for spec in args.workload]
     rows, records = [], []
-    for workload in workloads:
+    show = _progress(True)
+    total = len(workloads) * len(archs)
+    for w_index, workload in enumerate(workloads):
         baseline = None
-        for arch in archs:
-            summary = api.simulate(arch, workload).summary()
+        for a_index, arch in enumerate(archs):
+            if show is not None:
+                show(w_index * len(archs) + a_index, total, f"{arch.name} on {workload.name}")
+            summary = api.simulate(arch, workload, functional=not args.timing_only).summary()
             baseline = baseline or summary
             speedup = baseline["total_cycles"] / summary["total_cycles"]
             array = summary["arch_config"]["array"]
+            if summary["functional"]:
+                sqnr = "exact" if summary["sqnr_db"] is None else f"{summary['sqnr_db']:.1f}"
+            else:
+                sqnr = "-"
             rows.append([workload.name, arch.name, f"{array['rows']}x{array['cols']}",
                          arch.pe.type, summary["total_cycles"], summary["time_us"],
-                         f"{speedup:.2f}x", 100 * summary["utilization"]])
+                         f"{speedup:.2f}x", 100 * summary["utilization"], sqnr,
+                         summary["data"]])
             records.append({"workload": workload.name, "arch": arch.name,
                             "pe": arch.pe.type, "rows": array["rows"], "cols": array["cols"],
                             "total_cycles": summary["total_cycles"],
                             "time_us": summary["time_us"], "speedup": speedup,
                             "utilization": summary["utilization"], "macs": summary["macs"],
-                            "data": summary["data"]})
+                            "sqnr_db": summary.get("sqnr_db"), "data": summary["data"]})
     print(f"speedup is relative to the first design ({archs[0].name}) on each workload")
     print(format_table(["workload", "design", "array", "pe", "cycles", "time us", "speedup",
-                        "util %"], rows, "llllrrrr"))
+                        "util %", "SQNR dB", "data"], rows, "llllrrrrrl"))
+    print("SQNR: simulated outputs vs the exact INT8 GEMM ('-': no data, timing only)")
     if args.out:
         report_files.write_outputs(Path(args.out), {
             "comparison.json": json.dumps(records, indent=2) + "\n",
@@ -132,6 +143,107 @@ def _cmd_list(args: argparse.Namespace) -> int:
             rows.append([path.stem, path.suffix[1:], "?", f"invalid: {exc}"])
     print("\nworkloads (workloads/, use --workload NAME):")
     print(format_table(["name", "format", "layers", "GMACs"], rows, "llrr"))
+    return 0
+
+
+def _inspect_data(args: argparse.Namespace):
+    """The workload with the data ``inspect`` reads: its trace, or synthetic data."""
+    import yaml
+
+    from simulator.config.schema import dump
+    from simulator.errors import ConfigError
+    from simulator.workloads.synthetic import (synthesize, synthetic_options_from_file,
+                                               synthetic_options_from_mapping)
+
+    workload = api.load_workload(args.workload)
+    if workload.data_kind == "trace" and not args.synthetic and not args.data:
+        return workload, None
+    if workload.data_kind == "trace" and args.data and not args.synthetic:
+        raise ConfigError("--data sets synthetic-data options; add --synthetic to replace the "
+                          "trace's data with synthetic data")
+    options = (synthetic_options_from_file(workload.source) if workload.format == "yaml"
+               else synthetic_options_from_mapping(None, "data"))
+    raw = dump(options)
+    for item in args.data or ():
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--data {item!r}: expected KEY=VALUE")
+        raw[key.strip()] = yaml.safe_load(value)
+    options = synthetic_options_from_mapping(raw, "--data")
+    return synthesize(workload, options), options
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from simulator.config.schema import dump
+    from simulator.workloads.stats import summarize, workload_stats
+
+    workload, options = _inspect_data(args)
+    stats = list(workload_stats(workload))
+    totals = summarize(stats)
+    if args.json:
+        print(json.dumps({"workload": workload.name, "source": workload.source,
+                          "format": workload.format, "data": workload.data_kind,
+                          "synthetic_options": None if options is None else dump(options),
+                          "totals": totals,
+                          "layers": [dataclasses.asdict(s) for s in stats]}, indent=2))
+        return 0
+    rows = []
+    for s in stats:
+        exact = {None: "-", True: "yes", False: "NO"}[s.output_exact]
+        rows.append([s.name + (" (signed)" if s.activation_signed else ""), s.m, s.k, s.n,
+                     s.groups, s.macs, f"{100 * s.activation_zero_fraction:.1f}",
+                     f"{100 * s.activation_small_fraction:.1f}", f"{s.activation_mean_bits:.2f}",
+                     f"{100 * s.weight_zero_fraction:.1f}", f"{100 * s.weight_small_fraction:.1f}",
+                     f"{s.weight_mean_bits:.2f}", f"{100 * s.weight_2to4_fraction:.1f}", exact])
+    source = ("SYNTHETIC data (" + ", ".join(f"{k}={v}" for k, v in dump(options).items()) + ")"
+              if options is not None else f"trace data from {workload.source}")
+    print(f"workload {workload.name} ({workload.format}, {len(stats)} layers); {source}")
+    print(format_table(["layer", "M", "K", "N", "g", "MACs", "a zero %", "a<16 %", "a bits",
+                        "w zero %", "w<16 %", "w bits", "2:4 %", "exact"], rows,
+                       "lrrrrrrrrrrrrl"))
+    exact = {None: "no outputs recorded", True: "every recorded output is exact",
+             False: "SOME RECORDED OUTPUTS DIFFER FROM THE EXACT GEMM"}[totals["outputs_exact"]]
+    print(f"MAC-weighted: activations {100 * totals['activation_zero_fraction']:.1f} % zero, "
+          f"{100 * totals['activation_small_fraction']:.1f} % < 16, "
+          f"{totals['activation_mean_bits']:.2f} set bits; weights "
+          f"{100 * totals['weight_zero_fraction']:.1f} % zero, "
+          f"{100 * totals['weight_small_fraction']:.1f} % < 16, "
+          f"{totals['weight_mean_bits']:.2f} set bits; {exact}")
+    print("a/w bits: mean number of set bits of |value| (zeros count 0); 2:4 %: groups of 4 "
+          "K elements with <= 2 non-zero weights")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from simulator.export import CalibrationOptions, export_trace, load_dataset, load_factory
+
+    options = CalibrationOptions(method=args.calibration_method, percentile=args.percentile,
+                                 batch_size=args.batch_size)
+    model = load_factory(args.model)
+    calibration = load_dataset(args.calibration).head(args.calibration_samples)
+    traced = load_dataset(args.trace_data).head(args.trace_samples)
+    evaluation = None
+    if args.eval:
+        data = load_dataset(args.eval).head(args.eval_samples)
+        if data.y is None:
+            raise SasimError(f"data set {args.eval}: --eval needs labels (an array 'y')")
+        evaluation = (data.x, data.y)
+    name = args.name or Path(args.out).stem
+    result = export_trace(model, calibration.x, traced.x, args.out, name, options,
+                          evaluation=evaluation,
+                          provenance={"model_factory": args.model,
+                                      "calibration_data": calibration.name,
+                                      "traced_data": traced.name,
+                                      **({"eval_data": args.eval} if args.eval else {})})
+    print(f"wrote {result.path}: {len(result.layers)} conv/linear layers, "
+          f"{result.traced_samples} traced samples, {len(result.folded_batchnorms)} BatchNorm "
+          f"layers folded, calibration {options.method}")
+    if result.float_top1 is not None:
+        print(f"top-1 on {args.eval} ({result.eval_samples} samples): float "
+              f"{100 * result.float_top1:.2f} %, INT8 {100 * result.int8_top1:.2f} % "
+              f"({100 * (result.int8_top1 - result.float_top1):+.2f} points)")
     return 0
 
 
@@ -173,10 +285,54 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--set", action="append", metavar="KEY=VALUE",
                       help="override a key in every arch (repeatable)")
     cmp_.add_argument("--out", metavar="DIR", help="write comparison.csv/json into DIR")
+    cmp_.add_argument("--timing-only", action="store_true",
+                      help="skip functional simulation (no SQNR)")
     cmp_.set_defaults(func=_cmd_compare)
 
     lst = sub.add_parser("list", help="list shipped configs, PE types and workloads")
     lst.set_defaults(func=_cmd_list)
+
+    ins = sub.add_parser(
+        "inspect", help="per-layer GEMM dims, MACs and data statistics of a workload",
+        description="Print per layer the GEMM dimensions, MACs, activation and weight zero "
+                    "fractions and bit-level statistics. Traces use their own data; shape-only "
+                    "workloads use seeded synthetic data (their YAML 'data:' section, "
+                    "docs/synthetic-data.md), and the output says so.")
+    ins.add_argument("workload", help="trace .npz, workload YAML, topology CSV or a shipped name")
+    ins.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    ins.add_argument("--synthetic", action="store_true",
+                     help="use synthetic data even for a trace (same layer shapes)")
+    ins.add_argument("--data", action="append", metavar="KEY=VALUE",
+                     help="synthetic-data option, e.g. --data weight_prune_fraction=0.4 "
+                          "(repeatable)")
+    ins.set_defaults(func=_cmd_inspect)
+
+    exp = sub.add_parser(
+        "export", help="quantise a PyTorch model (PTQ INT8) and write its layer trace",
+        description="Fold BatchNorm, quantise post-training (weights symmetric per output "
+                    "channel; activations per tensor, zero point 0) and record every conv2d/"
+                    "linear layer's integer input, weights, bias and exact output into a trace "
+                    "(docs/trace-format.md). Needs the torch extra. DATA is digits:train, "
+                    "digits:test or a .npz file with a float array x (and integer labels y).")
+    exp.add_argument("model", help="path/to/file.py:factory returning a torch.nn.Module")
+    exp.add_argument("--calibration", required=True, metavar="DATA",
+                     help="calibration inputs (e.g. training images)")
+    exp.add_argument("--calibration-samples", type=int, default=512, metavar="N",
+                     help="use the first N calibration samples (default 512)")
+    exp.add_argument("--calibration-method", choices=["max", "percentile", "mse"],
+                     default="mse", help="activation clipping (default mse)")
+    exp.add_argument("--percentile", type=float, default=99.99,
+                     help="percentile of |x| for --calibration-method percentile")
+    exp.add_argument("--trace-data", required=True, metavar="DATA",
+                     help="inputs whose layer data are recorded")
+    exp.add_argument("--trace-samples", type=int, default=32, metavar="N",
+                     help="record the first N trace samples (default 32)")
+    exp.add_argument("--eval", metavar="DATA", help="labelled data: report float and INT8 top-1")
+    exp.add_argument("--eval-samples", type=int, metavar="N", help="evaluate on the first N")
+    exp.add_argument("--batch-size", type=int, default=128, help="calibration batch size")
+    exp.add_argument("--name", help="model name in the manifest (default: the output's stem)")
+    exp.add_argument("--out", required=True, metavar="TRACE.npz", help="the trace to write")
+    exp.set_defaults(func=_cmd_export)
     return parser
 
 
