@@ -484,7 +484,8 @@ def export_trace(model: nn.Module, calibration: torch.Tensor, trace_inputs: torc
         int8_top1 = evaluate(qmodel, *evaluation)
     info = {"tool": f"sasim {simulator.__version__} simulator.export",
             "torch": torch.__version__,
-            "quantisation": {"method": "post-training, BatchNorm folded", **dataclasses.asdict(options)},
+            "quantisation": {"scheme": "post-training, BatchNorm folded",
+                             **dataclasses.asdict(options)},
             "weights": "symmetric per output channel, zero point 0",
             "activations": "per tensor, zero point 0, unsigned if non-negative in calibration",
             "calibration_samples": int(calibration.shape[0]),
