@@ -218,3 +218,25 @@ def test_shipped_digits_trace_outputs_are_exact():
         np.testing.assert_array_equal(exact_output(tensors, layer), tensors.output)
     provenance = read_manifest(REPO / "workloads" / "digits_int8.npz")["provenance"]
     assert abs(provenance["float_top1"] - provenance["int8_top1"]) <= 0.01
+
+
+@pytest.mark.parametrize("case", ["missing array", "float input", "output shape",
+                                  "missing manifest key"])
+def test_cli_refuses_a_bad_trace_in_one_line(cli, tmp_path, case):
+    change, layer, message = BAD_CASES[case]
+    manifest, arrays = _valid_arrays()
+    change(manifest, arrays)
+    path = _save(tmp_path / "bad.npz", manifest, arrays)
+    for argv in (("run", "--arch", "os_sa_16x16", "--workload", path), ("inspect", path)):
+        result = cli(*argv)
+        assert result.status == 2
+        assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
+        assert f"layer '{layer}'" in result.err and message in result.err
+
+
+def test_cli_runs_the_hand_written_trace(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_doc_example(), "docs/trace-format.md", "exec"), {})
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", tmp_path / "by_hand.npz")
+    assert result.status == 0, result.err
+    assert "conv" in result.out and "fc" in result.out
