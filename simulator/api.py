@@ -24,6 +24,8 @@ from simulator.hw.timing import fold_timing
 from simulator.workloads.layers import Layer, LayerTensors, Workload
 from simulator.workloads.lowering import gemm_product, gemm_to_output, im2col, weights_to_gemm
 from simulator.workloads.shapes import load_topology_csv, load_workload_yaml
+from simulator.workloads.synthetic import (SyntheticOptions, synthesize,
+                                           synthetic_options_from_file)
 from simulator.workloads.trace import load_trace
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "shipped_archs",
     "shipped_workloads",
     "simulate",
+    "with_synthetic_data",
 ]
 
 REPO_ROOT = Path(simulator.__file__).resolve().parent.parent
@@ -84,6 +87,16 @@ def load_workload(spec: str | Path) -> Workload:
     if not path.exists():
         raise WorkloadError(f"{path}: file not found")
     raise WorkloadError(f"{path}: unknown workload format (expected .yaml, .csv or .npz)")
+
+
+def with_synthetic_data(workload: Workload) -> Workload:
+    """A shape-only workload with seeded synthetic data (its YAML ``data:`` section, or the
+    defaults of docs/synthetic-data.md); a workload that has data is returned as it is."""
+    if workload.tensors is not None:
+        return workload
+    options = (synthetic_options_from_file(workload.source) if workload.format == "yaml"
+               else SyntheticOptions())
+    return synthesize(workload, options)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,8 +282,8 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
 
     Parameters
     ----------
-    functional : run the PE's functional model when the workload carries data (a trace, or
-        synthetic data); ``False`` gives timing only.
+    functional : run the PE's functional model when the workload carries data (a trace), or
+        on synthetic data when the PE is data-dependent; ``False`` gives timing only.
     output_sink : called with each layer's simulated outputs (for ``--save-outputs``).
     progress : called before each layer with (index, count, name).
     """
@@ -283,6 +296,8 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         pe.check_layers({layer.name for layer in workload.layers})
     except ValueError as exc:
         raise SimulationError(f"arch {arch.name}: {exc} (workload {workload.name})") from None
+    if functional and pe.data_dependent:
+        workload = with_synthetic_data(workload)
     run_functional = functional and workload.tensors is not None
     layers = []
     for index, layer in enumerate(workload.layers):

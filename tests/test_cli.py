@@ -51,7 +51,8 @@ def test_version_and_list(cli):
 
 def test_compare(cli, tmp_path):
     result = cli("compare", "--workload", "resnet18", "--arch", "os_sa_16x16",
-                 "--arch", "os_sa_32x32", "--arch", "sysmt_2t_16x16", "--out", tmp_path / "c")
+                 "--arch", "os_sa_32x32", "--arch", "sysmt_2t_16x16", "--timing-only",
+                 "--out", tmp_path / "c")
     assert result.status == 0, result.err
     records = json.loads((tmp_path / "c" / "comparison.json").read_text())
     assert [r["arch"] for r in records] == ["os_sa_16x16", "os_sa_32x32", "sysmt_2t_16x16"]

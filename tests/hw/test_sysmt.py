@@ -7,6 +7,8 @@ register (simulator.hw.reference_array) on random layers.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -147,3 +149,26 @@ def test_layer_thread_override(tmp_path):
     bad = api.load_arch("sysmt_4t_16x16", ["pe.layer_threads={nosuch: 2}"])
     with pytest.raises(Exception, match="nosuch"):
         api.simulate(bad, api.load_workload("resnet18"), functional=False)
+
+
+def _middle_layers(name: str):
+    workload = api.load_workload(name)
+    return dataclasses.replace(workload, layers=workload.layers[5:9])
+
+
+def test_weight_pruning_reduces_lossy_collisions():
+    """NB-SMT's premise: sparser weights, fewer collisions that lose precision."""
+    arch = api.load_arch("sysmt_4t_16x16")
+    dense = api.simulate(arch, _middle_layers("resnet18")).summary()
+    pruned = api.simulate(arch, _middle_layers("resnet18_pruned40")).summary()
+    assert dense["data"] == pruned["data"] == "synthetic"
+    share = lambda s: s["counters"]["shared_reduced"] / sum(s["counters"].values())  # noqa: E731
+    assert share(pruned) < 0.8 * share(dense)
+    assert pruned["counters"]["idle"] > dense["counters"]["idle"]
+    assert pruned["sqnr_db"] > dense["sqnr_db"]
+
+
+def test_two_threads_lose_less_than_four():
+    two = api.simulate(api.load_arch("sysmt_2t_16x16"), _middle_layers("resnet18")).summary()
+    four = api.simulate(api.load_arch("sysmt_4t_16x16"), _middle_layers("resnet18")).summary()
+    assert two["sqnr_db"] > four["sqnr_db"] + 3
