@@ -79,7 +79,9 @@ def load_workload(spec: str | Path) -> Workload:
     path = _resolve(spec, WORKLOAD_DIR, (".yaml", ".npz"))
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        return load_workload_yaml(path)
+        workload = load_workload_yaml(path)
+        synthetic_options_from_file(path)  # a bad `data:` section fails now, not mid-run
+        return workload
     if suffix == ".csv":
         return load_topology_csv(path)
     if suffix == ".npz":

@@ -122,3 +122,9 @@ def test_unknown_workload_suffix(tmp_path):
     path = write(tmp_path, "x", "w.txt")
     with pytest.raises(WorkloadError, match="unknown workload format"):
         api.load_workload(path)
+
+
+def test_bad_data_section_fails_at_load(tmp_path):
+    path = write(tmp_path, GOOD + "data: {weight_prune_fractio: 0.4}\n")
+    with pytest.raises(WorkloadError, match=r"data: unknown key 'weight_prune_fractio' \(did you mean 'weight_prune_fraction'\?\)"):
+        api.load_workload(path)
