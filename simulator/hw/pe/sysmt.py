@@ -50,6 +50,28 @@ class SySMTOptions(PEOptions):
                    "(dense elements meet sparse ones; see docs/pe-models.md).")
 
 
+def _trim_tables(rounding: bool, policy: str) -> np.ndarray:
+    """float32 (3, 384): value, trimmed value, reduction-forcing weight for -128..255."""
+    values = np.arange(-128, 256)
+    forcing = np.where(np.abs(values) >= 16, values, 0) if policy == "sparsity_aware" else values
+    return np.stack([values, signed_trim(values, rounding), forcing]).astype(np.float32)
+
+
+_TABLES = {(r, p): _trim_tables(r, p) for r in (False, True)
+           for p in ("sparsity_aware", "msb_trim")}
+
+
+def _operand_tables(x: np.ndarray, rounding: bool, policy: str, weights: bool) -> list:
+    """float32 values, trimmed values (and, for weights, reduction-forcing weights) of ``x``."""
+    if x.size and -128 <= int(x.min()) and int(x.max()) <= 255:
+        index = x.astype(np.intp, copy=False) + 128
+        return [np.take(table, index) for table in _TABLES[(rounding, policy)][:3 if weights else 2]]
+    out = [x, signed_trim(x, rounding)]
+    if weights:
+        out.append(np.where(np.abs(x) >= 16, x, 0) if policy == "sparsity_aware" else x)
+    return [v.astype(np.float32) for v in out]
+
+
 @register_pe
 class SySMTPE(PEModel):
     type_name = "sysmt"
@@ -92,24 +114,18 @@ class SySMTPE(PEModel):
                            {"idle": m_rows * b.shape[1] * kd - active, "single": active,
                             "shared_exact": 0, "shared_reduced": 0})
         sched = self.schedule(layer, a)
+        policy = self.options.policy
         rounding = self.options.rounding == "round_half_even"
-        # Gather operands per (step, thread); index kd is an appended zero column/row.
-        index = np.where(sched >= 0, sched, kd).T  # (S, T)
+        # Trim once per operand element, then gather per (step, thread); index kd is an
+        # appended zero column/row standing for a thread with nothing to feed.
+        index = np.ascontiguousarray(np.where(sched >= 0, sched, kd).T)  # (S, T)
         a_ext = np.concatenate([a, np.zeros((m_rows, 1), a.dtype)], axis=1)
         b_ext = np.concatenate([b, np.zeros((1, b.shape[1]), b.dtype)], axis=0)
-        a_st = a_ext[:, index]  # (M, S, T)
-        w_st = b_ext[index]  # (S, T, N)
-        ta = signed_trim(a_st, rounding)
-        tw = signed_trim(w_st, rounding)
-        if self.options.policy == "sparsity_aware":
-            wr = np.where(np.abs(w_st) >= 16, w_st, 0)
-        else:
-            wr = w_st
-        f32 = np.float32
+        a32, ta32 = _operand_tables(a_ext, rounding, policy, weights=False)
+        w32, tw32, wr32 = _operand_tables(b_ext, rounding, policy, weights=True)
         outputs, counts = sysmt_gemm(
-            np.ascontiguousarray(a_st, dtype=f32), np.ascontiguousarray(ta, dtype=f32),
-            np.ascontiguousarray(w_st, dtype=f32), np.ascontiguousarray(tw, dtype=f32),
-            np.ascontiguousarray(wr, dtype=f32))
+            np.take(a32, index, axis=1), np.take(ta32, index, axis=1),
+            w32[index], tw32[index], wr32[index])
         idle, single, shared, reduced = (int(c) for c in counts)
         return GemmRun(outputs, {"idle": idle, "single": single,
                                  "shared_exact": shared - reduced, "shared_reduced": reduced})
