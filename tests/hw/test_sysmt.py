@@ -172,3 +172,20 @@ def test_two_threads_lose_less_than_four():
     two = api.simulate(api.load_arch("sysmt_2t_16x16"), _middle_layers("resnet18")).summary()
     four = api.simulate(api.load_arch("sysmt_4t_16x16"), _middle_layers("resnet18")).summary()
     assert two["sqnr_db"] > four["sqnr_db"] + 3
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+@pytest.mark.parametrize("policy", ["sparsity_aware", "msb_trim"])
+def test_fast_path_on_long_reductions_and_row_blocks(threads, policy):
+    """Shapes past the kernel's 8-row blocks and its 64-step float32 flush."""
+    rng = np.random.default_rng(threads)
+    a = (rng.integers(0, 256, (19, 301)) * (rng.random((19, 301)) < 0.6)).astype(np.int64)
+    b = (rng.integers(-128, 128, (301, 5)) * (rng.random((301, 5)) < 0.8)).astype(np.int64)
+    for split in ("contiguous", "interleaved"):
+        pe = SySMTPE(SySMTOptions(threads=threads, policy=policy, thread_split=split))
+        fast = pe.simulate_gemm(gemm_layer(a, b), a, b)
+        outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(),
+                                             naive_schedule(301, threads, split), policy,
+                                             "round_half_even")
+        assert fast.outputs.tolist() == outputs
+        assert fast.counters == counters
