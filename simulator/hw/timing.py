@@ -83,8 +83,32 @@ def fold_timing(gemm: GemmShape, rows: int, cols: int, dataflow: Dataflow,
         cycles_per_fold = t + 2 * rows + cols - 2
         util_denominator = t + 2 * rows + 2 * cols - 3
     compute_cycles = folds * cycles_per_fold - (1 if convention == "scalesim" else 0)
-    mapping = (sr / (row_folds * rows)) * (sc / (col_folds * cols))
-    utilization = (gemm.groups * sr * sc * t) / (folds * rows * cols * util_denominator)
+    if convention == "scalesim":
+        mapping, utilization = _scalesim_fold_averages(sr, sc, t, rows, cols, util_denominator)
+    else:
+        mapping = (sr / (row_folds * rows)) * (sc / (col_folds * cols))
+        utilization = (gemm.groups * sr * sc * t) / (folds * rows * cols * util_denominator)
     return FoldTiming(folds=folds, steps_per_fold=t, cycles_per_fold=cycles_per_fold,
                       compute_cycles=compute_cycles, mapping_efficiency=mapping,
                       compute_utilization=utilization)
+
+
+def _scalesim_fold_averages(sr: int, sc: int, t: int, rows: int, cols: int,
+                            denominator: int) -> tuple[float, float]:
+    """Mapping efficiency and compute utilisation exactly as SCALE-Sim v3 evaluates them.
+
+    SCALE-Sim averages per-fold values, summed in its fold order (column folds outer, row
+    folds inner) with plain float additions; the closed form differs in the last digits.
+    """
+    pes = rows * cols
+    mapping_sum = 0.0
+    compute_sum = 0.0
+    row_used = [min(rows, sr - r) for r in range(0, sr, rows)]
+    for c in range(0, sc, cols):
+        col_used = min(cols, sc - c)
+        for ru in row_used:
+            used = ru * col_used
+            mapping_sum += used / pes
+            compute_sum += used * t / (pes * denominator)
+    folds = len(row_used) * -(-sc // cols)
+    return mapping_sum / folds, compute_sum / folds

@@ -59,9 +59,10 @@ def compute_report_csv(summary: Mapping[str, Any]) -> str:
     for i, layer in enumerate(summary["layers"]):
         total = layer["total_cycles"]
         with_prefetch = total + layer.get("prefetch_cycles", 0)
-        overall = 100 * layer["macs"] / (total * pes)
+        overall = (layer["macs"] * 100) / (total * pes)
         lines.append(f"{i}, {with_prefetch}, {total}, {layer['stall_cycles']}, {overall}, "
-                     f"{100 * layer['mapping_efficiency']}, {100 * layer['compute_utilization']},")
+                     f"{layer['mapping_efficiency'] * 100}, "
+                     f"{layer['compute_utilization'] * 100},")
     return "\n".join(lines) + "\n"
 
 
