@@ -14,6 +14,16 @@ PE rules
     SySMT / NB-SMT PE (MODELS.md §3), T in {1, 2, 4} threads (the rows of ``sched``).
     ``params``: ``policy`` (``sparsity_aware`` | ``msb_trim``) and ``rounding``
     (``round_half_even`` | ``truncate``), both required.
+``sparq``
+    SPARQ PE (MODELS.md §4). ``params``: ``window`` (``4bit_5opt`` | ``4bit_3opt`` |
+    ``4bit_2opt`` | ``6bit_3opt`` | ``3bit_6opt`` | ``2bit_7opt``), ``rounding`` (``round`` |
+    ``raw``) and ``pairing`` (``adjacent``: T = 2, the slots of a step are the pair;
+    ``stc``: T = 4, the slots are a 2:4 group and its non-zero weights form the pair).
+    Counters: the classes of the step's two products (``idle``, ``zero_partner``, ...).
+``a4w8``
+    4b x 8b PE without shifters (MODELS.md §6), T = 2. ``params``: ``shift`` (``0`` .. ``4``,
+    the grid step exponent) and ``rounding`` (``round`` | ``raw``). Counters: the classes of
+    the step's two products (``idle``, ``exact``, ``approximated``).
 
 A later PE type adds one entry to ``_RULES`` (its kernel rule id, the thread counts it accepts
 and its named parameters, in the order of the kernel's parameter array) next to its rule
@@ -43,6 +53,11 @@ class _Rule:
     threads: tuple[int, ...]
     #: Parameter name -> {value name: kernel code}, in the kernel's parameter-array order.
     options: Mapping[str, Mapping[str, int]]
+    #: Names of the kernel's counter classes, in code order.
+    counter_names: tuple[str, ...] = _COUNTER_NAMES
+    #: Classes per PE-step: the kernel's counter index is the step's ``slots`` classes as
+    #: digits in base ``len(counter_names)`` (1: one class per step).
+    slots: int = 1
 
 
 _RULES: dict[str, _Rule] = {
@@ -56,6 +71,27 @@ _RULES: dict[str, _Rule] = {
             "rounding": {"round_half_even": _kernel.ROUND_HALF_EVEN,
                          "truncate": _kernel.ROUND_TRUNCATE},
         },
+    ),
+    "sparq": _Rule(
+        _kernel.RULE_SPARQ,
+        threads=(2, 4),
+        options={
+            "window": _kernel.SPARQ_WINDOW_CODES,
+            "rounding": {"round": _kernel.ROUND_HALF_EVEN, "raw": _kernel.ROUND_TRUNCATE},
+            "pairing": {"adjacent": _kernel.PAIRING_ADJACENT, "stc": _kernel.PAIRING_STC},
+        },
+        counter_names=_kernel.SPARQ_PRODUCT_NAMES,
+        slots=2,
+    ),
+    "a4w8": _Rule(
+        _kernel.RULE_A4W8,
+        threads=(2,),
+        options={
+            "shift": {str(s): s for s in range(5)},
+            "rounding": {"round": _kernel.ROUND_HALF_EVEN, "raw": _kernel.ROUND_TRUNCATE},
+        },
+        counter_names=_kernel.A4W8_PRODUCT_NAMES,
+        slots=2,
     ),
 }
 
@@ -73,7 +109,9 @@ class ReferenceResult:
         together (folds do not overlap).
     counters : dict of str to int
         PE-steps with a real output position and a real step, by activity: ``idle``,
-        ``single``, ``shared_exact``, ``shared_reduced``; they sum to M * N * S.
+        ``single``, ``shared_exact``, ``shared_reduced``; they sum to M * N * S. For a rule
+        with several classes per step (``sparq``, ``a4w8``: one per product) every class of
+        the rule's names, summing to slots * M * N * S.
     """
 
     outputs: np.ndarray
@@ -186,9 +224,12 @@ def run_reference_array(A: np.ndarray, B: np.ndarray, rows: int, cols: int, sche
     codes = _encode_params(rule, spec, params)
 
     outputs = np.zeros((n_m, B.shape[1]), dtype=np.int64)
-    counters = np.zeros(_kernel.N_COUNTERS, dtype=np.int64)
+    base = len(spec.counter_names)
+    counters = np.zeros(base ** spec.slots, dtype=np.int64)
     cycles = _kernel.simulate_os_array(A, B, sched, int(rows), int(cols), spec.rule_id, codes,
                                        outputs, counters)
-    return ReferenceResult(outputs=outputs, cycles=int(cycles),
-                           counters={name: int(counters[i])
-                                     for i, name in enumerate(_COUNTER_NAMES)})
+    named = dict.fromkeys(spec.counter_names, 0)
+    for code in np.flatnonzero(counters):
+        for slot in range(spec.slots):
+            named[spec.counter_names[(int(code) // base ** slot) % base]] += int(counters[code])
+    return ReferenceResult(outputs=outputs, cycles=int(cycles), counters=named)

@@ -42,6 +42,8 @@ from simulator.kernels.jit import njit
 __all__ = [
     "RULE_DENSE",
     "RULE_SYSMT",
+    "RULE_SPARQ",
+    "RULE_A4W8",
     "POLICY_SPARSITY_AWARE",
     "POLICY_MSB_TRIM",
     "ROUND_HALF_EVEN",
@@ -51,7 +53,14 @@ __all__ = [
     "COUNTER_SHARED_EXACT",
     "COUNTER_SHARED_REDUCED",
     "N_COUNTERS",
+    "SPARQ_WINDOW_CODES",
+    "PAIRING_ADJACENT",
+    "PAIRING_STC",
+    "SPARQ_PRODUCT_NAMES",
+    "A4W8_PRODUCT_NAMES",
     "trim_magnitude",
+    "sparq_window",
+    "uniform_4bit",
     "pe_step",
     "simulate_os_array",
 ]
@@ -60,6 +69,11 @@ __all__ = [
 RULE_DENSE = 0
 #: SySMT / NB-SMT PE; params = [policy, rounding].
 RULE_SYSMT = 1
+#: SPARQ PE (T = 2 adjacent pair, or T = 4 for a 2:4 group); params = [window, rounding,
+#: pairing]. Its counter index encodes the classes of the step's two products (see below).
+RULE_SPARQ = 5
+#: A4W8 PE (T = 2, activations uniformly quantised to 4 bits); params = [shift, rounding].
+RULE_A4W8 = 6
 
 #: SySMT reduction policies (params[0] of RULE_SYSMT).
 POLICY_SPARSITY_AWARE = 0
@@ -75,6 +89,25 @@ COUNTER_SINGLE = 1
 COUNTER_SHARED_EXACT = 2
 COUNTER_SHARED_REDUCED = 3
 N_COUNTERS = 4
+
+#: SPARQ window configurations (params[0] of RULE_SPARQ), by name: the rows of the
+#: MODELS.md §4 table. The rule decodes them itself in :func:`_sparq_config`.
+SPARQ_WINDOW_CODES = {"4bit_5opt": 0, "4bit_3opt": 1, "4bit_2opt": 2, "6bit_3opt": 3,
+                      "3bit_6opt": 4, "2bit_7opt": 5}
+#: SPARQ pairings (params[2] of RULE_SPARQ); params[1] is ROUND_HALF_EVEN ('round') or
+#: ROUND_TRUNCATE ('raw').
+PAIRING_ADJACENT = 0
+PAIRING_STC = 1
+
+#: Product classes of the two-product rules. A SPARQ or A4W8 step multiplies two activations,
+#: so its counter index is ``class0 * n + class1`` over the n names below, and the wrapper
+#: adds one count to each of the two classes.
+SPARQ_PRODUCT_NAMES = ("idle", "zero_partner", "zero_partner_trimmed", "window_exact",
+                       "trim_shift_1", "trim_shift_2", "trim_shift_3", "trim_shift_4",
+                       "trim_shift_5", "trim_shift_6")
+A4W8_PRODUCT_NAMES = ("idle", "exact", "approximated")
+_N_SPARQ_PRODUCTS = 10
+_N_A4W8_PRODUCTS = 3
 
 
 @njit
@@ -189,6 +222,147 @@ def _sysmt_step(acts, wgts, policy, rounding):
 
 
 @njit
+def sparq_window(x, n_bits, positions, rounding):
+    """bSPARQ window of an 8-bit magnitude (MODELS.md §4).
+
+    Parameters
+    ----------
+    x : int
+        Magnitude, 0..255.
+    n_bits : int
+        Window width n.
+    positions : int
+        Bit mask of the allowed window LSB positions p (bit p set: p allowed).
+    rounding : int
+        ``ROUND_TRUNCATE`` (raw) or ``ROUND_HALF_EVEN`` (round).
+
+    Returns
+    -------
+    value : int
+        Bits [p+n-1 : p] of x in the original scale, for the smallest allowed p with
+        p + n - 1 >= the index of x's leading one; rounded half to even on the dropped bits
+        and saturated at ((1 << n) - 1) << p when rounding overflows the window.
+    p : int
+        The window position.
+    """
+    if x == 0:
+        return 0, 0
+    leading = 0
+    while (x >> (leading + 1)) != 0:
+        leading += 1
+    p = 0
+    while not ((positions >> p) & 1 == 1 and p + n_bits - 1 >= leading):
+        p += 1
+        if p > 7:
+            raise ValueError("no allowed window position holds the value")
+    mantissa = x >> p
+    if rounding == ROUND_HALF_EVEN and p > 0:
+        dropped = x & ((1 << p) - 1)
+        half = 1 << (p - 1)
+        if dropped > half or (dropped == half and mantissa & 1 == 1):
+            mantissa += 1
+        if mantissa > (1 << n_bits) - 1:
+            mantissa = (1 << n_bits) - 1
+    return mantissa << p, p
+
+
+@njit
+def _sparq_config(window):
+    """(n, positions mask, zero-partner n, zero-partner positions mask) of a window code."""
+    if window == 0:  # 4-bit, 5 options: p = 4..0; zero partner keeps all 8 bits
+        return 4, 0b11111, 8, 0b1
+    if window == 1:  # 4-bit, 3 options: p = 4, 2, 0
+        return 4, 0b10101, 8, 0b1
+    if window == 2:  # 4-bit, 2 options: p = 4, 0
+        return 4, 0b10001, 8, 0b1
+    if window == 3:  # 6-bit, 3 options: p = 2, 1, 0
+        return 6, 0b111, 8, 0b1
+    if window == 4:  # 3-bit, 6 options: p = 5..0; zero partner: 6 bits at p = 2..0
+        return 3, 0b111111, 6, 0b111
+    if window == 5:  # 2-bit, 7 options: p = 6..0; zero partner: 4 bits at p = 4..0
+        return 2, 0b1111111, 4, 0b11111
+    raise ValueError("unknown SPARQ window code")
+
+
+@njit
+def _sparq_product(a, partner, window, rounding):
+    """(activation the multiplier sees, product class) for ``a`` next to ``partner``."""
+    if a == 0:
+        return 0, 0
+    n_bits, positions, wide_bits, wide_positions = _sparq_config(window)
+    x = a if a > 0 else -a
+    if partner == 0:
+        # vSPARQ: the zero partner lends its multiplier, the activation gets the wide window.
+        value, p = sparq_window(x, wide_bits, wide_positions, rounding)
+        cls = 1 if value == x else 2
+    else:
+        value, p = sparq_window(x, n_bits, positions, rounding)
+        cls = 3 if value == x else 3 + p
+    return (value if a > 0 else -value), cls
+
+
+@njit
+def _sparq_step(acts, wgts, window, rounding, pairing):
+    """SPARQ PE: two multipliers with shifters on one pair of activations.
+
+    ``PAIRING_ADJACENT`` (T = 2): the pair is the two slots. ``PAIRING_STC`` (T = 4, one 2:4
+    group): the pair is the slots whose weight is non-zero, in order; a missing member is an
+    empty slot (activation 0, weight 0), so in 2:4 mode weight zeros count as zero partners.
+    """
+    n_threads = acts.shape[0]
+    if pairing == PAIRING_ADJACENT:
+        if n_threads != 2:
+            raise ValueError("adjacent SPARQ pairs need T = 2")
+        a0, a1, w0, w1 = acts[0], acts[1], wgts[0], wgts[1]
+    else:
+        if n_threads != 4:
+            raise ValueError("2:4 SPARQ groups need T = 4")
+        a0, a1, w0, w1 = 0, 0, 0, 0
+        found = 0
+        for t in range(4):
+            if wgts[t] != 0:
+                if found == 0:
+                    a0, w0 = acts[t], wgts[t]
+                elif found == 1:
+                    a1, w1 = acts[t], wgts[t]
+                else:
+                    raise ValueError("more than 2 non-zero weights in a 2:4 group")
+                found += 1
+    v0, c0 = _sparq_product(a0, a1, window, rounding)
+    v1, c1 = _sparq_product(a1, a0, window, rounding)
+    return v0 * w0 + v1 * w1, c0 * _N_SPARQ_PRODUCTS + c1
+
+
+@njit
+def uniform_4bit(x, shift, rounding):
+    """Uniform 4-bit quantisation of magnitude x: min(round(x / 2**shift), 15) << shift."""
+    q = x >> shift
+    if rounding == ROUND_HALF_EVEN and shift > 0:
+        dropped = x & ((1 << shift) - 1)
+        half = 1 << (shift - 1)
+        if dropped > half or (dropped == half and q & 1 == 1):
+            q += 1
+    if q > 15:
+        q = 15
+    return q << shift
+
+
+@njit
+def _a4w8_step(acts, wgts, shift, rounding):
+    """A4W8 PE: two 4b x 8b multipliers, each activation quantised alone, no borrowing."""
+    total = 0
+    code = 0
+    for t in range(acts.shape[0]):
+        a = acts[t]
+        x = a if a > 0 else -a
+        q = uniform_4bit(x, shift, rounding)
+        total += (q if a > 0 else -q) * wgts[t]
+        cls = 0 if a == 0 else (1 if q == x else 2)
+        code = code * _N_A4W8_PRODUCTS + cls
+    return total, code
+
+
+@njit
 def pe_step(rule, params, acts, wgts):
     """Apply PE rule ``rule`` to the T operand pairs a PE holds in one step.
 
@@ -212,6 +386,10 @@ def pe_step(rule, params, acts, wgts):
         return _dense_step(acts, wgts)
     if rule == RULE_SYSMT:
         return _sysmt_step(acts, wgts, params[0], params[1])
+    if rule == RULE_SPARQ:
+        return _sparq_step(acts, wgts, params[0], params[1], params[2])
+    if rule == RULE_A4W8:
+        return _a4w8_step(acts, wgts, params[0], params[1])
     raise ValueError("unknown PE rule id")
 
 

