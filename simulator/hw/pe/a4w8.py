@@ -1,0 +1,125 @@
+"""A4W8: a 4b x 8b OS array, activations uniformly quantised to 4 bits (MODELS.md §6).
+
+The like-for-like baseline of SPARQ: the same two 4b x 8b multipliers per PE and two K
+elements (k, k+1) per step, but no shifters, no window choice and no zero-partner borrowing.
+Every activation magnitude x is quantised on one uniform grid of step 2**s:
+
+    q(x) = min(round(x / 2**s), 15) * 2**s
+
+(``round``: half to even; ``raw``: truncation), kept in the original scale. With
+``scale: fixed`` s = 4 (the grid 0, 16, ..., 240: the high nibble, rounded and saturated);
+with ``scale: per_layer`` s is the smallest shift that makes the GEMM group's largest
+magnitude fit 4 bits, ``s = max(0, bit_length(max |a|) - 4)`` (a per-layer power-of-two
+scale applied after accumulation, so the PE still needs no shifter). A signed activation is
+quantised on its magnitude and keeps its sign.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Literal
+
+import numpy as np
+
+from simulator.config.arch import PEOptions
+from simulator.config.schema import option
+from simulator.hw.pe.registry import GemmRun, PEModel, register_pe
+from simulator.hw.pe.schedule import steps_for, thread_schedule
+from simulator.hw.pe.sparq import (check_activations, check_weights, run_kernel,
+                                   signed_class_table, signed_table)
+from simulator.kernels.sparq import pair_transform
+from simulator.workloads.layers import Layer
+
+__all__ = ["A4W8Options", "A4W8PE", "COUNTERS", "uniform_values", "activation_shift"]
+
+#: Product classes, two products per PE-step.
+COUNTERS = ("idle", "exact", "approximated")
+
+#: The grid step exponent of ``scale: fixed``: 8-bit magnitudes keep their high nibble.
+FIXED_SHIFT = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class A4W8Options(PEOptions):
+    """``pe: {type: a4w8, rounding: round, scale: fixed}``."""
+
+    type: Literal["a4w8"] = option("a4w8", doc="PE type.")
+    rounding: Literal["round", "raw"] = option(
+        "round", doc="'round': x / 2**s rounds half to even (saturating at 15); 'raw': "
+                     "truncates.")
+    scale: Literal["fixed", "per_layer"] = option(
+        "fixed", doc="Grid step 2**s: 'fixed' s = 4 (values 0, 16, ..., 240); 'per_layer' the "
+                     "smallest s that fits the GEMM group's largest activation magnitude in "
+                     "4 bits (measured on the simulated data).")
+
+
+def uniform_values(x: np.ndarray, shift: int, round_half_even: bool) -> np.ndarray:
+    """Uniform 4-bit quantisation of magnitudes ``x`` (0..255) on the grid of step 2**shift.
+
+    Returns int64 ``min(round(x / 2**shift), 15) << shift``.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    q = x >> shift
+    if round_half_even and shift > 0:
+        below = (x >> (shift - 1)) & 1
+        sticky = (x & ((1 << (shift - 1)) - 1)) != 0
+        q = q + (below & ((q & 1) | sticky))
+    return np.minimum(q, 15) << shift
+
+
+def activation_shift(a: np.ndarray, scale: str) -> int:
+    """The grid step exponent s for activations ``a`` under ``scale``."""
+    if scale == "fixed":
+        return FIXED_SHIFT
+    peak = int(np.abs(a).max()) if a.size else 0
+    return max(0, peak.bit_length() - 4)
+
+
+@functools.lru_cache(maxsize=None)
+def _tables(shift: int, round_half_even: bool) -> tuple[np.ndarray, ...]:
+    magnitudes = np.arange(256)
+    values = uniform_values(magnitudes, shift, round_half_even)
+    classes = np.where(magnitudes == 0, 0, np.where(values == magnitudes, 1, 2))
+    value_table = signed_table(values, np.float64)
+    class_table = signed_class_table(classes)
+    # The activation does not depend on its partner: the same table for both cases.
+    return value_table, value_table, class_table, class_table
+
+
+@register_pe
+class A4W8PE(PEModel):
+    type_name = "a4w8"
+    summary = "4b x 8b MACs, two K elements per cycle, activations uniformly quantised to 4 bits"
+    Options = A4W8Options
+    counter_names = COUNTERS
+    data_dependent = True
+
+    options: A4W8Options
+
+    def reduction_steps(self, layer: Layer) -> int:
+        return steps_for(layer.gemm.k, 2)
+
+    def peak_macs_per_step(self, layer: Layer) -> int:
+        return 2
+
+    def schedule(self, kd: int) -> np.ndarray:
+        """K elements of each step, (2, steps): ``k = 2*step + slot``."""
+        return thread_schedule(kd, 2, "interleaved")
+
+    def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
+        check_weights(layer, b, "A4W8")
+        a = a.astype(np.int64, copy=False)
+        if self.options.scale == "fixed":
+            shift = FIXED_SHIFT
+        else:
+            # The grid depends on the range, so check it first (the kernel would anyway).
+            check_activations(layer, int(a.min(initial=0)), int(a.max(initial=0)), "A4W8")
+            shift = activation_shift(a, "per_layer")
+        tables = _tables(shift, self.options.rounding == "round")
+        approx, counts = run_kernel(layer, "A4W8", pair_transform, a, *tables,
+                                    n_classes=len(COUNTERS))
+        # Exact: |approx| <= 240 and |b| <= 128, partial sums far below 2**53.
+        outputs = (approx @ b.astype(np.float64)).astype(np.int64)
+        n_cols = b.shape[1]
+        return GemmRun(outputs, {name: int(counts[i]) * n_cols for i, name in enumerate(COUNTERS)})

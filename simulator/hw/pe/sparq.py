@@ -1,0 +1,237 @@
+"""SPARQ: sparsity-aware activation windows on two 4b x 8b multipliers with shifters (MODELS.md §4).
+
+A SPARQ PE consumes two K elements (a *pair*) per step. Each activation of the pair is cut to
+an n-bit window placed at one of a few allowed positions (bSPARQ) unless its partner is zero,
+in which case it borrows the partner's multiplier and keeps a wider window (vSPARQ). In 2:4
+mode (``pairing: stc``) a step consumes a group of four K elements whose non-zero weights (at
+most two per filter) form the pair.
+
+Window configurations (``window_bits``, ``options``) -> allowed LSB positions p, and the window
+used when the partner is zero:
+
+============  ==========  ==================  =====================
+window_bits   options     positions p         zero-partner window
+============  ==========  ==================  =====================
+4             5 (default) 4, 3, 2, 1, 0       all 8 bits
+4             3           4, 2, 0             all 8 bits
+4             2           4, 0                all 8 bits
+6             3           2, 1, 0             all 8 bits
+3             6           5 ... 0             6 bits, p in 2, 1, 0
+2             7           6 ... 0             4 bits, p in 4 ... 0
+============  ==========  ==================  =====================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Literal
+
+import numpy as np
+
+from simulator.config.arch import PEOptions
+from simulator.config.schema import option
+from simulator.errors import SimulationError
+from simulator.hw.pe.registry import GemmRun, PEModel, register_pe
+from simulator.hw.pe.schedule import steps_for, thread_schedule
+from simulator.kernels.sparq import (LUT_OFFSET, pair_transform, stc_compress, stc_gemm,
+                                     window_values)
+from simulator.workloads.layers import Layer
+
+__all__ = ["SparqOptions", "SparqPE", "WINDOWS", "ZERO_PARTNER_WINDOWS", "DEFAULT_OPTIONS",
+           "CLASS_NAMES", "check_weights", "check_activations", "run_kernel", "signed_table",
+           "signed_class_table"]
+
+#: (window_bits, options) -> the allowed window LSB positions p (MODELS.md §4).
+WINDOWS: dict[tuple[int, int], tuple[int, ...]] = {
+    (4, 5): (4, 3, 2, 1, 0),
+    (4, 3): (4, 2, 0),
+    (4, 2): (4, 0),
+    (6, 3): (2, 1, 0),
+    (3, 6): (5, 4, 3, 2, 1, 0),
+    (2, 7): (6, 5, 4, 3, 2, 1, 0),
+}
+#: window_bits -> (width, positions) of the window an activation gets when its partner is 0.
+ZERO_PARTNER_WINDOWS: dict[int, tuple[int, tuple[int, ...]]] = {
+    4: (8, (0,)),
+    6: (8, (0,)),
+    3: (6, (2, 1, 0)),
+    2: (4, (4, 3, 2, 1, 0)),
+}
+#: window_bits -> options when ``pe.options`` is not given.
+DEFAULT_OPTIONS = {4: 5, 6: 3, 3: 6, 2: 7}
+
+#: Product classes (two products per PE-step); a configuration reports a subset.
+CLASS_NAMES = ("idle", "zero_partner", "zero_partner_trimmed", "window_exact",
+               *(f"trim_shift_{p}" for p in range(1, 7)))
+_IDLE, _ZERO_PARTNER, _ZERO_PARTNER_TRIMMED, _WINDOW_EXACT = range(4)
+_TRIM_SHIFT_1 = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class SparqOptions(PEOptions):
+    """``pe: {type: sparq, window_bits: 4, options: 5, ...}``."""
+
+    type: Literal["sparq"] = option("sparq", doc="PE type.")
+    window_bits: Literal[4, 3, 2, 6] = option(
+        4, doc="Activation window width n in bits: 4 (two 4b x 8b multipliers), 3 or 2 "
+               "(narrower groups with wider zero-partner windows), or 6 (the 6-bit "
+               "3-option configuration).")
+    options: Literal[5, 3, 2, 6, 7] | None = option(
+        None, doc="Window placement options: 5, 3 or 2 for 4-bit windows; 6-bit windows take "
+                  "3, 3-bit windows 6, 2-bit windows 7. Absent or null: the window's only or "
+                  "largest choice (4-bit: 5, 6-bit: 3, 3-bit: 6, 2-bit: 7).")
+    rounding: Literal["round", "raw"] = option(
+        "round", doc="'round': the dropped bits round half to even, saturating inside the "
+                     "window; 'raw': they are truncated.")
+    pairing: Literal["adjacent", "stc"] = option(
+        "adjacent", doc="'adjacent': the pair is K elements (k, k+1), two per step; 'stc': "
+                        "2:4-pruned weights, the (at most two) non-zero weights of each group "
+                        "of four K elements form the pair, four K elements per step.")
+
+    def __post_init__(self) -> None:
+        if self.options is None:
+            object.__setattr__(self, "options", DEFAULT_OPTIONS[self.window_bits])
+        if (self.window_bits, self.options) not in WINDOWS:
+            valid = sorted(o for n, o in WINDOWS if n == self.window_bits)
+            raise ValueError(
+                f"options: {self.window_bits}-bit windows take "
+                f"{' or '.join(str(o) for o in reversed(valid))} placement option(s), "
+                f"not {self.options}")
+
+    @property
+    def window_name(self) -> str:
+        """The configuration's name, e.g. ``4bit_5opt``."""
+        return f"{self.window_bits}bit_{self.options}opt"
+
+
+def signed_table(magnitude_table: np.ndarray, dtype: type) -> np.ndarray:
+    """Table over activations -255..255 (index ``a + LUT_OFFSET``) from one over 0..255:
+    a signed activation is processed on its magnitude and keeps its sign."""
+    values = np.arange(-LUT_OFFSET, LUT_OFFSET + 1)
+    return (np.sign(values) * magnitude_table[np.abs(values)]).astype(dtype)
+
+
+def signed_class_table(magnitude_classes: np.ndarray) -> np.ndarray:
+    """Class table over activations -255..255 from one over magnitudes 0..255."""
+    return magnitude_classes[np.abs(np.arange(-LUT_OFFSET, LUT_OFFSET + 1))].astype(np.int64)
+
+
+def check_weights(layer: Layer, b: np.ndarray, pe_name: str) -> None:
+    """Raise SimulationError naming the layer unless the weights are signed 8-bit."""
+    if b.size:
+        lo, hi = int(b.min()), int(b.max())
+        if lo < -128 or hi > 127:
+            raise SimulationError(
+                f"layer {layer.name!r}: the {pe_name} PE takes signed 8-bit weights "
+                f"(-128..127), not values in {lo}..{hi}")
+
+
+def check_activations(layer: Layer, lo: int, hi: int, pe_name: str) -> None:
+    """Raise SimulationError naming the layer unless activations in lo..hi are 8-bit
+    (unsigned 0..255, or signed -128..127)."""
+    if not (0 <= lo and hi <= 255) and not (-128 <= lo and hi <= 127):
+        raise SimulationError(
+            f"layer {layer.name!r}: the {pe_name} PE takes 8-bit activations (0..255, or "
+            f"-128..127 signed), not values in {lo}..{hi}")
+
+
+def run_kernel(layer: Layer, pe_name: str, kernel, *args, **kwargs):
+    """Call a SPARQ kernel; turn its activation range into a SimulationError naming the layer.
+
+    The kernels measure the activations' range in their own pass (a separate min/max pass
+    would cost as much as the transform) and refuse values their tables do not cover.
+    """
+    a = args[0]
+    try:
+        *results, lo, hi = kernel(*args, **kwargs)
+    except ValueError:
+        if a.size and int(np.abs(a).max()) > LUT_OFFSET:
+            check_activations(layer, int(a.min()), int(a.max()), pe_name)
+        raise
+    check_activations(layer, lo, hi, pe_name)
+    return results
+
+
+@functools.lru_cache(maxsize=None)
+def _tables(window_bits: int, options: int, round_half_even: bool) -> tuple[np.ndarray, ...]:
+    """(narrow, wide, narrow_cls, wide_cls) lookup tables over activations -255..255."""
+    magnitudes = np.arange(256)
+    narrow, shift = window_values(magnitudes, window_bits, WINDOWS[(window_bits, options)],
+                                  round_half_even)
+    wide_bits, wide_shifts = ZERO_PARTNER_WINDOWS[window_bits]
+    wide, _ = window_values(magnitudes, wide_bits, wide_shifts, round_half_even)
+    # A window with p = 0 keeps every bit, so a lossy window always has p >= 1.
+    narrow_cls = np.where(narrow == magnitudes, _WINDOW_EXACT, _TRIM_SHIFT_1 - 1 + shift)
+    wide_cls = np.where(wide == magnitudes, _ZERO_PARTNER, _ZERO_PARTNER_TRIMMED)
+    narrow_cls[0] = wide_cls[0] = _IDLE
+    return (signed_table(narrow, np.float64), signed_table(wide, np.float64),
+            signed_class_table(narrow_cls), signed_class_table(wide_cls))
+
+
+@register_pe
+class SparqPE(PEModel):
+    type_name = "sparq"
+    summary = ("SPARQ: two 4b x 8b multipliers with shifters; activation windows, "
+               "zero-partner borrowing, optional 2:4 mode")
+    Options = SparqOptions
+    data_dependent = True
+
+    options: SparqOptions
+
+    @property
+    def counter_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        """Product classes of this configuration (see docs/pe-models.md)."""
+        names = ["idle", "zero_partner"]
+        if ZERO_PARTNER_WINDOWS[self.options.window_bits][0] < 8:
+            names.append("zero_partner_trimmed")
+        names.append("window_exact")
+        shifts = WINDOWS[(self.options.window_bits, self.options.options)]
+        names += [f"trim_shift_{p}" for p in sorted(shifts) if p > 0]
+        return tuple(names)
+
+    @property
+    def elements_per_step(self) -> int:
+        """K elements a PE consumes per step: 2 (a pair), or 4 in 2:4 mode."""
+        return 4 if self.options.pairing == "stc" else 2
+
+    def reduction_steps(self, layer: Layer) -> int:
+        return steps_for(layer.gemm.k, self.elements_per_step)
+
+    def peak_macs_per_step(self, layer: Layer) -> int:
+        return self.elements_per_step
+
+    def schedule(self, kd: int) -> np.ndarray:
+        """K elements of each step, (elements_per_step, steps): ``k = step*width + slot``."""
+        return thread_schedule(kd, self.elements_per_step, "interleaved")
+
+    def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
+        check_weights(layer, b, "SPARQ")
+        opts = self.options
+        tables = _tables(opts.window_bits, opts.options, opts.rounding == "round")
+        a = a.astype(np.int64, copy=False)
+        if opts.pairing == "stc":
+            outputs, counts = self._stc(layer, a, b, tables)
+        else:
+            approx, counts = run_kernel(layer, "SPARQ", pair_transform, a, *tables,
+                                        n_classes=len(CLASS_NAMES))
+            counts = counts * b.shape[1]
+            # |approx| <= 255 and |b| <= 128: every partial sum is an integer far below 2**53,
+            # so the float64 BLAS product is exact.
+            outputs = (approx @ b.astype(np.float64)).astype(np.int64)
+        counters = {name: int(counts[CLASS_NAMES.index(name)]) for name in self.counter_names}
+        return GemmRun(outputs, counters)
+
+    def _stc(self, layer: Layer, a: np.ndarray, b: np.ndarray,
+             tables: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+        code, w0, w1, violation = stc_compress(b.astype(np.int64, copy=False))
+        if violation is not None:
+            g, col, count = violation
+            raise SimulationError(
+                f"layer {layer.name!r}: pe.pairing 'stc' needs 2:4 structured weights (at most "
+                f"2 non-zero in every group of 4 K elements of a filter), but K elements "
+                f"{4 * g}..{min(4 * g + 3, b.shape[0] - 1)} of output column {col} hold "
+                f"{count} non-zero weights")
+        outputs, counts = run_kernel(layer, "SPARQ", stc_gemm, a, *tables, code, w0, w1,
+                                     n_classes=len(CLASS_NAMES))
+        return outputs, counts
