@@ -16,13 +16,15 @@ It then times, interleaved, ``--repeats`` times, keeping each design's minimum:
   ``PE.simulate_gemm(layer, A, B)`` per group, everything the functional model does.
 
 It prints a table: design, seconds, ratio to the floor. Usage (from the repo root):
-``.venv/bin/python benchmarks/bench_sparq.py [--repeats 3]``. numba uses its default thread
-count (the machine's cores).
+``.venv/bin/python benchmarks/bench_sparq.py [--repeats 3]``. numba and BLAS use their default
+thread counts (the machine's cores); on a shared machine, where other jobs slow BLAS's threads
+most, ``OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1`` gives a steadier one-core comparison.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -97,8 +99,12 @@ def main(argv: list[str] | None = None) -> int:
 
     macs = sum(layer.gemm.macs for layer in workload.layers)
     a_zero = np.mean([np.mean(a == 0) for _, gs in dense_data for a, _ in gs])
+    import numba
+
     print(f"ResNet-18 batch 1 (synthetic data): {len(dense_data)} layers, {macs / 1e9:.3f} G "
-          f"MACs, activation zeros {a_zero:.1%}, best of {args.repeats} interleaved runs")
+          f"MACs, activation zeros {a_zero:.1%}, best of {args.repeats} interleaved runs; "
+          f"numba threads {numba.get_num_threads()}, OPENBLAS_NUM_THREADS="
+          f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
     print(f"{'design':<15} {'seconds':>9} {'x floor':>8}")
     for name, seconds in best.items():
         print(f"{name:<15} {seconds:>9.3f} {seconds / best['floor']:>8.2f}")

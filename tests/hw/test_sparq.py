@@ -24,7 +24,6 @@ from simulator.hw.timing import fold_timing
 from simulator.kernels import reference_array as ref_kernel
 from simulator.kernels.sparq import window_values
 from simulator.workloads.layers import Layer
-from simulator.workloads.synthetic import SyntheticOptions, synthesize
 
 CONFIGS = sorted(NAIVE_WINDOWS)  # (window_bits, options)
 ROUNDINGS = ("round", "raw")
@@ -400,11 +399,10 @@ def test_digits_trace_more_options_more_accurate():
 
 
 def test_stc_on_two_of_four_weights_runs():
-    """2:4 mode on synthetic 2:4 weights (synthetic data's `weight_structure: 2:4`)."""
-    workload = api.load_workload("resnet18")
-    workload = synthesize(dataclasses.replace(workload, layers=workload.layers[-4:-1]),
-                          SyntheticOptions(weight_structure="2:4"))
-    stc = api.simulate(api.load_arch("sparq_5opt_16x16", ["pe.pairing=stc"]), workload)
+    """The shipped 2:4 design on the shipped 2:4 workload (synthetic `weight_structure: 2:4`)."""
+    workload = api.load_workload("resnet18_2of4")
+    workload = dataclasses.replace(workload, layers=workload.layers[-4:-1])
+    stc = api.simulate(api.load_arch("sparq_5opt_stc_16x16"), workload)
     pairs = api.simulate(api.load_arch("sparq_5opt_16x16"), workload)
     assert stc.summary()["data"] == "synthetic"
     for four, two in zip(stc.layers, pairs.layers):
