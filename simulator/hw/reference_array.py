@@ -26,8 +26,9 @@ PE rules
     the step's two products (``idle``, ``exact``, ``approximated``).
 
 A later PE type adds one entry to ``_RULES`` (its kernel rule id, the thread counts it accepts
-and its named parameters, in the order of the kernel's parameter array) next to its rule
-function in the kernel module. See docs/reference-array.md.
+and its named parameters, in the order of the kernel's parameter array; and, when its counters
+are not SySMT's four step classes, their names and how many classes one step carries) next to
+its rule function in the kernel module. See docs/reference-array.md.
 """
 
 from __future__ import annotations

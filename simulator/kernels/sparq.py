@@ -101,6 +101,8 @@ def window_values(x: np.ndarray, n_bits: int, shifts: tuple[int, ...],
     return mantissa << shift, shift
 
 
+# Not parallel: the pass is memory-bound, and numba's OpenMP threads spin-waiting after a
+# parallel region measurably slowed the BLAS product that follows it.
 @njit
 def _pair_transform(a, values, classes, out, hist, extremes):  # pragma: no cover - compiled
     m_rows, kd = a.shape
