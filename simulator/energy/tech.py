@@ -68,16 +68,15 @@ def parse_quantity(text: Any, kind: str) -> float:
     kind : ``energy``, ``area`` or ``power_density``.
     """
     units = _UNITS[kind]
-    if not isinstance(text, str):
-        raise ValueError(f"a {kind} with its unit such as '1.5 {next(iter(units))}'")
-    match = _QUANTITY.match(text)
+    label = kind.replace("_", " ")
+    match = _QUANTITY.match(text) if isinstance(text, str) else None
     if not match:
-        raise ValueError(f"a {kind} with its unit such as '1.5 {next(iter(units))}'")
+        raise ValueError(f"{label} with its unit, such as '1.5 {next(iter(units))}'")
     value, unit = float(match.group(1)), match.group(2)
     if unit not in units:
-        raise ValueError(f"a {kind} unit ({', '.join(units)}); unknown unit '{unit}'")
+        raise ValueError(f"{'an' if label[0] in 'aeiou' else 'a'} {label} unit ({', '.join(units)}); unknown unit '{unit}'")
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"a non-negative {kind}")
+        raise ValueError(f"a non-negative {label}")
     return value * units[unit]
 
 
@@ -108,9 +107,9 @@ class Component(Provenance):
 
     breakdown: Literal["multipliers", "adders", "registers", "pe_logic"] = option(
         doc="Breakdown class the component's energy is reported under.")
-    energy: str = option(doc="Energy per action, with unit (fJ, pJ, nJ).",
+    energy: str | float = option(doc="Energy per action, with unit (fJ, pJ, nJ).",
                          check=_quantity_check("energy"))
-    area: str = option(doc="Area, with unit (um2, mm2).", check=_quantity_check("area"))
+    area: str | float = option(doc="Area, with unit (um2, mm2).", check=_quantity_check("area"))
 
     @property
     def energy_pj(self) -> float:
@@ -125,9 +124,9 @@ class Component(Provenance):
 class SramModel(Provenance):
     """On-chip buffer energy and area as a function of capacity (CACTI-like)."""
 
-    read_energy: str = option(doc="Energy of one read of `word_bits` at `reference_kib`.",
+    read_energy: str | float = option(doc="Energy of one read of `word_bits` at `reference_kib`.",
                               check=_quantity_check("energy"))
-    area_per_kib: str = option(doc="Area per KiB of capacity, with unit.",
+    area_per_kib: str | float = option(doc="Area per KiB of capacity, with unit.",
                                check=_quantity_check("area"))
     word_bits: int = option(64, doc="Width of the access `read_energy` is given for, bits.",
                             check=positive)
@@ -154,7 +153,7 @@ class SramModel(Provenance):
 class DramModel(Provenance):
     """Off-chip DRAM: energy per bit moved (read or written)."""
 
-    energy_per_bit: str = option(doc="Energy per bit transferred, with unit.",
+    energy_per_bit: str | float = option(doc="Energy per bit transferred, with unit.",
                                  check=_quantity_check("energy"))
 
     @property
@@ -166,7 +165,7 @@ class DramModel(Provenance):
 class LeakageModel(Provenance):
     """Static power per unit area of logic and SRAM."""
 
-    power_density: str = option(doc="Leakage power per area (nW/um2, uW/um2, mW/mm2, ...).",
+    power_density: str | float = option(doc="Leakage power per area (nW/um2, uW/um2, mW/mm2, ...).",
                                 check=_quantity_check("power_density"))
 
     @property
