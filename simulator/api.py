@@ -18,7 +18,9 @@ import simulator
 from simulator.config import arch as arch_config
 from simulator.config.arch import ArchConfig
 from simulator.config.schema import dump
-from simulator.errors import SimulationError, WorkloadError
+from simulator.energy.model import AreaReport, EnergyReport, LayerActivity, array_area, layer_energy
+from simulator.energy.tech import TechTable, load_tech
+from simulator.errors import ConfigError, SimulationError, WorkloadError
 from simulator.hw.pe import PEModel, get_pe_model, option_types
 from simulator.hw.timing import fold_timing
 from simulator.workloads.layers import Layer, LayerTensors, Workload
@@ -31,10 +33,12 @@ from simulator.workloads.trace import load_trace
 __all__ = [
     "REPO_ROOT",
     "ARCH_DIR",
+    "TECH_DIR",
     "WORKLOAD_DIR",
     "LayerResult",
     "RunResult",
     "load_arch",
+    "load_tech_table",
     "load_workload",
     "shipped_archs",
     "shipped_workloads",
@@ -44,6 +48,7 @@ __all__ = [
 
 REPO_ROOT = Path(simulator.__file__).resolve().parent.parent
 ARCH_DIR = REPO_ROOT / "arch_configs"
+TECH_DIR = ARCH_DIR / "tech"
 WORKLOAD_DIR = REPO_ROOT / "workloads"
 
 
@@ -72,6 +77,11 @@ def shipped_workloads() -> list[Path]:
 def load_arch(spec: str | Path, overrides: Sequence[str] = ()) -> ArchConfig:
     """Load an arch YAML, a SCALE-Sim ``.cfg`` or a shipped config's name, with overrides."""
     return arch_config.load_arch(_resolve(spec, ARCH_DIR, (".yaml",)), overrides, option_types())
+
+
+def load_tech_table(spec: str | Path) -> TechTable:
+    """Load a technology table: a path, or the name of a table in ``arch_configs/tech/``."""
+    return load_tech(_resolve(spec, TECH_DIR, (".yaml",)))
 
 
 def load_workload(spec: str | Path) -> Workload:
@@ -128,6 +138,8 @@ class LayerResult:
     sqnr_db: float | None = None
     signal_power: float | None = None
     output_matches_trace: bool | None = None
+    energy_pj: float | None = None
+    energy_breakdown_pj: dict[str, float] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +175,8 @@ class RunResult:
     arch: ArchConfig
     workload: Workload
     layers: tuple[LayerResult, ...]
+    tech: str | None = None
+    area: AreaReport | None = None
 
     @property
     def total_cycles(self) -> int:
@@ -207,8 +221,26 @@ class RunResult:
             "macs": self.macs,
             "utilization": self.utilization,
             **self._functional_totals(),
+            **self._energy_totals(),
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
         }
+
+    def _energy_totals(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"tech": self.tech}
+        if self.area is not None:
+            out.update(area_um2=self.area.total_um2, area_mm2=self.area.total_um2 / 1e6,
+                       array_area_um2=self.area.array_um2,
+                       area_breakdown_um2=dict(self.area.breakdown_um2))
+        priced = [l for l in self.layers if l.energy_breakdown_pj is not None]
+        if not priced or len(priced) != len(self.layers):
+            out["energy_pj"] = None
+            return out
+        total = sum((EnergyReport(l.energy_breakdown_pj) for l in priced),
+                    EnergyReport({}))
+        out.update(energy_pj=total.total_pj, energy_uj=total.total_pj / 1e6,
+                   energy_breakdown_pj=dict(total.breakdown_pj),
+                   energy_per_mac_pj=total.total_pj / self.macs if self.macs else None)
+        return out
 
     def _functional_totals(self) -> dict[str, Any]:
         simulated = [layer for layer in self.layers if layer.counters is not None]
@@ -298,6 +330,8 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         pe.check_layers({layer.name for layer in workload.layers})
     except ValueError as exc:
         raise SimulationError(f"arch {arch.name}: {exc} (workload {workload.name})") from None
+    tech = _arch_tech(arch)
+    area = array_area(tech, pe.composition().parts, arch.array.rows * arch.array.cols, {})
     if functional and pe.data_dependent:
         workload = with_synthetic_data(workload)
     run_functional = functional and workload.tensors is not None
@@ -308,5 +342,29 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         fields: dict[str, Any] = {}
         if run_functional:
             fields = _functional(pe, layer, workload.tensors(layer.name), output_sink)
-        layers.append(_simulate_layer(arch, layer, pe, fields))
-    return RunResult(arch=arch, workload=workload, layers=tuple(layers))
+        result = _simulate_layer(arch, layer, pe, fields)
+        if result.counters is not None:
+            energy = _layer_energy(arch, tech, area, pe, layer, result)
+            result = dataclasses.replace(result, energy_pj=energy.total_pj,
+                                         energy_breakdown_pj=dict(energy.breakdown_pj))
+        layers.append(result)
+    return RunResult(arch=arch, workload=workload, layers=tuple(layers), tech=tech.name,
+                     area=area)
+
+
+def _arch_tech(arch: ArchConfig) -> TechTable:
+    """The arch's technology table; a bad table names the arch key that chose it."""
+    try:
+        return load_tech_table(arch.energy.tech)
+    except ConfigError as exc:
+        raise ConfigError(f"arch {arch.name}: energy.tech: {exc}") from None
+
+
+def _layer_energy(arch: ArchConfig, tech: TechTable, area: AreaReport, pe: PEModel,
+                  layer: Layer, result: LayerResult) -> EnergyReport:
+    """Price one layer's counted activity (docs/energy-model.md)."""
+    composition = pe.composition(layer)
+    activity = LayerActivity(counters=result.counters, cycles=result.total_cycles)
+    return layer_energy(tech, parts=composition.parts, events=composition.events,
+                        pes=arch.array.rows * arch.array.cols, activity=activity, area=area,
+                        clock_mhz=arch.array.clock_mhz)

@@ -16,6 +16,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ArrayConfig",
     "TimingConfig",
+    "EnergyConfig",
     "PEOptions",
     "ArchConfig",
     "load_arch",
@@ -56,6 +57,15 @@ class TimingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EnergyConfig:
+    """How energy and area are priced (docs/energy-model.md)."""
+
+    tech: str = option("generic_45nm", doc="Technology table: a table shipped in "
+                                           "arch_configs/tech/ by name, or a path to a YAML "
+                                           "table.")
+
+
+@dataclasses.dataclass(frozen=True)
 class PEOptions:
     """Base class of every PE type's options; each PE module subclasses it."""
 
@@ -73,6 +83,7 @@ class ArchConfig:
     array: ArrayConfig = option(default_factory=ArrayConfig, doc="The array.")
     timing: TimingConfig = option(default_factory=TimingConfig, doc="Cycle counting.")
     pe: PEOptions = option(default_factory=PEOptions, doc="The processing element.")
+    energy: EnergyConfig = option(default_factory=EnergyConfig, doc="Energy and area pricing.")
 
 
 def arch_from_mapping(data: Mapping[str, Any], where: str,

@@ -27,10 +27,12 @@ LAYER_COLUMNS = ("name", "op", "m", "k", "n", "groups", "folds", "steps_per_fold
 
 
 def layers_csv(summary: Mapping[str, Any]) -> str:
-    """The per-layer table as CSV text (every scalar per-layer field, core columns first)."""
-    layers = summary["layers"]
-    extra = [k for k in layers[0] if k not in LAYER_COLUMNS
-             and not isinstance(layers[0][k], Mapping | list)] if layers else []
+    """The per-layer table as CSV text: core columns first, then every other scalar field,
+    with mappings of scalars (counters, energy breakdown) flattened to ``field.key``."""
+    layers = [_flatten(layer) for layer in summary["layers"]]
+    extra: list[str] = []
+    for layer in layers:
+        extra += [k for k in layer if k not in LAYER_COLUMNS and k not in extra]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     columns = [*LAYER_COLUMNS, *extra]
@@ -38,6 +40,17 @@ def layers_csv(summary: Mapping[str, Any]) -> str:
     for layer in layers:
         writer.writerow([layer.get(c, "") for c in columns])
     return out.getvalue()
+
+
+def _flatten(layer: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in layer.items():
+        if isinstance(value, Mapping):
+            out.update({f"{key}.{k}": v for k, v in value.items()
+                        if not isinstance(v, Mapping | list)})
+        elif not isinstance(value, list):
+            out[key] = value
+    return out
 
 
 def records_csv(records: Sequence[Mapping[str, Any]]) -> str:

@@ -44,8 +44,11 @@ def format_run(summary: Mapping[str, Any]) -> str:
     counter_names = list(summary["counters"]) if functional else []
     headers = ["layer", "M", "K", "N", "g", "folds", "cycles", "stalls", "MACs", "util %",
                "map eff %"]
+    priced = summary.get("energy_pj") is not None
     if functional:
         headers += [f"{name} %" for name in counter_names] + ["SQNR dB"]
+    if priced:
+        headers.append("energy uJ")
     rows = []
     for lay in summary["layers"]:
         row = [lay["name"], lay["m"], lay["k"], lay["n"], lay["groups"], lay["folds"],
@@ -55,6 +58,8 @@ def format_run(summary: Mapping[str, Any]) -> str:
             steps = sum(lay["counters"].values()) or 1
             row += [100 * lay["counters"][c] / steps for c in counter_names]
             row.append(_sqnr(lay["sqnr_db"]))
+        if priced:
+            row.append(lay["energy_pj"] / 1e6)
         rows.append(row)
     total = ["total", "", "", "", "", sum(lay["folds"] for lay in summary["layers"]),
              summary["total_cycles"], summary["stall_cycles"], summary["macs"],
@@ -63,6 +68,8 @@ def format_run(summary: Mapping[str, Any]) -> str:
         steps = sum(summary["counters"].values()) or 1
         total += [100 * summary["counters"][c] / steps for c in counter_names]
         total.append(_sqnr(summary["sqnr_db"]))
+    if priced:
+        total.append(summary["energy_pj"] / 1e6)
     rows.append(total)
     foot = [f"total: {summary['total_cycles']:,} cycles = {summary['time_us']:,.1f} us at "
             f"{array['clock_mhz']:g} MHz; {summary['macs']:,} MACs; utilization "
@@ -74,6 +81,12 @@ def format_run(summary: Mapping[str, Any]) -> str:
         if summary.get("outputs_match_trace") is not None:
             verdict = "match" if summary["outputs_match_trace"] else "differ from"
             foot.append(f"simulated outputs {verdict} the trace's recorded outputs")
+    if priced:
+        parts = ", ".join(f"{name} {100 * value / summary['energy_pj']:.1f} %"
+                          for name, value in summary["energy_breakdown_pj"].items() if value)
+        foot.append(f"energy ({summary['tech']}): {summary['energy_pj'] / 1e6:,.2f} uJ, "
+                    f"{summary['energy_per_mac_pj']:.3f} pJ/MAC ({parts}); area "
+                    f"{summary['area_mm2']:.3f} mm2")
     if summary["data"] == "synthetic":
         foot.append("data: SYNTHETIC (generated for this shape-only workload; see "
                     "docs/synthetic-data.md)")

@@ -9,11 +9,17 @@ import numpy as np
 
 from simulator.config.arch import PEOptions
 from simulator.config.schema import option
-from simulator.hw.pe.registry import GemmRun, PEModel, register_pe
+from simulator.hw.pe.registry import Composition, GemmRun, PEModel, register_pe
 from simulator.workloads.layers import Layer
 from simulator.workloads.lowering import gemm_product
 
-__all__ = ["DenseOptions", "DensePE", "active_steps"]
+__all__ = ["DenseOptions", "DensePE", "active_steps", "ACCUMULATOR_BITS", "OUTPUT_BITS",
+           "dense_composition"]
+
+#: Accumulator width of every PE type, bits (an 8b x 8b product summed over Kd <= 2^16).
+ACCUMULATOR_BITS = 32
+#: Width of the output register a result drains through, bits.
+OUTPUT_BITS = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +27,15 @@ class DenseOptions(PEOptions):
     """``pe: {type: dense}``: an exact 8b x 8b multiply-accumulate per cycle."""
 
     type: Literal["dense"] = option("dense", doc="PE type.")
+
+
+def dense_composition() -> Composition:
+    """The 8b x 8b PE: a multiplier, a 32-bit accumulate, activation and weight forwarding
+    registers, the accumulator and the output drain register. A zero operand costs no
+    multiply and no add (nothing toggles), without an explicit detector."""
+    mac = {"mult_8x8": 1, "adder_32": 1}
+    return Composition(parts={**mac, "register_bit": 8 + 8 + ACCUMULATOR_BITS + OUTPUT_BITS},
+                       events={"idle": {}, "single": mac})
 
 
 def active_steps(a: np.ndarray, b: np.ndarray) -> int:
@@ -35,9 +50,14 @@ class DensePE(PEModel):
     Options = DenseOptions
     dataflows = ("os", "ws", "is")
     counter_names = ("idle", "single")
+    #: Zero operands decide which steps cost a multiply, so energy needs the data.
+    data_dependent = True
 
     def reduction_steps(self, layer: Layer) -> int:
         return layer.gemm.k
+
+    def composition(self, layer: Layer | None = None) -> Composition:
+        return dense_composition()
 
     def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
         outputs = gemm_product(a[None], b[None])[0]

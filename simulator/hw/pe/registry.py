@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from simulator.config.arch import PEOptions
 from simulator.workloads.layers import Layer
 
-__all__ = ["GemmRun", "PEModel", "register_pe", "get_pe_model", "option_types", "pe_types"]
+__all__ = ["Composition", "GemmRun", "PEModel", "register_pe", "get_pe_model", "option_types", "pe_types"]
 
 _REGISTRY: dict[str, type[PEModel]] = {}
 
@@ -29,6 +30,23 @@ class GemmRun:
 
     outputs: np.ndarray
     counters: dict[str, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Composition:
+    """What one PE is built from and what each kind of PE-step does, in the component names
+    of the technology tables (``arch_configs/tech/``; docs/energy-model.md).
+
+    Attributes
+    ----------
+    parts : component -> count in one PE (its area). ``register_bit`` counts the PE's
+        flip-flops; the energy model clocks all of them every cycle.
+    events : counter name -> {component: actions per PE-step of that kind} (its dynamic
+        energy beyond the registers). Every counter of the PE model has an entry.
+    """
+
+    parts: Mapping[str, float]
+    events: Mapping[str, Mapping[str, float]]
 
 
 class PEModel(ABC):
@@ -66,6 +84,11 @@ class PEModel(ABC):
     def peak_macs_per_step(self, layer: Layer) -> int:
         """MACs one PE can complete per step at best (1 for a dense 8b x 8b PE)."""
         return 1
+
+    @abstractmethod
+    def composition(self, layer: Layer | None = None) -> Composition:
+        """The PE's components and per-counter actions (``layer`` selects per-layer modes,
+        such as a thread-count override; ``parts`` must not depend on it)."""
 
 
 def register_pe(cls: type[PEModel]) -> type[PEModel]:

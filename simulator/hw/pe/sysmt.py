@@ -15,8 +15,9 @@ import numpy as np
 
 from simulator.config.arch import PEOptions
 from simulator.config.schema import option
-from simulator.hw.pe.dense import active_steps
-from simulator.hw.pe.registry import GemmRun, PEModel, register_pe
+from simulator.hw.pe.dense import (ACCUMULATOR_BITS, OUTPUT_BITS, active_steps,
+                                   dense_composition)
+from simulator.hw.pe.registry import Composition, GemmRun, PEModel, register_pe
 from simulator.hw.pe.schedule import reordered_schedule, steps_for, thread_schedule
 from simulator.kernels.bits import signed_trim
 from simulator.workloads.layers import Layer
@@ -71,6 +72,44 @@ def _operand_tables(x: np.ndarray, rounding: bool, policy: str, weights: bool) -
     return [v.astype(np.float32) for v in out]
 
 
+def sysmt_composition(built: int, used: int) -> Composition:
+    """Components of a PE built for ``built`` threads running ``used`` of them (docs/energy-model.md).
+
+    The 8b x 8b multiplier is split into two 4b x 8b (2T) or four 4b x 4b (4T)
+    sub-multipliers whose partial products are combined by one (2T) or three (4T) 16-bit
+    adders, after a shift stage (by 0/4; 4T: 0/4/8) on each 12-bit partial product. Each
+    thread has nibble-zero detectors on its activation and weight (8 + 8 bits; they give zero
+    detection too), a 4-bit rounding incrementer for its activation (4T: and its weight), and
+    operand-routing multiplexers (2T: 40 mux bits, 4T: 128) that steer nibbles to the
+    sub-multipliers. Registers: 8 + 8 forwarding bits per thread, the accumulator and the
+    output register. A PE running fewer threads than it was built for still clocks all its
+    registers; its unused detectors do not toggle.
+    """
+    if built == 1:
+        dense = dense_composition()
+        mac = dense.events["single"]
+        return Composition(dense.parts, {**dense.events, "shared_exact": mac,
+                                         "shared_reduced": mac})
+    if built == 2:
+        mult, combine, stages, mux, rounders = {"mult_4x8": 2}, {"adder_16": 1}, 1, 40, 2
+    else:
+        mult, combine, stages, mux, rounders = {"mult_4x4": 4}, {"adder_16": 3}, 2, 128, 8
+    # A barrel shifter's cost per bit (shifter_bit) is for 5 stages; a k-stage shift is k/5.
+    shift = built * 12 * stages / 5
+    detect = {"comparator_bit": used * 16}
+    work = {**mult, **combine, "adder_32": 1, **detect, "logic_bit": mux}
+    parts = {**mult, **combine, "adder_32": 1, "comparator_bit": built * 16, "logic_bit": mux,
+             "shifter_bit": shift, "adder_8": rounders,
+             "register_bit": built * 16 + ACCUMULATOR_BITS + OUTPUT_BITS}
+    return Composition(parts=parts, events={
+        "idle": detect,
+        "single": work,
+        # a lossless collision shifts about half the partial products
+        "shared_exact": {**work, "shifter_bit": shift / 2},
+        "shared_reduced": {**work, "shifter_bit": shift, "adder_8": rounders},
+    })
+
+
 @register_pe
 class SySMTPE(PEModel):
     type_name = "sysmt"
@@ -90,6 +129,15 @@ class SySMTPE(PEModel):
 
     def peak_macs_per_step(self, layer: Layer) -> int:
         return self.threads_for(layer)
+
+    def hardware_threads(self) -> int:
+        """Threads the PE is built for: the most any layer uses."""
+        return max([self.options.threads, *self.options.layer_threads.values()])
+
+    def composition(self, layer: Layer | None = None) -> Composition:
+        return sysmt_composition(self.hardware_threads(),
+                                 self.hardware_threads() if layer is None
+                                 else self.threads_for(layer))
 
     def check_layers(self, names: set[str]) -> None:
         unknown = sorted(set(self.options.layer_threads) - names)

@@ -1,0 +1,1 @@
+"""Energy and area: technology tables (:mod:`.tech`) and the pricing of activity (:mod:`.model`)."""

@@ -1,0 +1,118 @@
+"""Energy = counted actions x table energies + clocked registers + leakage, recomputed here
+independently of simulator.energy.model from the raw YAML table."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import yaml
+
+from simulator import api
+from simulator.energy.model import BufferTraffic, LayerActivity, array_area, layer_energy
+from simulator.hw.pe import get_pe_model, pe_types
+
+_UNIT = {"pJ": 1.0, "fJ": 1e-3, "um2": 1.0, "nW/um2": 1e-6}
+
+
+def _num(text: str) -> float:
+    value, unit = re.fullmatch(r"(\S+) (\S+)", text).groups()
+    return float(value) * _UNIT[unit]
+
+
+def _trace(path, rng, zero_fraction):
+    x = rng.integers(1, 256, (1, 8, 6, 6)) * (rng.random((1, 8, 6, 6)) >= zero_fraction)
+    w = rng.integers(-127, 128, (6, 8, 3, 3))
+    manifest = {"format": "sasim-trace", "schema_version": 1, "model": "t", "provenance": {},
+                "layers": [{"name": "conv", "op": "conv2d", "stride": 1, "padding": 1,
+                            "dilation": 1, "groups": 1, "activation_signed": False,
+                            "activation_bits": 8, "weight_bits": 8,
+                            "arrays": ["input", "weight"]}]}
+    np.savez(path, manifest=np.array(json.dumps(manifest)),
+             **{"conv.input": x.astype(np.uint8), "conv.weight": w.astype(np.int8)})
+    return path
+
+
+def _run(arch, path, *overrides):
+    return api.simulate(api.load_arch(arch, overrides), api.load_workload(path)).summary()
+
+
+@pytest.mark.parametrize("arch", ["os_sa_16x16", "sysmt_2t_16x16", "sysmt_4t_16x16"])
+def test_energy_is_recomputable_from_counters_and_the_table(repo, tmp_path, arch):
+    table = yaml.safe_load((repo / "arch_configs" / "tech" / "generic_45nm.yaml").read_text())
+    comps = table["components"]
+    summary = _run(arch, _trace(tmp_path / "t.npz", np.random.default_rng(1), 0.4),
+                   "array.rows=4", "array.cols=5")
+    (layer,) = summary["layers"]
+    pe = get_pe_model(api.load_arch(arch).pe)
+    composition = pe.composition()
+    pes = 4 * 5
+    dynamic = sum(count * sum(n * _num(comps[c]["energy"])
+                              for c, n in composition.events[name].items())
+                  for name, count in layer["counters"].items())
+    registers = (composition.parts["register_bit"] * pes * layer["total_cycles"]
+                 * _num(comps["register_bit"]["energy"]))
+    pe_area = sum(n * _num(comps[c]["area"]) for c, n in composition.parts.items())
+    area = pe_area * pes * (1 + table["array_overhead"]["control_wiring_area_fraction"])
+    leakage = (_num(table["leakage"]["power_density"]) * area
+               * layer["total_cycles"] * 1e3 / summary["clock_mhz"])
+    assert summary["area_um2"] == pytest.approx(area, rel=1e-12)
+    assert layer["energy_pj"] == pytest.approx(dynamic + registers + leakage, rel=1e-12)
+    assert summary["energy_pj"] == pytest.approx(layer["energy_pj"], rel=1e-12)
+    assert summary["energy_breakdown_pj"]["leakage"] == pytest.approx(leakage, rel=1e-12)
+
+
+@pytest.mark.parametrize("arch", ["os_sa_16x16", "sysmt_2t_16x16", "sysmt_4t_16x16"])
+def test_idle_heavy_layer_costs_less_dynamic_energy(tmp_path, arch):
+    rng = np.random.default_rng(2)
+    dense = _run(arch, _trace(tmp_path / "d.npz", rng, 0.0))
+    sparse = _run(arch, _trace(tmp_path / "s.npz", rng, 0.9))
+    assert dense["total_cycles"] == sparse["total_cycles"]
+
+    def dynamic(s):
+        return sum(s["energy_breakdown_pj"][k] for k in ("multipliers", "adders", "pe_logic"))
+
+    assert dynamic(sparse) < 0.5 * dynamic(dense)
+    assert sparse["energy_pj"] < dense["energy_pj"]
+    assert sparse["energy_breakdown_pj"]["registers"] == dense["energy_breakdown_pj"]["registers"]
+
+
+def test_doubling_a_buffer_raises_its_access_energy_by_the_capacity_law(repo):
+    tech = api.load_tech_table("generic_45nm")
+    parts = {"register_bit": 0}
+    area = array_area(tech, parts, 1, {})
+
+    def buffers(kib):
+        activity = LayerActivity(counters={}, cycles=0,
+                                 buffers={"ifmap": BufferTraffic(kib, 1000, 300)})
+        return layer_energy(tech, parts=parts, events={}, pes=1, activity=activity, area=area,
+                            clock_mhz=1000).breakdown_pj["buffers"]
+
+    exponent = tech.sram.capacity_exponent
+    assert buffers(64) / buffers(32) == pytest.approx(2 ** exponent)
+    # 1000 bytes read + 300 written from the 8 KiB reference buffer: 10 pJ per 8 bytes read
+    assert buffers(8) == pytest.approx(1000 * 1.25 + 300 * 1.25 * tech.sram.write_to_read)
+    assert array_area(tech, parts, 1, {"a": 64}).breakdown_um2["buffers"] == pytest.approx(
+        2 * array_area(tech, parts, 1, {"a": 32}).breakdown_um2["buffers"])
+
+
+def test_every_pe_type_prices_every_counter_with_known_components():
+    tech = api.load_tech_table("generic_45nm")
+    for name, model in pe_types().items():
+        composition = model(model.Options()).composition()
+        assert set(composition.events) == set(model.counter_names), name
+        used = set(composition.parts)
+        for actions in composition.events.values():
+            used |= set(actions)
+        assert used <= set(tech.components), name
+        assert composition.parts.get("register_bit", 0) > 0, name
+
+
+def test_more_threads_cost_more_area():
+    tech = api.load_tech_table("generic_45nm")
+    areas = [array_area(tech, get_pe_model(api.load_arch(a).pe).composition().parts, 256,
+                        {}).total_um2
+             for a in ("os_sa_16x16", "sysmt_2t_16x16", "sysmt_4t_16x16")]
+    assert areas[0] < areas[1] < areas[2]
