@@ -144,3 +144,17 @@ def test_digits_trace_a4w8_is_the_weakest_4bit_design():
     assert fixed.total_cycles == two_opt.total_cycles
     counters = fixed.summary()["counters"]
     assert set(counters) == {"idle", "exact", "approximated"} and counters["approximated"] > 0
+
+
+def test_a4w8_is_cheaper_than_sparq():
+    """No shifters, no detectors, 4-bit activation registers: smaller and less energy per run
+    than SPARQ's 2-option PE at the same speed."""
+    tech = api.load_tech_table("generic_45nm")
+    pe = A4W8PE(A4W8Options())
+    assert set(pe.composition().events) == set(pe.counter_names)
+    assert set(pe.composition().parts) <= set(tech.components)
+    workload = api.load_workload("digits_int8")
+    a4w8 = api.simulate(api.load_arch("a4w8_16x16"), workload).summary()
+    sparq = api.simulate(api.load_arch("sparq_2opt_16x16"), workload).summary()
+    assert a4w8["area_um2"] < sparq["area_um2"]
+    assert a4w8["energy_pj"] < sparq["energy_pj"]

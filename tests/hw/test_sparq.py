@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from naive import naive_native_cycles
 from naive_sparq import NAIVE_WINDOWS, naive_sparq_gemm, naive_window
 from simulator import api
+from simulator.energy.model import array_area
 from simulator.errors import ConfigError, SimulationError
+from simulator.hw.pe import get_pe_model
 from simulator.hw.pe.sparq import WINDOWS, SparqOptions, SparqPE
 from simulator.hw.reference_array import reference_rules, run_reference_array
 from simulator.hw.timing import fold_timing
@@ -411,3 +413,40 @@ def test_stc_on_two_of_four_weights_runs():
         pe_steps = four.m * four.n * four.groups * four.steps_per_fold
         assert sum(four.counters.values()) == 2 * pe_steps
     assert stc.total_cycles < 0.6 * pairs.total_cycles
+
+
+# --- energy and area --------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("config", "rounding", "pairing"),
+                         list(itertools.product(CONFIGS, ROUNDINGS, PAIRINGS)))
+def test_composition_prices_every_product_class(config, rounding, pairing):
+    pe = sparq(*config, rounding, pairing)
+    composition = pe.composition()
+    assert set(pe.counter_names) <= set(composition.events) == set(SparqPE.counter_names)
+    tech = api.load_tech_table("generic_45nm")
+    assert set(composition.parts) <= set(tech.components)
+    # A zero activation only toggles its zero detector; borrowing costs both multipliers.
+    assert composition.events["idle"] == {"comparator_bit": 8}
+    borrowed, windowed = composition.events["zero_partner"], composition.events["window_exact"]
+    assert borrowed["mult_4x8"] == 2 * windowed["mult_4x8"] == composition.parts["mult_4x8"]
+    # Two windowed products make one combining add and one accumulate.
+    assert 2 * windowed["adder_32"] == borrowed["adder_32"] == composition.parts["adder_32"]
+    trimmed = composition.events[pe.counter_names[-1]]
+    assert trimmed.get("adder_8", 0) == (1 if rounding == "round" else 0)
+
+
+def test_more_window_options_cost_more_area():
+    """MODELS.md §4: more window options cost more shifter area; 2:4 mode more registers."""
+    tech = api.load_tech_table("generic_45nm")
+
+    def area(*overrides):
+        arch = api.load_arch("sparq_5opt_16x16", list(overrides))
+        return array_area(tech, get_pe_model(arch.pe).composition().parts, 256,
+                              {}).total_um2
+
+    five, three, two = area(), area("pe.options=3"), area("pe.options=2")
+    assert five > three > two
+    assert area("pe.pairing=stc") > five
+    dense = array_area(tech, get_pe_model(api.load_arch("os_sa_16x16").pe)
+                           .composition().parts, 256, {}).total_um2
+    assert 1 < two / dense < five / dense < 2

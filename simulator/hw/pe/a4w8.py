@@ -24,14 +24,16 @@ import numpy as np
 
 from simulator.config.arch import PEOptions
 from simulator.config.schema import option
-from simulator.hw.pe.registry import GemmRun, PEModel, register_pe
+from simulator.hw.pe.dense import ACCUMULATOR_BITS, OUTPUT_BITS
+from simulator.hw.pe.registry import Composition, GemmRun, PEModel, register_pe
 from simulator.hw.pe.schedule import steps_for, thread_schedule
 from simulator.hw.pe.sparq import (check_activations, check_weights, run_kernel,
                                    signed_class_table, signed_table)
 from simulator.kernels.sparq import pair_transform
 from simulator.workloads.layers import Layer
 
-__all__ = ["A4W8Options", "A4W8PE", "COUNTERS", "uniform_values", "activation_shift"]
+__all__ = ["A4W8Options", "A4W8PE", "COUNTERS", "uniform_values", "activation_shift",
+           "a4w8_composition"]
 
 #: Product classes, two products per PE-step.
 COUNTERS = ("idle", "exact", "approximated")
@@ -87,6 +89,20 @@ def _tables(shift: int, round_half_even: bool) -> tuple[np.ndarray, ...]:
     return value_table, value_table, class_table, class_table
 
 
+def a4w8_composition() -> Composition:
+    """Two 4b x 8b multipliers, a 16-bit adder combining their products and the 32-bit
+    accumulate; no shifters, no detectors (the activations arrive quantised to 4 bits, and a
+    zero operand toggles nothing, as in the dense PE). Registers: 2 x 4 activation and 2 x 8
+    weight forwarding bits, the accumulator and the output register. Per product (two per
+    PE-step): a zero activation costs nothing; any other uses one multiplier and half of the
+    two adders (an activation quantised to 0 is priced like the others: an upper bound)."""
+    product = {"mult_4x8": 1, "adder_16": 0.5, "adder_32": 0.5}
+    return Composition(
+        parts={"mult_4x8": 2, "adder_16": 1, "adder_32": 1,
+               "register_bit": 2 * 4 + 2 * 8 + ACCUMULATOR_BITS + OUTPUT_BITS},
+        events={"idle": {}, "exact": product, "approximated": product})
+
+
 @register_pe
 class A4W8PE(PEModel):
     type_name = "a4w8"
@@ -99,6 +115,9 @@ class A4W8PE(PEModel):
 
     def reduction_steps(self, layer: Layer) -> int:
         return steps_for(layer.gemm.k, 2)
+
+    def composition(self, layer: Layer | None = None) -> Composition:
+        return a4w8_composition()
 
     def peak_macs_per_step(self, layer: Layer) -> int:
         return 2

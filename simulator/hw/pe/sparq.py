@@ -32,14 +32,15 @@ import numpy as np
 from simulator.config.arch import PEOptions
 from simulator.config.schema import option
 from simulator.errors import SimulationError
-from simulator.hw.pe.registry import GemmRun, PEModel, register_pe
+from simulator.hw.pe.dense import ACCUMULATOR_BITS, OUTPUT_BITS
+from simulator.hw.pe.registry import Composition, GemmRun, PEModel, register_pe
 from simulator.hw.pe.schedule import steps_for, thread_schedule
 from simulator.kernels.sparq import (LUT_OFFSET, pair_transform, stc_compress, stc_gemm,
                                      window_values)
 from simulator.workloads.layers import Layer
 
 __all__ = ["SparqOptions", "SparqPE", "WINDOWS", "ZERO_PARTNER_WINDOWS", "DEFAULT_OPTIONS",
-           "CLASS_NAMES", "check_weights", "check_activations", "run_kernel", "signed_table",
+           "CLASS_NAMES", "sparq_composition", "check_weights", "check_activations", "run_kernel", "signed_table",
            "signed_class_table"]
 
 #: (window_bits, options) -> the allowed window LSB positions p (MODELS.md §4).
@@ -169,6 +170,58 @@ def _tables(window_bits: int, options: int, round_half_even: bool) -> tuple[np.n
             signed_class_table(narrow_cls), signed_class_table(wide_cls))
 
 
+def sparq_composition(window_bits: int, options: int, rounding: str,
+                      pairing: str) -> Composition:
+    """Components of a SPARQ PE and the actions of each product class (docs/pe-models.md).
+
+    Two n x 8 multipliers (n = ``window_bits``, priced as n/4 of a 4b x 8b one, by the
+    operand-width product as the table's multipliers are), each followed by a barrel shifter
+    on its (n + 8)-bit product with as many stages as the allowed positions need (5opt: 3,
+    3opt: 2, 2opt: 1); a 16-bit adder combining the two shifted products and the 32-bit
+    accumulate. Per activation: zero and leading-one detection (8 + 8 comparator bits), the
+    window multiplexer (n output bits, one input per option) and, with ``round``, a rounding
+    incrementer. A merge multiplexer (2n bits) routes a zero partner's multiplier to the other
+    activation. In 2:4 mode each slot also selects its activation among the group's four
+    (2 x 8 bits of 4:1 multiplexers, 3 mux bits each). Registers: the activations (2, or 4 in
+    2:4 mode) and 2 weights, 8 bits each, the 2-bit positions in 2:4 mode, the accumulator and
+    the output register.
+
+    Events are per product (two per PE-step): a product with a zero activation only toggles its
+    zero detector; a windowed product uses one multiplier and shifter and half the combining
+    and accumulating adders; a zero-partner product uses both multipliers and shifters, the
+    merge multiplexer and all of the adders; a trimmed product also toggles the rounding
+    incrementer.
+    """
+    n = window_bits
+    positions = WINDOWS[(window_bits, options)]
+    stages = bin(functools.reduce(lambda x, y: x | y, positions)).count("1")
+    shift = (n + 8) * stages / 5  # a shifter_bit is priced for a 5-stage barrel shifter
+    multiplier = {"mult_4x8": n / 4}
+    detect = 16  # zero and leading-one detection of one activation
+    window_mux = n * options
+    merge = 2 * n
+    select = 2 * 8 * 3 if pairing == "stc" else 0
+    rounder = {"adder_8": 1} if rounding == "round" else {}
+    activations = 4 if pairing == "stc" else 2
+    parts = {"mult_4x8": 2 * n / 4, "shifter_bit": 2 * shift, "adder_16": 1, "adder_32": 1,
+             "comparator_bit": 2 * detect, "logic_bit": 2 * window_mux + merge + select,
+             "adder_8": 2 if rounding == "round" else 0,
+             "register_bit": activations * 8 + 2 * 8 + (4 if pairing == "stc" else 0)
+             + ACCUMULATOR_BITS + OUTPUT_BITS}
+    windowed = {**multiplier, "shifter_bit": shift, "adder_16": 0.5, "adder_32": 0.5,
+                "comparator_bit": detect, "logic_bit": window_mux + select / 2}
+    borrowed = {"mult_4x8": 2 * n / 4, "shifter_bit": 2 * shift, "adder_16": 1, "adder_32": 1,
+                "comparator_bit": detect, "logic_bit": window_mux + merge + select / 2}
+    events = {
+        "idle": {"comparator_bit": 8},
+        "zero_partner": borrowed,
+        "zero_partner_trimmed": {**borrowed, **rounder},
+        "window_exact": windowed,
+        **{name: {**windowed, **rounder} for name in CLASS_NAMES if name.startswith("trim_")},
+    }
+    return Composition(parts=parts, events=events)
+
+
 @register_pe
 class SparqPE(PEModel):
     type_name = "sparq"
@@ -177,18 +230,25 @@ class SparqPE(PEModel):
     Options = SparqOptions
     data_dependent = True
 
+    #: Every product class any configuration has; an instance reports its configuration's.
+    counter_names = CLASS_NAMES
+
     options: SparqOptions
 
-    @property
-    def counter_names(self) -> tuple[str, ...]:  # type: ignore[override]
-        """Product classes of this configuration (see docs/pe-models.md)."""
+    def __init__(self, options: SparqOptions) -> None:
+        super().__init__(options)
         names = ["idle", "zero_partner"]
-        if ZERO_PARTNER_WINDOWS[self.options.window_bits][0] < 8:
+        if ZERO_PARTNER_WINDOWS[options.window_bits][0] < 8:
             names.append("zero_partner_trimmed")
         names.append("window_exact")
-        shifts = WINDOWS[(self.options.window_bits, self.options.options)]
+        shifts = WINDOWS[(options.window_bits, options.options)]
         names += [f"trim_shift_{p}" for p in sorted(shifts) if p > 0]
-        return tuple(names)
+        #: The product classes this configuration can produce (see docs/pe-models.md).
+        self.counter_names = tuple(names)
+
+    def composition(self, layer: Layer | None = None) -> Composition:
+        opts = self.options
+        return sparq_composition(opts.window_bits, opts.options, opts.rounding, opts.pairing)
 
     @property
     def elements_per_step(self) -> int:
