@@ -1,6 +1,8 @@
 """Processing-element models, one module per PE type, found through :mod:`.registry`."""
 
 from simulator.hw.pe import dense, sysmt  # noqa: F401  (each module registers its PE type)
-from simulator.hw.pe.registry import GemmRun, PEModel, get_pe_model, option_types, pe_types
+from simulator.hw.pe import bitserial, swis  # noqa: F401
+from simulator.hw.pe.registry import (FoldSteps, GemmRun, PEModel, get_pe_model, option_types,
+                                      pe_types)
 
-__all__ = ["GemmRun", "PEModel", "get_pe_model", "option_types", "pe_types"]
+__all__ = ["FoldSteps", "GemmRun", "PEModel", "get_pe_model", "option_types", "pe_types"]
