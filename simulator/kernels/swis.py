@@ -10,7 +10,9 @@ bit mask S over positions 0..7; the magnitudes it represents are exactly the sub
   squared error (ties to the candidate listed first).
 - :func:`count_active_cycles`: over all (row, column, group, slot) processing cycles of a
   bit-serial array, how many have at least one lane whose parallel operand is non-zero and
-  whose serial bit is set (the adder tree sees a non-zero input).
+  whose serial bit is set (the adder tree sees a non-zero input). It counts pattern pairs,
+  not cycles: per K group, histograms of the lane patterns of both sides, and (up to 12
+  lanes) a subset-sum transform that counts the disjoint pairs for all patterns at once.
 
 Kernels take arrays and integers only and import nothing from the rest of the package.
 """
@@ -102,29 +104,81 @@ def best_sets(mags: np.ndarray, candidates: np.ndarray,
     return masks, errors
 
 
+@njit
+def _distinct(values):  # pragma: no cover - compiled
+    """Distinct non-zero values of a 1-D array and how often each occurs."""
+    ordered = np.sort(values)
+    keys = np.empty(ordered.size, np.int64)
+    counts = np.empty(ordered.size, np.int64)
+    n = 0
+    i = 0
+    while i < ordered.size:
+        j = i
+        while j < ordered.size and ordered[j] == ordered[i]:
+            j += 1
+        if ordered[i] != 0:  # a zero pattern never meets a set bit
+            keys[n] = ordered[i]
+            counts[n] = j - i
+            n += 1
+        i = j
+    return keys[:n], counts[:n]
+
+
 @njit(parallel=True)
-def _count_active(x_pat, y_pat, y_slots, out):  # pragma: no cover - compiled
-    n_q, n_x = x_pat.shape
+def _count_active_pairs(x_pat, y_pat, y_slots, out):  # pragma: no cover - compiled
+    n_q = x_pat.shape[0]
     n_y = y_pat.shape[1]
     for q in prange(n_q):
-        # Equal X patterns behave identically: count each distinct one once, weighted.
-        pats = np.sort(x_pat[q])
+        # Equal patterns behave identically: pair each distinct X pattern with each distinct
+        # processed Y pattern once, weighted by how often both occur.
+        x_keys, x_counts = _distinct(x_pat[q])
+        processed = np.empty(n_y * y_pat.shape[2], np.int64)
+        n = 0
+        for b in range(n_y):
+            for r in range(y_slots[q, b]):
+                processed[n] = y_pat[q, b, r]
+                n += 1
+        y_keys, y_counts = _distinct(processed[:n])
         total = np.int64(0)
-        i = 0
-        while i < n_x:
-            p = pats[i]
-            j = i
-            while j < n_x and pats[j] == p:
-                j += 1
-            if p != 0:
-                hits = np.int64(0)
-                for b in range(n_y):
-                    for r in range(y_slots[q, b]):
-                        if p & y_pat[q, b, r] != 0:
-                            hits += 1
-                total += hits * (j - i)
-            i = j
+        for i in range(x_keys.size):
+            p = x_keys[i]
+            hits = np.int64(0)
+            for j in range(y_keys.size):
+                if p & y_keys[j] != 0:
+                    hits += y_counts[j]
+            total += hits * x_counts[i]
         out[q] = total
+
+
+@njit(parallel=True)
+def _count_active_dense(x_pat, y_pat, y_slots, lanes, out):  # pragma: no cover - compiled
+    n_q, n_x = x_pat.shape
+    n_y = y_pat.shape[1]
+    size = 1 << lanes
+    full = size - 1
+    for q in prange(n_q):
+        # Histograms of both sides' patterns; the pairs that meet no set bit are
+        # sum_x hx[x] * (number of y that are subsets of ~x), and a subset-sum transform
+        # gives the second factor for every x at once.
+        hx = np.zeros(size, np.int64)
+        hy = np.zeros(size, np.int64)
+        for i in range(n_x):
+            hx[x_pat[q, i]] += 1
+        n_pairs = np.int64(0)
+        for b in range(n_y):
+            for r in range(y_slots[q, b]):
+                hy[y_pat[q, b, r]] += 1
+                n_pairs += 1
+        for bit in range(lanes):
+            step = 1 << bit
+            for m in range(size):
+                if m & step:
+                    hy[m] += hy[m ^ step]
+        disjoint = np.int64(0)
+        for x in range(size):
+            if hx[x]:
+                disjoint += hx[x] * hy[full ^ x]
+        out[q] = n_x * n_pairs - disjoint
 
 
 def count_active_cycles(x_pat: np.ndarray, y_pat: np.ndarray, y_slots: np.ndarray) -> int:
@@ -156,6 +210,17 @@ def count_active_cycles(x_pat: np.ndarray, y_pat: np.ndarray, y_slots: np.ndarra
     if y_slots.size and (int(y_slots.min()) < 0 or int(y_slots.max()) > y_pat.shape[2]):
         raise ValueError("y_slots must lie in 0..R")
     out = np.zeros(x_pat.shape[0], dtype=np.int64)
-    if x_pat.size and y_pat.size:
-        _count_active(x_pat, y_pat, y_slots, out)
+    if not (x_pat.size and y_pat.size):
+        return 0
+    if int(x_pat.min()) < 0 or int(y_pat.min()) < 0:
+        raise ValueError("lane patterns must be non-negative")
+    widest = max(int(x_pat.max()), int(y_pat.max())).bit_length()
+    if widest <= _DENSE_LANES:
+        _count_active_dense(x_pat, y_pat, y_slots, max(widest, 1), out)
+    else:
+        _count_active_pairs(x_pat, y_pat, y_slots, out)
     return int(out.sum())
+
+
+#: Up to this many lanes the count uses dense histograms of 2^lanes patterns.
+_DENSE_LANES = 12

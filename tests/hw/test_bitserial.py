@@ -192,3 +192,20 @@ def test_reference_per_fold_schedule_counts_each_fold():
     assert result.outputs.tolist() == [[3, 30, 200]] * 2
     # Each fold: steps + 2 * rows + cols - 2.
     assert result.cycles == (3 + 4) + (2 + 4)
+
+
+@pytest.mark.parametrize("group_size", [1, 2, 3, 5, 7, 8, 9, 12, 16])
+def test_lane_patterns_pack_each_group(group_size):
+    from simulator.hw.pe.bitserial import lane_patterns
+
+    rng = np.random.default_rng(group_size)
+    bits = rng.random((3, 4, 37)) < 0.5
+    bits[0, 0] = True  # every lane set at once
+    packed = lane_patterns(bits, group_size)
+    groups = -(-37 // group_size)
+    assert packed.shape == (3, 4, groups)
+    for index in np.ndindex(3, 4):
+        for q in range(groups):
+            expected = sum(int(bits[index][k]) << (k - q * group_size)
+                           for k in range(q * group_size, min(37, (q + 1) * group_size)))
+            assert packed[index][q] == expected

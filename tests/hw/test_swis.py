@@ -22,7 +22,7 @@ from simulator.hw.timing import fold_timing
 from simulator.kernels.swis import nearest_tables
 from simulator.workloads.layers import Layer
 
-SLOW = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SLOW = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def gemm_layer(m: int, kd: int, n: int) -> Layer:
@@ -168,6 +168,22 @@ def test_cache_reuses_decompositions():
     assert cached_decompose(changed, options) is not first
     with pytest.raises(ValueError):
         first.approx[0, 0] = 1  # cached results are read-only
+
+
+def test_cache_is_bounded_in_bytes(monkeypatch):
+    from simulator.hw.pe import swis
+
+    clear_decomposition_cache()
+    b = np.arange(-40, 40).reshape(20, 4)
+    options = SWISOptions(shifts=2)
+    size = swis._nbytes(cached_decompose(b, options))
+    monkeypatch.setattr(swis, "CACHE_BYTES", 2 * size)
+    for delta in range(1, 4):
+        cached_decompose(b + delta, options)
+    assert len(swis._CACHE) == 2 and swis._CACHE_SIZE == 2 * size
+    assert cached_decompose(b + 3, options) is cached_decompose(b + 3, options)
+    clear_decomposition_cache()
+    assert not swis._CACHE and swis._CACHE_SIZE == 0
 
 
 # --- the scheduler ---------------------------------------------------------------------------

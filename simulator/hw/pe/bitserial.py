@@ -92,23 +92,32 @@ def lane_patterns(x: np.ndarray, group_size: int) -> np.ndarray:
 
     Parameters
     ----------
-    x : ndarray, shape (Kd, ...) of 0/1 (or bool)
-        One bit per K element; K is split into groups of ``group_size`` (the last one may be
-        short: its missing lanes are 0).
+    x : ndarray, shape (..., Kd) of 0/1 (or bool)
+        One bit per K element; K (the last axis) is split into groups of ``group_size`` (the
+        last group may be short: its missing lanes are 0).
 
     Returns
     -------
-    ndarray of int64, shape (ceil(Kd / group_size), ...)
-        Bit t of entry q is ``x[q * group_size + t]``.
+    ndarray of int64, shape (..., ceil(Kd / group_size))
+        Bit t of entry q is ``x[..., q * group_size + t]``.
     """
     x = np.asarray(x)
-    kd = x.shape[0]
+    lead, kd = x.shape[:-1], x.shape[-1]
     groups = -(-kd // group_size)
-    out = np.zeros((groups,) + x.shape[1:], dtype=np.int64)
-    for t in range(group_size):
-        lane = x[t::group_size].astype(np.int64)
-        out[:lane.shape[0]] |= lane << t
-    return out
+    padded = np.zeros(lead + (groups * group_size,), dtype=np.uint8)
+    padded[..., :kd] = x
+    if group_size == 8:
+        # Lane t of each byte lands in bit t with bitorder="little".
+        return np.packbits(padded, axis=-1, bitorder="little").astype(np.int64)
+    lanes = padded.reshape(lead + (groups, group_size))
+    if group_size > 8:
+        return lanes.astype(np.int64) @ (np.int64(1) << np.arange(group_size, dtype=np.int64))
+    # Fewer than 8 lanes: one little-endian 64-bit word per group holds lane t in byte t;
+    # multiplying by 0x0102040810204080 sums byte t's bit 0 into bit 56 + t.
+    words = np.zeros(lead + (groups, 8), dtype=np.uint8)
+    words[..., :group_size] = lanes
+    gathered = words.view(np.dtype("<u8"))[..., 0] * np.uint64(0x0102040810204080)
+    return (gathered >> np.uint64(56)).astype(np.int64)
 
 
 def popcount(x: np.ndarray) -> np.ndarray:
@@ -120,22 +129,22 @@ def popcount(x: np.ndarray) -> np.ndarray:
 _POPCOUNT16 = np.array([bin(v).count("1") for v in range(1 << 16)], dtype=np.int64)
 
 
-def active_cycle_count(x_nonzero: np.ndarray, y_bits: np.ndarray, y_slots: np.ndarray,
+def active_cycle_count(x_nonzero: np.ndarray, y_bits, y_slots: np.ndarray,
                        group_size: int) -> int:
-    """Processing cycles with at least one active lane (the kernel on lane patterns).
+    """Processing cycles with at least one active lane.
 
     Parameters
     ----------
-    x_nonzero : (Kd, X) bool, the parallel operand is non-zero (one column per row of A or
+    x_nonzero : (X, Kd) bool, where the parallel operand is non-zero (one row per row of A or
         column of B).
-    y_bits : (R, Kd, Y) 0/1, the serial operand's bit in slot r.
+    y_bits : sequence of R arrays (Y, Kd) of 0/1, the serial operand's bit in slot r.
     y_slots : (Q, Y) int, the slots processed per K group.
     """
     from simulator.kernels.swis import count_active_cycles  # numba loads on first use
 
-    x_pat = np.ascontiguousarray(lane_patterns(x_nonzero, group_size))
+    x_pat = np.ascontiguousarray(lane_patterns(x_nonzero, group_size).T)
     y_pat = np.ascontiguousarray(
-        np.stack([lane_patterns(bits, group_size) for bits in y_bits], axis=-1))
+        np.stack([lane_patterns(bits, group_size).T for bits in y_bits], axis=-1))
     return count_active_cycles(x_pat, y_pat, np.ascontiguousarray(y_slots, dtype=np.int64))
 
 
@@ -181,18 +190,15 @@ class BitSerialPE(PEModel):
         processing = m_rows * n_cols * groups * bits
         if opts.serial_operand == "weight":
             codes = serial_codes(qb, bits)
-            bit_planes = np.stack([((codes >> j) & 1).astype(np.uint8)
-                                   for j in range(bits)])  # (p, Kd, N)
-            active = active_cycle_count((a != 0).T, bit_planes,
+            codes_t = codes.T
+            active = active_cycle_count(a != 0, [(codes_t >> j) & 1 for j in range(bits)],
                                         np.full((groups, n_cols), bits), group)
             lanes = int(np.count_nonzero(a, axis=0) @ popcount(codes).sum(axis=1))
             storage = kd * n_cols * bits
             weight_error = int(((b - qb) ** 2).sum())
         else:
             codes = serial_codes(qa, bits)
-            bit_planes = np.stack([((codes >> j) & 1).astype(np.uint8).T
-                                   for j in range(bits)])  # (p, Kd, M)
-            active = active_cycle_count(b != 0, bit_planes,
+            active = active_cycle_count((b != 0).T, [(codes >> j) & 1 for j in range(bits)],
                                         np.full((groups, m_rows), bits), group)
             lanes = int(popcount(codes).sum(axis=0) @ np.count_nonzero(b, axis=1))
             storage = kd * n_cols * 8

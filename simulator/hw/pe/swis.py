@@ -46,8 +46,10 @@ STATS = ("shifts", "active_lanes", "metadata_reads", "storage_bits", "weights",
 POSITION_BITS = 3
 #: N of the fixed mode when neither ``shifts`` nor ``max_shifts`` is given.
 DEFAULT_SHIFTS = 3
-#: Decompositions kept in memory (each is about the size of the layer's weights).
-CACHE_ENTRIES = 128
+#: The decomposition cache keeps the most recently used decompositions up to this many bytes
+#: (about 5 bytes per weight) and this many entries.
+CACHE_BYTES = 512 * 2**20
+CACHE_ENTRIES = 4096
 
 
 def _shifts_range(value: int) -> str | None:
@@ -133,11 +135,12 @@ class Decomposition:
 
     Attributes
     ----------
-    approx : int64 (Kd, F), the represented weights ``sign * m``.
+    approx : int16 (Kd, F), the represented weights ``sign * m``.
     masks : int64 (Q, F), Q = ceil(Kd / G): each group's shared positions (bit s = position s).
     shifts : int64 (Q, F), N of each group (the number of positions in its mask).
     errors : int64 (Q, F), each group's summed squared error.
     group_size : G.
+    orders : the scheduler's filter orders computed so far, by array columns.
     """
 
     approx: np.ndarray
@@ -145,6 +148,9 @@ class Decomposition:
     shifts: np.ndarray
     errors: np.ndarray
     group_size: int
+    #: Memo of the scheduler's filter order by the number of array columns.
+    orders: dict[int, np.ndarray] = dataclasses.field(default_factory=dict, compare=False,
+                                                      repr=False)
 
     @property
     def sizes(self) -> np.ndarray:
@@ -282,7 +288,7 @@ def decompose(weights: np.ndarray, group_size: int, *, shifts: int | None = None
         masks, errors = all_masks[rows, n_g - 1], all_errors[rows, n_g - 1]
     group_masks = masks.reshape(n_q, n_f)
     row_masks = np.repeat(group_masks, group_size, axis=0)[:kd]
-    approx = np.sign(weights) * nearest[row_masks, np.abs(weights)]
+    approx = (np.sign(weights) * nearest[row_masks, np.abs(weights)]).astype(np.int16)
     out = Decomposition(approx=approx, masks=group_masks, shifts=n_g.reshape(n_q, n_f),
                         errors=errors.reshape(n_q, n_f), group_size=group_size)
     for array in (out.approx, out.masks, out.shifts, out.errors):
@@ -291,6 +297,7 @@ def decompose(weights: np.ndarray, group_size: int, *, shifts: int | None = None
 
 
 _CACHE: collections.OrderedDict[tuple, Decomposition] = collections.OrderedDict()
+_CACHE_SIZE = 0
 
 
 def _decompose_arguments(options: SWISOptions) -> dict:
@@ -317,34 +324,31 @@ def cached_decompose(weights: np.ndarray, options: SWISOptions) -> Decomposition
         return found
     result = decompose(weights, options.group_size, **arguments)
     _CACHE[key] = result
-    while len(_CACHE) > CACHE_ENTRIES:
-        _CACHE.popitem(last=False)
+    global _CACHE_SIZE
+    _CACHE_SIZE += _nbytes(result)
+    while len(_CACHE) > 1 and (_CACHE_SIZE > CACHE_BYTES or len(_CACHE) > CACHE_ENTRIES):
+        _CACHE_SIZE -= _nbytes(_CACHE.popitem(last=False)[1])
     return result
+
+
+def _nbytes(dec: Decomposition) -> int:
+    return sum(a.nbytes for a in (dec.approx, dec.masks, dec.shifts, dec.errors))
 
 
 def clear_decomposition_cache() -> None:
     """Forget every cached decomposition and filter order (for benchmarks that time them)."""
+    global _CACHE_SIZE
     _CACHE.clear()
-    _ORDERS.clear()
-
-
-#: Filter orders by (id of the decomposition, cols); the value keeps the decomposition alive,
-#: so its id cannot be reused while the entry exists.
-_ORDERS: collections.OrderedDict[tuple[int, int], tuple[Decomposition, np.ndarray]] = (
-    collections.OrderedDict())
+    _CACHE_SIZE = 0
 
 
 def _cached_schedule(dec: Decomposition, cols: int) -> np.ndarray:
-    key = (id(dec), cols)
-    found = _ORDERS.get(key)
-    if found is not None and found[0] is dec:
-        _ORDERS.move_to_end(key)
-        return found[1]
-    order = schedule_filters(dec.shifts, cols)
-    order.flags.writeable = False
-    _ORDERS[key] = (dec, order)
-    while len(_ORDERS) > CACHE_ENTRIES:
-        _ORDERS.popitem(last=False)
+    """The scheduler's filter order for ``dec`` on ``cols`` columns, memoised on ``dec``."""
+    order = dec.orders.get(cols)
+    if order is None:
+        order = schedule_filters(dec.shifts, cols)
+        order.flags.writeable = False
+        dec.orders[cols] = order
     return order
 
 
@@ -457,13 +461,13 @@ class SWISPE(PEModel):
         processing = m_rows * int(shifts.sum())
         waiting = m_rows * (int((envelope * fold_sizes).sum()) - int(shifts.sum()))
         magnitude = np.abs(dec.approx)
-        # Bit planes (slot, Kd, F) of the represented magnitudes: slot r is each group's r-th
-        # shared position, ascending.
-        table = _position_table()
-        planes = np.stack([
-            ((magnitude >> np.repeat(table[dec.masks, r], group, axis=0)[:kd]) & 1).astype(
-                np.uint8) for r in range(int(shifts.max()))])
-        active = active_cycle_count((a != 0).T, planes, shifts, group)
+        # Per slot r (each group's r-th shared position, ascending), the represented
+        # magnitudes' bit at that position, filter-major (F, Kd).
+        magnitude_t = np.ascontiguousarray(magnitude.T, dtype=np.uint8)
+        positions = _position_table()[dec.masks.T].astype(np.uint8)  # (F, Q, 8)
+        planes = [(magnitude_t >> np.repeat(positions[:, :, r], group, axis=1)[:, :kd]) & 1
+                  for r in range(int(shifts.max()))]
+        active = active_cycle_count(a != 0, planes, shifts, group)
         lanes = int(np.count_nonzero(a, axis=0) @ popcount(magnitude).sum(axis=1))
         row_folds = -(-m_rows // self.array.rows)
         return GemmRun(outputs, {"idle": waiting, "zero": processing - active, "active": active},
