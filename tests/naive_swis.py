@@ -323,7 +323,8 @@ def swis_reference_operands(A, dec, group_size: int, cols: int, order):
                     if k < kd:
                         w = approx[k][f]
                         bit = (abs(w) >> position) & 1
-                        b_x[_expanded_index(q, r, t, slots, group_size)][j] = -bit if w < 0 else bit
+                        index = _expanded_index(q, r, t, slots, group_size)
+                        b_x[index][j] = -bit if w < 0 else bit
     scheds, fold_steps = [], []
     for start in range(0, n_f, cols):
         fold = order[start:start + cols]

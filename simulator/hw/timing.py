@@ -132,7 +132,8 @@ def _column_fold_timing(gemm: GemmShape, rows: int, cols: int, dataflow: Dataflo
     """OS timing when column fold c of group g takes ``steps[g, c]`` steps."""
     col_folds = _ceil_div(gemm.n, cols)
     if dataflow != "os":
-        raise ValueError(f"per-column-fold steps are defined for the OS dataflow, not {dataflow!r}")
+        raise ValueError(f"per-column-fold steps are defined for the OS dataflow, "
+                         f"not {dataflow!r}")
     if steps.shape != (gemm.groups, col_folds):
         raise ValueError(f"column_fold_steps must have shape {(gemm.groups, col_folds)}, "
                          f"not {steps.shape}")

@@ -15,11 +15,13 @@ right and weights one PE down; the left edge of row i and the top edge of column
 counters that start at ``-i`` and ``-j`` (the skew), so PE (i, j) holds step s at cycle
 s + i + j. Step s of thread t carries K index ``sched[t, s]`` (-1: operand 0); edge positions
 beyond M or N carry zeros. A PE whose registers hold a step applies its *rule* to the T
-operand pairs and adds the result to its accumulator. The schedule may differ per column fold
-(:func:`simulate_os_array_folds`: ``sched[c]`` with ``fold_steps[c]`` steps for column fold c),
-which bit-serial PEs whose group steps last a data-dependent number of cycles need. When no PE holds a step and no edge
+operand pairs and adds the result to its accumulator. When no PE holds a step and no edge
 counter has a step left, the accumulators are copied into output registers that shift down
 one PE per cycle and leave at the bottom edge, where they are collected.
+
+The schedule may differ per column fold (:func:`simulate_os_array_folds`: ``sched[c]`` with
+``fold_steps[c]`` steps for column fold c); bit-serial PEs whose group steps last a
+data-dependent number of cycles need that.
 
 Adding a PE rule
 ----------------

@@ -20,13 +20,13 @@ from typing import Literal
 import numpy as np
 
 from simulator.config.arch import PEOptions
-from simulator.config.schema import option, positive
+from simulator.config.schema import option
 from simulator.hw.pe.registry import GemmRun, PEModel, register_pe
 from simulator.workloads.layers import Layer
-from simulator.workloads.lowering import gemm_product
 
 __all__ = ["BitSerialOptions", "BitSerialPE", "COUNTERS", "STATS", "quantize_to_bits",
-           "serial_codes", "lane_patterns", "popcount", "active_cycle_count", "MAX_GROUP_SIZE"]
+           "serial_codes", "lane_patterns", "bit_slot_patterns", "popcount", "active_cycle_count",
+           "magnitude_bound", "exact_product", "MAX_GROUP_SIZE"]
 
 #: Per PE-cycle: no position to process (lock-step wait; never for a plain bit-serial array),
 #: a position processed with no active lane, a position processed with an active lane.
@@ -101,51 +101,98 @@ def lane_patterns(x: np.ndarray, group_size: int) -> np.ndarray:
     ndarray of int64, shape (..., ceil(Kd / group_size))
         Bit t of entry q is ``x[..., q * group_size + t]``.
     """
-    x = np.asarray(x)
-    lead, kd = x.shape[:-1], x.shape[-1]
-    groups = -(-kd // group_size)
-    padded = np.zeros(lead + (groups * group_size,), dtype=np.uint8)
-    padded[..., :kd] = x
-    if group_size == 8:
-        # Lane t of each byte lands in bit t with bitorder="little".
-        return np.packbits(padded, axis=-1, bitorder="little").astype(np.int64)
-    lanes = padded.reshape(lead + (groups, group_size))
-    if group_size > 8:
-        return lanes.astype(np.int64) @ (np.int64(1) << np.arange(group_size, dtype=np.int64))
-    # Fewer than 8 lanes: one little-endian 64-bit word per group holds lane t in byte t;
-    # multiplying by 0x0102040810204080 sums byte t's bit 0 into bit 56 + t.
-    words = np.zeros(lead + (groups, 8), dtype=np.uint8)
-    words[..., :group_size] = lanes
-    gathered = words.view(np.dtype("<u8"))[..., 0] * np.uint64(0x0102040810204080)
-    return (gathered >> np.uint64(56)).astype(np.int64)
+    return bit_slot_patterns(np.asarray(x).astype(np.uint8), group_size, [0])[..., 0]
 
 
-def popcount(x: np.ndarray) -> np.ndarray:
-    """Number of set bits of non-negative int64 values below 2^16."""
-    x = np.asarray(x, dtype=np.int64)
-    return np.take(_POPCOUNT16, x)
+#: Byte t of a little-endian 64-bit word, bit 0: the lanes of a group of at most 8.
+_LOW_BITS = np.uint64(0x0101010101010101)
+#: Multiplying a word of 0/1 bytes by this sums byte t's bit into bit 56 + t.
+_GATHER = np.uint64(0x0102040810204080)
 
 
-_POPCOUNT16 = np.array([bin(v).count("1") for v in range(1 << 16)], dtype=np.int64)
-
-
-def active_cycle_count(x_nonzero: np.ndarray, y_bits, y_slots: np.ndarray,
-                       group_size: int) -> int:
-    """Processing cycles with at least one active lane.
+def bit_slot_patterns(values: np.ndarray, group_size: int, positions) -> np.ndarray:
+    """Lane patterns of chosen bits of 8-bit values, one int64 per K group and slot.
 
     Parameters
     ----------
-    x_nonzero : (X, Kd) bool, where the parallel operand is non-zero (one row per row of A or
-        column of B).
-    y_bits : sequence of R arrays (Y, Kd) of 0/1, the serial operand's bit in slot r.
+    values : ndarray of uint8, shape (..., Kd)
+        The lanes' values; K (the last axis) is cut into groups of ``group_size`` (a short
+        last group has its missing lanes 0).
+    group_size : int
+        Lanes G per group.
+    positions : sequence of R ints or int arrays broadcastable to (..., Q)
+        Slot r reads bit ``positions[r]`` (per group when an array) of every lane.
+
+    Returns
+    -------
+    ndarray of int64, shape (..., Q, R)
+        Bit t of entry [..., q, r] is bit ``positions[r]`` of ``values[..., q * G + t]``.
+    """
+    lead, kd = values.shape[:-1], values.shape[-1]
+    groups = -(-kd // group_size)
+    out = np.empty(lead + (groups, len(positions)), dtype=np.int64)
+    if group_size <= 8:
+        # One little-endian word per group, lane t in byte t: a slot is a shift, a mask of
+        # each byte's bit 0, and one multiplication that gathers those bits into the top byte.
+        words = np.zeros(lead + (groups, 8), dtype=np.uint8)
+        if group_size == 8:
+            words.reshape(lead + (groups * 8,))[..., :kd] = values
+        else:
+            padded = np.zeros(lead + (groups * group_size,), dtype=np.uint8)
+            padded[..., :kd] = values
+            words[..., :group_size] = padded.reshape(lead + (groups, group_size))
+        words = words.view(np.dtype("<u8"))[..., 0]
+        for r, position in enumerate(positions):
+            shift = np.asarray(position).astype(np.uint64)
+            out[..., r] = (((words >> shift) & _LOW_BITS) * _GATHER) >> np.uint64(56)
+        return out
+    padded = np.zeros(lead + (groups * group_size,), dtype=np.int64)
+    padded[..., :kd] = values
+    weight = np.int64(1) << np.arange(group_size, dtype=np.int64)
+    for r, position in enumerate(positions):
+        shift = np.repeat(np.broadcast_to(np.asarray(position, dtype=np.int64),
+                                          lead + (groups,)), group_size, axis=-1)
+        bits = (padded >> shift) & 1
+        out[..., r] = bits.reshape(lead + (groups, group_size)) @ weight
+    return out
+
+
+def popcount(x: np.ndarray) -> np.ndarray:
+    """Number of set bits (uint8) of integers in 0..255."""
+    return np.take(_POPCOUNT8, np.asarray(x).astype(np.uint8))
+
+
+_POPCOUNT8 = np.array([bin(v).count("1") for v in range(256)], dtype=np.uint8)
+
+
+def magnitude_bound(x: np.ndarray) -> int:
+    """max |x| without building |x| (two reductions, no temporary array)."""
+    return max(int(x.max()), -int(x.min())) if x.size else 0
+
+
+def exact_product(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Exact int64 product ``a @ w`` of integer matrices: float64 BLAS when every partial sum
+    stays below 2**53 (always for 8-bit operands), int64 matmul otherwise."""
+    if magnitude_bound(a) * magnitude_bound(w) * a.shape[1] < 2**53:
+        return (a.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
+    return a.astype(np.int64) @ w.astype(np.int64)
+
+
+def active_cycle_count(x_pat: np.ndarray, y_pat: np.ndarray, y_slots: np.ndarray) -> int:
+    """Processing cycles with at least one active lane, from lane patterns.
+
+    Parameters
+    ----------
+    x_pat : (X, Q) int64, the lanes whose parallel operand is non-zero (one row per row of A
+        or column of B), per K group.
+    y_pat : (Y, Q, R) int64, the lanes whose serial bit of slot r is set.
     y_slots : (Q, Y) int, the slots processed per K group.
     """
     from simulator.kernels.swis import count_active_cycles  # numba loads on first use
 
-    x_pat = np.ascontiguousarray(lane_patterns(x_nonzero, group_size).T)
-    y_pat = np.ascontiguousarray(
-        np.stack([lane_patterns(bits, group_size).T for bits in y_bits], axis=-1))
-    return count_active_cycles(x_pat, y_pat, np.ascontiguousarray(y_slots, dtype=np.int64))
+    return count_active_cycles(np.ascontiguousarray(x_pat.T),
+                               np.ascontiguousarray(y_pat.transpose(1, 0, 2)),
+                               np.ascontiguousarray(y_slots, dtype=np.int64))
 
 
 @register_pe
@@ -185,22 +232,26 @@ class BitSerialPE(PEModel):
         m_rows, kd = a.shape
         n_cols = b.shape[1]
         qa, qb = self.quantized_operands(layer, a, b)
-        outputs = gemm_product(qa[None], qb[None])[0]
+        outputs = exact_product(qa, qb)
         groups = -(-kd // group)
         processing = m_rows * n_cols * groups * bits
         if opts.serial_operand == "weight":
-            codes = serial_codes(qb, bits)
-            codes_t = codes.T
-            active = active_cycle_count(a != 0, [(codes_t >> j) & 1 for j in range(bits)],
-                                        np.full((groups, n_cols), bits), group)
-            lanes = int(np.count_nonzero(a, axis=0) @ popcount(codes).sum(axis=1))
+            codes_t = serial_codes(qb, bits).T.astype(np.uint8)  # (N, Kd)
+            nonzero = a != 0
+            active = active_cycle_count(lane_patterns(nonzero, group),
+                                        bit_slot_patterns(codes_t, group, range(bits)),
+                                        np.full((groups, n_cols), bits))
+            lanes = int(np.count_nonzero(nonzero, axis=0)
+                        @ popcount(codes_t).sum(axis=0, dtype=np.int64))
             storage = kd * n_cols * bits
             weight_error = int(((b - qb) ** 2).sum())
         else:
-            codes = serial_codes(qa, bits)
-            active = active_cycle_count((b != 0).T, [(codes >> j) & 1 for j in range(bits)],
-                                        np.full((groups, m_rows), bits), group)
-            lanes = int(popcount(codes).sum(axis=0) @ np.count_nonzero(b, axis=1))
+            codes = serial_codes(qa, bits).astype(np.uint8)  # (M, Kd)
+            active = active_cycle_count(lane_patterns((b != 0).T, group),
+                                        bit_slot_patterns(codes, group, range(bits)),
+                                        np.full((groups, m_rows), bits))
+            lanes = int(popcount(codes).sum(axis=0, dtype=np.int64)
+                        @ np.count_nonzero(b, axis=1))
             storage = kd * n_cols * 8
             weight_error = 0
         return GemmRun(outputs, {"idle": 0, "zero": processing - active, "active": active},

@@ -29,10 +29,10 @@ import numpy as np
 
 from simulator.config.arch import PEOptions
 from simulator.config.schema import non_negative, option
-from simulator.hw.pe.bitserial import MAX_GROUP_SIZE, active_cycle_count, popcount
+from simulator.hw.pe.bitserial import (MAX_GROUP_SIZE, active_cycle_count, bit_slot_patterns,
+                                       exact_product, lane_patterns, magnitude_bound, popcount)
 from simulator.hw.pe.registry import FoldSteps, GemmRun, PEModel, register_pe
 from simulator.workloads.layers import Layer
-from simulator.workloads.lowering import gemm_product
 
 __all__ = ["SWISOptions", "SWISPE", "Decomposition", "COUNTERS", "STATS", "position_sets",
            "decompose", "cached_decompose", "clear_decomposition_cache", "schedule_filters",
@@ -253,7 +253,7 @@ def decompose(weights: np.ndarray, group_size: int, *, shifts: int | None = None
     weights = np.asarray(weights, dtype=np.int64)
     if weights.ndim != 2:
         raise ValueError(f"weights must be 2-D (Kd, F), not of shape {weights.shape}")
-    if weights.size and int(np.abs(weights).max()) > 255:
+    if magnitude_bound(weights) > 255:
         raise ValueError("weight magnitudes must be <= 255")
     kd, n_f = weights.shape
     n_q = -(-kd // group_size)
@@ -312,12 +312,17 @@ def cached_decompose(weights: np.ndarray, options: SWISOptions) -> Decomposition
     """:func:`decompose` with an in-memory LRU cache keyed by the weights' bytes and the
     decomposition options (sweeps over array shapes or the scheduler reuse it)."""
     weights = np.asarray(weights)
-    if weights.size and int(np.abs(weights).max()) > 255:
+    bound = magnitude_bound(weights)
+    if bound > 255:
         raise ValueError("weight magnitudes must be <= 255")
-    # int16 holds every valid weight and hashes four times less data than int64.
-    digest = hashlib.blake2b(weights.astype(np.int16).tobytes(), digest_size=16).hexdigest()
+    # The narrowest integer type that holds the weights: less data to hash. The key has the
+    # type, so equal values always meet the same key.
+    narrow = weights.astype(np.int8 if int(weights.min(initial=0)) >= -128 and bound <= 127
+                            else np.int16)
+    digest = hashlib.sha1(narrow.tobytes(), usedforsecurity=False).hexdigest()
     arguments = _decompose_arguments(options)
-    key = (weights.shape, digest, options.group_size, tuple(sorted(arguments.items())))
+    key = (weights.shape, narrow.dtype.str, digest, options.group_size,
+           tuple(sorted(arguments.items())))
     found = _CACHE.get(key)
     if found is not None:
         _CACHE.move_to_end(key)
@@ -451,24 +456,25 @@ class SWISPE(PEModel):
     def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
         dec = self.decomposition(b)
         group = self.options.group_size
-        m_rows, kd = a.shape
+        m_rows = a.shape[0]
         shifts = dec.shifts
-        outputs = gemm_product(a[None], dec.approx[None])[0]
+        outputs = exact_product(a, dec.approx)
         order = self.filter_order(dec)
         envelope = fold_envelope(shifts, order, self.array.cols)
         fold_sizes = np.diff(np.append(np.arange(0, shifts.shape[1], self.array.cols),
                                        shifts.shape[1]))
         processing = m_rows * int(shifts.sum())
         waiting = m_rows * (int((envelope * fold_sizes).sum()) - int(shifts.sum()))
-        magnitude = np.abs(dec.approx)
-        # Per slot r (each group's r-th shared position, ascending), the represented
-        # magnitudes' bit at that position, filter-major (F, Kd).
-        magnitude_t = np.ascontiguousarray(magnitude.T, dtype=np.uint8)
-        positions = _position_table()[dec.masks.T].astype(np.uint8)  # (F, Q, 8)
-        planes = [(magnitude_t >> np.repeat(positions[:, :, r], group, axis=1)[:, :kd]) & 1
-                  for r in range(int(shifts.max()))]
-        active = active_cycle_count(a != 0, planes, shifts, group)
-        lanes = int(np.count_nonzero(a, axis=0) @ popcount(magnitude).sum(axis=1))
+        magnitude_t = np.abs(dec.approx.T).astype(np.uint8)  # (F, Kd)
+        # Slot r of a group is its r-th shared position (ascending); the lanes whose
+        # represented magnitude has that bit set.
+        positions = _position_table()[dec.masks.T]  # (F, Q, 8)
+        weight_patterns = bit_slot_patterns(
+            magnitude_t, group, [positions[:, :, r] for r in range(int(shifts.max()))])
+        nonzero = a != 0
+        active = active_cycle_count(lane_patterns(nonzero, group), weight_patterns, shifts)
+        lanes = int(np.count_nonzero(nonzero, axis=0)
+                    @ popcount(magnitude_t).sum(axis=0, dtype=np.int64))
         row_folds = -(-m_rows // self.array.rows)
         return GemmRun(outputs, {"idle": waiting, "zero": processing - active, "active": active},
                        {"shifts": processing, "active_lanes": lanes,
@@ -479,8 +485,8 @@ class SWISPE(PEModel):
 
 @functools.cache
 def _position_table() -> np.ndarray:
-    """int64 (256, 8): the positions of each mask, ascending, padded with 0."""
-    table = np.zeros((256, 8), dtype=np.int64)
+    """uint8 (256, 8): the positions of each mask, ascending, padded with 0."""
+    table = np.zeros((256, 8), dtype=np.uint8)
     for mask in range(256):
         bits = [s for s in range(8) if mask >> s & 1]
         table[mask, :len(bits)] = bits
