@@ -21,7 +21,7 @@ from simulator.config.schema import dump
 from simulator.energy.model import AreaReport, EnergyReport, LayerActivity, array_area, layer_energy
 from simulator.energy.tech import TechTable, load_tech
 from simulator.errors import ConfigError, SimulationError, WorkloadError
-from simulator.hw.pe import PEModel, get_pe_model, option_types
+from simulator.hw.pe import FoldSteps, PEModel, get_pe_model, option_types
 from simulator.hw.timing import fold_timing
 from simulator.workloads.layers import Layer, LayerTensors, Workload
 from simulator.workloads.lowering import gemm_product, gemm_to_output, im2col, weights_to_gemm
@@ -133,6 +133,11 @@ class LayerResult:
     compute_utilization: float
     peak_macs_per_pe_cycle: int = 1
     counters: dict[str, int] | None = None
+    #: Further integer totals of the PE model (GemmRun.stats), e.g. SWIS's stored weight bits.
+    stats: dict[str, int] | None = None
+    #: Compute cycles under alternatives the PE reports beside the one it runs (FoldSteps),
+    #: e.g. SWIS's ``scheduled`` / ``unscheduled`` filter orders.
+    alternative_cycles: dict[str, int] | None = None
     mse: float | None = None
     max_abs_error: int | None = None
     sqnr_db: float | None = None
@@ -220,6 +225,7 @@ class RunResult:
             "time_us": self.total_cycles / arch.array.clock_mhz,
             "macs": self.macs,
             "utilization": self.utilization,
+            **self._alternative_totals(),
             **self._functional_totals(),
             **self._energy_totals(),
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
@@ -242,19 +248,31 @@ class RunResult:
                    energy_per_mac_pj=total.total_pj / self.macs if self.macs else None)
         return out
 
+    def _alternative_totals(self) -> dict[str, Any]:
+        with_alternatives = [l.alternative_cycles for l in self.layers if l.alternative_cycles]
+        if not with_alternatives:
+            return {}
+        totals: Counter[str] = Counter()
+        for cycles in with_alternatives:
+            totals.update(cycles)
+        return {"alternative_cycles": dict(totals)}
+
     def _functional_totals(self) -> dict[str, Any]:
         simulated = [layer for layer in self.layers if layer.counters is not None]
         if not simulated:
             return {"functional": False}
         counters: Counter[str] = Counter()
+        stats: Counter[str] = Counter()
         for layer in simulated:
             counters.update(layer.counters)
+            stats.update(layer.stats or {})
         signal = sum(l.signal_power * l.m * l.n * l.groups for l in simulated)
         noise = sum(l.mse * l.m * l.n * l.groups for l in simulated)
         matches = [l.output_matches_trace for l in simulated if l.output_matches_trace is not None]
         return {
             "functional": True,
             "counters": dict(counters),
+            **({"stats": dict(stats)} if stats else {}),
             "mse": noise / sum(l.m * l.n * l.groups for l in simulated),
             "max_abs_error": max(l.max_abs_error for l in simulated),
             "sqnr_db": None if noise == 0 else 10 * math.log10(signal / noise),
@@ -268,11 +286,13 @@ def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
     a = im2col(tensors.input, layer)
     b = weights_to_gemm(tensors.weight, layer)
     counters: Counter[str] = Counter({name: 0 for name in pe.counter_names})
+    stats: Counter[str] = Counter({name: 0 for name in pe.stat_names})
     approx = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.int64)
     for g in range(a.shape[0]):
         run = pe.simulate_gemm(layer, a[g], b[g])
         approx[g] = run.outputs
         counters.update(run.counters)
+        stats.update(run.stats)
     exact = approx if pe.type_name == "dense" else gemm_product(a, b)
     del a, b
     metrics = error_metrics(approx, exact)
@@ -284,16 +304,25 @@ def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
     match = None if tensors.output is None else bool(np.array_equal(outputs, tensors.output))
     if sink is not None:
         sink(layer.name, outputs)
-    return {"counters": dict(counters), "mse": metrics.mse,
+    return {"counters": dict(counters), "stats": dict(stats) if stats else None,
+            "mse": metrics.mse,
             "max_abs_error": metrics.max_abs_error, "sqnr_db": metrics.sqnr_db,
             "signal_power": metrics.signal_power, "output_matches_trace": match}
 
 
-def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
-                    functional: dict[str, Any]) -> LayerResult:
+def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel, functional: dict[str, Any],
+                    fold_steps: FoldSteps | None = None) -> LayerResult:
     gemm = layer.gemm
-    timing = fold_timing(gemm, arch.array.rows, arch.array.cols, arch.array.dataflow,
-                         arch.timing.convention, pe.reduction_steps(layer))
+
+    def timing_for(steps: np.ndarray | None):
+        return fold_timing(gemm, arch.array.rows, arch.array.cols, arch.array.dataflow,
+                           arch.timing.convention, pe.reduction_steps(layer), steps)
+
+    timing = timing_for(None if fold_steps is None else fold_steps.steps)
+    if fold_steps is not None and fold_steps.alternatives:
+        functional = {**functional, "alternative_cycles": {
+            name: timing_for(steps).compute_cycles
+            for name, steps in fold_steps.alternatives.items()}}
     stall_cycles = 0
     total = timing.compute_cycles + stall_cycles
     pes = arch.array.rows * arch.array.cols
@@ -321,7 +350,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     output_sink : called with each layer's simulated outputs (for ``--save-outputs``).
     progress : called before each layer with (index, count, name).
     """
-    pe = get_pe_model(arch.pe)
+    pe = get_pe_model(arch.pe, arch.array)
     if arch.array.dataflow not in pe.dataflows:
         raise SimulationError(
             f"arch {arch.name}: PE type '{arch.pe.type}' is defined for the "
@@ -332,7 +361,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         raise SimulationError(f"arch {arch.name}: {exc} (workload {workload.name})") from None
     tech = _arch_tech(arch)
     area = array_area(tech, pe.composition().parts, arch.array.rows * arch.array.cols, {})
-    if functional and pe.data_dependent:
+    if (functional and pe.data_dependent) or pe.weight_dependent_timing:
         workload = with_synthetic_data(workload)
     run_functional = functional and workload.tensors is not None
     layers = []
@@ -340,9 +369,15 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         if progress is not None:
             progress(index, len(workload.layers), layer.name)
         fields: dict[str, Any] = {}
+        tensors = None
+        if run_functional or pe.weight_dependent_timing:
+            tensors = workload.tensors(layer.name)
         if run_functional:
-            fields = _functional(pe, layer, workload.tensors(layer.name), output_sink)
-        result = _simulate_layer(arch, layer, pe, fields)
+            fields = _functional(pe, layer, tensors, output_sink)
+        fold_steps = None
+        if pe.weight_dependent_timing:
+            fold_steps = pe.column_fold_steps(layer, weights_to_gemm(tensors.weight, layer))
+        result = _simulate_layer(arch, layer, pe, fields, fold_steps)
         if result.counters is not None:
             energy = _layer_energy(arch, tech, area, pe, layer, result)
             result = dataclasses.replace(result, energy_pj=energy.total_pj,

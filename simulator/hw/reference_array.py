@@ -25,6 +25,15 @@ PE rules
     the grid step exponent) and ``rounding`` (``round`` | ``raw``). Counters: the classes of
     the step's two products (``idle``, ``exact``, ``approximated``).
 
+``bitserial``
+    Bit-serial PE with G = T - 1 lanes (SWIS, the bit-serial baseline, truncation): weight
+    slot G carries the bit position of the cycle (-1: the PE waits), and the serial operand's
+    lanes carry signed bits in {-1, 0, 1}; AND lanes, adder tree, one shifter, accumulator.
+    ``params``: ``serial_operand`` (``weight`` | ``activation``), required. Counters: ``idle``
+    (waiting), ``zero`` (no active lane), ``active``; stats ``shifts`` and ``active_lanes``.
+    The caller expands the GEMM into bit operands and usually gives a schedule per column
+    fold (``sched`` of shape (C, T, S) with ``fold_steps``), see docs/reference-array.md.
+
 A later PE type adds one entry to ``_RULES`` (its kernel rule id, the thread counts it accepts
 and its named parameters, in the order of the kernel's parameter array; and, when its counters
 are not SySMT's four step classes, their names and how many classes one step carries) next to
@@ -59,6 +68,8 @@ class _Rule:
     #: Classes per PE-step: the kernel's counter index is the step's ``slots`` classes as
     #: digits in base ``len(counter_names)`` (1: one class per step).
     slots: int = 1
+    #: The kernel's counter index is 0 (waiting) or 1 + the active lanes (bit-serial rules).
+    lane_counters: bool = False
 
 
 _RULES: dict[str, _Rule] = {
@@ -94,6 +105,13 @@ _RULES: dict[str, _Rule] = {
         counter_names=_kernel.A4W8_PRODUCT_NAMES,
         slots=2,
     ),
+    "bitserial": _Rule(
+        _kernel.RULE_BITSERIAL,
+        threads=tuple(range(2, 64)),
+        options={"serial_operand": {"weight": _kernel.SERIAL_WEIGHT,
+                                    "activation": _kernel.SERIAL_ACTIVATION}},
+        lane_counters=True,
+    ),
 }
 
 
@@ -110,14 +128,19 @@ class ReferenceResult:
         together (folds do not overlap).
     counters : dict of str to int
         PE-steps with a real output position and a real step, by activity: ``idle``,
-        ``single``, ``shared_exact``, ``shared_reduced``; they sum to M * N * S. For a rule
-        with several classes per step (``sparq``, ``a4w8``: one per product) every class of
-        the rule's names, summing to slots * M * N * S.
+        ``single``, ``shared_exact``, ``shared_reduced`` (they sum to M * N * S); for the
+        ``bitserial`` rule ``idle``, ``zero``, ``active``; for a rule with several classes per
+        step (``sparq``, ``a4w8``: one per product) every class of the rule's names, summing
+        to slots * M * N * S.
+    stats : dict of str to int
+        ``bitserial`` rule only: ``shifts`` (cycles that processed a position) and
+        ``active_lanes`` (lane-cycles with a set bit and a non-zero parallel operand).
     """
 
     outputs: np.ndarray
     cycles: int
     counters: dict[str, int]
+    stats: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def reference_rules() -> tuple[str, ...]:
@@ -156,7 +179,8 @@ def _encode_params(rule_name: str, rule: _Rule, params: Mapping[str, str] | None
 
 
 def run_reference_array(A: np.ndarray, B: np.ndarray, rows: int, cols: int, sched: np.ndarray,
-                        rule: str, params: Mapping[str, str] | None = None) -> ReferenceResult:
+                        rule: str, params: Mapping[str, str] | None = None,
+                        fold_steps: np.ndarray | None = None) -> ReferenceResult:
     """Run one GEMM group O = A . B through the register-level OS array.
 
     Parameters
@@ -167,13 +191,17 @@ def run_reference_array(A: np.ndarray, B: np.ndarray, rows: int, cols: int, sche
         Weights, signed 8-bit (-128..127).
     rows, cols : int
         Array size in PEs (both >= 1).
-    sched : ndarray of int64, shape (T, S)
+    sched : ndarray of int64, shape (T, S) or (C, T, S)
         Thread schedule: ``sched[t, s]`` is the K index thread t feeds at step s, or -1 for
-        none (operand 0). Every K index 0..Kd-1 must appear exactly once.
+        none (operand 0). Every K index 0..Kd-1 must appear exactly once. A 3-D schedule
+        has one (T, S) schedule per column fold (C = ceil(N / cols)), each feeding every K
+        index at most once in its first ``fold_steps[c]`` steps.
     rule : str
         PE rule, one of :func:`reference_rules`.
     params : mapping of str to str, optional
         The rule's parameters (see the module docstring); none for ``dense``.
+    fold_steps : ndarray of int64, shape (C,), optional
+        Steps of each column fold, 1..S; required with (only) a 3-D ``sched``.
 
     Returns
     -------
@@ -188,7 +216,8 @@ def run_reference_array(A: np.ndarray, B: np.ndarray, rows: int, cols: int, sche
     """
     A = _check_matrix("A", A, 2)
     B = _check_matrix("B", B, 2)
-    sched = _check_matrix("sched", sched, 2)
+    per_fold = isinstance(sched, np.ndarray) and sched.ndim == 3
+    sched = _check_matrix("sched", sched, 3 if per_fold else 2)
     n_m, kd = A.shape
     if n_m < 1 or kd < 1:
         raise ValueError(f"A must have at least one row and one column, not shape {A.shape}")
@@ -208,29 +237,72 @@ def run_reference_array(A: np.ndarray, B: np.ndarray, rows: int, cols: int, sche
     if rule not in _RULES:
         raise ValueError(f"rule must be one of {sorted(_RULES)}, not {rule!r}")
     spec = _RULES[rule]
-    n_threads = sched.shape[0]
+    n_threads = sched.shape[-2]
     if n_threads not in spec.threads:
         raise ValueError(f"rule {rule!r} runs {list(spec.threads)} thread(s); sched has "
                          f"{n_threads} rows")
-    if sched.shape[1] < 1:
+    if sched.shape[-1] < 1:
         raise ValueError(f"sched must have at least one step, not shape {sched.shape}")
     if int(sched.min()) < -1 or int(sched.max()) >= kd:
         raise ValueError(f"sched entries must lie in -1..{kd - 1}, "
                          f"not {int(sched.min())}..{int(sched.max())}")
-    uses = np.bincount(sched[sched >= 0], minlength=kd)
-    if not np.all(uses == 1):
-        bad = int(np.flatnonzero(uses != 1)[0])
-        raise ValueError(f"sched must feed every K index exactly once; K index {bad} is fed "
-                         f"{int(uses[bad])} time(s)")
+    if per_fold:
+        fold_steps = _check_fold_schedule(sched, fold_steps, kd, -(-B.shape[1] // cols))
+    else:
+        if fold_steps is not None:
+            raise ValueError("fold_steps needs a per-column-fold (3-D) sched")
+        uses = np.bincount(sched[sched >= 0], minlength=kd)
+        if not np.all(uses == 1):
+            bad = int(np.flatnonzero(uses != 1)[0])
+            raise ValueError(f"sched must feed every K index exactly once; K index {bad} is "
+                             f"fed {int(uses[bad])} time(s)")
     codes = _encode_params(rule, spec, params)
 
     outputs = np.zeros((n_m, B.shape[1]), dtype=np.int64)
+    size = n_threads + 1 if spec.lane_counters else len(spec.counter_names) ** spec.slots
+    counters = np.zeros(max(_kernel.N_COUNTERS, size), dtype=np.int64)
+    if per_fold:
+        cycles = _kernel.simulate_os_array_folds(A, B, sched, fold_steps, int(rows), int(cols),
+                                                 spec.rule_id, codes, outputs, counters)
+    else:
+        cycles = _kernel.simulate_os_array(A, B, sched, int(rows), int(cols), spec.rule_id,
+                                           codes, outputs, counters)
+    if spec.lane_counters:
+        # Index 0: waiting; index 1 + k: a position processed with k active lanes.
+        lanes = np.arange(n_threads)
+        return ReferenceResult(
+            outputs=outputs, cycles=int(cycles),
+            counters={"idle": int(counters[0]), "zero": int(counters[1]),
+                      "active": int(counters[2:n_threads + 1].sum())},
+            stats={"shifts": int(counters[1:n_threads + 1].sum()),
+                   "active_lanes": int(lanes @ counters[1:n_threads + 1])})
+    # The counter index is the step's `slots` classes, digits in base len(counter_names).
     base = len(spec.counter_names)
-    counters = np.zeros(base ** spec.slots, dtype=np.int64)
-    cycles = _kernel.simulate_os_array(A, B, sched, int(rows), int(cols), spec.rule_id, codes,
-                                       outputs, counters)
     named = dict.fromkeys(spec.counter_names, 0)
-    for code in np.flatnonzero(counters):
+    for code in np.flatnonzero(counters[:base ** spec.slots]):
         for slot in range(spec.slots):
             named[spec.counter_names[(int(code) // base ** slot) % base]] += int(counters[code])
     return ReferenceResult(outputs=outputs, cycles=int(cycles), counters=named)
+
+
+def _check_fold_schedule(sched: np.ndarray, fold_steps: object, kd: int,
+                         col_folds: int) -> np.ndarray:
+    """Validate a per-column-fold schedule and its step counts; returns ``fold_steps``."""
+    if sched.shape[0] not in (1, col_folds):
+        raise ValueError(f"a 3-D sched must have 1 or {col_folds} (column folds) schedules, "
+                         f"not {sched.shape[0]}")
+    if fold_steps is None:
+        raise ValueError("a 3-D sched needs fold_steps")
+    fold_steps = _check_matrix("fold_steps", fold_steps, 1)
+    if fold_steps.shape[0] != sched.shape[0]:
+        raise ValueError(f"fold_steps must have {sched.shape[0]} entries, not "
+                         f"{fold_steps.shape[0]}")
+    if int(fold_steps.min()) < 1 or int(fold_steps.max()) > sched.shape[2]:
+        raise ValueError(f"fold_steps must lie in 1..{sched.shape[2]}")
+    for c, steps in enumerate(fold_steps):
+        fed = sched[c, :, :steps]
+        uses = np.bincount(fed[fed >= 0], minlength=kd)
+        if np.any(uses > 1):
+            bad = int(np.flatnonzero(uses > 1)[0])
+            raise ValueError(f"sched[{c}] feeds K index {bad} {int(uses[bad])} times")
+    return fold_steps

@@ -18,12 +18,18 @@ Folds = groups * ceil(Sr/rows) * ceil(Sc/cols). Cycles per fold:
 - ``native``: OS ``T + 2*rows + cols - 2`` (skewed fill, compute, and the ``rows``-cycle drain
   of the stationary outputs, as the register-level array does); WS/IS as SCALE-Sim; the total
   is ``folds * fold``.
+
+A PE whose steps depend on the weights (SWIS) gives T per column fold (``column_fold_steps``,
+OS only): every row fold of column fold c takes ``T_c`` steps, the layer's cycles are the sum
+over folds, and the utilisations are summed fold by fold.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Literal
+
+import numpy as np
 
 from simulator.workloads.layers import GemmShape
 
@@ -44,8 +50,9 @@ class FoldTiming:
     Attributes
     ----------
     folds : number of array-sized tiles, all groups together.
-    steps_per_fold : T, the streamed dimension's steps.
-    cycles_per_fold : cycles of one fold, fill and drain included.
+    steps_per_fold : T, the streamed dimension's steps (the longest fold's when T varies by
+        column fold).
+    cycles_per_fold : cycles of one fold, fill and drain included (the longest fold's).
     compute_cycles : the layer's cycles in the chosen convention.
     mapping_efficiency : fraction of PEs holding useful work, averaged over folds.
     compute_utilization : fraction of PE-cycles that stream operands (SCALE-Sim's
@@ -61,12 +68,18 @@ class FoldTiming:
 
 
 def fold_timing(gemm: GemmShape, rows: int, cols: int, dataflow: Dataflow,
-                convention: Convention, reduction_steps: int) -> FoldTiming:
+                convention: Convention, reduction_steps: int,
+                column_fold_steps: np.ndarray | None = None) -> FoldTiming:
     """Folds and cycles of ``gemm`` on a ``rows`` x ``cols`` array.
 
     ``reduction_steps`` is the number of steps a PE needs to consume the Kd operands (Kd for a
     dense PE, ceil(Kd/threads) for SySMT); it is the T of the OS dataflow.
+    ``column_fold_steps`` (OS only), int (groups, ceil(N/cols)), replaces it with a T per
+    column fold.
     """
+    if column_fold_steps is not None:
+        return _column_fold_timing(gemm, rows, cols, dataflow, convention,
+                                   np.asarray(column_fold_steps, dtype=np.int64))
     if dataflow == "os":
         sr, sc, t = gemm.m, gemm.n, reduction_steps
     elif dataflow == "ws":
@@ -112,3 +125,45 @@ def _scalesim_fold_averages(sr: int, sc: int, t: int, rows: int, cols: int,
             compute_sum += used * t / (pes * denominator)
     folds = len(row_used) * -(-sc // cols)
     return mapping_sum / folds, compute_sum / folds
+
+
+def _column_fold_timing(gemm: GemmShape, rows: int, cols: int, dataflow: Dataflow,
+                        convention: Convention, steps: np.ndarray) -> FoldTiming:
+    """OS timing when column fold c of group g takes ``steps[g, c]`` steps."""
+    col_folds = _ceil_div(gemm.n, cols)
+    if dataflow != "os":
+        raise ValueError(f"per-column-fold steps are defined for the OS dataflow, "
+                         f"not {dataflow!r}")
+    if steps.shape != (gemm.groups, col_folds):
+        raise ValueError(f"column_fold_steps must have shape {(gemm.groups, col_folds)}, "
+                         f"not {steps.shape}")
+    if steps.size and int(steps.min()) < 0:
+        raise ValueError("column_fold_steps must be non-negative")
+    row_used = [min(rows, gemm.m - r) for r in range(0, gemm.m, rows)]
+    col_used = [min(cols, gemm.n - c) for c in range(0, gemm.n, cols)]
+    folds = gemm.groups * len(row_used) * col_folds
+    fill = rows + cols - 2
+    drain = rows if convention == "native" else 0
+    longest = int(steps.max())
+    total = len(row_used) * (int(steps.sum()) + gemm.groups * col_folds * (fill + drain))
+    compute_cycles = total - (1 if convention == "scalesim" else 0)
+    pes = rows * cols
+    mapping = (gemm.m / (len(row_used) * rows)) * (gemm.n / (col_folds * cols))
+    if convention == "scalesim":
+        # SCALE-Sim's per-fold averages, in its fold order (column folds outer).
+        mapping_sum = compute_sum = 0.0
+        for g in range(gemm.groups):
+            for c, cu in enumerate(col_used):
+                t = int(steps[g, c])
+                for ru in row_used:
+                    mapping_sum += ru * cu / pes
+                    compute_sum += ru * cu * t / (pes * (t + fill))
+        mapping, utilization = mapping_sum / folds, compute_sum / folds
+    else:
+        busy = sum(int(steps[g, c]) * cu for g in range(gemm.groups)
+                   for c, cu in enumerate(col_used)) * gemm.m
+        utilization = busy / (len(row_used) * pes * (int(steps.sum()) + gemm.groups * col_folds
+                                                      * fill)) if steps.any() else 0.0
+    return FoldTiming(folds=folds, steps_per_fold=longest, cycles_per_fold=longest + fill + drain,
+                      compute_cycles=compute_cycles, mapping_efficiency=mapping,
+                      compute_utilization=utilization)

@@ -19,6 +19,10 @@ operand pairs and adds the result to its accumulator. When no PE holds a step an
 counter has a step left, the accumulators are copied into output registers that shift down
 one PE per cycle and leave at the bottom edge, where they are collected.
 
+The schedule may differ per column fold (:func:`simulate_os_array_folds`: ``sched[c]`` with
+``fold_steps[c]`` steps for column fold c); bit-serial PEs whose group steps last a
+data-dependent number of cycles need that.
+
 Adding a PE rule
 ----------------
 A rule is an integer id plus a small int64 parameter array, dispatched in :func:`pe_step`.
@@ -58,11 +62,15 @@ __all__ = [
     "PAIRING_STC",
     "SPARQ_PRODUCT_NAMES",
     "A4W8_PRODUCT_NAMES",
+    "RULE_BITSERIAL",
+    "SERIAL_WEIGHT",
+    "SERIAL_ACTIVATION",
     "trim_magnitude",
     "sparq_window",
     "uniform_4bit",
     "pe_step",
     "simulate_os_array",
+    "simulate_os_array_folds",
 ]
 
 #: Rule ids: exact 8b x 8b MAC (T = 1).
@@ -74,6 +82,14 @@ RULE_SYSMT = 1
 RULE_SPARQ = 5
 #: A4W8 PE (T = 2, activations uniformly quantised to 4 bits); params = [shift, rounding].
 RULE_A4W8 = 6
+
+#: Bit-serial lanes (SWIS, Stripes-like bit-serial, truncation); params = [serial operand].
+#: Rule ids are arbitrary distinct integers (7 leaves room for rules added elsewhere).
+RULE_BITSERIAL = 7
+
+#: Which operand of RULE_BITSERIAL carries the signed bit (params[0]).
+SERIAL_WEIGHT = 0
+SERIAL_ACTIVATION = 1
 
 #: SySMT reduction policies (params[0] of RULE_SYSMT).
 POLICY_SPARSITY_AWARE = 0
@@ -363,6 +379,43 @@ def _a4w8_step(acts, wgts, shift, rounding):
 
 
 @njit
+def _bitserial_step(acts, wgts, serial):
+    """One cycle of a bit-serial PE with G = T - 1 lanes.
+
+    Weight slot G holds the bit position processed this cycle (the shared position of SWIS,
+    or the bit index of a p-bit serial operand), or -1 when the PE has no position to
+    process (it waits in lock-step). In lanes t < G the serial operand (the weight or the
+    activation, by ``serial``) is a signed bit in {-1, 0, 1}: an AND gate passes the parallel
+    operand when the bit is set, negated for -1 (a sign bit, or the negative top bit of a
+    two's complement code); an adder tree sums the lanes and one shifter scales the sum.
+    Counter index: 0 when waiting, else 1 + the number of active lanes (bit set and parallel
+    operand non-zero).
+    """
+    lanes = acts.shape[0] - 1
+    position = wgts[lanes]
+    if position < 0:
+        return 0, 0
+    tree = 0
+    active = 0
+    for t in range(lanes):
+        if serial == SERIAL_WEIGHT:
+            bit = wgts[t]
+            value = acts[t]
+        else:
+            bit = acts[t]
+            value = wgts[t]
+        if bit < -1 or bit > 1:
+            raise ValueError("a bit-serial lane's serial operand must be -1, 0 or 1")
+        if bit != 0 and value != 0:
+            active += 1
+            if bit > 0:
+                tree += value
+            else:
+                tree -= value
+    return tree * (1 << position), 1 + active
+
+
+@njit
 def pe_step(rule, params, acts, wgts):
     """Apply PE rule ``rule`` to the T operand pairs a PE holds in one step.
 
@@ -390,6 +443,8 @@ def pe_step(rule, params, acts, wgts):
         return _sparq_step(acts, wgts, params[0], params[1], params[2])
     if rule == RULE_A4W8:
         return _a4w8_step(acts, wgts, params[0], params[1])
+    if rule == RULE_BITSERIAL:
+        return _bitserial_step(acts, wgts, params[0])
     raise ValueError("unknown PE rule id")
 
 
@@ -421,10 +476,32 @@ def simulate_os_array(A, B, sched, rows, cols, rule, params, outputs, counters):
     int
         Cycles counted while the array ran, all folds together (fill, compute and drain).
     """
+    fold_steps = np.full(1, sched.shape[1], np.int64)
+    per_fold = sched.reshape(1, sched.shape[0], sched.shape[1])
+    return simulate_os_array_folds(A, B, per_fold, fold_steps, rows, cols, rule, params,
+                                   outputs, counters)
+
+
+@njit
+def simulate_os_array_folds(A, B, sched, fold_steps, rows, cols, rule, params, outputs,
+                            counters):
+    """:func:`simulate_os_array` with a schedule per column fold.
+
+    Parameters
+    ----------
+    sched : ndarray of int64, shape (C, T, S)
+        ``sched[c, t, s]``: the K index thread t feeds at step s of column fold c (row fold
+        independent), or -1 (operand 0). C = 1 uses ``sched[0]`` for every column fold.
+    fold_steps : ndarray of int64, shape (C,)
+        Steps of each column fold (``fold_steps[c] <= S``).
+    counters : ndarray of int64
+        Long enough for every counter index the rule returns.
+
+    The other parameters and the result are those of :func:`simulate_os_array`.
+    """
     n_m = A.shape[0]
     n_n = B.shape[1]
-    n_threads = sched.shape[0]
-    n_steps = sched.shape[1]
+    n_threads = sched.shape[1]
     act_val = np.zeros((rows, cols, n_threads), np.int64)
     wgt_val = np.zeros((rows, cols, n_threads), np.int64)
     act_step = np.empty((rows, cols), np.int64)
@@ -439,6 +516,8 @@ def simulate_os_array(A, B, sched, rows, cols, rule, params, outputs, counters):
         m0 = fold_row * rows
         for fold_col in range((n_n + cols - 1) // cols):
             n0 = fold_col * cols
+            fold = fold_col if sched.shape[0] > 1 else 0
+            n_steps = fold_steps[fold]
             act_val[:] = 0
             wgt_val[:] = 0
             act_step[:] = -1
@@ -463,7 +542,7 @@ def simulate_os_array(A, B, sched, rows, cols, rule, params, outputs, counters):
                     if 0 <= s < n_steps:
                         act_step[i, 0] = s
                         for t in range(n_threads):
-                            k = sched[t, s]
+                            k = sched[fold, t, s]
                             act_val[i, 0, t] = A[m, k] if (k >= 0 and m < n_m) else 0
                     else:
                         act_step[i, 0] = -1
@@ -480,7 +559,7 @@ def simulate_os_array(A, B, sched, rows, cols, rule, params, outputs, counters):
                     if 0 <= s < n_steps:
                         wgt_step[0, j] = s
                         for t in range(n_threads):
-                            k = sched[t, s]
+                            k = sched[fold, t, s]
                             wgt_val[0, j, t] = B[k, n] if (k >= 0 and n < n_n) else 0
                     else:
                         wgt_step[0, j] = -1

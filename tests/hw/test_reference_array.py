@@ -292,3 +292,4 @@ def test_misuse_raises_value_error(kwargs, match):
 
 def test_rules_listed():
     assert reference_rules()[:2] == ("dense", "sysmt")
+    assert "bitserial" in reference_rules()

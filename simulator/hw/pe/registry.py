@@ -9,10 +9,11 @@ from typing import ClassVar
 
 import numpy as np
 
-from simulator.config.arch import PEOptions
+from simulator.config.arch import ArrayConfig, PEOptions
 from simulator.workloads.layers import Layer
 
-__all__ = ["Composition", "GemmRun", "PEModel", "register_pe", "get_pe_model", "option_types", "pe_types"]
+__all__ = ["Composition", "GemmRun", "FoldSteps", "PEModel", "register_pe", "get_pe_model",
+           "option_types", "pe_types"]
 
 _REGISTRY: dict[str, type[PEModel]] = {}
 
@@ -25,11 +26,30 @@ class GemmRun:
     ----------
     outputs : int64 (M, N), the integer outputs the hardware produces (exact or approximated).
     counters : per-PE-step activity counts over the M x N x steps PE-steps that hold work,
-        by the names in the model's ``counter_names``.
+        by the names in the model's ``counter_names``; they partition those PE-steps.
+    stats : further integer totals of the GEMM that are not a partition of PE-steps (lane
+        activations, stored weight bits, ...), by the names in the model's ``stat_names``.
     """
 
     outputs: np.ndarray
     counters: dict[str, int]
+    stats: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class FoldSteps:
+    """Reduction steps of every column fold, for a PE whose timing depends on the weights.
+
+    Attributes
+    ----------
+    steps : int64 (groups, ceil(Fg / cols)), the steps of the column folds as the PE runs
+        them (every row fold of a column fold takes the same steps).
+    alternatives : named step arrays of the same shape under other choices the PE reports
+        beside the one it runs (for SWIS: ``scheduled`` and ``unscheduled`` filter orders).
+    """
+
+    steps: np.ndarray
+    alternatives: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,12 +83,20 @@ class PEModel(ABC):
     dataflows: ClassVar[tuple[str, ...]] = ("os",)
     #: Names of the activity counters :meth:`simulate_gemm` returns.
     counter_names: ClassVar[tuple[str, ...]] = ()
+    #: Names of the further totals :meth:`simulate_gemm` returns in ``GemmRun.stats``.
+    stat_names: ClassVar[tuple[str, ...]] = ()
     #: True when counters or outputs depend on the data, so a shape-only workload is given
     #: synthetic data for a complete report.
     data_dependent: ClassVar[bool] = False
+    #: True when the steps of a fold depend on the layer's weights: the timing then comes
+    #: from :meth:`column_fold_steps` (a shape-only workload gets synthetic data even for a
+    #: timing-only run).
+    weight_dependent_timing: ClassVar[bool] = False
 
-    def __init__(self, options: PEOptions) -> None:
+    def __init__(self, options: PEOptions, array: ArrayConfig | None = None) -> None:
         self.options = options
+        #: The array the PE sits in (the schema's default array when not given).
+        self.array = array if array is not None else ArrayConfig()
 
     @abstractmethod
     def reduction_steps(self, layer: Layer) -> int:
@@ -90,6 +118,14 @@ class PEModel(ABC):
         """The PE's components and per-counter actions (``layer`` selects per-layer modes,
         such as a thread-count override; ``parts`` must not depend on it)."""
 
+    def column_fold_steps(self, layer: Layer, weights: np.ndarray) -> FoldSteps | None:
+        """Steps of every column fold from the layer's weights (int64 (groups, Kd, Fg)).
+
+        Only PEs with ``weight_dependent_timing`` return steps; the others return None and
+        every fold takes :meth:`reduction_steps`.
+        """
+        return None
+
 
 def register_pe(cls: type[PEModel]) -> type[PEModel]:
     """Class decorator: add a PE model to the registry under ``cls.type_name``."""
@@ -99,9 +135,9 @@ def register_pe(cls: type[PEModel]) -> type[PEModel]:
     return cls
 
 
-def get_pe_model(options: PEOptions) -> PEModel:
-    """Instantiate the PE model for validated options."""
-    return _REGISTRY[options.type](options)
+def get_pe_model(options: PEOptions, array: ArrayConfig | None = None) -> PEModel:
+    """Instantiate the PE model for validated options, in ``array`` (default: the schema's)."""
+    return _REGISTRY[options.type](options, array)
 
 
 def option_types() -> dict[str, type[PEOptions]]:

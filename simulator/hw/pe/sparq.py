@@ -29,7 +29,7 @@ from typing import Literal
 
 import numpy as np
 
-from simulator.config.arch import PEOptions
+from simulator.config.arch import ArrayConfig, PEOptions
 from simulator.config.schema import option
 from simulator.errors import SimulationError
 from simulator.hw.pe.dense import ACCUMULATOR_BITS, OUTPUT_BITS
@@ -235,8 +235,8 @@ class SparqPE(PEModel):
 
     options: SparqOptions
 
-    def __init__(self, options: SparqOptions) -> None:
-        super().__init__(options)
+    def __init__(self, options: SparqOptions, array: ArrayConfig | None = None) -> None:
+        super().__init__(options, array)
         names = ["idle", "zero_partner"]
         if ZERO_PARTNER_WINDOWS[options.window_bits][0] < 8:
             names.append("zero_partner_trimmed")
