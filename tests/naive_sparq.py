@@ -52,22 +52,27 @@ def naive_window(x: int, n: int, positions: list[int], rounding: str) -> tuple[i
     return quotient * step, p
 
 
-def _product(a: int, partner: int, config: tuple[int, int], rounding: str) -> tuple[int, str]:
-    """The activation a multiplier sees for a (its pair partner given) and its counter."""
+def _product(a: int, partner: int, config: tuple[int, int], rounding: str):
+    """The activation a multiplier sees for a (its pair partner given), whether it lost bits,
+    and the narrow window's position when it did (None otherwise)."""
     if a == 0:
-        return 0, "idle"
+        return 0, False, None
     positions, wide_bits, wide_positions = NAIVE_WINDOWS[config]
     sign = -1 if a < 0 else 1
     x = abs(a)
     if partner == 0:
         value, _ = naive_window(x, wide_bits, wide_positions, rounding)
-        return sign * value, "zero_partner" if value == x else "zero_partner_trimmed"
+        return sign * value, value != x, None
     value, p = naive_window(x, config[0], positions, rounding)
-    return sign * value, "window_exact" if value == x else f"trim_shift_{p}"
+    return sign * value, value != x, (p if value != x else None)
+
+
+def _count(table: dict, key: str, amount: int = 1) -> None:
+    table[key] = table.get(key, 0) + amount
 
 
 def naive_sparq_gemm(A, B, window_bits: int, options: int, rounding: str, pairing: str):
-    """SPARQ GEMM, product by product.
+    """SPARQ GEMM, PE-step by PE-step.
 
     ``adjacent``: step s holds K elements (2s, 2s+1); an odd Kd's last element pairs with 0.
     ``stc``: step s holds the group 4s..4s+3; per column, the positions with a non-zero weight
@@ -77,7 +82,11 @@ def naive_sparq_gemm(A, B, window_bits: int, options: int, rounding: str, pairin
     Returns
     -------
     outputs : list of lists of int, (M, N)
-    counters : dict of product-class name -> count (two products per PE-step)
+    counters : dict, PE-steps by kind: ``idle`` (no non-zero activation), ``zero_partner`` /
+        ``zero_partner_trimmed`` (one, kept whole / lost bits), ``pair_exact`` /
+        ``pair_one_trimmed`` / ``pair_both_trimmed`` (two, by how many lost bits)
+    stats : dict, ``exact_products``, ``approximated_products`` (non-zero activations) and
+        ``trim_shift_<p>`` (narrow windows at position p that lost bits)
     steps : int
     """
     config = (window_bits, options)
@@ -86,6 +95,7 @@ def naive_sparq_gemm(A, B, window_bits: int, options: int, rounding: str, pairin
     steps = (kd + width - 1) // width
     outputs = [[0] * n_n for _ in range(n_m)]
     counters: dict[str, int] = {}
+    stats: dict[str, int] = {}
     for m in range(n_m):
         for n in range(n_n):
             total = 0
@@ -103,12 +113,25 @@ def naive_sparq_gemm(A, B, window_bits: int, options: int, rounding: str, pairin
                 while len(pair) < 2:
                     pair.append((0, 0))
                 (a0, w0), (a1, w1) = pair
+                nonzero, lost = 0, 0
                 for a, partner, w in ((a0, a1, w0), (a1, a0, w1)):
-                    used, counter = _product(a, partner, config, rounding)
+                    used, trimmed, p = _product(a, partner, config, rounding)
                     total += used * w
-                    counters[counter] = counters.get(counter, 0) + 1
+                    if a != 0:
+                        nonzero += 1
+                        lost += trimmed
+                        _count(stats, "approximated_products" if trimmed else "exact_products")
+                    if p is not None:
+                        _count(stats, f"trim_shift_{p}")
+                if nonzero == 0:
+                    kind = "idle"
+                elif nonzero == 1:
+                    kind = "zero_partner_trimmed" if lost else "zero_partner"
+                else:
+                    kind = ["pair_exact", "pair_one_trimmed", "pair_both_trimmed"][lost]
+                _count(counters, kind)
             outputs[m][n] = total
-    return outputs, counters, steps
+    return outputs, counters, stats, steps
 
 
 def naive_uniform(x: int, shift: int, rounding: str) -> int:
@@ -134,29 +157,30 @@ def naive_a4w8_shift(A, scale: str) -> int:
 
 
 def naive_a4w8_gemm(A, B, shift: int, rounding: str):
-    """A4W8 GEMM, product by product: pairs (2s, 2s+1), each activation quantised alone.
+    """A4W8 GEMM, PE-step by PE-step: pairs (2s, 2s+1), each activation quantised alone.
 
-    Returns (outputs, counters {idle, exact, approximated}, steps).
+    Returns (outputs, counters {idle, single, double}: non-zero activations in the step,
+    stats {exact_products, approximated_products}, steps).
     """
     n_m, kd, n_n = len(A), len(B), len(B[0])
     steps = (kd + 1) // 2
     outputs = [[0] * n_n for _ in range(n_m)]
-    counters = {"idle": 0, "exact": 0, "approximated": 0}
+    counters = {"idle": 0, "single": 0, "double": 0}
+    stats = {"exact_products": 0, "approximated_products": 0}
     for m in range(n_m):
         for n in range(n_n):
             total = 0
             for s in range(steps):
+                nonzero = 0
                 for k in (2 * s, 2 * s + 1):
                     a = int(A[m][k]) if k < kd else 0
                     w = int(B[k][n]) if k < kd else 0
                     sign = -1 if a < 0 else 1
                     used = sign * naive_uniform(abs(a), shift, rounding)
-                    if a == 0:
-                        counters["idle"] += 1
-                    elif used == a:
-                        counters["exact"] += 1
-                    else:
-                        counters["approximated"] += 1
+                    if a != 0:
+                        nonzero += 1
+                        stats["exact_products" if used == a else "approximated_products"] += 1
                     total += used * w
+                counters[["idle", "single", "double"][nonzero]] += 1
             outputs[m][n] = total
-    return outputs, counters, steps
+    return outputs, counters, stats, steps

@@ -19,11 +19,13 @@ PE rules
     ``4bit_2opt`` | ``6bit_3opt`` | ``3bit_6opt`` | ``2bit_7opt``), ``rounding`` (``round`` |
     ``raw``) and ``pairing`` (``adjacent``: T = 2, the slots of a step are the pair;
     ``stc``: T = 4, the slots are a 2:4 group and its non-zero weights form the pair).
-    Counters: the classes of the step's two products (``idle``, ``zero_partner``, ...).
+    Counters: the step classes (``idle``, ``zero_partner``, ``pair_exact``, ...), derived from
+    the classes of the step's two products, which also give the stats.
 ``a4w8``
     4b x 8b PE without shifters (MODELS.md §6), T = 2. ``params``: ``shift`` (``0`` .. ``4``,
-    the grid step exponent) and ``rounding`` (``round`` | ``raw``). Counters: the classes of
-    the step's two products (``idle``, ``exact``, ``approximated``).
+    the grid step exponent) and ``rounding`` (``round`` | ``raw``). Counters ``idle``,
+    ``single``, ``double`` (non-zero activations in the step); stats ``exact_products``,
+    ``approximated_products``.
 
 ``bitserial``
     Bit-serial PE with G = T - 1 lanes (SWIS, the bit-serial baseline, truncation): weight
@@ -35,15 +37,15 @@ PE rules
     fold (``sched`` of shape (C, T, S) with ``fold_steps``), see docs/reference-array.md.
 
 A later PE type adds one entry to ``_RULES`` (its kernel rule id, the thread counts it accepts
-and its named parameters, in the order of the kernel's parameter array; and, when its counters
-are not SySMT's four step classes, their names and how many classes one step carries) next to
-its rule function in the kernel module. See docs/reference-array.md.
+and its named parameters, in the order of the kernel's parameter array; and, when its counter
+index is not a SySMT-style step class, how to read it) next to its rule function in the
+kernel module. See docs/reference-array.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -63,13 +65,37 @@ class _Rule:
     threads: tuple[int, ...]
     #: Parameter name -> {value name: kernel code}, in the kernel's parameter-array order.
     options: Mapping[str, Mapping[str, int]]
-    #: Names of the kernel's counter classes, in code order.
-    counter_names: tuple[str, ...] = _COUNTER_NAMES
-    #: Classes per PE-step: the kernel's counter index is the step's ``slots`` classes as
-    #: digits in base ``len(counter_names)`` (1: one class per step).
-    slots: int = 1
+    #: For two-product rules: the product class names of the kernel's counter index
+    #: ``class0 * n + class1``, and the function that turns pairs of class names into
+    #: (step counter, {stat: count}); None: the index is a SySMT-style step class.
+    products: tuple[str, ...] | None = None
+    classify: Callable[[str, str], tuple[str, dict[str, int]]] | None = None
     #: The kernel's counter index is 0 (waiting) or 1 + the active lanes (bit-serial rules).
     lane_counters: bool = False
+
+
+def _sparq_step_class(first: str, second: str) -> tuple[str, dict[str, int]]:
+    """A SPARQ step's counter from its two product classes, and what its products add to the
+    stats: non-zero products exact or approximated, lossy narrow windows by position."""
+    used = [c for c in (first, second) if c != "zero"]
+    lost = [c for c in used if c == "zero_partner_trimmed" or c.startswith("trim_shift_")]
+    stats = {"exact_products": len(used) - len(lost), "approximated_products": len(lost)}
+    for c in lost:
+        if c.startswith("trim_shift_"):
+            stats[c] = stats.get(c, 0) + 1
+    if not used:
+        return "idle", stats
+    if len(used) == 1:
+        return ("zero_partner_trimmed" if lost else "zero_partner"), stats
+    return ("pair_exact", "pair_one_trimmed", "pair_both_trimmed")[len(lost)], stats
+
+
+def _a4w8_step_class(first: str, second: str) -> tuple[str, dict[str, int]]:
+    """An A4W8 step's counter (how many non-zero activations) and its products' stats."""
+    used = [c for c in (first, second) if c != "zero"]
+    return (("idle", "single", "double")[len(used)],
+            {"exact_products": used.count("exact"),
+             "approximated_products": used.count("approximated")})
 
 
 _RULES: dict[str, _Rule] = {
@@ -92,8 +118,8 @@ _RULES: dict[str, _Rule] = {
             "rounding": {"round": _kernel.ROUND_HALF_EVEN, "raw": _kernel.ROUND_TRUNCATE},
             "pairing": {"adjacent": _kernel.PAIRING_ADJACENT, "stc": _kernel.PAIRING_STC},
         },
-        counter_names=_kernel.SPARQ_PRODUCT_NAMES,
-        slots=2,
+        products=_kernel.SPARQ_PRODUCT_NAMES,
+        classify=_sparq_step_class,
     ),
     "a4w8": _Rule(
         _kernel.RULE_A4W8,
@@ -102,8 +128,8 @@ _RULES: dict[str, _Rule] = {
             "shift": {str(s): s for s in range(5)},
             "rounding": {"round": _kernel.ROUND_HALF_EVEN, "raw": _kernel.ROUND_TRUNCATE},
         },
-        counter_names=_kernel.A4W8_PRODUCT_NAMES,
-        slots=2,
+        products=_kernel.A4W8_PRODUCT_NAMES,
+        classify=_a4w8_step_class,
     ),
     "bitserial": _Rule(
         _kernel.RULE_BITSERIAL,
@@ -129,12 +155,12 @@ class ReferenceResult:
     counters : dict of str to int
         PE-steps with a real output position and a real step, by activity: ``idle``,
         ``single``, ``shared_exact``, ``shared_reduced`` (they sum to M * N * S); for the
-        ``bitserial`` rule ``idle``, ``zero``, ``active``; for a rule with several classes per
-        step (``sparq``, ``a4w8``: one per product) every class of the rule's names, summing
-        to slots * M * N * S.
+        ``bitserial`` rule ``idle``, ``zero``, ``active``; for ``sparq`` and ``a4w8`` the
+        step counters of docs/pe-models.md (only those that occurred).
     stats : dict of str to int
-        ``bitserial`` rule only: ``shifts`` (cycles that processed a position) and
-        ``active_lanes`` (lane-cycles with a set bit and a non-zero parallel operand).
+        ``bitserial``: ``shifts`` (cycles that processed a position) and ``active_lanes``
+        (lane-cycles with a set bit and a non-zero parallel operand); ``sparq`` and ``a4w8``:
+        the product stats of docs/pe-models.md (``exact_products``, ...; those that occurred).
     """
 
     outputs: np.ndarray
@@ -259,7 +285,12 @@ def run_reference_array(A: np.ndarray, B: np.ndarray, rows: int, cols: int, sche
     codes = _encode_params(rule, spec, params)
 
     outputs = np.zeros((n_m, B.shape[1]), dtype=np.int64)
-    size = n_threads + 1 if spec.lane_counters else len(spec.counter_names) ** spec.slots
+    if spec.lane_counters:
+        size = n_threads + 1
+    elif spec.products is not None:
+        size = len(spec.products) ** 2
+    else:
+        size = _kernel.N_COUNTERS
     counters = np.zeros(max(_kernel.N_COUNTERS, size), dtype=np.int64)
     if per_fold:
         cycles = _kernel.simulate_os_array_folds(A, B, sched, fold_steps, int(rows), int(cols),
@@ -276,13 +307,22 @@ def run_reference_array(A: np.ndarray, B: np.ndarray, rows: int, cols: int, sche
                       "active": int(counters[2:n_threads + 1].sum())},
             stats={"shifts": int(counters[1:n_threads + 1].sum()),
                    "active_lanes": int(lanes @ counters[1:n_threads + 1])})
-    # The counter index is the step's `slots` classes, digits in base len(counter_names).
-    base = len(spec.counter_names)
-    named = dict.fromkeys(spec.counter_names, 0)
-    for code in np.flatnonzero(counters[:base ** spec.slots]):
-        for slot in range(spec.slots):
-            named[spec.counter_names[(int(code) // base ** slot) % base]] += int(counters[code])
-    return ReferenceResult(outputs=outputs, cycles=int(cycles), counters=named)
+    if spec.products is not None:
+        # Index class0 * n + class1: the step's two products.
+        n = len(spec.products)
+        named: dict[str, int] = {}
+        stats: dict[str, int] = {}
+        for code in np.flatnonzero(counters[:n * n]):
+            count = int(counters[code])
+            step, adds = spec.classify(spec.products[code // n], spec.products[code % n])
+            named[step] = named.get(step, 0) + count
+            for key, value in adds.items():
+                stats[key] = stats.get(key, 0) + value * count
+        return ReferenceResult(outputs=outputs, cycles=int(cycles), counters=named,
+                               stats=stats)
+    return ReferenceResult(outputs=outputs, cycles=int(cycles),
+                           counters={name: int(counters[i])
+                                     for i, name in enumerate(_COUNTER_NAMES)})
 
 
 def _check_fold_schedule(sched: np.ndarray, fold_steps: object, kd: int,

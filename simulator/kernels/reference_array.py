@@ -116,12 +116,12 @@ PAIRING_ADJACENT = 0
 PAIRING_STC = 1
 
 #: Product classes of the two-product rules. A SPARQ or A4W8 step multiplies two activations,
-#: so its counter index is ``class0 * n + class1`` over the n names below, and the wrapper
-#: adds one count to each of the two classes.
-SPARQ_PRODUCT_NAMES = ("idle", "zero_partner", "zero_partner_trimmed", "window_exact",
+#: so its counter index is ``class0 * n + class1`` over the n names below; the wrapper turns
+#: these pairs of classes into step counters and product totals.
+SPARQ_PRODUCT_NAMES = ("zero", "zero_partner", "zero_partner_trimmed", "window_exact",
                        "trim_shift_1", "trim_shift_2", "trim_shift_3", "trim_shift_4",
                        "trim_shift_5", "trim_shift_6")
-A4W8_PRODUCT_NAMES = ("idle", "exact", "approximated")
+A4W8_PRODUCT_NAMES = ("zero", "exact", "approximated")
 _N_SPARQ_PRODUCTS = 10
 _N_A4W8_PRODUCTS = 3
 

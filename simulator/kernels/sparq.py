@@ -12,16 +12,16 @@ Two kernels apply the tables to a whole GEMM group:
 - :func:`pair_transform` (vSPARQ on adjacent pairs (k, k+1), and A4W8): each activation
   becomes the table's value for its partner's zero state (``narrow`` when the partner is
   non-zero, ``wide`` when it is zero), written as float64 so that the outputs are one exact
-  BLAS product; it also counts each product's class (a small integer the caller names), the
-  odd-Kd padding slot included. Classes do not depend on the weights, so the caller multiplies
-  the counts by the number of columns.
+  BLAS product; it also counts the pairs by the classes of their two products (small
+  integers the caller names), the odd-Kd padding slot included. Classes do not depend on the
+  weights, so the caller multiplies the counts by the number of columns.
 - :func:`stc_gemm` (2:4 mode, after :func:`stc_compress` has turned B into per-(group, column)
   selection patterns and slot weights): the activation each product sees depends on the
   column's pattern. For a block of 8 output rows and one group, the kernel evaluates the two
   approximated activations of every selection pattern (:data:`STC_PATTERNS`) as 8-lane
   vectors, then adds, per column, its pattern's two vectors times the column's two weights.
-  Counters come from the number of columns that put each position next to each other
-  position, not from a per-column pass.
+  The product classes are counted once per (row, group, pattern), weighted by the number of
+  columns with that pattern, not in the per-column loop.
 
 Both are exact: the float sums are of integers below 2**24 (float32, flushed to float64) or
 2**53 (float64).
@@ -104,42 +104,39 @@ def window_values(x: np.ndarray, n_bits: int, shifts: tuple[int, ...],
 # Not parallel: the pass is memory-bound, and numba's OpenMP threads spin-waiting after a
 # parallel region measurably slowed the BLAS product that follows it.
 @njit
-def _pair_transform(a, values, classes, out, hist, extremes):  # pragma: no cover - compiled
+def _pair_transform(a, values, classes, n_classes, out, joint, extremes):  # pragma: no cover
     m_rows, kd = a.shape
     size = 2 * LUT_OFFSET + 1
     steps = (kd + 1) // 2
-    n_blocks = hist.shape[0]
-    for blk in range(n_blocks):
-        lo = 0
-        hi = 0
-        for m in range(blk * _ROWS, min((blk + 1) * _ROWS, m_rows)):
-            for s in range(steps):
-                k0 = 2 * s
-                x0 = a[m, k0]
-                x1 = a[m, k0 + 1] if k0 + 1 < kd else 0
-                lo = min(lo, x0, x1)
-                hi = max(hi, x0, x1)
-                # Out-of-range values are reported through `extremes`; index 0 meanwhile.
-                i0 = x0 + LUT_OFFSET if -LUT_OFFSET <= x0 <= LUT_OFFSET else LUT_OFFSET
-                i1 = x1 + LUT_OFFSET if -LUT_OFFSET <= x1 <= LUT_OFFSET else LUT_OFFSET
-                # Branch-free: the table's second half is for a non-zero partner.
-                c0 = i0 + size * (1 if x1 != 0 else 0)
-                c1 = i1 + size * (1 if x0 != 0 else 0)
-                out[m, k0] = values[c0]
-                if k0 + 1 < kd:
-                    out[m, k0 + 1] = values[c1]
-                # Four sub-histograms so that increments of one class do not wait on each other.
-                sub = 2 * (s & 1)
-                hist[blk, sub, classes[c0]] += 1
-                hist[blk, sub + 1, classes[c1]] += 1  # an odd Kd's padding slot counts too
-        extremes[blk, 0] = lo
-        extremes[blk, 1] = hi
+    lo = 0
+    hi = 0
+    for m in range(m_rows):
+        for s in range(steps):
+            k0 = 2 * s
+            x0 = a[m, k0]
+            x1 = a[m, k0 + 1] if k0 + 1 < kd else 0
+            lo = min(lo, x0, x1)
+            hi = max(hi, x0, x1)
+            # Out-of-range values are reported through `extremes`; index 0 meanwhile.
+            i0 = x0 + LUT_OFFSET if -LUT_OFFSET <= x0 <= LUT_OFFSET else LUT_OFFSET
+            i1 = x1 + LUT_OFFSET if -LUT_OFFSET <= x1 <= LUT_OFFSET else LUT_OFFSET
+            # Branch-free: the table's second half is for a non-zero partner.
+            c0 = i0 + size * (1 if x1 != 0 else 0)
+            c1 = i1 + size * (1 if x0 != 0 else 0)
+            out[m, k0] = values[c0]
+            if k0 + 1 < kd:
+                out[m, k0 + 1] = values[c1]
+            # Four sub-histograms so that increments of one pair of classes do not wait on
+            # each other; an odd Kd's padding slot counts as a product of 0.
+            joint[s & 3, classes[c0] * n_classes + classes[c1]] += 1
+    extremes[0] = lo
+    extremes[1] = hi
 
 
 def pair_transform(a: np.ndarray, narrow: np.ndarray, wide: np.ndarray,
                    narrow_cls: np.ndarray, wide_cls: np.ndarray,
                    n_classes: int) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Approximated activations and product classes of adjacent pairs (k, k+1).
+    """Approximated activations and the product classes of adjacent pairs (k, k+1).
 
     Parameters
     ----------
@@ -149,7 +146,7 @@ def pair_transform(a: np.ndarray, narrow: np.ndarray, wide: np.ndarray,
         Value used for activation ``a`` (at index ``a + LUT_OFFSET``) when its partner is
         non-zero / zero; both must map 0 to 0.
     narrow_cls, wide_cls : int64 (511,)
-        The product class of each case, 0..n_classes-1 (0 must be 0's class).
+        The product class of each case, 0..n_classes-1.
     n_classes : int
         Number of product classes.
 
@@ -157,10 +154,10 @@ def pair_transform(a: np.ndarray, narrow: np.ndarray, wide: np.ndarray,
     -------
     approx : float64 (M, Kd)
         The activations the multipliers see.
-    counts : int64 (n_classes,)
-        Products by class over all rows and the ceil(Kd/2) pairs of each row, two products per
-        pair (an odd Kd's last element pairs with a padding 0, counted as 0's class); not yet
-        multiplied by the number of columns.
+    joint : int64 (n_classes, n_classes)
+        Pairs by the classes of their first and second product, over all rows and the
+        ceil(Kd/2) pairs of each row (an odd Kd's last element pairs with a padding 0, whose
+        class is that of activation 0); not yet multiplied by the number of columns.
     a_min, a_max : int
         The smallest and largest activation (0 included), so that the caller can check the
         operands' precision without another pass.
@@ -174,13 +171,12 @@ def pair_transform(a: np.ndarray, narrow: np.ndarray, wide: np.ndarray,
     if a.dtype != np.int64 or a.ndim != 2:
         raise ValueError("pair_transform takes an int64 (M, Kd) activation matrix")
     out = np.empty(a.shape, dtype=np.float64)
-    n_blocks = -(-a.shape[0] // _ROWS)
-    hist = np.zeros((n_blocks, 4, n_classes), dtype=np.int64)
-    extremes = np.zeros((n_blocks, 2), dtype=np.int64)
-    _pair_transform(np.ascontiguousarray(a), values, classes, out, hist, extremes)
-    a_min, a_max = (int(extremes[:, 0].min(initial=0)), int(extremes[:, 1].max(initial=0)))
+    joint = np.zeros((4, n_classes * n_classes), dtype=np.int64)
+    extremes = np.zeros(2, dtype=np.int64)
+    _pair_transform(np.ascontiguousarray(a), values, classes, n_classes, out, joint, extremes)
+    a_min, a_max = int(extremes[0]), int(extremes[1])
     _check_range(a_min, a_max)
-    return out, hist.sum(axis=(0, 1)), a_min, a_max
+    return out, joint.sum(axis=0).reshape(n_classes, n_classes), a_min, a_max
 
 
 def _paired_tables(narrow, wide, narrow_cls, wide_cls, n_classes):
@@ -256,8 +252,8 @@ def stc_compress(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
 
 @njit(parallel=True, error_model="numpy")
-def _stc_gemm(a, values, classes, code, w0, w1, partners, present, patterns, out, counts,
-              extremes):  # pragma: no cover - compiled
+def _stc_gemm(a, values, classes, n_classes, code, w0, w1, col_count, present, patterns, out,
+              joint, extremes):  # pragma: no cover - compiled
     m_rows, kd = a.shape
     size = 2 * LUT_OFFSET + 1
     n_groups, n_cols = code.shape
@@ -278,10 +274,6 @@ def _stc_gemm(a, values, classes, code, w0, w1, partners, present, patterns, out
         narrow_v = np.zeros((5, _ROWS), np.float32)
         nonzero = np.zeros((5, _ROWS), np.int64)
         partner_f = np.zeros((5, _ROWS), np.float32)
-        # Products by table index, with a zero (0) or non-zero (1) partner, per position (so
-        # that consecutive increments rarely hit the same entry); classes are applied once
-        # per block, and zero activations are left to the caller.
-        hist = np.zeros((2, 4, size), np.int64)
         lo = 0
         hi = 0
         for g in range(n_groups):
@@ -297,21 +289,6 @@ def _stc_gemm(a, values, classes, code, w0, w1, partners, present, patterns, out
                     narrow_v[i, mi] = values[size + idx]
                     nonzero[i, mi] = 1 if idx != LUT_OFFSET else 0
                     partner_f[i, mi] = nonzero[i, mi]
-            # Position i's products over the columns that select it: partners[g, i, j] of
-            # them next to position j (narrow window if that activation is non-zero), the
-            # rest alone or next to a zero (wide window).
-            for i in range(4):
-                p0 = partners[g, i, 0]
-                p1 = partners[g, i, 1]
-                p2 = partners[g, i, 2]
-                p3 = partners[g, i, 3]
-                selected = partners[g, i, 4]
-                for mi in range(rows):
-                    narrow_n = (p0 * nonzero[0, mi] + p1 * nonzero[1, mi]
-                                + p2 * nonzero[2, mi] + p3 * nonzero[3, mi])
-                    v = index[i, mi]
-                    hist[1, i, v] += narrow_n
-                    hist[0, i, v] += selected - narrow_n
             for c in range(n_patterns):
                 if not present[g, c]:
                     continue
@@ -322,6 +299,12 @@ def _stc_gemm(a, values, classes, code, w0, w1, partners, present, patterns, out
                 for mi in range(_ROWS):
                     t0[c, mi] = wide_v[i, mi] + partner_f[j, mi] * (narrow_v[i, mi] - wide_v[i, mi])
                     t1[c, mi] = wide_v[j, mi] + partner_f[i, mi] * (narrow_v[j, mi] - wide_v[j, mi])
+                # Every column with this pattern has the same pair of product classes.
+                weight = col_count[g, c]
+                for mi in range(rows):
+                    c0 = classes[index[i, mi] + size * nonzero[j, mi]]
+                    c1 = classes[index[j, mi] + size * nonzero[i, mi]]
+                    joint[blk, c0 * n_classes + c1] += weight
             cg = code[g]
             x0 = w0[g]
             x1 = w1[g]
@@ -342,12 +325,6 @@ def _stc_gemm(a, values, classes, code, w0, w1, partners, present, patterns, out
         for mi in range(rows):
             for n in range(n_cols):
                 out[m0 + mi, n] = np.int64(acc64[n, mi] + acc[n, mi])
-        for v in range(size):
-            if v == LUT_OFFSET:
-                continue
-            for i in range(4):
-                counts[blk, classes[v]] += hist[0, i, v]
-                counts[blk, classes[size + v]] += hist[1, i, v]
         extremes[blk, 0] = lo
         extremes[blk, 1] = hi
 
@@ -372,8 +349,9 @@ def stc_gemm(a: np.ndarray, narrow: np.ndarray, wide: np.ndarray, narrow_cls: np
     Returns
     -------
     outputs : int64 (M, N)
-    counts : int64 (n_classes,)
-        Products by class, two per (row, column, group).
+    joint : int64 (n_classes, n_classes)
+        PE-steps (row, column, group) by the classes of their slot-0 and slot-1 products (an
+        empty slot's product is that of activation 0).
     a_min, a_max : int
         The smallest and largest activation (0 included).
 
@@ -399,26 +377,13 @@ def stc_gemm(a: np.ndarray, narrow: np.ndarray, wide: np.ndarray, narrow_cls: np
         raise ValueError("weights must lie in -128..128 for exact float32 sums")
     col_count = np.zeros((n_groups, len(STC_PATTERNS)), dtype=np.int64)
     np.add.at(col_count, (np.repeat(np.arange(n_groups), code.shape[1]), code.ravel()), 1)
-    # partners[g, i, j]: columns of group g whose pair puts position i next to position j
-    # (j = 4: i is alone); partners[g, i, 4] is then overwritten with all columns selecting i.
-    partners = np.zeros((n_groups, 4, 5), dtype=np.int64)
-    for c, (i, j) in enumerate(STC_PATTERNS.tolist()):
-        if i < STC_EMPTY:
-            partners[:, i, j] += col_count[:, c]
-        if j < STC_EMPTY:
-            partners[:, j, i] += col_count[:, c]
-    partners[:, :, 4] = partners.sum(axis=2)
     out = np.empty((m_rows, code.shape[1]), dtype=np.int64)
     n_blocks = -(-m_rows // _ROWS)
-    per_block = np.zeros((n_blocks, n_classes), dtype=np.int64)
+    joint = np.zeros((n_blocks, n_classes * n_classes), dtype=np.int64)
     extremes = np.zeros((n_blocks, 2), dtype=np.int64)
-    _stc_gemm(np.ascontiguousarray(a), values, classes, np.ascontiguousarray(code),
-              np.ascontiguousarray(w0), np.ascontiguousarray(w1), partners, col_count > 0,
-              STC_PATTERNS, out, per_block, extremes)
+    _stc_gemm(np.ascontiguousarray(a), values, classes, n_classes, np.ascontiguousarray(code),
+              np.ascontiguousarray(w0), np.ascontiguousarray(w1), col_count, col_count > 0,
+              STC_PATTERNS, out, joint, extremes)
     a_min, a_max = (int(extremes[:, 0].min(initial=0)), int(extremes[:, 1].max(initial=0)))
     _check_range(a_min, a_max)
-    counts = per_block.sum(axis=0)
-    # The kernel counts the products of non-zero activations; the rest (zero activations and
-    # empty slots) are 0's class: two products per (row, group, column).
-    counts[classes[LUT_OFFSET]] += 2 * m_rows * code.size - int(counts.sum())
-    return out, counts, a_min, a_max
+    return out, joint.sum(axis=0).reshape(n_classes, n_classes), a_min, a_max

@@ -92,29 +92,34 @@ def test_fast_equals_naive_and_reference(case, rounding, scale):
     layer = layer_for(a, b)
     fast = pe.simulate_gemm(layer, a, b)
     shift = naive_a4w8_shift(a.tolist(), scale)
-    outputs, counters, steps = naive_a4w8_gemm(a.tolist(), b.tolist(), shift, rounding)
+    outputs, counters, stats, steps = naive_a4w8_gemm(a.tolist(), b.tolist(), shift, rounding)
     ref = run_reference_array(a, b, rows, cols, pe.schedule(a.shape[1]), "a4w8",
                               {"shift": str(shift), "rounding": rounding})
     assert fast.outputs.tolist() == outputs == ref.outputs.tolist()
-    assert fast.counters == counters == ref.counters
-    assert sum(counters.values()) == 2 * a.shape[0] * b.shape[1] * steps
+    assert fast.counters == counters == {**dict.fromkeys(counters, 0), **ref.counters}
+    assert fast.stats == stats == {**dict.fromkeys(stats, 0), **ref.stats}
+    assert sum(counters.values()) == a.shape[0] * b.shape[1] * steps
+    assert sum(stats.values()) == counters["single"] + 2 * counters["double"]
     assert pe.reduction_steps(layer) == steps == -(-a.shape[1] // 2)
     assert ref.cycles == fold_timing(layer.gemm, rows, cols, "os", "native", steps).compute_cycles
     assert ref.cycles == naive_native_cycles(a.shape[0], b.shape[1], steps, rows, cols)
 
 
 def test_hand_computed_step():
-    # 23 -> 16, 0 is idle, 5 -> 0 (approximated), 128 -> 128 (exact on the grid).
+    # Pairs (23, 0) and (5, 128): 23 -> 16, 5 -> 0 (approximated), 128 -> 128 (exact).
     a = np.array([[23, 0, 5, 128]], dtype=np.int64)
     b = np.array([[2], [7], [9], [-1]], dtype=np.int64)
     pe = A4W8PE(A4W8Options())
     expected = 16 * 2 + 0 + 0 - 128
-    counters = {"idle": 1, "exact": 1, "approximated": 2}
+    counters = {"idle": 0, "single": 1, "double": 1}
+    stats = {"exact_products": 1, "approximated_products": 2}
     fast = pe.simulate_gemm(layer_for(a, b), a, b)
-    assert fast.outputs.tolist() == [[expected]] and fast.counters == counters
+    assert fast.outputs.tolist() == [[expected]]
+    assert fast.counters == counters and fast.stats == stats
     ref = run_reference_array(a, b, 1, 1, pe.schedule(4), "a4w8",
                               {"shift": "4", "rounding": "round"})
-    assert ref.outputs.tolist() == [[expected]] and ref.counters == counters
+    assert ref.outputs.tolist() == [[expected]]
+    assert ref.counters == {"single": 1, "double": 1} and ref.stats == stats
 
 
 def test_operands_must_be_8_bit():
@@ -142,8 +147,9 @@ def test_digits_trace_a4w8_is_the_weakest_4bit_design():
     assert two_opt.summary()["sqnr_db"] > max(per_layer.summary()["sqnr_db"],
                                               fixed.summary()["sqnr_db"]) + 3
     assert fixed.total_cycles == two_opt.total_cycles
-    counters = fixed.summary()["counters"]
-    assert set(counters) == {"idle", "exact", "approximated"} and counters["approximated"] > 0
+    summary = fixed.summary()
+    assert set(summary["counters"]) == {"idle", "single", "double"}
+    assert summary["stats"]["approximated_products"] > summary["stats"]["exact_products"] > 0
 
 
 def test_a4w8_is_cheaper_than_sparq():

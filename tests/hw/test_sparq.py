@@ -1,7 +1,8 @@
 """SPARQ: the fast path against the naive model and the register-level reference array.
 
 Every configuration of MODELS.md §4 (4-bit windows with 5/3/2 options, 6-bit, 3-bit, 2-bit),
-both roundings and both pairings: outputs bit for bit, product counters and cycles exactly.
+both roundings and both pairings: outputs bit for bit, step counters, product stats and
+cycles exactly.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from simulator import api
 from simulator.energy.model import array_area
 from simulator.errors import ConfigError, SimulationError
 from simulator.hw.pe import get_pe_model
-from simulator.hw.pe.sparq import WINDOWS, SparqOptions, SparqPE
+from simulator.hw.pe.sparq import (PRODUCT_STATS, STEP_COUNTERS, WINDOWS, SparqOptions,
+                                   SparqPE)
 from simulator.hw.reference_array import reference_rules, run_reference_array
 from simulator.hw.timing import fold_timing
 from simulator.kernels import reference_array as ref_kernel
@@ -43,9 +45,18 @@ def sparq(window_bits: int, options: int, rounding: str, pairing: str) -> SparqP
                                 pairing=pairing))
 
 
+def full(counts: dict[str, int], names: tuple[str, ...]) -> dict[str, int]:
+    """Counts over every name (a configuration, or the reference, reports only some)."""
+    assert set(counts) <= set(names), sorted(set(counts) - set(names))
+    return {**dict.fromkeys(names, 0), **counts}
+
+
 def full_counters(counters: dict[str, int]) -> dict[str, int]:
-    """Counters over every product class (a configuration reports only those it can have)."""
-    return {**dict.fromkeys(ref_kernel.SPARQ_PRODUCT_NAMES, 0), **counters}
+    return full(counters, STEP_COUNTERS)
+
+
+def full_stats(stats: dict[str, int]) -> dict[str, int]:
+    return full(stats, PRODUCT_STATS)
 
 
 def reference(pe: SparqPE, a, b, rows: int, cols: int):
@@ -133,55 +144,68 @@ def test_more_options_lose_less():
 
 # --- hand-computed PE steps -------------------------------------------------------------------
 
-# (acts, weights, (bits, options), rounding, pairing, output, counters)
+# (acts, weights, (bits, options), rounding, pairing, output, step counter, product stats)
 STEP_CASES = [
     # Both non-zero: 23 -> 24 (p = 1) and 127 -> 120 (p = 3, saturated).
-    ((23, 127), (1, 1), (4, 5), "round", "adjacent", 24 + 120,
-     {"trim_shift_1": 1, "trim_shift_3": 1}),
+    ((23, 127), (1, 1), (4, 5), "round", "adjacent", 24 + 120, "pair_both_trimmed",
+     {"approximated_products": 2, "trim_shift_1": 1, "trim_shift_3": 1}),
     # Zero partner: 127 borrows the second multiplier and keeps all 8 bits.
-    ((127, 0), (3, 20), (4, 5), "round", "adjacent", 381, {"zero_partner": 1, "idle": 1}),
+    ((127, 0), (3, 20), (4, 5), "round", "adjacent", 381, "zero_partner",
+     {"exact_products": 1}),
     # Only activation zeros trigger borrowing: a zero weight does not.
-    ((127, 23), (3, 0), (4, 5), "round", "adjacent", 360, {"trim_shift_3": 1, "trim_shift_1": 1}),
-    # Small values are exact in the window (p = 0), both trimmed ones truncate in raw mode.
-    ((9, 23), (2, 2), (4, 2), "raw", "adjacent", 18 + 32, {"window_exact": 1, "trim_shift_4": 1}),
+    ((127, 23), (3, 0), (4, 5), "round", "adjacent", 360, "pair_both_trimmed",
+     {"approximated_products": 2, "trim_shift_3": 1, "trim_shift_1": 1}),
+    # 9 is exact in the window (p = 0); 23 truncates to 16 at p = 4.
+    ((9, 23), (2, 2), (4, 2), "raw", "adjacent", 18 + 32, "pair_one_trimmed",
+     {"exact_products": 1, "approximated_products": 1, "trim_shift_4": 1}),
+    ((9, 48), (2, 2), (4, 5), "raw", "adjacent", 18 + 96, "pair_exact", {"exact_products": 2}),
     # Signed activations: the magnitude is windowed, the sign kept.
-    ((-23, 5), (10, -1), (4, 5), "round", "adjacent", -240 - 5,
-     {"trim_shift_1": 1, "window_exact": 1}),
+    ((-23, 5), (10, -1), (4, 5), "round", "adjacent", -240 - 5, "pair_one_trimmed",
+     {"exact_products": 1, "approximated_products": 1, "trim_shift_1": 1}),
     # 3-bit groups: a zero partner gives a 6-bit, 3-option window (127 -> 126, saturated).
-    ((127, 0), (1, 1), (3, 6), "round", "adjacent", 126, {"zero_partner_trimmed": 1, "idle": 1}),
-    ((23, 0), (1, 1), (3, 6), "round", "adjacent", 23, {"zero_partner": 1, "idle": 1}),
-    ((23, 40), (1, 1), (3, 6), "raw", "adjacent", 20 + 40, {"trim_shift_2": 1, "window_exact": 1}),
+    ((127, 0), (1, 1), (3, 6), "round", "adjacent", 126, "zero_partner_trimmed",
+     {"approximated_products": 1}),
+    ((23, 0), (1, 1), (3, 6), "round", "adjacent", 23, "zero_partner", {"exact_products": 1}),
+    ((23, 40), (1, 1), (3, 6), "raw", "adjacent", 20 + 40, "pair_one_trimmed",
+     {"exact_products": 1, "approximated_products": 1, "trim_shift_2": 1}),
     # 2-bit groups: a zero partner gives a 4-bit, 5-option window (127 -> 120).
-    ((0, 127), (1, 1), (2, 7), "round", "adjacent", 120, {"idle": 1, "zero_partner_trimmed": 1}),
+    ((0, 127), (1, 1), (2, 7), "round", "adjacent", 120, "zero_partner_trimmed",
+     {"approximated_products": 1}),
+    ((0, 0), (1, 1), (2, 7), "round", "adjacent", 0, "idle", {}),
     # 2:4: the non-zero weights at positions 1 and 3 select the pair (23, 127).
     ((10, 23, 5, 127), (0, 2, 0, 3), (4, 5), "round", "stc", 24 * 2 + 120 * 3,
-     {"trim_shift_1": 1, "trim_shift_3": 1}),
+     "pair_both_trimmed", {"approximated_products": 2, "trim_shift_1": 1, "trim_shift_3": 1}),
     # 2:4 with one non-zero weight: the other slot is empty, 23 keeps all 8 bits.
-    ((10, 23, 5, 127), (0, 2, 0, 0), (4, 5), "round", "stc", 46,
-     {"zero_partner": 1, "idle": 1}),
+    ((10, 23, 5, 127), (0, 2, 0, 0), (4, 5), "round", "stc", 46, "zero_partner",
+     {"exact_products": 1}),
     # 2:4: the selected partner's activation is zero, 127 keeps all 8 bits.
-    ((0, 23, 5, 127), (1, 0, 0, 3), (4, 5), "round", "stc", 381,
-     {"idle": 1, "zero_partner": 1}),
-    ((10, 23, 5, 127), (0, 0, 0, 0), (4, 5), "round", "stc", 0, {"idle": 2}),
+    ((0, 23, 5, 127), (1, 0, 0, 3), (4, 5), "round", "stc", 381, "zero_partner",
+     {"exact_products": 1}),
+    ((10, 23, 5, 127), (0, 0, 0, 0), (4, 5), "round", "stc", 0, "idle", {}),
 ]
 
 
-@pytest.mark.parametrize(("acts", "wgts", "config", "rounding", "pairing", "expected", "counts"),
-                         STEP_CASES)
-def test_hand_computed_pe_step(acts, wgts, config, rounding, pairing, expected, counts):
+@pytest.mark.parametrize(("acts", "wgts", "config", "rounding", "pairing", "expected", "step",
+                          "stats"), STEP_CASES)
+def test_hand_computed_pe_step(acts, wgts, config, rounding, pairing, expected, step, stats):
     a = np.array([acts], dtype=np.int64)
     b = np.array([[w] for w in wgts], dtype=np.int64)
     pe = sparq(*config, rounding, pairing)
-    expected_counters = full_counters(counts)
+    expected_counters = full_counters({step: 1})
+    expected_stats = full_stats(stats)
     ref = reference(pe, a, b, 1, 1)
     assert ref.outputs.tolist() == [[expected]]
-    assert ref.counters == expected_counters
-    naive_out, naive_counters, steps = naive_sparq_gemm(a.tolist(), b.tolist(), *config,
-                                                        rounding, pairing)
-    assert naive_out == [[expected]] and full_counters(naive_counters) == expected_counters
+    assert full_counters(ref.counters) == expected_counters
+    assert full_stats(ref.stats) == expected_stats
+    naive_out, naive_counters, naive_stats, steps = naive_sparq_gemm(
+        a.tolist(), b.tolist(), *config, rounding, pairing)
+    assert naive_out == [[expected]]
+    assert full_counters(naive_counters) == expected_counters
+    assert full_stats(naive_stats) == expected_stats
     fast = pe.simulate_gemm(layer_for(a, b), a, b)
     assert fast.outputs.tolist() == [[expected]]
     assert full_counters(fast.counters) == expected_counters
+    assert full_stats(fast.stats) == expected_stats
     assert steps == 1 == pe.reduction_steps(layer_for(a, b))
 
 
@@ -222,22 +246,31 @@ def gemm_cases(draw, pairing: str):
     return a.astype(np.int64), b.astype(np.int64), draw(st.integers(1, 5)), draw(st.integers(1, 5))
 
 
-def check_all_agree(pe: SparqPE, a, b, rows: int, cols: int) -> dict[str, int]:
+def check_all_agree(pe: SparqPE, a, b, rows: int, cols: int):
     opts = pe.options
     layer = layer_for(a, b)
     fast = pe.simulate_gemm(layer, a, b)
-    outputs, counters, steps = naive_sparq_gemm(a.tolist(), b.tolist(), opts.window_bits,
-                                                opts.options, opts.rounding, opts.pairing)
+    outputs, counters, stats, steps = naive_sparq_gemm(
+        a.tolist(), b.tolist(), opts.window_bits, opts.options, opts.rounding, opts.pairing)
     ref = reference(pe, a, b, rows, cols)
     assert fast.outputs.tolist() == outputs == ref.outputs.tolist()
-    assert set(counters) <= set(pe.counter_names)
-    assert full_counters(fast.counters) == full_counters(counters) == ref.counters
-    assert sum(fast.counters.values()) == 2 * a.shape[0] * b.shape[1] * steps
+    assert set(counters) <= set(pe.counter_names) and set(stats) <= set(pe.stat_names)
+    assert set(fast.counters) == set(pe.counter_names)
+    assert full_counters(fast.counters) == full_counters(counters) == full_counters(ref.counters)
+    assert full_stats(fast.stats) == full_stats(stats) == full_stats(ref.stats)
+    # The counters partition the PE-steps; each step has 0, 1 or 2 non-zero products.
+    assert sum(fast.counters.values()) == a.shape[0] * b.shape[1] * steps
+    c = full_counters(fast.counters)
+    one = c["zero_partner"] + c["zero_partner_trimmed"]
+    two = c["pair_exact"] + c["pair_one_trimmed"] + c["pair_both_trimmed"]
+    assert fast.stats["exact_products"] + fast.stats["approximated_products"] == one + 2 * two
+    assert fast.stats["approximated_products"] == (
+        c["zero_partner_trimmed"] + c["pair_one_trimmed"] + 2 * c["pair_both_trimmed"])
     assert pe.reduction_steps(layer) == steps
     timing = fold_timing(layer.gemm, rows, cols, "os", "native", steps)
     assert ref.cycles == timing.compute_cycles == naive_native_cycles(
         a.shape[0], b.shape[1], steps, rows, cols)
-    return fast.counters
+    return c, full_stats(fast.stats)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -266,10 +299,11 @@ def test_every_configuration(config, rounding, pairing):
     b = rng.integers(-128, 128, (kd, n))
     if pairing == "stc":
         b = two_of_four(rng, b, 0.3)
-    counters = check_all_agree(sparq(*config, rounding, pairing), a.astype(np.int64),
-                               b.astype(np.int64), 3, 4)
-    assert counters["idle"] and counters["zero_partner"] and counters["window_exact"]
-    assert sum(v for k, v in counters.items() if k.startswith("trim_shift")) > 0
+    counters, stats = check_all_agree(sparq(*config, rounding, pairing), a.astype(np.int64),
+                                      b.astype(np.int64), 3, 4)
+    assert counters["idle"] and counters["zero_partner"] and stats["exact_products"]
+    assert counters["pair_one_trimmed"] + counters["pair_both_trimmed"] > 0
+    assert sum(v for k, v in stats.items() if k.startswith("trim_shift")) > 0
 
 
 @pytest.mark.parametrize("pairing", PAIRINGS)
@@ -283,9 +317,11 @@ def test_long_reductions_and_row_blocks(pairing, config):
         b = two_of_four(rng, b, 0.1)
     pe = sparq(*config, "round", pairing)
     fast = pe.simulate_gemm(layer_for(a, b), a, b.astype(np.int64))
-    outputs, counters, _ = naive_sparq_gemm(a.tolist(), b.tolist(), *config, "round", pairing)
+    outputs, counters, stats, _ = naive_sparq_gemm(a.tolist(), b.tolist(), *config, "round",
+                                                   pairing)
     assert fast.outputs.tolist() == outputs
     assert full_counters(fast.counters) == full_counters(counters)
+    assert full_stats(fast.stats) == full_stats(stats)
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -350,21 +386,22 @@ def test_options_default_per_window():
     assert SparqOptions().options == 5
 
 
-def test_counter_names_per_configuration():
-    assert sparq(4, 5, "round", "adjacent").counter_names == (
-        "idle", "zero_partner", "window_exact", "trim_shift_1", "trim_shift_2", "trim_shift_3",
-        "trim_shift_4")
-    assert sparq(4, 2, "raw", "stc").counter_names == (
-        "idle", "zero_partner", "window_exact", "trim_shift_4")
-    assert sparq(2, 7, "round", "adjacent").counter_names[:4] == (
-        "idle", "zero_partner", "zero_partner_trimmed", "window_exact")
+def test_counter_and_stat_names_per_configuration():
+    pe = sparq(4, 5, "round", "adjacent")
+    assert pe.counter_names == ("idle", "zero_partner", "pair_exact", "pair_one_trimmed",
+                                "pair_both_trimmed")
+    assert pe.stat_names == ("exact_products", "approximated_products", "trim_shift_1",
+                             "trim_shift_2", "trim_shift_3", "trim_shift_4")
+    assert sparq(4, 2, "raw", "stc").stat_names[2:] == ("trim_shift_4",)
+    assert "zero_partner_trimmed" in sparq(2, 7, "round", "adjacent").counter_names
+    assert sparq(6, 3, "round", "adjacent").stat_names[2:] == ("trim_shift_1", "trim_shift_2")
 
 
 def test_reference_rules_are_distinct_and_listed():
     assert {"dense", "sysmt", "sparq", "a4w8"} <= set(reference_rules())
     ids = [getattr(ref_kernel, name) for name in dir(ref_kernel) if name.startswith("RULE_")]
     assert len(ids) == len(set(ids))
-    assert len(ref_kernel.SPARQ_PRODUCT_NAMES) == 10
+    assert len(ref_kernel.SPARQ_PRODUCT_NAMES) == 10 and len(ref_kernel.A4W8_PRODUCT_NAMES) == 3
     assert set(ref_kernel.SPARQ_WINDOW_CODES) == {
         f"{bits}bit_{options}opt" for bits, options in WINDOWS}
 
@@ -387,17 +424,21 @@ def test_two_elements_per_step_halve_the_steps():
 
 
 def test_digits_trace_more_options_more_accurate():
-    """On the real digits INT8 trace: SQNR 5opt > 3opt > 2opt, all lossy, counters complete."""
+    """On the real digits INT8 trace: SQNR 5opt > 3opt > 2opt, all lossy, counters complete;
+    more options, fewer approximated activations."""
     workload = api.load_workload("digits_int8")
-    sqnr = {}
+    sqnr, lossy = {}, {}
     for name in ("sparq_5opt_16x16", "sparq_3opt_16x16", "sparq_2opt_16x16"):
         summary = api.simulate(api.load_arch(name), workload).summary()
         sqnr[name] = summary["sqnr_db"]
         pe_steps = sum(l["m"] * l["n"] * l["groups"] * l["steps_per_fold"]
                        for l in summary["layers"])
-        assert sum(summary["counters"].values()) == 2 * pe_steps
+        assert sum(summary["counters"].values()) == pe_steps
         assert summary["outputs_match_trace"] is False
+        lossy[name] = summary["stats"]["approximated_products"]
     assert sqnr["sparq_5opt_16x16"] > sqnr["sparq_3opt_16x16"] > sqnr["sparq_2opt_16x16"] > 20
+    # More options, more values land exactly in some window.
+    assert lossy["sparq_5opt_16x16"] < lossy["sparq_3opt_16x16"] < lossy["sparq_2opt_16x16"]
 
 
 def test_stc_on_two_of_four_weights_runs():
@@ -411,7 +452,7 @@ def test_stc_on_two_of_four_weights_runs():
         assert four.steps_per_fold == -(-four.k // 4) and two.steps_per_fold == -(-two.k // 2)
         assert four.sqnr_db > 25 and two.sqnr_db > 25
         pe_steps = four.m * four.n * four.groups * four.steps_per_fold
-        assert sum(four.counters.values()) == 2 * pe_steps
+        assert sum(four.counters.values()) == pe_steps
     assert stc.total_cycles < 0.6 * pairs.total_cycles
 
 
@@ -419,20 +460,24 @@ def test_stc_on_two_of_four_weights_runs():
 
 @pytest.mark.parametrize(("config", "rounding", "pairing"),
                          list(itertools.product(CONFIGS, ROUNDINGS, PAIRINGS)))
-def test_composition_prices_every_product_class(config, rounding, pairing):
+def test_composition_prices_every_step_counter(config, rounding, pairing):
     pe = sparq(*config, rounding, pairing)
     composition = pe.composition()
     assert set(pe.counter_names) <= set(composition.events) == set(SparqPE.counter_names)
     tech = api.load_tech_table("generic_45nm")
-    assert set(composition.parts) <= set(tech.components)
-    # A zero activation only toggles its zero detector; borrowing costs both multipliers.
-    assert composition.events["idle"] == {"comparator_bit": 8}
-    borrowed, windowed = composition.events["zero_partner"], composition.events["window_exact"]
-    assert borrowed["mult_4x8"] == 2 * windowed["mult_4x8"] == composition.parts["mult_4x8"]
-    # Two windowed products make one combining add and one accumulate.
-    assert 2 * windowed["adder_32"] == borrowed["adder_32"] == composition.parts["adder_32"]
-    trimmed = composition.events[pe.counter_names[-1]]
-    assert trimmed.get("adder_8", 0) == (1 if rounding == "round" else 0)
+    used = set(composition.parts)
+    for actions in composition.events.values():
+        used |= set(actions)
+    assert used <= set(tech.components) and set(composition.parts) >= used
+    events = composition.events
+    # Both zero: only the two zero detectors; any work uses both multipliers and the adders.
+    assert events["idle"] == {"comparator_bit": 16}
+    for step in ("zero_partner", "pair_exact", "pair_both_trimmed"):
+        assert events[step]["mult_4x8"] == composition.parts["mult_4x8"]
+        assert events[step]["adder_32"] == 1
+    rounders = (0, 1, 2) if rounding == "round" else (0, 0, 0)
+    assert tuple(events[s].get("adder_8", 0) for s in
+                 ("pair_exact", "pair_one_trimmed", "pair_both_trimmed")) == rounders
 
 
 def test_more_window_options_cost_more_area():

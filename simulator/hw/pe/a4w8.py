@@ -32,11 +32,15 @@ from simulator.hw.pe.sparq import (check_activations, check_weights, run_kernel,
 from simulator.kernels.sparq import pair_transform
 from simulator.workloads.layers import Layer
 
-__all__ = ["A4W8Options", "A4W8PE", "COUNTERS", "uniform_values", "activation_shift",
+__all__ = ["A4W8Options", "A4W8PE", "COUNTERS", "STATS", "uniform_values", "activation_shift",
            "a4w8_composition"]
 
-#: Product classes, two products per PE-step.
-COUNTERS = ("idle", "exact", "approximated")
+#: Counters, a partition of PE-steps by how many of the pair's activations are non-zero.
+COUNTERS = ("idle", "single", "double")
+#: Stats: products (two per PE-step) with a non-zero activation, exact or approximated.
+STATS = ("exact_products", "approximated_products")
+#: Classes of one product: zero activation, quantised exactly, approximated.
+_PRODUCTS = ("zero", "exact", "approximated")
 
 #: The grid step exponent of ``scale: fixed``: 8-bit magnitudes keep their high nibble.
 FIXED_SHIFT = 4
@@ -93,14 +97,15 @@ def a4w8_composition() -> Composition:
     """Two 4b x 8b multipliers, a 16-bit adder combining their products and the 32-bit
     accumulate; no shifters, no detectors (the activations arrive quantised to 4 bits, and a
     zero operand toggles nothing, as in the dense PE). Registers: 2 x 4 activation and 2 x 8
-    weight forwarding bits, the accumulator and the output register. Per product (two per
-    PE-step): a zero activation costs nothing; any other uses one multiplier and half of the
-    two adders (an activation quantised to 0 is priced like the others: an upper bound)."""
-    product = {"mult_4x8": 1, "adder_16": 0.5, "adder_32": 0.5}
+    weight forwarding bits, the accumulator and the output register. Per PE-step: ``idle``
+    costs nothing, ``single`` one multiplier and the adders, ``double`` both multipliers and
+    the adders (an activation quantised to 0 is priced as non-zero: an upper bound)."""
+    adders = {"adder_16": 1, "adder_32": 1}
     return Composition(
-        parts={"mult_4x8": 2, "adder_16": 1, "adder_32": 1,
+        parts={"mult_4x8": 2, **adders,
                "register_bit": 2 * 4 + 2 * 8 + ACCUMULATOR_BITS + OUTPUT_BITS},
-        events={"idle": {}, "exact": product, "approximated": product})
+        events={"idle": {}, "single": {"mult_4x8": 1, **adders},
+                "double": {"mult_4x8": 2, **adders}})
 
 
 @register_pe
@@ -109,6 +114,7 @@ class A4W8PE(PEModel):
     summary = "4b x 8b MACs, two K elements per cycle, activations uniformly quantised to 4 bits"
     Options = A4W8Options
     counter_names = COUNTERS
+    stat_names = STATS
     data_dependent = True
 
     options: A4W8Options
@@ -136,9 +142,16 @@ class A4W8PE(PEModel):
             check_activations(layer, int(a.min(initial=0)), int(a.max(initial=0)), "A4W8")
             shift = activation_shift(a, "per_layer")
         tables = _tables(shift, self.options.rounding == "round")
-        approx, counts = run_kernel(layer, "A4W8", pair_transform, a, *tables,
-                                    n_classes=len(COUNTERS))
+        approx, joint = run_kernel(layer, "A4W8", pair_transform, a, *tables,
+                                   n_classes=len(_PRODUCTS))
         # Exact: |approx| <= 240 and |b| <= 128, partial sums far below 2**53.
         outputs = (approx @ b.astype(np.float64)).astype(np.int64)
-        n_cols = b.shape[1]
-        return GemmRun(outputs, {name: int(counts[i]) * n_cols for i, name in enumerate(COUNTERS)})
+        # Product classes 0: zero activation, 1: exact, 2: approximated; per pair, the count
+        # of non-zero activations is the step's counter.
+        joint = joint * b.shape[1]
+        nonzero = (np.arange(len(_PRODUCTS)) > 0).astype(np.int64)
+        per_step = nonzero[:, None] + nonzero[None, :]
+        counters = {name: int(joint[per_step == i].sum()) for i, name in enumerate(COUNTERS)}
+        stats = {"exact_products": int(joint[1].sum() + joint[:, 1].sum()),
+                 "approximated_products": int(joint[2].sum() + joint[:, 2].sum())}
+        return GemmRun(outputs, counters, stats)

@@ -40,7 +40,8 @@ from simulator.kernels.sparq import (LUT_OFFSET, pair_transform, stc_compress, s
 from simulator.workloads.layers import Layer
 
 __all__ = ["SparqOptions", "SparqPE", "WINDOWS", "ZERO_PARTNER_WINDOWS", "DEFAULT_OPTIONS",
-           "CLASS_NAMES", "sparq_composition", "check_weights", "check_activations", "run_kernel", "signed_table",
+           "PRODUCT_CLASSES", "STEP_COUNTERS", "PRODUCT_STATS", "summarise", "sparq_composition",
+           "check_weights", "check_activations", "run_kernel", "signed_table",
            "signed_class_table"]
 
 #: (window_bits, options) -> the allowed window LSB positions p (MODELS.md §4).
@@ -62,11 +63,60 @@ ZERO_PARTNER_WINDOWS: dict[int, tuple[int, tuple[int, ...]]] = {
 #: window_bits -> options when ``pe.options`` is not given.
 DEFAULT_OPTIONS = {4: 5, 6: 3, 3: 6, 2: 7}
 
-#: Product classes (two products per PE-step); a configuration reports a subset.
-CLASS_NAMES = ("idle", "zero_partner", "zero_partner_trimmed", "window_exact",
-               *(f"trim_shift_{p}" for p in range(1, 7)))
-_IDLE, _ZERO_PARTNER, _ZERO_PARTNER_TRIMMED, _WINDOW_EXACT = range(4)
+#: What one product (one activation of a pair) is: 0, the zero-partner path (exact or not),
+#: the narrow window without loss, or the narrow window at position p with loss.
+PRODUCT_CLASSES = ("zero", "zero_partner", "zero_partner_trimmed", "window_exact",
+                   *(f"trim_shift_{p}" for p in range(1, 7)))
+_ZERO, _ZERO_PARTNER, _ZERO_PARTNER_TRIMMED, _WINDOW_EXACT = range(4)
 _TRIM_SHIFT_1 = 4
+
+#: The counters: a partition of PE-steps by what the pair did (a configuration whose
+#: zero-partner window keeps all 8 bits reports no ``zero_partner_trimmed``).
+STEP_COUNTERS = ("idle", "zero_partner", "zero_partner_trimmed", "pair_exact",
+                 "pair_one_trimmed", "pair_both_trimmed")
+#: The stats: products (two per PE-step) with a non-zero activation, exact or approximated,
+#: and the narrow-window products that lost bits, by window position (a configuration
+#: reports its own positions).
+PRODUCT_STATS = ("exact_products", "approximated_products",
+                 *(f"trim_shift_{p}" for p in range(1, 7)))
+
+
+def _lossy(product_class: int) -> bool:
+    return product_class == _ZERO_PARTNER_TRIMMED or product_class >= _TRIM_SHIFT_1
+
+
+def summarise(joint: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
+    """Step counters and product stats from PE-steps counted by their two product classes.
+
+    Parameters
+    ----------
+    joint : int (len(PRODUCT_CLASSES), len(PRODUCT_CLASSES))
+        PE-steps by the class of their first and second product.
+
+    Returns
+    -------
+    counters : every name of :data:`STEP_COUNTERS`
+    stats : every name of :data:`PRODUCT_STATS`
+    """
+    counters = dict.fromkeys(STEP_COUNTERS, 0)
+    stats = dict.fromkeys(PRODUCT_STATS, 0)
+    for c0, c1 in zip(*np.nonzero(joint)):
+        count = int(joint[c0, c1])
+        active = [c for c in (int(c0), int(c1)) if c != _ZERO]
+        lossy = [c for c in active if _lossy(c)]
+        if not active:
+            step = "idle"
+        elif len(active) == 1:
+            step = "zero_partner_trimmed" if lossy else "zero_partner"
+        else:
+            step = ("pair_exact", "pair_one_trimmed", "pair_both_trimmed")[len(lossy)]
+        counters[step] += count
+        stats["exact_products"] += (len(active) - len(lossy)) * count
+        stats["approximated_products"] += len(lossy) * count
+        for c in lossy:
+            if c >= _TRIM_SHIFT_1:
+                stats[PRODUCT_CLASSES[c]] += count
+    return counters, stats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,14 +215,14 @@ def _tables(window_bits: int, options: int, round_half_even: bool) -> tuple[np.n
     # A window with p = 0 keeps every bit, so a lossy window always has p >= 1.
     narrow_cls = np.where(narrow == magnitudes, _WINDOW_EXACT, _TRIM_SHIFT_1 - 1 + shift)
     wide_cls = np.where(wide == magnitudes, _ZERO_PARTNER, _ZERO_PARTNER_TRIMMED)
-    narrow_cls[0] = wide_cls[0] = _IDLE
+    narrow_cls[0] = wide_cls[0] = _ZERO
     return (signed_table(narrow, np.float64), signed_table(wide, np.float64),
             signed_class_table(narrow_cls), signed_class_table(wide_cls))
 
 
 def sparq_composition(window_bits: int, options: int, rounding: str,
                       pairing: str) -> Composition:
-    """Components of a SPARQ PE and the actions of each product class (docs/pe-models.md).
+    """Components of a SPARQ PE and the actions of each kind of PE-step (docs/pe-models.md).
 
     Two n x 8 multipliers (n = ``window_bits``, priced as n/4 of a 4b x 8b one, by the
     operand-width product as the table's multipliers are), each followed by a barrel shifter
@@ -186,38 +236,39 @@ def sparq_composition(window_bits: int, options: int, rounding: str,
     2:4 mode) and 2 weights, 8 bits each, the 2-bit positions in 2:4 mode, the accumulator and
     the output register.
 
-    Events are per product (two per PE-step): a product with a zero activation only toggles its
-    zero detector; a windowed product uses one multiplier and shifter and half the combining
-    and accumulating adders; a zero-partner product uses both multipliers and shifters, the
-    merge multiplexer and all of the adders; a trimmed product also toggles the rounding
-    incrementer.
+    Per PE-step: ``idle`` toggles the two zero detectors only; ``zero_partner`` runs the
+    non-zero activation through both multipliers and shifters, the merge multiplexer and the
+    adders; ``pair_*`` windows both activations, one multiplier and shifter each, and the
+    adders. A trimmed activation also toggles its rounding incrementer.
     """
     n = window_bits
     positions = WINDOWS[(window_bits, options)]
     stages = bin(functools.reduce(lambda x, y: x | y, positions)).count("1")
     shift = (n + 8) * stages / 5  # a shifter_bit is priced for a 5-stage barrel shifter
-    multiplier = {"mult_4x8": n / 4}
-    detect = 16  # zero and leading-one detection of one activation
     window_mux = n * options
     merge = 2 * n
     select = 2 * 8 * 3 if pairing == "stc" else 0
-    rounder = {"adder_8": 1} if rounding == "round" else {}
     activations = 4 if pairing == "stc" else 2
     parts = {"mult_4x8": 2 * n / 4, "shifter_bit": 2 * shift, "adder_16": 1, "adder_32": 1,
-             "comparator_bit": 2 * detect, "logic_bit": 2 * window_mux + merge + select,
+             "comparator_bit": 2 * 16, "logic_bit": 2 * window_mux + merge + select,
              "adder_8": 2 if rounding == "round" else 0,
              "register_bit": activations * 8 + 2 * 8 + (4 if pairing == "stc" else 0)
              + ACCUMULATOR_BITS + OUTPUT_BITS}
-    windowed = {**multiplier, "shifter_bit": shift, "adder_16": 0.5, "adder_32": 0.5,
-                "comparator_bit": detect, "logic_bit": window_mux + select / 2}
-    borrowed = {"mult_4x8": 2 * n / 4, "shifter_bit": 2 * shift, "adder_16": 1, "adder_32": 1,
-                "comparator_bit": detect, "logic_bit": window_mux + merge + select / 2}
+    work = {"mult_4x8": 2 * n / 4, "shifter_bit": 2 * shift, "adder_16": 1, "adder_32": 1}
+
+    def rounded(actions: dict[str, float], trimmed: int) -> dict[str, float]:
+        return {**actions, "adder_8": trimmed} if rounding == "round" and trimmed else actions
+
+    # One non-zero activation: two zero detectors, its leading-one detector, one window.
+    borrowed = {**work, "comparator_bit": 24, "logic_bit": window_mux + merge + select / 2}
+    both = {**work, "comparator_bit": 32, "logic_bit": 2 * window_mux + select}
     events = {
-        "idle": {"comparator_bit": 8},
+        "idle": {"comparator_bit": 16},
         "zero_partner": borrowed,
-        "zero_partner_trimmed": {**borrowed, **rounder},
-        "window_exact": windowed,
-        **{name: {**windowed, **rounder} for name in CLASS_NAMES if name.startswith("trim_")},
+        "zero_partner_trimmed": rounded(borrowed, 1),
+        "pair_exact": both,
+        "pair_one_trimmed": rounded(both, 1),
+        "pair_both_trimmed": rounded(both, 2),
     }
     return Composition(parts=parts, events=events)
 
@@ -230,21 +281,23 @@ class SparqPE(PEModel):
     Options = SparqOptions
     data_dependent = True
 
-    #: Every product class any configuration has; an instance reports its configuration's.
-    counter_names = CLASS_NAMES
+    #: Every step counter any configuration has; an instance reports its configuration's.
+    counter_names = STEP_COUNTERS
+    #: Every product stat any configuration has; an instance reports its configuration's.
+    stat_names = PRODUCT_STATS
 
     options: SparqOptions
 
     def __init__(self, options: SparqOptions, array: ArrayConfig | None = None) -> None:
         super().__init__(options, array)
-        names = ["idle", "zero_partner"]
-        if ZERO_PARTNER_WINDOWS[options.window_bits][0] < 8:
-            names.append("zero_partner_trimmed")
-        names.append("window_exact")
+        lossy_partner = ZERO_PARTNER_WINDOWS[options.window_bits][0] < 8
+        #: The step counters this configuration can produce (see docs/pe-models.md).
+        self.counter_names = tuple(name for name in STEP_COUNTERS
+                                   if lossy_partner or name != "zero_partner_trimmed")
         shifts = WINDOWS[(options.window_bits, options.options)]
-        names += [f"trim_shift_{p}" for p in sorted(shifts) if p > 0]
-        #: The product classes this configuration can produce (see docs/pe-models.md).
-        self.counter_names = tuple(names)
+        #: The product stats this configuration can produce.
+        self.stat_names = ("exact_products", "approximated_products",
+                           *(f"trim_shift_{p}" for p in sorted(shifts) if p > 0))
 
     def composition(self, layer: Layer | None = None) -> Composition:
         opts = self.options
@@ -271,16 +324,17 @@ class SparqPE(PEModel):
         tables = _tables(opts.window_bits, opts.options, opts.rounding == "round")
         a = a.astype(np.int64, copy=False)
         if opts.pairing == "stc":
-            outputs, counts = self._stc(layer, a, b, tables)
+            outputs, joint = self._stc(layer, a, b, tables)
         else:
-            approx, counts = run_kernel(layer, "SPARQ", pair_transform, a, *tables,
-                                        n_classes=len(CLASS_NAMES))
-            counts = counts * b.shape[1]
+            approx, joint = run_kernel(layer, "SPARQ", pair_transform, a, *tables,
+                                       n_classes=len(PRODUCT_CLASSES))
+            joint = joint * b.shape[1]  # the classes do not depend on the column
             # |approx| <= 255 and |b| <= 128: every partial sum is an integer far below 2**53,
             # so the float64 BLAS product is exact.
             outputs = (approx @ b.astype(np.float64)).astype(np.int64)
-        counters = {name: int(counts[CLASS_NAMES.index(name)]) for name in self.counter_names}
-        return GemmRun(outputs, counters)
+        counters, stats = summarise(joint)
+        return GemmRun(outputs, {name: counters[name] for name in self.counter_names},
+                       {name: stats[name] for name in self.stat_names})
 
     def _stc(self, layer: Layer, a: np.ndarray, b: np.ndarray,
              tables: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -292,6 +346,6 @@ class SparqPE(PEModel):
                 f"2 non-zero in every group of 4 K elements of a filter), but K elements "
                 f"{4 * g}..{min(4 * g + 3, b.shape[0] - 1)} of output column {col} hold "
                 f"{count} non-zero weights")
-        outputs, counts = run_kernel(layer, "SPARQ", stc_gemm, a, *tables, code, w0, w1,
-                                     n_classes=len(CLASS_NAMES))
-        return outputs, counts
+        outputs, joint = run_kernel(layer, "SPARQ", stc_gemm, a, *tables, code, w0, w1,
+                                    n_classes=len(PRODUCT_CLASSES))
+        return outputs, joint
