@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import simpy
 
 import simulator
 from simulator.config import arch as arch_config
@@ -20,7 +21,9 @@ from simulator.config.arch import ArchConfig
 from simulator.config.schema import dump
 from simulator.errors import SimulationError, WorkloadError
 from simulator.hw.pe import PEModel, get_pe_model, option_types
-from simulator.hw.timing import fold_timing
+from simulator.hw.timing import fold_cycles, fold_timing
+from simulator.memory import Dram, LayerSchedule, hcm_bit_ops, hcm_bits_moved, hcm_cycles
+from simulator.memory import plan_layer, roofline, run_layer
 from simulator.workloads.layers import Layer, LayerTensors, Workload
 from simulator.workloads.lowering import gemm_product, gemm_to_output, im2col, weights_to_gemm
 from simulator.workloads.shapes import load_topology_csv, load_workload_yaml
@@ -33,6 +36,7 @@ __all__ = [
     "ARCH_DIR",
     "WORKLOAD_DIR",
     "LayerResult",
+    "LayerTimeline",
     "RunResult",
     "load_arch",
     "load_workload",
@@ -103,7 +107,15 @@ def with_synthetic_data(workload: Workload) -> Workload:
 
 @dataclasses.dataclass(frozen=True)
 class LayerResult:
-    """Everything the simulator reports for one layer (cycles are integers)."""
+    """Everything the simulator reports for one layer (cycles are integers).
+
+    ``total_cycles = compute_cycles + stall_cycles``; the stalls include ``prefetch_cycles``
+    (before the first fold can start) and ``drain_cycles`` (after the last fold, until its
+    outputs are in DRAM). Byte counts are per operand; ``dram_psum_*`` are partial sums
+    spilled and read back (WS/IS), ``buffer_*`` the traffic at the on-chip buffers and
+    ``peak_*`` their largest occupancy. ``roofline_cycles`` and ``hcm_*`` are the analytic
+    cross-checks of docs/memory-model.md.
+    """
 
     name: str
     op: str
@@ -122,6 +134,32 @@ class LayerResult:
     mapping_efficiency: float
     compute_utilization: float
     peak_macs_per_pe_cycle: int = 1
+    prefetch_cycles: int = 0
+    drain_cycles: int = 0
+    units: int = 0
+    dram_ifmap_read_bytes: int = 0
+    dram_filter_read_bytes: int = 0
+    dram_psum_read_bytes: int = 0
+    dram_ofmap_write_bytes: int = 0
+    dram_psum_write_bytes: int = 0
+    buffer_ifmap_read_bytes: int = 0
+    buffer_ifmap_write_bytes: int = 0
+    buffer_filter_read_bytes: int = 0
+    buffer_filter_write_bytes: int = 0
+    buffer_ofmap_read_bytes: int = 0
+    buffer_ofmap_write_bytes: int = 0
+    peak_ifmap_bytes: int = 0
+    peak_filter_bytes: int = 0
+    peak_ofmap_bytes: int = 0
+    ifmap_reuse: str = "group"
+    filter_reuse: str = "group"
+    ofmap_reuse: str = "fold"
+    loop_order: str = "column_folds_outer"
+    roofline_cycles: int = 0
+    bound: str = "compute"
+    hcm_cycles: int = 0
+    hcm_bit_ops: float = 0.0
+    hcm_bits_moved: int = 0
     counters: dict[str, int] | None = None
     mse: float | None = None
     max_abs_error: int | None = None
@@ -157,12 +195,39 @@ OutputSink = Callable[[str, np.ndarray], None]
 
 
 @dataclasses.dataclass(frozen=True)
+class LayerTimeline:
+    """One layer's schedule for the timeline: cycles from the run's start (plain arrays).
+
+    ``start``/``end`` per unit (a fold, or a chunk of a fold when an operand is streamed);
+    ``load_*``/``store_*`` per unit, -1 when the unit has none; ``load_bytes`` (U, 3): ifmap,
+    filter, partial sums; ``store_bytes`` (U, 2): outputs, partial sums.
+    """
+
+    name: str
+    origin: int
+    elapsed: int
+    unit_fold: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    load_start: np.ndarray
+    load_end: np.ndarray
+    store_start: np.ndarray
+    store_end: np.ndarray
+    load_bytes: np.ndarray
+    store_bytes: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
 class RunResult:
-    """The result of simulating one workload on one arch."""
+    """The result of simulating one workload on one arch.
+
+    ``timeline`` holds each layer's schedule when :func:`simulate` was asked for it.
+    """
 
     arch: ArchConfig
     workload: Workload
     layers: tuple[LayerResult, ...]
+    timeline: tuple[LayerTimeline, ...] | None = None
 
     @property
     def total_cycles(self) -> int:
@@ -206,9 +271,25 @@ class RunResult:
             "time_us": self.total_cycles / arch.array.clock_mhz,
             "macs": self.macs,
             "utilization": self.utilization,
+            **self._memory_totals(),
             **self._functional_totals(),
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
         }
+
+    def _memory_totals(self) -> dict[str, Any]:
+        """Run totals of the memory figures (sums; peaks are maxima over layers)."""
+        out: dict[str, Any] = {}
+        for field in dataclasses.fields(LayerResult):
+            name = field.name
+            if name.startswith(("dram_", "buffer_")) or name in (
+                    "prefetch_cycles", "drain_cycles", "roofline_cycles", "hcm_cycles",
+                    "hcm_bits_moved"):
+                out[name] = sum(getattr(layer, name) for layer in self.layers)
+            elif name.startswith("peak_") and name.endswith("_bytes"):
+                out[name] = max((getattr(layer, name) for layer in self.layers), default=0)
+        out["hcm_bit_ops"] = sum(layer.hcm_bit_ops for layer in self.layers)
+        out["memory_bound_layers"] = sum(layer.bound == "memory" for layer in self.layers)
+        return out
 
     def _functional_totals(self) -> dict[str, Any]:
         simulated = [layer for layer in self.layers if layer.counters is not None]
@@ -257,30 +338,74 @@ def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
             "signal_power": metrics.signal_power, "output_matches_trace": match}
 
 
-def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
-                    functional: dict[str, Any]) -> LayerResult:
+def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel, functional: dict[str, Any],
+                    env: simpy.Environment) -> tuple[LayerResult, LayerSchedule, Any]:
     gemm = layer.gemm
-    timing = fold_timing(gemm, arch.array.rows, arch.array.cols, arch.array.dataflow,
-                         arch.timing.convention, pe.reduction_steps(layer))
-    stall_cycles = 0
-    total = timing.compute_cycles + stall_cycles
-    pes = arch.array.rows * arch.array.cols
+    rows, cols = arch.array.rows, arch.array.cols
+    timing = fold_timing(gemm, rows, cols, arch.array.dataflow, arch.timing.convention,
+                         pe.reduction_steps(layer))
+    program = plan_layer(layer, rows, cols, arch.array.dataflow, fold_cycles(timing),
+                         arch.memory)
+    memory = arch.memory
+    dram = Dram(memory.dram_bandwidth_bytes_per_cycle, memory.dram_latency_cycles)
+    schedule = run_layer(env, program, dram)
+    # SCALE-Sim's totals are the index of the last cycle: one less than the count.
+    index_shift = 1 if arch.timing.convention == "scalesim" else 0
+    total = schedule.elapsed - index_shift
+    units = program.units
+    prefetch = int(schedule.start[0]) if units else 0
+    drain = schedule.elapsed - int(schedule.end[-1]) if units else 0
+    pes = rows * cols
     peak = pe.peak_macs_per_step(layer)
-    return LayerResult(
+    reads, writes = program.dram_read_bytes, program.dram_write_bytes
+    dram_bytes = int(reads.sum() + writes.sum())
+    roof, bound = roofline(timing.compute_cycles, dram_bytes,
+                           memory.dram_bandwidth_bytes_per_cycle)
+    out_bits = memory.output_bits or layer.activation_bits
+    buffer_reads, buffer_writes = program.buffer_reads, program.buffer_writes
+    peaks = schedule.peak
+    result = LayerResult(
         name=layer.name, op=layer.op, m=gemm.m, k=gemm.k, n=gemm.n, groups=gemm.groups,
         folds=timing.folds, steps_per_fold=timing.steps_per_fold,
         cycles_per_fold=timing.cycles_per_fold, compute_cycles=timing.compute_cycles,
-        stall_cycles=stall_cycles, total_cycles=total, macs=gemm.macs,
-        utilization=gemm.macs / (total * pes * peak) if total else 0.0,
+        stall_cycles=total - timing.compute_cycles, total_cycles=total, macs=gemm.macs,
+        utilization=gemm.macs / (total * pes * peak) if total > 0 else 0.0,
         peak_macs_per_pe_cycle=peak,
         mapping_efficiency=timing.mapping_efficiency,
-        compute_utilization=timing.compute_utilization, **functional)
+        compute_utilization=timing.compute_utilization,
+        prefetch_cycles=prefetch, drain_cycles=drain, units=units,
+        dram_ifmap_read_bytes=int(reads[0]), dram_filter_read_bytes=int(reads[1]),
+        dram_psum_read_bytes=int(reads[2]), dram_ofmap_write_bytes=int(writes[0]),
+        dram_psum_write_bytes=int(writes[1]),
+        buffer_ifmap_read_bytes=buffer_reads[0], buffer_ifmap_write_bytes=buffer_writes[0],
+        buffer_filter_read_bytes=buffer_reads[1], buffer_filter_write_bytes=buffer_writes[1],
+        buffer_ofmap_read_bytes=buffer_reads[2], buffer_ofmap_write_bytes=buffer_writes[2],
+        peak_ifmap_bytes=peaks[0], peak_filter_bytes=peaks[1], peak_ofmap_bytes=peaks[2],
+        ifmap_reuse=program.reuse["ifmap"], filter_reuse=program.reuse["filter"],
+        ofmap_reuse=program.reuse["ofmap"], loop_order=program.loop_order,
+        roofline_cycles=roof, bound=bound,
+        hcm_cycles=hcm_cycles(layer, pes, peak, out_bits, memory.dram_bandwidth_bytes_per_cycle),
+        hcm_bit_ops=hcm_bit_ops(layer), hcm_bits_moved=hcm_bits_moved(layer, out_bits),
+        **functional)
+    return result, schedule, program
+
+
+def _timeline(name: str, origin: int, schedule: LayerSchedule, program) -> LayerTimeline:
+    return LayerTimeline(
+        name=name, origin=origin, elapsed=schedule.elapsed, unit_fold=program.unit_fold,
+        start=schedule.start, end=schedule.end, load_start=schedule.load_start,
+        load_end=schedule.load_end, store_start=schedule.store_start,
+        store_end=schedule.store_end, load_bytes=program.load, store_bytes=program.store)
 
 
 def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
              output_sink: OutputSink | None = None,
-             progress: Progress | None = None) -> RunResult:
+             progress: Progress | None = None, timeline: bool = False) -> RunResult:
     """Simulate every layer of ``workload`` on ``arch``.
+
+    The layers run one after another on one SimPy environment created for this run: each
+    layer's folds, loads and write-backs are scheduled by the memory model
+    (docs/memory-model.md); with the default unbounded memory the cycles are the array's.
 
     Parameters
     ----------
@@ -288,6 +413,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         on synthetic data when the PE is data-dependent; ``False`` gives timing only.
     output_sink : called with each layer's simulated outputs (for ``--save-outputs``).
     progress : called before each layer with (index, count, name).
+    timeline : keep every layer's schedule in ``RunResult.timeline`` (for ``--timeline``).
     """
     pe = get_pe_model(arch.pe)
     if arch.array.dataflow not in pe.dataflows:
@@ -301,12 +427,18 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     if functional and pe.data_dependent:
         workload = with_synthetic_data(workload)
     run_functional = functional and workload.tensors is not None
-    layers = []
+    env = simpy.Environment()
+    layers, schedules = [], []
     for index, layer in enumerate(workload.layers):
         if progress is not None:
             progress(index, len(workload.layers), layer.name)
         fields: dict[str, Any] = {}
         if run_functional:
             fields = _functional(pe, layer, workload.tensors(layer.name), output_sink)
-        layers.append(_simulate_layer(arch, layer, pe, fields))
-    return RunResult(arch=arch, workload=workload, layers=tuple(layers))
+        origin = env.now
+        result, schedule, program = _simulate_layer(arch, layer, pe, fields, env)
+        layers.append(result)
+        if timeline:
+            schedules.append(_timeline(layer.name, origin, schedule, program))
+    return RunResult(arch=arch, workload=workload, layers=tuple(layers),
+                     timeline=tuple(schedules) if timeline else None)

@@ -18,6 +18,11 @@ Folds = groups * ceil(Sr/rows) * ceil(Sc/cols). Cycles per fold:
 - ``native``: OS ``T + 2*rows + cols - 2`` (skewed fill, compute, and the ``rows``-cycle drain
   of the stationary outputs, as the register-level array does); WS/IS as SCALE-Sim; the total
   is ``folds * fold``.
+
+Fold order: the canonical order of folds (SCALE-Sim's) is group, then column fold, then row
+fold, innermost last: fold ``(g * col_folds + c) * row_folds + r``. :func:`fold_cycles` gives
+one entry per fold in that order; the memory model (simulator/memory) consumes it, so a PE
+whose folds differ in length only has to supply a different array.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+import numpy as np
+
 from simulator.workloads.layers import GemmShape
 
-__all__ = ["FoldTiming", "fold_timing"]
+__all__ = ["FoldTiming", "fold_timing", "fold_cycles"]
 
 Dataflow = Literal["os", "ws", "is"]
 Convention = Literal["native", "scalesim"]
@@ -112,3 +119,12 @@ def _scalesim_fold_averages(sr: int, sc: int, t: int, rows: int, cols: int,
             compute_sum += used * t / (pes * denominator)
     folds = len(row_used) * -(-sc // cols)
     return mapping_sum / folds, compute_sum / folds
+
+
+def fold_cycles(timing: FoldTiming) -> np.ndarray:
+    """Compute cycles of each fold, int64 (folds,), in the canonical fold order.
+
+    Every fold of a uniform PE takes ``cycles_per_fold``; the array sums to
+    ``compute_cycles`` (plus one in the SCALE-Sim convention, whose total is an index).
+    """
+    return np.full(timing.folds, timing.cycles_per_fold, dtype=np.int64)

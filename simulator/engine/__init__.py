@@ -1,0 +1,6 @@
+"""The discrete-event engine: SimPy with integer cycles, one environment per run (passed in)."""
+
+from simulator.engine.core import (ChannelRequest, Milestones, SequencedChannel, Space, SpaceClaim,
+                                   delay)
+
+__all__ = ["delay", "Milestones", "SequencedChannel", "ChannelRequest", "Space", "SpaceClaim"]

@@ -1,0 +1,276 @@
+"""Running a tile program on the engine: a loader, the array and a writer around three buffers.
+
+Three SimPy processes share one DRAM channel and three buffers (each a
+:class:`~simulator.engine.Space` whose level is the bytes held):
+
+- the **loader** walks the units in order; for unit u it waits until unit ``load_after[u]``
+  has ended (one unit of look-ahead with double buffering), claims buffer space (waiting
+  until enough has been freed), transfers the unit's bytes over the channel, and marks them
+  usable ``dram_latency_cycles`` later;
+- the **array** starts unit u when u - 1 has ended and u's operands have arrived (and, for a
+  unit that produces outputs, when the output buffer has room), computes for the unit's
+  cycles, then frees the operand bytes whose last use this was;
+- the **writer** waits for each unit that produces outputs, transfers them to DRAM and frees
+  their output-buffer space.
+
+The channel serves transfers in a fixed order (the loads of unit u, then the write-back of
+unit u - 1, then the loads of unit u + 1, ...): :class:`~simulator.engine.SequencedChannel`.
+Events stand for transfers and units, never for single PE cycles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import simpy
+from simpy.events import Event
+
+from simulator.engine import Milestones, SequencedChannel, Space
+from simulator.errors import SimulationError
+from simulator.memory.plan import TileProgram
+
+__all__ = ["Dram", "LayerSchedule", "run_layer", "channel_tickets", "peak_occupancy"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Dram:
+    """The DRAM channel: bytes per cycle (``None``: unbounded) and load latency in cycles."""
+
+    bandwidth_bytes_per_cycle: float | None = None
+    latency_cycles: int = 0
+
+    def cycles(self, nbytes: int) -> int:
+        """Cycles the channel is busy moving ``nbytes`` (whole cycles, rounded up)."""
+        if self.bandwidth_bytes_per_cycle is None or nbytes == 0:
+            return 0
+        return math.ceil(nbytes / self.bandwidth_bytes_per_cycle)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSchedule:
+    """When everything of one layer happened, in cycles from the layer's start.
+
+    Unit arrays have one entry per unit; ``-1`` marks a unit without loads or write-back.
+    ``claims`` holds, per buffer (ifmap, filter, ofmap), an int64 (k, 2) array of
+    (cycle, +bytes claimed / -bytes freed) events in the order they happened.
+    """
+
+    start: np.ndarray
+    end: np.ndarray
+    load_start: np.ndarray
+    load_end: np.ndarray
+    store_start: np.ndarray
+    store_end: np.ndarray
+    elapsed: int
+    claims: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+    @property
+    def peak(self) -> tuple[int, int, int]:
+        """Peak bytes held in the ifmap, filter and ofmap buffers."""
+        return tuple(peak_occupancy(c) for c in self.claims)
+
+
+def peak_occupancy(claims: np.ndarray) -> int:
+    """Largest level of a buffer given its (cycle, delta) events; frees at a cycle count
+    before claims at that cycle (space freed at cycle t is usable at cycle t)."""
+    if len(claims) == 0:
+        return 0
+    order = np.lexsort((claims[:, 1], claims[:, 0]))
+    return int(max(0, np.cumsum(claims[order, 1]).max()))
+
+
+def channel_tickets(program: TileProgram) -> tuple[np.ndarray, np.ndarray]:
+    """The channel's service order: ticket of each unit's loads and of its write-back.
+
+    Loads of unit u come before the write-back of unit u - 1 (so prefetching is not held up
+    by draining), and that before the loads of unit u + 1. ``-1``: no transfer.
+    """
+    units = program.units
+    has_load = program.load.sum(axis=1) > 0
+    has_store = program.store.sum(axis=1) > 0
+    keys = np.concatenate([2 * np.arange(units)[has_load], 2 * np.arange(units)[has_store] + 3])
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[np.argsort(keys, kind="stable")] = np.arange(len(keys))
+    load_ticket = np.full(units, -1, dtype=np.int64)
+    store_ticket = np.full(units, -1, dtype=np.int64)
+    load_ticket[has_load] = rank[:int(has_load.sum())]
+    store_ticket[has_store] = rank[int(has_load.sum()):]
+    return load_ticket, store_ticket
+
+
+class _Buffer:
+    """One on-chip buffer: its :class:`~simulator.engine.Space` and a log of claims and frees."""
+
+    def __init__(self, env: simpy.Environment, capacity: int | None) -> None:
+        self.env = env
+        self.origin = env.now
+        self.space = Space(env, capacity)
+        self.log: list[tuple[int, int]] = []
+
+    def claim(self, nbytes: int) -> Iterator[Event]:
+        wait = self.space.claim(nbytes)
+        if wait is not None:
+            yield wait
+        self.log.append((self.env.now - self.origin, nbytes))
+
+    def free(self, nbytes: int) -> None:
+        self.space.free(nbytes)
+        self.log.append((self.env.now - self.origin, -nbytes))
+
+    def events(self) -> np.ndarray:
+        return np.asarray(self.log, dtype=np.int64).reshape(-1, 2)
+
+
+class _Layer:
+    """The processes and the shared state of one layer's run."""
+
+    def __init__(self, env: simpy.Environment, program: TileProgram, dram: Dram) -> None:
+        self.env, self.program, self.dram = env, program, dram
+        units = program.units
+        self.origin = env.now
+        self.channel = SequencedChannel(env)
+        self.buffers = [_Buffer(env, c) for c in program.capacity]
+        self.ended = Milestones(env, units)
+        self.arrived = Milestones(env, units)
+        self.stored = Milestones(env, units)
+        tickets = channel_tickets(program)
+        self.load_ticket, self.store_ticket = (t.tolist() for t in tickets)
+        self.times = {name: [-1] * units for name in
+                      ("start", "end", "load_start", "load_end", "store_start", "store_end")}
+        # Plain Python ints: the processes index these per unit.
+        self.load = program.load.tolist()
+        self.release = program.release.tolist()
+        self.cycles = program.unit_cycles.tolist()
+        self.out_alloc = program.out_alloc.tolist()
+        self.store_bytes = program.store.sum(axis=1).tolist()
+        self.store_free = program.store_free.tolist()
+        self.loader_work = [(sum(row) > 0 or (program.loader_claims_outputs and alloc > 0))
+                            for row, alloc in zip(self.load, self.out_alloc)]
+        previous, last = [], -1
+        for nbytes in self.store_bytes:
+            previous.append(last)
+            if nbytes:
+                last = len(previous) - 1
+        self.previous_store = previous
+
+    def loader(self) -> Iterator[Event]:
+        env, program, dram, channel = self.env, self.program, self.dram, self.channel
+        times, origin = self.times, self.origin
+        ifmap_buffer, filter_buffer, ofmap_buffer = self.buffers
+        claims_outputs = program.loader_claims_outputs
+        load_after = program.load_after.tolist()
+        latency = dram.latency_cycles
+        for u, work in enumerate(self.loader_work):
+            if not work:
+                continue
+            wait = self.ended.wait(load_after[u])
+            if wait is not None:
+                yield wait
+            ifmap, filt, psum = self.load[u]
+            if ifmap:
+                yield from ifmap_buffer.claim(ifmap)
+            if filt:
+                yield from filter_buffer.claim(filt)
+            if claims_outputs and self.out_alloc[u]:
+                yield from ofmap_buffer.claim(self.out_alloc[u])
+            nbytes = ifmap + filt + psum
+            if nbytes:
+                grant = channel.acquire(self.load_ticket[u])
+                if grant is not None:
+                    yield grant
+                times["load_start"][u] = env.now - origin
+                cycles = dram.cycles(nbytes)
+                if cycles:
+                    yield env.timeout(cycles)
+                times["load_end"][u] = env.now - origin
+                channel.release()
+            if latency and nbytes:
+                env.process(self._arrive(u))
+            else:
+                self.arrived.reach(u)
+
+    def _arrive(self, unit: int) -> Iterator[Event]:
+        yield self.env.timeout(self.dram.latency_cycles)
+        self.arrived.reach(unit)
+
+    def array(self) -> Iterator[Event]:
+        env, program = self.env, self.program
+        times, origin = self.times, self.origin
+        claims_outputs = not program.loader_claims_outputs
+        double_buffering = program.double_buffering
+        ifmap_buffer, filter_buffer, ofmap_buffer = self.buffers
+        start, end = times["start"], times["end"]
+        for u, cycles in enumerate(self.cycles):
+            if self.loader_work[u]:
+                wait = self.arrived.wait(u)
+                if wait is not None:
+                    yield wait
+            if self.out_alloc[u]:
+                if not double_buffering:
+                    # One output buffer: it cannot take new outputs while it is drained.
+                    wait = self.stored.wait(self.previous_store[u])
+                    if wait is not None:
+                        yield wait
+                if claims_outputs:
+                    yield from ofmap_buffer.claim(self.out_alloc[u])
+            start[u] = env.now - origin
+            if cycles:
+                yield env.timeout(cycles)
+            end[u] = env.now - origin
+            ifmap, filt = self.release[u]
+            if ifmap:
+                ifmap_buffer.free(ifmap)
+            if filt:
+                filter_buffer.free(filt)
+            self.ended.reach(u)
+
+    def writer(self) -> Iterator[Event]:
+        env, dram, channel = self.env, self.dram, self.channel
+        times, origin = self.times, self.origin
+        ofmap_buffer = self.buffers[2]
+        for u, nbytes in enumerate(self.store_bytes):
+            if not nbytes:
+                continue
+            wait = self.ended.wait(u)
+            if wait is not None:
+                yield wait
+            grant = channel.acquire(self.store_ticket[u])
+            if grant is not None:
+                yield grant
+            times["store_start"][u] = env.now - origin
+            cycles = dram.cycles(nbytes)
+            if cycles:
+                yield env.timeout(cycles)
+            times["store_end"][u] = env.now - origin
+            channel.release()
+            if self.store_free[u]:
+                ofmap_buffer.free(self.store_free[u])
+            self.stored.reach(u)
+
+
+def run_layer(env: simpy.Environment, program: TileProgram, dram: Dram) -> LayerSchedule:
+    """Run one layer's tile program on ``env``, starting now; returns its schedule.
+
+    Layers run one after another on the same environment: each starts with empty buffers
+    when the previous one has written back its last output.
+
+    Raises
+    ------
+    SimulationError : when the program cannot finish (a buffer can never make room); the
+        planner rules this out, so it signals a bug.
+    """
+    layer = _Layer(env, program, dram)
+    processes = [env.process(layer.loader()), env.process(layer.array()),
+                 env.process(layer.writer())]
+    try:
+        env.run(until=env.all_of(processes))
+    except RuntimeError:  # SimPy: no events left before every process finished
+        raise SimulationError(f"layer {program.name}: the memory schedule deadlocked") from None
+    t = {name: np.asarray(v, dtype=np.int64) for name, v in layer.times.items()}
+    return LayerSchedule(start=t["start"], end=t["end"], load_start=t["load_start"],
+                         load_end=t["load_end"], store_start=t["store_start"],
+                         store_end=t["store_end"], elapsed=env.now - layer.origin,
+                         claims=tuple(b.events() for b in layer.buffers))
