@@ -29,7 +29,6 @@ each chunk and read back before the next row fold's matching chunk (``spill``).
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Literal
 
 import numpy as np
@@ -416,5 +415,5 @@ def _choose_reuse(operand: _Operand, capacity: int | None, outer_dim: str, layer
 
 def _too_small(layer: Layer, key: str, capacity: int, needed: int, what: str) -> SimulationError:
     return SimulationError(
-        f"layer {layer.name}: memory.{key} = {capacity / 1024:g} KiB ({capacity} bytes) cannot "
-        f"hold {what} ({needed} bytes, {math.ceil(needed / 1024)} KiB needed)")
+        f"layer {layer.name}: memory.{key} = {capacity} bytes cannot hold {what} "
+        f"({needed} bytes = {needed / 1024:g} KiB)")
