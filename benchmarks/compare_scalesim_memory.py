@@ -12,8 +12,8 @@ on the same .cfg and topology and compares:
   OFMAP write count),
 - DRAM reads of IFMAP and filter and DRAM writes of OFMAP (DETAILED_ACCESS_REPORT) with
   sasim's ``dram_*`` bytes, and the unique footprint of each operand,
-- the average DRAM bandwidths (BANDWIDTH_REPORT: bytes over SCALE-Sim's own DRAM activity
-  window) with sasim's bytes over its cycles,
+- the average SRAM and DRAM bandwidths of BANDWIDTH_REPORT (summed over the three operands)
+  with sasim's bytes over the layer's cycles,
 - Total Cycles (incl. prefetch) (COMPUTE_REPORT) with sasim's.
 
 docs/validation.md explains every difference. Prints figures; asserts nothing.
@@ -69,21 +69,33 @@ def compare(name: str, folder: Path, topology: Path, show_layers: bool) -> list:
     layers = summary["layers"]
     detail = _per_layer(_rows(folder / "DETAILED_ACCESS_REPORT.csv"), layers)
     compute = _per_layer(_rows(folder / "COMPUTE_REPORT.csv"), layers)
+    bandwidth = _per_layer(_rows(folder / "BANDWIDTH_REPORT.csv"), layers)
     table = []
     sums = {key: [0, 0] for key in ("sram_if", "sram_f", "sram_o", "dram_if", "dram_f",
-                                    "dram_o", "prefetch")}
-    for lay, det, comp in zip(layers, detail, compute):
+                                    "dram_o", "sram_bw", "dram_bw", "prefetch")}
+    for lay, det, comp, bw in zip(layers, detail, compute, bandwidth):
+        # BANDWIDTH_REPORT: SRAM words per Total Cycle; DRAM words per cycle of SCALE-Sim's
+        # DRAM activity window. sasim: bytes over the layer's cycles (the same definition
+        # for SRAM; for DRAM the whole layer is the window).
+        cycles = lay["total_cycles"] - lay["prefetch_cycles"] - lay["drain_cycles"]
+        # The array's OFMAP writes (not partial sums read back from DRAM); SCALE-Sim's OS
+        # count also adds rows + cols per fold (docs/validation.md).
+        ofmap_writes = (lay["buffer_ofmap_write_bytes"] - lay["dram_psum_read_bytes"]
+                        + (lay["folds"] * (arch.array.rows + arch.array.cols)
+                           if arch.array.dataflow == "os" else 0))
+        sram_bw = (lay["buffer_ifmap_read_bytes"] + lay["buffer_filter_read_bytes"]
+                   + ofmap_writes) / cycles
+        dram_bw = (lay["dram_ifmap_read_bytes"] + lay["dram_filter_read_bytes"]
+                   + lay["dram_ofmap_write_bytes"] + lay["dram_psum_write_bytes"]) / cycles
         pairs = {
             "sram_if": (lay["buffer_ifmap_read_bytes"], det[2]),
             "sram_f": (lay["buffer_filter_read_bytes"], det[5]),
-            # The array's writes (not partial sums read back from DRAM); SCALE-Sim's OS count
-            # also adds rows + cols per fold (docs/validation.md).
-            "sram_o": (lay["buffer_ofmap_write_bytes"] - lay["dram_psum_read_bytes"]
-                       + (lay["folds"] * (arch.array.rows + arch.array.cols)
-                          if arch.array.dataflow == "os" else 0), det[8]),
+            "sram_o": (ofmap_writes, det[8]),
             "dram_if": (lay["dram_ifmap_read_bytes"], det[11]),
             "dram_f": (lay["dram_filter_read_bytes"], det[14]),
             "dram_o": (lay["dram_ofmap_write_bytes"] + lay["dram_psum_write_bytes"], det[17]),
+            "sram_bw": (sram_bw, sum(bw[0:3])),
+            "dram_bw": (dram_bw, sum(bw[3:6])),
             "prefetch": (lay["total_cycles"], comp[0]),
         }
         for key, (ours, theirs) in pairs.items():
@@ -91,7 +103,8 @@ def compare(name: str, folder: Path, topology: Path, show_layers: bool) -> list:
             sums[key][1] += theirs
         if show_layers:
             table.append([f"  {lay['name']}", lay["ifmap_reuse"], lay["filter_reuse"],
-                          *(f"{int(o):,}/{int(t):,}" for o, t in pairs.values())])
+                          *(f"{o:.2f}/{t:.2f}" if key.endswith("_bw") else
+                            f"{int(o):,}/{int(t):,}" for key, (o, t) in pairs.items())])
     head = [name, f"{arch.array.rows}x{arch.array.cols} {arch.array.dataflow}",
             "/".join(f"{arch.memory.__dict__[k]:g}" for k in ("ifmap_kib", "filter_kib",
                                                                "ofmap_kib")),
@@ -109,10 +122,11 @@ def main() -> int:
     for name, folder, topology in cases():
         rows += compare(name, folder, topology, args.layers)
     headers = ["case", "array", "SRAM KiB i/f/o", "SRAM if rd", "SRAM f rd", "SRAM of wr",
-               "DRAM if rd", "DRAM f rd", "DRAM of wr", "incl. prefetch"]
+               "DRAM if rd", "DRAM f rd", "DRAM of wr", "SRAM BW", "DRAM BW",
+               "incl. prefetch"]
     print("ratios sasim / SCALE-Sim of per-case sums (per layer with --layers: sasim/SCALE-Sim)")
     print(format_table(headers, [r + [""] * (len(headers) - len(r)) for r in rows],
-                       "lll" + "r" * 7))
+                       "lll" + "r" * 9))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     return 0

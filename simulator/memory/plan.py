@@ -215,7 +215,8 @@ def _plan(layer: Layer, rows: int, cols: int, dataflow: str, fold_cycles: np.nda
             live = np.cumsum(ifmap_first) - np.concatenate([[0], np.cumsum(last_bytes)[:-1]])
             window = (ifmap_first, last_bytes, int(live.max()))
         else:
-            ifmap_first = ifmap_tile
+            # A GEMM's rows do not overlap: each row fold's tile is new.
+            ifmap_first = _increments(r_used * k, a_bits)
         ifmap = _Operand("ifmap", "r", False, grid + ifmap_tile[:, None],
                          int(ifmap_first.sum()), grid + np.where(c0 == 0, 1, 0)[None, :]
                          * ifmap_first[:, None], window)

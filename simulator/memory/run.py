@@ -5,8 +5,8 @@ Three SimPy processes share one DRAM channel and three buffers (each a
 
 - the **loader** walks the units in order; for unit u it waits until unit ``load_after[u]``
   has ended (one unit of look-ahead with double buffering), claims buffer space (waiting
-  until enough has been freed), transfers the unit's bytes over the channel, and marks them
-  usable ``dram_latency_cycles`` later;
+  until enough has been freed) and transfers the unit's bytes over the channel; the data is
+  usable ``dram_latency_cycles`` after the transfer ends;
 - the **array** starts unit u when u - 1 has ended and u's operands have arrived (and, for a
   unit that produces outputs, when the output buffer has room), computes for the unit's
   cycles, then frees the operand bytes whose last use this was;
@@ -102,30 +102,23 @@ def channel_tickets(program: TileProgram) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Buffer:
-    """One on-chip buffer: its :class:`~simulator.engine.Space` and a log of claims and frees."""
+    """One on-chip buffer: its :class:`~simulator.engine.Space` and a log of claims and frees
+    (cycle from the layer's start, +bytes claimed or -bytes freed)."""
 
     def __init__(self, env: simpy.Environment, capacity: int | None) -> None:
-        self.env = env
-        self.origin = env.now
         self.space = Space(env, capacity)
         self.log: list[tuple[int, int]] = []
-
-    def claim(self, nbytes: int) -> Iterator[Event]:
-        wait = self.space.claim(nbytes)
-        if wait is not None:
-            yield wait
-        self.log.append((self.env.now - self.origin, nbytes))
-
-    def free(self, nbytes: int) -> None:
-        self.space.free(nbytes)
-        self.log.append((self.env.now - self.origin, -nbytes))
 
     def events(self) -> np.ndarray:
         return np.asarray(self.log, dtype=np.int64).reshape(-1, 2)
 
 
 class _Layer:
-    """The processes and the shared state of one layer's run."""
+    """The processes and the shared state of one layer's run.
+
+    The per-unit loops are written out flat (no helper generators): they run once per unit
+    of a whole network, and SimPy's cost is per event and per Python call.
+    """
 
     def __init__(self, env: simpy.Environment, program: TileProgram, dram: Dram) -> None:
         self.env, self.program, self.dram = env, program, dram
@@ -150,105 +143,113 @@ class _Layer:
         self.loader_work = [(sum(row) > 0 or (program.loader_claims_outputs and alloc > 0))
                             for row, alloc in zip(self.load, self.out_alloc)]
         previous, last = [], -1
-        for nbytes in self.store_bytes:
+        for u, nbytes in enumerate(self.store_bytes):
             previous.append(last)
             if nbytes:
-                last = len(previous) - 1
+                last = u
         self.previous_store = previous
 
     def loader(self) -> Iterator[Event]:
-        env, program, dram, channel = self.env, self.program, self.dram, self.channel
-        times, origin = self.times, self.origin
-        ifmap_buffer, filter_buffer, ofmap_buffer = self.buffers
-        claims_outputs = program.loader_claims_outputs
-        load_after = program.load_after.tolist()
-        latency = dram.latency_cycles
+        env, dram, channel, origin = self.env, self.dram, self.channel, self.origin
+        load_start, load_end = self.times["load_start"], self.times["load_end"]
+        spaces = [b.space for b in self.buffers]
+        logs = [b.log for b in self.buffers]
+        claims_outputs = self.program.loader_claims_outputs
+        load_after = self.program.load_after.tolist()
+        ended, arrived = self.ended, self.arrived
         for u, work in enumerate(self.loader_work):
             if not work:
                 continue
-            wait = self.ended.wait(load_after[u])
+            wait = ended.wait(load_after[u])
             if wait is not None:
                 yield wait
             ifmap, filt, psum = self.load[u]
-            if ifmap:
-                yield from ifmap_buffer.claim(ifmap)
-            if filt:
-                yield from filter_buffer.claim(filt)
-            if claims_outputs and self.out_alloc[u]:
-                yield from ofmap_buffer.claim(self.out_alloc[u])
+            out = self.out_alloc[u] if claims_outputs else 0
+            for index, nbytes in ((0, ifmap), (1, filt), (2, out)):
+                if nbytes:
+                    wait = spaces[index].claim(nbytes)
+                    if wait is not None:
+                        yield wait
+                    logs[index].append((env.now - origin, nbytes))
             nbytes = ifmap + filt + psum
             if nbytes:
                 grant = channel.acquire(self.load_ticket[u])
                 if grant is not None:
                     yield grant
-                times["load_start"][u] = env.now - origin
+                load_start[u] = env.now - origin
                 cycles = dram.cycles(nbytes)
                 if cycles:
                     yield env.timeout(cycles)
-                times["load_end"][u] = env.now - origin
+                load_end[u] = env.now - origin
                 channel.release()
-            if latency and nbytes:
-                env.process(self._arrive(u))
-            else:
-                self.arrived.reach(u)
-
-    def _arrive(self, unit: int) -> Iterator[Event]:
-        yield self.env.timeout(self.dram.latency_cycles)
-        self.arrived.reach(unit)
+            arrived.reach(u)
 
     def array(self) -> Iterator[Event]:
-        env, program = self.env, self.program
-        times, origin = self.times, self.origin
-        claims_outputs = not program.loader_claims_outputs
-        double_buffering = program.double_buffering
+        env, origin = self.env, self.origin
+        claims_outputs = not self.program.loader_claims_outputs
+        double_buffering = self.program.double_buffering
+        latency = self.dram.latency_cycles
         ifmap_buffer, filter_buffer, ofmap_buffer = self.buffers
-        start, end = times["start"], times["end"]
+        start, end, load_end = self.times["start"], self.times["end"], self.times["load_end"]
+        ended, arrived, stored = self.ended, self.arrived, self.stored
         for u, cycles in enumerate(self.cycles):
             if self.loader_work[u]:
-                wait = self.arrived.wait(u)
+                wait = arrived.wait(u)
                 if wait is not None:
                     yield wait
-            if self.out_alloc[u]:
+                # Data is usable dram_latency_cycles after its transfer ends.
+                if latency and load_end[u] >= 0:
+                    late = origin + load_end[u] + latency - env.now
+                    if late > 0:
+                        yield env.timeout(late)
+            alloc = self.out_alloc[u]
+            if alloc:
                 if not double_buffering:
                     # One output buffer: it cannot take new outputs while it is drained.
-                    wait = self.stored.wait(self.previous_store[u])
+                    wait = stored.wait(self.previous_store[u])
                     if wait is not None:
                         yield wait
                 if claims_outputs:
-                    yield from ofmap_buffer.claim(self.out_alloc[u])
+                    wait = ofmap_buffer.space.claim(alloc)
+                    if wait is not None:
+                        yield wait
+                    ofmap_buffer.log.append((env.now - origin, alloc))
             start[u] = env.now - origin
             if cycles:
                 yield env.timeout(cycles)
-            end[u] = env.now - origin
+            end[u] = now = env.now - origin
             ifmap, filt = self.release[u]
             if ifmap:
-                ifmap_buffer.free(ifmap)
+                ifmap_buffer.space.free(ifmap)
+                ifmap_buffer.log.append((now, -ifmap))
             if filt:
-                filter_buffer.free(filt)
-            self.ended.reach(u)
+                filter_buffer.space.free(filt)
+                filter_buffer.log.append((now, -filt))
+            ended.reach(u)
 
     def writer(self) -> Iterator[Event]:
-        env, dram, channel = self.env, self.dram, self.channel
-        times, origin = self.times, self.origin
-        ofmap_buffer = self.buffers[2]
+        env, dram, channel, origin = self.env, self.dram, self.channel, self.origin
+        store_start, store_end = self.times["store_start"], self.times["store_end"]
+        ofmap_buffer, ended, stored = self.buffers[2], self.ended, self.stored
         for u, nbytes in enumerate(self.store_bytes):
             if not nbytes:
                 continue
-            wait = self.ended.wait(u)
+            wait = ended.wait(u)
             if wait is not None:
                 yield wait
             grant = channel.acquire(self.store_ticket[u])
             if grant is not None:
                 yield grant
-            times["store_start"][u] = env.now - origin
+            store_start[u] = env.now - origin
             cycles = dram.cycles(nbytes)
             if cycles:
                 yield env.timeout(cycles)
-            times["store_end"][u] = env.now - origin
+            store_end[u] = now = env.now - origin
             channel.release()
             if self.store_free[u]:
-                ofmap_buffer.free(self.store_free[u])
-            self.stored.reach(u)
+                ofmap_buffer.space.free(self.store_free[u])
+                ofmap_buffer.log.append((now, -self.store_free[u]))
+            stored.reach(u)
 
 
 def run_layer(env: simpy.Environment, program: TileProgram, dram: Dram) -> LayerSchedule:
