@@ -1,36 +1,19 @@
 """A thin layer over SimPy: integer cycles, milestones, and a channel served in a fixed order.
 
 The engine never owns an environment: the caller creates one ``simpy.Environment`` per run and
-passes it in, so two runs never share state. Simulated time is in cycles and every delay is an
-integer (:func:`delay` refuses anything else), so results are exact.
+passes it in, so two runs never share state. Simulated time is in cycles, and every delay the
+processes wait is an integer number of cycles, so results are exact.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import simpy
 from simpy.events import Event
 from simpy.resources.base import BaseResource, Get, Put
 
-__all__ = ["delay", "Milestones", "SequencedChannel", "ChannelRequest", "Space", "SpaceClaim"]
-
-
-def delay(env: simpy.Environment, cycles: int) -> Iterator[Event]:
-    """Wait ``cycles`` cycles (``yield from delay(env, n)``); nothing happens for 0.
-
-    Raises
-    ------
-    TypeError : when ``cycles`` is not an integer (time stays exact).
-    ValueError : when ``cycles`` is negative.
-    """
-    if not isinstance(cycles, int):
-        raise TypeError(f"cycles must be an integer, not {cycles!r}")
-    if cycles < 0:
-        raise ValueError(f"cycles must be non-negative, not {cycles}")
-    if cycles:
-        yield env.timeout(cycles)
+__all__ = ["Milestones", "SequencedChannel", "ChannelRequest", "Space", "SpaceClaim"]
 
 
 class Milestones:

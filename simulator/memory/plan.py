@@ -29,6 +29,7 @@ each chunk and read back before the next row fold's matching chunk (``spill``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Literal
 
 import numpy as np
@@ -127,18 +128,31 @@ class TileProgram:
         return self.store.sum(axis=0)
 
 
-@dataclasses.dataclass
 class _Operand:
-    """One input operand's tiles over the (row fold, column fold) grid."""
+    """One input operand's tiles over the (row fold, column fold) grid.
 
-    name: str
-    dep: str            # fold indices the tile depends on: "r", "c" or "rc"
-    stationary: bool    # held in the array for the whole fold (cannot be streamed)
-    tile: np.ndarray    # int64 (RF, CF) bytes of each fold's tile
-    group: int          # distinct bytes of the operand per group
-    first_visit: np.ndarray  # int64 (RF, CF) bytes loaded at a tile's first use (group reuse)
-    window: tuple[np.ndarray, np.ndarray, int] | None = None  # per row fold: bytes first
-    # read, bytes last read (sliding-window reuse), and the largest live window in bytes
+    ``tile`` (int64 (RF, CF) bytes of each fold's tile) and ``window`` (per row fold: bytes
+    first read, bytes last read, and the largest live window; OS conv inputs only) may be
+    given as functions: footprints cost time and are only computed when a reuse decision
+    needs them.
+    """
+
+    def __init__(self, name: str, dep: str, stationary: bool, tile, group: int,
+                 first_visit: np.ndarray, window=None) -> None:
+        self.name = name
+        self.dep = dep                  # fold indices the tile depends on: "r", "c" or "rc"
+        self.stationary = stationary    # held in the array for a whole fold: cannot stream
+        self.group = group              # distinct bytes of the operand per group
+        self.first_visit = first_visit  # (RF, CF) bytes loaded at a tile's first use
+        self._tile, self._window = tile, window
+
+    @functools.cached_property
+    def tile(self) -> np.ndarray:
+        return self._tile() if callable(self._tile) else self._tile
+
+    @functools.cached_property
+    def window(self) -> tuple[np.ndarray, np.ndarray, int] | None:
+        return self._window() if callable(self._window) else self._window
 
 
 def _split(total: np.ndarray, parts: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -162,15 +176,15 @@ def plan_layer(layer: Layer, rows: int, cols: int, dataflow: str, fold_cycles: n
     SimulationError : when a buffer cannot hold what a fold needs at once (a stationary
         tile, one output tile, or a streamed chunk of one step).
     """
-    footprint = Footprint(layer)
+    operands = _operands(layer, rows, cols, dataflow)
     if memory.loop_order != "auto":
         return _plan(layer, rows, cols, dataflow, fold_cycles, memory, memory.loop_order,
-                     footprint)
+                     operands)
     plans, errors = [], []
     for order in ("column_folds_outer", "row_folds_outer"):
         try:
             plans.append(_plan(layer, rows, cols, dataflow, fold_cycles, memory, order,
-                               footprint))
+                               operands))
         except SimulationError as exc:
             errors.append(exc)
     if not plans:
@@ -179,8 +193,76 @@ def plan_layer(layer: Layer, rows: int, cols: int, dataflow: str, fold_cycles: n
     return min(plans, key=lambda p: int(p.dram_read_bytes.sum() + p.dram_write_bytes.sum()))
 
 
+def _operands(layer: Layer, rows: int, cols: int, dataflow: str) -> tuple[_Operand, _Operand]:
+    """The two input operands' tiles, per dataflow (docs/memory-model.md, "Tiles")."""
+    footprint = Footprint(layer)
+    gemm = layer.gemm
+    m, k, n = gemm.m, gemm.k, gemm.n
+    a_bits, w_bits = layer.activation_bits, layer.weight_bits
+    sr, sc = {"os": (m, n), "ws": (k, n), "is": (k, m)}[dataflow]
+    rf, cf = _ceil_div(sr, rows), _ceil_div(sc, cols)
+    r_used = np.minimum(rows, sr - rows * np.arange(rf, dtype=np.int64))
+    c_used = np.minimum(cols, sc - cols * np.arange(cf, dtype=np.int64))
+    r0 = rows * np.arange(rf, dtype=np.int64)
+    c0 = cols * np.arange(cf, dtype=np.int64)
+    grid = np.zeros((rf, cf), dtype=np.int64)
+    if dataflow == "os":
+        def os_tiles() -> np.ndarray:
+            return grid + _bytes([footprint.elements(int(a), int(a + u), 0, k)
+                                  for a, u in zip(r0, r_used)], a_bits)[:, None]
+
+        if layer.op == "conv2d":
+            cg = layer.in_channels // layer.groups
+            slices = [(int(a), int(a + u)) for a, u in zip(r0, r_used)]
+            first = np.asarray(footprint.first_reads(slices), dtype=np.int64) * cg
+            ifmap_first = _increments(first, a_bits)
+
+            def window() -> tuple[np.ndarray, np.ndarray, int]:
+                last = np.asarray(footprint.first_reads(slices[::-1])[::-1],
+                                  dtype=np.int64) * cg
+                last_bytes = _increments(last, a_bits)
+                live = (np.cumsum(ifmap_first)
+                        - np.concatenate([[0], np.cumsum(last_bytes)[:-1]]))
+                return ifmap_first, last_bytes, int(live.max())
+        else:
+            # A GEMM's rows do not overlap: each row fold's tile is new.
+            ifmap_first = _increments(r_used * k, a_bits)
+            window = None
+        ifmap = _Operand("ifmap", "r", False, os_tiles, int(ifmap_first.sum()),
+                         grid + np.where(c0 == 0, 1, 0)[None, :] * ifmap_first[:, None],
+                         window)
+        f_tile = _bytes(k * c_used, w_bits)
+        filt = _Operand("filter", "c", False, grid + f_tile[None, :], int(f_tile.sum()),
+                        grid + np.where(r0 == 0, 1, 0)[:, None] * f_tile[None, :])
+    elif dataflow == "ws":
+        def ws_tiles() -> np.ndarray:
+            return grid + _bytes([footprint.elements(0, m, int(a), int(a + u))
+                                  for a, u in zip(r0, r_used)], a_bits)[:, None]
+
+        whole = int(_bytes(footprint.elements(0, m, 0, k), a_bits))
+        ifmap = _Operand("ifmap", "r", False, ws_tiles, whole,
+                         _whole_at_first_fold(grid, whole))
+        f_tile = _bytes(r_used[:, None] * c_used[None, :], w_bits)
+        filt = _Operand("filter", "rc", True, f_tile, int(f_tile.sum()), f_tile)
+    else:
+        def is_tiles() -> np.ndarray:
+            return _bytes([[footprint.elements(int(b), int(b + v), int(a), int(a + u))
+                            for b, v in zip(c0, c_used)] for a, u in zip(r0, r_used)],
+                          a_bits).reshape(rf, cf)
+
+        whole = int(_bytes(footprint.elements(0, m, 0, k), a_bits))
+        ifmap = _Operand("ifmap", "rc", True, is_tiles, whole,
+                         _whole_at_first_fold(grid, whole))
+        f_tile = _bytes(r_used * n, w_bits)
+        filt = _Operand("filter", "r", False, grid + f_tile[:, None], int(f_tile.sum()),
+                        grid + np.where(c0 == 0, 1, 0)[None, :] * f_tile[:, None])
+
+    return ifmap, filt
+
+
 def _plan(layer: Layer, rows: int, cols: int, dataflow: str, fold_cycles: np.ndarray,
-          memory: MemoryConfig, loop_order: LoopOrder, footprint: Footprint) -> TileProgram:
+          memory: MemoryConfig, loop_order: LoopOrder,
+          operands: tuple[_Operand, _Operand]) -> TileProgram:
     gemm = layer.gemm
     m, k, n, groups = gemm.m, gemm.k, gemm.n, gemm.groups
     a_bits, w_bits = layer.activation_bits, layer.weight_bits
@@ -195,52 +277,9 @@ def _plan(layer: Layer, rows: int, cols: int, dataflow: str, fold_cycles: np.nda
                          f"got shape {fold_cycles.shape}")
     r_used = np.minimum(rows, sr - rows * np.arange(rf, dtype=np.int64))
     c_used = np.minimum(cols, sc - cols * np.arange(cf, dtype=np.int64))
-    r0 = rows * np.arange(rf, dtype=np.int64)
-    c0 = cols * np.arange(cf, dtype=np.int64)
     grid = np.zeros((rf, cf), dtype=np.int64)
+    ifmap, filt = operands
     cap = tuple(buffer_bytes(v) for v in (memory.ifmap_kib, memory.filter_kib, memory.ofmap_kib))
-
-    # Tiles of the two input operands, per dataflow (docs/memory-model.md, "Tiles").
-    if dataflow == "os":
-        ifmap_tile = _bytes([footprint.elements(int(a), int(a + u), 0, k)
-                             for a, u in zip(r0, r_used)], a_bits)
-        window = None
-        if layer.op == "conv2d":
-            cg = layer.in_channels // layer.groups
-            slices = [(int(a), int(a + u)) for a, u in zip(r0, r_used)]
-            first = np.asarray(footprint.first_reads(slices), dtype=np.int64) * cg
-            last = np.asarray(footprint.first_reads(slices[::-1])[::-1], dtype=np.int64) * cg
-            ifmap_first = _increments(first, a_bits)
-            last_bytes = _increments(last, a_bits)
-            live = np.cumsum(ifmap_first) - np.concatenate([[0], np.cumsum(last_bytes)[:-1]])
-            window = (ifmap_first, last_bytes, int(live.max()))
-        else:
-            # A GEMM's rows do not overlap: each row fold's tile is new.
-            ifmap_first = _increments(r_used * k, a_bits)
-        ifmap = _Operand("ifmap", "r", False, grid + ifmap_tile[:, None],
-                         int(ifmap_first.sum()), grid + np.where(c0 == 0, 1, 0)[None, :]
-                         * ifmap_first[:, None], window)
-        f_tile = _bytes(k * c_used, w_bits)
-        filt = _Operand("filter", "c", False, grid + f_tile[None, :], int(f_tile.sum()),
-                        grid + np.where(r0 == 0, 1, 0)[:, None] * f_tile[None, :])
-    elif dataflow == "ws":
-        ifmap_tile = _bytes([footprint.elements(0, m, int(a), int(a + u))
-                             for a, u in zip(r0, r_used)], a_bits)
-        whole = int(_bytes(footprint.elements(0, m, 0, k), a_bits))
-        ifmap = _Operand("ifmap", "r", False, grid + ifmap_tile[:, None], whole,
-                         _whole_at_first_fold(grid, whole))
-        f_tile = _bytes(r_used[:, None] * c_used[None, :], w_bits)
-        filt = _Operand("filter", "rc", True, f_tile, int(f_tile.sum()), f_tile)
-    else:
-        ifmap_tile = _bytes([[footprint.elements(int(b), int(b + v), int(a), int(a + u))
-                              for b, v in zip(c0, c_used)] for a, u in zip(r0, r_used)],
-                            a_bits).reshape(rf, cf)
-        whole = int(_bytes(footprint.elements(0, m, 0, k), a_bits))
-        ifmap = _Operand("ifmap", "rc", True, ifmap_tile, whole,
-                         _whole_at_first_fold(grid, whole))
-        f_tile = _bytes(r_used * n, w_bits)
-        filt = _Operand("filter", "r", False, grid + f_tile[:, None], int(f_tile.sum()),
-                        grid + np.where(c0 == 0, 1, 0)[None, :] * f_tile[:, None])
 
     col_outer = loop_order == "column_folds_outer"
     outer_dim = "c" if col_outer else "r"

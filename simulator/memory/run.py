@@ -32,7 +32,8 @@ from simulator.engine import Milestones, SequencedChannel, Space
 from simulator.errors import SimulationError
 from simulator.memory.plan import TileProgram
 
-__all__ = ["Dram", "LayerSchedule", "run_layer", "channel_tickets", "peak_occupancy"]
+__all__ = ["Dram", "LayerSchedule", "run_layer", "unbounded_schedule", "channel_tickets",
+           "peak_occupancy"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,17 +253,35 @@ class _Layer:
             stored.reach(u)
 
 
-def run_layer(env: simpy.Environment, program: TileProgram, dram: Dram) -> LayerSchedule:
+def run_layer(env: simpy.Environment, program: TileProgram, dram: Dram, *,
+              closed_form: bool = True) -> LayerSchedule:
     """Run one layer's tile program on ``env``, starting now; returns its schedule.
 
     Layers run one after another on the same environment: each starts with empty buffers
     when the previous one has written back its last output.
 
+    With unbounded buffers, unbounded bandwidth and no latency nothing can wait: every unit
+    starts when the previous one ends, every load happens when its look-ahead allows and every
+    write-back when its unit ends. That schedule is computed in closed form and the
+    environment is advanced past it; ``closed_form=False`` runs the processes anyway (the
+    tests require both to agree).
+
     Raises
     ------
     SimulationError : when the program cannot finish (a buffer can never make room); the
         planner rules this out, so it signals a bug.
+    TypeError : when the program's cycles or bytes are not integers.
     """
+    for name in ("unit_cycles", "load", "release", "out_alloc", "store", "store_free"):
+        if getattr(program, name).dtype.kind not in "iu":
+            raise TypeError(f"TileProgram.{name} must hold integers (cycles and bytes stay "
+                            f"exact), not {getattr(program, name).dtype}")
+    if (closed_form and program.capacity == (None, None, None)
+            and dram.bandwidth_bytes_per_cycle is None and dram.latency_cycles == 0):
+        schedule = unbounded_schedule(program)
+        if schedule.elapsed:
+            env.run(until=env.now + schedule.elapsed)
+        return schedule
     layer = _Layer(env, program, dram)
     processes = [env.process(layer.loader()), env.process(layer.array()),
                  env.process(layer.writer())]
@@ -275,3 +294,39 @@ def run_layer(env: simpy.Environment, program: TileProgram, dram: Dram) -> Layer
                          load_end=t["load_end"], store_start=t["store_start"],
                          store_end=t["store_end"], elapsed=env.now - layer.origin,
                          claims=tuple(b.events() for b in layer.buffers))
+
+
+def unbounded_schedule(program: TileProgram) -> LayerSchedule:
+    """The schedule of ``program`` when nothing waits (unbounded memory, no latency).
+
+    Units run back to back; unit u's loads happen when unit ``load_after[u]`` ends (the
+    channel is free then: every earlier transfer took no time at a cycle no later), its
+    write-back when it ends. Claims and frees follow at those cycles.
+    """
+    cycles = program.unit_cycles
+    end = np.cumsum(cycles)
+    start = end - cycles
+    ended = np.concatenate([[0], end])  # ended[v + 1]: end of unit v; ended[0]: the start
+    loads = program.load.sum(axis=1) > 0
+    at_load = ended[program.load_after + 1]
+    load_time = np.where(loads, at_load, -1)
+    stores = program.store.sum(axis=1) > 0
+    store_time = np.where(stores, end, -1)
+    claims = []
+    for index in range(2):
+        claimed = program.load[:, index] > 0
+        freed = program.release[:, index] > 0
+        claims.append(np.concatenate([
+            np.stack([at_load[claimed], program.load[claimed, index]], axis=1),
+            np.stack([end[freed], -program.release[freed, index]], axis=1)]))
+    claimed = program.out_alloc > 0
+    when = (at_load if program.loader_claims_outputs else start)[claimed]
+    freed = stores & (program.store_free > 0)
+    claims.append(np.concatenate([
+        np.stack([when, program.out_alloc[claimed]], axis=1),
+        np.stack([end[freed], -program.store_free[freed]], axis=1)]))
+    elapsed = int(end[-1]) if len(end) else 0
+    return LayerSchedule(start=start, end=end, load_start=load_time, load_end=load_time.copy(),
+                         store_start=store_time, store_end=store_time.copy(), elapsed=elapsed,
+                         claims=tuple(np.asarray(c, dtype=np.int64).reshape(-1, 2)
+                                      for c in claims))

@@ -1,4 +1,4 @@
-"""The engine's building blocks: milestones, the sequenced channel, buffer space, delays."""
+"""The engine's building blocks: milestones, the sequenced channel, buffer space."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.engine import Milestones, SequencedChannel, Space, delay
+from simulator.engine import Milestones, SequencedChannel, Space
 
 
 def test_milestones_wait_only_for_the_future():
@@ -104,19 +104,3 @@ def test_unbounded_space_never_waits_and_overfreeing_is_a_bug():
     assert space.claim(10**15) is None
     with pytest.raises(RuntimeError):
         space.free(10**15 + 1)
-
-
-def test_delay_keeps_time_integer():
-    env = simpy.Environment()
-
-    def proc():
-        yield from delay(env, 3)
-        yield from delay(env, 0)
-
-    env.process(proc())
-    env.run()
-    assert env.now == 3
-    with pytest.raises(TypeError):
-        next(delay(env, 1.5))
-    with pytest.raises(ValueError):
-        next(delay(env, -1))

@@ -12,6 +12,7 @@ import dataclasses
 import math
 
 import numpy as np
+import pytest
 import simpy
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -34,18 +35,18 @@ def _program(case, **memory):
         assume(False)  # buffers too small for this layer (tested in test_plan.py)
 
 
-def _run(program, bandwidth, latency=0, offset=0):
+def _run(program, bandwidth, latency=0, offset=0, closed_form=True):
     env = simpy.Environment()
     if offset:
         env.run(until=offset)  # a layer that starts late: times are relative to its start
-    return run_layer(env, program, Dram(bandwidth, latency))
+    return run_layer(env, program, Dram(bandwidth, latency), closed_form=closed_form)
 
 
 @settings(max_examples=150, deadline=None)
 @given(cases(), BANDWIDTHS, LATENCIES, st.sampled_from([0, 13]))
 def test_engine_matches_the_naive_twin(case, bandwidth, latency, offset):
     program = _program(case)
-    engine = _run(program, bandwidth, latency, offset)
+    engine = _run(program, bandwidth, latency, offset, closed_form=False)
     twin = naive_timeline(program, bandwidth, latency)
     for key in ("start", "end", "load_start", "load_end", "store_start", "store_end"):
         assert getattr(engine, key).tolist() == twin[key], key
@@ -60,14 +61,25 @@ def test_engine_matches_the_naive_twin(case, bandwidth, latency, offset):
         assert int(mine[:, 1].sum()) == 0  # everything claimed is freed by the end
 
 
-@settings(max_examples=60, deadline=None)
-@given(cases(bounded=False))
-def test_unbounded_memory_never_stalls(case):
+@settings(max_examples=80, deadline=None)
+@given(cases(bounded=False), st.sampled_from([0, 13]))
+def test_unbounded_memory_never_stalls(case, offset):
+    """No stall, and the closed form run_layer takes in this case is the engine's schedule."""
     program = _program(case)
-    schedule = _run(program, None)
+    engine = _run(program, None, closed_form=False)
     cycles = program.unit_cycles
-    assert schedule.start.tolist() == (np.cumsum(cycles) - cycles).tolist()
-    assert schedule.elapsed == int(cycles.sum())
+    assert engine.start.tolist() == (np.cumsum(cycles) - cycles).tolist()
+    assert engine.elapsed == int(cycles.sum())
+    env = simpy.Environment()
+    if offset:
+        env.run(until=offset)
+    closed = run_layer(env, program, Dram())
+    assert env.now == offset + closed.elapsed
+    for key in ("start", "end", "load_start", "load_end", "store_start", "store_end"):
+        assert getattr(closed, key).tolist() == getattr(engine, key).tolist(), key
+    assert closed.elapsed == engine.elapsed
+    for mine, theirs in zip(closed.claims, engine.claims):
+        assert sorted(map(tuple, mine.tolist())) == sorted(map(tuple, theirs.tolist()))
 
 
 @settings(max_examples=80, deadline=None)
@@ -136,3 +148,14 @@ def test_a_hand_computed_schedule():
     assert schedule.elapsed == 41
     assert schedule.peak == (20, 40, 8)
     assert math.isclose(program.dram_read_bytes.sum(), 80)
+
+
+def test_cycles_and_bytes_must_be_integers():
+    from simulator.config.arch import MemoryConfig
+    from simulator.workloads.layers import Layer
+
+    layer = Layer(name="g", op="gemm", in_channels=4, out_channels=2, batch=2)
+    program = plan_layer(layer, 2, 2, "os", np.full(1, 5, dtype=np.int64), MemoryConfig())
+    fractional = dataclasses.replace(program, unit_cycles=program.unit_cycles + 0.5)
+    with pytest.raises(TypeError, match="unit_cycles must hold integers"):
+        _run(fractional, None)
