@@ -22,8 +22,8 @@ from simulator.config.schema import dump
 from simulator.errors import SimulationError, WorkloadError
 from simulator.hw.pe import PEModel, get_pe_model, option_types
 from simulator.hw.timing import fold_cycles, fold_timing
-from simulator.memory import Dram, LayerSchedule, hcm_bit_ops, hcm_bits_moved, hcm_cycles
-from simulator.memory import plan_layer, roofline, run_layer
+from simulator.memory import (Dram, LayerSchedule, TileProgram, hcm_bit_ops, hcm_bits_moved,
+                              hcm_cycles, plan_layer, roofline, run_layer)
 from simulator.workloads.layers import Layer, LayerTensors, Workload
 from simulator.workloads.lowering import gemm_product, gemm_to_output, im2col, weights_to_gemm
 from simulator.workloads.shapes import load_topology_csv, load_workload_yaml
@@ -339,7 +339,7 @@ def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
 
 
 def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel, functional: dict[str, Any],
-                    env: simpy.Environment) -> tuple[LayerResult, LayerSchedule, Any]:
+                    env: simpy.Environment) -> tuple[LayerResult, LayerSchedule, TileProgram]:
     gemm = layer.gemm
     rows, cols = arch.array.rows, arch.array.cols
     timing = fold_timing(gemm, rows, cols, arch.array.dataflow, arch.timing.convention,
@@ -361,7 +361,7 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel, functional: dic
     dram_bytes = int(reads.sum() + writes.sum())
     roof, bound = roofline(timing.compute_cycles, dram_bytes,
                            memory.dram_bandwidth_bytes_per_cycle)
-    out_bits = memory.output_bits or layer.activation_bits
+    bits_moved = hcm_bits_moved(layer, memory.output_bits or layer.activation_bits)
     buffer_reads, buffer_writes = program.buffer_reads, program.buffer_writes
     peaks = schedule.peak
     result = LayerResult(
@@ -384,13 +384,15 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel, functional: dic
         ifmap_reuse=program.reuse["ifmap"], filter_reuse=program.reuse["filter"],
         ofmap_reuse=program.reuse["ofmap"], loop_order=program.loop_order,
         roofline_cycles=roof, bound=bound,
-        hcm_cycles=hcm_cycles(layer, pes, peak, out_bits, memory.dram_bandwidth_bytes_per_cycle),
-        hcm_bit_ops=hcm_bit_ops(layer), hcm_bits_moved=hcm_bits_moved(layer, out_bits),
+        hcm_cycles=hcm_cycles(gemm.macs, pes, peak, bits_moved,
+                              memory.dram_bandwidth_bytes_per_cycle),
+        hcm_bit_ops=hcm_bit_ops(layer), hcm_bits_moved=bits_moved,
         **functional)
     return result, schedule, program
 
 
-def _timeline(name: str, origin: int, schedule: LayerSchedule, program) -> LayerTimeline:
+def _timeline(name: str, origin: int, schedule: LayerSchedule,
+              program: TileProgram) -> LayerTimeline:
     return LayerTimeline(
         name=name, origin=origin, elapsed=schedule.elapsed, unit_fold=program.unit_fold,
         start=schedule.start, end=schedule.end, load_start=schedule.load_start,

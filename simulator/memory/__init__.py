@@ -7,10 +7,10 @@ roofline and HCM cross-checks. See docs/memory-model.md.
 
 from simulator.memory.analysis import hcm_bit_ops, hcm_bits_moved, hcm_cycles, roofline
 from simulator.memory.footprint import Footprint
-from simulator.memory.plan import OPERANDS, TileProgram, buffer_bytes, plan_layer
+from simulator.memory.plan import TileProgram, buffer_bytes, plan_layer
 from simulator.memory.run import (Dram, LayerSchedule, peak_occupancy, run_layer,
                                   unbounded_schedule)
 
-__all__ = ["OPERANDS", "Footprint", "TileProgram", "plan_layer", "buffer_bytes", "Dram",
-           "LayerSchedule", "run_layer", "unbounded_schedule", "peak_occupancy", "roofline", "hcm_bit_ops",
+__all__ = ["Footprint", "TileProgram", "plan_layer", "buffer_bytes", "Dram", "LayerSchedule",
+           "run_layer", "unbounded_schedule", "peak_occupancy", "roofline", "hcm_bit_ops",
            "hcm_bits_moved", "hcm_cycles"]

@@ -46,10 +46,10 @@ def hcm_bits_moved(layer: Layer, output_bits: int) -> int:
             + gemm.groups * gemm.m * gemm.n * output_bits)
 
 
-def hcm_cycles(layer: Layer, pes: int, peak_macs_per_pe_cycle: int, output_bits: int,
+def hcm_cycles(macs: int, pes: int, peak_macs_per_pe_cycle: int, bits_moved: int,
                bandwidth: float | None) -> int:
     """HCM's bound: ``max(MACs / (PEs · peak MACs per PE-cycle), bits moved / 8 / bandwidth)``."""
-    compute = math.ceil(layer.macs / (pes * peak_macs_per_pe_cycle))
+    compute = math.ceil(macs / (pes * peak_macs_per_pe_cycle))
     if bandwidth is None:
         return compute
-    return max(compute, math.ceil(hcm_bits_moved(layer, output_bits) / 8 / bandwidth))
+    return max(compute, math.ceil(bits_moved / 8 / bandwidth))

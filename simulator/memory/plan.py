@@ -3,9 +3,9 @@
 The array runs a layer's folds (MODELS.md §2, docs/timing-model.md) in a loop nest
 ``group -> outer fold index -> inner fold index``; ``memory.loop_order`` says whether column
 folds (SCALE-Sim's order) or row folds are outer, or (``auto``) picks per layer the order
-that moves fewer DRAM bytes. Each fold needs a tile of each operand; a
-tile that does not fit its buffer is *streamed* through it, and then the fold is cut into
-chunks along its streamed dimension. A *unit* is one chunk of one fold (a fold that streams
+that moves fewer DRAM bytes. Each fold needs a tile of each operand; a tile that does not fit
+its buffer is *streamed* through it, and then the fold is cut into chunks along its streamed
+dimension. A *unit* is one chunk of one fold (a fold that streams
 nothing is one unit); units are what the engine schedules.
 
 Reuse follows from buffer capacity, decided per operand and layer (docs/memory-model.md):
@@ -39,10 +39,7 @@ from simulator.errors import SimulationError
 from simulator.memory.footprint import Footprint
 from simulator.workloads.layers import Layer
 
-__all__ = ["OPERANDS", "Reuse", "TileProgram", "plan_layer", "buffer_bytes"]
-
-#: The operand buffers, in the order of every per-operand array.
-OPERANDS = ("ifmap", "filter", "ofmap")
+__all__ = ["Reuse", "TileProgram", "plan_layer", "buffer_bytes"]
 
 Reuse = Literal["group", "window", "outer", "fold", "stream", "resident", "spill"]
 LoopOrder = Literal["column_folds_outer", "row_folds_outer"]
@@ -175,6 +172,7 @@ def plan_layer(layer: Layer, rows: int, cols: int, dataflow: str, fold_cycles: n
     ------
     SimulationError : when a buffer cannot hold what a fold needs at once (a stationary
         tile, one output tile, or a streamed chunk of one step).
+    ValueError : when ``fold_cycles`` does not have one entry per fold.
     """
     operands = _operands(layer, rows, cols, dataflow)
     if memory.loop_order != "auto":
@@ -304,8 +302,9 @@ def _plan(layer: Layer, rows: int, cols: int, dataflow: str, fold_cycles: np.nda
     release_fold = np.zeros((folds, 2), dtype=np.int64)
     stream = np.zeros((folds, 2), dtype=np.int64)
     for index, operand in enumerate((ifmap, filt)):
-        tile = operand.tile[r_of, c_of]
         policy = reuse[operand.name]
+        if policy in ("outer", "fold", "stream"):
+            tile = operand.tile[r_of, c_of]
         if policy == "group":
             load_fold[:, index] = operand.first_visit[r_of, c_of]
             per_group = load_fold[:, index].reshape(groups, -1).sum(axis=1)
