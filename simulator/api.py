@@ -344,13 +344,15 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel, functional: dic
     rows, cols = arch.array.rows, arch.array.cols
     timing = fold_timing(gemm, rows, cols, arch.array.dataflow, arch.timing.convention,
                          pe.reduction_steps(layer))
-    program = plan_layer(layer, rows, cols, arch.array.dataflow, fold_cycles(timing),
-                         arch.memory)
+    # One entry per fold: the memory model takes whatever lengths the PE's folds have.
+    cycles = fold_cycles(timing)
+    program = plan_layer(layer, rows, cols, arch.array.dataflow, cycles, arch.memory)
     memory = arch.memory
     dram = Dram(memory.dram_bandwidth_bytes_per_cycle, memory.dram_latency_cycles)
     schedule = run_layer(env, program, dram)
     # SCALE-Sim's totals are the index of the last cycle: one less than the count.
     index_shift = 1 if arch.timing.convention == "scalesim" else 0
+    compute = int(cycles.sum()) - index_shift
     total = schedule.elapsed - index_shift
     units = program.units
     prefetch = int(schedule.start[0]) if units else 0
@@ -359,16 +361,15 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel, functional: dic
     peak = pe.peak_macs_per_step(layer)
     reads, writes = program.dram_read_bytes, program.dram_write_bytes
     dram_bytes = int(reads.sum() + writes.sum())
-    roof, bound = roofline(timing.compute_cycles, dram_bytes,
-                           memory.dram_bandwidth_bytes_per_cycle)
+    roof, bound = roofline(compute, dram_bytes, memory.dram_bandwidth_bytes_per_cycle)
     bits_moved = hcm_bits_moved(layer, memory.output_bits or layer.activation_bits)
     buffer_reads, buffer_writes = program.buffer_reads, program.buffer_writes
     peaks = schedule.peak
     result = LayerResult(
         name=layer.name, op=layer.op, m=gemm.m, k=gemm.k, n=gemm.n, groups=gemm.groups,
         folds=timing.folds, steps_per_fold=timing.steps_per_fold,
-        cycles_per_fold=timing.cycles_per_fold, compute_cycles=timing.compute_cycles,
-        stall_cycles=total - timing.compute_cycles, total_cycles=total, macs=gemm.macs,
+        cycles_per_fold=timing.cycles_per_fold, compute_cycles=compute,
+        stall_cycles=total - compute, total_cycles=total, macs=gemm.macs,
         utilization=gemm.macs / (total * pes * peak) if total > 0 else 0.0,
         peak_macs_per_pe_cycle=peak,
         mapping_efficiency=timing.mapping_efficiency,

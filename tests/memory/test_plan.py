@@ -206,3 +206,12 @@ def test_word_sizes_follow_the_layer():
     program = plan_layer(narrow, ROWS, COLS, "os", fold_cycles(timing), MemoryConfig())
     # Weight tiles of 27 x 4, 27 x 4 and 27 x 2 four-bit words, each rounded up to bytes.
     assert program.dram_read_bytes.tolist() == [math.ceil(UNIQUE / 2), 54 + 54 + 27, 0]
+
+
+@pytest.mark.parametrize("convention", ["native", "scalesim"])
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+def test_fold_cycles_sum_to_the_compute_cycles(convention, dataflow):
+    timing = fold_timing(LAYER.gemm, ROWS, COLS, dataflow, convention, LAYER.gemm.k)
+    cycles = fold_cycles(timing)
+    assert cycles.shape == (timing.folds,)
+    assert int(cycles.sum()) == timing.compute_cycles + (convention == "scalesim")
