@@ -61,8 +61,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 outputs["outputs.npz"] = stream.move_to
             report_files.write_outputs(Path(args.out), outputs)
         if args.timeline is not None:
-            report_files.atomic_write_text(Path(args.timeline),
-                                           timeline_json(summary, result.timeline))
+            try:
+                report_files.atomic_write_text(Path(args.timeline),
+                                               timeline_json(summary, result.timeline))
+            except OSError as exc:
+                raise SasimError(f"--timeline {args.timeline}: cannot write: "
+                                 f"{exc.strerror or exc}") from None
     finally:
         if stream is not None and stream.path.exists():
             stream.discard()

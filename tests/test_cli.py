@@ -133,6 +133,15 @@ def test_no_timeline_on_error(cli, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_unwritable_timeline_is_one_line(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", "alexnet", "--timing-only",
+                 "--timeline", blocker / "t.json")
+    assert result.status == 2 and result.err.count("\n") == 1
+    assert "--timeline" in result.err and "cannot write" in result.err
+
+
 def test_compute_report_prefetch_and_stalls(cli, tmp_path):
     """A SCALE-Sim config in USER bandwidth mode: loads before the first fold (prefetch) and
     stalls now appear in COMPUTE_REPORT.csv, consistent with summary.json."""
