@@ -13,7 +13,7 @@ import simpy
 from simpy.events import Event
 from simpy.resources.base import BaseResource, Get, Put
 
-__all__ = ["Milestones", "SequencedChannel", "ChannelRequest", "Space", "SpaceClaim"]
+__all__ = ["Milestones", "SequencedChannel", "Space", "SpaceClaim"]
 
 
 class Milestones:
@@ -50,52 +50,53 @@ class Milestones:
         return event
 
 
-class ChannelRequest(Put):
-    """A request for the channel with the ticket it was issued."""
+class SequencedChannel:
+    """A channel that moves one transfer at a time, in a fixed ticket order (0, 1, 2, ...).
 
-    def __init__(self, resource: SequencedChannel, ticket: int) -> None:
-        self.ticket = ticket
-        super().__init__(resource)
+    Transfer ``t`` starts when it has been submitted and transfer ``t - 1`` has ended,
+    whatever order the submissions arrive in, and occupies the channel for its cycles. A
+    static service order keeps a schedule monotone: making any transfer shorter can never
+    make anything later (there is no reordering to go wrong).
 
-
-class SequencedChannel(BaseResource):
-    """A capacity-one resource that serves its users in a fixed ticket order (0, 1, 2, ...).
-
-    The holder of ticket ``t`` gets the channel once ticket ``t - 1`` has released it,
-    whatever order the requests arrive in. A static service order keeps a schedule monotone:
-    making any transfer shorter can never make anything later (there is no reordering to go
-    wrong). :meth:`acquire` grants a ticket whose turn it is at once, without an event, so a
-    channel that is mostly free costs little.
+    Because the order is fixed and a transfer is never interrupted, a transfer's end is known
+    the moment it and all earlier tickets have been submitted: :meth:`transfer` schedules one
+    timeout for it then, instead of a grant, a hold and a release.
     """
 
     def __init__(self, env: simpy.Environment) -> None:
-        super().__init__(env, capacity=1)
+        self.env = env
         self.next_ticket = 0
-        self.busy = False
+        self.free_at = env.now  # when the last scheduled transfer ends
+        self._queued: dict[int, tuple[int, Event]] = {}
 
-    def acquire(self, ticket: int) -> ChannelRequest | None:
-        """Take the channel for ``ticket``: ``None`` if granted now, else an event to wait on."""
-        if not self.busy and ticket == self.next_ticket:
-            self.busy = True
-            return None
-        return ChannelRequest(self, ticket)
+    def transfer(self, ticket: int, cycles: int) -> Event | None:
+        """Submit transfer ``ticket`` of ``cycles`` cycles.
 
-    def release(self) -> None:
-        """Hand the channel to the next ticket (its waiting request, if any, fires now)."""
-        if not self.busy:
-            raise RuntimeError("SequencedChannel released while idle")
-        self.busy = False
+        Returns an event that fires when the transfer ends, or ``None`` when it ends now
+        (a zero-cycle transfer whose turn it is). The transfer started ``cycles`` before.
+        """
+        if ticket != self.next_ticket:
+            event = self.env.event()
+            self._queued[ticket] = (cycles, event)
+            return event
+        done = self._schedule(cycles)
+        while self.next_ticket in self._queued:
+            queued_cycles, event = self._queued.pop(self.next_ticket)
+            end = self._schedule(queued_cycles)
+            if end is None:
+                event.succeed()
+            else:
+                end.callbacks.append(lambda _, event=event: event.succeed())
+        return done
+
+    def _schedule(self, cycles: int) -> Event | None:
+        now = self.env.now
+        start = max(now, self.free_at)
+        self.free_at = start + cycles
         self.next_ticket += 1
-        self._trigger_put(None)
-
-    def _do_put(self, event: ChannelRequest) -> bool:
-        if not self.busy and event.ticket == self.next_ticket:
-            self.busy = True
-            event.succeed()
-        return True  # keep scanning: a later request may hold the next ticket
-
-    def _do_get(self, event: Get) -> bool:
-        raise NotImplementedError("release the channel with release()")
+        if self.free_at == now:
+            return None
+        return self.env.timeout(self.free_at - now)
 
 
 class SpaceClaim(Put):

@@ -10,8 +10,8 @@ Three SimPy processes share one DRAM channel and three buffers (each a
 - the **array** starts unit u when u - 1 has ended and u's operands have arrived (and, for a
   unit that produces outputs, when the output buffer has room), computes for the unit's
   cycles, then frees the operand bytes whose last use this was;
-- the **writer** waits for each unit that produces outputs, transfers them to DRAM and frees
-  their output-buffer space.
+- the **writer** waits for each unit that produces outputs and transfers them to DRAM; their
+  output-buffer space is freed when the transfer ends.
 
 The channel serves transfers in a fixed order (the loads of unit u, then the write-back of
 unit u - 1, then the loads of unit u + 1, ...): :class:`~simulator.engine.SequencedChannel`.
@@ -174,15 +174,12 @@ class _Layer:
                     logs[index].append((env.now - origin, nbytes))
             nbytes = ifmap + filt + psum
             if nbytes:
-                grant = channel.acquire(self.load_ticket[u])
-                if grant is not None:
-                    yield grant
-                load_start[u] = env.now - origin
                 cycles = dram.cycles(nbytes)
-                if cycles:
-                    yield env.timeout(cycles)
+                done = channel.transfer(self.load_ticket[u], cycles)
+                if done is not None:
+                    yield done
                 load_end[u] = env.now - origin
-                channel.release()
+                load_start[u] = load_end[u] - cycles
             arrived.reach(u)
 
     def array(self) -> Iterator[Event]:
@@ -232,25 +229,32 @@ class _Layer:
         env, dram, channel, origin = self.env, self.dram, self.channel, self.origin
         store_start, store_end = self.times["store_start"], self.times["store_end"]
         ofmap_buffer, ended, stored = self.buffers[2], self.ended, self.stored
+
+        def stored_now(u: int, cycles: int) -> None:
+            store_end[u] = now = env.now - origin
+            store_start[u] = now - cycles
+            if self.store_free[u]:
+                ofmap_buffer.space.free(self.store_free[u])
+                ofmap_buffer.log.append((now, -self.store_free[u]))
+            stored.reach(u)
+
+        done = None
         for u, nbytes in enumerate(self.store_bytes):
             if not nbytes:
                 continue
             wait = ended.wait(u)
             if wait is not None:
                 yield wait
-            grant = channel.acquire(self.store_ticket[u])
-            if grant is not None:
-                yield grant
-            store_start[u] = env.now - origin
+            # The channel serves write-backs in ticket order, so the writer need not wait
+            # for this one to end before it takes the next: its end frees the space.
             cycles = dram.cycles(nbytes)
-            if cycles:
-                yield env.timeout(cycles)
-            store_end[u] = now = env.now - origin
-            channel.release()
-            if self.store_free[u]:
-                ofmap_buffer.space.free(self.store_free[u])
-                ofmap_buffer.log.append((now, -self.store_free[u]))
-            stored.reach(u)
+            done = channel.transfer(self.store_ticket[u], cycles)
+            if done is None:
+                stored_now(u, cycles)
+            else:
+                done.callbacks.append(lambda _, u=u, cycles=cycles: stored_now(u, cycles))
+        if done is not None and not done.processed:
+            yield done  # the layer ends when its last write-back does
 
 
 def run_layer(env: simpy.Environment, program: TileProgram, dram: Dram, *,
