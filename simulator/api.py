@@ -310,8 +310,15 @@ class RunResult:
             return out
         total = sum((EnergyReport(l.energy_breakdown_pj) for l in priced),
                     EnergyReport({}))
+        breakdown = total.breakdown_pj
+        # The array alone (its PEs, control and wiring, and their share of leakage): the
+        # scope of a synthesised PE array, which is what the papers compare.
+        area = self.area
+        share = area.array_um2 / area.total_um2 if area is not None and area.total_um2 else 1.0
+        array_pj = (sum(breakdown[k] for k in ("multipliers", "adders", "registers", "pe_logic"))
+                    + breakdown["leakage"] * share)
         out.update(energy_pj=total.total_pj, energy_uj=total.total_pj / 1e6,
-                   energy_breakdown_pj=dict(total.breakdown_pj),
+                   energy_breakdown_pj=dict(breakdown), array_energy_pj=array_pj,
                    energy_per_mac_pj=total.total_pj / self.macs if self.macs else None)
         return out
 
