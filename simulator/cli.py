@@ -106,20 +106,29 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 sqnr = "exact" if summary["sqnr_db"] is None else f"{summary['sqnr_db']:.1f}"
             else:
                 sqnr = "-"
+            energy = summary.get("energy_pj")
+            saving = ("-" if energy is None or not baseline.get("energy_pj")
+                      else f"{energy / baseline['energy_pj']:.2f}x")
             rows.append([workload.name, arch.name, f"{array['rows']}x{array['cols']}",
                          arch.pe.type, summary["total_cycles"], summary["time_us"],
                          f"{speedup:.2f}x", 100 * summary["utilization"], sqnr,
-                         summary["data"]])
+                         "-" if energy is None else f"{energy / 1e6:.1f}", saving,
+                         f"{summary['array_area_um2'] / 1e6:.3f}", summary["data"]])
             records.append({"workload": workload.name, "arch": arch.name,
                             "pe": arch.pe.type, "rows": array["rows"], "cols": array["cols"],
                             "total_cycles": summary["total_cycles"],
                             "time_us": summary["time_us"], "speedup": speedup,
                             "utilization": summary["utilization"], "macs": summary["macs"],
-                            "sqnr_db": summary.get("sqnr_db"), "data": summary["data"]})
+                            "sqnr_db": summary.get("sqnr_db"), "energy_pj": energy,
+                            "array_energy_pj": summary.get("array_energy_pj"),
+                            "array_area_um2": summary["array_area_um2"],
+                            "area_um2": summary["area_um2"], "data": summary["data"]})
     print(f"speedup is relative to the first design ({archs[0].name}) on each workload")
     print(format_table(["workload", "design", "array", "pe", "cycles", "time us", "speedup",
-                        "util %", "SQNR dB", "data"], rows, "llllrrrrrl"))
-    print("SQNR: simulated outputs vs the exact INT8 GEMM ('-': no data, timing only)")
+                        "util %", "SQNR dB", "energy uJ", "energy vs first", "array mm2",
+                        "data"], rows, "llllrrrrrrrrl"))
+    print("SQNR: simulated outputs vs the exact INT8 GEMM ('-': no data, timing only); "
+          f"energy and area: {summary['tech']} table (docs/energy-model.md)")
     if args.out:
         report_files.write_outputs(Path(args.out), {
             "comparison.json": json.dumps(records, indent=2) + "\n",
