@@ -16,6 +16,7 @@ from simulator import api
 from simulator.errors import SasimError
 from simulator.reports import files as report_files
 from simulator.reports.table import format_run, format_table
+from simulator.reports.timeline import timeline_json
 
 __all__ = ["main", "build_parser"]
 
@@ -45,7 +46,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         result = api.simulate(arch, workload, functional=not args.timing_only,
                               output_sink=(lambda name, arr: stream.add(f"{name}.output", arr))
                               if stream else None,
-                              progress=_progress(not args.json))
+                              progress=_progress(not args.json),
+                              timeline=args.timeline is not None)
         summary = result.summary()
         if stream is not None and not summary["functional"]:
             raise SasimError(f"--save-outputs: workload {workload.name} carries no data "
@@ -58,6 +60,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if stream is not None:
                 outputs["outputs.npz"] = stream.move_to
             report_files.write_outputs(Path(args.out), outputs)
+        if args.timeline is not None:
+            try:
+                report_files.atomic_write_text(Path(args.timeline),
+                                               timeline_json(summary, result.timeline))
+            except OSError as exc:
+                raise SasimError(f"--timeline {args.timeline}: cannot write: "
+                                 f"{exc.strerror or exc}") from None
     finally:
         if stream is not None and stream.path.exists():
             stream.discard()
@@ -67,6 +76,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(format_run(summary))
         if args.out:
             print(f"wrote {', '.join(sorted(outputs))} to {args.out}")
+        if args.timeline is not None:
+            print(f"wrote the timeline to {args.timeline} (open it in https://ui.perfetto.dev "
+                  f"or chrome://tracing)")
     return 0
 
 
@@ -94,20 +106,29 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 sqnr = "exact" if summary["sqnr_db"] is None else f"{summary['sqnr_db']:.1f}"
             else:
                 sqnr = "-"
+            energy = summary.get("energy_pj")
+            saving = ("-" if energy is None or not baseline.get("energy_pj")
+                      else f"{energy / baseline['energy_pj']:.2f}x")
             rows.append([workload.name, arch.name, f"{array['rows']}x{array['cols']}",
                          arch.pe.type, summary["total_cycles"], summary["time_us"],
                          f"{speedup:.2f}x", 100 * summary["utilization"], sqnr,
-                         summary["data"]])
+                         "-" if energy is None else f"{energy / 1e6:.1f}", saving,
+                         f"{summary['array_area_um2'] / 1e6:.3f}", summary["data"]])
             records.append({"workload": workload.name, "arch": arch.name,
                             "pe": arch.pe.type, "rows": array["rows"], "cols": array["cols"],
                             "total_cycles": summary["total_cycles"],
                             "time_us": summary["time_us"], "speedup": speedup,
                             "utilization": summary["utilization"], "macs": summary["macs"],
-                            "sqnr_db": summary.get("sqnr_db"), "data": summary["data"]})
+                            "sqnr_db": summary.get("sqnr_db"), "energy_pj": energy,
+                            "array_energy_pj": summary.get("array_energy_pj"),
+                            "array_area_um2": summary["array_area_um2"],
+                            "area_um2": summary["area_um2"], "data": summary["data"]})
     print(f"speedup is relative to the first design ({archs[0].name}) on each workload")
     print(format_table(["workload", "design", "array", "pe", "cycles", "time us", "speedup",
-                        "util %", "SQNR dB", "data"], rows, "llllrrrrrl"))
-    print("SQNR: simulated outputs vs the exact INT8 GEMM ('-': no data, timing only)")
+                        "util %", "SQNR dB", "energy uJ", "energy vs first", "array mm2",
+                        "data"], rows, "llllrrrrrrrrl"))
+    print("SQNR: simulated outputs vs the exact INT8 GEMM ('-': no data, timing only); "
+          f"energy and area: {summary['tech']} table (docs/energy-model.md)")
     if args.out:
         report_files.write_outputs(Path(args.out), {
             "comparison.json": json.dumps(records, indent=2) + "\n",
@@ -272,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write the simulated integer outputs to DIR/outputs.npz")
     run.add_argument("--timing-only", action="store_true",
                      help="skip the functional simulation (no counters, no error metrics)")
+    run.add_argument("--timeline", metavar="FILE.json",
+                     help="write the schedule (per layer: loads, compute, stalls, write-back) "
+                          "as a Chrome trace-event file for Perfetto / chrome://tracing")
     run.set_defaults(func=_cmd_run)
 
     cmp_ = sub.add_parser("compare", help="compare designs on workloads (the `make run` job)",

@@ -35,7 +35,11 @@ the value is parsed as YAML, so `--set pe.layer_threads={conv1: 1}` works.
 
 A SCALE-Sim `.cfg` is accepted wherever an arch YAML is: `ArrayHeight`, `ArrayWidth` and
 `Dataflow` set `array.rows`, `array.cols` and `array.dataflow`, and `timing.convention`
-becomes `scalesim`.
+becomes `scalesim`. `IfmapSramSzkB`, `FilterSramSzkB` and `OfmapSramSzkB` set
+`memory.ifmap_kib`, `memory.filter_kib` and `memory.ofmap_kib` (with SCALE-Sim's 1-byte
+words: `memory.output_bits` and `memory.partial_sum_bits` become 8); in
+`InterfaceBandwidth: USER` mode `Bandwidth` sets `memory.dram_bandwidth_bytes_per_cycle`,
+in `CALC` mode (the default) it stays unbounded (see docs/memory-model.md).
 """
 
 

@@ -98,3 +98,66 @@ def test_output_dir_is_replaced_atomically(cli, tmp_path):
     assert cli("run", "--arch", "os_sa_32x32", "--workload", "alexnet", "--out", out).status == 0
     assert (out / "summary.json").read_text() != first
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+MEMORY = ["--set", "memory.ifmap_kib=16", "--set", "memory.filter_kib=16",
+          "--set", "memory.ofmap_kib=4", "--set", "memory.dram_bandwidth_bytes_per_cycle=8"]
+
+
+def test_run_with_memory_and_timeline(cli, tmp_path):
+    out, timeline = tmp_path / "run", tmp_path / "trace" / "t.json"
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", "resnet18", "--timing-only",
+                 *MEMORY, "--out", out, "--timeline", timeline)
+    assert result.status == 0, result.err
+    assert "roofline" in result.out and "bound" in result.out and "memory" in result.out
+    assert f"wrote the timeline to {timeline}" in result.out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stall_cycles"] > 0 and summary["memory_bound_layers"] > 0
+    rows = list(csv.DictReader((out / "layers.csv").open()))
+    for column in ("dram_ifmap_read_bytes", "peak_ofmap_bytes", "roofline_cycles", "bound",
+                   "hcm_bit_ops", "ifmap_reuse", "prefetch_cycles"):
+        assert [r[column] for r in rows] == [str(l[column]) for l in summary["layers"]]
+    trace = json.loads(timeline.read_text())
+    assert {e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "thread_name"} == {
+        "layers", "DRAM loads", "array compute", "array stalls", "DRAM write-back"}
+    assert [p.name for p in timeline.parent.iterdir()] == ["t.json"]
+
+
+def test_no_timeline_on_error(cli, tmp_path):
+    timeline = tmp_path / "t.json"
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", "resnet18", "--timeline",
+                 timeline, "--set", "memory.ofmap_kib=0.1")
+    assert result.status == 2
+    assert "layer conv1: memory.ofmap_kib = 102 bytes cannot hold one output tile" in result.err
+    assert result.err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_timeline_is_one_line(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", "alexnet", "--timing-only",
+                 "--timeline", blocker / "t.json")
+    assert result.status == 2 and result.err.count("\n") == 1
+    assert "--timeline" in result.err and "cannot write" in result.err
+
+
+def test_compute_report_prefetch_and_stalls(cli, tmp_path):
+    """A SCALE-Sim config in USER bandwidth mode: loads before the first fold (prefetch) and
+    stalls now appear in COMPUTE_REPORT.csv, consistent with summary.json."""
+    cfg = tmp_path / "user.cfg"
+    cfg.write_text("[general]\nrun_name = user\n[architecture_presets]\nArrayHeight: 8\n"
+                   "ArrayWidth: 8\nIfmapSramSzkB: 4\nFilterSramSzkB: 4\nOfmapSramSzkB: 2\n"
+                   "Bandwidth : 4\nDataflow : os\n[run_presets]\nInterfaceBandwidth: USER\n")
+    out = tmp_path / "out"
+    result = cli("run", "--arch", cfg, "--workload", "alexnet", "--out", out)
+    assert result.status == 0, result.err
+    summary = json.loads((out / "summary.json").read_text())
+    lines = (out / "COMPUTE_REPORT.csv").read_text().splitlines()[1:]
+    for line, layer in zip(lines, summary["layers"]):
+        cells = [c.strip() for c in line.split(",")]
+        with_prefetch, total, stalls = int(cells[1]), int(cells[2]), int(cells[3])
+        assert with_prefetch == layer["total_cycles"]
+        assert with_prefetch - total == layer["prefetch_cycles"] + layer["drain_cycles"] > 0
+        assert total - stalls == layer["compute_cycles"]
+    assert sum(int(l.split(",")[3]) for l in lines) > 0

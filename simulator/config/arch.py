@@ -1,4 +1,4 @@
-"""The architecture schema: array, processing element and timing convention."""
+"""The architecture schema: array, processing element, timing convention and memory system."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from simulator.config.files import apply_override, parse_override, read_yaml_mapping
-from simulator.config.schema import build, did_you_mean, option, positive
+from simulator.config.schema import build, did_you_mean, non_negative, option, positive
 from simulator.errors import ConfigError
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "ArrayConfig",
     "TimingConfig",
     "EnergyConfig",
+    "MemoryConfig",
     "PEOptions",
     "ArchConfig",
     "load_arch",
@@ -56,6 +57,47 @@ class TimingConfig:
             "(OS folds also drain their outputs: T+2*rows+cols-2).")
 
 
+LoopOrder = Literal["column_folds_outer", "row_folds_outer", "auto"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryConfig:
+    """On-chip buffers and the DRAM channel (docs/memory-model.md).
+
+    The defaults are unbounded buffers and bandwidth: the memory never stalls the array, so
+    the cycles are the array's alone.
+    """
+
+    ifmap_kib: float | None = option(
+        None, doc="Input-activation buffer size in KiB (1024 bytes); null = unbounded.",
+        check=positive)
+    filter_kib: float | None = option(
+        None, doc="Weight buffer size in KiB; null = unbounded.", check=positive)
+    ofmap_kib: float | None = option(
+        None, doc="Output buffer size in KiB (outputs and partial sums); null = unbounded.",
+        check=positive)
+    double_buffering: bool = option(
+        True, doc="Load the next fold's (or chunk's) operands while the current one computes; "
+                  "false: loads and write-backs wait for the array to finish with a buffer.")
+    dram_bandwidth_bytes_per_cycle: float | None = option(
+        None, doc="Bytes per cycle of the one DRAM channel shared by loads and write-backs; "
+                  "null = unbounded (transfers take no time).", check=positive)
+    dram_latency_cycles: int = option(
+        0, doc="Cycles from the end of a load's transfer until its data is usable.",
+        check=non_negative)
+    loop_order: LoopOrder = option(
+        "column_folds_outer",
+        doc="Fold loop order: column_folds_outer (SCALE-Sim's order: the column fold's tile "
+            "stays while the row folds stream past it), row_folds_outer, or auto (per layer, "
+            "the order that moves fewer DRAM bytes).")
+    output_bits: int | None = option(
+        None, doc="Bits of one output word written to DRAM; null = the layer's activation_bits "
+                  "(outputs are requantised on their way out).", check=positive)
+    partial_sum_bits: int = option(
+        32, doc="Bits of one partial sum held in the output buffer or spilled to DRAM "
+                "(WS/IS accumulate over row folds).", check=positive)
+
+
 @dataclasses.dataclass(frozen=True)
 class EnergyConfig:
     """How energy and area are priced (docs/energy-model.md)."""
@@ -82,6 +124,8 @@ class ArchConfig:
     description: str = option("", doc="Free text.")
     array: ArrayConfig = option(default_factory=ArrayConfig, doc="The array.")
     timing: TimingConfig = option(default_factory=TimingConfig, doc="Cycle counting.")
+    memory: MemoryConfig = option(default_factory=MemoryConfig,
+                                  doc="On-chip buffers and DRAM.")
     pe: PEOptions = option(default_factory=PEOptions, doc="The processing element.")
     energy: EnergyConfig = option(default_factory=EnergyConfig, doc="Energy and area pricing.")
 
@@ -108,21 +152,36 @@ def arch_from_mapping(data: Mapping[str, Any], where: str,
 
 
 _CFG_KEYS = {
-    "architecture_presets": {
-        "arrayheight": "rows", "arraywidth": "cols", "dataflow": "dataflow",
-        "ifmapsramszkb": None, "filtersramszkb": None, "ofmapsramszkb": None,
-        "ifmapoffset": None, "filteroffset": None, "ofmapoffset": None, "bandwidth": None,
-        "memorybanks": None, "readrequestbuffer": None, "writerequestbuffer": None,
-    },
+    "arrayheight": ("array", "rows"), "arraywidth": ("array", "cols"),
+    "dataflow": ("array", "dataflow"),
+    "ifmapsramszkb": ("memory", "ifmap_kib"), "filtersramszkb": ("memory", "filter_kib"),
+    "ofmapsramszkb": ("memory", "ofmap_kib"), "bandwidth": ("memory", "bandwidth"),
+    "ifmapoffset": None, "filteroffset": None, "ofmapoffset": None,
+    "memorybanks": None, "readrequestbuffer": None, "writerequestbuffer": None,
 }
+
+
+def _cfg_number(value: str, where: str, *, positive_int: bool) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if positive_int and (not number.is_integer() or number <= 0):
+        raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
+    if number < 0:
+        raise ConfigError(f"{where}: expected a non-negative number, got {value!r}")
+    return number
 
 
 def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
     """Read a SCALE-Sim ``.cfg`` into an arch mapping in the SCALE-Sim timing convention.
 
-    The array shape and dataflow are used; the SRAM sizes, offsets and bandwidth are checked
-    to be numbers (SCALE-Sim's compute report, which this convention reproduces, does not
-    depend on them in its default CALC bandwidth mode).
+    The array shape and dataflow set ``array``; the SRAM sizes (SCALE-Sim's kB are KiB) set
+    the ``memory`` buffers, with SCALE-Sim's 1-byte words and double buffering. In
+    ``InterfaceBandwidth: CALC`` mode (the default; SCALE-Sim sizes the interface so that the
+    array never stalls) the DRAM bandwidth is unbounded; in ``USER`` mode it is the first
+    ``Bandwidth`` value in words (bytes) per cycle. Offsets and bank settings are checked to be
+    numbers and otherwise unused.
     """
     parser = configparser.ConfigParser()
     parser.optionxform = str  # keep SCALE-Sim's key spelling for messages
@@ -138,36 +197,46 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
     section = "architecture_presets"
     if not parser.has_section(section):
         raise ConfigError(f"{path}: missing section [{section}]")
-    array: dict[str, Any] = {}
+    out: dict[str, dict[str, Any]] = {"array": {}, "memory": {}}
+    bandwidth: list[float] = []
     for key, value in parser.items(section):
-        if key.lower() not in _CFG_KEYS[section]:
+        if key.lower() not in _CFG_KEYS:
             continue  # SCALE-Sim itself ignores keys it does not know
-        target = _CFG_KEYS[section][key.lower()]
+        target = _CFG_KEYS[key.lower()]
         where = f"{path}: [{section}] {key}"
-        if target == "dataflow":
+        if target is None:
+            _cfg_number(value, where, positive_int=False)
+            continue
+        group, name = target
+        if name == "dataflow":
             flow = value.strip().lower()
             if flow not in ("os", "ws", "is"):
                 raise ConfigError(f"{where}: expected one of os, ws, is, got {value!r}")
-            array["dataflow"] = flow
-            continue
-        try:
-            number = float(value)
-        except ValueError:
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-        if target is None:
-            if number < 0:
-                raise ConfigError(f"{where}: expected a non-negative number, got {value!r}")
-            continue
-        if not number.is_integer() or number <= 0:
-            raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
-        array[target] = int(number)
+            out[group][name] = flow
+        elif name == "bandwidth":
+            bandwidth = [_cfg_number(v, where, positive_int=True) for v in value.split(",")]
+        elif group == "memory":
+            out[group][name] = _cfg_number(value, where, positive_int=True)
+        else:
+            out[group][name] = int(_cfg_number(value, where, positive_int=True))
     for needed, key in (("rows", "ArrayHeight"), ("cols", "ArrayWidth"),
                         ("dataflow", "Dataflow")):
-        if needed not in array:
+        if needed not in out["array"]:
             raise ConfigError(f"{path}: [{section}] {key}: required key is missing")
+    mode = parser.get("run_presets", "InterfaceBandwidth", fallback="CALC").strip().upper()
+    if mode not in ("CALC", "USER"):
+        raise ConfigError(f"{path}: [run_presets] InterfaceBandwidth: expected CALC or USER, "
+                          f"got {mode!r}")
+    if mode == "USER":
+        if not bandwidth:
+            raise ConfigError(f"{path}: [{section}] Bandwidth: required in USER bandwidth mode")
+        out["memory"]["dram_bandwidth_bytes_per_cycle"] = bandwidth[0]
+    # SCALE-Sim's words are one byte, outputs and partial sums included.
+    out["memory"].update(double_buffering=True, output_bits=8, partial_sum_bits=8)
     name = parser.get("general", "run_name", fallback=path.stem).strip()
-    return {"schema_version": SCHEMA_VERSION, "name": name, "array": array,
-            "timing": {"convention": "scalesim"}, "pe": {"type": "dense"}}
+    return {"schema_version": SCHEMA_VERSION, "name": name, "array": out["array"],
+            "timing": {"convention": "scalesim"}, "memory": out["memory"],
+            "pe": {"type": "dense"}}
 
 
 def load_arch(path: str | Path, overrides: Sequence[str],

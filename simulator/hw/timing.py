@@ -22,6 +22,11 @@ Folds = groups * ceil(Sr/rows) * ceil(Sc/cols). Cycles per fold:
 A PE whose steps depend on the weights (SWIS) gives T per column fold (``column_fold_steps``,
 OS only): every row fold of column fold c takes ``T_c`` steps, the layer's cycles are the sum
 over folds, and the utilisations are summed fold by fold.
+
+Fold order: the canonical order of folds (SCALE-Sim's) is group, then column fold, then row
+fold, innermost last: fold ``(g * col_folds + c) * row_folds + r``. :func:`fold_cycles` gives
+one entry per fold in that order; the memory model (simulator/memory) consumes it, so a PE
+whose folds differ in length only has to supply a different array.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import numpy as np
 
 from simulator.workloads.layers import GemmShape
 
-__all__ = ["FoldTiming", "fold_timing"]
+__all__ = ["FoldTiming", "fold_timing", "fold_cycles", "column_fold_cycles"]
 
 Dataflow = Literal["os", "ws", "is"]
 Convention = Literal["native", "scalesim"]
@@ -167,3 +172,27 @@ def _column_fold_timing(gemm: GemmShape, rows: int, cols: int, dataflow: Dataflo
     return FoldTiming(folds=folds, steps_per_fold=longest, cycles_per_fold=longest + fill + drain,
                       compute_cycles=compute_cycles, mapping_efficiency=mapping,
                       compute_utilization=utilization)
+
+
+def fold_cycles(timing: FoldTiming) -> np.ndarray:
+    """Compute cycles of each fold, int64 (folds,), in the canonical fold order.
+
+    Every fold of a uniform PE takes ``cycles_per_fold``; the array sums to
+    ``compute_cycles`` (plus one in the SCALE-Sim convention, whose total is an index).
+    """
+    return np.full(timing.folds, timing.cycles_per_fold, dtype=np.int64)
+
+
+def column_fold_cycles(gemm: GemmShape, rows: int, cols: int, convention: Convention,
+                       steps: np.ndarray) -> np.ndarray:
+    """Compute cycles of each fold, int64 (folds,), in the canonical fold order, when column
+    fold c of group g takes ``steps[g, c]`` steps (OS; see :func:`fold_timing`).
+
+    Every row fold of a column fold takes ``steps[g, c]`` plus the fold's fill and drain, as
+    in :func:`_column_fold_timing`, so the array sums to its ``compute_cycles`` (plus one in
+    the SCALE-Sim convention).
+    """
+    row_folds = _ceil_div(gemm.m, rows)
+    overhead = rows + cols - 2 + (rows if convention == "native" else 0)
+    per_column_fold = np.asarray(steps, dtype=np.int64).reshape(-1) + overhead
+    return np.repeat(per_column_fold, row_folds)

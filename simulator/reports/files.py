@@ -23,7 +23,16 @@ __all__ = ["LAYER_COLUMNS", "summary_json", "write_outputs", "layers_csv", "reco
 
 LAYER_COLUMNS = ("name", "op", "m", "k", "n", "groups", "folds", "steps_per_fold",
                  "cycles_per_fold", "compute_cycles", "stall_cycles", "total_cycles", "macs",
-                 "utilization", "mapping_efficiency", "compute_utilization")
+                 "utilization", "mapping_efficiency", "compute_utilization",
+                 "prefetch_cycles", "drain_cycles", "roofline_cycles", "bound", "hcm_cycles",
+                 "hcm_bit_ops", "hcm_bits_moved",
+                 "dram_ifmap_read_bytes", "dram_filter_read_bytes", "dram_psum_read_bytes",
+                 "dram_ofmap_write_bytes", "dram_psum_write_bytes",
+                 "buffer_ifmap_read_bytes", "buffer_ifmap_write_bytes",
+                 "buffer_filter_read_bytes", "buffer_filter_write_bytes",
+                 "buffer_ofmap_read_bytes", "buffer_ofmap_write_bytes",
+                 "peak_ifmap_bytes", "peak_filter_bytes", "peak_ofmap_bytes",
+                 "ifmap_reuse", "filter_reuse", "ofmap_reuse", "loop_order", "units")
 
 
 def layers_csv(summary: Mapping[str, Any]) -> str:
@@ -64,16 +73,23 @@ def records_csv(records: Sequence[Mapping[str, Any]]) -> str:
 
 
 def compute_report_csv(summary: Mapping[str, Any]) -> str:
-    """SCALE-Sim v3's COMPUTE_REPORT.csv: same header, same number formatting."""
+    """SCALE-Sim v3's COMPUTE_REPORT.csv: same header, same number formatting.
+
+    As in SCALE-Sim, *Total Cycles* runs from the first fold's start to the last fold's end
+    (stalls included) and *Stall Cycles* are the stalls in between; *Total Cycles (incl.
+    prefetch)* adds the loads before the first fold and the write-back after the last one,
+    i.e. it is the layer's ``total_cycles``.
+    """
     lines = ["LayerID, Total Cycles (incl. prefetch), Total Cycles, Stall Cycles, "
              "Overall Util %, Mapping Efficiency %, Compute Util %,"]
     array = summary["arch_config"]["array"]
     pes = array["rows"] * array["cols"]
     for i, layer in enumerate(summary["layers"]):
-        total = layer["total_cycles"]
-        with_prefetch = total + layer.get("prefetch_cycles", 0)
+        with_prefetch = layer["total_cycles"]
+        total = with_prefetch - layer["prefetch_cycles"] - layer["drain_cycles"]
+        stalls = total - layer["compute_cycles"]
         overall = (layer["macs"] * 100) / (total * pes)
-        lines.append(f"{i}, {with_prefetch}, {total}, {layer['stall_cycles']}, {overall}, "
+        lines.append(f"{i}, {with_prefetch}, {total}, {stalls}, {overall}, "
                      f"{layer['mapping_efficiency'] * 100}, "
                      f"{layer['compute_utilization'] * 100},")
     return "\n".join(lines) + "\n"

@@ -42,8 +42,8 @@ def format_run(summary: Mapping[str, Any]) -> str:
             f"{len(summary['layers'])} layers, data: {summary['data']})")
     functional = summary.get("functional", False)
     counter_names = list(summary["counters"]) if functional else []
-    headers = ["layer", "M", "K", "N", "g", "folds", "cycles", "stalls", "MACs", "util %",
-               "map eff %"]
+    headers = ["layer", "M", "K", "N", "g", "folds", "cycles", "stalls", "roofline", "bound",
+               "DRAM KiB", "MACs", "G bit-ops", "util %", "map eff %"]
     priced = summary.get("energy_pj") is not None
     if functional:
         headers += [f"{name} %" for name in counter_names] + ["SQNR dB"]
@@ -52,7 +52,8 @@ def format_run(summary: Mapping[str, Any]) -> str:
     rows = []
     for lay in summary["layers"]:
         row = [lay["name"], lay["m"], lay["k"], lay["n"], lay["groups"], lay["folds"],
-               lay["total_cycles"], lay["stall_cycles"], lay["macs"],
+               lay["total_cycles"], lay["stall_cycles"], lay["roofline_cycles"], lay["bound"],
+               _kib(_dram_bytes(lay)), lay["macs"], f"{lay['hcm_bit_ops'] / 1e9:.2f}",
                100 * lay["utilization"], 100 * lay["mapping_efficiency"]]
         if functional:
             steps = sum(lay["counters"].values()) or 1
@@ -62,7 +63,9 @@ def format_run(summary: Mapping[str, Any]) -> str:
             row.append(lay["energy_pj"] / 1e6)
         rows.append(row)
     total = ["total", "", "", "", "", sum(lay["folds"] for lay in summary["layers"]),
-             summary["total_cycles"], summary["stall_cycles"], summary["macs"],
+             summary["total_cycles"], summary["stall_cycles"], summary["roofline_cycles"],
+             f"{summary['memory_bound_layers']} mem", _kib(_dram_bytes(summary)),
+             summary["macs"], f"{summary['hcm_bit_ops'] / 1e9:.2f}",
              100 * summary["utilization"], ""]
     if functional:
         steps = sum(summary["counters"].values()) or 1
@@ -73,7 +76,9 @@ def format_run(summary: Mapping[str, Any]) -> str:
     rows.append(total)
     foot = [f"total: {summary['total_cycles']:,} cycles = {summary['time_us']:,.1f} us at "
             f"{array['clock_mhz']:g} MHz; {summary['macs']:,} MACs; utilization "
-            f"{100 * summary['utilization']:.2f} %"]
+            f"{100 * summary['utilization']:.2f} %", _memory_line(summary),
+            "roofline: max(compute cycles, DRAM bytes / bandwidth), bound: its larger term; "
+            "bit-ops: HCM's MACs x (ba*bw + ba + bw + log2 K)"]
     if functional:
         error = ("none (outputs are exact)" if summary["sqnr_db"] is None else
                  f"SQNR {summary['sqnr_db']:.1f} dB, max |error| {summary['max_abs_error']:,}")
@@ -91,6 +96,36 @@ def format_run(summary: Mapping[str, Any]) -> str:
         foot.append("data: SYNTHETIC (generated for this shape-only workload; see "
                     "docs/synthetic-data.md)")
     return "\n".join([head, "", format_table(headers, rows), "", *foot])
+
+
+def _dram_bytes(record: Mapping[str, Any]) -> int:
+    return sum(record[key] for key in ("dram_ifmap_read_bytes", "dram_filter_read_bytes",
+                                       "dram_psum_read_bytes", "dram_ofmap_write_bytes",
+                                       "dram_psum_write_bytes"))
+
+
+def _kib(nbytes: int) -> str:
+    return f"{nbytes / 1024:,.1f}"
+
+
+def _memory_line(summary: Mapping[str, Any]) -> str:
+    """One line describing the memory system and its totals."""
+    memory = summary["arch_config"]["memory"]
+    sizes = "/".join("unbounded" if memory[f"{b}_kib"] is None else f"{memory[f'{b}_kib']:g}"
+                     for b in ("ifmap", "filter", "ofmap"))
+    bandwidth = memory["dram_bandwidth_bytes_per_cycle"]
+    dram = ("unbounded DRAM bandwidth" if bandwidth is None
+            else f"DRAM {bandwidth:g} B/cycle, latency {memory['dram_latency_cycles']}")
+    buffering = "double" if memory["double_buffering"] else "single"
+    reads = sum(summary[k] for k in ("dram_ifmap_read_bytes", "dram_filter_read_bytes",
+                                     "dram_psum_read_bytes"))
+    writes = summary["dram_ofmap_write_bytes"] + summary["dram_psum_write_bytes"]
+    return (f"memory: buffers ifmap/filter/ofmap {sizes} KiB, {buffering}-buffered, {dram}; "
+            f"DRAM read {reads / 2**20:,.2f} MiB, written {writes / 2**20:,.2f} MiB; "
+            f"peak buffers {summary['peak_ifmap_bytes']:,}/{summary['peak_filter_bytes']:,}/"
+            f"{summary['peak_ofmap_bytes']:,} B; stalls {summary['stall_cycles']:,} cycles "
+            f"(prefetch {summary['prefetch_cycles']:,}, final write-back "
+            f"{summary['drain_cycles']:,})")
 
 
 def _sqnr(value: float | None) -> str:

@@ -55,13 +55,41 @@ def test_energy_is_recomputable_from_counters_and_the_table(repo, tmp_path, arch
     registers = (composition.parts["register_bit"] * pes * layer["total_cycles"]
                  * _num(comps["register_bit"]["energy"]))
     pe_area = sum(n * _num(comps[c]["area"]) for c, n in composition.parts.items())
-    area = pe_area * pes * (1 + table["array_overhead"]["control_wiring_area_fraction"])
+    array = pe_area * pes * (1 + table["array_overhead"]["control_wiring_area_fraction"])
+    # Unbounded buffers are sized to the run's peak occupancy.
+    sram = table["sram"]
+    buffers = dram = 0.0
+    buffer_area = 0.0
+    for op in ("ifmap", "filter", "ofmap"):
+        kib = layer[f"peak_{op}_bytes"] / 1024
+        buffer_area += kib * _num(sram["area_per_kib"])
+        per_byte = (_num(sram["read_energy"]) * (kib / sram["reference_kib"])
+                    ** sram["capacity_exponent"] / (sram["word_bits"] / 8))
+        buffers += per_byte * (layer[f"buffer_{op}_read_bytes"]
+                               + sram["write_to_read"] * layer[f"buffer_{op}_write_bytes"])
+    moved = sum(v for k, v in layer.items() if k.startswith("dram_") and k.endswith("_bytes"))
+    dram = moved * 8 * _num(table["dram"]["energy_per_bit"])
+    assert moved > 0 and buffers > 0
+    area = array + buffer_area
     leakage = (_num(table["leakage"]["power_density"]) * area
                * layer["total_cycles"] * 1e3 / summary["clock_mhz"])
     assert summary["area_um2"] == pytest.approx(area, rel=1e-12)
-    assert layer["energy_pj"] == pytest.approx(dynamic + registers + leakage, rel=1e-12)
+    assert layer["energy_pj"] == pytest.approx(dynamic + registers + buffers + dram + leakage,
+                                               rel=1e-12)
     assert summary["energy_pj"] == pytest.approx(layer["energy_pj"], rel=1e-12)
     assert summary["energy_breakdown_pj"]["leakage"] == pytest.approx(leakage, rel=1e-12)
+    assert summary["energy_breakdown_pj"]["dram"] == pytest.approx(dram, rel=1e-12)
+
+
+def test_configured_buffers_set_the_area(tmp_path):
+    path = _trace(tmp_path / "t.npz", np.random.default_rng(3), 0.4)
+    small = _run("os_sa_16x16", path, "memory.ifmap_kib=4", "memory.filter_kib=4",
+                 "memory.ofmap_kib=2")
+    large = _run("os_sa_16x16", path, "memory.ifmap_kib=8", "memory.filter_kib=8",
+                 "memory.ofmap_kib=4")
+    assert (large["area_breakdown_um2"]["buffers"]
+            == pytest.approx(2 * small["area_breakdown_um2"]["buffers"]))
+    assert large["energy_breakdown_pj"]["buffers"] > small["energy_breakdown_pj"]["buffers"]
 
 
 @pytest.mark.parametrize("arch", ["os_sa_16x16", "sysmt_2t_16x16", "sysmt_4t_16x16"])

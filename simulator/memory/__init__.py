@@ -1,0 +1,16 @@
+"""The memory system: operand tiles, on-chip buffers and the DRAM channel, run on the engine.
+
+:func:`plan_layer` turns a layer's folds into a :class:`TileProgram` (what moves when, what
+stays), :func:`run_layer` runs it on a SimPy environment, and :mod:`.analysis` gives the
+roofline and HCM cross-checks. See docs/memory-model.md.
+"""
+
+from simulator.memory.analysis import hcm_bit_ops, hcm_bits_moved, hcm_cycles, roofline
+from simulator.memory.footprint import Footprint
+from simulator.memory.plan import TileProgram, buffer_bytes, plan_layer
+from simulator.memory.run import (Dram, LayerSchedule, peak_occupancy, run_layer,
+                                  unbounded_schedule)
+
+__all__ = ["Footprint", "TileProgram", "plan_layer", "buffer_bytes", "Dram", "LayerSchedule",
+           "run_layer", "unbounded_schedule", "peak_occupancy", "roofline", "hcm_bit_ops",
+           "hcm_bits_moved", "hcm_cycles"]

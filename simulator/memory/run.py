@@ -1,0 +1,336 @@
+"""Running a tile program on the engine: a loader, the array and a writer around three buffers.
+
+Three SimPy processes share one DRAM channel and three buffers (each a
+:class:`~simulator.engine.Space` whose level is the bytes held):
+
+- the **loader** walks the units in order; for unit u it waits until unit ``load_after[u]``
+  has ended (one unit of look-ahead with double buffering), claims buffer space (waiting
+  until enough has been freed) and transfers the unit's bytes over the channel; the data is
+  usable ``dram_latency_cycles`` after the transfer ends;
+- the **array** starts unit u when u - 1 has ended and u's operands have arrived (and, for a
+  unit that produces outputs, when the output buffer has room), computes for the unit's
+  cycles, then frees the operand bytes whose last use this was;
+- the **writer** waits for each unit that produces outputs and transfers them to DRAM; their
+  output-buffer space is freed when the transfer ends.
+
+The channel serves transfers in a fixed order (the loads of unit u, then the write-back of
+unit u - 1, then the loads of unit u + 1, ...): :class:`~simulator.engine.SequencedChannel`.
+Events stand for transfers and units, never for single PE cycles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import simpy
+from simpy.events import Event
+
+from simulator.engine import Milestones, SequencedChannel, Space
+from simulator.errors import SimulationError
+from simulator.memory.plan import TileProgram
+
+__all__ = ["Dram", "LayerSchedule", "run_layer", "unbounded_schedule", "channel_tickets",
+           "peak_occupancy"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Dram:
+    """The DRAM channel: bytes per cycle (``None``: unbounded) and load latency in cycles."""
+
+    bandwidth_bytes_per_cycle: float | None = None
+    latency_cycles: int = 0
+
+    def cycles(self, nbytes: int) -> int:
+        """Cycles the channel is busy moving ``nbytes`` (whole cycles, rounded up)."""
+        if self.bandwidth_bytes_per_cycle is None or nbytes == 0:
+            return 0
+        return math.ceil(nbytes / self.bandwidth_bytes_per_cycle)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSchedule:
+    """When everything of one layer happened, in cycles from the layer's start.
+
+    Unit arrays have one entry per unit; ``-1`` marks a unit without loads or write-back.
+    ``claims`` holds, per buffer (ifmap, filter, ofmap), an int64 (k, 2) array of
+    (cycle, +bytes claimed / -bytes freed) events in the order they happened.
+    """
+
+    start: np.ndarray
+    end: np.ndarray
+    load_start: np.ndarray
+    load_end: np.ndarray
+    store_start: np.ndarray
+    store_end: np.ndarray
+    elapsed: int
+    claims: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+    @property
+    def peak(self) -> tuple[int, int, int]:
+        """Peak bytes held in the ifmap, filter and ofmap buffers."""
+        return tuple(peak_occupancy(c) for c in self.claims)
+
+
+def peak_occupancy(claims: np.ndarray) -> int:
+    """Largest level of a buffer given its (cycle, delta) events; frees at a cycle count
+    before claims at that cycle (space freed at cycle t is usable at cycle t)."""
+    if len(claims) == 0:
+        return 0
+    order = np.lexsort((claims[:, 1], claims[:, 0]))
+    return int(max(0, np.cumsum(claims[order, 1]).max()))
+
+
+def channel_tickets(program: TileProgram) -> tuple[np.ndarray, np.ndarray]:
+    """The channel's service order: ticket of each unit's loads and of its write-back.
+
+    Loads of unit u come before the write-back of unit u - 1 (so prefetching is not held up
+    by draining), and that before the loads of unit u + 1. ``-1``: no transfer.
+    """
+    units = program.units
+    has_load = program.load.sum(axis=1) > 0
+    has_store = program.store.sum(axis=1) > 0
+    keys = np.concatenate([2 * np.arange(units)[has_load], 2 * np.arange(units)[has_store] + 3])
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[np.argsort(keys, kind="stable")] = np.arange(len(keys))
+    load_ticket = np.full(units, -1, dtype=np.int64)
+    store_ticket = np.full(units, -1, dtype=np.int64)
+    load_ticket[has_load] = rank[:int(has_load.sum())]
+    store_ticket[has_store] = rank[int(has_load.sum()):]
+    return load_ticket, store_ticket
+
+
+class _Buffer:
+    """One on-chip buffer: its :class:`~simulator.engine.Space` and a log of claims and frees
+    (cycle from the layer's start, +bytes claimed or -bytes freed)."""
+
+    def __init__(self, env: simpy.Environment, capacity: int | None) -> None:
+        self.space = Space(env, capacity)
+        self.log: list[tuple[int, int]] = []
+
+    def events(self) -> np.ndarray:
+        return np.asarray(self.log, dtype=np.int64).reshape(-1, 2)
+
+
+class _Layer:
+    """The processes and the shared state of one layer's run.
+
+    The per-unit loops are written out flat (no helper generators): they run once per unit
+    of a whole network, and SimPy's cost is per event and per Python call.
+    """
+
+    def __init__(self, env: simpy.Environment, program: TileProgram, dram: Dram) -> None:
+        self.env, self.program, self.dram = env, program, dram
+        units = program.units
+        self.origin = env.now
+        self.channel = SequencedChannel(env)
+        self.buffers = [_Buffer(env, c) for c in program.capacity]
+        self.ended = Milestones(env, units)
+        self.arrived = Milestones(env, units)
+        self.stored = Milestones(env, units)
+        tickets = channel_tickets(program)
+        self.load_ticket, self.store_ticket = (t.tolist() for t in tickets)
+        self.times = {name: [-1] * units for name in
+                      ("start", "end", "load_start", "load_end", "store_start", "store_end")}
+        # Plain Python ints: the processes index these per unit.
+        self.load = program.load.tolist()
+        self.release = program.release.tolist()
+        self.cycles = program.unit_cycles.tolist()
+        self.out_alloc = program.out_alloc.tolist()
+        self.store_bytes = program.store.sum(axis=1).tolist()
+        self.store_free = program.store_free.tolist()
+        self.loader_work = [(sum(row) > 0 or (program.loader_claims_outputs and alloc > 0))
+                            for row, alloc in zip(self.load, self.out_alloc)]
+        previous, last = [], -1
+        for u, nbytes in enumerate(self.store_bytes):
+            previous.append(last)
+            if nbytes:
+                last = u
+        self.previous_store = previous
+
+    def loader(self) -> Iterator[Event]:
+        env, dram, channel, origin = self.env, self.dram, self.channel, self.origin
+        load_start, load_end = self.times["load_start"], self.times["load_end"]
+        spaces = [b.space for b in self.buffers]
+        logs = [b.log for b in self.buffers]
+        claims_outputs = self.program.loader_claims_outputs
+        load_after = self.program.load_after.tolist()
+        ended, arrived = self.ended, self.arrived
+        for u, work in enumerate(self.loader_work):
+            if not work:
+                continue
+            wait = ended.wait(load_after[u])
+            if wait is not None:
+                yield wait
+            ifmap, filt, psum = self.load[u]
+            out = self.out_alloc[u] if claims_outputs else 0
+            for index, nbytes in ((0, ifmap), (1, filt), (2, out)):
+                if nbytes:
+                    wait = spaces[index].claim(nbytes)
+                    if wait is not None:
+                        yield wait
+                    logs[index].append((env.now - origin, nbytes))
+            nbytes = ifmap + filt + psum
+            if nbytes:
+                cycles = dram.cycles(nbytes)
+                done = channel.transfer(self.load_ticket[u], cycles)
+                if done is not None:
+                    yield done
+                load_end[u] = env.now - origin
+                load_start[u] = load_end[u] - cycles
+            arrived.reach(u)
+
+    def array(self) -> Iterator[Event]:
+        env, origin = self.env, self.origin
+        claims_outputs = not self.program.loader_claims_outputs
+        double_buffering = self.program.double_buffering
+        latency = self.dram.latency_cycles
+        ifmap_buffer, filter_buffer, ofmap_buffer = self.buffers
+        start, end, load_end = self.times["start"], self.times["end"], self.times["load_end"]
+        ended, arrived, stored = self.ended, self.arrived, self.stored
+        for u, cycles in enumerate(self.cycles):
+            if self.loader_work[u]:
+                wait = arrived.wait(u)
+                if wait is not None:
+                    yield wait
+                # Data is usable dram_latency_cycles after its transfer ends.
+                if latency and load_end[u] >= 0:
+                    late = origin + load_end[u] + latency - env.now
+                    if late > 0:
+                        yield env.timeout(late)
+            alloc = self.out_alloc[u]
+            if alloc:
+                if not double_buffering:
+                    # One output buffer: it cannot take new outputs while it is drained.
+                    wait = stored.wait(self.previous_store[u])
+                    if wait is not None:
+                        yield wait
+                if claims_outputs:
+                    wait = ofmap_buffer.space.claim(alloc)
+                    if wait is not None:
+                        yield wait
+                    ofmap_buffer.log.append((env.now - origin, alloc))
+            start[u] = env.now - origin
+            if cycles:
+                yield env.timeout(cycles)
+            end[u] = now = env.now - origin
+            ifmap, filt = self.release[u]
+            if ifmap:
+                ifmap_buffer.space.free(ifmap)
+                ifmap_buffer.log.append((now, -ifmap))
+            if filt:
+                filter_buffer.space.free(filt)
+                filter_buffer.log.append((now, -filt))
+            ended.reach(u)
+
+    def writer(self) -> Iterator[Event]:
+        env, dram, channel, origin = self.env, self.dram, self.channel, self.origin
+        store_start, store_end = self.times["store_start"], self.times["store_end"]
+        ofmap_buffer, ended, stored = self.buffers[2], self.ended, self.stored
+
+        def stored_now(u: int, cycles: int) -> None:
+            store_end[u] = now = env.now - origin
+            store_start[u] = now - cycles
+            if self.store_free[u]:
+                ofmap_buffer.space.free(self.store_free[u])
+                ofmap_buffer.log.append((now, -self.store_free[u]))
+            stored.reach(u)
+
+        done = None
+        for u, nbytes in enumerate(self.store_bytes):
+            if not nbytes:
+                continue
+            wait = ended.wait(u)
+            if wait is not None:
+                yield wait
+            # The channel serves write-backs in ticket order, so the writer need not wait
+            # for this one to end before it takes the next: its end frees the space.
+            cycles = dram.cycles(nbytes)
+            done = channel.transfer(self.store_ticket[u], cycles)
+            if done is None:
+                stored_now(u, cycles)
+            else:
+                done.callbacks.append(lambda _, u=u, cycles=cycles: stored_now(u, cycles))
+        if done is not None and not done.processed:
+            yield done  # the layer ends when its last write-back does
+
+
+def run_layer(env: simpy.Environment, program: TileProgram, dram: Dram, *,
+              closed_form: bool = True) -> LayerSchedule:
+    """Run one layer's tile program on ``env``, starting now; returns its schedule.
+
+    Layers run one after another on the same environment: each starts with empty buffers
+    when the previous one has written back its last output.
+
+    With unbounded buffers, unbounded bandwidth and no latency nothing can wait: every unit
+    starts when the previous one ends, every load happens when its look-ahead allows and every
+    write-back when its unit ends. That schedule is computed in closed form and the
+    environment is advanced past it; ``closed_form=False`` runs the processes anyway (the
+    tests require both to agree).
+
+    Raises
+    ------
+    SimulationError : when the program cannot finish (a buffer can never make room); the
+        planner rules this out, so it signals a bug.
+    TypeError : when the program's cycles or bytes are not integers.
+    """
+    for name in ("unit_cycles", "load", "release", "out_alloc", "store", "store_free"):
+        if getattr(program, name).dtype.kind not in "iu":
+            raise TypeError(f"TileProgram.{name} must hold integers (cycles and bytes stay "
+                            f"exact), not {getattr(program, name).dtype}")
+    if (closed_form and program.capacity == (None, None, None)
+            and dram.bandwidth_bytes_per_cycle is None and dram.latency_cycles == 0):
+        schedule = unbounded_schedule(program)
+        if schedule.elapsed:
+            env.run(until=env.now + schedule.elapsed)
+        return schedule
+    layer = _Layer(env, program, dram)
+    processes = [env.process(layer.loader()), env.process(layer.array()),
+                 env.process(layer.writer())]
+    try:
+        env.run(until=env.all_of(processes))
+    except RuntimeError:  # SimPy: no events left before every process finished
+        raise SimulationError(f"layer {program.name}: the memory schedule deadlocked") from None
+    t = {name: np.asarray(v, dtype=np.int64) for name, v in layer.times.items()}
+    return LayerSchedule(start=t["start"], end=t["end"], load_start=t["load_start"],
+                         load_end=t["load_end"], store_start=t["store_start"],
+                         store_end=t["store_end"], elapsed=env.now - layer.origin,
+                         claims=tuple(b.events() for b in layer.buffers))
+
+
+def unbounded_schedule(program: TileProgram) -> LayerSchedule:
+    """The schedule of ``program`` when nothing waits (unbounded memory, no latency).
+
+    Units run back to back; unit u's loads happen when unit ``load_after[u]`` ends (the
+    channel is free then: every earlier transfer took no time at a cycle no later), its
+    write-back when it ends. Claims and frees follow at those cycles.
+    """
+    cycles = program.unit_cycles
+    end = np.cumsum(cycles)
+    start = end - cycles
+    ended = np.concatenate([[0], end])  # ended[v + 1]: end of unit v; ended[0]: the start
+    loads = program.load.sum(axis=1) > 0
+    at_load = ended[program.load_after + 1]
+    load_time = np.where(loads, at_load, -1)
+    stores = program.store.sum(axis=1) > 0
+    store_time = np.where(stores, end, -1)
+    claims = []
+    for index in range(2):
+        claimed = program.load[:, index] > 0
+        freed = program.release[:, index] > 0
+        claims.append(np.concatenate([
+            np.stack([at_load[claimed], program.load[claimed, index]], axis=1),
+            np.stack([end[freed], -program.release[freed, index]], axis=1)]))
+    claimed = program.out_alloc > 0
+    when = (at_load if program.loader_claims_outputs else start)[claimed]
+    freed = stores & (program.store_free > 0)
+    claims.append(np.concatenate([
+        np.stack([when, program.out_alloc[claimed]], axis=1),
+        np.stack([end[freed], -program.store_free[freed]], axis=1)]))
+    elapsed = int(end[-1]) if len(end) else 0
+    return LayerSchedule(start=start, end=end, load_start=load_time, load_end=load_time.copy(),
+                         store_start=store_time, store_end=store_time.copy(), elapsed=elapsed,
+                         claims=tuple(np.asarray(c, dtype=np.int64).reshape(-1, 2)
+                                      for c in claims))
