@@ -82,8 +82,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_COMPARISON = ("os_sa_16x16", "sysmt_2t_16x16", "sysmt_4t_16x16", "os_sa_32x32",
-                      "sysmt_2t_32x32", "sysmt_4t_32x32")
+DEFAULT_COMPARISON = ("os_sa_16x16", "sysmt_2t_16x16", "sysmt_4t_16x16", "sparq_5opt_16x16",
+                      "sparq_3opt_16x16", "sparq_2opt_16x16", "a4w8_16x16",
+                      "bitserial_8b_16x16", "swis_g8_n3_16x16", "swis_variable_16x16",
+                      "bitserial_4b_16x16")
+#: The like-for-like baseline of a PE type in `compare`: bit-serial designs are compared with
+#: the first bit-serial design of the list, word-parallel ones with the first dense design.
+_BASELINE_TYPE = {"swis": "bitserial", "bitserial": "bitserial"}
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -94,12 +99,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     show = _progress(True)
     total = len(workloads) * len(archs)
     for w_index, workload in enumerate(workloads):
-        baseline = None
+        baseline, family = None, {}
         for a_index, arch in enumerate(archs):
             if show is not None:
                 show(w_index * len(archs) + a_index, total, f"{arch.name} on {workload.name}")
             summary = api.simulate(arch, workload, functional=not args.timing_only).summary()
             baseline = baseline or summary
+            family.setdefault(arch.pe.type, summary)
+            like = family.get(_BASELINE_TYPE.get(arch.pe.type, "dense"))
+            own = ("-" if like is None
+                   else f"{like['total_cycles'] / summary['total_cycles']:.2f}x")
             speedup = baseline["total_cycles"] / summary["total_cycles"]
             array = summary["arch_config"]["array"]
             if summary["functional"]:
@@ -111,7 +120,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                       else f"{energy / baseline['energy_pj']:.2f}x")
             rows.append([workload.name, arch.name, f"{array['rows']}x{array['cols']}",
                          arch.pe.type, summary["total_cycles"], summary["time_us"],
-                         f"{speedup:.2f}x", 100 * summary["utilization"], sqnr,
+                         f"{speedup:.2f}x", own, 100 * summary["utilization"], sqnr,
                          "-" if energy is None else f"{energy / 1e6:.1f}", saving,
                          f"{summary['array_area_um2'] / 1e6:.3f}", summary["data"]])
             records.append({"workload": workload.name, "arch": arch.name,
@@ -125,8 +134,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                             "area_um2": summary["area_um2"], "data": summary["data"]})
     print(f"speedup is relative to the first design ({archs[0].name}) on each workload")
     print(format_table(["workload", "design", "array", "pe", "cycles", "time us", "speedup",
-                        "util %", "SQNR dB", "energy uJ", "energy vs first", "array mm2",
-                        "data"], rows, "llllrrrrrrrrl"))
+                        "vs baseline", "util %", "SQNR dB", "energy uJ", "energy vs first",
+                        "array mm2", "data"], rows, "llllrrrrrrrrrl"))
+    print("vs baseline: speedup over the first design of the same family in the list "
+          "(bit-serial designs: the first bitserial one; the others: the first dense one)")
     print("SQNR: simulated outputs vs the exact INT8 GEMM ('-': no data, timing only); "
           f"energy and area: {summary['tech']} table (docs/energy-model.md)")
     if args.out:
