@@ -86,6 +86,11 @@ def format_run(summary: Mapping[str, Any]) -> str:
         if summary.get("outputs_match_trace") is not None:
             verdict = "match" if summary["outputs_match_trace"] else "differ from"
             foot.append(f"simulated outputs {verdict} the trace's recorded outputs")
+    if summary.get("alternative_cycles"):
+        alternatives = ", ".join(f"{name} {cycles:,}"
+                                 for name, cycles in summary["alternative_cycles"].items())
+        foot.append(f"compute cycles under the PE's alternatives: {alternatives} "
+                    f"(this run: {summary['compute_cycles']:,})")
     if priced:
         parts = ", ".join(f"{name} {100 * value / summary['energy_pj']:.1f} %"
                           for name, value in summary["energy_breakdown_pj"].items() if value)
