@@ -263,14 +263,14 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}"
 
 
-def _accuracy_rows(report: dict) -> list[list]:
+def _accuracy_rows(report: dict, top5: bool) -> list[list]:
     int8 = report["int8"]["correct"]
     rows = []
 
     def add(label: str, scores: dict) -> None:
         change = 100 * (scores["correct"] - int8) / report["images"]
         rows.append([label, _percent(scores["top1"]), f"{change:+.2f}",
-                     _percent(scores["top5"]), f"{scores['loss']:.4f}",
+                     *([_percent(scores["top5"])] if top5 else []), f"{scores['loss']:.4f}",
                      _percent(scores["agreement"])])
 
     add("float32", report["float"])
@@ -306,10 +306,11 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
     print(f"model {report['model']} on {report['data']} ({report['images']} images, "
           f"{report['classes']} classes), calibration {report['calibration']}; "
           f"arch {report['arch']}")
-    print(format_table(["model", "top-1 %", "vs INT8", "top-5 %", "loss", "agree %"],
-                       _accuracy_rows(report), "lrrrrr"))
+    top5 = report["hardware"]["top5"] is not None
+    print(format_table(["model", "top-1 %", "vs INT8", *(["top-5 %"] if top5 else []), "loss",
+                        "agree %"], _accuracy_rows(report, top5), "lrrrrr" if top5 else "lrrrr"))
     print("loss: mean cross-entropy (nats); agree: same top-1 prediction as exact INT8"
-          + ("; top-5 is not reported below 20 classes" if report["classes"] < 20 else ""))
+          + ("" if top5 else f"; no top-5 with {report['classes']} classes (it needs 20)"))
     if report["sensitivity"] is not None:
         rows = [[r["layer"], _percent(r["top1"]), f"{0 - r['drop_points']:+.2f}",
                  f"{r['loss_increase']:+.4f}", _percent(r["agreement"])]

@@ -133,6 +133,11 @@ class Baseline:
         return score(logits, data.y, self.int8_scores.predictions)
 
 
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size <= 0:
+        raise SasimError(f"the batch size must be positive, not {batch_size}")
+
+
 def prepare(setup: ModelSetup, batch_size: int = BATCH_SIZE) -> Baseline:
     """Quantise ``setup.model`` with the exporter and score float and exact INT8.
 
@@ -141,6 +146,7 @@ def prepare(setup: ModelSetup, batch_size: int = BATCH_SIZE) -> Baseline:
     SasimError
         When the model cannot run on the data or the labels do not fit its outputs.
     """
+    _check_batch_size(batch_size)
     data = setup.evaluation
     what = f"model {setup.name} on {data.name}"
     float_logits = _logits(setup.model, data.x, batch_size, what)
@@ -270,8 +276,7 @@ def evaluate_accuracy(arch: ArchConfig, baseline: Baseline, *, recalibrate: int 
         ``activation_scales`` and the scores), ``sensitivity`` and ``suggestion`` (None
         unless asked), ``seconds``.
     """
-    if batch_size <= 0:
-        raise SasimError(f"the batch size must be positive, not {batch_size}")
+    _check_batch_size(batch_size)
     if sensitivity and not threshold_points > 0:
         raise SasimError(f"the sensitivity threshold must be a positive number of top-1 "
                          f"points, not {threshold_points}")

@@ -134,23 +134,27 @@ def test_accuracy_command_text_with_recalibration(cli, tiny_files):
     assert result.status == 0, result.err
     for text in ("float32", "INT8 (exporter, exact)", "sysmt_4t_16x16 (sysmt)",
                  "BN recalibration (32 images)", "per-layer sensitivity", "stem",
-                 "no layer alone loses 100 top-1 points", "top-5 is not reported"):
+                 "no layer alone loses 100 top-1 points", "no top-5 with 5 classes"):
         assert text in result.out, text
 
 
 @pytest.mark.parametrize("extra, message", [
     (["--data", "{d}/missing.npz"], "file not found"),
     (["--data", "{d}/nolabels.npz"], "needs integer labels"),
+    (["--data", "{d}/garbage.npz"], "cannot read it"),
     (["--data", "{d}/wrongshape.npz"], "cannot run on the data"),
     (["--data", "{d}/bigl.npz"], "label 9 is out of range for a model with 5 outputs"),
     ([], "needs a labelled evaluation set"),
     (["--data", "{d}/data.npz", "--bn-recalibrate", "1000"], "has 48"),
+    (["--data", "{d}/data.npz", "--batch-size", "0"], "batch size must be positive"),
+    (["--data", "{d}/data.npz", "--limit", "0"], "--limit must be positive"),
 ])
 def test_accuracy_command_bad_input(cli, tiny_files, extra, message):
     rng = np.random.default_rng(1)
     np.savez(tiny_files / "nolabels.npz", x=rng.normal(size=(4, 2, 6, 6)))
     np.savez(tiny_files / "wrongshape.npz", x=rng.normal(size=(4, 3, 6, 6)), y=np.zeros(4, int))
     np.savez(tiny_files / "bigl.npz", x=rng.normal(size=(4, 2, 6, 6)), y=np.full(4, 9))
+    (tiny_files / "garbage.npz").write_bytes(b"not a zip file")
     argv = [a.format(d=tiny_files) for a in extra]
     result = cli("accuracy", "--arch", "sysmt_2t_16x16", "--model",
                  f"{tiny_files / 'net.py'}:factory", "--calibration", tiny_files / "data.npz",
