@@ -11,14 +11,13 @@ images. BatchNorm recalibration with the hardware in the loop is in
 from __future__ import annotations
 
 import simulator.export  # noqa: F401  (raises a clear SasimError without torch)
-from simulator.accuracy.evaluation import (Baseline, Scores, accuracy_for,  # noqa: E402
+from simulator.accuracy.evaluation import (Baseline, Scores, accuracy_for,
                                            clear_accuracy_cache, evaluate_accuracy,
                                            layer_sensitivity, per_layer_override, prepare,
                                            score)
-from simulator.accuracy.hardware import HardwareLayer, hardware_layers, with_hardware  # noqa
-from simulator.accuracy.models import DIGITS, ModelSetup, load_setup  # noqa: E402
-from simulator.accuracy.recalibration import (recalibrate_batchnorm,  # noqa: E402
-                                              recalibrated_model)
+from simulator.accuracy.hardware import HardwareLayer, hardware_layers, with_hardware
+from simulator.accuracy.models import DIGITS, ModelSetup, load_setup
+from simulator.accuracy.recalibration import recalibrate_batchnorm, recalibrated_model
 
 __all__ = [
     "DIGITS",
