@@ -279,6 +279,84 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def _accuracy_rows(report: dict, top5: bool) -> list[list]:
+    int8 = report["int8"]["correct"]
+    rows = []
+
+    def add(label: str, scores: dict) -> None:
+        change = 100 * (scores["correct"] - int8) / report["images"]
+        rows.append([label, _percent(scores["top1"]), f"{change:+.2f}",
+                     *([_percent(scores["top5"])] if top5 else []), f"{scores['loss']:.4f}",
+                     _percent(scores["agreement"])])
+
+    add("float32", report["float"])
+    add("INT8 (exporter, exact)", report["int8"])
+    add(f"{report['arch']} ({report['pe']['type']})", report["hardware"])
+    recal = report["recalibration"]
+    if recal is not None:
+        add(f"{report['arch']} + BN recalibration ({recal['images']} images)", recal)
+    return rows
+
+
+def _cmd_accuracy(args: argparse.Namespace) -> int:
+    from simulator.accuracy import evaluate_accuracy, load_setup, prepare
+
+    if args.limit is not None and args.limit <= 0:
+        raise SasimError(f"--limit must be positive, not {args.limit}")
+    if args.bn_recalibrate < 0:
+        raise SasimError(f"--bn-recalibrate must be 0 (off) or a number of images, "
+                         f"not {args.bn_recalibrate}")
+    arch = api.load_arch(args.arch, args.set or ())
+    setup = load_setup(args.model, args.data, args.calibration, args.recal_data,
+                       calibration_samples=args.calibration_samples,
+                       calibration_method=args.calibration_method, limit=args.limit)
+    baseline = prepare(setup, args.batch_size)
+    report = evaluate_accuracy(arch, baseline, recalibrate=args.bn_recalibrate,
+                               activation_scales=args.recal_activations,
+                               sensitivity=args.sensitivity,
+                               threshold_points=args.sensitivity_threshold,
+                               batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"model {report['model']} on {report['data']} ({report['images']} images, "
+          f"{report['classes']} classes), calibration {report['calibration']}; "
+          f"arch {report['arch']}")
+    top5 = report["hardware"]["top5"] is not None
+    print(format_table(["model", "top-1 %", "vs INT8", *(["top-5 %"] if top5 else []), "loss",
+                        "agree %"], _accuracy_rows(report, top5), "lrrrrr" if top5 else "lrrrr"))
+    print("loss: mean cross-entropy (nats); agree: same top-1 prediction as exact INT8"
+          + ("" if top5 else f"; no top-5 with {report['classes']} classes (it needs 20)"))
+    if report["sensitivity"] is not None:
+        rows = [[r["layer"], _percent(r["top1"]), f"{0 - r['drop_points']:+.2f}",
+                 f"{r['loss_increase']:+.4f}", _percent(r["agreement"])]
+                for r in report["sensitivity"]]
+        print("\nper-layer sensitivity (only this layer on the PE, the others exact INT8):")
+        print(format_table(["layer", "top-1 %", "vs INT8", "loss change", "agree %"], rows,
+                           "lrrrr"))
+        suggestion = report["suggestion"]
+        threshold = suggestion["threshold_points"]
+        if not suggestion["layers"]:
+            print(f"no layer alone loses {threshold:g} top-1 points or more: "
+                  f"no per-layer override suggested")
+        elif suggestion["override"] is None:
+            print(f"layers losing >= {threshold:g} points: {', '.join(suggestion['layers'])}; "
+                  f"{suggestion.get('note', 'they already run exactly')}")
+        else:
+            override = suggestion["override"]
+            print(f"layers losing >= {threshold:g} points: {', '.join(suggestion['layers'])}; "
+                  f"suggested override (top-1 with it "
+                  f"{_percent(suggestion['hardware']['top1'])} %):")
+            print(override["yaml"].rstrip())
+            print(f"or on the command line: {override['set']}")
+    print(f"({report['seconds']:.1f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sasim`` (also used to generate docs)."""
     parser = argparse.ArgumentParser(
@@ -368,6 +446,48 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--name", help="model name in the manifest (default: the output's stem)")
     exp.add_argument("--out", required=True, metavar="TRACE.npz", help="the trace to write")
     exp.set_defaults(func=_cmd_export)
+
+    acc = sub.add_parser(
+        "accuracy", help="top-1 of a PyTorch model with its layers computed by a design's PEs",
+        description="Quantise a model with the exporter (as sasim export does) and evaluate "
+                    "it in float, in exact INT8 and with every conv/linear layer's integer "
+                    "GEMM computed by the design's PE model (the functional model of sasim "
+                    "run, batched over images). Needs the torch extra. DATA is digits:train, "
+                    "digits:test or an .npz file with float inputs x and integer labels y "
+                    "(docs/accuracy.md).")
+    acc.add_argument("--arch", required=True,
+                     help="arch YAML, SCALE-Sim .cfg, or the name of a shipped config")
+    acc.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override an arch key, e.g. --set pe.threads=2 (repeatable)")
+    acc.add_argument("--model", required=True,
+                     help="'digits' (the shipped digits ResNet) or path/to/file.py:factory")
+    acc.add_argument("--data", metavar="DATA",
+                     help="labelled evaluation set (default for digits: digits:test, the 540 "
+                          "held-out images)")
+    acc.add_argument("--calibration", metavar="DATA",
+                     help="calibration inputs (default for digits: digits:train)")
+    acc.add_argument("--calibration-samples", type=int, default=512, metavar="N",
+                     help="calibrate on the first N (default 512, as the shipped trace)")
+    acc.add_argument("--calibration-method", choices=["max", "percentile", "mse"],
+                     default="mse", help="activation clipping (default mse, as the shipped trace)")
+    acc.add_argument("--bn-recalibrate", type=int, default=0, metavar="N",
+                     help="also evaluate after re-estimating the BatchNorm statistics with the "
+                          "PE in the loop on the first N training images")
+    acc.add_argument("--recal-data", metavar="DATA",
+                     help="inputs for --bn-recalibrate (default: the calibration data set)")
+    acc.add_argument("--recal-activations", choices=["keep", "recalibrate"], default="keep",
+                     help="activation scales after recalibration: keep the deployed ones "
+                          "(default) or calibrate them again")
+    acc.add_argument("--sensitivity", action="store_true",
+                     help="run each layer alone on the PE and suggest a per-layer override")
+    acc.add_argument("--sensitivity-threshold", type=float, default=0.5, metavar="POINTS",
+                     help="layers losing at least this many top-1 points get the override "
+                          "(default 0.5)")
+    acc.add_argument("--limit", type=int, metavar="N", help="evaluate on the first N images")
+    acc.add_argument("--batch-size", type=int, default=128, metavar="N",
+                     help="images per forward pass, i.e. per PE GEMM call (default 128)")
+    acc.add_argument("--json", action="store_true", help="print the report as JSON")
+    acc.set_defaults(func=_cmd_accuracy)
     return parser
 
 

@@ -21,13 +21,15 @@ except ImportError:
 
 from simulator.export.data import Dataset, load_dataset, load_factory  # noqa: E402
 from simulator.export.ptq import (CalibrationOptions, ExportResult, QuantizedModel,  # noqa: E402
-                                  evaluate, export_trace, fold_batchnorm, quantize)
+                                  batchnorm_pairs, evaluate, export_trace, fold_batchnorm,
+                                  quantize)
 
 __all__ = [
     "CalibrationOptions",
     "Dataset",
     "ExportResult",
     "QuantizedModel",
+    "batchnorm_pairs",
     "evaluate",
     "export_trace",
     "fold_batchnorm",

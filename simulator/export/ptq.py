@@ -37,8 +37,8 @@ from simulator.workloads.layers import Layer, LayerTensors
 from simulator.workloads.trace import TraceEntry, TraceWriter, load_trace
 from simulator.workloads.lowering import exact_output
 
-__all__ = ["CalibrationOptions", "ExportResult", "QuantizedModel", "evaluate", "export_trace",
-           "fold_batchnorm", "quantize"]
+__all__ = ["CalibrationOptions", "ExportResult", "QuantizedModel", "batchnorm_pairs", "evaluate",
+           "export_trace", "fold_batchnorm", "quantize"]
 
 CalibrationMethod = Literal["max", "percentile", "mse"]
 
@@ -99,28 +99,28 @@ def _batches(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
 
 # --------------------------------------------------------------------------- BN folding
 
-def fold_batchnorm(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, list[str]]:
-    """Fold every BatchNorm2d that directly consumes a Conv2d's output into that conv.
+def batchnorm_pairs(model: nn.Module, example: torch.Tensor) -> dict[str, str]:
+    """The Conv2d -> BatchNorm2d pairs :func:`fold_batchnorm` folds, by module name.
 
-    The pairs are found by running ``example`` once and matching tensors: a BatchNorm2d is
-    folded when its input is the very tensor a Conv2d returned (conv -> bn in the graph). The
-    conv's raw output must not be used elsewhere (true of torchvision-style models).
+    The pairs are found by running ``example`` once and matching tensors: a BatchNorm2d
+    pairs with a Conv2d when its input is the very tensor the conv returned (conv -> bn in
+    the graph), the conv runs once, its BatchNorm is its only such consumer, the channel
+    counts agree and the BatchNorm tracks running statistics.
 
     Parameters
     ----------
     model : nn.Module
-        The float model (left unchanged; a deep copy is folded, in eval mode).
+        The float model, in eval mode (a forward pass in train mode would update the
+        BatchNorm statistics).
     example : torch.Tensor
         A small input batch.
 
     Returns
     -------
-    (nn.Module, list of str)
-        The folded copy (folded BatchNorms replaced by ``nn.Identity``) and the names of the
-        folded BatchNorm layers.
+    dict of str to str
+        Conv name -> BatchNorm name, in the order the BatchNorms run.
     """
-    folded = copy.deepcopy(model).eval()
-    modules = dict(folded.named_modules())
+    modules = dict(model.named_modules())
     producer: dict[int, str] = {}
     keep_alive: list[torch.Tensor] = []
     sources: dict[str, set[str | None]] = {}
@@ -144,23 +144,52 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, 
             handles.append(module.register_forward_hook(conv_hook(name)))
         elif isinstance(module, nn.BatchNorm2d):
             handles.append(module.register_forward_pre_hook(bn_hook(name)))
-    with torch.no_grad():
-        folded(example)
-    for handle in handles:
-        handle.remove()
-    keep_alive.clear()
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+        keep_alive.clear()
 
-    names = []
-    used: set[str] = set()
+    pairs: dict[str, str] = {}
     for bn_name, srcs in sources.items():
         if len(srcs) != 1:
             continue
         (conv_name,) = srcs
-        if conv_name is None or conv_name in used or calls.get(conv_name) != 1:
+        if conv_name is None or conv_name in pairs or calls.get(conv_name) != 1:
             continue
         conv, bn = modules[conv_name], modules[bn_name]
         if bn.num_features != conv.out_channels or not bn.track_running_stats:
             continue
+        pairs[conv_name] = bn_name
+    return pairs
+
+
+def fold_batchnorm(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, list[str]]:
+    """Fold every BatchNorm2d that directly consumes a Conv2d's output into that conv.
+
+    The pairs are those of :func:`batchnorm_pairs` (found by running ``example`` once). The
+    conv's raw output must not be used elsewhere (true of torchvision-style models).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The float model (left unchanged; a deep copy is folded, in eval mode).
+    example : torch.Tensor
+        A small input batch.
+
+    Returns
+    -------
+    (nn.Module, list of str)
+        The folded copy (folded BatchNorms replaced by ``nn.Identity``) and the names of the
+        folded BatchNorm layers.
+    """
+    folded = copy.deepcopy(model).eval()
+    modules = dict(folded.named_modules())
+    names = []
+    for conv_name, bn_name in batchnorm_pairs(folded, example).items():
+        conv, bn = modules[conv_name], modules[bn_name]
         with torch.no_grad():
             std = torch.sqrt(bn.running_var + bn.eps)
             gamma = bn.weight if bn.affine else torch.ones_like(std)
@@ -174,7 +203,6 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, 
             fused.bias.copy_((conv_bias - bn.running_mean) * factor + beta)
         _set_module(folded, conv_name, fused)
         _set_module(folded, bn_name, nn.Identity())
-        used.add(conv_name)
         names.append(bn_name)
     return folded, names
 
@@ -377,7 +405,9 @@ class QuantizedModel(nn.Module):
 
 
 def quantize(model: nn.Module, calibration: torch.Tensor,
-             options: CalibrationOptions = CalibrationOptions()) -> QuantizedModel:
+             options: CalibrationOptions = CalibrationOptions(),
+             activation_scales: Mapping[str, tuple[float, bool]] | None = None,
+             ) -> QuantizedModel:
     """Fold BatchNorm, calibrate on ``calibration`` and quantise every Conv2d/Linear.
 
     Parameters
@@ -388,6 +418,11 @@ def quantize(model: nn.Module, calibration: torch.Tensor,
         Calibration inputs (e.g. a few hundred training images), float.
     options : CalibrationOptions
         Calibration method and bit widths.
+    activation_scales : mapping, optional
+        Layer name -> (activation scale, signed) to use instead of calibrating (e.g. the
+        quantisers of an earlier quantisation of the same network, whose layers it names).
+        A layer it does not name stays float, as a layer the calibration never reaches
+        does; ``calibration`` then only finds the BatchNorm pairs.
     """
     if calibration.shape[0] == 0:
         raise SasimError("the calibration set is empty")
@@ -395,7 +430,15 @@ def quantize(model: nn.Module, calibration: torch.Tensor,
     names = [n for n, m in folded.named_modules() if isinstance(m, _QUANTISABLE)]
     if not names:
         raise SasimError("the model has no nn.Conv2d or nn.Linear layer to quantise")
-    scales = _calibrate(folded, names, calibration, options)
+    if activation_scales is None:
+        scales = _calibrate(folded, names, calibration, options)
+    else:
+        unknown = sorted(set(activation_scales) - set(names))
+        if unknown:
+            raise SasimError(f"activation scales given for unknown layer(s) "
+                             f"{', '.join(unknown)} (layers: {', '.join(names)})")
+        scales = {name: (float(scale), bool(signed))
+                  for name, (scale, signed) in activation_scales.items()}
     modules = dict(folded.named_modules())
     for name in names:
         if name in scales:

@@ -1,0 +1,391 @@
+"""Top-1/top-5 of a network under a simulated PE: float, exact INT8, the hardware, the
+hardware after BatchNorm recalibration, and the per-layer sensitivity (docs/accuracy.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from simulator.accuracy.hardware import check_pe, with_hardware
+from simulator.accuracy.models import DIGITS, ModelSetup, load_setup
+from simulator.accuracy.recalibration import ActivationScales, recalibrated_model
+from simulator.config.arch import ArchConfig
+from simulator.config.schema import dump
+from simulator.errors import SasimError, SimulationError
+from simulator.export import QuantizedModel, quantize
+from simulator.hw.pe import PEModel, get_pe_model
+
+__all__ = ["Baseline", "Scores", "accuracy_for", "clear_accuracy_cache", "evaluate_accuracy",
+           "layer_sensitivity", "per_layer_override", "prepare", "score",
+           "TOP5_MIN_CLASSES"]
+
+#: Top-5 is reported for at least this many classes (with 10 classes it is half of them and
+#: near 100 % for any design, so it says nothing).
+TOP5_MIN_CLASSES = 20
+#: Default images per forward pass (one PE call per layer and group per batch).
+BATCH_SIZE = 128
+
+
+@dataclasses.dataclass(frozen=True)
+class Scores:
+    """Accuracy of one model on the evaluation set (fractions, not percent).
+
+    Attributes
+    ----------
+    top1 : float
+        Fraction of images whose highest logit is the label.
+    top5 : float or None
+        Fraction whose label is among the five highest logits (None below
+        :data:`TOP5_MIN_CLASSES` classes).
+    loss : float
+        Mean cross-entropy of the logits, nats (a finer signal than top-1 on an easy set).
+    agreement : float or None
+        Fraction of images with the same top-1 prediction as the exact INT8 model.
+    correct : int
+        Images whose top-1 prediction is right (``top1`` times the images).
+    predictions : np.ndarray
+        The top-1 prediction of every image.
+    """
+
+    top1: float
+    top5: float | None
+    loss: float
+    agreement: float | None
+    correct: int
+    predictions: np.ndarray = dataclasses.field(repr=False, compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The scores as JSON-able data (without the predictions)."""
+        return {"top1": self.top1, "top5": self.top5, "loss": self.loss,
+                "agreement": self.agreement, "correct": self.correct}
+
+
+def score(logits: torch.Tensor, labels: torch.Tensor,
+          reference: np.ndarray | None = None) -> Scores:
+    """:class:`Scores` of ``logits`` (N, classes) against ``labels`` (N,).
+
+    ``reference`` (the INT8 model's predictions) gives the agreement.
+    """
+    predictions = logits.argmax(dim=1)
+    classes = logits.shape[1]
+    top5 = None
+    if classes >= TOP5_MIN_CLASSES:
+        top5 = float((logits.topk(5, dim=1).indices == labels[:, None]).any(dim=1)
+                     .double().mean())
+    loss = float(F.cross_entropy(logits.double(), labels))
+    predicted = predictions.numpy()
+    correct = int((predictions == labels).sum())
+    return Scores(top1=correct / labels.shape[0], top5=top5, loss=loss,
+                  agreement=None if reference is None
+                  else float(np.mean(predicted == reference)),
+                  correct=correct, predictions=predicted)
+
+
+def _logits(model: nn.Module, x: torch.Tensor, batch_size: int, what: str) -> torch.Tensor:
+    model.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, x.shape[0], batch_size):
+                batch = model(x[start:start + batch_size])
+                out.append(batch.reshape(batch.shape[0], -1).double())
+    except RuntimeError as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SasimError(f"{what}: the model cannot run on the data: {message}") from None
+    return torch.cat(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """A model set up for accuracy runs: its quantised model and float/INT8 scores.
+
+    Attributes
+    ----------
+    setup : ModelSetup
+        The float model and its data sets.
+    qmodel : QuantizedModel
+        The exporter's quantised model (BatchNorm folded, calibrated on
+        ``setup.calibration``): exactly what ``sasim export`` traces.
+    float_scores, int8_scores : Scores
+        The float model's and the exact INT8 model's scores on ``setup.evaluation``.
+    classes : int
+        The model's outputs per image.
+    """
+
+    setup: ModelSetup
+    qmodel: QuantizedModel
+    float_scores: Scores
+    int8_scores: Scores
+    classes: int
+
+    def evaluate(self, model: nn.Module, batch_size: int = BATCH_SIZE) -> Scores:
+        """Scores of ``model`` on the evaluation set (agreement with INT8)."""
+        data = self.setup.evaluation
+        logits = _logits(model, data.x, batch_size, f"model {self.setup.name} on {data.name}")
+        return score(logits, data.y, self.int8_scores.predictions)
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size <= 0:
+        raise SasimError(f"the batch size must be positive, not {batch_size}")
+
+
+def prepare(setup: ModelSetup, batch_size: int = BATCH_SIZE) -> Baseline:
+    """Quantise ``setup.model`` with the exporter and score float and exact INT8.
+
+    Raises
+    ------
+    SasimError
+        When the model cannot run on the data or the labels do not fit its outputs.
+    """
+    _check_batch_size(batch_size)
+    data = setup.evaluation
+    what = f"model {setup.name} on {data.name}"
+    float_logits = _logits(setup.model, data.x, batch_size, what)
+    if float_logits.shape[1] <= int(data.y.max()):
+        raise SasimError(f"data set {data.name}: label {int(data.y.max())} is out of range "
+                         f"for a model with {float_logits.shape[1]} outputs")
+    try:
+        qmodel = quantize(setup.model, setup.calibration.x, setup.options)
+    except RuntimeError as exc:
+        raise SasimError(f"model {setup.name}: cannot quantise it on "
+                         f"{setup.calibration.name}: {str(exc).strip().splitlines()[0]}") \
+            from None
+    int8_logits = _logits(qmodel, data.x, batch_size, what)
+    int8 = score(int8_logits, data.y)
+    return Baseline(setup=setup, qmodel=qmodel,
+                    float_scores=score(float_logits, data.y, int8.predictions),
+                    int8_scores=dataclasses.replace(int8, agreement=1.0),
+                    classes=int(float_logits.shape[1]))
+
+
+def _pe(arch: ArchConfig) -> PEModel:
+    pe = get_pe_model(arch.pe, arch.array)
+    if arch.array.dataflow not in pe.dataflows:
+        raise SimulationError(
+            f"arch {arch.name}: PE type '{arch.pe.type}' is defined for the "
+            f"{'/'.join(pe.dataflows)} dataflow, not '{arch.array.dataflow}'")
+    return pe
+
+
+def layer_sensitivity(baseline: Baseline, pe: PEModel,
+                      batch_size: int = BATCH_SIZE) -> list[dict[str, Any]]:
+    """Each layer alone on ``pe`` (the others exact INT8): its scores and what it costs.
+
+    Returns
+    -------
+    list of dict
+        One per layer in module order: ``layer``, ``top1``, ``drop_points`` (INT8 top-1
+        minus this top-1, percentage points), ``loss_increase`` (nats) and ``agreement``.
+    """
+    rows = []
+    int8 = baseline.int8_scores
+    images = int(baseline.setup.evaluation.x.shape[0])
+    for name in baseline.qmodel.integer_layers():
+        scores = baseline.evaluate(with_hardware(baseline.qmodel, pe, [name]), batch_size)
+        rows.append({"layer": name, "top1": scores.top1,
+                     "drop_points": 100 * (int8.correct - scores.correct) / images,
+                     "loss_increase": scores.loss - int8.loss, "agreement": scores.agreement})
+    return rows
+
+
+def _sysmt_override(arch: ArchConfig, layers: Sequence[str]) -> dict[str, Any] | None:
+    """Halve the threads of ``layers`` (4 -> 2 -> 1) in ``pe.layer_threads``."""
+    current = dict(arch.pe.layer_threads)
+    changed = {}
+    for name in layers:
+        threads = current.get(name, arch.pe.threads)
+        if threads > 1:
+            changed[name] = threads // 2
+    if not changed:
+        return None
+    return {"key": "pe.layer_threads", "value": {**current, **changed}, "changed": changed}
+
+
+#: PE type -> how it runs a layer more precisely: (arch, layers) -> the override of its
+#: per-layer option, or None when those layers cannot be made more precise.
+PER_LAYER_OVERRIDES = {"sysmt": _sysmt_override}
+
+
+def per_layer_override(arch: ArchConfig, layers: Sequence[str]) -> dict[str, Any] | None:
+    """The per-layer option that runs ``layers`` more precisely on ``arch``'s PE.
+
+    Returns
+    -------
+    dict or None
+        ``key`` (the dotted option, e.g. ``pe.layer_threads``), ``value`` (its whole new
+        value), ``changed`` (the layers' new settings), ``yaml`` (a snippet for the arch
+        file) and ``set`` (the ``--set`` argument); None when the PE type has no per-layer
+        option (see :data:`PER_LAYER_OVERRIDES`) or the layers are already exact.
+    """
+    rule = PER_LAYER_OVERRIDES.get(arch.pe.type)
+    override = None if rule is None else rule(arch, layers)
+    if override is None:
+        return None
+    section, _, key = override["key"].partition(".")
+    value = override["value"]
+    flow = ", ".join(f"{name}: {v}" for name, v in value.items())
+    yaml_text = f"{section}:\n  {key}:\n" + "".join(f"    {name}: {v}\n"
+                                                   for name, v in value.items())
+    return {**override, "yaml": yaml_text, "set": f"--set '{override['key']}={{{flow}}}'"}
+
+
+def _with_override(arch: ArchConfig, override: Mapping[str, Any]) -> ArchConfig:
+    section, _, key = override["key"].partition(".")
+    part = dataclasses.replace(getattr(arch, section), **{key: dict(override["value"])})
+    return dataclasses.replace(arch, **{section: part})
+
+
+def evaluate_accuracy(arch: ArchConfig, baseline: Baseline, *, recalibrate: int = 0,
+                      activation_scales: ActivationScales = "keep",
+                      sensitivity: bool = False, threshold_points: float = 0.5,
+                      batch_size: int = BATCH_SIZE) -> dict[str, Any]:
+    """Evaluate the model with every quantised layer computed by ``arch``'s PE.
+
+    Parameters
+    ----------
+    arch : ArchConfig
+        The design (its ``pe`` section and array decide the arithmetic).
+    baseline : Baseline
+        The prepared model (:func:`prepare`).
+    recalibrate : int
+        N > 0: also evaluate after BatchNorm recalibration on the first N images of
+        ``baseline.setup.recalibration`` (docs/accuracy.md).
+    activation_scales : {'keep', 'recalibrate'}
+        The activation quantisers after recalibration.
+    sensitivity : bool
+        Also run each layer alone on the PE and suggest a per-layer override for the layers
+        whose top-1 drop is at least ``threshold_points`` (> 0, percentage points).
+    batch_size : int
+        Images per forward pass.
+
+    Returns
+    -------
+    dict
+        JSON-able: ``arch``, ``pe`` (its options), ``model``, ``data``, ``images``,
+        ``classes``, ``float``, ``int8``, ``hardware`` (each ``top1``, ``top5``, ``loss``,
+        ``agreement``), ``recalibration`` (None, or ``images``, ``data``, ``batch_size``,
+        ``activation_scales`` and the scores), ``sensitivity`` and ``suggestion`` (None
+        unless asked), ``seconds``.
+    """
+    _check_batch_size(batch_size)
+    if sensitivity and not threshold_points > 0:
+        raise SasimError(f"the sensitivity threshold must be a positive number of top-1 "
+                         f"points, not {threshold_points}")
+    start = time.perf_counter()
+    setup = baseline.setup
+    pe = _pe(arch)
+    check_pe(pe, baseline.qmodel)
+    hardware = baseline.evaluate(with_hardware(baseline.qmodel, pe), batch_size)
+    report: dict[str, Any] = {
+        "arch": arch.name, "pe": dump(arch.pe), "model": setup.name,
+        "data": setup.evaluation.name, "images": int(setup.evaluation.x.shape[0]),
+        "classes": baseline.classes, "calibration": setup.calibration.name,
+        "float": baseline.float_scores.as_dict(), "int8": baseline.int8_scores.as_dict(),
+        "hardware": hardware.as_dict(), "recalibration": None, "sensitivity": None,
+        "suggestion": None}
+    if recalibrate:
+        available = setup.recalibration.x.shape[0]
+        if recalibrate < 2 or recalibrate > available:
+            raise SasimError(f"BatchNorm recalibration on {recalibrate} images: "
+                             f"{setup.recalibration.name} has {available} (use 2..{available})")
+        qmodel = recalibrated_model(setup.model, baseline.qmodel, pe,
+                                    setup.recalibration.x[:recalibrate], setup.calibration.x,
+                                    activation_scales, batch_size)
+        scores = baseline.evaluate(with_hardware(qmodel, pe), batch_size)
+        report["recalibration"] = {"images": recalibrate,
+                                   "data": f"{setup.recalibration.name}[:{recalibrate}]",
+                                   "batch_size": batch_size,
+                                   "activation_scales": activation_scales,
+                                   **scores.as_dict()}
+    if sensitivity:
+        rows = layer_sensitivity(baseline, pe, batch_size)
+        report["sensitivity"] = rows
+        worst = [r["layer"] for r in sorted(rows, key=lambda r: (-r["drop_points"],
+                                                                 -r["loss_increase"]))
+                 if r["drop_points"] >= threshold_points]
+        override = per_layer_override(arch, worst) if worst else None
+        suggestion: dict[str, Any] = {"threshold_points": threshold_points, "layers": worst,
+                                      "override": override}
+        if override is not None:
+            suggested = _with_override(arch, override)
+            suggestion["hardware"] = baseline.evaluate(
+                with_hardware(baseline.qmodel, _pe(suggested)), batch_size).as_dict()
+        elif worst:
+            suggestion["note"] = (f"pe.type {arch.pe.type} has no per-layer option to run "
+                                  f"these layers more precisely")
+        report["suggestion"] = suggestion
+    report["seconds"] = time.perf_counter() - start
+    return report
+
+
+_BASELINES: dict[tuple, Baseline] = {}
+_RESULTS: dict[tuple, dict[str, Any]] = {}
+
+
+def clear_accuracy_cache() -> None:
+    """Forget every cached baseline and result of :func:`accuracy_for`."""
+    _BASELINES.clear()
+    _RESULTS.clear()
+
+
+def accuracy_for(arch: ArchConfig, model: str = DIGITS, data: str | None = None,
+                 recalibrate: int = 0, *, calibration: str | None = None,
+                 limit: int | None = None, batch_size: int = BATCH_SIZE) -> dict[str, Any]:
+    """Accuracy of one design point, cached in-process (for sweeps' accuracy column).
+
+    The cache key is the design's ``pe`` and ``array`` sections (the only ones that change
+    the arithmetic: memory, timing and energy settings and the name reuse an entry), the
+    model, the data sets, ``limit`` and ``recalibrate``; the model is loaded, quantised and
+    scored in float and INT8 once per (model, data, calibration, limit).
+
+    Parameters
+    ----------
+    arch : ArchConfig
+        The design point.
+    model : str
+        ``digits`` or ``path/to/file.py:factory``.
+    data, calibration : str, optional
+        Evaluation and calibration data sets (defaults for ``digits``).
+    recalibrate : int
+        N > 0 also reports the accuracy after BatchNorm recalibration on N images.
+    limit : int, optional
+        Evaluate on the first ``limit`` images.
+
+    Returns
+    -------
+    dict
+        ``model``, ``data``, ``images``, ``float_top1``, ``int8_top1``, ``top1``, ``top5``,
+        ``loss``, ``agreement``, ``top1_drop_points`` (INT8 minus hardware, percentage
+        points), ``recalibrated_top1`` (None without recalibration) and
+        ``recalibration_images``. Fractions unless named ``_points``. A copy: callers may
+        change it.
+    """
+    base_key = (model, data, calibration, limit)
+    key = (json.dumps({"pe": dump(arch.pe), "array": dump(arch.array)}, sort_keys=True),
+           *base_key, recalibrate)
+    if key not in _RESULTS:
+        if base_key not in _BASELINES:
+            _BASELINES[base_key] = prepare(load_setup(model, data, calibration, limit=limit),
+                                           batch_size)
+        report = evaluate_accuracy(arch, _BASELINES[base_key], recalibrate=recalibrate,
+                                   batch_size=batch_size)
+        hardware, recal = report["hardware"], report["recalibration"]
+        _RESULTS[key] = {
+            "model": report["model"], "data": report["data"], "images": report["images"],
+            "float_top1": report["float"]["top1"], "int8_top1": report["int8"]["top1"],
+            "top1": hardware["top1"], "top5": hardware["top5"], "loss": hardware["loss"],
+            "agreement": hardware["agreement"],
+            "top1_drop_points": 100 * (report["int8"]["correct"] - hardware["correct"])
+            / report["images"],
+            "recalibrated_top1": None if recal is None else recal["top1"],
+            "recalibration_images": recalibrate}
+    return dict(_RESULTS[key])
