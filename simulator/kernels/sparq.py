@@ -17,8 +17,8 @@ Two kernels apply the tables to a whole GEMM group:
   weights, so the caller multiplies the counts by the number of columns.
 - :func:`stc_gemm` (2:4 mode, after :func:`stc_compress` has turned B into per-(group, column)
   selection patterns and slot weights): the activation each product sees depends on the
-  column's pattern. For a block of 8 output rows and one group, the kernel evaluates the two
-  approximated activations of every selection pattern (:data:`STC_PATTERNS`) as 8-lane
+  column's pattern. For a block of 32 output rows and one group, the kernel evaluates the two
+  approximated activations of every selection pattern (:data:`STC_PATTERNS`) as 32-lane
   vectors, then adds, per column, its pattern's two vectors times the column's two weights.
   The product classes are counted once per (row, group, pattern), weighted by the number of
   columns with that pattern, not in the per-column loop.
@@ -55,7 +55,10 @@ _MASK_TO_CODE = np.full(16, -1, dtype=np.int32)
 for _code, (_i, _j) in enumerate(STC_PATTERNS.tolist()):
     _MASK_TO_CODE[(1 << _i if _i < STC_EMPTY else 0) | (1 << _j if _j < STC_EMPTY else 0)] = _code
 
-_ROWS = 8  # output rows per block sharing a group's pattern codes and weights
+# Output rows per block sharing a group's pattern codes and weights. 32, not 8: numba leaves
+# LLVM's SLP vectoriser off, so only a loop vectorises, and an 8-trip loop ran scalar (about
+# 3x slower on ResNet-18's layers); a short last block pays for its empty lanes.
+_ROWS = 32
 _FLUSH = 128  # groups between float32 -> float64 flushes: 128 * 2 * 255 * 128 < 2**24
 
 
