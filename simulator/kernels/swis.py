@@ -24,7 +24,8 @@ from numba import prange
 
 from simulator.kernels.jit import njit
 
-__all__ = ["nearest_tables", "best_sets", "count_active_cycles"]
+__all__ = ["nearest_tables", "best_sets", "count_active_cycles", "parallel_histogram",
+           "bitserial_weight_histogram", "position_histogram", "active_from_histograms"]
 
 
 def nearest_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -226,3 +227,327 @@ def count_active_cycles(x_pat: np.ndarray, y_pat: np.ndarray, y_slots: np.ndarra
 
 #: Up to this many lanes the count uses dense histograms of 2^lanes patterns.
 _DENSE_LANES = 12
+
+
+# Histogram kernels: the same count as count_active_cycles without materialising any lane
+# pattern array. Each makes one pass over its operand and also writes the float64 copy the
+# exact product needs, so the functional model reads every operand about as often as the
+# float64 GEMM itself does.
+
+
+@njit
+def _parallel_histogram(a, lanes, hist, col_nonzero, a_float):  # pragma: no cover - compiled
+    m_rows, kd = a.shape
+    n_q = hist.shape[0]
+    hi = np.int64(0)
+    lo = np.int64(0)
+    for m in range(m_rows):
+        for q in range(n_q):
+            start = q * lanes
+            stop = min(start + lanes, kd)
+            pattern = 0
+            # Branch-free: zeros are common and unpredictable.
+            for k in range(start, stop):
+                v = a[m, k]
+                a_float[m, k] = v
+                nonzero = np.int64(v != 0)
+                pattern |= nonzero << (k - start)
+                col_nonzero[k] += nonzero
+                hi = max(hi, v)
+                lo = min(lo, v)
+            hist[q, pattern] += 1
+    return max(hi, -lo)
+
+
+def parallel_histogram(a: np.ndarray, lanes: int):
+    """Histogram of the non-zero lane patterns of a bit-parallel operand.
+
+    Parameters
+    ----------
+    a : ndarray of int64, shape (M, Kd)
+        One row per row of the array's parallel operand; K (the last axis) is cut into groups
+        of ``lanes`` (a short last group has its missing lanes 0).
+    lanes : int, 1..12
+
+    Returns
+    -------
+    hist : ndarray of int64, shape (Q, 2**lanes)
+        ``hist[q, p]``: rows whose group q has non-zero lanes exactly p (lane t = bit t).
+    col_nonzero : ndarray of int64, shape (Kd,)
+        Non-zero entries per column of ``a``.
+    a_float : ndarray of float64, shape (M, Kd)
+        ``a`` as float64.
+    bound : int
+        ``max |a|`` (0 when empty).
+    """
+    _check_lanes(lanes)
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    if a.ndim != 2:
+        raise ValueError("a must be 2-D")
+    n_q = -(-a.shape[1] // lanes)
+    hist = np.zeros((n_q, 1 << lanes), dtype=np.int64)
+    col_nonzero = np.zeros(a.shape[1], dtype=np.int64)
+    a_float = np.empty(a.shape, dtype=np.float64)
+    bound = int(_parallel_histogram(a, lanes, hist, col_nonzero, a_float)) if a.size else 0
+    return hist, col_nonzero, a_float, bound
+
+
+@njit
+def _plane(word, bit):  # pragma: no cover - compiled
+    """Bit ``bit`` of each byte t of ``word``, as bit t of the result: a shift, a mask of each
+    byte's bit 0, and one multiplication that gathers those bits into the top byte."""
+    low = (word >> np.uint64(bit)) & np.uint64(0x0101010101010101)
+    return np.int64((low * np.uint64(0x0102040810204080)) >> np.uint64(56))
+
+
+@njit
+def _bitserial_weight_histogram(b, bits, lanes, hist, k_popcount, q_float,
+                                popcount8):  # pragma: no cover - compiled
+    kd, n = b.shape
+    n_q = hist.shape[0]
+    drop = 8 - bits
+    half = (1 << drop) >> 1
+    lo_q = -(1 << (bits - 1))
+    hi_q = (1 << (bits - 1)) - 1
+    code_mask = (1 << bits) - 1
+    # Up to 8 lanes, lane t's code is byte t of a word and a slot's pattern is gathered
+    # from the word at the end of the group (_plane); above, patterns are built bit by bit.
+    bytes_ = lanes <= 8
+    words = np.zeros(n, np.uint64)
+    patterns = np.zeros((n, bits), np.int64)
+    sq_error = np.int64(0)
+    hi = np.int64(0)
+    lo = np.int64(0)
+    for q in range(n_q):
+        start = q * lanes
+        stop = min(start + lanes, kd)
+        patterns[:, :] = 0
+        words[:] = 0
+        for k in range(start, stop):
+            t = k - start
+            count = np.int64(0)
+            for j in range(n):
+                x = b[k, j]
+                if drop:
+                    # round half to even on the 2^drop grid, then saturate: integer
+                    # arithmetic equal to quantize_to_bits' rint(x / 2^drop)
+                    y = x >> drop
+                    rem = x - (y << drop)
+                    y += np.int64(rem > half) | (np.int64(rem == half) & (y & 1))
+                    y = min(max(y, lo_q), hi_q)
+                    value = y << drop
+                else:
+                    y = x
+                    value = x
+                q_float[k, j] = value
+                d = x - value
+                sq_error += d * d
+                hi = max(hi, value)
+                lo = min(lo, value)
+                code = y & code_mask
+                count += popcount8[code]
+                if bytes_:
+                    words[j] |= np.uint64(code) << np.uint64(8 * t)
+                else:
+                    for r in range(bits):
+                        patterns[j, r] |= ((code >> r) & 1) << t
+            k_popcount[k] = count
+        for j in range(n):
+            for r in range(bits):
+                if bytes_:
+                    hist[q, _plane(words[j], r)] += 1
+                else:
+                    hist[q, patterns[j, r]] += 1
+    return sq_error, max(hi, -lo)
+
+
+def bitserial_weight_histogram(b: np.ndarray, bits: int, lanes: int):
+    """Quantise weights to ``bits`` (signed) and histogram the lane patterns of their bits.
+
+    Parameters
+    ----------
+    b : ndarray of int64, shape (Kd, N)
+        Weights; K (the first axis) is cut into groups of ``lanes``.
+    bits : int, 1..8
+        Bits p of the serial code (round half to even, saturate; 8 leaves ``b`` unchanged).
+    lanes : int, 1..12
+
+    Returns
+    -------
+    hist : ndarray of int64, shape (Q, 2**lanes)
+        ``hist[q, p]``: (column, bit) slots of group q whose set lanes are exactly p.
+    k_popcount : ndarray of int64, shape (Kd,)
+        Set code bits per row of ``b`` (summed over the columns).
+    q_float : ndarray of float64, shape (Kd, N)
+        The quantised weights (original scale) as float64.
+    sq_error : int
+        ``sum (b - quantised)**2``.
+    bound : int
+        ``max |quantised|``.
+    """
+    _check_lanes(lanes)
+    if not 1 <= bits <= 8:
+        raise ValueError("bits must lie in 1..8")
+    b = np.ascontiguousarray(b, dtype=np.int64)
+    if b.ndim != 2:
+        raise ValueError("b must be 2-D")
+    n_q = -(-b.shape[0] // lanes)
+    hist = np.zeros((n_q, 1 << lanes), dtype=np.int64)
+    k_popcount = np.zeros(b.shape[0], dtype=np.int64)
+    q_float = np.empty(b.shape, dtype=np.float64)
+    sq_error, bound = _bitserial_weight_histogram(b, bits, lanes, hist, k_popcount, q_float,
+                                                  _POPCOUNT8)
+    return hist, k_popcount, q_float, int(sq_error), int(bound)
+
+
+@njit
+def _position_histogram(approx, masks, shifts, table, lanes, hist, k_popcount, w_float,
+                        popcount8):  # pragma: no cover - compiled
+    kd, n_f = approx.shape
+    n_q = hist.shape[0]
+    slots = table.shape[1]
+    bytes_ = lanes <= 8  # as in _bitserial_weight_histogram
+    words = np.zeros(n_f, np.uint64)
+    patterns = np.zeros((n_f, slots), np.int64)
+    positions = np.zeros((n_f, slots), np.int64)
+    hi = np.int64(0)
+    lo = np.int64(0)
+    for q in range(n_q):
+        start = q * lanes
+        stop = min(start + lanes, kd)
+        for f in range(n_f):
+            words[f] = 0
+            for r in range(shifts[q, f]):
+                positions[f, r] = table[masks[q, f], r]
+                patterns[f, r] = 0
+        for k in range(start, stop):
+            t = k - start
+            count = np.int64(0)
+            for f in range(n_f):
+                v = np.int64(approx[k, f])
+                w_float[k, f] = v
+                hi = max(hi, v)
+                lo = min(lo, v)
+                magnitude = abs(v) & 255
+                count += popcount8[magnitude]
+                if bytes_:
+                    words[f] |= np.uint64(magnitude) << np.uint64(8 * t)
+                else:
+                    for r in range(shifts[q, f]):
+                        patterns[f, r] |= ((magnitude >> positions[f, r]) & 1) << t
+            k_popcount[k] = count
+        for f in range(n_f):
+            for r in range(shifts[q, f]):
+                if bytes_:
+                    hist[q, _plane(words[f], positions[f, r])] += 1
+                else:
+                    hist[q, patterns[f, r]] += 1
+    return max(hi, -lo)
+
+
+def position_histogram(approx: np.ndarray, masks: np.ndarray, shifts: np.ndarray,
+                       table: np.ndarray, lanes: int):
+    """Histogram the lane patterns of chosen bits of per-group-positioned magnitudes (SWIS).
+
+    Parameters
+    ----------
+    approx : ndarray of int16, shape (Kd, F)
+        Signed weights; lane t of group q of filter f reads bit ``table[masks[q, f], r]`` of
+        ``|approx[q * lanes + t, f]|`` (as uint8) in slot r.
+    masks : ndarray of int64, shape (Q, F), each in 0..255
+    shifts : ndarray of int64, shape (Q, F)
+        Slots processed per group, each in 0..table.shape[1].
+    table : ndarray of uint8, shape (256, R)
+        Positions of each mask per slot.
+    lanes : int, 1..12
+
+    Returns
+    -------
+    hist : ndarray of int64, shape (Q, 2**lanes)
+        ``hist[q, p]``: processed (filter, slot) pairs of group q whose set lanes are exactly p.
+    k_popcount : ndarray of int64, shape (Kd,)
+        Set bits of the magnitudes per row of ``approx``.
+    w_float : ndarray of float64, shape (Kd, F)
+        ``approx`` as float64.
+    bound : int
+        ``max |approx|``.
+    """
+    _check_lanes(lanes)
+    approx = np.ascontiguousarray(approx, dtype=np.int16)
+    masks = np.ascontiguousarray(masks, dtype=np.int64)
+    shifts = np.ascontiguousarray(shifts, dtype=np.int64)
+    table = np.ascontiguousarray(table, dtype=np.uint8)
+    n_q = -(-approx.shape[0] // lanes)
+    if masks.shape != (n_q, approx.shape[1]) or shifts.shape != masks.shape:
+        raise ValueError(f"shapes do not match: approx {approx.shape}, masks {masks.shape}, "
+                         f"shifts {shifts.shape}, lanes {lanes}")
+    if masks.size and (int(masks.min()) < 0 or int(masks.max()) > 255
+                       or int(shifts.min()) < 0 or int(shifts.max()) > table.shape[1]):
+        raise ValueError("masks must lie in 0..255 and shifts in 0..R")
+    hist = np.zeros((n_q, 1 << lanes), dtype=np.int64)
+    k_popcount = np.zeros(approx.shape[0], dtype=np.int64)
+    w_float = np.empty(approx.shape, dtype=np.float64)
+    bound = _position_histogram(approx, masks, shifts, table, lanes, hist, k_popcount, w_float,
+                                _POPCOUNT8)
+    return hist, k_popcount, w_float, int(bound)
+
+
+@njit
+def _active_from_histograms(hx, hy):  # pragma: no cover - compiled
+    n_q, size = hx.shape
+    full = size - 1
+    lanes = 0
+    while (1 << lanes) < size:
+        lanes += 1
+    total = np.int64(0)
+    subsets = np.empty(size, np.int64)
+    for q in range(n_q):
+        n_x = np.int64(0)
+        n_y = np.int64(0)
+        for p in range(size):
+            n_x += hx[q, p]
+            n_y += hy[q, p]
+            subsets[p] = hy[q, p]
+        # subsets[p] becomes the number of y patterns that are subsets of p; a pair is
+        # inactive when y is a subset of ~x.
+        for bit in range(lanes):
+            step = 1 << bit
+            for p in range(size):
+                if p & step:
+                    subsets[p] += subsets[p ^ step]
+        disjoint = np.int64(0)
+        for x in range(size):
+            if hx[q, x]:
+                disjoint += hx[q, x] * subsets[full ^ x]
+        total += n_x * n_y - disjoint
+    return total
+
+
+def active_from_histograms(hx: np.ndarray, hy: np.ndarray) -> int:
+    """Processing cycles with at least one active lane, from both sides' pattern histograms.
+
+    ``sum over q, x, y of hx[q, x] * hy[q, y] * [x & y != 0]``: the count of
+    :func:`count_active_cycles` when ``hx`` and ``hy`` are the histograms of its ``x_pat``
+    and of its processed ``y_pat`` slots.
+
+    Parameters
+    ----------
+    hx, hy : ndarray of int64, shape (Q, 2**lanes)
+
+    Returns
+    -------
+    int
+    """
+    if hx.shape != hy.shape or hx.ndim != 2 or hx.shape[1] & (hx.shape[1] - 1):
+        raise ValueError(f"histograms must both be (Q, 2**lanes), not {hx.shape}, {hy.shape}")
+    hx = np.ascontiguousarray(hx, dtype=np.int64)
+    hy = np.ascontiguousarray(hy, dtype=np.int64)
+    return int(_active_from_histograms(hx, hy)) if hx.size else 0
+
+
+def _check_lanes(lanes: int) -> None:
+    if not 1 <= lanes <= _DENSE_LANES:
+        raise ValueError(f"lanes must lie in 1..{_DENSE_LANES}")
+
+
+_POPCOUNT8 = np.array([bin(v).count("1") for v in range(256)], dtype=np.int64)

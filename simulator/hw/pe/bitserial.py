@@ -27,7 +27,8 @@ from simulator.workloads.layers import Layer
 
 __all__ = ["BitSerialOptions", "BitSerialPE", "COUNTERS", "STATS", "quantize_to_bits",
            "serial_codes", "lane_patterns", "bit_slot_patterns", "popcount", "active_cycle_count",
-           "magnitude_bound", "exact_product", "MAX_GROUP_SIZE", "lane_composition"]
+           "magnitude_bound", "exact_product", "product_from_floats", "DENSE_LANES",
+           "MAX_GROUP_SIZE", "lane_composition"]
 
 #: Per PE-cycle: no position to process (lock-step wait; never for a plain bit-serial array),
 #: a position processed with no active lane, a position processed with an active lane.
@@ -36,6 +37,9 @@ STATS = ("shifts", "active_lanes", "storage_bits", "weights", "weight_sq_error")
 
 #: Lane bit patterns are held in int64 words, one bit per lane.
 MAX_GROUP_SIZE = 62
+#: Up to this many lanes the functional models count activity from dense histograms of the
+#: 2**G lane patterns (one pass over each operand, no pattern arrays).
+DENSE_LANES = 12
 
 
 def _bits_range(value: int) -> str | None:
@@ -179,6 +183,17 @@ def exact_product(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     return a.astype(np.int64) @ w.astype(np.int64)
 
 
+def product_from_floats(a_float: np.ndarray, w_float: np.ndarray, bound: int,
+                        operands) -> np.ndarray:
+    """:func:`exact_product` from float64 copies already made: their BLAS product when
+    ``bound`` (``max|a| * max|w| * Kd``) is below 2**53, else the int64 product of
+    ``operands()`` (a callable returning the integer matrices)."""
+    if bound < 2**53:
+        return (a_float @ w_float).astype(np.int64)
+    a, w = operands()
+    return a.astype(np.int64) @ w.astype(np.int64)
+
+
 def active_cycle_count(x_pat: np.ndarray, y_pat: np.ndarray, y_slots: np.ndarray) -> int:
     """Processing cycles with at least one active lane, from lane patterns.
 
@@ -257,6 +272,8 @@ class BitSerialPE(PEModel):
         group, bits = opts.group_size, opts.bits
         m_rows, kd = a.shape
         n_cols = b.shape[1]
+        if opts.serial_operand == "weight" and group <= DENSE_LANES:
+            return self._weight_serial_histograms(a, b)
         qa, qb = self.quantized_operands(layer, a, b)
         outputs = exact_product(qa, qb)
         groups = -(-kd // group)
@@ -283,3 +300,24 @@ class BitSerialPE(PEModel):
         return GemmRun(outputs, {"idle": 0, "zero": processing - active, "active": active},
                        {"shifts": processing, "active_lanes": lanes, "storage_bits": storage,
                         "weights": kd * n_cols, "weight_sq_error": weight_error})
+
+    def _weight_serial_histograms(self, a: np.ndarray, b: np.ndarray) -> GemmRun:
+        """The weight-serial run in one pass over each operand: the same outputs, counters
+        and stats as the general path, from pattern histograms (up to DENSE_LANES lanes)."""
+        from simulator.kernels.swis import (active_from_histograms,  # numba loads on first use
+                                            bitserial_weight_histogram, parallel_histogram)
+
+        group, bits = self.options.group_size, self.options.bits
+        m_rows, kd = a.shape
+        n_cols = b.shape[1]
+        hx, col_nonzero, a_float, a_bound = parallel_histogram(a, group)
+        hy, k_popcount, q_float, weight_error, q_bound = bitserial_weight_histogram(b, bits,
+                                                                                    group)
+        outputs = product_from_floats(a_float, q_float, a_bound * q_bound * kd,
+                                      lambda: (a, quantize_to_bits(b, bits, signed=True)))
+        processing = m_rows * n_cols * -(-kd // group) * bits
+        active = active_from_histograms(hx, hy)
+        return GemmRun(outputs, {"idle": 0, "zero": processing - active, "active": active},
+                       {"shifts": processing, "active_lanes": int(col_nonzero @ k_popcount),
+                        "storage_bits": kd * n_cols * bits, "weights": kd * n_cols,
+                        "weight_sq_error": weight_error})

@@ -29,9 +29,10 @@ import numpy as np
 
 from simulator.config.arch import PEOptions
 from simulator.config.schema import non_negative, option
-from simulator.hw.pe.bitserial import (MAX_GROUP_SIZE, active_cycle_count, bit_slot_patterns,
-                                       exact_product, lane_composition, lane_patterns,
-                                       magnitude_bound, popcount)
+from simulator.hw.pe.bitserial import (DENSE_LANES, MAX_GROUP_SIZE, active_cycle_count,
+                                       bit_slot_patterns, exact_product, lane_composition,
+                                       lane_patterns, magnitude_bound, popcount,
+                                       product_from_floats)
 from simulator.hw.pe.registry import Composition, FoldSteps, GemmRun, PEModel, register_pe
 from simulator.workloads.layers import Layer
 
@@ -468,29 +469,47 @@ class SWISPE(PEModel):
         group = self.options.group_size
         m_rows = a.shape[0]
         shifts = dec.shifts
-        outputs = exact_product(a, dec.approx)
         order = self.filter_order(dec)
         envelope = fold_envelope(shifts, order, self.array.cols)
         fold_sizes = np.diff(np.append(np.arange(0, shifts.shape[1], self.array.cols),
                                        shifts.shape[1]))
         processing = m_rows * int(shifts.sum())
         waiting = m_rows * (int((envelope * fold_sizes).sum()) - int(shifts.sum()))
-        magnitude_t = np.abs(dec.approx.T).astype(np.uint8)  # (F, Kd)
-        # Slot r of a group is its r-th shared position (ascending); the lanes whose
-        # represented magnitude has that bit set.
-        positions = _position_table()[dec.masks.T]  # (F, Q, 8)
-        weight_patterns = bit_slot_patterns(
-            magnitude_t, group, [positions[:, :, r] for r in range(int(shifts.max()))])
-        nonzero = a != 0
-        active = active_cycle_count(lane_patterns(nonzero, group), weight_patterns, shifts)
-        lanes = int(np.count_nonzero(nonzero, axis=0)
-                    @ popcount(magnitude_t).sum(axis=0, dtype=np.int64))
+        if group <= DENSE_LANES:
+            from simulator.kernels.swis import (active_from_histograms,  # numba on first use
+                                                parallel_histogram, position_histogram)
+
+            hx, col_nonzero, a_float, a_bound = parallel_histogram(a, group)
+            hy, k_popcount, w_float, w_bound = position_histogram(
+                dec.approx, dec.masks, dec.shifts, _position_table(), group)
+            outputs = product_from_floats(a_float, w_float, a_bound * w_bound * a.shape[1],
+                                          lambda: (a, dec.approx))
+            active = active_from_histograms(hx, hy)
+            lanes = int(col_nonzero @ k_popcount)
+        else:
+            outputs, active, lanes = self._pattern_counts(a, dec)
         row_folds = -(-m_rows // self.array.rows)
         return GemmRun(outputs, {"idle": waiting, "zero": processing - active, "active": active},
                        {"shifts": processing, "active_lanes": lanes,
                         "metadata_reads": row_folds * int(shifts.sum()),
                         "storage_bits": dec.storage_bits, "weights": int(b.size),
                         "weight_sq_error": int(dec.errors.sum())})
+
+    def _pattern_counts(self, a: np.ndarray, dec: Decomposition) -> tuple[np.ndarray, int, int]:
+        """Outputs, active cycles and active lanes from lane pattern arrays (any G)."""
+        group = self.options.group_size
+        outputs = exact_product(a, dec.approx)
+        magnitude_t = np.abs(dec.approx.T).astype(np.uint8)  # (F, Kd)
+        # Slot r of a group is its r-th shared position (ascending); the lanes whose
+        # represented magnitude has that bit set.
+        positions = _position_table()[dec.masks.T]  # (F, Q, 8)
+        weight_patterns = bit_slot_patterns(
+            magnitude_t, group, [positions[:, :, r] for r in range(int(dec.shifts.max()))])
+        nonzero = a != 0
+        active = active_cycle_count(lane_patterns(nonzero, group), weight_patterns, dec.shifts)
+        lanes = int(np.count_nonzero(nonzero, axis=0)
+                    @ popcount(magnitude_t).sum(axis=0, dtype=np.int64))
+        return outputs, active, lanes
 
 
 @functools.cache
