@@ -79,7 +79,7 @@ def _weight_row(b, k, half_even, sparsity_aware, wc, wstate):  # pragma: no cove
     """Row k of :func:`_prepare_weights`; returns (largest |w|, out-of-range count)."""
     zero = np.float32(0.0)
     sixteen = np.float32(16.0)
-    r = np.uint64(3 * k)
+    uk = np.uint64(k)
     big = 0
     bad = 0
     for n in range(np.uint64(b.shape[1])):
@@ -91,9 +91,9 @@ def _weight_row(b, k, half_even, sparsity_aware, wc, wstate):  # pragma: no cove
         w = np.float32(np.int32(v))
         tw = trim(w, half_even)
         wr = w if (abs(w) >= sixteen or not sparsity_aware) else zero
-        wc[r, n] = w
-        wc[r + np.uint64(1), n] = wr
-        wc[r + np.uint64(2), n] = tw
+        wc[uk, 0, n] = w
+        wc[uk, 1, n] = wr
+        wc[uk, 2, n] = tw
         wstate[k, n] = (0 if w == zero else 1 + (1 if wr != zero else 0)
                         + (2 if tw != w else 0))
     return big, bad
@@ -101,7 +101,7 @@ def _weight_row(b, k, half_even, sparsity_aware, wc, wstate):  # pragma: no cove
 
 @njit(error_model="numpy")
 def _prepare_weights(b, half_even, sparsity_aware, wc, wstate, k_lo, k_hi):  # pragma: no cover
-    """Rows k_lo..k_hi: ``wc[3k + i] = (w, wr, tw)[i]`` (float32) and each weight's state.
+    """Rows k_lo..k_hi: ``wc[k, i] = (w, wr, tw)[i]`` (float32) and each weight's state.
 
     Weight state: 0 zero, else 1 + [wr != 0] + 2*[tw != w] (five states). Returns the
     largest |weight| and the number of weights outside -128..255.
@@ -209,8 +209,6 @@ def _tile(schedule, wc, af, df, st, out, hist, m0, rows, n0, n1, flush, count, a
     two = np.float32(2.0)
     lo = np.uint64(n0)
     hi = np.uint64(n1)
-    u1 = np.uint64(1)
-    u2 = np.uint64(2)
     for i in range(rows):
         ui = np.uint64(i)
         for n in range(lo, hi):
@@ -220,7 +218,7 @@ def _tile(schedule, wc, af, df, st, out, hist, m0, rows, n0, n1, flush, count, a
         for t in range(4):
             k = schedule[t, j] if t < threads else -1
             kr[t] = k if k >= 0 else kd
-            wrow[t] = np.uint64(3 * max(k, 0))
+            wrow[t] = np.uint64(max(k, 0))
         for i in range(rows):
             ui = np.uint64(i)
             mask = (st[i, kr[0]] | (st[i, kr[1]] << 1) | (st[i, kr[2]] << 2)
@@ -235,14 +233,14 @@ def _tile(schedule, wc, af, df, st, out, hist, m0, rows, n0, n1, flush, count, a
             w0 = wrow[t0]
             if cls == 1:
                 for n in range(lo, hi):
-                    acc[ui, n] += a0 * wc[w0, n]
+                    acc[ui, n] += a0 * wc[w0, 0, n]
                 continue
             t1 = _LIVE[mask & 15, 1]
             a1 = af[i, kr[t1]]
             w1 = wrow[t1]
             if cls == 2:
                 for n in range(lo, hi):
-                    acc[ui, n] += a0 * wc[w0, n] + a1 * wc[w1, n]
+                    acc[ui, n] += a0 * wc[w0, 0, n] + a1 * wc[w1, 0, n]
                 continue
             d0 = df[i, kr[t0]]
             d1 = df[i, kr[t1]]
@@ -250,10 +248,10 @@ def _tile(schedule, wc, af, df, st, out, hist, m0, rows, n0, n1, flush, count, a
                 # Two active threads collide where both weights are non-zero; a thread's
                 # d*wr is non-zero only where its own weight is, so the partner decides.
                 for n in range(lo, hi):
-                    x0 = wc[w0, n]
-                    x1 = wc[w1, n]
-                    e0 = d0 * wc[w0 + u1, n]
-                    e1 = d1 * wc[w1 + u1, n]
+                    x0 = wc[w0, 0, n]
+                    x1 = wc[w1, 0, n]
+                    e0 = d0 * wc[w0, 1, n]
+                    e1 = d1 * wc[w1, 1, n]
                     acc[ui, n] += (a0 * x0 + a1 * x1) - ((e0 if x1 != zero else zero)
                                                          + (e1 if x0 != zero else zero))
                 continue
@@ -266,14 +264,14 @@ def _tile(schedule, wc, af, df, st, out, hist, m0, rows, n0, n1, flush, count, a
             v2 = a2 - d2
             if cls == 4:
                 for n in range(lo, hi):
-                    x0 = wc[w0, n]
-                    x1 = wc[w1, n]
-                    x2 = wc[w2, n]
+                    x0 = wc[w0, 0, n]
+                    x1 = wc[w1, 0, n]
+                    x2 = wc[w2, 0, n]
                     c = ((one if x0 != zero else zero) + (one if x1 != zero else zero)
                          + (one if x2 != zero else zero))
                     s1 = a0 * x0 + a1 * x1 + a2 * x2
-                    s2 = d0 * wc[w0 + u1, n] + d1 * wc[w1 + u1, n] + d2 * wc[w2 + u1, n]
-                    s3 = v0 * wc[w0 + u2, n] + v1 * wc[w1 + u2, n] + v2 * wc[w2 + u2, n]
+                    s2 = d0 * wc[w0, 1, n] + d1 * wc[w1, 1, n] + d2 * wc[w2, 1, n]
+                    s3 = v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
                     acc[ui, n] += s3 if c > two else (s1 - s2 if c == two else s1)
                 continue
             t3 = _LIVE[mask & 15, 3]
@@ -282,17 +280,17 @@ def _tile(schedule, wc, af, df, st, out, hist, m0, rows, n0, n1, flush, count, a
             w3 = wrow[t3]
             v3 = a3 - d3
             for n in range(lo, hi):
-                x0 = wc[w0, n]
-                x1 = wc[w1, n]
-                x2 = wc[w2, n]
-                x3 = wc[w3, n]
+                x0 = wc[w0, 0, n]
+                x1 = wc[w1, 0, n]
+                x2 = wc[w2, 0, n]
+                x3 = wc[w3, 0, n]
                 c = ((one if x0 != zero else zero) + (one if x1 != zero else zero)
                      + (one if x2 != zero else zero) + (one if x3 != zero else zero))
                 s1 = a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
-                s2 = (d0 * wc[w0 + u1, n] + d1 * wc[w1 + u1, n] + d2 * wc[w2 + u1, n]
-                      + d3 * wc[w3 + u1, n])
-                s3 = (v0 * wc[w0 + u2, n] + v1 * wc[w1 + u2, n] + v2 * wc[w2 + u2, n]
-                      + v3 * wc[w3 + u2, n])
+                s2 = (d0 * wc[w0, 1, n] + d1 * wc[w1, 1, n] + d2 * wc[w2, 1, n]
+                      + d3 * wc[w3, 1, n])
+                s3 = (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
+                      + v3 * wc[w3, 2, n])
                 acc[ui, n] += s3 if c > two else (s1 - s2 if c == two else s1)
         if (j + 1) % flush == 0:
             for i in range(rows):
@@ -366,13 +364,13 @@ _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def _workers(pe_steps: int) -> int:
-    """Threads for one GEMM: numba's thread count (``NUMBA_NUM_THREADS``), one for small work.
+    """Threads for one GEMM: ``NUMBA_NUM_THREADS`` (default: the cores), one for small work.
 
-    The kernels release the GIL and run in a plain thread pool: numba's own parallel
-    backend (OpenMP here) spins between regions, and on a shared machine that starves the
-    other threads, BLAS's included.
+    The kernels release the GIL and run in a plain thread pool rather than numba's parallel
+    backend: that one (OpenMP here) spins between regions, and on a shared machine the
+    spinning starves the other threads, BLAS's included.
     """
-    return 1 if pe_steps < _PARALLEL_MIN else max(1, numba.get_num_threads())
+    return 1 if pe_steps < _PARALLEL_MIN else max(1, numba.config.NUMBA_NUM_THREADS)
 
 
 def _parallel(workers: int, fn) -> list:
@@ -453,7 +451,9 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
         raise ValueError(f"the schedule must use every K index 0..{kd - 1} exactly once")
     round_half_even, sparsity_aware = bool(round_half_even), bool(sparsity_aware)
 
-    wc = np.empty((3 * kd, n_cols), dtype=np.float32)
+    # A thread's three weight rows share one base (constant offsets): LLVM then needs one
+    # run-time overlap check per thread, and four threads stay under its limit of eight.
+    wc = np.empty((kd, 3, n_cols), dtype=np.float32)
     wstate = np.empty((kd, n_cols), dtype=np.uint8)
     # float64 counts are exact: every entry below is at most M*N*S < 2**53.
     hist_cols = np.zeros((steps, 5**threads), dtype=np.float64)
