@@ -116,7 +116,7 @@ def _prepare_weights(b, half_even, sparsity_aware, wc, wstate, k_lo, k_hi):  # p
 
 
 @njit(error_model="numpy")
-def _column_step(wstate, schedule, j, hist_cols, codes):  # pragma: no cover - compiled
+def _column_step(wstate, schedule, j, hist_cols, codes, ex_cols):  # pragma: no cover
     """Step j of :func:`_column_histogram`."""
     threads = schedule.shape[0]
     n_cols = wstate.shape[1]
@@ -129,17 +129,33 @@ def _column_step(wstate, schedule, j, hist_cols, codes):  # pragma: no cover - c
             for n in range(np.uint64(n_cols)):
                 codes[n] += scale * np.int64(wstate[k, n])
         scale *= 5
+    count = 0
     for n in range(n_cols):
-        hist_cols[j, codes[n]] += 1.0
+        code = codes[n]
+        hist_cols[j, code] += 1.0
+        # Columns where two or more threads meet a zero weight (state digit 0 in base 5;
+        # a thread with nothing to feed counts too, which only adds a harmless entry).
+        zeros = 0
+        for t in range(threads):
+            zeros += 1 if code % 5 == 0 else 0
+            code //= 5
+        if zeros >= 2:
+            ex_cols[j, 1 + count] = n
+            count += 1
+    ex_cols[j, 0] = count
 
 
 @njit(error_model="numpy")
-def _column_histogram(wstate, schedule, hist_cols, j_lo, j_hi):  # pragma: no cover
+def _column_histogram(wstate, schedule, hist_cols, ex_cols, j_lo, j_hi):  # pragma: no cover
     """``hist_cols[j, code]`` for steps j_lo..j_hi: columns whose joint weight state at step j
-    is ``code`` (base 5, thread t adding ``5**t * state``; no operand counts as state 0)."""
+    is ``code`` (base 5, thread t adding ``5**t * state``; no operand counts as state 0).
+
+    ``ex_cols[j, 1:1 + ex_cols[j, 0]]``: the columns of step j where at least two threads
+    meet a zero weight (the exceptions of the four-thread loop of :func:`_tile`).
+    """
     codes = np.empty(wstate.shape[1], np.int64)
     for j in range(j_lo, j_hi):
-        _column_step(wstate, schedule, j, hist_cols, codes)
+        _column_step(wstate, schedule, j, hist_cols, codes, ex_cols)
 
 
 def _dispatch_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -193,8 +209,8 @@ def _convert_rows(a, m0, rows, half_even, af, df, st):  # pragma: no cover - com
 
 
 @njit(error_model="numpy")
-def _tile(schedule, wc, af, df, st, out, hist, m0, rows, n0, n1, flush, count, acc, acc64,
-          kr, wrow):  # pragma: no cover - compiled
+def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, flush, count, acc,
+          acc64, kr, wrow):  # pragma: no cover - compiled
     """Outputs of rows m0..m0+rows (converted in ``af``, ``df``, ``st``) and columns n0..n1.
 
     A (row, step)'s threads are dispatched through its mask (:func:`_dispatch_tables`),
@@ -279,19 +295,28 @@ def _tile(schedule, wc, af, df, st, out, hist, m0, rows, n0, n1, flush, count, a
             d3 = df[i, kr[t3]]
             w3 = wrow[t3]
             v3 = a3 - d3
+            # Four live threads: with at most one zero weight c >= 3 and the result is
+            # sum(ta*tw) (a zero weight's term is 0); the columns with two or more zero
+            # weights (c <= 2) are fixed afterwards.
             for n in range(lo, hi):
+                acc[ui, n] += (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
+                               + v3 * wc[w3, 2, n])
+            for e in range(1, 1 + ex_cols[j, 0]):
+                n = ex_cols[j, e]
+                if n < n0 or n >= n1:
+                    continue
                 x0 = wc[w0, 0, n]
                 x1 = wc[w1, 0, n]
                 x2 = wc[w2, 0, n]
                 x3 = wc[w3, 0, n]
-                c = ((one if x0 != zero else zero) + (one if x1 != zero else zero)
-                     + (one if x2 != zero else zero) + (one if x3 != zero else zero))
+                c = ((1 if x0 != zero else 0) + (1 if x1 != zero else 0)
+                     + (1 if x2 != zero else 0) + (1 if x3 != zero else 0))
                 s1 = a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
                 s2 = (d0 * wc[w0, 1, n] + d1 * wc[w1, 1, n] + d2 * wc[w2, 1, n]
                       + d3 * wc[w3, 1, n])
                 s3 = (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
                       + v3 * wc[w3, 2, n])
-                acc[ui, n] += s3 if c > two else (s1 - s2 if c == two else s1)
+                acc[i, n] += (s1 - s2 if c == 2 else s1) - s3
         if (j + 1) % flush == 0:
             for i in range(rows):
                 ui = np.uint64(i)
@@ -305,8 +330,8 @@ def _tile(schedule, wc, af, df, st, out, hist, m0, rows, n0, n1, flush, count, a
 
 
 @njit(error_model="numpy")
-def _outputs(a, schedule, half_even, wc, out, hist, tile_m0, tile_rows, tile_n0, tile_n1,
-             flush, worker, workers):  # pragma: no cover - compiled
+def _outputs(a, schedule, half_even, wc, ex_cols, out, hist, tile_m0, tile_rows, tile_n0,
+             tile_n1, flush, worker, workers):  # pragma: no cover - compiled
     """Tiles worker, worker + workers, ...; row states into this worker's ``hist``.
 
     Returns the number of activations outside -128..255.
@@ -329,8 +354,8 @@ def _outputs(a, schedule, half_even, wc, out, hist, tile_m0, tile_rows, tile_n0,
             bad += _convert_rows(a, m0, rows, half_even, af, df, st)
             converted = m0
         # Each (row, step) is counted once: by the tile holding its first column.
-        _tile(schedule, wc, af, df, st, out, hist, m0, rows, tile_n0[tile], tile_n1[tile],
-              flush, tile_n0[tile] == 0, acc, acc64, kr, wrow)
+        _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, tile_n0[tile],
+              tile_n1[tile], flush, tile_n0[tile] == 0, acc, acc64, kr, wrow)
     return bad
 
 
@@ -470,17 +495,14 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     # A step adds at most threads*255*max|w|; flush float32 before 2**24 could be reached.
     step_max = threads * max(-_LOW, _HIGH) * max(1, big_w)
     flush = max(1, (_EXACT_FLOAT32 - 1) // step_max)
+    ex_cols = np.empty((steps, n_cols + 1), dtype=np.int64)
+    _parallel(workers, lambda w: _column_histogram(wstate, sched, hist_cols, ex_cols,
+                                                   w * steps // workers,
+                                                   (w + 1) * steps // workers))
     m0, rows, n0, n1 = _tiles(m_rows, n_cols, workers)
-
-    def work(w: int) -> int:
-        _column_histogram(wstate, sched, hist_cols, w * steps // workers,
-                          (w + 1) * steps // workers)
-        if not len(m0):
-            return 0
-        return _outputs(a, sched, round_half_even, wc, out, hist_rows[w], m0, rows, n0, n1,
-                        flush, w, workers)
-
-    if sum(_parallel(workers, work)):
+    if len(m0) and sum(_parallel(workers, lambda w: _outputs(
+            a, sched, round_half_even, wc, ex_cols, out, hist_rows[w], m0, rows, n0, n1,
+            flush, w, workers))):
         raise OperandRangeError(f"activations must lie in {_LOW}..{_HIGH}")
 
     rows_hist = hist_rows.sum(axis=0)
