@@ -11,28 +11,34 @@ Counters: idle, single, shared_exact, shared_reduced.
 
 How it is fast (docs/performance.md has the measurements):
 
-- A thread whose activation is zero is inactive at every column, so per (row, step) the
-  kernel collects the threads with a non-zero activation (about half of them) and runs a
-  vectorised loop over the columns specialised for one, two (with an exact-only variant
-  when neither activation loses bits), three or four such threads.
-- Operands are converted once: each weight to float32 rows ``(w, wr, tw)`` in B's own
-  layout (a thread's step is a row index, so no schedule-dependent gather is made), each
-  activation of a tile's rows to float32 ``a`` and ``d``, vectorised along K.
+- A thread whose activation is zero is inactive at every column. Per (row, step) a mask of
+  the threads with a non-zero activation (about half of them) and of those that lose bits
+  selects, through small tables, a class and the live threads; each class has its own
+  vectorised loop over the columns: one thread, two (with an exact-only variant when
+  neither activation loses bits), three, four. With four live threads c >= 3 unless two
+  weights are zero, so that loop adds ``sum(ta*tw)`` only, and the few columns of a step
+  with two or more zero weights are fixed exactly afterwards.
+- Operands are converted once: each weight to float32 ``(w, wr, tw)`` in B's own row order
+  (a thread's step is a row index, no schedule-dependent gather), each activation of a
+  tile's rows to float32 ``a`` and ``d`` plus a state byte, vectorised along K.
 - float32 holds every integer below 2**24 exactly: a step adds at most T*255*max|w|, and
   the float32 accumulator is flushed into float64 before it could reach 2**24, so the
   arithmetic is exact in any order.
 - Tiles of rows share each step's weight rows in cache; small-M layers take all their rows
-  in one tile (the weights are then read once) and split the columns between workers.
+  in one tile (the weights are then read once) and split the columns between threads.
+  The kernels release the GIL and tiles run on a small thread pool.
 - Counters are not counted per PE-step: a PE-step's class depends only on a per-(row, step)
   state of each thread (zero / exact / trimmed activation) and a per-(step, column) state
   (zero / weight bits), so the counts are ``sum_j hist_rows[j] . class . hist_cols[j]``
   over these state histograms; the row histogram is filled as the kernel visits each
   (row, step) anyway.
 
-Code notes (they decide the speed): the column loops index 2-D arrays with unsigned
-integers (numba wraps negative signed indices, and that per-element check stops LLVM's
-vectoriser), the hot loops take no array views (each view costs an atomic reference-count
-update) and allocate nothing, and conditions inside vectorised loops are selects.
+Code notes (they decide the speed): the column loops index arrays with unsigned integers
+(numba wraps negative signed indices, and that per-element check stops LLVM's vectoriser);
+a thread's three weight rows share one base, so each loop needs at most four run-time
+overlap checks (LLVM gives up on vectorising beyond eight); the hot loops take no array
+views (each view costs an atomic reference-count update) and allocate nothing; conditions
+inside vectorised loops are selects.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ _EXACT_FLOAT32 = 2**24
 _TILE_FLOATS = 1 << 15  # accumulator floats per tile (rows x columns): 128 KB, in L2
 _MAX_ROWS = 64  # rows per tile at most (the tile's converted activations stay small)
 _PARALLEL_MIN = 1 << 20  # PE-steps below which one thread does the whole GEMM
+_EXCEPTION_RATIO = 16  # four-thread fix-ups while at most 1/16 of a step's columns need one
 
 
 class OperandRangeError(ValueError):
@@ -231,6 +238,9 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, flush,
             acc[ui, n] = zero
             acc64[ui, n] = 0.0
     for j in range(steps):
+        # Scalar fix-ups pay only while the exceptions are few (dense weights); pruned
+        # weights make many, and the four-thread loop then uses the full formula.
+        few_exceptions = ex_cols[j, 0] * _EXCEPTION_RATIO <= n1 - n0
         for t in range(4):
             k = schedule[t, j] if t < threads else -1
             kr[t] = k if k >= 0 else kd
@@ -295,28 +305,43 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, flush,
             d3 = df[i, kr[t3]]
             w3 = wrow[t3]
             v3 = a3 - d3
-            # Four live threads: with at most one zero weight c >= 3 and the result is
-            # sum(ta*tw) (a zero weight's term is 0); the columns with two or more zero
-            # weights (c <= 2) are fixed afterwards.
+            if few_exceptions:
+                # Four live threads: with at most one zero weight c >= 3 and the result is
+                # sum(ta*tw) (a zero weight's term is 0); the step's columns with two or
+                # more zero weights (c <= 2) are fixed afterwards.
+                for n in range(lo, hi):
+                    acc[ui, n] += (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n]
+                                   + v2 * wc[w2, 2, n] + v3 * wc[w3, 2, n])
+                for e in range(1, 1 + ex_cols[j, 0]):
+                    n = ex_cols[j, e]
+                    if n < n0 or n >= n1:
+                        continue
+                    x0 = wc[w0, 0, n]
+                    x1 = wc[w1, 0, n]
+                    x2 = wc[w2, 0, n]
+                    x3 = wc[w3, 0, n]
+                    c = ((1 if x0 != zero else 0) + (1 if x1 != zero else 0)
+                         + (1 if x2 != zero else 0) + (1 if x3 != zero else 0))
+                    s1 = a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
+                    s2 = (d0 * wc[w0, 1, n] + d1 * wc[w1, 1, n] + d2 * wc[w2, 1, n]
+                          + d3 * wc[w3, 1, n])
+                    s3 = (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
+                          + v3 * wc[w3, 2, n])
+                    acc[i, n] += (s1 - s2 if c == 2 else s1) - s3
+                continue
             for n in range(lo, hi):
-                acc[ui, n] += (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
-                               + v3 * wc[w3, 2, n])
-            for e in range(1, 1 + ex_cols[j, 0]):
-                n = ex_cols[j, e]
-                if n < n0 or n >= n1:
-                    continue
                 x0 = wc[w0, 0, n]
                 x1 = wc[w1, 0, n]
                 x2 = wc[w2, 0, n]
                 x3 = wc[w3, 0, n]
-                c = ((1 if x0 != zero else 0) + (1 if x1 != zero else 0)
-                     + (1 if x2 != zero else 0) + (1 if x3 != zero else 0))
+                c = ((one if x0 != zero else zero) + (one if x1 != zero else zero)
+                     + (one if x2 != zero else zero) + (one if x3 != zero else zero))
                 s1 = a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
                 s2 = (d0 * wc[w0, 1, n] + d1 * wc[w1, 1, n] + d2 * wc[w2, 1, n]
                       + d3 * wc[w3, 1, n])
                 s3 = (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
                       + v3 * wc[w3, 2, n])
-                acc[i, n] += (s1 - s2 if c == 2 else s1) - s3
+                acc[ui, n] += s3 if c > two else (s1 - s2 if c == two else s1)
         if (j + 1) % flush == 0:
             for i in range(rows):
                 ui = np.uint64(i)

@@ -278,3 +278,25 @@ def test_schedule_must_use_every_k_once():
     for sched in ([[0, 1], [2, 2]], [[0, 1], [2, -1]], [[0, 1], [2, 4]], [[0, 1], [2, -2]]):
         with pytest.raises(ValueError, match="every K index"):
             sysmt_gemm(a, b, np.array(sched), True, True)
+
+
+@pytest.mark.parametrize("policy", ["sparsity_aware", "msb_trim"])
+def test_four_live_threads_with_two_zero_weights(policy):
+    """Four non-zero activations meeting dense weights, but two (or three) zero weights in
+    a few columns: c drops to 2 (a lossy collision) or 1 there. The kernel adds sum(ta*tw)
+    for the dense columns and fixes those few columns exactly."""
+    rng = np.random.default_rng(11)
+    kd, n = 40, 64
+    a = rng.choice([23, 40, 127, 200, 255], (3, kd)).astype(np.int64)
+    b = rng.choice([-100, -37, 25, 100], (kd, n)).astype(np.int64)
+    sched = naive_schedule(kd, 4, "contiguous")
+    for step, col, zeros in ((0, 5, (0, 1)), (3, 17, (1, 3)), (3, 40, (0, 2, 3)), (9, 63, (2, 3))):
+        for t in zeros:
+            b[sched[t][step], col] = 0
+    pe = SySMTPE(SySMTOptions(threads=4, policy=policy))
+    fast = pe.simulate_gemm(gemm_layer(a, b), a, b)
+    outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(), sched, policy,
+                                         "round_half_even")
+    assert fast.outputs.tolist() == outputs
+    assert fast.counters == counters
+    assert counters["shared_reduced"] > 0
