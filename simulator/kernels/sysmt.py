@@ -82,7 +82,7 @@ def trim(v, half_even):  # pragma: no cover - compiled
 
 
 @njit(error_model="numpy")
-def _weight_row(b, k, half_even, sparsity_aware, wc, wstate):  # pragma: no cover - compiled
+def _weight_row(b, k, half_even, sparsity_aware, wc):  # pragma: no cover - compiled
     """Row k of :func:`_prepare_weights`; returns (largest |w|, out-of-range count)."""
     zero = np.float32(0.0)
     sixteen = np.float32(16.0)
@@ -96,73 +96,70 @@ def _weight_row(b, k, half_even, sparsity_aware, wc, wstate):  # pragma: no cove
         big = max(big, abs(v))
         # Through int32: AVX2 converts int32 lanes to float, not int64 ones.
         w = np.float32(np.int32(v))
-        tw = trim(w, half_even)
-        wr = w if (abs(w) >= sixteen or not sparsity_aware) else zero
         wc[uk, 0, n] = w
-        wc[uk, 1, n] = wr
-        wc[uk, 2, n] = tw
-        wstate[k, n] = (0 if w == zero else 1 + (1 if wr != zero else 0)
-                        + (2 if tw != w else 0))
+        wc[uk, 1, n] = w if (abs(w) >= sixteen or not sparsity_aware) else zero
+        wc[uk, 2, n] = trim(w, half_even)
     return big, bad
 
 
 @njit(error_model="numpy")
-def _prepare_weights(b, half_even, sparsity_aware, wc, wstate, k_lo, k_hi):  # pragma: no cover
-    """Rows k_lo..k_hi: ``wc[k, i] = (w, wr, tw)[i]`` (float32) and each weight's state.
+def _prepare_weights(b, half_even, sparsity_aware, wc, k_lo, k_hi):  # pragma: no cover
+    """Rows k_lo..k_hi: ``wc[k, i] = (w, wr, tw)[i]`` as float32.
 
-    Weight state: 0 zero, else 1 + [wr != 0] + 2*[tw != w] (five states). Returns the
-    largest |weight| and the number of weights outside -128..255.
+    Returns the largest |weight| and the number of weights outside -128..255.
     """
     big = 0
     bad = 0
     for k in range(k_lo, k_hi):
-        row_big, row_bad = _weight_row(b, k, half_even, sparsity_aware, wc, wstate)
+        row_big, row_bad = _weight_row(b, k, half_even, sparsity_aware, wc)
         big = max(big, row_big)
         bad += row_bad
     return big, bad
 
 
 @njit(error_model="numpy")
-def _column_step(wstate, schedule, j, hist_cols, codes, ex_cols):  # pragma: no cover
+def _column_step(wc, schedule, j, hist_cols, ex_cols, codes):  # pragma: no cover - compiled
     """Step j of :func:`_column_histogram`."""
     threads = schedule.shape[0]
-    n_cols = wstate.shape[1]
+    n_cols = wc.shape[2]
+    zero = np.float32(0.0)
     for n in range(np.uint64(n_cols)):
         codes[n] = 0
     scale = 1
     for t in range(threads):
         k = schedule[t, j]
         if k >= 0:
+            uk = np.uint64(k)
             for n in range(np.uint64(n_cols)):
-                codes[n] += scale * np.int64(wstate[k, n])
-        scale *= 5
+                w = wc[uk, 0, n]
+                state = (0 if w == zero else 1 + (1 if wc[uk, 1, n] != zero else 0)
+                         + (1 if wc[uk, 2, n] != w else 0))
+                # The code in the low bits, the count of zero weights from bit 20 up.
+                codes[n] += np.int32(scale * state + ((1 << 20) if w == zero else 0))
+        scale *= 4
     count = 0
     for n in range(n_cols):
-        code = codes[n]
-        hist_cols[j, code] += 1.0
-        # Columns where two or more threads meet a zero weight (state digit 0 in base 5;
-        # a thread with nothing to feed counts too, which only adds a harmless entry).
-        zeros = 0
-        for t in range(threads):
-            zeros += 1 if code % 5 == 0 else 0
-            code //= 5
-        if zeros >= 2:
-            ex_cols[j, 1 + count] = n
-            count += 1
+        packed = codes[n]
+        hist_cols[j, packed & 0xFFFFF] += 1.0
+        # Always written, kept only where two or more threads meet a zero weight.
+        ex_cols[j, 1 + count] = n
+        count += 1 if packed >> 20 >= 2 else 0
     ex_cols[j, 0] = count
 
 
 @njit(error_model="numpy")
-def _column_histogram(wstate, schedule, hist_cols, ex_cols, j_lo, j_hi):  # pragma: no cover
-    """``hist_cols[j, code]`` for steps j_lo..j_hi: columns whose joint weight state at step j
-    is ``code`` (base 5, thread t adding ``5**t * state``; no operand counts as state 0).
-
-    ``ex_cols[j, 1:1 + ex_cols[j, 0]]``: the columns of step j where at least two threads
-    meet a zero weight (the exceptions of the four-thread loop of :func:`_tile`).
+def _column_histogram(wc, schedule, hist_cols, ex_cols, j_lo, j_hi):  # pragma: no cover
+    """For steps j_lo..j_hi: ``hist_cols[j, code]``, the columns whose joint weight state at
+    step j is ``code`` (base 4, thread t adding ``4**t * state``: 0 zero weight or no
+    operand, 1 narrow (wr == 0), 2 wide, 3 wide and trimmed (tw != w); a narrow weight is
+    below 16 and never trimmed), and ``ex_cols[j, 1:1 + ex_cols[j, 0]]``, the columns
+    where two or more threads meet a zero weight (the exceptions of the four-thread loop
+    of :func:`_tile`).
     """
-    codes = np.empty(wstate.shape[1], np.int64)
+    # int32, as wide as the float32 lanes it is computed with.
+    codes = np.empty(wc.shape[2], np.int32)
     for j in range(j_lo, j_hi):
-        _column_step(wstate, schedule, j, hist_cols, codes, ex_cols)
+        _column_step(wc, schedule, j, hist_cols, ex_cols, codes)
 
 
 def _dispatch_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -386,19 +383,19 @@ def _outputs(a, schedule, half_even, wc, ex_cols, out, hist, tile_m0, tile_rows,
 
 @functools.lru_cache(maxsize=None)
 def _class_table(threads: int) -> np.ndarray:
-    """(3**T, 5**T) class of a PE-step by its row and column state codes.
+    """(3**T, 4**T) class of a PE-step by its row and column state codes.
 
     0 idle, 1 single, 2 shared_exact, 3 shared_reduced; the rules of the module docstring.
     """
-    table = np.empty((3**threads, 5**threads), dtype=np.int64)
+    table = np.empty((3**threads, 4**threads), dtype=np.int64)
     for row_states in itertools.product(range(3), repeat=threads):
         row_code = sum(s * 3**t for t, s in enumerate(row_states))
-        for col_states in itertools.product(range(5), repeat=threads):
-            col_code = sum(q * 5**t for t, q in enumerate(col_states))
+        for col_states in itertools.product(range(4), repeat=threads):
+            col_code = sum(q * 4**t for t, q in enumerate(col_states))
             active = [t for t in range(threads) if row_states[t] and col_states[t]]
             trimmed_a = [row_states[t] == 2 for t in active]
-            wide_w = [(col_states[t] - 1) & 1 == 1 for t in active]
-            trimmed_w = [(col_states[t] - 1) & 2 == 2 for t in active]
+            wide_w = [col_states[t] >= 2 for t in active]
+            trimmed_w = [col_states[t] == 3 for t in active]
             if len(active) <= 1:
                 cls = len(active)
             elif len(active) == 2:
@@ -409,7 +406,6 @@ def _class_table(threads: int) -> np.ndarray:
     return table
 
 
-# Thread pools by (process id, workers): a forked child must not reuse its parent's pool.
 _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
@@ -504,16 +500,14 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     # A thread's three weight rows share one base (constant offsets): LLVM then needs one
     # run-time overlap check per thread, and four threads stay under its limit of eight.
     wc = np.empty((kd, 3, n_cols), dtype=np.float32)
-    wstate = np.empty((kd, n_cols), dtype=np.uint8)
     # float64 counts are exact: every entry below is at most M*N*S < 2**53.
-    hist_cols = np.zeros((steps, 5**threads), dtype=np.float64)
+    hist_cols = np.zeros((steps, 4**threads), dtype=np.float64)
     out = np.empty((m_rows, n_cols), dtype=np.int64)
     workers = _workers(m_rows * n_cols * steps)
     hist_rows = np.zeros((workers, steps, 3**threads), dtype=np.float64)
 
     parts = _parallel(workers, lambda w: _prepare_weights(
-        b, round_half_even, sparsity_aware, wc, wstate, w * kd // workers,
-        (w + 1) * kd // workers))
+        b, round_half_even, sparsity_aware, wc, w * kd // workers, (w + 1) * kd // workers))
     if sum(bad for _, bad in parts):
         raise OperandRangeError(f"weights must lie in {_LOW}..{_HIGH}")
     big_w = max(int(big) for big, _ in parts)
@@ -521,7 +515,7 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     step_max = threads * max(-_LOW, _HIGH) * max(1, big_w)
     flush = max(1, (_EXACT_FLOAT32 - 1) // step_max)
     ex_cols = np.empty((steps, n_cols + 1), dtype=np.int64)
-    _parallel(workers, lambda w: _column_histogram(wstate, sched, hist_cols, ex_cols,
+    _parallel(workers, lambda w: _column_histogram(wc, sched, hist_cols, ex_cols,
                                                    w * steps // workers,
                                                    (w + 1) * steps // workers))
     m0, rows, n0, n1 = _tiles(m_rows, n_cols, workers)
