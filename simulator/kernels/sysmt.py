@@ -60,6 +60,7 @@ _EXACT_FLOAT32 = 2**24
 _TILE_FLOATS = 1 << 15  # accumulator floats per tile (rows x columns): 128 KB, in L2
 _MAX_ROWS = 64  # rows per tile at most (the tile's converted activations stay small)
 _PARALLEL_MIN = 1 << 20  # PE-steps below which one thread does the whole GEMM
+_TASKS_PER_WORKER = 4  # tasks per thread in each threaded phase (dynamic load balance)
 _EXCEPTION_RATIO = 16  # four-thread fix-ups while at most 1/16 of a step's columns need one
 
 
@@ -353,12 +354,12 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, flush,
 
 @njit(error_model="numpy")
 def _outputs(a, schedule, half_even, wc, ex_cols, out, hist, tile_m0, tile_rows, tile_n0,
-             tile_n1, flush, worker, workers):  # pragma: no cover - compiled
-    """Tiles worker, worker + workers, ...; row states into this worker's ``hist``.
+             tile_n1, flush, first, end):  # pragma: no cover - compiled
+    """Tiles first..end; row states into ``hist``.
 
     Returns the number of activations outside -128..255.
     """
-    max_rows = tile_rows.max()
+    max_rows = tile_rows[first:end].max()
     # One more column: the zero operand of threads with nothing to feed.
     af = np.zeros((max_rows, a.shape[1] + 1), np.float32)
     df = np.zeros((max_rows, a.shape[1] + 1), np.float32)
@@ -369,7 +370,7 @@ def _outputs(a, schedule, half_even, wc, ex_cols, out, hist, tile_m0, tile_rows,
     wrow = np.zeros(4, np.uint64)
     converted = -1
     bad = 0
-    for tile in range(worker, len(tile_m0), workers):
+    for tile in range(first, end):
         m0 = tile_m0[tile]
         rows = tile_rows[tile]
         if m0 != converted:
@@ -419,14 +420,18 @@ def _workers(pe_steps: int) -> int:
     return 1 if pe_steps < _PARALLEL_MIN else max(1, numba.config.NUMBA_NUM_THREADS)
 
 
-def _parallel(workers: int, fn) -> list:
-    """``[fn(w) for w in range(workers)]``, on ``workers`` threads when there are several."""
+def _parallel(workers: int, tasks: int, fn) -> list:
+    """``[fn(task) for task in range(tasks)]`` on ``workers`` threads (inline for one).
+
+    Threads take the next task as they finish one, so with more tasks than threads a
+    thread slowed by other jobs on the machine does not hold the others up.
+    """
     if workers == 1:
-        return [fn(0)]
+        return [fn(task) for task in range(tasks)]
     key = (os.getpid(), workers)
     if key not in _POOLS:
         _POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sysmt")
-    return list(_POOLS[key].map(fn, range(workers)))
+    return list(_POOLS[key].map(fn, range(tasks)))
 
 
 def _tiles(m_rows: int, n_cols: int, workers: int) -> tuple[np.ndarray, ...]:
@@ -441,6 +446,11 @@ def _tiles(m_rows: int, n_cols: int, workers: int) -> tuple[np.ndarray, ...]:
         return tuple(np.zeros(0, np.int64) for _ in range(4))
     width = n_cols
     rows = max(1, min(m_rows, _MAX_ROWS, _TILE_FLOATS // width))
+    # Equal blocks, as many as a multiple of the workers when there are several.
+    row_blocks = -(-m_rows // rows)
+    if row_blocks > 1:
+        row_blocks = -(-row_blocks // workers) * workers
+    rows = -(-m_rows // row_blocks)
     row_blocks = -(-m_rows // rows)
     while row_blocks * -(-n_cols // width) < workers and width > 32:
         width = max(32, -(-width // 16) * 8)
@@ -504,10 +514,12 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     hist_cols = np.zeros((steps, 4**threads), dtype=np.float64)
     out = np.empty((m_rows, n_cols), dtype=np.int64)
     workers = _workers(m_rows * n_cols * steps)
-    hist_rows = np.zeros((workers, steps, 3**threads), dtype=np.float64)
+    tasks = 1 if workers == 1 else _TASKS_PER_WORKER * workers
+    k_cut = np.linspace(0, kd, min(tasks, max(kd, 1)) + 1).astype(np.int64)
+    j_cut = np.linspace(0, steps, min(tasks, max(steps, 1)) + 1).astype(np.int64)
 
-    parts = _parallel(workers, lambda w: _prepare_weights(
-        b, round_half_even, sparsity_aware, wc, w * kd // workers, (w + 1) * kd // workers))
+    parts = _parallel(workers, len(k_cut) - 1, lambda w: _prepare_weights(
+        b, round_half_even, sparsity_aware, wc, k_cut[w], k_cut[w + 1]))
     if sum(bad for _, bad in parts):
         raise OperandRangeError(f"weights must lie in {_LOW}..{_HIGH}")
     big_w = max(int(big) for big, _ in parts)
@@ -515,13 +527,16 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     step_max = threads * max(-_LOW, _HIGH) * max(1, big_w)
     flush = max(1, (_EXACT_FLOAT32 - 1) // step_max)
     ex_cols = np.empty((steps, n_cols + 1), dtype=np.int64)
-    _parallel(workers, lambda w: _column_histogram(wc, sched, hist_cols, ex_cols,
-                                                   w * steps // workers,
-                                                   (w + 1) * steps // workers))
+    _parallel(workers, len(j_cut) - 1, lambda w: _column_histogram(
+        wc, sched, hist_cols, ex_cols, j_cut[w], j_cut[w + 1]))
     m0, rows, n0, n1 = _tiles(m_rows, n_cols, workers)
-    if len(m0) and sum(_parallel(workers, lambda w: _outputs(
+    # Contiguous runs of tiles (a run converts each of its row blocks once); each run
+    # counts its row states into its own histogram.
+    t_cut = np.linspace(0, len(m0), min(tasks, len(m0)) + 1).astype(np.int64)
+    hist_rows = np.zeros((max(1, len(t_cut) - 1), steps, 3**threads), dtype=np.float64)
+    if len(m0) and sum(_parallel(workers, len(t_cut) - 1, lambda w: _outputs(
             a, sched, round_half_even, wc, ex_cols, out, hist_rows[w], m0, rows, n0, n1,
-            flush, w, workers))):
+            flush, t_cut[w], t_cut[w + 1]))):
         raise OperandRangeError(f"activations must lie in {_LOW}..{_HIGH}")
 
     rows_hist = hist_rows.sum(axis=0)
