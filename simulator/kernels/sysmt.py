@@ -1,188 +1,402 @@
 """The SySMT (NB-SMT) functional kernel: outputs and activity counters of one GEMM group.
 
-Layout: per output row m and step j the T threads' activations ``a[m, j, t]`` and their
-trimmed values ``ta``; per step j and column n the weights ``w[j, t, n]``, trimmed weights
-``tw`` and the weights that force a 4b x 8b reduction ``wr`` (``w`` where the policy trims the
-activation in a two-thread collision, 0 where the weight is narrow enough to be the 4-bit
-operand). All are float32 holding small integers: every per-step sum is below 2**24 and is
-flushed to a float64 accumulator every ``_FLUSH`` steps, so the arithmetic is exact while
-the inner loop vectorises on float lanes.
+Inputs are the integer operands A (M, Kd) and B (Kd, N), both 8-bit (-128..255), and the
+thread schedule ``sched[t, j]``: the K index thread t feeds at step j, -1 for none; every K
+index appears once. Per PE-step with c active threads (activation and weight both
+non-zero), thread by thread: c <= 1 exact ``a*w``; c == 2 ``a*w - d*wr``; c >= 3 ``ta*tw``,
+where ``ta``/``tw`` are the operands reduced to their high nibble (:func:`trim`),
+``d = a - ta``, and ``wr`` is the weight where the collision policy reduces the activation
+(``|w| >= 16`` for ``sparsity_aware``, every weight for ``msb_trim``), else 0.
+Counters: idle, single, shared_exact, shared_reduced.
 
-Per PE-step with c active threads (activation and weight both non-zero):
-c <= 1 exact sum; c == 2 every thread uses ``a - (a - ta)*[wr != 0]``; c >= 3 every
-thread uses ``ta * tw``. Counters: idle, single, shared_exact, shared_reduced.
+How it is fast (docs/performance.md has the measurements):
 
-Speed (docs/performance.md): a thread whose activation is zero is inactive at every column,
-so for each (row, step) the kernel looks at the threads with a non-zero activation only and
-runs a branch-free loop over the columns specialised for one, two, or three or four such
-threads. Rows are processed in blocks that share each step's weight rows. The counters are not
-counted per PE-step: a PE-step's class depends on a per-(row, step) state of each thread
-(zero / exact / trimmed activation) and a per-(step, column) state (zero / weight bits), so the
-counts are ``sum_j hist_rows[j] . class . hist_cols[j]`` over these state histograms.
+- A thread whose activation is zero is inactive at every column. Per (row, step) a mask of
+  the threads with a non-zero activation (about half of them) and of those that lose bits
+  selects, through small tables, a class and the live threads; each class has its own
+  vectorised loop over the columns: one thread, two (with an exact-only variant when
+  neither activation loses bits), three, four. With four live threads c >= 3 unless two
+  weights are zero, so that loop adds ``sum(ta*tw)`` only, and the few columns of a step
+  with two or more zero weights are fixed exactly afterwards.
+- Operands are converted once: each weight to float32 ``(w, wr, tw)`` in B's own row order
+  (a thread's step is a row index, no schedule-dependent gather), each activation of a
+  tile's rows to float32 ``a`` and ``d`` plus a state byte, vectorised along K.
+- float32 holds every integer below 2**24 exactly: a step adds at most T*255*max|w|, and
+  the float32 accumulator is flushed into float64 before it could reach 2**24, so the
+  arithmetic is exact in any order.
+- Tiles of rows share each step's weight rows in cache; small-M layers take all their rows
+  in one tile (the weights are then read once) and split the columns between threads.
+  The kernels release the GIL and tiles run on a small thread pool.
+- Counters are not counted per PE-step: a PE-step's class depends only on a per-(row, step)
+  state of each thread (zero / exact / trimmed activation) and a per-(step, column) state
+  (zero / weight bits), so the counts are ``sum_j hist_rows[j] . class . hist_cols[j]``
+  over these state histograms; the row histogram is filled as the kernel visits each
+  (row, step) anyway.
+
+Code notes (they decide the speed): the column loops index arrays with unsigned integers
+(numba wraps negative signed indices, and that per-element check stops LLVM's vectoriser);
+a thread's three weight rows share one base, so each loop needs at most four run-time
+overlap checks (LLVM gives up on vectorising beyond eight); the hot loops take no array
+views (each view costs an atomic reference-count update) and allocate nothing; conditions
+inside vectorised loops are selects.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
-from numba import prange
 
 from simulator.kernels.jit import njit
 
-__all__ = ["sysmt_gemm"]
+__all__ = ["sysmt_gemm", "trim", "OperandRangeError"]
 
-_FLUSH = 64  # steps between float32 -> float64 flushes: 64 * 4 * 255 * 128 < 2**24
-_ROWS = 8  # output rows per block sharing the step's weight rows
+_LOW, _HIGH = -128, 255  # operand range: signed or unsigned 8-bit
+_EXACT_FLOAT32 = 2**24
+_TILE_FLOATS = 1 << 15  # accumulator floats per tile (rows x columns): 128 KB, in L2
+_MAX_ROWS = 64  # rows per tile at most (the tile's converted activations stay small)
+_PARALLEL_MIN = 1 << 20  # PE-steps below which one thread does the whole GEMM
+_TASKS_PER_WORKER = 4  # tasks per thread in each threaded phase (dynamic load balance)
+_EXCEPTION_RATIO = 16  # four-thread fix-ups while at most 1/16 of a step's columns need one
 
 
-@njit(parallel=True, error_model="numpy")
-def _sysmt_outputs(a, ta, w, tw, wr, out):  # pragma: no cover - compiled
-    m_rows, steps, threads = a.shape
-    n_cols = w.shape[2]
+class OperandRangeError(ValueError):
+    """An activation or weight lies outside the 8-bit range -128..255 the kernel is exact for."""
+
+
+@njit(error_model="numpy", inline="always")
+def trim(v, half_even):  # pragma: no cover - compiled
+    """Reduce a float32 holding an 8-bit value to its high nibble, keeping the sign.
+
+    |v| < 16 is kept; otherwise |v| / 16 is rounded (half to even, or truncated), times 16,
+    saturating at 240 (MODELS.md §3; the same rule as ``bits.signed_trim``).
+    """
+    mag = abs(v)
+    scaled = mag * np.float32(0.0625)
+    q = np.rint(scaled) if half_even else np.floor(scaled)
+    kept = min(q * np.float32(16.0), np.float32(240.0))
+    return v if mag < np.float32(16.0) else np.copysign(kept, v)
+
+
+@njit(error_model="numpy")
+def _weight_row(b, k, half_even, sparsity_aware, wc):  # pragma: no cover - compiled
+    """Row k of :func:`_prepare_weights`; returns (largest |w|, out-of-range count)."""
+    zero = np.float32(0.0)
+    sixteen = np.float32(16.0)
+    uk = np.uint64(k)
+    big = 0
+    bad = 0
+    for n in range(np.uint64(b.shape[1])):
+        v = b[k, n]
+        bad += (1 if v < _LOW else 0) + (1 if v > _HIGH else 0)
+        v = min(max(v, _LOW), _HIGH)
+        big = max(big, abs(v))
+        # Through int32: AVX2 converts int32 lanes to float, not int64 ones.
+        w = np.float32(np.int32(v))
+        wc[uk, 0, n] = w
+        wc[uk, 1, n] = w if (abs(w) >= sixteen or not sparsity_aware) else zero
+        wc[uk, 2, n] = trim(w, half_even)
+    return big, bad
+
+
+@njit(error_model="numpy")
+def _prepare_weights(b, half_even, sparsity_aware, wc, k_lo, k_hi):  # pragma: no cover
+    """Rows k_lo..k_hi: ``wc[k, i] = (w, wr, tw)[i]`` as float32.
+
+    Returns the largest |weight| and the number of weights outside -128..255.
+    """
+    big = 0
+    bad = 0
+    for k in range(k_lo, k_hi):
+        row_big, row_bad = _weight_row(b, k, half_even, sparsity_aware, wc)
+        big = max(big, row_big)
+        bad += row_bad
+    return big, bad
+
+
+@njit(error_model="numpy")
+def _column_step(wc, schedule, j, hist_cols, ex_cols, codes):  # pragma: no cover - compiled
+    """Step j of :func:`_column_histogram`."""
+    threads = schedule.shape[0]
+    n_cols = wc.shape[2]
+    zero = np.float32(0.0)
+    for n in range(np.uint64(n_cols)):
+        codes[n] = 0
+    scale = 1
+    for t in range(threads):
+        k = schedule[t, j]
+        if k >= 0:
+            uk = np.uint64(k)
+            for n in range(np.uint64(n_cols)):
+                w = wc[uk, 0, n]
+                state = (0 if w == zero else 1 + (1 if wc[uk, 1, n] != zero else 0)
+                         + (1 if wc[uk, 2, n] != w else 0))
+                # The code in the low bits, the count of zero weights from bit 20 up.
+                codes[n] += np.int32(scale * state + ((1 << 20) if w == zero else 0))
+        scale *= 4
+    count = 0
+    for n in range(n_cols):
+        packed = codes[n]
+        hist_cols[j, packed & 0xFFFFF] += 1.0
+        # Always written, kept only where two or more threads meet a zero weight.
+        ex_cols[j, 1 + count] = n
+        count += 1 if packed >> 20 >= 2 else 0
+    ex_cols[j, 0] = count
+
+
+@njit(error_model="numpy")
+def _column_histogram(wc, schedule, hist_cols, ex_cols, j_lo, j_hi):  # pragma: no cover
+    """For steps j_lo..j_hi: ``hist_cols[j, code]``, the columns whose joint weight state at
+    step j is ``code`` (base 4, thread t adding ``4**t * state``: 0 zero weight or no
+    operand, 1 narrow (wr == 0), 2 wide, 3 wide and trimmed (tw != w); a narrow weight is
+    below 16 and never trimmed), and ``ex_cols[j, 1:1 + ex_cols[j, 0]]``, the columns
+    where two or more threads meet a zero weight (the exceptions of the four-thread loop
+    of :func:`_tile`).
+    """
+    # int32, as wide as the float32 lanes it is computed with.
+    codes = np.empty(wc.shape[2], np.int32)
+    for j in range(j_lo, j_hi):
+        _column_step(wc, schedule, j, hist_cols, ex_cols, codes)
+
+
+def _dispatch_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lookup tables over a (row, step)'s mask: bit t = thread t's activation is non-zero,
+    bit 4 + t = it loses bits to trimming (the state bytes of the threads, shifted by t).
+
+    ``_CLASS[mask]``: 0 no live thread, 1 one, 2 two exact, 3 two with a loss, 4 three,
+    5 four. ``_LIVE[mask & 15]``: the live threads first, in order. ``_CODE[mask]``: the row
+    state code of the counters (base 3, thread t adding ``3**t`` * (0 zero, 1 exact,
+    2 trimmed)).
+    """
+    cls = np.zeros(256, np.int64)
+    live = np.zeros((16, 4), np.int64)
+    code = np.zeros(256, np.int64)
+    for mask in range(256):
+        threads = [t for t in range(4) if mask >> t & 1]
+        lossy = any(mask >> (4 + t) & 1 for t in threads)
+        p = len(threads)
+        cls[mask] = p + (1 if p >= 3 or (p == 2 and lossy) else 0)
+        code[mask] = sum(3**t * ((mask >> t & 1) + (mask >> (4 + t) & 1)) for t in range(4))
+        if mask < 16:
+            live[mask] = threads + [t for t in range(4) if t not in threads]
+    return cls, live, code
+
+
+_CLASS, _LIVE, _CODE = _dispatch_tables()
+
+
+@njit(error_model="numpy")
+def _convert_rows(a, m0, rows, half_even, af, df, st):  # pragma: no cover - compiled
+    """Rows m0..m0+rows of A, vectorised along K: ``af`` the activations (float32), ``df``
+    their trim losses ``a - ta``, ``st`` a state byte (bit 0: non-zero, bit 4: trimmed).
+
+    Column Kd of the outputs is a zero operand for threads with nothing to feed (set by
+    the caller). Returns the number of activations outside -128..255.
+    """
+    zero = np.float32(0.0)
+    bad = 0
+    for i in range(rows):
+        m = m0 + i
+        ui = np.uint64(i)
+        for k in range(np.uint64(a.shape[1])):
+            v = a[m, k]
+            bad += (1 if v < _LOW else 0) + (1 if v > _HIGH else 0)
+            x = np.float32(np.int32(min(max(v, _LOW), _HIGH)))
+            d = x - trim(x, half_even)
+            af[ui, k] = x
+            df[ui, k] = d
+            st[ui, k] = (1 if x != zero else 0) | (16 if d != zero else 0)
+    return bad
+
+
+@njit(error_model="numpy")
+def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, flush, count, acc,
+          acc64, kr, wrow):  # pragma: no cover - compiled
+    """Outputs of rows m0..m0+rows (converted in ``af``, ``df``, ``st``) and columns n0..n1.
+
+    A (row, step)'s threads are dispatched through its mask (:func:`_dispatch_tables`),
+    built from the state bytes. When ``count``, each (row, step)'s state code goes into
+    ``hist[j, code]``.
+    """
+    kd = af.shape[1] - 1  # column kd is the zero operand
+    threads = schedule.shape[0]
+    steps = schedule.shape[1]
     zero = np.float32(0.0)
     one = np.float32(1.0)
     two = np.float32(2.0)
-    n_blocks = (m_rows + _ROWS - 1) // _ROWS
-    for blk in prange(n_blocks):
-        m0 = blk * _ROWS
-        rows = min(_ROWS, m_rows - m0)
-        acc = np.zeros((_ROWS, n_cols), np.float32)
-        acc64 = np.zeros((_ROWS, n_cols), np.float64)
-        live = np.zeros(4, np.int64)
-        for j in range(steps):
-            for mi in range(rows):
-                m = m0 + mi
-                p = 0
-                for t in range(threads):
-                    if a[m, j, t] != zero:
-                        live[p] = t
-                        p += 1
-                if p == 0:
-                    continue
-                row = acc[mi]
-                t0 = live[0]
-                a0 = a[m, j, t0]
-                w0 = w[j, t0]
-                if p == 1:
-                    for n in range(n_cols):
-                        row[n] += a0 * w0[n]
-                    continue
-                t1 = live[1]
-                a1 = a[m, j, t1]
-                w1 = w[j, t1]
-                d0 = a0 - ta[m, j, t0]
-                d1 = a1 - ta[m, j, t1]
-                if p == 2:
-                    if d0 == zero and d1 == zero:
-                        for n in range(n_cols):
-                            row[n] += a0 * w0[n] + a1 * w1[n]
-                    else:
-                        r0 = wr[j, t0]
-                        r1 = wr[j, t1]
-                        for n in range(n_cols):
-                            x0 = w0[n]
-                            x1 = w1[n]
-                            red = d0 * r0[n] + d1 * r1[n]
-                            both = x0 != zero and x1 != zero
-                            row[n] += a0 * x0 + a1 * x1 - (red if both else zero)
-                    continue
-                # Three or four threads with a non-zero activation; a missing fourth is a
-                # zero activation on thread t0 (it adds nothing and is never active).
-                t2 = live[2]
-                a2 = a[m, j, t2]
-                w2 = w[j, t2]
-                d2 = a2 - ta[m, j, t2]
-                if p == 4:
-                    t3 = live[3]
-                    a3 = a[m, j, t3]
-                    q3 = one
-                else:
-                    t3 = t0
-                    a3 = zero
-                    q3 = zero
-                w3 = w[j, t3]
-                ta0 = ta[m, j, t0]
-                ta1 = ta[m, j, t1]
-                ta2 = ta[m, j, t2]
-                ta3 = ta[m, j, t3] * q3
-                d3 = a3 - ta3
-                r0 = wr[j, t0]
-                r1 = wr[j, t1]
-                r2 = wr[j, t2]
-                r3 = wr[j, t3]
-                u0 = tw[j, t0]
-                u1 = tw[j, t1]
-                u2 = tw[j, t2]
-                u3 = tw[j, t3]
-                for n in range(n_cols):
-                    x0 = w0[n]
-                    x1 = w1[n]
-                    x2 = w2[n]
-                    x3 = w3[n]
+    lo = np.uint64(n0)
+    hi = np.uint64(n1)
+    for i in range(rows):
+        ui = np.uint64(i)
+        for n in range(lo, hi):
+            acc[ui, n] = zero
+            acc64[ui, n] = 0.0
+    for j in range(steps):
+        # Scalar fix-ups pay only while the exceptions are few (dense weights); pruned
+        # weights make many, and the four-thread loop then uses the full formula.
+        few_exceptions = ex_cols[j, 0] * _EXCEPTION_RATIO <= n1 - n0
+        for t in range(4):
+            k = schedule[t, j] if t < threads else -1
+            kr[t] = k if k >= 0 else kd
+            wrow[t] = np.uint64(max(k, 0))
+        for i in range(rows):
+            ui = np.uint64(i)
+            mask = (st[i, kr[0]] | (st[i, kr[1]] << 1) | (st[i, kr[2]] << 2)
+                    | (st[i, kr[3]] << 3))
+            if count:
+                hist[j, _CODE[mask]] += 1.0
+            cls = _CLASS[mask]
+            if cls == 0:
+                continue
+            t0 = _LIVE[mask & 15, 0]
+            a0 = af[i, kr[t0]]
+            w0 = wrow[t0]
+            if cls == 1:
+                for n in range(lo, hi):
+                    acc[ui, n] += a0 * wc[w0, 0, n]
+                continue
+            t1 = _LIVE[mask & 15, 1]
+            a1 = af[i, kr[t1]]
+            w1 = wrow[t1]
+            if cls == 2:
+                for n in range(lo, hi):
+                    acc[ui, n] += a0 * wc[w0, 0, n] + a1 * wc[w1, 0, n]
+                continue
+            d0 = df[i, kr[t0]]
+            d1 = df[i, kr[t1]]
+            if cls == 3:
+                # Two active threads collide where both weights are non-zero; a thread's
+                # d*wr is non-zero only where its own weight is, so the partner decides.
+                for n in range(lo, hi):
+                    x0 = wc[w0, 0, n]
+                    x1 = wc[w1, 0, n]
+                    e0 = d0 * wc[w0, 1, n]
+                    e1 = d1 * wc[w1, 1, n]
+                    acc[ui, n] += (a0 * x0 + a1 * x1) - ((e0 if x1 != zero else zero)
+                                                         + (e1 if x0 != zero else zero))
+                continue
+            t2 = _LIVE[mask & 15, 2]
+            a2 = af[i, kr[t2]]
+            d2 = df[i, kr[t2]]
+            w2 = wrow[t2]
+            v0 = a0 - d0
+            v1 = a1 - d1
+            v2 = a2 - d2
+            if cls == 4:
+                for n in range(lo, hi):
+                    x0 = wc[w0, 0, n]
+                    x1 = wc[w1, 0, n]
+                    x2 = wc[w2, 0, n]
                     c = ((one if x0 != zero else zero) + (one if x1 != zero else zero)
-                         + (one if x2 != zero else zero) + (q3 if x3 != zero else zero))
+                         + (one if x2 != zero else zero))
+                    s1 = a0 * x0 + a1 * x1 + a2 * x2
+                    s2 = d0 * wc[w0, 1, n] + d1 * wc[w1, 1, n] + d2 * wc[w2, 1, n]
+                    s3 = v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
+                    acc[ui, n] += s3 if c > two else (s1 - s2 if c == two else s1)
+                continue
+            t3 = _LIVE[mask & 15, 3]
+            a3 = af[i, kr[t3]]
+            d3 = df[i, kr[t3]]
+            w3 = wrow[t3]
+            v3 = a3 - d3
+            if few_exceptions:
+                # Four live threads: with at most one zero weight c >= 3 and the result is
+                # sum(ta*tw) (a zero weight's term is 0); the step's columns with two or
+                # more zero weights (c <= 2) are fixed afterwards.
+                for n in range(lo, hi):
+                    acc[ui, n] += (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n]
+                                   + v2 * wc[w2, 2, n] + v3 * wc[w3, 2, n])
+                for e in range(1, 1 + ex_cols[j, 0]):
+                    n = ex_cols[j, e]
+                    if n < n0 or n >= n1:
+                        continue
+                    x0 = wc[w0, 0, n]
+                    x1 = wc[w1, 0, n]
+                    x2 = wc[w2, 0, n]
+                    x3 = wc[w3, 0, n]
+                    c = ((1 if x0 != zero else 0) + (1 if x1 != zero else 0)
+                         + (1 if x2 != zero else 0) + (1 if x3 != zero else 0))
                     s1 = a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
-                    s2 = d0 * r0[n] + d1 * r1[n] + d2 * r2[n] + d3 * r3[n]
-                    s3 = ta0 * u0[n] + ta1 * u1[n] + ta2 * u2[n] + ta3 * u3[n]
-                    row[n] += s1 if c < two else (s1 - s2 if c == two else s3)
-            if (j + 1) % _FLUSH == 0:
-                for mi in range(rows):
-                    for n in range(n_cols):
-                        acc64[mi, n] += acc[mi, n]
-                        acc[mi, n] = zero
-        for mi in range(rows):
-            for n in range(n_cols):
-                out[m0 + mi, n] = np.int64(acc64[mi, n] + acc[mi, n])
+                    s2 = (d0 * wc[w0, 1, n] + d1 * wc[w1, 1, n] + d2 * wc[w2, 1, n]
+                          + d3 * wc[w3, 1, n])
+                    s3 = (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
+                          + v3 * wc[w3, 2, n])
+                    acc[i, n] += (s1 - s2 if c == 2 else s1) - s3
+                continue
+            for n in range(lo, hi):
+                x0 = wc[w0, 0, n]
+                x1 = wc[w1, 0, n]
+                x2 = wc[w2, 0, n]
+                x3 = wc[w3, 0, n]
+                c = ((one if x0 != zero else zero) + (one if x1 != zero else zero)
+                     + (one if x2 != zero else zero) + (one if x3 != zero else zero))
+                s1 = a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3
+                s2 = (d0 * wc[w0, 1, n] + d1 * wc[w1, 1, n] + d2 * wc[w2, 1, n]
+                      + d3 * wc[w3, 1, n])
+                s3 = (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
+                      + v3 * wc[w3, 2, n])
+                acc[ui, n] += s3 if c > two else (s1 - s2 if c == two else s1)
+        if (j + 1) % flush == 0:
+            for i in range(rows):
+                ui = np.uint64(i)
+                for n in range(lo, hi):
+                    acc64[ui, n] += acc[ui, n]
+                    acc[ui, n] = zero
+    for i in range(rows):
+        ui = np.uint64(i)
+        for n in range(lo, hi):
+            out[m0 + i, n] = np.int64(acc64[ui, n] + acc[ui, n])
 
 
-@njit(parallel=True, error_model="numpy")
-def _state_histograms(a, ta, w, tw, wr, hist_rows, hist_cols):  # pragma: no cover - compiled
-    """Per step j: how many rows / columns are in each joint thread state (see module doc).
+@njit(error_model="numpy")
+def _outputs(a, schedule, half_even, wc, ex_cols, out, hist, tile_m0, tile_rows, tile_n0,
+             tile_n1, flush, first, end):  # pragma: no cover - compiled
+    """Tiles first..end; row states into ``hist``.
 
-    Row state of a thread: 0 zero activation, 1 exact, 2 trimmed (a != ta); code base 3.
-    Column state: 0 zero weight, else 1 + [wr != 0] + 2*[tw != w]; code base 5.
+    Returns the number of activations outside -128..255.
     """
-    m_rows, steps, threads = a.shape
-    n_cols = w.shape[2]
-    for j in prange(steps):
-        for m in range(m_rows):
-            code = 0
-            scale = 1
-            for t in range(threads):
-                av = a[m, j, t]
-                if av != 0:
-                    code += scale * (2 if av != ta[m, j, t] else 1)
-                scale *= 3
-            hist_rows[code, j] += 1.0
-        for n in range(n_cols):
-            code = 0
-            scale = 1
-            for t in range(threads):
-                wv = w[j, t, n]
-                if wv != 0:
-                    code += scale * (1 + (1 if wr[j, t, n] != 0 else 0)
-                                     + (2 if tw[j, t, n] != wv else 0))
-                scale *= 5
-            hist_cols[j, code] += 1.0
+    max_rows = tile_rows[first:end].max()
+    # One more column: the zero operand of threads with nothing to feed.
+    af = np.zeros((max_rows, a.shape[1] + 1), np.float32)
+    df = np.zeros((max_rows, a.shape[1] + 1), np.float32)
+    st = np.zeros((max_rows, a.shape[1] + 1), np.uint8)
+    acc = np.empty((max_rows, out.shape[1]), np.float32)
+    acc64 = np.empty((max_rows, out.shape[1]), np.float64)
+    kr = np.zeros(4, np.int64)
+    wrow = np.zeros(4, np.uint64)
+    converted = -1
+    bad = 0
+    for tile in range(first, end):
+        m0 = tile_m0[tile]
+        rows = tile_rows[tile]
+        if m0 != converted:
+            bad += _convert_rows(a, m0, rows, half_even, af, df, st)
+            converted = m0
+        # Each (row, step) is counted once: by the tile holding its first column.
+        _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, tile_n0[tile],
+              tile_n1[tile], flush, tile_n0[tile] == 0, acc, acc64, kr, wrow)
+    return bad
 
 
 @functools.lru_cache(maxsize=None)
 def _class_table(threads: int) -> np.ndarray:
-    """(3**T, 5**T) class of a PE-step by its row and column state codes.
+    """(3**T, 4**T) class of a PE-step by its row and column state codes.
 
     0 idle, 1 single, 2 shared_exact, 3 shared_reduced; the rules of the module docstring.
     """
-    table = np.empty((3**threads, 5**threads), dtype=np.int64)
+    table = np.empty((3**threads, 4**threads), dtype=np.int64)
     for row_states in itertools.product(range(3), repeat=threads):
         row_code = sum(s * 3**t for t, s in enumerate(row_states))
-        for col_states in itertools.product(range(5), repeat=threads):
-            col_code = sum(q * 5**t for t, q in enumerate(col_states))
+        for col_states in itertools.product(range(4), repeat=threads):
+            col_code = sum(q * 4**t for t, q in enumerate(col_states))
             active = [t for t in range(threads) if row_states[t] and col_states[t]]
             trimmed_a = [row_states[t] == 2 for t in active]
-            wide_w = [(col_states[t] - 1) & 1 == 1 for t in active]
-            trimmed_w = [(col_states[t] - 1) & 2 == 2 for t in active]
+            wide_w = [col_states[t] >= 2 for t in active]
+            trimmed_w = [col_states[t] == 3 for t in active]
             if len(active) <= 1:
                 cls = len(active)
             elif len(active) == 2:
@@ -193,51 +407,144 @@ def _class_table(threads: int) -> np.ndarray:
     return table
 
 
-def _counts(a, ta, w, tw, wr) -> np.ndarray:
-    steps, threads = w.shape[:2]
-    # float64 counts are exact: every entry below is at most M*N*S < 2**53.
-    hist_rows = np.zeros((3**threads, steps), dtype=np.float64)
-    hist_cols = np.zeros((steps, 5**threads), dtype=np.float64)
-    _state_histograms(a, ta, w, tw, wr, hist_rows, hist_cols)
-    # Only the states that occur take part (fewer than half of them for 8-bit data).
-    rows = np.flatnonzero(hist_rows.any(axis=1))
-    cols = np.flatnonzero(hist_cols.any(axis=0))
-    pairs = np.rint(hist_rows[rows] @ hist_cols[:, cols])
-    classes = _class_table(threads)[np.ix_(rows, cols)]
-    return np.bincount(classes.ravel(), weights=pairs.ravel(), minlength=4).astype(np.int64)
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
-def sysmt_gemm(a: np.ndarray, ta: np.ndarray, w: np.ndarray, tw: np.ndarray,
-               wr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _workers(pe_steps: int) -> int:
+    """Threads for one GEMM: ``NUMBA_NUM_THREADS`` (default: the cores), one for small work.
+
+    The kernels release the GIL and run in a plain thread pool rather than numba's parallel
+    backend: that one (OpenMP here) spins between regions, and on a shared machine the
+    spinning starves the other threads, BLAS's included.
+    """
+    return 1 if pe_steps < _PARALLEL_MIN else max(1, numba.config.NUMBA_NUM_THREADS)
+
+
+def _parallel(workers: int, tasks: int, fn) -> list:
+    """``[fn(task) for task in range(tasks)]`` on ``workers`` threads (inline for one).
+
+    Threads take the next task as they finish one, so with more tasks than threads a
+    thread slowed by other jobs on the machine does not hold the others up.
+    """
+    if workers == 1:
+        return [fn(task) for task in range(tasks)]
+    key = (os.getpid(), workers)
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sysmt")
+    return list(_POOLS[key].map(fn, range(tasks)))
+
+
+def _tiles(m_rows: int, n_cols: int, workers: int) -> tuple[np.ndarray, ...]:
+    """Tiles (first row, rows, first column, end column).
+
+    All columns and as many rows as an accumulator of ``_TILE_FLOATS`` holds (at most
+    ``_MAX_ROWS``): every (row, step) is dispatched once, and a small-M layer reads its
+    weights once. The columns are cut into chunks (down to 32) only when there are too few
+    tiles to keep every worker busy.
+    """
+    if not m_rows or not n_cols:
+        return tuple(np.zeros(0, np.int64) for _ in range(4))
+    width = n_cols
+    rows = max(1, min(m_rows, _MAX_ROWS, _TILE_FLOATS // width))
+    # Equal blocks, as many as a multiple of the workers when there are several.
+    row_blocks = -(-m_rows // rows)
+    if row_blocks > 1:
+        row_blocks = -(-row_blocks // workers) * workers
+    rows = -(-m_rows // row_blocks)
+    row_blocks = -(-m_rows // rows)
+    while row_blocks * -(-n_cols // width) < workers and width > 32:
+        width = max(32, -(-width // 16) * 8)
+    n_starts = np.arange(0, n_cols, width)
+    m0 = np.repeat(np.arange(row_blocks) * rows, len(n_starts))
+    n0 = np.tile(n_starts, row_blocks)
+    return m0, np.minimum(rows, m_rows - m0), n0, np.minimum(n0 + width, n_cols)
+
+
+def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even: bool,
+               sparsity_aware: bool) -> tuple[np.ndarray, np.ndarray]:
     """Run the SySMT kernel; returns (outputs (M, N) int64, counts (4,) int64).
 
     Parameters
     ----------
-    a, ta : float32 (M, S, T) activations and trimmed activations per step and thread.
-    w, tw, wr : float32 (S, T, N) weights, trimmed weights, and reduction-forcing weights.
-        All hold 8-bit integers (activations -128..255, weights -128..127), T <= 4.
+    a : integer (M, Kd) activations, -128..255.
+    b : integer (Kd, N) weights, -128..255.
+    sched : int64 (T, S) schedule, 1 <= T <= 4: the K index thread t feeds at step j, or -1;
+        every K index appears exactly once.
+    round_half_even : bool
+        Trimming rounds half to even (else truncates).
+    sparsity_aware : bool
+        Two-thread collision policy: an activation is reduced only against a weight with
+        |w| >= 16 (``sparsity_aware``), or against any weight (``msb_trim``).
 
     Returns
     -------
     outputs : int64 (M, N)
     counts : int64 (4,), PE-steps that are idle, single, shared (two or more active threads)
         and shared with a reduced operand.
+
+    Raises
+    ------
+    OperandRangeError
+        An operand lies outside -128..255.
+    ValueError
+        Bad shapes, or a schedule that does not use every K index exactly once.
     """
-    m_rows, steps, threads = a.shape
-    if threads > 4:
-        raise ValueError(f"sysmt_gemm supports at most 4 threads, not {threads}")
-    if ta.shape != a.shape:
-        raise ValueError(f"ta shape {ta.shape} != a shape {a.shape}")
-    for name, arr in (("w", w), ("tw", tw), ("wr", wr)):
-        if arr.ndim != 3 or arr.shape[:2] != (steps, threads):
-            raise ValueError(f"{name} shape {arr.shape} does not match (S, T) = {(steps, threads)}")
-    for arr in (a, ta, w, tw, wr):
-        if arr.dtype != np.float32 or not arr.flags.c_contiguous:
-            raise ValueError("sysmt_gemm takes C-contiguous float32 arrays")
-    if steps * threads * 255 * 128 >= 2**53:
-        raise ValueError("reduction too long for exact float64 accumulation")
-    out = np.empty((m_rows, w.shape[2]), dtype=np.int64)
-    _sysmt_outputs(a, ta, w, tw, wr, out)
-    counts = _counts(a, ta, w, tw, wr)
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    b = np.ascontiguousarray(b, dtype=np.int64)
+    sched = np.ascontiguousarray(sched, dtype=np.int64)
+    if a.ndim != 2 or b.ndim != 2 or sched.ndim != 2:
+        raise ValueError("a, b and sched must be 2-D")
+    m_rows, kd = a.shape
+    threads, steps = sched.shape
+    n_cols = b.shape[1]
+    if not 1 <= threads <= 4:
+        raise ValueError(f"sysmt_gemm supports 1 to 4 threads, not {threads}")
+    if b.shape[0] != kd:
+        raise ValueError(f"b shape {b.shape} does not match a shape {a.shape}")
+    used = sched[sched >= 0]
+    if (sched < -1).any() or used.size != kd or (
+            kd and not np.array_equal(np.bincount(used, minlength=kd), np.ones(kd, np.int64))):
+        raise ValueError(f"the schedule must use every K index 0..{kd - 1} exactly once")
+    round_half_even, sparsity_aware = bool(round_half_even), bool(sparsity_aware)
+
+    # A thread's three weight rows share one base (constant offsets): LLVM then needs one
+    # run-time overlap check per thread, and four threads stay under its limit of eight.
+    wc = np.empty((kd, 3, n_cols), dtype=np.float32)
+    # float64 counts are exact: every entry below is at most M*N*S < 2**53.
+    hist_cols = np.zeros((steps, 4**threads), dtype=np.float64)
+    out = np.empty((m_rows, n_cols), dtype=np.int64)
+    workers = _workers(m_rows * n_cols * steps)
+    tasks = 1 if workers == 1 else _TASKS_PER_WORKER * workers
+    k_cut = np.linspace(0, kd, min(tasks, max(kd, 1)) + 1).astype(np.int64)
+    j_cut = np.linspace(0, steps, min(tasks, max(steps, 1)) + 1).astype(np.int64)
+
+    parts = _parallel(workers, len(k_cut) - 1, lambda w: _prepare_weights(
+        b, round_half_even, sparsity_aware, wc, k_cut[w], k_cut[w + 1]))
+    if sum(bad for _, bad in parts):
+        raise OperandRangeError(f"weights must lie in {_LOW}..{_HIGH}")
+    big_w = max(int(big) for big, _ in parts)
+    # A step adds at most threads*255*max|w|; flush float32 before 2**24 could be reached.
+    step_max = threads * max(-_LOW, _HIGH) * max(1, big_w)
+    flush = max(1, (_EXACT_FLOAT32 - 1) // step_max)
+    ex_cols = np.empty((steps, n_cols + 1), dtype=np.int64)
+    _parallel(workers, len(j_cut) - 1, lambda w: _column_histogram(
+        wc, sched, hist_cols, ex_cols, j_cut[w], j_cut[w + 1]))
+    m0, rows, n0, n1 = _tiles(m_rows, n_cols, workers)
+    # Contiguous runs of tiles (a run converts each of its row blocks once); each run
+    # counts its row states into its own histogram.
+    t_cut = np.linspace(0, len(m0), min(tasks, len(m0)) + 1).astype(np.int64)
+    hist_rows = np.zeros((max(1, len(t_cut) - 1), steps, 3**threads), dtype=np.float64)
+    if len(m0) and sum(_parallel(workers, len(t_cut) - 1, lambda w: _outputs(
+            a, sched, round_half_even, wc, ex_cols, out, hist_rows[w], m0, rows, n0, n1,
+            flush, t_cut[w], t_cut[w + 1]))):
+        raise OperandRangeError(f"activations must lie in {_LOW}..{_HIGH}")
+
+    rows_hist = hist_rows.sum(axis=0)
+    # Only the states that occur take part (fewer than half of them for 8-bit data).
+    row_codes = np.flatnonzero(rows_hist.any(axis=0))
+    col_codes = np.flatnonzero(hist_cols.any(axis=0))
+    pairs = np.rint(rows_hist[:, row_codes].T @ hist_cols[:, col_codes])
+    classes = _class_table(threads)[np.ix_(row_codes, col_codes)]
+    counts = np.bincount(classes.ravel(), weights=pairs.ravel(), minlength=4).astype(np.int64)
     idle, single, shared_exact, reduced = (int(c) for c in counts)
     return out, np.array([idle, single, shared_exact + reduced, reduced], dtype=np.int64)

@@ -189,3 +189,114 @@ def test_fast_path_on_long_reductions_and_row_blocks(threads, policy):
                                              "round_half_even")
         assert fast.outputs.tolist() == outputs
         assert fast.counters == counters
+
+
+def test_kernel_trim_equals_naive_trim():
+    """The kernel's float trim (used on every operand) against the naive integer rule."""
+    from naive import naive_trim
+
+    from simulator.kernels.sysmt import trim
+
+    for rounding in ("round_half_even", "truncate"):
+        for v in range(-128, 256):
+            expected = (-1 if v < 0 else 1) * naive_trim(abs(v), rounding)
+            assert trim(np.float32(v), rounding == "round_half_even") == expected, (v, rounding)
+
+
+def _random_operands(rng, m, kd, n, weight_high=128):
+    a = rng.integers(0, 256, (m, kd)) * (rng.random((m, kd)) < 0.55)
+    b = rng.integers(-128, weight_high, (kd, n)) * (rng.random((kd, n)) < 0.9)
+    return a.astype(np.int64), b.astype(np.int64)
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+def test_fast_path_on_many_workers_and_tiles(monkeypatch, threads):
+    """Several workers, several row tiles and column chunks, against the naive model."""
+    import simulator.kernels.sysmt as kernel
+
+    monkeypatch.setattr(kernel, "_workers", lambda pe_steps: 3)
+    rng = np.random.default_rng(7 + threads)
+    # 21 rows in 6-row tiles (a 96-float accumulator); 2 rows whose 100 columns are cut
+    # into chunks for the 3 workers.
+    for m, kd, n, split, tile in ((21, 23, 16, "contiguous", 96),
+                                  (2, 30, 100, "interleaved", kernel._TILE_FLOATS)):
+        monkeypatch.setattr(kernel, "_TILE_FLOATS", tile)
+        a, b = _random_operands(rng, m, kd, n)
+        pe = SySMTPE(SySMTOptions(threads=threads, thread_split=split))
+        layer = gemm_layer(a, b)
+        row_starts, _, col_starts, _ = kernel._tiles(m, n, 3)
+        assert len(set(row_starts)) >= 3 or len(set(col_starts)) >= 3
+        fast = pe.simulate_gemm(layer, a, b)
+        outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(),
+                                             naive_schedule(kd, threads, split),
+                                             "sparsity_aware", "round_half_even")
+        assert fast.outputs.tolist() == outputs
+        assert fast.counters == counters
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+def test_fast_path_across_float32_flushes(threads):
+    """Reductions long enough that the float32 accumulator is flushed several times, with
+    unsigned 8-bit weights (the largest products, so the most frequent flushes)."""
+    rng = np.random.default_rng(threads)
+    a, b = _random_operands(rng, 3, 1400, 4, weight_high=256)
+    a[0] = 255  # the largest step sums
+    b[:, 0] = 255
+    pe = SySMTPE(SySMTOptions(threads=threads, policy="msb_trim"))
+    fast = pe.simulate_gemm(gemm_layer(a, b), a, b)
+    outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(),
+                                         naive_schedule(1400, threads, "contiguous"),
+                                         "msb_trim", "round_half_even")
+    assert fast.outputs.tolist() == outputs
+    assert fast.counters == counters
+
+
+def test_operands_outside_8_bit_are_rejected():
+    from simulator.errors import SimulationError
+    from simulator.kernels.sysmt import OperandRangeError, sysmt_gemm
+
+    pe = SySMTPE(SySMTOptions(threads=2))
+    a = np.ones((3, 4), np.int64)
+    b = np.ones((4, 2), np.int64)
+    sched = thread_schedule(4, 2, "contiguous")
+    for bad_a, bad_b in ((a * 256, b), (a * -129, b), (a, b * 256), (a, b * -129)):
+        with pytest.raises(OperandRangeError):
+            sysmt_gemm(bad_a, bad_b, sched, True, True)
+        with pytest.raises(SimulationError, match="layer 'g'"):
+            pe.simulate_gemm(gemm_layer(bad_a, bad_b), bad_a, bad_b)
+    out, counts = sysmt_gemm(a * 255, b * -128, sched, True, True)
+    assert out.tolist() == naive_sysmt_gemm((a * 255).tolist(), (b * -128).tolist(),
+                                            sched.tolist(), "sparsity_aware",
+                                            "round_half_even")[0]
+
+
+def test_schedule_must_use_every_k_once():
+    from simulator.kernels.sysmt import sysmt_gemm
+
+    a = np.ones((2, 4), np.int64)
+    b = np.ones((4, 3), np.int64)
+    for sched in ([[0, 1], [2, 2]], [[0, 1], [2, -1]], [[0, 1], [2, 4]], [[0, 1], [2, -2]]):
+        with pytest.raises(ValueError, match="every K index"):
+            sysmt_gemm(a, b, np.array(sched), True, True)
+
+
+@pytest.mark.parametrize("policy", ["sparsity_aware", "msb_trim"])
+def test_four_live_threads_with_two_zero_weights(policy):
+    """Four non-zero activations meeting dense weights, but two (or three) zero weights in
+    a few columns: c drops to 2 (a lossy collision) or 1 there. The kernel adds sum(ta*tw)
+    for the dense columns and fixes those few columns exactly."""
+    rng = np.random.default_rng(11)
+    kd, n = 40, 64
+    a = rng.choice([23, 40, 127, 200, 255], (3, kd)).astype(np.int64)
+    b = rng.choice([-100, -37, 25, 100], (kd, n)).astype(np.int64)
+    sched = naive_schedule(kd, 4, "contiguous")
+    for step, col, zeros in ((0, 5, (0, 1)), (3, 17, (1, 3)), (3, 40, (0, 2, 3)), (9, 63, (2, 3))):
+        for t in zeros:
+            b[sched[t][step], col] = 0
+    pe = SySMTPE(SySMTOptions(threads=4, policy=policy))
+    fast = pe.simulate_gemm(gemm_layer(a, b), a, b)
+    outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(), sched, policy,
+                                         "round_half_even")
+    assert fast.outputs.tolist() == outputs
+    assert fast.counters == counters
+    assert counters["shared_reduced"] > 0

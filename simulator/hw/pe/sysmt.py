@@ -15,11 +15,11 @@ import numpy as np
 
 from simulator.config.arch import PEOptions
 from simulator.config.schema import option
+from simulator.errors import SimulationError
 from simulator.hw.pe.dense import (ACCUMULATOR_BITS, OUTPUT_BITS, active_steps,
                                    dense_composition)
 from simulator.hw.pe.registry import Composition, GemmRun, PEModel, register_pe
 from simulator.hw.pe.schedule import reordered_schedule, steps_for, thread_schedule
-from simulator.kernels.bits import signed_trim
 from simulator.workloads.layers import Layer
 from simulator.workloads.lowering import gemm_product
 
@@ -48,28 +48,6 @@ class SySMTOptions(PEOptions):
     reorder_channels: bool = option(
         False, doc="Offline reordering of K by activation non-zero rate measured on the data "
                    "(dense elements meet sparse ones; see docs/pe-models.md).")
-
-
-def _trim_tables(rounding: bool, policy: str) -> np.ndarray:
-    """float32 (3, 384): value, trimmed value, reduction-forcing weight for -128..255."""
-    values = np.arange(-128, 256)
-    forcing = np.where(np.abs(values) >= 16, values, 0) if policy == "sparsity_aware" else values
-    return np.stack([values, signed_trim(values, rounding), forcing]).astype(np.float32)
-
-
-_TABLES = {(r, p): _trim_tables(r, p) for r in (False, True)
-           for p in ("sparsity_aware", "msb_trim")}
-
-
-def _operand_tables(x: np.ndarray, rounding: bool, policy: str, weights: bool) -> list:
-    """float32 values, trimmed values (and, for weights, reduction-forcing weights) of ``x``."""
-    if x.size and -128 <= int(x.min()) and int(x.max()) <= 255:
-        index = x.astype(np.intp, copy=False) + 128
-        return [np.take(table, index) for table in _TABLES[(rounding, policy)][:3 if weights else 2]]
-    out = [x, signed_trim(x, rounding)]
-    if weights:
-        out.append(np.where(np.abs(x) >= 16, x, 0) if policy == "sparsity_aware" else x)
-    return [v.astype(np.float32) for v in out]
 
 
 def sysmt_composition(built: int, used: int) -> Composition:
@@ -161,21 +139,15 @@ class SySMTPE(PEModel):
                            {"idle": m_rows * b.shape[1] * kd - active, "single": active,
                             "shared_exact": 0, "shared_reduced": 0})
         sched = self.schedule(layer, a)
-        policy = self.options.policy
-        rounding = self.options.rounding == "round_half_even"
-        # Trim once per operand element, then gather per (step, thread); index kd is an
-        # appended zero column/row standing for a thread with nothing to feed.
-        index = np.ascontiguousarray(np.where(sched >= 0, sched, kd).T)  # (S, T)
-        a_ext = np.concatenate([a, np.zeros((m_rows, 1), a.dtype)], axis=1)
-        b_ext = np.concatenate([b, np.zeros((1, b.shape[1]), b.dtype)], axis=0)
-        a32, ta32 = _operand_tables(a_ext, rounding, policy, weights=False)
-        w32, tw32, wr32 = _operand_tables(b_ext, rounding, policy, weights=True)
         # numba loads on first use, so timing-only runs start fast.
-        from simulator.kernels.sysmt import sysmt_gemm
+        from simulator.kernels.sysmt import OperandRangeError, sysmt_gemm
 
-        outputs, counts = sysmt_gemm(
-            np.take(a32, index, axis=1), np.take(ta32, index, axis=1),
-            w32[index], tw32[index], wr32[index])
+        try:
+            outputs, counts = sysmt_gemm(a, b, sched,
+                                         self.options.rounding == "round_half_even",
+                                         self.options.policy == "sparsity_aware")
+        except OperandRangeError as err:
+            raise SimulationError(f"layer {layer.name!r}: {err}") from err
         idle, single, shared, reduced = (int(c) for c in counts)
         return GemmRun(outputs, {"idle": idle, "single": single,
                                  "shared_exact": shared - reduced, "shared_reduced": reduced})
