@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 
@@ -35,6 +34,8 @@ from simulator.hw.pe.dense import DenseOptions, DensePE
 from simulator.hw.pe.sparq import SparqOptions, SparqPE
 from simulator.workloads.lowering import im2col, weights_to_gemm
 from simulator.workloads.synthetic import SyntheticOptions, synthesize
+
+from gemm_timing import time_floor, time_pe  # benchmarks/gemm_timing.py
 
 
 def lowered_operands(workload, options: SyntheticOptions, with_activations: bool):
@@ -47,22 +48,6 @@ def lowered_operands(workload, options: SyntheticOptions, with_activations: bool
         b = weights_to_gemm(tensors.weight, layer)
         out.append((layer, [(None if a is None else a[g], b[g]) for g in range(b.shape[0])]))
     return out
-
-
-def time_floor(data) -> float:
-    start = time.perf_counter()
-    for _, groups in data:
-        for a, b in groups:
-            a.astype(np.float64) @ b.astype(np.float64)
-    return time.perf_counter() - start
-
-
-def time_pe(pe, data) -> float:
-    start = time.perf_counter()
-    for layer, groups in data:
-        for a, b in groups:
-            pe.simulate_gemm(layer, a, b)
-    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:

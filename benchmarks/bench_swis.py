@@ -38,6 +38,8 @@ from simulator.hw.pe.bitserial import BitSerialOptions, BitSerialPE  # noqa: E40
 from simulator.hw.pe.swis import (SWISOptions, SWISPE, cached_decompose,  # noqa: E402
                                   clear_decomposition_cache)
 
+from gemm_timing import time_floor, time_pe  # benchmarks/gemm_timing.py
+
 MODES = {
     "fixed N=3": SWISOptions(shifts=3),
     "threshold N<=4, 64": SWISOptions(max_shifts=4, error_threshold=64.0),
@@ -68,22 +70,6 @@ def section_decompose(data) -> None:
         groups = sum(cached_decompose(b, options).shifts.size
                      for _, groups in data for _, b in groups)
         print(f"{name:<20} {cold:>10.3f} {warm:>9.3f} {total_n / groups:>7.2f}")
-
-
-def time_floor(data) -> float:
-    start = time.perf_counter()
-    for _, groups in data:
-        for a, b in groups:
-            a.astype(np.float64) @ b.astype(np.float64)
-    return time.perf_counter() - start
-
-
-def time_pe(pe, data) -> float:
-    start = time.perf_counter()
-    for layer, groups in data:
-        for a, b in groups:
-            pe.simulate_gemm(layer, a, b)
-    return time.perf_counter() - start
 
 
 def section_functional(data, repeats: int) -> None:
