@@ -77,7 +77,7 @@ def main() -> int:
                 outcome = run_sweep(plan, out, executor)
             wall = time.perf_counter() - start
             outs[name] = out / "results.csv"
-            print(f"{name}: {outcome.ran} points in {wall:.1f} s wall (workers ready in "
+            print(f"{name}: {outcome.ran} points in {wall:.1f} s wall (executor set-up "
                   f"{ready - start:.1f} s) = {60 * outcome.ran / wall:.0f} points/min; "
                   f"{outcome.points_per_minute:.0f} points/min once started; "
                   f"{outcome.failed} failed")

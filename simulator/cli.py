@@ -142,23 +142,25 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from simulator.reports.plots import save_figure, sweep_figure
     from simulator.reports.sweep_results import load_results, parse_baseline
 
+    if not args.dpi > 0:
+        raise SasimError(f"--dpi: expected a positive number, got {args.dpi:g}")
     results = load_results(args.results)
     options: dict = {}
     if args.baseline is not None:
         if args.kind == "utilization":
             raise SasimError("--baseline: a utilization plot is not normalised")
         options["baseline"] = parse_baseline(args.baseline)
-    if args.kind == "pareto":
-        options["cost"] = args.cost
-    if args.kind == "speedup":
-        options.update(by=args.by, workload=args.workload)
-    elif args.kind == "utilization":
-        options["workload"] = args.workload
-    elif args.workload is not None:
-        raise SasimError(f"--workload: not used by --kind {args.kind}")
+    used = {"cost": ("pareto",), "by": ("speedup",), "workload": ("speedup", "utilization")}
+    for name, kinds in used.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if args.kind not in kinds:
+            raise SasimError(f"--{name}: not used by --kind {args.kind}")
+        options[name] = value
     figure = sweep_figure(results, args.kind, **options)
     out = Path(args.out) if args.out else results.path.parent / f"{args.kind}.png"
-    save_figure(figure, out)
+    save_figure(figure, out, dpi=args.dpi)
     print(f"wrote {out}")
     return 0
 
@@ -408,25 +410,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="validate every design and print the number of points")
     swp.set_defaults(func=_cmd_sweep)
 
-    plt = sub.add_parser(
+    plot = sub.add_parser(
         "plot", help="draw a figure from a sweep's results",
         description="Draw speedup, energy, Pareto, utilisation or accuracy figures from a "
                     "sweep's results (its directory or results.csv).")
-    plt.add_argument("results", metavar="RESULTS", help="a sweep's --out DIR or its results.csv")
-    plt.add_argument("--kind", required=True,
-                     choices=["speedup", "energy", "pareto", "utilization", "accuracy"])
-    plt.add_argument("--baseline", metavar="KEY=VALUE[,...]|LABEL",
-                     help="the design to normalise to (default: the sweep's baseline, else "
-                          "the first design), e.g. base=os_sa_16x16,array.rows=16")
-    plt.add_argument("--cost", choices=["area", "energy"], default="area",
-                     help="pareto: the cost axis (default area)")
-    plt.add_argument("--by", choices=["workload", "layer"], default="workload",
-                     help="speedup: bars per workload (default) or per layer of one workload")
-    plt.add_argument("--workload", metavar="NAME",
-                     help="speedup --by layer / utilization: the workload to draw")
-    plt.add_argument("--out", metavar="FILE",
-                     help="the figure: .png, .svg or .pdf (default RESULTS_DIR/KIND.png)")
-    plt.set_defaults(func=_cmd_plot)
+    plot.add_argument("results", metavar="RESULTS", help="a sweep's --out DIR or its results.csv")
+    plot.add_argument("--kind", required=True,
+                      choices=["speedup", "energy", "pareto", "utilization", "accuracy"])
+    plot.add_argument("--baseline", metavar="KEY=VALUE[,...]|LABEL",
+                      help="the design to normalise to (default: the sweep's baseline, else "
+                           "the first design), e.g. base=os_sa_16x16,array.rows=16")
+    plot.add_argument("--cost", choices=["area", "energy"],
+                      help="pareto: the cost axis (default area)")
+    plot.add_argument("--by", choices=["workload", "layer"],
+                      help="speedup: bars per workload (default) or per layer of one workload")
+    plot.add_argument("--workload", metavar="NAME",
+                      help="speedup --by layer / utilization: the workload to draw")
+    plot.add_argument("--out", metavar="FILE",
+                      help="the figure: .png, .svg or .pdf (default RESULTS_DIR/KIND.png)")
+    plot.add_argument("--dpi", type=float, default=150, help="PNG resolution (default 150)")
+    plot.set_defaults(func=_cmd_plot)
 
     lst = sub.add_parser("list", help="list shipped configs, PE types and workloads")
     lst.set_defaults(func=_cmd_list)

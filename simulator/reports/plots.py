@@ -372,7 +372,7 @@ def energy_figure(results: SweepResults,
                            f"timing-only sweep has none: set timing_only: false)")
     labels = [_tick(d) for d in designs]
     lines = max(len(d.parts) for d in designs)
-    fig = _figure(3.0 + 0.5 * len(designs), 1.4 + 0.15 * lines + 2.6 * len(workloads))
+    fig = _figure(3.0 + 0.5 * len(designs), 2.2 + 0.15 * lines + 2.6 * len(workloads))
     axes = fig.subplots(len(workloads), 1, sharex=True, squeeze=False)[:, 0]
     x = np.arange(len(designs))
     for ax, workload in zip(axes, workloads):
@@ -547,7 +547,8 @@ def utilization_figure(results: SweepResults, *, workload: str | None = None) ->
             raise ResultsError(f"{results.path}: no finished point on {name}")
         panels.append((name, layer_names, series))
     most = max(len(p[1]) for p in panels)
-    fig = _figure(1.5 + most * min(0.5, 0.12 * len(designs) + 0.2), 1.4 + 2.9 * len(panels))
+    # the legend beside the panels takes about four inches
+    fig = _figure(4.5 + most * min(0.5, 0.12 * len(designs) + 0.2), 1.4 + 2.9 * len(panels))
     axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
     for ax, (name, layer_names, series) in zip(axes, panels):
         if len(series) <= 6:
@@ -696,8 +697,15 @@ def run_figure(summary: Mapping[str, Any]) -> Figure:
     return _finish(fig, f"{summary['arch']} on {summary['workload']}", [summary])
 
 
-def save_figure(fig: Figure, path: str | Path) -> None:
-    """Write ``fig`` as PNG, SVG or PDF (by the suffix), whole or not at all."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_figure(fig: Figure, path: str | Path, *, dpi: float = 150) -> None:
+    """Write ``fig`` as PNG, SVG or PDF (by the suffix), whole or not at all; ``dpi`` sets
+    the resolution of a PNG."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("png", "svg", "pdf"):
@@ -710,7 +718,8 @@ def save_figure(fig: Figure, path: str | Path) -> None:
         raise ResultsError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=150)
+            fig.savefig(fh, format=fmt, dpi=dpi)
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())  # as open() would have made it
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

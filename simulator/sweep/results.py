@@ -149,11 +149,21 @@ def write_manifest(out_dir: Path, plan: SweepPlan) -> None:
     _atomic_write(out_dir / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
 
 
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _file_mode()
+
+
 def _atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+            os.fchmod(fh.fileno(), _FILE_MODE)  # mkstemp's 0600 is not what open() gives
             if sync:
                 fh.flush()
                 os.fsync(fh.fileno())

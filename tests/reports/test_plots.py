@@ -293,6 +293,12 @@ def test_plot_cli_draws_every_kind(results_dir, tmp_path, cli):
         assert result.out == f"wrote {target}\n" and target.read_bytes()[:4] == b"\x89PNG"
     result = cli("plot", results_dir, "--kind", "speedup", "--baseline", "nonsense")
     assert result.status == 2 and "no design has that label" in result.err
+    result = cli("plot", results_dir, "--kind", "energy", "--cost", "area")
+    assert result.status == 2 and result.err == ("sasim: error: --cost: not used by --kind "
+                                                 "energy\n")
+    result = cli("plot", results_dir, "--kind", "speedup", "--by", "layer", "--workload",
+                 "small.yaml", "--out", tmp_path / "layers.svg")
+    assert result.status == 0 and (tmp_path / "layers.svg").read_text().startswith("<?xml")
 
 
 def test_run_plot_draws_cycles_and_energy_per_layer(tmp_path, cli):
@@ -333,3 +339,16 @@ def test_reports_do_not_import_the_simulator():
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_torn_last_line_is_ignored_and_bad_files_are_one_error(tmp_path, results_dir):
+    text = (results_dir / "results.csv").read_text()
+    torn = tmp_path / "results.csv"
+    torn.write_text(text + text.splitlines()[1][:30])  # an append cut short by a kill
+    assert len(load_results(torn).rows) == len(text.splitlines()) - 1
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(ResultsError, match="not a sweep's results.csv"):
+        load_results(bad)
+    with pytest.raises(ResultsError, match="file not found"):
+        load_results(tmp_path / "missing.csv")
