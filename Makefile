@@ -15,7 +15,7 @@ $(VENV)/.base-installed: pyproject.toml
 	@touch $@
 
 $(VENV)/.dev-installed: pyproject.toml $(VENV)/.base-installed
-	$(PY) -m pip install --quiet -e '.[dev,torch]'
+	$(PY) -m pip install --quiet -e '.[dev,torch,distributed]'
 	@touch $@
 
 run: $(VENV)/.base-installed  ## the default job: compare the designs on the shipped workloads

@@ -67,6 +67,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             except OSError as exc:
                 raise SasimError(f"--timeline {args.timeline}: cannot write: "
                                  f"{exc.strerror or exc}") from None
+        if args.plot is not None:
+            from simulator.reports.plots import run_figure, save_figure
+
+            save_figure(run_figure(summary), args.plot)
     finally:
         if stream is not None and stream.path.exists():
             stream.discard()
@@ -79,6 +83,85 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.timeline is not None:
             print(f"wrote the timeline to {args.timeline} (open it in https://ui.perfetto.dev "
                   f"or chrome://tracing)")
+        if args.plot is not None:
+            print(f"wrote the per-layer plot to {args.plot}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from simulator.reports.progress import ProgressBar
+    from simulator.sweep import DaskExecutor, LocalExecutor, load_sweep, plan_sweep, run_sweep
+
+    if args.scheduler and args.executor == "local":
+        raise SasimError("--scheduler ADDRESS runs on a Dask cluster: use --executor dask")
+    for flag, value in (("--workers", args.workers), ("--chunk-size", args.chunk_size)):
+        if value is not None and value < 1:
+            raise SasimError(f"{flag}: expected a positive integer, got {value}")
+    plan = plan_sweep(load_sweep(args.spec), args.spec)
+    workloads = len(plan.spec.workloads)
+    shape = (f"{len(plan.points)} points ({plan.designs} designs x {workloads} "
+             f"workload{'s' if workloads > 1 else ''})")
+    if args.dry_run:
+        print(f"sweep {plan.name}: {shape}, axes {', '.join(plan.axes)}; every design is valid")
+        return 0
+    out = Path(args.out)
+    if args.executor == "dask" or args.scheduler:
+        executor = DaskExecutor(args.workers, args.scheduler, scratch=out / ".dask-scratch")
+    else:
+        executor = LocalExecutor(args.workers)
+    bar = None
+
+    def progress(done: int, total: int, failed: int) -> None:
+        nonlocal bar
+        if total == 0:
+            return
+        if bar is None:
+            bar = ProgressBar(total, sys.stderr, label=f"sweep {plan.name}")
+        bar.update(done, failed)
+
+    try:
+        with executor:
+            outcome = run_sweep(plan, out, executor, progress=progress,
+                                retry_errors=args.retry_errors, chunk_size=args.chunk_size)
+    except OSError as exc:
+        raise SasimError(f"--out {out}: {exc.strerror or exc}") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"sweep {plan.name}: {shape}: {outcome.ran} run now, {outcome.skipped} already "
+          f"done, {outcome.failed} failed; {outcome.elapsed_s:.1f} s, "
+          f"{outcome.points_per_minute:.0f} points/min on {executor.workers} "
+          f"{args.executor if not args.scheduler else 'dask'} workers")
+    if outcome.failed:
+        print(f"{outcome.failed} points failed: their error is in the 'error' column")
+    print(f"wrote {outcome.results_csv} and {outcome.points_dir}/")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from simulator.reports.plots import save_figure, sweep_figure
+    from simulator.reports.sweep_results import load_results, parse_baseline
+
+    if not args.dpi > 0:
+        raise SasimError(f"--dpi: expected a positive number, got {args.dpi:g}")
+    results = load_results(args.results)
+    options: dict = {}
+    if args.baseline is not None:
+        if args.kind == "utilization":
+            raise SasimError("--baseline: a utilization plot is not normalised")
+        options["baseline"] = parse_baseline(args.baseline)
+    used = {"cost": ("pareto",), "by": ("speedup",), "workload": ("speedup", "utilization")}
+    for name, kinds in used.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if args.kind not in kinds:
+            raise SasimError(f"--{name}: not used by --kind {args.kind}")
+        options[name] = value
+    figure = sweep_figure(results, args.kind, **options)
+    out = Path(args.out) if args.out else results.path.parent / f"{args.kind}.png"
+    save_figure(figure, out, dpi=args.dpi)
+    print(f"wrote {out}")
     return 0
 
 
@@ -385,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeline", metavar="FILE.json",
                      help="write the schedule (per layer: loads, compute, stalls, write-back) "
                           "as a Chrome trace-event file for Perfetto / chrome://tracing")
+    run.add_argument("--plot", metavar="FILE.png",
+                     help="draw the per-layer cycles and energy (.png, .svg or .pdf)")
     run.set_defaults(func=_cmd_run)
 
     cmp_ = sub.add_parser("compare", help="compare designs on workloads (the `make run` job)",
@@ -401,6 +486,48 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--timing-only", action="store_true",
                       help="skip functional simulation (no SQNR)")
     cmp_.set_defaults(func=_cmd_compare)
+
+    swp = sub.add_parser(
+        "sweep", help="run a design-space sweep (resumable) into a results directory",
+        description="Run every design of a sweep spec (docs/sweeps.md) on every workload: one "
+                    "row per point in DIR/results.csv and each point's summary in "
+                    "DIR/points/ID.json. Re-running the same command skips finished points.")
+    swp.add_argument("spec", metavar="SPEC.yaml", help="the sweep spec")
+    swp.add_argument("--out", required=True, metavar="DIR", help="the results directory")
+    swp.add_argument("--executor", choices=["local", "dask"], default="local",
+                     help="local process pool (default) or Dask distributed")
+    swp.add_argument("--workers", type=int, metavar="N",
+                     help="worker processes (default: the CPUs available)")
+    swp.add_argument("--scheduler", metavar="ADDRESS",
+                     help="an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    swp.add_argument("--chunk-size", type=int, metavar="N",
+                     help="points per task (default: sized to the sweep, at most 8)")
+    swp.add_argument("--retry-errors", action="store_true",
+                     help="run the points that failed before again")
+    swp.add_argument("--dry-run", action="store_true",
+                     help="validate every design and print the number of points")
+    swp.set_defaults(func=_cmd_sweep)
+
+    plot = sub.add_parser(
+        "plot", help="draw a figure from a sweep's results",
+        description="Draw speedup, energy, Pareto, utilisation or accuracy figures from a "
+                    "sweep's results (its directory or results.csv).")
+    plot.add_argument("results", metavar="RESULTS", help="a sweep's --out DIR or its results.csv")
+    plot.add_argument("--kind", required=True,
+                      choices=["speedup", "energy", "pareto", "utilization", "accuracy"])
+    plot.add_argument("--baseline", metavar="KEY=VALUE[,...]|LABEL",
+                      help="the design to normalise to (default: the sweep's baseline, else "
+                           "the first design), e.g. base=os_sa_16x16,array.rows=16")
+    plot.add_argument("--cost", choices=["area", "energy"],
+                      help="pareto: the cost axis (default area)")
+    plot.add_argument("--by", choices=["workload", "layer"],
+                      help="speedup: bars per workload (default) or per layer of one workload")
+    plot.add_argument("--workload", metavar="NAME",
+                      help="speedup --by layer / utilization: the workload to draw")
+    plot.add_argument("--out", metavar="FILE",
+                      help="the figure: .png, .svg or .pdf (default RESULTS_DIR/KIND.png)")
+    plot.add_argument("--dpi", type=float, default=150, help="PNG resolution (default 150)")
+    plot.set_defaults(func=_cmd_plot)
 
     lst = sub.add_parser("list", help="list shipped configs, PE types and workloads")
     lst.set_defaults(func=_cmd_list)

@@ -6,7 +6,8 @@ them into a one-line message and exit status 2.
 
 from __future__ import annotations
 
-__all__ = ["SasimError", "ConfigError", "WorkloadError", "TraceError", "SimulationError"]
+__all__ = ["SasimError", "ConfigError", "WorkloadError", "TraceError", "SimulationError",
+           "ResultsError"]
 
 
 class SasimError(Exception):
@@ -27,3 +28,8 @@ class TraceError(WorkloadError):
 
 class SimulationError(SasimError):
     """A configuration and workload that are each valid cannot be simulated together."""
+
+
+class ResultsError(SasimError):
+    """Saved results (a sweep's results.csv and point files, a summary.json) cannot be read
+    or do not hold what a report needs."""

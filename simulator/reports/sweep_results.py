@@ -1,0 +1,239 @@
+"""Reading a sweep's saved results (results.csv, sweep.json, points/*.json) for reports.
+
+Only files are read here: plots are redrawn from saved results without the simulator. The
+format is the one simulator/sweep writes (docs/sweeps.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulator.errors import ResultsError
+
+__all__ = ["SweepResults", "Design", "load_results", "parse_cell", "parse_baseline"]
+
+_RESULTS_CSV = "results.csv"
+_MANIFEST = "sweep.json"
+_POINTS_DIR = "points"
+
+
+def parse_cell(text: str) -> Any:
+    """A CSV cell as a value: '' -> None, integers, floats (inf/nan too), True/False."""
+    if text == "":
+        return None
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def parse_baseline(text: str) -> dict[str, Any] | str:
+    """``--baseline``: ``KEY=VALUE[,KEY=VALUE...]`` (axis values, YAML-parsed) or a label."""
+    if "=" not in text:
+        return text
+    out: dict[str, Any] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ResultsError(f"--baseline {text!r}: expected KEY=VALUE[,KEY=VALUE...] "
+                               f"or a design label")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = value.strip()
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Design:
+    """One design of a sweep (its axis values) and its rows, by workload."""
+
+    key: tuple[Any, ...]
+    parts: tuple[str, ...]
+    rows: Mapping[str, Mapping[str, Any]]
+    baseline: bool
+
+    @property
+    def label(self) -> str:
+        """The design's name in figures: the values of the axes that vary, e.g.
+        ``sysmt_2t_16x16 rows=32``."""
+        return " ".join(self.parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResults:
+    """A sweep's rows (typed values) and where its point files are."""
+
+    path: Path
+    rows: tuple[dict[str, Any], ...]
+    axes: tuple[str, ...]
+    name: str
+    points_dir: Path | None
+    _records: dict[str, dict[str, Any]] = dataclasses.field(
+        default_factory=dict, repr=False, compare=False)
+
+    @property
+    def columns(self) -> list[str]:
+        """Every column present in any row."""
+        out: dict[str, None] = {}
+        for row in self.rows:
+            out.update(dict.fromkeys(row))
+        return list(out)
+
+    def workloads(self) -> list[str]:
+        """The workloads, in file order."""
+        return list(dict.fromkeys(row["workload"] for row in self.rows))
+
+    def designs(self) -> list[Design]:
+        """The designs, in file order, labelled by the axes that vary between them."""
+        keys: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+        for row in self.rows:
+            keys.setdefault(tuple(row.get(a) for a in self.axes), {})[row["workload"]] = row
+        labels = _labels(list(keys), self.axes, keys)
+        return [Design(key, parts, rows, any(r.get("baseline") is True for r in rows.values()))
+                for (key, rows), parts in zip(keys.items(), labels)]
+
+    def baseline_design(self, baseline: Mapping[str, Any] | str | None = None) -> Design:
+        """The design ratios are taken against.
+
+        ``baseline``: axis values that pick exactly one design, or a design label; by default
+        the sweep's own baseline (the ``baseline`` column), else the first design.
+        """
+        designs = self.designs()
+        if isinstance(baseline, str):
+            found = [d for d in designs if d.label == baseline]
+            if not found:
+                raise ResultsError(f"{self.path}: --baseline {baseline!r}: no design has that "
+                                   f"label (labels: {', '.join(d.label for d in designs)})")
+            return found[0]
+        if baseline:
+            unknown = [k for k in baseline if k not in self.axes]
+            if unknown:
+                raise ResultsError(f"{self.path}: --baseline: {unknown[0]!r} is not an axis "
+                                   f"(axes: {', '.join(self.axes)})")
+            index = {a: i for i, a in enumerate(self.axes)}
+            found = [d for d in designs if all(_same(d.key[index[k]], v)
+                                               for k, v in baseline.items())]
+            if len(found) != 1:
+                raise ResultsError(f"{self.path}: --baseline {dict(baseline)} matches "
+                                   f"{len(found)} designs, expected exactly one")
+            return found[0]
+        marked = [d for d in designs if d.baseline]
+        return marked[0] if marked else designs[0]
+
+    def record(self, point_id: str) -> dict[str, Any] | None:
+        """A point's JSON record, or None when its file is not there."""
+        if self.points_dir is None or not point_id:
+            return None
+        if point_id not in self._records:
+            path = self.points_dir / f"{point_id}.json"
+            try:
+                self._records[point_id] = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                return None
+            except (OSError, ValueError) as exc:
+                raise ResultsError(f"{path}: cannot read: {exc}") from None
+        return self._records[point_id]
+
+    def summary(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The full summary of a row's point (None for failed points or missing files)."""
+        record = self.record(str(row.get("point_id") or ""))
+        return None if record is None else record.get("summary")
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, int | float) and isinstance(b, int | float) \
+            and not isinstance(a, bool) and not isinstance(b, bool):
+        return math.isclose(a, b)
+    return a == b or str(a) == str(b)
+
+
+def _short(axis: str, axes: Sequence[str]) -> str:
+    """An axis name for labels: its last part when that is unambiguous."""
+    last = axis.rsplit(".", 1)[-1]
+    return last if sum(a.rsplit(".", 1)[-1] == last for a in axes) == 1 else axis
+
+
+def _labels(keys: list[tuple[Any, ...]], axes: Sequence[str],
+            rows: Mapping[tuple[Any, ...], Mapping[str, Mapping[str, Any]]],
+            ) -> list[tuple[str, ...]]:
+    varying = [i for i, _ in enumerate(axes) if len({repr(k[i]) for k in keys}) > 1]
+    out = []
+    for key in keys:
+        parts = []
+        for i in varying:
+            if key[i] is None:
+                continue
+            if axes[i] == "base":
+                parts.append(Path(str(key[i])).stem)
+            else:
+                parts.append(f"{_short(axes[i], axes)}={_format_value(key[i])}")
+        if not parts:
+            first = next(iter(rows[key].values()))
+            parts.append(str(first.get("arch") or first.get("base") or "design"))
+        out.append(tuple(parts))
+    return out
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def load_results(path: str | Path) -> SweepResults:
+    """Read a sweep's results: ``path`` is its output directory or its results.csv.
+
+    A final line without its newline (an append cut short by a crash; the next run of the
+    sweep rebuilds the file) is ignored.
+    """
+    path = Path(path)
+    csv_path = path / _RESULTS_CSV if path.is_dir() else path
+    try:
+        text = csv_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsError(f"{csv_path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{csv_path}: cannot read: {exc}") from None
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    reader = csv.reader(text.splitlines())
+    header = next(reader, None)
+    if not header or "workload" not in header:
+        raise ResultsError(f"{csv_path}: not a sweep's results.csv (no 'workload' column)")
+    rows = []
+    for number, cells in enumerate(reader, start=2):
+        if len(cells) != len(header):
+            raise ResultsError(f"{csv_path}: line {number}: {len(cells)} cells, the header "
+                               f"has {len(header)}")
+        rows.append({k: parse_cell(v) for k, v in zip(header, cells)})
+    if not rows:
+        raise ResultsError(f"{csv_path}: no results yet")
+    folder = csv_path.parent
+    axes: tuple[str, ...] = ("base",) if "base" in header else ()
+    name = folder.name
+    manifest = folder / _MANIFEST
+    if manifest.exists():
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            axes = tuple(a for a in data["axes"] if a in header)
+            name = data.get("name") or name
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ResultsError(f"{manifest}: cannot read: {exc}") from None
+    points = folder / _POINTS_DIR
+    return SweepResults(path=csv_path, rows=tuple(rows), axes=axes, name=name,
+                        points_dir=points if points.is_dir() else None)

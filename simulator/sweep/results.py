@@ -1,0 +1,238 @@
+"""A sweep's output directory: one JSON file per point, ``results.csv``, ``sweep.json``.
+
+Crash safety (docs/sweeps.md): ``points/<id>.json`` is the record of a finished point. It is
+written under a temporary name and renamed, so it exists whole or not at all, and a point
+counts as done exactly when its file is there. ``results.csv`` is derived from those files:
+it is only ever replaced whole (a temporary file, fsync, rename) or appended one complete
+batch of lines with a single ``write`` on an ``O_APPEND`` descriptor followed by fsync; and
+every run starts by rebuilding it from ``points/``, so a kill at any moment loses at most the
+points in flight, and a resumed sweep lists every point exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import simulator
+from simulator.sweep.spec import SweepPlan, SweepPoint
+
+__all__ = [
+    "POINT_FORMAT",
+    "RESULTS_CSV",
+    "POINTS_DIR",
+    "MANIFEST",
+    "RATIO_COLUMNS",
+    "TRAILING_COLUMNS",
+    "point_record",
+    "metric_columns",
+    "read_points",
+    "write_point",
+    "write_manifest",
+    "result_row",
+    "with_ratios",
+    "ResultsTable",
+]
+
+#: Version of the per-point JSON record.
+POINT_FORMAT = 1
+RESULTS_CSV = "results.csv"
+POINTS_DIR = "points"
+MANIFEST = "sweep.json"
+#: Ratios against the baseline design on the same workload (empty without a baseline):
+#: speedup = baseline time / time; energy and area ratios = value / baseline value.
+RATIO_COLUMNS = ("speedup", "energy_ratio", "area_ratio", "baseline")
+TRAILING_COLUMNS = ("error", "point_id", "elapsed_s")
+
+#: Summary keys that are not CSV columns: the workload column already names the workload
+#: (as written in the spec), and the config and per-layer data stay in the JSON files.
+_SKIPPED = ("workload", "arch_config", "layers")
+
+
+def point_record(point: SweepPoint, summary: Mapping[str, Any] | None, error: str | None,
+                 elapsed_s: float) -> dict[str, Any]:
+    """The JSON record of one finished point (``summary`` is None when it failed)."""
+    return {"format": POINT_FORMAT, "id": point.id, "workload": point.workload,
+            "base": point.base, "axes": dict(point.axes), "overrides": list(point.overrides),
+            "timing_only": point.timing_only, "baseline": point.baseline,
+            "sasim_version": simulator.__version__, "elapsed_s": elapsed_s, "error": error,
+            "summary": summary}
+
+
+def metric_columns(summary: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The summary's scalar metrics as CSV columns, in summary order: scalars under their
+    summary.json names, mappings of scalars flattened to ``name.key`` (``counters.idle``,
+    ``energy_breakdown_pj.dram``)."""
+    out: dict[str, Any] = {}
+    for key, value in (summary or {}).items():
+        if key in _SKIPPED:
+            continue
+        if isinstance(value, Mapping):
+            out.update({f"{key}.{k}": v for k, v in value.items()
+                        if not isinstance(v, Mapping | list)})
+        elif not isinstance(value, list):
+            out[key] = value
+    return out
+
+
+def result_row(record: Mapping[str, Any], axes: Sequence[str]) -> dict[str, Any]:
+    """One ``results.csv`` row (without ratios) from a point record."""
+    row: dict[str, Any] = {"workload": record["workload"]}
+    row.update({axis: record["axes"].get(axis) for axis in axes})
+    row.update(metric_columns(record["summary"]))
+    row.update(error=record["error"], point_id=record["id"], elapsed_s=record["elapsed_s"])
+    return row
+
+
+def _ratio(numerator: Any, denominator: Any) -> float | None:
+    if not isinstance(numerator, int | float) or not isinstance(denominator, int | float):
+        return None
+    if denominator == 0 or not math.isfinite(numerator) or not math.isfinite(denominator):
+        return None
+    return numerator / denominator
+
+
+def with_ratios(row: Mapping[str, Any], baseline: Mapping[str, Any] | None,
+                is_baseline: bool) -> dict[str, Any]:
+    """``row`` with the ratio columns against the ``baseline`` row of its workload."""
+    base = baseline or {}
+    ratios = {"speedup": _ratio(base.get("time_us"), row.get("time_us")),
+              "energy_ratio": _ratio(row.get("energy_pj"), base.get("energy_pj")),
+              "area_ratio": _ratio(row.get("area_um2"), base.get("area_um2")),
+              "baseline": is_baseline}
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key == TRAILING_COLUMNS[0]:
+            out.update(ratios)
+        out[key] = value
+    return out
+
+
+def write_point(points_dir: Path, point_id: str, text: str) -> None:
+    """Write one point's JSON text as ``points_dir/<id>.json``, whole or not at all."""
+    _atomic_write(points_dir / f"{point_id}.json", text.encode(), sync=False)
+
+
+def read_points(points_dir: Path, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The records of ``ids`` that have a readable point file (others are not done)."""
+    out = {}
+    for point_id in ids:
+        path = points_dir / f"{point_id}.json"
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            # Not a finished point: e.g. a file renamed into place but never synced before a
+            # power loss. The point runs again and its file is replaced.
+            continue
+        if isinstance(record, dict) and record.get("id") == point_id:
+            out[point_id] = record
+    return out
+
+
+def write_manifest(out_dir: Path, plan: SweepPlan) -> None:
+    """``sweep.json``: what the columns of results.csv mean, for plots and readers."""
+    manifest = {"format": POINT_FORMAT, "name": plan.name, "spec": str(plan.source),
+                "axes": list(plan.axes), "workloads": list(plan.spec.workloads),
+                "baseline": plan.spec.baseline if not isinstance(plan.spec.baseline, Mapping)
+                else dict(plan.spec.baseline),
+                "timing_only": plan.spec.timing_only, "points": len(plan.points),
+                "designs": plan.designs}
+    _atomic_write(out_dir / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+
+
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _file_mode()
+
+
+def _atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            os.fchmod(fh.fileno(), _FILE_MODE)  # mkstemp's 0600 is not what open() gives
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+class ResultsTable:
+    """``results.csv``: rebuilt whole, or appended with whole lines.
+
+    The header is fixed when the file is rebuilt; a row that brings a column the header
+    lacks (a design with another PE type's counters, say) triggers a rebuild instead of an
+    append, so the file always has one header that covers every row.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.columns: list[str] = []
+        self._fd: int | None = None
+
+    def rebuild(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Replace the file with ``rows`` (columns in first-seen order)."""
+        columns: dict[str, None] = {}
+        for row in rows:
+            columns.update(dict.fromkeys(row))
+        self.columns = [c for c in columns if c not in TRAILING_COLUMNS] + [
+            c for c in TRAILING_COLUMNS if c in columns or not rows]
+        text = self._lines([list(self.columns)] + [self._values(row) for row in rows])
+        self.close()
+        _atomic_write(self.path, text.encode())
+
+    def append(self, rows: Sequence[Mapping[str, Any]]) -> bool:
+        """Append ``rows`` with one write and an fsync; False (nothing written) when a row
+        has a column the header lacks."""
+        if not rows:
+            return True
+        known = set(self.columns)
+        if any(key not in known for row in rows for key in row):
+            return False
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        data = self._lines([self._values(row) for row in rows]).encode()
+        written = os.write(self._fd, data)
+        if written != len(data):  # a full disk: the tail is rewritten by the next rebuild
+            raise OSError(f"{self.path}: short write ({written} of {len(data)} bytes)")
+        os.fsync(self._fd)
+        return True
+
+    def close(self) -> None:
+        """Close the append descriptor (a rebuild replaces the file it points to)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _values(self, row: Mapping[str, Any]) -> list[Any]:
+        return [_cell(row.get(column)) for column in self.columns]
+
+    @staticmethod
+    def _lines(rows: Sequence[Sequence[Any]]) -> str:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows)
+        return out.getvalue()

@@ -1,0 +1,348 @@
+"""Sweep specs: the YAML schema, and its expansion into validated points.
+
+A spec names one or more base arch configs, the workloads, and the axes that vary: ``grid``
+(a cartesian product) and ``zip`` (axes that move together). :func:`plan_sweep` expands it
+into one :class:`SweepPoint` per (design, workload) pair and validates every design through
+:func:`simulator.api.load_arch` -- exactly the path of ``sasim run --set`` -- before anything
+runs, so a bad value fails fast with the axis and the value named. See docs/sweeps.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import simulator
+from simulator import api
+from simulator.config.files import read_yaml_mapping
+from simulator.config.schema import build, dump, option
+from simulator.errors import ConfigError, SasimError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BASE_AXIS",
+    "SweepSpec",
+    "SweepPoint",
+    "SweepPlan",
+    "load_sweep",
+    "sweep_from_mapping",
+    "plan_sweep",
+    "override_text",
+]
+
+SCHEMA_VERSION = 1
+#: The column that names each design's base arch (as written in the spec).
+BASE_AXIS = "base"
+
+#: One axis value: a YAML scalar. Strings stay strings (``'1e9'`` is not turned into a number
+#: here; the arch schema decides what a value means).
+Scalar = bool | int | str | float | None
+
+_DOTTED_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _supported_version(value: int) -> str | None:
+    return None if value == SCHEMA_VERSION else f"schema_version {SCHEMA_VERSION}"
+
+
+def _non_empty(value: Sequence[Any]) -> str | None:
+    return None if len(value) else "a non-empty list"
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSpec:
+    """A sweep spec file (``sweeps/*.yaml``), as validated data."""
+
+    schema_version: int = option(doc="Version of the sweep file format (required).",
+                                 check=_supported_version)
+    base: str | tuple[str, ...] = option(
+        doc="The arch config every design starts from: a shipped name, an arch YAML or a "
+            "SCALE-Sim .cfg (paths relative to the spec file), or a list of them (each base "
+            "is crossed with the axes; the `base` column names it). Required.")
+    workloads: tuple[str, ...] = option(
+        doc="Workloads every design runs: shipped names, workload YAMLs, topology CSVs or "
+            "traces (paths relative to the spec file). Required.", check=_non_empty)
+    name: str = option("", doc="A short name for reports (defaults to the file name).")
+    description: str = option("", doc="Free text.")
+    grid: Mapping[str, tuple[Scalar, ...]] = option(
+        default_factory=dict,
+        doc="Dotted arch keys (as for `--set`) mapped to lists of values; every combination "
+            "is a design (cartesian product, the last key varying fastest).")
+    zip: Mapping[str, tuple[Scalar, ...]] = option(
+        default_factory=dict,
+        doc="Dotted arch keys mapped to lists of equal length that move together (the i-th "
+            "values form one setting); crossed with `grid`.")
+    baseline: str | Mapping[str, Scalar] | None = option(
+        None,
+        doc="The design every ratio is taken against (per workload): a mapping of axis values "
+            "that picks exactly one design (`base` may be one of its keys), or an arch "
+            "config (name or path) run as an extra design. null: no ratio columns.")
+    timing_only: bool = option(
+        False, doc="Skip the functional simulation (no counters, energy or error metrics; "
+                   "cycles, memory figures and area only). Much faster.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPoint:
+    """One (design, workload) pair: one row of ``results.csv``, one file in ``points/``.
+
+    ``base`` and ``workload`` are as written in the spec; ``base_path`` and ``workload_path``
+    are what is handed to the api. ``axes`` holds the design's value of every axis column
+    (``None`` for the axes an extra baseline design does not set).
+    """
+
+    index: int
+    id: str
+    base: str
+    base_path: str
+    workload: str
+    workload_path: str
+    axes: tuple[tuple[str, Any], ...]
+    overrides: tuple[str, ...]
+    timing_only: bool
+    baseline: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPlan:
+    """A validated, expanded sweep: its axis columns and every point in spec order."""
+
+    spec: SweepSpec
+    source: Path
+    name: str
+    axes: tuple[str, ...]
+    points: tuple[SweepPoint, ...]
+    has_baseline: bool
+
+    @property
+    def designs(self) -> int:
+        """Number of distinct designs (points per workload)."""
+        return len(self.points) // len(self.spec.workloads)
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep spec YAML; errors name the file and the key path."""
+    path = Path(path)
+    return sweep_from_mapping(read_yaml_mapping(path), f"{path}: sweep")
+
+
+def sweep_from_mapping(data: Mapping[str, Any], where: str) -> SweepSpec:
+    """Validate a raw sweep mapping (``where`` prefixes every message)."""
+    if "schema_version" not in data:
+        raise ConfigError(f"{where}.schema_version: required key is missing "
+                          f"(this version of sasim reads schema_version {SCHEMA_VERSION})")
+    spec = build(SweepSpec, data, where)
+    bases = (spec.base,) if isinstance(spec.base, str) else spec.base
+    if not bases:
+        raise ConfigError(f"{where}.base: expected a non-empty list, got []")
+    _check_unique(bases, f"{where}.base")
+    _check_unique(spec.workloads, f"{where}.workloads")
+    for section in ("grid", "zip"):
+        for key, values in getattr(spec, section).items():
+            if not _DOTTED_KEY.match(key):
+                raise ConfigError(f"{where}.{section}: {key!r} is not a dotted arch key "
+                                  f"(e.g. array.rows)")
+            if key in ("name", "schema_version"):
+                raise ConfigError(f"{where}.{section}.{key}: cannot be swept")
+            if not values:
+                raise ConfigError(f"{where}.{section}.{key}: expected a non-empty list, got []")
+            _check_unique(values, f"{where}.{section}.{key}")
+    both = set(spec.grid) & set(spec.zip)
+    if both:
+        raise ConfigError(f"{where}.zip.{sorted(both)[0]}: already an axis of grid")
+    lengths = {key: len(values) for key, values in spec.zip.items()}
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{k} has {n}" for k, n in lengths.items())
+        raise ConfigError(f"{where}.zip: lists must have equal lengths ({detail})")
+    if isinstance(spec.baseline, Mapping):
+        axes = {BASE_AXIS, *spec.grid, *spec.zip}
+        for key in spec.baseline:
+            if key not in axes:
+                raise ConfigError(f"{where}.baseline.{key}: not an axis of this sweep "
+                                  f"(axes: {', '.join(sorted(axes))})")
+    return spec
+
+
+def _check_unique(values: Sequence[Any], where: str) -> None:
+    seen = []
+    for value in values:
+        if any(value == s and type(value) is type(s) for s in seen):
+            raise ConfigError(f"{where}: {value!r} is listed twice")
+        seen.append(value)
+
+
+def override_text(key: str, value: Any) -> str:
+    """The ``--set`` text that sets ``key`` to ``value`` (the value as YAML that reads back
+    as the same value, e.g. ``'on'`` quoted so that it stays a string)."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 30).strip()
+    if text.endswith("\n..."):
+        text = text[: -len("\n...")]
+    elif text.endswith("..."):
+        text = text[:-3].strip()
+    return f"{key}={text}"
+
+
+def _local_path(entry: str, folder: Path) -> str:
+    """A spec entry as a path relative to the spec file when it names a file there; else as
+    written (a shipped name, or a path relative to the working directory)."""
+    candidate = folder / entry
+    if ("/" in entry or Path(entry).suffix) and candidate.exists():
+        return str(candidate)
+    return entry
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _point_id(base: str, overrides: Sequence[str], arch: Mapping[str, Any], workload: str,
+              workload_digest: str, timing_only: bool) -> str:
+    """A stable id: the hash of what determines the point's result.
+
+    The resolved arch config and the workload file's bytes are part of it, so editing a base
+    config or a workload re-runs the points that use it; the sasim version too.
+    """
+    key = {"base": base, "overrides": list(overrides), "arch": arch, "workload": workload,
+           "workload_sha256": workload_digest, "timing_only": timing_only,
+           "sasim_version": simulator.__version__}
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Design:
+    base: str
+    axes: tuple[tuple[str, Any], ...]  # every axis column, None where not set
+    overrides: tuple[tuple[str, Any], ...]  # (axis, value) in application order
+    baseline: bool = False
+
+
+def _designs(spec: SweepSpec, bases: Sequence[str], axes: Sequence[str]) -> list[_Design]:
+    grid_keys = list(spec.grid)
+    zip_keys = list(spec.zip)
+    zip_rows = list(zip(*spec.zip.values())) if zip_keys else [()]
+    designs = []
+    for base in bases:
+        for grid_values in itertools.product(*spec.grid.values()):
+            for zip_values in zip_rows:
+                settings = (*zip(grid_keys, grid_values), *zip(zip_keys, zip_values))
+                values = {BASE_AXIS: base, **dict(settings)}
+                designs.append(_Design(base, tuple((a, values.get(a)) for a in axes),
+                                       tuple(settings)))
+    return designs
+
+
+def _mark_baseline(spec: SweepSpec, designs: list[_Design], axes: Sequence[str],
+                   where: str) -> list[_Design]:
+    wanted = spec.baseline
+    if wanted is None:
+        return designs
+    if isinstance(wanted, str):
+        for i, design in enumerate(designs):
+            if design.base == wanted and not design.overrides:
+                designs[i] = dataclasses.replace(design, baseline=True)
+                return designs
+        extra = _Design(wanted, tuple((a, wanted if a == BASE_AXIS else None) for a in axes),
+                        (), baseline=True)
+        return [extra, *designs]
+    matches = [i for i, d in enumerate(designs)
+               if all(_same(dict(d.axes)[k], v) for k, v in wanted.items())]
+    if len(matches) != 1:
+        free = [a for a in axes if a not in wanted and len({repr(dict(d.axes)[a])
+                                                            for d in designs}) > 1]
+        hint = f"; give values for {', '.join(free)} too" if matches and free else ""
+        raise ConfigError(f"{where}.baseline: {dict(wanted)} matches {len(matches)} designs, "
+                          f"expected exactly one{hint}")
+    designs[matches[0]] = dataclasses.replace(designs[matches[0]], baseline=True)
+    return designs
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
+def plan_sweep(spec: SweepSpec, source: str | Path) -> SweepPlan:
+    """Expand ``spec`` (read from ``source``) into points, validating every design first.
+
+    Every design is loaded with :func:`simulator.api.load_arch` (the base plus its axis
+    values as ``--set`` overrides) and every workload with :func:`simulator.api.load_workload`
+    before anything runs.
+
+    Raises
+    ------
+    ConfigError
+        Naming the spec file, the axis and the value of the first invalid design, with the
+        arch schema's own message.
+    """
+    source = Path(source)
+    where = f"{source}: sweep"
+    folder = source.resolve().parent
+    bases = (spec.base,) if isinstance(spec.base, str) else spec.base
+    axes = (BASE_AXIS, *spec.grid, *spec.zip)
+    designs = _mark_baseline(spec, _designs(spec, bases, axes), axes, where)
+    workloads = []
+    for entry in spec.workloads:
+        path = _local_path(entry, folder)
+        try:
+            workload = api.load_workload(path)
+        except SasimError as exc:
+            raise type(exc)(f"{where}.workloads: {entry}: {exc}") from None
+        workloads.append((entry, path, _file_digest(workload.source)))
+    archs: dict[tuple[str, tuple[str, ...]], Mapping[str, Any]] = {}
+    points = []
+    for design in designs:
+        base_path = _local_path(design.base, folder)
+        overrides = tuple(override_text(key, value) for key, value in design.overrides)
+        arch = archs.get((base_path, overrides))
+        if arch is None:
+            arch = archs[(base_path, overrides)] = dump(
+                _validated_arch(spec, base_path, design, overrides, where))
+        for entry, path, digest in workloads:
+            points.append(SweepPoint(
+                index=len(points),
+                id=_point_id(design.base, overrides, arch, entry, digest, spec.timing_only),
+                base=design.base, base_path=base_path, workload=entry, workload_path=path,
+                axes=design.axes, overrides=overrides, timing_only=spec.timing_only,
+                baseline=design.baseline))
+    ids = [p.id for p in points]
+    if len(set(ids)) != len(ids):  # only identical base/overrides/workload can collide
+        raise ConfigError(f"{where}: two points are the same design on the same workload")
+    return SweepPlan(spec=spec, source=source, name=spec.name or source.stem,
+                     axes=axes, points=tuple(points), has_baseline=spec.baseline is not None)
+
+
+def _validated_arch(spec: SweepSpec, base_path: str, design: _Design,
+                    overrides: Sequence[str], where: str):
+    """Load one design; on failure name the axis (the first override that breaks it)."""
+    try:
+        return api.load_arch(base_path, overrides)
+    except ConfigError as exc:
+        failed = exc
+    try:
+        api.load_arch(base_path)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.base: {design.base}: {exc}") from None
+    for i, (key, value) in enumerate(design.overrides):
+        try:
+            api.load_arch(base_path, overrides[: i + 1])
+        except ConfigError as exc:
+            message = str(exc).removeprefix(f"--set {overrides[i]}: ")
+            context = ", ".join(f"{k}={v!r}" for k, v in design.overrides[:i])
+            context = f" (with {context})" if context else ""
+            section = "grid" if key in spec.grid else "zip"
+            raise ConfigError(f"{where}.{section}.{key}: value {value!r} on base "
+                              f"{design.base}{context}: {message}") from None
+    # load_arch validates after each override, so some prefix above must have failed
+    raise failed

@@ -1,0 +1,110 @@
+"""What a worker process does with a chunk of points; the local pool and Dask both call
+:func:`run_chunk`.
+
+Expensive preparation is done once per worker process and kept: arch configs, workloads, and
+the layer data of the workloads that need it (synthetic data is generated once per layer, not
+once per point; SWIS decompositions are then cached by content in simulator/hw/pe/swis.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from simulator import api
+from simulator.config.arch import ArchConfig
+from simulator.hw.pe import get_pe_model
+from simulator.sweep.results import point_record, result_row
+from simulator.sweep.spec import SweepPoint
+from simulator.workloads.layers import LayerTensors, Workload
+
+__all__ = ["PointOutcome", "run_chunk", "run_point", "prepared_workload"]
+
+#: Workloads whose layer data a worker keeps (each holds every layer's data once touched).
+DATA_CACHE_WORKLOADS = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class PointOutcome:
+    """A finished point: its JSON record (as text) and its results.csv row."""
+
+    id: str
+    text: str
+    row: dict[str, Any]
+    failed: bool
+
+
+@functools.lru_cache(maxsize=256)
+def _arch(base_path: str, overrides: tuple[str, ...]) -> ArchConfig:
+    return api.load_arch(base_path, overrides)
+
+
+@functools.lru_cache(maxsize=16)
+def _workload(path: str) -> Workload:
+    return api.load_workload(path)
+
+
+@functools.lru_cache(maxsize=DATA_CACHE_WORKLOADS)
+def _workload_with_data(path: str) -> Workload:
+    workload = api.with_synthetic_data(_workload(path))
+    source = workload.tensors
+    cache: dict[str, LayerTensors] = {}
+
+    def tensors(name: str) -> LayerTensors:
+        if name not in cache:
+            cache[name] = _read_only(source(name))
+        return cache[name]
+
+    return dataclasses.replace(workload, tensors=tensors)
+
+
+def _read_only(tensors: LayerTensors) -> LayerTensors:
+    """Shared data must not change under a later point: writing to it raises instead."""
+    for field in dataclasses.fields(tensors):
+        value = getattr(tensors, field.name)
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+    return tensors
+
+
+def prepared_workload(arch: ArchConfig, path: str, functional: bool) -> Workload:
+    """The workload to simulate ``arch`` on, with its layer data cached in this process.
+
+    The data-carrying version is handed over exactly when :func:`simulator.api.simulate`
+    would itself attach data (a trace's, or synthetic): a functional run of a data-dependent
+    PE, or a PE whose timing depends on the weights. Otherwise the plain workload, so that the
+    result is the one ``sasim run`` gives.
+    """
+    workload = _workload(path)
+    pe = get_pe_model(arch.pe, arch.array)
+    if workload.tensors is not None or (functional and pe.data_dependent) \
+            or pe.weight_dependent_timing:
+        return _workload_with_data(path)
+    return workload
+
+
+def run_point(point: SweepPoint, axes: Sequence[str]) -> PointOutcome:
+    """Simulate one point; an exception becomes the point's recorded error."""
+    start = time.perf_counter()
+    summary, error = None, None
+    try:
+        arch = _arch(point.base_path, point.overrides)
+        functional = not point.timing_only
+        workload = prepared_workload(arch, point.workload_path, functional)
+        summary = api.simulate(arch, workload, functional=functional).summary()
+    except Exception as exc:  # noqa: BLE001 -- a failing point is recorded and the sweep goes on
+        error = f"{type(exc).__name__}: {exc}"
+    elapsed = round(time.perf_counter() - start, 6)
+    record = point_record(point, summary, error, elapsed)
+    return PointOutcome(point.id, json.dumps(record), result_row(record, axes), error is not None)
+
+
+def run_chunk(points: Sequence[SweepPoint], axes: Sequence[str]) -> list[PointOutcome]:
+    """Run ``points`` one after another in this process."""
+    return [run_point(point, axes) for point in points]
