@@ -58,6 +58,20 @@ def _non_empty(value: Sequence[Any]) -> str | None:
 
 
 @dataclasses.dataclass(frozen=True)
+class AccuracySpec:
+    """``accuracy:`` in a sweep: add the model's top-1 under each design (docs/accuracy.md)."""
+
+    model: str = option("digits", doc="`digits` (the shipped model) or `path/to/file.py:factory`.")
+    data: str | None = option(None, doc="Evaluation set (.npz with x and y); null: the "
+                                        "model's default (digits: the 540 held-out images).")
+    bn_recalibrate: int = option(0, doc="N > 0 also reports top-1 after BatchNorm "
+                                        "recalibration on N training images.",
+                                 check=lambda v: None if v >= 0 else "a non-negative integer")
+    limit: int | None = option(None, doc="Evaluate on the first `limit` images only.",
+                               check=lambda v: None if v > 0 else "a positive integer")
+
+
+@dataclasses.dataclass(frozen=True)
 class SweepSpec:
     """A sweep spec file (``sweeps/*.yaml``), as validated data."""
 
@@ -88,6 +102,10 @@ class SweepSpec:
     timing_only: bool = option(
         False, doc="Skip the functional simulation (no counters, energy or error metrics; "
                    "cycles, memory figures and area only). Much faster.")
+    accuracy: AccuracySpec | None = option(
+        None, doc="Also evaluate a model's accuracy under every design (extra `torch`): "
+                  "adds top1, top1_drop_points, int8_top1, float_top1 and "
+                  "recalibrated_top1 columns; cached per design point.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +127,8 @@ class SweepPoint:
     overrides: tuple[str, ...]
     timing_only: bool
     baseline: bool
+    #: (model, data, bn_recalibrate, limit) when the sweep asks for accuracy.
+    accuracy: tuple[str, str | None, int, int | None] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,7 +228,7 @@ def _file_digest(path: str) -> str:
 
 
 def _point_id(base: str, overrides: Sequence[str], arch: Mapping[str, Any], workload: str,
-              workload_digest: str, timing_only: bool) -> str:
+              workload_digest: str, timing_only: bool, accuracy: Any = None) -> str:
     """A stable id: the hash of what determines the point's result.
 
     The resolved arch config and the workload file's bytes are part of it, so editing a base
@@ -217,6 +237,8 @@ def _point_id(base: str, overrides: Sequence[str], arch: Mapping[str, Any], work
     key = {"base": base, "overrides": list(overrides), "arch": arch, "workload": workload,
            "workload_sha256": workload_digest, "timing_only": timing_only,
            "sasim_version": simulator.__version__}
+    if accuracy is not None:
+        key["accuracy"] = list(accuracy)
     text = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -302,6 +324,10 @@ def plan_sweep(spec: SweepSpec, source: str | Path) -> SweepPlan:
         workloads.append((entry, path, _file_digest(workload.source)))
     archs: dict[tuple[str, tuple[str, ...]], Mapping[str, Any]] = {}
     points = []
+    acc = spec.accuracy
+    accuracy = (None if acc is None else
+                (acc.model, None if acc.data is None else _local_path(acc.data, folder),
+                 acc.bn_recalibrate, acc.limit))
     for design in designs:
         base_path = _local_path(design.base, folder)
         overrides = tuple(override_text(key, value) for key, value in design.overrides)
@@ -312,10 +338,11 @@ def plan_sweep(spec: SweepSpec, source: str | Path) -> SweepPlan:
         for entry, path, digest in workloads:
             points.append(SweepPoint(
                 index=len(points),
-                id=_point_id(design.base, overrides, arch, entry, digest, spec.timing_only),
+                id=_point_id(design.base, overrides, arch, entry, digest, spec.timing_only,
+                             accuracy),
                 base=design.base, base_path=base_path, workload=entry, workload_path=path,
                 axes=design.axes, overrides=overrides, timing_only=spec.timing_only,
-                baseline=design.baseline))
+                baseline=design.baseline, accuracy=accuracy))
     ids = [p.id for p in points]
     if len(set(ids)) != len(ids):  # only identical base/overrides/workload can collide
         raise ConfigError(f"{where}: two points are the same design on the same workload")

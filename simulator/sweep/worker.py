@@ -98,11 +98,23 @@ def run_point(point: SweepPoint, axes: Sequence[str]) -> PointOutcome:
         functional = not point.timing_only
         workload = prepared_workload(arch, point.workload_path, functional)
         summary = api.simulate(arch, workload, functional=functional).summary()
+        if point.accuracy is not None:
+            summary.update(_accuracy(arch, point.accuracy))
     except Exception as exc:  # noqa: BLE001 -- a failing point is recorded and the sweep goes on
         error = f"{type(exc).__name__}: {exc}"
     elapsed = round(time.perf_counter() - start, 6)
     record = point_record(point, summary, error, elapsed)
     return PointOutcome(point.id, json.dumps(record), result_row(record, axes), error is not None)
+
+
+def _accuracy(arch, accuracy) -> dict:
+    """The accuracy columns of a point (cached per design by accuracy_for)."""
+    from simulator.accuracy import accuracy_for  # torch loads only when a sweep asks
+
+    model, data, recalibrate, limit = accuracy
+    result = accuracy_for(arch, model, data, recalibrate, limit=limit)
+    return {key: result[key] for key in ("top1", "top1_drop_points", "int8_top1",
+                                         "float_top1", "recalibrated_top1")}
 
 
 def run_chunk(points: Sequence[SweepPoint], axes: Sequence[str]) -> list[PointOutcome]:

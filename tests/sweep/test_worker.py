@@ -59,3 +59,27 @@ def test_a_failing_point_is_recorded_with_its_error(write_spec):
     assert record["error"].startswith("SimulationError: arch sysmt_2t_16x16: PE type 'sysmt' "
                                       "is defined for the os dataflow")
     assert outcome.row["error"] == record["error"] and outcome.row["array.dataflow"] == "ws"
+
+
+def test_accuracy_columns_when_the_sweep_asks(write_spec):
+    from simulator.accuracy import accuracy_for
+
+    path = write_spec({"base": ["os_sa_16x16", "bitserial_3b_16x16"], "workloads": ["tiny.yaml"],
+                       "timing_only": True, "accuracy": {"model": "digits", "limit": 48}})
+    plan = plan_sweep(load_sweep(path), path)
+    rows = {}
+    for point in plan.points:
+        record = json.loads(worker.run_point(point, plan.axes).text)
+        assert record["error"] is None
+        rows[point.base] = record["summary"]
+    exact, truncated = rows["os_sa_16x16"], rows["bitserial_3b_16x16"]
+    # the exact design reproduces INT8 image for image; 3-bit weights lose accuracy
+    assert exact["top1"] == exact["int8_top1"] and exact["top1_drop_points"] == 0
+    expected = accuracy_for(api.load_arch("bitserial_3b_16x16"), "digits", limit=48)
+    assert truncated["top1"] == expected["top1"]
+    assert truncated["top1_drop_points"] == pytest.approx(expected["top1_drop_points"])
+    # asking for accuracy changes the points' ids, so results are not mixed up
+    plain = plan_sweep(load_sweep(write_spec({"base": ["os_sa_16x16"],
+                                              "workloads": ["tiny.yaml"],
+                                              "timing_only": True})), path)
+    assert plain.points[0].id != plan.points[0].id
