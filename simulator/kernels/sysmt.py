@@ -19,19 +19,21 @@ How it is fast (docs/performance.md has the measurements):
   weights are zero, so that loop adds ``sum(ta*tw)`` only, and the few columns of a step
   with two or more zero weights are fixed exactly afterwards.
 - Operands are converted once: each weight to float32 ``(w, wr, tw)`` in B's own row order
-  (a thread's step is a row index, no schedule-dependent gather), each activation of a
-  tile's rows to float32 ``a`` and ``d`` plus a state byte, vectorised along K.
+  (a thread's step is a row index, no schedule-dependent gather) plus a state byte, each
+  activation of a tile's rows to float32 ``a`` and ``d`` plus a state byte, vectorised
+  along K.
 - float32 holds every integer below 2**24 exactly: a step adds at most T*255*max|w|, and
   the float32 accumulator is flushed into float64 before it could reach 2**24, so the
   arithmetic is exact in any order.
 - Tiles of rows share each step's weight rows in cache; small-M layers take all their rows
-  in one tile (the weights are then read once) and split the columns between threads.
-  The kernels release the GIL and tiles run on a small thread pool.
+  in one tile (the weights are then read once) and split the steps between threads, each
+  summing into its own partial output. The kernels release the GIL and run on a small
+  thread pool (``NUMBA_NUM_THREADS`` threads).
 - Counters are not counted per PE-step: a PE-step's class depends only on a per-(row, step)
   state of each thread (zero / exact / trimmed activation) and a per-(step, column) state
   (zero / weight bits), so the counts are ``sum_j hist_rows[j] . class . hist_cols[j]``
-  over these state histograms; the row histogram is filled as the kernel visits each
-  (row, step) anyway.
+  over these state histograms (an exact float32 product over chunks of steps); the row
+  histogram is filled as the kernel visits each (row, step) anyway.
 
 Code notes (they decide the speed): the column loops index arrays with unsigned integers
 (numba wraps negative signed indices, and that per-element check stops LLVM's vectoriser);
