@@ -19,19 +19,21 @@ How it is fast (docs/performance.md has the measurements):
   weights are zero, so that loop adds ``sum(ta*tw)`` only, and the few columns of a step
   with two or more zero weights are fixed exactly afterwards.
 - Operands are converted once: each weight to float32 ``(w, wr, tw)`` in B's own row order
-  (a thread's step is a row index, no schedule-dependent gather), each activation of a
-  tile's rows to float32 ``a`` and ``d`` plus a state byte, vectorised along K.
+  (a thread's step is a row index, no schedule-dependent gather) plus a state byte, each
+  activation of a tile's rows to float32 ``a`` and ``d`` plus a state byte, vectorised
+  along K.
 - float32 holds every integer below 2**24 exactly: a step adds at most T*255*max|w|, and
   the float32 accumulator is flushed into float64 before it could reach 2**24, so the
   arithmetic is exact in any order.
 - Tiles of rows share each step's weight rows in cache; small-M layers take all their rows
-  in one tile (the weights are then read once) and split the columns between threads.
-  The kernels release the GIL and tiles run on a small thread pool.
+  in one tile (the weights are then read once) and split the steps between threads, each
+  summing into its own partial output. The kernels release the GIL and run on a small
+  thread pool (``NUMBA_NUM_THREADS`` threads).
 - Counters are not counted per PE-step: a PE-step's class depends only on a per-(row, step)
   state of each thread (zero / exact / trimmed activation) and a per-(step, column) state
   (zero / weight bits), so the counts are ``sum_j hist_rows[j] . class . hist_cols[j]``
-  over these state histograms; the row histogram is filled as the kernel visits each
-  (row, step) anyway.
+  over these state histograms (an exact float32 product over chunks of steps); the row
+  histogram is filled as the kernel visits each (row, step) anyway.
 
 Code notes (they decide the speed): the column loops index arrays with unsigned integers
 (numba wraps negative signed indices, and that per-element check stops LLVM's vectoriser);
@@ -83,7 +85,7 @@ def trim(v, half_even):  # pragma: no cover - compiled
 
 
 @njit(error_model="numpy")
-def _weight_row(b, k, half_even, sparsity_aware, wc):  # pragma: no cover - compiled
+def _weight_row(b, k, half_even, sparsity_aware, wc, wstate):  # pragma: no cover - compiled
     """Row k of :func:`_prepare_weights`; returns (largest |w|, out-of-range count)."""
     zero = np.float32(0.0)
     sixteen = np.float32(16.0)
@@ -97,33 +99,38 @@ def _weight_row(b, k, half_even, sparsity_aware, wc):  # pragma: no cover - comp
         big = max(big, abs(v))
         # Through int32: AVX2 converts int32 lanes to float, not int64 ones.
         w = np.float32(np.int32(v))
+        wr = w if (abs(w) >= sixteen or not sparsity_aware) else zero
+        tw = trim(w, half_even)
         wc[uk, 0, n] = w
-        wc[uk, 1, n] = w if (abs(w) >= sixteen or not sparsity_aware) else zero
-        wc[uk, 2, n] = trim(w, half_even)
+        wc[uk, 1, n] = wr
+        wc[uk, 2, n] = tw
+        # The column state (:func:`_column_histogram`), or bit 4 for a zero weight.
+        wstate[uk, n] = (16 if w == zero else 1 + (1 if wr != zero else 0)
+                         + (1 if tw != w else 0))
     return big, bad
 
 
 @njit(error_model="numpy")
-def _prepare_weights(b, half_even, sparsity_aware, wc, k_lo, k_hi):  # pragma: no cover
-    """Rows k_lo..k_hi: ``wc[k, i] = (w, wr, tw)[i]`` as float32.
+def _prepare_weights(b, half_even, sparsity_aware, wc, wstate, k_lo, k_hi):  # pragma: no cover
+    """Rows k_lo..k_hi: ``wc[k, i] = (w, wr, tw)[i]`` as float32, and ``wstate[k]`` one byte
+    per weight (its column state, 16 for zero), all the column pass reads.
 
     Returns the largest |weight| and the number of weights outside -128..255.
     """
     big = 0
     bad = 0
     for k in range(k_lo, k_hi):
-        row_big, row_bad = _weight_row(b, k, half_even, sparsity_aware, wc)
+        row_big, row_bad = _weight_row(b, k, half_even, sparsity_aware, wc, wstate)
         big = max(big, row_big)
         bad += row_bad
     return big, bad
 
 
 @njit(error_model="numpy")
-def _column_step(wc, schedule, j, hist_cols, ex_cols, codes):  # pragma: no cover - compiled
+def _column_step(wstate, schedule, j, hist_cols, ex_cols, codes, partial):  # pragma: no cover
     """Step j of :func:`_column_histogram`."""
     threads = schedule.shape[0]
-    n_cols = wc.shape[2]
-    zero = np.float32(0.0)
+    n_cols = wstate.shape[1]
     for n in range(np.uint64(n_cols)):
         codes[n] = 0
     scale = 1
@@ -132,24 +139,30 @@ def _column_step(wc, schedule, j, hist_cols, ex_cols, codes):  # pragma: no cove
         if k >= 0:
             uk = np.uint64(k)
             for n in range(np.uint64(n_cols)):
-                w = wc[uk, 0, n]
-                state = (0 if w == zero else 1 + (1 if wc[uk, 1, n] != zero else 0)
-                         + (1 if wc[uk, 2, n] != w else 0))
+                state = np.int32(wstate[uk, n])
                 # The code in the low bits, the count of zero weights from bit 20 up.
-                codes[n] += np.int32(scale * state + ((1 << 20) if w == zero else 0))
+                codes[n] += scale * (state & 15) + ((state >> 4) << 20)
         scale *= 4
+    # Four partial histograms: consecutive columns often share a code, and one histogram
+    # would chain every increment through memory.
+    for q in range(4):
+        for code in range(partial.shape[1]):
+            partial[q, code] = 0
     count = 0
     for n in range(n_cols):
         packed = codes[n]
-        hist_cols[j, packed & 0xFFFFF] += 1.0
+        partial[n & 3, packed & 0xFFFFF] += 1
         # Always written, kept only where two or more threads meet a zero weight.
         ex_cols[j, 1 + count] = n
         count += 1 if packed >> 20 >= 2 else 0
     ex_cols[j, 0] = count
+    for code in range(partial.shape[1]):
+        hist_cols[j, code] = (partial[0, code] + partial[1, code] + partial[2, code]
+                              + partial[3, code])
 
 
 @njit(error_model="numpy")
-def _column_histogram(wc, schedule, hist_cols, ex_cols, j_lo, j_hi):  # pragma: no cover
+def _column_histogram(wstate, schedule, hist_cols, ex_cols, j_lo, j_hi):  # pragma: no cover
     """For steps j_lo..j_hi: ``hist_cols[j, code]``, the columns whose joint weight state at
     step j is ``code`` (base 4, thread t adding ``4**t * state``: 0 zero weight or no
     operand, 1 narrow (wr == 0), 2 wide, 3 wide and trimmed (tw != w); a narrow weight is
@@ -158,9 +171,10 @@ def _column_histogram(wc, schedule, hist_cols, ex_cols, j_lo, j_hi):  # pragma: 
     of :func:`_tile`).
     """
     # int32, as wide as the float32 lanes it is computed with.
-    codes = np.empty(wc.shape[2], np.int32)
+    codes = np.empty(wstate.shape[1], np.int32)
+    partial = np.empty((4, hist_cols.shape[1]), np.int64)
     for j in range(j_lo, j_hi):
-        _column_step(wc, schedule, j, hist_cols, ex_cols, codes)
+        _column_step(wstate, schedule, j, hist_cols, ex_cols, codes, partial)
 
 
 def _dispatch_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -214,9 +228,10 @@ def _convert_rows(a, m0, rows, half_even, af, df, st):  # pragma: no cover - com
 
 
 @njit(error_model="numpy")
-def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, flush, count, acc,
-          acc64, kr, wrow):  # pragma: no cover - compiled
-    """Outputs of rows m0..m0+rows (converted in ``af``, ``df``, ``st``) and columns n0..n1.
+def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, j0, j1, flush,
+          count, acc, acc64, kr, wrow):  # pragma: no cover - compiled
+    """Outputs of rows m0..m0+rows (converted in ``af``, ``df``, ``st``) and columns n0..n1,
+    summed over steps j0..j1.
 
     A (row, step)'s threads are dispatched through its mask (:func:`_dispatch_tables`),
     built from the state bytes. When ``count``, each (row, step)'s state code goes into
@@ -235,7 +250,7 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, flush,
         for n in range(lo, hi):
             acc[ui, n] = zero
             acc64[ui, n] = 0.0
-    for j in range(steps):
+    for j in range(j0, j1):
         # Scalar fix-ups pay only while the exceptions are few (dense weights); pruned
         # weights make many, and the four-thread loop then uses the full formula.
         few_exceptions = ex_cols[j, 0] * _EXCEPTION_RATIO <= n1 - n0
@@ -340,7 +355,7 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, flush,
                 s3 = (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
                       + v3 * wc[w3, 2, n])
                 acc[ui, n] += s3 if c > two else (s1 - s2 if c == two else s1)
-        if (j + 1) % flush == 0:
+        if (j + 1 - j0) % flush == 0:
             for i in range(rows):
                 ui = np.uint64(i)
                 for n in range(lo, hi):
@@ -353,32 +368,34 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, flush,
 
 
 @njit(error_model="numpy")
-def _outputs(a, schedule, half_even, wc, ex_cols, out, hist, tile_m0, tile_rows, tile_n0,
-             tile_n1, flush, first, end):  # pragma: no cover - compiled
-    """Tiles first..end; row states into ``hist``.
+def _outputs(a, schedule, half_even, wc, ex_cols, outs, hist, tiles, flush, first,
+             end):  # pragma: no cover - compiled
+    """Tiles first..end (rows of ``tiles``: first row, rows, first column, end column,
+    first step, end step, output part), into ``outs[part]``; row states into ``hist``.
 
     Returns the number of activations outside -128..255.
     """
-    max_rows = tile_rows[first:end].max()
+    max_rows = tiles[first:end, 1].max()
     # One more column: the zero operand of threads with nothing to feed.
     af = np.zeros((max_rows, a.shape[1] + 1), np.float32)
     df = np.zeros((max_rows, a.shape[1] + 1), np.float32)
     st = np.zeros((max_rows, a.shape[1] + 1), np.uint8)
-    acc = np.empty((max_rows, out.shape[1]), np.float32)
-    acc64 = np.empty((max_rows, out.shape[1]), np.float64)
+    acc = np.empty((max_rows, outs.shape[2]), np.float32)
+    acc64 = np.empty((max_rows, outs.shape[2]), np.float64)
     kr = np.zeros(4, np.int64)
     wrow = np.zeros(4, np.uint64)
     converted = -1
     bad = 0
     for tile in range(first, end):
-        m0 = tile_m0[tile]
-        rows = tile_rows[tile]
+        m0 = tiles[tile, 0]
+        rows = tiles[tile, 1]
         if m0 != converted:
             bad += _convert_rows(a, m0, rows, half_even, af, df, st)
             converted = m0
         # Each (row, step) is counted once: by the tile holding its first column.
-        _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, tile_n0[tile],
-              tile_n1[tile], flush, tile_n0[tile] == 0, acc, acc64, kr, wrow)
+        _tile(schedule, wc, ex_cols, af, df, st, outs[tiles[tile, 6]], hist, m0, rows,
+              tiles[tile, 2], tiles[tile, 3], tiles[tile, 4], tiles[tile, 5], flush,
+              tiles[tile, 2] == 0, acc, acc64, kr, wrow)
     return bad
 
 
@@ -434,30 +451,33 @@ def _parallel(workers: int, tasks: int, fn) -> list:
     return list(_POOLS[key].map(fn, range(tasks)))
 
 
-def _tiles(m_rows: int, n_cols: int, workers: int) -> tuple[np.ndarray, ...]:
-    """Tiles (first row, rows, first column, end column).
+def _tiles(m_rows: int, n_cols: int, steps: int, workers: int) -> np.ndarray:
+    """Tiles, one per row: first row, rows, first column, end column, first step, end step,
+    output part.
 
     All columns and as many rows as an accumulator of ``_TILE_FLOATS`` holds (at most
-    ``_MAX_ROWS``): every (row, step) is dispatched once, and a small-M layer reads its
-    weights once. The columns are cut into chunks (down to 32) only when there are too few
-    tiles to keep every worker busy.
+    ``_MAX_ROWS``), in equal row blocks: every (row, step) is dispatched once, and a
+    small-M layer reads its weights once. When there are fewer row blocks than workers,
+    the steps are split between them instead, each part summing into its own output.
     """
     if not m_rows or not n_cols:
-        return tuple(np.zeros(0, np.int64) for _ in range(4))
-    width = n_cols
-    rows = max(1, min(m_rows, _MAX_ROWS, _TILE_FLOATS // width))
-    # Equal blocks, as many as a multiple of the workers when there are several.
+        return np.zeros((0, 7), np.int64)
+    rows = max(1, min(m_rows, _MAX_ROWS, _TILE_FLOATS // n_cols))
     row_blocks = -(-m_rows // rows)
+    parts = 1
     if row_blocks > 1:
         row_blocks = -(-row_blocks // workers) * workers
+    elif workers > 1 and steps >= 2 * workers:
+        parts = workers
     rows = -(-m_rows // row_blocks)
     row_blocks = -(-m_rows // rows)
-    while row_blocks * -(-n_cols // width) < workers and width > 32:
-        width = max(32, -(-width // 16) * 8)
-    n_starts = np.arange(0, n_cols, width)
-    m0 = np.repeat(np.arange(row_blocks) * rows, len(n_starts))
-    n0 = np.tile(n_starts, row_blocks)
-    return m0, np.minimum(rows, m_rows - m0), n0, np.minimum(n0 + width, n_cols)
+    tiles = np.zeros((row_blocks * parts, 7), np.int64)
+    for p in range(parts):
+        for blk in range(row_blocks):
+            tiles[p * row_blocks + blk] = (blk * rows, min(rows, m_rows - blk * rows), 0,
+                                           n_cols, p * steps // parts,
+                                           (p + 1) * steps // parts, p)
+    return tiles
 
 
 def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even: bool,
@@ -510,16 +530,16 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     # A thread's three weight rows share one base (constant offsets): LLVM then needs one
     # run-time overlap check per thread, and four threads stay under its limit of eight.
     wc = np.empty((kd, 3, n_cols), dtype=np.float32)
+    wstate = np.empty((kd, n_cols), dtype=np.uint8)
     # float64 counts are exact: every entry below is at most M*N*S < 2**53.
     hist_cols = np.zeros((steps, 4**threads), dtype=np.float64)
-    out = np.empty((m_rows, n_cols), dtype=np.int64)
     workers = _workers(m_rows * n_cols * steps)
     tasks = 1 if workers == 1 else _TASKS_PER_WORKER * workers
     k_cut = np.linspace(0, kd, min(tasks, max(kd, 1)) + 1).astype(np.int64)
     j_cut = np.linspace(0, steps, min(tasks, max(steps, 1)) + 1).astype(np.int64)
 
     parts = _parallel(workers, len(k_cut) - 1, lambda w: _prepare_weights(
-        b, round_half_even, sparsity_aware, wc, k_cut[w], k_cut[w + 1]))
+        b, round_half_even, sparsity_aware, wc, wstate, k_cut[w], k_cut[w + 1]))
     if sum(bad for _, bad in parts):
         raise OperandRangeError(f"weights must lie in {_LOW}..{_HIGH}")
     big_w = max(int(big) for big, _ in parts)
@@ -528,22 +548,37 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     flush = max(1, (_EXACT_FLOAT32 - 1) // step_max)
     ex_cols = np.empty((steps, n_cols + 1), dtype=np.int64)
     _parallel(workers, len(j_cut) - 1, lambda w: _column_histogram(
-        wc, sched, hist_cols, ex_cols, j_cut[w], j_cut[w + 1]))
-    m0, rows, n0, n1 = _tiles(m_rows, n_cols, workers)
+        wstate, sched, hist_cols, ex_cols, j_cut[w], j_cut[w + 1]))
+    tiles = _tiles(m_rows, n_cols, steps, workers)
+    parts = int(tiles[:, 6].max()) + 1 if len(tiles) else 1
+    outs = np.empty((parts, m_rows, n_cols), dtype=np.int64)
     # Contiguous runs of tiles (a run converts each of its row blocks once); each run
     # counts its row states into its own histogram.
-    t_cut = np.linspace(0, len(m0), min(tasks, len(m0)) + 1).astype(np.int64)
+    t_cut = np.linspace(0, len(tiles), min(tasks, len(tiles)) + 1).astype(np.int64)
     hist_rows = np.zeros((max(1, len(t_cut) - 1), steps, 3**threads), dtype=np.float64)
-    if len(m0) and sum(_parallel(workers, len(t_cut) - 1, lambda w: _outputs(
-            a, sched, round_half_even, wc, ex_cols, out, hist_rows[w], m0, rows, n0, n1,
-            flush, t_cut[w], t_cut[w + 1]))):
+    if len(tiles) and sum(_parallel(workers, len(t_cut) - 1, lambda w: _outputs(
+            a, sched, round_half_even, wc, ex_cols, outs, hist_rows[w], tiles, flush,
+            t_cut[w], t_cut[w + 1]))):
         raise OperandRangeError(f"activations must lie in {_LOW}..{_HIGH}")
+    out = outs[0] if parts == 1 else outs.sum(axis=0)
 
     rows_hist = hist_rows.sum(axis=0)
     # Only the states that occur take part (fewer than half of them for 8-bit data).
     row_codes = np.flatnonzero(rows_hist.any(axis=0))
     col_codes = np.flatnonzero(hist_cols.any(axis=0))
-    pairs = np.rint(rows_hist[:, row_codes].T @ hist_cols[:, col_codes])
+    rows_used = rows_hist[:, row_codes]
+    cols_used = hist_cols[:, col_codes]
+    # A step adds at most M*N to a pair count. float32 products over chunks of steps whose
+    # counts stay below 2**24 are exact (and twice as fast); chunks add in float64.
+    chunk = (_EXACT_FLOAT32 - 1) // max(1, m_rows * n_cols)
+    if chunk:
+        rows_used = rows_used.astype(np.float32)
+        cols_used = cols_used.astype(np.float32)
+    else:
+        chunk = max(1, steps)
+    pairs = np.zeros((len(row_codes), len(col_codes)), dtype=np.float64)
+    for j in range(0, steps, chunk):
+        pairs += rows_used[j:j + chunk].T @ cols_used[j:j + chunk]
     classes = _class_table(threads)[np.ix_(row_codes, col_codes)]
     counts = np.bincount(classes.ravel(), weights=pairs.ravel(), minlength=4).astype(np.int64)
     idle, single, shared_exact, reduced = (int(c) for c in counts)

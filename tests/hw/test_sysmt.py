@@ -211,21 +211,22 @@ def _random_operands(rng, m, kd, n, weight_high=128):
 
 @pytest.mark.parametrize("threads", [2, 4])
 def test_fast_path_on_many_workers_and_tiles(monkeypatch, threads):
-    """Several workers, several row tiles and column chunks, against the naive model."""
+    """Several workers over several row tiles, or over parts of the reduction (each part
+    summing into its own output), against the naive model."""
     import simulator.kernels.sysmt as kernel
 
     monkeypatch.setattr(kernel, "_workers", lambda pe_steps: 3)
     rng = np.random.default_rng(7 + threads)
-    # 21 rows in 6-row tiles (a 96-float accumulator); 2 rows whose 100 columns are cut
-    # into chunks for the 3 workers.
+    # 21 rows in 6-row tiles (a 96-float accumulator); 2 rows whose 30-long reduction is
+    # split between the 3 workers.
     for m, kd, n, split, tile in ((21, 23, 16, "contiguous", 96),
                                   (2, 30, 100, "interleaved", kernel._TILE_FLOATS)):
         monkeypatch.setattr(kernel, "_TILE_FLOATS", tile)
         a, b = _random_operands(rng, m, kd, n)
         pe = SySMTPE(SySMTOptions(threads=threads, thread_split=split))
         layer = gemm_layer(a, b)
-        row_starts, _, col_starts, _ = kernel._tiles(m, n, 3)
-        assert len(set(row_starts)) >= 3 or len(set(col_starts)) >= 3
+        tiles = kernel._tiles(m, n, pe.reduction_steps(layer), 3)
+        assert len(set(tiles[:, 0])) >= 3 or len(set(tiles[:, 6])) == 3
         fast = pe.simulate_gemm(layer, a, b)
         outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(),
                                              naive_schedule(kd, threads, split),
@@ -300,3 +301,21 @@ def test_four_live_threads_with_two_zero_weights(policy):
     assert fast.outputs.tolist() == outputs
     assert fast.counters == counters
     assert counters["shared_reduced"] > 0
+
+
+def test_fast_path_with_a_small_exact_float_range(monkeypatch):
+    """With a 2**12 "exact range" the kernel flushes float32 every step and sums the
+    counter histograms in many chunks: still equal to the naive model."""
+    import simulator.kernels.sysmt as kernel
+
+    monkeypatch.setattr(kernel, "_EXACT_FLOAT32", 2**12)
+    rng = np.random.default_rng(3)
+    a, b = _random_operands(rng, 20, 37, 30)
+    pe = SySMTPE(SySMTOptions(threads=4))
+    assert (2**12 - 1) // (20 * 30) < pe.reduction_steps(gemm_layer(a, b))
+    fast = pe.simulate_gemm(gemm_layer(a, b), a, b)
+    outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(),
+                                         naive_schedule(37, 4, "contiguous"),
+                                         "sparsity_aware", "round_half_even")
+    assert fast.outputs.tolist() == outputs
+    assert fast.counters == counters
