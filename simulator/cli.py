@@ -1,4 +1,4 @@
-"""The ``sasim`` command line: argument parsing only; the work is done by :mod:`simulator.api`.
+"""The ``sasim`` command: arguments, output, the ``compare`` table; :mod:`simulator.api` simulates.
 
 Every :class:`~simulator.errors.SasimError` becomes one line on stderr and exit status 2.
 """

@@ -2,9 +2,9 @@
 
 A table is a versioned YAML file (``arch_configs/tech/*.yaml``). Every quantity carries its
 unit in the text (``0.2 pJ``, ``282 um2``), so a unit mistake is refused instead of silently
-scaled; every entry names its source, node, voltage and clock. Values are converted once, on
-loading, to the base units the energy model works in: pJ, um², and pJ per um² per ns for
-leakage. See docs/energy-model.md.
+scaled; every entry names its source, node, voltage and clock. Units are checked on loading;
+a value is converted to the base units the energy model works in (pJ, um², and pJ per um² per
+ns for leakage) each time it is read. See docs/energy-model.md.
 """
 
 from __future__ import annotations

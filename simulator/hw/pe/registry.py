@@ -1,4 +1,4 @@
-"""The registry of PE types: adding a PE type means adding one module that registers itself."""
+"""The registry of PE types: each PE module registers its model class by name (``register_pe``)."""
 
 from __future__ import annotations
 
