@@ -139,7 +139,7 @@ class SySMTPE(PEModel):
                            {"idle": m_rows * b.shape[1] * kd - active, "single": active,
                             "shared_exact": 0, "shared_reduced": 0})
         sched = self.schedule(layer, a)
-        # numba loads on first use, so timing-only runs start fast.
+        # The kernel (and numba) is imported when a GEMM is first simulated, not with this module.
         from simulator.kernels.sysmt import OperandRangeError, sysmt_gemm
 
         try:
