@@ -1,7 +1,7 @@
 """Slow, obviously-correct pure-Python twins of sasim's kernels, for the tests to compare with.
 
 Everything here loops in plain Python over plain ints; no numpy tricks, no shared code with
-the package. Written from MODELS.md §2-3 and the reference-array brief, not from the kernels.
+the package. Written from docs/hardware-spec.md §2-3 and docs/reference-array.md, not the kernels.
 """
 
 from __future__ import annotations

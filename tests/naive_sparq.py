@@ -1,6 +1,6 @@
 """Slow, obviously-correct pure-Python twins of the SPARQ and A4W8 PE models.
 
-Plain loops over plain ints, written from MODELS.md §4 and §6 and the choices documented in
+Plain loops over plain ints, from docs/hardware-spec.md §4 and §6 and the choices documented in
 docs/pe-models.md, sharing no code with the package: a window is found by trying the allowed
 positions in increasing order, rounding is done with divmod, and every product of every PE-step
 is evaluated one by one.
@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 #: (window bits, options) -> (allowed window LSB positions, zero-partner window bits and
-#: positions); the table of MODELS.md §4 and its vSPARQ fallbacks (8 bits: the whole value).
+#: positions); the table of docs/hardware-spec.md §4 and its vSPARQ fallbacks (8 bits: all of it)
 NAIVE_WINDOWS = {
     (4, 5): ([0, 1, 2, 3, 4], 8, [0]),
     (4, 3): ([0, 2, 4], 8, [0]),

@@ -1,6 +1,6 @@
 """Slow, obviously-correct pure-Python twins of the SWIS and bit-serial models.
 
-Plain loops over plain ints, written from MODELS.md §5-6 and docs/pe-models.md, sharing no code
+Plain loops over plain ints, from docs/hardware-spec.md §5-6 and docs/pe-models.md, sharing no code
 with the package: the exhaustive search per group, the threshold and budget rules, the filter
 scheduler, the PE-cycle by PE-cycle array, the p-bit rounding, and the expansion of a GEMM into
 the bit operands that the register-level reference array clocks.

@@ -1,6 +1,6 @@
 """End to end: a trace written with numpy alone, simulated on SySMT with --save-outputs.
 
-The saved outputs must equal the naive model of MODELS.md §3 (tests/naive.py) applied to the
+Saved outputs must equal the naive model (docs/hardware-spec.md §3, tests/naive.py) applied to the
 GEMM lowering of the trace, bit for bit — what a user checking sasim independently would do.
 """
 
@@ -31,7 +31,7 @@ def write_trace(path, rng):
     }
     np.savez(path, manifest=np.array(json.dumps(manifest)),
              **{"conv.input": x, "conv.weight": w, "fc.input": fc_x, "fc.weight": fc_w})
-    # The GEMM operands by hand: K order tap-major, channel-minor (MODELS.md §1).
+    # The GEMM operands by hand: K order tap-major, channel-minor (docs/hardware-spec.md §1).
     cols = np.array([[x[0, c, p + r, q + s] for r in range(3) for s in range(3) for c in range(6)]
                      for p in range(3) for q in range(3)], dtype=np.int64)
     wmat = np.array([[w[f, c, r, s] for f in range(4)] for r in range(3) for s in range(3)

@@ -1,4 +1,4 @@
-"""BatchNorm recalibration with the simulated hardware in the loop (MODELS.md §3).
+"""BatchNorm recalibration with the simulated hardware in the loop (docs/hardware-spec.md §3).
 
 The deployed network has every BatchNorm folded into its conv, so its statistics cannot be
 re-estimated on the quantised model itself. The recalibration runs the **un-folded float

@@ -1,7 +1,7 @@
 """Post-training INT8 quantisation of a PyTorch model and export of its layer trace.
 
 The quantised model keeps every operation except conv2d/linear in float. Each
-``nn.Conv2d``/``nn.Linear`` becomes an integer layer (MODELS.md §1 values):
+``nn.Conv2d``/``nn.Linear`` becomes an integer layer (docs/hardware-spec.md §1 values):
 
 - its input is quantised per tensor with zero point 0: unsigned ``[0, 2^b - 1]`` when every
   calibration input was non-negative (post-ReLU), signed ``[-2^(b-1), 2^(b-1) - 1]``

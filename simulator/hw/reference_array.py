@@ -11,18 +11,18 @@ PE rules
 ``dense``
     T = 1, exact 8b x 8b MAC. ``params``: none.
 ``sysmt``
-    SySMT / NB-SMT PE (MODELS.md §3), T in {1, 2, 4} threads (the rows of ``sched``).
+    SySMT / NB-SMT PE (docs/hardware-spec.md §3), T in {1, 2, 4} threads (the rows of ``sched``).
     ``params``: ``policy`` (``sparsity_aware`` | ``msb_trim``) and ``rounding``
     (``round_half_even`` | ``truncate``), both required.
 ``sparq``
-    SPARQ PE (MODELS.md §4). ``params``: ``window`` (``4bit_5opt`` | ``4bit_3opt`` |
+    SPARQ PE (docs/hardware-spec.md §4). ``params``: ``window`` (``4bit_5opt`` | ``4bit_3opt`` |
     ``4bit_2opt`` | ``6bit_3opt`` | ``3bit_6opt`` | ``2bit_7opt``), ``rounding`` (``round`` |
     ``raw``) and ``pairing`` (``adjacent``: T = 2, the slots of a step are the pair;
     ``stc``: T = 4, the slots are a 2:4 group and its non-zero weights form the pair).
     Counters: the step classes (``idle``, ``zero_partner``, ``pair_exact``, ...), derived from
     the classes of the step's two products, which also give the stats.
 ``a4w8``
-    4b x 8b PE without shifters (MODELS.md §6), T = 2. ``params``: ``shift`` (``0`` .. ``4``,
+    4b x 8b PE, no shifters (docs/hardware-spec.md §6), T = 2. ``params``: ``shift`` (``0``..``4``,
     the grid step exponent) and ``rounding`` (``round`` | ``raw``). Counters ``idle``,
     ``single``, ``double`` (non-zero activations in the step); stats ``exact_products``,
     ``approximated_products``.

@@ -1,4 +1,4 @@
-"""Array timing: folds and cycles of a GEMM on a systolic array (MODELS.md §2).
+"""Array timing: folds and cycles of a GEMM on a systolic array (docs/hardware-spec.md §2).
 
 A GEMM with ``groups`` groups runs group after group. For each dataflow the array's rows and
 columns hold two of the GEMM's dimensions (Sr, Sc) and the third streams through in T steps:

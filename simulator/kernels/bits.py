@@ -8,7 +8,7 @@ __all__ = ["trim_high_nibble", "signed_trim"]
 
 
 def trim_high_nibble(x: np.ndarray, round_half_even: bool) -> np.ndarray:
-    """Reduce non-negative 8-bit magnitudes to their high nibble (MODELS.md §3).
+    """Reduce non-negative 8-bit magnitudes to their high nibble (docs/hardware-spec.md §3).
 
     Values below 16 are returned unchanged. Otherwise bits [7:4] are kept; with
     ``round_half_even`` the dropped bits [3:0] round half to even (up iff bit 3 is set and

@@ -5,7 +5,7 @@ bit-exact. It moves every operand through real pipeline registers, one PE per cy
 counts cycles by running the clock until the array is empty; nothing is derived from a
 closed form.
 
-Array and dataflow (MODELS.md §2-3)
+Array and dataflow (docs/hardware-spec.md §2-3)
 -----------------------------------
 PE (i, j) of a fold owns output ``O[fold_row*rows + i, fold_col*cols + j]``; folds are visited
 row-fold-major and never overlap. Each PE holds, per thread t < T, an activation register
@@ -107,7 +107,7 @@ COUNTER_SHARED_REDUCED = 3
 N_COUNTERS = 4
 
 #: SPARQ window configurations (params[0] of RULE_SPARQ), by name: the rows of the
-#: MODELS.md §4 table. The rule decodes them itself in :func:`_sparq_config`.
+#: docs/hardware-spec.md §4 table. The rule decodes them itself in :func:`_sparq_config`.
 SPARQ_WINDOW_CODES = {"4bit_5opt": 0, "4bit_3opt": 1, "4bit_2opt": 2, "6bit_3opt": 3,
                       "3bit_6opt": 4, "2bit_7opt": 5}
 #: SPARQ pairings (params[2] of RULE_SPARQ); params[1] is ROUND_HALF_EVEN ('round') or
@@ -239,7 +239,7 @@ def _sysmt_step(acts, wgts, policy, rounding):
 
 @njit
 def sparq_window(x, n_bits, positions, rounding):
-    """bSPARQ window of an 8-bit magnitude (MODELS.md §4).
+    """bSPARQ window of an 8-bit magnitude (docs/hardware-spec.md §4).
 
     Parameters
     ----------

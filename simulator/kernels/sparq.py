@@ -1,6 +1,6 @@
 """SPARQ and A4W8 functional kernels: window values, pair transforms and the 2:4 kernel.
 
-bSPARQ (MODELS.md §4) maps an 8-bit magnitude x to an n-bit window of it: with L the index of
+bSPARQ (docs/hardware-spec.md §4) maps an 8-bit magnitude x to an n-bit window: with L the index of
 x's leading one, the window starts at the smallest allowed LSB position p with p + n - 1 >= L
 and keeps bits [p+n-1 : p]; ``round`` mode rounds the dropped bits half to even and saturates
 at the window's all-ones value ((2**n - 1) << p) when rounding overflows it.

@@ -75,7 +75,7 @@ def trim(v, half_even):  # pragma: no cover - compiled
     """Reduce a float32 holding an 8-bit value to its high nibble, keeping the sign.
 
     |v| < 16 is kept; otherwise |v| / 16 is rounded (half to even, or truncated), times 16,
-    saturating at 240 (MODELS.md §3; the same rule as ``bits.signed_trim``).
+    saturating at 240 (docs/hardware-spec.md §3).
     """
     mag = abs(v)
     scaled = mag * np.float32(0.0625)

@@ -1,6 +1,6 @@
 """Analytic cross-checks of the simulated cycles: the roofline bound and HCM's estimates.
 
-HCM (MODELS.md §7) estimates a layer's cost from counts alone: bit operations
+HCM (docs/hardware-spec.md §7) estimates a layer's cost from counts alone: bit operations
 ``MACs · (b_a·b_w + b_a + b_w + log2 Kd)`` (the multiplier's partial products, the adder that
 accumulates them and the accumulator's growth over the reduction), the bits it must move
 (each input, weight and output once), and the bound those set against the array's MACs per

@@ -1,6 +1,6 @@
 """Which input-tensor elements a block of the lowered GEMM operand A reads (its footprint).
 
-A conv layer's operand A is the im2col matrix (MODELS.md §1): row m = (n, p, q) is an output
+A conv's operand A is the im2col matrix (docs/hardware-spec.md §1): row m = (n, p, q) is an output
 pixel, column k = (r·S + s)·Cg + c a kernel tap and an input channel of the group. Neighbouring
 output pixels and different taps read the same input pixels, so the bytes a block of A needs
 from DRAM are the *distinct* input elements it reads, not its (m, k) entries: the buffer holds

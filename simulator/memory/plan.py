@@ -1,6 +1,6 @@
 """From a layer's folds to a tile program: which bytes move when, and where they stay.
 
-The array runs a layer's folds (MODELS.md §2, docs/timing-model.md) in a loop nest
+The array runs a layer's folds (docs/hardware-spec.md §2, docs/timing-model.md) in a loop nest
 ``group -> outer fold index -> inner fold index``; ``memory.loop_order`` says whether column
 folds (SCALE-Sim's order) or row folds are outer, or (``auto``) picks per layer the order
 that moves fewer DRAM bytes. Each fold needs a tile of each operand; a tile that does not fit

@@ -1,4 +1,4 @@
-"""Layers and their lowering to GEMMs (MODELS.md §1).
+"""Layers and their lowering to GEMMs (docs/hardware-spec.md §1).
 
 A conv2d with input (N, C, H, W), weight (F, C/g, R, S) becomes ``g`` GEMMs
 ``O (M x Fg) = A (M x Kd) . B (Kd x Fg)`` with M = N*P*Q, Kd = (C/g)*R*S, Fg = F/g. The K

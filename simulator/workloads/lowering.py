@@ -1,4 +1,4 @@
-"""Exact lowering of a layer's integer tensors to GEMMs and back (MODELS.md §1).
+"""Exact lowering of a layer's integer tensors to GEMMs and back (docs/hardware-spec.md §1).
 
 A conv2d with input (N, C, H, W) and weight (F, C/g, R, S) becomes ``g`` GEMMs
 ``O (M x Fg) = A (M x Kd) . B (Kd x Fg)`` with M = N*P*Q ordered (n, p, q), Kd = (C/g)*R*S

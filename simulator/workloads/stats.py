@@ -2,12 +2,12 @@
 
 The statistics are those the data-dependent PE models are sensitive to: how many activations and
 weights are zero (skippable work), how many activations fit in 4 bits (|a| < 16: exact in a
-4b x 8b multiplier, MODELS.md §3-4), how many bits are set (bit-serial and SWIS work), and, for
+4b x 8b multiplier, docs/hardware-spec.md §3-4), how many bits are set (bit-serial, SWIS), and, for
 traces, whether the recorded output is the exact GEMM result.
 
 Activation statistics are taken over the layer's input tensor (not the im2col matrix, which
 repeats each value up to R*S times and adds the padding zeros). Weight statistics are taken
-over the weight tensor; the 2:4 fraction is measured in the GEMM K order of MODELS.md §1.
+over the weight tensor; the 2:4 fraction is measured in the K order of docs/hardware-spec.md §1.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class LayerStats:
     Attributes
     ----------
     m, k, n, groups, macs : int
-        The GEMM (MODELS.md §1) and its multiply-accumulates.
+        The GEMM (docs/hardware-spec.md §1) and its multiply-accumulates.
     activation_zero_fraction, weight_zero_fraction : float
         Fraction of exact zeros in the input / weight tensor.
     activation_small_fraction, weight_small_fraction : float

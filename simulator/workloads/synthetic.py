@@ -15,7 +15,7 @@ deterministic data with realistic statistics, calibrated against the real digits
 - weights: Laplacian per output channel (``weight_shape: 1``; a generalised-normal shape
   ``weight_shape`` > 1 gives lighter tails, 2 = Gaussian), optionally magnitude-pruned (the smallest
   ``weight_prune_fraction`` of each layer set to 0) and/or 2:4 structured (in each group of 4
-  consecutive K elements of a filter, in the GEMM K order of MODELS.md §1, the 2 largest
+  consecutive K elements of a filter, in the K order of docs/hardware-spec.md §1, the 2 largest
   magnitudes are kept), then quantised symmetrically per output channel to ``weight_bits``
   (scale = max|w| / (2^(b-1) - 1)), as a real post-training-quantised model is.
 

@@ -1,6 +1,6 @@
 """SPARQ: the fast path against the naive model and the register-level reference array.
 
-Every configuration of MODELS.md §4 (4-bit windows with 5/3/2 options, 6-bit, 3-bit, 2-bit),
+Every configuration of docs/hardware-spec.md §4 (4-bit windows, 5/3/2 options; 6, 3, 2-bit),
 both roundings and both pairings: outputs bit for bit, step counters, product stats and
 cycles exactly.
 """
@@ -68,7 +68,7 @@ def reference(pe: SparqPE, a, b, rows: int, cols: int):
 
 # --- bSPARQ windows ---------------------------------------------------------------------------
 
-# MODELS.md §4's worked examples and more, derived by hand from the bit rule:
+# docs/hardware-spec.md §4's worked examples and more, derived by hand from the bit rule:
 # (value, window_bits, options, raw, round).
 WINDOW_TABLE = [
     (23, 4, 2, 16, 16),    # 0b10111, L = 4: p = 4; dropped 0111 < half
@@ -481,7 +481,7 @@ def test_composition_prices_every_step_counter(config, rounding, pairing):
 
 
 def test_more_window_options_cost_more_area():
-    """MODELS.md §4: more window options cost more shifter area; 2:4 mode more registers."""
+    """docs/hardware-spec.md §4: more window options cost more shifter area; 2:4 more registers."""
     tech = api.load_tech_table("generic_45nm")
 
     def area(*overrides):

@@ -303,7 +303,7 @@ def test_fixed_n_speedup_over_bitserial_is_8_over_n():
 
 
 def test_digits_swis_beats_truncation_and_reports_storage():
-    """MODELS.md §5: at the same N, SWIS's weight error is far below truncation's."""
+    """docs/hardware-spec.md §5: at the same N, SWIS's weight error is far below truncation's."""
     workload = api.load_workload("digits_int8")
     for n in (3, 4):
         swis = api.simulate(api.load_arch("swis_g8_n3_16x16", [f"pe.shifts={n}"]),

@@ -29,7 +29,7 @@ def test_shipped_workloads_macs(name, macs):
 
 def test_scalesim_resnet18_csv_is_unpadded(data_dir):
     workload = api.load_workload(data_dir / "scalesim" / "reference_resnet18" / "Resnet18.csv")
-    # MODELS.md §2: SCALE-Sim's own Resnet18.csv has 1.471 G MACs (unpadded shapes).
+    # docs/hardware-spec.md §2: SCALE-Sim's own Resnet18.csv has 1.471 G MACs (unpadded shapes).
     assert round(workload.macs / 1e9, 3) == 1.471
     conv1 = workload.layers[0]
     assert conv1.output_size == (110, 110)  # ceil((224 - 7 + 2) / 2)

@@ -1,4 +1,4 @@
-"""A4W8: a 4b x 8b OS array, activations uniformly quantised to 4 bits (MODELS.md §6).
+"""A4W8: a 4b x 8b OS array, activations uniformly quantised to 4 bits (docs/hardware-spec.md §6).
 
 The like-for-like baseline of SPARQ: the same two 4b x 8b multipliers per PE and two K
 elements (k, k+1) per step, but no shifters, no window choice and no zero-partner borrowing.

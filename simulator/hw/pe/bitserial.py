@@ -1,4 +1,4 @@
-"""Bit-serial PE (Stripes/Loom-like) and uniform truncation (MODELS.md §5-6).
+"""Bit-serial PE (Stripes/Loom-like) and uniform truncation (docs/hardware-spec.md §5-6).
 
 A bit-serial PE has G lanes (``group_size``): each cycle it takes one bit of G serial operands
 (AND gates with the G parallel operands), adds the G lane outputs in an adder tree, shifts the

@@ -1,4 +1,4 @@
-"""The dense 8b x 8b PE: one exact MAC per step (the baseline of MODELS.md §2)."""
+"""The dense 8b x 8b PE: one exact MAC per step (the baseline of docs/hardware-spec.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Which K element each thread of a multithreaded PE consumes at each step (MODELS.md §3).
+"""Which K element each thread of a multithreaded PE takes per step (docs/hardware-spec.md §3).
 
 A schedule is an int64 array ``sched[t, j]``: the K index thread ``t`` feeds at step ``j``,
 or -1 when the thread has nothing to feed (it contributes a zero operand).

@@ -1,4 +1,4 @@
-"""SPARQ: sparsity-aware activation windows on two 4b x 8b multipliers with shifters (MODELS.md §4).
+"""SPARQ: activation windows on two 4b x 8b multipliers with shifters (docs/hardware-spec.md §4).
 
 A SPARQ PE consumes two K elements (a *pair*) per step. Each activation of the pair is cut to
 an n-bit window placed at one of a few allowed positions (bSPARQ) unless its partner is zero,
@@ -44,7 +44,7 @@ __all__ = ["SparqOptions", "SparqPE", "WINDOWS", "ZERO_PARTNER_WINDOWS", "DEFAUL
            "check_weights", "check_activations", "run_kernel", "signed_table",
            "signed_class_table"]
 
-#: (window_bits, options) -> the allowed window LSB positions p (MODELS.md §4).
+#: (window_bits, options) -> the allowed window LSB positions p (docs/hardware-spec.md §4).
 WINDOWS: dict[tuple[int, int], tuple[int, ...]] = {
     (4, 5): (4, 3, 2, 1, 0),
     (4, 3): (4, 2, 0),

@@ -1,4 +1,4 @@
-"""SWIS: shared weight bit sparsity on a bit-serial array (MODELS.md §5).
+"""SWIS: shared weight bit sparsity on a bit-serial array (docs/hardware-spec.md §5).
 
 Offline, the weights of every filter are cut into groups of G consecutive K elements, and each
 group chooses N shared bit positions S (a mask over positions 0..7); every weight of the group

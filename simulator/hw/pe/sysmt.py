@@ -1,4 +1,4 @@
-"""SySMT: non-blocking simultaneous multithreading on an OS systolic array (MODELS.md §3).
+"""SySMT: non-blocking simultaneous multithreading on an OS array (docs/hardware-spec.md §3).
 
 Each PE serves T in {1, 2, 4} threads that split the reduction dimension; colliding threads
 share the 8b x 8b multiplier as 4b x 8b (two active) or 4b x 4b (three or four active)
