@@ -24,6 +24,7 @@ from torch import nn
 
 from simulator.errors import SimulationError
 from simulator.export.ptq import QuantizedModel
+from simulator.hw.gemm import run_groups
 from simulator.hw.pe import PEModel
 from simulator.workloads.lowering import gemm_to_output, im2col, weights_to_gemm
 
@@ -79,12 +80,9 @@ class HardwareLayer(nn.Module):
             self._weights = weights_to_gemm(integer.weight_int.numpy().astype(np.int64), layer)
         a = im2col(x, layer)
         b = self._weights
-        gemm = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.int64)
-        for g in range(a.shape[0]):
-            run = self.pe.simulate_gemm(layer, a[g], b[g])
-            gemm[g] = run.outputs
-            self.counters.update(run.counters)
-        out = gemm_to_output(gemm, layer)
+        run = run_groups(self.pe, layer, a, b)
+        self.counters.update(run.counters)
+        out = gemm_to_output(run.outputs, layer)
         if not integer.is_conv:
             out = out.reshape(*xq.shape[:-1], out.shape[-1])
         return torch.from_numpy(out.astype(np.float64))

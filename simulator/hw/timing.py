@@ -1,20 +1,15 @@
 """Array timing: folds and cycles of a GEMM on a systolic array (docs/hardware-spec.md §2).
 
 A GEMM with ``groups`` groups runs group after group. For each dataflow the array's rows and
-columns hold two of the GEMM's dimensions (Sr, Sc) and the third streams through in T steps:
-
-=========  ======  ======  ==============
-dataflow   Sr      Sc      T
-=========  ======  ======  ==============
-os         M       Fg      reduction steps (Kd for a dense PE)
-ws         Kd      Fg      M
-is         Kd      M       Fg
-=========  ======  ======  ==============
+columns hold two of the GEMM's dimensions (Sr, Sc) and the third streams through in T steps
+(:func:`simulator.workloads.dataflow.array_mapping`); in the OS dataflow T is the PE's
+reduction steps (Kd for a dense PE).
 
 Folds = groups * ceil(Sr/rows) * ceil(Sc/cols). Cycles per fold:
 
 - ``scalesim``: OS ``T + rows + cols - 2``; WS/IS ``T + 2*rows + cols - 2``; the layer's total
-  is ``folds * fold - 1`` (SCALE-Sim reports the index of the last cycle).
+  is ``folds * fold - 1`` (SCALE-Sim reports the index of the last cycle:
+  :func:`reported_cycles`).
 - ``native``: OS ``T + 2*rows + cols - 2`` (skewed fill, compute, and the ``rows``-cycle drain
   of the stationary outputs, as the register-level array does); WS/IS as SCALE-Sim; the total
   is ``folds * fold``.
@@ -24,7 +19,7 @@ OS only): every row fold of column fold c takes ``T_c`` steps, the layer's cycle
 over folds, and the utilisations are summed fold by fold.
 
 Fold order: the canonical order of folds (SCALE-Sim's) is group, then column fold, then row
-fold, innermost last: fold ``(g * col_folds + c) * row_folds + r``. :func:`fold_cycles` gives
+fold, innermost last: fold ``(g * col_folds + c) * row_folds + r``. ``FoldTiming.fold_cycles`` has
 one entry per fold in that order; the memory model (simulator/memory) consumes it, so a PE
 whose folds differ in length only has to supply a different array.
 """
@@ -36,16 +31,26 @@ from typing import Literal
 
 import numpy as np
 
+from simulator.workloads.dataflow import Dataflow, array_mapping
 from simulator.workloads.layers import GemmShape
 
-__all__ = ["FoldTiming", "fold_timing", "fold_cycles", "column_fold_cycles"]
+__all__ = ["FoldTiming", "fold_timing", "reported_cycles"]
 
-Dataflow = Literal["os", "ws", "is"]
 Convention = Literal["native", "scalesim"]
 
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def reported_cycles(cycles: int, convention: Convention) -> int:
+    """A cycle count as the convention reports it.
+
+    SCALE-Sim reports the index of the last cycle, one less than the count; the native
+    convention reports the count (docs/timing-model.md). Every reported total (a layer's
+    compute cycles, its cycles with memory stalls) goes through here.
+    """
+    return cycles - 1 if convention == "scalesim" else cycles
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,10 +63,13 @@ class FoldTiming:
     steps_per_fold : T, the streamed dimension's steps (the longest fold's when T varies by
         column fold).
     cycles_per_fold : cycles of one fold, fill and drain included (the longest fold's).
-    compute_cycles : the layer's cycles in the chosen convention.
+    compute_cycles : the layer's cycles in the chosen convention
+        (:func:`reported_cycles` of ``fold_cycles.sum()``).
     mapping_efficiency : fraction of PEs holding useful work, averaged over folds.
     compute_utilization : fraction of PE-cycles that stream operands (SCALE-Sim's
         "Compute Util").
+    fold_cycles : int64 (folds,) cycles of each fold, fill and drain included, in the
+        canonical fold order; the memory model (simulator/memory) consumes it.
     """
 
     folds: int
@@ -70,12 +78,14 @@ class FoldTiming:
     compute_cycles: int
     mapping_efficiency: float
     compute_utilization: float
+    fold_cycles: np.ndarray = dataclasses.field(compare=False, repr=False)
 
 
 def fold_timing(gemm: GemmShape, rows: int, cols: int, dataflow: Dataflow,
                 convention: Convention, reduction_steps: int,
                 column_fold_steps: np.ndarray | None = None) -> FoldTiming:
-    """Folds and cycles of ``gemm`` on a ``rows`` x ``cols`` array.
+    """Folds and cycles of ``gemm`` on a ``rows`` x ``cols`` array: the layer's totals and
+    each fold's cycles, from one call.
 
     ``reduction_steps`` is the number of steps a PE needs to consume the Kd operands (Kd for a
     dense PE, ceil(Kd/threads) for SySMT); it is the T of the OS dataflow.
@@ -85,12 +95,9 @@ def fold_timing(gemm: GemmShape, rows: int, cols: int, dataflow: Dataflow,
     if column_fold_steps is not None:
         return _column_fold_timing(gemm, rows, cols, dataflow, convention,
                                    np.asarray(column_fold_steps, dtype=np.int64))
-    if dataflow == "os":
-        sr, sc, t = gemm.m, gemm.n, reduction_steps
-    elif dataflow == "ws":
-        sr, sc, t = gemm.k, gemm.n, gemm.m
-    else:
-        sr, sc, t = gemm.k, gemm.m, gemm.n
+    mapping = array_mapping(gemm, dataflow)
+    sr, sc = mapping.rows, mapping.cols
+    t = reduction_steps if dataflow == "os" else mapping.streamed
     row_folds, col_folds = _ceil_div(sr, rows), _ceil_div(sc, cols)
     folds = gemm.groups * row_folds * col_folds
     if dataflow == "os":
@@ -100,15 +107,17 @@ def fold_timing(gemm: GemmShape, rows: int, cols: int, dataflow: Dataflow,
     else:
         cycles_per_fold = t + 2 * rows + cols - 2
         util_denominator = t + 2 * rows + 2 * cols - 3
-    compute_cycles = folds * cycles_per_fold - (1 if convention == "scalesim" else 0)
+    compute_cycles = reported_cycles(folds * cycles_per_fold, convention)
     if convention == "scalesim":
-        mapping, utilization = _scalesim_fold_averages(sr, sc, t, rows, cols, util_denominator)
+        efficiency, utilization = _scalesim_fold_averages(sr, sc, t, rows, cols,
+                                                          util_denominator)
     else:
-        mapping = (sr / (row_folds * rows)) * (sc / (col_folds * cols))
+        efficiency = (sr / (row_folds * rows)) * (sc / (col_folds * cols))
         utilization = (gemm.groups * sr * sc * t) / (folds * rows * cols * util_denominator)
     return FoldTiming(folds=folds, steps_per_fold=t, cycles_per_fold=cycles_per_fold,
-                      compute_cycles=compute_cycles, mapping_efficiency=mapping,
-                      compute_utilization=utilization)
+                      compute_cycles=compute_cycles, mapping_efficiency=efficiency,
+                      compute_utilization=utilization,
+                      fold_cycles=np.full(folds, cycles_per_fold, dtype=np.int64))
 
 
 def _scalesim_fold_averages(sr: int, sc: int, t: int, rows: int, cols: int,
@@ -151,7 +160,7 @@ def _column_fold_timing(gemm: GemmShape, rows: int, cols: int, dataflow: Dataflo
     drain = rows if convention == "native" else 0
     longest = int(steps.max())
     total = len(row_used) * (int(steps.sum()) + gemm.groups * col_folds * (fill + drain))
-    compute_cycles = total - (1 if convention == "scalesim" else 0)
+    compute_cycles = reported_cycles(total, convention)
     pes = rows * cols
     mapping = (gemm.m / (len(row_used) * rows)) * (gemm.n / (col_folds * cols))
     if convention == "scalesim":
@@ -169,30 +178,8 @@ def _column_fold_timing(gemm: GemmShape, rows: int, cols: int, dataflow: Dataflo
                    for c, cu in enumerate(col_used)) * gemm.m
         utilization = busy / (len(row_used) * pes * (int(steps.sum()) + gemm.groups * col_folds
                                                       * fill)) if steps.any() else 0.0
+    # Every row fold of column fold c takes steps[g, c] plus the fill and drain.
+    fold_cycles = np.repeat(steps.reshape(-1) + fill + drain, len(row_used))
     return FoldTiming(folds=folds, steps_per_fold=longest, cycles_per_fold=longest + fill + drain,
                       compute_cycles=compute_cycles, mapping_efficiency=mapping,
-                      compute_utilization=utilization)
-
-
-def fold_cycles(timing: FoldTiming) -> np.ndarray:
-    """Compute cycles of each fold, int64 (folds,), in the canonical fold order.
-
-    Every fold of a uniform PE takes ``cycles_per_fold``; the array sums to
-    ``compute_cycles`` (plus one in the SCALE-Sim convention, whose total is an index).
-    """
-    return np.full(timing.folds, timing.cycles_per_fold, dtype=np.int64)
-
-
-def column_fold_cycles(gemm: GemmShape, rows: int, cols: int, convention: Convention,
-                       steps: np.ndarray) -> np.ndarray:
-    """Compute cycles of each fold, int64 (folds,), in the canonical fold order, when column
-    fold c of group g takes ``steps[g, c]`` steps (OS; see :func:`fold_timing`).
-
-    Every row fold of a column fold takes ``steps[g, c]`` plus the fold's fill and drain, as
-    in :func:`_column_fold_timing`, so the array sums to its ``compute_cycles`` (plus one in
-    the SCALE-Sim convention).
-    """
-    row_folds = _ceil_div(gemm.m, rows)
-    overhead = rows + cols - 2 + (rows if convention == "native" else 0)
-    per_column_fold = np.asarray(steps, dtype=np.int64).reshape(-1) + overhead
-    return np.repeat(per_column_fold, row_folds)
+                      compute_utilization=utilization, fold_cycles=fold_cycles)

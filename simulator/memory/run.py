@@ -30,7 +30,8 @@ from simpy.events import Event
 
 from simulator.engine import Milestones, SequencedChannel, Space
 from simulator.errors import SimulationError
-from simulator.memory.plan import TileProgram
+from simulator.memory.plan import LOAD_COLUMNS, TileProgram
+from simulator.operands import PerBuffer
 
 __all__ = ["Dram", "LayerSchedule", "run_layer", "unbounded_schedule", "channel_tickets",
            "peak_occupancy"]
@@ -55,8 +56,8 @@ class LayerSchedule:
     """When everything of one layer happened, in cycles from the layer's start.
 
     Unit arrays have one entry per unit; ``-1`` marks a unit without loads or write-back.
-    ``claims`` holds, per buffer (ifmap, filter, ofmap), an int64 (k, 2) array of
-    (cycle, +bytes claimed / -bytes freed) events in the order they happened.
+    ``claims`` holds, per buffer, an int64 (k, 2) array of (cycle, +bytes claimed / -bytes
+    freed) events in the order they happened.
     """
 
     start: np.ndarray
@@ -66,12 +67,12 @@ class LayerSchedule:
     store_start: np.ndarray
     store_end: np.ndarray
     elapsed: int
-    claims: tuple[np.ndarray, np.ndarray, np.ndarray]
+    claims: PerBuffer[np.ndarray]
 
     @property
-    def peak(self) -> tuple[int, int, int]:
-        """Peak bytes held in the ifmap, filter and ofmap buffers."""
-        return tuple(peak_occupancy(c) for c in self.claims)
+    def peak(self) -> PerBuffer[int]:
+        """Peak bytes held in each buffer."""
+        return PerBuffer(*(peak_occupancy(c) for c in self.claims))
 
 
 def peak_occupancy(claims: np.ndarray) -> int:
@@ -114,8 +115,8 @@ class _Buffer:
         return np.asarray(self.log, dtype=np.int64).reshape(-1, 2)
 
 
-class _Layer:
-    """The processes and the shared state of one layer's run.
+class _LayerRun:
+    """One layer's run: its three processes and the state they share.
 
     The per-unit loops are written out flat (no helper generators): they run once per unit
     of a whole network, and SimPy's cost is per event and per Python call.
@@ -126,7 +127,7 @@ class _Layer:
         units = program.units
         self.origin = env.now
         self.channel = SequencedChannel(env)
-        self.buffers = [_Buffer(env, c) for c in program.capacity]
+        self.buffers = PerBuffer(*(_Buffer(env, c) for c in program.capacity))
         self.ended = Milestones(env, units)
         self.arrived = Milestones(env, units)
         self.stored = Milestones(env, units)
@@ -153,8 +154,7 @@ class _Layer:
     def loader(self) -> Iterator[Event]:
         env, dram, channel, origin = self.env, self.dram, self.channel, self.origin
         load_start, load_end = self.times["load_start"], self.times["load_end"]
-        spaces = [b.space for b in self.buffers]
-        logs = [b.log for b in self.buffers]
+        buffers = self.buffers
         claims_outputs = self.program.loader_claims_outputs
         load_after = self.program.load_after.tolist()
         ended, arrived = self.ended, self.arrived
@@ -166,12 +166,14 @@ class _Layer:
                 yield wait
             ifmap, filt, psum = self.load[u]
             out = self.out_alloc[u] if claims_outputs else 0
-            for index, nbytes in ((0, ifmap), (1, filt), (2, out)):
+            # Partial sums read back land in the output space claimed for them.
+            for buffer, nbytes in ((buffers.ifmap, ifmap), (buffers.filter, filt),
+                                   (buffers.ofmap, out)):
                 if nbytes:
-                    wait = spaces[index].claim(nbytes)
+                    wait = buffer.space.claim(nbytes)
                     if wait is not None:
                         yield wait
-                    logs[index].append((env.now - origin, nbytes))
+                    buffer.log.append((env.now - origin, nbytes))
             nbytes = ifmap + filt + psum
             if nbytes:
                 cycles = dram.cycles(nbytes)
@@ -228,7 +230,7 @@ class _Layer:
     def writer(self) -> Iterator[Event]:
         env, dram, channel, origin = self.env, self.dram, self.channel, self.origin
         store_start, store_end = self.times["store_start"], self.times["store_end"]
-        ofmap_buffer, ended, stored = self.buffers[2], self.ended, self.stored
+        ofmap_buffer, ended, stored = self.buffers.ofmap, self.ended, self.stored
 
         def stored_now(u: int, cycles: int) -> None:
             store_end[u] = now = env.now - origin
@@ -286,7 +288,7 @@ def run_layer(env: simpy.Environment, program: TileProgram, dram: Dram, *,
         if schedule.elapsed:
             env.run(until=env.now + schedule.elapsed)
         return schedule
-    layer = _Layer(env, program, dram)
+    layer = _LayerRun(env, program, dram)
     processes = [env.process(layer.loader()), env.process(layer.array()),
                  env.process(layer.writer())]
     try:
@@ -297,7 +299,7 @@ def run_layer(env: simpy.Environment, program: TileProgram, dram: Dram, *,
     return LayerSchedule(start=t["start"], end=t["end"], load_start=t["load_start"],
                          load_end=t["load_end"], store_start=t["store_start"],
                          store_end=t["store_end"], elapsed=env.now - layer.origin,
-                         claims=tuple(b.events() for b in layer.buffers))
+                         claims=PerBuffer(*(b.events() for b in layer.buffers)))
 
 
 def unbounded_schedule(program: TileProgram) -> LayerSchedule:
@@ -317,12 +319,13 @@ def unbounded_schedule(program: TileProgram) -> LayerSchedule:
     stores = program.store.sum(axis=1) > 0
     store_time = np.where(stores, end, -1)
     claims = []
-    for index in range(2):
-        claimed = program.load[:, index] > 0
-        freed = program.release[:, index] > 0
+    for name in ("ifmap", "filter"):  # the input buffers: columns of load and release
+        column = LOAD_COLUMNS.index(name)
+        claimed = program.load[:, column] > 0
+        freed = program.release[:, column] > 0
         claims.append(np.concatenate([
-            np.stack([at_load[claimed], program.load[claimed, index]], axis=1),
-            np.stack([end[freed], -program.release[freed, index]], axis=1)]))
+            np.stack([at_load[claimed], program.load[claimed, column]], axis=1),
+            np.stack([end[freed], -program.release[freed, column]], axis=1)]))
     claimed = program.out_alloc > 0
     when = (at_load if program.loader_claims_outputs else start)[claimed]
     freed = stores & (program.store_free > 0)
@@ -332,5 +335,5 @@ def unbounded_schedule(program: TileProgram) -> LayerSchedule:
     elapsed = int(end[-1]) if len(end) else 0
     return LayerSchedule(start=start, end=end, load_start=load_time, load_end=load_time.copy(),
                          store_start=store_time, store_end=store_time.copy(), elapsed=elapsed,
-                         claims=tuple(np.asarray(c, dtype=np.int64).reshape(-1, 2)
-                                      for c in claims))
+                         claims=PerBuffer(*(np.asarray(c, dtype=np.int64).reshape(-1, 2)
+                                            for c in claims)))

@@ -6,12 +6,13 @@ import csv
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import api
-from simulator.hw.timing import fold_timing
+from simulator.hw.timing import fold_timing, reported_cycles
 from simulator.workloads.layers import GemmShape
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "scalesim"
@@ -110,3 +111,33 @@ def test_depthwise_runs_group_by_group():
     assert dw.folds == 32 * math.ceil(112 * 112 / 16)
     # One of 16 columns used: poor utilisation is the truth.
     assert dw.mapping_efficiency == pytest.approx(1 / 16)
+
+
+@settings(max_examples=100, deadline=None)
+@given(m=st.integers(1, 60), n=st.integers(1, 60), groups=st.integers(1, 3),
+       rows=st.integers(1, 9), cols=st.integers(1, 9),
+       conv=st.sampled_from(["native", "scalesim"]), data=st.data())
+def test_one_call_gives_totals_and_per_fold_cycles(m, n, groups, rows, cols, conv, data):
+    """Per-fold cycles (plain and per column fold) sum to the reported total, shifted only
+    by the convention's last-cycle index."""
+    gemm = GemmShape(m, 7, n, groups)
+    col_folds = -(-n // cols)
+    steps = np.array(data.draw(st.lists(st.integers(0, 20), min_size=groups * col_folds,
+                                        max_size=groups * col_folds))).reshape(groups, -1)
+    for timing in (fold_timing(gemm, rows, cols, "os", conv, 7),
+                   fold_timing(gemm, rows, cols, "os", conv, 0, steps)):
+        assert timing.fold_cycles.shape == (timing.folds,)
+        assert timing.fold_cycles.dtype == np.int64
+        assert timing.compute_cycles == reported_cycles(int(timing.fold_cycles.sum()), conv)
+        assert int(timing.fold_cycles.max()) == timing.cycles_per_fold
+    # Canonical order (group, column fold, row fold): row folds of a column fold are adjacent.
+    varied = fold_timing(gemm, rows, cols, "os", conv, 0, steps)
+    row_folds = -(-m // rows)
+    assert (varied.fold_cycles.reshape(groups * col_folds, row_folds)
+            == varied.fold_cycles.reshape(groups * col_folds, row_folds)[:, :1]).all()
+
+
+def test_scalesim_reports_the_index_of_the_last_cycle():
+    assert reported_cycles(10, "scalesim") == 9
+    assert reported_cycles(10, "native") == 10
+

@@ -13,7 +13,7 @@ from naive_memory import ceil_bytes, naive_footprint
 
 from simulator.config.arch import MemoryConfig
 from simulator.errors import SimulationError
-from simulator.hw.timing import fold_cycles, fold_timing
+from simulator.hw.timing import fold_timing
 from simulator.memory import plan_layer
 from simulator.workloads.layers import Layer
 
@@ -99,7 +99,7 @@ ROWS = COLS = 4
 
 def _os_program(**memory) -> object:
     timing = fold_timing(LAYER.gemm, ROWS, COLS, "os", "native", LAYER.gemm.k)
-    return plan_layer(LAYER, ROWS, COLS, "os", fold_cycles(timing), MemoryConfig(**memory))
+    return plan_layer(LAYER, ROWS, COLS, "os", timing.fold_cycles, MemoryConfig(**memory))
 
 
 def _row_tile_footprints() -> list[int]:
@@ -157,7 +157,7 @@ def test_streaming_cuts_folds_into_chunks_that_fit_half_the_buffer():
 def _ws_program(**memory):
     layer = Layer(name="g", op="gemm", in_channels=12, out_channels=6, batch=20)
     timing = fold_timing(layer.gemm, 4, 4, "ws", "native", 12)
-    return plan_layer(layer, 4, 4, "ws", fold_cycles(timing), MemoryConfig(**memory))
+    return plan_layer(layer, 4, 4, "ws", timing.fold_cycles, MemoryConfig(**memory))
 
 
 def test_ws_partial_sums_stay_or_spill():
@@ -203,7 +203,7 @@ def test_buffers_too_small_to_stream_one_step():
 def test_word_sizes_follow_the_layer():
     narrow = dataclasses.replace(LAYER, activation_bits=4, weight_bits=4)
     timing = fold_timing(narrow.gemm, ROWS, COLS, "os", "native", narrow.gemm.k)
-    program = plan_layer(narrow, ROWS, COLS, "os", fold_cycles(timing), MemoryConfig())
+    program = plan_layer(narrow, ROWS, COLS, "os", timing.fold_cycles, MemoryConfig())
     # Weight tiles of 27 x 4, 27 x 4 and 27 x 2 four-bit words, each rounded up to bytes.
     assert program.dram_read_bytes.tolist() == [math.ceil(UNIQUE / 2), 54 + 54 + 27, 0]
 
@@ -212,6 +212,6 @@ def test_word_sizes_follow_the_layer():
 @pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
 def test_fold_cycles_sum_to_the_compute_cycles(convention, dataflow):
     timing = fold_timing(LAYER.gemm, ROWS, COLS, dataflow, convention, LAYER.gemm.k)
-    cycles = fold_cycles(timing)
+    cycles = timing.fold_cycles
     assert cycles.shape == (timing.folds,)
     assert int(cycles.sum()) == timing.compute_cycles + (convention == "scalesim")

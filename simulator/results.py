@@ -1,0 +1,321 @@
+"""The result schema: what a run reports, per layer and in total.
+
+:class:`LayerResult` is one layer's figures, :class:`RunResult` a whole run's with its totals
+(:meth:`RunResult.summary` is what ``summary.json`` holds), :class:`LayerTimeline` one layer's
+schedule. Nothing here runs the engine or the hardware models, so results can be read,
+totalled and reported without them (docs/getting-started.md lists the files).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+import simulator
+from simulator.config.arch import ArchConfig
+from simulator.config.schema import dump
+from simulator.energy.model import AreaReport, EnergyReport
+from simulator.operands import DramReads, DramWrites, PerBuffer
+from simulator.workloads.layers import Workload
+
+__all__ = ["ErrorMetrics", "FunctionalResult", "LayerResult", "LayerTimeline", "RunResult",
+           "error_metrics"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerResult:
+    """Everything the simulator reports for one layer (cycles are integers).
+
+    ``total_cycles = compute_cycles + stall_cycles``; the stalls include ``prefetch_cycles``
+    (before the first fold can start) and ``drain_cycles`` (after the last fold, until its
+    outputs are in DRAM). Byte counts are per operand; ``dram_psum_*`` are partial sums
+    spilled and read back (WS/IS), ``buffer_*`` the traffic at the on-chip buffers and
+    ``peak_*`` their largest occupancy. ``roofline_cycles`` and ``hcm_*`` are the analytic
+    cross-checks of docs/memory-model.md.
+    """
+
+    name: str
+    op: str
+    m: int
+    k: int
+    n: int
+    groups: int
+    folds: int
+    steps_per_fold: int
+    cycles_per_fold: int
+    compute_cycles: int
+    stall_cycles: int
+    total_cycles: int
+    macs: int
+    utilization: float
+    mapping_efficiency: float
+    compute_utilization: float
+    peak_macs_per_pe_cycle: int = 1
+    prefetch_cycles: int = 0
+    drain_cycles: int = 0
+    units: int = 0
+    dram_ifmap_read_bytes: int = 0
+    dram_filter_read_bytes: int = 0
+    dram_psum_read_bytes: int = 0
+    dram_ofmap_write_bytes: int = 0
+    dram_psum_write_bytes: int = 0
+    buffer_ifmap_read_bytes: int = 0
+    buffer_ifmap_write_bytes: int = 0
+    buffer_filter_read_bytes: int = 0
+    buffer_filter_write_bytes: int = 0
+    buffer_ofmap_read_bytes: int = 0
+    buffer_ofmap_write_bytes: int = 0
+    peak_ifmap_bytes: int = 0
+    peak_filter_bytes: int = 0
+    peak_ofmap_bytes: int = 0
+    ifmap_reuse: str = "group"
+    filter_reuse: str = "group"
+    ofmap_reuse: str = "fold"
+    loop_order: str = "column_folds_outer"
+    roofline_cycles: int = 0
+    bound: str = "compute"
+    hcm_cycles: int = 0
+    hcm_bit_ops: float = 0.0
+    hcm_bits_moved: int = 0
+    counters: dict[str, int] | None = None
+    #: Further integer totals of the PE model (GemmRun.stats), e.g. SWIS's stored weight bits.
+    stats: dict[str, int] | None = None
+    #: Compute cycles under alternatives the PE reports beside the one it runs (FoldSteps),
+    #: e.g. SWIS's ``scheduled`` / ``unscheduled`` filter orders.
+    alternative_cycles: dict[str, int] | None = None
+    mse: float | None = None
+    max_abs_error: int | None = None
+    sqnr_db: float | None = None
+    signal_power: float | None = None
+    output_matches_trace: bool | None = None
+    energy_pj: float | None = None
+    energy_breakdown_pj: dict[str, float] | None = None
+
+    @property
+    def dram_reads(self) -> DramReads[int]:
+        """Bytes read from DRAM, by kind."""
+        return DramReads(self.dram_ifmap_read_bytes, self.dram_filter_read_bytes,
+                         self.dram_psum_read_bytes)
+
+    @property
+    def dram_writes(self) -> DramWrites[int]:
+        """Bytes written to DRAM, by kind."""
+        return DramWrites(self.dram_ofmap_write_bytes, self.dram_psum_write_bytes)
+
+    @property
+    def buffer_reads(self) -> PerBuffer[int]:
+        """Bytes read from each on-chip buffer."""
+        return PerBuffer(self.buffer_ifmap_read_bytes, self.buffer_filter_read_bytes,
+                         self.buffer_ofmap_read_bytes)
+
+    @property
+    def buffer_writes(self) -> PerBuffer[int]:
+        """Bytes written to each on-chip buffer."""
+        return PerBuffer(self.buffer_ifmap_write_bytes, self.buffer_filter_write_bytes,
+                         self.buffer_ofmap_write_bytes)
+
+    @property
+    def peak_bytes(self) -> PerBuffer[int]:
+        """Largest occupancy of each on-chip buffer."""
+        return PerBuffer(self.peak_ifmap_bytes, self.peak_filter_bytes, self.peak_ofmap_bytes)
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorMetrics:
+    """Numeric error of the simulated outputs against the exact GEMM."""
+
+    mse: float
+    max_abs_error: int
+    sqnr_db: float | None  # None when there is no error at all
+    signal_power: float
+
+
+def error_metrics(approx: np.ndarray, exact: np.ndarray) -> ErrorMetrics:
+    """MSE, max |error| and SQNR (dB) of integer outputs ``approx`` against ``exact``."""
+    diff = (approx - exact).astype(np.float64)
+    noise = float(np.mean(diff * diff)) if diff.size else 0.0
+    signal = float(np.mean(exact.astype(np.float64) ** 2)) if exact.size else 0.0
+    sqnr = None if noise == 0 else (10 * math.log10(signal / noise) if signal > 0 else -math.inf)
+    return ErrorMetrics(noise, int(np.abs(approx - exact).max()) if diff.size else 0, sqnr,
+                        signal)
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionalResult:
+    """What a PE's functional model gave for one layer (the functional fields of
+    :class:`LayerResult`).
+
+    Attributes
+    ----------
+    counters : the PE's activity counters summed over the layer's groups.
+    stats : further integer totals of the PE (``None`` when the PE reports none).
+    errors : the outputs' error against the exact GEMM.
+    output_matches_trace : the outputs equal the trace's recorded outputs (``None``: the
+        workload records none).
+    """
+
+    counters: dict[str, int]
+    stats: dict[str, int] | None
+    errors: ErrorMetrics
+    output_matches_trace: bool | None
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerTimeline:
+    """One layer's schedule for the timeline: cycles from the run's start (plain arrays).
+
+    ``start``/``end`` per unit (a fold, or a chunk of a fold when an operand is streamed);
+    ``load_*``/``store_*`` per unit, -1 when the unit has none; ``load_bytes`` (U, 3): ifmap,
+    filter, partial sums; ``store_bytes`` (U, 2): outputs, partial sums.
+    """
+
+    name: str
+    origin: int
+    elapsed: int
+    unit_fold: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    load_start: np.ndarray
+    load_end: np.ndarray
+    store_start: np.ndarray
+    store_end: np.ndarray
+    load_bytes: np.ndarray
+    store_bytes: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """The result of simulating one workload on one arch.
+
+    ``timeline`` holds each layer's schedule when :func:`simulate` was asked for it.
+    """
+
+    arch: ArchConfig
+    workload: Workload
+    layers: tuple[LayerResult, ...]
+    tech: str | None = None
+    area: AreaReport | None = None
+    timeline: tuple[LayerTimeline, ...] | None = None
+
+    @property
+    def total_cycles(self) -> int:
+        return sum(layer.total_cycles for layer in self.layers)
+
+    @property
+    def compute_cycles(self) -> int:
+        return sum(layer.compute_cycles for layer in self.layers)
+
+    @property
+    def stall_cycles(self) -> int:
+        return sum(layer.stall_cycles for layer in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def utilization(self) -> float:
+        """MACs done over the MACs the array could do in the run's cycles (a fraction)."""
+        pes = self.arch.array.rows * self.arch.array.cols
+        capacity = sum(l.total_cycles * pes * l.peak_macs_per_pe_cycle for l in self.layers)
+        return self.macs / capacity if capacity else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """The run as plain data: what ``summary.json`` holds and reports read."""
+        arch = self.arch
+        return {
+            "sasim_version": simulator.__version__,
+            "arch": arch.name,
+            "arch_config": dump(arch),
+            "workload": self.workload.name,
+            "workload_source": self.workload.source,
+            "workload_format": self.workload.format,
+            "data": self.workload.data_kind,
+            "convention": arch.timing.convention,
+            "clock_mhz": arch.array.clock_mhz,
+            "total_cycles": self.total_cycles,
+            "compute_cycles": self.compute_cycles,
+            "stall_cycles": self.stall_cycles,
+            "time_us": self.total_cycles / arch.array.clock_mhz,
+            "macs": self.macs,
+            "utilization": self.utilization,
+            **self._alternative_totals(),
+            **self._memory_totals(),
+            **self._functional_totals(),
+            **self._energy_totals(),
+            "layers": [dataclasses.asdict(layer) for layer in self.layers],
+        }
+
+    def _energy_totals(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"tech": self.tech}
+        if self.area is not None:
+            out.update(area_um2=self.area.total_um2, area_mm2=self.area.total_um2 / 1e6,
+                       array_area_um2=self.area.array_um2,
+                       area_breakdown_um2=dict(self.area.breakdown_um2))
+        priced = [l for l in self.layers if l.energy_breakdown_pj is not None]
+        if not priced or len(priced) != len(self.layers):
+            out["energy_pj"] = None
+            return out
+        total = sum((EnergyReport(l.energy_breakdown_pj) for l in priced),
+                    EnergyReport({}))
+        breakdown = total.breakdown_pj
+        # The array alone (its PEs, control and wiring, and their share of leakage): the
+        # scope of a synthesised PE array, which is what the papers compare.
+        area = self.area
+        share = area.array_um2 / area.total_um2 if area is not None and area.total_um2 else 1.0
+        array_pj = (sum(breakdown[k] for k in ("multipliers", "adders", "registers", "pe_logic"))
+                    + breakdown["leakage"] * share)
+        out.update(energy_pj=total.total_pj, energy_uj=total.total_pj / 1e6,
+                   energy_breakdown_pj=dict(breakdown), array_energy_pj=array_pj,
+                   energy_per_mac_pj=total.total_pj / self.macs if self.macs else None)
+        return out
+
+    def _alternative_totals(self) -> dict[str, Any]:
+        with_alternatives = [l.alternative_cycles for l in self.layers if l.alternative_cycles]
+        if not with_alternatives:
+            return {}
+        totals: Counter[str] = Counter()
+        for cycles in with_alternatives:
+            totals.update(cycles)
+        return {"alternative_cycles": dict(totals)}
+
+    def _memory_totals(self) -> dict[str, Any]:
+        """Run totals of the memory figures (sums; peaks are maxima over layers)."""
+        out: dict[str, Any] = {}
+        for field in dataclasses.fields(LayerResult):
+            name = field.name
+            if name.startswith(("dram_", "buffer_")) or name in (
+                    "prefetch_cycles", "drain_cycles", "roofline_cycles", "hcm_cycles",
+                    "hcm_bits_moved"):
+                out[name] = sum(getattr(layer, name) for layer in self.layers)
+            elif name.startswith("peak_") and name.endswith("_bytes"):
+                out[name] = max((getattr(layer, name) for layer in self.layers), default=0)
+        out["hcm_bit_ops"] = sum(layer.hcm_bit_ops for layer in self.layers)
+        out["memory_bound_layers"] = sum(layer.bound == "memory" for layer in self.layers)
+        return out
+
+    def _functional_totals(self) -> dict[str, Any]:
+        simulated = [layer for layer in self.layers if layer.counters is not None]
+        if not simulated:
+            return {"functional": False}
+        counters: Counter[str] = Counter()
+        stats: Counter[str] = Counter()
+        for layer in simulated:
+            counters.update(layer.counters)
+            stats.update(layer.stats or {})
+        signal = sum(l.signal_power * l.m * l.n * l.groups for l in simulated)
+        noise = sum(l.mse * l.m * l.n * l.groups for l in simulated)
+        matches = [l.output_matches_trace for l in simulated if l.output_matches_trace is not None]
+        return {
+            "functional": True,
+            "counters": dict(counters),
+            **({"stats": dict(stats)} if stats else {}),
+            "mse": noise / sum(l.m * l.n * l.groups for l in simulated),
+            "max_abs_error": max(l.max_abs_error for l in simulated),
+            "sqnr_db": None if noise == 0 else 10 * math.log10(signal / noise),
+            "outputs_match_trace": all(matches) if matches else None,
+        }
