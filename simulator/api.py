@@ -220,7 +220,7 @@ def _analytic_checks(arch: ArchConfig, layer: Layer, peak_macs: int, compute_cyc
 
 
 def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
-                    functional: FunctionalResult | None, env: simpy.Environment,
+                    functional_result: FunctionalResult | None, env: simpy.Environment,
                     fold_steps: FoldSteps | None = None,
                     ) -> tuple[LayerResult, LayerSchedule, TileProgram]:
     """One layer on the array: timing, memory, analytic checks, then its result."""
@@ -229,14 +229,14 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
     peak = pe.peak_macs_per_step(layer)
     checks = _analytic_checks(arch, layer, peak, timing.compute_cycles, program)
     result = _layer_result(arch, layer, peak, timing, program, schedule, checks, alternatives,
-                           functional)
+                           functional_result)
     return result, schedule, program
 
 
 def _layer_result(arch: ArchConfig, layer: Layer, peak: int, timing: FoldTiming,
                   program: TileProgram, schedule: LayerSchedule, checks: _Checks,
                   alternatives: dict[str, int] | None,
-                  functional: FunctionalResult | None) -> LayerResult:
+                  functional_result: FunctionalResult | None) -> LayerResult:
     """The layer's :class:`LayerResult` from what its steps computed."""
     gemm = layer.gemm
     compute = timing.compute_cycles
@@ -248,7 +248,8 @@ def _layer_result(arch: ArchConfig, layer: Layer, peak: int, timing: FoldTiming,
     reads, writes = program.dram_reads, program.dram_writes
     buffer_reads, buffer_writes = program.buffer_reads, program.buffer_writes
     peaks = schedule.peak
-    errors = None if functional is None else functional.errors
+    fr = functional_result
+    errors = None if fr is None else fr.errors
     return LayerResult(
         name=layer.name, op=layer.op, m=gemm.m, k=gemm.k, n=gemm.n, groups=gemm.groups,
         folds=timing.folds, steps_per_fold=timing.steps_per_fold,
@@ -275,14 +276,14 @@ def _layer_result(arch: ArchConfig, layer: Layer, peak: int, timing: FoldTiming,
         roofline_cycles=checks.roofline_cycles, bound=checks.bound,
         hcm_cycles=checks.hcm_cycles, hcm_bit_ops=checks.hcm_bit_ops,
         hcm_bits_moved=checks.hcm_bits_moved,
-        counters=None if functional is None else functional.counters,
-        stats=None if functional is None else functional.stats,
+        counters=None if fr is None else fr.counters,
+        stats=None if fr is None else fr.stats,
         alternative_cycles=alternatives,
         mse=None if errors is None else errors.mse,
         max_abs_error=None if errors is None else errors.max_abs_error,
         sqnr_db=None if errors is None else errors.sqnr_db,
         signal_power=None if errors is None else errors.signal_power,
-        output_matches_trace=None if functional is None else functional.output_matches_trace)
+        output_matches_trace=None if fr is None else fr.output_matches_trace)
 
 
 def _timeline(name: str, origin: int, schedule: LayerSchedule,

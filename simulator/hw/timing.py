@@ -171,7 +171,8 @@ def _column_fold_timing(gemm: GemmShape, rows: int, cols: int, dataflow: Dataflo
                 t = int(steps[g, c])
                 for ru in row_used:
                     mapping_sum += ru * cu / pes
-                    compute_sum += ru * cu * t / (pes * (t + fill))
+                    if t:  # a fold of no steps on a 1 x 1 array lasts no cycles
+                        compute_sum += ru * cu * t / (pes * (t + fill))
         mapping, utilization = mapping_sum / folds, compute_sum / folds
     else:
         busy = sum(int(steps[g, c]) * cu for g in range(gemm.groups)

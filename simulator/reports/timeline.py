@@ -59,7 +59,7 @@ def trace_events(summary: Mapping[str, Any], timeline: Sequence[Any],
     Parameters
     ----------
     summary : the run's summary (names, clock, per-layer figures).
-    timeline : per layer, an object with the attributes of ``simulator.api.LayerTimeline``
+    timeline : per layer, an object with the attributes of ``simulator.results.LayerTimeline``
         (cycles from the run's start).
     max_events_per_track : cap per layer and track; beyond it events are merged.
     """
