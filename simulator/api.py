@@ -208,6 +208,8 @@ class _Checks:
 
 def _analytic_checks(arch: ArchConfig, layer: Layer, peak_macs: int, compute_cycles: int,
                      program: TileProgram) -> _Checks:
+    """The roofline of the layer's compute cycles and DRAM bytes, and HCM's estimate from
+    its counts alone (``peak_macs``: the PE's peak MACs per step)."""
     memory = arch.memory
     bandwidth = memory.dram_bandwidth_bytes_per_cycle
     dram_bytes = sum(program.dram_reads) + sum(program.dram_writes)
