@@ -77,14 +77,13 @@ def prepared_workload(arch: ArchConfig, path: str, functional: bool) -> Workload
     """The workload to simulate ``arch`` on, with its layer data cached in this process.
 
     The data-carrying version is handed over exactly when :func:`simulator.api.simulate`
-    would itself attach data (a trace's, or synthetic): a functional run of a data-dependent
-    PE, or a PE whose timing depends on the weights. Otherwise the plain workload, so that the
+    would itself attach data (a trace's, or synthetic): when the PE model says the run needs
+    data (:meth:`simulator.hw.pe.PEModel.needs_data`, the decision ``simulate`` makes). Otherwise the plain workload, so that the
     result is the one ``sasim run`` gives.
     """
     workload = _workload(path)
     pe = get_pe_model(arch.pe, arch.array)
-    if workload.tensors is not None or (functional and pe.data_dependent) \
-            or pe.weight_dependent_timing:
+    if workload.tensors is not None or pe.needs_data(functional):
         return _workload_with_data(path)
     return workload
 
