@@ -19,7 +19,7 @@ __all__ = ["LUT_OFFSET", "signed_table", "signed_class_table", "check_weights",
            "check_activations", "run_kernel", "pair_decoder"]
 
 #: Index of activation 0 in a table over activations -255..255 (the kernels' ``LUT_OFFSET``;
-#: tests/hw/test_pairs.py keeps the two equal).
+#: tests/hw/test_imports.py keeps the two equal).
 LUT_OFFSET = 255
 
 
