@@ -10,35 +10,9 @@ PE rules
 --------
 Each PE type brings its own rule (:meth:`simulator.hw.pe.PEModel.reference_rule`), named by
 its type name: the built-in types run compiled rules of the kernel module, a plug-in runs a
-plain-Python per-PE-step function in the same array model (docs/extending.md). The
-parameters of the built-in rules:
-
-``dense``
-    T = 1, exact 8b x 8b MAC. ``params``: none.
-``sysmt``
-    SySMT / NB-SMT PE (docs/pe-models.md), T in {1, 2, 4} threads (the rows of ``sched``).
-    ``params``: ``policy`` (``sparsity_aware`` | ``msb_trim``) and ``rounding``
-    (``round_half_even`` | ``truncate``), both required.
-``sparq``
-    SPARQ PE. ``params``: ``window`` (``4bit_5opt`` | ``4bit_3opt`` | ``4bit_2opt`` |
-    ``6bit_3opt`` | ``3bit_6opt`` | ``2bit_7opt``), ``rounding`` (``round`` | ``raw``) and
-    ``pairing`` (``adjacent``: T = 2, the slots of a step are the pair; ``stc``: T = 4, the
-    slots are a 2:4 group and its non-zero weights form the pair). Counters: the step
-    classes (``idle``, ``zero_partner``, ``pair_exact``, ...), derived from the classes of
-    the step's two products, which also give the stats.
-``a4w8``
-    4b x 8b PE without shifters, T = 2. ``params``: ``shift`` (``0`` .. ``4``, the grid step
-    exponent) and ``rounding`` (``round`` | ``raw``). Counters ``idle``, ``single``,
-    ``double`` (non-zero activations in the step); stats ``exact_products``,
-    ``approximated_products``.
-``bitserial``
-    Bit-serial PE with G = T - 1 lanes (SWIS, the bit-serial baseline, truncation): weight
-    slot G carries the bit position of the cycle (-1: the PE waits), and the serial operand's
-    lanes carry signed bits in {-1, 0, 1}; AND lanes, adder tree, one shifter, accumulator.
-    ``params``: ``serial_operand`` (``weight`` | ``activation``), required. Counters: ``idle``
-    (waiting), ``zero`` (no active lane), ``active``; stats ``shifts`` and ``active_lanes``.
-    The caller expands the GEMM into bit operands and usually gives a schedule per column
-    fold (``sched`` of shape (C, T, S) with ``fold_steps``), see docs/reference-array.md.
+plain-Python per-PE-step function in the same array model. The parameters, counters and
+stats of each built-in rule are in docs/reference-array.md; writing a rule is in
+docs/extending.md.
 """
 
 from __future__ import annotations
@@ -65,11 +39,8 @@ class ReferenceResult:
         Clock cycles from the first injection to the last output leaving the array, all folds
         together (folds do not overlap).
     counters : dict of str to int
-        PE-steps with a real output position and a real step, by the rule's counters: for
-        ``dense`` and ``sysmt`` ``idle``, ``single``, ``shared_exact``, ``shared_reduced``
-        (they sum to M * N * S); for ``bitserial`` ``idle``, ``zero``, ``active``; for
-        ``sparq`` and ``a4w8`` the step counters of docs/pe-models.md (only those that
-        occurred); for a plug-in, its rule's ``counter_names``.
+        PE-steps with a real output position and a real step, by the rule's counters
+        (docs/reference-array.md); they sum to M * N * S.
     stats : dict of str to int
         ``bitserial``: ``shifts`` (cycles that processed a position) and ``active_lanes``
         (lane-cycles with a set bit and a non-zero parallel operand); ``sparq`` and ``a4w8``:
@@ -150,7 +121,7 @@ def run_reference_array(A: np.ndarray, B: np.ndarray, rows: int, cols: int, sche
     rule : str
         PE rule, one of :func:`reference_rules`.
     params : mapping of str to str, optional
-        The rule's parameters (see the module docstring); none for ``dense``.
+        The rule's parameters by name (docs/reference-array.md).
     fold_steps : ndarray of int64, shape (C,), optional
         Steps of each column fold, 1..S; required with (only) a 3-D ``sched``.
 

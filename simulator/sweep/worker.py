@@ -3,7 +3,8 @@
 
 Expensive preparation is done once per worker process and kept: arch configs, workloads, and
 the layer data of the workloads that need it (synthetic data is generated once per layer, not
-once per point; SWIS decompositions are then cached by content in simulator/hw/pe/swis.py).
+once per point; PE models may then cache what they derive from it by content, see
+simulator/hw/pe/).
 """
 
 from __future__ import annotations
