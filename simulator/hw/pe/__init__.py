@@ -2,8 +2,9 @@
 :mod:`.registry`; see docs/extending.md."""
 
 from simulator.hw.pe.registry import (Composition, FoldSteps, GemmRun, LayerOverride, PEModel,
-                                      ReferenceRule, baseline_family, get_pe_model,
-                                      option_types, pe_model_class, pe_types)
+                                      ReferenceRule, baseline_family, builtin_pe_types,
+                                      get_pe_model, option_types, pe_model_class, pe_types)
 
 __all__ = ["Composition", "FoldSteps", "GemmRun", "LayerOverride", "PEModel", "ReferenceRule",
-           "baseline_family", "get_pe_model", "option_types", "pe_model_class", "pe_types"]
+           "baseline_family", "builtin_pe_types", "get_pe_model", "option_types",
+           "pe_model_class", "pe_types"]

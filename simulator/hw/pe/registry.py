@@ -29,7 +29,8 @@ from simulator.workloads.layers import Layer
 
 __all__ = ["BUILTIN_MODULES", "ENTRY_POINT_GROUP", "Composition", "GemmRun", "FoldSteps",
            "LayerOverride", "PEModel", "ReferenceRule", "register_pe", "get_pe_model",
-           "pe_model_class", "option_types", "pe_types", "baseline_family"]
+           "pe_model_class", "option_types", "pe_types", "builtin_pe_types",
+           "baseline_family"]
 
 #: The entry-point group third-party PE types register in.
 ENTRY_POINT_GROUP = "sasim.pe_types"
@@ -351,12 +352,16 @@ def pe_types() -> dict[str, type[PEModel]]:
     return {name: cls for name, cls in sorted(_REGISTRY.items(), key=lambda i: _order(i[1]))}
 
 
+def builtin_pe_types() -> dict[str, type[PEModel]]:
+    """The PE model classes shipped with sasim, by name (no plug-in is loaded)."""
+    _load_builtins()
+    return {name: cls for name, cls in sorted(_REGISTRY.items(), key=lambda i: _order(i[1]))
+            if cls.__module__ in BUILTIN_MODULES}
+
+
 def baseline_family(cls: type[PEModel]) -> str:
     """The like-for-like baseline family of a PE type in ``sasim compare``: its own
     ``baseline_family``, else the first built-in type that is exact by construction."""
     if cls.baseline_family is not None:
         return cls.baseline_family
-    _load_builtins()
-    builtins = sorted((c for c in _REGISTRY.values() if c.__module__ in BUILTIN_MODULES),
-                      key=_order)
-    return next(c.type_name for c in builtins if c.exact)
+    return next(name for name, c in builtin_pe_types().items() if c.exact)
