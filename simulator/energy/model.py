@@ -157,7 +157,9 @@ def layer_energy(tech: TechTable, *, parts: Mapping[str, float],
     out = {name: 0.0 for name in ENERGY_CLASSES}
     missing = sorted(set(activity.counters) - set(events))
     if missing:
-        raise ValueError(f"no energy is defined for counter(s) {', '.join(missing)}")
+        raise ConfigError(f"the PE's composition defines no energy for counter(s) "
+                          f"{', '.join(missing)} (every counter needs an events entry; "
+                          f"docs/extending.md)")
     for counter, count in activity.counters.items():
         actions = events[counter]
         _check_known(tech, actions, f"the PE's counter {counter!r}")

@@ -126,7 +126,8 @@ def _fake_distribution(site: Path, name: str, target: str) -> None:
 
 @pytest.mark.parametrize("target, says", [
     ("no_such_module_for_sasim:Model", "cannot be loaded: ModuleNotFoundError"),
-    ("json:dumps", "must name a subclass of simulator.hw.pe.PEModel"),
+    ("json:dumps", "must name a subclass of simulator.hw.pe.PEModel, not function dumps"),
+    ("simulator.hw.pe.registry:PEModel", "does not define composition, reduction_steps"),
 ])
 def test_broken_plugin_is_one_line_and_exit_2(tmp_path, target, says):
     site = tmp_path / "site"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
@@ -264,11 +265,18 @@ def _load_entry_points() -> None:
         try:
             cls = point.load()
         except Exception as exc:  # noqa: BLE001  (any failure of third-party code)
+            # One bounded line, whatever the plug-in's exception says.
+            said = " ".join(str(exc).split())
+            said = said if len(said) <= 300 else said[:297] + "..."
             raise PluginError(f"{where} cannot be loaded: {type(exc).__name__}: "
-                              f"{exc}") from exc
+                              f"{said}") from exc
         if not (isinstance(cls, type) and issubclass(cls, PEModel)):
             raise PluginError(f"{where} must name a subclass of "
-                              f"simulator.hw.pe.PEModel, not {cls!r}")
+                              f"simulator.hw.pe.PEModel, not {type(cls).__name__} "
+                              f"{getattr(cls, '__qualname__', '?')}")
+        if inspect.isabstract(cls):
+            missing = ", ".join(sorted(cls.__abstractmethods__))
+            raise PluginError(f"{where}: the class does not define {missing}")
         name = getattr(cls, "type_name", None)
         if name != point.name:
             raise PluginError(f"{where}: the class's type_name {name!r} must equal the entry "
