@@ -626,7 +626,8 @@ def _python_rule(rule, params, acts, wgts):
 
 #: The body of :func:`simulate_os_array_folds` run by the interpreter, with ``pe_step`` bound
 #: to :func:`_python_rule`: one array model for compiled and plain-Python rules.
-_interpreted_folds = types.FunctionType(simulate_os_array_folds.py_func.__code__,
+_interpreted_folds = types.FunctionType(getattr(simulate_os_array_folds, "py_func",
+                                                simulate_os_array_folds).__code__,
                                         {**globals(), "pe_step": _python_rule},
                                         "simulate_os_array_folds_interpreted")
 
