@@ -53,7 +53,11 @@ timing_only: true
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    """The example plug-in installed (without dependencies) into a directory of its own."""
+    """The example plug-in installed (without dependencies) into a directory of its own.
+
+    Built offline with the environment's setuptools (a dev dependency), so the test needs
+    no network.
+    """
     root = tmp_path_factory.mktemp("plugin")
     source = shutil.copytree(PACKAGE, root / "src")  # the build leaves nothing in the repo
     target = root / "site"
