@@ -151,7 +151,7 @@ def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
     b = weights_to_gemm(tensors.weight, layer)
     run = run_groups(pe, layer, a, b)
     approx = run.outputs
-    exact = approx if pe.type_name == "dense" else gemm_product(a, b)
+    exact = approx if pe.exact else gemm_product(a, b)
     del a, b
     metrics = error_metrics(approx, exact)
     del exact
@@ -324,7 +324,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     except ValueError as exc:
         raise SimulationError(f"arch {arch.name}: {exc} (workload {workload.name})") from None
     tech = _arch_tech(arch)
-    if (functional and pe.data_dependent) or pe.weight_dependent_timing:
+    if pe.needs_data(functional):
         workload = with_synthetic_data(workload)
     run_functional = functional and workload.tensors is not None
     env = simpy.Environment()

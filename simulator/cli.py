@@ -165,17 +165,27 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_COMPARISON = ("os_sa_16x16", "sysmt_2t_16x16", "sysmt_4t_16x16", "sparq_5opt_16x16",
-                      "sparq_3opt_16x16", "sparq_2opt_16x16", "a4w8_16x16",
-                      "bitserial_8b_16x16", "swis_g8_n3_16x16", "swis_variable_16x16",
-                      "bitserial_4b_16x16")
-#: The like-for-like baseline of a PE type in `compare`: bit-serial designs are compared with
-#: the first bit-serial design of the list, word-parallel ones with the first dense design.
-_BASELINE_TYPE = {"swis": "bitserial", "bitserial": "bitserial"}
+#: The shipped list of designs `compare` runs without --arch (arch_configs/comparisons/).
+DEFAULT_COMPARISON = Path("comparisons") / "default.yaml"
+
+
+def default_comparison() -> list[str]:
+    """The designs of the shipped default comparison, in report order."""
+    from simulator.config.files import read_yaml_mapping
+
+    path = api.ARCH_DIR / DEFAULT_COMPARISON
+    data = read_yaml_mapping(path)
+    designs = data.get("designs")
+    if not (isinstance(designs, list) and designs
+            and all(isinstance(d, str) and d for d in designs)):
+        raise SasimError(f"{path}: designs: expected a non-empty list of arch names")
+    return designs
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    arch_specs = args.arch or list(DEFAULT_COMPARISON)
+    from simulator.hw.pe import baseline_family, pe_model_class
+
+    arch_specs = args.arch or default_comparison()
     archs = [api.load_arch(spec, args.set or ()) for spec in arch_specs]
     workloads = [api.load_workload(spec) for spec in args.workload]
     rows, records = [], []
@@ -189,7 +199,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             summary = api.simulate(arch, workload, functional=not args.timing_only).summary()
             baseline = baseline or summary
             family.setdefault(arch.pe.type, summary)
-            like = family.get(_BASELINE_TYPE.get(arch.pe.type, "dense"))
+            # The like-for-like baseline: the first design of the PE type's baseline family
+            # (bit-serial designs: the first bit-serial one; the others: the first exact one).
+            like = family.get(baseline_family(pe_model_class(arch.pe.type)))
             own = ("-" if like is None
                    else f"{like['total_cycles'] / summary['total_cycles']:.2f}x")
             speedup = baseline["total_cycles"] / summary["total_cycles"]
@@ -220,7 +232,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                         "vs baseline", "util %", "SQNR dB", "energy uJ", "energy vs first",
                         "array mm2", "data"], rows, "llllrrrrrrrrrl"))
     print("vs baseline: speedup over the first design of the same family in the list "
-          "(bit-serial designs: the first bitserial one; the others: the first dense one)")
+          "(bit-serial designs: the first bit-serial one; the others: the first exact one)")
     print("SQNR: simulated outputs vs the exact INT8 GEMM ('-': no data, timing only); "
           f"energy and area: {summary['tech']} table (docs/energy-model.md)")
     if args.out:
@@ -477,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "one comparison table.")
     cmp_.add_argument("--arch", action="append", metavar="ARCH",
                       help="a design to compare (repeatable; the first is the baseline); "
-                           f"default: {', '.join(DEFAULT_COMPARISON)}")
+                           f"default: the designs listed in arch_configs/{DEFAULT_COMPARISON.as_posix()}")
     cmp_.add_argument("--workload", action="append", required=True, metavar="WORKLOAD",
                       help="a workload (repeatable)")
     cmp_.add_argument("--set", action="append", metavar="KEY=VALUE",

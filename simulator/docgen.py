@@ -11,7 +11,7 @@ import yaml
 from simulator.config.arch import ArchConfig
 from simulator.config.schema import describe_fields
 from simulator.energy import tech
-from simulator.hw.pe import option_types, pe_types
+from simulator.hw.pe import builtin_pe_types
 from simulator.workloads import shapes
 
 __all__ = ["config_reference", "derived_tech_tables", "main"]
@@ -56,10 +56,10 @@ def config_reference() -> str:
     out += _table(d for d in describe_fields(ArchConfig, "") if not d.key.startswith("pe."))
     out += ["", "## Processing elements (`pe:`)", "",
             "`pe.type` selects the PE model; each type has its own keys.", ""]
-    models = pe_types()
-    for name, options in option_types().items():
-        out += [f"### `pe.type: {name}`", "", models[name].summary + ".", ""]
-        out += _table(describe_fields(options, "pe"))
+    # The shipped types only: the page must not depend on the plug-ins installed.
+    for name, model in builtin_pe_types().items():
+        out += [f"### `pe.type: {name}`", "", model.summary + ".", ""]
+        out += _table(describe_fields(model.Options, "pe"))
         out.append("")
     out += ["## Technology tables (`arch_configs/tech/*.yaml`)", "",
             "See docs/energy-model.md. Quantities carry their unit in the text (`0.2 pJ`, "

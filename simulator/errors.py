@@ -7,7 +7,7 @@ them into a one-line message and exit status 2.
 from __future__ import annotations
 
 __all__ = ["SasimError", "ConfigError", "WorkloadError", "TraceError", "SimulationError",
-           "ResultsError"]
+           "ResultsError", "PluginError"]
 
 
 class SasimError(Exception):
@@ -33,3 +33,8 @@ class SimulationError(SasimError):
 class ResultsError(SasimError):
     """Saved results (a sweep's results.csv and point files, a summary.json) cannot be read
     or do not hold what a report needs."""
+
+
+class PluginError(ConfigError):
+    """A PE plug-in (an entry point of the ``sasim.pe_types`` group) cannot be loaded or is
+    not a PE model; the message names the entry point (docs/extending.md)."""

@@ -18,7 +18,7 @@ import numpy as np
 import simulator
 from simulator.config.arch import ArchConfig
 from simulator.config.schema import dump
-from simulator.energy.model import AreaReport, EnergyReport
+from simulator.energy.model import AreaReport, run_energy
 from simulator.operands import DramReads, DramWrites, PerBuffer
 from simulator.workloads.layers import Workload
 
@@ -260,18 +260,7 @@ class RunResult:
         if not priced or len(priced) != len(self.layers):
             out["energy_pj"] = None
             return out
-        total = sum((EnergyReport(l.energy_breakdown_pj) for l in priced),
-                    EnergyReport({}))
-        breakdown = total.breakdown_pj
-        # The array alone (its PEs, control and wiring, and their share of leakage): the
-        # scope of a synthesised PE array, which is what the papers compare.
-        area = self.area
-        share = area.array_um2 / area.total_um2 if area is not None and area.total_um2 else 1.0
-        array_pj = (sum(breakdown[k] for k in ("multipliers", "adders", "registers", "pe_logic"))
-                    + breakdown["leakage"] * share)
-        out.update(energy_pj=total.total_pj, energy_uj=total.total_pj / 1e6,
-                   energy_breakdown_pj=dict(breakdown), array_energy_pj=array_pj,
-                   energy_per_mac_pj=total.total_pj / self.macs if self.macs else None)
+        out.update(run_energy([l.energy_breakdown_pj for l in priced], self.area, self.macs))
         return out
 
     def _alternative_totals(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ hardware after BatchNorm recalibration, and the per-layer sensitivity (docs/accu
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -197,24 +198,6 @@ def layer_sensitivity(baseline: Baseline, pe: PEModel,
     return rows
 
 
-def _sysmt_override(arch: ArchConfig, layers: Sequence[str]) -> dict[str, Any] | None:
-    """Halve the threads of ``layers`` (4 -> 2 -> 1) in ``pe.layer_threads``."""
-    current = dict(arch.pe.layer_threads)
-    changed = {}
-    for name in layers:
-        threads = current.get(name, arch.pe.threads)
-        if threads > 1:
-            changed[name] = threads // 2
-    if not changed:
-        return None
-    return {"key": "pe.layer_threads", "value": {**current, **changed}, "changed": changed}
-
-
-#: PE type -> how it runs a layer more precisely: (arch, layers) -> the override of its
-#: per-layer option, or None when those layers cannot be made more precise.
-PER_LAYER_OVERRIDES = {"sysmt": _sysmt_override}
-
-
 def per_layer_override(arch: ArchConfig, layers: Sequence[str]) -> dict[str, Any] | None:
     """The per-layer option that runs ``layers`` more precisely on ``arch``'s PE.
 
@@ -224,12 +207,13 @@ def per_layer_override(arch: ArchConfig, layers: Sequence[str]) -> dict[str, Any
         ``key`` (the dotted option, e.g. ``pe.layer_threads``), ``value`` (its whole new
         value), ``changed`` (the layers' new settings), ``yaml`` (a snippet for the arch
         file) and ``set`` (the ``--set`` argument); None when the PE type has no per-layer
-        option (see :data:`PER_LAYER_OVERRIDES`) or the layers are already exact.
+        option (:meth:`simulator.hw.pe.PEModel.layer_override`) or the layers are already
+        exact.
     """
-    rule = PER_LAYER_OVERRIDES.get(arch.pe.type)
-    override = None if rule is None else rule(arch, layers)
-    if override is None:
+    found = get_pe_model(arch.pe, arch.array).layer_override(layers)
+    if found is None:
         return None
+    override = {"key": found.key, "value": dict(found.value), "changed": dict(found.changed)}
     section, _, key = override["key"].partition(".")
     value = override["value"]
     flow = ", ".join(f"{name}: {v}" for name, v in value.items())
@@ -327,14 +311,57 @@ def evaluate_accuracy(arch: ArchConfig, baseline: Baseline, *, recalibrate: int 
     return report
 
 
-_BASELINES: dict[tuple, Baseline] = {}
-_RESULTS: dict[tuple, dict[str, Any]] = {}
+#: How many prepared models (a model scored in float and INT8 on its data) and how many
+#: design-point results :func:`accuracy_for` keeps, least recently used first out.
+BASELINE_CACHE_SIZE = 4
+RESULT_CACHE_SIZE = 1024
+
+
+@functools.lru_cache(maxsize=BASELINE_CACHE_SIZE)
+def _baseline(model: str, data: str | None, calibration: str | None, limit: int | None,
+              batch_size: int) -> Baseline:
+    return prepare(load_setup(model, data, calibration, limit=limit), batch_size)
+
+
+class _Design:
+    """A design point as a cache key: its ``pe`` and ``array`` sections, the only ones that
+    change the arithmetic (memory, timing and energy settings and the name share a key)."""
+
+    __slots__ = ("arch", "key")
+
+    def __init__(self, arch: ArchConfig) -> None:
+        self.arch = arch
+        self.key = json.dumps({"pe": dump(arch.pe), "array": dump(arch.array)}, sort_keys=True)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Design) and self.key == other.key
+
+
+@functools.lru_cache(maxsize=RESULT_CACHE_SIZE)
+def _result(design: _Design, model: str, data: str | None, calibration: str | None,
+            limit: int | None, recalibrate: int, batch_size: int) -> dict[str, Any]:
+    report = evaluate_accuracy(design.arch, _baseline(model, data, calibration, limit,
+                                                      batch_size),
+                               recalibrate=recalibrate, batch_size=batch_size)
+    hardware, recal = report["hardware"], report["recalibration"]
+    return {
+        "model": report["model"], "data": report["data"], "images": report["images"],
+        "float_top1": report["float"]["top1"], "int8_top1": report["int8"]["top1"],
+        "top1": hardware["top1"], "top5": hardware["top5"], "loss": hardware["loss"],
+        "agreement": hardware["agreement"],
+        "top1_drop_points": 100 * (report["int8"]["correct"] - hardware["correct"])
+        / report["images"],
+        "recalibrated_top1": None if recal is None else recal["top1"],
+        "recalibration_images": recalibrate}
 
 
 def clear_accuracy_cache() -> None:
     """Forget every cached baseline and result of :func:`accuracy_for`."""
-    _BASELINES.clear()
-    _RESULTS.clear()
+    _baseline.cache_clear()
+    _result.cache_clear()
 
 
 def accuracy_for(arch: ArchConfig, model: str = DIGITS, data: str | None = None,
@@ -344,8 +371,10 @@ def accuracy_for(arch: ArchConfig, model: str = DIGITS, data: str | None = None,
 
     The cache key is the design's ``pe`` and ``array`` sections (the only ones that change
     the arithmetic: memory, timing and energy settings and the name reuse an entry), the
-    model, the data sets, ``limit`` and ``recalibrate``; the model is loaded, quantised and
-    scored in float and INT8 once per (model, data, calibration, limit).
+    model, the data sets, ``limit``, ``recalibrate`` and ``batch_size``; the model is loaded,
+    quantised and scored in float and INT8 once per (model, data, calibration, limit,
+    batch_size). Both caches are bounded (:data:`RESULT_CACHE_SIZE`,
+    :data:`BASELINE_CACHE_SIZE`).
 
     Parameters
     ----------
@@ -369,23 +398,5 @@ def accuracy_for(arch: ArchConfig, model: str = DIGITS, data: str | None = None,
         ``recalibration_images``. Fractions unless named ``_points``. A copy: callers may
         change it.
     """
-    base_key = (model, data, calibration, limit)
-    key = (json.dumps({"pe": dump(arch.pe), "array": dump(arch.array)}, sort_keys=True),
-           *base_key, recalibrate)
-    if key not in _RESULTS:
-        if base_key not in _BASELINES:
-            _BASELINES[base_key] = prepare(load_setup(model, data, calibration, limit=limit),
-                                           batch_size)
-        report = evaluate_accuracy(arch, _BASELINES[base_key], recalibrate=recalibrate,
-                                   batch_size=batch_size)
-        hardware, recal = report["hardware"], report["recalibration"]
-        _RESULTS[key] = {
-            "model": report["model"], "data": report["data"], "images": report["images"],
-            "float_top1": report["float"]["top1"], "int8_top1": report["int8"]["top1"],
-            "top1": hardware["top1"], "top5": hardware["top5"], "loss": hardware["loss"],
-            "agreement": hardware["agreement"],
-            "top1_drop_points": 100 * (report["int8"]["correct"] - hardware["correct"])
-            / report["images"],
-            "recalibrated_top1": None if recal is None else recal["top1"],
-            "recalibration_images": recalibrate}
-    return dict(_RESULTS[key])
+    return dict(_result(_Design(arch), model, data, calibration, limit, recalibrate,
+                        batch_size))

@@ -111,6 +111,7 @@ class EnergyConfig:
 class PEOptions:
     """Base class of every PE type's options; each PE module subclasses it."""
 
+    #: The schema's one default PE type (an arch without ``pe.type``, a SCALE-Sim ``.cfg``).
     type: str = option("dense", doc="PE type (see `sasim list`).")
 
 
@@ -140,10 +141,10 @@ def arch_from_mapping(data: Mapping[str, Any], where: str,
     raw_pe = data.pop("pe", None)
     arch = build(ArchConfig, data, where)
     if raw_pe is None:
-        raw_pe = {"type": "dense"}
+        raw_pe = {"type": PEOptions.type}
     if not isinstance(raw_pe, Mapping):
         raise ConfigError(f"{where}.pe: expected a mapping, got {raw_pe!r}")
-    pe_type = raw_pe.get("type", "dense")
+    pe_type = raw_pe.get("type", PEOptions.type)
     if pe_type not in pe_types:
         raise ConfigError(f"{where}.pe.type: unknown PE type {pe_type!r}"
                           f"{did_you_mean(str(pe_type), pe_types)}")
@@ -236,7 +237,7 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
     name = parser.get("general", "run_name", fallback=path.stem).strip()
     return {"schema_version": SCHEMA_VERSION, "name": name, "array": out["array"],
             "timing": {"convention": "scalesim"}, "memory": out["memory"],
-            "pe": {"type": "dense"}}
+            "pe": {"type": PEOptions.type}}
 
 
 def load_arch(path: str | Path, overrides: Sequence[str],

@@ -23,9 +23,11 @@ the PE models that describe themselves with it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from simulator.energy.tech import TechTable
+from simulator.energy.tech import COMPONENT_CLASSES, TechTable
+from simulator.errors import ConfigError
 
 __all__ = [
     "ENERGY_CLASSES",
@@ -37,12 +39,13 @@ __all__ = [
     "pe_area_um2",
     "array_area",
     "layer_energy",
+    "run_energy",
 ]
 
-#: Breakdown classes of energy, in report order.
-ENERGY_CLASSES = ("multipliers", "adders", "registers", "pe_logic", "buffers", "dram", "leakage")
+#: Breakdown classes of energy, in report order: the PE's component classes, then the rest.
+ENERGY_CLASSES = (*COMPONENT_CLASSES, "buffers", "dram", "leakage")
 #: Breakdown classes of area, in report order.
-AREA_CLASSES = ("multipliers", "adders", "registers", "pe_logic", "control_wiring", "buffers")
+AREA_CLASSES = (*COMPONENT_CLASSES, "control_wiring", "buffers")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,16 +109,18 @@ class AreaReport:
 
 
 def _check_known(tech: TechTable, names: Mapping[str, object], what: str) -> None:
+    """Raise ConfigError naming the components a PE composition uses that ``tech`` lacks."""
     unknown = sorted(set(names) - set(tech.components))
     if unknown:
-        raise ValueError(f"{what} uses component(s) {', '.join(unknown)} that tech table "
-                         f"{tech.name!r} does not define")
+        raise ConfigError(f"{what} uses component(s) {', '.join(unknown)} that tech table "
+                          f"{tech.name!r} does not define (it defines "
+                          f"{', '.join(sorted(tech.components))}; docs/extending.md)")
 
 
 def pe_area_um2(tech: TechTable, parts: Mapping[str, float]) -> dict[str, float]:
     """Area of one PE by breakdown class, from its component counts."""
-    _check_known(tech, parts, "the PE")
-    out = {name: 0.0 for name in ("multipliers", "adders", "registers", "pe_logic")}
+    _check_known(tech, parts, "the PE's composition")
+    out = {name: 0.0 for name in COMPONENT_CLASSES}
     for component, count in parts.items():
         entry = tech.components[component]
         out[entry.breakdown] += count * entry.area_um2
@@ -148,14 +153,16 @@ def layer_energy(tech: TechTable, *, parts: Mapping[str, float],
     area : the array's area (for leakage).
     clock_mhz : the array clock (cycles to time).
     """
-    _check_known(tech, parts, "the PE")
+    _check_known(tech, parts, "the PE's composition")
     out = {name: 0.0 for name in ENERGY_CLASSES}
     missing = sorted(set(activity.counters) - set(events))
     if missing:
-        raise ValueError(f"no energy is defined for counter(s) {', '.join(missing)}")
+        raise ConfigError(f"the PE's composition defines no energy for counter(s) "
+                          f"{', '.join(missing)} (every counter needs an events entry; "
+                          f"docs/extending.md)")
     for counter, count in activity.counters.items():
         actions = events[counter]
-        _check_known(tech, actions, f"counter {counter!r}")
+        _check_known(tech, actions, f"the PE's counter {counter!r}")
         for component, n in actions.items():
             entry = tech.components[component]
             out[entry.breakdown] += count * n * entry.energy_pj
@@ -170,3 +177,30 @@ def layer_energy(tech: TechTable, *, parts: Mapping[str, float],
     time_ns = activity.cycles * 1e3 / clock_mhz
     out["leakage"] = tech.leakage.pj_per_ns_per_um2 * area.total_um2 * time_ns
     return EnergyReport(out)
+
+
+def run_energy(breakdowns: Sequence[Mapping[str, float]], area: AreaReport | None,
+               macs: int) -> dict[str, Any]:
+    """Energy totals of a run from its layers' breakdowns (pJ by class).
+
+    Parameters
+    ----------
+    breakdowns : the energy breakdown of every layer of the run.
+    area : the run's area (its array share prices the array's leakage), or None.
+    macs : the run's MACs.
+
+    Returns
+    -------
+    dict
+        ``energy_pj``, ``energy_uj``, ``energy_breakdown_pj``, ``array_energy_pj`` (the
+        array alone: its PEs' component classes and the array's share of leakage, the scope
+        of a synthesised PE array, which is what the papers compare) and
+        ``energy_per_mac_pj`` (None without MACs).
+    """
+    total = sum((EnergyReport(b) for b in breakdowns), EnergyReport({}))
+    breakdown = total.breakdown_pj
+    share = area.array_um2 / area.total_um2 if area is not None and area.total_um2 else 1.0
+    array_pj = (sum(breakdown[k] for k in COMPONENT_CLASSES) + breakdown["leakage"] * share)
+    return {"energy_pj": total.total_pj, "energy_uj": total.total_pj / 1e6,
+            "energy_breakdown_pj": dict(breakdown), "array_energy_pj": array_pj,
+            "energy_per_mac_pj": total.total_pj / macs if macs else None}

@@ -37,10 +37,13 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
-#: Breakdown classes a PE component may belong to (buffers, DRAM and leakage are separate).
+#: Breakdown classes a PE component may belong to (buffers, DRAM and leakage are separate):
+#: the one list of them; the energy model and the reports take it from here.
 COMPONENT_CLASSES = ("multipliers", "adders", "registers", "pe_logic")
 
-#: Components every table must define (the PE compositions of hw/pe/ are built from these).
+#: Components every table must define (the built-in PE compositions of hw/pe/ are built from
+#: these; a plug-in PE whose composition names another component needs a table that defines
+#: it, see docs/extending.md).
 REQUIRED_COMPONENTS = (
     "mult_8x8", "mult_4x8", "mult_4x4",
     "adder_8", "adder_16", "adder_32",
@@ -105,7 +108,7 @@ class Provenance:
 class Component(Provenance):
     """One PE component: energy per action and area."""
 
-    breakdown: Literal["multipliers", "adders", "registers", "pe_logic"] = option(
+    breakdown: Literal[COMPONENT_CLASSES] = option(
         doc="Breakdown class the component's energy is reported under.")
     energy: str | float = option(doc="Energy per action, with unit (fJ, pJ, nJ).",
                          check=_quantity_check("energy"))

@@ -25,19 +25,24 @@ data-dependent number of cycles need that.
 
 Adding a PE rule
 ----------------
-A rule is an integer id plus a small int64 parameter array, dispatched in :func:`pe_step`.
+A PE type outside this package gives a plain-Python per-PE-step function instead, run by
+:func:`simulate_os_array_folds_python` (the same array code, interpreted; see
+docs/extending.md). A built-in rule is an integer id plus a small int64 parameter array,
+dispatched in :func:`pe_step`.
 A rule function receives the T activations and T weights a PE holds in one step (and its
 parameters) and returns ``(partial_sum, counter_index)``: the value added to the accumulator
 and which of the :data:`N_COUNTERS` activity counters the step belongs to. To add a rule:
 write ``_<name>_step(acts, wgts, params)`` here as scalar code, give it the next ``RULE_*``
-id, add one branch to :func:`pe_step`, and describe its parameters in the wrapper's rule table
-(:mod:`simulator.hw.reference_array`). The kernel is compiled once for all rules (the rule is
+id, add one branch to :func:`pe_step`, and describe its parameters in the PE model's
+``reference_rule`` (:mod:`simulator.hw.pe`). The kernel is compiled once for all rules (the rule is
 a runtime integer), so a new rule adds no specialisation.
 
 Kernels here take arrays and integers only and import nothing from the rest of the package.
 """
 
 from __future__ import annotations
+
+import types
 
 import numpy as np
 
@@ -71,6 +76,7 @@ __all__ = [
     "pe_step",
     "simulate_os_array",
     "simulate_os_array_folds",
+    "simulate_os_array_folds_python",
 ]
 
 #: Rule ids: exact 8b x 8b MAC (T = 1).
@@ -611,3 +617,34 @@ def simulate_os_array_folds(A, B, sched, fold_steps, rows, cols, rule, params, o
                     out_row[0, j] = -1
                 cycles += 1
     return cycles
+
+
+def _python_rule(rule, params, acts, wgts):
+    """``pe_step`` of the interpreted array: ``rule`` is the Python step function."""
+    return rule(acts, wgts, params)
+
+
+#: The body of :func:`simulate_os_array_folds` run by the interpreter, with ``pe_step`` bound
+#: to :func:`_python_rule`: one array model for compiled and plain-Python rules.
+_interpreted_folds = types.FunctionType(getattr(simulate_os_array_folds, "py_func",
+                                                simulate_os_array_folds).__code__,
+                                        {**globals(), "pe_step": _python_rule},
+                                        "simulate_os_array_folds_interpreted")
+
+
+def simulate_os_array_folds_python(A, B, sched, fold_steps, rows, cols, step, params, outputs,
+                                   counters):
+    """:func:`simulate_os_array_folds` with a plain-Python PE rule (slow: tiny shapes only).
+
+    Parameters
+    ----------
+    step : callable
+        ``step(acts, wgts, params) -> (partial_sum, counter_index)``, called once per PE-step
+        with the T activations and T weights the PE holds (int64 arrays).
+    params : object
+        Passed to ``step`` unchanged (a PE plug-in's named parameters).
+
+    The other parameters and the result are those of :func:`simulate_os_array_folds`.
+    """
+    return _interpreted_folds(A, B, sched, fold_steps, rows, cols, step, params, outputs,
+                              counters)

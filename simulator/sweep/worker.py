@@ -3,7 +3,8 @@
 
 Expensive preparation is done once per worker process and kept: arch configs, workloads, and
 the layer data of the workloads that need it (synthetic data is generated once per layer, not
-once per point; SWIS decompositions are then cached by content in simulator/hw/pe/swis.py).
+once per point; PE models may then cache what they derive from it by content, see
+simulator/hw/pe/).
 """
 
 from __future__ import annotations
@@ -77,14 +78,13 @@ def prepared_workload(arch: ArchConfig, path: str, functional: bool) -> Workload
     """The workload to simulate ``arch`` on, with its layer data cached in this process.
 
     The data-carrying version is handed over exactly when :func:`simulator.api.simulate`
-    would itself attach data (a trace's, or synthetic): a functional run of a data-dependent
-    PE, or a PE whose timing depends on the weights. Otherwise the plain workload, so that the
+    would itself attach data (a trace's, or synthetic): when the PE model says the run needs
+    data (:meth:`simulator.hw.pe.PEModel.needs_data`, the decision ``simulate`` makes). Otherwise the plain workload, so that the
     result is the one ``sasim run`` gives.
     """
     workload = _workload(path)
     pe = get_pe_model(arch.pe, arch.array)
-    if workload.tensors is not None or (functional and pe.data_dependent) \
-            or pe.weight_dependent_timing:
+    if workload.tensors is not None or pe.needs_data(functional):
         return _workload_with_data(path)
     return workload
 

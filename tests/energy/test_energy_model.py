@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from simulator import api
-from simulator.energy.model import BufferTraffic, LayerActivity, array_area, layer_energy
+from simulator.energy.model import (BufferTraffic, LayerActivity, array_area, layer_energy,
+                                    run_energy)
+from simulator.errors import ConfigError
 from simulator.hw.pe import get_pe_model, pe_types
 
 _UNIT = {"pJ": 1.0, "fJ": 1e-3, "um2": 1.0, "nW/um2": 1e-6}
@@ -144,3 +146,31 @@ def test_more_threads_cost_more_area():
                         {}).total_um2
              for a in ("os_sa_16x16", "sysmt_2t_16x16", "sysmt_4t_16x16")]
     assert areas[0] < areas[1] < areas[2]
+
+
+def test_a_component_the_table_lacks_is_named_with_the_table():
+    tech = api.load_tech_table("generic_45nm")
+    parts = {"mult_8x8": 1, "register_bit": 8, "flux_capacitor": 2}
+    with pytest.raises(ConfigError, match="component.s. flux_capacitor that tech table "
+                                          "'generic_45nm' does not define"):
+        array_area(tech, parts, 4, {})
+    activity = LayerActivity(counters={"busy": 3}, cycles=10)
+    area = array_area(tech, {"register_bit": 8}, 4, {})
+    with pytest.raises(ConfigError, match="counter 'busy' uses component.s. warp_core"):
+        layer_energy(tech, parts={"register_bit": 8}, events={"busy": {"warp_core": 1}},
+                     pes=4, activity=activity, area=area, clock_mhz=1000)
+
+
+def test_run_energy_is_the_sum_of_layers_and_its_array_scope():
+    layers = [{"multipliers": 1.0, "adders": 2.0, "registers": 3.0, "pe_logic": 4.0,
+               "buffers": 5.0, "dram": 6.0, "leakage": 8.0},
+              {"multipliers": 1.0, "leakage": 2.0}]
+    tech = api.load_tech_table("generic_45nm")
+    area = array_area(tech, {"mult_8x8": 1, "register_bit": 8}, 4, {"ifmap": 8})
+    totals = run_energy(layers, area, macs=31)
+    assert totals["energy_pj"] == pytest.approx(32.0)
+    assert totals["energy_per_mac_pj"] == pytest.approx(32.0 / 31)
+    share = area.array_um2 / area.total_um2
+    assert 0 < share < 1
+    assert totals["array_energy_pj"] == pytest.approx(11.0 + 10.0 * share)
+    assert run_energy(layers, None, macs=0)["energy_per_mac_pj"] is None

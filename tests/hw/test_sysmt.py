@@ -319,3 +319,13 @@ def test_fast_path_with_a_small_exact_float_range(monkeypatch):
                                          "sparsity_aware", "round_half_even")
     assert fast.outputs.tolist() == outputs
     assert fast.counters == counters
+
+
+def test_composition_is_defined_for_built_thread_counts_only():
+    from simulator.hw.pe.sysmt import sysmt_composition
+
+    assert sysmt_composition(4, 2).parts["mult_4x4"] == 4
+    assert sysmt_composition(2, 1).parts["mult_4x8"] == 2
+    for threads in (3, 8):
+        with pytest.raises(ValueError, match=f"1, 2 or 4 threads, not {threads}"):
+            sysmt_composition(threads, threads)

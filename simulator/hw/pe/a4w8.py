@@ -25,11 +25,10 @@ import numpy as np
 from simulator.config.arch import PEOptions
 from simulator.config.schema import option
 from simulator.hw.pe.dense import ACCUMULATOR_BITS, OUTPUT_BITS
-from simulator.hw.pe.registry import Composition, GemmRun, PEModel, register_pe
+from simulator.hw.pe.registry import Composition, GemmRun, PEModel, ReferenceRule, register_pe
 from simulator.hw.pe.schedule import steps_for, thread_schedule
-from simulator.hw.pe.sparq import (check_activations, check_weights, run_kernel,
+from simulator.hw.pe.pairs import (check_activations, check_weights, pair_decoder, run_kernel,
                                    signed_class_table, signed_table)
-from simulator.kernels.sparq import pair_transform
 from simulator.workloads.layers import Layer
 
 __all__ = ["A4W8Options", "A4W8PE", "COUNTERS", "STATS", "uniform_values", "activation_shift",
@@ -108,6 +107,15 @@ def a4w8_composition() -> Composition:
                 "double": {"mult_4x8": 2, **adders}})
 
 
+def _reference_step_class(first: str, second: str) -> tuple[str, dict[str, int]]:
+    """An A4W8 step's counter (how many non-zero activations) and its products' stats, from
+    its two product classes (reference array)."""
+    used = [c for c in (first, second) if c != "zero"]
+    return (("idle", "single", "double")[len(used)],
+            {"exact_products": used.count("exact"),
+             "approximated_products": used.count("approximated")})
+
+
 @register_pe
 class A4W8PE(PEModel):
     type_name = "a4w8"
@@ -121,6 +129,18 @@ class A4W8PE(PEModel):
 
     def reduction_steps(self, layer: Layer) -> int:
         return steps_for(layer.gemm.k, 2)
+
+    @classmethod
+    def reference_rule(cls) -> ReferenceRule:
+        from simulator.kernels import reference_array as kernel
+
+        products = kernel.A4W8_PRODUCT_NAMES
+        return ReferenceRule(
+            kernel.RULE_A4W8, threads=(2,),
+            options={"shift": {str(s): s for s in range(5)},
+                     "rounding": {"round": kernel.ROUND_HALF_EVEN, "raw": kernel.ROUND_TRUNCATE}},
+            counter_slots=len(products) ** 2,
+            decode=pair_decoder(products, _reference_step_class))
 
     def composition(self, layer: Layer | None = None) -> Composition:
         return a4w8_composition()
@@ -142,6 +162,8 @@ class A4W8PE(PEModel):
             check_activations(layer, int(a.min(initial=0)), int(a.max(initial=0)), "A4W8")
             shift = activation_shift(a, "per_layer")
         tables = _tables(shift, self.options.rounding == "round")
+        from simulator.kernels.sparq import pair_transform
+
         approx, joint = run_kernel(layer, "A4W8", pair_transform, a, *tables,
                                    n_classes=len(_PRODUCTS))
         # Exact: |approx| <= 240 and |b| <= 128, partial sums far below 2**53.

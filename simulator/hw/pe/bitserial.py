@@ -22,7 +22,7 @@ import numpy as np
 from simulator.config.arch import PEOptions
 from simulator.config.schema import option
 from simulator.hw.pe.dense import ACCUMULATOR_BITS, OUTPUT_BITS
-from simulator.hw.pe.registry import Composition, GemmRun, PEModel, register_pe
+from simulator.hw.pe.registry import Composition, GemmRun, PEModel, ReferenceRule, register_pe
 from simulator.workloads.layers import Layer
 
 __all__ = ["BitSerialOptions", "BitSerialPE", "COUNTERS", "STATS", "quantize_to_bits",
@@ -231,6 +231,16 @@ def lane_composition(group: int, *, serial_register_bits: int, lane_logic_bits: 
                        events={"idle": {}, "zero": {}, "active": datapath})
 
 
+def _reference_lanes(counts: np.ndarray, threads: int) -> tuple[dict[str, int], dict[str, int]]:
+    """Counters and stats of the reference array's bit-serial rule: index 0 counts waiting
+    PE-steps, index 1 + k a position processed with k active lanes (G = T - 1 lanes)."""
+    lanes = np.arange(threads)
+    return ({"idle": int(counts[0]), "zero": int(counts[1]),
+             "active": int(counts[2:threads + 1].sum())},
+            {"shifts": int(counts[1:threads + 1].sum()),
+             "active_lanes": int(lanes @ counts[1:threads + 1])})
+
+
 @register_pe
 class BitSerialPE(PEModel):
     type_name = "bitserial"
@@ -240,6 +250,18 @@ class BitSerialPE(PEModel):
     counter_names = COUNTERS
     stat_names = STATS
     data_dependent = True
+    #: Bit-serial designs are compared with the first bit-serial design of a comparison.
+    baseline_family = "bitserial"
+
+    @classmethod
+    def reference_rule(cls) -> ReferenceRule:
+        from simulator.kernels import reference_array as kernel
+
+        return ReferenceRule(
+            kernel.RULE_BITSERIAL, threads=tuple(range(2, 64)),
+            options={"serial_operand": {"weight": kernel.SERIAL_WEIGHT,
+                                        "activation": kernel.SERIAL_ACTIVATION}},
+            decode=_reference_lanes)
 
     options: BitSerialOptions
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from simulator.config.arch import PEOptions
 from simulator.config.schema import option
-from simulator.hw.pe.registry import Composition, GemmRun, PEModel, register_pe
+from simulator.hw.pe.registry import Composition, GemmRun, PEModel, ReferenceRule, register_pe
 from simulator.workloads.layers import Layer
 from simulator.workloads.lowering import gemm_product
 
@@ -52,9 +52,18 @@ class DensePE(PEModel):
     counter_names = ("idle", "single")
     #: Zero operands decide which steps cost a multiply, so energy needs the data.
     data_dependent = True
+    exact = True
 
     def reduction_steps(self, layer: Layer) -> int:
         return layer.gemm.k
+
+    @classmethod
+    def reference_rule(cls) -> ReferenceRule:
+        from simulator.kernels import reference_array as kernel
+
+        # The kernel's step classes; a dense PE only ever reaches the first two.
+        return ReferenceRule(kernel.RULE_DENSE, threads=(1,),
+                             counter_names=("idle", "single", "shared_exact", "shared_reduced"))
 
     def composition(self, layer: Layer | None = None) -> Composition:
         return dense_composition()

@@ -1,21 +1,46 @@
-"""The registry of PE types: each PE module registers its model class by name (``register_pe``)."""
+"""The registry of PE types and the interface the rest of sasim asks them through.
+
+Everything sasim knows about a PE type lives in its model class (a :class:`PEModel`
+subclass): options, timing, functional model, counters, composition, its reference-array
+rule, whether it is exact, when it needs data, its baseline family for comparisons and how
+accuracy tooling may override it per layer. The core never names a PE type.
+
+Built-in types are the modules of :mod:`simulator.hw.pe` (:data:`BUILTIN_MODULES`), imported
+on first use of the registry. Third-party types register through the entry-point group
+``sasim.pe_types`` (:data:`ENTRY_POINT_GROUP`): each entry point names a :class:`PEModel`
+subclass, ``name = "package.module:ClassName"``, whose ``type_name`` is the entry point's
+name. Entry points are loaded lazily, only when a type is not among the built-ins or when
+every type is listed, so start-up stays fast. See docs/extending.md.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import ClassVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
 from simulator.config.arch import ArrayConfig, PEOptions
+from simulator.errors import PluginError
 from simulator.workloads.layers import Layer
 
-__all__ = ["Composition", "GemmRun", "FoldSteps", "PEModel", "register_pe", "get_pe_model",
-           "option_types", "pe_types"]
+__all__ = ["BUILTIN_MODULES", "ENTRY_POINT_GROUP", "Composition", "GemmRun", "FoldSteps",
+           "LayerOverride", "PEModel", "ReferenceRule", "register_pe", "get_pe_model",
+           "pe_model_class", "option_types", "pe_types", "builtin_pe_types",
+           "baseline_family"]
+
+#: The entry-point group third-party PE types register in.
+ENTRY_POINT_GROUP = "sasim.pe_types"
+#: Modules of the built-in PE types; importing one registers its types.
+BUILTIN_MODULES = ("simulator.hw.pe.dense", "simulator.hw.pe.sysmt", "simulator.hw.pe.sparq",
+                   "simulator.hw.pe.a4w8", "simulator.hw.pe.bitserial", "simulator.hw.pe.swis")
 
 _REGISTRY: dict[str, type[PEModel]] = {}
+_STATE = {"builtins": False, "entry_points": False}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,11 +94,71 @@ class Composition:
     events: Mapping[str, Mapping[str, float]]
 
 
+@dataclasses.dataclass(frozen=True)
+class ReferenceRule:
+    """How a PE type runs in the register-level reference array (docs/reference-array.md).
+
+    A rule is either a built-in numba rule of :mod:`simulator.kernels.reference_array`
+    (``step`` is its integer ``RULE_*`` id and ``options`` names its parameter codes) or a
+    plain-Python rule (``step`` is a callable; ``options`` is empty). A Python rule is
+    called once per PE-step as ``step(acts, wgts, params)`` with the T activations and T
+    weights the PE holds (int64 arrays) and the rule's parameters as a dict of str; it
+    returns ``(partial_sum, counter_index)``.
+
+    Attributes
+    ----------
+    step : int or callable
+        The kernel rule id, or the Python per-PE-step function.
+    threads : tuple of int
+        The thread counts T (rows of the schedule) the rule accepts.
+    options : mapping of str to mapping of str to int
+        Kernel rules: parameter name -> {value name: kernel code}, in the kernel's
+        parameter-array order. Python rules: parameter name -> {value name: 0}, the
+        accepted values (they reach ``step`` as names).
+    counter_names : tuple of str, optional
+        The counter of each counter index (the default decoding); None: ``decode`` is given.
+    counter_slots : int
+        How many counter indices ``step`` may return when ``decode`` reads them (the array
+        is at least ``len(counter_names)`` and T + 1 long).
+    decode : callable, optional
+        ``decode(counts, threads) -> (counters, stats)``: turns the int64 array of PE-steps
+        per counter index into named counters and stats; None: ``counter_names`` by index.
+    """
+
+    step: int | Callable[..., tuple[int, int]]
+    threads: tuple[int, ...]
+    options: Mapping[str, Mapping[str, int]] = dataclasses.field(default_factory=dict)
+    counter_names: tuple[str, ...] | None = None
+    counter_slots: int = 0
+    decode: Callable[[Any, int], tuple[dict[str, int], dict[str, int]]] | None = None
+
+    def slots(self, threads: int) -> int:
+        """Length of the counter array for a run with ``threads`` threads."""
+        return max(self.counter_slots, threads + 1, len(self.counter_names or ()))
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerOverride:
+    """A per-layer option that runs some layers of a design more precisely.
+
+    Attributes
+    ----------
+    key : the dotted option, e.g. ``pe.layer_threads``.
+    value : its whole new value (layer name -> setting).
+    changed : the layers' new settings.
+    """
+
+    key: str
+    value: Mapping[str, Any]
+    changed: Mapping[str, Any]
+
+
 class PEModel(ABC):
     """A PE type: its timing (steps per fold) and its functional model.
 
     Subclasses set ``type_name``, ``summary``, ``Options`` (a :class:`PEOptions`
-    dataclass) and ``counter_names``, and are registered with :func:`register_pe`.
+    dataclass) and ``counter_names``, and are registered with :func:`register_pe` (built-in
+    modules) or through the ``sasim.pe_types`` entry-point group (plug-ins).
     """
 
     type_name: ClassVar[str]
@@ -92,6 +177,13 @@ class PEModel(ABC):
     #: from :meth:`column_fold_steps` (a shape-only workload gets synthetic data even for a
     #: timing-only run).
     weight_dependent_timing: ClassVar[bool] = False
+    #: True when the outputs equal the exact GEMM by construction: the core then reports
+    #: the run as exact without computing a reference GEMM.
+    exact: ClassVar[bool] = False
+    #: The family of like-for-like baselines in ``sasim compare``: a design is compared with
+    #: the first design of the list whose PE type is this family's name (default: the
+    #: designs of the registry's first type, the exact word-parallel baseline).
+    baseline_family: ClassVar[str | None] = None
 
     def __init__(self, options: PEOptions, array: ArrayConfig | None = None) -> None:
         self.options = options
@@ -126,25 +218,158 @@ class PEModel(ABC):
         """
         return None
 
+    def needs_data(self, functional: bool) -> bool:
+        """Whether a run of this PE needs layer data (a shape-only workload then gets
+        synthetic data): a functional run of a data-dependent PE, or any run of a PE whose
+        timing depends on the weights. The one decision ``simulate`` and sweeps share."""
+        return (functional and self.data_dependent) or self.weight_dependent_timing
+
+    def layer_override(self, layers: Sequence[str]) -> LayerOverride | None:
+        """The per-layer option that runs ``layers`` more precisely, for accuracy tooling;
+        None when the PE type has none or the layers are already as precise as it goes."""
+        return None
+
+    @classmethod
+    def reference_rule(cls) -> ReferenceRule | None:
+        """This PE type's rule in the register-level reference array (None: it has none).
+
+        Called only by :mod:`simulator.hw.reference_array`, so a rule may import kernels.
+        """
+        return None
+
 
 def register_pe(cls: type[PEModel]) -> type[PEModel]:
     """Class decorator: add a PE model to the registry under ``cls.type_name``."""
-    if cls.type_name in _REGISTRY:
+    if cls.type_name in _REGISTRY and _REGISTRY[cls.type_name] is not cls:
         raise ValueError(f"PE type {cls.type_name!r} registered twice")
     _REGISTRY[cls.type_name] = cls
     return cls
 
 
+def _load_builtins() -> None:
+    if not _STATE["builtins"]:
+        _STATE["builtins"] = True
+        for module in BUILTIN_MODULES:
+            importlib.import_module(module)
+
+
+def _load_entry_points() -> None:
+    """Register every PE type of the ``sasim.pe_types`` entry-point group (once)."""
+    if _STATE["entry_points"]:
+        return
+    _STATE["entry_points"] = True
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        where = f"PE plug-in entry point {point.name!r} ({point.value})"
+        try:
+            cls = point.load()
+        except Exception as exc:  # noqa: BLE001  (any failure of third-party code)
+            # One bounded line, whatever the plug-in's exception says.
+            said = " ".join(str(exc).split())
+            said = said if len(said) <= 300 else said[:297] + "..."
+            raise PluginError(f"{where} cannot be loaded: {type(exc).__name__}: "
+                              f"{said}") from exc
+        if not (isinstance(cls, type) and issubclass(cls, PEModel)):
+            raise PluginError(f"{where} must name a subclass of "
+                              f"simulator.hw.pe.PEModel, not {type(cls).__name__} "
+                              f"{getattr(cls, '__qualname__', '?')}")
+        if inspect.isabstract(cls):
+            missing = ", ".join(sorted(cls.__abstractmethods__))
+            raise PluginError(f"{where}: the class does not define {missing}")
+        name = getattr(cls, "type_name", None)
+        if name != point.name:
+            raise PluginError(f"{where}: the class's type_name {name!r} must equal the entry "
+                              f"point's name")
+        options = getattr(cls, "Options", None)
+        if not (isinstance(options, type) and issubclass(options, PEOptions)
+                and dataclasses.is_dataclass(options)):
+            raise PluginError(f"{where}: Options must be a dataclass subclassing "
+                              f"simulator.config.arch.PEOptions, not {options!r}")
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise PluginError(f"{where}: PE type {name!r} is already defined by "
+                              f"{_REGISTRY[name].__module__}")
+        _REGISTRY[name] = cls
+
+
+def pe_model_class(type_name: str) -> type[PEModel]:
+    """The model class of PE type ``type_name`` (built-ins first, then entry points).
+
+    Raises
+    ------
+    KeyError
+        If no built-in type or plug-in has that name.
+    PluginError
+        If a plug-in had to be loaded and is broken.
+    """
+    _load_builtins()
+    if type_name not in _REGISTRY:
+        _load_entry_points()
+    return _REGISTRY[type_name]
+
+
 def get_pe_model(options: PEOptions, array: ArrayConfig | None = None) -> PEModel:
     """Instantiate the PE model for validated options, in ``array`` (default: the schema's)."""
-    return _REGISTRY[options.type](options, array)
+    return pe_model_class(options.type)(options, array)
 
 
-def option_types() -> dict[str, type[PEOptions]]:
-    """Option schema of each PE type, by name (what the arch loader validates against)."""
-    return {name: cls.Options for name, cls in _REGISTRY.items()}
+class _OptionTypes(Mapping[str, type[PEOptions]]):
+    """Option schemas by type name; looking up an unknown name loads the plug-ins."""
+
+    def __getitem__(self, name: str) -> type[PEOptions]:
+        try:
+            return pe_model_class(name).Options
+        except KeyError:
+            raise KeyError(name) from None
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            pe_model_class(name)
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(pe_types())
+
+    def __len__(self) -> int:
+        return len(pe_types())
+
+
+def option_types() -> Mapping[str, type[PEOptions]]:
+    """Option schema of each PE type, by name (what the arch loader validates against).
+
+    A lazy mapping: built-in types are answered at once; an unknown name, iteration or
+    ``len`` loads the entry-point plug-ins.
+    """
+    return _OptionTypes()
+
+
+def _order(cls: type[PEModel]) -> int:
+    """Built-ins in :data:`BUILTIN_MODULES` order, then plug-ins (in registration order)."""
+    module = cls.__module__
+    return BUILTIN_MODULES.index(module) if module in BUILTIN_MODULES else len(BUILTIN_MODULES)
 
 
 def pe_types() -> dict[str, type[PEModel]]:
-    """Every registered PE model class, by name."""
-    return dict(_REGISTRY)
+    """Every PE model class, built-in and plug-in, by name (built-ins first)."""
+    _load_builtins()
+    _load_entry_points()
+    return {name: cls for name, cls in sorted(_REGISTRY.items(), key=lambda i: _order(i[1]))}
+
+
+def builtin_pe_types() -> dict[str, type[PEModel]]:
+    """The PE model classes shipped with sasim, by name (no plug-in is loaded)."""
+    _load_builtins()
+    return {name: cls for name, cls in sorted(_REGISTRY.items(), key=lambda i: _order(i[1]))
+            if cls.__module__ in BUILTIN_MODULES}
+
+
+def baseline_family(cls: type[PEModel]) -> str:
+    """The like-for-like baseline family of a PE type in ``sasim compare``: its own
+    ``baseline_family``, else the first built-in type that is exact by construction."""
+    if cls.baseline_family is not None:
+        return cls.baseline_family
+    return next(name for name, c in builtin_pe_types().items() if c.exact)

@@ -33,16 +33,14 @@ from simulator.config.arch import ArrayConfig, PEOptions
 from simulator.config.schema import option
 from simulator.errors import SimulationError
 from simulator.hw.pe.dense import ACCUMULATOR_BITS, OUTPUT_BITS
-from simulator.hw.pe.registry import Composition, GemmRun, PEModel, register_pe
+from simulator.hw.pe.pairs import (check_weights, pair_decoder, run_kernel, signed_class_table,
+                                   signed_table)
+from simulator.hw.pe.registry import Composition, GemmRun, PEModel, ReferenceRule, register_pe
 from simulator.hw.pe.schedule import steps_for, thread_schedule
-from simulator.kernels.sparq import (LUT_OFFSET, pair_transform, stc_compress, stc_gemm,
-                                     window_values)
 from simulator.workloads.layers import Layer
 
 __all__ = ["SparqOptions", "SparqPE", "WINDOWS", "ZERO_PARTNER_WINDOWS", "DEFAULT_OPTIONS",
-           "PRODUCT_CLASSES", "STEP_COUNTERS", "PRODUCT_STATS", "summarise", "sparq_composition",
-           "check_weights", "check_activations", "run_kernel", "signed_table",
-           "signed_class_table"]
+           "PRODUCT_CLASSES", "STEP_COUNTERS", "PRODUCT_STATS", "summarise", "sparq_composition"]
 
 #: (window_bits, options) -> the allowed window LSB positions p (docs/hardware-spec.md §4).
 WINDOWS: dict[tuple[int, int], tuple[int, ...]] = {
@@ -156,57 +154,11 @@ class SparqOptions(PEOptions):
         return f"{self.window_bits}bit_{self.options}opt"
 
 
-def signed_table(magnitude_table: np.ndarray, dtype: type) -> np.ndarray:
-    """Table over activations -255..255 (index ``a + LUT_OFFSET``) from one over 0..255:
-    a signed activation is processed on its magnitude and keeps its sign."""
-    values = np.arange(-LUT_OFFSET, LUT_OFFSET + 1)
-    return (np.sign(values) * magnitude_table[np.abs(values)]).astype(dtype)
-
-
-def signed_class_table(magnitude_classes: np.ndarray) -> np.ndarray:
-    """Class table over activations -255..255 from one over magnitudes 0..255."""
-    return magnitude_classes[np.abs(np.arange(-LUT_OFFSET, LUT_OFFSET + 1))].astype(np.int64)
-
-
-def check_weights(layer: Layer, b: np.ndarray, pe_name: str) -> None:
-    """Raise SimulationError naming the layer unless the weights are signed 8-bit."""
-    if b.size:
-        lo, hi = int(b.min()), int(b.max())
-        if lo < -128 or hi > 127:
-            raise SimulationError(
-                f"layer {layer.name!r}: the {pe_name} PE takes signed 8-bit weights "
-                f"(-128..127), not values in {lo}..{hi}")
-
-
-def check_activations(layer: Layer, lo: int, hi: int, pe_name: str) -> None:
-    """Raise SimulationError naming the layer unless activations in lo..hi are 8-bit
-    (unsigned 0..255, or signed -128..127)."""
-    if not (0 <= lo and hi <= 255) and not (-128 <= lo and hi <= 127):
-        raise SimulationError(
-            f"layer {layer.name!r}: the {pe_name} PE takes 8-bit activations (0..255, or "
-            f"-128..127 signed), not values in {lo}..{hi}")
-
-
-def run_kernel(layer: Layer, pe_name: str, kernel, *args, **kwargs):
-    """Call a SPARQ kernel; turn its activation range into a SimulationError naming the layer.
-
-    The kernels measure the activations' range in their own pass (a separate min/max pass
-    would cost as much as the transform) and refuse values their tables do not cover.
-    """
-    a = args[0]
-    try:
-        *results, lo, hi = kernel(*args, **kwargs)
-    except ValueError:
-        if a.size and int(np.abs(a).max()) > LUT_OFFSET:
-            check_activations(layer, int(a.min()), int(a.max()), pe_name)
-        raise
-    check_activations(layer, lo, hi, pe_name)
-    return results
-
-
 @functools.lru_cache(maxsize=None)
 def _tables(window_bits: int, options: int, round_half_even: bool) -> tuple[np.ndarray, ...]:
     """(narrow, wide, narrow_cls, wide_cls) lookup tables over activations -255..255."""
+    from simulator.kernels.sparq import window_values
+
     magnitudes = np.arange(256)
     narrow, shift = window_values(magnitudes, window_bits, WINDOWS[(window_bits, options)],
                                   round_half_even)
@@ -273,6 +225,23 @@ def sparq_composition(window_bits: int, options: int, rounding: str,
     return Composition(parts=parts, events=events)
 
 
+def _reference_step_class(first: str, second: str) -> tuple[str, dict[str, int]]:
+    """A SPARQ step's counter from its two product classes (reference array), and what its
+    products add to the stats: non-zero products exact or approximated, lossy narrow windows
+    by position."""
+    used = [c for c in (first, second) if c != "zero"]
+    lost = [c for c in used if c == "zero_partner_trimmed" or c.startswith("trim_shift_")]
+    stats = {"exact_products": len(used) - len(lost), "approximated_products": len(lost)}
+    for c in lost:
+        if c.startswith("trim_shift_"):
+            stats[c] = stats.get(c, 0) + 1
+    if not used:
+        return "idle", stats
+    if len(used) == 1:
+        return ("zero_partner_trimmed" if lost else "zero_partner"), stats
+    return ("pair_exact", "pair_one_trimmed", "pair_both_trimmed")[len(lost)], stats
+
+
 @register_pe
 class SparqPE(PEModel):
     type_name = "sparq"
@@ -299,6 +268,20 @@ class SparqPE(PEModel):
         self.stat_names = ("exact_products", "approximated_products",
                            *(f"trim_shift_{p}" for p in sorted(shifts) if p > 0))
 
+    @classmethod
+    def reference_rule(cls) -> ReferenceRule:
+        from simulator.kernels import reference_array as kernel
+
+        products = kernel.SPARQ_PRODUCT_NAMES
+        return ReferenceRule(
+            kernel.RULE_SPARQ, threads=(2, 4),
+            options={"window": kernel.SPARQ_WINDOW_CODES,
+                     "rounding": {"round": kernel.ROUND_HALF_EVEN, "raw": kernel.ROUND_TRUNCATE},
+                     "pairing": {"adjacent": kernel.PAIRING_ADJACENT,
+                                 "stc": kernel.PAIRING_STC}},
+            counter_slots=len(products) ** 2,
+            decode=pair_decoder(products, _reference_step_class))
+
     def composition(self, layer: Layer | None = None) -> Composition:
         opts = self.options
         return sparq_composition(opts.window_bits, opts.options, opts.rounding, opts.pairing)
@@ -323,6 +306,8 @@ class SparqPE(PEModel):
         opts = self.options
         tables = _tables(opts.window_bits, opts.options, opts.rounding == "round")
         a = a.astype(np.int64, copy=False)
+        from simulator.kernels.sparq import pair_transform
+
         if opts.pairing == "stc":
             outputs, joint = self._stc(layer, a, b, tables)
         else:
@@ -338,6 +323,8 @@ class SparqPE(PEModel):
 
     def _stc(self, layer: Layer, a: np.ndarray, b: np.ndarray,
              tables: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+        from simulator.kernels.sparq import stc_compress, stc_gemm
+
         code, w0, w1, violation = stc_compress(b.astype(np.int64, copy=False))
         if violation is not None:
             g, col, count = violation

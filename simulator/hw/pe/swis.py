@@ -419,6 +419,8 @@ class SWISPE(PEModel):
     counter_names = COUNTERS
     stat_names = STATS
     data_dependent = True
+    #: SWIS is bit-serial: compared with the first bit-serial design of a comparison.
+    baseline_family = "bitserial"
     weight_dependent_timing = True
 
     options: SWISOptions

@@ -8,7 +8,7 @@ sub-multipliers, and lose precision when an operand does not fit.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -18,7 +18,8 @@ from simulator.config.schema import option
 from simulator.errors import SimulationError
 from simulator.hw.pe.dense import (ACCUMULATOR_BITS, OUTPUT_BITS, active_steps,
                                    dense_composition)
-from simulator.hw.pe.registry import Composition, GemmRun, PEModel, register_pe
+from simulator.hw.pe.registry import (Composition, GemmRun, LayerOverride, PEModel,
+                                      ReferenceRule, register_pe)
 from simulator.hw.pe.schedule import reordered_schedule, steps_for, thread_schedule
 from simulator.workloads.layers import Layer
 from simulator.workloads.lowering import gemm_product
@@ -70,8 +71,10 @@ def sysmt_composition(built: int, used: int) -> Composition:
                                          "shared_reduced": mac})
     if built == 2:
         mult, combine, stages, mux, rounders = {"mult_4x8": 2}, {"adder_16": 1}, 1, 40, 2
-    else:
+    elif built == 4:
         mult, combine, stages, mux, rounders = {"mult_4x4": 4}, {"adder_16": 3}, 2, 128, 8
+    else:
+        raise ValueError(f"a SySMT PE is built for 1, 2 or 4 threads, not {built}")
     # A barrel shifter's cost per bit (shifter_bit) is for 5 stages; a k-stage shift is k/5.
     shift = built * 12 * stages / 5
     detect = {"comparator_bit": used * 16}
@@ -122,6 +125,30 @@ class SySMTPE(PEModel):
         if unknown:
             raise ValueError(f"pe.layer_threads names layers the workload does not have: "
                              f"{', '.join(unknown)}")
+
+    def layer_override(self, layers: Sequence[str]) -> LayerOverride | None:
+        """Halve the threads of ``layers`` (4 -> 2 -> 1) in ``pe.layer_threads``."""
+        current = dict(self.options.layer_threads)
+        changed = {}
+        for name in layers:
+            threads = current.get(name, self.options.threads)
+            if threads > 1:
+                changed[name] = threads // 2
+        if not changed:
+            return None
+        return LayerOverride("pe.layer_threads", {**current, **changed}, changed)
+
+    @classmethod
+    def reference_rule(cls) -> ReferenceRule:
+        from simulator.kernels import reference_array as kernel
+
+        return ReferenceRule(
+            kernel.RULE_SYSMT, threads=(1, 2, 4),
+            options={"policy": {"sparsity_aware": kernel.POLICY_SPARSITY_AWARE,
+                                "msb_trim": kernel.POLICY_MSB_TRIM},
+                     "rounding": {"round_half_even": kernel.ROUND_HALF_EVEN,
+                                  "truncate": kernel.ROUND_TRUNCATE}},
+            counter_names=COUNTERS)
 
     def schedule(self, layer: Layer, a: np.ndarray) -> np.ndarray:
         """The thread schedule (T, steps) for this layer and data."""

@@ -1,0 +1,189 @@
+"""A third-party PE type, installed as a package, runs through every command.
+
+The example plug-in in ``tests/plugins/sasim_example_pe`` (docs/extending.md) is installed
+with pip into a temporary directory that joins PYTHONPATH, so that importlib.metadata finds
+its ``sasim.pe_types`` entry point exactly as it would for a package installed from an
+index. Its fast model is checked against the register-level reference array through the
+plain-Python reference rule the plug-in supplies.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simulator.errors import PluginError
+from simulator.hw.pe import registry
+from simulator.hw.reference_array import reference_rules, run_reference_array
+from simulator.hw.timing import fold_timing
+from simulator.workloads.layers import Layer
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = Path(__file__).resolve().parent / "sasim_example_pe"
+
+ARCH = """\
+schema_version: 1
+name: lanes_16x16
+description: the example plug-in PE, 2 lanes, 16x16
+array: {rows: 16, cols: 16, dataflow: os, clock_mhz: 1000}
+pe: {type: lanes, lanes: 2, truncate_bits: 1}
+"""
+SWEEP = """\
+schema_version: 1
+name: lanes_sweep
+description: the example plug-in's lanes
+base: {arch}
+workloads: [digits_int8]
+grid:
+  pe.lanes: [1, 2, 4]
+baseline: {{pe.lanes: 1}}
+timing_only: true
+"""
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The example plug-in installed (without dependencies) into a directory of its own.
+
+    Built offline with the environment's setuptools (a dev dependency), so the test needs
+    no network.
+    """
+    root = tmp_path_factory.mktemp("plugin")
+    source = shutil.copytree(PACKAGE, root / "src")  # the build leaves nothing in the repo
+    target = root / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--no-index", "--target", str(target),
+                    str(source)], check=True, capture_output=True, timeout=300)
+    assert (target / "sasim_example_pe-0.1.0.dist-info" / "entry_points.txt").exists()
+    return target
+
+
+def sasim(*args: str, path: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m simulator ARGS`` in a fresh process that sees ``path``."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(path)]),
+           "MPLBACKEND": "Agg"}
+    env.setdefault("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))
+    return subprocess.run([sys.executable, "-m", "simulator", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=600)
+
+
+def test_installed_plugin_lists_runs_compares_sweeps_and_plots(site, tmp_path):
+    listed = sasim("list", path=site, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert any(line.split()[:2] == ["lanes", "os"] for line in listed.stdout.splitlines())
+
+    arch = tmp_path / "lanes_16x16.yaml"
+    arch.write_text(ARCH)
+    run = sasim("run", "--arch", str(arch), "--workload", "digits_int8", "--out",
+                str(tmp_path / "run"), path=site, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["arch_config"]["pe"] == {"type": "lanes", "lanes": 2, "truncate_bits": 1}
+    assert set(summary["counters"]) == {"idle", "busy"} and summary["counters"]["busy"] > 0
+    # truncating a bit of every activation is not exact, and it is priced
+    assert summary["sqnr_db"] is not None and summary["energy_pj"] > 0
+
+    compared = sasim("compare", "--arch", "os_sa_16x16", "--arch", str(arch), "--workload",
+                     "digits_int8", "--timing-only", "--out", str(tmp_path / "cmp"),
+                     path=site, cwd=tmp_path)
+    assert compared.returncode == 0, compared.stderr
+    records = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert [r["pe"] for r in records] == ["lanes" if i else "dense" for i in range(2)]
+    # two K elements per step: fewer cycles than the dense baseline
+    assert records[1]["speedup"] > 1.2
+    row = next(line for line in compared.stdout.splitlines() if "lanes_16x16" in line)
+    assert "-" not in row.split()[7]  # "vs baseline" found the exact family's design
+
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(SWEEP.format(arch=arch))
+    swept = sasim("sweep", str(spec), "--out", str(tmp_path / "sweep"), "--workers", "1",
+                  path=site, cwd=tmp_path)
+    assert swept.returncode == 0, swept.stderr
+    with open(tmp_path / "sweep" / "results.csv", newline="") as handle:
+        points = list(csv.DictReader(handle))
+    assert [p["pe.lanes"] for p in points] == ["1", "2", "4"]
+    cycles = [int(p["total_cycles"]) for p in points]
+    assert cycles[0] > cycles[1] > cycles[2]  # more lanes, fewer steps
+    plotted = sasim("plot", str(tmp_path / "sweep"), "--kind", "speedup", path=site,
+                    cwd=tmp_path)
+    assert plotted.returncode == 0, plotted.stderr
+    assert (tmp_path / "sweep" / "speedup.png").stat().st_size > 1000
+
+
+def _fake_distribution(site: Path, name: str, target: str) -> None:
+    """A distribution whose only content is one ``sasim.pe_types`` entry point."""
+    info = site / f"{name}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[sasim.pe_types]\n{name} = {target}\n")
+
+
+@pytest.mark.parametrize("target, says", [
+    ("no_such_module_for_sasim:Model", "cannot be loaded: ModuleNotFoundError"),
+    ("json:dumps", "must name a subclass of simulator.hw.pe.PEModel, not function dumps"),
+    ("simulator.hw.pe.registry:PEModel", "does not define composition, reduction_steps"),
+])
+def test_broken_plugin_is_one_line_and_exit_2(tmp_path, target, says):
+    site = tmp_path / "site"
+    _fake_distribution(site, "broken", target)
+    listed = sasim("list", path=site, cwd=tmp_path)
+    assert listed.returncode == 2
+    assert listed.stderr.count("\n") == 1 and "Traceback" not in listed.stderr
+    assert "entry point 'broken'" in listed.stderr and says in listed.stderr
+    # built-in types are found first: a broken plug-in does not stop their runs
+    run = sasim("run", "--arch", "os_sa_16x16", "--workload", "resnet18", "--timing-only",
+                path=site, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+
+
+def test_plugin_type_name_must_match_its_entry_point(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    _fake_distribution(site, "other_name", "simulator.hw.pe.dense:DensePE")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setitem(registry._STATE, "entry_points", False)
+    with pytest.raises(PluginError, match="entry point 'other_name'.*type_name 'dense'"):
+        registry.pe_types()
+
+
+@pytest.fixture
+def lanes_pe(monkeypatch):
+    """The example's model class, registered for this test only."""
+    monkeypatch.syspath_prepend(str(PACKAGE / "src"))
+    from sasim_example_pe.lanes import LanesOptions, LanesPE
+
+    monkeypatch.setitem(registry._REGISTRY, "lanes", LanesPE)
+    return LanesPE, LanesOptions
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(m=st.integers(1, 5), kd=st.integers(1, 9), n=st.integers(1, 5),
+       lanes=st.sampled_from([1, 2, 3, 4]), bits=st.integers(0, 4), signed=st.booleans(),
+       rows=st.integers(1, 3), cols=st.integers(1, 3), seed=st.integers(0, 2**32 - 1))
+def test_example_fast_model_equals_reference_array(lanes_pe, m, kd, n, lanes, bits, signed,
+                                                   rows, cols, seed):
+    model, options = lanes_pe
+    rng = np.random.default_rng(seed)
+    lo, hi = (-128, 128) if signed else (0, 256)
+    a = (rng.integers(lo, hi, (m, kd)) * (rng.random((m, kd)) < 0.6)).astype(np.int64)
+    b = (rng.integers(-128, 128, (kd, n)) * (rng.random((kd, n)) < 0.6)).astype(np.int64)
+    pe = model(options(lanes=lanes, truncate_bits=bits))
+    layer = Layer(name="g", op="gemm", in_channels=kd, out_channels=n, batch=m)
+    fast = pe.simulate_gemm(layer, a, b)
+    assert "lanes" in reference_rules()
+    ref = run_reference_array(a, b, rows, cols, pe.schedule(kd), "lanes",
+                              {"truncate_bits": str(bits)})
+    np.testing.assert_array_equal(fast.outputs, ref.outputs)
+    assert fast.counters == ref.counters
+    timing = fold_timing(layer.gemm, rows, cols, "os", "native", pe.reduction_steps(layer))
+    assert timing.compute_cycles == ref.cycles
