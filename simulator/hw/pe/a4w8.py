@@ -29,7 +29,6 @@ from simulator.hw.pe.registry import Composition, GemmRun, PEModel, register_pe
 from simulator.hw.pe.schedule import steps_for, thread_schedule
 from simulator.hw.pe.sparq import (check_activations, check_weights, run_kernel,
                                    signed_class_table, signed_table)
-from simulator.kernels.sparq import pair_transform
 from simulator.workloads.layers import Layer
 
 __all__ = ["A4W8Options", "A4W8PE", "COUNTERS", "STATS", "uniform_values", "activation_shift",
@@ -133,6 +132,8 @@ class A4W8PE(PEModel):
         return thread_schedule(kd, 2, "interleaved")
 
     def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
+        from simulator.kernels.sparq import pair_transform  # numba loads on first use
+
         check_weights(layer, b, "A4W8")
         a = a.astype(np.int64, copy=False)
         if self.options.scale == "fixed":

@@ -35,8 +35,6 @@ from simulator.errors import SimulationError
 from simulator.hw.pe.dense import ACCUMULATOR_BITS, OUTPUT_BITS
 from simulator.hw.pe.registry import Composition, GemmRun, PEModel, register_pe
 from simulator.hw.pe.schedule import steps_for, thread_schedule
-from simulator.kernels.sparq import (LUT_OFFSET, pair_transform, stc_compress, stc_gemm,
-                                     window_values)
 from simulator.workloads.layers import Layer
 
 __all__ = ["SparqOptions", "SparqPE", "WINDOWS", "ZERO_PARTNER_WINDOWS", "DEFAULT_OPTIONS",
@@ -159,12 +157,16 @@ class SparqOptions(PEOptions):
 def signed_table(magnitude_table: np.ndarray, dtype: type) -> np.ndarray:
     """Table over activations -255..255 (index ``a + LUT_OFFSET``) from one over 0..255:
     a signed activation is processed on its magnitude and keeps its sign."""
+    from simulator.kernels.sparq import LUT_OFFSET  # numba loads on first use
+
     values = np.arange(-LUT_OFFSET, LUT_OFFSET + 1)
     return (np.sign(values) * magnitude_table[np.abs(values)]).astype(dtype)
 
 
 def signed_class_table(magnitude_classes: np.ndarray) -> np.ndarray:
     """Class table over activations -255..255 from one over magnitudes 0..255."""
+    from simulator.kernels.sparq import LUT_OFFSET  # numba loads on first use
+
     return magnitude_classes[np.abs(np.arange(-LUT_OFFSET, LUT_OFFSET + 1))].astype(np.int64)
 
 
@@ -193,6 +195,8 @@ def run_kernel(layer: Layer, pe_name: str, kernel, *args, **kwargs):
     The kernels measure the activations' range in their own pass (a separate min/max pass
     would cost as much as the transform) and refuse values their tables do not cover.
     """
+    from simulator.kernels.sparq import LUT_OFFSET  # numba loads on first use
+
     a = args[0]
     try:
         *results, lo, hi = kernel(*args, **kwargs)
@@ -207,6 +211,8 @@ def run_kernel(layer: Layer, pe_name: str, kernel, *args, **kwargs):
 @functools.lru_cache(maxsize=None)
 def _tables(window_bits: int, options: int, round_half_even: bool) -> tuple[np.ndarray, ...]:
     """(narrow, wide, narrow_cls, wide_cls) lookup tables over activations -255..255."""
+    from simulator.kernels.sparq import window_values  # numba loads on first use
+
     magnitudes = np.arange(256)
     narrow, shift = window_values(magnitudes, window_bits, WINDOWS[(window_bits, options)],
                                   round_half_even)
@@ -319,6 +325,8 @@ class SparqPE(PEModel):
         return thread_schedule(kd, self.elements_per_step, "interleaved")
 
     def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
+        from simulator.kernels.sparq import pair_transform  # numba loads on first use
+
         check_weights(layer, b, "SPARQ")
         opts = self.options
         tables = _tables(opts.window_bits, opts.options, opts.rounding == "round")
@@ -338,6 +346,8 @@ class SparqPE(PEModel):
 
     def _stc(self, layer: Layer, a: np.ndarray, b: np.ndarray,
              tables: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+        from simulator.kernels.sparq import stc_compress, stc_gemm  # numba on first use
+
         code, w0, w1, violation = stc_compress(b.astype(np.int64, copy=False))
         if violation is not None:
             g, col, count = violation
