@@ -6,14 +6,13 @@ The comparison with torch's conv2d/linear is in test_lowering_torch.py.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.workloads.layers import Layer, LayerTensors
 from simulator.workloads import lowering
 from simulator.workloads.lowering import (exact_output, gemm_product, gemm_to_output, im2col,
-                                          im2col_nonzeros, output_shape, weight_columns,
+                                          im2col_nonzeros, weight_columns,
                                           weight_nonzeros, weights_to_gemm)
 
 
