@@ -4,7 +4,8 @@
 Every figure is a fresh process, as a user runs it (``python -m simulator run ...``, started
 from a temporary directory so that only ``PYTHONPATH`` decides which sasim is imported):
 
-- ``timing``: the timing-only ResNet-18 on SCALE-Sim's 32x32 OS ``.cfg`` (``--timing-only``);
+- ``timing``: the timing-only ResNet-18 on SCALE-Sim's 32x32 OS ``.cfg`` (``--timing-only``;
+  the files of ``tests/data/scalesim/reference_resnet18``);
 - ``cfg``: the same without ``--timing-only`` (a dense PE on shape-only data);
 - ``sysmt-r18`` / ``sysmt-vgg``: SySMT-4T on ResNet-18 / VGG-16 with synthetic data, counters
   and energy (``run --arch sysmt_4t_16x16 --workload resnet18|vgg16``);
@@ -43,7 +44,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SCALESIM = Path("/work/shared/reference/scalesim")
+# SCALE-Sim's ResNet-18 inputs, as shipped with the reference reports (bench_vs_scalesim.py)
+SCALESIM = REPO / "tests" / "data" / "scalesim" / "reference_resnet18"
 CFG = SCALESIM / "resnet18_os_32x32" / "scalesim.cfg"
 CSV = SCALESIM / "Resnet18.csv"
 

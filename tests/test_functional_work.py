@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from simulator import api
+from simulator.hw import gemm
+from simulator.hw.pe import get_pe_model
 from simulator.hw.pe.dense import active_steps
 from simulator.workloads.layers import Layer, Workload
 from simulator.workloads.lowering import im2col, weights_to_gemm
@@ -91,8 +93,8 @@ def test_column_blocks_give_the_same_report(monkeypatch):
     workload = synthesize(_workload())
     whole = api.simulate(arch, workload)
     # every layer with more than one column fold now runs fold by fold
-    monkeypatch.setattr(api, "_COLUMN_BLOCK_BYTES", 1)
-    assert api._column_blocks(api.get_pe_model(arch.pe, arch.array), _layers()[3]) == [
+    monkeypatch.setattr(gemm, "COLUMN_BLOCK_BYTES", 1)
+    assert gemm.column_blocks(get_pe_model(arch.pe, arch.array), _layers()[3]) == [
         (0, 16), (16, 32), (32, 48), (48, 50)]
     saved: dict[str, np.ndarray] = {}
     blocks = api.simulate(arch, workload, output_sink=saved.__setitem__)
