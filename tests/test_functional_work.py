@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,8 +24,8 @@ from simulator.workloads.layers import Layer, Workload
 from simulator.workloads.lowering import im2col, weights_to_gemm
 from simulator.workloads.synthetic import synthesize
 
-from conftest import DATA, REPO
-
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "tests" / "data"
 CFG = DATA / "scalesim" / "conv_os_4x8" / "scalesim.cfg"
 CSV = DATA / "scalesim" / "conv_os_4x8" / "topology.csv"
 
