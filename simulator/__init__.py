@@ -1,10 +1,7 @@
 """sasim: a cycle-accurate simulator of sparsity- and precision-aware DNN accelerators."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("sasim")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+unknown"
+#: The package version; ``pyproject.toml`` reads it from here (``[tool.setuptools.dynamic]``),
+#: so start-up does not pay for ``importlib.metadata`` (docs/performance.md).
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

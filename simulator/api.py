@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -32,11 +33,9 @@ from simulator.operands import BUFFERS, PerBuffer
 from simulator.results import (ErrorMetrics, FunctionalResult, LayerResult, LayerTimeline,
                                RunResult, error_metrics)
 from simulator.workloads.layers import Layer, LayerTensors, Workload
-from simulator.workloads.lowering import gemm_product, gemm_to_output, im2col, weights_to_gemm
+from simulator.workloads.lowering import (gemm_product, gemm_to_output, im2col, im2col_nonzeros,
+                                          weight_columns, weight_nonzeros, weights_to_gemm)
 from simulator.workloads.shapes import load_topology_csv, load_workload_yaml
-from simulator.workloads.synthetic import (SyntheticOptions, synthesize,
-                                           synthetic_options_from_file)
-from simulator.workloads.trace import load_trace
 
 __all__ = [
     "REPO_ROOT",
@@ -116,12 +115,16 @@ def load_workload(spec: str | Path) -> Workload:
     path = _resolve(spec, WORKLOAD_DIR, (".yaml", ".npz"))
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
+        from simulator.workloads.synthetic import synthetic_options_from_file
+
         workload = load_workload_yaml(path)
         synthetic_options_from_file(path)  # a bad `data:` section fails now, not mid-run
         return workload
     if suffix == ".csv":
         return load_topology_csv(path)
     if suffix == ".npz":
+        from simulator.workloads.trace import load_trace  # zipfile and the trace checks
+
         return load_trace(path)
     if not path.exists():
         raise WorkloadError(f"{path}: file not found")
@@ -133,6 +136,9 @@ def with_synthetic_data(workload: Workload) -> Workload:
     defaults of docs/synthetic-data.md); a workload that has data is returned as it is."""
     if workload.tensors is not None:
         return workload
+    from simulator.workloads.synthetic import (SyntheticOptions, synthesize,
+                                               synthetic_options_from_file)
+
     options = (synthetic_options_from_file(workload.source) if workload.format == "yaml"
                else SyntheticOptions())
     return synthesize(workload, options)
@@ -146,16 +152,48 @@ OutputSink = Callable[[str, np.ndarray], None]
 
 def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
                 sink: OutputSink | None) -> FunctionalResult:
-    """Run the PE's functional model on one layer's data."""
+    """Run the PE's functional model on one layer's data.
+
+    Work that cannot change the report is skipped (docs/performance.md): an exact PE needs no
+    reference product, and when nothing asks for its outputs (no ``--save-outputs``, no
+    recorded outputs to compare) its counters come from non-zero counts alone
+    (:meth:`PEModel.exact_counters`), with no im2col and no GEMM. B is lowered block by
+    block (:func:`simulator.hw.gemm.run_groups`).
+    """
+    if pe.exact and sink is None and tensors.output is None:
+        counters = pe.exact_counters(layer, im2col_nonzeros(tensors.input, layer),
+                                     weight_nonzeros(tensors.weight, layer))
+        if counters is not None:
+            return FunctionalResult(counters=counters, stats=None,
+                                    errors=ErrorMetrics(0.0, 0, None, None),
+                                    output_matches_trace=None)
     a = im2col(tensors.input, layer)
-    b = weights_to_gemm(tensors.weight, layer)
-    run = run_groups(pe, layer, a, b)
-    approx = run.outputs
-    exact = approx if pe.exact else gemm_product(a, b)
-    del a, b
-    metrics = error_metrics(approx, exact)
-    del exact
-    outputs = gemm_to_output(approx, layer)
+    sums = {"noise": 0.0, "signal": 0.0, "max": 0}
+
+    def measure(g: int, b: np.ndarray, approx: np.ndarray) -> None:
+        if pe.exact:  # exact by construction: no reference product
+            flat = approx.astype(np.float64).ravel()
+            sums["signal"] += float(np.dot(flat, flat))
+            return
+        exact = gemm_product(a[g][None], b[None])[0]
+        diff = approx - exact
+        if diff.size:
+            sums["max"] = max(sums["max"], int(np.abs(diff).max()))
+        flat = diff.astype(np.float64).ravel()
+        sums["noise"] += float(np.dot(flat, flat))
+        flat = exact.astype(np.float64).ravel()
+        sums["signal"] += float(np.dot(flat, flat))
+
+    run = run_groups(pe, layer, a,
+                     lambda g, lo, hi: weight_columns(tensors.weight, layer, g, lo, hi),
+                     on_block=measure)
+    del a
+    size = run.outputs.size
+    noise, signal = sums["noise"], sums["signal"]
+    sqnr = None if noise == 0 else (10 * math.log10(signal / noise) if signal > 0 else -math.inf)
+    metrics = ErrorMetrics(noise / size if size else 0.0, sums["max"], sqnr,
+                           signal / size if size else 0.0)
+    outputs = gemm_to_output(run.outputs, layer)
     if tensors.bias is not None:
         bias_shape = (1, -1) + (1,) * (outputs.ndim - 2)
         outputs = outputs + np.asarray(tensors.bias, dtype=np.int64).reshape(bias_shape)

@@ -131,7 +131,8 @@ class ErrorMetrics:
     mse: float
     max_abs_error: int
     sqnr_db: float | None  # None when there is no error at all
-    signal_power: float
+    #: None when the outputs were never formed (an exact PE counting from non-zero counts).
+    signal_power: float | None
 
 
 def error_metrics(approx: np.ndarray, exact: np.ndarray) -> ErrorMetrics:
@@ -296,7 +297,8 @@ class RunResult:
         for layer in simulated:
             counters.update(layer.counters)
             stats.update(layer.stats or {})
-        signal = sum(l.signal_power * l.m * l.n * l.groups for l in simulated)
+        # an exact layer whose outputs were never formed has no signal power (and no noise)
+        signal = sum((l.signal_power or 0.0) * l.m * l.n * l.groups for l in simulated)
         noise = sum(l.mse * l.m * l.n * l.groups for l in simulated)
         matches = [l.output_matches_trace for l in simulated if l.output_matches_trace is not None]
         return {

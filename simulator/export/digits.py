@@ -6,22 +6,17 @@ model: scikit-learn's bundled 8x8 digits (1797 images, 10 classes), split 70/30 
 32x32 and normalised to [-1, 1]. The network has BatchNorm, residual adds, a strided 1x1
 downsample, a depthwise conv and a linear head, so its trace exercises every layer kind.
 
-Commands (docs/digits-model.md)::
+Commands (docs/digits-model.md; the script is ``benchmarks/digits_model.py``)::
 
-    python -m simulator.export.digits train      # retrain -> workloads/digits_resnet.pt
-    python -m simulator.export.digits trace      # PTQ + trace -> workloads/digits_int8.npz
-    python -m simulator.export.digits accuracy   # print float and INT8 top-1 (held-out split)
+    .venv/bin/python benchmarks/digits_model.py train     # retrain -> workloads/digits_resnet.pt
+    .venv/bin/python benchmarks/digits_model.py trace     # PTQ + trace -> workloads/digits_int8.npz
+    .venv/bin/python benchmarks/digits_model.py accuracy  # float and INT8 top-1 (held-out split)
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,7 +25,7 @@ import simulator
 from simulator.errors import SasimError
 
 __all__ = ["DigitsResNet", "digits_split", "pretrained", "train", "WEIGHTS_PATH", "TRACE_PATH",
-           "SEED", "TRACE_SAMPLES", "CALIBRATION_SAMPLES", "main"]
+           "SEED", "TRACE_SAMPLES", "CALIBRATION_SAMPLES"]
 
 _WORKLOADS = Path(simulator.__file__).resolve().parent.parent / "workloads"
 WEIGHTS_PATH = _WORKLOADS / "digits_resnet.pt"
@@ -149,66 +144,3 @@ def pretrained(path: str | Path = WEIGHTS_PATH) -> DigitsResNet:
     model = DigitsResNet()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
-
-
-def _accuracy_rows(model: nn.Module) -> tuple[float, float, float]:
-    from simulator.export.ptq import CalibrationOptions, evaluate, quantize
-
-    x_cal = digits_split("train")[0][:CALIBRATION_SAMPLES]
-    x_test, y_test = digits_split("test")
-    float_top1 = evaluate(model, x_test, y_test)
-    results = []
-    for method in ("max", "percentile", "mse"):
-        results.append(evaluate(quantize(model, x_cal, CalibrationOptions(method=method)),
-                                x_test, y_test))
-    return float_top1, *results
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m simulator.export.digits train|trace|accuracy``."""
-    parser = argparse.ArgumentParser(prog="python -m simulator.export.digits",
-                                     description="Train, trace or evaluate the digits model.")
-    parser.add_argument("command", choices=["train", "trace", "accuracy"])
-    parser.add_argument("--weights", default=str(WEIGHTS_PATH), help="float state dict (.pt)")
-    parser.add_argument("--out", default=str(TRACE_PATH), help="trace to write (trace)")
-    parser.add_argument("--epochs", type=int, default=EPOCHS, help="training epochs (train)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    try:
-        if args.command == "train":
-            start = time.perf_counter()
-            model = train(args.epochs, log=True)
-            torch.save(model.state_dict(), args.weights)
-            print(f"trained in {time.perf_counter() - start:.1f} s; wrote {args.weights}")
-        elif args.command == "accuracy":
-            float_top1, *int8 = _accuracy_rows(pretrained(args.weights))
-            n = digits_split("test")[0].shape[0]
-            print(f"digits held-out split ({n} images), top-1 %:")
-            print(f"  float32                     {100 * float_top1:6.2f}")
-            for method, top1 in zip(("max", "percentile 99.99", "mse (shipped trace)"), int8):
-                print(f"  INT8 PTQ, {method:<20} {100 * top1:6.2f}  "
-                      f"({100 * (top1 - float_top1):+.2f})")
-        else:
-            from simulator.export.ptq import CalibrationOptions, export_trace
-
-            x_test, y_test = digits_split("test")
-            result = export_trace(
-                pretrained(args.weights), digits_split("train")[0][:CALIBRATION_SAMPLES],
-                x_test[:TRACE_SAMPLES], args.out, "digits_resnet",
-                CalibrationOptions(method="mse"), evaluation=(x_test, y_test),
-                provenance={"model": "simulator.export.digits.DigitsResNet",
-                            "weights": Path(args.weights).name,
-                            "calibration_data": f"digits:train[:{CALIBRATION_SAMPLES}]",
-                            "traced_data": f"digits:test[:{TRACE_SAMPLES}]",
-                            "eval_data": "digits:test"})
-            print(f"wrote {result.path}: {len(result.layers)} layers, {result.traced_samples} "
-                  f"images; top-1 float {100 * result.float_top1:.2f} %, "
-                  f"INT8 {100 * result.int8_top1:.2f} % on {result.eval_samples} test images")
-    except SasimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

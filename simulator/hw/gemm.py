@@ -3,19 +3,33 @@
 A grouped conv lowers to ``groups`` independent GEMMs (docs/timing-model.md); the PE's
 functional model runs one GEMM at a time. This is the one loop over the groups: the
 simulator's functional run and the accuracy tooling both call it.
+
+For a PE whose columns are independent (``PEModel.columns_independent``), a layer whose
+int64 B would be large runs a block of whole column folds at a time, its B lowered block by
+block, so memory stays bounded (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 
 from simulator.hw.pe.registry import PEModel
 from simulator.workloads.layers import Layer
 
-__all__ = ["GroupedRun", "run_groups"]
+__all__ = ["GroupedRun", "run_groups", "column_blocks", "COLUMN_BLOCK_BYTES"]
+
+#: int64 bytes of one group's B (and so of a PE's per-weight state) above which a PE with
+#: independent columns runs the layer a block of column folds at a time.
+COLUMN_BLOCK_BYTES = 64 << 20
+
+#: Lowers columns ``lo:hi`` of group ``g`` of B: ``(g, lo, hi) -> int64 (K, hi - lo)``.
+WeightBlocks = Callable[[int, int, int], np.ndarray]
+#: Called after each PE call with (group, B block, the block's outputs (M, hi - lo)).
+BlockSink = Callable[[int, np.ndarray, np.ndarray], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,14 +49,39 @@ class GroupedRun:
     stats: dict[str, int]
 
 
-def run_groups(pe: PEModel, layer: Layer, a: np.ndarray, b: np.ndarray) -> GroupedRun:
-    """Run ``pe.simulate_gemm`` on each group of ``a`` (G, M, K) . ``b`` (G, K, N)."""
+def column_blocks(pe: PEModel, layer: Layer) -> list[tuple[int, int]]:
+    """Column ranges of one group's GEMM the PE runs in one call: all columns, or, for a PE
+    with independent columns and a B above :data:`COLUMN_BLOCK_BYTES`, blocks of whole
+    column folds of the PE's array."""
+    gemm = layer.gemm
+    if not pe.columns_independent or gemm.k * gemm.n * 8 <= COLUMN_BLOCK_BYTES:
+        return [(0, gemm.n)]
+    fold = max(1, pe.array.cols)
+    width = max(fold, COLUMN_BLOCK_BYTES // (8 * max(gemm.k, 1)) // fold * fold)
+    return [(lo, min(gemm.n, lo + width)) for lo in range(0, gemm.n, width)]
+
+
+def run_groups(pe: PEModel, layer: Layer, a: np.ndarray, b: np.ndarray | WeightBlocks,
+               on_block: BlockSink | None = None) -> GroupedRun:
+    """Run ``pe.simulate_gemm`` on each group of ``a`` (G, M, K) . ``b`` (G, K, N).
+
+    ``b`` may instead be a function lowering one block of columns (:data:`WeightBlocks`):
+    the PE then runs the :func:`column_blocks` of each group. ``on_block`` sees every block's
+    operand and outputs (the caller's error metrics).
+    """
+    lazy = callable(b)
+    blocks = column_blocks(pe, layer) if lazy else [(0, b.shape[2])]
+    n_cols = layer.gemm.n if lazy else b.shape[2]
     counters: Counter[str] = Counter({name: 0 for name in pe.counter_names})
     stats: Counter[str] = Counter({name: 0 for name in pe.stat_names})
-    outputs = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.int64)
+    outputs = np.empty((a.shape[0], a.shape[1], n_cols), dtype=np.int64)
     for g in range(a.shape[0]):
-        run = pe.simulate_gemm(layer, a[g], b[g])
-        outputs[g] = run.outputs
-        counters.update(run.counters)
-        stats.update(run.stats)
+        for lo, hi in blocks:
+            block = b(g, lo, hi) if lazy else b[g]
+            run = pe.simulate_gemm(layer, a[g], block)
+            outputs[g, :, lo:hi] = run.outputs
+            counters.update(run.counters)
+            stats.update(run.stats)
+            if on_block is not None:
+                on_block(g, block, run.outputs)
     return GroupedRun(outputs, dict(counters), dict(stats))

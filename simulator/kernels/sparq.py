@@ -254,7 +254,7 @@ def stc_compress(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return code, w0, w1, (None if g < 0 else (int(g), int(n), int(count)))
 
 
-@njit(parallel=True, error_model="numpy")
+@njit(parallel=True, checked=False)
 def _stc_gemm(a, values, classes, n_classes, code, w0, w1, col_count, present, patterns, out,
               joint, extremes):  # pragma: no cover - compiled
     m_rows, kd = a.shape

@@ -152,11 +152,32 @@ def _count_active_pairs(x_pat, y_pat, y_slots, out):  # pragma: no cover - compi
 
 
 @njit
+def _disjoint_pairs(hx, hy, lanes):  # pragma: no cover - compiled
+    """Pairs (x, y) of patterns over ``lanes`` bits that share no set bit, from their
+    histograms ``hx`` and ``hy`` (length 2**lanes): ``sum_x hx[x] * #{y subset of ~x}``.
+
+    ``hy`` is overwritten by its subset-sum transform (``hy[p]`` becomes the number of y
+    patterns that are subsets of p), which gives the second factor for every x at once.
+    """
+    size = 1 << lanes
+    full = size - 1
+    for bit in range(lanes):
+        step = 1 << bit
+        for p in range(size):
+            if p & step:
+                hy[p] += hy[p ^ step]
+    disjoint = np.int64(0)
+    for x in range(size):
+        if hx[x]:
+            disjoint += hx[x] * hy[full ^ x]
+    return disjoint
+
+
+@njit
 def _count_active_dense(x_pat, y_pat, y_slots, lanes, out):  # pragma: no cover - compiled
     n_q, n_x = x_pat.shape
     n_y = y_pat.shape[1]
     size = 1 << lanes
-    full = size - 1
     # Serial on purpose: the per-group work is small, and a parallel loop with per-group
     # allocations measured 75x slower here.
     for q in range(n_q):
@@ -172,16 +193,7 @@ def _count_active_dense(x_pat, y_pat, y_slots, lanes, out):  # pragma: no cover 
             for r in range(y_slots[q, b]):
                 hy[y_pat[q, b, r]] += 1
                 n_pairs += 1
-        for bit in range(lanes):
-            step = 1 << bit
-            for m in range(size):
-                if m & step:
-                    hy[m] += hy[m ^ step]
-        disjoint = np.int64(0)
-        for x in range(size):
-            if hx[x]:
-                disjoint += hx[x] * hy[full ^ x]
-        out[q] = n_x * n_pairs - disjoint
+        out[q] = n_x * n_pairs - _disjoint_pairs(hx, hy, lanes)
 
 
 def count_active_cycles(x_pat: np.ndarray, y_pat: np.ndarray, y_slots: np.ndarray) -> int:
@@ -495,7 +507,6 @@ def position_histogram(approx: np.ndarray, masks: np.ndarray, shifts: np.ndarray
 @njit
 def _active_from_histograms(hx, hy):  # pragma: no cover - compiled
     n_q, size = hx.shape
-    full = size - 1
     lanes = 0
     while (1 << lanes) < size:
         lanes += 1
@@ -508,18 +519,7 @@ def _active_from_histograms(hx, hy):  # pragma: no cover - compiled
             n_x += hx[q, p]
             n_y += hy[q, p]
             subsets[p] = hy[q, p]
-        # subsets[p] becomes the number of y patterns that are subsets of p; a pair is
-        # inactive when y is a subset of ~x.
-        for bit in range(lanes):
-            step = 1 << bit
-            for p in range(size):
-                if p & step:
-                    subsets[p] += subsets[p ^ step]
-        disjoint = np.int64(0)
-        for x in range(size):
-            if hx[q, x]:
-                disjoint += hx[q, x] * subsets[full ^ x]
-        total += n_x * n_y - disjoint
+        total += n_x * n_y - _disjoint_pairs(hx[q], subsets, lanes)
     return total
 
 

@@ -46,14 +46,10 @@ inside vectorised loops are selects.
 from __future__ import annotations
 
 import functools
-import itertools
-import os
-from concurrent.futures import ThreadPoolExecutor
 
-import numba
 import numpy as np
 
-from simulator.kernels.jit import njit
+from simulator.kernels.jit import kernel_threads, njit, parallel_map
 
 __all__ = ["sysmt_gemm", "trim", "OperandRangeError"]
 
@@ -70,7 +66,7 @@ class OperandRangeError(ValueError):
     """An activation or weight lies outside the 8-bit range -128..255 the kernel is exact for."""
 
 
-@njit(error_model="numpy", inline="always")
+@njit(checked=False, inline="always")
 def trim(v, half_even):  # pragma: no cover - compiled
     """Reduce a float32 holding an 8-bit value to its high nibble, keeping the sign.
 
@@ -84,7 +80,7 @@ def trim(v, half_even):  # pragma: no cover - compiled
     return v if mag < np.float32(16.0) else np.copysign(kept, v)
 
 
-@njit(error_model="numpy")
+@njit(checked=False)
 def _weight_row(b, k, half_even, sparsity_aware, wc, wstate):  # pragma: no cover - compiled
     """Row k of :func:`_prepare_weights`; returns (largest |w|, out-of-range count)."""
     zero = np.float32(0.0)
@@ -110,7 +106,7 @@ def _weight_row(b, k, half_even, sparsity_aware, wc, wstate):  # pragma: no cove
     return big, bad
 
 
-@njit(error_model="numpy")
+@njit(checked=False)
 def _prepare_weights(b, half_even, sparsity_aware, wc, wstate, k_lo, k_hi):  # pragma: no cover
     """Rows k_lo..k_hi: ``wc[k, i] = (w, wr, tw)[i]`` as float32, and ``wstate[k]`` one byte
     per weight (its column state, 16 for zero), all the column pass reads.
@@ -126,7 +122,7 @@ def _prepare_weights(b, half_even, sparsity_aware, wc, wstate, k_lo, k_hi):  # p
     return big, bad
 
 
-@njit(error_model="numpy")
+@njit(checked=False)
 def _column_step(wstate, schedule, j, hist_cols, ex_cols, codes, partial):  # pragma: no cover
     """Step j of :func:`_column_histogram`."""
     threads = schedule.shape[0]
@@ -161,7 +157,7 @@ def _column_step(wstate, schedule, j, hist_cols, ex_cols, codes, partial):  # pr
                               + partial[3, code])
 
 
-@njit(error_model="numpy")
+@njit(checked=False)
 def _column_histogram(wstate, schedule, hist_cols, ex_cols, j_lo, j_hi):  # pragma: no cover
     """For steps j_lo..j_hi: ``hist_cols[j, code]``, the columns whose joint weight state at
     step j is ``code`` (base 4, thread t adding ``4**t * state``: 0 zero weight or no
@@ -203,7 +199,7 @@ def _dispatch_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 _CLASS, _LIVE, _CODE = _dispatch_tables()
 
 
-@njit(error_model="numpy")
+@njit(checked=False)
 def _convert_rows(a, m0, rows, half_even, af, df, st):  # pragma: no cover - compiled
     """Rows m0..m0+rows of A, vectorised along K: ``af`` the activations (float32), ``df``
     their trim losses ``a - ta``, ``st`` a state byte (bit 0: non-zero, bit 4: trimmed).
@@ -227,7 +223,7 @@ def _convert_rows(a, m0, rows, half_even, af, df, st):  # pragma: no cover - com
     return bad
 
 
-@njit(error_model="numpy")
+@njit(checked=False)
 def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, j0, j1, flush,
           count, acc, acc64, kr, wrow):  # pragma: no cover - compiled
     """Outputs of rows m0..m0+rows (converted in ``af``, ``df``, ``st``) and columns n0..n1,
@@ -367,7 +363,7 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, j0, j1
             out[m0 + i, n] = np.int64(acc64[ui, n] + acc[ui, n])
 
 
-@njit(error_model="numpy")
+@njit(checked=False)
 def _outputs(a, schedule, half_even, wc, ex_cols, outs, hist, tiles, flush, first,
              end):  # pragma: no cover - compiled
     """Tiles first..end (rows of ``tiles``: first row, rows, first column, end column,
@@ -404,51 +400,30 @@ def _class_table(threads: int) -> np.ndarray:
     """(3**T, 4**T) class of a PE-step by its row and column state codes.
 
     0 idle, 1 single, 2 shared_exact, 3 shared_reduced; the rules of the module docstring.
+    Row code ``sum(s_t 3**t)`` (state 0 zero, 1 exact, 2 trimmed activation); column code
+    ``sum(q_t 4**t)`` (0 zero, 1 narrow, 2 wide, 3 trimmed weight).
     """
-    table = np.empty((3**threads, 4**threads), dtype=np.int64)
-    for row_states in itertools.product(range(3), repeat=threads):
-        row_code = sum(s * 3**t for t, s in enumerate(row_states))
-        for col_states in itertools.product(range(4), repeat=threads):
-            col_code = sum(q * 4**t for t, q in enumerate(col_states))
-            active = [t for t in range(threads) if row_states[t] and col_states[t]]
-            trimmed_a = [row_states[t] == 2 for t in active]
-            wide_w = [col_states[t] >= 2 for t in active]
-            trimmed_w = [col_states[t] == 3 for t in active]
-            if len(active) <= 1:
-                cls = len(active)
-            elif len(active) == 2:
-                cls = 3 if any(x and y for x, y in zip(trimmed_a, wide_w)) else 2
-            else:
-                cls = 3 if any(x or y for x, y in zip(trimmed_a, trimmed_w)) else 2
-            table[row_code, col_code] = cls
-    return table
-
-
-_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+    digits = np.arange(threads)
+    row = (np.arange(3**threads)[:, None] // 3**digits) % 3  # (R, T) states
+    col = (np.arange(4**threads)[:, None] // 4**digits) % 4  # (C, T) states
+    active = (row[:, None, :] > 0) & (col[None, :, :] > 0)  # (R, C, T)
+    count = active.sum(axis=2)
+    trimmed_a = row[:, None, :] == 2
+    # two live threads: reduced when a trimmed activation meets a wide weight; three or
+    # four: reduced when any live operand is trimmed
+    two = (active & trimmed_a & (col[None, :, :] >= 2)).any(axis=2)
+    more = (active & (trimmed_a | (col[None, :, :] == 3))).any(axis=2)
+    reduced = np.where(count == 2, two, more)
+    return np.where(count <= 1, count, np.where(reduced, 3, 2)).astype(np.int64)
 
 
 def _workers(pe_steps: int) -> int:
     """Threads for one GEMM: ``NUMBA_NUM_THREADS`` (default: the cores), one for small work.
 
-    The kernels release the GIL and run in a plain thread pool rather than numba's parallel
-    backend: that one (OpenMP here) spins between regions, and on a shared machine the
-    spinning starves the other threads, BLAS's included.
+    The kernels release the GIL and run on :func:`simulator.kernels.jit.parallel_map`'s
+    thread pool rather than numba's parallel backend (see :mod:`simulator.kernels.jit`).
     """
-    return 1 if pe_steps < _PARALLEL_MIN else max(1, numba.config.NUMBA_NUM_THREADS)
-
-
-def _parallel(workers: int, tasks: int, fn) -> list:
-    """``[fn(task) for task in range(tasks)]`` on ``workers`` threads (inline for one).
-
-    Threads take the next task as they finish one, so with more tasks than threads a
-    thread slowed by other jobs on the machine does not hold the others up.
-    """
-    if workers == 1:
-        return [fn(task) for task in range(tasks)]
-    key = (os.getpid(), workers)
-    if key not in _POOLS:
-        _POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sysmt")
-    return list(_POOLS[key].map(fn, range(tasks)))
+    return 1 if pe_steps < _PARALLEL_MIN else kernel_threads()
 
 
 def _tiles(m_rows: int, n_cols: int, steps: int, workers: int) -> np.ndarray:
@@ -538,7 +513,7 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     k_cut = np.linspace(0, kd, min(tasks, max(kd, 1)) + 1).astype(np.int64)
     j_cut = np.linspace(0, steps, min(tasks, max(steps, 1)) + 1).astype(np.int64)
 
-    parts = _parallel(workers, len(k_cut) - 1, lambda w: _prepare_weights(
+    parts = parallel_map(workers, len(k_cut) - 1, lambda w: _prepare_weights(
         b, round_half_even, sparsity_aware, wc, wstate, k_cut[w], k_cut[w + 1]))
     if sum(bad for _, bad in parts):
         raise OperandRangeError(f"weights must lie in {_LOW}..{_HIGH}")
@@ -547,7 +522,7 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     step_max = threads * max(-_LOW, _HIGH) * max(1, big_w)
     flush = max(1, (_EXACT_FLOAT32 - 1) // step_max)
     ex_cols = np.empty((steps, n_cols + 1), dtype=np.int64)
-    _parallel(workers, len(j_cut) - 1, lambda w: _column_histogram(
+    parallel_map(workers, len(j_cut) - 1, lambda w: _column_histogram(
         wstate, sched, hist_cols, ex_cols, j_cut[w], j_cut[w + 1]))
     tiles = _tiles(m_rows, n_cols, steps, workers)
     parts = int(tiles[:, 6].max()) + 1 if len(tiles) else 1
@@ -556,7 +531,7 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     # counts its row states into its own histogram.
     t_cut = np.linspace(0, len(tiles), min(tasks, len(tiles)) + 1).astype(np.int64)
     hist_rows = np.zeros((max(1, len(t_cut) - 1), steps, 3**threads), dtype=np.float64)
-    if len(tiles) and sum(_parallel(workers, len(t_cut) - 1, lambda w: _outputs(
+    if len(tiles) and sum(parallel_map(workers, len(t_cut) - 1, lambda w: _outputs(
             a, sched, round_half_even, wc, ex_cols, outs, hist_rows[w], tiles, flush,
             t_cut[w], t_cut[w + 1]))):
         raise OperandRangeError(f"activations must lie in {_LOW}..{_HIGH}")

@@ -17,12 +17,15 @@ import numpy as np
 
 from simulator.workloads.layers import Layer, LayerTensors
 
-__all__ = ["im2col", "weights_to_gemm", "gemm_to_output", "gemm_product", "exact_output",
-           "output_shape"]
+__all__ = ["im2col", "weights_to_gemm", "weight_columns", "gemm_to_output", "gemm_product",
+           "exact_output", "output_shape", "im2col_nonzeros", "weight_nonzeros"]
 
 # float64 represents every integer below 2**53 exactly, so a float64 BLAS product is exact
 # when every partial sum stays below that bound; it is much faster than numpy's int64 matmul.
 _FLOAT64_EXACT = 2**53
+#: Rows of A converted to float64 at a time by gemm_product, as elements (8 MiB): the
+#: product never holds a float64 copy of a whole im2col matrix.
+_PRODUCT_BLOCK = 1 << 20
 
 
 def output_shape(layer: Layer) -> tuple[int, ...]:
@@ -58,11 +61,8 @@ def im2col(x: np.ndarray, layer: Layer) -> np.ndarray:
     r_taps, s_taps = layer.kernel_size
     (sh, sw), (dh, dw), (ph, pw) = layer.stride, layer.dilation, layer.padding
     p, q = layer.output_size
-    # Rows/columns the taps reach; the SCALE-Sim rule (and any ceil-style output size) may
-    # need zeros beyond the symmetric padding at the bottom/right.
-    need_h = (p - 1) * sh + dh * (r_taps - 1) + 1
-    need_w = (q - 1) * sw + dw * (s_taps - 1) + 1
-    padded = np.zeros((n, c, max(need_h, h + 2 * ph), max(need_w, w + 2 * pw)), dtype=np.int64)
+    # The padded copy keeps the input's (narrow) dtype; only the result is int64.
+    padded = np.zeros((n, c, *_tap_geometry(layer, h, w)), dtype=x.dtype)
     padded[:, :, ph:ph + h, pw:pw + w] = x
     taps = r_taps * s_taps
     cols = np.empty((n, p, q, taps, c), dtype=np.int64)
@@ -73,6 +73,58 @@ def im2col(x: np.ndarray, layer: Layer) -> np.ndarray:
             cols[:, :, :, r * s_taps + s, :] = window.transpose(0, 2, 3, 1)
     cols = cols.reshape(n * p * q, taps, g, cg).transpose(2, 0, 1, 3)
     return np.ascontiguousarray(cols).reshape(g, n * p * q, taps * cg)
+
+
+def _tap_geometry(layer: Layer, h: int, w: int) -> tuple[int, int]:
+    """Height and width of the zero-padded input that every tap of every output reaches: the
+    SCALE-Sim rule (and any ceil-style output size) may need zeros beyond the symmetric
+    padding at the bottom/right."""
+    r_taps, s_taps = layer.kernel_size
+    (sh, sw), (dh, dw), (ph, pw) = layer.stride, layer.dilation, layer.padding
+    p, q = layer.output_size
+    need_h = (p - 1) * sh + dh * (r_taps - 1) + 1
+    need_w = (q - 1) * sw + dw * (s_taps - 1) + 1
+    return max(need_h, h + 2 * ph), max(need_w, w + 2 * pw)
+
+
+def im2col_nonzeros(x: np.ndarray, layer: Layer) -> np.ndarray:
+    """Non-zero entries of each column of :func:`im2col` ``(x, layer)``, without building it.
+
+    Returns
+    -------
+    np.ndarray
+        int64 (g, Kd): for column ``k = (r*S + s)*(C/g) + c`` of group ``g``, the number of
+        rows (n, p, q) whose input at that tap and channel is non-zero.
+    """
+    x = np.asarray(x)
+    if layer.op != "conv2d":
+        return np.count_nonzero(x.reshape(x.shape[0], -1), axis=0).astype(np.int64)[None]
+    n, c, h, w = x.shape
+    g = layer.groups
+    r_taps, s_taps = layer.kernel_size
+    (sh, sw), (dh, dw), (ph, pw) = layer.stride, layer.dilation, layer.padding
+    p, q = layer.output_size
+    mask = np.zeros((n, c, *_tap_geometry(layer, h, w)), dtype=np.bool_)
+    mask[:, :, ph:ph + h, pw:pw + w] = x != 0
+    counts = np.empty((r_taps * s_taps, c), dtype=np.int64)
+    for r in range(r_taps):
+        for s in range(s_taps):
+            window = mask[:, :, r * dh:r * dh + (p - 1) * sh + 1:sh,
+                          s * dw:s * dw + (q - 1) * sw + 1:sw]
+            counts[r * s_taps + s] = np.count_nonzero(window, axis=(0, 2, 3))
+    return np.ascontiguousarray(
+        counts.reshape(r_taps * s_taps, g, c // g).transpose(1, 0, 2)).reshape(g, -1)
+
+
+def weight_nonzeros(w: np.ndarray, layer: Layer) -> np.ndarray:
+    """Non-zero entries of each row of :func:`weights_to_gemm` ``(w, layer)``: int64 (g, Kd)."""
+    nonzero = np.asarray(w) != 0
+    if layer.op != "conv2d":
+        return np.count_nonzero(nonzero, axis=0).astype(np.int64)[None]
+    f, cg, r, s = nonzero.shape
+    g = layer.groups
+    per_group = np.count_nonzero(nonzero.reshape(g, f // g, cg, r, s), axis=1)  # (g, cg, r, s)
+    return np.ascontiguousarray(per_group.transpose(0, 2, 3, 1)).reshape(g, r * s * cg)
 
 
 def weights_to_gemm(w: np.ndarray, layer: Layer) -> np.ndarray:
@@ -99,6 +151,18 @@ def weights_to_gemm(w: np.ndarray, layer: Layer) -> np.ndarray:
     return np.ascontiguousarray(out).reshape(g, r * s * cg, f // g)
 
 
+def weight_columns(w: np.ndarray, layer: Layer, group: int, lo: int, hi: int) -> np.ndarray:
+    """Columns ``lo:hi`` of group ``group`` of :func:`weights_to_gemm` ``(w, layer)``: int64
+    (Kd, hi - lo), without lowering the other columns."""
+    w = np.asarray(w)
+    if layer.op != "conv2d":
+        return np.ascontiguousarray(w[lo:hi].T, dtype=np.int64)
+    fg = w.shape[0] // layer.groups
+    block = w[group * fg + lo:group * fg + hi]  # (hi - lo, cg, r, s)
+    return np.ascontiguousarray(block.transpose(2, 3, 1, 0),
+                                dtype=np.int64).reshape(-1, block.shape[0])
+
+
 def gemm_to_output(o: np.ndarray, layer: Layer) -> np.ndarray:
     """Map GEMM results (g, M, Fg) back to the layer's output layout.
 
@@ -118,14 +182,26 @@ def gemm_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Exact int64 batched product ``a @ b`` of (g, M, Kd) and (g, Kd, Fg) integer arrays.
 
     Uses float64 BLAS when the magnitudes guarantee exactness (max|a| * max|b| * Kd < 2**53,
-    always true for 8-bit data), and numpy's int64 matmul otherwise.
+    always true for 8-bit data), converting A a block of rows at a time, and numpy's int64
+    matmul otherwise.
     """
     if a.size == 0 or b.size == 0:
         return np.zeros((a.shape[0], a.shape[1], b.shape[2]), dtype=np.int64)
-    bound = int(np.abs(a).max()) * int(np.abs(b).max()) * a.shape[2]
-    if bound < _FLOAT64_EXACT:
-        return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int64)
-    return np.matmul(a.astype(np.int64), b.astype(np.int64))
+    bound = _magnitude(a) * _magnitude(b) * a.shape[2]
+    if bound >= _FLOAT64_EXACT:
+        return np.matmul(a.astype(np.int64), b.astype(np.int64))
+    out = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.int64)
+    rows = max(1, _PRODUCT_BLOCK // a.shape[2])
+    for group in range(a.shape[0]):
+        bf = b[group].astype(np.float64)
+        for lo in range(0, a.shape[1], rows):
+            out[group, lo:lo + rows] = a[group, lo:lo + rows].astype(np.float64) @ bf
+    return out
+
+
+def _magnitude(x: np.ndarray) -> int:
+    """max|x| of a non-empty integer array, without a temporary of its size."""
+    return max(abs(int(x.min())), abs(int(x.max())))
 
 
 def exact_output(tensors: LayerTensors, layer: Layer) -> np.ndarray:

@@ -38,7 +38,7 @@ def _head(workload: Workload, count: int) -> Workload:
 
 
 def test_digits_setup_reproduces_the_shipped_trace(digits_baseline):
-    # load_setup('digits') quantises as `python -m simulator.export.digits trace` did: same
+    # load_setup('digits') quantises as `benchmarks/digits_model.py trace` did: same
     # integer weights and biases, same integer inputs of the first traced images
     trace = api.load_workload("digits_int8")
     integer = digits_baseline.qmodel.integer_layers()

@@ -1,18 +1,19 @@
-"""GEMM lowering against torch's conv2d/linear (float64 is exact at these magnitudes)."""
+"""GEMM lowering against a naive im2col, and its helpers (numpy only).
+
+The comparison with torch's conv2d/linear is in test_lowering_torch.py.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.workloads.layers import Layer, LayerTensors
-from simulator.workloads.lowering import (exact_output, gemm_to_output, im2col, output_shape,
-                                          weights_to_gemm)
-
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
+from simulator.workloads import lowering
+from simulator.workloads.lowering import (exact_output, gemm_product, gemm_to_output, im2col,
+                                          im2col_nonzeros, weight_columns,
+                                          weight_nonzeros, weights_to_gemm)
 
 
 def _naive_im2col(x: np.ndarray, layer: Layer) -> np.ndarray:
@@ -54,28 +55,54 @@ def _conv_layer(case: dict) -> Layer | None:
     return None if list(layer.problems()) else layer
 
 
+def conv_case_data(case: dict, layer: Layer, dtype=np.int64):
+    """Seeded input, weights and bias of a hypothesis conv case (sparse, to test counts)."""
+    rng = np.random.default_rng(case["seed"])
+    x = rng.integers(0, 256, (layer.batch, layer.in_channels, *layer.input_size))
+    x[rng.random(x.shape) < 0.4] = 0
+    w = rng.integers(-127, 128, (layer.out_channels, case["cg"], *layer.kernel_size))
+    w[rng.random(w.shape) < 0.3] = 0
+    b = rng.integers(-5000, 5000, layer.out_channels) if case["bias"] else None
+    return x.astype(dtype), w, b
+
+
 @settings(max_examples=60, deadline=None)
 @given(conv_cases)
-def test_conv_matches_torch_and_naive_im2col(case):
+def test_conv_matches_naive_im2col_and_helpers(case):
     layer = _conv_layer(case)
     if layer is None:
         return
-    rng = np.random.default_rng(case["seed"])
-    x = rng.integers(0, 256, (layer.batch, layer.in_channels, *layer.input_size))
-    w = rng.integers(-127, 128, (layer.out_channels, case["cg"], *layer.kernel_size))
-    b = rng.integers(-5000, 5000, layer.out_channels) if case["bias"] else None
-    out = exact_output(LayerTensors(x, w, b), layer)
-    ref = F.conv2d(torch.tensor(x, dtype=torch.float64), torch.tensor(w, dtype=torch.float64),
-                   None if b is None else torch.tensor(b, dtype=torch.float64),
-                   stride=case["stride"], padding=case["pad"], dilation=case["dil"],
-                   groups=case["g"]).numpy()
-    assert out.dtype == np.int64
-    assert out.shape == output_shape(layer) == ref.shape
-    np.testing.assert_array_equal(out, ref.astype(np.int64))
-    np.testing.assert_array_equal(im2col(x, layer), _naive_im2col(x, layer))
+    x, w, _ = conv_case_data(case, layer, np.uint8)
+    a = im2col(x, layer)
+    assert a.dtype == np.int64
+    np.testing.assert_array_equal(a, _naive_im2col(x.astype(np.int64), layer))
     gemm = layer.gemm
-    assert im2col(x, layer).shape == (gemm.groups, gemm.m, gemm.k)
-    assert weights_to_gemm(w, layer).shape == (gemm.groups, gemm.k, gemm.n)
+    b = weights_to_gemm(w, layer)
+    assert a.shape == (gemm.groups, gemm.m, gemm.k)
+    assert b.shape == (gemm.groups, gemm.k, gemm.n)
+    # the non-zero counts the exact PEs count from, without the im2col matrix
+    np.testing.assert_array_equal(im2col_nonzeros(x, layer), np.count_nonzero(a, axis=1))
+    np.testing.assert_array_equal(weight_nonzeros(w, layer), np.count_nonzero(b, axis=2))
+    # any block of columns of one group, lowered alone
+    rng = np.random.default_rng(case["seed"] + 1)
+    group = int(rng.integers(gemm.groups))
+    lo = int(rng.integers(gemm.n))
+    hi = int(rng.integers(lo, gemm.n)) + 1
+    block = weight_columns(w, layer, group, lo, hi)
+    assert block.dtype == np.int64
+    np.testing.assert_array_equal(block, b[group, :, lo:hi])
+
+
+def test_gemm_product_blocks_and_bounds(monkeypatch):
+    rng = np.random.default_rng(3)
+    a = rng.integers(-128, 256, (2, 37, 11))
+    b = rng.integers(-128, 128, (2, 11, 5))
+    expected = np.einsum("gmk,gkn->gmn", a, b)
+    monkeypatch.setattr(lowering, "_PRODUCT_BLOCK", 11 * 4)  # 4 rows of A at a time
+    out = gemm_product(a.astype(np.int16), b.astype(np.int8))
+    assert out.dtype == np.int64
+    np.testing.assert_array_equal(out, expected)
+    assert gemm_product(a[:, :0], b).shape == (2, 0, 5)
 
 
 def test_depthwise_is_one_column_per_group():
@@ -95,20 +122,26 @@ def test_k_order_is_tap_major_channel_minor():
     np.testing.assert_array_equal(im2col(x, layer)[0, 0], [1, 10, 2, 20, 3, 30, 4, 40])
 
 
-def test_linear_matches_torch_and_large_values_stay_exact():
-    rng = np.random.default_rng(1)
-    layer = Layer(name="fc", op="linear", in_channels=33, out_channels=7, batch=5,
-                  activation_signed=True)
-    x = rng.integers(-128, 128, (5, 33))
-    w = rng.integers(-127, 128, (7, 33))
-    b = rng.integers(-10, 10, 7)
-    ref = F.linear(torch.tensor(x, dtype=torch.float64), torch.tensor(w, dtype=torch.float64),
-                   torch.tensor(b, dtype=torch.float64)).numpy().astype(np.int64)
-    np.testing.assert_array_equal(exact_output(LayerTensors(x, w, b), layer), ref)
+def test_large_values_stay_exact():
     # beyond 2**53 the float64 shortcut would round: the int64 path must be taken
     big = LayerTensors(np.full((1, 4), 2**30), np.full((1, 4), 2**30 - 1))
     big_layer = Layer(name="big", op="linear", in_channels=4, out_channels=1, batch=1)
     assert exact_output(big, big_layer)[0, 0] == 4 * 2**30 * (2**30 - 1)
+
+
+def test_linear_helpers():
+    rng = np.random.default_rng(1)
+    layer = Layer(name="fc", op="linear", in_channels=33, out_channels=7, batch=5,
+                  activation_signed=True)
+    x = rng.integers(-128, 128, (5, 33))
+    x[:, ::3] = 0
+    w = rng.integers(-127, 128, (7, 33))
+    w[::2, 1::4] = 0
+    a, b = im2col(x, layer), weights_to_gemm(w, layer)
+    np.testing.assert_array_equal(exact_output(LayerTensors(x, w), layer), x @ w.T)
+    np.testing.assert_array_equal(im2col_nonzeros(x, layer), np.count_nonzero(a, axis=1))
+    np.testing.assert_array_equal(weight_nonzeros(w, layer), np.count_nonzero(b, axis=2))
+    np.testing.assert_array_equal(weight_columns(w, layer, 0, 2, 6), b[0, :, 2:6])
 
 
 def test_scalesim_rule_pads_bottom_right():

@@ -133,3 +133,59 @@ def test_inspect_cli_bad_input(cli, tmp_path):
     result = cli("inspect", bad)
     assert result.status == 2 and "Traceback" not in result.err
     assert result.err.startswith("sasim: error: ") and len(result.err.strip().splitlines()) == 1
+
+
+def test_normal_quantile_is_accurate():
+    from statistics import NormalDist
+
+    from simulator.workloads.synthetic import _normal_quantile
+
+    p = np.array([1e-12, 1e-6, 0.01, 0.02425, 0.3, 0.5, 0.8, 0.97575, 0.999, 1 - 1e-9])
+    expected = [NormalDist().inv_cdf(float(x)) for x in p]
+    np.testing.assert_allclose(_normal_quantile(p), expected, rtol=2e-9, atol=1e-9)
+
+
+def test_activation_tables_follow_the_documented_law():
+    from simulator.workloads.synthetic import _activation_table
+
+    table = _activation_table(8, False, 0.52, 28.0, 1.0)
+    assert table.dtype == np.uint8 and table.size == 2**16
+    assert np.all(np.diff(table.astype(np.int64)) >= 0)  # a quantile function
+    assert abs(np.mean(table == 0) - 0.52) <= 2**-16
+    nonzero = table[table > 0].astype(np.int64)
+    assert nonzero.min() == 1 and nonzero.max() == 255
+    assert abs(np.median(nonzero) - 28) <= 1
+    # P(value clipped to 255) = P(z > (ln 254.5 - ln 28)) of the non-zero ones
+    from statistics import NormalDist
+    clipped = 1 - NormalDist().cdf(np.log(254.5) - np.log(28.0))
+    assert abs(np.mean(nonzero == 255) - clipped) < 1e-3
+    signed = _activation_table(8, True, 0.1, 28.0, 1.0)
+    assert signed.dtype == np.int8 and signed.size == 2**16
+    half = signed.size // 2
+    np.testing.assert_array_equal(np.clip(-signed[:half].astype(np.int64), 0, 127),
+                                  signed[half:])
+    assert signed.min() == -128 and signed.max() == 127
+    assert abs(np.mean(signed == 0) - 0.1) <= 2**-15
+    wide = _activation_table(12, False, 0.0, 28.0, 2.0)
+    assert wide.dtype == np.int64 and wide.max() == 4095 and wide.min() == 1
+
+
+def test_every_filter_is_scaled_to_its_own_maximum():
+    t = layer_tensors(CONV, 1, SyntheticOptions())
+    per_filter = np.abs(t.weight.astype(np.int64)).reshape(CONV.out_channels, -1).max(axis=1)
+    assert np.all(per_filter == 127)
+    gaussian = layer_tensors(FC, 2, SyntheticOptions(weight_shape=2.0))
+    assert np.all(np.abs(gaussian.weight.astype(np.int64)).max(axis=1) == 127)
+    # lighter tails: more weights far from zero than the Laplace law gives
+    laplace = layer_tensors(FC, 2, SyntheticOptions())
+    assert np.mean(np.abs(gaussian.weight) >= 16) > np.mean(np.abs(laplace.weight) >= 16)
+
+
+def test_pruning_breaks_ties_by_position():
+    from simulator.workloads.synthetic import _prune
+
+    w = np.array([3.0, -1.0, 1.0, 0.5, -0.5, 2.0, 1.0], dtype=np.float32)
+    _prune(w, 3)
+    np.testing.assert_array_equal(w, [3.0, 0.0, 1.0, 0.0, 0.0, 2.0, 1.0])
+    _prune(w, 0)
+    assert np.count_nonzero(w) == 4

@@ -153,6 +153,8 @@ class A4W8PE(PEModel):
         return thread_schedule(kd, 2, "interleaved")
 
     def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
+        from simulator.kernels.sparq import pair_transform  # numba loads on first use
+
         check_weights(layer, b, "A4W8")
         a = a.astype(np.int64, copy=False)
         if self.options.scale == "fixed":

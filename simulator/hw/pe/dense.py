@@ -53,6 +53,7 @@ class DensePE(PEModel):
     #: Zero operands decide which steps cost a multiply, so energy needs the data.
     data_dependent = True
     exact = True
+    columns_independent = True
 
     def reduction_steps(self, layer: Layer) -> int:
         return layer.gemm.k
@@ -67,6 +68,13 @@ class DensePE(PEModel):
 
     def composition(self, layer: Layer | None = None) -> Composition:
         return dense_composition()
+
+    def exact_counters(self, layer: Layer, a_nonzero: np.ndarray,
+                       b_nonzero: np.ndarray) -> dict[str, int]:
+        gemm = layer.gemm
+        active = int(np.einsum("gk,gk->", a_nonzero, b_nonzero))
+        total = gemm.groups * gemm.m * gemm.n * gemm.k
+        return {"idle": total - active, "single": active}
 
     def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
         outputs = gemm_product(a[None], b[None])[0]

@@ -177,13 +177,17 @@ class PEModel(ABC):
     #: from :meth:`column_fold_steps` (a shape-only workload gets synthetic data even for a
     #: timing-only run).
     weight_dependent_timing: ClassVar[bool] = False
-    #: True when the outputs equal the exact GEMM by construction: the core then reports
-    #: the run as exact without computing a reference GEMM.
+    #: True when :meth:`simulate_gemm`'s outputs are the exact GEMM for any data: a run then
+    #: reports the layer exact without computing a reference product (docs/performance.md).
     exact: ClassVar[bool] = False
     #: The family of like-for-like baselines in ``sasim compare``: a design is compared with
     #: the first design of the list whose PE type is this family's name (default: the
     #: designs of the registry's first type, the exact word-parallel baseline).
     baseline_family: ClassVar[str | None] = None
+    #: True when a GEMM's outputs are its column blocks' outputs side by side and its
+    #: counters and stats their sums, for blocks of whole array column folds: a run may then
+    #: simulate a large layer a block of columns at a time (bounded memory).
+    columns_independent: ClassVar[bool] = False
 
     def __init__(self, options: PEOptions, array: ArrayConfig | None = None) -> None:
         self.options = options
@@ -197,6 +201,13 @@ class PEModel(ABC):
     @abstractmethod
     def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
         """Functional simulation of one GEMM group: A (M, Kd) . B (Kd, N), int64 inputs."""
+
+    def exact_counters(self, layer: Layer, a_nonzero: np.ndarray,
+                       b_nonzero: np.ndarray) -> dict[str, int] | None:
+        """Counters of an :attr:`exact` PE whose activity depends only on which operands are
+        zero, from per-K counts of non-zero operands (int64 (g, Kd) each: rows of A, columns
+        of B), without the outputs; None when the PE needs the full data (the default)."""
+        return None
 
     def check_layers(self, names: set[str]) -> None:
         """Raise ValueError when options name layers the workload does not have."""

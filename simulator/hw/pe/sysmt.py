@@ -98,6 +98,8 @@ class SySMTPE(PEModel):
     Options = SySMTOptions
     counter_names = COUNTERS
     data_dependent = True
+    #: Output columns and per-column activity are independent (docs/pe-models.md).
+    columns_independent = True
 
     options: SySMTOptions
 

@@ -1,0 +1,56 @@
+"""simulator.kernels.jit: compile options in one place, and the kernels' one thread pool."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from simulator.kernels import jit
+
+
+def test_parallel_map_keeps_order_and_runs_on_pool_threads():
+    names: set[str] = set()
+
+    def task(i: int) -> int:
+        names.add(threading.current_thread().name)
+        return i * i
+
+    assert jit.parallel_map(2, 9, task) == [i * i for i in range(9)]
+    assert all(name.startswith("sasim-kernel") for name in names)
+    names.clear()
+    assert jit.parallel_map(1, 3, task) == [0, 1, 4]  # one worker: inline
+    assert names == {threading.current_thread().name}
+
+
+def test_one_pool_per_process_grows_and_is_not_inherited(monkeypatch):
+    pool = jit._Pool()
+    first = pool.executor(2)
+    assert pool.executor(1) is first and pool.executor(2) is first
+    bigger = pool.executor(3)
+    assert bigger is not first and first._shutdown
+    # after a fork the child must not use the parent's threads
+    monkeypatch.setattr(jit.os, "getpid", lambda: -1)
+    assert pool.executor(2) is not bigger
+    assert not bigger._shutdown  # the parent's pool is the parent's to shut down
+    bigger.shutdown()
+
+
+def test_njit_options():
+    @jit.njit(checked=False)
+    def divide(a, b):  # pragma: no cover - compiled
+        return a // b
+
+    @jit.njit
+    def checked_divide(a, b):  # pragma: no cover - compiled
+        return a // b
+
+    assert divide(7, 2) == checked_divide(7, 2) == 3
+    assert divide.targetoptions["error_model"] == "numpy"
+    assert checked_divide.targetoptions["error_model"] == "python"
+    assert checked_divide.targetoptions["nogil"] and not checked_divide.targetoptions["fastmath"]
+    with pytest.raises(ZeroDivisionError):
+        checked_divide(1, 0)
+    assert jit.kernel_threads() >= 1
+    assert np.array_equal(jit.parallel_map(2, 0, lambda i: i), [])
