@@ -233,6 +233,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from simulator.hw.pe import pe_types
+    from simulator.shipped import shipped_sweeps
+    from simulator.sweep import load_sweep
 
     rows = []
     for path in api.shipped_archs():
@@ -258,6 +260,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
             rows.append([path.stem, path.suffix[1:], "?", f"invalid: {exc}"])
     print("\nworkloads (workloads/, use --workload NAME):")
     print(format_table(["name", "format", "layers", "GMACs"], rows, "llrr"))
+    rows = []
+    for path in shipped_sweeps():
+        try:
+            spec = load_sweep(path)
+            rows.append([path.stem, ", ".join(spec.workloads), spec.description])
+        except SasimError as exc:
+            rows.append([path.stem, "?", f"invalid: {exc}"])
+    print("\nsweep specs (sweeps/, use sasim sweep NAME --out DIR):")
+    print(format_table(["name", "workloads", "description"], rows, "lll"))
     return 0
 
 
@@ -492,7 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every design of a sweep spec (docs/sweeps.md) on every workload: one "
                     "row per point in DIR/results.csv and each point's summary in "
                     "DIR/points/ID.json. Re-running the same command skips finished points.")
-    swp.add_argument("spec", metavar="SPEC.yaml", help="the sweep spec")
+    swp.add_argument("spec", metavar="SPEC.yaml",
+                     help="the sweep spec: a path, or a shipped spec's name (sasim list)")
     swp.add_argument("--out", required=True, metavar="DIR", help="the results directory")
     swp.add_argument("--executor", choices=["local", "dask"], default="local",
                      help="local process pool (default) or Dask distributed")
