@@ -178,7 +178,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     arch_specs = args.arch or list(DEFAULT_COMPARISON)
     archs = [api.load_arch(spec, args.set or ()) for spec in arch_specs]
     workloads = [api.load_workload(spec) for spec in args.workload]
-    rows, records = [], []
+    rows, records, plot_rows = [], [], []
     show = _progress(True)
     total = len(workloads) * len(archs)
     for w_index, workload in enumerate(workloads):
@@ -215,6 +215,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                             "array_energy_pj": summary.get("array_energy_pj"),
                             "array_area_um2": summary["array_area_um2"],
                             "area_um2": summary["area_um2"], "data": summary["data"]})
+            plot_rows.append({**records[-1], **{key: summary.get(key) for key in (
+                "tech", "clock_mhz", "arch_config", "functional")}})
     print(f"speedup is relative to the first design ({archs[0].name}) on each workload")
     print(format_table(["workload", "design", "array", "pe", "cycles", "time us", "speedup",
                         "vs baseline", "util %", "SQNR dB", "energy uJ", "energy vs first",
@@ -226,9 +228,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.out:
         report_files.write_outputs(Path(args.out), {
             "comparison.json": json.dumps(records, indent=2) + "\n",
-            "comparison.csv": report_files.records_csv(records)})
-        print(f"wrote comparison.json, comparison.csv to {args.out}")
+            "comparison.csv": report_files.records_csv(records),
+            "comparison.png": lambda path: _save_comparison_plot(plot_rows, path)})
+        print(f"wrote comparison.json, comparison.csv and the plot of speedup and energy per "
+              f"design, {Path(args.out) / 'comparison.png'}")
     return 0
+
+
+def _save_comparison_plot(rows: list[dict], path: Path) -> None:
+    from simulator.reports.plots import comparison_figure, save_figure
+
+    save_figure(comparison_figure(rows), path)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -493,7 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a workload (repeatable)")
     cmp_.add_argument("--set", action="append", metavar="KEY=VALUE",
                       help="override a key in every arch (repeatable)")
-    cmp_.add_argument("--out", metavar="DIR", help="write comparison.csv/json into DIR")
+    cmp_.add_argument("--out", metavar="DIR",
+                      help="write comparison.csv/json and comparison.png (speedup and energy "
+                           "per design) into DIR")
     cmp_.add_argument("--timing-only", action="store_true",
                       help="skip functional simulation (no SQNR)")
     cmp_.set_defaults(func=_cmd_compare)
