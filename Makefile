@@ -8,7 +8,7 @@ export MPLBACKEND := Agg
 
 .PHONY: run test wheel bench docs clean
 
-$(VENV)/.base-installed: pyproject.toml
+$(VENV)/.base-installed: pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e .
