@@ -11,7 +11,9 @@ is the one place that knows both layouts (docs/getting-started.md, "Installing")
   effect without reinstalling.
 
 Only one of the two exists for a given ``simulator`` package, so the choice is never
-ambiguous.
+ambiguous. (An editable install cannot serve the mapped folders as packages: setuptools'
+editable finder does not import a mapped package without ``__init__.py`` below a regular one,
+so the checkout's folders are read directly.)
 """
 
 from __future__ import annotations
