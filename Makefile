@@ -6,9 +6,9 @@ SASIM  := $(VENV)/bin/sasim
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
 export MPLBACKEND := Agg
 
-.PHONY: run test bench docs clean
+.PHONY: run test wheel bench docs clean
 
-$(VENV)/.base-installed: pyproject.toml
+$(VENV)/.base-installed: pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e .
@@ -21,7 +21,10 @@ $(VENV)/.dev-installed: pyproject.toml $(VENV)/.base-installed
 run: $(VENV)/.base-installed  ## the default job: compare the designs on the shipped workloads
 	$(SASIM) compare --workload digits_int8 --workload resnet18 --out out/compare
 
-test: $(VENV)/.dev-installed  ## the whole test suite
+wheel: $(VENV)/.base-installed  ## build dist/sasim-*.whl (it carries the shipped configs, workloads, sweeps)
+	$(PY) -m pip wheel --no-deps --wheel-dir dist .
+
+test: $(VENV)/.dev-installed  ## the whole test suite (tests/test_wheel.py builds and installs the wheel)
 	$(PY) -m pytest -q -n 2 -p no:cacheprovider
 
 bench: $(VENV)/.dev-installed  ## the benchmarks (slow; they print figures, they do not assert)
@@ -31,4 +34,4 @@ docs: $(VENV)/.base-installed  ## regenerate the generated parts of docs/
 	$(PY) -m simulator.docgen
 
 clean:
-	rm -rf out .numba_cache .pytest_cache
+	rm -rf out .numba_cache .pytest_cache build dist

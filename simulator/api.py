@@ -32,13 +32,14 @@ from simulator.memory import (Dram, LayerSchedule, TileProgram, hcm_bit_ops, hcm
 from simulator.operands import BUFFERS, PerBuffer
 from simulator.results import (ErrorMetrics, FunctionalResult, LayerResult, LayerTimeline,
                                RunResult, error_metrics)
+from simulator.shipped import ARCH_DIR, TECH_DIR, WORKLOAD_DIR, shipped_archs, shipped_workloads
+from simulator.shipped import resolve as _resolve
 from simulator.workloads.layers import Layer, LayerTensors, Workload
 from simulator.workloads.lowering import (gemm_product, gemm_to_output, im2col, im2col_nonzeros,
                                           weight_columns, weight_nonzeros, weights_to_gemm)
 from simulator.workloads.shapes import load_topology_csv, load_workload_yaml
 
 __all__ = [
-    "REPO_ROOT",
     "ARCH_DIR",
     "TECH_DIR",
     "WORKLOAD_DIR",
@@ -56,33 +57,6 @@ __all__ = [
     "simulate",
     "with_synthetic_data",
 ]
-
-REPO_ROOT = Path(simulator.__file__).resolve().parent.parent
-ARCH_DIR = REPO_ROOT / "arch_configs"
-TECH_DIR = ARCH_DIR / "tech"
-WORKLOAD_DIR = REPO_ROOT / "workloads"
-
-
-def _resolve(spec: str | Path, folder: Path, suffixes: Sequence[str]) -> Path:
-    """A path as given, or the name of a shipped file in ``folder`` (``resnet18``)."""
-    path = Path(spec)
-    if path.exists() or path.suffix:
-        return path
-    for suffix in suffixes:
-        candidate = folder / f"{spec}{suffix}"
-        if candidate.exists():
-            return candidate
-    return path
-
-
-def shipped_archs() -> list[Path]:
-    """The arch configs shipped in ``arch_configs/``."""
-    return sorted(ARCH_DIR.glob("*.yaml"))
-
-
-def shipped_workloads() -> list[Path]:
-    """The workloads shipped in ``workloads/`` (YAML and traces)."""
-    return sorted([*WORKLOAD_DIR.glob("*.yaml"), *WORKLOAD_DIR.glob("*.npz")])
 
 
 def load_arch(spec: str | Path, overrides: Sequence[str] = ()) -> ArchConfig:

@@ -188,7 +188,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     arch_specs = args.arch or default_comparison()
     archs = [api.load_arch(spec, args.set or ()) for spec in arch_specs]
     workloads = [api.load_workload(spec) for spec in args.workload]
-    rows, records = [], []
+    rows, records, plot_rows = [], [], []
     show = _progress(True)
     total = len(workloads) * len(archs)
     for w_index, workload in enumerate(workloads):
@@ -227,6 +227,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                             "array_energy_pj": summary.get("array_energy_pj"),
                             "array_area_um2": summary["array_area_um2"],
                             "area_um2": summary["area_um2"], "data": summary["data"]})
+            plot_rows.append({**records[-1], **{key: summary.get(key) for key in (
+                "tech", "clock_mhz", "arch_config", "functional")}})
     print(f"speedup is relative to the first design ({archs[0].name}) on each workload")
     print(format_table(["workload", "design", "array", "pe", "cycles", "time us", "speedup",
                         "vs baseline", "util %", "SQNR dB", "energy uJ", "energy vs first",
@@ -238,13 +240,23 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.out:
         report_files.write_outputs(Path(args.out), {
             "comparison.json": json.dumps(records, indent=2) + "\n",
-            "comparison.csv": report_files.records_csv(records)})
-        print(f"wrote comparison.json, comparison.csv to {args.out}")
+            "comparison.csv": report_files.records_csv(records),
+            "comparison.png": lambda path: _save_comparison_plot(plot_rows, path)})
+        print(f"wrote comparison.json, comparison.csv and the plot of speedup and energy per "
+              f"design, {Path(args.out) / 'comparison.png'}")
     return 0
+
+
+def _save_comparison_plot(rows: list[dict], path: Path) -> None:
+    from simulator.reports.plots import comparison_figure, save_figure
+
+    save_figure(comparison_figure(rows), path)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from simulator.hw.pe import pe_types
+    from simulator.shipped import shipped_sweeps
+    from simulator.sweep import load_sweep
 
     rows = []
     for path in api.shipped_archs():
@@ -270,6 +282,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
             rows.append([path.stem, path.suffix[1:], "?", f"invalid: {exc}"])
     print("\nworkloads (workloads/, use --workload NAME):")
     print(format_table(["name", "format", "layers", "GMACs"], rows, "llrr"))
+    rows = []
+    for path in shipped_sweeps():
+        try:
+            spec = load_sweep(path)
+            rows.append([path.stem, ", ".join(spec.workloads), spec.description])
+        except SasimError as exc:
+            rows.append([path.stem, "?", f"invalid: {exc}"])
+    print("\nsweep specs (sweeps/, use sasim sweep NAME --out DIR):")
+    print(format_table(["name", "workloads", "description"], rows, "lll"))
     return 0
 
 
@@ -494,7 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a workload (repeatable)")
     cmp_.add_argument("--set", action="append", metavar="KEY=VALUE",
                       help="override a key in every arch (repeatable)")
-    cmp_.add_argument("--out", metavar="DIR", help="write comparison.csv/json into DIR")
+    cmp_.add_argument("--out", metavar="DIR",
+                      help="write comparison.csv/json and comparison.png (speedup and energy "
+                           "per design) into DIR")
     cmp_.add_argument("--timing-only", action="store_true",
                       help="skip functional simulation (no SQNR)")
     cmp_.set_defaults(func=_cmd_compare)
@@ -504,7 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run every design of a sweep spec (docs/sweeps.md) on every workload: one "
                     "row per point in DIR/results.csv and each point's summary in "
                     "DIR/points/ID.json. Re-running the same command skips finished points.")
-    swp.add_argument("spec", metavar="SPEC.yaml", help="the sweep spec")
+    swp.add_argument("spec", metavar="SPEC.yaml",
+                     help="the sweep spec: a path, or a shipped spec's name (sasim list)")
     swp.add_argument("--out", required=True, metavar="DIR", help="the results directory")
     swp.add_argument("--executor", choices=["local", "dask"], default="local",
                      help="local process pool (default) or Dask distributed")

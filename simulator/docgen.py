@@ -12,12 +12,13 @@ from simulator.config.arch import ArchConfig
 from simulator.config.schema import describe_fields
 from simulator.energy import tech
 from simulator.hw.pe import builtin_pe_types
+from simulator.shipped import TECH_DIR
 from simulator.workloads import shapes
 
 __all__ = ["config_reference", "derived_tech_tables", "main"]
 
+#: ``make docs`` regenerates the files of the source checkout this package was imported from.
 _REPO = Path(__file__).resolve().parent.parent
-_TECH_DIR = _REPO / "arch_configs" / "tech"
 #: Tables derived from generic_45nm: name -> (node nm, supply V). The supply is the usual
 #: nominal core voltage of the node (an assumption the derived table states).
 _DERIVED = {"generic_16nm": (16.0, 0.8)}
@@ -85,7 +86,7 @@ def config_reference() -> str:
 
 def derived_tech_tables() -> dict[str, str]:
     """YAML text of every table derived from generic_45nm, by file name."""
-    base = tech.load_tech(_TECH_DIR / "generic_45nm.yaml")
+    base = tech.load_tech(TECH_DIR / "generic_45nm.yaml")
     out = {}
     for name, (node, volts) in _DERIVED.items():
         data = tech.scale_table(base, node, volts, name)
@@ -97,8 +98,13 @@ def derived_tech_tables() -> dict[str, str]:
 
 
 def main() -> int:
+    if not (_REPO / "pyproject.toml").is_file():
+        print(f"error: {_REPO} is not a source checkout; `make docs` regenerates the files of "
+              f"a clone", file=sys.stderr)
+        return 2
     targets = {_REPO / "docs" / "config-reference.md": config_reference()}
-    targets.update({_TECH_DIR / name: text for name, text in derived_tech_tables().items()})
+    tech_dir = _REPO / "arch_configs" / "tech"
+    targets.update({tech_dir / name: text for name, text in derived_tech_tables().items()})
     for target, text in targets.items():
         target.parent.mkdir(exist_ok=True)
         target.write_text(text, encoding="utf-8")

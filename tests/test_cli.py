@@ -58,6 +58,8 @@ def test_compare(cli, tmp_path):
     assert [r["arch"] for r in records] == ["os_sa_16x16", "os_sa_32x32", "sysmt_2t_16x16"]
     assert records[0]["speedup"] == 1.0 and records[1]["speedup"] > 3
     assert 1.8 < records[2]["speedup"] < 2
+    plot = tmp_path / "c" / "comparison.png"  # what `make run` promises
+    assert plot.read_bytes().startswith(b"\x89PNG") and str(plot) in result.out
 
 
 @pytest.mark.parametrize(("files", "argv", "needle"), [

@@ -21,15 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import simulator
 from simulator.errors import SasimError
+from simulator.shipped import WORKLOAD_DIR
 
 __all__ = ["DigitsResNet", "digits_split", "pretrained", "train", "WEIGHTS_PATH", "TRACE_PATH",
            "SEED", "TRACE_SAMPLES", "CALIBRATION_SAMPLES"]
 
-_WORKLOADS = Path(simulator.__file__).resolve().parent.parent / "workloads"
-WEIGHTS_PATH = _WORKLOADS / "digits_resnet.pt"
-TRACE_PATH = _WORKLOADS / "digits_int8.npz"
+WEIGHTS_PATH = WORKLOAD_DIR / "digits_resnet.pt"
+TRACE_PATH = WORKLOAD_DIR / "digits_int8.npz"
 SEED = 0
 TRACE_SAMPLES = 32          # first test images recorded in the shipped trace
 CALIBRATION_SAMPLES = 512   # first training images used for calibration

@@ -39,6 +39,7 @@ __all__ = [
     "accuracy_figure",
     "sweep_figure",
     "run_figure",
+    "comparison_figure",
     "save_figure",
     "pareto_front",
     "geometric_mean",
@@ -646,6 +647,57 @@ def sweep_figure(results: SweepResults, kind: str, **options: Any) -> Figure:
     if kind not in _SWEEP_FIGURES:
         raise ResultsError(f"unknown plot kind {kind!r} (kinds: {', '.join(KINDS)})")
     return _SWEEP_FIGURES[kind](results, **options)
+
+
+# --- a comparison (sasim compare) --------------------------------------------------------
+
+def comparison_figure(records: Sequence[Mapping[str, Any]]) -> Figure:
+    """``sasim compare``: speedup (time per inference) and energy of every design relative
+    to the first one, per workload, with their geometric mean over several workloads.
+
+    Parameters
+    ----------
+    records : sequence of mapping
+        One per (workload, design), in the comparison's order: ``workload``, ``arch`` (the
+        design's name), ``time_us`` and ``energy_pj`` (None when not priced), plus the run
+        summary's ``tech``, ``clock_mhz``, ``arch_config``, ``functional`` and ``data`` for
+        the caption.
+    """
+    if not records:
+        raise ResultsError("comparison plot: no results")
+    # the design's name is its one axis ("base": labelled by the name alone)
+    results = SweepResults(path=Path("comparison"),
+                           rows=tuple({**r, "base": r["arch"]} for r in records),
+                           axes=("base",), name="compare", points_dir=None)
+    designs = results.designs()
+    base = designs[0]
+    workloads = results.workloads()
+    panels = [("speedup over the first design (x)",
+               {d.label: _speedups(d, base, workloads) for d in designs})]
+    energies = {d.label: [_ratio(_metric(d.rows.get(w), "energy_pj"),
+                                 _metric(base.rows.get(w), "energy_pj")) for w in workloads]
+                for d in designs}
+    priced = any(v is not None for values in energies.values() for v in values)
+    if priced:  # a timing-only comparison has no energy
+        panels.append(("energy / first design", energies))
+    lines = max(len(d.parts) for d in designs)
+    bars = len(designs) * (len(workloads) + (len(workloads) > 1))
+    fig = _figure(2.5 + 0.22 * bars + 0.25 * len(designs),
+                  1.6 + 0.15 * lines + 2.8 * len(panels))
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (ylabel, values) in zip(axes, panels):
+        series = [(w, _SERIES_COLORS[i % len(_SERIES_COLORS)],
+                   [values[d.label][i] for d in designs]) for i, w in enumerate(workloads)]
+        if len(workloads) > 1:
+            series.append(("geometric mean", _GEOMEAN_COLOR,
+                           [geometric_mean(values[d.label]) for d in designs]))
+        _grouped_bars(ax, [_tick(d) for d in designs], series, value_labels=[series[-1][0]])
+        ax.axhline(1.0, color="0.3", linestyle="--", linewidth=0.8)
+        ax.set_ylabel(ylabel)
+    axes[-1].set_xlabel("design")
+    _side_legend(axes[0], *axes[0].get_legend_handles_labels(), title="workload")
+    title = "speedup and energy per inference" if priced else "speedup per inference"
+    return _finish(fig, f"{title}\nrelative to {base.label} (1.0)", list(records))
 
 
 # --- one run -----------------------------------------------------------------------------

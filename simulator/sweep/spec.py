@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 import simulator
-from simulator import api
+from simulator import api, shipped
 from simulator.config.files import read_yaml_mapping
 from simulator.config.schema import build, dump, option
 from simulator.errors import ConfigError, SasimError
@@ -149,8 +149,9 @@ class SweepPlan:
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep spec YAML; errors name the file and the key path."""
-    path = Path(path)
+    """Read and validate a sweep spec YAML (a path, or a shipped spec's name such as
+    ``designs_resnet18``); errors name the file and the key path."""
+    path = shipped.resolve(path, shipped.SWEEP_DIR, (".yaml",))
     return sweep_from_mapping(read_yaml_mapping(path), f"{path}: sweep")
 
 
@@ -308,7 +309,7 @@ def plan_sweep(spec: SweepSpec, source: str | Path) -> SweepPlan:
         Naming the spec file, the axis and the value of the first invalid design, with the
         arch schema's own message.
     """
-    source = Path(source)
+    source = shipped.resolve(source, shipped.SWEEP_DIR, (".yaml",))
     where = f"{source}: sweep"
     folder = source.resolve().parent
     bases = (spec.base,) if isinstance(spec.base, str) else spec.base

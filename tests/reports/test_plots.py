@@ -331,6 +331,34 @@ def test_run_figure_energy_uses_the_component_colours():
     assert plots.component_color("new_class") == plots.component_color("new_class")
 
 
+def test_comparison_figure_draws_speedup_and_energy_per_design(tmp_path):
+    records = []
+    for workload in (TINY, SMALL):
+        path = tmp_path / "w.yaml"
+        path.write_text(workload)
+        for arch in ("os_sa_16x16", "sysmt_2t_16x16"):
+            summary = api.simulate(api.load_arch(arch), api.load_workload(path)).summary()
+            records.append({"workload": summary["workload"], "arch": arch,
+                            "time_us": summary["time_us"], "energy_pj": summary["energy_pj"],
+                            **{k: summary[k] for k in ("tech", "clock_mhz", "arch_config",
+                                                       "functional")}})
+    fig = plots.comparison_figure(records)
+    speedup_ax, energy_ax = fig.axes[:2]
+    assert [t.get_text() for t in energy_ax.get_xticklabels()] == ["os_sa_16x16",
+                                                                   "sysmt_2t_16x16"]
+    first, second = records[2], records[3]  # the second workload: the second series
+    bars = [c for c in speedup_ax.containers if c.get_label() == first["workload"]][0]
+    assert [p.get_height() for p in bars] == pytest.approx(
+        [1.0, first["time_us"] / second["time_us"]])
+    bars = [c for c in energy_ax.containers if c.get_label() == first["workload"]][0]
+    assert [p.get_height() for p in bars] == pytest.approx(
+        [1.0, second["energy_pj"] / first["energy_pj"]])
+    assert {c.get_label() for c in energy_ax.containers} == {
+        records[0]["workload"], first["workload"], "geometric mean"}
+    unpriced = plots.comparison_figure([{**r, "energy_pj": None} for r in records])
+    assert len([ax for ax in unpriced.axes if ax.containers]) == 1  # no energy panel
+
+
 def test_reports_do_not_import_the_simulator():
     code = ("import sys, simulator.reports.plots, simulator.reports.sweep_results; "
             "bad = [m for m in sys.modules if m.startswith(('simulator.hw', 'simulator.engine', "
