@@ -9,7 +9,8 @@ not both: this file discovers the ``simulator`` packages and adds the mapped one
 from setuptools import find_namespace_packages, setup
 
 #: The data folders a wheel carries, as packages under ``simulator._shipped``.
-SHIPPED = ["arch_configs", "arch_configs.tech", "workloads", "sweeps"]
+SHIPPED = ["arch_configs", "arch_configs.tech", "arch_configs.comparisons", "workloads",
+           "sweeps"]
 
 setup(packages=[*find_namespace_packages(include=["simulator", "simulator.*"],
                                          exclude=["*.__pycache__"]),

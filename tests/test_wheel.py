@@ -23,6 +23,7 @@ pytestmark = pytest.mark.wheel
 
 #: The shipped data folders and the files of each that the wheel must carry.
 SHIPPED = {"arch_configs": ("*.yaml",), "arch_configs/tech": ("*.yaml",),
+           "arch_configs/comparisons": ("*.yaml",),
            "workloads": ("*.yaml", "*.npz", "*.pt"), "sweeps": ("*.yaml",)}
 #: What a clean clone would not hold (build products, caches, local environments).
 _NOT_IN_A_CLONE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info",
@@ -107,7 +108,7 @@ def test_sasim_list_names_every_shipped_file(wheel_env):
     listed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
     for name in _expected_files():
         path = Path(name)
-        if path.parent.name != "tech" and path.suffix != ".pt":
+        if path.parent.name not in ("tech", "comparisons") and path.suffix != ".pt":
             assert path.stem in listed, name
 
 
@@ -145,3 +146,11 @@ def test_a_timing_run_and_a_functional_run_from_another_directory(wheel_env):
     assert result.returncode == 0, result.stderr
     assert "simulated outputs match the trace's recorded outputs" in result.stdout
     assert (elsewhere / "digits" / "summary.json").is_file()
+
+
+def test_the_default_comparison_runs_from_the_installed_package(wheel_env):
+    _, bin_dir, elsewhere, env = wheel_env
+    result = _run([bin_dir / "sasim", "compare", "--workload", "resnet18", "--timing-only",
+                   "--out", "cmp"], elsewhere, env)
+    assert result.returncode == 0, result.stderr
+    assert (elsewhere / "cmp" / "comparison.png").is_file()
