@@ -31,7 +31,7 @@ from simulator.memory import (Dram, LayerSchedule, TileProgram, hcm_bit_ops, hcm
 from simulator.operands import BUFFERS, PerBuffer
 from simulator.results import (ErrorMetrics, FunctionalResult, LayerResult, LayerTimeline,
                                RunResult, error_metrics)
-from simulator.workloads.layers import Layer, LayerTensors, Workload
+from simulator.workloads.layers import Layer, LayerTensors, Workload, data_problem
 from simulator.workloads.lowering import gemm_product, gemm_to_output, im2col, weights_to_gemm
 from simulator.workloads.shapes import load_topology_csv, load_workload_yaml
 from simulator.workloads.synthetic import (SyntheticOptions, synthesize,
@@ -50,6 +50,7 @@ __all__ = [
     "FunctionalResult",
     "error_metrics",
     "load_arch",
+    "arch_loader",
     "load_tech_table",
     "load_workload",
     "shipped_archs",
@@ -89,6 +90,24 @@ def shipped_workloads() -> list[Path]:
 def load_arch(spec: str | Path, overrides: Sequence[str] = ()) -> ArchConfig:
     """Load an arch YAML, a SCALE-Sim ``.cfg`` or a shipped config's name, with overrides."""
     return arch_config.load_arch(_resolve(spec, ARCH_DIR, (".yaml",)), overrides, option_types())
+
+
+def arch_loader(spec: str | Path) -> Callable[..., ArchConfig]:
+    """Read an arch config once; the function returned validates it with ``--set``-style
+    overrides (exactly what :func:`load_arch` does, without reading the file again).
+
+    ``loader(overrides, name_overrides=False)`` starts its messages at ``arch.`` (the caller
+    names the file and the overrides).
+    """
+    path = _resolve(spec, ARCH_DIR, (".yaml",))
+    data = arch_config.read_arch_mapping(path)
+    types = option_types()
+
+    def load(overrides: Sequence[str] = (), name_overrides: bool = True) -> ArchConfig:
+        return arch_config.arch_from_mapping(data, str(path), types, overrides,
+                                             name_overrides=name_overrides)
+
+    return load
 
 
 def load_tech_table(spec: str | Path) -> TechTable:
@@ -297,6 +316,34 @@ def _timeline(name: str, origin: int, schedule: LayerSchedule,
         store_end=schedule.store_end, load_bytes=program.load, store_bytes=program.store)
 
 
+#: Most folds of one layer (the timing and memory models keep per-fold arrays).
+MAX_FOLDS = 1 << 24
+
+
+def _check_sizes(arch: ArchConfig, workload: Workload, needs_data: bool) -> None:
+    """Refuse, before anything is allocated, a layer with too many folds on this array or,
+    when the run holds data, whose data cannot fit (docs/config-reference.md, "Input
+    limits")."""
+    rows, cols = arch.array.rows, arch.array.cols
+    for layer in workload.layers:
+        gemm = layer.gemm
+        if arch.array.dataflow == "os":
+            spatial = (gemm.m, gemm.n)
+        elif arch.array.dataflow == "ws":
+            spatial = (gemm.k, gemm.n)
+        else:
+            spatial = (gemm.k, gemm.m)
+        folds = gemm.groups * -(-spatial[0] // rows) * -(-spatial[1] // cols)
+        if folds > MAX_FOLDS:
+            raise SimulationError(
+                f"{workload.source}: layer '{layer.name}': {folds:,} folds on the "
+                f"{rows}x{cols} array of {arch.name}, more than the {MAX_FOLDS:,} sasim "
+                f"simulates in one layer")
+        problem = data_problem(layer) if needs_data else None
+        if problem is not None:
+            raise SimulationError(f"{workload.source}: layer '{layer.name}': {problem}")
+
+
 def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
              output_sink: OutputSink | None = None,
              progress: Progress | None = None, timeline: bool = False) -> RunResult:
@@ -324,6 +371,9 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     except ValueError as exc:
         raise SimulationError(f"arch {arch.name}: {exc} (workload {workload.name})") from None
     tech = _arch_tech(arch)
+    needs_data = ((functional and (pe.data_dependent or workload.tensors is not None))
+                  or pe.weight_dependent_timing)
+    _check_sizes(arch, workload, needs_data)
     if (functional and pe.data_dependent) or pe.weight_dependent_timing:
         workload = with_synthetic_data(workload)
     run_functional = functional and workload.tensors is not None

@@ -10,10 +10,11 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import simulator
 from simulator import api
-from simulator.errors import SasimError
+from simulator.errors import SasimError, one_line
 from simulator.reports import files as report_files
 from simulator.reports.table import format_run, format_table
 from simulator.reports.timeline import timeline_json
@@ -142,8 +143,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from simulator.reports.plots import save_figure, sweep_figure
     from simulator.reports.sweep_results import load_results, parse_baseline
 
-    if not args.dpi > 0:
-        raise SasimError(f"--dpi: expected a positive number, got {args.dpi:g}")
+    if not 1 <= args.dpi <= MAX_DPI:
+        raise SasimError(f"--dpi: expected a number from 1 to {MAX_DPI}, got {args.dpi:g}")
     results = load_results(args.results)
     options: dict = {}
     if args.baseline is not None:
@@ -164,6 +165,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     print(f"wrote {out}")
     return 0
 
+
+#: Highest --dpi of `plot` (a figure at 100,000 dpi is gigapixels).
+MAX_DPI = 2400
 
 DEFAULT_COMPARISON = ("os_sa_16x16", "sysmt_2t_16x16", "sysmt_4t_16x16", "sparq_5opt_16x16",
                       "sparq_3opt_16x16", "sparq_2opt_16x16", "a4w8_16x16",
@@ -263,8 +267,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _inspect_data(args: argparse.Namespace):
     """The workload with the data ``inspect`` reads: its trace, or synthetic data."""
-    import yaml
-
+    from simulator.config.files import parse_override
     from simulator.config.schema import dump
     from simulator.errors import ConfigError
     from simulator.workloads.synthetic import (synthesize, synthetic_options_from_file,
@@ -280,10 +283,8 @@ def _inspect_data(args: argparse.Namespace):
                else synthetic_options_from_mapping(None, "data"))
     raw = dump(options)
     for item in args.data or ():
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--data {item!r}: expected KEY=VALUE")
-        raw[key.strip()] = yaml.safe_load(value)
+        key, value = parse_override(item, "--data", dotted=False)
+        raw[key[0]] = value
     options = synthetic_options_from_mapping(raw, "--data")
     return synthesize(workload, options), options
 
@@ -442,11 +443,11 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sasim`` (also used to generate docs)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sasim",
         description="Cycle-accurate simulator of sparsity- and precision-aware DNN accelerators.")
     parser.add_argument("--version", action="version", version=f"sasim {simulator.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     run = sub.add_parser("run", help="simulate a workload on an architecture",
@@ -618,14 +619,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line on stderr (exit status 2) like every other
+    error of sasim."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"sasim: error: {self.prog.removeprefix('sasim ')}: "
+                     f"{one_line(message)} (see {self.prog} --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 bad input)."""
+    """Run the CLI; returns the exit status (0 ok, 2 bad input).
+
+    Every error is one line on stderr, cut to a bound (:func:`simulator.errors.one_line`).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except SasimError as exc:
-        print(f"sasim: error: {exc}", file=sys.stderr)
+        print(f"sasim: error: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("sasim: error: out of memory (the input asks for more than this machine has)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sasim: interrupted", file=sys.stderr)

@@ -14,8 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from simulator.config.files import parse_override
 from simulator.errors import ResultsError
 
 __all__ = ["SweepResults", "Design", "load_results", "parse_cell", "parse_baseline"]
@@ -47,14 +46,8 @@ def parse_baseline(text: str) -> dict[str, Any] | str:
         return text
     out: dict[str, Any] = {}
     for item in text.split(","):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ResultsError(f"--baseline {text!r}: expected KEY=VALUE[,KEY=VALUE...] "
-                               f"or a design label")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            out[key.strip()] = value.strip()
+        key, value = parse_override(item, "--baseline", dotted=False)
+        out[key[0]] = value
     return out
 
 

@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from simulator.config.files import read_yaml_mapping
+from simulator.config.files import parse_override, read_yaml_mapping
 from simulator.config.schema import build, option
 from simulator.errors import ConfigError, SasimError, WorkloadError
 from simulator.workloads.layers import Layer, LayerTensors, Workload
@@ -66,7 +66,8 @@ class SyntheticOptions:
     (docs/synthetic-data.md compares them layer by layer).
     """
 
-    seed: int = option(0, doc="Base seed; layer i uses SeedSequence([seed, i]).")
+    seed: int = option(0, doc="Base seed; layer i uses SeedSequence([seed, i]).",
+                       check=lambda v: None if 0 <= v < 1 << 63 else "an integer from 0 to 2**63-1")
     activation_zero_fraction: float = option(
         0.52, doc="Fraction of exact zeros in unsigned (post-ReLU) activations.",
         check=_fraction)
@@ -243,8 +244,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     import argparse
 
-    import yaml
-
     parser = argparse.ArgumentParser(prog="python -m simulator.workloads.synthetic")
     parser.add_argument("command", choices=["compare"])
     parser.add_argument("trace", help="a trace .npz, e.g. workloads/digits_int8.npz")
@@ -253,10 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         raw = {}
         for item in args.options:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ConfigError(f"option {item!r}: expected KEY=VALUE")
-            raw[key] = yaml.safe_load(value)
+            key, value = parse_override(item, "option", dotted=False)
+            raw[key[0]] = value
         print(_compare(args.trace, synthetic_options_from_mapping(raw, "options")))
     except SasimError as exc:
         print(f"error: {exc}", file=sys.stderr)
