@@ -32,7 +32,7 @@ def shorten(value: object, limit: int = MAX_VALUE_CHARS) -> str:
 
 def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """``text`` as one line (line breaks escaped) of at most ``limit`` characters."""
-    text = " ".join(text.replace("\r", " ").split("\n"))
+    text = " ".join(text.splitlines())  # every line break Python knows (\u2028, \x85, ...)
     if len(text) > limit:
         text = f"{text[: limit - 25]}... ({len(text)} chars)"
     return text

@@ -436,7 +436,7 @@ def load_trace(path: str | Path, verify_values: bool = True) -> Workload:
             layers.append(layer)
         extra = sorted(members - expected)
         if extra:
-            raise TraceError(f"{path}: manifest: archive member '{extra[0]}' belongs to no "
+            raise TraceError(f"{path}: manifest: archive member {shorten(extra[0], 80)} belongs to no "
                              f"layer of the manifest")
         if verify_values:
             for layer in layers:
