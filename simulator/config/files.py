@@ -91,6 +91,10 @@ def _check_events(text: str) -> None:
     total = 0
     for event in yaml.parse(text, Loader=_BaseLoader):
         if isinstance(event, yaml.AliasEvent):
+            if any(entry[0] == event.anchor for entry in stack):
+                raise _Refused(None, None, f"alias *{shorten(event.anchor, 40)[1:-1]} refers to "
+                                           f"a value that contains it (a recursive value)",
+                               event.start_mark)
             nodes, depth = sizes.get(event.anchor, (1, 0))
         elif isinstance(event, yaml.ScalarEvent):
             nodes, depth = 1, 0

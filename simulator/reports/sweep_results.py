@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from simulator.config.files import parse_override
+from simulator.config.files import load_json_text, parse_override
 from simulator.errors import ResultsError
 
 __all__ = ["SweepResults", "Design", "load_results", "parse_cell", "parse_baseline"]
@@ -135,7 +134,8 @@ class SweepResults:
         if point_id not in self._records:
             path = self.points_dir / f"{point_id}.json"
             try:
-                self._records[point_id] = json.loads(path.read_text(encoding="utf-8"))
+                self._records[point_id] = load_json_text(path.read_text(encoding="utf-8"),
+                                                         str(path), ResultsError)
             except FileNotFoundError:
                 return None
             except (OSError, ValueError) as exc:
@@ -222,7 +222,8 @@ def load_results(path: str | Path) -> SweepResults:
     manifest = folder / _MANIFEST
     if manifest.exists():
         try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
+            data = load_json_text(manifest.read_text(encoding="utf-8"), str(manifest),
+                                  ResultsError)
             axes = tuple(a for a in data["axes"] if a in header)
             name = data.get("name") or name
         except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -18,8 +18,10 @@ import dataclasses
 import json
 import math
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,7 +59,8 @@ _REQUIRED_LAYER_KEYS = ("name", "op", "activation_signed", "activation_bits", "w
 _CONV_KEYS = ("stride", "padding", "dilation", "groups")
 _MAX_MANIFEST_BYTES = 64 << 20
 # Read errors numpy and zipfile raise for a corrupt, truncated or non-npz file.
-_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError)
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, IndexError,
+                struct.error, zlib.error, NotImplementedError, RuntimeError)
 
 
 @dataclasses.dataclass(frozen=True)

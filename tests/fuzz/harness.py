@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import os
 import signal
+import time
 import traceback
 
 from simulator.cli import main
@@ -40,6 +42,7 @@ def run_cli(*argv, timeout: int = 20) -> Outcome:
     """``sasim ARGV`` in-process: exit status, stdout, stderr and any escaped exception."""
     out, err = io.StringIO(), io.StringIO()
     crash = None
+    start = time.perf_counter()
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(timeout)
     try:
@@ -55,6 +58,13 @@ def run_cli(*argv, timeout: int = 20) -> Outcome:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+    slow_log = os.environ.get("SASIM_FUZZ_SLOW_LOG")
+    if slow_log and time.perf_counter() - start > 3:
+        with open(slow_log, "a", encoding="utf-8") as fh:
+            fh.write(f"{time.perf_counter() - start:.1f} s: {argv}\n")
+            for arg in argv:
+                if os.path.isfile(str(arg)) and os.path.getsize(str(arg)) < 20000:
+                    fh.write(open(str(arg), errors="replace").read() + "\n")
     return Outcome(status, out.getvalue(), err.getvalue(), crash)
 
 

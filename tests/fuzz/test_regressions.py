@@ -142,6 +142,11 @@ def test_alias_bomb_is_refused_cheaply(tmp_path):
     assert time.perf_counter() - start < 2
 
 
+def test_recursive_alias(tmp_path):
+    arch = _arch(tmp_path, "schema_version: 1\narray:\n  dataflow: &a\n  - - *a\n")
+    assert_refused(_run_arch(tmp_path, arch), "arch.yaml", "recursive")
+
+
 @pytest.mark.parametrize("text", ["[" * 5000 + "]" * 5000, "a:\n" + "".join(
     " " * i + "b:\n" for i in range(1, 3000))])
 def test_deep_yaml_nesting(tmp_path, text):
