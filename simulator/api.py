@@ -374,6 +374,11 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     needs_data = ((functional and (pe.data_dependent or workload.tensors is not None))
                   or pe.weight_dependent_timing)
     _check_sizes(arch, workload, needs_data)
+    for layer in workload.layers:
+        problem = pe.layer_problem(layer)
+        if problem is not None:
+            raise SimulationError(f"{workload.source}: layer '{layer.name}' on arch "
+                                  f"{arch.name}: {problem}")
     if (functional and pe.data_dependent) or pe.weight_dependent_timing:
         workload = with_synthetic_data(workload)
     run_functional = functional and workload.tensors is not None

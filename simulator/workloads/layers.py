@@ -109,9 +109,10 @@ class Layer:
         for name in ("in_channels", "out_channels", "batch", "groups"):
             if not 0 < getattr(self, name) <= MAX_DIM:
                 yield f"{name} must be from 1 to {MAX_DIM:,}, not {getattr(self, name)}"
-        for name in ("activation_bits", "weight_bits"):
-            if not 0 < getattr(self, name) <= 32:
-                yield f"{name} must be from 1 to 32, not {getattr(self, name)}"
+        if not 0 < self.activation_bits <= 32:
+            yield f"activation_bits must be from 1 to 32, not {self.activation_bits}"
+        if not 1 < self.weight_bits <= 32:
+            yield f"weight_bits must be from 2 to 32 (weights are signed), not {self.weight_bits}"
         for name in ("input_size", "kernel_size", "stride", "dilation"):
             if min(getattr(self, name)) <= 0 or max(getattr(self, name)) > MAX_DIM:
                 yield f"{name} must be from 1 to {MAX_DIM:,}, not {list(getattr(self, name))}"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from simulator.config.files import MAX_FILE_BYTES, read_yaml_mapping
-from simulator.config.schema import build, did_you_mean, option, positive
+from simulator.config.schema import build, did_you_mean, in_range, option, positive
 from simulator.errors import ConfigError, WorkloadError, shorten
 from simulator.workloads.layers import MAX_DIM, MAX_LAYERS, Layer, Workload
 
@@ -26,8 +26,10 @@ class _Common:
     name: str = option(doc="Layer name (unique in the workload, non-empty).",
                        check=lambda v: None if v.strip() else "a non-empty name")
     activation_signed: bool = option(False, doc="Input activations are signed (not post-ReLU).")
-    activation_bits: int = option(8, doc="Activation bit width.", check=positive)
-    weight_bits: int = option(8, doc="Weight bit width.", check=positive)
+    activation_bits: int = option(8, doc="Activation bit width (1 to 32).",
+                                  check=in_range(1, 32))
+    weight_bits: int = option(8, doc="Weight bit width (2 to 32: weights are signed).",
+                              check=in_range(2, 32))
 
 
 @dataclasses.dataclass(frozen=True)
