@@ -14,13 +14,30 @@ from pathlib import Path
 from typing import Any
 
 from simulator.config.files import load_json_text, parse_override
-from simulator.errors import ResultsError
+from simulator.errors import ResultsError, shorten
 
 __all__ = ["SweepResults", "Design", "load_results", "parse_cell", "parse_baseline"]
 
 _RESULTS_CSV = "results.csv"
 _MANIFEST = "sweep.json"
 _POINTS_DIR = "points"
+
+
+_METRIC_SUFFIXES = ("_us", "_pj", "_um2", "_cycles", "_bytes", "_kib", "_mib")
+
+
+def _is_metric(column: str) -> bool:
+    return column.endswith(_METRIC_SUFFIXES) or column in ("utilization", "macs", "top1")
+
+
+def _check_metric(value: Any, where: str) -> None:
+    """A measured quantity is empty (a failed point) or a finite, non-negative number."""
+    if value is None:
+        return
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value < 0):
+        raise ResultsError(f"{where}: expected a finite non-negative number, "
+                           f"got {shorten(value)}")
 
 
 def parse_cell(text: str) -> Any:
@@ -213,7 +230,11 @@ def load_results(path: str | Path) -> SweepResults:
         if len(cells) != len(header):
             raise ResultsError(f"{csv_path}: line {number}: {len(cells)} cells, the header "
                                f"has {len(header)}")
-        rows.append({k: parse_cell(v) for k, v in zip(header, cells)})
+        row = {k: parse_cell(v) for k, v in zip(header, cells)}
+        for key in header:
+            if _is_metric(key):
+                _check_metric(row[key], f"{csv_path}: line {number}: {key}")
+        rows.append(row)
     if not rows:
         raise ResultsError(f"{csv_path}: no results yet")
     folder = csv_path.parent

@@ -396,3 +396,43 @@ def test_argparse_errors_are_one_line():
 def test_multiline_message_is_one_line(tmp_path):
     arch = _arch(tmp_path, 'schema_version: 1\nname: "a\\nb\\nc"\narray: {rows: x}\n')
     assert_refused(_run_arch(tmp_path, arch), "arch.yaml")
+
+
+# ----------------------------------------------------------------- results given to plot
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("res")
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    spec = folder / "spec.yaml"
+    spec.write_text("schema_version: 1\nbase: os_sa_16x16\nworkloads: [tiny.yaml]\n"
+                    "grid:\n  array.rows: [8, 16]\nbaseline: {array.rows: 8}\n"
+                    "timing_only: true\n")
+    result = run_cli("sweep", spec, "--out", folder / "out", "--workers", "1")
+    assert result.status == 0, result.err
+    return folder / "out"
+
+
+def _edit_results(src, dst, column, value):
+    import csv
+    import shutil
+
+    shutil.copytree(src, dst)
+    rows = list(csv.DictReader((dst / "results.csv").read_text().splitlines()))
+    for row in rows:
+        row[column] = value
+    with open(dst / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return dst
+
+
+def test_plot_refuses_a_negative_time(results_dir, tmp_path):
+    res = _edit_results(results_dir, tmp_path / "r", "time_us", "-3.5")
+    assert_refused(run_cli("plot", res, "--kind", "speedup"), "results.csv", "time_us")
+
+
+def test_plot_refuses_results_without_a_usable_metric(results_dir, tmp_path):
+    res = _edit_results(results_dir, tmp_path / "r", "time_us", "")
+    assert_refused(run_cli("plot", res, "--kind", "speedup"), "time_us")
