@@ -35,6 +35,20 @@ def _progress(enabled: bool):
     return show
 
 
+def _simulate_named(args: argparse.Namespace, arch, workload, **options):
+    """``api.simulate``, with a refusal's message naming the --arch given (a run-time error
+    names the workload file and the layer, and the arch only by its name)."""
+    from simulator.errors import SimulationError
+
+    try:
+        return api.simulate(arch, workload, **options)
+    except SimulationError as exc:
+        message = str(exc)
+        if str(args.arch) in message:
+            raise
+        raise SimulationError(f"--arch {args.arch}: {message}") from None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.save_outputs and not args.out:
         raise SasimError("--save-outputs needs --out DIR")
@@ -44,11 +58,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.save_outputs:
         stream = report_files.NpzStream(Path(args.out).resolve().parent)
     try:
-        result = api.simulate(arch, workload, functional=not args.timing_only,
-                              output_sink=(lambda name, arr: stream.add(f"{name}.output", arr))
-                              if stream else None,
-                              progress=_progress(not args.json),
-                              timeline=args.timeline is not None)
+        result = _simulate_named(args, arch, workload, functional=not args.timing_only,
+                                 output_sink=(lambda name, arr: stream.add(f"{name}.output",
+                                                                           arr))
+                                 if stream else None,
+                                 progress=_progress(not args.json),
+                                 timeline=args.timeline is not None)
         summary = result.summary()
         if stream is not None and not summary["functional"]:
             raise SasimError(f"--save-outputs: workload {workload.name} carries no data "
