@@ -15,6 +15,8 @@ object (docs/config-reference.md, "Input limits"):
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -241,9 +243,15 @@ def parse_override(text: str, flag: str = "--set", dotted: bool = True
     if not sep or not key or any(not part for part in parts):
         example = "array.rows=32" if dotted else "seed=1"
         raise ConfigError(f"{flag} {shorten(text)}: expected KEY=VALUE, e.g. {example}")
-    where = f"{flag} {key}"
     if not raw.strip():
         return parts, ""
+    value = _override_value(raw, f"{flag} {key}")
+    return parts, copy.deepcopy(value) if isinstance(value, list | dict) else value
+
+
+@functools.lru_cache(maxsize=4096)
+def _override_value(raw: str, where: str) -> Any:
+    """The value of one override (cached: a sweep applies the same texts many times)."""
     try:
         _check_events(raw)
         value = yaml.load(raw, Loader=_Loader)  # noqa: S506 - a subclass of the safe loader
@@ -254,7 +262,7 @@ def parse_override(text: str, flag: str = "--set", dotted: bool = True
     except RecursionError:
         raise ConfigError(f"{where}: refused value: nested too deeply") from None
     check_numbers(value, where)
-    return parts, value
+    return value
 
 
 def apply_override(data: Mapping[str, Any], path: Iterable[str], value: Any,

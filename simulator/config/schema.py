@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import types
 import typing
@@ -35,6 +36,9 @@ __all__ = [
 MAX_EXACT_INT = 1 << 53
 
 Check = Callable[[Any], str | None]
+
+#: Type hints of a schema class, resolved once per class (a sweep validates many designs).
+_type_hints = functools.cache(typing.get_type_hints)
 
 
 def positive(value: Any) -> str | None:
@@ -186,7 +190,7 @@ def build(cls: type, data: Any, where: str) -> Any:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:

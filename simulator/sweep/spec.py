@@ -10,6 +10,7 @@ runs, so a bad value fails fast with the axis and the value named. See docs/swee
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -222,6 +223,16 @@ def override_text(key: str, value: Any) -> str:
     return f"{key}={text}"
 
 
+@functools.lru_cache(maxsize=4096)
+def _cached_override_text(key: str, kind: type, value: Any) -> str:
+    del kind  # part of the cache key only: 1, 1.0 and True are equal but print differently
+    return override_text(key, value)
+
+
+def _override_text(key: str, value: Any) -> str:
+    return _cached_override_text(key, type(value), value)
+
+
 def _local_path(entry: str, folder: Path) -> str:
     """A spec entry as a path relative to the spec file when it names a file there; else as
     written (a shipped name, or a path relative to the working directory)."""
@@ -343,7 +354,7 @@ def plan_sweep(spec: SweepSpec, source: str | Path) -> SweepPlan:
     loaders: dict[str, Any] = {}
     for design in designs:
         base_path = _local_path(design.base, folder)
-        overrides = tuple(override_text(key, value) for key, value in design.overrides)
+        overrides = tuple(_override_text(key, value) for key, value in design.overrides)
         arch = archs.get((base_path, overrides))
         if arch is None:
             loader = loaders.get(base_path)
