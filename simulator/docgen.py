@@ -96,7 +96,8 @@ A user value quoted in a message is cut to {MAX_VALUE_CHARS} characters and a wh
 - A layer with more than {api.MAX_FOLDS:,} folds on the chosen array is refused before it is
   scheduled; a run that holds data (a trace, or synthetic data for a data-dependent PE) is
   refused, naming the layer and the bytes, when one layer's int64 data (input, weights,
-  im2col matrix, outputs) would exceed {layers.format_bytes(layers.MAX_LAYER_DATA_BYTES)}.
+  im2col matrix, outputs) would exceed {layers.format_bytes(layers.MAX_LAYER_DATA_BYTES)} (or
+  half the machine's memory, when that is less).
 - Traces: the sizes an `.npz` declares (its zip directory and each array's header) are
   checked before anything is inflated: a member may hold at most
   {layers.format_bytes(layers.MAX_LAYER_DATA_BYTES)}, the archive four times that.

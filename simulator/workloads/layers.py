@@ -8,13 +8,15 @@ order is tap-major, channel-minor: ``k = (r*S + s)*(C/g) + c``.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterator
 from typing import Literal
 
 import numpy as np
 
 __all__ = ["GemmShape", "Layer", "LayerTensors", "Workload", "output_extent", "MAX_DIM",
-           "MAX_LAYERS", "MAX_MACS", "MAX_LAYER_DATA_BYTES", "data_bytes", "data_problem",
+           "MAX_LAYERS", "MAX_MACS", "MAX_LAYER_DATA_BYTES", "data_bytes", "data_limit",
+           "data_problem",
            "format_bytes"]
 
 #: Largest size of one dimension (batch, channels, features, H, W, kernel, stride, ...).
@@ -167,8 +169,19 @@ def data_bytes(layer: Layer) -> int:
     return 8 * (inputs + weights + gemm.groups * gemm.m * (gemm.k + gemm.n))
 
 
-def data_problem(layer: Layer, limit: int = MAX_LAYER_DATA_BYTES) -> str | None:
+def data_limit() -> int:
+    """Bytes one layer's data may take: :data:`MAX_LAYER_DATA_BYTES`, or half this machine's
+    memory when that is less."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return MAX_LAYER_DATA_BYTES
+    return min(MAX_LAYER_DATA_BYTES, physical // 2) if physical > 0 else MAX_LAYER_DATA_BYTES
+
+
+def data_problem(layer: Layer, limit: int | None = None) -> str | None:
     """Why ``layer``'s data cannot be held (its bytes and the limit), or None."""
+    limit = data_limit() if limit is None else limit
     need = data_bytes(layer)
     if need <= limit:
         return None
