@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from simulator.workloads.layers import Layer, LayerTensors
 from simulator.workloads.trace import TraceEntry, write_trace
-from tests.fuzz.harness import assert_promise, run_cli
+from fuzz.harness import assert_promise, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 SCALE = max(1, int(os.environ.get("SASIM_FUZZ_EXAMPLES", "1")))

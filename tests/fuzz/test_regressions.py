@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.fuzz.harness import assert_promise, assert_refused, run_cli
+from fuzz.harness import assert_promise, assert_refused, run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 CFG = REPO / "tests/data/scalesim/conv_is_16x16_smallsram/scalesim.cfg"
