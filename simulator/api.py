@@ -318,6 +318,10 @@ def _timeline(name: str, origin: int, schedule: LayerSchedule,
 
 #: Most folds of one layer (the timing and memory models keep per-fold arrays).
 MAX_FOLDS = 1 << 24
+#: Most (folds x 64-pixel words of an input row) of one conv2d layer: the memory model's
+#: footprint of a conv input keeps one bitmask per input row and fold (about 10 s at the
+#: limit on one core).
+MAX_FOOTPRINT_WORK = 1 << 27
 
 
 def _check_sizes(arch: ArchConfig, workload: Workload, needs_data: bool) -> None:
@@ -339,6 +343,14 @@ def _check_sizes(arch: ArchConfig, workload: Workload, needs_data: bool) -> None
                 f"{workload.source}: layer '{layer.name}': {folds:,} folds on the "
                 f"{rows}x{cols} array of {arch.name}, more than the {MAX_FOLDS:,} sasim "
                 f"simulates in one layer")
+        if layer.op == "conv2d":
+            work = folds * -(-layer.input_size[1] // 64)
+            if work > MAX_FOOTPRINT_WORK:
+                raise SimulationError(
+                    f"{workload.source}: layer '{layer.name}': {folds:,} folds over input "
+                    f"rows {layer.input_size[1]:,} pixels wide on the {rows}x{cols} array of "
+                    f"{arch.name}: more than the memory model tracks in one layer "
+                    f"(folds x row words {work:,} > {MAX_FOOTPRINT_WORK:,})")
         problem = data_problem(layer) if needs_data else None
         if problem is not None:
             raise SimulationError(f"{workload.source}: layer '{layer.name}': {problem}")

@@ -88,13 +88,15 @@ A user value quoted in a message is cut to {MAX_VALUE_CHARS} characters and a wh
 - SCALE-Sim `.cfg`: read without `%` interpolation; every number must be finite and at most
   2^53.
 - Layers: every dimension (batch, channels, features, H, W, kernel, stride, padding,
-  dilation) at most {layers.MAX_DIM:,}, bit widths 1 to 32, a non-empty name, at most
+  dilation) at most {layers.MAX_DIM:,}, a conv2d input at most {layers.MAX_PLANE:,} on each
+  side, activation bits 1 to 32 and weight bits 2 to 32, a non-empty name, at most
   {layers.MAX_MACS:,} MACs per layer and {layers.MAX_LAYERS:,} layers per workload (a
   SCALE-Sim depthwise `DP` row counts one layer per channel and is refused before it is
   expanded). A topology CSV without a header row is read from its first row (its column
   count says conv or GEMM); a field over the `csv` module's 128 KiB limit is refused.
 - A layer with more than {api.MAX_FOLDS:,} folds on the chosen array is refused before it is
-  scheduled; a run that holds data (a trace, or synthetic data for a data-dependent PE) is
+  scheduled, and so is a conv2d whose folds times its input row width in 64-pixel words
+  exceeds {api.MAX_FOOTPRINT_WORK:,} (the memory model tracks a bitmask per input row); a run that holds data (a trace, or synthetic data for a data-dependent PE) is
   refused, naming the layer and the bytes, when one layer's int64 data (input, weights,
   im2col matrix, outputs) would exceed {layers.format_bytes(layers.MAX_LAYER_DATA_BYTES)} (or
   half the machine's memory, when that is less).

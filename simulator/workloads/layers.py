@@ -15,12 +15,15 @@ from typing import Literal
 import numpy as np
 
 __all__ = ["GemmShape", "Layer", "LayerTensors", "Workload", "output_extent", "MAX_DIM",
-           "MAX_LAYERS", "MAX_MACS", "MAX_LAYER_DATA_BYTES", "data_bytes", "data_limit",
+           "MAX_LAYERS", "MAX_MACS", "MAX_PLANE", "MAX_LAYER_DATA_BYTES", "data_bytes", "data_limit",
            "data_problem",
            "format_bytes"]
 
 #: Largest size of one dimension (batch, channels, features, H, W, kernel, stride, ...).
 MAX_DIM = (1 << 31) - 1
+#: Largest input feature-map height or width of a conv2d (the memory model's footprint keeps
+#: a bitmask per input row).
+MAX_PLANE = 1 << 16
 #: Most multiply-accumulates of one layer (its cycle counts must fit in 64 bits).
 MAX_MACS = 1 << 50
 #: Most layers in one workload (a SCALE-Sim depthwise row expands to one layer per channel).
@@ -118,6 +121,9 @@ class Layer:
         for name in ("input_size", "kernel_size", "stride", "dilation"):
             if min(getattr(self, name)) <= 0 or max(getattr(self, name)) > MAX_DIM:
                 yield f"{name} must be from 1 to {MAX_DIM:,}, not {list(getattr(self, name))}"
+        if self.op == "conv2d" and max(self.input_size) > MAX_PLANE:
+            yield (f"input_size must be at most {MAX_PLANE:,} on each side, not "
+                   f"{list(self.input_size)}")
         if min(self.padding) < 0 or max(self.padding) > MAX_DIM:
             yield f"padding must be from 0 to {MAX_DIM:,}, not {list(self.padding)}"
         if any(p for p in self.problems_of_size()):

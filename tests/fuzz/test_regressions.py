@@ -436,3 +436,23 @@ def test_plot_refuses_a_negative_time(results_dir, tmp_path):
 def test_plot_refuses_results_without_a_usable_metric(results_dir, tmp_path):
     res = _edit_results(results_dir, tmp_path / "r", "time_us", "")
     assert_refused(run_cli("plot", res, "--kind", "speedup"), "time_us")
+
+
+def test_a_very_wide_input_is_refused_before_the_memory_model_runs(tmp_path):
+    data = json.loads(json.dumps(TINY))
+    data["layers"][0]["input_size"] = [8, 749742]  # found by the fuzz suite: 90 s of footprint
+    path = _write(tmp_path / "w.yaml", yaml.safe_dump(data))
+    start = time.perf_counter()
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", path), "w.yaml",
+                   "conv1", "input_size")
+    assert time.perf_counter() - start < 5
+
+
+def test_a_layer_too_big_for_the_memory_model_is_refused_quickly(tmp_path):
+    data = json.loads(json.dumps(TINY))
+    data["layers"][0].update(in_channels=8, input_size=[512, 16384])
+    path = _write(tmp_path / "w.yaml", yaml.safe_dump(data))
+    start = time.perf_counter()
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--set", "array.rows=8", "--workload",
+                           path, "--timing-only"), "w.yaml", "conv1", "folds")
+    assert time.perf_counter() - start < 5
