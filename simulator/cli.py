@@ -14,7 +14,7 @@ from typing import NoReturn
 
 import simulator
 from simulator import api
-from simulator.errors import SasimError, one_line
+from simulator.errors import ResultsError, SasimError, one_line, shorten
 from simulator.reports import files as report_files
 from simulator.reports.table import format_run, format_table
 from simulator.reports.timeline import timeline_json
@@ -174,7 +174,15 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         if args.kind not in kinds:
             raise SasimError(f"--{name}: not used by --kind {args.kind}")
         options[name] = value
-    figure = sweep_figure(results, args.kind, **options)
+    try:
+        figure = sweep_figure(results, args.kind, **options)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        # The point files (points/ID.json) are read as sasim sweep wrote them; a hand-edited
+        # or foreign one that lacks a field, or holds the wrong type, is refused here rather
+        # than validated field by field (docs/sweeps.md).
+        raise ResultsError(f"{results.path.parent}: a results or point file does not hold "
+                           f"what sasim sweep writes ({type(exc).__name__}: "
+                           f"{shorten(str(exc), 120)[1:-1]})") from None
     out = Path(args.out) if args.out else results.path.parent / f"{args.kind}.png"
     save_figure(figure, out, dpi=args.dpi)
     print(f"wrote {out}")
