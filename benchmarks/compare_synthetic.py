@@ -15,9 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import yaml
-
-from simulator.errors import ConfigError, SasimError
+from simulator.config.files import parse_override
+from simulator.errors import SasimError
 from simulator.workloads.stats import workload_stats
 from simulator.workloads.synthetic import (SyntheticOptions, synthesize,
                                            synthetic_options_from_mapping)
@@ -55,10 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         raw = {}
         for item in args.options:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ConfigError(f"option {item!r}: expected KEY=VALUE")
-            raw[key] = yaml.safe_load(value)
+            key, value = parse_override(item, "option", dotted=False)
+            raw[key[0]] = value
         print(compare(args.trace, synthetic_options_from_mapping(raw, "options")))
     except SasimError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -34,7 +34,7 @@ from simulator.results import (ErrorMetrics, FunctionalResult, LayerResult, Laye
                                RunResult, error_metrics)
 from simulator.shipped import ARCH_DIR, TECH_DIR, WORKLOAD_DIR, shipped_archs, shipped_workloads
 from simulator.shipped import resolve as _resolve
-from simulator.workloads.layers import Layer, LayerTensors, Workload
+from simulator.workloads.layers import Layer, LayerTensors, Workload, data_problem
 from simulator.workloads.lowering import (gemm_product, gemm_to_output, im2col, im2col_nonzeros,
                                           weight_columns, weight_nonzeros, weights_to_gemm)
 from simulator.workloads.shapes import load_topology_csv, load_workload_yaml
@@ -50,6 +50,7 @@ __all__ = [
     "FunctionalResult",
     "error_metrics",
     "load_arch",
+    "arch_loader",
     "load_tech_table",
     "load_workload",
     "shipped_archs",
@@ -62,6 +63,24 @@ __all__ = [
 def load_arch(spec: str | Path, overrides: Sequence[str] = ()) -> ArchConfig:
     """Load an arch YAML, a SCALE-Sim ``.cfg`` or a shipped config's name, with overrides."""
     return arch_config.load_arch(_resolve(spec, ARCH_DIR, (".yaml",)), overrides, option_types())
+
+
+def arch_loader(spec: str | Path) -> Callable[..., ArchConfig]:
+    """Read an arch config once; the function returned validates it with ``--set``-style
+    overrides (exactly what :func:`load_arch` does, without reading the file again).
+
+    ``loader(overrides, name_overrides=False)`` starts its messages at ``arch.`` (the caller
+    names the file and the overrides).
+    """
+    path = _resolve(spec, ARCH_DIR, (".yaml",))
+    data = arch_config.read_arch_mapping(path)
+    types = option_types()
+
+    def load(overrides: Sequence[str] = (), name_overrides: bool = True) -> ArchConfig:
+        return arch_config.arch_from_mapping(data, str(path), types, overrides,
+                                             name_overrides=name_overrides)
+
+    return load
 
 
 def load_tech_table(spec: str | Path) -> TechTable:
@@ -309,6 +328,46 @@ def _timeline(name: str, origin: int, schedule: LayerSchedule,
         store_end=schedule.store_end, load_bytes=program.load, store_bytes=program.store)
 
 
+#: Most folds of one layer (the timing and memory models keep per-fold arrays).
+MAX_FOLDS = 1 << 24
+#: Most (folds x 64-pixel words of an input row) of one conv2d layer: the memory model's
+#: footprint of a conv input keeps one bitmask per input row and fold (about 10 s at the
+#: limit on one core).
+MAX_FOOTPRINT_WORK = 1 << 27
+
+
+def _check_sizes(arch: ArchConfig, workload: Workload, needs_data: bool) -> None:
+    """Refuse, before anything is allocated, a layer with too many folds on this array or,
+    when the run holds data, whose data cannot fit (docs/config-reference.md, "Input
+    limits")."""
+    rows, cols = arch.array.rows, arch.array.cols
+    for layer in workload.layers:
+        gemm = layer.gemm
+        if arch.array.dataflow == "os":
+            spatial = (gemm.m, gemm.n)
+        elif arch.array.dataflow == "ws":
+            spatial = (gemm.k, gemm.n)
+        else:
+            spatial = (gemm.k, gemm.m)
+        folds = gemm.groups * -(-spatial[0] // rows) * -(-spatial[1] // cols)
+        if folds > MAX_FOLDS:
+            raise SimulationError(
+                f"{workload.source}: layer '{layer.name}': {folds:,} folds on the "
+                f"{rows}x{cols} array of {arch.name}, more than the {MAX_FOLDS:,} sasim "
+                f"simulates in one layer")
+        if layer.op == "conv2d":
+            work = folds * -(-layer.input_size[1] // 64)
+            if work > MAX_FOOTPRINT_WORK:
+                raise SimulationError(
+                    f"{workload.source}: layer '{layer.name}': {folds:,} folds over input "
+                    f"rows {layer.input_size[1]:,} pixels wide on the {rows}x{cols} array of "
+                    f"{arch.name}: more than the memory model tracks in one layer "
+                    f"(folds x row words {work:,} > {MAX_FOOTPRINT_WORK:,})")
+        problem = data_problem(layer) if needs_data else None
+        if problem is not None:
+            raise SimulationError(f"{workload.source}: layer '{layer.name}': {problem}")
+
+
 def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
              output_sink: OutputSink | None = None,
              progress: Progress | None = None, timeline: bool = False) -> RunResult:
@@ -336,6 +395,13 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     except ValueError as exc:
         raise SimulationError(f"arch {arch.name}: {exc} (workload {workload.name})") from None
     tech = _arch_tech(arch)
+    _check_sizes(arch, workload,
+                 (functional and workload.tensors is not None) or pe.needs_data(functional))
+    for layer in workload.layers:
+        problem = pe.layer_problem(layer)
+        if problem is not None:
+            raise SimulationError(f"{workload.source}: layer '{layer.name}' on arch "
+                                  f"{arch.name}: {problem}")
     if pe.needs_data(functional):
         workload = with_synthetic_data(workload)
     run_functional = functional and workload.tensors is not None

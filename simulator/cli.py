@@ -10,10 +10,11 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import simulator
 from simulator import api
-from simulator.errors import SasimError
+from simulator.errors import ResultsError, SasimError, one_line, shorten
 from simulator.reports import files as report_files
 from simulator.reports.table import format_run, format_table
 from simulator.reports.timeline import timeline_json
@@ -34,6 +35,20 @@ def _progress(enabled: bool):
     return show
 
 
+def _simulate_named(args: argparse.Namespace, arch, workload, **options):
+    """``api.simulate``, with a refusal's message naming the --arch given (a run-time error
+    names the workload file and the layer, and the arch only by its name)."""
+    from simulator.errors import SimulationError
+
+    try:
+        return api.simulate(arch, workload, **options)
+    except SimulationError as exc:
+        message = str(exc)
+        if str(args.arch) in message:
+            raise
+        raise SimulationError(f"--arch {args.arch}: {message}") from None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.save_outputs and not args.out:
         raise SasimError("--save-outputs needs --out DIR")
@@ -43,11 +58,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.save_outputs:
         stream = report_files.NpzStream(Path(args.out).resolve().parent)
     try:
-        result = api.simulate(arch, workload, functional=not args.timing_only,
-                              output_sink=(lambda name, arr: stream.add(f"{name}.output", arr))
-                              if stream else None,
-                              progress=_progress(not args.json),
-                              timeline=args.timeline is not None)
+        result = _simulate_named(args, arch, workload, functional=not args.timing_only,
+                                 output_sink=(lambda name, arr: stream.add(f"{name}.output",
+                                                                           arr))
+                                 if stream else None,
+                                 progress=_progress(not args.json),
+                                 timeline=args.timeline is not None)
         summary = result.summary()
         if stream is not None and not summary["functional"]:
             raise SasimError(f"--save-outputs: workload {workload.name} carries no data "
@@ -142,8 +158,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from simulator.reports.plots import save_figure, sweep_figure
     from simulator.reports.sweep_results import load_results, parse_baseline
 
-    if not args.dpi > 0:
-        raise SasimError(f"--dpi: expected a positive number, got {args.dpi:g}")
+    if not 1 <= args.dpi <= MAX_DPI:
+        raise SasimError(f"--dpi: expected a number from 1 to {MAX_DPI}, got {args.dpi:g}")
     results = load_results(args.results)
     options: dict = {}
     if args.baseline is not None:
@@ -158,12 +174,23 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         if args.kind not in kinds:
             raise SasimError(f"--{name}: not used by --kind {args.kind}")
         options[name] = value
-    figure = sweep_figure(results, args.kind, **options)
+    try:
+        figure = sweep_figure(results, args.kind, **options)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        # The point files (points/ID.json) are read as sasim sweep wrote them; a hand-edited
+        # or foreign one that lacks a field, or holds the wrong type, is refused here rather
+        # than validated field by field (docs/sweeps.md).
+        raise ResultsError(f"{results.path.parent}: a results or point file does not hold "
+                           f"what sasim sweep writes ({type(exc).__name__}: "
+                           f"{shorten(str(exc), 120)[1:-1]})") from None
     out = Path(args.out) if args.out else results.path.parent / f"{args.kind}.png"
     save_figure(figure, out, dpi=args.dpi)
     print(f"wrote {out}")
     return 0
 
+
+#: Highest --dpi of `plot` (a figure at 100,000 dpi is gigapixels).
+MAX_DPI = 2400
 
 #: The shipped list of designs `compare` runs without --arch (arch_configs/comparisons/).
 DEFAULT_COMPARISON = Path("comparisons") / "default.yaml"
@@ -296,8 +323,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _inspect_data(args: argparse.Namespace):
     """The workload with the data ``inspect`` reads: its trace, or synthetic data."""
-    import yaml
-
+    from simulator.config.files import parse_override
     from simulator.config.schema import dump
     from simulator.errors import ConfigError
     from simulator.workloads.synthetic import (synthesize, synthetic_options_from_file,
@@ -313,10 +339,8 @@ def _inspect_data(args: argparse.Namespace):
                else synthetic_options_from_mapping(None, "data"))
     raw = dump(options)
     for item in args.data or ():
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--data {item!r}: expected KEY=VALUE")
-        raw[key.strip()] = yaml.safe_load(value)
+        key, value = parse_override(item, "--data", dotted=False)
+        raw[key[0]] = value
     options = synthetic_options_from_mapping(raw, "--data")
     return synthesize(workload, options), options
 
@@ -475,11 +499,11 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sasim`` (also used to generate docs)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sasim",
         description="Cycle-accurate simulator of sparsity- and precision-aware DNN accelerators.")
     parser.add_argument("--version", action="version", version=f"sasim {simulator.__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     run = sub.add_parser("run", help="simulate a workload on an architecture",
@@ -654,14 +678,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line on stderr (exit status 2) like every other
+    error of sasim."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"sasim: error: {self.prog.removeprefix('sasim ')}: "
+                     f"{one_line(message)} (see {self.prog} --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 bad input)."""
+    """Run the CLI; returns the exit status (0 ok, 2 bad input).
+
+    Every error is one line on stderr, cut to a bound (:func:`simulator.errors.one_line`).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except SasimError as exc:
-        print(f"sasim: error: {exc}", file=sys.stderr)
+        print(f"sasim: error: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("sasim: error: out of memory (the input asks for more than this machine has)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sasim: interrupted", file=sys.stderr)

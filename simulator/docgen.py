@@ -44,6 +44,73 @@ in `CALC` mode (the default) it stays unbounded (see docs/memory-model.md).
 """
 
 
+def _input_rules() -> str:
+    """The "Overrides" and "Input limits" sections, with the limits the code enforces."""
+    from simulator import api
+    from simulator.config import arch, files
+    from simulator.errors import MAX_MESSAGE_CHARS, MAX_VALUE_CHARS
+    from simulator.sweep import spec
+    from simulator.workloads import layers
+
+    return f"""## Overrides (`--set`, sweep axes)
+
+`--set KEY=VALUE` options (and the axis values of one sweep design, `grid:` and `zip:`
+together) are all applied to the file's mapping first and the result is validated once, so
+keys that must change together can: `--set pe.window_bits=3 --set pe.options=6` on a SPARQ
+config, or a sweep that moves SWIS from fixed to variable N (`pe.shifts: [3, null]` zipped
+with `pe.max_shifts: [null, 4]`). A message names the file and every override, since the key
+it names may come from either. The value is read as YAML (with the limits below); text that
+is not YAML is taken as a string. The one `KEY=VALUE` parser also reads `inspect --data`,
+`plot --baseline` and `python -m simulator.workloads.synthetic`.
+
+When the overrides change `pe.type`, the base file's `pe` keys that the new type does not
+have are dropped (`--set pe.type=dense` on a SPARQ config gives a plain dense PE); keys the
+overrides set themselves are kept and checked, so `--set pe.type=dense --set pe.options=3`
+is refused with `unknown key 'options'`.
+
+## Input limits
+
+Every file sasim reads is checked before anything is built from it. Bad input gives one line
+on stderr (`sasim: error: FILE: KEY or LAYER: problem`) and exit status 2, never a traceback.
+A user value quoted in a message is cut to {MAX_VALUE_CHARS} characters and a whole message to
+{MAX_MESSAGE_CHARS}, on one line.
+
+- YAML (arch, workload, sweep, technology files): at most {files.MAX_FILE_BYTES >> 20} MiB;
+  duplicate keys in a mapping are refused (YAML keys are unique; the file and the line of
+  both are named); nesting deeper than {files.MAX_DEPTH} levels and documents of more than
+  {files.MAX_NODES:,} values with aliases expanded ("alias bombs") are refused from the
+  parser's events, before any object is built; an integer literal longer than
+  {files.MAX_INT_DIGITS} characters or beyond 64 bits is refused with its key path. A float
+  such as `1.0e+20` where an integer goes is refused (an integral float is accepted up to
+  2^53). JSON (trace manifests, results) has the same limits and refuses `NaN`/`Infinity`.
+- Architecture: `array.rows` and `array.cols` at most {arch.MAX_ARRAY_SIDE:,}; buffers at
+  most {arch.MAX_BUFFER_KIB:,.0f} KiB; `memory.dram_latency_cycles` at most
+  {arch.MAX_LATENCY_CYCLES:,}; output and partial-sum words at most 64 bits.
+- SCALE-Sim `.cfg`: read without `%` interpolation; every number must be finite and at most
+  2^53.
+- Layers: every dimension (batch, channels, features, H, W, kernel, stride, padding,
+  dilation) at most {layers.MAX_DIM:,}, a conv2d input at most {layers.MAX_PLANE:,} on each
+  side, activation bits 1 to 32 and weight bits 2 to 32, a non-empty name, at most
+  {layers.MAX_MACS:,} MACs per layer and {layers.MAX_LAYERS:,} layers per workload (a
+  SCALE-Sim depthwise `DP` row counts one layer per channel and is refused before it is
+  expanded). A topology CSV without a header row is read from its first row (its column
+  count says conv or GEMM); a field over the `csv` module's 128 KiB limit is refused.
+- A layer with more than {api.MAX_FOLDS:,} folds on the chosen array is refused before it is
+  scheduled, and so is a conv2d whose folds times its input row width in 64-pixel words
+  exceeds {api.MAX_FOOTPRINT_WORK:,} (the memory model tracks a bitmask per input row); a run that holds data (a trace, or synthetic data for a data-dependent PE) is
+  refused, naming the layer and the bytes, when one layer's int64 data (input, weights,
+  im2col matrix, outputs) would exceed {layers.format_bytes(layers.MAX_LAYER_DATA_BYTES)} (or
+  half the machine's memory, when that is less).
+- Traces: the sizes an `.npz` declares (its zip directory and each array's header) are
+  checked before anything is inflated: a member may hold at most
+  {layers.format_bytes(layers.MAX_LAYER_DATA_BYTES)}, the archive four times that.
+- Sweeps: at most {spec.MAX_POINTS:,} points (designs x workloads), counted before any design
+  is built.
+- `data.seed` is from 0 to 2^63-1; `plot --dpi` from 1 to 2400; a technology table's
+  `sram.capacity_exponent` from 0 to 2.
+"""
+
+
 def _table(rows) -> list[str]:
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for doc in rows:
@@ -53,7 +120,7 @@ def _table(rows) -> list[str]:
 
 def config_reference() -> str:
     """The whole config reference page as Markdown."""
-    out = [_INTRO, "## Architecture files (`arch_configs/*.yaml`)", ""]
+    out = [_INTRO, _input_rules(), "## Architecture files (`arch_configs/*.yaml`)", ""]
     out += _table(d for d in describe_fields(ArchConfig, "") if not d.key.startswith("pe."))
     out += ["", "## Processing elements (`pe:`)", "",
             "`pe.type` selects the PE model; each type has its own keys.", ""]

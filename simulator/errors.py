@@ -7,11 +7,45 @@ them into a one-line message and exit status 2.
 from __future__ import annotations
 
 __all__ = ["SasimError", "ConfigError", "WorkloadError", "TraceError", "SimulationError",
-           "ResultsError", "PluginError"]
+           "ResultsError", "PluginError", "MAX_VALUE_CHARS", "MAX_MESSAGE_CHARS", "shorten", "one_line"]
+
+#: A user value quoted in a message is cut to this many characters (docs/config-reference.md).
+MAX_VALUE_CHARS = 200
+#: A whole message is cut to this many characters and printed as one line.
+MAX_MESSAGE_CHARS = 500
+
+
+def shorten(value: object, limit: int = MAX_VALUE_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for quoting user values in messages.
+
+    Never fails: the repr of an integer too long to print (Python refuses more than 4300
+    digits) is replaced by its size.
+    """
+    try:
+        text = repr(value)
+    except ValueError:  # int too large to convert to a string
+        text = f"<integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    if len(text) > limit:
+        text = f"{text[: limit - 20]}... ({len(text)} chars)"
+    return text
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` as one line (line breaks escaped) of at most ``limit`` characters."""
+    text = " ".join(text.splitlines())  # every line break Python knows (\u2028, \x85, ...)
+    if len(text) > limit:
+        text = f"{text[: limit - 25]}... ({len(text)} chars)"
+    return text
 
 
 class SasimError(Exception):
-    """Base class of every error sasim reports to a user (exit status 2 in the CLI)."""
+    """Base class of every error sasim reports to a user (exit status 2 in the CLI).
+
+    ``str()`` of the error is always one line of at most :data:`MAX_MESSAGE_CHARS`.
+    """
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
 
 
 class ConfigError(SasimError):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from simulator.config.files import apply_override, parse_override, read_yaml_mapping
-from simulator.config.schema import build, did_you_mean, non_negative, option, positive
-from simulator.errors import ConfigError
+from simulator.config.files import (MAX_FILE_BYTES, apply_overrides, parse_override,
+                                    read_yaml_mapping)
+from simulator.config.schema import (MAX_EXACT_INT, build, did_you_mean, in_range, option,
+                                     positive)
+from simulator.errors import ConfigError, shorten
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -21,11 +24,17 @@ __all__ = [
     "PEOptions",
     "ArchConfig",
     "load_arch",
+    "read_arch_mapping",
+    "apply_arch_overrides",
     "arch_from_mapping",
     "scalesim_cfg_to_mapping",
 ]
 
 SCHEMA_VERSION = 1
+#: Bounds on sizes (docs/config-reference.md, "Input limits").
+MAX_ARRAY_SIDE = 1 << 16
+MAX_BUFFER_KIB = float(1 << 32)
+MAX_LATENCY_CYCLES = 1 << 40
 
 
 def _supported_version(value: int) -> str | None:
@@ -37,13 +46,13 @@ class ArrayConfig:
     """The systolic array: its shape, dataflow and clock."""
 
     rows: int = option(16, doc="PE rows of the array (rows map GEMM M in the OS dataflow).",
-                       check=positive)
+                       check=in_range(1, MAX_ARRAY_SIDE))
     cols: int = option(16, doc="PE columns of the array (columns map output channels).",
-                       check=positive)
+                       check=in_range(1, MAX_ARRAY_SIDE))
     dataflow: Literal["os", "ws", "is"] = option(
         "os", doc="Dataflow: output-, weight- or input-stationary.")
     clock_mhz: float = option(1000.0, doc="Clock frequency in MHz (turns cycles into time).",
-                              check=positive)
+                              check=in_range(1e-6, 1e6))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,12 +79,13 @@ class MemoryConfig:
 
     ifmap_kib: float | None = option(
         None, doc="Input-activation buffer size in KiB (1024 bytes); null = unbounded.",
-        check=positive)
+        check=in_range(1 / 1024, MAX_BUFFER_KIB))
     filter_kib: float | None = option(
-        None, doc="Weight buffer size in KiB; null = unbounded.", check=positive)
+        None, doc="Weight buffer size in KiB; null = unbounded.",
+        check=in_range(1 / 1024, MAX_BUFFER_KIB))
     ofmap_kib: float | None = option(
         None, doc="Output buffer size in KiB (outputs and partial sums); null = unbounded.",
-        check=positive)
+        check=in_range(1 / 1024, MAX_BUFFER_KIB))
     double_buffering: bool = option(
         True, doc="Load the next fold's (or chunk's) operands while the current one computes; "
                   "false: loads and write-backs wait for the array to finish with a buffer.")
@@ -84,7 +94,7 @@ class MemoryConfig:
                   "null = unbounded (transfers take no time).", check=positive)
     dram_latency_cycles: int = option(
         0, doc="Cycles from the end of a load's transfer until its data is usable.",
-        check=non_negative)
+        check=in_range(0, MAX_LATENCY_CYCLES))
     loop_order: LoopOrder = option(
         "column_folds_outer",
         doc="Fold loop order: column_folds_outer (SCALE-Sim's order: the column fold's tile "
@@ -92,10 +102,10 @@ class MemoryConfig:
             "the order that moves fewer DRAM bytes).")
     output_bits: int | None = option(
         None, doc="Bits of one output word written to DRAM; null = the layer's activation_bits "
-                  "(outputs are requantised on their way out).", check=positive)
+                  "(outputs are requantised on their way out).", check=in_range(1, 64))
     partial_sum_bits: int = option(
         32, doc="Bits of one partial sum held in the output buffer or spilled to DRAM "
-                "(WS/IS accumulate over row folds).", check=positive)
+                "(WS/IS accumulate over row folds).", check=in_range(1, 64))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,10 +141,27 @@ class ArchConfig:
     energy: EnergyConfig = option(default_factory=EnergyConfig, doc="Energy and area pricing.")
 
 
-def arch_from_mapping(data: Mapping[str, Any], where: str,
-                      pe_types: Mapping[str, type[PEOptions]]) -> ArchConfig:
-    """Validate a raw arch mapping; the ``pe`` section is checked against ``pe_types``."""
-    data = dict(data)
+def arch_from_mapping(data: Mapping[str, Any], source: str,
+                      pe_types: Mapping[str, type[PEOptions]],
+                      overrides: Sequence[str] = (), *,
+                      name_overrides: bool = True) -> ArchConfig:
+    """Validate a raw arch mapping read from ``source`` (a file name, for messages), with
+    ``overrides`` applied first; the ``pe`` section is checked against ``pe_types``.
+
+    A message names the file and, when there are overrides, all of them: the key it names may
+    have come from either (``name_overrides=False``: a message starts at ``arch.``, for a
+    caller that names the file and the overrides itself).
+    """
+    where = f"{source}: arch"
+    if overrides:
+        data = apply_arch_overrides(data, overrides, pe_types)
+        shown = " ".join(f"--set {shorten(o, 80)[1:-1]}" for o in overrides)
+        where = f"{source} with {shown}: arch" if name_overrides else "arch"
+    return _arch_from_mapping(dict(data), where, pe_types)
+
+
+def _arch_from_mapping(data: dict[str, Any], where: str,
+                       pe_types: Mapping[str, type[PEOptions]]) -> ArchConfig:
     if "schema_version" not in data:
         raise ConfigError(f"{where}.schema_version: required key is missing "
                           f"(this version of sasim reads schema_version {SCHEMA_VERSION})")
@@ -143,11 +170,14 @@ def arch_from_mapping(data: Mapping[str, Any], where: str,
     if raw_pe is None:
         raw_pe = {"type": PEOptions.type}
     if not isinstance(raw_pe, Mapping):
-        raise ConfigError(f"{where}.pe: expected a mapping, got {raw_pe!r}")
+        raise ConfigError(f"{where}.pe: expected a mapping, got {shorten(raw_pe)}")
     pe_type = raw_pe.get("type", PEOptions.type)
+    if not isinstance(pe_type, str):
+        raise ConfigError(f"{where}.pe.type: expected a string (a PE type name), "
+                          f"got {shorten(pe_type)}")
     if pe_type not in pe_types:
-        raise ConfigError(f"{where}.pe.type: unknown PE type {pe_type!r}"
-                          f"{did_you_mean(str(pe_type), pe_types)}")
+        raise ConfigError(f"{where}.pe.type: unknown PE type {shorten(pe_type)}"
+                          f"{did_you_mean(pe_type, pe_types)}")
     pe = build(pe_types[pe_type], raw_pe, f"{where}.pe")
     return dataclasses.replace(arch, pe=pe)
 
@@ -163,14 +193,18 @@ _CFG_KEYS = {
 
 
 def _cfg_number(value: str, where: str, *, positive_int: bool) -> float:
+    text = value.strip()
     try:
-        number = float(value)
+        number = float(text) if len(text) <= 64 else math.inf
     except ValueError:
-        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        raise ConfigError(f"{where}: expected a number, got {shorten(value)}") from None
+    if not math.isfinite(number) or abs(number) > MAX_EXACT_INT:
+        raise ConfigError(f"{where}: expected a finite number of at most {MAX_EXACT_INT:,}, "
+                          f"got {shorten(value)}")
     if positive_int and (not number.is_integer() or number <= 0):
-        raise ConfigError(f"{where}: expected a positive integer, got {value!r}")
+        raise ConfigError(f"{where}: expected a positive integer, got {shorten(value)}")
     if number < 0:
-        raise ConfigError(f"{where}: expected a non-negative number, got {value!r}")
+        raise ConfigError(f"{where}: expected a non-negative number, got {shorten(value)}")
     return number
 
 
@@ -184,9 +218,13 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
     ``Bandwidth`` value in words (bytes) per cycle. Offsets and bank settings are checked to be
     numbers and otherwise unused.
     """
-    parser = configparser.ConfigParser()
+    # No interpolation: a '%' in a value is just a character (SCALE-Sim reads it that way).
+    parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str  # keep SCALE-Sim's key spelling for messages
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"{path}: more than {MAX_FILE_BYTES:,} bytes; not a SCALE-Sim "
+                              f"config")
         with open(path, encoding="utf-8") as fh:
             parser.read_file(fh)
     except FileNotFoundError:
@@ -194,7 +232,8 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except configparser.Error as exc:
-        raise ConfigError(f"{path}: malformed SCALE-Sim config: {exc.message.splitlines()[0]}") from None
+        raise ConfigError(f"{path}: malformed SCALE-Sim config: "
+                          f"{shorten(exc.message.splitlines()[0])}") from None
     section = "architecture_presets"
     if not parser.has_section(section):
         raise ConfigError(f"{path}: missing section [{section}]")
@@ -212,7 +251,7 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
         if name == "dataflow":
             flow = value.strip().lower()
             if flow not in ("os", "ws", "is"):
-                raise ConfigError(f"{where}: expected one of os, ws, is, got {value!r}")
+                raise ConfigError(f"{where}: expected one of os, ws, is, got {shorten(value)}")
             out[group][name] = flow
         elif name == "bandwidth":
             bandwidth = [_cfg_number(v, where, positive_int=True) for v in value.split(",")]
@@ -227,7 +266,7 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
     mode = parser.get("run_presets", "InterfaceBandwidth", fallback="CALC").strip().upper()
     if mode not in ("CALC", "USER"):
         raise ConfigError(f"{path}: [run_presets] InterfaceBandwidth: expected CALC or USER, "
-                          f"got {mode!r}")
+                          f"got {shorten(mode)}")
     if mode == "USER":
         if not bandwidth:
             raise ConfigError(f"{path}: [{section}] Bandwidth: required in USER bandwidth mode")
@@ -240,6 +279,40 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
             "pe": {"type": PEOptions.type}}
 
 
+def _switch_pe_type(base: Mapping[str, Any], data: dict[str, Any], given: set[str],
+                    pe_types: Mapping[str, type[PEOptions]]) -> dict[str, Any]:
+    """When overrides change ``pe.type``, drop the base's ``pe`` keys the new type does not
+    have (docs/config-reference.md, "Overrides"); ``given`` (the ``pe`` keys the overrides
+    set) are always kept, so a wrong one is still reported."""
+    old_pe, new_pe = base.get("pe"), data.get("pe")
+    if not isinstance(old_pe, Mapping) or not isinstance(new_pe, Mapping):
+        return data
+    old_type = old_pe.get("type", PEOptions.type)
+    new_type = new_pe.get("type", PEOptions.type)
+    if not isinstance(new_type, str) or new_type == old_type or new_type not in pe_types:
+        return data
+    known = {f.name for f in dataclasses.fields(pe_types[new_type])}
+    kept = {k: v for k, v in new_pe.items() if k in known or k in given}
+    return {**data, "pe": kept}
+
+
+def apply_arch_overrides(data: Mapping[str, Any], overrides: Sequence[str],
+                         pe_types: Mapping[str, type[PEOptions]]) -> dict[str, Any]:
+    """Apply ``"dotted.key=value"`` overrides to a raw arch mapping, all together.
+
+    Nothing is validated here: the result is validated once, so overrides that must change
+    together (``pe.window_bits`` and ``pe.options``) are never checked one at a time. When
+    the overrides change ``pe.type``, the base's ``pe`` keys the new type does not have are
+    dropped.
+    """
+    parsed = [parse_override(text) for text in overrides]
+    out = apply_overrides(data, parsed)
+    if any(path == ("pe",) for path, _ in parsed):
+        return out  # a whole new pe mapping: nothing of the old one is left to drop
+    given = {path[1] for path, _ in parsed if len(path) > 1 and path[0] == "pe"}
+    return _switch_pe_type(data, out, given, pe_types)
+
+
 def load_arch(path: str | Path, overrides: Sequence[str],
               pe_types: Mapping[str, type[PEOptions]]) -> ArchConfig:
     """Load an arch YAML (or SCALE-Sim ``.cfg``), apply ``--set`` overrides, and validate.
@@ -247,22 +320,19 @@ def load_arch(path: str | Path, overrides: Sequence[str],
     Parameters
     ----------
     path : path to a ``.yaml``/``.yml`` arch file or a SCALE-Sim ``.cfg``.
-    overrides : ``"dotted.key=value"`` strings, applied in order.
+    overrides : ``"dotted.key=value"`` strings, applied in order and validated together
+        (:func:`apply_arch_overrides`).
     pe_types : the PE registry's option schemas, by type name.
     """
     path = Path(path)
+    return arch_from_mapping(read_arch_mapping(path), str(path), pe_types, overrides)
+
+
+def read_arch_mapping(path: Path) -> dict[str, Any]:
+    """The raw mapping of an arch YAML or SCALE-Sim ``.cfg`` (``name`` defaults to the stem)."""
     if path.suffix.lower() == ".cfg":
         data = scalesim_cfg_to_mapping(path)
     else:
         data = read_yaml_mapping(path)
     data.setdefault("name", path.stem)
-    where = f"{path}: arch"
-    arch = arch_from_mapping(data, where, pe_types)
-    for text in overrides:
-        key, value = parse_override(text)
-        data = apply_override(data, key, value)
-        try:
-            arch = arch_from_mapping(data, "arch", pe_types)
-        except ConfigError as exc:
-            raise ConfigError(f"--set {text}: {exc}") from None
-    return arch
+    return data

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, get_args, get_origin
 
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, shorten
 
 __all__ = [
     "option",
@@ -27,9 +28,17 @@ __all__ = [
     "describe_fields",
     "FieldDoc",
     "did_you_mean",
+    "in_range",
+    "MAX_EXACT_INT",
 ]
 
+#: Largest integer a float may stand for where an integer goes (``1.0e+20`` is refused).
+MAX_EXACT_INT = 1 << 53
+
 Check = Callable[[Any], str | None]
+
+#: Type hints of a schema class, resolved once per class (a sweep validates many designs).
+_type_hints = functools.cache(typing.get_type_hints)
 
 
 def positive(value: Any) -> str | None:
@@ -40,6 +49,13 @@ def positive(value: Any) -> str | None:
 def non_negative(value: Any) -> str | None:
     """Check that a number is >= 0."""
     return None if value >= 0 else "a non-negative number"
+
+
+def in_range(low: float, high: float) -> Check:
+    """Check that a number lies in [low, high] (sizes are bounded: docs/config-reference.md)."""
+    def check(value: Any) -> str | None:
+        return None if low <= value <= high else f"a number from {low:,} to {high:,}"
+    return check
 
 
 def option(default: Any = dataclasses.MISSING, *, doc: str, check: Check | None = None,
@@ -54,6 +70,8 @@ def option(default: Any = dataclasses.MISSING, *, doc: str, check: Check | None 
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or a list of valid keys."""
     choices = sorted(choices)
+    if len(word) > 100:
+        return ""
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if close:
         return f" (did you mean '{close[0]}'?)"
@@ -98,20 +116,20 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return _convert(arg, value, where)
             except ConfigError as exc:
                 errors.append(exc)
-        raise ConfigError(f"{where}: expected {_describe_type(tp)}, got {value!r}")
+        raise ConfigError(f"{where}: expected {_describe_type(tp)}, got {shorten(value)}")
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        raise ConfigError(f"{where}: expected true or false, got {shorten(value)}")
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
+            if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_EXACT_INT:
                 return int(value)
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {shorten(value)}")
         return value
     if tp is float:
         if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {shorten(value)}")
         if isinstance(value, int | float):
             out = float(value)
         elif isinstance(value, str):
@@ -119,35 +137,35 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             try:
                 out = float(value)
             except ValueError:
-                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+                raise ConfigError(f"{where}: expected a number, got {shorten(value)}") from None
         else:
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {shorten(value)}")
         if not math.isfinite(out):
-            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+            raise ConfigError(f"{where}: expected a finite number, got {shorten(value)}")
         return out
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {shorten(value)}")
         return value
     if origin is Literal:
         if value in get_args(tp) and type(value) is type(get_args(tp)[0]):
             return value
         choices = get_args(tp)
         hint = did_you_mean(str(value), [str(c) for c in choices]) if isinstance(value, str) else ""
-        raise ConfigError(f"{where}: expected {_describe_type(tp)}, got {value!r}{hint}")
+        raise ConfigError(f"{where}: expected {_describe_type(tp)}, got {shorten(value)}{hint}")
     if origin is tuple:
         if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected {_describe_type(tp)}, got {value!r}")
+            raise ConfigError(f"{where}: expected {_describe_type(tp)}, got {shorten(value)}")
         (item,) = get_args(tp)[:1]
         return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
     if origin in (dict, Mapping):
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected {_describe_type(tp)}, got {value!r}")
+            raise ConfigError(f"{where}: expected {_describe_type(tp)}, got {shorten(value)}")
         key_tp, val_tp = get_args(tp)
         out = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                raise ConfigError(f"{where}: keys must be strings, got {k!r}")
+                raise ConfigError(f"{where}: keys must be strings, got {shorten(k)}")
             out[k] = _convert(val_tp, v, f"{where}.{k}")
         return types.MappingProxyType(out)
     if dataclasses.is_dataclass(tp):
@@ -172,11 +190,11 @@ def build(cls: type, data: Any, where: str) -> Any:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:
-            raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(str(key), fields)}")
+            raise ConfigError(f"{where}: unknown key {shorten(key)}{did_you_mean(str(key), fields)}")
     kwargs = {}
     for name, f in fields.items():
         key_where = f"{where}.{name}"
@@ -189,7 +207,7 @@ def build(cls: type, data: Any, where: str) -> Any:
         if check is not None and value is not None:
             problem = check(value)
             if problem:
-                raise ConfigError(f"{key_where}: expected {problem}, got {data[name]!r}")
+                raise ConfigError(f"{key_where}: expected {problem}, got {shorten(data[name])}")
         kwargs[name] = value
     try:
         return cls(**kwargs)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from simulator.config.files import read_yaml_mapping
-from simulator.config.schema import build, dump, option, positive
+from simulator.config.schema import build, dump, in_range, option, positive
 from simulator.errors import ConfigError
 
 __all__ = [
@@ -132,13 +132,14 @@ class SramModel(Provenance):
     area_per_kib: str | float = option(doc="Area per KiB of capacity, with unit.",
                                check=_quantity_check("area"))
     word_bits: int = option(64, doc="Width of the access `read_energy` is given for, bits.",
-                            check=positive)
+                            check=in_range(1, 4096))
     reference_kib: float = option(8.0, doc="Capacity `read_energy` is given at, KiB.",
-                                  check=positive)
+                                  check=in_range(1 / 1024, 1 << 32))
     capacity_exponent: float = option(
-        0.78, doc="Access energy grows as (capacity / reference_kib) ** capacity_exponent.")
+        0.78, doc="Access energy grows as (capacity / reference_kib) ** capacity_exponent "
+                  "(from 0 to 2).", check=in_range(0, 2))
     write_to_read: float = option(1.0, doc="Write energy as a multiple of read energy.",
-                                  check=positive)
+                                  check=in_range(1e-6, 1e6))
 
     def access_energy_pj_per_byte(self, capacity_kib: float, write: bool = False) -> float:
         """Energy of reading (or writing) one byte from a buffer of ``capacity_kib``, pJ."""

@@ -294,6 +294,9 @@ def speedup_figure(results: SweepResults, baseline: Mapping[str, Any] | str | No
     if by != "workload":
         raise ResultsError(f"speedup: by must be 'workload' or 'layer', not {by!r}")
     values = {d.label: _speedups(d, base, workloads) for d in designs}
+    if all(v is None for row in values.values() for v in row):
+        raise ResultsError(f"{results.path}: no design has a usable time_us against the "
+                           f"baseline {base.label} (failed points, or no timings)")
     series = [(w, _SERIES_COLORS[i % len(_SERIES_COLORS)], [values[d.label][i] for d in designs])
               for i, w in enumerate(workloads)]
     if len(workloads) > 1:

@@ -8,21 +8,36 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from simulator.errors import ResultsError
+from simulator.config.files import load_json_text, parse_override
+from simulator.errors import ResultsError, shorten
 
 __all__ = ["SweepResults", "Design", "load_results", "parse_cell", "parse_baseline"]
 
 _RESULTS_CSV = "results.csv"
 _MANIFEST = "sweep.json"
 _POINTS_DIR = "points"
+
+
+_METRIC_SUFFIXES = ("_us", "_pj", "_um2", "_cycles", "_bytes", "_kib", "_mib")
+
+
+def _is_metric(column: str) -> bool:
+    return column.endswith(_METRIC_SUFFIXES) or column in ("utilization", "macs", "top1")
+
+
+def _check_metric(value: Any, where: str) -> None:
+    """A measured quantity is empty (a failed point) or a finite, non-negative number."""
+    if value is None:
+        return
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or value < 0):
+        raise ResultsError(f"{where}: expected a finite non-negative number, "
+                           f"got {shorten(value)}")
 
 
 def parse_cell(text: str) -> Any:
@@ -47,14 +62,8 @@ def parse_baseline(text: str) -> dict[str, Any] | str:
         return text
     out: dict[str, Any] = {}
     for item in text.split(","):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ResultsError(f"--baseline {text!r}: expected KEY=VALUE[,KEY=VALUE...] "
-                               f"or a design label")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            out[key.strip()] = value.strip()
+        key, value = parse_override(item, "--baseline", dotted=False)
+        out[key[0]] = value
     return out
 
 
@@ -142,7 +151,8 @@ class SweepResults:
         if point_id not in self._records:
             path = self.points_dir / f"{point_id}.json"
             try:
-                self._records[point_id] = json.loads(path.read_text(encoding="utf-8"))
+                self._records[point_id] = load_json_text(path.read_text(encoding="utf-8"),
+                                                         str(path), ResultsError)
             except FileNotFoundError:
                 return None
             except (OSError, ValueError) as exc:
@@ -220,7 +230,11 @@ def load_results(path: str | Path) -> SweepResults:
         if len(cells) != len(header):
             raise ResultsError(f"{csv_path}: line {number}: {len(cells)} cells, the header "
                                f"has {len(header)}")
-        rows.append({k: parse_cell(v) for k, v in zip(header, cells)})
+        row = {k: parse_cell(v) for k, v in zip(header, cells)}
+        for key in header:
+            if _is_metric(key):
+                _check_metric(row[key], f"{csv_path}: line {number}: {key}")
+        rows.append(row)
     if not rows:
         raise ResultsError(f"{csv_path}: no results yet")
     folder = csv_path.parent
@@ -229,7 +243,8 @@ def load_results(path: str | Path) -> SweepResults:
     manifest = folder / _MANIFEST
     if manifest.exists():
         try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
+            data = load_json_text(manifest.read_text(encoding="utf-8"), str(manifest),
+                                  ResultsError)
             axes = tuple(a for a in data["axes"] if a in header)
             name = data.get("name") or name
         except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -10,9 +10,11 @@ runs, so a bad value fails fast with the axis and the value named. See docs/swee
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,7 +26,7 @@ import simulator
 from simulator import api, shipped
 from simulator.config.files import read_yaml_mapping
 from simulator.config.schema import build, dump, option
-from simulator.errors import ConfigError, SasimError
+from simulator.errors import ConfigError, SasimError, shorten
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -36,9 +38,13 @@ __all__ = [
     "sweep_from_mapping",
     "plan_sweep",
     "override_text",
+    "MAX_POINTS",
 ]
 
 SCHEMA_VERSION = 1
+#: Most points (designs x workloads) of one sweep; counted before any design is built or
+#: validated (docs/sweeps.md).
+MAX_POINTS = 100_000
 #: The column that names each design's base arch (as written in the spec).
 BASE_AXIS = "base"
 
@@ -176,6 +182,13 @@ def sweep_from_mapping(data: Mapping[str, Any], where: str) -> SweepSpec:
             if not values:
                 raise ConfigError(f"{where}.{section}.{key}: expected a non-empty list, got []")
             _check_unique(values, f"{where}.{section}.{key}")
+    designs = len(bases) * math.prod(len(v) for v in spec.grid.values())
+    designs *= len(next(iter(spec.zip.values()))) if spec.zip else 1
+    points = (designs + (spec.baseline is not None)) * len(spec.workloads)
+    if points > MAX_POINTS:
+        raise ConfigError(f"{where}: {designs:,} designs x {len(spec.workloads)} workload(s) "
+                          f"make {points:,} points, more than the {MAX_POINTS:,} of one sweep; "
+                          f"split it into several sweeps")
     both = set(spec.grid) & set(spec.zip)
     if both:
         raise ConfigError(f"{where}.zip.{sorted(both)[0]}: already an axis of grid")
@@ -209,6 +222,16 @@ def override_text(key: str, value: Any) -> str:
     elif text.endswith("..."):
         text = text[:-3].strip()
     return f"{key}={text}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_override_text(key: str, kind: type, value: Any) -> str:
+    del kind  # part of the cache key only: 1, 1.0 and True are equal but print differently
+    return override_text(key, value)
+
+
+def _override_text(key: str, value: Any) -> str:
+    return _cached_override_text(key, type(value), value)
 
 
 def _local_path(entry: str, folder: Path) -> str:
@@ -299,8 +322,8 @@ def _same(a: Any, b: Any) -> bool:
 def plan_sweep(spec: SweepSpec, source: str | Path) -> SweepPlan:
     """Expand ``spec`` (read from ``source``) into points, validating every design first.
 
-    Every design is loaded with :func:`simulator.api.load_arch` (the base plus its axis
-    values as ``--set`` overrides) and every workload with :func:`simulator.api.load_workload`
+    Every design is loaded as :func:`simulator.api.load_arch` would (the base plus its axis
+    values as ``--set`` overrides, applied together and validated once) and every workload with :func:`simulator.api.load_workload`
     before anything runs.
 
     Raises
@@ -329,13 +352,21 @@ def plan_sweep(spec: SweepSpec, source: str | Path) -> SweepPlan:
     accuracy = (None if acc is None else
                 (acc.model, None if acc.data is None else _local_path(acc.data, folder),
                  acc.bn_recalibrate, acc.limit))
+    loaders: dict[str, Any] = {}
     for design in designs:
         base_path = _local_path(design.base, folder)
-        overrides = tuple(override_text(key, value) for key, value in design.overrides)
+        overrides = tuple(_override_text(key, value) for key, value in design.overrides)
         arch = archs.get((base_path, overrides))
         if arch is None:
+            loader = loaders.get(base_path)
+            if loader is None:
+                try:
+                    loader = loaders[base_path] = api.arch_loader(base_path)
+                    loader(())
+                except ConfigError as exc:
+                    raise ConfigError(f"{where}.base: {design.base}: {exc}") from None
             arch = archs[(base_path, overrides)] = dump(
-                _validated_arch(spec, base_path, design, overrides, where))
+                _validated_arch(spec, loader, design, overrides, where))
         for entry, path, digest in workloads:
             points.append(SweepPoint(
                 index=len(points),
@@ -351,26 +382,29 @@ def plan_sweep(spec: SweepSpec, source: str | Path) -> SweepPlan:
                      axes=axes, points=tuple(points), has_baseline=spec.baseline is not None)
 
 
-def _validated_arch(spec: SweepSpec, base_path: str, design: _Design,
+def _validated_arch(spec: SweepSpec, loader: Any, design: _Design,
                     overrides: Sequence[str], where: str):
-    """Load one design; on failure name the axis (the first override that breaks it)."""
+    """Load one design: the base with all its axis values applied together and validated
+    once (as ``sasim run --set ... --set ...``). A message names the axis whose key the
+    error is about (else every axis value) and the other values of the design."""
     try:
-        return api.load_arch(base_path, overrides)
+        return loader(overrides, name_overrides=False)
     except ConfigError as exc:
-        failed = exc
-    try:
-        api.load_arch(base_path)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}.base: {design.base}: {exc}") from None
-    for i, (key, value) in enumerate(design.overrides):
-        try:
-            api.load_arch(base_path, overrides[: i + 1])
-        except ConfigError as exc:
-            message = str(exc).removeprefix(f"--set {overrides[i]}: ")
-            context = ", ".join(f"{k}={v!r}" for k, v in design.overrides[:i])
-            context = f" (with {context})" if context else ""
-            section = "grid" if key in spec.grid else "zip"
-            raise ConfigError(f"{where}.{section}.{key}: value {value!r} on base "
-                              f"{design.base}{context}: {message}") from None
-    # load_arch validates after each override, so some prefix above must have failed
-    raise failed
+        message = str(exc)
+    def about(key: str) -> bool:
+        parent, _, last = key.rpartition(".")
+        return (message.startswith((f"arch.{key}:", f"arch.{key}.", f"arch.{key}["))
+                or message.startswith(f"arch.{parent}: unknown key '{last}'"))
+
+    culprit = next((i for i, (key, _) in enumerate(design.overrides) if about(key)), None)
+    if culprit is None:  # e.g. a cross-field check: name the whole design
+        context = ", ".join(f"{k}={shorten(v, 60)}" for k, v in design.overrides)
+        return_where = f"{where}: design ({context or 'no axis values'})"
+        raise ConfigError(f"{return_where} on base {design.base}: {message}") from None
+    key, value = design.overrides[culprit]
+    others = ", ".join(f"{k}={shorten(v, 60)}" for i, (k, v) in enumerate(design.overrides)
+                       if i != culprit)
+    context = f" (with {others})" if others else ""
+    section = "grid" if key in spec.grid else "zip"
+    raise ConfigError(f"{where}.{section}.{key}: value {shorten(value, 60)} on base "
+                      f"{design.base}{context}: {message}") from None

@@ -8,12 +8,39 @@ order is tap-major, channel-minor: ``k = (r*S + s)*(C/g) + c``.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterator
 from typing import Literal
 
 import numpy as np
 
-__all__ = ["GemmShape", "Layer", "LayerTensors", "Workload", "output_extent"]
+__all__ = ["GemmShape", "Layer", "LayerTensors", "Workload", "output_extent", "MAX_DIM",
+           "MAX_LAYERS", "MAX_MACS", "MAX_PLANE", "MAX_LAYER_DATA_BYTES", "data_bytes", "data_limit",
+           "data_problem",
+           "format_bytes"]
+
+#: Largest size of one dimension (batch, channels, features, H, W, kernel, stride, ...).
+MAX_DIM = (1 << 31) - 1
+#: Largest input feature-map height or width of a conv2d (the memory model's footprint keeps
+#: a bitmask per input row).
+MAX_PLANE = 1 << 16
+#: Most multiply-accumulates of one layer (its cycle counts must fit in 64 bits).
+MAX_MACS = 1 << 50
+#: Most layers in one workload (a SCALE-Sim depthwise row expands to one layer per channel).
+MAX_LAYERS = 1 << 14
+#: Largest int64 working set of one layer's data (input, weights, im2col matrix, outputs)
+#: that a functional run or a trace may hold (docs/config-reference.md, "Input limits").
+MAX_LAYER_DATA_BYTES = 8 << 30
+
+
+def format_bytes(count: int) -> str:
+    """``"12.0 GiB (12,884,901,888 bytes)"``."""
+    size, unit = float(count), "bytes"
+    for name in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if size < 1024:
+            break
+        size, unit = size / 1024, name
+    return f"{count:,} bytes" if unit == "bytes" else f"{size:.1f} {unit} ({count:,} bytes)"
 
 OutputRule = Literal["pytorch", "scalesim"]
 
@@ -82,21 +109,41 @@ class Layer:
 
     def problems(self) -> Iterator[str]:
         """Yield what is inconsistent about this layer's shape (empty when valid)."""
-        for name in ("in_channels", "out_channels", "batch", "groups",
-                     "activation_bits", "weight_bits"):
-            if getattr(self, name) <= 0:
-                yield f"{name} must be positive, not {getattr(self, name)}"
+        if not self.name:
+            yield "the layer name must be non-empty"
+        for name in ("in_channels", "out_channels", "batch", "groups"):
+            if not 0 < getattr(self, name) <= MAX_DIM:
+                yield f"{name} must be from 1 to {MAX_DIM:,}, not {getattr(self, name)}"
+        if not 0 < self.activation_bits <= 32:
+            yield f"activation_bits must be from 1 to 32, not {self.activation_bits}"
+        if not 1 < self.weight_bits <= 32:
+            yield f"weight_bits must be from 2 to 32 (weights are signed), not {self.weight_bits}"
         for name in ("input_size", "kernel_size", "stride", "dilation"):
-            if min(getattr(self, name)) <= 0:
-                yield f"{name} must be positive, not {list(getattr(self, name))}"
-        if min(self.padding) < 0:
-            yield f"padding must be non-negative, not {list(self.padding)}"
+            if min(getattr(self, name)) <= 0 or max(getattr(self, name)) > MAX_DIM:
+                yield f"{name} must be from 1 to {MAX_DIM:,}, not {list(getattr(self, name))}"
+        if self.op == "conv2d" and max(self.input_size) > MAX_PLANE:
+            yield (f"input_size must be at most {MAX_PLANE:,} on each side, not "
+                   f"{list(self.input_size)}")
+        if min(self.padding) < 0 or max(self.padding) > MAX_DIM:
+            yield f"padding must be from 0 to {MAX_DIM:,}, not {list(self.padding)}"
+        if any(p for p in self.problems_of_size()):
+            yield from self.problems_of_size()
+            return
         if self.in_channels % self.groups or self.out_channels % self.groups:
             yield (f"groups={self.groups} must divide in_channels={self.in_channels} "
                    f"and out_channels={self.out_channels}")
         if self.op == "conv2d" and min(self.input_size) > 0 and min(self.output_size) <= 0:
             yield (f"the kernel {list(self.kernel_size)} does not fit the input "
                    f"{list(self.input_size)} (output size {list(self.output_size)})")
+
+    def problems_of_size(self) -> Iterator[str]:
+        """Yield a problem when the layer's MACs exceed :data:`MAX_MACS`."""
+        if self.op == "conv2d" and min(self.output_size) <= 0:
+            return
+        macs = self.macs
+        if macs > MAX_MACS:
+            yield (f"{macs:,} multiply-accumulates, more than the {MAX_MACS:,} sasim "
+                   f"simulates in one layer")
 
     @property
     def gemm(self) -> GemmShape:
@@ -113,6 +160,40 @@ class Layer:
     def macs(self) -> int:
         """Multiply-accumulates of the layer."""
         return self.gemm.macs
+
+
+def data_bytes(layer: Layer) -> int:
+    """Bytes of the int64 data a functional run of ``layer`` holds at once: its input,
+    weights, im2col matrix and outputs."""
+    gemm = layer.gemm
+    if layer.op == "conv2d":
+        h, w = layer.input_size
+        inputs = layer.batch * layer.in_channels * h * w
+    else:
+        inputs = gemm.m * gemm.k
+    weights = gemm.groups * gemm.k * gemm.n
+    return 8 * (inputs + weights + gemm.groups * gemm.m * (gemm.k + gemm.n))
+
+
+def data_limit() -> int:
+    """Bytes one layer's data may take: :data:`MAX_LAYER_DATA_BYTES`, or half this machine's
+    memory when that is less."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return MAX_LAYER_DATA_BYTES
+    return min(MAX_LAYER_DATA_BYTES, physical // 2) if physical > 0 else MAX_LAYER_DATA_BYTES
+
+
+def data_problem(layer: Layer, limit: int | None = None) -> str | None:
+    """Why ``layer``'s data cannot be held (its bytes and the limit), or None."""
+    limit = data_limit() if limit is None else limit
+    need = data_bytes(layer)
+    if need <= limit:
+        return None
+    return (f"its data take {format_bytes(need)} as int64 (input, weights, im2col matrix "
+            f"and outputs), more than the {format_bytes(limit)} sasim allows for one layer; "
+            f"use a smaller batch or shape, or run --timing-only")
 
 
 @dataclasses.dataclass(frozen=True)

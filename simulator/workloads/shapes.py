@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from simulator.config.files import read_yaml_mapping
-from simulator.config.schema import build, did_you_mean, option, positive
-from simulator.errors import ConfigError, WorkloadError
-from simulator.workloads.layers import Layer, Workload
+from simulator.config.files import MAX_FILE_BYTES, read_yaml_mapping
+from simulator.config.schema import build, did_you_mean, in_range, option, positive
+from simulator.errors import ConfigError, WorkloadError, shorten
+from simulator.workloads.layers import MAX_DIM, MAX_LAYERS, Layer, Workload
 
 __all__ = ["WORKLOAD_SCHEMA_VERSION", "load_workload_yaml", "load_topology_csv", "layer_from_entry"]
 
@@ -23,10 +23,13 @@ Pair = int | tuple[int, ...]
 
 @dataclasses.dataclass(frozen=True)
 class _Common:
-    name: str = option(doc="Layer name (unique in the workload).")
+    name: str = option(doc="Layer name (unique in the workload, non-empty).",
+                       check=lambda v: None if v.strip() else "a non-empty name")
     activation_signed: bool = option(False, doc="Input activations are signed (not post-ReLU).")
-    activation_bits: int = option(8, doc="Activation bit width.", check=positive)
-    weight_bits: int = option(8, doc="Weight bit width.", check=positive)
+    activation_bits: int = option(8, doc="Activation bit width (1 to 32).",
+                                  check=in_range(1, 32))
+    weight_bits: int = option(8, doc="Weight bit width (2 to 32: weights are signed).",
+                              check=in_range(2, 32))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +74,8 @@ def _pair(value: Pair, where: str) -> tuple[int, int]:
     if isinstance(value, int):
         return (value, value)
     if len(value) != 2:
-        raise ConfigError(f"{where}: expected an integer or a pair [h, w], got {list(value)}")
+        raise ConfigError(f"{where}: expected an integer or a pair [h, w], "
+                          f"got {shorten(list(value))}")
     return (value[0], value[1])
 
 
@@ -80,9 +84,10 @@ def layer_from_entry(entry: Mapping[str, Any], where: str, batch: int) -> Layer:
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where}: expected a mapping, got {entry!r}")
     op = entry.get("op")
-    if op not in _ENTRIES:
-        hint = did_you_mean(str(op), _ENTRIES) if isinstance(op, str) else ""
-        raise ConfigError(f"{where}.op: expected one of conv2d, linear, gemm, got {op!r}{hint}")
+    if not isinstance(op, str) or op not in _ENTRIES:
+        hint = did_you_mean(op, _ENTRIES) if isinstance(op, str) else ""
+        raise ConfigError(f"{where}.op: expected one of conv2d, linear, gemm, "
+                          f"got {shorten(op)}{hint}")
     parsed = build(_ENTRIES[op], entry, where)
     common = dict(name=parsed.name, activation_signed=parsed.activation_signed,
                   activation_bits=parsed.activation_bits, weight_bits=parsed.weight_bits)
@@ -112,24 +117,35 @@ def load_workload_yaml(path: str | Path) -> Workload:
     data = read_yaml_mapping(path, WorkloadError)
     try:
         version = data.get("schema_version")
-        if version != WORKLOAD_SCHEMA_VERSION:
+        if type(version) is not int or version != WORKLOAD_SCHEMA_VERSION:
             raise ConfigError(f"{path}: schema_version: expected {WORKLOAD_SCHEMA_VERSION}, "
-                              f"got {version!r}")
+                              f"got {shorten(version)}")
         allowed = {"schema_version", "name", "description", "batch", "layers", "data"}
         for key in data:
             if key not in allowed:
-                raise ConfigError(f"{path}: unknown key '{key}'{did_you_mean(str(key), allowed)}")
+                raise ConfigError(f"{path}: unknown key {shorten(key)}"
+                                  f"{did_you_mean(str(key), allowed)}")
+        for key in ("name", "description"):
+            if key in data and not isinstance(data[key], str):
+                raise ConfigError(f"{path}: {key}: expected a string, got {shorten(data[key])}")
+        if not data.get("name", path.stem).strip():
+            raise ConfigError(f"{path}: name: expected a non-empty string")
         batch = data.get("batch", 1)
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
-            raise ConfigError(f"{path}: batch: expected a positive integer, got {batch!r}")
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 0 < batch <= MAX_DIM:
+            raise ConfigError(f"{path}: batch: expected a positive integer of at most "
+                              f"{MAX_DIM:,}, got {shorten(batch)}")
         raw_layers = data.get("layers")
         if not isinstance(raw_layers, list) or not raw_layers:
             raise ConfigError(f"{path}: layers: expected a non-empty list of layers")
+        if len(raw_layers) > MAX_LAYERS:
+            raise ConfigError(f"{path}: layers: {len(raw_layers):,} layers, more than the "
+                              f"{MAX_LAYERS:,} sasim simulates in one workload")
         layers = []
         seen: set[str] = set()
         for i, entry in enumerate(raw_layers):
             label = entry.get("name") if isinstance(entry, Mapping) else None
-            where = f"{path}: layers[{i}]" + (f" ({label})" if isinstance(label, str) else "")
+            where = f"{path}: layers[{i}]" + (f" ({shorten(label, 80)[1:-1]})"
+                                              if isinstance(label, str) and label else "")
             layer = layer_from_entry(entry, where, batch)
             if layer.name in seen:
                 raise ConfigError(f"{where}: duplicate layer name '{layer.name}'")
@@ -137,18 +153,27 @@ def load_workload_yaml(path: str | Path) -> Workload:
             layers.append(layer)
     except ConfigError as exc:
         raise WorkloadError(str(exc)) from None
-    name = data.get("name", path.stem)
-    return Workload(name=str(name), source=str(path), layers=tuple(layers), format="yaml")
+    return Workload(name=data.get("name", path.stem), source=str(path), layers=tuple(layers),
+                    format="yaml")
 
 
 def _int_cell(text: str, where: str, what: str) -> int:
+    text = text.strip()
+    if text.isdigit() and len(text) > 12:
+        raise WorkloadError(f"{where}: {what}: expected at most {MAX_DIM:,}, got {shorten(text)}")
     try:
-        value = int(text.strip())
+        value = int(text) if len(text) <= 12 else None
     except ValueError:
-        raise WorkloadError(f"{where}: {what}: expected a positive integer, got {text.strip()!r}") from None
-    if value <= 0:
-        raise WorkloadError(f"{where}: {what}: expected a positive integer, got {value}")
+        value = None
+    if value is None or value <= 0:
+        raise WorkloadError(f"{where}: {what}: expected a positive integer, got {shorten(text)}")
+    if value > MAX_DIM:
+        raise WorkloadError(f"{where}: {what}: expected at most {MAX_DIM:,}, got {shorten(text)}")
     return value
+
+
+def _is_int(text: str) -> bool:
+    return text.strip().lstrip("+-").isdigit()
 
 
 _CONV_COLUMNS = ("IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels",
@@ -166,28 +191,40 @@ def load_topology_csv(path: str | Path) -> Workload:
     """
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise WorkloadError(f"{path}: more than {MAX_FILE_BYTES:,} bytes; not a topology "
+                                f"file")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise WorkloadError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise WorkloadError(f"{path}: cannot read: {exc}") from None
-    rows = [r for r in csv.reader(io.StringIO(text))]
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text))]
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)
+        raise WorkloadError(f"{path}: malformed CSV: {shorten(str(exc))[1:-1]}") from None
     rows = [(i + 1, [c.strip() for c in r]) for i, r in enumerate(rows)]
     rows = [(n, r[:-1] if r and r[-1] == "" else r) for n, r in rows if any(c for c in r)]
     if not rows:
         raise WorkloadError(f"{path}: empty topology file")
     header_line, header = rows[0]
-    if len(header) == 1 + len(_GEMM_COLUMNS) and header[1:] == list(_GEMM_COLUMNS):
-        kind = "gemm"
+    if len(header) > 1 and all(_is_int(c) for c in header[1:]):
+        # No header row: the first row is a layer (refusing it would be unkind, dropping it
+        # silently is what SCALE-Sim's reader does). The column count says which format.
+        kind = "gemm" if len(header) == 1 + len(_GEMM_COLUMNS) else "conv"
+        body = rows
+    elif len(header) == 1 + len(_GEMM_COLUMNS) and header[1:] == list(_GEMM_COLUMNS):
+        kind, body = "gemm", rows[1:]
     elif len(header) >= 1 + len(_CONV_COLUMNS):
-        kind = "conv"
+        kind, body = "conv", rows[1:]
     else:
         raise WorkloadError(
             f"{path}: line {header_line}: expected a SCALE-Sim topology header "
-            f"('Layer name, IFMAP Height, ..., Strides,' or 'Layer, M, N, K,'), got {','.join(header)!r}")
-    layers = []
+            f"('Layer name, IFMAP Height, ..., Strides,' or 'Layer, M, N, K,'), "
+            f"got {shorten(','.join(header))}")
+    layers: list[Layer] = []
     seen: set[str] = set()
-    for line, row in rows[1:]:
+    for line, row in body:
         where = f"{path}: line {line}"
         expected = 1 + (len(_GEMM_COLUMNS) if kind == "gemm" else len(_CONV_COLUMNS))
         if len(row) < expected:
@@ -195,8 +232,9 @@ def load_topology_csv(path: str | Path) -> Workload:
         name = row[0]
         if not name:
             raise WorkloadError(f"{where}: empty layer name")
+        where = f"{where} ({shorten(name, 80)[1:-1]})"
         if name in seen:
-            raise WorkloadError(f"{where}: duplicate layer name '{name}'")
+            raise WorkloadError(f"{where}: duplicate layer name")
         seen.add(name)
         if kind == "gemm":
             m, n, k = (_int_cell(row[i + 1], where, c) for i, c in enumerate(_GEMM_COLUMNS))
@@ -206,6 +244,10 @@ def load_topology_csv(path: str | Path) -> Workload:
                                         for i, col in enumerate(_CONV_COLUMNS))
             conv = dict(op="conv2d", out_channels=f, input_size=(h, w), kernel_size=(r, s),
                         stride=(stride, stride), output_rule="scalesim")
+            if "DP" in name and len(layers) + c > MAX_LAYERS:
+                raise WorkloadError(f"{where}: a depthwise (DP) layer runs as one layer per "
+                                    f"channel; {c:,} channels make more than the "
+                                    f"{MAX_LAYERS:,} layers sasim simulates in one workload")
             if "DP" in name:
                 # SCALE-Sim's depthwise convention: a layer whose name contains "DP" runs as
                 # C single-channel layers named <name>Channel_<i>, each with all F filters.
@@ -215,9 +257,12 @@ def load_topology_csv(path: str | Path) -> Workload:
                 layer_list = [Layer(name=name, in_channels=c, **conv)]
         if kind == "gemm":
             layer_list = [layer]
-        for layer in layer_list:
+        for layer in layer_list[:1]:  # the channels of a DP row share one shape
             for problem in layer.problems():
-                raise WorkloadError(f"{where} ({name}): {problem}")
+                raise WorkloadError(f"{where}: {problem}")
+        if len(layers) + len(layer_list) > MAX_LAYERS:
+            raise WorkloadError(f"{where}: more than the {MAX_LAYERS:,} layers sasim "
+                                f"simulates in one workload")
         layers.extend(layer_list)
     if not layers:
         raise WorkloadError(f"{path}: no layers after the header")

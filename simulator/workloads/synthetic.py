@@ -70,7 +70,8 @@ class SyntheticOptions:
     (docs/synthetic-data.md compares them layer by layer).
     """
 
-    seed: int = option(0, doc="Base seed; layer i uses SeedSequence([seed, i]).")
+    seed: int = option(0, doc="Base seed; layer i uses SeedSequence([seed, i]).",
+                       check=lambda v: None if 0 <= v < 1 << 63 else "an integer from 0 to 2**63-1")
     activation_zero_fraction: float = option(
         0.52, doc="Fraction of exact zeros in unsigned (post-ReLU) activations.",
         check=_fraction)

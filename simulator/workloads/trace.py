@@ -18,17 +18,21 @@ import dataclasses
 import json
 import math
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from simulator.config.files import load_json_text
 from simulator.config.schema import did_you_mean
-from simulator.errors import TraceError
-from simulator.workloads.layers import Layer, LayerTensors, Workload
+from simulator.errors import TraceError, shorten
+from simulator.workloads.layers import (MAX_LAYER_DATA_BYTES, MAX_LAYERS, Layer, LayerTensors,
+                                        Workload, data_problem, format_bytes)
 from simulator.workloads.lowering import output_shape
 
 __all__ = [
@@ -53,8 +57,10 @@ _LAYER_KEYS = {"name", "op", "stride", "padding", "dilation", "groups", "activat
 _REQUIRED_LAYER_KEYS = ("name", "op", "activation_signed", "activation_bits", "weight_bits",
                         "arrays")
 _CONV_KEYS = ("stride", "padding", "dilation", "groups")
+_MAX_MANIFEST_BYTES = 64 << 20
 # Read errors numpy and zipfile raise for a corrupt, truncated or non-npz file.
-_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError)
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, IndexError,
+                struct.error, zlib.error, NotImplementedError, RuntimeError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,9 +180,9 @@ def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
         raise TraceError(f"{path}: manifest: 'format' must be {TRACE_FORMAT!r}, "
                          f"got {manifest.get('format')!r}")
     version = manifest.get("schema_version")
-    if version != TRACE_SCHEMA_VERSION:
+    if type(version) is not int or version != TRACE_SCHEMA_VERSION:
         raise TraceError(f"{path}: manifest: schema_version: expected {TRACE_SCHEMA_VERSION}, "
-                         f"got {version!r}")
+                         f"got {shorten(version)}")
     for key in manifest:
         if key not in _TOP_KEYS:
             raise TraceError(f"{path}: manifest: unknown key '{key}'"
@@ -190,6 +196,9 @@ def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
     layers = manifest.get("layers")
     if not isinstance(layers, list) or not layers:
         raise TraceError(f"{path}: manifest: 'layers' must be a non-empty list")
+    if len(layers) > MAX_LAYERS:
+        raise TraceError(f"{path}: manifest: {len(layers):,} layers, more than the "
+                         f"{MAX_LAYERS:,} sasim simulates in one workload")
     seen: set[str] = set()
     checked = [_check_layer_manifest(entry, i, path, seen) for i, entry in enumerate(layers)]
     return {"format": TRACE_FORMAT, "schema_version": version, "model": model,
@@ -199,6 +208,11 @@ def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
 def _manifest_text(npz: Any, path: Path) -> str:
     if "manifest" not in npz.files:
         raise TraceError(f"{path}: manifest: the archive has no 'manifest' member")
+    info = _array_info(npz, "manifest", path, "manifest")
+    declared = info.dtype.itemsize * math.prod(info.shape)
+    if declared > _MAX_MANIFEST_BYTES:
+        raise TraceError(f"{path}: manifest: declares {format_bytes(declared)}, more than "
+                         f"the {format_bytes(_MAX_MANIFEST_BYTES)} a manifest may take")
     try:
         raw = npz["manifest"]
     except _READ_ERRORS as exc:
@@ -225,6 +239,17 @@ def _open_npz(path: Path) -> Any:
                          f"{exc}") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise TraceError(f"{path}: not an .npz archive (a trace is a zip of .npy members)")
+    # A zip bomb is refused from the sizes its directory declares, before any member is
+    # inflated (docs/trace-format.md).
+    total = 0
+    for member in npz.zip.infolist():
+        total += member.file_size
+        if member.file_size > MAX_LAYER_DATA_BYTES or total > 4 * MAX_LAYER_DATA_BYTES:
+            npz.close()
+            raise TraceError(f"{path}: member '{shorten(member.filename, 80)[1:-1]}' "
+                             f"inflates to {format_bytes(member.file_size)}; a trace may "
+                             f"hold {format_bytes(MAX_LAYER_DATA_BYTES)} per member and "
+                             f"{format_bytes(4 * MAX_LAYER_DATA_BYTES)} in all")
     return npz
 
 
@@ -240,10 +265,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     with _open_npz(path) as npz:
         text = _manifest_text(npz, path)
-    try:
-        manifest = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TraceError(f"{path}: manifest: not valid JSON ({exc})") from None
+    manifest = load_json_text(text, f"{path}: manifest", TraceError)
     return _check_manifest(manifest, path)
 
 
@@ -260,8 +282,15 @@ def _array_info(npz: Any, key: str, path: Path, name: str) -> _ArrayInfo:
             else:
                 shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
     except _READ_ERRORS as exc:
-        raise _fail(path, name, f"array '{key}' is unreadable ({exc})") from None
-    return _ArrayInfo(tuple(int(d) for d in shape), np.dtype(dtype))
+        raise _fail(path, name, f"array '{key}' is unreadable "
+                                f"({shorten(str(exc))[1:-1]})") from None
+    info = _ArrayInfo(tuple(int(d) for d in shape), np.dtype(dtype))
+    declared = info.dtype.itemsize * math.prod(info.shape)
+    if declared > MAX_LAYER_DATA_BYTES:
+        raise _fail(path, name, f"array '{key}' declares shape {shorten(list(info.shape))}: "
+                                f"{format_bytes(declared)}, more than the "
+                                f"{format_bytes(MAX_LAYER_DATA_BYTES)} of one layer's data")
+    return info
 
 
 def _check_dtype(kind: str, dtype: np.dtype, path: Path | str, name: str) -> None:
@@ -403,10 +432,14 @@ def load_trace(path: str | Path, verify_values: bool = True) -> Workload:
                 if kind not in spec["arrays"] and f"{name}.{kind}" in members:
                     raise _fail(path, name, f"array '{name}.{kind}' is in the archive but not "
                                             f"in the manifest's 'arrays'")
-            layers.append(_layer_from_shapes(spec, shapes, path))
+            layer = _layer_from_shapes(spec, shapes, path)
+            problem = data_problem(layer)
+            if problem is not None:
+                raise _fail(path, name, problem)
+            layers.append(layer)
         extra = sorted(members - expected)
         if extra:
-            raise TraceError(f"{path}: manifest: archive member '{extra[0]}' belongs to no "
+            raise TraceError(f"{path}: manifest: archive member {shorten(extra[0], 80)} belongs to no "
                              f"layer of the manifest")
         if verify_values:
             for layer in layers:

@@ -35,7 +35,7 @@ def test_loads_typed_frozen_config(tmp_path):
         ("schema_version: 1\narray: {rows: sixteen}\n",
          "arch.array.rows: expected an integer, got 'sixteen'"),
         ("schema_version: 1\narray: {rows: -4}\n",
-         "arch.array.rows: expected a positive number, got -4"),
+         "arch.array.rows: expected a number from 1 to 65,536, got -4"),
         ("schema_version: 1\narray: {rwos: 4}\n",
          "arch.array: unknown key 'rwos' (did you mean 'rows'?)"),
         ("schema_version: 1\narray: {dataflow: xs}\n",

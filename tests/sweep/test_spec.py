@@ -95,7 +95,7 @@ def test_schema_version_is_required():
 @pytest.mark.parametrize("axes, message", [
     ({"grid": {"array.rows": [16, 0]}},
      "sweep.grid.array.rows: value 0 on base os_sa_16x16: arch.array.rows: expected a "
-     "positive number, got 0"),
+     "number from 1 to 65,536, got 0"),
     ({"grid": {"array.rows": [16], "pe.threads": [2, 3]}},
      "sweep.grid.pe.threads: value 3 on base sysmt_2t_16x16 (with array.rows=16): "
      "arch.pe.threads: expected one of 1, 2, 4, got 3"),

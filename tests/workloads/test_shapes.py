@@ -102,7 +102,7 @@ def test_yaml_workload_errors(tmp_path, change, message):
 def test_topology_csv_errors(tmp_path):
     header = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
     path = write(tmp_path, header + "c1,8,8,3,3,4,8,1,\nc2,8,x,3,3,4,8,1,\n", "t.csv")
-    with pytest.raises(WorkloadError, match=r"t.csv: line 3: IFMAP Width: expected a positive integer, got 'x'"):
+    with pytest.raises(WorkloadError, match=r"t.csv: line 3 \(c2\): IFMAP Width: expected a positive integer, got 'x'"):
         api.load_workload(path)
     path = write(tmp_path, header + "c1,8,8,3,3,4,\n", "t.csv")
     with pytest.raises(WorkloadError, match=r"line 2: expected 8 columns, got 6"):

@@ -212,6 +212,14 @@ class PEModel(ABC):
     def check_layers(self, names: set[str]) -> None:
         """Raise ValueError when options name layers the workload does not have."""
 
+    def layer_problem(self, layer: Layer) -> str | None:
+        """Why this PE cannot run ``layer`` (e.g. operand widths it does not take), or None.
+
+        Checked for every layer before a run starts (docs/config-reference.md, "Input
+        limits").
+        """
+        return None
+
     def peak_macs_per_step(self, layer: Layer) -> int:
         """MACs one PE can complete per step at best (1 for a dense 8b x 8b PE)."""
         return 1

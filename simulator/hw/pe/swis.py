@@ -425,6 +425,13 @@ class SWISPE(PEModel):
 
     options: SWISOptions
 
+    def layer_problem(self, layer: Layer) -> str | None:
+        """SWIS decomposes 8-bit weight magnitudes (docs/pe-models.md)."""
+        if layer.weight_bits > 8:
+            return (f"weight_bits {layer.weight_bits}: the SWIS PE takes weights of at most "
+                    f"8 bits")
+        return None
+
     def reduction_steps(self, layer: Layer) -> int:
         # Without the weights: the longest a fold can take (exact for fixed N).
         return -(-layer.gemm.k // self.options.group_size) * self.options.most_shifts

@@ -1,0 +1,458 @@
+"""One test per bad input of the issue-13 fuzz campaign: each is refused cleanly (exit 2,
+one bounded line naming the file and the key or layer), or, for the inputs that must work,
+accepted."""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from fuzz.harness import assert_promise, assert_refused, run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+CFG = REPO / "tests/data/scalesim/conv_is_16x16_smallsram/scalesim.cfg"
+TOPOLOGY = REPO / "tests/data/scalesim/conv_is_16x16_smallsram/topology.csv"
+TRACE = REPO / "workloads/digits_int8.npz"
+
+TINY = {"schema_version": 1, "name": "tiny", "batch": 1, "layers": [
+    {"name": "conv1", "op": "conv2d", "in_channels": 3, "out_channels": 8,
+     "input_size": [8, 8], "kernel_size": 3, "padding": 1},
+    {"name": "fc", "op": "linear", "in_features": 512, "out_features": 10}]}
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _arch(tmp_path: Path, text: str) -> Path:
+    return _write(tmp_path / "arch.yaml", text)
+
+
+def _tiny(tmp_path: Path, **changes) -> Path:
+    data = json.loads(json.dumps(TINY))
+    data.update(changes)
+    return _write(tmp_path / "tiny.yaml", yaml.safe_dump(data))
+
+
+def _run_arch(tmp_path, arch, *extra):
+    return run_cli("run", "--arch", arch, "--workload", _tiny(tmp_path), "--timing-only",
+                   *extra)
+
+
+# ----------------------------------------------------------------- overrides together
+
+def test_sparq_window_and_options_set_together(tmp_path):
+    result = _run_arch(tmp_path, "sparq_5opt_16x16", "--set", "pe.window_bits=3",
+                       "--set", "pe.options=6", "--json")
+    assert_promise(result)
+    assert result.status == 0, result.err
+    pe = json.loads(result.out)["arch_config"]["pe"]
+    assert (pe["window_bits"], pe["options"]) == (3, 6)
+
+
+def test_overrides_that_conflict_name_all_of_them(tmp_path):
+    result = _run_arch(tmp_path, "sparq_5opt_16x16", "--set", "pe.window_bits=3")
+    assert_refused(result, "--set pe.window_bits=3", "sparq_5opt_16x16")
+
+
+def test_switching_pe_type_drops_the_old_type_keys(tmp_path):
+    result = _run_arch(tmp_path, "sparq_5opt_16x16", "--set", "pe.type=dense", "--json")
+    assert result.status == 0, result.err
+    assert json.loads(result.out)["arch_config"]["pe"] == {"type": "dense"}
+
+
+def test_swis_fixed_to_variable_n(tmp_path):
+    result = _run_arch(tmp_path, "swis_g8_n3_16x16", "--set", "pe.shifts=null",
+                       "--set", "pe.max_shifts=4", "--set", "pe.error_threshold=0.5")
+    assert_promise(result)
+    assert result.status == 0, result.err
+
+
+def _sweep(tmp_path, body: str) -> Path:
+    _tiny(tmp_path)
+    return _write(tmp_path / "spec.yaml",
+                  "schema_version: 1\nworkloads: [tiny.yaml]\ntiming_only: true\n" + body)
+
+
+def test_sweep_zip_explores_sparq_windows(tmp_path):
+    spec = _sweep(tmp_path, "base: sparq_5opt_16x16\n"
+                            "zip:\n  pe.window_bits: [4, 3]\n  pe.options: [5, 6]\n")
+    result = run_cli("sweep", spec, "--out", tmp_path / "out", "--dry-run")
+    assert_promise(result)
+    assert result.status == 0, result.err
+    assert "2 points" in result.out
+
+
+def test_sweep_grid_switches_pe_type(tmp_path):
+    spec = _sweep(tmp_path, "base: sparq_5opt_16x16\ngrid:\n  pe.type: [sparq, dense]\n")
+    result = run_cli("sweep", spec, "--out", tmp_path / "out", "--dry-run")
+    assert result.status == 0, result.err
+
+
+def test_sweep_swis_fixed_to_variable(tmp_path):
+    spec = _sweep(tmp_path, "base: swis_g8_n3_16x16\nzip:\n  pe.shifts: [3, null]\n"
+                            "  pe.max_shifts: [null, 4]\n  pe.error_threshold: [null, 0.5]\n")
+    result = run_cli("sweep", spec, "--out", tmp_path / "out", "--dry-run")
+    assert result.status == 0, result.err
+
+
+def test_sweep_bad_design_names_spec_and_axis(tmp_path):
+    spec = _sweep(tmp_path, "base: sparq_5opt_16x16\ngrid:\n  pe.window_bits: [4, 3]\n")
+    assert_refused(run_cli("sweep", spec, "--out", tmp_path / "out", "--dry-run"),
+                   "spec.yaml", "pe.window_bits")
+
+
+def test_sweep_of_a_million_designs_is_refused_quickly(tmp_path):
+    values = list(range(1, 1001))
+    spec = _sweep(tmp_path, "base: os_sa_16x16\ngrid:\n"
+                            f"  array.rows: {values}\n  array.cols: {values}\n")
+    start = time.perf_counter()
+    assert_refused(run_cli("sweep", spec, "--out", tmp_path / "out", "--dry-run"),
+                   "spec.yaml", "1,000,000")
+    assert time.perf_counter() - start < 5
+
+
+# ----------------------------------------------------------------- YAML hardening
+
+def test_duplicate_yaml_key(tmp_path):
+    arch = _arch(tmp_path, "schema_version: 1\narray:\n  rows: 8\n  rows: 16\n")
+    assert_refused(_run_arch(tmp_path, arch), "arch.yaml", "rows", "duplicate")
+
+
+def test_duplicate_key_in_workload(tmp_path):
+    path = _write(tmp_path / "w.yaml", "schema_version: 1\nname: a\nname: b\nlayers: []\n")
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", path), "w.yaml", "name")
+
+
+def test_alias_bomb_is_refused_cheaply(tmp_path):
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for i in range(1, 10):
+        prev = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 9)}]")
+    arch = _arch(tmp_path, "schema_version: 1\n" + "\n".join(lines) + "\n")
+    start = time.perf_counter()
+    assert_refused(_run_arch(tmp_path, arch), "arch.yaml", "alias")
+    assert time.perf_counter() - start < 2
+
+
+def test_recursive_alias(tmp_path):
+    arch = _arch(tmp_path, "schema_version: 1\narray:\n  dataflow: &a\n  - - *a\n")
+    assert_refused(_run_arch(tmp_path, arch), "arch.yaml", "recursive")
+
+
+@pytest.mark.parametrize("text", ["[" * 5000 + "]" * 5000, "a:\n" + "".join(
+    " " * i + "b:\n" for i in range(1, 3000))])
+def test_deep_yaml_nesting(tmp_path, text):
+    arch = _arch(tmp_path, "schema_version: 1\nx: " + text if text.startswith("[") else text)
+    assert_refused(_run_arch(tmp_path, arch), "arch.yaml")
+
+
+@pytest.mark.parametrize("value", ["123456789012345678901234567890", "1" * 5000, "1.0e+20",
+                                   "18446744073709551616", "-1" * 1 + "0" * 40])
+@pytest.mark.parametrize("key", ["array.rows", "memory.dram_latency_cycles",
+                                 "memory.dram_bandwidth_bytes_per_cycle"])
+def test_huge_numbers_in_arch(tmp_path, key, value):
+    group, name = key.split(".")
+    arch = _arch(tmp_path, f"schema_version: 1\n{group}:\n  {name}: {value}\n")
+    result = _run_arch(tmp_path, arch)
+    if name.startswith("dram_bandwidth") and value == "1.0e+20":
+        assert result.status == 0, result.err  # a float goes there: a valid (huge) number
+        return
+    line = assert_refused(result, "arch.yaml", name)
+    assert len(line) < 400
+
+
+@pytest.mark.parametrize("value", ["1" * 5000, "1.0e+20", "99999999999999999999"])
+def test_huge_numbers_through_set(tmp_path, value):
+    assert_refused(_run_arch(tmp_path, "os_sa_16x16", "--set", f"array.rows={value}"),
+                   "array.rows")
+
+
+def test_schema_version_true(tmp_path):
+    arch = _arch(tmp_path, "schema_version: true\n")
+    assert_refused(_run_arch(tmp_path, arch), "arch.yaml", "schema_version")
+    path = _tiny(tmp_path, schema_version=True)
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", path),
+                   "tiny.yaml", "schema_version")
+
+
+@pytest.mark.parametrize("value", ["[sparq]", "{a: 1}"])
+def test_pe_type_not_a_string(tmp_path, value):
+    arch = _arch(tmp_path, f"schema_version: 1\npe:\n  type: {value}\n")
+    assert_refused(_run_arch(tmp_path, arch), "arch.yaml", "pe.type")
+
+
+@pytest.mark.parametrize("field,value", [("op", ["conv2d"]), ("op", {"a": 1}),
+                                         ("name", ""), ("name", ["x"])])
+def test_bad_layer_fields(tmp_path, field, value):
+    data = json.loads(json.dumps(TINY))
+    data["layers"][0][field] = value
+    path = _write(tmp_path / "w.yaml", yaml.safe_dump(data))
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", path), "w.yaml",
+                   "layers[0]")
+
+
+@pytest.mark.parametrize("field", ["name", "description"])
+@pytest.mark.parametrize("value", [["a", "b"], {"a": 1}, 5])
+def test_workload_name_description_must_be_strings(tmp_path, field, value):
+    path = _tiny(tmp_path, **{field: value})
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", path), "tiny.yaml",
+                   field)
+
+
+def test_negative_seed(tmp_path):
+    path = _tiny(tmp_path, data={"seed": -1})
+    assert_refused(run_cli("run", "--arch", "sysmt_4t_16x16", "--workload", path),
+                   "tiny.yaml", "seed")
+
+
+def test_huge_seed(tmp_path):
+    path = _tiny(tmp_path, data={"seed": 2 ** 70})
+    assert_refused(run_cli("run", "--arch", "sysmt_4t_16x16", "--workload", path),
+                   "tiny.yaml", "seed")
+
+
+def test_swis_weight_bits_64(tmp_path):
+    data = json.loads(json.dumps(TINY))
+    data["layers"][0]["weight_bits"] = 64
+    path = _write(tmp_path / "w.yaml", yaml.safe_dump(data))
+    line = assert_refused(run_cli("run", "--arch", "swis_g8_n3_16x16", "--workload", path))
+    assert "conv1" in line and "weight_bits" in line
+
+
+# ----------------------------------------------------------------- sizes
+
+@pytest.mark.parametrize("changes", [{"batch": 10 ** 12},
+                                     {"layers": [{"name": "big", "op": "gemm", "m": 10 ** 9,
+                                                  "k": 10 ** 9, "n": 10 ** 9}]},
+                                     {"layers": [{"name": "big", "op": "conv2d",
+                                                  "in_channels": 4096, "out_channels": 4096,
+                                                  "input_size": [100000, 100000],
+                                                  "kernel_size": 3}]}])
+def test_huge_layers_say_the_bytes(tmp_path, changes):
+    path = _tiny(tmp_path, **changes)
+    line = assert_refused(run_cli("run", "--arch", "sysmt_4t_16x16", "--workload", path),
+                          "tiny.yaml", "bytes")
+    assert "layer" in line
+
+
+def _trace_with_header(tmp_path, shape, compress=False):
+    """A copy of the digits trace whose first layer's input declares ``shape``."""
+    out = tmp_path / "t.npz"
+    with zipfile.ZipFile(TRACE) as src, zipfile.ZipFile(out, "w") as dst:
+        first = json.loads(np.load(TRACE)["manifest"].item())["layers"][0]["name"]
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == f"{first}.input.npy":
+                header = {"descr": "|i1", "fortran_order": False, "shape": tuple(shape)}
+                buf = __import__("io").BytesIO()
+                np.lib.format.write_array_header_1_0(buf, header)
+                data = buf.getvalue() + b"\0" * 64
+            dst.writestr(info.filename, data)
+    return out
+
+
+def test_trace_declaring_a_huge_shape(tmp_path):
+    path = _trace_with_header(tmp_path, (10 ** 6, 1, 8, 8))
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", path), "t.npz")
+
+
+def test_trace_zip_bomb(tmp_path):
+    out = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(TRACE) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+        dst.writestr("junk.npy", b"\0" * (300 << 20))  # 300 MiB of zeros, ~300 KiB on disk
+    start = time.perf_counter()
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", out), "bomb.npz")
+    assert time.perf_counter() - start < 5
+
+
+def test_trace_schema_version_true(tmp_path):
+    npz = dict(np.load(TRACE))
+    manifest = json.loads(npz["manifest"].item())
+    manifest["schema_version"] = True
+    npz["manifest"] = np.array(json.dumps(manifest))
+    path = tmp_path / "t.npz"
+    np.savez(path, **npz)
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", path), "t.npz",
+                   "schema_version")
+
+
+def test_trace_deep_json_manifest(tmp_path):
+    npz = dict(np.load(TRACE))
+    npz["manifest"] = np.array("[" * 100000 + "]" * 100000)
+    path = tmp_path / "t.npz"
+    np.savez(path, **npz)
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", path), "t.npz")
+
+
+# ----------------------------------------------------------------- SCALE-Sim files
+
+def _cfg(tmp_path, key, value):
+    text = CFG.read_text()
+    lines = [f"{key}: {value}" if line.split(":")[0].strip() == key else line
+             for line in text.splitlines()]
+    return _write(tmp_path / "x.cfg", "\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("key,value", [("IfmapOffset", "nan"), ("IfmapOffset", "inf"),
+                                       ("ArrayHeight", "1.0e+20"), ("ArrayHeight", "1" * 5000),
+                                       ("IfmapSramSzkB", "1e300"), ("Bandwidth", "10%"),
+                                       ("ArrayWidth", "%(x)s"), ("MemoryBanks", "nan")])
+def test_bad_cfg_values(tmp_path, key, value):
+    path = _cfg(tmp_path, key, value)
+    assert_refused(run_cli("run", "--arch", path, "--workload", _tiny(tmp_path),
+                           "--timing-only"), "x.cfg", key)
+
+
+def test_cfg_percent_in_unused_value_is_fine(tmp_path):
+    path = _write(tmp_path / "x.cfg", CFG.read_text().replace(
+        "run_name = conv_is_16x16_smallsram", "run_name = 100%_run"))
+    result = run_cli("run", "--arch", path, "--workload", _tiny(tmp_path), "--timing-only")
+    assert result.status == 0, result.err
+
+
+def test_topology_without_header_keeps_its_first_layer(tmp_path):
+    rows = TOPOLOGY.read_text().splitlines()[1:]
+    path = _write(tmp_path / "t.csv", "\n".join(rows) + "\n")
+    result = run_cli("run", "--arch", CFG, "--workload", path, "--timing-only", "--json")
+    if result.status == 0:
+        layers = [layer["name"] for layer in json.loads(result.out)["layers"]]
+        assert layers[0] == rows[0].split(",")[0]
+        assert len(layers) == len(rows)
+    else:
+        assert_refused(result, "t.csv", "header")
+
+
+def test_topology_huge_field(tmp_path):
+    path = _write(tmp_path / "t.csv", TOPOLOGY.read_text() + "x" * 200_000 + ",1,1,1,1,1,1,1,\n")
+    assert_refused(run_cli("run", "--arch", CFG, "--workload", path, "--timing-only"), "t.csv")
+
+
+def test_topology_depthwise_with_300000_channels(tmp_path):
+    path = _write(tmp_path / "t.csv", TOPOLOGY.read_text().splitlines()[0]
+                  + "\nDP1, 10, 10, 3, 3, 300000, 1, 1,\n")
+    start = time.perf_counter()
+    assert_refused(run_cli("run", "--arch", CFG, "--workload", path, "--timing-only"),
+                   "t.csv", "DP1")
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("value", ["1" * 5000, "99999999999999999999999"])
+def test_topology_huge_numbers(tmp_path, value):
+    path = _write(tmp_path / "t.csv", TOPOLOGY.read_text().splitlines()[0]
+                  + f"\nL0, 10, 10, 3, 3, {value}, 1, 1,\n")
+    assert_refused(run_cli("run", "--arch", CFG, "--workload", path, "--timing-only"),
+                   "t.csv", "L0")
+
+
+# ----------------------------------------------------------------- tech tables, plot
+
+def _tech(tmp_path, old, new):
+    text = (REPO / "arch_configs/tech/generic_45nm.yaml").read_text()
+    assert old in text
+    return _write(tmp_path / "tech.yaml", text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("old,new", [("capacity_exponent: 0.78", "capacity_exponent: 1000"),
+                                     ("capacity_exponent: 0.78", "capacity_exponent: -1000"),
+                                     ("energy: 0.2 pJ", "energy: 1e400 pJ"),
+                                     ("node_nm: 45\nvoltage", "node_nm: [45]\nvoltage")])
+def test_bad_tech_tables(tmp_path, old, new):
+    tech = _tech(tmp_path, old, new)
+    result = run_cli("run", "--arch", "os_sa_16x16", "--set", f"energy.tech={tech}",
+                     "--workload", _tiny(tmp_path), "--timing-only")
+    assert_refused(result, "tech.yaml")
+
+
+@pytest.mark.parametrize("dpi", ["100000", "1e308", "nan", "inf", "0"])
+def test_plot_dpi(tmp_path, dpi):
+    (tmp_path / "res").mkdir()
+    result = run_cli("plot", tmp_path / "res", "--kind", "speedup", "--dpi", dpi)
+    assert_refused(result, "--dpi")
+
+
+# ----------------------------------------------------------------- messages
+
+def test_long_values_are_truncated(tmp_path):
+    arch = _arch(tmp_path, "schema_version: 1\narray:\n  dataflow: " + "x" * 100_000 + "\n")
+    line = assert_refused(_run_arch(tmp_path, arch), "arch.yaml", "dataflow")
+    assert len(line) < 600
+
+
+def test_argparse_errors_are_one_line():
+    result = run_cli("run", "--arch")
+    assert_refused(result, "--arch")
+
+
+def test_multiline_message_is_one_line(tmp_path):
+    arch = _arch(tmp_path, 'schema_version: 1\nname: "a\\nb\\nc"\narray: {rows: x}\n')
+    assert_refused(_run_arch(tmp_path, arch), "arch.yaml")
+
+
+# ----------------------------------------------------------------- results given to plot
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("res")
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    spec = folder / "spec.yaml"
+    spec.write_text("schema_version: 1\nbase: os_sa_16x16\nworkloads: [tiny.yaml]\n"
+                    "grid:\n  array.rows: [8, 16]\nbaseline: {array.rows: 8}\n"
+                    "timing_only: true\n")
+    result = run_cli("sweep", spec, "--out", folder / "out", "--workers", "1")
+    assert result.status == 0, result.err
+    return folder / "out"
+
+
+def _edit_results(src, dst, column, value):
+    import csv
+    import shutil
+
+    shutil.copytree(src, dst)
+    rows = list(csv.DictReader((dst / "results.csv").read_text().splitlines()))
+    for row in rows:
+        row[column] = value
+    with open(dst / "results.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return dst
+
+
+def test_plot_refuses_a_negative_time(results_dir, tmp_path):
+    res = _edit_results(results_dir, tmp_path / "r", "time_us", "-3.5")
+    assert_refused(run_cli("plot", res, "--kind", "speedup"), "results.csv", "time_us")
+
+
+def test_plot_refuses_results_without_a_usable_metric(results_dir, tmp_path):
+    res = _edit_results(results_dir, tmp_path / "r", "time_us", "")
+    assert_refused(run_cli("plot", res, "--kind", "speedup"), "time_us")
+
+
+def test_a_very_wide_input_is_refused_before_the_memory_model_runs(tmp_path):
+    data = json.loads(json.dumps(TINY))
+    data["layers"][0]["input_size"] = [8, 749742]  # found by the fuzz suite: 90 s of footprint
+    path = _write(tmp_path / "w.yaml", yaml.safe_dump(data))
+    start = time.perf_counter()
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", path), "w.yaml",
+                   "conv1", "input_size")
+    assert time.perf_counter() - start < 5
+
+
+def test_a_layer_too_big_for_the_memory_model_is_refused_quickly(tmp_path):
+    data = json.loads(json.dumps(TINY))
+    data["layers"][0].update(in_channels=8, input_size=[512, 16384])
+    path = _write(tmp_path / "w.yaml", yaml.safe_dump(data))
+    start = time.perf_counter()
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--set", "array.rows=8", "--workload",
+                           path, "--timing-only"), "w.yaml", "conv1", "folds")
+    assert time.perf_counter() - start < 5
