@@ -8,10 +8,13 @@ each, so the results do not depend on the executor.
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import logging
 import multiprocessing
 import os
 import shutil
+import signal
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -46,6 +49,21 @@ class Executor(Protocol):
         ...
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _worker_init() -> None:
+    """Set up a local worker: it leaves interrupts to the sweep process (which stops the
+    pool), and on Linux it is sent SIGTERM when its parent (the fork server, which exits
+    with the sweep process) dies, so a killed sweep leaves no worker running."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the pool's own shutdown still applies
+            pass
+
+
 class LocalExecutor:
     """A pool of ``workers`` processes on this machine.
 
@@ -63,14 +81,21 @@ class LocalExecutor:
         context = multiprocessing.get_context(method)
         if method == "forkserver":
             context.set_forkserver_preload(["simulator.sweep.worker"])
-        self._pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context)
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_worker_init)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            # On an interrupt, do not wait for the chunks not started yet.
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def __exit__(self, exc_type: object = None, *exc: object) -> None:
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        if exc_type is not None:
+            # An error or a signal (SIGINT, or SIGTERM turned into an exception by the CLI):
+            # stop the workers now instead of waiting for the chunks they are running.
+            processes = getattr(pool, "_processes", None) or {}
+            for process in list(processes.values()):
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def run(self, chunks: Sequence[Sequence[SweepPoint]],
             axes: Sequence[str]) -> Iterator[list[PointOutcome]]:

@@ -4,6 +4,7 @@ are the right ones (the baseline is 1.0), labels do not overlap, colours are fix
 from __future__ import annotations
 
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -345,6 +346,7 @@ def test_a_torn_last_line_is_ignored_and_bad_files_are_one_error(tmp_path, resul
     text = (results_dir / "results.csv").read_text()
     torn = tmp_path / "results.csv"
     torn.write_text(text + text.splitlines()[1][:30])  # an append cut short by a kill
+    shutil.copy(results_dir / "sweep.json", tmp_path / "sweep.json")
     assert len(load_results(torn).rows) == len(text.splitlines()) - 1
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
