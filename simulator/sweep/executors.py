@@ -8,6 +8,7 @@ each, so the results do not depend on the executor.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -15,6 +16,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -23,7 +25,8 @@ from simulator.errors import SasimError
 from simulator.sweep.spec import SweepPoint
 from simulator.sweep.worker import PointOutcome, run_chunk
 
-__all__ = ["Executor", "LocalExecutor", "DaskExecutor", "default_workers"]
+__all__ = ["Executor", "LocalExecutor", "DaskExecutor", "default_workers", "die_with_parent",
+           "PARENT_ENV"]
 
 
 def default_workers() -> int:
@@ -50,18 +53,49 @@ class Executor(Protocol):
 
 
 _PR_SET_PDEATHSIG = 1
+#: The sweep process's pid, for the fork server to check it started under it.
+PARENT_ENV = "SASIM_SWEEP_PID"
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Ask Linux to kill this process when its parent dies, so that a sweep killed even with
+    SIGKILL leaves no fork server or worker running (docs/sweeps.md); when the parent is
+    already gone (it is not ``parent``), exit now. Also unblocks SIGTERM and SIGINT, which
+    the process may have inherited blocked (:func:`_signals_held`)."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: the pool's own shutdown still applies
+        return
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def _worker_init() -> None:
     """Set up a local worker: it leaves interrupts to the sweep process (which stops the
-    pool), and on Linux it is sent SIGTERM when its parent (the fork server, which exits
-    with the sweep process) dies, so a killed sweep leaves no worker running."""
+    pool), and dies with its parent, the fork server (which dies with the sweep)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        except (OSError, AttributeError):  # no prctl: the pool's own shutdown still applies
-            pass
+    die_with_parent()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT while the pool submits work and starts its workers: an
+    interrupt in the middle of starting a worker would leave a half-started child that
+    fails noisily after this process is gone. The threads the pool starts here inherit the
+    blocked mask, so the held signal is delivered to this thread right after."""
+    if not hasattr(signal, "pthread_sigmask") \
+            or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class LocalExecutor:
@@ -80,7 +114,10 @@ class LocalExecutor:
         method = "forkserver" if "forkserver" in methods else "spawn"
         context = multiprocessing.get_context(method)
         if method == "forkserver":
-            context.set_forkserver_preload(["simulator.sweep.worker"])
+            # the fork server starts under this process and dies with it
+            os.environ[PARENT_ENV] = str(os.getpid())
+            context.set_forkserver_preload(["simulator.sweep.forkserver",
+                                            "simulator.sweep.worker"])
         self._pool = concurrent.futures.ProcessPoolExecutor(
             self.workers, mp_context=context, initializer=_worker_init)
         return self
@@ -103,7 +140,8 @@ class LocalExecutor:
         if self._pool is None:
             raise RuntimeError("use LocalExecutor as a context manager")
         axes = tuple(axes)
-        futures = [self._pool.submit(run_chunk, list(chunk), axes) for chunk in chunks]
+        with _signals_held():
+            futures = [self._pool.submit(run_chunk, list(chunk), axes) for chunk in chunks]
         try:
             for future in concurrent.futures.as_completed(futures):
                 yield future.result()
