@@ -214,6 +214,8 @@ class SweepDirectory:
         out = self.path
         if out.exists() and not out.is_dir():
             raise OutputError(f"--out {out}: exists and is not a directory")
+        if out.is_dir():
+            _check_owner(out, self.plan)  # before the lock file is added to a foreign folder
         try:
             out.mkdir(parents=True, exist_ok=True)
             fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, file_mode())
@@ -227,9 +229,9 @@ class SweepDirectory:
                               f"{LOCK} is locked); wait for it or choose another --out") from None
         self._fd = fd
         try:
+            _check_owner(out, self.plan)  # again, now that no other sweep can write
             remove_stale(out)
             remove_stale(out / POINTS_DIR)
-            _check_owner(out, self.plan)
             (out / POINTS_DIR).mkdir(exist_ok=True)
             write_manifest(out, self.plan)
         except OSError as exc:
