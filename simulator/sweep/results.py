@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import simulator
+from simulator.config.schema import dump
 from simulator.outputs import (TEMP_PREFIX, OutputError, atomic_write, file_mode,
                                flatten_scalars, json_text, remove_stale)
 from simulator.sweep.spec import SweepPlan, SweepPoint
@@ -144,10 +145,13 @@ def read_points(points_dir: Path, ids: Iterable[str]) -> dict[str, dict[str, Any
 
 
 def plan_digest(plan: SweepPlan) -> str:
-    """What makes a sweep directory one sweep's: a hash of its axes, workloads and point ids
-    (each id hashes a point's design, workload and input files, docs/sweeps.md)."""
-    text = json.dumps([list(plan.axes), list(plan.spec.workloads), plan.spec.timing_only,
-                       [p.id for p in plan.points], [p.id for p in plan.points if p.baseline]])
+    """What makes a sweep directory one sweep's: a hash of its spec (name, bases, workloads
+    as written, axes and their values, baseline, timing_only, accuracy; not the spec's path
+    or description). Editing a base config or a workload file keeps the sweep (its points
+    re-run, docs/sweeps.md); editing the spec makes another sweep."""
+    spec = dump(plan.spec)
+    spec.pop("description", None)
+    text = json.dumps([plan.name, list(plan.axes), spec], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -189,11 +193,16 @@ def _check_owner(out_dir: Path, plan: SweepPlan) -> None:
     if not isinstance(found, dict) or found.get("format") != POINT_FORMAT:
         raise OutputError(f"{path}: not a sweep.json of format {POINT_FORMAT} (written by "
                           f"another sasim version?); choose a new directory for --out")
-    if found.get("plan_digest") != plan_digest(plan):
+    if "plan_digest" not in found:  # written by a sasim before the digest: compare by hand
+        mine = manifest(plan)
+        same = all(found.get(k) == mine[k] for k in ("name", "axes", "workloads", "points"))
+    else:
+        same = found["plan_digest"] == plan_digest(plan)
+    if not same:
         raise OutputError(
             f"--out {out_dir}: holds the results of another sweep ({found.get('name')!r} from "
-            f"{found.get('spec')}, {found.get('points')} points); {plan.source} plans other "
-            f"points: choose a new --out (a directory belongs to one spec, docs/sweeps.md)")
+            f"{found.get('spec')}); {plan.source} is another spec: choose a new --out (a "
+            f"directory belongs to one spec, docs/sweeps.md)")
 
 
 class SweepDirectory:
