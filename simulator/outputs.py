@@ -247,8 +247,13 @@ class OutputSet:
     def directory(self, target: str | Path, marker: str, flag: str = "--out") -> Path:
         """A staging directory that becomes ``target`` on commit."""
         target = Path(target).absolute()
+        if target.is_symlink():  # the output goes where the link points
+            target = target.resolve()
         if target.exists() and not target.is_dir():
             raise OutputError(f"{flag} {target}: exists and is not a directory")
+        if Path.cwd().resolve().is_relative_to(target.resolve()):
+            raise OutputError(f"{flag} {target}: holds the current directory, so it is not "
+                              f"replaced: choose a directory below it")
         if target.is_dir():
             try:
                 names = os.listdir(target)

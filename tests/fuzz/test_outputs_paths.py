@@ -165,3 +165,30 @@ def test_a_killed_runs_staging_is_removed_by_the_next_run(cli, tmp_path):
                  "--out", tmp_path / "out")
     assert result.status == 0, result.err
     assert not stale.exists() and live.exists()
+
+
+def test_out_holding_the_current_directory_is_refused(cli, tmp_path, monkeypatch):
+    inner = tmp_path / "out" / "here"
+    inner.mkdir(parents=True)
+    monkeypatch.chdir(inner)
+    before = snapshot(tmp_path)
+    for out in (inner, tmp_path / "out"):
+        result = cli("run", "--arch", "os_sa_16x16", "--workload", "alexnet", "--timing-only",
+                     "--out", out)
+        assert_clean_exit(result.status, result.err)
+        assert result.status == 2 and "holds the current directory" in result.err
+    assert snapshot(tmp_path) == before
+
+
+def test_out_through_a_symlink_replaces_the_linked_directory(cli, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "summary.json").write_text("{}\n")
+    (real / "outputs.npz").write_text("stale\n")
+    (tmp_path / "link").symlink_to(real)
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", "alexnet", "--timing-only",
+                 "--out", tmp_path / "link")
+    assert result.status == 0, result.err
+    assert (tmp_path / "link").is_symlink()
+    assert sorted(p.name for p in real.iterdir()) == ["layers.csv", "summary.json"]
+    assert not temporaries(tmp_path)
