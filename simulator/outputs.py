@@ -16,13 +16,10 @@ use it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import json
 import math
 import os
-import secrets
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -62,7 +59,7 @@ def dir_mode() -> int:
 def temp_name(name: str) -> str:
     """A temporary name for ``name``: ``.sasim-tmp.<pid>.<random>.<name>`` (it keeps the
     suffix, so a figure's format can still be read from it)."""
-    return f"{TEMP_PREFIX}{os.getpid()}.{secrets.token_hex(4)}.{name}"
+    return f"{TEMP_PREFIX}{os.getpid()}.{os.urandom(4).hex()}.{name}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -188,8 +185,10 @@ _AT_FDCWD = -100
 def _exchange(a: Path, b: Path) -> bool:
     """Swap ``a`` and ``b`` in one step (Linux renameat2 RENAME_EXCHANGE); False when the
     system or file system cannot."""
+    import ctypes  # only here: a run that replaces nothing does not pay for the import
+
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the C library the interpreter runs on
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
         return False
