@@ -18,7 +18,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 from simulator.config.schema import did_you_mean
 from simulator.errors import TraceError
+from simulator.outputs import OutputError, file_mode, json_text, temp_name
 from simulator.workloads.layers import Layer, LayerTensors, Workload
 from simulator.workloads.lowering import output_shape
 
@@ -474,11 +474,13 @@ class TraceWriter:
         except (TypeError, ValueError) as exc:
             raise TraceError(f"{self.path}: manifest: provenance is not JSON-able ({exc})") from None
         self._layers: list[dict[str, Any]] = []
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                   dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # a temporary name a later writer can clean up after a SIGKILL (simulator/outputs)
+            self._tmp = self.path.parent / temp_name(self.path.name)
+            self._tmp.touch(exist_ok=False)
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
         self._zip: zipfile.ZipFile | None = zipfile.ZipFile(
             self._tmp, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED)
 
@@ -524,10 +526,10 @@ class TraceWriter:
         manifest = {"format": TRACE_FORMAT, "schema_version": TRACE_SCHEMA_VERSION,
                     "model": self._model, "provenance": self._provenance,
                     "layers": self._layers}
-        self._write_array("manifest", np.array(json.dumps(manifest, indent=1)))
+        self._write_array("manifest", np.array(json_text(manifest, indent=1)))
         self._zip.close()
         self._zip = None
-        os.chmod(self._tmp, 0o644)  # mkstemp creates 0600; a trace is an ordinary data file
+        os.chmod(self._tmp, file_mode())  # an ordinary data file, as open() would make it
         os.replace(self._tmp, self.path)
         return self.path
 
