@@ -473,7 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workload", required=True,
                      help="workload YAML, SCALE-Sim topology CSV, trace .npz, or a shipped name")
     run.add_argument("--out", metavar="DIR",
-                     help="write summary.json, layers.csv (and COMPUTE_REPORT.csv) into DIR")
+                     help="write summary.json, layers.csv (and COMPUTE_REPORT.csv) into DIR, "
+                          "replacing an earlier run's DIR whole")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override an arch key, e.g. --set array.rows=32 (repeatable)")
     run.add_argument("--json", action="store_true", help="print summary.json to stdout")
