@@ -16,7 +16,7 @@ from pathlib import Path
 import simulator
 from simulator import api
 from simulator.errors import SasimError
-from simulator.outputs import OutputSet, json_text
+from simulator.outputs import OutputSet, check_directory, json_text
 from simulator.reports import files as report_files
 from simulator.reports.table import format_run, format_table
 from simulator.reports.timeline import timeline_json
@@ -183,6 +183,8 @@ _BASELINE_TYPE = {"swis": "bitserial", "bitserial": "bitserial"}
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    if args.out:  # refused before the simulations, not after
+        check_directory(args.out, "comparison.json")
     arch_specs = args.arch or list(DEFAULT_COMPARISON)
     archs = [api.load_arch(spec, args.set or ()) for spec in arch_specs]
     workloads = [api.load_workload(spec) for spec in args.workload]

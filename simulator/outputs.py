@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 from simulator.errors import SasimError
 
 __all__ = ["OutputError", "TEMP_PREFIX", "file_mode", "dir_mode", "temp_name",
-           "atomic_write", "json_text", "finite", "flatten_scalars", "remove_stale",
+           "atomic_write", "check_directory", "json_text", "finite", "flatten_scalars", "remove_stale",
            "OutputSet"]
 
 #: Every temporary file or directory sasim creates starts with this, then ``<pid>.``.
@@ -59,7 +59,7 @@ def dir_mode() -> int:
 def temp_name(name: str) -> str:
     """A temporary name for ``name``: ``.sasim-tmp.<pid>.<random>.<name>`` (it keeps the
     suffix, so a figure's format can still be read from it)."""
-    return f"{TEMP_PREFIX}{os.getpid()}.{os.urandom(4).hex()}.{name}"
+    return f"{TEMP_PREFIX}{os.getpid()}.{os.urandom(4).hex()}.{name[-100:]}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -92,8 +92,9 @@ def remove_stale(folder: Path) -> None:
                 os.unlink(entry.path)
 
 
-def _cannot(path: Path, exc: OSError) -> OutputError:
-    return OutputError(f"{path}: cannot write: {exc.strerror or exc}")
+def _cannot(path: Path, exc: OSError, flag: str = "") -> OutputError:
+    where = f"{flag} {path}" if flag else str(path)
+    return OutputError(f"{where}: cannot write: {exc.strerror or exc}")
 
 
 def _existing_ancestor(path: Path, flag: str) -> Path:
@@ -117,9 +118,9 @@ def atomic_write(path: str | Path, data: bytes | str | Callable[[BinaryIO], None
     parent directories are created. Raises :class:`OutputError` when it cannot write.
     """
     path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path}: is a directory")
     try:
+        if path.is_dir():
+            raise OutputError(f"{path}: is a directory")
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _cannot(path, exc) from None
@@ -220,6 +221,42 @@ def _replace_dir(staging: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def check_directory(target: str | Path, marker: str, flag: str = "--out") -> Path:
+    """Check, without writing anything, that ``target`` may become (or be replaced by) an
+    output directory whose kind is known by its ``marker`` file; returns its absolute path
+    (a symbolic link resolved). Raises :class:`OutputError` for a file, a directory that is
+    neither empty nor holds ``marker``, one that holds the current directory, or a place
+    that cannot be written."""
+    try:
+        return _check_directory(Path(target), marker, flag)
+    except OSError as exc:  # a name too long, a loop of links, ...
+        raise _cannot(Path(target), exc, flag) from None
+
+
+def _check_directory(target: Path, marker: str, flag: str) -> Path:
+    target = Path(target).absolute()
+    if target.is_symlink():  # the output goes where the link points
+        target = target.resolve()
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{flag} {target}: exists and is not a directory")
+    if Path.cwd().resolve().is_relative_to(target.resolve()):
+        raise OutputError(f"{flag} {target}: holds the current directory, so it is not "
+                          f"replaced: choose a directory below it")
+    if target.is_dir():
+        try:
+            names = os.listdir(target)
+        except OSError as exc:
+            raise OutputError(f"{flag} {target}: cannot read: {exc.strerror}") from None
+        if names and marker not in names:
+            raise OutputError(f"{flag} {target}: exists and holds no {marker} (it is not "
+                              f"an earlier output, so it is not replaced): choose a new "
+                              f"or empty directory")
+    where = _existing_ancestor(target, flag)
+    if not os.access(where, os.W_OK | os.X_OK):
+        raise OutputError(f"{flag} {target}: cannot write in {where}: permission denied")
+    return target
+
+
 class OutputSet:
     """Outputs that appear together or not at all.
 
@@ -244,24 +281,9 @@ class OutputSet:
         self.discard()
 
     def directory(self, target: str | Path, marker: str, flag: str = "--out") -> Path:
-        """A staging directory that becomes ``target`` on commit."""
-        target = Path(target).absolute()
-        if target.is_symlink():  # the output goes where the link points
-            target = target.resolve()
-        if target.exists() and not target.is_dir():
-            raise OutputError(f"{flag} {target}: exists and is not a directory")
-        if Path.cwd().resolve().is_relative_to(target.resolve()):
-            raise OutputError(f"{flag} {target}: holds the current directory, so it is not "
-                              f"replaced: choose a directory below it")
-        if target.is_dir():
-            try:
-                names = os.listdir(target)
-            except OSError as exc:
-                raise OutputError(f"{flag} {target}: cannot read: {exc.strerror}") from None
-            if names and marker not in names:
-                raise OutputError(f"{flag} {target}: exists and holds no {marker} (it is not "
-                                  f"an earlier output, so it is not replaced): choose a new "
-                                  f"or empty directory")
+        """A staging directory that becomes ``target`` on commit (see
+        :func:`check_directory` for the directories refused)."""
+        target = check_directory(target, marker, flag)
         where = _existing_ancestor(target, flag)
         remove_stale(where)
         staging = where / temp_name(target.name)
@@ -276,21 +298,21 @@ class OutputSet:
     def file(self, target: str | Path, flag: str) -> Path:
         """A temporary path that becomes ``target`` on commit (it keeps the suffix)."""
         target = Path(target).absolute()
-        if target.is_dir():
-            raise OutputError(f"{flag} {target}: is a directory")
-        for staging, folder in self._dirs:
-            if target.is_relative_to(folder):
-                inner = staging / target.relative_to(folder)
-                inner.parent.mkdir(parents=True, exist_ok=True)
-                return inner
-        where = _existing_ancestor(target, flag)
-        remove_stale(where)
-        tmp = where / temp_name(target.name)
         try:
+            if target.is_dir():
+                raise OutputError(f"{flag} {target}: is a directory")
+            for staging, folder in self._dirs:
+                if target.is_relative_to(folder):
+                    inner = staging / target.relative_to(folder)
+                    inner.parent.mkdir(parents=True, exist_ok=True)
+                    inner.touch(exist_ok=False)
+                    return inner
+            where = _existing_ancestor(target, flag)
+            remove_stale(where)
+            tmp = where / temp_name(target.name)
             tmp.touch(exist_ok=False)
         except OSError as exc:
-            raise OutputError(f"{flag} {target}: cannot write in {where}: "
-                              f"{exc.strerror or exc}") from None
+            raise _cannot(target, exc, flag) from None
         self._files.append((tmp, target))
         return tmp
 

@@ -269,7 +269,10 @@ def load_results(path: str | Path) -> SweepResults:
     non-numeric time, energy, area or count.
     """
     path = Path(path)
-    csv_path = path / _RESULTS_CSV if path.is_dir() else path
+    try:
+        csv_path = path / _RESULTS_CSV if path.is_dir() else path
+    except OSError as exc:  # a name too long, a loop of links, ...
+        raise ResultsError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         text = csv_path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -221,11 +221,11 @@ class SweepDirectory:
 
     def __enter__(self) -> SweepDirectory:
         out = self.path
-        if out.exists() and not out.is_dir():
-            raise OutputError(f"--out {out}: exists and is not a directory")
-        if out.is_dir():
-            _check_owner(out, self.plan)  # before the lock file is added to a foreign folder
         try:
+            if out.exists() and not out.is_dir():
+                raise OutputError(f"--out {out}: exists and is not a directory")
+            if out.is_dir():
+                _check_owner(out, self.plan)  # before the lock file goes into a foreign folder
             out.mkdir(parents=True, exist_ok=True)
             fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, file_mode())
         except OSError as exc:

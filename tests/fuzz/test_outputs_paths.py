@@ -192,3 +192,36 @@ def test_out_through_a_symlink_replaces_the_linked_directory(cli, tmp_path):
     assert (tmp_path / "link").is_symlink()
     assert sorted(p.name for p in real.iterdir()) == ["layers.csv", "summary.json"]
     assert not temporaries(tmp_path)
+
+
+NAMES = st.one_of(
+    st.sampled_from(["x" * 300, "y" * 250, "a b", "ü.d", "..", ".", "-", "out.png",
+                     "a/" * 20 + "z", "x" * 300 + "/z", "loop/z", "file/z"]),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\0"),
+            min_size=1, max_size=40))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(name=NAMES, flag=st.sampled_from(["run --out", "run --timeline", "run --plot",
+                                         "compare --out", "plot", "plot --out"]))
+def test_any_output_name_is_written_or_one_line(cli, name, flag):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "loop").symlink_to(root / "loop")
+        (root / "file").write_text("")
+        target = root / name
+        command, _, option = flag.partition(" ")
+        if command == "run":
+            args = ["run", "--arch", "os_sa_16x16", "--workload", "alexnet", "--timing-only",
+                    option, target]
+        elif command == "compare":
+            args = ["compare", "--arch", "os_sa_16x16", "--workload", "alexnet",
+                    "--timing-only", "--out", target]
+        elif option:
+            args = ["plot", REPO / "tests" / "data", "--kind", "speedup", "--out", target]
+        else:
+            args = ["plot", target, "--kind", "speedup"]
+        result = cli(*args)
+        assert_clean_exit(result.status, result.err)
+        assert not temporaries(root)
