@@ -60,8 +60,8 @@ PARENT_ENV = "SASIM_SWEEP_PID"
 def die_with_parent(parent: int | None = None) -> None:
     """Ask Linux to kill this process when its parent dies, so that a sweep killed even with
     SIGKILL leaves no fork server or worker running (docs/sweeps.md); when the parent is
-    already gone (it is not ``parent``), exit now. Also unblocks SIGTERM and SIGINT, which
-    the process may have inherited blocked (:func:`_signals_held`)."""
+    already gone (it is not ``parent``), exit now. Also unblocks SIGTERM and SIGINT, in case
+    the process inherited them blocked."""
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     if not sys.platform.startswith("linux"):
@@ -84,18 +84,22 @@ def _worker_init() -> None:
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
     """Hold SIGTERM and SIGINT while the pool submits work and starts its workers: an
-    interrupt in the middle of starting a worker would leave a half-started child that
-    fails noisily after this process is gone. The threads the pool starts here inherit the
-    blocked mask, so the held signal is delivered to this thread right after."""
-    if not hasattr(signal, "pthread_sigmask") \
-            or threading.current_thread() is not threading.main_thread():
+    interrupt in the middle of starting a worker would leave a half-started child, unknown
+    to the pool, that fails noisily after this process is gone. A signal that arrives
+    meanwhile is recorded and raised again, to the handler in place before, right after."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    held: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: held.append(signum))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if held:
+            signal.raise_signal(held[0])
 
 
 class LocalExecutor:
