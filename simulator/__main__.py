@@ -1,3 +1,31 @@
-from simulator.cli import main
+"""``python -m simulator`` and the ``sasim`` command.
 
-raise SystemExit(main())
+SIGTERM and SIGINT are caught before the command's imports: a signal at start-up ends the
+process quietly with status 128 + N (nothing has been written yet); once a command runs,
+:func:`simulator.cli.main` turns them into an exception that cleans up on the way out.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+__all__ = ["entry"]
+
+
+def _quit_early(signum: int, frame: object) -> None:
+    os.write(2, f"sasim: stopped by {signal.Signals(signum).name}\n".encode())
+    raise SystemExit(128 + signum)
+
+
+def entry() -> int:
+    """Run the ``sasim`` command line; returns its exit status."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _quit_early)
+    from simulator.cli import main
+
+    return main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(entry())

@@ -6,15 +6,18 @@ Every :class:`~simulator.errors.SasimError` becomes one line on stderr and exit 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 import simulator
 from simulator import api
 from simulator.errors import ResultsError, SasimError, one_line, shorten
+from simulator.outputs import OutputSet, check_directory, json_text
 from simulator.reports import files as report_files
 from simulator.reports.table import format_run, format_table
 from simulator.reports.timeline import timeline_json
@@ -54,48 +57,50 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise SasimError("--save-outputs needs --out DIR")
     arch = api.load_arch(args.arch, args.set or ())
     workload = api.load_workload(args.workload)
-    stream = None
-    if args.save_outputs:
-        stream = report_files.NpzStream(Path(args.out).resolve().parent)
-    try:
-        result = _simulate_named(args, arch, workload, functional=not args.timing_only,
-                                 output_sink=(lambda name, arr: stream.add(f"{name}.output",
-                                                                           arr))
-                                 if stream else None,
-                                 progress=_progress(not args.json),
-                                 timeline=args.timeline is not None)
+    # Everything is written under temporary names first and put in place together at the
+    # end (docs/getting-started.md, "Files a run writes"): a failure or a signal leaves the
+    # previous state, and nothing is created before the run succeeded.
+    with OutputSet() as outputs:
+        folder = outputs.directory(args.out, "summary.json") if args.out else None
+        timeline_path = outputs.file(args.timeline, "--timeline") if args.timeline else None
+        plot_path = outputs.file(args.plot, "--plot") if args.plot else None
+        stream = report_files.NpzStream(folder / "outputs.npz") if args.save_outputs else None
+        try:
+            result = _simulate_named(args, arch, workload, functional=not args.timing_only,
+                                     output_sink=(lambda name, arr: stream.add(f"{name}.output",
+                                                                               arr))
+                                     if stream else None,
+                                     progress=_progress(not args.json),
+                                     timeline=args.timeline is not None)
+        finally:
+            if stream is not None:
+                stream.close()
         summary = result.summary()
         if stream is not None and not summary["functional"]:
             raise SasimError(f"--save-outputs: workload {workload.name} carries no data "
                              f"(use a trace or a PE type that runs on synthetic data)")
-        if args.out:
-            outputs: dict = {"summary.json": report_files.summary_json(summary),
-                             "layers.csv": report_files.layers_csv(summary)}
+        written = []
+        if folder is not None:
+            files = {"summary.json": report_files.summary_json(summary),
+                     "layers.csv": report_files.layers_csv(summary)}
             if arch.timing.convention == "scalesim":
-                outputs["COMPUTE_REPORT.csv"] = report_files.compute_report_csv(summary)
-            if stream is not None:
-                outputs["outputs.npz"] = stream.move_to
-            report_files.write_outputs(Path(args.out), outputs)
-        if args.timeline is not None:
-            try:
-                report_files.atomic_write_text(Path(args.timeline),
-                                               timeline_json(summary, result.timeline))
-            except OSError as exc:
-                raise SasimError(f"--timeline {args.timeline}: cannot write: "
-                                 f"{exc.strerror or exc}") from None
-        if args.plot is not None:
+                files["COMPUTE_REPORT.csv"] = report_files.compute_report_csv(summary)
+            for name, text in files.items():
+                (folder / name).write_text(text, encoding="utf-8")
+            written = sorted([*files, *(["outputs.npz"] if stream else [])])
+        if timeline_path is not None:
+            timeline_path.write_text(timeline_json(summary, result.timeline), encoding="utf-8")
+        if plot_path is not None:
             from simulator.reports.plots import run_figure, save_figure
 
-            save_figure(run_figure(summary), args.plot)
-    finally:
-        if stream is not None and stream.path.exists():
-            stream.discard()
+            save_figure(run_figure(summary), plot_path)
+        outputs.commit()
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(report_files.summary_json(summary), end="")
     else:
         print(format_run(summary))
         if args.out:
-            print(f"wrote {', '.join(sorted(outputs))} to {args.out}")
+            print(f"wrote {', '.join(written)} to {args.out}")
         if args.timeline is not None:
             print(f"wrote the timeline to {args.timeline} (open it in https://ui.perfetto.dev "
                   f"or chrome://tracing)")
@@ -107,6 +112,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from simulator.reports.progress import ProgressBar
     from simulator.sweep import DaskExecutor, LocalExecutor, load_sweep, plan_sweep, run_sweep
+    from simulator.sweep.results import DASK_SCRATCH, SweepDirectory
 
     if args.scheduler and args.executor == "local":
         raise SasimError("--scheduler ADDRESS runs on a Dask cluster: use --executor dask")
@@ -122,7 +128,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     out = Path(args.out)
     if args.executor == "dask" or args.scheduler:
-        executor = DaskExecutor(args.workers, args.scheduler, scratch=out / ".dask-scratch")
+        executor = DaskExecutor(args.workers, args.scheduler, scratch=out / DASK_SCRATCH)
     else:
         executor = LocalExecutor(args.workers)
     bar = None
@@ -136,8 +142,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         bar.update(done, failed)
 
     try:
-        with executor:
-            outcome = run_sweep(plan, out, executor, progress=progress,
+        # claimed (locked, and checked to be this spec's) before the executor puts its
+        # scratch space into it; SIGTERM/SIGINT stop the workers on the way out
+        with SweepDirectory(out, plan) as directory, executor:
+            outcome = run_sweep(plan, directory, executor, progress=progress,
                                 retry_errors=args.retry_errors, chunk_size=args.chunk_size)
     except OSError as exc:
         raise SasimError(f"--out {out}: {exc.strerror or exc}") from None
@@ -212,6 +220,8 @@ def default_comparison() -> list[str]:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from simulator.hw.pe import baseline_family, pe_model_class
 
+    if args.out:  # refused before the simulations, not after
+        check_directory(args.out, "comparison.json")
     arch_specs = args.arch or default_comparison()
     archs = [api.load_arch(spec, args.set or ()) for spec in arch_specs]
     workloads = [api.load_workload(spec) for spec in args.workload]
@@ -265,19 +275,23 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     print("SQNR: simulated outputs vs the exact INT8 GEMM ('-': no data, timing only); "
           f"energy and area: {summary['tech']} table (docs/energy-model.md)")
     if args.out:
-        report_files.write_outputs(Path(args.out), {
-            "comparison.json": json.dumps(records, indent=2) + "\n",
-            "comparison.csv": report_files.records_csv(records),
-            "comparison.png": lambda path: _save_comparison_plot(plot_rows, path)})
+        _write_comparison(Path(args.out), records, plot_rows)
         print(f"wrote comparison.json, comparison.csv and the plot of speedup and energy per "
               f"design, {Path(args.out) / 'comparison.png'}")
     return 0
 
 
-def _save_comparison_plot(rows: list[dict], path: Path) -> None:
+def _write_comparison(out: Path, records: list[dict], plot_rows: list[dict]) -> None:
+    """``compare --out DIR``: comparison.json, .csv and .png, replacing an earlier comparison."""
     from simulator.reports.plots import comparison_figure, save_figure
 
-    save_figure(comparison_figure(rows), path)
+    with OutputSet() as outputs:
+        folder = outputs.directory(out, "comparison.json")
+        (folder / "comparison.json").write_text(json_text(records), encoding="utf-8")
+        (folder / "comparison.csv").write_text(report_files.records_csv(records),
+                                               encoding="utf-8")
+        save_figure(comparison_figure(plot_rows), folder / "comparison.png")
+        outputs.commit()
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -355,11 +369,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     stats = list(workload_stats(workload))
     totals = summarize(stats)
     if args.json:
-        print(json.dumps({"workload": workload.name, "source": workload.source,
-                          "format": workload.format, "data": workload.data_kind,
-                          "synthetic_options": None if options is None else dump(options),
-                          "totals": totals,
-                          "layers": [dataclasses.asdict(s) for s in stats]}, indent=2))
+        print(json_text({"workload": workload.name, "source": workload.source,
+                         "format": workload.format, "data": workload.data_kind,
+                         "synthetic_options": None if options is None else dump(options),
+                         "totals": totals,
+                         "layers": [dataclasses.asdict(s) for s in stats]}), end="")
         return 0
     rows = []
     for s in stats:
@@ -461,7 +475,7 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
                                threshold_points=args.sensitivity_threshold,
                                batch_size=args.batch_size)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json_text(report), end="")
         return 0
     print(f"model {report['model']} on {report['data']} ({report['images']} images, "
           f"{report['classes']} classes), calibration {report['calibration']}; "
@@ -514,7 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workload", required=True,
                      help="workload YAML, SCALE-Sim topology CSV, trace .npz, or a shipped name")
     run.add_argument("--out", metavar="DIR",
-                     help="write summary.json, layers.csv (and COMPUTE_REPORT.csv) into DIR")
+                     help="write summary.json, layers.csv (and COMPUTE_REPORT.csv) into DIR, "
+                          "replacing an earlier run's DIR whole")
     run.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override an arch key, e.g. --set array.rows=32 (repeatable)")
     run.add_argument("--json", action="store_true", help="print summary.json to stdout")
@@ -687,15 +702,46 @@ class _Parser(argparse.ArgumentParser):
                      f"{one_line(message)} (see {self.prog} --help)\n")
 
 
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM (or SIGINT) raised as an exception, so that every ``with``/``finally`` on the
+    way out runs: temporaries are removed and sweep workers are stopped."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    # one stop is enough: later signals must not interrupt the clean-up
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    raise _Stopped(signum)
+
+
+@contextlib.contextmanager
+def _signals_stop_cleanly() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into :class:`_Stopped` while a command runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 bad input).
+    """Run the CLI; returns the exit status (0 ok, 2 bad input, 128 + N after signal N).
 
     Every error is one line on stderr, cut to a bound (:func:`simulator.errors.one_line`).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with _signals_stop_cleanly():
+            return args.func(args)
     except SasimError as exc:
         print(f"sasim: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
@@ -703,6 +749,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("sasim: error: out of memory (the input asks for more than this machine has)",
               file=sys.stderr)
         return 2
+    except _Stopped as exc:
+        print(f"sasim: stopped by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("sasim: interrupted", file=sys.stderr)
         return 130

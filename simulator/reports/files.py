@@ -1,25 +1,27 @@
-"""Writing run outputs atomically: summary.json, layers.csv and SCALE-Sim's COMPUTE_REPORT.csv.
+"""The contents of a run's output files: summary.json, layers.csv, SCALE-Sim's
+COMPUTE_REPORT.csv and outputs.npz.
 
-Everything is first written into a temporary directory beside the target and then moved into
-place, so a failure never leaves half a file or half an output directory.
+Where they are written, whole or not at all, is :mod:`simulator.outputs`' business.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-import os
-import shutil
-import tempfile
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["LAYER_COLUMNS", "summary_json", "write_outputs", "layers_csv", "records_csv", "NpzStream", "compute_report_csv", "atomic_write_text"]
+from simulator.outputs import flatten_scalars, json_text
+
+__all__ = ["LAYER_COLUMNS", "SUMMARY_FORMAT", "summary_json", "layers_csv", "records_csv",
+           "NpzStream", "compute_report_csv"]
+
+#: Version of summary.json's layout (its ``format`` key, docs/getting-started.md).
+SUMMARY_FORMAT = 1
 
 LAYER_COLUMNS = ("name", "op", "m", "k", "n", "groups", "folds", "steps_per_fold",
                  "cycles_per_fold", "compute_cycles", "stall_cycles", "total_cycles", "macs",
@@ -38,7 +40,7 @@ LAYER_COLUMNS = ("name", "op", "m", "k", "n", "groups", "folds", "steps_per_fold
 def layers_csv(summary: Mapping[str, Any]) -> str:
     """The per-layer table as CSV text: core columns first, then every other scalar field,
     with mappings of scalars (counters, energy breakdown) flattened to ``field.key``."""
-    layers = [_flatten(layer) for layer in summary["layers"]]
+    layers = [flatten_scalars(layer) for layer in summary["layers"]]
     extra: list[str] = []
     for layer in layers:
         extra += [k for k in layer if k not in LAYER_COLUMNS and k not in extra]
@@ -49,17 +51,6 @@ def layers_csv(summary: Mapping[str, Any]) -> str:
     for layer in layers:
         writer.writerow([layer.get(c, "") for c in columns])
     return out.getvalue()
-
-
-def _flatten(layer: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in layer.items():
-        if isinstance(value, Mapping):
-            out.update({f"{key}.{k}": v for k, v in value.items()
-                        if not isinstance(v, Mapping | list)})
-        elif not isinstance(value, list):
-            out[key] = value
-    return out
 
 
 def records_csv(records: Sequence[Mapping[str, Any]]) -> str:
@@ -95,77 +86,29 @@ def compute_report_csv(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_outputs(out_dir: Path, files: Mapping[str, Callable[[Path], None] | str]) -> None:
-    """Write a set of files into ``out_dir`` all-or-nothing.
-
-    ``files`` maps file names to their text, or to a function that writes the file at the
-    path it is given. Files are produced in a temporary sibling directory and moved into
-    ``out_dir`` only when all of them succeeded.
-    """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        for name, content in files.items():
-            target = staging / name
-            if isinstance(content, str):
-                target.write_text(content, encoding="utf-8")
-            else:
-                content(target)
-        if not out_dir.exists():
-            os.replace(staging, out_dir)
-            return
-        for name in files:
-            os.replace(staging / name, out_dir / name)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-
-
 def summary_json(summary: Mapping[str, Any]) -> str:
-    """``summary.json`` text."""
-    return json.dumps(summary, indent=2, sort_keys=False) + "\n"
+    """``summary.json`` text: ``format`` (:data:`SUMMARY_FORMAT`) then the summary, strict
+    JSON (an infinite or undefined figure such as ``sqnr_db`` of an all-zero signal is
+    ``null``)."""
+    return json_text({"format": SUMMARY_FORMAT, **summary})
 
 
 class NpzStream:
-    """Write arrays one at a time into an ``.npz`` file (readable by ``np.load``).
+    """Write arrays one at a time into the ``.npz`` file ``path`` (readable by ``np.load``).
 
-    The file is built at a temporary path inside ``folder`` and is removed by
-    :meth:`discard`; :meth:`move_to` puts the finished file in place. Only one array is in
-    memory at a time.
+    Only one array is in memory at a time. ``path`` is meant to be inside a staging
+    directory (:class:`simulator.outputs.OutputSet`), which removes it on failure.
     """
 
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".outputs.", suffix=".npz", dir=folder)
-        os.close(fd)
-        self.path = Path(name)
-        self._zip = zipfile.ZipFile(self.path, "w", compression=zipfile.ZIP_DEFLATED)
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED)
 
     def add(self, key: str, array: np.ndarray) -> None:
         """Store ``array`` under ``key`` (``np.load(...)[key]`` reads it back)."""
         with self._zip.open(f"{key}.npy", "w", force_zip64=True) as fh:
             np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
 
-    def move_to(self, target: Path) -> None:
-        """Finish the file and move it to ``target``."""
+    def close(self) -> None:
+        """Finish the file."""
         self._zip.close()
-        os.replace(self.path, target)
-
-    def discard(self) -> None:
-        """Close and delete the temporary file (after a failure)."""
-        self._zip.close()
-        self.path.unlink(missing_ok=True)

@@ -11,8 +11,6 @@ engine or hardware: the inputs are summary dicts and :class:`SweepResults`.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import textwrap
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
 from simulator.errors import ResultsError
+from simulator.outputs import atomic_write
 from simulator.reports.sweep_results import Design, SweepResults
 
 __all__ = [
@@ -649,6 +648,17 @@ def sweep_figure(results: SweepResults, kind: str, **options: Any) -> Figure:
     """The figure of ``kind`` (one of :data:`KINDS`) for a sweep's results."""
     if kind not in _SWEEP_FIGURES:
         raise ResultsError(f"unknown plot kind {kind!r} (kinds: {', '.join(KINDS)})")
+    needs = _NEEDS[kind](options)
+    usable = any(all(_metric(row, c) is not None for c in needs) for row in results.rows)
+    if not usable:
+        raise ResultsError(f"{results.path}: no row has a usable {' and '.join(needs)} "
+                           f"(failed points or another kind of results): nothing to plot")
+    if kind in ("speedup", "energy"):
+        base = results.baseline_design(options.get("baseline"))
+        if not any(_metric(row, needs[0]) is not None for row in base.rows.values()):
+            raise ResultsError(f"{results.path}: the baseline design {base.label!r} has no "
+                               f"usable {needs[0]} (did its points fail?): choose another "
+                               f"with --baseline")
     return _SWEEP_FIGURES[kind](results, **options)
 
 
@@ -701,6 +711,14 @@ def comparison_figure(records: Sequence[Mapping[str, Any]]) -> Figure:
     _side_legend(axes[0], *axes[0].get_legend_handles_labels(), title="workload")
     title = "speedup and energy per inference" if priced else "speedup per inference"
     return _finish(fig, f"{title}\nrelative to {base.label} (1.0)", list(records))
+#: The columns a kind of sweep figure draws (given its options).
+_NEEDS: dict[str, Callable[[Mapping[str, Any]], tuple[str, ...]]] = {
+    "speedup": lambda o: ("time_us",),
+    "energy": lambda o: ("energy_pj",),
+    "pareto": lambda o: ("time_us",),  # the cost column is checked with a hint there
+    "utilization": lambda o: ("utilization",),
+    "accuracy": lambda o: ("time_us",),
+}
 
 
 # --- one run -----------------------------------------------------------------------------
@@ -752,12 +770,6 @@ def run_figure(summary: Mapping[str, Any]) -> Figure:
     return _finish(fig, f"{summary['arch']} on {summary['workload']}", [summary])
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_figure(fig: Figure, path: str | Path, *, dpi: float = 150) -> None:
     """Write ``fig`` as PNG, SVG or PDF (by the suffix), whole or not at all; ``dpi`` sets
     the resolution of a PNG."""
@@ -766,19 +778,4 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: float = 150) -> None:
     if fmt not in ("png", "svg", "pdf"):
         raise ResultsError(f"{path}: the figure format is chosen by the suffix: .png, .svg "
                            f"or .pdf")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".{fmt}", dir=path.parent)
-    except OSError as exc:
-        raise ResultsError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi)
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())  # as open() would have made it
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ResultsError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi), sync=False)

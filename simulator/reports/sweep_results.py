@@ -21,23 +21,14 @@ __all__ = ["SweepResults", "Design", "load_results", "parse_cell", "parse_baseli
 _RESULTS_CSV = "results.csv"
 _MANIFEST = "sweep.json"
 _POINTS_DIR = "points"
+#: The version of sweep.json and points/*.json this reader understands (simulator/sweep
+#: writes it as ``format``).
+_FORMAT = 1
+#: Columns that hold amounts (times, cycles, energies, areas, bytes, fractions): a value
+#: there is a finite number >= 0, or empty.
+_AMOUNT_SUFFIXES = ("_us", "_s", "_cycles", "_pj", "_um2", "_bytes", "_kib", "_mib", "macs",
+                    "utilization", "top1")
 
-
-_METRIC_SUFFIXES = ("_us", "_pj", "_um2", "_cycles", "_bytes", "_kib", "_mib")
-
-
-def _is_metric(column: str) -> bool:
-    return column.endswith(_METRIC_SUFFIXES) or column in ("utilization", "macs", "top1")
-
-
-def _check_metric(value: Any, where: str) -> None:
-    """A measured quantity is empty (a failed point) or a finite, non-negative number."""
-    if value is None:
-        return
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not math.isfinite(value) or value < 0):
-        raise ResultsError(f"{where}: expected a finite non-negative number, "
-                           f"got {shorten(value)}")
 
 
 def parse_cell(text: str) -> Any:
@@ -157,6 +148,9 @@ class SweepResults:
                 return None
             except (OSError, ValueError) as exc:
                 raise ResultsError(f"{path}: cannot read: {exc}") from None
+            record = self._records[point_id]
+            if not isinstance(record, dict) or record.get("format") != _FORMAT:
+                raise ResultsError(f"{path}: not a point record of format {_FORMAT}")
         return self._records[point_id]
 
     def summary(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -205,14 +199,76 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
+def _is_amount(column: str) -> bool:
+    return column.rsplit(".", 1)[-1].endswith(_AMOUNT_SUFFIXES) or column in _AMOUNT_SUFFIXES
+
+
+def _check_amounts(csv_path: Path, header: Sequence[str],
+                   rows: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse negative, infinite or non-numeric times, cycles, energies, areas, fractions."""
+    columns = [c for c in header if _is_amount(c)]
+    for number, row in enumerate(rows, start=2):
+        for column in columns:
+            value = row.get(column)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value) or value < 0:
+                raise ResultsError(f"{csv_path}: line {number}: {column} is {shorten(value)}, "
+                                   f"expected a number >= 0 (or empty)")
+
+
+def _read_manifest(csv_path: Path, manifest: Path, header: Sequence[str]) -> dict[str, Any]:
+    """sweep.json, checked against the results it describes."""
+    try:
+        text = manifest.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsError(f"{csv_path}: no {_MANIFEST} beside it, so its designs cannot be "
+                           f"told apart (plot a sweep's directory, as `sasim sweep` wrote "
+                           f"it)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{manifest}: cannot read: {exc}") from None
+    data = load_json_text(text, str(manifest), ResultsError)
+    if not isinstance(data, dict) or data.get("format") != _FORMAT:
+        raise ResultsError(f"{manifest}: not a sweep.json of format {_FORMAT}")
+    axes = data.get("axes")
+    if not isinstance(axes, list) or not all(isinstance(a, str) for a in axes):
+        raise ResultsError(f"{manifest}: 'axes' must be a list of column names")
+    missing = [a for a in axes if a not in header]
+    if missing:
+        raise ResultsError(f"{csv_path}: no column {missing[0]!r}, an axis of {manifest} "
+                           f"(the two files are not from the same sweep)")
+    if not isinstance(data.get("name", ""), str):
+        raise ResultsError(f"{manifest}: 'name' must be a string")
+    return data
+
+
+def _check_distinct(csv_path: Path, rows: Sequence[Mapping[str, Any]],
+                    axes: Sequence[str]) -> None:
+    """Every (design, workload) once: otherwise two designs would be drawn as one."""
+    seen: dict[tuple[Any, ...], int] = {}
+    for number, row in enumerate(rows, start=2):
+        key = (repr(row.get("workload")), *(repr(row.get(a)) for a in axes))
+        if key in seen:
+            raise ResultsError(
+                f"{csv_path}: lines {seen[key]} and {number} have the same workload and axis "
+                f"values ({', '.join(axes)}), so their designs cannot be told apart")
+        seen[key] = number
+
+
 def load_results(path: str | Path) -> SweepResults:
     """Read a sweep's results: ``path`` is its output directory or its results.csv.
 
     A final line without its newline (an append cut short by a crash; the next run of the
-    sweep rebuilds the file) is ignored.
+    sweep rebuilds the file) is ignored. Refused (:class:`ResultsError`): a results.csv
+    without its sweep.json, or whose designs cannot be told apart, or with a negative or
+    non-numeric time, energy, area or count.
     """
     path = Path(path)
-    csv_path = path / _RESULTS_CSV if path.is_dir() else path
+    try:
+        csv_path = path / _RESULTS_CSV if path.is_dir() else path
+    except OSError as exc:  # a name too long, a loop of links, ...
+        raise ResultsError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
         text = csv_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -222,33 +278,28 @@ def load_results(path: str | Path) -> SweepResults:
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     reader = csv.reader(text.splitlines())
-    header = next(reader, None)
-    if not header or "workload" not in header:
-        raise ResultsError(f"{csv_path}: not a sweep's results.csv (no 'workload' column)")
-    rows = []
-    for number, cells in enumerate(reader, start=2):
-        if len(cells) != len(header):
-            raise ResultsError(f"{csv_path}: line {number}: {len(cells)} cells, the header "
-                               f"has {len(header)}")
-        row = {k: parse_cell(v) for k, v in zip(header, cells)}
-        for key in header:
-            if _is_metric(key):
-                _check_metric(row[key], f"{csv_path}: line {number}: {key}")
-        rows.append(row)
+    try:
+        header = next(reader, None)
+        if not header or "workload" not in header:
+            raise ResultsError(f"{csv_path}: not a sweep's results.csv (no 'workload' column)")
+        if len(set(header)) != len(header):
+            raise ResultsError(f"{csv_path}: a column name appears twice in the header")
+        rows = []
+        for number, cells in enumerate(reader, start=2):
+            if len(cells) != len(header):
+                raise ResultsError(f"{csv_path}: line {number}: {len(cells)} cells, the header "
+                                   f"has {len(header)}")
+            rows.append({k: parse_cell(v) for k, v in zip(header, cells)})
+    except csv.Error as exc:
+        raise ResultsError(f"{csv_path}: not valid CSV: {exc}") from None
     if not rows:
         raise ResultsError(f"{csv_path}: no results yet")
+    _check_amounts(csv_path, header, rows)
     folder = csv_path.parent
-    axes: tuple[str, ...] = ("base",) if "base" in header else ()
-    name = folder.name
-    manifest = folder / _MANIFEST
-    if manifest.exists():
-        try:
-            data = load_json_text(manifest.read_text(encoding="utf-8"), str(manifest),
-                                  ResultsError)
-            axes = tuple(a for a in data["axes"] if a in header)
-            name = data.get("name") or name
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ResultsError(f"{manifest}: cannot read: {exc}") from None
+    data = _read_manifest(csv_path, folder / _MANIFEST, header)
+    axes = tuple(data["axes"])
+    _check_distinct(csv_path, rows, axes)
     points = folder / _POINTS_DIR
-    return SweepResults(path=csv_path, rows=tuple(rows), axes=axes, name=name,
+    return SweepResults(path=csv_path, rows=tuple(rows), axes=axes,
+                        name=data.get("name") or folder.name,
                         points_dir=points if points.is_dir() else None)

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from simulator.outputs import finite
+
 __all__ = ["TRACKS", "trace_events", "timeline_json"]
 
 #: Track (thread) ids and names, top to bottom.
@@ -117,5 +119,5 @@ def trace_events(summary: Mapping[str, Any], timeline: Sequence[Any],
 def timeline_json(summary: Mapping[str, Any], timeline: Sequence[Any],
                   max_events_per_track: int = 64) -> str:
     """The trace-event document as JSON text."""
-    return json.dumps(trace_events(summary, timeline, max_events_per_track),
-                      separators=(",", ":")) + "\n"
+    return json.dumps(finite(trace_events(summary, timeline, max_events_per_track)),
+                      separators=(",", ":"), allow_nan=False) + "\n"

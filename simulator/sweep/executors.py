@@ -8,10 +8,15 @@ each, so the results do not depend on the executor.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
 import shutil
+import signal
+import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -20,7 +25,8 @@ from simulator.errors import SasimError
 from simulator.sweep.spec import SweepPoint
 from simulator.sweep.worker import PointOutcome, run_chunk
 
-__all__ = ["Executor", "LocalExecutor", "DaskExecutor", "default_workers"]
+__all__ = ["Executor", "LocalExecutor", "DaskExecutor", "default_workers", "die_with_parent",
+           "PARENT_ENV"]
 
 
 def default_workers() -> int:
@@ -46,6 +52,56 @@ class Executor(Protocol):
         ...
 
 
+_PR_SET_PDEATHSIG = 1
+#: The sweep process's pid, for the fork server to check it started under it.
+PARENT_ENV = "SASIM_SWEEP_PID"
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Ask Linux to kill this process when its parent dies, so that a sweep killed even with
+    SIGKILL leaves no fork server or worker running (docs/sweeps.md); when the parent is
+    already gone (it is not ``parent``), exit now. Also unblocks SIGTERM and SIGINT, in case
+    the process inherited them blocked."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: the pool's own shutdown still applies
+        return
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
+
+
+def _worker_init() -> None:
+    """Set up a local worker: it leaves interrupts to the sweep process (which stops the
+    pool), and dies with its parent, the fork server (which dies with the sweep)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT while the pool submits work and starts its workers: an
+    interrupt in the middle of starting a worker would leave a half-started child, unknown
+    to the pool, that fails noisily after this process is gone. A signal that arrives
+    meanwhile is recorded and raised again, to the handler in place before, right after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: held.append(signum))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if held:
+            signal.raise_signal(held[0])
+
+
 class LocalExecutor:
     """A pool of ``workers`` processes on this machine.
 
@@ -62,15 +118,25 @@ class LocalExecutor:
         method = "forkserver" if "forkserver" in methods else "spawn"
         context = multiprocessing.get_context(method)
         if method == "forkserver":
-            context.set_forkserver_preload(["simulator.sweep.worker"])
-        self._pool = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context)
+            # the fork server starts under this process and dies with it
+            os.environ[PARENT_ENV] = str(os.getpid())
+            context.set_forkserver_preload(["simulator.sweep.forkserver",
+                                            "simulator.sweep.worker"])
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_worker_init)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            # On an interrupt, do not wait for the chunks not started yet.
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def __exit__(self, exc_type: object = None, *exc: object) -> None:
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        if exc_type is not None:
+            # An error or a signal (SIGINT, or SIGTERM turned into an exception by the CLI):
+            # stop the workers now instead of waiting for the chunks they are running.
+            processes = getattr(pool, "_processes", None) or {}
+            for process in list(processes.values()):
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def run(self, chunks: Sequence[Sequence[SweepPoint]],
             axes: Sequence[str]) -> Iterator[list[PointOutcome]]:
@@ -78,7 +144,8 @@ class LocalExecutor:
         if self._pool is None:
             raise RuntimeError("use LocalExecutor as a context manager")
         axes = tuple(axes)
-        futures = [self._pool.submit(run_chunk, list(chunk), axes) for chunk in chunks]
+        with _signals_held():
+            futures = [self._pool.submit(run_chunk, list(chunk), axes) for chunk in chunks]
         try:
             for future in concurrent.futures.as_completed(futures):
                 yield future.result()

@@ -12,16 +12,20 @@ points in flight, and a resumed sweep lists every point exactly once.
 from __future__ import annotations
 
 import csv
+import fcntl
+import hashlib
 import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import simulator
+from simulator.config.schema import dump
+from simulator.outputs import (TEMP_PREFIX, OutputError, atomic_write, file_mode,
+                               flatten_scalars, json_text, remove_stale)
 from simulator.sweep.spec import SweepPlan, SweepPoint
 
 __all__ = [
@@ -36,6 +40,11 @@ __all__ = [
     "read_points",
     "write_point",
     "write_manifest",
+    "manifest",
+    "plan_digest",
+    "LOCK",
+    "DASK_SCRATCH",
+    "SweepDirectory",
     "result_row",
     "with_ratios",
     "ResultsTable",
@@ -46,6 +55,10 @@ POINT_FORMAT = 1
 RESULTS_CSV = "results.csv"
 POINTS_DIR = "points"
 MANIFEST = "sweep.json"
+#: The lock file of a sweep directory (held while a sweep writes into it).
+LOCK = "sweep.lock"
+#: The Dask LocalCluster's scratch space inside a sweep directory (removed at the end).
+DASK_SCRATCH = ".dask-scratch"
 #: Ratios against the baseline design on the same workload (empty without a baseline):
 #: speedup = baseline time / time; energy and area ratios = value / baseline value.
 RATIO_COLUMNS = ("speedup", "energy_ratio", "area_ratio", "baseline")
@@ -70,16 +83,7 @@ def metric_columns(summary: Mapping[str, Any] | None) -> dict[str, Any]:
     """The summary's scalar metrics as CSV columns, in summary order: scalars under their
     summary.json names, mappings of scalars flattened to ``name.key`` (``counters.idle``,
     ``energy_breakdown_pj.dram``)."""
-    out: dict[str, Any] = {}
-    for key, value in (summary or {}).items():
-        if key in _SKIPPED:
-            continue
-        if isinstance(value, Mapping):
-            out.update({f"{key}.{k}": v for k, v in value.items()
-                        if not isinstance(v, Mapping | list)})
-        elif not isinstance(value, list):
-            out[key] = value
-    return out
+    return flatten_scalars(summary or {}, skip=_SKIPPED)
 
 
 def result_row(record: Mapping[str, Any], axes: Sequence[str]) -> dict[str, Any]:
@@ -117,7 +121,7 @@ def with_ratios(row: Mapping[str, Any], baseline: Mapping[str, Any] | None,
 
 def write_point(points_dir: Path, point_id: str, text: str) -> None:
     """Write one point's JSON text as ``points_dir/<id>.json``, whole or not at all."""
-    _atomic_write(points_dir / f"{point_id}.json", text.encode(), sync=False)
+    atomic_write(points_dir / f"{point_id}.json", text, sync=False)
 
 
 def read_points(points_dir: Path, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -133,44 +137,124 @@ def read_points(points_dir: Path, ids: Iterable[str]) -> dict[str, dict[str, Any
             # Not a finished point: e.g. a file renamed into place but never synced before a
             # power loss. The point runs again and its file is replaced.
             continue
-        if isinstance(record, dict) and record.get("id") == point_id:
+        # a record of another format (another sasim version) is not done: it runs again
+        if isinstance(record, dict) and record.get("id") == point_id \
+                and record.get("format") == POINT_FORMAT:
             out[point_id] = record
     return out
 
 
+def plan_digest(plan: SweepPlan) -> str:
+    """What makes a sweep directory one sweep's: a hash of its spec (name, bases, workloads
+    as written, axes and their values, baseline, timing_only, accuracy; not the spec's path
+    or description). Editing a base config or a workload file keeps the sweep (its points
+    re-run, docs/sweeps.md); editing the spec makes another sweep."""
+    spec = dump(plan.spec)
+    spec.pop("description", None)
+    text = json.dumps([plan.name, list(plan.axes), spec], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def manifest(plan: SweepPlan) -> dict[str, Any]:
+    """The content of ``sweep.json``: what the columns of results.csv mean, for plots and
+    readers, and which sweep the directory belongs to (``plan_digest``)."""
+    return {"format": POINT_FORMAT, "name": plan.name, "spec": str(plan.source),
+            "plan_digest": plan_digest(plan), "axes": list(plan.axes),
+            "workloads": list(plan.spec.workloads),
+            "baseline": plan.spec.baseline if not isinstance(plan.spec.baseline, Mapping)
+            else dict(plan.spec.baseline),
+            "timing_only": plan.spec.timing_only, "points": len(plan.points),
+            "designs": plan.designs}
+
+
 def write_manifest(out_dir: Path, plan: SweepPlan) -> None:
-    """``sweep.json``: what the columns of results.csv mean, for plots and readers."""
-    manifest = {"format": POINT_FORMAT, "name": plan.name, "spec": str(plan.source),
-                "axes": list(plan.axes), "workloads": list(plan.spec.workloads),
-                "baseline": plan.spec.baseline if not isinstance(plan.spec.baseline, Mapping)
-                else dict(plan.spec.baseline),
-                "timing_only": plan.spec.timing_only, "points": len(plan.points),
-                "designs": plan.designs}
-    _atomic_write(out_dir / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    """Write ``sweep.json`` (see :func:`manifest`)."""
+    atomic_write(out_dir / MANIFEST, json_text(manifest(plan)))
 
 
-def _file_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_FILE_MODE = _file_mode()
-
-
-def _atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _check_owner(out_dir: Path, plan: SweepPlan) -> None:
+    """Refuse a directory that holds another sweep's results, or other files."""
+    path = out_dir / MANIFEST
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            os.fchmod(fh.fileno(), _FILE_MODE)  # mkstemp's 0600 is not what open() gives
-            if sync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        foreign = sorted(name for name in os.listdir(out_dir)
+                         if name not in (LOCK, DASK_SCRATCH) and not name.startswith(TEMP_PREFIX))
+        if foreign:
+            raise OutputError(f"--out {out_dir}: holds {foreign[0]!r} but no {MANIFEST}: not a "
+                              f"sweep directory; choose a new or empty directory") from None
+        return
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OutputError(f"{path}: cannot read: {exc}") from None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    if not isinstance(found, dict) or found.get("format") != POINT_FORMAT:
+        raise OutputError(f"{path}: not a sweep.json of format {POINT_FORMAT} (written by "
+                          f"another sasim version?); choose a new directory for --out")
+    if "plan_digest" not in found:  # written by a sasim before the digest: compare by hand
+        mine = manifest(plan)
+        same = all(found.get(k) == mine[k] for k in ("name", "axes", "workloads", "points"))
+    else:
+        same = found["plan_digest"] == plan_digest(plan)
+    if not same:
+        raise OutputError(
+            f"--out {out_dir}: holds the results of another sweep ({found.get('name')!r} from "
+            f"{found.get('spec')}); {plan.source} is another spec: choose a new --out (a "
+            f"directory belongs to one spec, docs/sweeps.md)")
+
+
+class SweepDirectory:
+    """A sweep's output directory, claimed for ``plan`` by this process.
+
+    Entering creates the directory, takes an exclusive lock on its ``.lock`` file (so two
+    sweeps cannot write into it at the same time), checks that it is empty or holds this
+    plan's results (its ``sweep.json``) and writes ``sweep.json``; leaving releases the lock.
+    Raises :class:`~simulator.outputs.OutputError` otherwise.
+    """
+
+    def __init__(self, path: str | Path, plan: SweepPlan) -> None:
+        self.path = Path(path)
+        self.plan = plan
+        self._fd: int | None = None
+
+    def __enter__(self) -> SweepDirectory:
+        out = self.path
+        try:
+            if out.exists() and not out.is_dir():
+                raise OutputError(f"--out {out}: exists and is not a directory")
+            if out.is_dir():
+                _check_owner(out, self.plan)  # before the lock file goes into a foreign folder
+            out.mkdir(parents=True, exist_ok=True)
+            fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, file_mode())
+        except OSError as exc:
+            raise OutputError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise OutputError(f"--out {out}: another sweep is writing into it (its "
+                              f"{LOCK} is locked); wait for it or choose another --out") from None
+        self._fd = fd
+        try:
+            _check_owner(out, self.plan)  # again, now that no other sweep can write
+            remove_stale(out)
+            remove_stale(out / POINTS_DIR)
+            (out / POINTS_DIR).mkdir(exist_ok=True)
+            write_manifest(out, self.plan)
+        except OSError as exc:
+            self.__exit__()
+            raise OutputError(f"--out {out}: cannot write: {exc.strerror or exc}") from None
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
 
 
 def _cell(value: Any) -> Any:
@@ -203,7 +287,7 @@ class ResultsTable:
             c for c in TRAILING_COLUMNS if c in columns or not rows]
         text = self._lines([list(self.columns)] + [self._values(row) for row in rows])
         self.close()
-        _atomic_write(self.path, text.encode())
+        atomic_write(self.path, text)
 
     def append(self, rows: Sequence[Mapping[str, Any]]) -> bool:
         """Append ``rows`` with one write and an fsync; False (nothing written) when a row

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from simulator.sweep.executors import Executor
-from simulator.sweep.results import (POINTS_DIR, RESULTS_CSV, ResultsTable, read_points,
-                                     result_row, with_ratios, write_manifest, write_point)
+from simulator.sweep.results import (POINTS_DIR, RESULTS_CSV, ResultsTable, SweepDirectory,
+                                     read_points, result_row, with_ratios, write_point)
 from simulator.sweep.spec import SweepPlan, SweepPoint
 
 __all__ = ["SweepOutcome", "Progress", "run_sweep", "chunk_points"]
@@ -86,7 +86,7 @@ class _Rows:
         return [self.complete(p.id) for p in self.plan.points if p.id in self.rows]
 
 
-def run_sweep(plan: SweepPlan, out_dir: str | Path, executor: Executor, *,
+def run_sweep(plan: SweepPlan, out_dir: str | Path | SweepDirectory, executor: Executor, *,
               progress: Progress | None = None, retry_errors: bool = False,
               chunk_size: int | None = None) -> SweepOutcome:
     """Run every point of ``plan`` not yet done in ``out_dir``.
@@ -94,7 +94,9 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, executor: Executor, *,
     Writes ``out_dir/points/<id>.json`` for each finished point, ``out_dir/results.csv``
     (one row per point, rebuilt at the start from the point files and appended to as points
     finish) and ``out_dir/sweep.json``. Points whose file exists are skipped; with
-    ``retry_errors`` the points that failed run again.
+    ``retry_errors`` the points that failed run again. ``out_dir`` is claimed for ``plan``
+    (:class:`~simulator.sweep.results.SweepDirectory`: locked, and refused when it holds
+    another sweep's results) unless it is given as an already claimed SweepDirectory.
 
     Parameters
     ----------
@@ -102,11 +104,15 @@ def run_sweep(plan: SweepPlan, out_dir: str | Path, executor: Executor, *,
     progress : called after each finished chunk (see :data:`Progress`).
     chunk_size : points per task (default: see :func:`chunk_points`).
     """
+    if not isinstance(out_dir, SweepDirectory):
+        with SweepDirectory(out_dir, plan) as claimed:
+            return run_sweep(plan, claimed, executor, progress=progress,
+                             retry_errors=retry_errors, chunk_size=chunk_size)
+    if out_dir.plan is not plan:
+        raise ValueError("run_sweep: the directory was claimed for another plan")
     start = time.perf_counter()
-    out_dir = Path(out_dir)
+    out_dir = out_dir.path
     points_dir = out_dir / POINTS_DIR
-    points_dir.mkdir(parents=True, exist_ok=True)
-    write_manifest(out_dir, plan)
     done = read_points(points_dir, (p.id for p in plan.points))
     if retry_errors:
         done = {k: record for k, record in done.items() if record.get("error") is None}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 from simulator import api
 from simulator.config.arch import ArchConfig
 from simulator.hw.pe import get_pe_model
+from simulator.outputs import json_text
 from simulator.sweep.results import point_record, result_row
 from simulator.sweep.spec import SweepPoint
 from simulator.workloads.layers import LayerTensors, Workload
@@ -104,7 +104,8 @@ def run_point(point: SweepPoint, axes: Sequence[str]) -> PointOutcome:
         error = f"{type(exc).__name__}: {exc}"
     elapsed = round(time.perf_counter() - start, 6)
     record = point_record(point, summary, error, elapsed)
-    return PointOutcome(point.id, json.dumps(record), result_row(record, axes), error is not None)
+    return PointOutcome(point.id, json_text(record, indent=None), result_row(record, axes),
+                        error is not None)
 
 
 def _accuracy(arch, accuracy) -> dict:

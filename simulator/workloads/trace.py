@@ -31,6 +31,7 @@ import numpy as np
 from simulator.config.files import load_json_text
 from simulator.config.schema import did_you_mean
 from simulator.errors import TraceError, shorten
+from simulator.outputs import OutputError, file_mode, json_text, temp_name
 from simulator.workloads.layers import (MAX_LAYER_DATA_BYTES, MAX_LAYERS, Layer, LayerTensors,
                                         Workload, data_problem, format_bytes)
 from simulator.workloads.lowering import output_shape
@@ -507,11 +508,13 @@ class TraceWriter:
         except (TypeError, ValueError) as exc:
             raise TraceError(f"{self.path}: manifest: provenance is not JSON-able ({exc})") from None
         self._layers: list[dict[str, Any]] = []
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                   dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # a temporary name a later writer can clean up after a SIGKILL (simulator/outputs)
+            self._tmp = self.path.parent / temp_name(self.path.name)
+            self._tmp.touch(exist_ok=False)
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
         self._zip: zipfile.ZipFile | None = zipfile.ZipFile(
             self._tmp, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED)
 
@@ -557,10 +560,10 @@ class TraceWriter:
         manifest = {"format": TRACE_FORMAT, "schema_version": TRACE_SCHEMA_VERSION,
                     "model": self._model, "provenance": self._provenance,
                     "layers": self._layers}
-        self._write_array("manifest", np.array(json.dumps(manifest, indent=1)))
+        self._write_array("manifest", np.array(json_text(manifest, indent=1)))
         self._zip.close()
         self._zip = None
-        os.chmod(self._tmp, 0o644)  # mkstemp creates 0600; a trace is an ordinary data file
+        os.chmod(self._tmp, file_mode())  # an ordinary data file, as open() would make it
         os.replace(self._tmp, self.path)
         return self.path
 

@@ -4,6 +4,8 @@ are the right ones (the baseline is 1.0), labels do not overlap, colours are fix
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -328,7 +330,22 @@ def test_run_figure_energy_uses_the_component_colours():
         assert to_hex(container[0].get_facecolor()) == plots.component_color(name).lower()
         totals += [p.get_height() for p in container]
     assert np.allclose(totals, [l["energy_pj"] / 1e6 for l in summary["layers"]])
-    assert plots.component_color("new_class") == plots.component_color("new_class")
+
+
+def test_a_new_component_class_gets_a_stable_colour_of_its_own():
+    # stable across processes (a str hash() would not be: PYTHONHASHSEED differs per run),
+    # and not the colour of any known class
+    colour = plots.component_color("new_class")
+    code = "from simulator.reports import plots; print(plots.component_color('new_class'))"
+    for seed in ("1", "2"):
+        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                              text=True, env={**os.environ, "PYTHONHASHSEED": seed,
+                                              "PYTHONPATH": str(REPO)})
+        assert done.stdout.strip() == colour, done.stderr
+    assert colour not in plots.COMPONENT_COLORS.values()
+    assert {plots.component_color(f"class_{i}") for i in range(40)} - set(
+        plots.COMPONENT_COLORS.values()) == {plots.component_color(f"class_{i}")
+                                             for i in range(40)}
 
 
 def test_comparison_figure_draws_speedup_and_energy_per_design(tmp_path):
@@ -373,6 +390,7 @@ def test_a_torn_last_line_is_ignored_and_bad_files_are_one_error(tmp_path, resul
     text = (results_dir / "results.csv").read_text()
     torn = tmp_path / "results.csv"
     torn.write_text(text + text.splitlines()[1][:30])  # an append cut short by a kill
+    shutil.copy(results_dir / "sweep.json", tmp_path / "sweep.json")
     assert len(load_results(torn).rows) == len(text.splitlines()) - 1
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")

@@ -37,7 +37,8 @@ def test_local_and_dask_give_identical_results(write_spec, tmp_path, cli):
     assert len(rows) == 2 * 7 and not any(r["error"] for r in rows)
     assert without(rows, "elapsed_s") == without(read_csv(local / "results.csv"), "elapsed_s")
     assert list(scratch.iterdir()) == []
-    assert sorted(p.name for p in dask.iterdir()) == ["points", "results.csv", "sweep.json"]
+    assert sorted(p.name for p in dask.iterdir()) == ["points", "results.csv", "sweep.json",
+                                                          "sweep.lock"]
 
 
 def test_dask_options_are_checked(write_spec, cli, tmp_path):
