@@ -92,9 +92,9 @@ def remove_stale(folder: Path) -> None:
                 os.unlink(entry.path)
 
 
-def _cannot(path: Path, exc: OSError, flag: str = "") -> OutputError:
+def _cannot(path: Path, exc: OSError | RuntimeError, flag: str = "") -> OutputError:
     where = f"{flag} {path}" if flag else str(path)
-    return OutputError(f"{where}: cannot write: {exc.strerror or exc}")
+    return OutputError(f"{where}: cannot write: {getattr(exc, 'strerror', None) or exc}")
 
 
 def _existing_ancestor(path: Path, flag: str) -> Path:
@@ -229,7 +229,8 @@ def check_directory(target: str | Path, marker: str, flag: str = "--out") -> Pat
     that cannot be written."""
     try:
         return _check_directory(Path(target), marker, flag)
-    except OSError as exc:  # a name too long, a loop of links, ...
+    except (OSError, RuntimeError) as exc:  # a name too long, a loop of links (Python
+        # before 3.13 reports a loop met by Path.resolve as a RuntimeError), ...
         raise _cannot(Path(target), exc, flag) from None
 
 

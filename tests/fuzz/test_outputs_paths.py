@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from outputs_harness import REPO, assert_clean_exit, snapshot, temporaries
+from fuzz.outputs_harness import REPO, assert_clean_exit, snapshot, temporaries
 
 SCALESIM_CFG = REPO / "tests" / "data" / "scalesim" / "conv_os_4x8" / "scalesim.cfg"
 #: where --out goes, and whether a run may succeed there
@@ -145,7 +145,8 @@ def test_compare_out_is_whole_or_not_at_all(cli, tmp_path, situation):
         assert result.status == 2 and snapshot(tmp_path) == before
         return
     assert result.status == 0, result.err
-    assert sorted(p.name for p in out.iterdir()) == ["comparison.csv", "comparison.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["comparison.csv", "comparison.json",
+                                                         "comparison.png"]
     assert [r["arch"] for r in strict_json(out / "comparison.json")] == ["os_sa_16x16",
                                                                          "sysmt_2t_16x16"]
 

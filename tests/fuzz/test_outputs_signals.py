@@ -18,7 +18,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from outputs_harness import (REPO, environment, sasim, session_processes, snapshot,
+from fuzz.outputs_harness import (REPO, environment, sasim, session_processes, snapshot,
                              temporaries, wait_until_gone)
 
 STOPPED = {signal.SIGTERM: 128 + signal.SIGTERM, signal.SIGINT: 128 + signal.SIGINT}

@@ -22,7 +22,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from outputs_harness import assert_clean_exit, snapshot, temporaries
+from fuzz.outputs_harness import assert_clean_exit, snapshot, temporaries
 from simulator.outputs import json_text
 from simulator.reports.files import summary_json
 
