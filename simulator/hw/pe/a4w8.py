@@ -153,8 +153,6 @@ class A4W8PE(PEModel):
         return thread_schedule(kd, 2, "interleaved")
 
     def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
-        from simulator.kernels.sparq import pair_transform  # numba loads on first use
-
         check_weights(layer, b, "A4W8")
         a = a.astype(np.int64, copy=False)
         if self.options.scale == "fixed":
@@ -164,7 +162,7 @@ class A4W8PE(PEModel):
             check_activations(layer, int(a.min(initial=0)), int(a.max(initial=0)), "A4W8")
             shift = activation_shift(a, "per_layer")
         tables = _tables(shift, self.options.rounding == "round")
-        from simulator.kernels.sparq import pair_transform
+        from simulator.kernels.sparq import pair_transform  # numba loads on first use
 
         approx, joint = run_kernel(layer, "A4W8", pair_transform, a, *tables,
                                    n_classes=len(_PRODUCTS))

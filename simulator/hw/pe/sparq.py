@@ -154,60 +154,6 @@ class SparqOptions(PEOptions):
         return f"{self.window_bits}bit_{self.options}opt"
 
 
-def signed_table(magnitude_table: np.ndarray, dtype: type) -> np.ndarray:
-    """Table over activations -255..255 (index ``a + LUT_OFFSET``) from one over 0..255:
-    a signed activation is processed on its magnitude and keeps its sign."""
-    from simulator.kernels.sparq import LUT_OFFSET  # numba loads on first use
-
-    values = np.arange(-LUT_OFFSET, LUT_OFFSET + 1)
-    return (np.sign(values) * magnitude_table[np.abs(values)]).astype(dtype)
-
-
-def signed_class_table(magnitude_classes: np.ndarray) -> np.ndarray:
-    """Class table over activations -255..255 from one over magnitudes 0..255."""
-    from simulator.kernels.sparq import LUT_OFFSET  # numba loads on first use
-
-    return magnitude_classes[np.abs(np.arange(-LUT_OFFSET, LUT_OFFSET + 1))].astype(np.int64)
-
-
-def check_weights(layer: Layer, b: np.ndarray, pe_name: str) -> None:
-    """Raise SimulationError naming the layer unless the weights are signed 8-bit."""
-    if b.size:
-        lo, hi = int(b.min()), int(b.max())
-        if lo < -128 or hi > 127:
-            raise SimulationError(
-                f"layer {layer.name!r}: the {pe_name} PE takes signed 8-bit weights "
-                f"(-128..127), not values in {lo}..{hi}")
-
-
-def check_activations(layer: Layer, lo: int, hi: int, pe_name: str) -> None:
-    """Raise SimulationError naming the layer unless activations in lo..hi are 8-bit
-    (unsigned 0..255, or signed -128..127)."""
-    if not (0 <= lo and hi <= 255) and not (-128 <= lo and hi <= 127):
-        raise SimulationError(
-            f"layer {layer.name!r}: the {pe_name} PE takes 8-bit activations (0..255, or "
-            f"-128..127 signed), not values in {lo}..{hi}")
-
-
-def run_kernel(layer: Layer, pe_name: str, kernel, *args, **kwargs):
-    """Call a SPARQ kernel; turn its activation range into a SimulationError naming the layer.
-
-    The kernels measure the activations' range in their own pass (a separate min/max pass
-    would cost as much as the transform) and refuse values their tables do not cover.
-    """
-    from simulator.kernels.sparq import LUT_OFFSET  # numba loads on first use
-
-    a = args[0]
-    try:
-        *results, lo, hi = kernel(*args, **kwargs)
-    except ValueError:
-        if a.size and int(np.abs(a).max()) > LUT_OFFSET:
-            check_activations(layer, int(a.min()), int(a.max()), pe_name)
-        raise
-    check_activations(layer, lo, hi, pe_name)
-    return results
-
-
 @functools.lru_cache(maxsize=None)
 def _tables(window_bits: int, options: int, round_half_even: bool) -> tuple[np.ndarray, ...]:
     """(narrow, wide, narrow_cls, wide_cls) lookup tables over activations -255..255."""
@@ -356,13 +302,11 @@ class SparqPE(PEModel):
         return thread_schedule(kd, self.elements_per_step, "interleaved")
 
     def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
-        from simulator.kernels.sparq import pair_transform  # numba loads on first use
-
         check_weights(layer, b, "SPARQ")
         opts = self.options
         tables = _tables(opts.window_bits, opts.options, opts.rounding == "round")
         a = a.astype(np.int64, copy=False)
-        from simulator.kernels.sparq import pair_transform
+        from simulator.kernels.sparq import pair_transform  # numba loads on first use
 
         if opts.pairing == "stc":
             outputs, joint = self._stc(layer, a, b, tables)
