@@ -102,6 +102,29 @@ def _signals_held() -> Iterator[None]:
             signal.raise_signal(held[0])
 
 
+def _kill_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Kill a pool's workers now, in a way the pool's shutdown survives.
+
+    Python 3.14 has ``ProcessPoolExecutor.kill_workers``. Before it, a worker killed while it
+    writes a result leaves part of a message in the result pipe, and the pool's manager
+    thread waits for the rest for ever (shutdown, and the interpreter's exit, join that
+    thread). So once the workers are dead, the pool's own end of that pipe is closed too:
+    the manager then reads end-of-file and winds the pool down as a broken one.
+    """
+    kill = getattr(pool, "kill_workers", None)
+    if kill is not None:
+        kill()
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        process.kill()
+    for process in processes:
+        process.join()
+    result_queue = getattr(pool, "_result_queue", None)
+    if result_queue is not None:
+        result_queue._writer.close()
+
+
 class LocalExecutor:
     """A pool of ``workers`` processes on this machine.
 
@@ -133,9 +156,7 @@ class LocalExecutor:
         if exc_type is not None:
             # An error or a signal (SIGINT, or SIGTERM turned into an exception by the CLI):
             # stop the workers now instead of waiting for the chunks they are running.
-            processes = getattr(pool, "_processes", None) or {}
-            for process in list(processes.values()):
-                process.terminate()
+            _kill_workers(pool)
         pool.shutdown(wait=True, cancel_futures=True)
 
     def run(self, chunks: Sequence[Sequence[SweepPoint]],
@@ -146,12 +167,10 @@ class LocalExecutor:
         axes = tuple(axes)
         with _signals_held():
             futures = [self._pool.submit(run_chunk, list(chunk), axes) for chunk in chunks]
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
+        # Futures still pending when the caller stops early are cancelled by the shutdown in
+        # __exit__ (cancelling them here would race the pool's own clean-up of a killed pool).
+        for future in concurrent.futures.as_completed(futures):
+            yield future.result()
 
 
 class DaskExecutor:
