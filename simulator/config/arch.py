@@ -17,6 +17,7 @@ from simulator.errors import ConfigError, shorten
 
 __all__ = [
     "SCHEMA_VERSION",
+    "default_pe_type",
     "ArrayConfig",
     "TimingConfig",
     "EnergyConfig",
@@ -121,8 +122,10 @@ class EnergyConfig:
 class PEOptions:
     """Base class of every PE type's options; each PE module subclasses it."""
 
-    #: The schema's one default PE type (an arch without ``pe.type``, a SCALE-Sim ``.cfg``).
-    type: str = option("dense", doc="PE type (see `sasim list`).")
+    #: Empty here: an arch without ``pe.type`` (or a SCALE-Sim ``.cfg``) gets the registry's
+    #: default type (:func:`default_pe_type`); each PE type's options carry its own name.
+    type: str = option("", doc="PE type (see `sasim list`); without one, the exact "
+                               "word-parallel baseline, the first type `sasim list` shows.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,18 +171,25 @@ def _arch_from_mapping(data: dict[str, Any], where: str,
     raw_pe = data.pop("pe", None)
     arch = build(ArchConfig, data, where)
     if raw_pe is None:
-        raw_pe = {"type": PEOptions.type}
+        raw_pe = {}
     if not isinstance(raw_pe, Mapping):
         raise ConfigError(f"{where}.pe: expected a mapping, got {shorten(raw_pe)}")
-    pe_type = raw_pe.get("type", PEOptions.type)
+    pe_type = raw_pe.get("type", default_pe_type(pe_types))
     if not isinstance(pe_type, str):
         raise ConfigError(f"{where}.pe.type: expected a string (a PE type name), "
                           f"got {shorten(pe_type)}")
     if pe_type not in pe_types:
         raise ConfigError(f"{where}.pe.type: unknown PE type {shorten(pe_type)}"
                           f"{did_you_mean(pe_type, pe_types)}")
-    pe = build(pe_types[pe_type], raw_pe, f"{where}.pe")
+    pe = build(pe_types[pe_type], {**raw_pe, "type": pe_type}, f"{where}.pe")
     return dataclasses.replace(arch, pe=pe)
+
+
+def default_pe_type(pe_types: Mapping[str, type[PEOptions]]) -> str:
+    """The PE type of an arch that names none: the mapping's ``default`` when it has one
+    (the registry's), else its first type."""
+    default = getattr(pe_types, "default", None)
+    return default if default is not None else next(iter(pe_types))
 
 
 _CFG_KEYS = {
@@ -275,8 +285,7 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
     out["memory"].update(double_buffering=True, output_bits=8, partial_sum_bits=8)
     name = parser.get("general", "run_name", fallback=path.stem).strip()
     return {"schema_version": SCHEMA_VERSION, "name": name, "array": out["array"],
-            "timing": {"convention": "scalesim"}, "memory": out["memory"],
-            "pe": {"type": PEOptions.type}}
+            "timing": {"convention": "scalesim"}, "memory": out["memory"]}
 
 
 def _switch_pe_type(base: Mapping[str, Any], data: dict[str, Any], given: set[str],
@@ -287,8 +296,8 @@ def _switch_pe_type(base: Mapping[str, Any], data: dict[str, Any], given: set[st
     old_pe, new_pe = base.get("pe"), data.get("pe")
     if not isinstance(old_pe, Mapping) or not isinstance(new_pe, Mapping):
         return data
-    old_type = old_pe.get("type", PEOptions.type)
-    new_type = new_pe.get("type", PEOptions.type)
+    old_type = old_pe.get("type", default_pe_type(pe_types))
+    new_type = new_pe.get("type", default_pe_type(pe_types))
     if not isinstance(new_type, str) or new_type == old_type or new_type not in pe_types:
         return data
     known = {f.name for f in dataclasses.fields(pe_types[new_type])}

@@ -333,7 +333,14 @@ def get_pe_model(options: PEOptions, array: ArrayConfig | None = None) -> PEMode
 
 
 class _OptionTypes(Mapping[str, type[PEOptions]]):
-    """Option schemas by type name; looking up an unknown name loads the plug-ins."""
+    """Option schemas by type name; looking up an unknown name loads the plug-ins.
+
+    ``default`` is the type of an arch that names none: the first built-in type.
+    """
+
+    @property
+    def default(self) -> str:
+        return next(iter(builtin_pe_types()))
 
     def __getitem__(self, name: str) -> type[PEOptions]:
         try:
