@@ -63,6 +63,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with OutputSet() as outputs:
         folder = outputs.directory(args.out, "summary.json") if args.out else None
         timeline_path = outputs.file(args.timeline, "--timeline") if args.timeline else None
+        if args.plot:
+            report_files.figure_format(args.plot, f"--plot {args.plot}")
         plot_path = outputs.file(args.plot, "--plot") if args.plot else None
         stream = report_files.NpzStream(folder / "outputs.npz") if args.save_outputs else None
         try:

@@ -163,3 +163,22 @@ def test_compute_report_prefetch_and_stalls(cli, tmp_path):
         assert with_prefetch - total == layer["prefetch_cycles"] + layer["drain_cycles"] > 0
         assert total - stalls == layer["compute_cycles"]
     assert sum(int(l.split(",")[3]) for l in lines) > 0
+
+
+def test_a_plot_suffix_is_refused_before_the_run_naming_the_users_path(cli, tmp_path):
+    target = tmp_path / "layers.gif"
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", "alexnet", "--timing-only",
+                 "--out", tmp_path / "run", "--plot", target)
+    assert result.status == 2
+    assert result.err.strip() == (f"sasim: error: --plot {target}: the figure format is chosen "
+                                  f"by the suffix: .png, .svg or .pdf")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_of_a_comparison_directory_says_what_it_is(cli, tmp_path):
+    out = tmp_path / "cmp"
+    assert cli("compare", "--arch", "os_sa_16x16", "--workload", "alexnet", "--timing-only",
+               "--out", out).status == 0
+    result = cli("plot", out, "--kind", "speedup")
+    assert result.status == 2
+    assert "holds a comparison" in result.err and "comparison.png" in result.err

@@ -15,10 +15,26 @@ from typing import Any
 
 import numpy as np
 
+from simulator.errors import ResultsError
 from simulator.outputs import flatten_scalars, json_text
 
 __all__ = ["LAYER_COLUMNS", "SUMMARY_FORMAT", "summary_json", "layers_csv", "records_csv",
-           "NpzStream", "compute_report_csv"]
+           "NpzStream", "compute_report_csv", "figure_format"]
+
+#: The figure formats a plot may be written in, chosen by the file's suffix.
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def figure_format(path: str | Path, name: str | Path | None = None) -> str:
+    """The figure format of ``path`` (its suffix); ``name`` (default: the path) is what a
+    refusal names, e.g. the user's path for a temporary one."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in FIGURE_FORMATS:
+        raise ResultsError(f"{name or path}: the figure format is chosen by the suffix: "
+                           f"{', '.join('.' + f for f in FIGURE_FORMATS[:-1])} or "
+                           f".{FIGURE_FORMATS[-1]}")
+    return fmt
+
 
 #: Version of summary.json's layout (its ``format`` key, docs/getting-started.md).
 SUMMARY_FORMAT = 1

@@ -24,6 +24,7 @@ from matplotlib.transforms import Bbox
 
 from simulator.errors import ResultsError
 from simulator.outputs import atomic_write
+from simulator.reports.files import figure_format
 from simulator.reports.sweep_results import Design, SweepResults
 
 __all__ = [
@@ -774,8 +775,5 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: float = 150) -> None:
     """Write ``fig`` as PNG, SVG or PDF (by the suffix), whole or not at all; ``dpi`` sets
     the resolution of a PNG."""
     path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in ("png", "svg", "pdf"):
-        raise ResultsError(f"{path}: the figure format is chosen by the suffix: .png, .svg "
-                           f"or .pdf")
+    fmt = figure_format(path)
     atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi), sync=False)

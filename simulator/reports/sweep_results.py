@@ -272,7 +272,10 @@ def load_results(path: str | Path) -> SweepResults:
     try:
         text = csv_path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ResultsError(f"{csv_path}: file not found") from None
+        hint = (": it holds a comparison (`sasim compare --out` draws its plot, "
+                "comparison.png), not a sweep" if (csv_path.parent / "comparison.json").exists()
+                else "")
+        raise ResultsError(f"{csv_path}: file not found{hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{csv_path}: cannot read: {exc}") from None
     if text and not text.endswith("\n"):
