@@ -61,12 +61,15 @@ config, or a sweep that moves SWIS from fixed to variable N (`pe.shifts: [3, nul
 with `pe.max_shifts: [null, 4]`). A message names the file and every override, since the key
 it names may come from either. The value is read as YAML (with the limits below); text that
 is not YAML is taken as a string. The one `KEY=VALUE` parser also reads `inspect --data`,
-`plot --baseline` and `python -m simulator.workloads.synthetic`.
+`plot --baseline` and `benchmarks/compare_synthetic.py`.
 
-When the overrides change `pe.type`, the base file's `pe` keys that the new type does not
-have are dropped (`--set pe.type=dense` on a SPARQ config gives a plain dense PE); keys the
-overrides set themselves are kept and checked, so `--set pe.type=dense --set pe.options=3`
-is refused with `unknown key 'options'`.
+When the overrides change `pe.type`, the base file's `pe` keys are dropped and the new type
+starts from its own defaults (`--set pe.type=dense` on a SPARQ config gives a plain dense PE;
+a key of the same name may mean something else in another type, as SPARQ's and SySMT's
+`rounding` do); keys the overrides set themselves are kept and checked, so `--set pe.type=dense --set pe.options=3`
+is refused with `unknown key 'options'`. A `pe` key an override sets to `null` that the
+PE type does not have is left out instead, so one sweep can switch types with keys of one of
+them: `zip:` of `pe.type: [sparq, sysmt, dense]` and `pe.threads: [null, 2, null]`.
 
 ## Input limits
 

@@ -290,9 +290,11 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
 
 def _switch_pe_type(base: Mapping[str, Any], data: dict[str, Any], given: set[str],
                     pe_types: Mapping[str, type[PEOptions]]) -> dict[str, Any]:
-    """When overrides change ``pe.type``, drop the base's ``pe`` keys the new type does not
-    have (docs/config-reference.md, "Overrides"); ``given`` (the ``pe`` keys the overrides
-    set) are always kept, so a wrong one is still reported."""
+    """When overrides change ``pe.type``, drop the base's ``pe`` keys: the new type starts
+    from its own defaults, since a key of the same name may mean something else there
+    (SPARQ's ``rounding: round`` is not a SySMT rounding) (docs/config-reference.md,
+    "Overrides"). ``given`` (the ``pe`` keys the overrides set) are kept, so a wrong one is
+    still reported."""
     old_pe, new_pe = base.get("pe"), data.get("pe")
     if not isinstance(old_pe, Mapping) or not isinstance(new_pe, Mapping):
         return data
@@ -300,8 +302,7 @@ def _switch_pe_type(base: Mapping[str, Any], data: dict[str, Any], given: set[st
     new_type = new_pe.get("type", default_pe_type(pe_types))
     if not isinstance(new_type, str) or new_type == old_type or new_type not in pe_types:
         return data
-    known = {f.name for f in dataclasses.fields(pe_types[new_type])}
-    kept = {k: v for k, v in new_pe.items() if k in known or k in given}
+    kept = {k: v for k, v in new_pe.items() if k == "type" or k in given}
     return {**data, "pe": kept}
 
 
@@ -311,15 +312,34 @@ def apply_arch_overrides(data: Mapping[str, Any], overrides: Sequence[str],
 
     Nothing is validated here: the result is validated once, so overrides that must change
     together (``pe.window_bits`` and ``pe.options``) are never checked one at a time. When
-    the overrides change ``pe.type``, the base's ``pe`` keys the new type does not have are
-    dropped.
+    the overrides change ``pe.type``, the base's ``pe`` keys are dropped (the new type starts
+    from its defaults).
     """
     parsed = [parse_override(text) for text in overrides]
     out = apply_overrides(data, parsed)
     if any(path == ("pe",) for path, _ in parsed):
         return out  # a whole new pe mapping: nothing of the old one is left to drop
     given = {path[1] for path, _ in parsed if len(path) > 1 and path[0] == "pe"}
-    return _switch_pe_type(data, out, given, pe_types)
+    out = _switch_pe_type(data, out, given, pe_types)
+    unset = {path[1] for path, value in parsed
+             if len(path) == 2 and path[0] == "pe" and value is None}
+    return _drop_unknown_nulls(out, unset, pe_types)
+
+
+def _drop_unknown_nulls(data: dict[str, Any], unset: set[str],
+                        pe_types: Mapping[str, type[PEOptions]]) -> dict[str, Any]:
+    """Leave out the ``pe`` keys an override set to null that the PE type does not have: a
+    sweep's ``zip`` may switch ``pe.type`` with keys of one type (``pe.threads: [2, null]``
+    beside ``pe.type: [sysmt, sparq]``) (docs/config-reference.md, "Overrides")."""
+    pe = data.get("pe")
+    if not unset or not isinstance(pe, Mapping):
+        return data
+    pe_type = pe.get("type", default_pe_type(pe_types))
+    if not isinstance(pe_type, str) or pe_type not in pe_types:
+        return data  # the unknown type is what gets reported
+    known = {f.name for f in dataclasses.fields(pe_types[pe_type])}
+    drop = {k for k in unset if k not in known and pe.get(k, 0) is None}
+    return {**data, "pe": {k: v for k, v in pe.items() if k not in drop}} if drop else data
 
 
 def load_arch(path: str | Path, overrides: Sequence[str],

@@ -181,7 +181,8 @@ def sweep_from_mapping(data: Mapping[str, Any], where: str) -> SweepSpec:
                 raise ConfigError(f"{where}.{section}.{key}: cannot be swept")
             if not values:
                 raise ConfigError(f"{where}.{section}.{key}: expected a non-empty list, got []")
-            _check_unique(values, f"{where}.{section}.{key}")
+            if section == "grid":  # a zip's rows are checked whole, below
+                _check_unique(values, f"{where}.{section}.{key}")
     designs = len(bases) * math.prod(len(v) for v in spec.grid.values())
     designs *= len(next(iter(spec.zip.values()))) if spec.zip else 1
     points = (designs + (spec.baseline is not None)) * len(spec.workloads)
@@ -196,6 +197,16 @@ def sweep_from_mapping(data: Mapping[str, Any], where: str) -> SweepSpec:
     if len(set(lengths.values())) > 1:
         detail = ", ".join(f"{k} has {n}" for k, n in lengths.items())
         raise ConfigError(f"{where}.zip: lists must have equal lengths ({detail})")
+    # a zip row is one setting: a value may repeat down a column (pe.threads: [null, 2, null]
+    # beside pe.type: [sparq, sysmt, dense]), a whole row may not
+    seen: dict[tuple[Any, ...], int] = {}
+    for number, row in enumerate(zip(*spec.zip.values()), start=1):
+        key = tuple((type(v), v) for v in row)
+        if key in seen:
+            shown = ", ".join(f"{k}={shorten(v, 40)}" for k, v in zip(spec.zip, row))
+            raise ConfigError(f"{where}.zip: rows {seen[key]} and {number} are the same "
+                              f"setting ({shown})")
+        seen[key] = number
     if isinstance(spec.baseline, Mapping):
         axes = {BASE_AXIS, *spec.grid, *spec.zip}
         for key in spec.baseline:

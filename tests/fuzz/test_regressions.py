@@ -96,6 +96,38 @@ def test_sweep_grid_switches_pe_type(tmp_path):
     assert result.status == 0, result.err
 
 
+def test_switching_pe_type_starts_from_the_new_types_defaults(tmp_path):
+    # SPARQ's `rounding: round` is not one of SySMT's roundings: the base's keys go
+    result = _run_arch(tmp_path, "sparq_5opt_16x16", "--set", "pe.type=sysmt",
+                       "--set", "pe.threads=2", "--json")
+    assert result.status == 0, result.err
+    pe = json.loads(result.out)["arch_config"]["pe"]
+    assert (pe["type"], pe["threads"], pe["rounding"]) == ("sysmt", 2, "round_half_even")
+
+
+def test_sweep_zip_switches_pe_type_with_one_types_keys(tmp_path):
+    spec = _sweep(tmp_path, "base: sparq_5opt_16x16\nzip:\n  pe.type: [sparq, sysmt, dense]\n"
+                            "  pe.threads: [null, 2, null]\n")
+    result = run_cli("sweep", spec, "--out", tmp_path / "out", "--dry-run")
+    assert result.status == 0, result.err
+    assert "3 points" in result.out
+
+
+def test_a_null_override_of_a_key_the_type_has_is_still_checked(tmp_path):
+    assert_refused(_run_arch(tmp_path, "sysmt_2t_16x16", "--set", "pe.threads=null"),
+                   "sysmt_2t_16x16", "pe.threads")
+
+
+def test_sweep_zip_rows_may_repeat_a_value_but_not_a_row(tmp_path):
+    spec = _sweep(tmp_path, "base: os_sa_16x16\nzip:\n  array.rows: [16, 32, 16]\n"
+                            "  array.cols: [16, 32, 32]\n")
+    assert run_cli("sweep", spec, "--out", tmp_path / "out", "--dry-run").status == 0
+    spec = _sweep(tmp_path, "base: os_sa_16x16\nzip:\n  array.rows: [16, 32, 16]\n"
+                            "  array.cols: [16, 32, 16]\n")
+    assert_refused(run_cli("sweep", spec, "--out", tmp_path / "out", "--dry-run"),
+                   "spec.yaml", "rows 1 and 3 are the same setting")
+
+
 def test_sweep_swis_fixed_to_variable(tmp_path):
     spec = _sweep(tmp_path, "base: swis_g8_n3_16x16\nzip:\n  pe.shifts: [3, null]\n"
                             "  pe.max_shifts: [null, 4]\n  pe.error_threshold: [null, 0.5]\n")
