@@ -13,6 +13,7 @@ import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import simpy
@@ -124,9 +125,12 @@ def load_workload(spec: str | Path) -> Workload:
     raise WorkloadError(f"{path}: unknown workload format (expected .yaml, .csv or .npz)")
 
 
-def with_synthetic_data(workload: Workload) -> Workload:
+def with_synthetic_data(workload: Workload, required: Mapping[str, Any] | None = None
+                        ) -> Workload:
     """A shape-only workload with seeded synthetic data (its YAML ``data:`` section, or the
-    defaults of docs/synthetic-data.md); a workload that has data is returned as it is."""
+    defaults of docs/synthetic-data.md, with ``required``, the options the PE needs
+    (:meth:`PEModel.synthetic_data`), over them); a workload that has data is returned as
+    it is."""
     if workload.tensors is not None:
         return workload
     from simulator.workloads.synthetic import (SyntheticOptions, synthesize,
@@ -134,6 +138,8 @@ def with_synthetic_data(workload: Workload) -> Workload:
 
     options = (synthetic_options_from_file(workload.source) if workload.format == "yaml"
                else SyntheticOptions())
+    if required:
+        options = dataclasses.replace(options, **required)
     return synthesize(workload, options)
 
 
@@ -403,7 +409,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
             raise SimulationError(f"{workload.source}: layer '{layer.name}' on arch "
                                   f"{arch.name}: {problem}")
     if pe.needs_data(functional):
-        workload = with_synthetic_data(workload)
+        workload = with_synthetic_data(workload, pe.synthetic_data())
     run_functional = functional and workload.tensors is not None
     env = simpy.Environment()
     layers, schedules = [], []

@@ -52,8 +52,8 @@ def _workload(path: str) -> Workload:
 
 
 @functools.lru_cache(maxsize=DATA_CACHE_WORKLOADS)
-def _workload_with_data(path: str) -> Workload:
-    workload = api.with_synthetic_data(_workload(path))
+def _workload_with_data(path: str, required: tuple[tuple[str, Any], ...] = ()) -> Workload:
+    workload = api.with_synthetic_data(_workload(path), dict(required))
     source = workload.tensors
     cache: dict[str, LayerTensors] = {}
 
@@ -85,7 +85,7 @@ def prepared_workload(arch: ArchConfig, path: str, functional: bool) -> Workload
     workload = _workload(path)
     pe = get_pe_model(arch.pe, arch.array)
     if workload.tensors is not None or pe.needs_data(functional):
-        return _workload_with_data(path)
+        return _workload_with_data(path, tuple(sorted(pe.synthetic_data().items())))
     return workload
 
 

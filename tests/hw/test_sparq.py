@@ -495,3 +495,27 @@ def test_more_window_options_cost_more_area():
     dense = array_area(tech, get_pe_model(api.load_arch("os_sa_16x16").pe)
                            .composition().parts, 256, {}).total_um2
     assert 1 < two / dense < five / dense < 2
+
+
+def test_stc_design_runs_any_shape_only_workload_on_2of4_synthetic_weights():
+    from simulator import api
+    from simulator.hw.pe import get_pe_model
+    from simulator.sweep.worker import prepared_workload
+    from simulator.workloads.lowering import weights_to_gemm
+
+    arch = api.load_arch("sparq_5opt_stc_16x16")
+    assert get_pe_model(arch.pe, arch.array).synthetic_data() == {"weight_structure": "2:4"}
+    workload = api.load_workload("alexnet")
+    layer = workload.layers[0]
+    for data in (api.with_synthetic_data(workload, {"weight_structure": "2:4"}),
+                 prepared_workload(arch, str(workload.source), functional=True)):
+        (b,) = weights_to_gemm(data.tensors(layer.name).weight, layer)  # one group
+        groups = b[: b.shape[0] // 4 * 4].reshape(-1, 4, b.shape[1])
+        assert groups.size > 0.9 * b.size and np.count_nonzero(b) > b.size // 3
+        assert (np.count_nonzero(groups, axis=1) <= 2).all()
+    plain = weights_to_gemm(api.with_synthetic_data(workload).tensors(layer.name).weight, layer)
+    assert (np.count_nonzero(plain[0][:360].reshape(-1, 4, 64), axis=1) > 2).any()
+    result = api.simulate(arch, dataclasses.replace(workload, layers=workload.layers[:2]))
+    assert result.summary()["data"] == "synthetic"
+    # the adjacent pairing asks for nothing: the workload's own data
+    assert get_pe_model(api.load_arch("sparq_5opt_16x16").pe).synthetic_data() == {}

@@ -212,6 +212,13 @@ class PEModel(ABC):
     def check_layers(self, names: set[str]) -> None:
         """Raise ValueError when options name layers the workload does not have."""
 
+    def synthetic_data(self) -> Mapping[str, Any]:
+        """Synthetic-data options this PE needs (keys of a workload's ``data:`` section,
+        docs/synthetic-data.md), over the workload's own when a shape-only workload is given
+        synthetic data: e.g. 2:4 structured weights for a PE that only runs those. Empty by
+        default."""
+        return {}
+
     def layer_problem(self, layer: Layer) -> str | None:
         """Why this PE cannot run ``layer`` (e.g. operand widths it does not take), or None.
 

@@ -297,6 +297,10 @@ class SparqPE(PEModel):
     def peak_macs_per_step(self, layer: Layer) -> int:
         return self.elements_per_step
 
+    def synthetic_data(self) -> dict[str, str]:
+        """The 2:4 mode runs only 2:4 structured weights: synthetic ones are drawn so."""
+        return {"weight_structure": "2:4"} if self.options.pairing == "stc" else {}
+
     def schedule(self, kd: int) -> np.ndarray:
         """K elements of each step, (elements_per_step, steps): ``k = step*width + slot``."""
         return thread_schedule(kd, self.elements_per_step, "interleaved")
