@@ -34,6 +34,7 @@ from simulator.operands import BUFFERS, PerBuffer
 from simulator.results import (ErrorMetrics, FunctionalResult, LayerResult, LayerTimeline,
                                RunResult, error_metrics)
 from simulator.shipped import ARCH_DIR, TECH_DIR, WORKLOAD_DIR, shipped_archs, shipped_workloads
+from simulator.shipped import path_exists
 from simulator.shipped import resolve as _resolve
 from simulator.workloads.layers import Layer, LayerTensors, Workload, data_problem
 from simulator.workloads.lowering import (gemm_product, gemm_to_output, im2col, im2col_nonzeros,
@@ -120,7 +121,7 @@ def load_workload(spec: str | Path) -> Workload:
         from simulator.workloads.trace import load_trace  # zipfile and the trace checks
 
         return load_trace(path)
-    if not path.exists():
+    if not path_exists(path):
         raise WorkloadError(f"{path}: file not found")
     raise WorkloadError(f"{path}: unknown workload format (expected .yaml, .csv or .npz)")
 

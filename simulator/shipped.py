@@ -23,7 +23,7 @@ from importlib.resources import files
 from pathlib import Path
 
 __all__ = ["ARCH_DIR", "TECH_DIR", "WORKLOAD_DIR", "SWEEP_DIR", "folder", "resolve",
-           "shipped_archs", "shipped_sweeps", "shipped_workloads"]
+           "path_exists", "shipped_archs", "shipped_sweeps", "shipped_workloads"]
 
 #: The package (inside ``simulator``) that holds the wheel's copies of the shipped folders.
 _SHIPPED_PACKAGE = "_shipped"
@@ -79,13 +79,22 @@ def resolve(spec: str | Path, directory: Path, suffixes: Sequence[str]) -> Path:
         loader then reports it as not found).
     """
     path = Path(spec)
-    if path.exists() or path.suffix:
+    if path_exists(path) or path.suffix:
         return path
     for suffix in suffixes:
         candidate = directory / f"{spec}{suffix}"
-        if candidate.exists():
+        if path_exists(candidate):
             return candidate
     return path
+
+
+def path_exists(path: Path) -> bool:
+    """``path.exists()``, False for a name the system refuses (too long, ...): the loader
+    then reports the name it cannot read."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def shipped_archs() -> list[Path]:

@@ -249,7 +249,7 @@ def _local_path(entry: str, folder: Path) -> str:
     """A spec entry as a path relative to the spec file when it names a file there; else as
     written (a shipped name, or a path relative to the working directory)."""
     candidate = folder / entry
-    if ("/" in entry or Path(entry).suffix) and candidate.exists():
+    if ("/" in entry or Path(entry).suffix) and shipped.path_exists(candidate):
         return str(candidate)
     return entry
 

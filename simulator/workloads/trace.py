@@ -32,6 +32,7 @@ from simulator.config.files import load_json_text
 from simulator.config.schema import did_you_mean
 from simulator.errors import TraceError, shorten
 from simulator.outputs import OutputError, file_mode, json_text, temp_name
+from simulator.shipped import path_exists
 from simulator.workloads.layers import (MAX_LAYER_DATA_BYTES, MAX_LAYERS, Layer, LayerTensors,
                                         Workload, data_problem, format_bytes)
 from simulator.workloads.lowering import output_shape
@@ -231,7 +232,7 @@ def _manifest_text(npz: Any, path: Path) -> str:
 
 
 def _open_npz(path: Path) -> Any:
-    if not path.exists():
+    if not path_exists(path):
         raise TraceError(f"{path}: file not found")
     try:
         npz = np.load(path, allow_pickle=False)

@@ -488,3 +488,13 @@ def test_a_layer_too_big_for_the_memory_model_is_refused_quickly(tmp_path):
     assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--set", "array.rows=8", "--workload",
                            path, "--timing-only"), "w.yaml", "conv1", "folds")
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("flag", ["--arch", "--workload", "--set"])
+def test_a_name_too_long_for_the_system_is_one_line(tmp_path, flag):
+    long = "a" * 5000
+    args = {"--arch": ("--arch", long, "--workload", "alexnet"),
+            "--workload": ("--arch", "os_sa_16x16", "--workload", long),
+            "--set": ("--arch", "os_sa_16x16", "--workload", "alexnet",
+                      "--set", f"energy.tech={long}")}[flag]
+    assert_refused(run_cli("run", "--timing-only", *args), "aaaa")
