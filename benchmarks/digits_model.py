@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             start = time.perf_counter()
-            model = train(args.epochs, log=True)
+            model = train(args.epochs, log=print)
             torch.save(model.state_dict(), args.weights)
             print(f"trained in {time.perf_counter() - start:.1f} s; wrote {args.weights}")
         elif args.command == "accuracy":

@@ -15,6 +15,7 @@ Commands (docs/digits-model.md; the script is ``benchmarks/digits_model.py``)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -112,8 +113,10 @@ def _shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return padded[:, :, 2 + dy:34 + dy, 2 + dx:34 + dx]
 
 
-def train(epochs: int = EPOCHS, seed: int = SEED, log: bool = False) -> DigitsResNet:
-    """Train :class:`DigitsResNet` from scratch on the training split (CPU, deterministic)."""
+def train(epochs: int = EPOCHS, seed: int = SEED,
+          log: Callable[[str], None] | None = None) -> DigitsResNet:
+    """Train :class:`DigitsResNet` from scratch on the training split (CPU, deterministic);
+    ``log`` receives a line per epoch (its mean loss)."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     x, y = digits_split("train")
@@ -133,8 +136,8 @@ def train(epochs: int = EPOCHS, seed: int = SEED, log: bool = False) -> DigitsRe
             optimiser.step()
             schedule.step()
             total += loss.item() * index.numel()
-        if log:
-            print(f"epoch {epoch + 1:2d}/{epochs}  loss {total / x.shape[0]:.4f}")
+        if log is not None:
+            log(f"epoch {epoch + 1:2d}/{epochs}  loss {total / x.shape[0]:.4f}")
     return model.eval()
 
 
