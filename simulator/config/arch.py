@@ -298,8 +298,8 @@ def _switch_pe_type(base: Mapping[str, Any], data: dict[str, Any], given: set[st
     old_pe, new_pe = base.get("pe"), data.get("pe")
     if not isinstance(old_pe, Mapping) or not isinstance(new_pe, Mapping):
         return data
-    old_type = old_pe.get("type", default_pe_type(pe_types))
-    new_type = new_pe.get("type", default_pe_type(pe_types))
+    default = default_pe_type(pe_types)
+    old_type, new_type = old_pe.get("type", default), new_pe.get("type", default)
     if not isinstance(new_type, str) or new_type == old_type or new_type not in pe_types:
         return data
     kept = {k: v for k, v in new_pe.items() if k == "type" or k in given}

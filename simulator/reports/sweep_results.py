@@ -200,7 +200,7 @@ def _format_value(value: Any) -> str:
 
 
 def _is_amount(column: str) -> bool:
-    return column.rsplit(".", 1)[-1].endswith(_AMOUNT_SUFFIXES) or column in _AMOUNT_SUFFIXES
+    return column.rsplit(".", 1)[-1].endswith(_AMOUNT_SUFFIXES)
 
 
 def _check_amounts(csv_path: Path, header: Sequence[str],
