@@ -66,6 +66,7 @@ def test_fast_path_equals_reference_array(case, threads, policy, rounding, split
                               {"policy": policy, "rounding": rounding})
     np.testing.assert_array_equal(fast.outputs, ref.outputs)
     assert fast.counters == ref.counters
+    np.testing.assert_array_equal(fast.exact, a @ b)
     timing = fold_timing(layer.gemm, rows, cols, "os", "native", pe.reduction_steps(layer))
     assert timing.compute_cycles == ref.cycles
 
@@ -85,6 +86,7 @@ def test_fast_path_equals_naive_model(case, threads, policy, rounding, split):
     outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(), sched, policy, rounding)
     assert fast.outputs.tolist() == outputs
     assert fast.counters == counters
+    np.testing.assert_array_equal(fast.exact, a @ b)
 
 
 @settings(max_examples=30, deadline=None)
@@ -189,6 +191,7 @@ def test_fast_path_on_long_reductions_and_row_blocks(threads, policy):
                                              "round_half_even")
         assert fast.outputs.tolist() == outputs
         assert fast.counters == counters
+        np.testing.assert_array_equal(fast.exact, a @ b)
 
 
 def test_kernel_trim_equals_naive_trim():
@@ -233,6 +236,7 @@ def test_fast_path_on_many_workers_and_tiles(monkeypatch, threads):
                                              "sparsity_aware", "round_half_even")
         assert fast.outputs.tolist() == outputs
         assert fast.counters == counters
+        np.testing.assert_array_equal(fast.exact, a @ b)
 
 
 @pytest.mark.parametrize("threads", [2, 4])
@@ -250,6 +254,7 @@ def test_fast_path_across_float32_flushes(threads):
                                          "msb_trim", "round_half_even")
     assert fast.outputs.tolist() == outputs
     assert fast.counters == counters
+    np.testing.assert_array_equal(fast.exact, a @ b)
 
 
 def test_operands_outside_8_bit_are_rejected():
@@ -265,7 +270,7 @@ def test_operands_outside_8_bit_are_rejected():
             sysmt_gemm(bad_a, bad_b, sched, True, True)
         with pytest.raises(SimulationError, match="layer 'g'"):
             pe.simulate_gemm(gemm_layer(bad_a, bad_b), bad_a, bad_b)
-    out, counts = sysmt_gemm(a * 255, b * -128, sched, True, True)
+    out, counts, _ = sysmt_gemm(a * 255, b * -128, sched, True, True)
     assert out.tolist() == naive_sysmt_gemm((a * 255).tolist(), (b * -128).tolist(),
                                             sched.tolist(), "sparsity_aware",
                                             "round_half_even")[0]
@@ -300,25 +305,27 @@ def test_four_live_threads_with_two_zero_weights(policy):
                                          "round_half_even")
     assert fast.outputs.tolist() == outputs
     assert fast.counters == counters
+    np.testing.assert_array_equal(fast.exact, a @ b)
     assert counters["shared_reduced"] > 0
 
 
 def test_fast_path_with_a_small_exact_float_range(monkeypatch):
-    """With a 2**12 "exact range" the kernel flushes float32 every step and sums the
-    counter histograms in many chunks: still equal to the naive model."""
+    """With a 2**12 "exact range" the kernel flushes float32 every step: still equal to the
+    naive model."""
     import simulator.kernels.sysmt as kernel
 
     monkeypatch.setattr(kernel, "_EXACT_FLOAT32", 2**12)
     rng = np.random.default_rng(3)
     a, b = _random_operands(rng, 20, 37, 30)
     pe = SySMTPE(SySMTOptions(threads=4))
-    assert (2**12 - 1) // (20 * 30) < pe.reduction_steps(gemm_layer(a, b))
+    assert 4 * 255 * (np.abs(b).max() + 8) >= 2**12  # a flush after every step
     fast = pe.simulate_gemm(gemm_layer(a, b), a, b)
     outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(),
                                          naive_schedule(37, 4, "contiguous"),
                                          "sparsity_aware", "round_half_even")
     assert fast.outputs.tolist() == outputs
     assert fast.counters == counters
+    np.testing.assert_array_equal(fast.exact, a @ b)
 
 
 def test_composition_is_defined_for_built_thread_counts_only():
@@ -329,3 +336,40 @@ def test_composition_is_defined_for_built_thread_counts_only():
     for threads in (3, 8):
         with pytest.raises(ValueError, match=f"1, 2 or 4 threads, not {threads}"):
             sysmt_composition(threads, threads)
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+@pytest.mark.parametrize("signed", [False, True])
+def test_8_bit_operands_are_read_as_they_are(threads, signed):
+    """int8/uint8 operands (the data's own dtype, no int64 copy) give the same outputs,
+    counters and exact product as int64 ones, with the edge values -128, 127/255 and
+    zeros, across two row tiles, float32 flushes and both policies."""
+    from simulator.kernels.sysmt import _operand, sysmt_gemm
+
+    rng = np.random.default_rng(5 + threads + 2 * signed)
+    lo, hi, dtype = (-128, 128, np.int8) if signed else (0, 256, np.uint8)
+    m, kd, n = 66, 1001, 9
+    a = rng.integers(lo, hi, (m, kd)) * (rng.random((m, kd)) < 0.6)
+    a[0] = hi - 1
+    a[1] = lo
+    a[2, ::3] = 0
+    b = rng.integers(-128, 128, (kd, n)) * (rng.random((kd, n)) < 0.8)
+    b[:, 0] = -128
+    b[:, 1] = 127
+    b[::2, 2] = 0
+    sched = np.array(naive_schedule(kd, threads, "interleaved"))
+    narrow_a, narrow_b = a.astype(dtype), b.astype(np.int8)
+    assert _operand(narrow_a) is narrow_a and _operand(narrow_b) is narrow_b
+    for policy in ("sparsity_aware", "msb_trim"):
+        out, counts, exact = sysmt_gemm(narrow_a, narrow_b, sched, True,
+                                        policy == "sparsity_aware")
+        outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(), sched.tolist(), policy,
+                                             "round_half_even")
+        assert out.tolist() == outputs
+        assert counts.tolist() == [counters["idle"], counters["single"],
+                                   counters["shared_exact"] + counters["shared_reduced"],
+                                   counters["shared_reduced"]]
+        np.testing.assert_array_equal(exact, a @ b)
+        wide = sysmt_gemm(a, b, sched, True, policy == "sparsity_aware")
+        np.testing.assert_array_equal(wide[0], out)
+        np.testing.assert_array_equal(wide[2], exact)
