@@ -38,6 +38,11 @@ How it is fast (docs/performance.md has the measurements):
   also sum their loss (exact minus SySMT result), so the error metrics need no reference
   GEMM (docs/performance.md).
 - Operands come in as they are when they are 8-bit integers (no int64 copy).
+- A GEMM of at most ``_DIRECT_ROWS`` rows (a fully connected layer at batch 1) uses each
+  weight once or a few times: laying the weights out and histogramming their states would
+  cost more than the products, so :func:`_direct` converts each step's weights as it uses
+  them and applies the full rule to every PE-step, vectorised along the columns, counting
+  as it goes.
 
 Code notes (they decide the speed): the column loops index arrays with unsigned integers
 (numba wraps negative signed indices, and that per-element check stops LLVM's vectoriser);
@@ -64,6 +69,7 @@ _MAX_ROWS = 64  # rows per tile at most (the tile's converted activations stay s
 _PARALLEL_MIN = 1 << 20  # PE-steps below which one thread does the whole GEMM
 _TASKS_PER_WORKER = 4  # tasks per thread in each threaded phase (dynamic load balance)
 _EXCEPTION_RATIO = 16  # four-thread fix-ups while at most 1/16 of a step's columns need one
+_DIRECT_ROWS = 8  # GEMMs of at most this many rows take the PE-step path (:func:`_direct`)
 
 
 class OperandRangeError(ValueError):
@@ -419,16 +425,147 @@ def _outputs(a, schedule, half_even, wc, ex_cols, outs, exacts, hist, tiles, flu
 
 
 @njit(checked=False)
+def _step_weights(b, schedule, j, half_even, sparsity_aware, n0, n1, wv):  # pragma: no cover
+    """Step j's weights of columns n0..n1 for :func:`_direct`: ``wv[t] = (w, wr, tw)`` of
+    thread t (zeros for a thread with nothing to feed). Returns the out-of-range count."""
+    zero = np.float32(0.0)
+    sixteen = np.float32(16.0)
+    bad = 0
+    for t in range(4):
+        k = schedule[t, j] if t < schedule.shape[0] else -1
+        if k < 0:
+            for n in range(np.uint64(n1 - n0)):
+                wv[t, 0, n] = zero
+                wv[t, 1, n] = zero
+                wv[t, 2, n] = zero
+            continue
+        for n in range(np.uint64(n1 - n0)):
+            v = b[k, n0 + n]
+            bad += (1 if v < _LOW else 0) + (1 if v > _HIGH else 0)
+            w = np.float32(np.int32(min(max(v, _LOW), _HIGH)))
+            wv[t, 0, n] = w
+            wv[t, 1, n] = w if (abs(w) >= sixteen or not sparsity_aware) else zero
+            wv[t, 2, n] = trim(w, half_even)
+    return bad
+
+
+@njit(checked=False)
+def _direct(a, b, schedule, half_even, sparsity_aware, flush, out, exact, n0,
+            n1):  # pragma: no cover - compiled
+    """Columns n0..n1 of a GEMM with few rows, PE-step by PE-step: returns the counts
+    (idle, single, shared, shared with a reduced operand) and the out-of-range weights and
+    activations.
+
+    Each weight is used by few rows, so it is converted in the step that uses it (into a
+    buffer in L1) instead of being laid out for the whole GEMM first; every (row, step,
+    column) applies the full rule of the module docstring, vectorised along the columns,
+    and is counted where it is computed.
+    """
+    zero = np.float32(0.0)
+    rows = a.shape[0]
+    width = n1 - n0
+    uw = np.uint64(width)
+    wv = np.empty((4, 3, width), np.float32)
+    acc = np.zeros((rows, width), np.float32)
+    acc64 = np.zeros((rows, width), np.float64)
+    loss = np.zeros((rows, width), np.float32)
+    loss64 = np.zeros((rows, width), np.float64)
+    av = np.zeros(4, np.float32)
+    dv = np.zeros(4, np.float32)
+    idle = 0
+    single = 0
+    shared = 0
+    reduced = 0
+    bad_w = 0
+    bad_a = 0
+    for j in range(schedule.shape[1]):
+        bad_w += _step_weights(b, schedule, j, half_even, sparsity_aware, n0, n1, wv)
+        for i in range(rows):
+            ui = np.uint64(i)
+            for t in range(4):
+                k = schedule[t, j] if t < schedule.shape[0] else -1
+                x = zero
+                if k >= 0:
+                    v = a[i, k]
+                    bad_a += (1 if v < _LOW else 0) + (1 if v > _HIGH else 0)
+                    x = np.float32(np.int32(min(max(v, _LOW), _HIGH)))
+                av[t] = x
+                dv[t] = x - trim(x, half_even)
+            a0, a1, a2, a3 = av[0], av[1], av[2], av[3]
+            d0, d1, d2, d3 = dv[0], dv[1], dv[2], dv[3]
+            v0, v1, v2, v3 = a0 - d0, a1 - d1, a2 - d2, a3 - d3
+            for n in range(uw):
+                x0 = wv[0, 0, n]
+                x1 = wv[1, 0, n]
+                x2 = wv[2, 0, n]
+                x3 = wv[3, 0, n]
+                r0 = wv[0, 1, n]
+                r1 = wv[1, 1, n]
+                r2 = wv[2, 1, n]
+                r3 = wv[3, 1, n]
+                y0 = wv[0, 2, n]
+                y1 = wv[1, 2, n]
+                y2 = wv[2, 2, n]
+                y3 = wv[3, 2, n]
+                p0 = a0 * x0
+                p1 = a1 * x1
+                p2 = a2 * x2
+                p3 = a3 * x3
+                # Live threads: both operands non-zero, that is a non-zero product.
+                c = ((1 if p0 != zero else 0) + (1 if p1 != zero else 0)
+                     + (1 if p2 != zero else 0) + (1 if p3 != zero else 0))
+                e0 = d0 * r0
+                e1 = d1 * r1
+                e2 = d2 * r2
+                e3 = d3 * r3
+                s1 = (p0 + p1) + (p2 + p3)
+                s2 = (e0 + e1) + (e2 + e3)
+                s3 = v0 * y0 + v1 * y1 + v2 * y2 + v3 * y3
+                value = s3 if c > 2 else (s1 - s2 if c == 2 else s1)
+                acc[ui, n] += value
+                loss[ui, n] += s1 - value
+                # Reduced: two live threads, one loses activation bits against a wide
+                # weight (d * wr != 0); three or four, a live operand is trimmed.
+                lossy2 = (e0 != zero) | (e1 != zero) | (e2 != zero) | (e3 != zero)
+                lossy3 = (((p0 != zero) & ((d0 != zero) | (y0 != x0)))
+                          | ((p1 != zero) & ((d1 != zero) | (y1 != x1)))
+                          | ((p2 != zero) & ((d2 != zero) | (y2 != x2)))
+                          | ((p3 != zero) & ((d3 != zero) | (y3 != x3))))
+                idle += 1 if c == 0 else 0
+                single += 1 if c == 1 else 0
+                shared += 1 if c >= 2 else 0
+                reduced += 1 if ((c > 2) & lossy3) | ((c == 2) & lossy2) else 0
+        if (j + 1) % flush == 0:
+            for i in range(rows):
+                ui = np.uint64(i)
+                for n in range(uw):
+                    acc64[ui, n] += acc[ui, n]
+                    acc[ui, n] = zero
+                    loss64[ui, n] += loss[ui, n]
+                    loss[ui, n] = zero
+    for i in range(rows):
+        ui = np.uint64(i)
+        for n in range(uw):
+            result = np.int64(acc64[ui, n] + acc[ui, n])
+            out[i, n0 + n] = result
+            exact[i, n0 + n] = result + np.int64(loss64[ui, n] + loss[ui, n])
+    return idle, single, shared, reduced, bad_w, bad_a
+
+
+@njit(checked=False)
 def _pair_counts(rows, cols, pairs):  # pragma: no cover - compiled
-    """``pairs += rows.T @ cols`` for (S, R) and (S, C) float64 counts.
+    """``pairs += sum(rows, axis=0).T @ cols`` for (W, S, R) partial row histograms and
+    (S, C) column histograms, float64.
 
     float64 is exact for every count here (below 2**53); a loop rather than BLAS, whose
     threads would keep spinning on the cores the kernels run on next (docs/performance.md).
-    Most entries of ``rows`` are zero (a row holds the states that occur at that step).
+    Most row states do not occur at a step (8-bit data use fewer than half of them).
     """
-    for j in range(rows.shape[0]):
-        for r in range(rows.shape[1]):
-            x = rows[j, r]
+    for j in range(rows.shape[1]):
+        for r in range(rows.shape[2]):
+            x = 0.0
+            for w in range(rows.shape[0]):
+                x += rows[w, j, r]
             if x != 0.0:
                 for c in range(np.uint64(cols.shape[1])):
                     pairs[r, c] += x * cols[j, c]
@@ -503,6 +640,30 @@ def _operand(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
+def _few_rows(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even: bool,
+              sparsity_aware: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`sysmt_gemm` of a GEMM with few rows (fully connected layers at batch 1): its
+    weights are converted as they are used (:func:`_direct`), each worker a block of
+    columns."""
+    m_rows, n_cols = a.shape[0], b.shape[1]
+    threads = sched.shape[0]
+    out = np.empty((m_rows, n_cols), dtype=np.int64)
+    exact = np.empty((m_rows, n_cols), dtype=np.int64)
+    # Any 8-bit weight: a step adds at most threads*255*(255 + 8) (see sysmt_gemm).
+    flush = max(1, (_EXACT_FLOAT32 - 1) // (threads * max(-_LOW, _HIGH) * (_HIGH + 8)))
+    workers = _workers(m_rows * n_cols * sched.shape[1])
+    tasks = 1 if workers == 1 else _TASKS_PER_WORKER * workers
+    n_cut = np.linspace(0, n_cols, min(tasks, max(n_cols, 1)) + 1).astype(np.int64)
+    parts = np.array(parallel_map(workers, len(n_cut) - 1, lambda w: _direct(
+        a, b, sched, round_half_even, sparsity_aware, flush, out, exact, n_cut[w],
+        n_cut[w + 1])), dtype=np.int64).reshape(-1, 6).sum(axis=0)
+    if parts[4]:
+        raise OperandRangeError(f"weights must lie in {_LOW}..{_HIGH}")
+    if parts[5]:
+        raise OperandRangeError(f"activations must lie in {_LOW}..{_HIGH}")
+    return out, parts[:4].copy(), exact
+
+
 def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even: bool,
                sparsity_aware: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run the SySMT kernel; returns (outputs (M, N) int64, counts (4,) int64, exact
@@ -552,6 +713,8 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
             kd and not np.array_equal(np.bincount(used, minlength=kd), np.ones(kd, np.int64))):
         raise ValueError(f"the schedule must use every K index 0..{kd - 1} exactly once")
     round_half_even, sparsity_aware = bool(round_half_even), bool(sparsity_aware)
+    if m_rows <= _DIRECT_ROWS:
+        return _few_rows(a, b, sched, round_half_even, sparsity_aware)
 
     # A thread's three weight rows share one base (constant offsets): LLVM then needs one
     # run-time overlap check per thread, and four threads stay under its limit of eight.
@@ -591,14 +754,9 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     out = outs[0] if parts == 1 else outs.sum(axis=0)
     exact = exacts[0] if parts == 1 else exacts.sum(axis=0)
 
-    rows_hist = hist_rows.sum(axis=0)
-    # Only the states that occur take part (fewer than half of them for 8-bit data).
-    row_codes = np.flatnonzero(rows_hist.any(axis=0))
-    col_codes = np.flatnonzero(hist_cols.any(axis=0))
-    pairs = np.zeros((len(row_codes), len(col_codes)), dtype=np.float64)
-    _pair_counts(np.ascontiguousarray(rows_hist[:, row_codes]),
-                 np.ascontiguousarray(hist_cols[:, col_codes]), pairs)
-    classes = _class_table(threads)[np.ix_(row_codes, col_codes)]
+    pairs = np.zeros((3**threads, 4**threads), dtype=np.float64)
+    _pair_counts(hist_rows, hist_cols, pairs)
+    classes = _class_table(threads)
     counts = np.bincount(classes.ravel(), weights=pairs.ravel(), minlength=4).astype(np.int64)
     idle, single, shared_exact, reduced = (int(c) for c in counts)
     return (out, np.array([idle, single, shared_exact + reduced, reduced], dtype=np.int64),
