@@ -7,11 +7,13 @@ with the run's phases wrapped in timers (wall seconds, summed over layers):
 
 - ``import numpy``, ``import sasim`` (``simulator.cli``: the API, SimPy, the memory model),
   ``import numba + kernel`` (the SySMT kernel module, which imports numba);
-- ``kernel cache load``: the first kernel call of the process loads the cached machine code
-  and numba's registries (timed on a 2x2 GEMM before the run);
+- ``kernel cache load``: the first kernel call of the process loads numba's registries and
+  the cached machine code of the few-rows path (timed on a 2x2 GEMM before the run; the
+  other kernels' cached code loads within the first layers' ``kernel``);
 - per layer: ``synthetic data`` (the layer's tensors), ``im2col``, ``weights`` (lowering B),
-  ``kernel`` (``sysmt_gemm``, split into its threaded phases: ``weights``, ``columns``,
-  ``outputs``; the rest is Python around them: checks, tiling, the counters' product),
+  ``kernel`` (``sysmt_gemm``, split into its threaded phases: ``prepare_weights``,
+  ``column_histogram``, ``outputs``, and ``direct`` for GEMMs of few rows; the rest is
+  Python around them: checks, tiling, the counters' product),
   ``reference product`` (the exact GEMM of the error metrics, when it is computed),
   ``timing + memory`` (the array timing and the SimPy memory model), ``energy``;
 - ``rest``: everything else of ``cli.main`` (arch and workload loading, report, files).
@@ -37,6 +39,7 @@ import collections  # noqa: E402
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
 import io  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 
@@ -135,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - _START
     if status:
         return status
+    load = os.getloadavg()
     print(f"{args.workload} on {args.arch}: {total:.3f} s in the process after the "
-          f"interpreter's start-up")
+          f"interpreter's start-up (load average {load[0]:.2f}, {os.cpu_count()} cores)")
     for key, value in _IMPORTS.items():
         print(f"{key:<24} {value:7.3f}")
     timed = sum(v for k, v in totals.items() if not k.startswith(" "))
