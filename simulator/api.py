@@ -27,6 +27,7 @@ from simulator.energy.tech import TechTable, load_tech
 from simulator.errors import ConfigError, SimulationError, WorkloadError
 from simulator.hw.gemm import run_groups
 from simulator.hw.pe import FoldSteps, PEModel, get_pe_model, option_types
+from simulator.hw.pe.registry import GemmRun
 from simulator.hw.timing import FoldTiming, fold_timing, reported_cycles
 from simulator.memory import (Dram, LayerSchedule, TileProgram, hcm_bit_ops, hcm_bits_moved,
                               hcm_cycles, plan_layer, roofline, run_layer)
@@ -157,8 +158,10 @@ def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
     Work that cannot change the report is skipped (docs/performance.md): an exact PE needs no
     reference product, and when nothing asks for its outputs (no ``--save-outputs``, no
     recorded outputs to compare) its counters come from non-zero counts alone
-    (:meth:`PEModel.exact_counters`), with no im2col and no GEMM. B is lowered block by
-    block (:func:`simulator.hw.gemm.run_groups`).
+    (:meth:`PEModel.exact_counters`), with no im2col and no GEMM. A PE that returns the
+    exact product with its outputs (``GemmRun.exact``, SySMT) needs no reference product
+    either, and one that takes ``narrow_operands`` gets A and B in the data's own dtype. B
+    is lowered block by block (:func:`simulator.hw.gemm.run_groups`).
     """
     if pe.exact and sink is None and tensors.output is None:
         counters = pe.exact_counters(layer, im2col_nonzeros(tensors.input, layer),
@@ -167,15 +170,18 @@ def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
             return FunctionalResult(counters=counters, stats=None,
                                     errors=ErrorMetrics(0.0, 0, None, None),
                                     output_matches_trace=None)
-    a = im2col(tensors.input, layer)
+    dtype = None if pe.narrow_operands else np.int64
+    a = im2col(tensors.input, layer, dtype)
     sums = {"noise": 0.0, "signal": 0.0, "max": 0}
 
-    def measure(g: int, b: np.ndarray, approx: np.ndarray) -> None:
+    def measure(g: int, b: np.ndarray, gemm: GemmRun) -> None:
+        approx = gemm.outputs
         if pe.exact:  # exact by construction: no reference product
             flat = approx.astype(np.float64).ravel()
             sums["signal"] += float(np.dot(flat, flat))
             return
-        exact = gemm_product(a[g][None], b[None])[0]
+        # The PE's own exact product when it computed one along the way (SySMT).
+        exact = gemm.exact if gemm.exact is not None else gemm_product(a[g][None], b[None])[0]
         diff = approx - exact
         if diff.size:
             sums["max"] = max(sums["max"], int(np.abs(diff).max()))
@@ -185,7 +191,8 @@ def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
         sums["signal"] += float(np.dot(flat, flat))
 
     run = run_groups(pe, layer, a,
-                     lambda g, lo, hi: weight_columns(tensors.weight, layer, g, lo, hi),
+                     lambda g, lo, hi: weight_columns(tensors.weight, layer, g, lo, hi,
+                                                      dtype),
                      on_block=measure)
     del a
     size = run.outputs.size
@@ -193,13 +200,16 @@ def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
     sqnr = None if noise == 0 else (10 * math.log10(signal / noise) if signal > 0 else -math.inf)
     metrics = ErrorMetrics(noise / size if size else 0.0, sums["max"], sqnr,
                            signal / size if size else 0.0)
-    outputs = gemm_to_output(run.outputs, layer)
-    if tensors.bias is not None:
-        bias_shape = (1, -1) + (1,) * (outputs.ndim - 2)
-        outputs = outputs + np.asarray(tensors.bias, dtype=np.int64).reshape(bias_shape)
-    match = None if tensors.output is None else bool(np.array_equal(outputs, tensors.output))
-    if sink is not None:
-        sink(layer.name, outputs)
+    match = None
+    if sink is not None or tensors.output is not None:  # the layer-layout outputs are asked for
+        outputs = gemm_to_output(run.outputs, layer)
+        if tensors.bias is not None:
+            bias_shape = (1, -1) + (1,) * (outputs.ndim - 2)
+            outputs = outputs + np.asarray(tensors.bias, dtype=np.int64).reshape(bias_shape)
+        match = None if tensors.output is None else bool(np.array_equal(outputs,
+                                                                          tensors.output))
+        if sink is not None:
+            sink(layer.name, outputs)
     return FunctionalResult(counters=run.counters, stats=run.stats or None, errors=metrics,
                             output_matches_trace=match)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from simulator.hw.pe.registry import PEModel
+from simulator.hw.pe.registry import GemmRun, PEModel
 from simulator.workloads.layers import Layer
 
 __all__ = ["GroupedRun", "run_groups", "column_blocks", "COLUMN_BLOCK_BYTES"]
@@ -28,8 +28,9 @@ COLUMN_BLOCK_BYTES = 64 << 20
 
 #: Lowers columns ``lo:hi`` of group ``g`` of B: ``(g, lo, hi) -> int64 (K, hi - lo)``.
 WeightBlocks = Callable[[int, int, int], np.ndarray]
-#: Called after each PE call with (group, B block, the block's outputs (M, hi - lo)).
-BlockSink = Callable[[int, np.ndarray, np.ndarray], None]
+#: Called after each PE call with (group, B block, the PE's run of the block: outputs
+#: (M, hi - lo) and, when the PE computed it, the exact product).
+BlockSink = Callable[[int, np.ndarray, GemmRun], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +68,7 @@ def run_groups(pe: PEModel, layer: Layer, a: np.ndarray, b: np.ndarray | WeightB
 
     ``b`` may instead be a function lowering one block of columns (:data:`WeightBlocks`):
     the PE then runs the :func:`column_blocks` of each group. ``on_block`` sees every block's
-    operand and outputs (the caller's error metrics).
+    operand and run (the caller's error metrics).
     """
     lazy = callable(b)
     blocks = column_blocks(pe, layer) if lazy else [(0, b.shape[2])]
@@ -83,5 +84,5 @@ def run_groups(pe: PEModel, layer: Layer, a: np.ndarray, b: np.ndarray | WeightB
             counters.update(run.counters)
             stats.update(run.stats)
             if on_block is not None:
-                on_block(g, block, run.outputs)
+                on_block(g, block, run)
     return GroupedRun(outputs, dict(counters), dict(stats))

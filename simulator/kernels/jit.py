@@ -21,12 +21,15 @@ Every kernel module decorates its kernels with :func:`njit` from here instead of
 
 numba itself is imported on the first use of :func:`njit`, that is when a kernel module is
 first imported: PE modules import their kernels inside the functions that run them, so a
-run that runs no kernel never imports numba (docs/performance.md).
+run that runs no kernel never imports numba (docs/performance.md). :func:`_import_numba`
+also keeps numba from importing scipy.linalg when it first loads a cached kernel.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +38,34 @@ from typing import Any, TypeVar
 __all__ = ["njit", "kernel_threads", "parallel_map"]
 
 _T = TypeVar("_T")
+
+
+#: numba's module that looks for BLAS (through scipy.linalg) when it is imported.
+_BLAS_PROBE = "numba.np.arraymath"
+_SCIPY_BLAS = "scipy.linalg.cython_blas"
+
+
+def _import_numba() -> Any:
+    """Import numba, and its numpy registries without importing scipy.linalg.
+
+    The first kernel call of a process, even one loaded from the cache, imports numba's
+    numpy implementations; one of them asks whether BLAS is available by importing
+    ``scipy.linalg.cython_blas``, which imports all of scipy.linalg (about 0.25 s, more than
+    numba's own import; docs/performance.md). Its answer only picks how jitted ``np.cov``-like
+    inner products are computed, which no sasim kernel uses, so that one import is answered
+    "not available"; numba's ``np.dot`` and ``np.linalg`` still import scipy when a kernel
+    using them is compiled.
+    """
+    import numba
+
+    if _BLAS_PROBE not in sys.modules and _SCIPY_BLAS not in sys.modules:
+        sys.modules[_SCIPY_BLAS] = None  # type: ignore[assignment]  # import raises
+        try:
+            importlib.import_module(_BLAS_PROBE)
+        finally:
+            if sys.modules.get(_SCIPY_BLAS, 0) is None:
+                del sys.modules[_SCIPY_BLAS]
+    return numba
 
 
 def njit(function: Callable | None = None, *, checked: bool = True, parallel: bool = False,
@@ -51,7 +82,7 @@ def njit(function: Callable | None = None, *, checked: bool = True, parallel: bo
     inline : str
         numba's ``inline`` option (``"always"`` for tiny helpers of a hot loop).
     """
-    import numba
+    numba = _import_numba()
 
     decorator = numba.njit(cache=True, fastmath=False, nogil=True, parallel=parallel,
                            inline=inline, error_model="python" if checked else "numpy")

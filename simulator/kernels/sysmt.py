@@ -32,8 +32,17 @@ How it is fast (docs/performance.md has the measurements):
 - Counters are not counted per PE-step: a PE-step's class depends only on a per-(row, step)
   state of each thread (zero / exact / trimmed activation) and a per-(step, column) state
   (zero / weight bits), so the counts are ``sum_j hist_rows[j] . class . hist_cols[j]``
-  over these state histograms (an exact float32 product over chunks of steps); the row
+  over these state histograms (an exact float64 product, in a loop: no BLAS); the row
   histogram is filled as the kernel visits each (row, step) anyway.
+- The exact product ``a @ b`` comes out of the same pass: the classes that lose precision
+  also sum their loss (exact minus SySMT result), so the error metrics need no reference
+  GEMM (docs/performance.md).
+- Operands come in as they are when they are 8-bit integers (no int64 copy).
+- A GEMM of at most ``_DIRECT_ROWS`` rows (a fully connected layer at batch 1) uses each
+  weight once or a few times: laying the weights out and histogramming their states would
+  cost more than the products, so :func:`_direct` converts each step's weights as it uses
+  them and applies the full rule to every PE-step, vectorised along the columns, counting
+  as it goes.
 
 Code notes (they decide the speed): the column loops index arrays with unsigned integers
 (numba wraps negative signed indices, and that per-element check stops LLVM's vectoriser);
@@ -60,6 +69,7 @@ _MAX_ROWS = 64  # rows per tile at most (the tile's converted activations stay s
 _PARALLEL_MIN = 1 << 20  # PE-steps below which one thread does the whole GEMM
 _TASKS_PER_WORKER = 4  # tasks per thread in each threaded phase (dynamic load balance)
 _EXCEPTION_RATIO = 16  # four-thread fix-ups while at most 1/16 of a step's columns need one
+_DIRECT_ROWS = 8  # GEMMs of at most this many rows take the PE-step path (:func:`_direct`)
 
 
 class OperandRangeError(ValueError):
@@ -224,14 +234,15 @@ def _convert_rows(a, m0, rows, half_even, af, df, st):  # pragma: no cover - com
 
 
 @njit(checked=False)
-def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, j0, j1, flush,
-          count, acc, acc64, kr, wrow):  # pragma: no cover - compiled
+def _tile(schedule, wc, ex_cols, af, df, st, out, exact, hist, m0, rows, n0, n1, j0, j1,
+          flush, count, acc, acc64, loss, loss64, kr, wrow):  # pragma: no cover - compiled
     """Outputs of rows m0..m0+rows (converted in ``af``, ``df``, ``st``) and columns n0..n1,
-    summed over steps j0..j1.
+    summed over steps j0..j1, into ``out``; the exact products ``a @ b`` into ``exact``.
 
     A (row, step)'s threads are dispatched through its mask (:func:`_dispatch_tables`),
-    built from the state bytes. When ``count``, each (row, step)'s state code goes into
-    ``hist[j, code]``.
+    built from the state bytes. One and two exact threads are exact; the other classes
+    also sum their loss (exact minus SySMT result) in ``loss``. When ``count``, each
+    (row, step)'s state code goes into ``hist[j, code]``.
     """
     kd = af.shape[1] - 1  # column kd is the zero operand
     threads = schedule.shape[0]
@@ -246,6 +257,8 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, j0, j1
         for n in range(lo, hi):
             acc[ui, n] = zero
             acc64[ui, n] = 0.0
+            loss[ui, n] = zero
+            loss64[ui, n] = 0.0
     for j in range(j0, j1):
         # Scalar fix-ups pay only while the exceptions are few (dense weights); pruned
         # weights make many, and the four-thread loop then uses the full formula.
@@ -287,8 +300,9 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, j0, j1
                     x1 = wc[w1, 0, n]
                     e0 = d0 * wc[w0, 1, n]
                     e1 = d1 * wc[w1, 1, n]
-                    acc[ui, n] += (a0 * x0 + a1 * x1) - ((e0 if x1 != zero else zero)
-                                                         + (e1 if x0 != zero else zero))
+                    lost = (e0 if x1 != zero else zero) + (e1 if x0 != zero else zero)
+                    acc[ui, n] += (a0 * x0 + a1 * x1) - lost
+                    loss[ui, n] += lost
                 continue
             t2 = _LIVE[mask & 15, 2]
             a2 = af[i, kr[t2]]
@@ -308,6 +322,7 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, j0, j1
                     s2 = d0 * wc[w0, 1, n] + d1 * wc[w1, 1, n] + d2 * wc[w2, 1, n]
                     s3 = v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
                     acc[ui, n] += s3 if c > two else (s1 - s2 if c == two else s1)
+                    loss[ui, n] += s1 - s3 if c > two else (s2 if c == two else zero)
                 continue
             t3 = _LIVE[mask & 15, 3]
             a3 = af[i, kr[t3]]
@@ -319,8 +334,11 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, j0, j1
                 # sum(ta*tw) (a zero weight's term is 0); the step's columns with two or
                 # more zero weights (c <= 2) are fixed afterwards.
                 for n in range(lo, hi):
-                    acc[ui, n] += (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n]
-                                   + v2 * wc[w2, 2, n] + v3 * wc[w3, 2, n])
+                    s3 = (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
+                          + v3 * wc[w3, 2, n])
+                    acc[ui, n] += s3
+                    loss[ui, n] += (a0 * wc[w0, 0, n] + a1 * wc[w1, 0, n] + a2 * wc[w2, 0, n]
+                                    + a3 * wc[w3, 0, n]) - s3
                 for e in range(1, 1 + ex_cols[j, 0]):
                     n = ex_cols[j, e]
                     if n < n0 or n >= n1:
@@ -337,6 +355,8 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, j0, j1
                     s3 = (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
                           + v3 * wc[w3, 2, n])
                     acc[i, n] += (s1 - s2 if c == 2 else s1) - s3
+                    # The loop above added the loss s1 - s3 of c >= 3.
+                    loss[i, n] += (s2 if c == 2 else zero) - (s1 - s3)
                 continue
             for n in range(lo, hi):
                 x0 = wc[w0, 0, n]
@@ -351,23 +371,29 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, hist, m0, rows, n0, n1, j0, j1
                 s3 = (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
                       + v3 * wc[w3, 2, n])
                 acc[ui, n] += s3 if c > two else (s1 - s2 if c == two else s1)
+                loss[ui, n] += s1 - s3 if c > two else (s2 if c == two else zero)
         if (j + 1 - j0) % flush == 0:
             for i in range(rows):
                 ui = np.uint64(i)
                 for n in range(lo, hi):
                     acc64[ui, n] += acc[ui, n]
                     acc[ui, n] = zero
+                    loss64[ui, n] += loss[ui, n]
+                    loss[ui, n] = zero
     for i in range(rows):
         ui = np.uint64(i)
         for n in range(lo, hi):
-            out[m0 + i, n] = np.int64(acc64[ui, n] + acc[ui, n])
+            result = np.int64(acc64[ui, n] + acc[ui, n])
+            out[m0 + i, n] = result
+            exact[m0 + i, n] = result + np.int64(loss64[ui, n] + loss[ui, n])
 
 
 @njit(checked=False)
-def _outputs(a, schedule, half_even, wc, ex_cols, outs, hist, tiles, flush, first,
+def _outputs(a, schedule, half_even, wc, ex_cols, outs, exacts, hist, tiles, flush, first,
              end):  # pragma: no cover - compiled
     """Tiles first..end (rows of ``tiles``: first row, rows, first column, end column,
-    first step, end step, output part), into ``outs[part]``; row states into ``hist``.
+    first step, end step, output part), into ``outs[part]`` and ``exacts[part]``; row
+    states into ``hist``.
 
     Returns the number of activations outside -128..255.
     """
@@ -378,6 +404,8 @@ def _outputs(a, schedule, half_even, wc, ex_cols, outs, hist, tiles, flush, firs
     st = np.zeros((max_rows, a.shape[1] + 1), np.uint8)
     acc = np.empty((max_rows, outs.shape[2]), np.float32)
     acc64 = np.empty((max_rows, outs.shape[2]), np.float64)
+    loss = np.empty((max_rows, outs.shape[2]), np.float32)
+    loss64 = np.empty((max_rows, outs.shape[2]), np.float64)
     kr = np.zeros(4, np.int64)
     wrow = np.zeros(4, np.uint64)
     converted = -1
@@ -389,10 +417,158 @@ def _outputs(a, schedule, half_even, wc, ex_cols, outs, hist, tiles, flush, firs
             bad += _convert_rows(a, m0, rows, half_even, af, df, st)
             converted = m0
         # Each (row, step) is counted once: by the tile holding its first column.
-        _tile(schedule, wc, ex_cols, af, df, st, outs[tiles[tile, 6]], hist, m0, rows,
+        part = tiles[tile, 6]
+        _tile(schedule, wc, ex_cols, af, df, st, outs[part], exacts[part], hist, m0, rows,
               tiles[tile, 2], tiles[tile, 3], tiles[tile, 4], tiles[tile, 5], flush,
-              tiles[tile, 2] == 0, acc, acc64, kr, wrow)
+              tiles[tile, 2] == 0, acc, acc64, loss, loss64, kr, wrow)
     return bad
+
+
+@njit(checked=False)
+def _step_weights(b, schedule, j, half_even, sparsity_aware, n0, n1, wv):  # pragma: no cover
+    """Step j's weights of columns n0..n1 for :func:`_direct`: ``wv[t] = (w, wr, tw)`` of
+    thread t (zeros for a thread with nothing to feed). Returns the out-of-range count."""
+    zero = np.float32(0.0)
+    sixteen = np.float32(16.0)
+    bad = 0
+    for t in range(4):
+        k = schedule[t, j] if t < schedule.shape[0] else -1
+        if k < 0:
+            for n in range(np.uint64(n1 - n0)):
+                wv[t, 0, n] = zero
+                wv[t, 1, n] = zero
+                wv[t, 2, n] = zero
+            continue
+        for n in range(np.uint64(n1 - n0)):
+            v = b[k, n0 + n]
+            bad += (1 if v < _LOW else 0) + (1 if v > _HIGH else 0)
+            w = np.float32(np.int32(min(max(v, _LOW), _HIGH)))
+            wv[t, 0, n] = w
+            wv[t, 1, n] = w if (abs(w) >= sixteen or not sparsity_aware) else zero
+            wv[t, 2, n] = trim(w, half_even)
+    return bad
+
+
+@njit(checked=False)
+def _direct(a, b, schedule, half_even, sparsity_aware, flush, out, exact, n0,
+            n1):  # pragma: no cover - compiled
+    """Columns n0..n1 of a GEMM with few rows, PE-step by PE-step: returns the counts
+    (idle, single, shared, shared with a reduced operand) and the out-of-range weights and
+    activations.
+
+    Each weight is used by few rows, so it is converted in the step that uses it (into a
+    buffer in L1) instead of being laid out for the whole GEMM first; every (row, step,
+    column) applies the full rule of the module docstring, vectorised along the columns,
+    and is counted where it is computed.
+    """
+    zero = np.float32(0.0)
+    rows = a.shape[0]
+    width = n1 - n0
+    uw = np.uint64(width)
+    wv = np.empty((4, 3, width), np.float32)
+    acc = np.zeros((rows, width), np.float32)
+    acc64 = np.zeros((rows, width), np.float64)
+    loss = np.zeros((rows, width), np.float32)
+    loss64 = np.zeros((rows, width), np.float64)
+    av = np.zeros(4, np.float32)
+    dv = np.zeros(4, np.float32)
+    idle = 0
+    single = 0
+    shared = 0
+    reduced = 0
+    bad_w = 0
+    bad_a = 0
+    for j in range(schedule.shape[1]):
+        bad_w += _step_weights(b, schedule, j, half_even, sparsity_aware, n0, n1, wv)
+        for i in range(rows):
+            ui = np.uint64(i)
+            for t in range(4):
+                k = schedule[t, j] if t < schedule.shape[0] else -1
+                x = zero
+                if k >= 0:
+                    v = a[i, k]
+                    bad_a += (1 if v < _LOW else 0) + (1 if v > _HIGH else 0)
+                    x = np.float32(np.int32(min(max(v, _LOW), _HIGH)))
+                av[t] = x
+                dv[t] = x - trim(x, half_even)
+            a0, a1, a2, a3 = av[0], av[1], av[2], av[3]
+            d0, d1, d2, d3 = dv[0], dv[1], dv[2], dv[3]
+            v0, v1, v2, v3 = a0 - d0, a1 - d1, a2 - d2, a3 - d3
+            for n in range(uw):
+                x0 = wv[0, 0, n]
+                x1 = wv[1, 0, n]
+                x2 = wv[2, 0, n]
+                x3 = wv[3, 0, n]
+                r0 = wv[0, 1, n]
+                r1 = wv[1, 1, n]
+                r2 = wv[2, 1, n]
+                r3 = wv[3, 1, n]
+                y0 = wv[0, 2, n]
+                y1 = wv[1, 2, n]
+                y2 = wv[2, 2, n]
+                y3 = wv[3, 2, n]
+                p0 = a0 * x0
+                p1 = a1 * x1
+                p2 = a2 * x2
+                p3 = a3 * x3
+                # Live threads: both operands non-zero, that is a non-zero product.
+                c = ((1 if p0 != zero else 0) + (1 if p1 != zero else 0)
+                     + (1 if p2 != zero else 0) + (1 if p3 != zero else 0))
+                e0 = d0 * r0
+                e1 = d1 * r1
+                e2 = d2 * r2
+                e3 = d3 * r3
+                s1 = (p0 + p1) + (p2 + p3)
+                s2 = (e0 + e1) + (e2 + e3)
+                s3 = v0 * y0 + v1 * y1 + v2 * y2 + v3 * y3
+                value = s3 if c > 2 else (s1 - s2 if c == 2 else s1)
+                acc[ui, n] += value
+                loss[ui, n] += s1 - value
+                # Reduced: two live threads, one loses activation bits against a wide
+                # weight (d * wr != 0); three or four, a live operand is trimmed.
+                lossy2 = (e0 != zero) | (e1 != zero) | (e2 != zero) | (e3 != zero)
+                lossy3 = (((p0 != zero) & ((d0 != zero) | (y0 != x0)))
+                          | ((p1 != zero) & ((d1 != zero) | (y1 != x1)))
+                          | ((p2 != zero) & ((d2 != zero) | (y2 != x2)))
+                          | ((p3 != zero) & ((d3 != zero) | (y3 != x3))))
+                idle += 1 if c == 0 else 0
+                single += 1 if c == 1 else 0
+                shared += 1 if c >= 2 else 0
+                reduced += 1 if ((c > 2) & lossy3) | ((c == 2) & lossy2) else 0
+        if (j + 1) % flush == 0:
+            for i in range(rows):
+                ui = np.uint64(i)
+                for n in range(uw):
+                    acc64[ui, n] += acc[ui, n]
+                    acc[ui, n] = zero
+                    loss64[ui, n] += loss[ui, n]
+                    loss[ui, n] = zero
+    for i in range(rows):
+        ui = np.uint64(i)
+        for n in range(uw):
+            result = np.int64(acc64[ui, n] + acc[ui, n])
+            out[i, n0 + n] = result
+            exact[i, n0 + n] = result + np.int64(loss64[ui, n] + loss[ui, n])
+    return idle, single, shared, reduced, bad_w, bad_a
+
+
+@njit(checked=False)
+def _pair_counts(rows, cols, pairs):  # pragma: no cover - compiled
+    """``pairs += sum(rows, axis=0).T @ cols`` for (W, S, R) partial row histograms and
+    (S, C) column histograms, float64.
+
+    float64 is exact for every count here (below 2**53); a loop rather than BLAS, whose
+    threads would keep spinning on the cores the kernels run on next (docs/performance.md).
+    Most row states do not occur at a step (8-bit data use fewer than half of them).
+    """
+    for j in range(rows.shape[1]):
+        for r in range(rows.shape[2]):
+            x = 0.0
+            for w in range(rows.shape[0]):
+                x += rows[w, j, r]
+            if x != 0.0:
+                for c in range(np.uint64(cols.shape[1])):
+                    pairs[r, c] += x * cols[j, c]
 
 
 @functools.lru_cache(maxsize=None)
@@ -455,13 +631,47 @@ def _tiles(m_rows: int, n_cols: int, steps: int, workers: int) -> np.ndarray:
     return tiles
 
 
+def _operand(x: np.ndarray) -> np.ndarray:
+    """``x`` as the kernels read it: 8-bit integers as they are (no copy), anything else as
+    int64 (one compiled variant per dtype: docs/performance.md)."""
+    x = np.asarray(x)
+    if x.dtype != np.int8 and x.dtype != np.uint8:
+        x = x.astype(np.int64, copy=False)
+    return np.ascontiguousarray(x)
+
+
+def _few_rows(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even: bool,
+              sparsity_aware: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`sysmt_gemm` of a GEMM with few rows (fully connected layers at batch 1): its
+    weights are converted as they are used (:func:`_direct`), each worker a block of
+    columns."""
+    m_rows, n_cols = a.shape[0], b.shape[1]
+    threads = sched.shape[0]
+    out = np.empty((m_rows, n_cols), dtype=np.int64)
+    exact = np.empty((m_rows, n_cols), dtype=np.int64)
+    # Any 8-bit weight: a step adds at most threads*255*(255 + 8) (see sysmt_gemm).
+    flush = max(1, (_EXACT_FLOAT32 - 1) // (threads * max(-_LOW, _HIGH) * (_HIGH + 8)))
+    workers = _workers(m_rows * n_cols * sched.shape[1])
+    tasks = 1 if workers == 1 else _TASKS_PER_WORKER * workers
+    n_cut = np.linspace(0, n_cols, min(tasks, max(n_cols, 1)) + 1).astype(np.int64)
+    parts = np.array(parallel_map(workers, len(n_cut) - 1, lambda w: _direct(
+        a, b, sched, round_half_even, sparsity_aware, flush, out, exact, n_cut[w],
+        n_cut[w + 1])), dtype=np.int64).reshape(-1, 6).sum(axis=0)
+    if parts[4]:
+        raise OperandRangeError(f"weights must lie in {_LOW}..{_HIGH}")
+    if parts[5]:
+        raise OperandRangeError(f"activations must lie in {_LOW}..{_HIGH}")
+    return out, parts[:4].copy(), exact
+
+
 def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even: bool,
-               sparsity_aware: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Run the SySMT kernel; returns (outputs (M, N) int64, counts (4,) int64).
+               sparsity_aware: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run the SySMT kernel; returns (outputs (M, N) int64, counts (4,) int64, exact
+    products (M, N) int64).
 
     Parameters
     ----------
-    a : integer (M, Kd) activations, -128..255.
+    a : integer (M, Kd) activations, -128..255 (int8 and uint8 are read as they are).
     b : integer (Kd, N) weights, -128..255.
     sched : int64 (T, S) schedule, 1 <= T <= 4: the K index thread t feeds at step j, or -1;
         every K index appears exactly once.
@@ -476,6 +686,8 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     outputs : int64 (M, N)
     counts : int64 (4,), PE-steps that are idle, single, shared (two or more active threads)
         and shared with a reduced operand.
+    exact : int64 (M, N), ``a @ b``: the kernel sums what each reduced step loses, so the
+        error metrics need no reference product.
 
     Raises
     ------
@@ -484,8 +696,8 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     ValueError
         Bad shapes, or a schedule that does not use every K index exactly once.
     """
-    a = np.ascontiguousarray(a, dtype=np.int64)
-    b = np.ascontiguousarray(b, dtype=np.int64)
+    a = _operand(a)
+    b = _operand(b)
     sched = np.ascontiguousarray(sched, dtype=np.int64)
     if a.ndim != 2 or b.ndim != 2 or sched.ndim != 2:
         raise ValueError("a, b and sched must be 2-D")
@@ -501,6 +713,8 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
             kd and not np.array_equal(np.bincount(used, minlength=kd), np.ones(kd, np.int64))):
         raise ValueError(f"the schedule must use every K index 0..{kd - 1} exactly once")
     round_half_even, sparsity_aware = bool(round_half_even), bool(sparsity_aware)
+    if m_rows <= _DIRECT_ROWS:
+        return _few_rows(a, b, sched, round_half_even, sparsity_aware)
 
     # A thread's three weight rows share one base (constant offsets): LLVM then needs one
     # run-time overlap check per thread, and four threads stay under its limit of eight.
@@ -518,8 +732,9 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     if sum(bad for _, bad in parts):
         raise OperandRangeError(f"weights must lie in {_LOW}..{_HIGH}")
     big_w = max(int(big) for big, _ in parts)
-    # A step adds at most threads*255*max|w|; flush float32 before 2**24 could be reached.
-    step_max = threads * max(-_LOW, _HIGH) * max(1, big_w)
+    # A step adds at most threads*255*(max|w| + 8) to the outputs or the losses (a trimmed
+    # weight is at most 8 above |w|); flush float32 before 2**24 could be reached.
+    step_max = threads * max(-_LOW, _HIGH) * (big_w + 8)
     flush = max(1, (_EXACT_FLOAT32 - 1) // step_max)
     ex_cols = np.empty((steps, n_cols + 1), dtype=np.int64)
     parallel_map(workers, len(j_cut) - 1, lambda w: _column_histogram(
@@ -527,34 +742,22 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     tiles = _tiles(m_rows, n_cols, steps, workers)
     parts = int(tiles[:, 6].max()) + 1 if len(tiles) else 1
     outs = np.empty((parts, m_rows, n_cols), dtype=np.int64)
+    exacts = np.empty((parts, m_rows, n_cols), dtype=np.int64)
     # Contiguous runs of tiles (a run converts each of its row blocks once); each run
     # counts its row states into its own histogram.
     t_cut = np.linspace(0, len(tiles), min(tasks, len(tiles)) + 1).astype(np.int64)
     hist_rows = np.zeros((max(1, len(t_cut) - 1), steps, 3**threads), dtype=np.float64)
     if len(tiles) and sum(parallel_map(workers, len(t_cut) - 1, lambda w: _outputs(
-            a, sched, round_half_even, wc, ex_cols, outs, hist_rows[w], tiles, flush,
-            t_cut[w], t_cut[w + 1]))):
+            a, sched, round_half_even, wc, ex_cols, outs, exacts, hist_rows[w], tiles,
+            flush, t_cut[w], t_cut[w + 1]))):
         raise OperandRangeError(f"activations must lie in {_LOW}..{_HIGH}")
     out = outs[0] if parts == 1 else outs.sum(axis=0)
+    exact = exacts[0] if parts == 1 else exacts.sum(axis=0)
 
-    rows_hist = hist_rows.sum(axis=0)
-    # Only the states that occur take part (fewer than half of them for 8-bit data).
-    row_codes = np.flatnonzero(rows_hist.any(axis=0))
-    col_codes = np.flatnonzero(hist_cols.any(axis=0))
-    rows_used = rows_hist[:, row_codes]
-    cols_used = hist_cols[:, col_codes]
-    # A step adds at most M*N to a pair count. float32 products over chunks of steps whose
-    # counts stay below 2**24 are exact (and twice as fast); chunks add in float64.
-    chunk = (_EXACT_FLOAT32 - 1) // max(1, m_rows * n_cols)
-    if chunk:
-        rows_used = rows_used.astype(np.float32)
-        cols_used = cols_used.astype(np.float32)
-    else:
-        chunk = max(1, steps)
-    pairs = np.zeros((len(row_codes), len(col_codes)), dtype=np.float64)
-    for j in range(0, steps, chunk):
-        pairs += rows_used[j:j + chunk].T @ cols_used[j:j + chunk]
-    classes = _class_table(threads)[np.ix_(row_codes, col_codes)]
+    pairs = np.zeros((3**threads, 4**threads), dtype=np.float64)
+    _pair_counts(hist_rows, hist_cols, pairs)
+    classes = _class_table(threads)
     counts = np.bincount(classes.ravel(), weights=pairs.ravel(), minlength=4).astype(np.int64)
     idle, single, shared_exact, reduced = (int(c) for c in counts)
-    return out, np.array([idle, single, shared_exact + reduced, reduced], dtype=np.int64)
+    return (out, np.array([idle, single, shared_exact + reduced, reduced], dtype=np.int64),
+            exact)

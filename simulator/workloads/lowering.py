@@ -36,7 +36,7 @@ def output_shape(layer: Layer) -> tuple[int, ...]:
     return (layer.batch, layer.out_channels)
 
 
-def im2col(x: np.ndarray, layer: Layer) -> np.ndarray:
+def im2col(x: np.ndarray, layer: Layer, dtype: np.dtype | type | None = np.int64) -> np.ndarray:
     """Lower the layer's input to the GEMM operand A.
 
     Parameters
@@ -45,27 +45,29 @@ def im2col(x: np.ndarray, layer: Layer) -> np.ndarray:
         Integer input, (N, C, H, W) for conv2d, (N, in_features) for linear/gemm.
     layer : Layer
         The layer (stride, padding, dilation, groups, output rule).
+    dtype : the result's dtype; ``None`` keeps the input's (no int64 copy of 8-bit data).
 
     Returns
     -------
     np.ndarray
-        int64 array of shape (g, M, Kd), rows ordered (n, p, q), columns
+        Array of shape (g, M, Kd), rows ordered (n, p, q), columns
         ``k = (r*S + s)*(C/g) + c``; positions in the zero padding are 0.
     """
     x = np.asarray(x)
+    dtype = x.dtype if dtype is None else dtype
     if layer.op != "conv2d":
-        return x.astype(np.int64, copy=False).reshape(1, x.shape[0], -1)
+        return x.astype(dtype, copy=False).reshape(1, x.shape[0], -1)
     n, c, h, w = x.shape
     g = layer.groups
     cg = c // g
     r_taps, s_taps = layer.kernel_size
     (sh, sw), (dh, dw), (ph, pw) = layer.stride, layer.dilation, layer.padding
     p, q = layer.output_size
-    # The padded copy keeps the input's (narrow) dtype; only the result is int64.
+    # The padded copy keeps the input's (narrow) dtype; only the result is ``dtype``.
     padded = np.zeros((n, c, *_tap_geometry(layer, h, w)), dtype=x.dtype)
     padded[:, :, ph:ph + h, pw:pw + w] = x
     taps = r_taps * s_taps
-    cols = np.empty((n, p, q, taps, c), dtype=np.int64)
+    cols = np.empty((n, p, q, taps, c), dtype=dtype)
     for r in range(r_taps):
         for s in range(s_taps):
             window = padded[:, :, r * dh:r * dh + (p - 1) * sh + 1:sh,
@@ -151,16 +153,19 @@ def weights_to_gemm(w: np.ndarray, layer: Layer) -> np.ndarray:
     return np.ascontiguousarray(out).reshape(g, r * s * cg, f // g)
 
 
-def weight_columns(w: np.ndarray, layer: Layer, group: int, lo: int, hi: int) -> np.ndarray:
-    """Columns ``lo:hi`` of group ``group`` of :func:`weights_to_gemm` ``(w, layer)``: int64
-    (Kd, hi - lo), without lowering the other columns."""
+def weight_columns(w: np.ndarray, layer: Layer, group: int, lo: int, hi: int,
+                   dtype: np.dtype | type | None = np.int64) -> np.ndarray:
+    """Columns ``lo:hi`` of group ``group`` of :func:`weights_to_gemm` ``(w, layer)``:
+    (Kd, hi - lo) of ``dtype`` (``None``: the weights' own), without lowering the other
+    columns."""
     w = np.asarray(w)
+    dtype = w.dtype if dtype is None else dtype
     if layer.op != "conv2d":
-        return np.ascontiguousarray(w[lo:hi].T, dtype=np.int64)
+        return np.ascontiguousarray(w[lo:hi].T, dtype=dtype)
     fg = w.shape[0] // layer.groups
     block = w[group * fg + lo:group * fg + hi]  # (hi - lo, cg, r, s)
     return np.ascontiguousarray(block.transpose(2, 3, 1, 0),
-                                dtype=np.int64).reshape(-1, block.shape[0])
+                                dtype=dtype).reshape(-1, block.shape[0])
 
 
 def gemm_to_output(o: np.ndarray, layer: Layer) -> np.ndarray:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -54,3 +57,23 @@ def test_njit_options():
         checked_divide(1, 0)
     assert jit.kernel_threads() >= 1
     assert np.array_equal(jit.parallel_map(2, 0, lambda i: i), [])
+
+
+def test_a_cached_kernel_call_does_not_import_scipy_linalg(tmp_path):
+    # numba's BLAS probe would import all of scipy.linalg on the first kernel call
+    # (docs/performance.md); scipy.linalg and numba's own np.dot must still work afterwards.
+    code = ("import sys\n"
+            "import numpy as np\n"
+            "from simulator.kernels.sysmt import sysmt_gemm\n"
+            "a = np.arange(12).reshape(3, 4); b = np.arange(8).reshape(4, 2)\n"
+            "sysmt_gemm(a, b, np.array([[0, 1], [2, 3]]), True, True)\n"
+            "print('scipy.linalg' in sys.modules)\n"
+            "import numba, scipy.linalg\n"
+            "dot = numba.njit(lambda x, y: np.dot(x, y))\n"
+            "x = np.arange(6.0).reshape(2, 3)\n"
+            "print(np.array_equal(dot(x, x.T), x @ x.T))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, env={**os.environ,
+                                              "NUMBA_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]

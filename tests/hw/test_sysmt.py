@@ -7,7 +7,9 @@ register (simulator.hw.reference_array) on random layers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -44,6 +46,15 @@ def gemm_case(draw):
     return a.astype(np.int64), b.astype(np.int64)
 
 
+def kernel_path(path: str):
+    """Force the kernel's row-tile path or its few-rows PE-step path for any M."""
+    import simulator.kernels.sysmt as kernel
+
+    if path == "auto":
+        return contextlib.nullcontext()
+    return mock.patch.object(kernel, "_DIRECT_ROWS", -1 if path == "tiles" else 10**9)
+
+
 def gemm_layer(a, b) -> Layer:
     return Layer(name="g", op="gemm", in_channels=a.shape[1], out_channels=b.shape[1],
                  batch=a.shape[0])
@@ -54,18 +65,22 @@ def gemm_layer(a, b) -> Layer:
        policy=st.sampled_from(["sparsity_aware", "msb_trim"]),
        rounding=st.sampled_from(["round_half_even", "truncate"]),
        split=st.sampled_from(["contiguous", "interleaved"]),
-       rows=st.integers(1, 5), cols=st.integers(1, 5))
-def test_fast_path_equals_reference_array(case, threads, policy, rounding, split, rows, cols):
+       rows=st.integers(1, 5), cols=st.integers(1, 5),
+       path=st.sampled_from(["tiles", "direct"]))
+def test_fast_path_equals_reference_array(case, threads, policy, rounding, split, rows, cols,
+                                          path):
     a, b = case
     pe = SySMTPE(SySMTOptions(threads=threads, policy=policy, rounding=rounding,
                               thread_split=split))
     layer = gemm_layer(a, b)
-    fast = pe.simulate_gemm(layer, a, b)
+    with kernel_path(path):
+        fast = pe.simulate_gemm(layer, a, b)
     sched = pe.schedule(layer, a)
     ref = run_reference_array(a, b, rows, cols, sched, "sysmt",
                               {"policy": policy, "rounding": rounding})
     np.testing.assert_array_equal(fast.outputs, ref.outputs)
     assert fast.counters == ref.counters
+    np.testing.assert_array_equal(fast.exact, a @ b)
     timing = fold_timing(layer.gemm, rows, cols, "os", "native", pe.reduction_steps(layer))
     assert timing.compute_cycles == ref.cycles
 
@@ -74,17 +89,20 @@ def test_fast_path_equals_reference_array(case, threads, policy, rounding, split
 @given(case=gemm_case(), threads=st.sampled_from([2, 4]),
        policy=st.sampled_from(["sparsity_aware", "msb_trim"]),
        rounding=st.sampled_from(["round_half_even", "truncate"]),
-       split=st.sampled_from(["contiguous", "interleaved"]))
-def test_fast_path_equals_naive_model(case, threads, policy, rounding, split):
+       split=st.sampled_from(["contiguous", "interleaved"]),
+       path=st.sampled_from(["tiles", "direct"]))
+def test_fast_path_equals_naive_model(case, threads, policy, rounding, split, path):
     a, b = case
     pe = SySMTPE(SySMTOptions(threads=threads, policy=policy, rounding=rounding,
                               thread_split=split))
-    fast = pe.simulate_gemm(gemm_layer(a, b), a, b)
+    with kernel_path(path):
+        fast = pe.simulate_gemm(gemm_layer(a, b), a, b)
     sched = naive_schedule(a.shape[1], threads, split)
     assert pe.schedule(gemm_layer(a, b), a).tolist() == sched
     outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(), sched, policy, rounding)
     assert fast.outputs.tolist() == outputs
     assert fast.counters == counters
+    np.testing.assert_array_equal(fast.exact, a @ b)
 
 
 @settings(max_examples=30, deadline=None)
@@ -189,6 +207,7 @@ def test_fast_path_on_long_reductions_and_row_blocks(threads, policy):
                                              "round_half_even")
         assert fast.outputs.tolist() == outputs
         assert fast.counters == counters
+        np.testing.assert_array_equal(fast.exact, a @ b)
 
 
 def test_kernel_trim_equals_naive_trim():
@@ -209,10 +228,12 @@ def _random_operands(rng, m, kd, n, weight_high=128):
     return a.astype(np.int64), b.astype(np.int64)
 
 
+@pytest.mark.parametrize("path", ["tiles", "direct"])
 @pytest.mark.parametrize("threads", [2, 4])
-def test_fast_path_on_many_workers_and_tiles(monkeypatch, threads):
+def test_fast_path_on_many_workers_and_tiles(monkeypatch, threads, path):
     """Several workers over several row tiles, or over parts of the reduction (each part
-    summing into its own output), against the naive model."""
+    summing into its own output), or (few-rows path) over blocks of columns, against the
+    naive model."""
     import simulator.kernels.sysmt as kernel
 
     monkeypatch.setattr(kernel, "_workers", lambda pe_steps: 3)
@@ -227,16 +248,19 @@ def test_fast_path_on_many_workers_and_tiles(monkeypatch, threads):
         layer = gemm_layer(a, b)
         tiles = kernel._tiles(m, n, pe.reduction_steps(layer), 3)
         assert len(set(tiles[:, 0])) >= 3 or len(set(tiles[:, 6])) == 3
-        fast = pe.simulate_gemm(layer, a, b)
+        with kernel_path(path):
+            fast = pe.simulate_gemm(layer, a, b)
         outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(),
                                              naive_schedule(kd, threads, split),
                                              "sparsity_aware", "round_half_even")
         assert fast.outputs.tolist() == outputs
         assert fast.counters == counters
+        np.testing.assert_array_equal(fast.exact, a @ b)
 
 
+@pytest.mark.parametrize("path", ["tiles", "direct"])
 @pytest.mark.parametrize("threads", [2, 4])
-def test_fast_path_across_float32_flushes(threads):
+def test_fast_path_across_float32_flushes(threads, path):
     """Reductions long enough that the float32 accumulator is flushed several times, with
     unsigned 8-bit weights (the largest products, so the most frequent flushes)."""
     rng = np.random.default_rng(threads)
@@ -244,15 +268,18 @@ def test_fast_path_across_float32_flushes(threads):
     a[0] = 255  # the largest step sums
     b[:, 0] = 255
     pe = SySMTPE(SySMTOptions(threads=threads, policy="msb_trim"))
-    fast = pe.simulate_gemm(gemm_layer(a, b), a, b)
+    with kernel_path(path):
+        fast = pe.simulate_gemm(gemm_layer(a, b), a, b)
     outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(),
                                          naive_schedule(1400, threads, "contiguous"),
                                          "msb_trim", "round_half_even")
     assert fast.outputs.tolist() == outputs
     assert fast.counters == counters
+    np.testing.assert_array_equal(fast.exact, a @ b)
 
 
-def test_operands_outside_8_bit_are_rejected():
+@pytest.mark.parametrize("path", ["tiles", "direct"])
+def test_operands_outside_8_bit_are_rejected(path):
     from simulator.errors import SimulationError
     from simulator.kernels.sysmt import OperandRangeError, sysmt_gemm
 
@@ -260,12 +287,14 @@ def test_operands_outside_8_bit_are_rejected():
     a = np.ones((3, 4), np.int64)
     b = np.ones((4, 2), np.int64)
     sched = thread_schedule(4, 2, "contiguous")
-    for bad_a, bad_b in ((a * 256, b), (a * -129, b), (a, b * 256), (a, b * -129)):
-        with pytest.raises(OperandRangeError):
+    for bad_a, bad_b, operand in ((a * 256, b, "activations"), (a * -129, b, "activations"),
+                                  (a, b * 256, "weights"), (a, b * -129, "weights")):
+        with kernel_path(path), pytest.raises(OperandRangeError, match=operand):
             sysmt_gemm(bad_a, bad_b, sched, True, True)
-        with pytest.raises(SimulationError, match="layer 'g'"):
+        with kernel_path(path), pytest.raises(SimulationError, match="layer 'g'"):
             pe.simulate_gemm(gemm_layer(bad_a, bad_b), bad_a, bad_b)
-    out, counts = sysmt_gemm(a * 255, b * -128, sched, True, True)
+    with kernel_path(path):
+        out, counts, _ = sysmt_gemm(a * 255, b * -128, sched, True, True)
     assert out.tolist() == naive_sysmt_gemm((a * 255).tolist(), (b * -128).tolist(),
                                             sched.tolist(), "sparsity_aware",
                                             "round_half_even")[0]
@@ -281,8 +310,9 @@ def test_schedule_must_use_every_k_once():
             sysmt_gemm(a, b, np.array(sched), True, True)
 
 
+@pytest.mark.parametrize("path", ["tiles", "direct"])
 @pytest.mark.parametrize("policy", ["sparsity_aware", "msb_trim"])
-def test_four_live_threads_with_two_zero_weights(policy):
+def test_four_live_threads_with_two_zero_weights(policy, path):
     """Four non-zero activations meeting dense weights, but two (or three) zero weights in
     a few columns: c drops to 2 (a lossy collision) or 1 there. The kernel adds sum(ta*tw)
     for the dense columns and fixes those few columns exactly."""
@@ -295,30 +325,35 @@ def test_four_live_threads_with_two_zero_weights(policy):
         for t in zeros:
             b[sched[t][step], col] = 0
     pe = SySMTPE(SySMTOptions(threads=4, policy=policy))
-    fast = pe.simulate_gemm(gemm_layer(a, b), a, b)
+    with kernel_path(path):
+        fast = pe.simulate_gemm(gemm_layer(a, b), a, b)
     outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(), sched, policy,
                                          "round_half_even")
     assert fast.outputs.tolist() == outputs
     assert fast.counters == counters
+    np.testing.assert_array_equal(fast.exact, a @ b)
     assert counters["shared_reduced"] > 0
 
 
-def test_fast_path_with_a_small_exact_float_range(monkeypatch):
-    """With a 2**12 "exact range" the kernel flushes float32 every step and sums the
-    counter histograms in many chunks: still equal to the naive model."""
+@pytest.mark.parametrize("path", ["tiles", "direct"])
+def test_fast_path_with_a_small_exact_float_range(monkeypatch, path):
+    """With a 2**12 "exact range" the kernel flushes float32 every step: still equal to the
+    naive model."""
     import simulator.kernels.sysmt as kernel
 
     monkeypatch.setattr(kernel, "_EXACT_FLOAT32", 2**12)
     rng = np.random.default_rng(3)
     a, b = _random_operands(rng, 20, 37, 30)
     pe = SySMTPE(SySMTOptions(threads=4))
-    assert (2**12 - 1) // (20 * 30) < pe.reduction_steps(gemm_layer(a, b))
-    fast = pe.simulate_gemm(gemm_layer(a, b), a, b)
+    assert 4 * 255 * (np.abs(b).max() + 8) >= 2**12  # a flush after every step
+    with kernel_path(path):
+        fast = pe.simulate_gemm(gemm_layer(a, b), a, b)
     outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(),
                                          naive_schedule(37, 4, "contiguous"),
                                          "sparsity_aware", "round_half_even")
     assert fast.outputs.tolist() == outputs
     assert fast.counters == counters
+    np.testing.assert_array_equal(fast.exact, a @ b)
 
 
 def test_composition_is_defined_for_built_thread_counts_only():
@@ -329,3 +364,43 @@ def test_composition_is_defined_for_built_thread_counts_only():
     for threads in (3, 8):
         with pytest.raises(ValueError, match=f"1, 2 or 4 threads, not {threads}"):
             sysmt_composition(threads, threads)
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+@pytest.mark.parametrize("signed", [False, True])
+def test_8_bit_operands_are_read_as_they_are(threads, signed):
+    """int8/uint8 operands (the data's own dtype, no int64 copy) give the same outputs,
+    counters and exact product as int64 ones, with the edge values -128, 127/255 and
+    zeros, on both kernel paths (two row tiles; the few-rows path), across float32
+    flushes, with both policies."""
+    from simulator.kernels.sysmt import _operand, sysmt_gemm
+
+    rng = np.random.default_rng(5 + threads + 2 * signed)
+    lo, hi, dtype = (-128, 128, np.int8) if signed else (0, 256, np.uint8)
+    m, kd, n = 66, 1001, 9
+    a = rng.integers(lo, hi, (m, kd)) * (rng.random((m, kd)) < 0.6)
+    a[0] = hi - 1
+    a[1] = lo
+    a[2, ::3] = 0
+    b = rng.integers(-128, 128, (kd, n)) * (rng.random((kd, n)) < 0.8)
+    b[:, 0] = -128
+    b[:, 1] = 127
+    b[::2, 2] = 0
+    sched = np.array(naive_schedule(kd, threads, "interleaved"))
+    narrow_a, narrow_b = a.astype(dtype), b.astype(np.int8)
+    assert _operand(narrow_a) is narrow_a and _operand(narrow_b) is narrow_b
+    for policy in ("sparsity_aware", "msb_trim"):
+        outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(), sched.tolist(), policy,
+                                             "round_half_even")
+        for path in ("tiles", "direct"):
+            with kernel_path(path):
+                out, counts, exact = sysmt_gemm(narrow_a, narrow_b, sched, True,
+                                                policy == "sparsity_aware")
+                wide = sysmt_gemm(a, b, sched, True, policy == "sparsity_aware")
+            assert out.tolist() == outputs
+            assert counts.tolist() == [counters["idle"], counters["single"],
+                                       counters["shared_exact"] + counters["shared_reduced"],
+                                       counters["shared_reduced"]]
+            np.testing.assert_array_equal(exact, a @ b)
+            np.testing.assert_array_equal(wide[0], out)
+            np.testing.assert_array_equal(wide[2], exact)

@@ -76,6 +76,9 @@ def test_conv_matches_naive_im2col_and_helpers(case):
     a = im2col(x, layer)
     assert a.dtype == np.int64
     np.testing.assert_array_equal(a, _naive_im2col(x.astype(np.int64), layer))
+    narrow = im2col(x, layer, None)  # the input's own dtype (no int64 copy)
+    assert narrow.dtype == np.uint8
+    np.testing.assert_array_equal(narrow, a)
     gemm = layer.gemm
     b = weights_to_gemm(w, layer)
     assert a.shape == (gemm.groups, gemm.m, gemm.k)
@@ -91,6 +94,9 @@ def test_conv_matches_naive_im2col_and_helpers(case):
     block = weight_columns(w, layer, group, lo, hi)
     assert block.dtype == np.int64
     np.testing.assert_array_equal(block, b[group, :, lo:hi])
+    narrow = weight_columns(w.astype(np.int8), layer, group, lo, hi, None)
+    assert narrow.dtype == np.int8
+    np.testing.assert_array_equal(narrow, block)
 
 
 def test_gemm_product_blocks_and_bounds(monkeypatch):
@@ -142,6 +148,11 @@ def test_linear_helpers():
     np.testing.assert_array_equal(im2col_nonzeros(x, layer), np.count_nonzero(a, axis=1))
     np.testing.assert_array_equal(weight_nonzeros(w, layer), np.count_nonzero(b, axis=2))
     np.testing.assert_array_equal(weight_columns(w, layer, 0, 2, 6), b[0, :, 2:6])
+    narrow_a = im2col(x.astype(np.int8), layer, None)
+    narrow_b = weight_columns(w.astype(np.int8), layer, 0, 2, 6, None)
+    assert narrow_a.dtype == narrow_b.dtype == np.int8
+    np.testing.assert_array_equal(narrow_a, a)
+    np.testing.assert_array_equal(narrow_b, b[0, :, 2:6])
 
 
 def test_scalesim_rule_pads_bottom_right():

@@ -54,11 +54,14 @@ class GemmRun:
         by the names in the model's ``counter_names``; they partition those PE-steps.
     stats : further integer totals of the GEMM that are not a partition of PE-steps (lane
         activations, stored weight bits, ...), by the names in the model's ``stat_names``.
+    exact : int64 (M, N), the exact product ``a @ b`` when the model computed it along the
+        way (the error metrics then need no reference product), else ``None``.
     """
 
     outputs: np.ndarray
     counters: dict[str, int]
     stats: dict[str, int] = dataclasses.field(default_factory=dict)
+    exact: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +191,10 @@ class PEModel(ABC):
     #: counters and stats their sums, for blocks of whole array column folds: a run may then
     #: simulate a large layer a block of columns at a time (bounded memory).
     columns_independent: ClassVar[bool] = False
+    #: True when :meth:`simulate_gemm` takes A and B in the data's own integer dtype (int8,
+    #: uint8 for 8-bit data): a run then lowers them without int64 copies
+    #: (docs/performance.md). Otherwise they come as int64.
+    narrow_operands: ClassVar[bool] = False
 
     def __init__(self, options: PEOptions, array: ArrayConfig | None = None) -> None:
         self.options = options

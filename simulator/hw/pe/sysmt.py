@@ -100,6 +100,8 @@ class SySMTPE(PEModel):
     data_dependent = True
     #: Output columns and per-column activity are independent (docs/pe-models.md).
     columns_independent = True
+    #: The kernel reads 8-bit operands as they are (docs/performance.md).
+    narrow_operands = True
 
     options: SySMTOptions
 
@@ -164,19 +166,21 @@ class SySMTPE(PEModel):
         m_rows, kd = a.shape
         if threads == 1:
             active = active_steps(a, b)
-            return GemmRun(gemm_product(a[None], b[None])[0],
+            outputs = gemm_product(a[None], b[None])[0]
+            return GemmRun(outputs,
                            {"idle": m_rows * b.shape[1] * kd - active, "single": active,
-                            "shared_exact": 0, "shared_reduced": 0})
+                            "shared_exact": 0, "shared_reduced": 0}, exact=outputs)
         sched = self.schedule(layer, a)
         # The kernel (and numba) is imported when a GEMM is first simulated, not with this module.
         from simulator.kernels.sysmt import OperandRangeError, sysmt_gemm
 
         try:
-            outputs, counts = sysmt_gemm(a, b, sched,
-                                         self.options.rounding == "round_half_even",
-                                         self.options.policy == "sparsity_aware")
+            outputs, counts, exact = sysmt_gemm(a, b, sched,
+                                                self.options.rounding == "round_half_even",
+                                                self.options.policy == "sparsity_aware")
         except OperandRangeError as err:
             raise SimulationError(f"layer {layer.name!r}: {err}") from err
         idle, single, shared, reduced = (int(c) for c in counts)
         return GemmRun(outputs, {"idle": idle, "single": single,
-                                 "shared_exact": shared - reduced, "shared_reduced": reduced})
+                                 "shared_exact": shared - reduced, "shared_reduced": reduced},
+                       exact=exact)
