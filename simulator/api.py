@@ -423,7 +423,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         if problem is not None:
             raise SimulationError(f"{workload.source}: layer '{layer.name}' on arch "
                                   f"{arch.name}: {problem}")
-    if pe.needs_data(functional):
+    if pe.needs_data(functional) or (functional and _integer_layers(arch, workload)):
         workload = with_synthetic_data(workload, pe.synthetic_data())
     run_functional = functional and workload.tensors is not None
     env = simpy.Environment()
@@ -449,6 +449,9 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
                 continue
             schedule = run_layer(env, program, dram, closed_form=False)
             result = _vector_result(arch, layer, program, schedule)
+            if run_functional and _integer_layers(arch, workload, layer):
+                result = dataclasses.replace(
+                    result, vector_sqnr_db=_integer_sqnr(layer, workload.tensors(layer.name)))
         else:
             result, schedule, program = _array_layer(arch, pe, layer, workload, env,
                                                      run_functional, output_sink)
@@ -457,9 +460,12 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         if pending is not None:
             vector_schedule = pending.started.finish()
             hidden = min(vector_schedule.elapsed, schedule.elapsed)
+            vector_sqnr = None
+            if run_functional and _integer_layers(arch, workload, pending.layer):
+                vector_sqnr = _integer_sqnr(pending.layer, workload.tensors(pending.layer.name))
             layers[pending.index] = dataclasses.replace(
                 _vector_result(arch, pending.layer, pending.program, vector_schedule),
-                overlap_cycles=hidden)
+                overlap_cycles=hidden, vector_sqnr_db=vector_sqnr)
             if timeline:
                 schedules[pending.index] = _timeline(pending.layer.name, pending.origin,
                                                      vector_schedule, pending.program)
@@ -535,6 +541,27 @@ def _vector_result(arch: ArchConfig, layer: Layer, program: TileProgram,
         unit="vector", role=layer.role, vector_operations=cost.operations,
         vector_lane_utilization=(cost.work / (total * lanes * arch.vector.clock_ratio)
                                  if total else 0.0))
+
+
+def _integer_layers(arch: ArchConfig, workload: Workload, layer: Layer | None = None) -> bool:
+    """Whether ``layer`` (or any layer of the workload) runs an integer-only variant whose
+    error a functional run measures on data."""
+    from simulator.hw.integer_ops import INTEGER_OPS
+
+    vector = arch.vector
+    return any(l.op in INTEGER_OPS and l.op not in vector.recipes
+               and (vector.integer or l.op in vector.integer_ops)
+               for l in ((layer,) if layer is not None else workload.layers))
+
+
+def _integer_sqnr(layer: Layer, tensors: LayerTensors) -> float | None:
+    """SQNR of the layer's integer-only variant against float64 on its input (rows along
+    the last axis; the input scale of :func:`~simulator.hw.integer_ops.input_scale`)."""
+    from simulator.hw.integer_ops import input_scale, integer_error
+
+    q = np.asarray(tensors.input, dtype=np.int64).reshape(-1, layer.in_channels)
+    return integer_error(layer.op, q, input_scale(layer.op, layer.activation_bits,
+                                                  layer.activation_signed))
 
 
 def _with_vector_area(arch: ArchConfig, tech: TechTable, area: AreaReport) -> AreaReport:

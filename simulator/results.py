@@ -106,6 +106,9 @@ class LayerResult:
     vector_operations: dict[str, int] | None = None
     #: A vector layer's lane-cycles of work over the lane-cycles of its total time.
     vector_lane_utilization: float = 0.0
+    #: SQNR (dB) of an integer-only vector op against float64 on the layer's data (None:
+    #: not measured, or exact); docs/transformers.md, "Integer-only variants".
+    vector_sqnr_db: float | None = None
 
     @property
     def dram_reads(self) -> DramReads[int]:

@@ -61,7 +61,8 @@ def format_run(summary: Mapping[str, Any]) -> str:
         if transformer:
             row[1:1] = [lay.get("unit", "array"), lay.get("role", "") or "-"]
         if functional and lay.get("counters") is None:  # a vector layer has no PE counters
-            row += [""] * len(counter_names) + [""]
+            integer = lay.get("vector_sqnr_db")
+            row += [""] * len(counter_names) + ["" if integer is None else f"{integer:.1f}"]
         elif functional:
             steps = sum(lay["counters"].values()) or 1
             row += [100 * lay["counters"][c] / steps for c in counter_names]
