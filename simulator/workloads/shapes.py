@@ -23,17 +23,21 @@ Pair = int | tuple[int, ...]
 
 
 @dataclasses.dataclass(frozen=True)
-class _Common:
+class _Base:
     name: str = option(doc="Layer name (unique in the workload, non-empty).",
                        check=lambda v: None if v.strip() else "a non-empty name")
     activation_signed: bool = option(False, doc="Input activations are signed (not post-ReLU).")
     activation_bits: int = option(8, doc="Activation bit width (1 to 32).",
                                   check=in_range(1, 32))
-    weight_bits: int = option(8, doc="Weight bit width (2 to 32: weights are signed).",
-                              check=in_range(2, 32))
     role: Literal["", "attention", "ffn", "other"] = option(
         "", doc="Part of a transformer block the layer belongs to (attention, ffn, other): "
                 "reports add up time per role.")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Common(_Base):
+    weight_bits: int = option(8, doc="Weight bit width (2 to 32: weights are signed; a "
+                                     "matmul's right operand).", check=in_range(2, 32))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +104,7 @@ class MatmulEntry(_Common):
 
 
 @dataclasses.dataclass(frozen=True)
-class VectorEntry(_Common):
+class VectorEntry(_Base):
     """A vector-unit op (softmax, layernorm, rmsnorm, gelu, silu, relu, add, mul, rotary):
     ``batch * heads * tokens`` rows of ``features`` elements, no MACs."""
 
@@ -114,7 +118,7 @@ class VectorEntry(_Common):
 
 
 @dataclasses.dataclass(frozen=True)
-class PoolEntry(_Common):
+class PoolEntry(_Base):
     """``op: maxpool | avgpool | global_avgpool``: a window over each channel's plane, on the
     vector unit."""
 
@@ -155,8 +159,8 @@ def layer_from_entry(entry: Mapping[str, Any], where: str, batch: int) -> Layer:
                           f"got {shorten(op)}{hint}")
     parsed = build(_ENTRIES[op], entry, where)
     common = dict(name=parsed.name, activation_signed=parsed.activation_signed,
-                  activation_bits=parsed.activation_bits, weight_bits=parsed.weight_bits,
-                  role=parsed.role)
+                  activation_bits=parsed.activation_bits,
+                  weight_bits=getattr(parsed, "weight_bits", 8), role=parsed.role)
     if isinstance(parsed, Conv2dEntry):
         layer = Layer(op="conv2d", in_channels=parsed.in_channels,
                       out_channels=parsed.out_channels, batch=batch,
