@@ -13,14 +13,15 @@ time, so with
 
     vector cycles = ceil(work / lanes),   array cycles = ceil(vector cycles / clock_ratio).
 
-``clock_ratio`` is the vector clock over the array clock; every cycle count sasim reports is
-in array cycles.
+``clock_ratio`` is the vector clock over the array clock, taken as the decimal it is written
+as (0.1 is exactly 1/10); every cycle count sasim reports is in array cycles.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from fractions import Fraction
 
 from simulator.config.arch import VECTOR_PRIMITIVES, VectorConfig
 from simulator.workloads.layers import Layer
@@ -80,6 +81,7 @@ def vector_cost(layer: Layer, vector: VectorConfig) -> VectorCost:
         operations[primitive] += done
         work += done * getattr(vector.cycles, primitive)
     vector_cycles = -(-work // vector.lanes)
-    cycles = math.ceil(vector_cycles / vector.clock_ratio)
+    # the ratio as the decimal the user wrote (0.1 is 1/10, not the nearest binary float)
+    cycles = math.ceil(Fraction(vector_cycles) / Fraction(repr(vector.clock_ratio)))
     return VectorCost(items=items, rows=rows, operations=operations, work=work,
                       vector_cycles=vector_cycles, cycles=cycles)

@@ -47,7 +47,7 @@ from simulator.errors import ConfigError, WorkloadError
 from simulator.workloads.layers import POOL_OPS, Layer, LayerTensors, Workload
 
 __all__ = ["SyntheticOptions", "synthesize", "synthetic_options_from_mapping",
-           "synthetic_options_from_file", "layer_tensors"]
+           "synthetic_options_from_file", "layer_tensors", "transformer_tensors"]
 
 
 def _fraction(value: float) -> str | None:
@@ -312,15 +312,29 @@ def _two_of_four(w: np.ndarray, layer: Layer) -> np.ndarray:
 def layer_tensors(layer: Layer, index: int, options: SyntheticOptions) -> LayerTensors:
     """The synthetic data of the ``index``-th layer of a workload."""
     rng = np.random.default_rng(np.random.SeedSequence([options.seed, index]))
+    if layer.op == "matmul" or not layer.is_gemm:
+        return transformer_tensors(rng, layer, options)
+    activations = _activations(rng, layer, options)
+    return LayerTensors(input=activations, weight=_weights(rng, layer, options))
+
+
+def transformer_tensors(rng: np.random.Generator, layer: Layer,
+                        options: SyntheticOptions) -> LayerTensors:
+    """The synthetic data of a ``matmul`` or vector layer: the one place that draws them
+    (docs/synthetic-data.md), with the activation law above.
+
+    A matmul's left operand (batch, heads, tokens, K) is drawn as activations, its right
+    operand (batch, kv_heads, K, N) from the same law with the layer's ``weight_signed`` and
+    ``weight_bits``; a vector op's input (and the second input of ``add``/``mul``) as
+    activations of shape (batch, heads, tokens, features) (pooling: (batch, C, H, W)).
+    """
     activations = _activations(rng, layer, options)
     if layer.op == "matmul":  # the right operand is an activation too (K, V or P)
         shape = (layer.batch, layer.right_heads, layer.in_channels, layer.out_channels)
         right = _activations(rng, layer, options, shape, layer.weight_signed, layer.weight_bits)
         return LayerTensors(input=activations, weight=right)
-    if not layer.is_gemm:
-        other = (_activations(rng, layer, options) if layer.input_operands == 2 else None)
-        return LayerTensors(input=activations, weight=None, other=other)
-    return LayerTensors(input=activations, weight=_weights(rng, layer, options))
+    other = _activations(rng, layer, options) if layer.input_operands == 2 else None
+    return LayerTensors(input=activations, weight=None, other=other)
 
 
 def synthesize(workload: Workload, options: SyntheticOptions = SyntheticOptions()) -> Workload:

@@ -47,6 +47,31 @@ def test_cycles_follow_the_recipe(op, overrides):
                             for p in VECTOR_PRIMITIVES)
 
 
+def test_clock_ratio_is_exact():
+    layer = Layer("r", "relu", 3, 3)
+    for ratio, expected in (("0.1", 30), ("3", 1), ("0.5", 6), ("2", 2)):
+        arch = api.load_arch("os_sa_16x16", ["vector.lanes=1", f"vector.clock_ratio={ratio}"])
+        assert vector_cost(layer, arch.vector).cycles == expected, ratio
+
+
+def test_synthetic_vector_inputs_have_their_shapes():
+    from simulator.workloads.synthetic import synthesize
+
+    layers = (Layer("a", "add", 8, 8, batch=2, heads=3, tokens=4, activation_signed=True),
+              Layer("s", "softmax", 8, 8, heads=2, tokens=4),
+              Layer("p", "maxpool", 5, 5, batch=2, input_size=(6, 6), kernel_size=(2, 2),
+                    stride=(2, 2)))
+    workload = synthesize(Workload("w", "w.yaml", layers, "yaml"))
+    add = workload.tensors("a")
+    assert add.input.shape == add.other.shape == (2, 3, 4, 8) and add.weight is None
+    assert add.input.min() < 0 and not (add.input == add.other).all()
+    soft = workload.tensors("s")
+    assert soft.input.shape == (1, 2, 4, 8) and soft.input.min() >= 0 and soft.other is None
+    assert workload.tensors("p").input.shape == (2, 5, 6, 6)
+    again = synthesize(Workload("w", "w.yaml", layers, "yaml")).tensors("a")
+    assert (again.input == add.input).all() and (again.other == add.other).all()
+
+
 def test_default_recipes_are_the_published_costs():
     soft = DEFAULT_RECIPES["softmax"]
     assert soft["exp"] == 3 and sum(v for k, v in soft.items() if k != "exp") == 7
