@@ -225,7 +225,7 @@ def _layer_timing(arch: ArchConfig, layer: Layer, pe: PEModel,
                                      compute_cycles=timing.compute_cycles + setup)
     alternatives = None
     if fold_steps is not None and fold_steps.alternatives:
-        alternatives = {name: timing_for(steps).compute_cycles
+        alternatives = {name: timing_for(steps).compute_cycles + setup
                         for name, steps in fold_steps.alternatives.items()}
     return timing, alternatives
 
@@ -439,33 +439,26 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
                                         arch.memory)
             dram = Dram(arch.memory.dram_bandwidth_bytes_per_cycle,
                         arch.memory.dram_latency_cycles)
-            overlap = (arch.vector.overlap and index + 1 < count
-                       and workload.layers[index + 1].is_gemm)
-            if overlap:  # runs beside the next array layer; finished after it
+            if (arch.vector.overlap and index + 1 < count
+                    and workload.layers[index + 1].is_gemm):
+                # runs beside the next array layer; finished after it
                 pending = _Pending(len(layers), layer, program, origin,
                                    start_layer(env, program, dram))
                 layers.append(None)
                 schedules.append(None)
                 continue
             schedule = run_layer(env, program, dram, closed_form=False)
-            result = _vector_result(arch, layer, program, schedule)
-            if run_functional and _integer_layers(arch, workload, layer):
-                result = dataclasses.replace(
-                    result, vector_sqnr_db=_integer_sqnr(layer, workload.tensors(layer.name)))
+            result = _vector_layer(arch, layer, program, schedule, workload, run_functional)
         else:
             result, schedule, program = _array_layer(arch, pe, layer, workload, env,
                                                      run_functional, output_sink)
         layers.append(result)
         schedules.append(_timeline(layer.name, origin, schedule, program) if timeline else None)
-        if pending is not None:
+        if pending is not None:  # the overlapped vector layer, once this one is done
             vector_schedule = pending.started.finish()
-            hidden = min(vector_schedule.elapsed, schedule.elapsed)
-            vector_sqnr = None
-            if run_functional and _integer_layers(arch, workload, pending.layer):
-                vector_sqnr = _integer_sqnr(pending.layer, workload.tensors(pending.layer.name))
-            layers[pending.index] = dataclasses.replace(
-                _vector_result(arch, pending.layer, pending.program, vector_schedule),
-                overlap_cycles=hidden, vector_sqnr_db=vector_sqnr)
+            layers[pending.index] = _vector_layer(
+                arch, pending.layer, pending.program, vector_schedule, workload,
+                run_functional, overlap=min(vector_schedule.elapsed, schedule.elapsed))
             if timeline:
                 schedules[pending.index] = _timeline(pending.layer.name, pending.origin,
                                                      vector_schedule, pending.program)
@@ -507,6 +500,18 @@ def _array_layer(arch: ArchConfig, pe: PEModel, layer: Layer, workload: Workload
     if pe.weight_dependent_timing:
         fold_steps = pe.column_fold_steps(layer, weights_to_gemm(tensors.weight, layer))
     return _simulate_layer(arch, layer, pe, functional_result, env, fold_steps)
+
+
+def _vector_layer(arch: ArchConfig, layer: Layer, program: TileProgram,
+                  schedule: LayerSchedule, workload: Workload, run_functional: bool,
+                  overlap: int = 0) -> LayerResult:
+    """A vector layer's result: its schedule's figures, the cycles it hid under the next
+    array layer, and in a functional run its integer-only variant's error on its data."""
+    result = _vector_result(arch, layer, program, schedule)
+    sqnr = None
+    if run_functional and _integer_layers(arch, workload, layer):
+        sqnr = _integer_sqnr(layer, workload.tensors(layer.name))
+    return dataclasses.replace(result, overlap_cycles=overlap, vector_sqnr_db=sqnr)
 
 
 def _vector_result(arch: ArchConfig, layer: Layer, program: TileProgram,

@@ -107,6 +107,9 @@ def format_run(summary: Mapping[str, Any]) -> str:
         foot.append(f"energy ({summary['tech']}): {summary['energy_pj'] / 1e6:,.2f} uJ, "
                     f"{summary['energy_per_mac_pj']:.3f} pJ/MAC ({parts}); area "
                     f"{summary['area_mm2']:.3f} mm2")
+    if any(lay.get("vector_sqnr_db") is not None for lay in summary["layers"]):
+        foot.append("vector layers' SQNR: their integer-only variant vs float64 on the layer's "
+                    "data (docs/transformers.md)")
     if transformer:
         foot.extend(_transformer_lines(summary))
     if summary["data"] == "synthetic":

@@ -182,3 +182,15 @@ def test_role_shares_and_phase_figures():
 
     text = format_run(summary)
     assert "time to first token" in text and "vector" in text
+
+
+def test_timeline_places_an_overlapped_vector_layer_beside_the_next_one():
+    arch = api.load_arch("os_sa_16x16", ["vector.overlap=true",
+                                         "memory.dram_bandwidth_bytes_per_cycle=8"])
+    workload = Workload("w", "w.yaml", (FC, GELU, FC2), "yaml")
+    result = api.simulate(arch, workload, functional=False, timeline=True)
+    names = [t.name for t in result.timeline]
+    assert names == ["fc", "act", "fc2"]
+    fc, act, fc2 = result.timeline
+    assert act.origin == fc2.origin == fc.origin + fc.elapsed
+    assert act.elapsed == result.layers[1].total_cycles

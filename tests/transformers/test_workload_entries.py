@@ -78,3 +78,22 @@ def test_cli_refuses_a_bad_matmul_with_status_2(tmp_path, capsys):
     assert main(["run", "--arch", "os_sa_16x16", "--workload", str(path)]) == 2
     err = capsys.readouterr().err
     assert "inner dimensions differ" in err and "Traceback" not in err
+
+
+def test_run_and_compare_print_the_transformer_figures(tmp_path, capsys):
+    from simulator.cli import main
+
+    path = tmp_path / "w.yaml"
+    path.write_text(GOOD)
+    assert main(["run", "--arch", "os_sa_16x16", "--workload", str(path),
+                 "--set", "vector.integer=true"]) == 0
+    out = capsys.readouterr().out
+    assert "time per output token" in out and "KV cache:" in out
+    assert "integer-only variant vs float64" in out
+    assert main(["compare", "--workload", str(path), "--arch", "os_sa_16x16",
+                 "--arch", "sysmt_2t_16x16", "--timing-only", "--out",
+                 str(tmp_path / "cmp")]) == 0
+    out = capsys.readouterr().out
+    assert "transformer figures" in out and "tokens/s" in out
+    header = (tmp_path / "cmp" / "comparison.csv").read_text().splitlines()[0]
+    assert "tokens_per_s" in header and "kv_cache_read_bytes" in header
