@@ -194,3 +194,15 @@ def test_timeline_places_an_overlapped_vector_layer_beside_the_next_one():
     fc, act, fc2 = result.timeline
     assert act.origin == fc2.origin == fc.origin + fc.elapsed
     assert act.elapsed == result.layers[1].total_cycles
+
+
+def test_a_tech_table_without_vector_components_names_them(repo, tmp_path):
+    from simulator.errors import ConfigError
+
+    text = (repo / "arch_configs" / "tech" / "generic_45nm.yaml").read_text()
+    table = tmp_path / "novec.yaml"
+    table.write_text(text[:text.index("  # The vector unit")] + text[text.index("sram:"):])
+    override = [f"energy.tech={table}"]
+    assert _run([FC, FC2], override).total_cycles > 0  # no vector layer: no vector unit
+    with pytest.raises(ConfigError, match="the vector unit uses component.*vector_add"):
+        _run([FC, GELU, FC2], override)
