@@ -239,7 +239,8 @@ class RunResult:
     def utilization(self) -> float:
         """MACs done over the MACs the array could do in the run's cycles (a fraction)."""
         pes = self.arch.array.rows * self.arch.array.cols
-        capacity = sum(l.total_cycles * pes * l.peak_macs_per_pe_cycle for l in self.layers)
+        capacity = sum((l.total_cycles - l.overlap_cycles) * pes * l.peak_macs_per_pe_cycle
+                       for l in self.layers)
         return self.macs / capacity if capacity else 0.0
 
     def summary(self) -> dict[str, Any]:

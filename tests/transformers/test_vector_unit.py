@@ -121,6 +121,8 @@ def test_serial_and_overlapped_schedules():
     hidden = min(s["act"].total_cycles, s["fc2"].total_cycles)
     assert o["act"].overlap_cycles == hidden > 0
     assert overlapped.total_cycles == serial.total_cycles - hidden
+    assert overlapped.utilization == pytest.approx(
+        overlapped.macs / (overlapped.total_cycles * 16 * 16))  # over the run's wall time
     summary = overlapped.summary()
     assert summary["overlap_cycles"] == hidden
     assert summary["array_cycles"] + summary["vector_cycles"] == summary["total_cycles"]
