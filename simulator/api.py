@@ -20,17 +20,19 @@ import simpy
 
 import simulator
 from simulator.config import arch as arch_config
-from simulator.config.arch import ArchConfig
+from simulator.config.arch import VECTOR_PRIMITIVES, ArchConfig
 from simulator.energy.model import (AreaReport, BufferTraffic, LayerActivity, array_area,
-                                    layer_energy)
+                                    layer_energy, vector_components, with_vector_unit)
 from simulator.energy.tech import TechTable, load_tech
 from simulator.errors import ConfigError, SimulationError, WorkloadError
 from simulator.hw.gemm import run_groups
 from simulator.hw.pe import FoldSteps, PEModel, get_pe_model, option_types
 from simulator.hw.pe.registry import GemmRun
 from simulator.hw.timing import FoldTiming, fold_timing, reported_cycles
-from simulator.memory import (Dram, LayerSchedule, TileProgram, hcm_bit_ops, hcm_bits_moved,
-                              hcm_cycles, plan_layer, roofline, run_layer)
+from simulator.hw.vector import vector_cost
+from simulator.memory import (Dram, LayerSchedule, StartedLayer, TileProgram, hcm_bit_ops,
+                              hcm_bits_moved, hcm_cycles, plan_layer, plan_vector_layer,
+                              roofline, run_layer, start_layer)
 from simulator.operands import BUFFERS, PerBuffer
 from simulator.results import (ErrorMetrics, FunctionalResult, LayerResult, LayerTimeline,
                                RunResult, error_metrics)
@@ -225,9 +227,15 @@ def _layer_timing(arch: ArchConfig, layer: Layer, pe: PEModel,
                            arch.timing.convention, pe.reduction_steps(layer), steps)
 
     timing = timing_for(None if fold_steps is None else fold_steps.steps)
+    setup = pe.setup_cycles(layer)
+    if setup:  # the array waits for its edge before the first fold (docs/transformers.md)
+        fold_cycles = timing.fold_cycles.copy()
+        fold_cycles[0] += setup
+        timing = dataclasses.replace(timing, fold_cycles=fold_cycles,
+                                     compute_cycles=timing.compute_cycles + setup)
     alternatives = None
     if fold_steps is not None and fold_steps.alternatives:
-        alternatives = {name: timing_for(steps).compute_cycles
+        alternatives = {name: timing_for(steps).compute_cycles + setup
                         for name, steps in fold_steps.alternatives.items()}
     return timing, alternatives
 
@@ -333,7 +341,8 @@ def _layer_result(arch: ArchConfig, layer: Layer, peak: int, timing: FoldTiming,
         max_abs_error=None if errors is None else errors.max_abs_error,
         sqnr_db=None if errors is None else errors.sqnr_db,
         signal_power=None if errors is None else errors.signal_power,
-        output_matches_trace=None if fr is None else fr.output_matches_trace)
+        output_matches_trace=None if fr is None else fr.output_matches_trace,
+        role=layer.role, kv_cache_read_bytes=reads.filter if layer.kv_cache else 0)
 
 
 def _timeline(name: str, origin: int, schedule: LayerSchedule,
@@ -359,6 +368,11 @@ def _check_sizes(arch: ArchConfig, workload: Workload, needs_data: bool) -> None
     limits")."""
     rows, cols = arch.array.rows, arch.array.cols
     for layer in workload.layers:
+        if not layer.is_gemm:
+            problem = data_problem(layer) if needs_data else None
+            if problem is not None:
+                raise SimulationError(f"{workload.source}: layer '{layer.name}': {problem}")
+            continue
         gemm = layer.gemm
         if arch.array.dataflow == "os":
             spatial = (gemm.m, gemm.n)
@@ -415,40 +429,162 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     _check_sizes(arch, workload,
                  (functional and workload.tensors is not None) or pe.needs_data(functional))
     for layer in workload.layers:
-        problem = pe.layer_problem(layer)
+        problem = pe.layer_problem(layer) if layer.is_gemm else None
         if problem is not None:
             raise SimulationError(f"{workload.source}: layer '{layer.name}' on arch "
                                   f"{arch.name}: {problem}")
-    if pe.needs_data(functional):
+    if pe.needs_data(functional) or (functional and _integer_layers(arch, workload)):
         workload = with_synthetic_data(workload, pe.synthetic_data())
     run_functional = functional and workload.tensors is not None
     env = simpy.Environment()
     layers, schedules = [], []
+    pending: _Pending | None = None
+    count = len(workload.layers)
     for index, layer in enumerate(workload.layers):
         if progress is not None:
-            progress(index, len(workload.layers), layer.name)
-        functional_result = None
-        tensors = None
-        if run_functional or pe.weight_dependent_timing:
-            tensors = workload.tensors(layer.name)
-        if run_functional:
-            functional_result = _functional(pe, layer, tensors, output_sink)
-        fold_steps = None
-        if pe.weight_dependent_timing:
-            fold_steps = pe.column_fold_steps(layer, weights_to_gemm(tensors.weight, layer))
+            progress(index, count, layer.name)
         origin = env.now
-        result, schedule, program = _simulate_layer(arch, layer, pe, functional_result, env,
-                                                    fold_steps)
+        if not layer.is_gemm:
+            program = plan_vector_layer(layer, vector_cost(layer, arch.vector).cycles,
+                                        arch.memory)
+            dram = Dram(arch.memory.dram_bandwidth_bytes_per_cycle,
+                        arch.memory.dram_latency_cycles)
+            if (arch.vector.overlap and index + 1 < count
+                    and workload.layers[index + 1].is_gemm):
+                # runs beside the next array layer; finished after it
+                pending = _Pending(len(layers), layer, program, origin,
+                                   start_layer(env, program, dram))
+                layers.append(None)
+                schedules.append(None)
+                continue
+            schedule = run_layer(env, program, dram, closed_form=False)
+            result = _vector_layer(arch, layer, program, schedule, workload, run_functional)
+        else:
+            result, schedule, program = _array_layer(arch, pe, layer, workload, env,
+                                                     run_functional, output_sink)
         layers.append(result)
-        if timeline:
-            schedules.append(_timeline(layer.name, origin, schedule, program))
+        schedules.append(_timeline(layer.name, origin, schedule, program) if timeline else None)
+        if pending is not None:  # the overlapped vector layer, once this one is done
+            vector_schedule = pending.started.finish()
+            layers[pending.index] = _vector_layer(
+                arch, pending.layer, pending.program, vector_schedule, workload,
+                run_functional, overlap=min(vector_schedule.elapsed, schedule.elapsed))
+            if timeline:
+                schedules[pending.index] = _timeline(pending.layer.name, pending.origin,
+                                                     vector_schedule, pending.program)
+            pending = None
+    schedules = [s for s in schedules if s is not None]
     buffer_kib = _buffer_capacities_kib(arch, layers)
     area = array_area(tech, pe.composition().parts, arch.array.rows * arch.array.cols,
                       buffer_kib)
+    if any(not layer.is_gemm for layer in workload.layers):
+        area = _with_vector_area(arch, tech, area)
     layers = [_priced(arch, tech, area, buffer_kib, pe, layer, result)
               for layer, result in zip(workload.layers, layers)]
     return RunResult(arch=arch, workload=workload, layers=tuple(layers), tech=tech.name,
                      area=area, timeline=tuple(schedules) if timeline else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pending:
+    """A vector layer running beside the next array layer (``vector.overlap``)."""
+
+    index: int
+    layer: Layer
+    program: TileProgram
+    origin: int
+    started: StartedLayer
+
+
+def _array_layer(arch: ArchConfig, pe: PEModel, layer: Layer, workload: Workload,
+                 env: simpy.Environment, run_functional: bool, output_sink: OutputSink | None,
+                 ) -> tuple[LayerResult, LayerSchedule, TileProgram]:
+    """One array layer: its data, functional model, timing and memory."""
+    functional_result = None
+    tensors = None
+    if run_functional or pe.weight_dependent_timing:
+        tensors = workload.tensors(layer.name)
+    if run_functional:
+        functional_result = _functional(pe, layer, tensors, output_sink)
+    fold_steps = None
+    if pe.weight_dependent_timing:
+        fold_steps = pe.column_fold_steps(layer, weights_to_gemm(tensors.weight, layer))
+    return _simulate_layer(arch, layer, pe, functional_result, env, fold_steps)
+
+
+def _vector_layer(arch: ArchConfig, layer: Layer, program: TileProgram,
+                  schedule: LayerSchedule, workload: Workload, run_functional: bool,
+                  overlap: int = 0) -> LayerResult:
+    """A vector layer's result: its schedule's figures, the cycles it hid under the next
+    array layer, and in a functional run its integer-only variant's error on its data."""
+    result = _vector_result(arch, layer, program, schedule)
+    sqnr = None
+    if run_functional and _integer_layers(arch, workload, layer):
+        sqnr = _integer_sqnr(layer, workload.tensors(layer.name))
+    return dataclasses.replace(result, overlap_cycles=overlap, vector_sqnr_db=sqnr)
+
+
+def _vector_result(arch: ArchConfig, layer: Layer, program: TileProgram,
+                   schedule: LayerSchedule) -> LayerResult:
+    """A vector layer's :class:`LayerResult` (docs/transformers.md): no GEMM; M is its rows,
+    K its row length; its operations by primitive in ``vector_operations``."""
+    cost = vector_cost(layer, arch.vector)
+    memory = arch.memory
+    reads, writes = program.dram_reads, program.dram_writes
+    dram_bytes = sum(reads) + sum(writes)
+    roof, bound = roofline(cost.cycles, dram_bytes, memory.dram_bandwidth_bytes_per_cycle)
+    total = schedule.elapsed
+    units = program.units
+    lanes = arch.vector.lanes
+    return LayerResult(
+        name=layer.name, op=layer.op, m=cost.rows, k=layer.in_channels, n=layer.out_channels,
+        groups=1, folds=units, steps_per_fold=0, cycles_per_fold=0,
+        compute_cycles=cost.cycles, stall_cycles=total - cost.cycles, total_cycles=total,
+        macs=0, utilization=0.0, peak_macs_per_pe_cycle=1, mapping_efficiency=0.0,
+        compute_utilization=(cost.work / (cost.vector_cycles * lanes)
+                             if cost.vector_cycles else 0.0),
+        prefetch_cycles=int(schedule.start[0]) if units else 0,
+        drain_cycles=total - int(schedule.end[-1]) if units else 0, units=units,
+        dram_ifmap_read_bytes=reads.ifmap, dram_ofmap_write_bytes=writes.ofmap,
+        buffer_ifmap_read_bytes=program.buffer_reads.ifmap,
+        buffer_ifmap_write_bytes=program.buffer_writes.ifmap,
+        buffer_ofmap_read_bytes=program.buffer_reads.ofmap,
+        buffer_ofmap_write_bytes=program.buffer_writes.ofmap,
+        peak_ifmap_bytes=schedule.peak.ifmap, peak_filter_bytes=0,
+        peak_ofmap_bytes=schedule.peak.ofmap, ifmap_reuse=program.reuse["ifmap"],
+        filter_reuse="group", ofmap_reuse="fold", roofline_cycles=roof, bound=bound,
+        unit="vector", role=layer.role, vector_operations=cost.operations,
+        vector_lane_utilization=(cost.work / (total * lanes * arch.vector.clock_ratio)
+                                 if total else 0.0))
+
+
+def _integer_layers(arch: ArchConfig, workload: Workload, layer: Layer | None = None) -> bool:
+    """Whether ``layer`` (or any layer of the workload) runs an integer-only variant whose
+    error a functional run measures on data."""
+    from simulator.hw.integer_ops import INTEGER_OPS
+
+    vector = arch.vector
+    return any(l.op in INTEGER_OPS and l.op not in vector.recipes
+               and (vector.integer or l.op in vector.integer_ops)
+               for l in ((layer,) if layer is not None else workload.layers))
+
+
+def _integer_sqnr(layer: Layer, tensors: LayerTensors) -> float | None:
+    """SQNR of the layer's integer-only variant against float64 on its input (rows along
+    the last axis; the input scale of :func:`~simulator.hw.integer_ops.input_scale`)."""
+    from simulator.hw.integer_ops import input_scale, integer_error
+
+    q = np.asarray(tensors.input, dtype=np.int64).reshape(-1, layer.in_channels)
+    return integer_error(layer.op, q, input_scale(layer.op, layer.activation_bits,
+                                                  layer.activation_signed))
+
+
+def _with_vector_area(arch: ArchConfig, tech: TechTable, area: AreaReport) -> AreaReport:
+    """The area with the arch's vector unit; a table without its components names them."""
+    try:
+        return with_vector_unit(tech, area, VECTOR_PRIMITIVES, arch.vector.lanes)
+    except ConfigError as exc:
+        raise ConfigError(f"arch {arch.name}: energy.tech: {exc}") from None
 
 
 def _arch_tech(arch: ArchConfig) -> TechTable:
@@ -479,7 +615,10 @@ def _buffer_capacities_kib(arch: ArchConfig, layers: Sequence[LayerResult]) -> d
 def _priced(arch: ArchConfig, tech: TechTable, area: AreaReport,
             buffer_kib: Mapping[str, float], pe: PEModel, layer: Layer,
             result: LayerResult) -> LayerResult:
-    """The layer's result with its energy (docs/energy-model.md); unchanged without counters."""
+    """The layer's result with its energy (docs/energy-model.md); unchanged without counters
+    (a vector layer's operations are its counters)."""
+    if not layer.is_gemm:
+        return _priced_vector(arch, tech, area, buffer_kib, result)
     if result.counters is None:
         return result
     composition = pe.composition(layer)
@@ -491,6 +630,33 @@ def _priced(arch: ArchConfig, tech: TechTable, area: AreaReport,
         dram_read_bytes=sum(result.dram_reads), dram_write_bytes=sum(result.dram_writes))
     energy = layer_energy(tech, parts=composition.parts, events=composition.events,
                           pes=arch.array.rows * arch.array.cols, activity=activity, area=area,
-                          clock_mhz=arch.array.clock_mhz)
+                          clock_mhz=arch.array.clock_mhz,
+                          extra_actions=pe.extra_actions(layer, result.stats or {}))
+    return dataclasses.replace(result, energy_pj=energy.total_pj,
+                               energy_breakdown_pj=dict(energy.breakdown_pj))
+
+
+def _buffer_traffic(buffer_kib: Mapping[str, float],
+                    result: LayerResult) -> dict[str, BufferTraffic]:
+    return {name: BufferTraffic(buffer_kib[name], reads, writes)
+            for name, reads, writes in zip(BUFFERS, result.buffer_reads, result.buffer_writes)
+            if name in buffer_kib}
+
+
+def _priced_vector(arch: ArchConfig, tech: TechTable, area: AreaReport,
+                   buffer_kib: Mapping[str, float], result: LayerResult) -> LayerResult:
+    """A vector layer's energy: each operation priced by its ``vector_<primitive>``
+    component, plus its buffer and DRAM traffic and the design's leakage over its cycles."""
+    components = vector_components(VECTOR_PRIMITIVES)
+    activity = LayerActivity(
+        counters=result.vector_operations, cycles=result.total_cycles,
+        buffers=_buffer_traffic(buffer_kib, result),
+        dram_read_bytes=sum(result.dram_reads), dram_write_bytes=sum(result.dram_writes))
+    try:
+        energy = layer_energy(tech, parts={}, events={p: {c: 1} for p, c in components.items()},
+                              pes=0, activity=activity, area=area,
+                              clock_mhz=arch.array.clock_mhz)
+    except ConfigError as exc:
+        raise ConfigError(f"arch {arch.name}: energy.tech: {exc}") from None
     return dataclasses.replace(result, energy_pj=energy.total_pj,
                                energy_breakdown_pj=dict(energy.breakdown_pj))

@@ -227,7 +227,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     arch_specs = args.arch or default_comparison()
     archs = [api.load_arch(spec, args.set or ()) for spec in arch_specs]
     workloads = [api.load_workload(spec) for spec in args.workload]
-    rows, records, plot_rows = [], [], []
+    rows, records, plot_rows, llm_rows = [], [], [], []
     show = _progress(True)
     total = len(workloads) * len(archs)
     for w_index, workload in enumerate(workloads):
@@ -266,6 +266,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                             "array_energy_pj": summary.get("array_energy_pj"),
                             "array_area_um2": summary["array_area_um2"],
                             "area_um2": summary["area_um2"], "data": summary["data"]})
+            records[-1].update({key: summary.get(key) for key in _TRANSFORMER_KEYS})
+            if "array_cycles" in summary:
+                llm_rows.append(_transformer_row(workload.name, arch.name, summary))
             plot_rows.append({**records[-1], **{key: summary.get(key) for key in (
                 "tech", "clock_mhz", "arch_config", "functional")}})
     print(f"speedup is relative to the first design ({archs[0].name}) on each workload")
@@ -276,11 +279,44 @@ def _cmd_compare(args: argparse.Namespace) -> int:
           "(bit-serial designs: the first bit-serial one; the others: the first exact one)")
     print("SQNR: simulated outputs vs the exact INT8 GEMM ('-': no data, timing only); "
           f"energy and area: {summary['tech']} table (docs/energy-model.md)")
+    if llm_rows:
+        print()
+        print(format_table(["workload", "design", "array cycles", "vector cycles", "vector %",
+                            "attention %", "ffn %", "mem-bound layers", "KV read MiB",
+                            "TTFT us", "TPOT us", "tokens/s"], llm_rows, "llrrrrrrrrrr"))
+        print("transformer figures (docs/transformers.md): time on the array and the vector "
+              "unit, time by role, time to first token (prefill), time per output token and "
+              "tokens/s (decode)")
+    if not llm_rows:
+        for record in records:
+            for key in _TRANSFORMER_KEYS:
+                record.pop(key, None)
     if args.out:
         _write_comparison(Path(args.out), records, plot_rows)
         print(f"wrote comparison.json, comparison.csv and the plot of speedup and energy per "
               f"design, {Path(args.out) / 'comparison.png'}")
     return 0
+
+
+#: Summary figures of transformer workloads a comparison records (docs/transformers.md).
+_TRANSFORMER_KEYS = ("array_cycles", "vector_cycles", "overlap_cycles", "kv_cache_read_bytes",
+                     "time_to_first_token_us", "time_per_output_token_us", "tokens_per_s",
+                     "memory_bound_layers")
+
+
+def _transformer_row(workload: str, design: str, summary: dict) -> list:
+    """One row of ``sasim compare``'s transformer table."""
+    shares = summary["role_shares"]
+
+    def shown(key: str, digits: str = ",.1f") -> str:
+        value = summary.get(key)
+        return "-" if value is None else format(value, digits)
+
+    return [workload, design, summary["array_cycles"], summary["vector_cycles"],
+            100 * shares["vector"], 100 * shares["attention"], 100 * shares["ffn"],
+            summary["memory_bound_layers"], f"{summary['kv_cache_read_bytes'] / 2**20:,.2f}",
+            shown("time_to_first_token_us"), shown("time_per_output_token_us"),
+            shown("tokens_per_s", ",.0f")]
 
 
 def _write_comparison(out: Path, records: list[dict], plot_rows: list[dict]) -> None:

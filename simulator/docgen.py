@@ -146,9 +146,15 @@ def config_reference() -> str:
         out += _table(describe_fields(cls, key))[2:]
     out += ["", "## Workload layers (`workloads/*.yaml`)", "",
             "See docs/workloads.md for the file format. Keys of one layer, by `op`:", ""]
+    vector_ops = ", ".join(f"`{op}`" for op, entry in shapes._ENTRIES.items()
+                           if entry is shapes.VectorEntry)
+    pool_ops = ", ".join(f"`{op}`" for op, entry in shapes._ENTRIES.items()
+                         if entry is shapes.PoolEntry)
     for name, entry in (("conv2d", shapes.Conv2dEntry), ("linear", shapes.LinearEntry),
-                        ("gemm", shapes.GemmEntry)):
-        out += [f"### `op: {name}`", ""]
+                        ("gemm", shapes.GemmEntry), ("matmul", shapes.MatmulEntry),
+                        (vector_ops, shapes.VectorEntry), (pool_ops, shapes.PoolEntry)):
+        name = name if "`" in name else f"`{name}`"
+        out += [f"### op: {name}", ""]
         out += _table(describe_fields(entry, ""))
         out.append("")
     return "\n".join(out).rstrip() + "\n"

@@ -94,6 +94,21 @@ class LayerResult:
     output_matches_trace: bool | None = None
     energy_pj: float | None = None
     energy_breakdown_pj: dict[str, float] | None = None
+    #: Where the layer ran: "array" (a GEMM) or "vector" (the vector unit).
+    unit: str = "array"
+    #: The layer's role in a transformer block ("", attention, ffn, other).
+    role: str = ""
+    #: DRAM bytes of a matmul's right operand read from the KV cache (K or V).
+    kv_cache_read_bytes: int = 0
+    #: Cycles of this (vector) layer hidden under the next array layer (``vector.overlap``).
+    overlap_cycles: int = 0
+    #: A vector layer's operations by primitive (add, mul, max, shift, exp, div, rsqrt).
+    vector_operations: dict[str, int] | None = None
+    #: A vector layer's lane-cycles of work over the lane-cycles of its total time.
+    vector_lane_utilization: float = 0.0
+    #: SQNR (dB) of an integer-only vector op against float64 on the layer's data (None:
+    #: not measured, or exact); docs/transformers.md, "Integer-only variants".
+    vector_sqnr_db: float | None = None
 
     @property
     def dram_reads(self) -> DramReads[int]:
@@ -204,7 +219,9 @@ class RunResult:
 
     @property
     def total_cycles(self) -> int:
-        return sum(layer.total_cycles for layer in self.layers)
+        """The run's cycles: its layers' one after another, less what vector layers hid under
+        the next array layer (``vector.overlap``)."""
+        return sum(layer.total_cycles - layer.overlap_cycles for layer in self.layers)
 
     @property
     def compute_cycles(self) -> int:
@@ -222,7 +239,8 @@ class RunResult:
     def utilization(self) -> float:
         """MACs done over the MACs the array could do in the run's cycles (a fraction)."""
         pes = self.arch.array.rows * self.arch.array.cols
-        capacity = sum(l.total_cycles * pes * l.peak_macs_per_pe_cycle for l in self.layers)
+        capacity = sum((l.total_cycles - l.overlap_cycles) * pes * l.peak_macs_per_pe_cycle
+                       for l in self.layers)
         return self.macs / capacity if capacity else 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -248,6 +266,7 @@ class RunResult:
             **self._memory_totals(),
             **self._functional_totals(),
             **self._energy_totals(),
+            **self._transformer_totals(),
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
         }
 
@@ -263,6 +282,58 @@ class RunResult:
             return out
         out.update(run_energy([l.energy_breakdown_pj for l in priced], self.area, self.macs))
         return out
+
+    @property
+    def is_transformer(self) -> bool:
+        """The workload has vector layers, matmuls, roles or an inference phase: the summary
+        then has the totals of docs/transformers.md ("Reports")."""
+        return bool(self.workload.phase) or any(
+            layer.unit == "vector" or layer.op == "matmul" or layer.role
+            for layer in self.layers)
+
+    def _transformer_totals(self) -> dict[str, Any]:
+        """Array vs vector time, time by role, the KV cache and the phase's latency figures
+        (docs/transformers.md, "Reports"); nothing for a workload without them."""
+        if not self.is_transformer:
+            return {}
+        total = self.total_cycles
+        shown = {"attention": 0, "ffn": 0, "other": 0, "vector": 0}
+        array = vector = 0
+        for layer in self.layers:
+            cycles = layer.total_cycles - layer.overlap_cycles
+            if layer.unit == "vector":
+                vector += cycles
+                shown["vector"] += cycles
+            else:
+                array += cycles
+                shown[layer.role if layer.role in shown else "other"] += cycles
+        clock = self.arch.array.clock_mhz
+        time_us = total / clock
+        out: dict[str, Any] = {
+            "array_cycles": array, "vector_cycles": vector,
+            "overlap_cycles": sum(layer.overlap_cycles for layer in self.layers),
+            "role_cycles": shown,
+            "role_shares": {k: v / total if total else 0.0 for k, v in shown.items()},
+            "kv_cache_read_bytes": sum(layer.kv_cache_read_bytes for layer in self.layers),
+            "kv_cache_bytes": self._kv_cache_bytes(),
+            "phase": self.workload.phase or None,
+            "sequences": self.workload.sequences,
+        }
+        if self.workload.phase == "prefill":
+            out["time_to_first_token_us"] = time_us
+        elif self.workload.phase == "decode":
+            out["time_per_output_token_us"] = time_us
+            out["tokens_per_s"] = self.workload.sequences / (time_us * 1e-6) if total else None
+        return out
+
+    def _kv_cache_bytes(self) -> int:
+        """Size of the KV cache the run reads: every ``kv_cache`` matmul's right operand."""
+        size = 0
+        for layer in self.workload.layers:
+            if layer.op == "matmul" and layer.kv_cache:
+                elements = layer.batch * layer.right_heads * layer.in_channels * layer.out_channels
+                size += -(-elements * layer.weight_bits // 8)
+        return size
 
     def _alternative_totals(self) -> dict[str, Any]:
         with_alternatives = [l.alternative_cycles for l in self.layers if l.alternative_cycles]
@@ -289,7 +360,8 @@ class RunResult:
         return out
 
     def _functional_totals(self) -> dict[str, Any]:
-        simulated = [layer for layer in self.layers if layer.counters is not None]
+        simulated = [layer for layer in self.layers
+                     if layer.counters is not None and layer.unit == "array"]
         if not simulated:
             return {"functional": False}
         counters: Counter[str] = Counter()

@@ -22,6 +22,11 @@ __all__ = [
     "TimingConfig",
     "EnergyConfig",
     "MemoryConfig",
+    "VectorConfig",
+    "VectorPrimitives",
+    "VECTOR_PRIMITIVES",
+    "DEFAULT_RECIPES",
+    "INTEGER_RECIPES",
     "PEOptions",
     "ArchConfig",
     "load_arch",
@@ -109,6 +114,110 @@ class MemoryConfig:
                 "(WS/IS accumulate over row folds).", check=in_range(1, 64))
 
 
+#: The vector unit's primitive operations (docs/transformers.md, "The vector unit").
+VECTOR_PRIMITIVES = ("add", "mul", "max", "shift", "exp", "div", "rsqrt")
+
+#: Per-element recipes of the vector ops: primitive -> count per element (pooling: per
+#: window element; rotary: per element, a pair is two), and the per-row extras under the key
+#: ``row_<primitive>`` (once per row: a norm's reciprocal square root). Derivations and
+#: sources are in docs/transformers.md; ``vector.recipes`` overrides them per op.
+DEFAULT_RECIPES: dict[str, dict[str, float]] = {
+    # online softmax: running max and rescaled sum, then exp(x - m) / d: 3 exp + 7 ops
+    "softmax": {"exp": 3, "max": 1, "add": 4, "mul": 1, "div": 1},
+    # mean, variance (sub, square, sum), normalise (sub, scale), affine (mul, add): 8 ops
+    "layernorm": {"add": 5, "mul": 3, "row_rsqrt": 1},
+    # square, sum, scale by the reciprocal RMS, gain: 4 ops, ~5 with the row's rsqrt
+    "rmsnorm": {"add": 1, "mul": 3, "row_rsqrt": 1},
+    # tanh GELU: x^3 (2 mul), 0.044715 x^3 + x, *sqrt(2/pi), tanh by exp: 9 ops + exp
+    "gelu": {"mul": 5, "add": 3, "div": 1, "exp": 1},
+    # x / (1 + exp(-x)): exp + 3
+    "silu": {"exp": 1, "mul": 1, "add": 1, "div": 1},
+    "relu": {"max": 1},
+    "add": {"add": 1},
+    "mul": {"mul": 1},
+    # (x0 cos - x1 sin, x0 sin + x1 cos): 6 ops per pair, 3 per element
+    "rotary": {"mul": 2, "add": 1},
+    "maxpool": {"max": 1},
+    "avgpool": {"add": 1},
+    "global_avgpool": {"add": 1},
+}
+#: I-BERT's integer-only variants (Kim et al., ICML 2021): i-exp (a second-order polynomial
+#: after a shift-based range reduction), i-GELU (i-erf polynomial), integer LayerNorm (an
+#: integer square root by Newton iterations per row); the ops without one are unchanged.
+INTEGER_RECIPES: dict[str, dict[str, float]] = {
+    "softmax": {"max": 1, "add": 6, "mul": 4, "shift": 2, "div": 1},
+    "layernorm": {"add": 5, "mul": 3, "div": 1, "row_div": 4, "row_add": 4, "row_shift": 4},
+    "rmsnorm": {"add": 1, "mul": 2, "div": 1, "row_div": 4, "row_add": 4, "row_shift": 4},
+    "gelu": {"max": 2, "add": 3, "mul": 4, "shift": 1},
+    "silu": {"max": 2, "add": 4, "mul": 5, "shift": 1},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class VectorPrimitives:
+    """Cycles one lane takes per primitive, in vector-unit cycles (docs/transformers.md)."""
+
+    add: int = option(1, doc="Add or subtract.", check=in_range(1, 1 << 16))
+    mul: int = option(1, doc="Multiply.", check=in_range(1, 1 << 16))
+    max: int = option(1, doc="Maximum or compare.", check=in_range(1, 1 << 16))
+    shift: int = option(1, doc="Shift (integer variants).", check=in_range(1, 1 << 16))
+    exp: int = option(4, doc="Exponential (range reduction and a degree-3 polynomial).",
+                      check=in_range(1, 1 << 16))
+    div: int = option(8, doc="Divide (reciprocal seed and two Newton steps).",
+                      check=in_range(1, 1 << 16))
+    rsqrt: int = option(8, doc="Reciprocal square root (seed and two Newton steps).",
+                        check=in_range(1, 1 << 16))
+
+
+def _recipe_problem(value: Mapping[str, Mapping[str, float]]) -> str | None:
+    for op, recipe in value.items():
+        if op not in DEFAULT_RECIPES:
+            return (f"recipes of vector ops ({', '.join(DEFAULT_RECIPES)}), not {op!r}"
+                    f"{did_you_mean(op, DEFAULT_RECIPES)}")
+        for key, count in recipe.items():
+            if key.removeprefix("row_") not in VECTOR_PRIMITIVES:
+                return (f"primitives {', '.join(VECTOR_PRIMITIVES)} (or row_<primitive>) in "
+                        f"{op}, not {key!r}")
+            if not 0 <= count <= 1 << 20:
+                return f"counts from 0 to {1 << 20:,} in {op}.{key}, not {count}"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class VectorConfig:
+    """The vector unit beside the array: softmax, norms, activations, residual adds, pooling
+    (docs/transformers.md)."""
+
+    lanes: int = option(16, doc="Lanes: elements processed in parallel per vector cycle.",
+                        check=in_range(1, MAX_ARRAY_SIDE * MAX_ARRAY_SIDE))
+    clock_ratio: float = option(1.0, doc="Vector clock / array clock (2: two vector cycles "
+                                         "per array cycle).", check=in_range(1e-3, 1e3))
+    cycles: VectorPrimitives = option(default_factory=VectorPrimitives,
+                                      doc="Cycles per primitive.")
+    recipes: Mapping[str, Mapping[str, float]] = option(
+        default_factory=dict, doc="Per-op recipe overrides: op -> {primitive: count per "
+                                  "element, row_<primitive>: count per row}; the defaults "
+                                  "are in docs/transformers.md.", check=_recipe_problem)
+    integer: bool = option(False, doc="Integer-only variants of softmax, norms, GELU and "
+                                      "SiLU (I-BERT), for every op.")
+    integer_ops: tuple[str, ...] = option(
+        (), doc="Ops that use their integer-only variant (when integer is false).",
+        check=lambda v: next((f"ops with an integer variant ({', '.join(INTEGER_RECIPES)}), "
+                              f"not {o!r}" for o in v if o not in INTEGER_RECIPES), None))
+    overlap: bool = option(False, doc="A vector layer runs beside the next array layer "
+                                      "instead of between it and the one before (the report "
+                                      "shows the cycles hidden).")
+
+    def recipe(self, op: str) -> dict[str, float]:
+        """The recipe of ``op``: its override, else its integer variant when chosen, else the
+        default."""
+        if op in self.recipes:
+            return dict(self.recipes[op])
+        if op in INTEGER_RECIPES and (self.integer or op in self.integer_ops):
+            return dict(INTEGER_RECIPES[op])
+        return dict(DEFAULT_RECIPES[op])
+
+
 @dataclasses.dataclass(frozen=True)
 class EnergyConfig:
     """How energy and area are priced (docs/energy-model.md)."""
@@ -142,6 +251,8 @@ class ArchConfig:
                                   doc="On-chip buffers and DRAM.")
     pe: PEOptions = option(default_factory=PEOptions, doc="The processing element.")
     energy: EnergyConfig = option(default_factory=EnergyConfig, doc="Energy and area pricing.")
+    vector: VectorConfig = option(default_factory=VectorConfig,
+                                  doc="The vector unit (non-GEMM ops of transformers).")
 
 
 def arch_from_mapping(data: Mapping[str, Any], source: str,

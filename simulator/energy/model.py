@@ -26,7 +26,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from simulator.energy.tech import COMPONENT_CLASSES, TechTable
+from simulator.energy.tech import COMPONENT_CLASSES, VECTOR_CLASS, TechTable
 from simulator.errors import ConfigError
 
 __all__ = [
@@ -39,6 +39,8 @@ __all__ = [
     "pe_area_um2",
     "array_area",
     "layer_energy",
+    "vector_components",
+    "with_vector_unit",
     "run_energy",
 ]
 
@@ -88,8 +90,10 @@ class EnergyReport:
         return float(sum(self.breakdown_pj.values()))
 
     def __add__(self, other: EnergyReport) -> EnergyReport:
+        # the vector unit's class only where a layer had one (CNN reports stay as they were)
+        extra = [k for k in (*self.breakdown_pj, *other.breakdown_pj) if k not in ENERGY_CLASSES]
         return EnergyReport({k: self.breakdown_pj.get(k, 0.0) + other.breakdown_pj.get(k, 0.0)
-                             for k in ENERGY_CLASSES})
+                             for k in dict.fromkeys([*ENERGY_CLASSES, *extra])})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +109,8 @@ class AreaReport:
 
     @property
     def array_um2(self) -> float:
-        return self.total_um2 - self.breakdown_um2.get("buffers", 0.0)
+        return (self.total_um2 - self.breakdown_um2.get("buffers", 0.0)
+                - self.breakdown_um2.get(VECTOR_CLASS, 0.0))
 
 
 def _check_known(tech: TechTable, names: Mapping[str, object], what: str) -> None:
@@ -139,9 +144,25 @@ def array_area(tech: TechTable, parts: Mapping[str, float], pes: int,
     return AreaReport(breakdown, pe_total)
 
 
+def vector_components(primitives: Sequence[str]) -> dict[str, str]:
+    """The tech-table component of each vector primitive (``vector_<primitive>``)."""
+    return {p: f"vector_{p}" for p in primitives}
+
+
+def with_vector_unit(tech: TechTable, area: AreaReport, primitives: Sequence[str],
+                     lanes: int) -> AreaReport:
+    """``area`` with a vector unit of ``lanes`` lanes, each one of every primitive's
+    component (docs/transformers.md)."""
+    components = vector_components(primitives)
+    _check_known(tech, {c: 1 for c in components.values()}, "the vector unit")
+    lane = sum(tech.components[c].area_um2 for c in components.values())
+    return AreaReport({**area.breakdown_um2, VECTOR_CLASS: lane * lanes}, area.pe_um2)
+
+
 def layer_energy(tech: TechTable, *, parts: Mapping[str, float],
                  events: Mapping[str, Mapping[str, float]], pes: int,
-                 activity: LayerActivity, area: AreaReport, clock_mhz: float) -> EnergyReport:
+                 activity: LayerActivity, area: AreaReport, clock_mhz: float,
+                 extra_actions: Mapping[str, float] | None = None) -> EnergyReport:
     """Energy of one layer, in pJ by breakdown class.
 
     Parameters
@@ -152,7 +173,10 @@ def layer_energy(tech: TechTable, *, parts: Mapping[str, float],
     activity : the layer's counters, cycles and memory traffic.
     area : the array's area (for leakage).
     clock_mhz : the array clock (cycles to time).
+    extra_actions : component -> actions of the layer beyond its PE-steps (a PE's
+        :meth:`~simulator.hw.pe.PEModel.extra_actions`, the vector unit's operations).
     """
+    extra_actions = extra_actions or {}
     _check_known(tech, parts, "the PE's composition")
     out = {name: 0.0 for name in ENERGY_CLASSES}
     missing = sorted(set(activity.counters) - set(events))
@@ -165,7 +189,11 @@ def layer_energy(tech: TechTable, *, parts: Mapping[str, float],
         _check_known(tech, actions, f"the PE's counter {counter!r}")
         for component, n in actions.items():
             entry = tech.components[component]
-            out[entry.breakdown] += count * n * entry.energy_pj
+            out[entry.breakdown] = out.get(entry.breakdown, 0.0) + count * n * entry.energy_pj
+    for component, n in extra_actions.items():
+        _check_known(tech, {component: n}, "the layer's extra actions")
+        entry = tech.components[component]
+        out[entry.breakdown] = out.get(entry.breakdown, 0.0) + n * entry.energy_pj
     out["registers"] += (parts.get("register_bit", 0) * pes * activity.cycles
                          * tech.energy_pj("register_bit"))
     for traffic in activity.buffers.values():

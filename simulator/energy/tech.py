@@ -24,6 +24,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "REQUIRED_COMPONENTS",
     "COMPONENT_CLASSES",
+    "VECTOR_CLASS",
     "Component",
     "SramModel",
     "DramModel",
@@ -40,6 +41,9 @@ SCHEMA_VERSION = 1
 #: Breakdown classes a PE component may belong to (buffers, DRAM and leakage are separate):
 #: the one list of them; the energy model and the reports take it from here.
 COMPONENT_CLASSES = ("multipliers", "adders", "registers", "pe_logic")
+#: The breakdown class of the vector unit's components (docs/transformers.md): outside the
+#: PE array's classes, so the array's own energy and area stay the PEs'.
+VECTOR_CLASS = "vector"
 
 #: Components every table must define (the built-in PE compositions of hw/pe/ are built from
 #: these; a plug-in PE whose composition names another component needs a table that defines
@@ -108,7 +112,7 @@ class Provenance:
 class Component(Provenance):
     """One PE component: energy per action and area."""
 
-    breakdown: Literal[COMPONENT_CLASSES] = option(
+    breakdown: Literal[COMPONENT_CLASSES + (VECTOR_CLASS,)] = option(
         doc="Breakdown class the component's energy is reported under.")
     energy: str | float = option(doc="Energy per action, with unit (fJ, pJ, nJ).",
                          check=_quantity_check("energy"))

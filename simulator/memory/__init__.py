@@ -8,9 +8,11 @@ roofline and HCM cross-checks. See docs/memory-model.md.
 from simulator.memory.analysis import hcm_bit_ops, hcm_bits_moved, hcm_cycles, roofline
 from simulator.memory.footprint import Footprint
 from simulator.memory.plan import TileProgram, buffer_bytes, plan_layer
-from simulator.memory.run import (Dram, LayerSchedule, peak_occupancy, run_layer,
-                                  unbounded_schedule)
+from simulator.memory.run import (Dram, LayerSchedule, StartedLayer, peak_occupancy,
+                                  run_layer, start_layer, unbounded_schedule)
+from simulator.memory.vector import plan_vector_layer, vector_bytes
 
 __all__ = ["Footprint", "TileProgram", "plan_layer", "buffer_bytes", "Dram", "LayerSchedule",
-           "run_layer", "unbounded_schedule", "peak_occupancy", "roofline", "hcm_bit_ops",
+           "run_layer", "start_layer", "StartedLayer", "plan_vector_layer", "vector_bytes",
+           "unbounded_schedule", "peak_occupancy", "roofline", "hcm_bit_ops",
            "hcm_bits_moved", "hcm_cycles"]

@@ -33,8 +33,8 @@ from simulator.errors import SimulationError
 from simulator.memory.plan import LOAD_COLUMNS, TileProgram
 from simulator.operands import PerBuffer
 
-__all__ = ["Dram", "LayerSchedule", "run_layer", "unbounded_schedule", "channel_tickets",
-           "peak_occupancy"]
+__all__ = ["Dram", "LayerSchedule", "StartedLayer", "run_layer", "start_layer",
+           "unbounded_schedule", "channel_tickets", "peak_occupancy"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,18 +288,45 @@ def run_layer(env: simpy.Environment, program: TileProgram, dram: Dram, *,
         if schedule.elapsed:
             env.run(until=env.now + schedule.elapsed)
         return schedule
-    layer = _LayerRun(env, program, dram)
-    processes = [env.process(layer.loader()), env.process(layer.array()),
-                 env.process(layer.writer())]
-    try:
-        env.run(until=env.all_of(processes))
-    except RuntimeError:  # SimPy: no events left before every process finished
-        raise SimulationError(f"layer {program.name}: the memory schedule deadlocked") from None
-    t = {name: np.asarray(v, dtype=np.int64) for name, v in layer.times.items()}
-    return LayerSchedule(start=t["start"], end=t["end"], load_start=t["load_start"],
-                         load_end=t["load_end"], store_start=t["store_start"],
-                         store_end=t["store_end"], elapsed=env.now - layer.origin,
-                         claims=PerBuffer(*(b.events() for b in layer.buffers)))
+    started = start_layer(env, program, dram)
+    return started.finish()
+
+
+class StartedLayer:
+    """A layer whose processes run on the environment (:func:`start_layer`); other layers may
+    run beside it (the vector unit's ``overlap``, docs/transformers.md)."""
+
+    def __init__(self, env: simpy.Environment, program: TileProgram, dram: Dram) -> None:
+        self.env, self.program = env, program
+        self.run = _LayerRun(env, program, dram)
+        self.done = env.all_of([env.process(self.run.loader()), env.process(self.run.array()),
+                                env.process(self.run.writer())])
+        self.end: int | None = None
+        self.done.callbacks.append(lambda _: setattr(self, "end", env.now))
+
+    def finish(self) -> LayerSchedule:
+        """Run the environment until the layer has finished (if it has not) and return its
+        schedule; its ``elapsed`` ends when the layer did, not when this is called."""
+        if not self.done.processed:
+            try:
+                self.env.run(until=self.done)
+            except RuntimeError:  # SimPy: no events left before every process finished
+                raise SimulationError(f"layer {self.program.name}: the memory schedule "
+                                      f"deadlocked") from None
+        layer = self.run
+        t = {name: np.asarray(v, dtype=np.int64) for name, v in layer.times.items()}
+        end = self.end if self.end is not None else self.env.now
+        return LayerSchedule(start=t["start"], end=t["end"], load_start=t["load_start"],
+                             load_end=t["load_end"], store_start=t["store_start"],
+                             store_end=t["store_end"], elapsed=end - layer.origin,
+                             claims=PerBuffer(*(b.events() for b in layer.buffers)))
+
+
+def start_layer(env: simpy.Environment, program: TileProgram, dram: Dram) -> StartedLayer:
+    """Start one layer's processes on ``env`` now, without running the environment: the
+    caller runs it (another layer beside it) and calls :meth:`StartedLayer.finish`. The layer
+    has its own DRAM channel (docs/transformers.md, "Overlap")."""
+    return StartedLayer(env, program, dram)
 
 
 def unbounded_schedule(program: TileProgram) -> LayerSchedule:

@@ -45,6 +45,9 @@ def format_run(summary: Mapping[str, Any]) -> str:
     headers = ["layer", "M", "K", "N", "g", "folds", "cycles", "stalls", "roofline", "bound",
                "DRAM KiB", "MACs", "G bit-ops", "util %", "map eff %"]
     priced = summary.get("energy_pj") is not None
+    transformer = "array_cycles" in summary
+    if transformer:
+        headers[1:1] = ["unit", "role"]
     if functional:
         headers += [f"{name} %" for name in counter_names] + ["SQNR dB"]
     if priced:
@@ -55,7 +58,12 @@ def format_run(summary: Mapping[str, Any]) -> str:
                lay["total_cycles"], lay["stall_cycles"], lay["roofline_cycles"], lay["bound"],
                _kib(_dram_bytes(lay)), lay["macs"], f"{lay['hcm_bit_ops'] / 1e9:.2f}",
                100 * lay["utilization"], 100 * lay["mapping_efficiency"]]
-        if functional:
+        if transformer:
+            row[1:1] = [lay.get("unit", "array"), lay.get("role", "") or "-"]
+        if functional and lay.get("counters") is None:  # a vector layer has no PE counters
+            integer = lay.get("vector_sqnr_db")
+            row += [""] * len(counter_names) + ["" if integer is None else f"{integer:.1f}"]
+        elif functional:
             steps = sum(lay["counters"].values()) or 1
             row += [100 * lay["counters"][c] / steps for c in counter_names]
             row.append(_sqnr(lay["sqnr_db"]))
@@ -67,6 +75,8 @@ def format_run(summary: Mapping[str, Any]) -> str:
              f"{summary['memory_bound_layers']} mem", _kib(_dram_bytes(summary)),
              summary["macs"], f"{summary['hcm_bit_ops'] / 1e9:.2f}",
              100 * summary["utilization"], ""]
+    if transformer:
+        total[1:1] = ["", ""]
     if functional:
         steps = sum(summary["counters"].values()) or 1
         total += [100 * summary["counters"][c] / steps for c in counter_names]
@@ -97,10 +107,39 @@ def format_run(summary: Mapping[str, Any]) -> str:
         foot.append(f"energy ({summary['tech']}): {summary['energy_pj'] / 1e6:,.2f} uJ, "
                     f"{summary['energy_per_mac_pj']:.3f} pJ/MAC ({parts}); area "
                     f"{summary['area_mm2']:.3f} mm2")
+    if any(lay.get("vector_sqnr_db") is not None for lay in summary["layers"]):
+        foot.append("vector layers' SQNR: their integer-only variant vs float64 on the layer's "
+                    "data (docs/transformers.md)")
+    if transformer:
+        foot.extend(_transformer_lines(summary))
     if summary["data"] == "synthetic":
         foot.append("data: SYNTHETIC (generated for this shape-only workload; see "
                     "docs/synthetic-data.md)")
     return "\n".join([head, "", format_table(headers, rows), "", *foot])
+
+
+def _transformer_lines(summary: Mapping[str, Any]) -> list[str]:
+    """Array vs vector time, time by role, the KV cache and the phase's latency
+    (docs/transformers.md, "Reports")."""
+    total = summary["total_cycles"] or 1
+    shares = ", ".join(f"{name} {100 * cycles / total:.1f} %"
+                       for name, cycles in summary["role_cycles"].items() if cycles)
+    lines = [f"array {summary['array_cycles']:,} cycles, vector unit "
+             f"{summary['vector_cycles']:,} cycles"
+             + (f" ({summary['overlap_cycles']:,} more hidden under array layers)"
+                if summary["overlap_cycles"] else "")
+             + f"; time by role: {shares or 'none'}"]
+    if summary["kv_cache_bytes"]:
+        lines.append(f"KV cache: {summary['kv_cache_bytes'] / 2**20:,.2f} MiB, read from DRAM "
+                     f"{summary['kv_cache_read_bytes'] / 2**20:,.2f} MiB this run")
+    if summary.get("phase") == "prefill":
+        lines.append(f"prefill: time to first token {summary['time_to_first_token_us']:,.1f} us "
+                     f"({summary['sequences']:,} sequences)")
+    elif summary.get("phase") == "decode":
+        lines.append(f"decode: time per output token {summary['time_per_output_token_us']:,.1f}"
+                     f" us, {summary['tokens_per_s']:,.0f} tokens/s "
+                     f"({summary['sequences']:,} sequences per step)")
+    return lines
 
 
 def _dram_bytes(record: Mapping[str, Any]) -> int:

@@ -4,7 +4,10 @@ A conv2d with input (N, C, H, W) and weight (F, C/g, R, S) becomes ``g`` GEMMs
 ``O (M x Fg) = A (M x Kd) . B (Kd x Fg)`` with M = N*P*Q ordered (n, p, q), Kd = (C/g)*R*S
 in the tap-major, channel-minor order ``k = (r*S + s)*(C/g) + c``, and Fg = F/g. A linear (or
 gemm) layer with input (N, in) and weight (out, in) is one GEMM with M = N, Kd = in,
-Fg = out.
+Fg = out. A ``matmul`` with left operand (batch, heads, tokens, K) and right operand
+(batch, kv_heads, K, N) becomes batch * kv_heads GEMMs (the group index is
+``b * kv_heads + h``) whose M rows are the ``heads // kv_heads`` query heads of that K/V head,
+then their tokens (docs/transformers.md); its output is (batch, heads, tokens, N).
 
 Everything here is plain numpy on int64 and exact. The functions do not validate their
 arguments beyond what is needed to lower them: traces are validated when they are loaded
@@ -29,7 +32,10 @@ _PRODUCT_BLOCK = 1 << 20
 
 
 def output_shape(layer: Layer) -> tuple[int, ...]:
-    """Shape of the layer's output tensor: (N, F, P, Q) for conv2d, (N, out) otherwise."""
+    """Shape of the layer's output tensor: (N, F, P, Q) for conv2d, (batch, heads, tokens, N)
+    for matmul, (N, out) otherwise."""
+    if layer.op == "matmul":
+        return (layer.batch, layer.heads, layer.tokens, layer.out_channels)
     if layer.op == "conv2d":
         p, q = layer.output_size
         return (layer.batch, layer.out_channels, p, q)
@@ -55,6 +61,9 @@ def im2col(x: np.ndarray, layer: Layer, dtype: np.dtype | type | None = np.int64
     """
     x = np.asarray(x)
     dtype = x.dtype if dtype is None else dtype
+    if layer.op == "matmul":
+        gemm = layer.gemm
+        return x.astype(dtype, copy=False).reshape(gemm.groups, gemm.m, gemm.k)
     if layer.op != "conv2d":
         return x.astype(dtype, copy=False).reshape(1, x.shape[0], -1)
     n, c, h, w = x.shape
@@ -99,6 +108,9 @@ def im2col_nonzeros(x: np.ndarray, layer: Layer) -> np.ndarray:
         rows (n, p, q) whose input at that tap and channel is non-zero.
     """
     x = np.asarray(x)
+    if layer.op == "matmul":
+        gemm = layer.gemm
+        return np.count_nonzero(x.reshape(gemm.groups, gemm.m, gemm.k), axis=1).astype(np.int64)
     if layer.op != "conv2d":
         return np.count_nonzero(x.reshape(x.shape[0], -1), axis=0).astype(np.int64)[None]
     n, c, h, w = x.shape
@@ -121,6 +133,10 @@ def im2col_nonzeros(x: np.ndarray, layer: Layer) -> np.ndarray:
 def weight_nonzeros(w: np.ndarray, layer: Layer) -> np.ndarray:
     """Non-zero entries of each row of :func:`weights_to_gemm` ``(w, layer)``: int64 (g, Kd)."""
     nonzero = np.asarray(w) != 0
+    if layer.op == "matmul":
+        gemm = layer.gemm
+        return np.count_nonzero(nonzero.reshape(gemm.groups, gemm.k, gemm.n),
+                                axis=2).astype(np.int64)
     if layer.op != "conv2d":
         return np.count_nonzero(nonzero, axis=0).astype(np.int64)[None]
     f, cg, r, s = nonzero.shape
@@ -145,6 +161,9 @@ def weights_to_gemm(w: np.ndarray, layer: Layer) -> np.ndarray:
         int64 array of shape (g, Kd, Fg) in the same K order as :func:`im2col`.
     """
     w = np.asarray(w).astype(np.int64, copy=False)
+    if layer.op == "matmul":  # the right operand is already (K, N) per group
+        gemm = layer.gemm
+        return np.ascontiguousarray(w).reshape(gemm.groups, gemm.k, gemm.n)
     if layer.op != "conv2d":
         return np.ascontiguousarray(w.T).reshape(1, w.shape[1], w.shape[0])
     f, cg, r, s = w.shape
@@ -160,6 +179,10 @@ def weight_columns(w: np.ndarray, layer: Layer, group: int, lo: int, hi: int,
     columns."""
     w = np.asarray(w)
     dtype = w.dtype if dtype is None else dtype
+    if layer.op == "matmul":
+        gemm = layer.gemm
+        return np.ascontiguousarray(w.reshape(gemm.groups, gemm.k, gemm.n)[group, :, lo:hi],
+                                    dtype=dtype)
     if layer.op != "conv2d":
         return np.ascontiguousarray(w[lo:hi].T, dtype=dtype)
     fg = w.shape[0] // layer.groups
@@ -171,9 +194,12 @@ def weight_columns(w: np.ndarray, layer: Layer, group: int, lo: int, hi: int,
 def gemm_to_output(o: np.ndarray, layer: Layer) -> np.ndarray:
     """Map GEMM results (g, M, Fg) back to the layer's output layout.
 
-    Returns (N, F, P, Q) for conv2d and (N, out) for linear/gemm; the dtype is kept.
+    Returns (N, F, P, Q) for conv2d, (batch, heads, tokens, N) for matmul and (N, out) for
+    linear/gemm; the dtype is kept.
     """
     o = np.asarray(o)
+    if layer.op == "matmul":
+        return o.reshape(output_shape(layer))
     if layer.op != "conv2d":
         return o.reshape(o.shape[1], o.shape[2])
     g, _, fg = o.shape
@@ -232,5 +258,6 @@ def exact_output(tensors: LayerTensors, layer: Layer) -> np.ndarray:
                                       weights_to_gemm(tensors.weight, layer)), layer)
     if tensors.bias is not None:
         bias = np.asarray(tensors.bias).astype(np.int64, copy=False)
-        out = out + (bias.reshape(1, -1, 1, 1) if layer.op == "conv2d" else bias.reshape(1, -1))
+        out = out + (bias.reshape(1, -1, 1, 1) if layer.op == "conv2d"
+                     else bias.reshape((1,) * (out.ndim - 1) + (-1,)))
     return out

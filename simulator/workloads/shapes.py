@@ -12,7 +12,8 @@ from typing import Any, Literal
 from simulator.config.files import MAX_FILE_BYTES, read_yaml_mapping
 from simulator.config.schema import build, did_you_mean, in_range, option, positive
 from simulator.errors import ConfigError, WorkloadError, shorten
-from simulator.workloads.layers import MAX_DIM, MAX_LAYERS, Layer, Workload
+from simulator.workloads.layers import (GEMM_OPS, MAX_DIM, MAX_LAYERS, POOL_OPS,
+                                        VECTOR_OPS, Layer, Workload)
 
 __all__ = ["WORKLOAD_SCHEMA_VERSION", "load_workload_yaml", "load_topology_csv", "layer_from_entry"]
 
@@ -22,14 +23,21 @@ Pair = int | tuple[int, ...]
 
 
 @dataclasses.dataclass(frozen=True)
-class _Common:
+class _Base:
     name: str = option(doc="Layer name (unique in the workload, non-empty).",
                        check=lambda v: None if v.strip() else "a non-empty name")
     activation_signed: bool = option(False, doc="Input activations are signed (not post-ReLU).")
     activation_bits: int = option(8, doc="Activation bit width (1 to 32).",
                                   check=in_range(1, 32))
-    weight_bits: int = option(8, doc="Weight bit width (2 to 32: weights are signed).",
-                              check=in_range(2, 32))
+    role: Literal["", "attention", "ffn", "other"] = option(
+        "", doc="Part of a transformer block the layer belongs to (attention, ffn, other): "
+                "reports add up time per role.")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Common(_Base):
+    weight_bits: int = option(8, doc="Weight bit width (2 to 32: weights are signed; a "
+                                     "matmul's right operand).", check=in_range(2, 32))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +75,68 @@ class GemmEntry(_Common):
     n: int = option(1, doc="Columns of B and O.", check=positive)
 
 
-_ENTRIES: dict[str, type] = {"conv2d": Conv2dEntry, "linear": LinearEntry, "gemm": GemmEntry}
+@dataclasses.dataclass(frozen=True)
+class MatmulEntry(_Common):
+    """``op: matmul``: both operands activations, per sequence and head (attention's Q.K^T
+    and P.V); the right operand takes the place of the weights (docs/transformers.md)."""
+
+    op: Literal["matmul"] = option("matmul", doc="Layer type.")
+    in_features: int = option(1, doc="Inner dimension K (head dim for Q.K^T, key tokens for "
+                                     "P.V).", check=positive)
+    out_features: int = option(1, doc="Columns N of the right operand (key tokens for "
+                                      "Q.K^T, head dim for P.V).", check=positive)
+    tokens: int = option(1, doc="Rows of the left operand per sequence and head (query "
+                                "tokens; 1 at decode).", check=positive)
+    left: tuple[int, ...] | None = option(
+        None, doc="Left operand shape [tokens, K] per head (instead of tokens and "
+                  "in_features).")
+    right: tuple[int, ...] | None = option(
+        None, doc="Right operand shape [K, N] per head (instead of in_features and "
+                  "out_features); its K must equal the left operand's.")
+    heads: int = option(1, doc="Query heads (left operands per sequence).", check=positive)
+    kv_heads: int = option(0, doc="K/V heads (right operands per sequence; 0 = heads). Must "
+                                  "divide heads (grouped-query attention).",
+                           check=in_range(0, MAX_DIM))
+    weight_signed: bool = option(True, doc="The right operand is signed (K, V: true; a "
+                                           "softmax output P on the left is unsigned).")
+    kv_cache: bool = option(False, doc="The right operand (K or V) is read from the KV cache "
+                                       "in DRAM (reported as KV-cache traffic).")
+
+
+@dataclasses.dataclass(frozen=True)
+class VectorEntry(_Base):
+    """A vector-unit op (softmax, layernorm, rmsnorm, gelu, silu, relu, add, mul, rotary):
+    ``batch * heads * tokens`` rows of ``features`` elements, no MACs."""
+
+    op: Literal["softmax", "layernorm", "rmsnorm", "gelu", "silu", "relu", "add", "mul",
+                "rotary"] = option("relu", doc="Layer type.")
+    features: int = option(1, doc="Row length (elements per row: hidden size, or key tokens "
+                                  "for a softmax over attention scores).", check=positive)
+    tokens: int = option(1, doc="Rows per sequence and head.", check=positive)
+    heads: int = option(1, doc="Heads (rows per token; 1 for a hidden-state op).",
+                        check=positive)
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolEntry(_Base):
+    """``op: maxpool | avgpool | global_avgpool``: a window over each channel's plane, on the
+    vector unit."""
+
+    op: Literal["maxpool", "avgpool", "global_avgpool"] = option("maxpool", doc="Layer type.")
+    channels: int = option(1, doc="Channels C (planes per image).", check=positive)
+    input_size: Pair = option(1, doc="Input plane [H, W] before padding.")
+    kernel_size: Pair = option(1, doc="Window [R, S] (global_avgpool: the whole plane).")
+    stride: Pair | None = option(None, doc="Stride (default: the kernel size, as in "
+                                           "PyTorch).")
+    padding: Pair = option(0, doc="Padding on each side.")
+
+
+_ENTRIES: dict[str, type] = {"conv2d": Conv2dEntry, "linear": LinearEntry, "gemm": GemmEntry,
+                             "matmul": MatmulEntry,
+                             **{op: VectorEntry for op in VECTOR_OPS if op not in POOL_OPS},
+                             **{op: PoolEntry for op in POOL_OPS}}
+#: The workload's inference phase (docs/transformers.md, "Prefill and decode").
+PHASES = ("", "prefill", "decode")
 
 
 def _pair(value: Pair, where: str) -> tuple[int, int]:
@@ -86,11 +155,12 @@ def layer_from_entry(entry: Mapping[str, Any], where: str, batch: int) -> Layer:
     op = entry.get("op")
     if not isinstance(op, str) or op not in _ENTRIES:
         hint = did_you_mean(op, _ENTRIES) if isinstance(op, str) else ""
-        raise ConfigError(f"{where}.op: expected one of conv2d, linear, gemm, "
+        raise ConfigError(f"{where}.op: expected one of {', '.join(GEMM_OPS + VECTOR_OPS)}, "
                           f"got {shorten(op)}{hint}")
     parsed = build(_ENTRIES[op], entry, where)
     common = dict(name=parsed.name, activation_signed=parsed.activation_signed,
-                  activation_bits=parsed.activation_bits, weight_bits=parsed.weight_bits)
+                  activation_bits=parsed.activation_bits,
+                  weight_bits=getattr(parsed, "weight_bits", 8), role=parsed.role)
     if isinstance(parsed, Conv2dEntry):
         layer = Layer(op="conv2d", in_channels=parsed.in_channels,
                       out_channels=parsed.out_channels, batch=batch,
@@ -103,12 +173,77 @@ def layer_from_entry(entry: Mapping[str, Any], where: str, batch: int) -> Layer:
     elif isinstance(parsed, LinearEntry):
         layer = Layer(op="linear", in_channels=parsed.in_features,
                       out_channels=parsed.out_features, batch=batch * parsed.tokens, **common)
+    elif isinstance(parsed, MatmulEntry):
+        layer = _matmul_layer(parsed, entry, where, batch, common)
+    elif isinstance(parsed, VectorEntry):
+        layer = Layer(op=parsed.op, in_channels=parsed.features, out_channels=parsed.features,
+                      batch=batch, tokens=parsed.tokens, heads=parsed.heads, **common)
+    elif isinstance(parsed, PoolEntry):
+        size = _pair(parsed.input_size, f"{where}.input_size")
+        kernel = (size if parsed.op == "global_avgpool" and "kernel_size" not in entry
+                  else _pair(parsed.kernel_size, f"{where}.kernel_size"))
+        layer = Layer(op=parsed.op, in_channels=parsed.channels, out_channels=parsed.channels,
+                      batch=batch, input_size=size, kernel_size=kernel,
+                      stride=(kernel if parsed.stride is None
+                              else _pair(parsed.stride, f"{where}.stride")),
+                      padding=_pair(parsed.padding, f"{where}.padding"), **common)
     else:
         layer = Layer(op="gemm", in_channels=parsed.k, out_channels=parsed.n, batch=parsed.m,
                       **common)
     for problem in layer.problems():
         raise ConfigError(f"{where}: {problem}")
     return layer
+
+
+def _matmul_layer(parsed: MatmulEntry, entry: Mapping[str, Any], where: str, batch: int,
+                  common: dict[str, Any]) -> Layer:
+    """The :class:`Layer` of a ``matmul`` entry: its dimensions from ``tokens``,
+    ``in_features`` and ``out_features`` or from the ``left``/``right`` shapes."""
+    tokens, k, n = parsed.tokens, parsed.in_features, parsed.out_features
+    for key, value in (("left", parsed.left), ("right", parsed.right)):
+        if value is None:
+            continue
+        if len(value) != 2 or min(value) <= 0:
+            raise ConfigError(f"{where}.{key}: expected a shape [rows, columns] of two positive "
+                              f"integers, got {shorten(list(value))}")
+        clash = [f for f in (("tokens", "in_features") if key == "left"
+                             else ("in_features", "out_features")) if f in entry]
+        if clash:
+            raise ConfigError(f"{where}: give {key} or {' and '.join(clash)}, not both")
+    if parsed.left is not None and parsed.right is not None and parsed.left[1] != parsed.right[0]:
+        raise ConfigError(f"{where}: the matmul's inner dimensions differ: left "
+                          f"{list(parsed.left)} has K={parsed.left[1]}, right "
+                          f"{list(parsed.right)} has K={parsed.right[0]}")
+    if parsed.left is not None:
+        tokens, k = parsed.left
+    if parsed.right is not None:
+        k, n = parsed.right
+    if parsed.kv_heads and parsed.heads % parsed.kv_heads:
+        raise ConfigError(f"{where}.kv_heads: {parsed.kv_heads} does not divide heads="
+                          f"{parsed.heads} (each K/V head serves the same number of query "
+                          f"heads)")
+    return Layer(op="matmul", in_channels=k, out_channels=n, batch=batch, tokens=tokens,
+                 heads=parsed.heads, kv_heads=parsed.kv_heads,
+                 weight_signed=parsed.weight_signed, kv_cache=parsed.kv_cache, **common)
+
+
+def _phase(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """The workload's ``phase``, ``seq_len`` and ``context_len`` keys, checked."""
+    phase = data.get("phase", "")
+    if not isinstance(phase, str) or phase not in PHASES:
+        hint = did_you_mean(phase, PHASES[1:]) if isinstance(phase, str) else ""
+        raise ConfigError(f"{path}: phase: expected prefill or decode, got {shorten(phase)}"
+                          f"{hint}")
+    out: dict[str, Any] = {"phase": phase}
+    for key in ("seq_len", "context_len"):
+        value = data.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DIM:
+            raise ConfigError(f"{path}: {key}: expected a non-negative integer of at most "
+                              f"{MAX_DIM:,}, got {shorten(value)}")
+        out[key] = value
+    if (out["seq_len"] or out["context_len"]) and not phase:
+        raise ConfigError(f"{path}: seq_len and context_len need phase: prefill or decode")
+    return out
 
 
 def load_workload_yaml(path: str | Path) -> Workload:
@@ -120,7 +255,8 @@ def load_workload_yaml(path: str | Path) -> Workload:
         if type(version) is not int or version != WORKLOAD_SCHEMA_VERSION:
             raise ConfigError(f"{path}: schema_version: expected {WORKLOAD_SCHEMA_VERSION}, "
                               f"got {shorten(version)}")
-        allowed = {"schema_version", "name", "description", "batch", "layers", "data"}
+        allowed = {"schema_version", "name", "description", "batch", "layers", "data",
+                   "phase", "seq_len", "context_len"}
         for key in data:
             if key not in allowed:
                 raise ConfigError(f"{path}: unknown key {shorten(key)}"
@@ -134,6 +270,7 @@ def load_workload_yaml(path: str | Path) -> Workload:
         if isinstance(batch, bool) or not isinstance(batch, int) or not 0 < batch <= MAX_DIM:
             raise ConfigError(f"{path}: batch: expected a positive integer of at most "
                               f"{MAX_DIM:,}, got {shorten(batch)}")
+        phase = _phase(data, path)
         raw_layers = data.get("layers")
         if not isinstance(raw_layers, list) or not raw_layers:
             raise ConfigError(f"{path}: layers: expected a non-empty list of layers")
@@ -154,7 +291,7 @@ def load_workload_yaml(path: str | Path) -> Workload:
     except ConfigError as exc:
         raise WorkloadError(str(exc)) from None
     return Workload(name=data.get("name", path.stem), source=str(path), layers=tuple(layers),
-                    format="yaml")
+                    format="yaml", sequences=batch, **phase)
 
 
 def _int_cell(text: str, where: str, what: str) -> int:

@@ -44,10 +44,10 @@ import numpy as np
 from simulator.config.files import read_yaml_mapping
 from simulator.config.schema import build, option
 from simulator.errors import ConfigError, WorkloadError
-from simulator.workloads.layers import Layer, LayerTensors, Workload
+from simulator.workloads.layers import POOL_OPS, Layer, LayerTensors, Workload
 
 __all__ = ["SyntheticOptions", "synthesize", "synthetic_options_from_mapping",
-           "synthetic_options_from_file", "layer_tensors"]
+           "synthetic_options_from_file", "layer_tensors", "transformer_tensors"]
 
 
 def _fraction(value: float) -> str | None:
@@ -119,8 +119,12 @@ def synthetic_options_from_file(path: str | Path) -> SyntheticOptions:
 
 
 def _input_shape(layer: Layer) -> tuple[int, ...]:
-    if layer.op == "conv2d":
+    """The (left) input's shape: (N, C, H, W) for conv2d and pooling, (batch, heads, tokens,
+    features) for matmul and the row-wise vector ops, (N, in) otherwise."""
+    if layer.op in ("conv2d",) + POOL_OPS:
         return (layer.batch, layer.in_channels, *layer.input_size)
+    if layer.op == "matmul" or not layer.is_gemm:
+        return (layer.batch, layer.heads, layer.tokens, layer.in_channels)
     return (layer.batch, layer.in_channels)
 
 
@@ -189,11 +193,15 @@ def _activation_table(bits: int, signed: bool, zero_fraction: float, median: flo
     return values.astype(dtype)
 
 
-def _activations(rng: np.random.Generator, layer: Layer, options: SyntheticOptions) -> np.ndarray:
-    shape = _input_shape(layer)
-    signed = layer.activation_signed
+def _activations(rng: np.random.Generator, layer: Layer, options: SyntheticOptions,
+                 shape: tuple[int, ...] | None = None, signed: bool | None = None,
+                 bits: int | None = None) -> np.ndarray:
+    """Activations of the layer's input (or of ``shape`` with ``signed`` and ``bits``: a
+    matmul's right operand, the second input of add/mul)."""
+    shape = _input_shape(layer) if shape is None else shape
+    signed = layer.activation_signed if signed is None else signed
     table = _activation_table(
-        layer.activation_bits, signed,
+        layer.activation_bits if bits is None else bits, signed,
         options.signed_activation_zero_fraction if signed else options.activation_zero_fraction,
         options.activation_median, options.activation_log_sigma)
     size = math.prod(shape)
@@ -304,8 +312,29 @@ def _two_of_four(w: np.ndarray, layer: Layer) -> np.ndarray:
 def layer_tensors(layer: Layer, index: int, options: SyntheticOptions) -> LayerTensors:
     """The synthetic data of the ``index``-th layer of a workload."""
     rng = np.random.default_rng(np.random.SeedSequence([options.seed, index]))
+    if layer.op == "matmul" or not layer.is_gemm:
+        return transformer_tensors(rng, layer, options)
     activations = _activations(rng, layer, options)
     return LayerTensors(input=activations, weight=_weights(rng, layer, options))
+
+
+def transformer_tensors(rng: np.random.Generator, layer: Layer,
+                        options: SyntheticOptions) -> LayerTensors:
+    """The synthetic data of a ``matmul`` or vector layer: the one place that draws them
+    (docs/synthetic-data.md), with the activation law above.
+
+    A matmul's left operand (batch, heads, tokens, K) is drawn as activations, its right
+    operand (batch, kv_heads, K, N) from the same law with the layer's ``weight_signed`` and
+    ``weight_bits``; a vector op's input (and the second input of ``add``/``mul``) as
+    activations of shape (batch, heads, tokens, features) (pooling: (batch, C, H, W)).
+    """
+    activations = _activations(rng, layer, options)
+    if layer.op == "matmul":  # the right operand is an activation too (K, V or P)
+        shape = (layer.batch, layer.right_heads, layer.in_channels, layer.out_channels)
+        right = _activations(rng, layer, options, shape, layer.weight_signed, layer.weight_bits)
+        return LayerTensors(input=activations, weight=right)
+    other = _activations(rng, layer, options) if layer.input_operands == 2 else None
+    return LayerTensors(input=activations, weight=None, other=other)
 
 
 def synthesize(workload: Workload, options: SyntheticOptions = SyntheticOptions()) -> Workload:

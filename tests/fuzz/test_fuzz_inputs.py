@@ -174,6 +174,8 @@ KEYS = ["array.rows", "array.cols", "array.dataflow", "array.clock_mhz", "timing
         "memory.dram_latency_cycles", "memory.loop_order", "memory.output_bits",
         "memory.partial_sum_bits", "pe.type", "pe.threads", "pe.window_bits", "pe.options",
         "pe.shifts", "pe.max_shifts", "pe.group_size", "pe.error_threshold", "pe.bits",
+        "pe.dynamic_operand", "vector.lanes", "vector.clock_ratio", "vector.cycles.exp",
+        "vector.recipes", "vector.integer_ops", "vector.overlap", "vector",
         "energy.tech", "name", "schema_version", "pe", "array", "nope.x", "array.rows.x"]
 
 
@@ -207,6 +209,34 @@ def test_workload_yaml(arch, data):
         else:
             path.write_text(data.draw(mangled_text(_dump(TINY))))
         result = run_cli("run", "--arch", arch, "--workload", path)
+        assert_promise(result, "w.yaml")
+
+
+TINY_TRANSFORMER = {"schema_version": 1, "name": "block", "batch": 2, "phase": "decode",
+                    "context_len": 16, "layers": [
+    {"name": "q", "op": "linear", "in_features": 16, "out_features": 16,
+     "activation_signed": True, "role": "attention"},
+    {"name": "scores", "op": "matmul", "in_features": 8, "out_features": 16, "heads": 2,
+     "kv_heads": 1, "activation_signed": True, "kv_cache": True, "role": "attention"},
+    {"name": "soft", "op": "softmax", "features": 16, "heads": 2, "role": "attention"},
+    {"name": "ctx", "op": "matmul", "left": [1, 16], "right": [16, 8], "heads": 2,
+     "kv_heads": 1, "kv_cache": True, "role": "attention"},
+    {"name": "norm", "op": "layernorm", "features": 16, "activation_signed": True},
+    {"name": "pool", "op": "avgpool", "channels": 2, "input_size": 4, "kernel_size": 2}]}
+
+
+@fuzz(40)
+@given(st.sampled_from(["os_sa_16x16", "sparq_5opt_16x16", "swis_g8_n3_16x16",
+                        "bitserial_8b_16x16"]), st.data())
+def test_transformer_workload_yaml(arch, data):
+    with Workdir() as folder:
+        path = folder / "w.yaml"
+        if data.draw(st.booleans()):
+            path.write_text(_dump(data.draw(mutated(TINY_TRANSFORMER))))
+        else:
+            path.write_text(data.draw(mangled_text(_dump(TINY_TRANSFORMER))))
+        result = run_cli("run", "--arch", arch, "--workload", path, "--set",
+                         "vector.overlap=true", "--set", "vector.integer=true")
         assert_promise(result, "w.yaml")
 
 

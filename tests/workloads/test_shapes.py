@@ -82,7 +82,7 @@ def test_yaml_workload_loads(tmp_path):
     (("kernel_size: 3", "kernel_size: [3, 3, 3]"), "layers[0] (c1).kernel_size: expected an integer or a pair"),
     (("in_channels: 3", "in_channels: three"), "layers[0] (c1).in_channels: expected an integer"),
     (("out_channels: 8", "out_channels: -8"), "layers[0] (c1).out_channels: expected a positive number"),
-    (("op: gemm", "op: gemn"), "layers[2] (g).op: expected one of conv2d, linear, gemm, got 'gemn' (did you mean 'gemm'?)"),
+    (("op: gemm", "op: gemn"), "layers[2] (g).op: expected one of conv2d, linear, gemm, matmul, softmax, layernorm, rmsnorm, gelu, silu, relu, add, mul, rotary, maxpool, avgpool, global_avgpool, got 'gemn' (did you mean 'gemm'?)"),
     (("m: 5", "mm: 5"), "layers[2] (g): unknown key 'mm'"),
     (("name: fc", "name: c1"), "duplicate layer name 'c1'"),
     (("kernel_size: 3, padding: 1", "kernel_size: 9"), "does not fit the input"),

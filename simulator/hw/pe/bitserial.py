@@ -268,6 +268,16 @@ class BitSerialPE(PEModel):
     def reduction_steps(self, layer: Layer) -> int:
         return -(-layer.gemm.k // self.options.group_size) * self.options.bits
 
+    def layer_problem(self, layer: Layer) -> str | None:
+        """The serial weight operand is two's complement: an unsigned matmul right operand
+        of 8 bits (0..255) does not fit (docs/transformers.md)."""
+        if (layer.op == "matmul" and not layer.weight_signed and layer.weight_bits >= 8
+                and self.options.serial_operand == "weight"):
+            return (f"an unsigned {layer.weight_bits}-bit right operand does not fit the "
+                    f"bit-serial PE's two's complement serial operand; quantise it to 7 bits "
+                    f"(weight_bits: 7) or make it signed")
+        return None
+
     def peak_macs_per_step(self, layer: Layer) -> int:
         # G lanes each finish a MAC in a cycle at best (a one-bit serial operand).
         return self.options.group_size

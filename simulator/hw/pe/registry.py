@@ -238,6 +238,18 @@ class PEModel(ABC):
         """MACs one PE can complete per step at best (1 for a dense 8b x 8b PE)."""
         return 1
 
+    def setup_cycles(self, layer: Layer) -> int:
+        """Cycles the array waits before the layer's first fold for work at its edge that
+        the folds cannot hide (SWIS's online decomposition of a dynamic right operand,
+        docs/transformers.md); 0 by default."""
+        return 0
+
+    def extra_actions(self, layer: Layer, stats: Mapping[str, int]) -> dict[str, float]:
+        """Component actions of the layer beyond its PE-steps (tech-table component ->
+        count), from the layer's ``stats``: e.g. a decomposition unit at the array edge.
+        Priced like the PE-steps' actions (docs/energy-model.md); none by default."""
+        return {}
+
     @abstractmethod
     def composition(self, layer: Layer | None = None) -> Composition:
         """The PE's components and per-counter actions (``layer`` selects per-layer modes,

@@ -23,13 +23,15 @@ import dataclasses
 import functools
 import hashlib
 import math
+from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
 
 from simulator.config.arch import PEOptions
 from simulator.config.schema import non_negative, option
-from simulator.hw.pe.bitserial import (DENSE_LANES, MAX_GROUP_SIZE, active_cycle_count,
+from simulator.hw.pe.bitserial import (DENSE_LANES, MAX_GROUP_SIZE, BitSerialOptions,
+                                       BitSerialPE, active_cycle_count,
                                        bit_slot_patterns, exact_product, lane_composition,
                                        lane_patterns, magnitude_bound, popcount,
                                        product_from_floats)
@@ -91,6 +93,12 @@ class SWISOptions(PEOptions):
                   "groups of a GEMM by error reduction per bit; >= 1.", check=_at_least_one)
     schedule: bool = option(True, doc="Order filters so that filters with similar N-profiles "
                                       "share a fold (cycles without it are reported too).")
+    dynamic_operand: Literal["bitserial", "online_decompose"] = option(
+        "bitserial", doc="A matmul's right operand is an activation, known only at run time "
+                         "(docs/transformers.md): 'bitserial' runs it as plain 8-bit "
+                         "bit-serial (every bit position, exact); 'online_decompose' "
+                         "decomposes it at the array edge (SWIS's approximation, with the "
+                         "decomposition unit's latency and energy).")
 
     def __post_init__(self) -> None:
         variable = {"max_shifts": self.max_shifts, "error_threshold": self.error_threshold,
@@ -430,11 +438,52 @@ class SWISPE(PEModel):
         if layer.weight_bits > 8:
             return (f"weight_bits {layer.weight_bits}: the SWIS PE takes weights of at most "
                     f"8 bits")
+        if self._serial(layer):
+            return self._bitserial().layer_problem(layer)
         return None
 
+    def _serial(self, layer: Layer) -> bool:
+        """The layer runs as plain 8-bit bit-serial: a matmul (its right operand is dynamic)
+        with ``dynamic_operand: bitserial``."""
+        return layer.op == "matmul" and self.options.dynamic_operand == "bitserial"
+
+    def _online(self, layer: Layer) -> bool:
+        """The layer's right operand is decomposed at run time at the array edge."""
+        return layer.op == "matmul" and self.options.dynamic_operand == "online_decompose"
+
+    @functools.cached_property
+    def _serial_pe(self) -> BitSerialPE:
+        return BitSerialPE(BitSerialOptions(bits=8, serial_operand="weight",
+                                            group_size=self.options.group_size), self.array)
+
+    def _bitserial(self) -> BitSerialPE:
+        """The same lanes stepping through all 8 bit positions: a plain bit-serial PE."""
+        return self._serial_pe
+
     def reduction_steps(self, layer: Layer) -> int:
+        if self._serial(layer):
+            return self._bitserial().reduction_steps(layer)
         # Without the weights: the longest a fold can take (exact for fixed N).
         return -(-layer.gemm.k // self.options.group_size) * self.options.most_shifts
+
+    def setup_cycles(self, layer: Layer) -> int:
+        """Online decomposition: the unit at the array's top edge decomposes one group of G
+        right-operand values per column and cycle, all C(8, N) position sets in parallel,
+        while the folds run; the first column fold's ceil(Kd / G) groups cannot be hidden
+        (docs/transformers.md)."""
+        return -(-layer.gemm.k // self.options.group_size) if self._online(layer) else 0
+
+    def extra_actions(self, layer: Layer, stats: Mapping[str, int]) -> dict[str, float]:
+        """Online decomposition: per right-operand value and candidate position set, one
+        8-bit subtraction (|w| minus its nearest representable magnitude), one 8x8 multiply
+        (the square) and one 16-bit add (the group's error sum); the exhaustive search of
+        :func:`decompose`, done in hardware (docs/transformers.md)."""
+        if not self._online(layer):
+            return {}
+        sets = sum(len(position_sets(n)) for n in range(1, self.options.most_shifts + 1)) \
+            if self.options.mode != "fixed" else len(position_sets(self.options.fixed_shifts))
+        evaluations = float(stats.get("weights", 0) * sets)
+        return {"adder_8": evaluations, "mult_8x8": evaluations, "adder_16": evaluations}
 
     def peak_macs_per_step(self, layer: Layer) -> int:
         return self.options.group_size
@@ -460,6 +509,10 @@ class SWISPE(PEModel):
 
     def column_fold_steps(self, layer: Layer, weights: np.ndarray) -> FoldSteps:
         cols = self.array.cols
+        if self._serial(layer):
+            steps = np.full((weights.shape[0], -(-weights.shape[2] // cols)),
+                            self.reduction_steps(layer), dtype=np.int64)
+            return FoldSteps(steps)
         steps, scheduled, unscheduled = [], [], []
         for b in weights:
             dec = self.decomposition(b)
@@ -474,6 +527,10 @@ class SWISPE(PEModel):
                           "unscheduled": np.array(unscheduled, dtype=np.int64)})
 
     def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
+        if self._serial(layer):
+            run = self._bitserial().simulate_gemm(layer, a, b)
+            stats = {name: run.stats.get(name, 0) for name in STATS}
+            return GemmRun(run.outputs, run.counters, stats)
         dec = self.decomposition(b)
         group = self.options.group_size
         m_rows = a.shape[0]
