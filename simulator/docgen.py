@@ -151,6 +151,12 @@ def config_reference() -> str:
         out += [f"### `op: {name}`", ""]
         out += _table(describe_fields(entry, ""))
         out.append("")
+    from simulator.workloads.transformer import TransformerSpec
+
+    out += ["## Transformer models (`transformer:`)", "",
+            "Instead of `layers:`, a workload may give a model's hyper-parameters and phase "
+            "(docs/workloads.md, \"Transformer models\"):", ""]
+    out += _table(describe_fields(TransformerSpec, "transformer"))
     return "\n".join(out).rstrip() + "\n"
 
 
