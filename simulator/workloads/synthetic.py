@@ -304,6 +304,15 @@ def _two_of_four(w: np.ndarray, layer: Layer) -> np.ndarray:
 def layer_tensors(layer: Layer, index: int, options: SyntheticOptions) -> LayerTensors:
     """The synthetic data of the ``index``-th layer of a workload."""
     rng = np.random.default_rng(np.random.SeedSequence([options.seed, index]))
+    if layer.role:  # a transformer's layer: simulator/workloads/transformer_stats.py
+        from simulator.workloads import transformer_stats as tx
+
+        data = {operand: tx.transformer_tensor(layer, operand, shape, rng)
+                for operand, shape in tx.operand_shapes(layer).items()}
+        if layer.op in ("linear", "conv2d") and (options.weight_prune_fraction > 0
+                                                 or options.weight_structure != "none"):
+            data["weight"] = _weights(rng, layer, options)  # pruned / 2:4 weights asked for
+        return LayerTensors(**{"weight": None, **data})
     activations = _activations(rng, layer, options)
     return LayerTensors(input=activations, weight=_weights(rng, layer, options))
 
