@@ -60,6 +60,8 @@ MASSIVE_RATIO = (1e3, 1e5)
 RELU_ZERO_RANGE = (0.6, 0.95)
 
 _TABLE_BITS = 16
+#: Values transformed per step (small temporaries).
+_CHUNK = 1 << 18
 #: Rows of a softmax generated at once (bounds the float64 working memory).
 _SOFTMAX_CHUNK = 1 << 20
 
@@ -74,11 +76,19 @@ def _normal_table() -> np.ndarray:
 
 
 def _normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Standard normal float32 values of ``shape`` (table lookup, memory speed)."""
+    """Standard normal float32 values of ``shape`` (table lookup, chunk by chunk so that the
+    temporaries stay small: memory speed)."""
     from simulator.workloads.synthetic import _raw_words
 
     n = math.prod(shape)
-    return _normal_table()[_raw_words(rng, n) >> (32 - _TABLE_BITS)].reshape(shape)
+    table = _normal_table()
+    out = np.empty(n, np.float32)
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        words = _raw_words(rng, hi - lo)
+        words >>= 32 - _TABLE_BITS
+        np.take(table, words, out=out[lo:hi])
+    return out.reshape(shape)
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
@@ -123,12 +133,17 @@ def _dtype(bits: int, signed: bool) -> type:
 
 
 def _per_tensor(x: np.ndarray, bits: int, signed: bool) -> np.ndarray:
-    """Symmetric per-tensor absmax quantisation (in place on float ``x``)."""
-    peak = float(np.max(np.abs(x))) if x.size else 0.0
-    if peak > 0:
-        x *= np.float32(_qmax(bits, signed) / peak)
-    np.rint(x, out=x)
-    return x.astype(_dtype(bits, signed))
+    """Symmetric per-tensor absmax quantisation of float ``x`` (destroys ``x``)."""
+    peak = max(float(x.max()), -float(x.min())) if x.size else 0.0
+    scale = np.float32(_qmax(bits, signed) / peak if peak > 0 else 0.0)
+    flat = x.reshape(-1)
+    out = np.empty(flat.size, _dtype(bits, signed))
+    for lo in range(0, flat.size, _CHUNK):
+        chunk = flat[lo:lo + _CHUNK]
+        chunk *= scale
+        np.rint(chunk, out=chunk)
+        out[lo:lo + _CHUNK] = chunk
+    return out.reshape(x.shape)
 
 
 def _per_channel(w: np.ndarray, bits: int) -> np.ndarray:

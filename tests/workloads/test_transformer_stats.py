@@ -189,3 +189,15 @@ def test_vit_patch_input_is_signed():
     patch = expand(spec)[0]
     x = _draw(patch)
     assert x.shape == (1, 3, 32, 32) and x.dtype == np.int8 and x.min() < 0
+
+
+def test_docs_tables_are_what_the_benchmark_prints(repo):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("transformer_stats_bench",
+                                                  repo / "benchmarks" / "transformer_stats.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    doc = (repo / "docs" / "synthetic-data.md").read_text(encoding="utf-8")
+    for table in (bench.kinds(), bench.softmax_zeros(), bench.outlier_effect()):
+        assert table in doc, "rerun benchmarks/transformer_stats.py --no-speed:\n" + table
