@@ -57,13 +57,10 @@ def test_shipped_transformer_macs_equal_the_closed_form(repo, name, macs):
     assert workload.macs == macs
 
 
-def test_published_macs_of_vit_b16_and_bert_base(repo):
-    # torchvision's vit_b_16 model card: 17.56 GFLOPS (multiply-accumulates, batch 1)
+def test_published_macs_of_vit_b16(repo):
+    # torchvision's ViT_B_16_Weights: 17.56 GFLOPS (multiply-accumulates, batch 1)
     vit = load_workload_yaml(repo / "workloads" / "vit_b16.yaml")
     assert round(vit.macs / 1e9, 2) == 17.56
-    # BERT-base at 128 tokens: 11.2 G MACs (22.4 GFLOPs) is the usual figure
-    bert = load_workload_yaml(repo / "workloads" / "bert_base_seq128.yaml")
-    assert round(bert.macs / 1e9, 1) == 11.2
 
 
 def _ops(workload) -> collections.Counter:
