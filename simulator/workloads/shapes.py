@@ -115,13 +115,16 @@ def load_workload_yaml(path: str | Path) -> Workload:
     """Load a shape-only workload YAML file (see docs/workloads.md)."""
     path = Path(path)
     data = read_yaml_mapping(path, WorkloadError)
+    if "transformer" in data:  # a model template: simulator/workloads/transformer.py
+        from simulator.workloads.transformer import load_transformer_yaml
+
+        return load_transformer_yaml(data, path)
     try:
         version = data.get("schema_version")
         if type(version) is not int or version != WORKLOAD_SCHEMA_VERSION:
             raise ConfigError(f"{path}: schema_version: expected {WORKLOAD_SCHEMA_VERSION}, "
                               f"got {shorten(version)}")
-        allowed = {"schema_version", "name", "description", "batch", "layers", "data",
-                   "transformer"}
+        allowed = {"schema_version", "name", "description", "batch", "layers", "data"}
         for key in data:
             if key not in allowed:
                 raise ConfigError(f"{path}: unknown key {shorten(key)}"
@@ -131,14 +134,6 @@ def load_workload_yaml(path: str | Path) -> Workload:
                 raise ConfigError(f"{path}: {key}: expected a string, got {shorten(data[key])}")
         if not data.get("name", path.stem).strip():
             raise ConfigError(f"{path}: name: expected a non-empty string")
-        if "transformer" in data:  # a model template: simulator/workloads/transformer.py
-            from simulator.workloads.transformer import transformer_workload
-
-            for key in ("layers", "batch"):
-                if key in data:
-                    raise ConfigError(f"{path}: {key}: not allowed beside transformer: "
-                                      f"(its layers are expanded; give transformer.batch)")
-            return transformer_workload(data["transformer"], path, data.get("name", path.stem))
         batch = data.get("batch", 1)
         if isinstance(batch, bool) or not isinstance(batch, int) or not 0 < batch <= MAX_DIM:
             raise ConfigError(f"{path}: batch: expected a positive integer of at most "

@@ -26,7 +26,7 @@ from a table of 2**16 equally likely cells, Laplacian weights by inversion of 24
 both from raw 32-bit words of the bit generator, chunk by chunk. There is no bias and no
 ``output`` (compute it with :func:`simulator.workloads.lowering.exact_output`).
 
-Transformer layers (a ``role``), matmuls and non-pooling vector ops draw from
+Transformer layers (those with a ``role``) draw from
 :mod:`simulator.workloads.transformer_stats` instead (docs/synthetic-data.md, "Transformer
 tensors").
 
@@ -48,7 +48,7 @@ import numpy as np
 from simulator.config.files import read_yaml_mapping
 from simulator.config.schema import build, option
 from simulator.errors import ConfigError, WorkloadError
-from simulator.workloads.layers import POOL_OPS, Layer, LayerTensors, Workload
+from simulator.workloads.layers import Layer, LayerTensors, Workload
 
 __all__ = ["SyntheticOptions", "synthesize", "synthetic_options_from_mapping",
            "synthetic_options_from_file", "layer_tensors"]
@@ -308,8 +308,7 @@ def _two_of_four(w: np.ndarray, layer: Layer) -> np.ndarray:
 def layer_tensors(layer: Layer, index: int, options: SyntheticOptions) -> LayerTensors:
     """The synthetic data of the ``index``-th layer of a workload."""
     rng = np.random.default_rng(np.random.SeedSequence([options.seed, index]))
-    if layer.role or layer.op == "matmul" or not (layer.is_gemm or layer.op in POOL_OPS):
-        # a transformer's layer, a matmul or a vector op: simulator/workloads/transformer_stats.py
+    if layer.role:  # a transformer's layer: simulator/workloads/transformer_stats.py
         from simulator.workloads import transformer_stats as tx
 
         data = {operand: tx.transformer_tensor(layer, operand, shape, rng)

@@ -23,11 +23,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from simulator.config.schema import build, in_range, option
-from simulator.errors import ConfigError
+from simulator.config.schema import build, did_you_mean, in_range, option
+from simulator.errors import ConfigError, WorkloadError, shorten
 from simulator.workloads.layers import MAX_DIM, MAX_LAYERS, Layer, Workload
 
-__all__ = ["TransformerSpec", "expand", "transformer_workload", "layers_per_block"]
+__all__ = ["TransformerSpec", "expand", "transformer_workload", "load_transformer_yaml",
+           "layers_per_block"]
 
 _dim = in_range(1, MAX_DIM)
 
@@ -259,11 +260,38 @@ def expand(spec: TransformerSpec) -> list[Layer]:
     return out.layers
 
 
-def transformer_workload(data: Mapping[str, Any], path: Path, name: str) -> Workload:
-    """The workload of a YAML file's ``transformer:`` section (ConfigError naming the file
-    and key)."""
+#: Top-level keys of a workload file with a ``transformer:`` section.
+_TOP_KEYS = ("schema_version", "name", "description", "data", "transformer")
+#: Top-level keys of a ``layers:`` workload that a transformer gives inside its section.
+_LAYER_FILE_KEYS = ("batch", "layers", "phase", "seq_len", "context_len")
+
+
+def _check_top(data: Mapping[str, Any], path: Path) -> None:
+    """The file's keys beside ``transformer:`` (ConfigError naming the file and key)."""
+    from simulator.workloads.shapes import WORKLOAD_SCHEMA_VERSION
+
+    version = data.get("schema_version")
+    if type(version) is not int or version != WORKLOAD_SCHEMA_VERSION:
+        raise ConfigError(f"{path}: schema_version: expected {WORKLOAD_SCHEMA_VERSION}, "
+                          f"got {shorten(version)}")
+    for key in data:
+        if key in _LAYER_FILE_KEYS:
+            raise ConfigError(f"{path}: {key}: not allowed beside transformer: (its layers "
+                              f"are expanded; give transformer.{key} where it applies)")
+        if key not in _TOP_KEYS:
+            raise ConfigError(f"{path}: unknown key {shorten(key)}"
+                              f"{did_you_mean(str(key), _TOP_KEYS)}")
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigError(f"{path}: {key}: expected a string, got {shorten(data[key])}")
+    if not data.get("name", path.stem).strip():
+        raise ConfigError(f"{path}: name: expected a non-empty string")
+
+
+def transformer_workload(section: Any, path: Path, name: str) -> Workload:
+    """The workload of a ``transformer:`` section (ConfigError naming the file and key)."""
     where = f"{path}: transformer"
-    spec = build(TransformerSpec, data, where)
+    spec = build(TransformerSpec, section, where)
     _check(spec, where)
     layers = expand(spec)
     for layer in layers:
@@ -274,3 +302,18 @@ def transformer_workload(data: Mapping[str, Any], path: Path, name: str) -> Work
                     phase=spec.phase, sequences=spec.batch,
                     seq_len=dims.t if spec.phase == "prefill" else 0,
                     context_len=spec.context_len)
+
+
+def load_transformer_yaml(data: Mapping[str, Any], path: Path) -> Workload:
+    """The workload of a YAML file (read into ``data``) with a ``transformer:`` section.
+
+    Raises
+    ------
+    WorkloadError
+        One line naming the file and the key.
+    """
+    try:
+        _check_top(data, path)
+        return transformer_workload(data["transformer"], path, data.get("name", path.stem))
+    except ConfigError as exc:
+        raise WorkloadError(str(exc)) from None

@@ -182,10 +182,17 @@ def test_bad_transformer_sections_are_one_line_naming_the_key(tmp_path, change, 
 
 
 def test_transformer_excludes_layers_and_top_level_batch(tmp_path):
-    for top in (dict(batch=2), dict(layers=[{"name": "x", "op": "gemm"}])):
+    for top in (dict(batch=2), dict(layers=[{"name": "x", "op": "gemm"}]),
+                dict(phase="decode"), dict(seq_len=3)):
         path = _write(tmp_path, BASE, **top)
         with pytest.raises(WorkloadError, match="not allowed beside transformer"):
             load_workload_yaml(path)
+    for top, message in ((dict(nmae="x"), "unknown key 'nmae' (did you mean 'name'?)"),
+                         (dict(schema_version=2), "schema_version: expected 1"),
+                         (dict(name=" "), "name: expected a non-empty string"),
+                         (dict(description=3), "description: expected a string")):
+        with pytest.raises(WorkloadError, match=re.escape(message)):
+            load_workload_yaml(_write(tmp_path, BASE, **top))
     with pytest.raises(WorkloadError, match="transformer: expected a mapping"):
         load_workload_yaml(_write(tmp_path, [1, 2]))
 

@@ -202,15 +202,3 @@ def test_docs_tables_are_what_the_benchmark_prints(repo):
     for table in (bench.kinds(), bench.softmax_zeros(), bench.outlier_effect()):
         assert table in doc, "rerun benchmarks/transformer_stats.py --no-speed:\n" + table
 
-
-def test_matmul_and_vector_ops_without_a_role_use_these_generators():
-    layers = (Layer("m", "matmul", 16, 8, heads=2, tokens=4, activation_signed=True),
-              Layer("s", "softmax", 8, 8, heads=2, tokens=4, activation_signed=True),
-              Layer("a", "add", 8, 8, tokens=4, activation_signed=True),
-              Layer("fc", "linear", 8, 4, batch=3))
-    w = synthesize(Workload(name="w", source="w", layers=layers, format="yaml"))
-    assert w.tensors("m").weight.shape == (1, 2, 16, 8)
-    assert w.tensors("s").input.shape == (1, 2, 4, 8) and w.tensors("s").weight is None
-    assert w.tensors("a").other.shape == (1, 1, 4, 8)
-    fc = w.tensors("fc")  # a linear without a role keeps the CNN generator
-    assert fc.input.dtype == np.uint8 and fc.weight.shape == (4, 8)
