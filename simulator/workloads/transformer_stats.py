@@ -16,7 +16,8 @@ per layer in [0.6, 0.95]); softmax rows of Gaussian logits with standard deviati
 :data:`LOGIT_STD` (causal rows masked); and, for LLM widths (at least :data:`LLM_WIDTH`
 channels), LLM.int8-style outlier channels in the inputs of the projections and the residual
 stream, plus massive activations on the first token of each sequence in the residual stream
-(prefill), which the per-tensor scale then squeezes the other values under.
+and one more token (prefill), which the per-tensor scale then squeezes the other values
+under.
 
 Everything is vectorised: a standard normal variate is a lookup of the top 16 bits of a raw
 32-bit word in a table of 2^16 equally likely normal quantiles (range +-4.33), so the draws run
@@ -196,11 +197,16 @@ def _add_outliers(x: np.ndarray, rng: np.random.Generator) -> None:
 
 
 def _add_massive(x: np.ndarray, rng: np.random.Generator) -> None:
-    """Massive activations on token 0 of every sequence of ``x`` (B, H, T, C), T > 1."""
+    """Massive activations in ``x`` (B, H, T, C), T > 1: on token 0 of every sequence and on
+    one further token (a delimiter's place, drawn per sequence), in the massive channels."""
     channels = massive_channels(x.shape[-1])
     low, high = np.log10(MASSIVE_RATIO[0]), np.log10(MASSIVE_RATIO[1])
-    ratio = 10.0 ** (low + (high - low) * rng.random((x.shape[0], x.shape[1], channels.size)))
-    x[:, :, 0, channels] = ratio.astype(np.float32)
+    b, h, t = x.shape[:3]
+    ratio = 10.0 ** (low + (high - low) * rng.random((2, b, h, channels.size)))
+    second = 1 + rng.integers(0, t - 1, size=b)  # a token after the first
+    x[:, :, 0, channels] = ratio[0].astype(np.float32)
+    x[np.arange(b)[:, None, None], np.arange(h)[None, :, None], second[:, None, None],
+      channels[None, None, :]] = ratio[1].astype(np.float32)
 
 
 def _hidden(rng: np.random.Generator, layer: Layer, shape: tuple[int, ...],

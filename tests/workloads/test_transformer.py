@@ -63,6 +63,26 @@ def test_published_macs_of_vit_b16(repo):
     assert round(vit.macs / 1e9, 2) == 17.56
 
 
+# Layers: blocks x (9 attention layers, +2 rotary; 5 FFN layers, 7 gated) + the layers around
+# them (patchify, position add, embedding or final norm, classifier, LM head).
+LAYER_COUNT = {
+    "bert_base_seq128": 12 * 14 + 2, "bert_base_seq512": 12 * 14 + 2,
+    "vit_b16": 12 * 14 + 4, "gpt2_prefill": 12 * 14 + 3, "gpt2_decode": 12 * 14 + 3,
+    **{f"{m}_{p}": 32 * 18 + 2 for m in ("llama2_7b", "llama3_8b")
+       for p in ("prefill", "decode_b1", "decode_b16")},
+}
+
+
+@pytest.mark.parametrize(("name", "count"), LAYER_COUNT.items())
+def test_shipped_transformer_layer_counts(repo, name, count):
+    workload = load_workload_yaml(repo / "workloads" / f"{name}.yaml")
+    assert len(workload.layers) == count
+    assert len({layer.name for layer in workload.layers}) == count
+    matmuls = [layer for layer in workload.layers if layer.op == "matmul"]
+    assert len(matmuls) == 2 * (32 if name.startswith("llama") else 12)
+    assert all(layer.kv_cache == (workload.phase == "decode") for layer in matmuls)
+
+
 def _ops(workload) -> collections.Counter:
     return collections.Counter(layer.op for layer in workload.layers)
 
