@@ -144,6 +144,12 @@ def config_reference() -> str:
                      ("dram", tech.DramModel), ("leakage", tech.LeakageModel),
                      ("array_overhead", tech.ArrayOverhead)):
         out += _table(describe_fields(cls, key))[2:]
+    from simulator.workloads.transformer import TransformerSpec
+
+    out += ["", "## Transformer models (`transformer:` in `workloads/*.yaml`)", "",
+            "Instead of `layers:`, a workload may give a model's hyper-parameters and phase "
+            "(docs/workloads.md, \"Transformer models\"):", ""]
+    out += _table(describe_fields(TransformerSpec, "transformer"))
     out += ["", "## Workload layers (`workloads/*.yaml`)", "",
             "See docs/workloads.md for the file format. Keys of one layer, by `op`:", ""]
     for name, entry in (("conv2d", shapes.Conv2dEntry), ("linear", shapes.LinearEntry),
@@ -151,12 +157,6 @@ def config_reference() -> str:
         out += [f"### `op: {name}`", ""]
         out += _table(describe_fields(entry, ""))
         out.append("")
-    from simulator.workloads.transformer import TransformerSpec
-
-    out += ["## Transformer models (`transformer:`)", "",
-            "Instead of `layers:`, a workload may give a model's hyper-parameters and phase "
-            "(docs/workloads.md, \"Transformer models\"):", ""]
-    out += _table(describe_fields(TransformerSpec, "transformer"))
     return "\n".join(out).rstrip() + "\n"
 
 
