@@ -204,3 +204,22 @@ def test_docs_tables_are_what_the_benchmark_prints(repo):
     for table in (bench.kinds(), bench.softmax_zeros(), bench.outlier_effect()):
         assert table in doc, "rerun benchmarks/transformer_stats.py --no-speed:\n" + table
 
+
+
+def test_inspect_statistics_of_a_transformer(cli, tmp_path):
+    from simulator.workloads.stats import summarize, workload_stats
+
+    stats = {s.name: s for s in workload_stats(synthesize(_tiny()))}
+    soft, scores = stats["block0.softmax"], stats["block0.scores"]
+    assert (soft.m, soft.k, soft.macs) == (4 * 16, 16, 0) and math.isnan(soft.weight_zero_fraction)
+    assert scores.macs == 4 * 16 * 16 * 16 and 0 <= scores.weight_2to4_fraction <= 1
+    assert stats["block0.context"].activation_zero_fraction > 0.5  # causal softmax outputs
+    totals = summarize(list(stats.values()))
+    assert all(math.isfinite(totals[key]) for key in ("weight_zero_fraction",
+                                                       "activation_zero_fraction"))
+    path = tmp_path / "t.yaml"
+    path.write_text("schema_version: 1\ntransformer: {d_model: 64, layers: 1, heads: 4, "
+                    "ffn_dim: 96, seq_len: 8, vocab: 50}\n")
+    result = cli("inspect", path)
+    assert result.status == 0, result.err
+    assert "block0.softmax" in result.out and "SYNTHETIC" in result.out
