@@ -223,3 +223,39 @@ def test_inspect_statistics_of_a_transformer(cli, tmp_path):
     result = cli("inspect", path)
     assert result.status == 0, result.err
     assert "block0.softmax" in result.out and "SYNTHETIC" in result.out
+
+
+def test_quantisers_match_naive_loops():
+    x = _rng(5).normal(0, 2, (6, 11)).astype(np.float32)
+    peak = max(abs(float(v)) for v in x.flat)
+    scale = np.float32(127 / peak)
+    naive = [[int(np.rint(np.float32(v) * scale)) for v in row] for row in x]
+    assert np.array_equal(tx._per_tensor(x.copy(), 8, True), naive)
+    per_row = []
+    for row in x:
+        s = np.float32(127 / max(abs(float(v)) for v in row))
+        per_row.append([int(np.rint(np.float32(v) * s)) for v in row])
+    assert np.array_equal(tx._per_channel(x.copy(), 8), per_row)
+    u = np.abs(x)
+    assert np.array_equal(tx._per_tensor(u.copy(), 8, False),
+                          [[int(np.rint(np.float32(v) * np.float32(255 / float(u.max()))))
+                            for v in row] for row in u])
+
+
+def test_activation_functions_match_their_formulas():
+    values = np.linspace(-6, 6, 97, dtype=np.float32)
+    gelu = [0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))
+            for v in values.astype(np.float64)]
+    silu = [v / (1 + math.exp(-v)) for v in values.astype(np.float64)]
+    assert np.allclose(tx.gelu(values), gelu, rtol=1e-5, atol=1e-6)
+    assert np.allclose(tx.silu(values), silu, rtol=1e-5, atol=1e-6)
+
+
+def test_normal_draws_are_the_quantile_table():
+    from simulator.workloads.synthetic import _normal_quantile, _raw_words
+
+    x = tx._normal(_rng(9), (3, 1000))
+    words = _raw_words(_rng(9), 3000) >> 16
+    expected = [float(_normal_quantile(np.array((w + 0.5) / 65536))) for w in words]
+    assert np.allclose(x.reshape(-1), expected, rtol=1e-6)
+    assert abs(float(x.mean())) < 0.1 and 0.9 < float(x.std()) < 1.1
