@@ -144,6 +144,12 @@ def config_reference() -> str:
                      ("dram", tech.DramModel), ("leakage", tech.LeakageModel),
                      ("array_overhead", tech.ArrayOverhead)):
         out += _table(describe_fields(cls, key))[2:]
+    from simulator.workloads.transformer import TransformerSpec
+
+    out += ["", "## Transformer models (`transformer:` in `workloads/*.yaml`)", "",
+            "Instead of `layers:`, a workload may give a model's hyper-parameters and phase "
+            "(docs/workloads.md, \"Transformer models\"):", ""]
+    out += _table(describe_fields(TransformerSpec, "transformer"))
     out += ["", "## Workload layers (`workloads/*.yaml`)", "",
             "See docs/workloads.md for the file format. Keys of one layer, by `op`:", ""]
     vector_ops = ", ".join(f"`{op}`" for op, entry in shapes._ENTRIES.items()

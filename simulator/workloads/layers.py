@@ -133,6 +133,10 @@ class Layer:
     weight_signed: bool = True
     kv_cache: bool = False
     role: str = ""
+    #: Causal attention (a ``matmul`` or ``softmax`` of a decoder's prefill): keys after the
+    #: query are masked. The MACs and elements still count the full matrix; synthetic data
+    #: puts zeros in the masked softmax outputs.
+    causal: bool = False
 
     @property
     def is_gemm(self) -> bool:
@@ -204,6 +208,8 @@ class Layer:
             yield f"kv_heads applies to matmul only, not {self.op}"
         elif self.kv_cache:
             yield f"kv_cache applies to matmul only, not {self.op}"
+        if self.causal and self.op not in ("matmul", "softmax"):
+            yield f"causal applies to matmul and softmax only, not {self.op}"
         if self.op in VECTOR_OPS and self.out_channels != self.in_channels:
             yield (f"a {self.op} keeps its row length: out_channels={self.out_channels} must "
                    f"equal in_channels={self.in_channels}")

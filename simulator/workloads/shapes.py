@@ -250,6 +250,10 @@ def load_workload_yaml(path: str | Path) -> Workload:
     """Load a shape-only workload YAML file (see docs/workloads.md)."""
     path = Path(path)
     data = read_yaml_mapping(path, WorkloadError)
+    if "transformer" in data:  # a model template: simulator/workloads/transformer.py
+        from simulator.workloads.transformer import load_transformer_yaml
+
+        return load_transformer_yaml(data, path)
     try:
         version = data.get("schema_version")
         if type(version) is not int or version != WORKLOAD_SCHEMA_VERSION:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from simulator.errors import WorkloadError
-from simulator.workloads.layers import Layer, LayerTensors, Workload
+from simulator.workloads.layers import GemmShape, Layer, LayerTensors, Workload
 from simulator.workloads.lowering import exact_output, weights_to_gemm
 
 __all__ = ["LayerStats", "layer_stats", "workload_stats", "summarize"]
@@ -35,7 +35,8 @@ class LayerStats:
     Attributes
     ----------
     m, k, n, groups, macs : int
-        The GEMM (docs/hardware-spec.md §1) and its multiply-accumulates.
+        The GEMM (docs/hardware-spec.md §1) and its multiply-accumulates; a vector op: its
+        rows, row length twice, 1 and 0 MACs (its weight fields are NaN, its data none).
     activation_zero_fraction, weight_zero_fraction : float
         Fraction of exact zeros in the input / weight tensor.
     activation_small_fraction, weight_small_fraction : float
@@ -87,7 +88,10 @@ def _bits(magnitude: np.ndarray) -> np.ndarray:
 
 
 def _two_of_four_fraction(weight: np.ndarray, layer: Layer) -> float:
-    b = weights_to_gemm(weight, layer)  # (g, Kd, Fg)
+    if layer.op == "matmul":  # the right operand is (batch, kv_heads, K, N): (g, Kd, Fg)
+        b = np.asarray(weight).reshape(layer.gemm.groups, layer.gemm.k, layer.gemm.n)
+    else:
+        b = weights_to_gemm(weight, layer)  # (g, Kd, Fg)
     g, kd, fg = b.shape
     pad = (-kd) % 4
     nonzero = np.concatenate([b != 0, np.zeros((g, pad, fg), dtype=bool)], axis=1)
@@ -98,17 +102,18 @@ def _two_of_four_fraction(weight: np.ndarray, layer: Layer) -> float:
 def layer_stats(layer: Layer, tensors: LayerTensors, check_output: bool = True) -> LayerStats:
     """Compute :class:`LayerStats` for one layer and its integer data."""
     a = np.abs(np.asarray(tensors.input, dtype=np.int64))
-    w = np.abs(np.asarray(tensors.weight, dtype=np.int64))
-    a_bits, w_bits = _bits(a), _bits(w)
+    a_bits = _bits(a)
     a_nonzero = a[a != 0]
     logs = np.log(a_nonzero) if a_nonzero.size else np.zeros(0)
     output_exact = None
-    if check_output and tensors.output is not None:
+    if check_output and tensors.output is not None and layer.is_gemm:
         output_exact = bool(np.array_equal(exact_output(tensors, layer), tensors.output))
-    gemm = layer.gemm
+    # a vector op has no GEMM (its rows x row length) and no weights (NaN: not applicable)
+    gemm = layer.gemm if layer.is_gemm else GemmShape(layer.rows, layer.in_channels,
+                                                      layer.out_channels)
     return LayerStats(
         name=layer.name, op=layer.op, m=gemm.m, k=gemm.k, n=gemm.n, groups=gemm.groups,
-        macs=gemm.macs, activation_signed=layer.activation_signed,
+        macs=layer.macs, activation_signed=layer.activation_signed,
         activation_zero_fraction=float(np.mean(a == 0)),
         activation_small_fraction=float(np.mean(a < SMALL)),
         activation_mean_bits=float(a_bits.mean()),
@@ -116,13 +121,24 @@ def layer_stats(layer: Layer, tensors: LayerTensors, check_output: bool = True) 
         activation_median_nonzero=float(np.median(a_nonzero)) if a_nonzero.size else 0.0,
         activation_log_sigma=float(logs.std()) if logs.size else 0.0,
         activation_max=int(a.max()) if a.size else 0,
-        weight_zero_fraction=float(np.mean(w == 0)),
-        weight_small_fraction=float(np.mean(w < SMALL)),
-        weight_mean_bits=float(w_bits.mean()),
-        weight_mean_nonzero_bits=float(w_bits[w != 0].mean()) if np.any(w) else 0.0,
-        weight_max_abs=int(w.max()) if w.size else 0,
-        weight_2to4_fraction=_two_of_four_fraction(tensors.weight, layer),
+        **_weight_stats(tensors.weight, layer),
         output_exact=output_exact)
+
+
+def _weight_stats(weight: np.ndarray | None, layer: Layer) -> dict[str, Any]:
+    """The ``weight_*`` fields of :class:`LayerStats` (NaN and 0 when there is no weight)."""
+    if weight is None:
+        return dict(weight_zero_fraction=math.nan, weight_small_fraction=math.nan,
+                    weight_mean_bits=math.nan, weight_mean_nonzero_bits=math.nan,
+                    weight_max_abs=0, weight_2to4_fraction=math.nan)
+    w = np.abs(np.asarray(weight, dtype=np.int64))
+    w_bits = _bits(w)
+    return dict(weight_zero_fraction=float(np.mean(w == 0)),
+                weight_small_fraction=float(np.mean(w < SMALL)),
+                weight_mean_bits=float(w_bits.mean()),
+                weight_mean_nonzero_bits=float(w_bits[w != 0].mean()) if np.any(w) else 0.0,
+                weight_max_abs=int(w.max()) if w.size else 0,
+                weight_2to4_fraction=_two_of_four_fraction(weight, layer))
 
 
 def workload_stats(workload: Workload, check_output: bool = True) -> Iterator[LayerStats]:
@@ -145,9 +161,10 @@ def summarize(stats: list[LayerStats]) -> dict[str, Any]:
     """Whole-network figures: MAC-weighted means of the per-layer fractions."""
     macs = sum(s.macs for s in stats)
     out: dict[str, Any] = {"layers": len(stats), "macs": macs}
+    weighted = [s for s in stats if s.macs]  # vector ops (no MACs, no weights) weigh nothing
     for key in ("activation_zero_fraction", "activation_small_fraction", "activation_mean_bits",
                 "weight_zero_fraction", "weight_small_fraction", "weight_mean_bits"):
-        out[key] = (sum(getattr(s, key) * s.macs for s in stats) / macs) if macs else math.nan
+        out[key] = (sum(getattr(s, key) * s.macs for s in weighted) / macs) if macs else math.nan
     checked = [s.output_exact for s in stats if s.output_exact is not None]
     out["outputs_exact"] = None if not checked else all(checked)
     return out

@@ -26,6 +26,10 @@ from a table of 2**16 equally likely cells, Laplacian weights by inversion of 24
 both from raw 32-bit words of the bit generator, chunk by chunk. There is no bias and no
 ``output`` (compute it with :func:`simulator.workloads.lowering.exact_output`).
 
+Transformer layers (those with a ``role``) draw from
+:mod:`simulator.workloads.transformer_stats` instead (docs/synthetic-data.md, "Transformer
+tensors").
+
 Workload YAML files may carry these options as a top-level ``data:`` mapping (keys = the
 fields of :class:`SyntheticOptions`); :func:`synthetic_options_from_mapping` validates it.
 """
@@ -352,6 +356,24 @@ def synthesize(workload: Workload, options: SyntheticOptions = SyntheticOptions(
         if name not in index:
             raise WorkloadError(f"{workload.source}: layer '{name}': no such layer")
         i, layer = index[name]
+        if layer.role:  # a transformer's layer
+            return role_layer_tensors(layer, i, options)
         return layer_tensors(layer, i, options)
 
     return dataclasses.replace(workload, tensors=tensors, data_kind="synthetic")
+
+
+def role_layer_tensors(layer: Layer, index: int, options: SyntheticOptions) -> LayerTensors:
+    """The synthetic data of the ``index``-th layer of a workload when it has a ``role`` (a
+    transformer's layer): :func:`simulator.workloads.transformer_stats.transformer_tensor` per
+    operand, from ``SeedSequence([seed, index])``; pruned or 2:4 weights when ``options`` ask
+    for them (docs/synthetic-data.md, "Transformer tensors")."""
+    from simulator.workloads import transformer_stats as tx
+
+    rng = np.random.default_rng(np.random.SeedSequence([options.seed, index]))
+    data = {operand: tx.transformer_tensor(layer, operand, shape, rng)
+            for operand, shape in tx.operand_shapes(layer).items()}
+    if layer.op in ("linear", "conv2d") and (options.weight_prune_fraction > 0
+                                             or options.weight_structure != "none"):
+        data["weight"] = _weights(rng, layer, options)
+    return LayerTensors(**{"weight": None, **data})
