@@ -277,15 +277,38 @@ def _analytic_checks(arch: ArchConfig, layer: Layer, peak_macs: int, compute_cyc
                    hcm_bit_ops=hcm_bit_ops(layer), hcm_bits_moved=bits_moved)
 
 
+#: Reuse the timing and schedule of a layer shape that ran before (tests turn it off to
+#: check that reuse changes nothing).
+_REUSE_SHAPES = True
+
+
 def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
                     functional_result: FunctionalResult | None, env: simpy.Environment,
-                    fold_steps: FoldSteps | None = None,
+                    fold_steps: FoldSteps | None = None, shapes: dict | None = None,
                     ) -> tuple[LayerResult, LayerSchedule, TileProgram]:
-    """One layer on the array: timing, memory, analytic checks, then its result."""
-    timing, alternatives = _layer_timing(arch, layer, pe, fold_steps)
-    program, schedule = _layer_memory(arch, layer, timing, env)
-    peak = pe.peak_macs_per_step(layer)
-    checks = _analytic_checks(arch, layer, peak, timing.compute_cycles, program)
+    """One layer on the array: timing, memory, analytic checks, then its result.
+
+    ``shapes`` (timing from the shape alone) keeps the timing, plan and schedule of each
+    layer shape (with the PE's steps, set-up and peak for it, which per-layer options may
+    change): a layer whose shape ran before (a transformer's 32 identical blocks) reuses
+    them, and the environment only advances past its cycles (a layer's schedule is relative
+    to its start and every layer starts with empty buffers, docs/memory-model.md).
+    """
+    key = None
+    if shapes is not None:  # what the timing depends on: the shape and the PE's view of it
+        key = (dataclasses.replace(layer, name=""), pe.reduction_steps(layer),
+               pe.setup_cycles(layer), pe.peak_macs_per_step(layer))
+    if key is not None and key in shapes:
+        timing, alternatives, program, schedule, peak, checks = shapes[key]
+        if schedule.elapsed:
+            env.run(until=env.now + schedule.elapsed)
+    else:
+        timing, alternatives = _layer_timing(arch, layer, pe, fold_steps)
+        program, schedule = _layer_memory(arch, layer, timing, env)
+        peak = pe.peak_macs_per_step(layer)
+        checks = _analytic_checks(arch, layer, peak, timing.compute_cycles, program)
+        if key is not None:
+            shapes[key] = (timing, alternatives, program, schedule, peak, checks)
     result = _layer_result(arch, layer, peak, timing, program, schedule, checks, alternatives,
                            functional_result)
     return result, schedule, program
@@ -438,6 +461,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     run_functional = functional and workload.tensors is not None
     env = simpy.Environment()
     layers, schedules = [], []
+    shapes: dict | None = {} if _REUSE_SHAPES else None
     pending: _Pending | None = None
     count = len(workload.layers)
     for index, layer in enumerate(workload.layers):
@@ -461,7 +485,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
             result = _vector_layer(arch, layer, program, schedule, workload, run_functional)
         else:
             result, schedule, program = _array_layer(arch, pe, layer, workload, env,
-                                                     run_functional, output_sink)
+                                                     run_functional, output_sink, shapes)
         layers.append(result)
         schedules.append(_timeline(layer.name, origin, schedule, program) if timeline else None)
         if pending is not None:  # the overlapped vector layer, once this one is done
@@ -498,8 +522,10 @@ class _Pending:
 
 def _array_layer(arch: ArchConfig, pe: PEModel, layer: Layer, workload: Workload,
                  env: simpy.Environment, run_functional: bool, output_sink: OutputSink | None,
-                 ) -> tuple[LayerResult, LayerSchedule, TileProgram]:
-    """One array layer: its data, functional model, timing and memory."""
+                 shapes: dict | None) -> tuple[LayerResult, LayerSchedule, TileProgram]:
+    """One array layer: its data, functional model, timing and memory (``shapes``: the
+    run's per-shape cache of :func:`_simulate_layer`, used when the timing depends on the
+    shape alone)."""
     functional_result = None
     tensors = None
     if run_functional or pe.weight_dependent_timing:
@@ -509,7 +535,8 @@ def _array_layer(arch: ArchConfig, pe: PEModel, layer: Layer, workload: Workload
     fold_steps = None
     if pe.weight_dependent_timing:
         fold_steps = pe.column_fold_steps(layer, weights_to_gemm(tensors.weight, layer))
-    return _simulate_layer(arch, layer, pe, functional_result, env, fold_steps)
+    return _simulate_layer(arch, layer, pe, functional_result, env, fold_steps,
+                           shapes if fold_steps is None and not run_functional else None)
 
 
 def _vector_layer(arch: ArchConfig, layer: Layer, program: TileProgram,

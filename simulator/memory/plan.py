@@ -134,22 +134,23 @@ class TileProgram:
     def units(self) -> int:
         return len(self.unit_cycles)
 
-    @property
+    @functools.cached_property
     def dram_read_bytes(self) -> np.ndarray:
-        """Bytes read from DRAM, int64 (3,) in :data:`LOAD_COLUMNS` order."""
+        """Bytes read from DRAM, int64 (3,) in :data:`LOAD_COLUMNS` order (summed once:
+        layers of one shape share their program)."""
         return self.load.sum(axis=0)
 
-    @property
+    @functools.cached_property
     def dram_write_bytes(self) -> np.ndarray:
         """Bytes written to DRAM, int64 (2,) in :data:`STORE_COLUMNS` order."""
         return self.store.sum(axis=0)
 
-    @property
+    @functools.cached_property
     def dram_reads(self) -> DramReads[int]:
         """Bytes read from DRAM, by name."""
         return DramReads(*(int(v) for v in self.dram_read_bytes))
 
-    @property
+    @functools.cached_property
     def dram_writes(self) -> DramWrites[int]:
         """Bytes written to DRAM, by name."""
         return DramWrites(*(int(v) for v in self.dram_write_bytes))

@@ -21,6 +21,7 @@ Events stand for transfers and units, never for single PE cycles.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterator
 
@@ -69,9 +70,9 @@ class LayerSchedule:
     elapsed: int
     claims: PerBuffer[np.ndarray]
 
-    @property
+    @functools.cached_property
     def peak(self) -> PerBuffer[int]:
-        """Peak bytes held in each buffer."""
+        """Peak bytes held in each buffer (computed once: layers of one shape share it)."""
         return PerBuffer(*(peak_occupancy(c) for c in self.claims))
 
 

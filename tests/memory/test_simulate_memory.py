@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from simulator import api
@@ -9,6 +11,7 @@ from simulator.config.arch import ArchConfig, ArrayConfig, MemoryConfig, arch_fr
 from simulator.config.files import apply_override, parse_override
 from simulator.hw.pe import option_types, pe_types
 from simulator.memory import hcm_bit_ops, hcm_bits_moved
+from simulator.workloads.layers import Layer, Workload
 from simulator.workloads.shapes import layer_from_entry
 
 WORKLOAD = """schema_version: 1
@@ -109,3 +112,40 @@ def test_loop_order_and_reuse_are_reported(workload):
     assert {l.loop_order for l in result.layers} <= {"column_folds_outer", "row_folds_outer"}
     assert all(l.ifmap_reuse in ("group", "window", "outer", "fold", "stream")
                for l in result.layers)
+
+
+def _repeated_blocks() -> Workload:
+    """Three layers of one shape, under different names, between two of another."""
+    shape = dict(op="linear", in_channels=96, out_channels=80, batch=40)
+    layers = [Layer(name=f"l{i}", **shape) for i in range(3)]
+    other = Layer(name="other", op="conv2d", in_channels=8, out_channels=16,
+                  input_size=(12, 12), kernel_size=(3, 3), padding=(1, 1))
+    return Workload(name="blocks", source="blocks", format="yaml",
+                    layers=(layers[0], other, layers[1],
+                            dataclasses.replace(other, name="other2"), layers[2]))
+
+
+@pytest.mark.parametrize("arch_name, overrides", [
+    ("os_sa_16x16", ["memory.ifmap_kib=1", "memory.filter_kib=1", "memory.ofmap_kib=1",
+                     "memory.dram_bandwidth_bytes_per_cycle=4"]),
+    ("sysmt_4t_16x16", ["pe.layer_threads={l1: 2}"]),
+])
+def test_layers_of_one_shape_equal_layers_run_alone(arch_name, overrides, monkeypatch):
+    # A timing-only run reuses the plan of a shape it ran before: every layer's figures and
+    # timeline must equal those of a run that plans every layer anew, per-layer options
+    # included.
+    arch = api.load_arch(arch_name, overrides)
+    workload = _repeated_blocks()
+    run = api.simulate(arch, workload, functional=False, timeline=True)
+    monkeypatch.setattr(api, "_REUSE_SHAPES", False)
+    anew = api.simulate(arch, workload, functional=False, timeline=True)
+    for result, fresh in zip(run.layers, anew.layers):
+        assert dataclasses.asdict(result) == dataclasses.asdict(fresh), result.name
+    for entry, fresh in zip(run.timeline, anew.timeline):
+        assert (entry.origin, entry.elapsed) == (fresh.origin, fresh.elapsed)
+        assert (entry.start == fresh.start).all() and (entry.end == fresh.end).all()
+    origins = [entry.origin for entry in run.timeline]
+    ends = [entry.origin + entry.elapsed for entry in run.timeline]
+    assert origins[0] == 0 and origins[1:] == ends[:-1]
+    if arch_name.startswith("sysmt"):
+        assert run.layers[2].compute_cycles != run.layers[0].compute_cycles
