@@ -458,11 +458,57 @@ def _accuracy_rows(report: dict, top5: bool) -> list[list]:
     return rows
 
 
+#: The shipped transformers of ``sasim accuracy --model`` (simulator.accuracy.transformers).
+_TRANSFORMERS = ("digits_vit", "char_gpt")
+
+
+def _cmd_accuracy_transformer(args: argparse.Namespace) -> int:
+    from simulator.accuracy.transformers import evaluate_transformer, prepare_transformer
+
+    for flag, value, default in (("--data", args.data, None),
+                                 ("--calibration", args.calibration, None),
+                                 ("--recal-data", args.recal_data, None),
+                                 ("--bn-recalibrate", args.bn_recalibrate, 0),
+                                 ("--sensitivity", args.sensitivity, False),
+                                 ("--calibration-samples", args.calibration_samples, 512),
+                                 ("--calibration-method", args.calibration_method, "mse")):
+        if value != default:
+            raise SasimError(f"{flag} does not apply to --model {args.model}: a shipped "
+                             f"transformer is evaluated on its own data, quantised as its "
+                             f"trace (LayerNorm has no statistics to recalibrate)")
+    arch = api.load_arch(args.arch, args.set or ())
+    baseline = prepare_transformer(args.model, args.limit, args.batch_size)
+    report = evaluate_transformer(arch, baseline, args.batch_size)
+    if args.json:
+        print(json_text(report), end="")
+        return 0
+    print(f"model {report['model']} on {report['data']} ({report['samples']} "
+          f"{'images' if report['metric'] == 'top1' else 'windows of 64 characters'}); "
+          f"arch {report['arch']}")
+    labels = [("float32", report["float"]), ("INT8 (exporter, exact)", report["int8"]),
+              (f"{report['arch']} ({report['pe']['type']})", report["hardware"])]
+    if report["metric"] == "top1":
+        int8 = report["int8"]["top1"]
+        rows = [[label, _percent(s["top1"]), f"{100 * (s['top1'] - int8):+.2f}"]
+                for label, s in labels]
+        print(format_table(["model", "top-1 %", "vs INT8"], rows, "lrr"))
+    else:
+        int8 = report["int8"]["loss"]
+        rows = [[label, f"{s['loss']:.4f}", f"{s['perplexity']:.3f}",
+                 f"{100 * (s['loss'] / int8 - 1):+.2f}"] for label, s in labels]
+        print(format_table(["model", "loss", "perplexity", "loss vs INT8 %"], rows, "lrrr"))
+        print("loss: mean cross-entropy per character (nats); perplexity = exp(loss)")
+    print(f"({report['seconds']:.1f} s)")
+    return 0
+
+
 def _cmd_accuracy(args: argparse.Namespace) -> int:
     from simulator.accuracy import evaluate_accuracy, load_setup, prepare
 
     if args.limit is not None and args.limit <= 0:
         raise SasimError(f"--limit must be positive, not {args.limit}")
+    if args.model in _TRANSFORMERS:
+        return _cmd_accuracy_transformer(args)
     if args.bn_recalibrate < 0:
         raise SasimError(f"--bn-recalibrate must be 0 (off) or a number of images, "
                          f"not {args.bn_recalibrate}")
@@ -664,7 +710,9 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override an arch key, e.g. --set pe.threads=2 (repeatable)")
     acc.add_argument("--model", required=True,
-                     help="'digits' (the shipped digits ResNet) or path/to/file.py:factory")
+                     help="'digits' (the shipped digits ResNet), 'digits_vit' or 'char_gpt' "
+                          "(the shipped transformers: top-1, perplexity) or "
+                          "path/to/file.py:factory")
     acc.add_argument("--data", metavar="DATA",
                      help="labelled evaluation set (default for digits: digits:test, the 540 "
                           "held-out images)")
