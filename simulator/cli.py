@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import simulator
 from simulator import api
@@ -404,14 +404,49 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_transformer(args: argparse.Namespace, options: Any, model: Any,
+                            calibration: Any, traced: Any) -> int:
+    from simulator.export.ptq import evaluate
+    from simulator.export.transformer import (TransformerOptions, export_transformer,
+                                              quantize_transformer)
+
+    settings = TransformerOptions(options, args.activations, args.smooth_alpha,
+                                  args.probability_scale)
+    name = args.name or Path(args.out).stem
+    result = export_transformer(model, calibration.x, traced.x, args.out, name, settings,
+                                provenance={"model_factory": args.model,
+                                            "calibration_data": calibration.name,
+                                            "traced_data": traced.name})
+    print(f"wrote {result.path} (trace format version 2): {len(result.layers)} layers, "
+          f"{result.traced_samples} traced samples; activations {settings.activations}"
+          f"{'' if settings.smooth_alpha is None else f', SmoothQuant alpha {settings.smooth_alpha:g}'}")
+    if args.eval:
+        from simulator.export import load_dataset
+
+        data = load_dataset(args.eval).head(args.eval_samples)
+        if data.y is None:
+            raise SasimError(f"data set {args.eval}: --eval needs labels (an array 'y')")
+        float_top1 = evaluate(model, data.x, data.y)
+        int8_top1 = evaluate(quantize_transformer(model, calibration.x, settings), data.x, data.y)
+        print(f"top-1 on {args.eval} ({data.x.shape[0]} samples): float {100 * float_top1:.2f} "
+              f"%, INT8 {100 * int8_top1:.2f} % ({100 * (int8_top1 - float_top1):+.2f} points)")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from simulator.export import CalibrationOptions, export_trace, load_dataset, load_factory
 
     options = CalibrationOptions(method=args.calibration_method, percentile=args.percentile,
                                  batch_size=args.batch_size)
+    if not args.transformer and (args.activations != "static" or args.smooth_alpha is not None
+                                 or args.probability_scale != "fixed"):
+        raise SasimError("--activations, --smooth-alpha and --probability-scale apply to "
+                         "--transformer exports only")
     model = load_factory(args.model)
     calibration = load_dataset(args.calibration).head(args.calibration_samples)
     traced = load_dataset(args.trace_data).head(args.trace_samples)
+    if args.transformer:
+        return _cmd_export_transformer(args, options, model, calibration, traced)
     evaluation = None
     if args.eval:
         data = load_dataset(args.eval).head(args.eval_samples)
@@ -695,6 +730,17 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--batch-size", type=int, default=128, help="calibration batch size")
     exp.add_argument("--name", help="model name in the manifest (default: the output's stem)")
     exp.add_argument("--out", required=True, metavar="TRACE.npz", help="the trace to write")
+    exp.add_argument("--transformer", action="store_true",
+                     help="a transformer with explicit attention (MatMul blocks): quantise "
+                          "every linear and both attention matmuls, write trace format "
+                          "version 2 (docs/digits-model.md)")
+    exp.add_argument("--activations", choices=["static", "dynamic"], default="static",
+                     help="--transformer: activation scales per tensor (calibrated) or per "
+                          "token (at run time)")
+    exp.add_argument("--smooth-alpha", type=float, metavar="ALPHA",
+                     help="--transformer: SmoothQuant migration strength in [0, 1]")
+    exp.add_argument("--probability-scale", choices=["fixed", "calibrated"], default="fixed",
+                     help="--transformer: the softmax output's scale, 1/255 or calibrated")
     exp.set_defaults(func=_cmd_export)
 
     acc = sub.add_parser(

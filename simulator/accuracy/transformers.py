@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -171,11 +172,15 @@ def layer_sqnr(arch: ArchConfig, trace: str) -> list[dict[str, Any]]:
     SQNR = 10 log10(Σ exact² / Σ (pe − exact)²) over the layer's outputs (``inf`` when the PE
     is exact on it), computed on the trace's recorded integer operands.
     """
-    from simulator import api
+    from simulator.shipped import WORKLOAD_DIR
     from simulator.workloads.matmul import matmul_operands
+    from simulator.workloads.trace import load_trace
 
     pe = _pe(arch)
-    workload = api.load_workload(trace)
+    path = Path(trace)
+    if not path.suffix and not path.exists():
+        path = WORKLOAD_DIR / f"{trace}.npz"  # a shipped trace by name
+    workload = load_trace(path)
     rows = []
     for layer in workload.layers:
         if layer.op not in ("linear", "matmul"):

@@ -187,6 +187,11 @@ class _Guard(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _guarded_forward(model: nn.Module, x: torch.Tensor) -> None:
     """One float forward pass that refuses what the exporter cannot quantise."""
     for name, module in model.named_modules():
@@ -212,6 +217,9 @@ def _guarded_forward(model: nn.Module, x: torch.Tensor) -> None:
     try:
         with torch.no_grad(), guard:
             model(x)
+    except RuntimeError as exc:
+        raise SasimError(f"the model cannot run on the calibration data: "
+                         f"{_first_line(exc)}") from None
     finally:
         for handle in handles:
             handle.remove()
@@ -636,6 +644,9 @@ def export_transformer(model: nn.Module, calibration: torch.Tensor, trace_inputs
         try:
             with torch.no_grad():
                 qmodel(trace_inputs)
+        except RuntimeError as exc:
+            raise SasimError(f"the model cannot run on the trace data: "
+                             f"{_first_line(exc)}") from None
         finally:
             for module in integer.values():
                 module.recorder = None

@@ -138,6 +138,11 @@ def workload_stats(workload: Workload, check_output: bool = True) -> Iterator[La
         raise WorkloadError(f"{workload.source}: the workload has no data (shape-only); "
                             f"synthesize data for it first")
     for layer in workload.layers:
+        if layer.op not in ("conv2d", "linear", "gemm"):
+            raise WorkloadError(f"{workload.source}: layer '{layer.name}': statistics of a "
+                                f"{layer.op} layer (trace format version 2) are not computed "
+                                f"by this version of sasim inspect")
+    for layer in workload.layers:
         yield layer_stats(layer, workload.tensors(layer.name), check_output)
 
 

@@ -197,3 +197,68 @@ def test_bad_options_are_refused():
         TransformerOptions(smooth_alpha=1.5)
     with pytest.raises(SasimError, match="static or dynamic"):
         TransformerOptions(activations="per-channel")
+
+
+def test_missing_text_says_how_to_point_the_gpt_elsewhere(tmp_path, capsys):
+    import runpy
+
+    from simulator.export.tiny_transformers import read_text
+    with pytest.raises(SasimError, match="--text PATH"):
+        read_text(tmp_path / "absent.txt")
+    script = runpy.run_path(str(__import__("simulator").shipped.WORKLOAD_DIR / "char_gpt.py"))
+    threads = torch.get_num_threads()
+    try:
+        assert script["main"](["accuracy", "--text", str(tmp_path / "absent.txt")]) == 2
+    finally:
+        torch.set_num_threads(threads)  # the script runs on one thread
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "absent.txt: file not found" in err
+
+
+FACTORY = """
+import torch
+from torch import nn
+from simulator.export.tiny_transformers import Block
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block(8, 2, 1, 16, False, False)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.block(x)[:, 0])
+
+
+def factory():
+    torch.manual_seed(0)
+    return Net()
+"""
+
+
+def test_cli_exports_a_transformer(cli, tmp_path):
+    (tmp_path / "net.py").write_text(FACTORY)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", x=rng.normal(size=(16, 5, 8)).astype(np.float32),
+             y=rng.integers(0, 3, 16))
+    data, out = str(tmp_path / "data.npz"), tmp_path / "t.npz"
+    result = cli("export", f"{tmp_path / 'net.py'}:factory", "--transformer", "--activations",
+                 "dynamic", "--calibration", data, "--trace-data", data, "--trace-samples", "2",
+                 "--eval", data, "--out", out)
+    assert result.status == 0, result.err
+    assert "trace format version 2" in result.out and "top-1 on" in result.out
+    manifest = read_manifest(out)
+    assert manifest["provenance"]["quantisation"]["activations"] == "dynamic"
+    assert {layer.op for layer in load_trace(out).layers} >= {"matmul", "linear", "softmax"}
+    result = cli("export", f"{tmp_path / 'net.py'}:factory", "--smooth-alpha", "0.5",
+                 "--calibration", data, "--trace-data", data, "--out", tmp_path / "u.npz")
+    assert result.status == 2 and "apply to --transformer exports only" in result.err
+    result = cli("export", f"{tmp_path / 'net.py'}:factory", "--transformer", "--calibration",
+                 str(tmp_path / "bad.npz"), "--trace-data", data, "--out", tmp_path / "v.npz")
+    assert result.status == 2
+    np.savez(tmp_path / "bad.npz", x=np.zeros((4, 5, 7), np.float32))
+    result = cli("export", f"{tmp_path / 'net.py'}:factory", "--transformer", "--calibration",
+                 str(tmp_path / "bad.npz"), "--trace-data", data, "--out", tmp_path / "v.npz")
+    assert result.status == 2 and "cannot run on the calibration data" in result.err
+    assert result.err.count("\n") == 1 and not (tmp_path / "v.npz").exists()

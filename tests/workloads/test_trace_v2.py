@@ -222,3 +222,11 @@ def test_cli_refuses_a_bad_v2_trace_in_one_line(cli, tmp_path):
     result = cli("inspect", str(path))
     assert result.status == 2
     assert result.err.count("\n") == 1 and "inner dimensions differ" in result.err
+
+
+@pytest.mark.parametrize("argv", [("run", "--arch", "os_sa_16x16", "--workload", "char_gpt_int8"),
+                                  ("inspect", "char_gpt_int8")])
+def test_cli_refuses_v2_layers_it_cannot_simulate_yet_in_one_line(cli, argv):
+    result = cli(*argv)
+    assert result.status == 2
+    assert result.err.count("\n") == 1 and "trace format version 2" in result.err
