@@ -417,9 +417,10 @@ def _cmd_export_transformer(args: argparse.Namespace, options: Any, model: Any,
                                 provenance={"model_factory": args.model,
                                             "calibration_data": calibration.name,
                                             "traced_data": traced.name})
+    smooth = ("" if settings.smooth_alpha is None
+              else f", SmoothQuant alpha {settings.smooth_alpha:g}")
     print(f"wrote {result.path} (trace format version 2): {len(result.layers)} layers, "
-          f"{result.traced_samples} traced samples; activations {settings.activations}"
-          f"{'' if settings.smooth_alpha is None else f', SmoothQuant alpha {settings.smooth_alpha:g}'}")
+          f"{result.traced_samples} traced samples; activations {settings.activations}{smooth}")
     if args.eval:
         from simulator.export import load_dataset
 

@@ -7,6 +7,7 @@ Usage (from the repo root; needs the ``torch`` extra)::
 
     PYTHONPATH=$PWD .venv/bin/python workloads/char_gpt.py train     # -> workloads/char_gpt.pt
     PYTHONPATH=$PWD .venv/bin/python workloads/char_gpt.py trace     # -> workloads/char_gpt_int8.npz
+                                                                   #    and char_gpt_decode_int8.npz
     PYTHONPATH=$PWD .venv/bin/python workloads/char_gpt.py accuracy  # loss, perplexity
 """
 
@@ -44,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from simulator.errors import SasimError
-    from simulator.export.tiny_transformers import (GPT_CALIBRATION, GPT_TRACE, GPT_WEIGHTS,
+    from simulator.export.tiny_transformers import (GPT_CALIBRATION, GPT_DECODE_TRACE,
+                                                    GPT_TRACE, GPT_WEIGHTS,
                                                     gpt_state, lm_loss,
                                                     pretrained_gpt, read_text, text_splits,
                                                     train_gpt, windows)
@@ -55,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("command", choices=["train", "trace", "accuracy"])
     parser.add_argument("--text", help="training text (default /usr/share/common-licenses/GPL-3)")
     parser.add_argument("--weights", default=str(GPT_WEIGHTS), help="float state dict (.pt)")
-    parser.add_argument("--out", default=str(GPT_TRACE), help="trace to write (trace)")
+    parser.add_argument("--out", default=str(GPT_TRACE), help="prefill trace to write (trace)")
+    parser.add_argument("--decode-out", default=str(GPT_DECODE_TRACE),
+                        help="decode-step trace to write (trace)")
     parser.add_argument("--steps", type=int, default=STEPS, help="training steps (train)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # deterministic, and fastest for these tiny models on a busy machine
@@ -82,15 +86,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  {label:<33} {q:.4f}  {math.exp(q):7.3f}  "
                       f"({100 * (q / loss - 1):+.2f} % loss)")
             return 0
-        result = export_transformer(
-            float_model, calibration, x_test[:TRACE_WINDOWS], args.out, "char_gpt",
-            _options("static"),
-            provenance={"model": "simulator.export.tiny_transformers.CharGPT",
-                        "weights": "char_gpt.pt", "text": str(args.text or "GPL-3"),
-                        "calibration_data": f"training windows [:{GPT_CALIBRATION}]",
-                        "traced_data": f"held-out windows [:{TRACE_WINDOWS}] of 64 characters"})
-        print(f"wrote {result.path}: {len(result.layers)} layers, {result.traced_samples} "
-              f"sequences")
+        provenance = {"model": "simulator.export.tiny_transformers.CharGPT",
+                      "weights": "char_gpt.pt", "text": str(args.text or "GPL-3"),
+                      "calibration_data": f"training windows [:{GPT_CALIBRATION}]",
+                      "traced_data": f"held-out windows [:{TRACE_WINDOWS}] of 64 characters"}
+        for phase, out in (("prefill", args.out), ("decode", args.decode_out)):
+            result = export_transformer(float_model, calibration, x_test[:TRACE_WINDOWS], out,
+                                        "char_gpt" if phase == "prefill" else "char_gpt_decode",
+                                        _options("static"), provenance=provenance, phase=phase)
+            print(f"wrote {result.path} ({phase}): {len(result.layers)} layers, "
+                  f"{result.traced_samples} sequence(s)")
     except SasimError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -81,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             provenance={"model": "simulator.export.tiny_transformers.DigitsViT",
                         "weights": "digits_vit.pt",
                         "calibration_data": f"digits:train[:{VIT_CALIBRATION}] (8x8)",
-                        "traced_data": f"digits:test[:{TRACE_SAMPLES}] (8x8)"})
+                        "traced_data": f"digits:test[:{TRACE_SAMPLES}] (8x8)"},
+            phase="prefill")
         print(f"wrote {result.path}: {len(result.layers)} layers, {result.traced_samples} "
               f"images")
     except SasimError as exc:

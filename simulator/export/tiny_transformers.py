@@ -33,13 +33,15 @@ from simulator.shipped import WORKLOAD_DIR
 __all__ = ["Attention", "Block", "DigitsViT", "CharGPT", "vit_split", "text_splits",
            "train_vit", "train_gpt", "pretrained_vit", "pretrained_gpt", "lm_loss", "read_text",
            "windows", "gpt_state", "VIT_CALIBRATION", "GPT_CALIBRATION", "SHIPPED_OPTIONS",
-           "VIT_WEIGHTS", "VIT_TRACE", "GPT_WEIGHTS", "GPT_TRACE", "DEFAULT_TEXT", "SEED"]
+           "VIT_WEIGHTS", "VIT_TRACE", "GPT_WEIGHTS", "GPT_TRACE", "GPT_DECODE_TRACE",
+           "DEFAULT_TEXT", "SEED"]
 
 SEED = 0
 VIT_WEIGHTS = WORKLOAD_DIR / "digits_vit.pt"
 VIT_TRACE = WORKLOAD_DIR / "digits_vit_int8.npz"
 GPT_WEIGHTS = WORKLOAD_DIR / "char_gpt.pt"
 GPT_TRACE = WORKLOAD_DIR / "char_gpt_int8.npz"
+GPT_DECODE_TRACE = WORKLOAD_DIR / "char_gpt_decode_int8.npz"
 DEFAULT_TEXT = Path("/usr/share/common-licenses/GPL-3")
 CONTEXT = 64
 #: Calibration of the shipped traces: the first 512 training images / 128 training windows.

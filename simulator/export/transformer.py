@@ -386,7 +386,7 @@ class _IntegerLinear(nn.Module):
         b = np.ascontiguousarray(self.weight_int.numpy().astype(np.int64).T)[None]
         acc = self.gemm(layer, a, b)[0]
         if self.recorder is not None:
-            self.recorder(self, layer, a[0], b[0].T, acc, step)
+            self.recorder(self, layer, a[0], b[0].T, acc, step, tuple(shape[:-1]))
         out = torch.from_numpy(acc.astype(np.float64)) * step * self.weight_scales
         if self.bias is not None:
             out = out + self.bias
@@ -423,7 +423,7 @@ class _IntegerMatMul(nn.Module):
         a, b = matmul_operands(lint, rint, layer)
         acc = matmul_output(self.gemm(layer, a, b), layer)
         if self.recorder is not None:
-            self.recorder(self, layer, lint, rint, acc, lstep)
+            self.recorder(self, layer, lint, rint, acc, lstep, tuple(left.shape[:-1]))
         out = torch.from_numpy(acc.astype(np.float64)) * lstep * rstep
         return out.to(left.dtype)
 
@@ -553,11 +553,57 @@ def _vector_entry(name: str, op: str, role: str, inputs: tuple, output: torch.Te
     return TraceEntry(layer, LayerTensors(x, None, output=_float_array(output), other=other))
 
 
+Phase = Literal["", "prefill", "decode"]
+
+
+def _last_token(name: str, array: np.ndarray, lead: tuple[int, ...], axis: int) -> np.ndarray:
+    """The last token's rows of ``array`` whose leading dims are ``lead`` (tokens on
+    ``axis``): what a decode step computes."""
+    if len(lead) <= axis:
+        raise SasimError(f"layer '{name}': a decode trace needs a token axis; its input has "
+                         f"leading shape {list(lead)}")
+    shaped = array.reshape(*lead, *array.shape[1:]) if array.shape[0] != lead[0] else array
+    index = [slice(None)] * shaped.ndim
+    index[axis] = slice(lead[axis] - 1, lead[axis])
+    return shaped[tuple(index)]
+
+
+def _decode_entry(entry: TraceEntry, lead: tuple[int, ...]) -> TraceEntry:
+    """The decode step of one recorded layer: the last token's rows; a matmul's right operand
+    (all tokens' K or V) is read from the KV cache."""
+    layer, tensors = entry.layer, entry.tensors
+    name = layer.name
+    if layer.op == "matmul":
+        left = _last_token(name, tensors.input, lead, 2)
+        out = dataclasses.replace(layer, tokens=1, kv_cache=True)
+        scale = None if entry.input_scale is None else entry.input_scale[:, :, -1:]
+        return dataclasses.replace(entry, layer=out, input_scale=scale, tensors=LayerTensors(
+            left, tensors.weight, output=_last_token(name, tensors.output, lead, 2)))
+    if layer.op == "linear":
+        rows = _last_token(name, tensors.input, lead, 1).reshape(-1, layer.in_channels)
+        output = _last_token(name, tensors.output, lead, 1).reshape(rows.shape[0], -1)
+        scale = (None if entry.input_scale is None
+                 else _last_token(name, entry.input_scale, lead, 1).reshape(-1))
+        return dataclasses.replace(entry, layer=dataclasses.replace(layer, batch=rows.shape[0]),
+                                   input_scale=scale,
+                                   tensors=LayerTensors(rows, tensors.weight, output=output))
+    axis = 2 if tensors.input.ndim == 4 else 1
+    if tensors.input.ndim < 3:
+        raise SasimError(f"layer '{name}': a decode trace needs a token axis; the {layer.op}'s "
+                         f"input has shape {list(tensors.input.shape)}")
+    cut = {k: None if v is None else _last_token(name, v, v.shape[:-1], axis)
+           for k, v in (("input", tensors.input), ("other", tensors.other),
+                        ("output", tensors.output))}
+    return dataclasses.replace(entry, layer=dataclasses.replace(layer, tokens=1),
+                               tensors=LayerTensors(cut["input"], None, output=cut["output"],
+                                                    other=cut["other"]))
+
+
 def export_transformer(model: nn.Module, calibration: torch.Tensor, trace_inputs: torch.Tensor,
                        out: str | Path, model_name: str,
                        options: TransformerOptions = TransformerOptions(),
                        provenance: Mapping[str, Any] | None = None,
-                       verify: bool = True) -> TransformerExport:
+                       verify: bool = True, phase: Phase = "") -> TransformerExport:
     """Quantise a transformer and write the version 2 trace of ``trace_inputs``.
 
     Every linear and matmul layer is recorded with its integer operands and exact int64
@@ -583,7 +629,16 @@ def export_transformer(model: nn.Module, calibration: torch.Tensor, trace_inputs
         Extra JSON-able provenance.
     verify : bool
         Reload the trace and check every GEMM layer's output against the exact product.
+    phase : {'', 'prefill', 'decode'}
+        ``prefill`` records the whole sequences (``trace_inputs`` is batch x tokens) and
+        writes the manifest's ``inference`` object; ``decode`` records one decode step:
+        the last token of each sequence, attending to the K and V of all its tokens read
+        from the KV cache (``kv_cache: true``; ``context_len`` = tokens − 1). A decode trace
+        is only a real decode step for a causal model (each token's K and V independent of
+        later tokens).
     """
+    if phase not in ("", "prefill", "decode"):
+        raise SasimError(f"phase must be '', prefill or decode, not {phase!r}")
     qmodel = quantize_transformer(model, calibration, options)
     modules = dict(qmodel.model.named_modules())
     info = {"tool": f"sasim {simulator.__version__} simulator.export.transformer",
@@ -605,9 +660,23 @@ def export_transformer(model: nn.Module, calibration: torch.Tensor, trace_inputs
                              f"module); a trace needs one call per layer")
         traced.append(name)
 
-    with TraceWriter(out, model_name, info) as writer:
+    inference = None
+    if phase:
+        if trace_inputs.dim() < 2:
+            raise SasimError(f"a {phase} trace needs inputs of (sequences, tokens, ...), got "
+                             f"shape {list(trace_inputs.shape)}")
+        sequences, tokens = int(trace_inputs.shape[0]), int(trace_inputs.shape[1])
+        if phase == "decode" and tokens < 2:
+            raise SasimError("a decode trace needs at least 2 tokens per sequence (one cached)")
+        inference = ({"phase": "prefill", "sequences": sequences, "seq_len": tokens}
+                     if phase == "prefill" else
+                     {"phase": "decode", "sequences": sequences, "context_len": tokens - 1})
+    with TraceWriter(out, model_name, info, inference=inference) as writer:
+        def add(entry: TraceEntry, lead: tuple[int, ...]) -> None:
+            writer.add(_decode_entry(entry, lead) if phase == "decode" else entry)
+
         def record(module: nn.Module, layer: Layer, left: np.ndarray, right: np.ndarray,
-                   acc: np.ndarray, step: torch.Tensor) -> None:
+                   acc: np.ndarray, step: torch.Tensor, lead: tuple[int, ...]) -> None:
             claim(module.layer_name)
             per_row = step.numel() > 1
             tensors = LayerTensors(input=_int_array(left, layer.activation_signed),
@@ -620,7 +689,7 @@ def export_transformer(model: nn.Module, calibration: torch.Tensor, trace_inputs
             else:
                 entry = TraceEntry(layer, tensors, scale, weight_scale=module.right_scale,
                                    input_scale=input_scale)
-            writer.add(entry)
+            add(entry, lead)
 
         def vector_hook(name: str, op: str) -> Callable[..., None]:
             role = _role(_ancestry(name), modules, "attention" if op == "softmax" else "")
@@ -630,7 +699,7 @@ def export_transformer(model: nn.Module, calibration: torch.Tensor, trace_inputs
                     raise SasimError(f"layer '{name}': nn.Softmax(dim={module.dim}); a "
                                      f"trace's softmax works along the last axis (dim=-1)")
                 claim(name)
-                writer.add(_vector_entry(name, op, role, inputs, output))
+                add(_vector_entry(name, op, role, inputs, output), ())
             return hook
 
         handles = []

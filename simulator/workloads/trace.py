@@ -33,9 +33,9 @@ from simulator.config.schema import did_you_mean
 from simulator.errors import TraceError, shorten
 from simulator.outputs import OutputError, file_mode, json_text, temp_name
 from simulator.shipped import path_exists
-from simulator.workloads.layers import (MAX_LAYER_DATA_BYTES, MAX_LAYERS, POOL_OPS, ROLES,
-                                        VECTOR_OPS, Layer, LayerTensors, Workload, data_problem,
-                                        format_bytes)
+from simulator.workloads.layers import (MAX_DIM, MAX_LAYER_DATA_BYTES, MAX_LAYERS, POOL_OPS,
+                                        ROLES, VECTOR_OPS, Layer, LayerTensors, Workload,
+                                        data_problem, format_bytes)
 from simulator.workloads.lowering import output_shape
 
 __all__ = [
@@ -64,7 +64,8 @@ TRACE_OPS = {1: ("conv2d", "linear"), 2: ("conv2d", "linear", "matmul") + VECTOR
 _FLOAT_KINDS = ("input", "other", "output", "input_scale")
 _FLOAT_DTYPES = ("float16", "float32", "float64")
 
-_TOP_KEYS = {"format", "schema_version", "model", "provenance", "layers"}
+_TOP_KEYS = {"format", "schema_version", "model", "provenance", "layers", "inference"}
+_INFERENCE_KEYS = ("phase", "sequences", "seq_len", "context_len")
 _COMMON_KEYS = {"name", "op", "arrays", "activation_signed", "activation_bits",
                 "activation_scale"}
 _CONV_KEYS = ("stride", "padding", "dilation", "groups")
@@ -320,6 +321,7 @@ def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
     provenance = manifest.get("provenance", {})
     if not isinstance(provenance, Mapping):
         raise TraceError(f"{path}: manifest: 'provenance' must be an object, got {provenance!r}")
+    inference = _check_inference(manifest, version, path)
     layers = manifest.get("layers")
     if not isinstance(layers, list) or not layers:
         raise TraceError(f"{path}: manifest: 'layers' must be a non-empty list")
@@ -330,7 +332,35 @@ def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
     checked = [_check_layer_manifest(entry, i, path, seen, version)
                for i, entry in enumerate(layers)]
     return {"format": TRACE_FORMAT, "schema_version": version, "model": model,
-            "provenance": dict(provenance), "layers": checked}
+            "provenance": dict(provenance), "layers": checked,
+            "inference": inference}
+
+
+def _check_inference(manifest: Mapping[str, Any], version: int, path: Path) -> dict[str, Any]:
+    """The optional ``inference`` object of a version 2 manifest (the transformer phase)."""
+    if "inference" not in manifest:
+        return {"phase": "", "sequences": 1, "seq_len": 0, "context_len": 0}
+    where = f"{path}: manifest: inference"
+    value = manifest["inference"]
+    if version < 2:
+        raise TraceError(f"{where}: schema_version 2 adds 'inference' (version {version})")
+    if not isinstance(value, Mapping):
+        raise TraceError(f"{where}: expected an object, got {shorten(value)}")
+    for key in value:
+        if key not in _INFERENCE_KEYS:
+            raise TraceError(f"{where}: unknown key '{key}'"
+                             f"{did_you_mean(str(key), _INFERENCE_KEYS)}")
+    phase = value.get("phase", "")
+    if phase not in ("", "prefill", "decode"):
+        raise TraceError(f"{where}: 'phase' must be prefill or decode, got {shorten(phase)}")
+    out = {"phase": phase}
+    for key, low in (("sequences", 1), ("seq_len", 0), ("context_len", 0)):
+        item = value.get(key, 1 if key == "sequences" else 0)
+        if isinstance(item, bool) or not isinstance(item, int) or not low <= item <= MAX_DIM:
+            raise TraceError(f"{where}: '{key}' must be an integer from {low} to {MAX_DIM:,}, "
+                             f"got {shorten(item)}")
+        out[key] = item
+    return out
 
 
 def _manifest_text(npz: Any, path: Path) -> str:
@@ -748,7 +778,8 @@ def load_trace(path: str | Path, verify_values: bool = True) -> Workload:
             return _read_layer(npz, specs[name], by_name[name], path)
 
     return Workload(name=manifest["model"], source=str(path), layers=tuple(layers),
-                    format="trace", tensors=tensors, data_kind="trace")
+                    format="trace", tensors=tensors, data_kind="trace",
+                    **manifest["inference"])
 
 
 # --------------------------------------------------------------------------- writing
@@ -828,11 +859,17 @@ class TraceWriter:
         JSON-able description of how the trace was made (tool, data, calibration, ...).
     compress : bool
         Deflate the members (like ``np.savez_compressed``).
+    inference : mapping, optional
+        The transformer phase (``phase``, ``sequences``, ``seq_len``, ``context_len``):
+        written as the manifest's ``inference`` object (schema version 2).
     """
 
     def __init__(self, path: str | Path, model_name: str, provenance: Mapping[str, Any],
-                 compress: bool = True) -> None:
+                 compress: bool = True, inference: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
+        self._inference = None if inference is None else dict(inference)
+        if self._inference is not None:
+            _check_inference({"inference": self._inference}, TRACE_SCHEMA_VERSION, self.path)
         if not model_name:
             raise TraceError(f"{self.path}: manifest: the model name must be non-empty")
         self._model = model_name
@@ -898,8 +935,10 @@ class TraceWriter:
         if not self._layers:
             self.abort()
             raise TraceError(f"{self.path}: manifest: a trace needs at least one layer")
-        manifest = {"format": TRACE_FORMAT, "schema_version": _version_of(self._layers),
+        version = 2 if self._inference is not None else _version_of(self._layers)
+        manifest = {"format": TRACE_FORMAT, "schema_version": version,
                     "model": self._model, "provenance": self._provenance,
+                    **({} if self._inference is None else {"inference": self._inference}),
                     "layers": self._layers}
         self._write_array("manifest", np.array(json_text(manifest, indent=1)))
         self._zip.close()
@@ -926,13 +965,15 @@ class TraceWriter:
 
 
 def write_trace(path: str | Path, model_name: str, entries: Iterable[TraceEntry],
-                provenance: Mapping[str, Any], compress: bool = True) -> Path:
+                provenance: Mapping[str, Any], compress: bool = True,
+                inference: Mapping[str, Any] | None = None) -> Path:
     """Write a whole trace atomically (temporary file + rename).
 
     ``entries`` may be a generator: layers are written as they come, so memory holds one
     layer at a time. Every layer is validated as it would be by :func:`load_trace`.
+    ``inference`` is the transformer phase (:class:`TraceWriter`).
     """
-    with TraceWriter(path, model_name, provenance, compress) as writer:
+    with TraceWriter(path, model_name, provenance, compress, inference) as writer:
         for entry in entries:
             writer.add(entry)
     return Path(path)

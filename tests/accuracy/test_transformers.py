@@ -109,3 +109,26 @@ def test_cli_refuses_options_that_do_not_apply(cli):
                  "--bn-recalibrate", "64")
     assert result.status == 2
     assert result.err.count("\n") == 1 and "--bn-recalibrate does not apply" in result.err
+
+
+def test_shipped_decode_trace_is_the_last_token_of_the_prefill_trace():
+    prefill = load_trace(WORKLOAD_DIR / "char_gpt_int8.npz")
+    decode = load_trace(WORKLOAD_DIR / "char_gpt_decode_int8.npz")
+    assert (prefill.phase, prefill.sequences, prefill.seq_len) == ("prefill", 1, 64)
+    assert (decode.phase, decode.sequences, decode.context_len) == ("decode", 1, 63)
+    assert [layer.name for layer in decode.layers] == [layer.name for layer in prefill.layers]
+    for full, step in zip(prefill.layers, decode.layers):
+        whole, last = prefill.tensors(full.name), decode.tensors(step.name)
+        if full.op == "matmul":
+            assert step.kv_cache and not full.kv_cache and step.tokens == 1
+            np.testing.assert_array_equal(last.input, whole.input[:, :, -1:])
+            np.testing.assert_array_equal(last.weight, whole.weight)  # all of K or V
+            np.testing.assert_array_equal(last.output, whole.output[:, :, -1:])
+        elif full.op == "linear":
+            assert step.batch == 1 and full.batch == 64
+            np.testing.assert_array_equal(last.input, whole.input[-1:])
+            np.testing.assert_array_equal(last.output, whole.output[-1:])
+        else:
+            axis = 2 if whole.input.ndim == 4 else 1
+            np.testing.assert_array_equal(last.input, np.take(whole.input, [-1], axis=axis))
+            assert step.tokens == 1

@@ -230,3 +230,35 @@ def test_cli_refuses_v2_layers_it_cannot_simulate_yet_in_one_line(cli, argv):
     result = cli(*argv)
     assert result.status == 2
     assert result.err.count("\n") == 1 and "trace format version 2" in result.err
+
+
+def test_inference_object_sets_the_workload_phase(tmp_path):
+    manifest, arrays = _valid_v2()
+    manifest["inference"] = {"phase": "decode", "sequences": 1, "context_len": 2}
+    workload = load_trace(_save(tmp_path / "t.npz", manifest, arrays))
+    assert (workload.phase, workload.sequences, workload.seq_len, workload.context_len) == \
+        ("decode", 1, 0, 2)
+    layer = Layer(name="fc", op="linear", in_channels=3, out_channels=2, batch=1)
+    entry = TraceEntry(layer, LayerTensors(np.ones((1, 3), np.uint8), np.ones((2, 3), np.int8)))
+    path = write_trace(tmp_path / "w.npz", "m", [entry], {},
+                       inference={"phase": "prefill", "sequences": 1, "seq_len": 1})
+    assert read_manifest(path)["schema_version"] == 2
+    assert load_trace(path).phase == "prefill"
+
+
+@pytest.mark.parametrize("inference, version, message", [
+    ({"phase": "generate"}, 2, "'phase' must be prefill or decode"),
+    ({"phase": "decode", "context_len": -1}, 2, "'context_len' must be an integer from 0"),
+    ({"phase": "decode", "tokens": 3}, 2, "unknown key 'tokens'"),
+    ([1], 2, "expected an object"),
+    ({"phase": "prefill"}, 1, "schema_version 2 adds 'inference'"),
+])
+def test_bad_inference_object_is_refused(tmp_path, inference, version, message):
+    manifest, arrays = _valid_v2()
+    manifest["inference"] = inference
+    manifest["schema_version"] = version
+    path = _save(tmp_path / "t.npz", manifest, arrays)
+    with pytest.raises(TraceError) as info:
+        load_trace(path)
+    assert str(info.value).startswith(f"{path}: manifest: inference: ")
+    assert message in str(info.value)
