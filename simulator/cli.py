@@ -416,7 +416,8 @@ def _cmd_export_transformer(args: argparse.Namespace, options: Any, model: Any,
     result = export_transformer(model, calibration.x, traced.x, args.out, name, settings,
                                 provenance={"model_factory": args.model,
                                             "calibration_data": calibration.name,
-                                            "traced_data": traced.name})
+                                            "traced_data": traced.name},
+                                phase="" if args.phase == "none" else args.phase)
     smooth = ("" if settings.smooth_alpha is None
               else f", SmoothQuant alpha {settings.smooth_alpha:g}")
     print(f"wrote {result.path} (trace format version 2): {len(result.layers)} layers, "
@@ -440,9 +441,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     options = CalibrationOptions(method=args.calibration_method, percentile=args.percentile,
                                  batch_size=args.batch_size)
     if not args.transformer and (args.activations != "static" or args.smooth_alpha is not None
-                                 or args.probability_scale != "fixed"):
-        raise SasimError("--activations, --smooth-alpha and --probability-scale apply to "
-                         "--transformer exports only")
+                                 or args.probability_scale != "fixed" or args.phase != "none"):
+        raise SasimError("--activations, --smooth-alpha, --probability-scale and --phase apply "
+                         "to --transformer exports only")
     model = load_factory(args.model)
     calibration = load_dataset(args.calibration).head(args.calibration_samples)
     traced = load_dataset(args.trace_data).head(args.trace_samples)
@@ -742,6 +743,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="--transformer: SmoothQuant migration strength in [0, 1]")
     exp.add_argument("--probability-scale", choices=["fixed", "calibrated"], default="fixed",
                      help="--transformer: the softmax output's scale, 1/255 or calibrated")
+    exp.add_argument("--phase", choices=["none", "prefill", "decode"], default="none",
+                     help="--transformer: record the trace data as a prefill, or the last token "
+                          "of each sequence as one decode step over the KV cache (a causal "
+                          "model); default: no phase")
     exp.set_defaults(func=_cmd_export)
 
     acc = sub.add_parser(

@@ -234,6 +234,21 @@ class Net(nn.Module):
 def factory():
     torch.manual_seed(0)
     return Net()
+
+
+class Decoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block(8, 2, 1, 16, True, True)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.block(x))
+
+
+def decoder():
+    torch.manual_seed(0)
+    return Decoder()
 """
 
 
@@ -251,6 +266,16 @@ def test_cli_exports_a_transformer(cli, tmp_path):
     manifest = read_manifest(out)
     assert manifest["provenance"]["quantisation"]["activations"] == "dynamic"
     assert {layer.op for layer in load_trace(out).layers} >= {"matmul", "linear", "softmax"}
+    result = cli("export", f"{tmp_path / 'net.py'}:decoder", "--transformer", "--phase",
+                 "decode", "--calibration", data, "--trace-data", data, "--trace-samples", "2",
+                 "--out", tmp_path / "d.npz")
+    assert result.status == 0, result.err
+    decode = load_trace(tmp_path / "d.npz")
+    assert (decode.phase, decode.sequences, decode.context_len) == ("decode", 2, 4)
+    assert all(layer.kv_cache for layer in decode.layers if layer.op == "matmul")
+    result = cli("export", f"{tmp_path / 'net.py'}:factory", "--transformer", "--phase",
+                 "decode", "--calibration", data, "--trace-data", data, "--out", tmp_path / "e.npz")
+    assert result.status == 2 and "layer 'head': a decode trace needs a token axis" in result.err
     result = cli("export", f"{tmp_path / 'net.py'}:factory", "--smooth-alpha", "0.5",
                  "--calibration", data, "--trace-data", data, "--out", tmp_path / "u.npz")
     assert result.status == 2 and "apply to --transformer exports only" in result.err
