@@ -375,9 +375,11 @@ def _check_sizes(arch: ArchConfig, workload: Workload, needs_data: bool) -> None
             raise SimulationError(f"{workload.source}: layer '{layer.name}': {problem}")
 
 
-def _check_array_ops(workload: Workload) -> None:
-    """Refuse, in one line, the layers of a version 2 trace (matmul, vector ops) that this
-    pipeline does not simulate yet (docs/trace-format.md)."""
+def _check_array_ops(arch: ArchConfig, workload: Workload) -> None:
+    """Refuse, in one line, the layers of a version 2 trace (matmul, vector ops) while this
+    pipeline has no vector unit (``arch.vector``) to run them (docs/trace-format.md)."""
+    if getattr(arch, "vector", None) is not None:
+        return  # the pipeline with a vector unit simulates them
     for layer in workload.layers:
         if layer.op not in ("conv2d", "linear", "gemm"):
             raise SimulationError(f"{workload.source}: layer '{layer.name}': a {layer.op} "
@@ -403,7 +405,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     progress : called before each layer with (index, count, name).
     timeline : keep every layer's schedule in ``RunResult.timeline`` (for ``--timeline``).
     """
-    _check_array_ops(workload)
+    _check_array_ops(arch, workload)
     pe = get_pe_model(arch.pe, arch.array)
     if arch.array.dataflow not in pe.dataflows:
         raise SimulationError(
