@@ -97,11 +97,6 @@ def _two_of_four_fraction(weight: np.ndarray, layer: Layer) -> float:
 
 def layer_stats(layer: Layer, tensors: LayerTensors, check_output: bool = True) -> LayerStats:
     """Compute :class:`LayerStats` for one layer and its integer data."""
-    if layer.op not in ("conv2d", "linear", "gemm"):
-        # trace format version 2 layers: refused in one line until statistics cover them
-        raise WorkloadError(f"layer '{layer.name}': statistics of a {layer.op} layer (trace "
-                            f"format version 2) are not computed by this version of sasim "
-                            f"inspect")
     a = np.abs(np.asarray(tensors.input, dtype=np.int64))
     w = np.abs(np.asarray(tensors.weight, dtype=np.int64))
     a_bits, w_bits = _bits(a), _bits(w)
@@ -143,7 +138,17 @@ def workload_stats(workload: Workload, check_output: bool = True) -> Iterator[La
         raise WorkloadError(f"{workload.source}: the workload has no data (shape-only); "
                             f"synthesize data for it first")
     for layer in workload.layers:
-        yield layer_stats(layer, workload.tensors(layer.name), check_output)
+        tensors = workload.tensors(layer.name)
+        try:
+            stats = layer_stats(layer, tensors, check_output)
+        except (ValueError, TypeError, IndexError):
+            if layer.op in ("conv2d", "linear", "gemm"):
+                raise
+            # a version 2 layer (matmul, vector op) these statistics do not cover
+            raise WorkloadError(f"{workload.source}: layer '{layer.name}': no statistics of "
+                                f"a {layer.op} layer (trace format version 2) in this version "
+                                f"of sasim inspect") from None
+        yield stats
 
 
 def summarize(stats: list[LayerStats]) -> dict[str, Any]:
