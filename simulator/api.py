@@ -422,6 +422,19 @@ def _check_sizes(arch: ArchConfig, workload: Workload, needs_data: bool) -> None
             raise SimulationError(f"{workload.source}: layer '{layer.name}': {problem}")
 
 
+def _check_array_ops(arch: ArchConfig, workload: Workload) -> None:
+    """Refuse, in one line, the layers of a version 2 trace (matmul, vector ops) while this
+    pipeline has no vector unit (``arch.vector``) to run them (docs/trace-format.md)."""
+    if getattr(arch, "vector", None) is not None:
+        return  # the pipeline with a vector unit simulates them
+    for layer in workload.layers:
+        if layer.op not in ("conv2d", "linear", "gemm"):
+            raise SimulationError(f"{workload.source}: layer '{layer.name}': a {layer.op} "
+                                  f"layer (trace format version 2) is not simulated by this "
+                                  f"version of sasim run; sasim accuracy evaluates the "
+                                  f"shipped transformers")
+
+
 def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
              output_sink: OutputSink | None = None,
              progress: Progress | None = None, timeline: bool = False) -> RunResult:
@@ -439,6 +452,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     progress : called before each layer with (index, count, name).
     timeline : keep every layer's schedule in ``RunResult.timeline`` (for ``--timeline``).
     """
+    _check_array_ops(arch, workload)
     pe = get_pe_model(arch.pe, arch.array)
     if arch.array.dataflow not in pe.dataflows:
         raise SimulationError(

@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import simulator
 from simulator import api
@@ -440,14 +440,51 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export_transformer(args: argparse.Namespace, options: Any, model: Any,
+                            calibration: Any, traced: Any) -> int:
+    from simulator.export.ptq import evaluate
+    from simulator.export.transformer import (TransformerOptions, export_transformer,
+                                              quantize_transformer)
+
+    settings = TransformerOptions(options, args.activations, args.smooth_alpha,
+                                  args.probability_scale)
+    name = args.name or Path(args.out).stem
+    result = export_transformer(model, calibration.x, traced.x, args.out, name, settings,
+                                provenance={"model_factory": args.model,
+                                            "calibration_data": calibration.name,
+                                            "traced_data": traced.name},
+                                phase="" if args.phase == "none" else args.phase)
+    smooth = ("" if settings.smooth_alpha is None
+              else f", SmoothQuant alpha {settings.smooth_alpha:g}")
+    print(f"wrote {result.path} (trace format version 2): {len(result.layers)} layers, "
+          f"{result.traced_samples} traced samples; activations {settings.activations}{smooth}")
+    if args.eval:
+        from simulator.export import load_dataset
+
+        data = load_dataset(args.eval).head(args.eval_samples)
+        if data.y is None:
+            raise SasimError(f"data set {args.eval}: --eval needs labels (an array 'y')")
+        float_top1 = evaluate(model, data.x, data.y)
+        int8_top1 = evaluate(quantize_transformer(model, calibration.x, settings), data.x, data.y)
+        print(f"top-1 on {args.eval} ({data.x.shape[0]} samples): float {100 * float_top1:.2f} "
+              f"%, INT8 {100 * int8_top1:.2f} % ({100 * (int8_top1 - float_top1):+.2f} points)")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from simulator.export import CalibrationOptions, export_trace, load_dataset, load_factory
 
     options = CalibrationOptions(method=args.calibration_method, percentile=args.percentile,
                                  batch_size=args.batch_size)
+    if not args.transformer and (args.activations != "static" or args.smooth_alpha is not None
+                                 or args.probability_scale != "fixed" or args.phase != "none"):
+        raise SasimError("--activations, --smooth-alpha, --probability-scale and --phase apply "
+                         "to --transformer exports only")
     model = load_factory(args.model)
     calibration = load_dataset(args.calibration).head(args.calibration_samples)
     traced = load_dataset(args.trace_data).head(args.trace_samples)
+    if args.transformer:
+        return _cmd_export_transformer(args, options, model, calibration, traced)
     evaluation = None
     if args.eval:
         data = load_dataset(args.eval).head(args.eval_samples)
@@ -494,11 +531,57 @@ def _accuracy_rows(report: dict, top5: bool) -> list[list]:
     return rows
 
 
+#: The shipped transformers of ``sasim accuracy --model`` (simulator.accuracy.transformers).
+_TRANSFORMERS = ("digits_vit", "char_gpt")
+
+
+def _cmd_accuracy_transformer(args: argparse.Namespace) -> int:
+    from simulator.accuracy.transformers import evaluate_transformer, prepare_transformer
+
+    for flag, value, default in (("--data", args.data, None),
+                                 ("--calibration", args.calibration, None),
+                                 ("--recal-data", args.recal_data, None),
+                                 ("--bn-recalibrate", args.bn_recalibrate, 0),
+                                 ("--sensitivity", args.sensitivity, False),
+                                 ("--calibration-samples", args.calibration_samples, 512),
+                                 ("--calibration-method", args.calibration_method, "mse")):
+        if value != default:
+            raise SasimError(f"{flag} does not apply to --model {args.model}: a shipped "
+                             f"transformer is evaluated on its own data, quantised as its "
+                             f"trace (LayerNorm has no statistics to recalibrate)")
+    arch = api.load_arch(args.arch, args.set or ())
+    baseline = prepare_transformer(args.model, args.limit, args.batch_size)
+    report = evaluate_transformer(arch, baseline, args.batch_size)
+    if args.json:
+        print(json_text(report), end="")
+        return 0
+    print(f"model {report['model']} on {report['data']} ({report['samples']} "
+          f"{'images' if report['metric'] == 'top1' else 'windows of 64 characters'}); "
+          f"arch {report['arch']}")
+    labels = [("float32", report["float"]), ("INT8 (exporter, exact)", report["int8"]),
+              (f"{report['arch']} ({report['pe']['type']})", report["hardware"])]
+    if report["metric"] == "top1":
+        int8 = report["int8"]["top1"]
+        rows = [[label, _percent(s["top1"]), f"{100 * (s['top1'] - int8):+.2f}"]
+                for label, s in labels]
+        print(format_table(["model", "top-1 %", "vs INT8"], rows, "lrr"))
+    else:
+        int8 = report["int8"]["loss"]
+        rows = [[label, f"{s['loss']:.4f}", f"{s['perplexity']:.3f}",
+                 f"{100 * (s['loss'] / int8 - 1):+.2f}"] for label, s in labels]
+        print(format_table(["model", "loss", "perplexity", "loss vs INT8 %"], rows, "lrrr"))
+        print("loss: mean cross-entropy per character (nats); perplexity = exp(loss)")
+    print(f"({report['seconds']:.1f} s)")
+    return 0
+
+
 def _cmd_accuracy(args: argparse.Namespace) -> int:
     from simulator.accuracy import evaluate_accuracy, load_setup, prepare
 
     if args.limit is not None and args.limit <= 0:
         raise SasimError(f"--limit must be positive, not {args.limit}")
+    if args.model in _TRANSFORMERS:
+        return _cmd_accuracy_transformer(args)
     if args.bn_recalibrate < 0:
         raise SasimError(f"--bn-recalibrate must be 0 (off) or a number of images, "
                          f"not {args.bn_recalibrate}")
@@ -685,6 +768,21 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--batch-size", type=int, default=128, help="calibration batch size")
     exp.add_argument("--name", help="model name in the manifest (default: the output's stem)")
     exp.add_argument("--out", required=True, metavar="TRACE.npz", help="the trace to write")
+    exp.add_argument("--transformer", action="store_true",
+                     help="a transformer with explicit attention (MatMul blocks): quantise "
+                          "every linear and both attention matmuls, write trace format "
+                          "version 2 (docs/digits-model.md)")
+    exp.add_argument("--activations", choices=["static", "dynamic"], default="static",
+                     help="--transformer: activation scales per tensor (calibrated) or per "
+                          "token (at run time)")
+    exp.add_argument("--smooth-alpha", type=float, metavar="ALPHA",
+                     help="--transformer: SmoothQuant migration strength in [0, 1]")
+    exp.add_argument("--probability-scale", choices=["fixed", "calibrated"], default="fixed",
+                     help="--transformer: the softmax output's scale, 1/255 or calibrated")
+    exp.add_argument("--phase", choices=["none", "prefill", "decode"], default="none",
+                     help="--transformer: record the trace data as a prefill, or the last token "
+                          "of each sequence as one decode step over the KV cache (a causal "
+                          "model); default: no phase")
     exp.set_defaults(func=_cmd_export)
 
     acc = sub.add_parser(
@@ -700,7 +798,9 @@ def build_parser() -> argparse.ArgumentParser:
     acc.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override an arch key, e.g. --set pe.threads=2 (repeatable)")
     acc.add_argument("--model", required=True,
-                     help="'digits' (the shipped digits ResNet) or path/to/file.py:factory")
+                     help="'digits' (the shipped digits ResNet), 'digits_vit' or 'char_gpt' "
+                          "(the shipped transformers: top-1, perplexity) or "
+                          "path/to/file.py:factory")
     acc.add_argument("--data", metavar="DATA",
                      help="labelled evaluation set (default for digits: digits:test, the 540 "
                           "held-out images)")

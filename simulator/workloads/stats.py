@@ -154,7 +154,17 @@ def workload_stats(workload: Workload, check_output: bool = True) -> Iterator[La
         raise WorkloadError(f"{workload.source}: the workload has no data (shape-only); "
                             f"synthesize data for it first")
     for layer in workload.layers:
-        yield layer_stats(layer, workload.tensors(layer.name), check_output)
+        tensors = workload.tensors(layer.name)
+        try:
+            stats = layer_stats(layer, tensors, check_output)
+        except (ValueError, TypeError, IndexError):
+            if layer.op in ("conv2d", "linear", "gemm"):
+                raise
+            # a version 2 layer (matmul, vector op) these statistics do not cover
+            raise WorkloadError(f"{workload.source}: layer '{layer.name}': no statistics of "
+                                f"a {layer.op} layer (trace format version 2) in this version "
+                                f"of sasim inspect") from None
+        yield stats
 
 
 def summarize(stats: list[LayerStats]) -> dict[str, Any]:

@@ -138,8 +138,8 @@ def test_bad_trace_is_refused_naming_the_layer(tmp_path, case):
 @pytest.mark.parametrize("manifest, message", [
     ("{not json", "not valid JSON"),
     (json.dumps([1, 2]), "expected a JSON object"),
-    (json.dumps({"format": "sasim-trace", "schema_version": 2, "model": "m", "layers": []}),
-     "schema_version: expected 1, got 2"),
+    (json.dumps({"format": "sasim-trace", "schema_version": 3, "model": "m", "layers": []}),
+     "schema_version: expected 1 or 2, got 3"),
     (json.dumps({"format": "other", "schema_version": 1}), "'format' must be 'sasim-trace'"),
     (json.dumps({"format": "sasim-trace", "schema_version": 1, "model": "m", "layers": [],
                  "extra": 1}), "unknown key 'extra'"),
