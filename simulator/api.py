@@ -39,7 +39,7 @@ from simulator.results import (ErrorMetrics, FunctionalResult, LayerResult, Laye
 from simulator.shipped import ARCH_DIR, TECH_DIR, WORKLOAD_DIR, shipped_archs, shipped_workloads
 from simulator.shipped import path_exists
 from simulator.shipped import resolve as _resolve
-from simulator.workloads.layers import Layer, LayerTensors, Workload, data_problem
+from simulator.workloads.layers import Layer, LayerTensors, Workload, data_problem, float_codes
 from simulator.workloads.lowering import (gemm_product, gemm_to_output, im2col, im2col_nonzeros,
                                           weight_columns, weight_nonzeros, weights_to_gemm)
 from simulator.workloads.shapes import load_topology_csv, load_workload_yaml
@@ -422,19 +422,6 @@ def _check_sizes(arch: ArchConfig, workload: Workload, needs_data: bool) -> None
             raise SimulationError(f"{workload.source}: layer '{layer.name}': {problem}")
 
 
-def _check_array_ops(arch: ArchConfig, workload: Workload) -> None:
-    """Refuse, in one line, the layers of a version 2 trace (matmul, vector ops) while this
-    pipeline has no vector unit (``arch.vector``) to run them (docs/trace-format.md)."""
-    if getattr(arch, "vector", None) is not None:
-        return  # the pipeline with a vector unit simulates them
-    for layer in workload.layers:
-        if layer.op not in ("conv2d", "linear", "gemm"):
-            raise SimulationError(f"{workload.source}: layer '{layer.name}': a {layer.op} "
-                                  f"layer (trace format version 2) is not simulated by this "
-                                  f"version of sasim run; sasim accuracy evaluates the "
-                                  f"shipped transformers")
-
-
 def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
              output_sink: OutputSink | None = None,
              progress: Progress | None = None, timeline: bool = False) -> RunResult:
@@ -452,7 +439,6 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     progress : called before each layer with (index, count, name).
     timeline : keep every layer's schedule in ``RunResult.timeline`` (for ``--timeline``).
     """
-    _check_array_ops(arch, workload)
     pe = get_pe_model(arch.pe, arch.array)
     if arch.array.dataflow not in pe.dataflows:
         raise SimulationError(
@@ -615,7 +601,11 @@ def _integer_sqnr(layer: Layer, tensors: LayerTensors) -> float | None:
     the last axis; the input scale of :func:`~simulator.hw.integer_ops.input_scale`)."""
     from simulator.hw.integer_ops import input_scale, integer_error
 
-    q = np.asarray(tensors.input, dtype=np.int64).reshape(-1, layer.in_channels)
+    x = np.asarray(tensors.input)
+    if x.dtype.kind == "f":  # a trace's float input: 8-bit codes first (docs/transformers.md)
+        q, scale = float_codes(x)
+        return integer_error(layer.op, q.reshape(-1, layer.in_channels), scale)
+    q = x.astype(np.int64).reshape(-1, layer.in_channels)
     return integer_error(layer.op, q, input_scale(layer.op, layer.activation_bits,
                                                   layer.activation_signed))
 

@@ -28,7 +28,7 @@ import numpy as np
 __all__ = ["GEMM_OPS", "VECTOR_OPS", "POOL_OPS", "ROLES", "GemmShape", "Layer", "LayerTensors", "Workload", "output_extent", "MAX_DIM",
            "MAX_LAYERS", "MAX_MACS", "MAX_PLANE", "MAX_LAYER_DATA_BYTES", "data_bytes", "data_limit",
            "data_problem",
-           "format_bytes"]
+           "format_bytes", "float_codes"]
 
 #: Largest size of one dimension (batch, channels, features, H, W, kernel, stride, ...).
 MAX_DIM = (1 << 31) - 1
@@ -328,6 +328,14 @@ class LayerTensors:
     bias: np.ndarray | None = None
     output: np.ndarray | None = None
     other: np.ndarray | None = None
+
+
+def float_codes(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """Signed 8-bit codes (int64) of a float array, per tensor (scale max|x| / 127), and the
+    scale: how a trace's float vector-layer input is read as codes (docs/transformers.md)."""
+    top = float(np.max(np.abs(x))) if x.size else 0.0
+    scale = top / 127 if top > 0 else 1.0
+    return np.rint(np.asarray(x, dtype=np.float64) / scale).astype(np.int64), scale
 
 
 @dataclasses.dataclass(frozen=True)

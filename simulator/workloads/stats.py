@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from simulator.errors import WorkloadError
-from simulator.workloads.layers import GemmShape, Layer, LayerTensors, Workload
+from simulator.workloads.layers import GemmShape, Layer, LayerTensors, Workload, float_codes
 from simulator.workloads.lowering import exact_output, weights_to_gemm
 
 __all__ = ["LayerStats", "layer_stats", "workload_stats", "summarize"]
@@ -100,8 +100,10 @@ def _two_of_four_fraction(weight: np.ndarray, layer: Layer) -> float:
 
 
 def layer_stats(layer: Layer, tensors: LayerTensors, check_output: bool = True) -> LayerStats:
-    """Compute :class:`LayerStats` for one layer and its integer data."""
-    a = np.abs(np.asarray(tensors.input, dtype=np.int64))
+    """Compute :class:`LayerStats` for one layer and its integer data (a float input of a
+    vector layer as its 8-bit codes, :func:`~simulator.workloads.layers.float_codes`)."""
+    x = np.asarray(tensors.input)
+    a = np.abs(float_codes(x)[0] if x.dtype.kind == "f" else x.astype(np.int64))
     a_bits = _bits(a)
     a_nonzero = a[a != 0]
     logs = np.log(a_nonzero) if a_nonzero.size else np.zeros(0)
@@ -154,17 +156,7 @@ def workload_stats(workload: Workload, check_output: bool = True) -> Iterator[La
         raise WorkloadError(f"{workload.source}: the workload has no data (shape-only); "
                             f"synthesize data for it first")
     for layer in workload.layers:
-        tensors = workload.tensors(layer.name)
-        try:
-            stats = layer_stats(layer, tensors, check_output)
-        except (ValueError, TypeError, IndexError):
-            if layer.op in ("conv2d", "linear", "gemm"):
-                raise
-            # a version 2 layer (matmul, vector op) these statistics do not cover
-            raise WorkloadError(f"{workload.source}: layer '{layer.name}': no statistics of "
-                                f"a {layer.op} layer (trace format version 2) in this version "
-                                f"of sasim inspect") from None
-        yield stats
+        yield layer_stats(layer, workload.tensors(layer.name), check_output)
 
 
 def summarize(stats: list[LayerStats]) -> dict[str, Any]:
