@@ -263,3 +263,20 @@ def test_layers_per_block_counts_the_expansion(tmp_path):
             spec = TransformerSpec(**BASE, ffn=ffn, positions=positions)
             blocks = [layer for layer in expand(spec) if layer.name.startswith("block1.")]
             assert len(blocks) == layers_per_block(spec), (ffn, positions)
+
+
+def test_benchmark_block_is_block0_of_llama2_prefill_with_its_data(repo):
+    # benchmarks/llama2_7b_prefill_block.yaml (benchmarks/bench_llm.py): the layers of
+    # block0 of the shipped prefill, at the same indices, so the same synthetic data
+    from simulator import api
+    from simulator.workloads.synthetic import synthesize
+
+    block = api.load_workload(repo / "benchmarks" / "llama2_7b_prefill_block.yaml")
+    full = api.load_workload("llama2_7b_prefill")
+    body = [layer for layer in full.layers if layer.name.startswith("block0.")]
+    assert list(block.layers[:-1]) == body == list(full.layers[:len(body)])
+    assert [layer.name for layer in block.layers[len(body):]] == ["final_norm"]
+    assert block.macs == sum(layer.gemm.macs for layer in body if layer.is_gemm)
+    mine, theirs = synthesize(block), synthesize(full)
+    for name in ("block0.attn_norm", "block0.q_rotary"):
+        assert (mine.tensors(name).input == theirs.tensors(name).input).all()
