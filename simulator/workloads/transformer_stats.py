@@ -63,8 +63,10 @@ RELU_ZERO_RANGE = (0.6, 0.95)
 _TABLE_BITS = 16
 #: Values transformed per step (small temporaries).
 _CHUNK = 1 << 18
-#: Rows of a softmax generated at once (bounds the float64 working memory).
+#: Logits of whole softmax matrices drawn at once (at least one matrix).
 _SOFTMAX_CHUNK = 1 << 20
+#: Softmax values computed at once (whole rows; float64, 256 KiB: in cache).
+_SOFTMAX_ROWS = 1 << 15
 
 
 @functools.cache
@@ -172,19 +174,50 @@ def softmax_probabilities(logits: np.ndarray, causal: bool) -> np.ndarray:
 
 
 def _probabilities(rng: np.random.Generator, layer: Layer, shape: tuple[int, ...]) -> np.ndarray:
-    """Quantised softmax rows (B, H, T, S): Gaussian logits of std LOGIT_STD, scale 1/qmax."""
+    """Quantised softmax rows (B, H, T, S): Gaussian logits of std LOGIT_STD, scale 1/qmax.
+
+    The logits of whole (T, S) matrices are drawn at once (the random stream does not depend
+    on how the softmax is blocked); the softmax then runs on blocks of rows in place
+    (:func:`_quantised_rows`), the same operations as :func:`softmax_probabilities` in a
+    working set that stays in cache.
+    """
     qmax = _qmax(layer.activation_bits, False)
     out = np.empty(shape, _dtype(layer.activation_bits, False))
     t, s = shape[-2:]
     flat = out.reshape(-1, t, s)
     step = max(1, _SOFTMAX_CHUNK // max(1, t * s))  # whole (T, S) matrices per chunk
+    rows = max(1, _SOFTMAX_ROWS // max(1, s))
+    work = np.empty((min(rows, t), s), np.float64)
     for lo in range(0, flat.shape[0], step):
         hi = min(flat.shape[0], lo + step)
         logits = _normal(rng, (hi - lo, t, s))
         logits *= np.float32(LOGIT_STD)
-        p = softmax_probabilities(logits, layer.causal)
-        flat[lo:hi] = np.minimum(np.rint(p * qmax), qmax)
+        for matrix in range(hi - lo):
+            for first in range(0, t, rows):
+                last = min(t, first + rows)
+                _quantised_rows(logits[matrix, first:last], first, t, layer.causal, qmax,
+                                work[:last - first], flat[lo + matrix, first:last])
     return out
+
+
+def _quantised_rows(logits: np.ndarray, first: int, t: int, causal: bool, qmax: int,
+                    z: np.ndarray, out: np.ndarray) -> None:
+    """Rows ``first..`` of a (T, S) matrix of logits: their softmax (float64, in ``z``, as
+    :func:`softmax_probabilities` computes it) quantised as ``min(rint(p * qmax), qmax)``
+    into ``out``."""
+    s = logits.shape[-1]
+    z[...] = logits
+    if causal:
+        mask = (np.arange(s)[np.newaxis, :]
+                > np.arange(first, first + z.shape[0])[:, np.newaxis] + (s - t))
+        np.copyto(z, -np.inf, where=mask)
+    z -= z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    z *= qmax
+    np.rint(z, out=z)
+    np.minimum(z, qmax, out=z)
+    out[...] = z
 
 
 def _add_outliers(x: np.ndarray, rng: np.random.Generator) -> None:

@@ -259,3 +259,23 @@ def test_normal_draws_are_the_quantile_table():
     expected = [float(_normal_quantile(np.array((w + 0.5) / 65536))) for w in words]
     assert np.allclose(x.reshape(-1), expected, rtol=1e-6)
     assert abs(float(x.mean())) < 0.1 and 0.9 < float(x.std()) < 1.1
+
+
+@pytest.mark.parametrize("rows", [1, 3, 64, 1 << 15])
+@pytest.mark.parametrize("causal, t, s", [(True, 9, 9), (True, 5, 12), (False, 6, 7),
+                                          (True, 1, 4)])
+def test_probabilities_by_row_blocks_are_the_whole_matrix_softmax(monkeypatch, rows, causal,
+                                                                  t, s):
+    # the generator's in-place row blocks against softmax_probabilities of whole matrices
+    # of the same logits (drawn a chunk of matrices at a time, as the generator does)
+    monkeypatch.setattr(tx, "_SOFTMAX_ROWS", rows * s)
+    monkeypatch.setattr(tx, "_SOFTMAX_CHUNK", 2 * t * s)
+    layer = _context(s, t=t, causal=causal, heads=5)
+    shape = (1, 5, t, s)
+    fast = tx._probabilities(_rng(7), layer, shape)
+    rng = _rng(7)
+    logits = np.concatenate([tx._normal(rng, (n, t, s)) for n in (2, 2, 1)])
+    logits *= np.float32(tx.LOGIT_STD)
+    p = tx.softmax_probabilities(logits, causal)
+    expected = np.minimum(np.rint(p * 255), 255).astype(np.uint8).reshape(shape)
+    assert fast.dtype == np.uint8 and np.array_equal(fast, expected)
