@@ -173,6 +173,7 @@ def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
                                     errors=ErrorMetrics(0.0, 0, None, None),
                                     output_matches_trace=None)
     dtype = None if pe.narrow_operands else np.int64
+    wanted = sink is not None or tensors.output is not None  # the outputs themselves
     a = im2col(tensors.input, layer, dtype)
     sums = {"noise": 0.0, "signal": 0.0, "max": 0}
 
@@ -182,8 +183,17 @@ def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
             flat = approx.astype(np.float64).ravel()
             sums["signal"] += float(np.dot(flat, flat))
             return
-        # The PE's own exact product when it computed one along the way (SySMT).
-        exact = gemm.exact if gemm.exact is not None else gemm_product(a[g][None], b[None])[0]
+        if gemm.exact is not None:
+            # The PE's own exact product, computed along the way (SySMT, a numba kernel):
+            # the sums in one pass (docs/performance.md, "Transformers").
+            from simulator.kernels.metrics import error_sums
+
+            noise, largest, signal = error_sums(approx, gemm.exact)
+            sums["max"] = max(sums["max"], largest)
+            sums["noise"] += noise
+            sums["signal"] += signal
+            return
+        exact = gemm_product(a[g][None], b[None])[0]
         diff = approx - exact
         if diff.size:
             sums["max"] = max(sums["max"], int(np.abs(diff).max()))
@@ -195,15 +205,15 @@ def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
     run = run_groups(pe, layer, a,
                      lambda g, lo, hi: weight_columns(tensors.weight, layer, g, lo, hi,
                                                       dtype),
-                     on_block=measure)
+                     on_block=measure, keep_outputs=wanted)
     del a
-    size = run.outputs.size
+    size = layer.gemm.groups * layer.gemm.m * layer.gemm.n
     noise, signal = sums["noise"], sums["signal"]
     sqnr = None if noise == 0 else (10 * math.log10(signal / noise) if signal > 0 else -math.inf)
     metrics = ErrorMetrics(noise / size if size else 0.0, sums["max"], sqnr,
                            signal / size if size else 0.0)
     match = None
-    if sink is not None or tensors.output is not None:  # the layer-layout outputs are asked for
+    if wanted:  # the layer-layout outputs are asked for
         outputs = gemm_to_output(run.outputs, layer)
         if tensors.bias is not None:
             bias_shape = (1, -1) + (1,) * (outputs.ndim - 2)

@@ -39,13 +39,14 @@ class GroupedRun:
 
     Attributes
     ----------
-    outputs : int64 (G, M, N), the outputs of each group's GEMM.
+    outputs : int64 (G, M, N), the outputs of each group's GEMM (``None`` when the caller
+        did not keep them: ``run_groups(..., keep_outputs=False)``).
     counters : the PE's activity counters summed over the groups (every name of the model's
         ``counter_names`` present).
     stats : the PE's further totals summed over the groups (every name of ``stat_names``).
     """
 
-    outputs: np.ndarray
+    outputs: np.ndarray | None
     counters: dict[str, int]
     stats: dict[str, int]
 
@@ -63,24 +64,28 @@ def column_blocks(pe: PEModel, layer: Layer) -> list[tuple[int, int]]:
 
 
 def run_groups(pe: PEModel, layer: Layer, a: np.ndarray, b: np.ndarray | WeightBlocks,
-               on_block: BlockSink | None = None) -> GroupedRun:
+               on_block: BlockSink | None = None, keep_outputs: bool = True) -> GroupedRun:
     """Run ``pe.simulate_gemm`` on each group of ``a`` (G, M, K) . ``b`` (G, K, N).
 
     ``b`` may instead be a function lowering one block of columns (:data:`WeightBlocks`):
     the PE then runs the :func:`column_blocks` of each group. ``on_block`` sees every block's
-    operand and run (the caller's error metrics).
+    operand and run (the caller's error metrics). Without ``keep_outputs`` the outputs are
+    not gathered (a transformer's 32 heads of scores are 1 GiB of int64): ``on_block`` is
+    then the only one to see them.
     """
     lazy = callable(b)
     blocks = column_blocks(pe, layer) if lazy else [(0, b.shape[2])]
     n_cols = layer.gemm.n if lazy else b.shape[2]
     counters: Counter[str] = Counter({name: 0 for name in pe.counter_names})
     stats: Counter[str] = Counter({name: 0 for name in pe.stat_names})
-    outputs = np.empty((a.shape[0], a.shape[1], n_cols), dtype=np.int64)
+    outputs = (np.empty((a.shape[0], a.shape[1], n_cols), dtype=np.int64) if keep_outputs
+               else None)
     for g in range(a.shape[0]):
         for lo, hi in blocks:
             block = b(g, lo, hi) if lazy else b[g]
             run = pe.simulate_gemm(layer, a[g], block)
-            outputs[g, :, lo:hi] = run.outputs
+            if outputs is not None:
+                outputs[g, :, lo:hi] = run.outputs
             counters.update(run.counters)
             stats.update(run.stats)
             if on_block is not None:
