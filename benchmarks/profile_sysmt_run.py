@@ -15,6 +15,7 @@ with the run's phases wrapped in timers (wall seconds, summed over layers):
   ``column_histogram``, ``outputs``, and ``direct`` for GEMMs of few rows; the rest is
   Python around them: checks, tiling, the counters' product),
   ``reference product`` (the exact GEMM of the error metrics, when it is computed),
+  ``error sums`` (the error metrics from the kernel's own exact product, one pass),
   ``timing + memory`` (the array timing and the SimPy memory model), ``energy``;
 - ``rest``: everything else of ``cli.main`` (arch and workload loading, report, files).
 
@@ -22,6 +23,11 @@ Usage (from the repo root)::
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/profile_sysmt_run.py [--workload resnet18]
         [--arch sysmt_4t_16x16] [--layers]
+
+A transformer block (docs/performance.md, "Transformers")::
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/profile_sysmt_run.py --arch sysmt_2t_16x16
+        --workload benchmarks/llama2_7b_prefill_block.yaml --layers
 
 ``--layers`` also prints the kernel and reference seconds of every layer. Add the bare
 interpreter's start-up (``python -c pass``, printed by ``benchmarks/bench_startup.py``) for
@@ -53,6 +59,7 @@ from simulator import api, cli  # noqa: E402
 
 _IMPORTS["import sasim"] = time.perf_counter() - _t
 _t = time.perf_counter()
+import simulator.kernels.metrics as metrics  # noqa: E402
 import simulator.kernels.sysmt as kernel  # noqa: E402
 
 _IMPORTS["import numba + kernel"] = time.perf_counter() - _t
@@ -118,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 return generate(name)
             finally:
-                totals["synthetic data"] += time.perf_counter() - start
+                elapsed = time.perf_counter() - start
+                totals["synthetic data"] += elapsed
+                per_layer[name]["synthetic data"] += elapsed
 
         return dataclasses.replace(workload, tensors=tensors)
 
@@ -128,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                       ("_simulate_layer", "timing + memory"), ("_priced", "energy")):
         _wrap(api, name, key, totals, per_layer, layer)
     _wrap(kernel, "sysmt_gemm", "kernel", totals, per_layer, layer)
+    _wrap(metrics, "error_sums", "error sums", totals, per_layer, layer)
     _wrap_phases(totals)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
@@ -149,9 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'rest':<24} {run - timed:7.3f}")
     if args.layers:
         print()
-        print(f"{'layer':<24} {'kernel':>7} {'reference':>9}")
+        print(f"{'layer':<24} {'kernel':>7} {'reference':>9} {'errors':>7} {'data':>7}")
         for name, row in per_layer.items():
-            print(f"{name:<24} {row['kernel']:7.3f} {row['reference product']:9.3f}")
+            print(f"{name:<24} {row['kernel']:7.3f} {row['reference product']:9.3f} "
+                  f"{row['error sums']:7.3f} {row['synthetic data']:7.3f}")
     return 0
 
 
