@@ -15,14 +15,16 @@ block's nine array layers (q/k/v/o projections, 32 scores and 32 context matmuls
 down) as a numpy float64 product of the same synthetic operands. The operands are generated
 and lowered outside the timed region; as in ``benchmarks/gemm_timing.py`` and
 ``bench_startup.py`` the timed region converts each group's integer operands to float64 and
-multiplies them (``floor``); ``floor-mm`` is the product alone (operands already float64).
+multiplies them (the floor of the target); the product alone (operands already float64) is
+printed beside it. A floor process runs in every round of the block's repeats.
 
 Every figure is a fresh process started from a temporary directory (only ``PYTHONPATH``
 decides which sasim is imported). The previous tree is a git worktree of ``--previous``
 (default: the merge of the transformer work, 8a664e2) in a temporary directory, with its
 own numba cache; the block's YAML is this tree's file for both. Both trees are
 byte-compiled first and each command runs once untimed before the timed repeats (numba's
-cache is filled: the figures are run time, not first compilation). Peak memory is each
+cache is filled: the figures are run time, not first compilation), then the repeats
+alternate between the trees (both see the same load). Peak memory is each
 process's maximum resident set (``wait4``).
 
 Usage (from the repo root)::
@@ -40,6 +42,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,15 +81,31 @@ print(cast, product)
 """
 
 
-def _floor(env: dict[str, str], cwd: Path, repeats: int) -> tuple[float, float, float]:
-    """Best floor (cast + product) and product-only seconds over ``repeats`` processes,
-    and the largest peak RSS (MB)."""
-    best, best_mm, peak = float("inf"), float("inf"), 0.0
+def _interleaved(runs: dict[str, list[str]], envs: dict[str, dict[str, str]], cwd: Path,
+                 repeats: int, each_round=None) -> dict[str, dict]:
+    """Each tree's command once untimed (numba's cache), then ``repeats`` rounds that run
+    every tree's command once (and ``each_round()``), so that all see the same load."""
+    for name, argv in runs.items():
+        _run_rusage(argv, envs[name], cwd)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    peaks: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        _, mb, out = _run_rusage([sys.executable, "-c", _FLOOR, str(BLOCK)], env, cwd)
-        cast, product = (float(x) for x in out.split()[-2:])
-        best, best_mm, peak = min(best, cast), min(best_mm, product), max(peak, mb)
-    return best, best_mm, peak
+        for name, argv in runs.items():
+            elapsed, peak, _ = _run_rusage(argv, envs[name], cwd)
+            times[name].append(elapsed)
+            peaks[name].append(peak)
+        if each_round is not None:
+            each_round()
+    return {name: {"min": min(times[name]), "median": statistics.median(times[name]),
+                   "peak_mb": max(peaks[name])} for name in runs}
+
+
+def _floor(env: dict[str, str], cwd: Path, block: Path,
+           floors: list[tuple[float, float, float]]) -> None:
+    """One floor process: appends (cast + product seconds, product seconds, peak MB)."""
+    _, mb, out = _run_rusage([sys.executable, "-c", _FLOOR, str(block)], env, cwd)
+    cast, product = (float(x) for x in out.split()[-2:])
+    floors.append((cast, product, mb))
 
 
 def _cell(side: dict | None) -> str:
@@ -99,15 +118,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timing-only repeats")
     parser.add_argument("--block-repeats", type=int, default=1,
-                        help="repeats of the functional block and of its floor")
+                        help="rounds of the functional block and of its floor")
     parser.add_argument("--previous", default=PREVIOUS, help="commit to compare with")
     parser.add_argument("--no-previous", action="store_true", help="this tree only")
+    parser.add_argument("--block", type=Path, default=BLOCK,
+                        help="the block's workload YAML (default: %(default)s)")
     args = parser.parse_args(argv)
+    block = args.block.resolve()
     python = sys.executable
     commands = {
         "timing": (["run", "--arch", "os_sa_16x16", "--workload", "llama2_7b_prefill",
                     "--timing-only"], args.repeats),
-        "block": (["run", "--arch", "sysmt_2t_16x16", "--workload", str(BLOCK)],
+        "block": (["run", "--arch", "sysmt_2t_16x16", "--workload", str(block)],
                   args.block_repeats),
     }
     rows: dict[str, dict[str, dict]] = {}
@@ -122,16 +144,17 @@ def main(argv: list[str] | None = None) -> int:
             for tree in trees.values():
                 subprocess.run([python, "-m", "compileall", "-q", str(tree / "simulator")],
                                check=True)
-            for name, tree in trees.items():
-                env = _env(tree, tmp / f"numba-{name}")
-                for key, (cmd, repeats) in commands.items():
-                    out = tmp / f"out-{name}-{key}"
-                    rows.setdefault(key, {})[name] = _timed(
-                        [python, "-m", "simulator", *cmd, "--out", str(out)], env, tmp,
-                        repeats)
-            env = _env(REPO, tmp / "numba-this")
-            bare = _timed([python, "-c", "pass"], env, tmp, args.repeats)
-            floor, floor_mm, floor_mb = _floor(env, tmp, args.block_repeats)
+            envs = {name: _env(tree, tmp / f"numba-{name}") for name, tree in trees.items()}
+            floors: list[tuple[float, float, float]] = []
+            for key, (cmd, repeats) in commands.items():
+                runs = {name: [python, "-m", "simulator", *cmd, "--out",
+                               str(tmp / f"out-{name}-{key}")] for name in trees}
+                rows[key] = _interleaved(
+                    runs, envs, tmp, repeats,
+                    (lambda: _floor(envs["this"], tmp, block, floors)) if key == "block" else None)
+            bare = _timed([python, "-c", "pass"], envs["this"], tmp, args.repeats)
+            floor, floor_mm = min(f[0] for f in floors), min(f[1] for f in floors)
+            floor_mb = max(f[2] for f in floors)
         finally:
             if "previous" in trees:
                 subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
