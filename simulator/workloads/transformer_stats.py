@@ -152,11 +152,22 @@ def _per_tensor(x: np.ndarray, bits: int, signed: bool) -> np.ndarray:
 def _per_channel(w: np.ndarray, bits: int) -> np.ndarray:
     """Symmetric per-output-channel (axis 0) absmax quantisation of float ``w``."""
     flat = w.reshape(w.shape[0], -1)
-    peak = np.abs(flat).max(axis=1) if flat.shape[1] else np.zeros(flat.shape[0], np.float32)
+    # max|w| per row without a full-size |w| copy
+    peak = (np.maximum(flat.max(axis=1), -flat.min(axis=1)) if flat.shape[1]
+            else np.zeros(flat.shape[0], np.float32))
     scale = np.divide(_qmax(bits, True), peak, out=np.zeros_like(peak), where=peak > 0)
     flat *= scale[:, np.newaxis]
     np.rint(flat, out=flat)
     return flat.astype(_dtype(bits, True)).reshape(w.shape)
+
+
+def _elementwise(fn, x: np.ndarray) -> np.ndarray:
+    """``fn(x)`` of an element-wise float32 function, chunk by chunk into ``x`` itself (its
+    temporaries stay small; the values are those of ``fn(x)``)."""
+    flat = x.reshape(-1)
+    for lo in range(0, flat.size, _CHUNK):
+        flat[lo:lo + _CHUNK] = fn(flat[lo:lo + _CHUNK])
+    return x
 
 
 def softmax_probabilities(logits: np.ndarray, causal: bool) -> np.ndarray:
@@ -339,11 +350,11 @@ def transformer_tensor(layer: Layer, operand: str, shape: tuple[int, ...],
     if kind in ("hidden", "normed"):
         return _per_tensor(_hidden(rng, layer, shape, kind == "hidden"), abits, True)
     if kind == "gelu_out":
-        return _per_tensor(gelu(_normal(rng, shape)), abits, True)
+        return _per_tensor(_elementwise(gelu, _normal(rng, shape)), abits, True)
     if kind == "gated":
-        return _per_tensor(silu(_normal(rng, shape)), abits, True)
+        return _per_tensor(_elementwise(silu, _normal(rng, shape)), abits, True)
     if kind == "glu_out":
-        x = silu(_normal(rng, shape))
+        x = _elementwise(silu, _normal(rng, shape))
         x *= _normal(rng, shape)
         return _per_tensor(x, abits, True)
     return _per_tensor(_normal(rng, shape), abits, True)  # gaussian, query, logits

@@ -279,3 +279,16 @@ def test_probabilities_by_row_blocks_are_the_whole_matrix_softmax(monkeypatch, r
     p = tx.softmax_probabilities(logits, causal)
     expected = np.minimum(np.rint(p * 255), 255).astype(np.uint8).reshape(shape)
     assert fast.dtype == np.uint8 and np.array_equal(fast, expected)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 18])
+def test_elementwise_in_chunks_is_the_function_of_the_whole(monkeypatch, chunk):
+    monkeypatch.setattr(tx, "_CHUNK", chunk)
+    x = _rng(11).normal(0, 3, (5, 9, 4)).astype(np.float32)
+    for fn in (tx.gelu, tx.silu):
+        expected = fn(x)
+        out = tx._elementwise(fn, x.copy())
+        assert out.shape == x.shape and np.array_equal(out, expected)
+    # a row whose largest magnitude is negative keeps its scale
+    w = np.array([[-8.0, 2.0, 4.0], [1.0, -0.5, 0.25]], np.float32)
+    assert np.array_equal(tx._per_channel(w, 8), [[-127, 32, 64], [127, -64, 32]])
