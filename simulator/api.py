@@ -162,8 +162,10 @@ def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
     recorded outputs to compare) its counters come from non-zero counts alone
     (:meth:`PEModel.exact_counters`), with no im2col and no GEMM. A PE that returns the
     exact product with its outputs (``GemmRun.exact``, SySMT) needs no reference product
-    either, and one that takes ``narrow_operands`` gets A and B in the data's own dtype. B
-    is lowered block by block (:func:`simulator.hw.gemm.run_groups`).
+    either (its error sums take one pass, :func:`simulator.kernels.metrics.error_sums`), and
+    one that takes ``narrow_operands`` gets A and B in the data's own dtype. B is lowered
+    block by block (:func:`simulator.hw.gemm.run_groups`); the outputs are gathered only
+    when something asks for them.
     """
     if pe.exact and sink is None and tensors.output is None:
         counters = pe.exact_counters(layer, im2col_nonzeros(tensors.input, layer),
