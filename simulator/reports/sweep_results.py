@@ -275,9 +275,10 @@ def load_results(path: str | Path) -> SweepResults:
     try:
         text = csv_path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        comparison = (csv_path.parent / "comparison.json").exists()
         hint = (": it holds a comparison (`sasim compare --out` draws its plots, "
-                "comparison.png and, with transformer workloads, ops.png), not a sweep" if (csv_path.parent / "comparison.json").exists()
-                else "")
+                "comparison.png and, with transformer workloads, ops.png), not a sweep"
+                if comparison else "")
         raise ResultsError(f"{csv_path}: file not found{hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{csv_path}: cannot read: {exc}") from None
