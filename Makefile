@@ -18,8 +18,8 @@ $(VENV)/.dev-installed: pyproject.toml $(VENV)/.base-installed
 	$(PY) -m pip install --quiet -e '.[dev,torch,distributed]'
 	@touch $@
 
-run: $(VENV)/.base-installed  ## the default job: compare the designs on the shipped workloads
-	$(SASIM) compare --workload digits_int8 --workload resnet18 --out out/compare
+run: $(VENV)/.base-installed  ## the default job: compare the designs on the shipped workloads (CNNs, the digits ViT, a GPT-2 decode step)
+	$(SASIM) compare --workload digits_int8 --workload resnet18 --workload digits_vit_int8 --workload gpt2_decode --out out/compare
 
 wheel: $(VENV)/.base-installed  ## build dist/sasim-*.whl (it carries the shipped configs, workloads, sweeps)
 	$(PY) -m pip wheel --no-deps --wheel-dir dist .

@@ -5,7 +5,9 @@ tensors"): the tables of that section come from this script.
     python benchmarks/transformer_stats.py --no-speed # without the timing table
 
 Every figure is computed from seed 0 of the shipped workloads' own layers (tokens cut where
-the table says so, to keep the script quick).
+the table says so, to keep the script quick). The last table compares the real traces of the
+trained transformers (workloads/digits_vit_int8.npz, workloads/char_gpt_int8.npz) with the
+generator drawn for the same layers.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from simulator.workloads import transformer_stats as tx
-from simulator.workloads.layers import Layer
+from simulator.workloads.layers import Layer, Workload, float_codes
 from simulator.workloads.shapes import load_workload_yaml
+from simulator.workloads.stats import SMALL
 from simulator.workloads.synthetic import synthesize
+from simulator.workloads.trace import load_trace
 
 WORKLOADS = Path(__file__).resolve().parent.parent / "workloads"
 
@@ -140,6 +144,119 @@ def speed() -> str:
     return _table(["layer", "M values", "s", "M values/s"], rows)
 
 
+#: The real traces compared with the generator (docs/digits-model.md), and whether the model
+#: is causal: the character GPT is (simulator/export/tiny_transformers.py), but a trace does
+#: not record the mask (its layers have ``causal`` False), so the generator is told here.
+TRACES = (("digits ViT", "digits_vit_int8", False), ("char GPT", "char_gpt_int8", True))
+#: The tensors compared, in table order: (label, generator kind); the FFN activation's
+#: output gets its kind from the model (GELU: gelu_out, SiLU: gated).
+TENSORS = (("Q (scores left)", "query"), ("K (scores right)", "keys"),
+           ("V (context right)", "values"), ("P (context left)", "probs"),
+           ("normed: q, k, v, fc1 inputs", "normed"), ("attention output: out input", "gaussian"),
+           ("{act} output: fc2 input", None), ("residual stream: norm input", "hidden"),
+           ("weights (per channel)", "weight"))
+_ACTIVATION_KINDS = {"gelu": ("GELU", "gelu_out"), "silu": ("SiLU", "gated")}
+
+
+def tensor_of(layer: Layer, operand: str) -> str | None:
+    """Which of :data:`TENSORS` (its label, ``{act}`` unfilled) an operand of a trace's block
+    layer is, or None for the operands not compared (embedding, head, final norm, the FFN's
+    and softmax's own inputs, an add's operands: the residual stream is taken at the norms)."""
+    if not layer.role:  # outside the blocks
+        return None
+    short = layer.name.rsplit(".", 1)[-1]
+    if layer.op == "matmul":
+        signed = layer.activation_signed
+        return TENSORS[(0 if signed else 3) if operand == "input" else (1 if signed else 2)][0]
+    if layer.op in ("layernorm", "rmsnorm"):
+        return TENSORS[7][0]
+    if layer.op != "linear":
+        return None
+    if operand == "weight":
+        return TENSORS[8][0]
+    return {"q": TENSORS[4][0], "k": TENSORS[4][0], "v": TENSORS[4][0], "fc1": TENSORS[4][0],
+            "out": TENSORS[5][0], "fc2": TENSORS[6][0]}.get(short)
+
+
+def code_stats(codes: list[np.ndarray]) -> tuple[float, float, float, int, int]:
+    """Zero fraction, fraction below 16 (zeros included), mean set bits of the magnitude
+    (zeros count 0), largest magnitude and number of values of the codes pooled: the
+    definitions of ``sasim inspect`` (simulator/workloads/stats.py)."""
+    m = np.concatenate([np.abs(np.asarray(c, np.int64)).reshape(-1) for c in codes])
+    return (float(np.mean(m == 0)), float(np.mean(m < SMALL)),
+            float(np.bitwise_count(m.astype(np.uint64)).mean()), int(m.max()), m.size)
+
+
+def _codes(array: np.ndarray) -> np.ndarray:
+    """A trace's operand as codes: float vector-layer inputs as 8-bit codes per tensor, as
+    sasim reads them (``float_codes``)."""
+    return float_codes(array)[0] if array.dtype.kind == "f" else array
+
+
+def trace_tensors(workload: Workload, causal: bool = False,
+                  seed: int = 0) -> tuple[str, dict[str, tuple]]:
+    """The FFN activation's name and, per compared tensor, its generator kind, the real codes
+    and the generator's codes for the same layers and shapes (layer i drawn from
+    ``SeedSequence([seed, i])``; ``causal``: softmax rows masked as a decoder's)."""
+    acts = {layer.op for layer in workload.layers if layer.op in _ACTIVATION_KINDS}
+    (act,) = acts
+    name, act_kind = _ACTIVATION_KINDS[act]
+    kinds = {label.format(act=name): kind or act_kind for label, kind in TENSORS}
+    real: dict[str, list] = {label: [] for label in kinds}
+    synthetic: dict[str, list] = {label: [] for label in kinds}
+    for index, layer in enumerate(workload.layers):
+        data = workload.tensors(layer.name)
+        rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
+        # a float (vector-layer) input is compared as 8-bit codes: drawn at 8 bits too
+        drawn = dataclasses.replace(layer, activation_bits=min(layer.activation_bits, 8),
+                                    causal=causal or layer.causal)
+        for operand, shape in tx.operand_shapes(layer).items():
+            label = tensor_of(layer, operand)
+            if label is None:
+                continue
+            label = label.format(act=name)
+            real[label].append(_codes(getattr(data, operand)))
+            synthetic[label].append(tx.transformer_tensor(drawn, operand, shape, rng,
+                                                          kinds[label]))
+    return name, {label: (kinds[label], real[label], synthetic[label]) for label in kinds}
+
+
+def real_vs_synthetic() -> str:
+    """Per tensor of the real traces: zeros, values below 16, mean set bits and the largest
+    code, real / synthetic (the generator on the same layers)."""
+    rows = []
+    for model, trace, causal in TRACES:
+        _, tensors = trace_tensors(load_trace(WORKLOADS / f"{trace}.npz"), causal)
+        for label, (kind, real, synthetic) in tensors.items():
+            r, g = code_stats(real), code_stats(synthetic)
+            rows.append([model, label, f"`{kind}`", str(len(real)), f"{r[4]:,}",
+                         f"{r[0]:.1%} / {g[0]:.1%}", f"{r[1]:.1%} / {g[1]:.1%}",
+                         f"{r[2]:.2f} / {g[2]:.2f}", f"{r[3]} / {g[3]}"])
+    header = ["model", "tensor", "generator kind", "operands", "values", "zeros real / syn",
+              "below 16 real / syn", "set bits real / syn", "max code real / syn"]
+    return _table(header, rows)
+
+
+def real_attention() -> str:
+    """Per block of the real traces: the softmax logits' spread within a row (masked keys
+    left out) and the zeros and median row maximum of the quantised P, against the
+    generator's LOGIT_STD."""
+    rows = []
+    for model, trace, causal in TRACES:
+        workload = load_trace(WORKLOADS / f"{trace}.npz")
+        blocks = [l.name.rsplit(".", 1)[0] for l in workload.layers if l.op == "softmax"]
+        for block in blocks:
+            logits = workload.tensors(f"{block}.softmax").input
+            p = workload.tensors(f"{block}.context").input
+            seen = logits > -1e8  # the exporter's masked scores are -1e9
+            spread = np.nanmean(np.nanstd(np.where(seen, logits, np.nan), axis=-1))
+            rows.append([model, f"`{block}`", f"{spread:.2f}", f"{np.mean(p == 0):.1%}",
+                         f"{np.mean(p[seen] == 0):.1%}", f"{np.median(p.max(axis=-1)):.0f}"])
+    header = ["model", "block", "logit std in a row", "P zeros", "P zeros (unmasked keys)",
+              "median row max (of 255)"]
+    return _table(header, rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-speed", action="store_true", help="skip the timing table")
@@ -149,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{tx.LOGIT_STD}\n\n" + softmax_zeros())
     print("\n## LLM outliers and massive activations under per-tensor quantisation\n\n"
           + outlier_effect())
+    print("\n## Real traces vs the generator on the same layers (8-bit codes)\n\n"
+          + real_vs_synthetic())
+    print("\n## Attention in the real traces, per block (generator: logit std "
+          f"{tx.LOGIT_STD})\n\n" + real_attention())
     if not args.no_speed:
         print("\n## Generation speed, Llama-2-7B prefill block 0\n\n" + speed())
     return 0

@@ -166,17 +166,21 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_plot(args: argparse.Namespace) -> int:
     from simulator.reports.plots import save_figure, sweep_figure
-    from simulator.reports.sweep_results import load_results, parse_baseline
+    from simulator.reports.sweep_results import is_run_summary, load_results, parse_baseline
 
     if not 1 <= args.dpi <= MAX_DPI:
         raise SasimError(f"--dpi: expected a number from 1 to {MAX_DPI}, got {args.dpi:g}")
+    if is_run_summary(args.results):
+        return _plot_run(args)
     results = load_results(args.results)
     options: dict = {}
     if args.baseline is not None:
-        if args.kind == "utilization":
-            raise SasimError("--baseline: a utilization plot is not normalised")
+        if args.kind in ("utilization", "ops"):
+            raise SasimError(f"--baseline: a{'n' if args.kind == 'ops' else ''} {args.kind} "
+                             f"plot is not normalised")
         options["baseline"] = parse_baseline(args.baseline)
-    used = {"cost": ("pareto",), "by": ("speedup",), "workload": ("speedup", "utilization")}
+    used = {"cost": ("pareto",), "by": ("speedup",),
+            "workload": ("speedup", "utilization", "ops")}
     for name, kinds in used.items():
         value = getattr(args, name)
         if value is None:
@@ -194,6 +198,32 @@ def _cmd_plot(args: argparse.Namespace) -> int:
                            f"what sasim sweep writes ({type(exc).__name__}: "
                            f"{shorten(str(exc), 120)[1:-1]})") from None
     out = Path(args.out) if args.out else results.path.parent / f"{args.kind}.png"
+    save_figure(figure, out, dpi=args.dpi)
+    print(f"wrote {out}")
+    return 0
+
+
+def _plot_run(args: argparse.Namespace) -> int:
+    """``sasim plot RUN_DIR --kind ops``: one run's time by operation class."""
+    from simulator.reports.plots import run_ops_figure, save_figure
+    from simulator.reports.sweep_results import load_run_summary
+
+    source = Path(args.results)
+    if args.kind != "ops":
+        raise SasimError(f"{source}: a run's summary, not a sweep's results: --kind ops draws "
+                         f"one run (sasim run --plot FILE draws its per-layer cycles)")
+    for name in ("baseline", "cost", "by", "workload"):
+        if getattr(args, name) is not None:
+            raise SasimError(f"--{name}: not used with one run's summary")
+    summary = load_run_summary(source)
+    where = str(source / "summary.json" if source.is_dir() else source)
+    try:
+        figure = run_ops_figure(summary, where)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise ResultsError(f"{where}: does not hold what sasim run writes "
+                           f"({type(exc).__name__}: {shorten(str(exc), 120)[1:-1]})") from None
+    folder = source if source.is_dir() else source.parent
+    out = Path(args.out) if args.out else folder / "ops.png"
     save_figure(figure, out, dpi=args.dpi)
     print(f"wrote {out}")
     return 0
@@ -270,7 +300,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             if "array_cycles" in summary:
                 llm_rows.append(_transformer_row(workload.name, arch.name, summary))
             plot_rows.append({**records[-1], **{key: summary.get(key) for key in (
-                "tech", "clock_mhz", "arch_config", "functional")}})
+                "tech", "clock_mhz", "arch_config", "functional", "phase", "role_cycles")}})
     print(f"speedup is relative to the first design ({archs[0].name}) on each workload")
     print(format_table(["workload", "design", "array", "pe", "cycles", "time us", "speedup",
                         "vs baseline", "util %", "SQNR dB", "energy uJ", "energy vs first",
@@ -292,9 +322,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             for key in _TRANSFORMER_KEYS:
                 record.pop(key, None)
     if args.out:
-        _write_comparison(Path(args.out), records, plot_rows)
+        _write_comparison(Path(args.out), records, plot_rows, ops=bool(llm_rows))
         print(f"wrote comparison.json, comparison.csv and the plot of speedup and energy per "
               f"design, {Path(args.out) / 'comparison.png'}")
+        if llm_rows:
+            print(f"wrote the transformer workloads' time by operation class (array by role, "
+                  f"vector unit), {Path(args.out) / 'ops.png'}")
     return 0
 
 
@@ -319,9 +352,11 @@ def _transformer_row(workload: str, design: str, summary: dict) -> list:
             shown("tokens_per_s", ",.0f")]
 
 
-def _write_comparison(out: Path, records: list[dict], plot_rows: list[dict]) -> None:
-    """``compare --out DIR``: comparison.json, .csv and .png, replacing an earlier comparison."""
-    from simulator.reports.plots import comparison_figure, save_figure
+def _write_comparison(out: Path, records: list[dict], plot_rows: list[dict],
+                      ops: bool = False) -> None:
+    """``compare --out DIR``: comparison.json, .csv and .png (and ``ops``: ops.png, the
+    transformer workloads' time by operation class), replacing an earlier comparison."""
+    from simulator.reports.plots import comparison_figure, run_ops_figure, save_figure
 
     with OutputSet() as outputs:
         folder = outputs.directory(out, "comparison.json")
@@ -329,6 +364,8 @@ def _write_comparison(out: Path, records: list[dict], plot_rows: list[dict]) -> 
         (folder / "comparison.csv").write_text(report_files.records_csv(records),
                                                encoding="utf-8")
         save_figure(comparison_figure(plot_rows), folder / "comparison.png")
+        if ops:
+            save_figure(run_ops_figure(plot_rows, "compare"), folder / "ops.png")
         outputs.commit()
 
 
@@ -706,11 +743,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = sub.add_parser(
         "plot", help="draw a figure from a sweep's results",
-        description="Draw speedup, energy, Pareto, utilisation or accuracy figures from a "
-                    "sweep's results (its directory or results.csv).")
-    plot.add_argument("results", metavar="RESULTS", help="a sweep's --out DIR or its results.csv")
+        description="Draw speedup, energy, Pareto, utilisation, accuracy or ops (transformer "
+                    "time by operation class) figures from a sweep's results (its directory "
+                    "or results.csv); --kind ops also draws one run (sasim run --out DIR).")
+    plot.add_argument("results", metavar="RESULTS",
+                      help="a sweep's --out DIR or its results.csv; for --kind ops also a run's "
+                           "--out DIR or its summary.json")
     plot.add_argument("--kind", required=True,
-                      choices=["speedup", "energy", "pareto", "utilization", "accuracy"])
+                      choices=["speedup", "energy", "pareto", "utilization", "accuracy",
+                               "ops"])
     plot.add_argument("--baseline", metavar="KEY=VALUE[,...]|LABEL",
                       help="the design to normalise to (default: the sweep's baseline, else "
                            "the first design), e.g. base=os_sa_16x16,array.rows=16")
@@ -719,7 +760,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--by", choices=["workload", "layer"],
                       help="speedup: bars per workload (default) or per layer of one workload")
     plot.add_argument("--workload", metavar="NAME",
-                      help="speedup --by layer / utilization: the workload to draw")
+                      help="speedup --by layer / utilization / ops: the workload to draw")
     plot.add_argument("--out", metavar="FILE",
                       help="the figure: .png, .svg or .pdf (default RESULTS_DIR/KIND.png)")
     plot.add_argument("--dpi", type=float, default=150, help="PNG resolution (default 150)")

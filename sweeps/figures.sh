@@ -1,5 +1,6 @@
 #!/bin/sh
-# Regenerate the figures of docs/sweeps.md (docs/img/sweep_*.png) from the shipped sweeps.
+# Regenerate the figures of docs/sweeps.md (docs/img/sweep_*.png) from the shipped sweeps, and
+# the ops figure of docs/transformers.md (docs/img/ops_gpt2.png).
 #   sh sweeps/figures.sh            (PYTHON=.venv/bin/python by default)
 set -e
 PY=${PYTHON:-.venv/bin/python}
@@ -11,4 +12,8 @@ for kind in speedup energy pareto utilization accuracy; do
 done
 $PY -m simulator run --arch sysmt_2t_16x16 --workload digits_int8 --plot docs/img/run_layers.png \
   > /dev/null
-echo "wrote docs/img/sweep_*.png and docs/img/run_layers.png"
+# docs/transformers.md and docs/sweeps.md: GPT-2's time by operation class (the ops plot)
+$PY -m simulator compare --arch os_sa_32x32 --arch sysmt_2t_32x32 --arch swis_g8_n3_32x32 \
+  --workload gpt2_prefill --workload gpt2_decode --timing-only --out out/compare_gpt2 > /dev/null
+cp out/compare_gpt2/ops.png docs/img/ops_gpt2.png
+echo "wrote docs/img/sweep_*.png, docs/img/run_layers.png and docs/img/ops_gpt2.png"

@@ -24,7 +24,7 @@ from simulator.errors import SasimError, SimulationError
 from simulator.export import QuantizedModel, quantize
 from simulator.hw.pe import PEModel, get_pe_model
 
-__all__ = ["Baseline", "Scores", "accuracy_for", "clear_accuracy_cache", "evaluate_accuracy",
+__all__ = ["Baseline", "arch_pe", "Scores", "accuracy_for", "clear_accuracy_cache", "evaluate_accuracy",
            "layer_sensitivity", "per_layer_override", "prepare", "score",
            "TOP5_MIN_CLASSES"]
 
@@ -168,7 +168,8 @@ def prepare(setup: ModelSetup, batch_size: int = BATCH_SIZE) -> Baseline:
                     classes=int(float_logits.shape[1]))
 
 
-def _pe(arch: ArchConfig) -> PEModel:
+def arch_pe(arch: ArchConfig) -> PEModel:
+    """The PE model of ``arch``, refused when its type does not run the arch's dataflow."""
     pe = get_pe_model(arch.pe, arch.array)
     if arch.array.dataflow not in pe.dataflows:
         raise SimulationError(
@@ -266,7 +267,7 @@ def evaluate_accuracy(arch: ArchConfig, baseline: Baseline, *, recalibrate: int 
                          f"points, not {threshold_points}")
     start = time.perf_counter()
     setup = baseline.setup
-    pe = _pe(arch)
+    pe = arch_pe(arch)
     check_pe(pe, baseline.qmodel)
     hardware = baseline.evaluate(with_hardware(baseline.qmodel, pe), batch_size)
     report: dict[str, Any] = {
@@ -302,7 +303,7 @@ def evaluate_accuracy(arch: ArchConfig, baseline: Baseline, *, recalibrate: int 
         if override is not None:
             suggested = _with_override(arch, override)
             suggestion["hardware"] = baseline.evaluate(
-                with_hardware(baseline.qmodel, _pe(suggested)), batch_size).as_dict()
+                with_hardware(baseline.qmodel, arch_pe(suggested)), batch_size).as_dict()
         elif worst:
             suggestion["note"] = (f"pe.type {arch.pe.type} has no per-layer option to run "
                                   f"these layers more precisely")

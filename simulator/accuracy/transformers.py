@@ -25,14 +25,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from simulator.accuracy.evaluation import arch_pe
 from simulator.accuracy.hardware import check_pe
 from simulator.config.arch import ArchConfig
 from simulator.config.schema import dump
-from simulator.errors import SasimError, SimulationError
+from simulator.errors import SasimError
 from simulator.export.ptq import evaluate
 from simulator.export.transformer import QuantizedTransformer, quantize_transformer
 from simulator.hw.gemm import run_groups
-from simulator.hw.pe import PEModel, get_pe_model
+from simulator.hw.pe import PEModel
 
 __all__ = ["TRANSFORMERS", "TransformerBaseline", "prepare_transformer",
            "evaluate_transformer", "hardware_gemm", "layer_sqnr"]
@@ -132,15 +133,6 @@ def hardware_gemm(pe: PEModel):
     return gemm
 
 
-def _pe(arch: ArchConfig) -> PEModel:
-    pe = get_pe_model(arch.pe, arch.array)
-    if arch.array.dataflow not in pe.dataflows:
-        raise SimulationError(
-            f"arch {arch.name}: PE type '{arch.pe.type}' is defined for the "
-            f"{'/'.join(pe.dataflows)} dataflow, not '{arch.array.dataflow}'")
-    return pe
-
-
 def evaluate_transformer(arch: ArchConfig, baseline: TransformerBaseline,
                          batch_size: int = 128) -> dict[str, Any]:
     """Score the transformer with every linear and matmul layer on ``arch``'s PE.
@@ -154,7 +146,7 @@ def evaluate_transformer(arch: ArchConfig, baseline: TransformerBaseline,
     if batch_size <= 0:
         raise SasimError(f"the batch size must be positive, not {batch_size}")
     start = time.perf_counter()
-    pe = _pe(arch)
+    pe = arch_pe(arch)
     check_pe(pe, baseline.qmodel)
     model = copy.deepcopy(baseline.qmodel)
     model.set_gemm(hardware_gemm(pe))
@@ -176,7 +168,7 @@ def layer_sqnr(arch: ArchConfig, trace: str) -> list[dict[str, Any]]:
     from simulator.workloads.matmul import matmul_operands
     from simulator.workloads.trace import load_trace
 
-    pe = _pe(arch)
+    pe = arch_pe(arch)
     path = Path(trace)
     if not path.suffix and not path.exists():
         path = WORKLOAD_DIR / f"{trace}.npz"  # a shipped trace by name

@@ -83,8 +83,9 @@ class DigitsResNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def digits_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The prepared digits images (N, 1, 32, 32) in [-1, 1] and labels of one split.
+def digits_split(split: str, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prepared digits images (N, 1, size, size) in [-1, 1] and labels of one split
+    (``size`` 8: the images as they are; otherwise bilinearly resized).
 
     Parameters
     ----------
@@ -102,7 +103,8 @@ def digits_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels, test_size=0.3, random_state=SEED, stratify=labels)
     x, y = (x_train, y_train) if split == "train" else (x_test, y_test)
     x = torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
-    x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+    if size != 8:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     return (x - 0.5) / 0.5, torch.tensor(y, dtype=torch.int64)
 
 

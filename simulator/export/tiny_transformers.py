@@ -171,19 +171,10 @@ class CharGPT(nn.Module):
 
 def vit_split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Digits images (N, 1, 8, 8) in [-1, 1] and labels: 1257 ``train`` / 540 ``test``
-    (stratified 70/30, ``random_state=0``, the digits ResNet's split)."""
-    try:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-    except ImportError:
-        raise SasimError("the digits data set needs scikit-learn: install the torch extra: "
-                         "pip install 'sasim[torch]'") from None
-    images, labels = load_digits(return_X_y=True)
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, labels, test_size=0.3, random_state=SEED, stratify=labels)
-    x, y = (x_train, y_train) if split == "train" else (x_test, y_test)
-    x = torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
-    return (x - 0.5) / 0.5, torch.tensor(y, dtype=torch.int64)
+    (the digits ResNet's split, at the images' own 8x8 size)."""
+    from simulator.export.digits import digits_split
+
+    return digits_split(split, size=8)
 
 
 def read_text(path: str | Path | None = None) -> str:

@@ -24,7 +24,7 @@ from numba import prange
 
 from simulator.kernels.jit import njit
 
-__all__ = ["nearest_tables", "best_sets", "count_active_cycles", "parallel_histogram",
+__all__ = ["nearest_tables", "best_sets", "approximate", "count_active_cycles", "parallel_histogram",
            "bitserial_weight_histogram", "position_histogram", "active_from_histograms"]
 
 
@@ -46,27 +46,33 @@ def nearest_tables() -> tuple[np.ndarray, np.ndarray]:
     return nearest, (values[None, :] - nearest) ** 2
 
 
+_GROUPS_PER_TASK = 4096  # groups one parallel task searches (one error row allocated)
+
+
 @njit(parallel=True)
-def _best_sets(mags, candidates, sq_error, out_mask, out_error):  # pragma: no cover - compiled
+def _best_sets(mags, table, out_index, out_error):  # pragma: no cover - compiled
+    """``table[x, c]``: squared error of magnitude x under candidate c. All candidates are
+    summed at once along the table's contiguous rows (a vector loop), a zero magnitude
+    costs nothing under every set and is skipped; the first least error wins."""
     n_groups, lanes = mags.shape
-    n_cand = candidates.shape[0]
-    for g in prange(n_groups):
-        best = np.int64(-1)
-        best_mask = candidates[0]
-        for c in range(n_cand):
-            mask = candidates[c]
-            row = sq_error[mask]
-            err = np.int64(0)
+    n_cand = table.shape[1]
+    tasks = (n_groups + _GROUPS_PER_TASK - 1) // _GROUPS_PER_TASK
+    for task in prange(tasks):
+        err = np.empty(n_cand, table.dtype)
+        for g in range(task * _GROUPS_PER_TASK, min(n_groups, (task + 1) * _GROUPS_PER_TASK)):
+            for c in range(n_cand):
+                err[c] = 0
             for t in range(lanes):
-                err += row[mags[g, t]]
-                # A later candidate wins only with a strictly smaller error.
-                if best >= 0 and err >= best:
-                    break
-            if best < 0 or err < best:
-                best = err
-                best_mask = mask
-        out_mask[g] = best_mask
-        out_error[g] = best
+                x = mags[g, t]
+                if x != 0:
+                    for c in range(n_cand):
+                        err[c] += table[x, c]
+            best = 0
+            for c in range(1, n_cand):
+                if err[c] < err[best]:
+                    best = c
+            out_index[g] = best
+            out_error[g] = err[best]
 
 
 def best_sets(mags: np.ndarray, candidates: np.ndarray,
@@ -98,11 +104,38 @@ def best_sets(mags: np.ndarray, candidates: np.ndarray,
         raise ValueError("candidate masks must lie in 0..255")
     if sq_error.shape != (256, 256) or sq_error.dtype != np.int64:
         raise ValueError("sq_error must be the (256, 256) int64 table of nearest_tables()")
-    masks = np.empty(mags.shape[0], dtype=np.int64)
+    index = np.empty(mags.shape[0], dtype=np.int64)
     errors = np.empty(mags.shape[0], dtype=np.int64)
     if mags.shape[0]:
-        _best_sets(mags, candidates, sq_error, masks, errors)
-    return masks, errors
+        # int32 sums are exact while G * 255**2 < 2**31, and twice as many fit a vector
+        table = sq_error[candidates].T
+        wide = mags.shape[1] * 255**2 >= 2**31
+        _best_sets(mags, np.ascontiguousarray(table, dtype=np.int64 if wide else np.int32),
+                   index, errors)
+    return candidates[index], errors
+
+
+@njit(parallel=True)
+def _approximate(weights, group_masks, group_size, nearest, out):  # pragma: no cover
+    kd, n_f = weights.shape
+    for k in prange(kd):
+        q = k // group_size
+        for f in range(n_f):
+            w = np.int64(weights[k, f])
+            mag = np.int64(nearest[group_masks[q, f], abs(w)])
+            out[k, f] = -mag if w < 0 else mag
+
+
+def approximate(weights: np.ndarray, group_masks: np.ndarray, group_size: int,
+                nearest: np.ndarray) -> np.ndarray:
+    """int16 (Kd, F): each weight's sign times the sub-mask of its group's position set
+    nearest to its magnitude (``nearest`` from :func:`nearest_tables`), without the int64
+    (Kd, F) temporaries of indexing with a per-row mask array."""
+    out = np.empty(weights.shape, dtype=np.int16)
+    if weights.size:  # a uint8 table (64 KiB) stays in cache
+        _approximate(np.ascontiguousarray(weights), np.ascontiguousarray(group_masks),
+                     group_size, np.ascontiguousarray(nearest, dtype=np.uint8), out)
+    return out
 
 
 @njit

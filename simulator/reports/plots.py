@@ -40,12 +40,15 @@ __all__ = [
     "sweep_figure",
     "run_figure",
     "comparison_figure",
+    "ops_figure",
+    "run_ops_figure",
+    "ROLE_COLORS",
     "save_figure",
     "pareto_front",
     "geometric_mean",
 ]
 
-KINDS = ("speedup", "energy", "pareto", "utilization", "accuracy")
+KINDS = ("speedup", "energy", "pareto", "utilization", "accuracy", "ops")
 
 #: One colour per component class (the energy and area breakdowns of docs/energy-model.md),
 #: the same in every figure.
@@ -642,6 +645,7 @@ def accuracy_figure(results: SweepResults,
 _SWEEP_FIGURES: dict[str, Callable[..., Figure]] = {
     "speedup": speedup_figure, "energy": energy_figure, "pareto": pareto_figure,
     "utilization": utilization_figure, "accuracy": accuracy_figure,
+    "ops": lambda results, **options: ops_figure(results, **options),
 }
 
 
@@ -719,7 +723,174 @@ _NEEDS: dict[str, Callable[[Mapping[str, Any]], tuple[str, ...]]] = {
     "pareto": lambda o: ("time_us",),  # the cost column is checked with a hint there
     "utilization": lambda o: ("utilization",),
     "accuracy": lambda o: ("time_us",),
+    "ops": lambda o: ("time_us",),  # the role_cycles columns are checked with a hint there
 }
+
+
+# --- transformers: time by kind of operation ---------------------------------------------
+
+#: Where a transformer's time goes (docs/transformers.md, "Prefill and decode reports"): the
+#: array's cycles by the role of its layers, and the vector unit's (what ``role_cycles``
+#: holds; the four add up to ``total_cycles``). The same colours in every ``ops`` figure.
+ROLE_COLORS: dict[str, str] = {"attention": "#4C72B0", "ffn": "#55A868", "other": "#9E9E9E",
+                               "vector": "#DD8452"}
+_ROLE_LABELS = {"attention": "array: attention", "ffn": "array: FFN",
+                "other": "array: other", "vector": "vector unit"}
+#: Time units of an ``ops`` panel: the first whose largest bar stays below 10,000.
+_TIME_UNITS = (("us", 1.0), ("ms", 1e3), ("s", 1e6))
+
+
+def _role_times(row: Mapping[str, Any] | None) -> dict[str, float] | None:
+    """A run's time (us) by role: its ``role_cycles`` (a summary's mapping or a sweep's
+    ``role_cycles.ROLE`` columns) over its clock; None for a run without them (not a
+    transformer, or a failed point)."""
+    if row is None or row.get("error"):
+        return None
+    clock = _metric(row, "clock_mhz")
+    nested = row.get("role_cycles")
+    out = {}
+    for role in ROLE_COLORS:
+        value = (_metric(nested, role) if isinstance(nested, Mapping)
+                 else _metric(row, f"role_cycles.{role}"))
+        if value is None or clock is None or clock <= 0:
+            return None
+        out[role] = value / clock
+    return out
+
+
+def _amount(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _phase_label(row: Mapping[str, Any], times: Mapping[str, float], unit: str = "us",
+                 scale: float = 1.0) -> str:
+    """What is written above a bar: the phase's latency figure (TTFT for prefill; TPOT and
+    tokens/s for decode; else the time per inference) in ``unit`` (``scale`` us) and the
+    vector unit's share."""
+    total = sum(times.values())
+    phase = row.get("phase")
+    ttft = _metric(row, "time_to_first_token_us")
+    tpot = _metric(row, "time_per_output_token_us")
+    if phase == "prefill" and ttft is not None:
+        text = f"TTFT {_amount(ttft / scale)} {unit}"
+    elif phase == "decode" and tpot is not None:
+        text = f"TPOT {_amount(tpot / scale)} {unit}"
+        rate = _metric(row, "tokens_per_s")
+        if rate is not None:
+            text += f"\n{_amount(rate)} tok/s"
+    else:
+        text = f"{_amount(total / scale)} {unit}"
+    share = 100 * times["vector"] / total if total else 0.0
+    return f"{text}\nvector {share:.0f} %"
+
+
+def _phase_axis(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The y axis of a panel: the phase's latency when its runs share a phase."""
+    phases = {r.get("phase") for r in rows}
+    if phases == {"prefill"}:
+        return "time to first token"
+    if phases == {"decode"}:
+        return "time per output token"
+    return "time per inference"
+
+
+def _ops_panels(workloads: Sequence[str], designs: Sequence[str],
+                rows: Mapping[tuple[str, str], Mapping[str, Any]]) -> list[tuple]:
+    """(workload, [(design, row, times or None)]) for every workload where some design has
+    time by role."""
+    panels = []
+    for workload in workloads:
+        bars = []
+        for design in designs:
+            row = rows.get((workload, design))
+            bars.append((design, row, _role_times(row)))
+        if any(times is not None for _, _, times in bars):
+            panels.append((workload, bars))
+    return panels
+
+
+def _draw_ops(panels: Sequence[tuple], tick_labels: Sequence[str], title: str,
+              summaries: Sequence[Mapping[str, Any]]) -> Figure:
+    """Stacked bars of time by role per design, one panel per workload."""
+    lines = max(label.count("\n") + 1 for label in tick_labels)
+    fig = _figure(3.6 + 0.75 * len(tick_labels), 1.6 + 0.15 * lines + 3.0 * len(panels))
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    x = np.arange(len(tick_labels))
+    for ax, (workload, bars) in zip(axes, panels):
+        largest = max(sum(t.values()) for _, _, t in bars if t is not None)
+        unit, scale = next(((u, s) for u, s in _TIME_UNITS if largest / s < 1e4),
+                           _TIME_UNITS[-1])
+        bottom = np.zeros(len(bars))
+        for role, color in ROLE_COLORS.items():
+            heights = np.array([0.0 if t is None else t[role] / scale for _, _, t in bars])
+            ax.bar(x, heights, 0.6, bottom=bottom, color=color, label=_ROLE_LABELS[role],
+                   edgecolor="white", linewidth=0.4)
+            bottom += heights
+        for xi, (_, row, times), top in zip(x, bars, bottom):
+            text = "n/a" if times is None else _phase_label(row, times, unit, scale)
+            ax.text(xi, top, text, ha="center", va="bottom", fontsize=6.5, linespacing=1.1)
+        shown = [row for _, row, t in bars if t is not None]
+        phases = sorted({str(r.get("phase")) for r in shown if r.get("phase")})
+        ax.set_title(workload + (f" ({', '.join(phases)})" if phases else ""), fontsize=9,
+                     loc="left")
+        ax.set_ylabel(f"{_phase_axis(shown)} ({unit})")
+        # room for the labels (stacked bases are sticky edges: margins would not apply)
+        ax.set_ylim(0, 1.3 * max(float(bottom.max()), 1e-9))
+        ax.grid(True, axis="y", linewidth=0.3, color="0.85")
+    _set_categories(axes[-1], tick_labels)
+    axes[-1].set_xlabel("design")
+    handles, names = axes[0].get_legend_handles_labels()
+    _side_legend(axes[0], handles[::-1], names[::-1], title="time on")
+    return _finish(fig, title, summaries)
+
+
+def _no_transformer(where: str) -> ResultsError:
+    return ResultsError(f"{where}: no transformer layers in the results (no role_cycles): the "
+                        f"ops plot splits the time of transformer workloads (e.g. gpt2_decode) "
+                        f"into array time by role and vector-unit time")
+
+
+def ops_figure(results: SweepResults, *, workload: str | None = None) -> Figure:
+    """Time per inference of every design on every transformer workload (or only
+    ``workload``), stacked by where it goes: the array's time on attention, FFN and other
+    layers, and the vector unit's; above each bar the phase's latency figure (TTFT or TPOT
+    and tokens/s) and the vector unit's share. One panel per workload; from results.csv
+    (the ``role_cycles`` columns), without the point files."""
+    workloads = results.workloads()
+    if workload is not None:
+        if workload not in workloads:
+            raise ResultsError(f"{results.path}: no workload {workload!r} "
+                               f"(workloads: {', '.join(workloads)})")
+        workloads = [workload]
+    designs = results.designs()
+    rows = {(w, d.label): r for d in designs for w, r in d.rows.items()}
+    panels = _ops_panels(workloads, [d.label for d in designs], rows)
+    if not panels:
+        raise _no_transformer(str(results.path) + (f" ({workload})" if workload else ""))
+    return _draw_ops(panels, [_tick(d) for d in designs],
+                     f"{results.name}: time by operation class (array by role, vector "
+                     f"unit)", _rows_summaries(results, designs))
+
+
+def run_ops_figure(summaries: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+                   where: str = "ops plot") -> Figure:
+    """:func:`ops_figure` of run summaries: one run (``sasim run --out``'s summary.json) or
+    a comparison's runs (``sasim compare``: one per design and workload, each with its
+    ``workload``, ``arch``, ``clock_mhz``, ``role_cycles`` and phase figures). Designs are
+    told apart by their ``arch`` name; ``where`` names the source in the error raised when
+    no run has transformer layers."""
+    if isinstance(summaries, Mapping):
+        summaries = [summaries]
+    workloads = list(dict.fromkeys(str(s.get("workload")) for s in summaries))
+    designs = list(dict.fromkeys(str(s.get("arch")) for s in summaries))
+    rows = {(str(s.get("workload")), str(s.get("arch"))): s for s in summaries}
+    panels = _ops_panels(workloads, designs, rows)
+    if not panels:
+        raise _no_transformer(where)
+    first = designs[0]
+    title = ("time by operation class (array by role, vector unit)"
+             + (f"\n{first} on {workloads[0]}" if len(summaries) == 1 else ""))
+    return _draw_ops(panels, designs, title, list(summaries))
 
 
 # --- one run -----------------------------------------------------------------------------

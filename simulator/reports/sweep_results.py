@@ -16,11 +16,14 @@ from typing import Any
 from simulator.config.files import load_json_text, parse_override
 from simulator.errors import ResultsError, shorten
 
-__all__ = ["SweepResults", "Design", "load_results", "parse_cell", "parse_baseline"]
+__all__ = ["SweepResults", "Design", "load_results", "load_run_summary", "is_run_summary",
+           "parse_cell", "parse_baseline"]
 
 _RESULTS_CSV = "results.csv"
 _MANIFEST = "sweep.json"
 _POINTS_DIR = "points"
+#: What ``sasim run --out DIR`` writes: the run as plain data (docs/getting-started.md).
+_RUN_SUMMARY = "summary.json"
 #: The version of sweep.json and points/*.json this reader understands (simulator/sweep
 #: writes it as ``format``).
 _FORMAT = 1
@@ -272,9 +275,10 @@ def load_results(path: str | Path) -> SweepResults:
     try:
         text = csv_path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        hint = (": it holds a comparison (`sasim compare --out` draws its plot, "
-                "comparison.png), not a sweep" if (csv_path.parent / "comparison.json").exists()
-                else "")
+        comparison = (csv_path.parent / "comparison.json").exists()
+        hint = (": it holds a comparison (`sasim compare --out` draws its plots, "
+                "comparison.png and, with transformer workloads, ops.png), not a sweep"
+                if comparison else "")
         raise ResultsError(f"{csv_path}: file not found{hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{csv_path}: cannot read: {exc}") from None
@@ -306,3 +310,37 @@ def load_results(path: str | Path) -> SweepResults:
     return SweepResults(path=csv_path, rows=tuple(rows), axes=axes,
                         name=data.get("name") or folder.name,
                         points_dir=points if points.is_dir() else None)
+
+
+def _summary_path(path: Path) -> Path:
+    return path / _RUN_SUMMARY if path.is_dir() else path
+
+
+def is_run_summary(path: str | Path) -> bool:
+    """Whether ``path`` is a run's summary.json or a ``sasim run --out`` directory (not a
+    sweep's results)."""
+    path = Path(path)
+    try:
+        target = _summary_path(path)
+        return target.suffix == ".json" and target.is_file()
+    except OSError:
+        return False
+
+
+def load_run_summary(path: str | Path) -> dict[str, Any]:
+    """One run's summary: ``path`` is a ``sasim run --out`` directory or its summary.json.
+    Refused (:class:`ResultsError`): a file that is not JSON or not a run summary (a mapping
+    with ``arch``, ``workload``, ``clock_mhz`` and ``layers``)."""
+    target = _summary_path(Path(path))
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultsError(f"{target}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{target}: cannot read: {exc}") from None
+    data = load_json_text(text, str(target), ResultsError)
+    if not isinstance(data, dict) or not all(k in data for k in ("arch", "workload",
+                                                                  "clock_mhz", "layers")):
+        raise ResultsError(f"{target}: not a run's summary.json (sasim run --out DIR writes "
+                           f"one)")
+    return data

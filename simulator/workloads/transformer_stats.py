@@ -36,8 +36,9 @@ import numpy as np
 from simulator.workloads.layers import POOL_OPS, Layer
 
 __all__ = ["LOGIT_STD", "LLM_WIDTH", "TYPICAL_CLIP", "OUTLIER_MIN", "RELU_ZERO_RANGE",
-           "MASSIVE_RATIO", "tensor_kind", "operand_shapes", "transformer_tensor",
-           "outlier_channels", "massive_channels", "softmax_probabilities", "gelu", "silu"]
+           "MASSIVE_RATIO", "TENSOR_KINDS", "tensor_kind", "operand_shapes",
+           "transformer_tensor", "outlier_channels", "massive_channels",
+           "softmax_probabilities", "gelu", "silu"]
 
 #: Standard deviation of the attention logits q.k/sqrt(d) before the softmax (a documented
 #: assumption: docs/synthetic-data.md shows the zeros of P it gives at several lengths).
@@ -266,6 +267,9 @@ def _hidden(rng: np.random.Generator, layer: Layer, shape: tuple[int, ...],
     return x
 
 
+#: The kinds of tensor the generator draws (docs/synthetic-data.md, "Transformer tensors").
+TENSOR_KINDS = ("query", "keys", "values", "logits", "gaussian", "normed", "hidden", "gelu_out",
+                "gated", "glu_out", "relu_out", "probs", "weight")
 #: Linear layers whose input is a normed hidden state (the expansion's names).
 _NORMED = ("q_proj", "k_proj", "v_proj", "fc1", "gate_proj", "up_proj", "lm_head", "head")
 
@@ -328,16 +332,22 @@ def _relu_out(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def transformer_tensor(layer: Layer, operand: str, shape: tuple[int, ...],
-                       rng: np.random.Generator) -> np.ndarray:
+                       rng: np.random.Generator, kind: str | None = None) -> np.ndarray:
     """Quantised synthetic values of one operand (``input``, ``weight`` or ``other``) of a
     transformer layer, of ``shape``, drawn from ``rng``.
+
+    ``kind`` draws that kind of tensor instead of :func:`tensor_kind`'s (for layers named
+    otherwise than the expansion names them, e.g. a trace's: benchmarks/transformer_stats.py
+    compares real traces with the generator this way).
 
     Returns
     -------
     numpy.ndarray
         int8/uint8 (int64 above 8 bits); unsigned for softmax outputs and ReLU outputs.
     """
-    kind = tensor_kind(layer, operand)
+    kind = kind or tensor_kind(layer, operand)
+    if kind not in TENSOR_KINDS:
+        raise ValueError(f"unknown tensor kind {kind!r} (kinds: {', '.join(TENSOR_KINDS)})")
     abits, wbits = layer.activation_bits, layer.weight_bits
     if kind == "weight":
         return _per_channel(_normal(rng, shape), wbits)

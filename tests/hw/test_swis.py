@@ -117,6 +117,22 @@ def test_decomposition_equals_naive(b, group_size, mode):
     assert np.all(np.bitwise_count(fast.masks.astype(np.uint8)) == fast.shifts)
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int64])
+def test_narrow_weights_decompose_as_int64_ones(dtype):
+    # The search and the approximation read the weights in their own dtype (an int8 -128's
+    # magnitude does not fit int8); the result equals the naive decomposition.
+    rng = np.random.default_rng(7)
+    b = rng.integers(-128, 128, size=(37, 11))
+    b[0, :3] = -128
+    b[1, :2] = 127
+    b[2:6, 4] = 0
+    fast = decompose(b.astype(dtype), 8, shifts=3)
+    naive = naive_decompose(b.tolist(), 8, shifts=3)
+    assert fast.approx.dtype == np.int16
+    assert fast.approx.tolist() == naive["approx"]
+    assert fast.errors.tolist() == naive["errors"]
+
+
 def test_variable_n_rules():
     rng = np.random.default_rng(5)
     b = np.clip(np.rint(rng.laplace(0, 20, (64, 16))), -127, 127).astype(np.int64)

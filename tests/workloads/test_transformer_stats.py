@@ -201,8 +201,73 @@ def test_docs_tables_are_what_the_benchmark_prints(repo):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     doc = (repo / "docs" / "synthetic-data.md").read_text(encoding="utf-8")
-    for table in (bench.kinds(), bench.softmax_zeros(), bench.outlier_effect()):
+    for table in (bench.kinds(), bench.softmax_zeros(), bench.outlier_effect(),
+                  bench.real_vs_synthetic(), bench.real_attention()):
         assert table in doc, "rerun benchmarks/transformer_stats.py --no-speed:\n" + table
+
+
+def _bench(repo):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("transformer_stats_bench",
+                                                  repo / "benchmarks" / "transformer_stats.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_real_vs_synthetic_pairs_every_trace_operand_with_a_draw_of_its_shape(repo):
+    """The comparison's real side is the trace's own codes (the float norm inputs as
+    float_codes), its statistics are sasim inspect's, and the synthetic side is drawn for
+    the same shapes with the named kind."""
+    from simulator.workloads.layers import float_codes
+    from simulator.workloads.stats import layer_stats
+    from simulator.workloads.trace import load_trace
+
+    bench = _bench(repo)
+    workload = load_trace(repo / "workloads" / "char_gpt_int8.npz")
+    act, tensors = bench.trace_tensors(workload, causal=True)
+    assert act == "SiLU" and len(tensors) == len(bench.TENSORS)
+    for label, (kind, real, synthetic) in tensors.items():
+        assert len(real) == len(synthetic) > 0, label
+        # the same values per operand (a trace's vector input is (B, T, C), a draw's
+        # (B, H, T, C) with H = 1)
+        assert [(r.size, r.shape[-2:]) for r in real] == [(g.size, g.shape[-2:])
+                                                          for g in synthetic], label
+        assert all(g.dtype in (np.int8, np.uint8) for g in synthetic), label
+    assert tensors["SiLU output: fc2 input"][0] == "gated"
+    # the residual stream: float norm inputs read as float_codes
+    norms = [l for l in workload.layers if l.op == "rmsnorm" and l.role]
+    real = tensors["residual stream: norm input"][1]
+    assert len(real) == len(norms)
+    for layer, codes in zip(norms, real):
+        assert np.array_equal(codes, float_codes(workload.tensors(layer.name).input)[0])
+    # the statistics of one operand are sasim inspect's
+    layer = next(l for l in workload.layers if l.name == "blocks.1.attn.context")
+    data = workload.tensors(layer.name)
+    zeros, small, bits, peak, count = bench.code_stats([data.input])
+    stats = layer_stats(layer, data, check_output=False)
+    assert (zeros, small, bits, peak) == pytest.approx(
+        (stats.activation_zero_fraction, stats.activation_small_fraction,
+         stats.activation_mean_bits, stats.activation_max), abs=0, rel=1e-12)
+    assert count == data.input.size
+    # a causal draw: zero above the diagonal, as the real (masked) P is
+    p = tensors["P (context left)"][2][0]
+    upper = np.triu(np.ones(p.shape[-2:], bool), 1)
+    assert not p[..., upper].any()
+    assert not tensors["P (context left)"][1][0][..., upper].any()
+
+
+def test_an_explicit_kind_is_drawn_and_an_unknown_one_refused():
+    layer = _linear("fc2", 256)
+    gated = tx.transformer_tensor(layer, "input", (64, 256), _rng(), kind="gated")
+    assert gated.min() >= -9 and gated.dtype == np.int8  # SiLU's minimum -0.28 of 4.33
+    assert np.array_equal(gated, tx.transformer_tensor(layer, "input", (64, 256), _rng(),
+                                                       kind="gated"))
+    assert not np.array_equal(gated, _draw(Layer("block0.fc2", "linear", 256, 64, batch=64,
+                                                 activation_signed=True, role="ffn")))
+    with pytest.raises(ValueError, match="unknown tensor kind 'bogus'"):
+        tx.transformer_tensor(layer, "input", (4, 4), _rng(), kind="bogus")
 
 
 

@@ -198,7 +198,8 @@ def _group_magnitudes(weights: np.ndarray, group_size: int) -> np.ndarray:
     kd, n_f = weights.shape
     q = -(-kd // group_size)
     mags = np.zeros((q * group_size, n_f), dtype=np.uint8)
-    mags[:kd] = np.abs(weights)
+    # int16 first: the magnitude of an int8 -128 does not fit int8
+    np.abs(weights, out=mags[:kd], casting="unsafe", dtype=np.int16)
     return np.ascontiguousarray(mags.reshape(q, group_size, n_f).transpose(0, 2, 1)).reshape(
         q * n_f, group_size)
 
@@ -254,13 +255,15 @@ def decompose(weights: np.ndarray, group_size: int, *, shifts: int | None = None
     -------
     Decomposition
     """
-    from simulator.kernels.swis import best_sets
+    from simulator.kernels.swis import approximate, best_sets
 
     variable = (max_shifts is not None,
                 (error_threshold is not None) + (bit_budget is not None) == 1)
     if (shifts is not None) == any(variable) or (shifts is None and not all(variable)):
         raise ValueError("give shifts, or max_shifts with one of error_threshold and bit_budget")
-    weights = np.asarray(weights, dtype=np.int64)
+    weights = np.asarray(weights)
+    if weights.dtype.kind not in "iu":
+        weights = weights.astype(np.int64)
     if weights.ndim != 2:
         raise ValueError(f"weights must be 2-D (Kd, F), not of shape {weights.shape}")
     if magnitude_bound(weights) > 255:
@@ -297,8 +300,7 @@ def decompose(weights: np.ndarray, group_size: int, *, shifts: int | None = None
         rows = np.arange(n_groups)
         masks, errors = all_masks[rows, n_g - 1], all_errors[rows, n_g - 1]
     group_masks = masks.reshape(n_q, n_f)
-    row_masks = np.repeat(group_masks, group_size, axis=0)[:kd]
-    approx = (np.sign(weights) * nearest[row_masks, np.abs(weights)]).astype(np.int16)
+    approx = approximate(weights, group_masks, group_size, nearest)
     out = Decomposition(approx=approx, masks=group_masks, shifts=n_g.reshape(n_q, n_f),
                         errors=errors.reshape(n_q, n_f), group_size=group_size)
     for array in (out.approx, out.masks, out.shifts, out.errors):
