@@ -109,6 +109,9 @@ class LayerResult:
     #: SQNR (dB) of an integer-only vector op against float64 on the layer's data (None:
     #: not measured, or exact); docs/transformers.md, "Integer-only variants".
     vector_sqnr_db: float | None = None
+    #: Transform coding of the layer's activations (docs/transform-coding.md, "Reports"):
+    #: bits per value, bytes, codec cycles; None without ``memory.activation_codec``.
+    codec: dict[str, Any] | None = None
 
     @property
     def dram_reads(self) -> DramReads[int]:
