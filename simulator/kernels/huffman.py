@@ -1,5 +1,5 @@
 """Static canonical Huffman codes: build, encode into packed words, decode (docs/hardware-spec.md
-§12, "Coding").
+§10, "Coding").
 
 A code is built once per layer from calibration symbol counts (:func:`code_lengths`,
 :func:`canonical_codes`); :func:`encode` packs a symbol stream into ``word_bits``-bit words,

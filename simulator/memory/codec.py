@@ -1,5 +1,5 @@
 """Feature-map transform coding: a per-layer PCA, a uniform quantiser and a static Huffman
-code on the activations that travel to and from DRAM (docs/hardware-spec.md §12,
+code on the activations that travel to and from DRAM (docs/hardware-spec.md §10,
 docs/transform-coding.md).
 
 One layer's coded tensor is its input, seen as pixels: a conv input (N, C, H, W) is N*H*W
@@ -9,7 +9,7 @@ a tensor, encode then decode, bit for bit (:mod:`simulator.kernels.huffman`), an
 decoded activations with the real code lengths; :func:`coded_program` puts the coded bytes
 into a layer's tile program.
 
-Arithmetic (docs/hardware-spec.md §12): with an ``basis_bits``-bit basis every step is an
+Arithmetic (docs/hardware-spec.md §10): with an ``basis_bits``-bit basis every step is an
 integer operation, so the decoded activations are exact and reproducible (float64 products
 are used only where every partial sum stays below 2**53, which :func:`calibrate` checks).
 """

@@ -1,4 +1,4 @@
-"""A plain-Python twin of the transform codec (docs/hardware-spec.md §12): Huffman codes as
+"""A plain-Python twin of the transform codec (docs/hardware-spec.md §10): Huffman codes as
 strings of '0' and '1', the transform and the quantiser on Python integers, pixel by pixel.
 
 Nothing here imports the codec it checks; only the calibrated parameters (mean, basis, range,
