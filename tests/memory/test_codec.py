@@ -210,3 +210,21 @@ def test_bad_codec_config_is_one_line(cli, tmp_path, override, needle):
 def test_codec_config_is_frozen_schema():
     options = ActivationCodecConfig(bits=3)
     assert dataclasses.replace(options, lanes=2).lanes == 2
+
+
+def test_a_run_without_the_codec_never_imports_it():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    code = ("import sys\nfrom simulator import api\n"
+            "api.simulate(api.load_arch('os_sa_16x16'), api.load_workload('resnet18'), "
+            "functional=False)\nprint(' '.join(sorted(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(repo)}, cwd=repo, check=True,
+                          timeout=120)
+    modules = set(done.stdout.split())
+    assert "simulator.api" in modules
+    assert not {"simulator.memory.codec", "simulator.kernels.huffman"} & modules
