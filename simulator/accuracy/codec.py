@@ -18,11 +18,11 @@ from torch import nn
 
 from simulator.config.arch import ActivationCodecConfig
 from simulator.export.ptq import QuantizedModel
-from simulator.memory.codec import (CODED_OPS, Codec, activation_range, calibrate, code,
-                                    pixels, table_bytes)
+from simulator.memory.codec import (Codec, activation_range, calibrate, code,
+                                    one_blas_thread, pixels, table_bytes)
 
 __all__ = ["CALIBRATION_IMAGES", "CodecStage", "calibrate_codecs", "codec_summary",
-           "with_codec"]
+           "coded_names", "with_codec"]
 
 #: Calibration images of the codecs (the paper calibrates on one batch of about 250).
 CALIBRATION_IMAGES = 256
@@ -63,8 +63,9 @@ class CodecStage(nn.Module):
         shape = xq.shape
         flat = xq if xq.ndim == 4 else xq.reshape(-1, shape[-1])
         o = self.options
-        coded = code(self.codec, flat, lanes=o.lanes, word_bits=o.word_bits,
-                     burst_bytes=o.burst_bytes)
+        with one_blas_thread():
+            coded = code(self.codec, flat, lanes=o.lanes, word_bits=o.word_bits,
+                         burst_bytes=o.burst_bytes)
         t = self.totals
         t.values += coded.values
         t.symbols += coded.symbols
@@ -98,7 +99,7 @@ def _inputs(qmodel: QuantizedModel, names: list[str], images: torch.Tensor,
 
 def coded_names(qmodel: QuantizedModel) -> list[str]:
     """The integer layers whose input is coded: all but the first (its input is the image);
-    the exporter's integer layers are all conv2d or linear (:data:`CODED_OPS`)."""
+    the exporter's integer layers are all conv2d or linear."""
     return list(qmodel.integer_layers())[1:]
 
 
@@ -114,10 +115,11 @@ def calibrate_codecs(qmodel: QuantizedModel, calibration: torch.Tensor,
     for name in names:
         integer = layers[name]
         low, high = activation_range(integer.activation_bits, integer.signed)
-        codecs[name] = calibrate(np.concatenate(seen[name]), bits=options.bits,
-                                 transform=options.transform,
-                                 energy_fraction=options.energy_fraction,
-                                 basis_bits=options.basis_bits, low=low, high=high)
+        with one_blas_thread():
+            codecs[name] = calibrate(np.concatenate(seen[name]), bits=options.bits,
+                                     transform=options.transform,
+                                     energy_fraction=options.energy_fraction,
+                                     basis_bits=options.basis_bits, low=low, high=high)
     return codecs
 
 

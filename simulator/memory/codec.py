@@ -16,6 +16,7 @@ are used only where every partial sum stays below 2**53, which :func:`calibrate`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
@@ -29,8 +30,8 @@ from simulator.workloads.layers import Layer, LayerTensors
 
 __all__ = ["CODED_OPS", "Codec", "CodedTensor", "InputCoding", "LayerCoding", "RunCoding",
            "activation_range", "calibrate", "code", "code_input", "coded_layers",
-           "coded_program", "from_pixels", "pixels", "project", "quantise", "reconstruct",
-           "table_bytes"]
+           "coded_program", "codec_report", "from_pixels", "inverse_layer", "one_blas_thread",
+           "pixels", "project", "quantise", "ratio", "reconstruct", "table_bytes"]
 
 #: Largest magnitude a float64 holds every integer below exactly.
 _EXACT = float(1 << 53)
@@ -371,9 +372,26 @@ class InputCoding:
             "decoded_sqnr_db": self.sqnr_db}
 
 
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """BLAS on one thread while a layer is coded, when threadpoolctl is installed: the codec's
+    products and its eigendecomposition are small, and a threaded BLAS that spins beside the
+    PE's kernel threads on a shared machine made them several times slower
+    (docs/performance.md, "Transform coding")."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: the codec is correct without it, only slower when loaded
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def code_input(x: np.ndarray, layer: Layer, options: ActivationCodecConfig) -> InputCoding:
     """Calibrate a codec on the leading ``calibration_fraction`` of the input's images (at
     least one) and code the whole input (docs/transform-coding.md, "Calibration")."""
+    with one_blas_thread():
+        return _code_input(x, layer, options)
+
+
+def _code_input(x: np.ndarray, layer: Layer, options: ActivationCodecConfig) -> InputCoding:
     x = np.asarray(x).astype(np.int64, copy=False)
     images = x.shape[0]
     calibration = max(1, int(math.floor(images * options.calibration_fraction + 1e-9)))
