@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from simulator.config.arch import ActivationCodecConfig
+from simulator.errors import SimulationError
 from simulator.memory.plan import TileProgram
 from simulator.operands import PerBuffer
 from simulator.workloads.layers import Layer, LayerTensors
@@ -35,6 +36,18 @@ __all__ = ["CODED_OPS", "Codec", "CodedTensor", "InputCoding", "LayerCoding", "R
 
 #: Largest magnitude a float64 holds every integer below exactly.
 _EXACT = float(1 << 53)
+#: Most channels a PCA is calibrated over (a C x C eigendecomposition per layer).
+MAX_PCA_CHANNELS = 4096
+#: Largest magnitude an int64 holds.
+_INT64 = float((1 << 63) - 1)
+
+
+def _integer_product(a: np.ndarray, b: np.ndarray, exact_float: bool) -> np.ndarray:
+    """``a @ b`` of integer matrices, exactly: through float64 (BLAS) when every partial sum
+    is below 2**53 (``exact_float``, from the bounds at calibration), else in int64."""
+    if exact_float:
+        return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+    return a.astype(np.int64) @ b.astype(np.int64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +66,8 @@ class Codec:
     lengths, codes : each symbol's Huffman code length and canonical code.
     counts : the calibration histogram of the symbols.
     low, high : the activation's integer range (decoded values are clipped to it).
+    exact_float : an integer basis's products are exact in float64 (every partial sum below
+        2**53); otherwise they are computed in int64 (slower).
     """
 
     bits: int
@@ -66,6 +81,7 @@ class Codec:
     counts: np.ndarray
     low: int
     high: int
+    exact_float: bool = True
 
     @property
     def channels(self) -> int:
@@ -127,14 +143,29 @@ def calibrate(x: np.ndarray, *, bits: int, transform: str = "pca", energy_fracti
     Raises
     ------
     ValueError
-        When an integer basis this wide would lose exactness (more than about 8,000
-        channels at 8 bits), or there are no calibration pixels.
+        When an integer basis this wide would overflow 64-bit integers, or there are no
+        calibration pixels.
     """
     from simulator.kernels.huffman import canonical_codes, code_lengths
 
     x = np.asarray(x, dtype=np.int64)
     if x.shape[0] == 0:
         raise ValueError("no calibration pixels")
+    channels = x.shape[1]
+    if transform == "pca" and channels > MAX_PCA_CHANNELS:
+        raise ValueError(f"a PCA over {channels:,} channels is more than sasim calibrates "
+                         f"({MAX_PCA_CHANNELS:,}); use transform: none")
+    exact_float = True
+    if basis_bits is not None:
+        top = (1 << (basis_bits - 1)) - 1 if transform == "pca" else 1
+        # |x - mean| <= high - low; the projection, then the dequantised numerator times
+        # the basis, summed over the channels
+        bound = float(high - low) * top * channels * ((1 << bits) - 1) * top * channels * 2
+        if bound >= _INT64:
+            raise ValueError(f"{channels:,} channels at basis_bits {basis_bits} and bits {bits}"
+                             f" exceed exact 64-bit integer arithmetic (use fewer basis_bits "
+                             f"or bits, or basis_bits: null)")
+        exact_float = bound < _EXACT
     mean_f, vectors = _basis(x, transform, energy_fraction)
     if basis_bits is None:
         mean, basis, shift = mean_f, vectors, None
@@ -143,13 +174,8 @@ def calibrate(x: np.ndarray, *, bits: int, transform: str = "pca", energy_fracti
         top = (1 << shift) - 1 if shift else 1
         basis = np.clip(np.rint(vectors * (1 << shift)), -top, top).astype(np.int64)
         mean = np.rint(mean_f).astype(np.int64)
-        reach = max(abs(high - int(mean.min())), abs(int(mean.max()) - low), 1)
-        # projected magnitude bound, then the dequantised numerator times the basis
-        bound = float(reach) * top * x.shape[1] * ((1 << bits) - 1) * top * x.shape[1] * 2
-        if bound >= _EXACT:
-            raise ValueError(f"{x.shape[1]} channels at basis_bits {basis_bits} and bits {bits}"
-                             f" exceed exact 53-bit arithmetic")
     codec = Codec(bits=bits, mean=mean, basis=basis, shift=shift, lo=0, hi=1,
+                  exact_float=basis_bits is None or exact_float,
                   lengths=np.ones(1 << bits, dtype=np.int64),
                   codes=np.zeros(1 << bits, dtype=np.uint64),
                   counts=np.zeros(1 << bits, dtype=np.int64), low=low, high=high)
@@ -174,7 +200,7 @@ def project(codec: Codec, x: np.ndarray) -> np.ndarray:
     if codec.shift is None:
         return centred.astype(np.float64) @ codec.basis
     # integers below 2**53: the float64 product is exact whatever the summation order
-    return np.rint(centred.astype(np.float64) @ codec.basis.astype(np.float64)).astype(np.int64)
+    return _integer_product(centred, codec.basis, codec.exact_float)
 
 
 def quantise(codec: Codec, y: np.ndarray) -> np.ndarray:
@@ -198,9 +224,9 @@ def reconstruct(codec: Codec, symbols: np.ndarray) -> np.ndarray:
         x = np.rint(y @ codec.basis.T + codec.mean)
         return np.clip(x, codec.low, codec.high).astype(np.int64)
     numerator = codec.lo * top + symbols.astype(np.int64) * span  # y * top, exactly
-    product = np.rint(numerator.astype(np.float64) @ codec.basis.T.astype(np.float64))
+    product = _integer_product(numerator, codec.basis.T, codec.exact_float)
     den = top << (2 * codec.shift)
-    x = np.floor_divide(2 * product.astype(np.int64) + den, 2 * den) + codec.mean
+    x = np.floor_divide(2 * product + den, 2 * den) + codec.mean
     return np.clip(x, codec.low, codec.high)
 
 
@@ -436,8 +462,12 @@ class RunCoding:
         if name not in self._coded:
             return None
         if name not in self._done:
-            self._done[name] = code_input(self._tensors(name).input, self._layers[name],
-                                          self.options)
+            try:
+                self._done[name] = code_input(self._tensors(name).input, self._layers[name],
+                                              self.options)
+            except ValueError as exc:
+                raise SimulationError(f"layer '{name}': memory.activation_codec: {exc}") \
+                    from None
             # only the consumer of the layer being run is needed later
             for old in [n for n in self._done if n != name]:
                 if self._consumer.get(old) != name:

@@ -81,6 +81,33 @@ def test_codec_matches_twin_on_random_data(seed):
     assert coded.values == x.size and coded.symbols == n * h * w * codec.components
 
 
+def test_int64_products_equal_the_float64_ones():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, size=(2, 24, 5, 5))
+    codec = calibrate(pixels(x), bits=7, low=0, high=255)
+    assert codec.exact_float
+    wide = dataclasses.replace(codec, exact_float=False)
+    a = code(codec, x, lanes=4, word_bits=16, burst_bytes=32).decoded
+    b = code(wide, x, lanes=4, word_bits=16, burst_bytes=32).decoded
+    assert np.array_equal(a, b) and np.array_equal(pixels(b), _twin(wide, pixels(x)))
+
+
+def test_a_layer_too_wide_for_the_pca_is_one_line():
+    from simulator.errors import SimulationError
+    from simulator.memory.codec import RunCoding
+    from simulator.workloads.layers import LayerTensors
+
+    layers = [Layer(name=n, op="linear", in_channels=k, out_channels=4, batch=2)
+              for n, k in (("a", 4), ("b", 300_000))]
+    data = {"a": np.zeros((2, 4), dtype=np.int64), "b": np.ones((2, 300_000), dtype=np.int64)}
+    coding = RunCoding(layers, lambda n: LayerTensors(input=data[n], weight=None),
+                       ActivationCodecConfig(bits=8))
+    with pytest.raises(SimulationError, match="layer 'b': memory.activation_codec: a PCA over "
+                                              "300,000 channels is more than sasim calibrates"):
+        coding.input("b")
+    assert coding.input("a") is None  # the first layer's input is the image: not coded
+
+
 def test_codec_matches_twin_on_the_digits_trace():
     workload = api.load_workload("digits_int8")
     options = ActivationCodecConfig(bits=6)
