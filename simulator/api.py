@@ -392,7 +392,8 @@ def _timeline(name: str, origin: int, schedule: LayerSchedule,
         name=name, origin=origin, elapsed=schedule.elapsed, unit_fold=program.unit_fold,
         start=schedule.start, end=schedule.end, load_start=schedule.load_start,
         load_end=schedule.load_end, store_start=schedule.store_start,
-        store_end=schedule.store_end, load_bytes=program.load, store_bytes=program.store)
+        store_end=schedule.store_end, load_bytes=program.channel_load,
+        store_bytes=program.store)
 
 
 #: Most folds of one layer (the timing and memory models keep per-fold arrays).

@@ -26,7 +26,6 @@ import numpy as np
 from simulator.config.arch import ActivationCodecConfig
 from simulator.errors import SimulationError
 from simulator.memory.plan import TileProgram
-from simulator.operands import PerBuffer
 from simulator.workloads.layers import Layer, LayerTensors
 
 __all__ = ["CODED_OPS", "Codec", "CodedTensor", "InputCoding", "LayerCoding", "RunCoding",
@@ -318,28 +317,22 @@ def _scaled(column: np.ndarray, ratio: float) -> np.ndarray:
 
 
 def coded_program(program: TileProgram, coding: LayerCoding) -> TileProgram:
-    """``program`` with coded activations: the ifmap loads (and the buffer space they
-    claim and free) at the read ratio, plus the tables with the first unit (freed after the
-    last); the final-output write-backs at the write ratio. The output buffer still holds
-    the array's words (the encoder sits on the way out); the array still reads decoded words
-    at the ifmap buffer's edge (the decoder sits between the buffer and the array edge)."""
+    """``program`` with coded activations on the DRAM channel: the ifmap loads move the read
+    ratio of their bytes, the first unit's loads also the tables; the final-output
+    write-backs move the write ratio of theirs. The buffers hold the array's words, as
+    without the codec: the decoder sits between the channel and the ifmap buffer, the
+    encoder between the output buffer and the channel, and the tables live in the codec's
+    own table memory (docs/memory-model.md, "Coded activations")."""
     from simulator.memory.plan import LOAD_COLUMNS, STORE_COLUMNS
 
     ifmap, ofmap = LOAD_COLUMNS.index("ifmap"), STORE_COLUMNS.index("ofmap")
-    load, release, store = program.load.copy(), program.release.copy(), program.store.copy()
+    transfer, store = program.channel_load.copy(), program.store.copy()
     if coding.read_ratio is not None and program.units:
-        load[:, ifmap] = _scaled(load[:, ifmap], coding.read_ratio)
-        release[:, ifmap] = _scaled(release[:, ifmap], coding.read_ratio)
-        load[0, ifmap] += coding.table_bytes
-        release[-1, ifmap] += coding.table_bytes
+        transfer[:, ifmap] = _scaled(transfer[:, ifmap], coding.read_ratio)
+        transfer[0, ifmap] += coding.table_bytes
     if coding.write_ratio is not None and program.units:
         store[:, ofmap] = _scaled(store[:, ofmap], coding.write_ratio)
-    reads, writes = program.buffer_reads, program.buffer_writes
-    ofmap_drained = int(store[:, ofmap].sum()) - int(program.store[:, ofmap].sum())
-    return dataclasses.replace(
-        program, load=load, release=release, store=store,
-        buffer_reads=PerBuffer(reads.ifmap, reads.filter, reads.ofmap + ofmap_drained),
-        buffer_writes=PerBuffer(int(load[:, ifmap].sum()), writes.filter, writes.ofmap))
+    return dataclasses.replace(program, transfer=transfer, store=store)
 
 
 def ratio(coded_bytes: int, elements: int, bits: int) -> float:
@@ -494,7 +487,7 @@ def _decoded_passes(program: TileProgram, coding: InputCoding) -> float:
     it loads, without the tables, over the coded stream."""
     from simulator.memory.plan import LOAD_COLUMNS
 
-    loaded = int(program.load[:, LOAD_COLUMNS.index("ifmap")].sum()) - coding.table_bytes
+    loaded = int(program.channel_load[:, LOAD_COLUMNS.index("ifmap")].sum()) - coding.table_bytes
     return loaded / coding.coded.stream_bytes if coding.coded.stream_bytes else 0.0
 
 
@@ -549,7 +542,7 @@ def codec_report(options: ActivationCodecConfig, layer: Layer, program: TileProg
             else math.ceil(inverse_macs / options.side_unit_macs_per_cycle))
     stream = max(math.ceil(decoded / rate), math.ceil(encoded / rate), side)
     stall = max(0, stream - layer_cycles)
-    loads = int(program.load[:, LOAD_COLUMNS.index("ifmap")].sum())
+    loads = int(program.channel_load[:, LOAD_COLUMNS.index("ifmap")].sum())
     raw_reads = (0 if coding is None
                  else round(passes * coding.raw_bytes))
     raw_writes = 0 if consumer is None else math.ceil(written_values * output_bits / 8)
