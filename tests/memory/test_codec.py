@@ -263,3 +263,24 @@ def test_a_run_without_the_codec_never_imports_it():
     modules = set(done.stdout.split())
     assert "simulator.api" in modules
     assert not {"simulator.memory.codec", "simulator.kernels.huffman"} & modules
+
+
+def test_a_memory_bound_run_gets_faster_with_the_codec():
+    slow = ["memory.dram_bandwidth_bytes_per_cycle=0.5", "memory.ifmap_kib=8"]
+    plain = _run(*slow, functional=False)
+    coded = _run(*slow, "memory.activation_codec.bits=5",
+                 "memory.activation_codec.inverse=side_unit",
+                 "memory.activation_codec.side_unit_macs_per_cycle=4096", functional=False)
+    assert coded.total_cycles < plain.total_cycles
+    for a, b in zip(plain.layers[1:], coded.layers[1:]):
+        assert b.peak_bytes == a.peak_bytes  # the buffers hold decoded words
+        if b.name != "fc":  # fc's 64 x 64 basis outweighs its 2 KiB input (documented)
+            assert b.dram_ifmap_read_bytes < a.dram_ifmap_read_bytes
+
+
+def test_compare_puts_the_codec_design_on_the_digits_line(cli, tmp_path):
+    result = cli("compare", "--arch", "os_sa_16x16", "--arch", "os_sa_16x16_codec_b6",
+                 "--workload", "digits_int8", "--out", tmp_path / "cmp")
+    assert result.status == 0, result.err
+    rows = [line for line in result.out.splitlines() if line.startswith("digits_resnet")]
+    assert [r.split()[1] for r in rows] == ["os_sa_16x16", "os_sa_16x16_codec_b6"]
