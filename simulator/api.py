@@ -253,11 +253,17 @@ def _layer_timing(arch: ArchConfig, layer: Layer, pe: PEModel,
 
 
 def _layer_memory(arch: ArchConfig, layer: Layer, timing: FoldTiming,
-                  env: simpy.Environment) -> tuple[TileProgram, LayerSchedule]:
-    """Plan the layer's tiles from its per-fold cycles and run them on ``env``."""
+                  env: simpy.Environment, coding: Any = None
+                  ) -> tuple[TileProgram, LayerSchedule]:
+    """Plan the layer's tiles from its per-fold cycles and run them on ``env`` (``coding``:
+    a :class:`simulator.memory.codec.LayerCoding`, coded activations)."""
     array, memory = arch.array, arch.memory
     program = plan_layer(layer, array.rows, array.cols, array.dataflow, timing.fold_cycles,
                          memory)
+    if coding is not None:
+        from simulator.memory.codec import coded_program
+
+        program = coded_program(program, coding)
     dram = Dram(memory.dram_bandwidth_bytes_per_cycle, memory.dram_latency_cycles)
     return program, run_layer(env, program, dram)
 
@@ -297,7 +303,7 @@ _REUSE_SHAPES = True
 def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
                     functional_result: FunctionalResult | None, env: simpy.Environment,
                     fold_steps: FoldSteps | None = None, shapes: dict | None = None,
-                    ) -> tuple[LayerResult, LayerSchedule, TileProgram]:
+                    coding: Any = None) -> tuple[LayerResult, LayerSchedule, TileProgram]:
     """One layer on the array: timing, memory, analytic checks, then its result.
 
     ``shapes`` (timing from the shape alone) keeps the timing, plan and schedule of each
@@ -316,7 +322,7 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
             env.run(until=env.now + schedule.elapsed)
     else:
         timing, alternatives = _layer_timing(arch, layer, pe, fold_steps)
-        program, schedule = _layer_memory(arch, layer, timing, env)
+        program, schedule = _layer_memory(arch, layer, timing, env, coding)
         peak = pe.peak_macs_per_step(layer)
         checks = _analytic_checks(arch, layer, peak, timing.compute_cycles, program)
         if key is not None:
@@ -386,7 +392,8 @@ def _timeline(name: str, origin: int, schedule: LayerSchedule,
         name=name, origin=origin, elapsed=schedule.elapsed, unit_fold=program.unit_fold,
         start=schedule.start, end=schedule.end, load_start=schedule.load_start,
         load_end=schedule.load_end, store_start=schedule.store_start,
-        store_end=schedule.store_end, load_bytes=program.load, store_bytes=program.store)
+        store_end=schedule.store_end, load_bytes=program.channel_load,
+        store_bytes=program.store)
 
 
 #: Most folds of one layer (the timing and memory models keep per-fold arrays).
@@ -461,16 +468,24 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     except ValueError as exc:
         raise SimulationError(f"arch {arch.name}: {exc} (workload {workload.name})") from None
     tech = _arch_tech(arch)
+    codec = arch.memory.activation_codec.bits is not None  # coding needs data
     _check_sizes(arch, workload,
-                 (functional and workload.tensors is not None) or pe.needs_data(functional))
+                 (functional and workload.tensors is not None) or pe.needs_data(functional)
+                 or codec)
     for layer in workload.layers:
         problem = pe.layer_problem(layer) if layer.is_gemm else None
         if problem is not None:
             raise SimulationError(f"{workload.source}: layer '{layer.name}' on arch "
                                   f"{arch.name}: {problem}")
-    if pe.needs_data(functional) or (functional and _integer_layers(arch, workload)):
+    if (pe.needs_data(functional) or (functional and _integer_layers(arch, workload))
+            or codec):
         workload = with_synthetic_data(workload, pe.synthetic_data())
     run_functional = functional and workload.tensors is not None
+    coding = None
+    if codec:  # docs/transform-coding.md
+        from simulator.memory.codec import RunCoding
+
+        coding = RunCoding(workload.layers, workload.tensors, arch.memory.activation_codec)
     env = simpy.Environment()
     layers, schedules = [], []
     shapes: dict | None = {} if _REUSE_SHAPES else None
@@ -497,7 +512,8 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
             result = _vector_layer(arch, layer, program, schedule, workload, run_functional)
         else:
             result, schedule, program = _array_layer(arch, pe, layer, workload, env,
-                                                     run_functional, output_sink, shapes)
+                                                     run_functional, output_sink, shapes,
+                                                     coding)
         layers.append(result)
         schedules.append(_timeline(layer.name, origin, schedule, program) if timeline else None)
         if pending is not None:  # the overlapped vector layer, once this one is done
@@ -534,21 +550,54 @@ class _Pending:
 
 def _array_layer(arch: ArchConfig, pe: PEModel, layer: Layer, workload: Workload,
                  env: simpy.Environment, run_functional: bool, output_sink: OutputSink | None,
-                 shapes: dict | None) -> tuple[LayerResult, LayerSchedule, TileProgram]:
+                 shapes: dict | None, coding: Any = None,
+                 ) -> tuple[LayerResult, LayerSchedule, TileProgram]:
     """One array layer: its data, functional model, timing and memory (``shapes``: the
     run's per-shape cache of :func:`_simulate_layer`, used when the timing depends on the
-    shape alone)."""
+    shape alone; ``coding``: the run's :class:`simulator.memory.codec.RunCoding`)."""
     functional_result = None
     tensors = None
     if run_functional or pe.weight_dependent_timing:
         tensors = workload.tensors(layer.name)
+    layer_coding = coded_input = None
+    if coding is not None:
+        out_bits = arch.memory.output_bits or layer.activation_bits
+        layer_coding = coding.layer(layer, out_bits)
+        coded_input = coding.input(layer.name)
+        if tensors is not None and coded_input is not None:
+            tensors = _decoded(tensors, coded_input.coded.decoded)
     if run_functional:
         functional_result = _functional(pe, layer, tensors, output_sink)
     fold_steps = None
     if pe.weight_dependent_timing:
         fold_steps = pe.column_fold_steps(layer, weights_to_gemm(tensors.weight, layer))
-    return _simulate_layer(arch, layer, pe, functional_result, env, fold_steps,
-                           shapes if fold_steps is None and not run_functional else None)
+    result, schedule, program = _simulate_layer(
+        arch, layer, pe, functional_result, env, fold_steps,
+        shapes if fold_steps is None and not run_functional and coding is None else None,
+        layer_coding)
+    if coding is not None:
+        from simulator.memory.codec import codec_report, inverse_layer
+
+        inverse = inverse_layer(layer, coded_input, program)
+        inverse_cycles = 0
+        if inverse is not None and coding.options.inverse == "array":  # a 1x1 GEMM
+            inverse_cycles = _layer_timing(arch, inverse, pe, None)[0].compute_cycles
+        extra, report = codec_report(coding.options, layer, program, coded_input,
+                                     coding.consumer(layer.name), result.total_cycles,
+                                     inverse, inverse_cycles, out_bits)
+        if extra:
+            env.run(until=env.now + extra)
+        result = dataclasses.replace(result, total_cycles=result.total_cycles + extra,
+                                     stall_cycles=result.stall_cycles + extra, codec=report)
+    return result, schedule, program
+
+
+def _decoded(tensors: LayerTensors, decoded: np.ndarray) -> LayerTensors:
+    """The layer's data with its input as the codec decoded it (the recorded output is
+    dropped when decoding changed the input: it is no longer this input's output)."""
+    same = np.array_equal(decoded, tensors.input)
+    return dataclasses.replace(tensors, input=decoded.astype(tensors.input.dtype),
+                               output=tensors.output if same else None)
 
 
 def _vector_layer(arch: ArchConfig, layer: Layer, program: TileProgram,
@@ -671,12 +720,20 @@ def _priced(arch: ArchConfig, tech: TechTable, area: AreaReport,
     activity = LayerActivity(
         counters=result.counters, cycles=result.total_cycles, buffers=buffers,
         dram_read_bytes=sum(result.dram_reads), dram_write_bytes=sum(result.dram_writes))
+    extra = pe.extra_actions(layer, result.stats or {})
+    codec = result.codec
+    if codec is not None:  # the inverse transform's MACs (docs/transform-coding.md)
+        extra = dict(extra)
+        for component in ("mult_8x8", "adder_32"):
+            extra[component] = extra.get(component, 0) + codec["inverse_macs"]
     energy = layer_energy(tech, parts=composition.parts, events=composition.events,
                           pes=arch.array.rows * arch.array.cols, activity=activity, area=area,
-                          clock_mhz=arch.array.clock_mhz,
-                          extra_actions=pe.extra_actions(layer, result.stats or {}))
+                          clock_mhz=arch.array.clock_mhz, extra_actions=extra)
+    if codec is not None:
+        codec = {**codec, "dram_energy_saved_pj":
+                 codec["dram_bytes_saved"] * tech.dram.energy_pj_per_byte}
     return dataclasses.replace(result, energy_pj=energy.total_pj,
-                               energy_breakdown_pj=dict(energy.breakdown_pj))
+                               energy_breakdown_pj=dict(energy.breakdown_pj), codec=codec)
 
 
 def _buffer_traffic(buffer_kib: Mapping[str, float],

@@ -643,6 +643,8 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
                         "agree %"], _accuracy_rows(report, top5), "lrrrrr" if top5 else "lrrrr"))
     print("loss: mean cross-entropy (nats); agree: same top-1 prediction as exact INT8"
           + ("" if top5 else f"; no top-5 with {report['classes']} classes (it needs 20)"))
+    if report.get("codec") is not None:
+        _print_codec(report["codec"])
     if report["sensitivity"] is not None:
         rows = [[r["layer"], _percent(r["top1"]), f"{0 - r['drop_points']:+.2f}",
                  f"{r['loss_increase']:+.4f}", _percent(r["agreement"])]
@@ -667,6 +669,21 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
             print(f"or on the command line: {override['set']}")
     print(f"({report['seconds']:.1f} s)")
     return 0
+
+
+def _print_codec(codec: dict) -> None:
+    """The transform-coding table of an accuracy run (docs/transform-coding.md)."""
+    rows = [[r["layer"], r["components"], f"{r['entropy_bits_per_value']:.3f}",
+             f"{r['code_bits_per_value']:.3f}", f"{r['stored_bits_per_value']:.3f}",
+             f"{r['stored_bytes']:,}", f"{r['raw_bytes']:,}"] for r in codec["layers"]]
+    rows.append(["total", "", f"{codec['entropy_bits_per_value']:.3f}",
+                 f"{codec['code_bits_per_value']:.3f}", f"{codec['stored_bits_per_value']:.3f}",
+                 f"{codec['stored_bytes']:,}", f"{codec['raw_bytes']:,}"])
+    print(f"\nactivation codec ({codec['transform']}, b = {codec['bits']}) on the evaluation "
+          f"images, bits per value:")
+    print(format_table(["coded input of", "kept", "entropy", "Huffman", "stored",
+                        "stored bytes", "8-bit bytes"], rows, "lrrrrrr"))
+    print("stored: the lanes' word-padded streams per batch, burst-padded, plus the tables")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -109,6 +109,9 @@ class LayerResult:
     #: SQNR (dB) of an integer-only vector op against float64 on the layer's data (None:
     #: not measured, or exact); docs/transformers.md, "Integer-only variants".
     vector_sqnr_db: float | None = None
+    #: Transform coding of the layer's activations (docs/transform-coding.md, "Reports"):
+    #: bits per value, bytes, codec cycles; None without ``memory.activation_codec``.
+    codec: dict[str, Any] | None = None
 
     @property
     def dram_reads(self) -> DramReads[int]:
@@ -267,6 +270,7 @@ class RunResult:
             **self._functional_totals(),
             **self._energy_totals(),
             **self._transformer_totals(),
+            **self._codec_totals(),
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
         }
 
@@ -334,6 +338,25 @@ class RunResult:
                 elements = layer.batch * layer.right_heads * layer.in_channels * layer.out_channels
                 size += -(-elements * layer.weight_bits // 8)
         return size
+
+    def _codec_totals(self) -> dict[str, Any]:
+        """Run totals of the transform codec (docs/transform-coding.md, "Reports"): bits per
+        value weighted by the values coded, bytes and cycles summed."""
+        reports = [l.codec for l in self.layers if l.codec is not None]
+        if not reports:
+            return {}
+        coded = [r for r in reports if "values" in r]
+        values = sum(r["values"] for r in coded)
+        out: dict[str, Any] = {"values": values}
+        for key in ("entropy_bits_per_value", "code_bits_per_value", "stored_bits_per_value"):
+            out[key] = (sum(r[key] * r["values"] for r in coded) / values) if values else None
+        for key in ("stream_bytes", "table_bytes", "raw_bytes", "inverse_macs",
+                    "inverse_cycles", "decode_cycles", "encode_cycles", "codec_stall_cycles",
+                    "dram_raw_bytes", "dram_bytes_saved"):
+            out[key] = sum(r.get(key, 0) for r in reports)
+        if all("dram_energy_saved_pj" in r for r in reports):
+            out["dram_energy_saved_pj"] = sum(r["dram_energy_saved_pj"] for r in reports)
+        return {"codec": out}
 
     def _alternative_totals(self) -> dict[str, Any]:
         with_alternatives = [l.alternative_cycles for l in self.layers if l.alternative_cycles]

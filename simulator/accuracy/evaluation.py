@@ -269,14 +269,22 @@ def evaluate_accuracy(arch: ArchConfig, baseline: Baseline, *, recalibrate: int 
     setup = baseline.setup
     pe = arch_pe(arch)
     check_pe(pe, baseline.qmodel)
-    hardware = baseline.evaluate(with_hardware(baseline.qmodel, pe), batch_size)
+    model = with_hardware(baseline.qmodel, pe)
+    codec = arch.memory.activation_codec
+    if codec.bits is not None:  # the codec in the loop (docs/transform-coding.md)
+        from simulator.accuracy.codec import calibrate_codecs, codec_summary, with_codec
+
+        codecs = calibrate_codecs(baseline.qmodel, setup.calibration.x, codec, batch_size)
+        model = with_codec(model, baseline.qmodel, codecs, codec)
+    hardware = baseline.evaluate(model, batch_size)
     report: dict[str, Any] = {
         "arch": arch.name, "pe": dump(arch.pe), "model": setup.name,
         "data": setup.evaluation.name, "images": int(setup.evaluation.x.shape[0]),
         "classes": baseline.classes, "calibration": setup.calibration.name,
         "float": baseline.float_scores.as_dict(), "int8": baseline.int8_scores.as_dict(),
         "hardware": hardware.as_dict(), "recalibration": None, "sensitivity": None,
-        "suggestion": None}
+        "suggestion": None,
+        "codec": codec_summary(model, codec) if codec.bits is not None else None}
     if recalibrate:
         available = setup.recalibration.x.shape[0]
         if recalibrate < 2 or recalibrate > available:
@@ -325,14 +333,16 @@ def _baseline(model: str, data: str | None, calibration: str | None, limit: int 
 
 
 class _Design:
-    """A design point as a cache key: its ``pe`` and ``array`` sections, the only ones that
-    change the arithmetic (memory, timing and energy settings and the name share a key)."""
+    """A design point as a cache key: its ``pe`` and ``array`` sections and its
+    ``memory.activation_codec``, the only ones that change the arithmetic (other memory,
+    timing and energy settings and the name share a key)."""
 
     __slots__ = ("arch", "key")
 
     def __init__(self, arch: ArchConfig) -> None:
         self.arch = arch
-        self.key = json.dumps({"pe": dump(arch.pe), "array": dump(arch.array)}, sort_keys=True)
+        self.key = json.dumps({"pe": dump(arch.pe), "array": dump(arch.array),
+                               "codec": dump(arch.memory.activation_codec)}, sort_keys=True)
 
     def __hash__(self) -> int:
         return hash(self.key)
@@ -356,6 +366,8 @@ def _result(design: _Design, model: str, data: str | None, calibration: str | No
         "top1_drop_points": 100 * (report["int8"]["correct"] - hardware["correct"])
         / report["images"],
         "recalibrated_top1": None if recal is None else recal["top1"],
+        **({} if report["codec"] is None else
+           {"codec_stored_bits_per_value": report["codec"]["stored_bits_per_value"]}),
         "recalibration_images": recalibrate}
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "TimingConfig",
     "EnergyConfig",
     "MemoryConfig",
+    "ActivationCodecConfig",
     "VectorConfig",
     "VectorPrimitives",
     "VECTOR_PRIMITIVES",
@@ -76,6 +77,43 @@ LoopOrder = Literal["column_folds_outer", "row_folds_outer", "auto"]
 
 
 @dataclasses.dataclass(frozen=True)
+class ActivationCodecConfig:
+    """Feature-map transform coding of the activations between layers and DRAM
+    (docs/transform-coding.md): per-layer PCA, a b-bit uniform quantiser, a static Huffman
+    code. Off while ``bits`` is null."""
+
+    bits: int | None = option(
+        None, doc="Quantiser bits b of the projected activations (1..16); null = no codec.",
+        check=in_range(1, 16))
+    transform: Literal["pca", "none"] = option(
+        "pca", doc="pca: per-layer principal components of the channel vector of each pixel; "
+                   "none: entropy coding of the quantised activations alone.")
+    energy_fraction: float = option(
+        1.0, doc="Keep the leading components that hold this fraction of the calibration "
+                 "variance (1.0: all); the others are not coded.", check=in_range(1e-6, 1.0))
+    basis_bits: int | None = option(
+        8, doc="Bits of each basis entry (integer arithmetic, exact); null = a float64 basis.",
+        check=in_range(2, 8))
+    calibration_fraction: float = option(
+        0.5, doc="sasim run: the leading fraction of a layer's images (at least one) that "
+                 "calibrate its codec; all of them are coded.", check=in_range(1e-6, 1.0))
+    inverse: Literal["array", "side_unit"] = option(
+        "array", doc="Where the inverse transform (a 1x1 GEMM, C x k MACs per pixel) runs: "
+                     "on the array before the layer, or on a side unit beside the decoder.")
+    side_unit_macs_per_cycle: int = option(
+        64, doc="MACs per cycle of the side unit (inverse: side_unit).",
+        check=in_range(1, 1 << 24))
+    lanes: int = option(16, doc="Coder lanes (each a Huffman encoder and decoder); component "
+                                "j goes to lane j mod lanes.", check=in_range(1, 1 << 16))
+    symbols_per_cycle: float = option(1.0, doc="Symbols one lane codes per cycle.",
+                                      check=in_range(1e-3, 1e3))
+    word_bits: int = option(16, doc="Bits of the words each lane packs its codes into.",
+                            check=in_range(8, 32))
+    burst_bytes: int = option(32, doc="DRAM burst: a layer's coded stream is padded to whole "
+                                      "bursts.", check=in_range(1, 1 << 16))
+
+
+@dataclasses.dataclass(frozen=True)
 class MemoryConfig:
     """On-chip buffers and the DRAM channel (docs/memory-model.md).
 
@@ -112,6 +150,9 @@ class MemoryConfig:
     partial_sum_bits: int = option(
         32, doc="Bits of one partial sum held in the output buffer or spilled to DRAM "
                 "(WS/IS accumulate over row folds).", check=in_range(1, 64))
+    activation_codec: ActivationCodecConfig = option(
+        default_factory=ActivationCodecConfig,
+        doc="Transform coding of activations on their way to and from DRAM.")
 
 
 #: The vector unit's primitive operations (docs/transformers.md, "The vector unit").

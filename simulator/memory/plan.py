@@ -110,6 +110,9 @@ class TileProgram:
     reuse : the reuse decision per buffer (``ifmap``, ``filter``, ``ofmap``).
     buffer_reads, buffer_writes : bytes the array and the DRAM side read from / write to
         each buffer over the layer.
+    transfer : int64 (U, 3) bytes the unit's loads move over the DRAM channel when they
+        differ from the bytes they claim on chip (coded activations, docs/memory-model.md,
+        "Coded activations"); None: the same as ``load``.
     """
 
     name: str
@@ -129,16 +132,22 @@ class TileProgram:
     reuse: dict[str, Reuse]
     buffer_reads: PerBuffer[int]
     buffer_writes: PerBuffer[int]
+    transfer: np.ndarray | None = None
 
     @property
     def units(self) -> int:
         return len(self.unit_cycles)
 
+    @property
+    def channel_load(self) -> np.ndarray:
+        """int64 (U, 3) bytes each unit's loads move over the DRAM channel."""
+        return self.load if self.transfer is None else self.transfer
+
     @functools.cached_property
     def dram_read_bytes(self) -> np.ndarray:
         """Bytes read from DRAM, int64 (3,) in :data:`LOAD_COLUMNS` order (summed once:
         layers of one shape share their program)."""
-        return self.load.sum(axis=0)
+        return self.channel_load.sum(axis=0)
 
     @functools.cached_property
     def dram_write_bytes(self) -> np.ndarray:

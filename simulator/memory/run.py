@@ -92,7 +92,7 @@ def channel_tickets(program: TileProgram) -> tuple[np.ndarray, np.ndarray]:
     by draining), and that before the loads of unit u + 1. ``-1``: no transfer.
     """
     units = program.units
-    has_load = program.load.sum(axis=1) > 0
+    has_load = program.channel_load.sum(axis=1) > 0
     has_store = program.store.sum(axis=1) > 0
     keys = np.concatenate([2 * np.arange(units)[has_load], 2 * np.arange(units)[has_store] + 3])
     rank = np.empty(len(keys), dtype=np.int64)
@@ -138,13 +138,16 @@ class _LayerRun:
                       ("start", "end", "load_start", "load_end", "store_start", "store_end")}
         # Plain Python ints: the processes index these per unit.
         self.load = program.load.tolist()
+        self.transfer = program.channel_load.sum(axis=1).tolist()
         self.release = program.release.tolist()
         self.cycles = program.unit_cycles.tolist()
         self.out_alloc = program.out_alloc.tolist()
         self.store_bytes = program.store.sum(axis=1).tolist()
         self.store_free = program.store_free.tolist()
-        self.loader_work = [(sum(row) > 0 or (program.loader_claims_outputs and alloc > 0))
-                            for row, alloc in zip(self.load, self.out_alloc)]
+        self.loader_work = [(sum(row) > 0 or moved > 0
+                             or (program.loader_claims_outputs and alloc > 0))
+                            for row, moved, alloc in zip(self.load, self.transfer,
+                                                         self.out_alloc)]
         previous, last = [], -1
         for u, nbytes in enumerate(self.store_bytes):
             previous.append(last)
@@ -175,7 +178,7 @@ class _LayerRun:
                     if wait is not None:
                         yield wait
                     buffer.log.append((env.now - origin, nbytes))
-            nbytes = ifmap + filt + psum
+            nbytes = self.transfer[u]  # what the channel moves (ifmap + filt + psum, or coded)
             if nbytes:
                 cycles = dram.cycles(nbytes)
                 done = channel.transfer(self.load_ticket[u], cycles)
@@ -279,7 +282,8 @@ def run_layer(env: simpy.Environment, program: TileProgram, dram: Dram, *,
         planner rules this out, so it signals a bug.
     TypeError : when the program's cycles or bytes are not integers.
     """
-    for name in ("unit_cycles", "load", "release", "out_alloc", "store", "store_free"):
+    for name in ("unit_cycles", "load", "release", "out_alloc", "store", "store_free",
+                 "channel_load"):
         if getattr(program, name).dtype.kind not in "iu":
             raise TypeError(f"TileProgram.{name} must hold integers (cycles and bytes stay "
                             f"exact), not {getattr(program, name).dtype}")
@@ -341,7 +345,7 @@ def unbounded_schedule(program: TileProgram) -> LayerSchedule:
     end = np.cumsum(cycles)
     start = end - cycles
     ended = np.concatenate([[0], end])  # ended[v + 1]: end of unit v; ended[0]: the start
-    loads = program.load.sum(axis=1) > 0
+    loads = program.channel_load.sum(axis=1) > 0
     at_load = ended[program.load_after + 1]
     load_time = np.where(loads, at_load, -1)
     stores = program.store.sum(axis=1) > 0

@@ -112,6 +112,8 @@ def format_run(summary: Mapping[str, Any]) -> str:
                     "data (docs/transformers.md)")
     if transformer:
         foot.extend(_transformer_lines(summary))
+    if summary.get("codec"):
+        foot.append(_codec_line(summary))
     if summary["data"] == "synthetic":
         foot.append("data: SYNTHETIC (generated for this shape-only workload; see "
                     "docs/synthetic-data.md)")
@@ -174,3 +176,23 @@ def _memory_line(summary: Mapping[str, Any]) -> str:
 
 def _sqnr(value: float | None) -> str:
     return "exact" if value is None else f"{value:.1f}"
+
+
+def _codec_line(summary: dict) -> str:
+    """The transform codec's totals (docs/transform-coding.md, "Reports")."""
+    codec = summary["codec"]
+    options = summary["arch_config"]["memory"]["activation_codec"]
+    bpv = ("" if codec["stored_bits_per_value"] is None else
+           f"bits/value entropy {codec['entropy_bits_per_value']:.3f}, Huffman "
+           f"{codec['code_bits_per_value']:.3f}, stored {codec['stored_bits_per_value']:.3f} "
+           f"(+ {codec['table_bytes']:,} table bytes); ")
+    energy = codec.get("dram_energy_saved_pj")
+    saved = f"{codec['dram_bytes_saved']:,} DRAM bytes saved of {codec['dram_raw_bytes']:,}"
+    if energy is not None:
+        saved += f" ({energy / 1e6:,.2f} uJ)"
+    return (f"activation codec ({options['transform']}, b = {options['bits']}, "
+            f"{'synthetic data, ' if summary['data'] == 'synthetic' else ''}"
+            f"docs/transform-coding.md): {bpv}{saved}; inverse transform "
+            f"{codec['inverse_macs']:,} MACs, {codec['inverse_cycles']:,} cycles on the "
+            f"{options['inverse'].replace('_', ' ')}; codec stalls "
+            f"{codec['codec_stall_cycles']:,} cycles")

@@ -1,0 +1,61 @@
+"""The transform codec in the loop of an accuracy run (docs/transform-coding.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from simulator import api  # noqa: E402
+from simulator.accuracy import evaluate_accuracy  # noqa: E402
+from simulator.accuracy.codec import (CodecStage, calibrate_codecs, coded_names,  # noqa: E402
+                                      with_codec)
+from simulator.memory.codec import pixels  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "memory"))
+from naive_codec import code_pixels  # noqa: E402
+
+
+def test_digits_at_8_bits_keeps_accuracy_and_saves_bytes(digits_baseline):
+    arch = api.load_arch("os_sa_16x16", ["memory.activation_codec.bits=8"])
+    report = evaluate_accuracy(arch, digits_baseline)
+    int8 = report["int8"]["correct"]
+    drop = 100 * (int8 - report["hardware"]["correct"]) / report["images"]
+    assert drop <= 0.5
+    codec = report["codec"]
+    assert codec["stored_bytes"] < codec["raw_bytes"]
+    assert [r["layer"] for r in codec["layers"]] == coded_names(digits_baseline.qmodel)
+    for row in codec["layers"]:
+        assert row["entropy_bits_per_value"] <= row["code_bits_per_value"] + 1e-12
+        assert row["values"] == 0 or row["stored_bytes"] > 0
+
+
+def test_stage_feeds_the_layer_the_twins_decoded_input(digits_baseline):
+    arch = api.load_arch("os_sa_16x16", ["memory.activation_codec.bits=3"])
+    options = arch.memory.activation_codec
+    qmodel = digits_baseline.qmodel
+    codecs = calibrate_codecs(qmodel, digits_baseline.setup.calibration.x[:64], options)
+    import copy
+
+    model = with_codec(copy.deepcopy(qmodel), qmodel, codecs, options)
+    stage = next(m for m in model.modules() if isinstance(m, CodecStage))
+    seen = {}
+    layer = qmodel.integer_layers()[stage.layer_name]
+
+    def grab(module, inputs, output):
+        seen["in"], seen["out"] = inputs[0], output
+    handle = stage.register_forward_hook(grab)
+    with torch.no_grad():
+        model(digits_baseline.setup.evaluation.x[:2])
+    handle.remove()
+    xq = layer.quantize_input(seen["in"]).numpy().astype(np.int64)
+    codec = stage.codec
+    twin = code_pixels(pixels(xq).tolist(), codec.mean.tolist(), codec.basis.tolist(),
+                       codec.shift, codec.lo, codec.hi, codec.bits, codec.low, codec.high)
+    decoded = layer.quantize_input(seen["out"]).numpy().astype(np.int64)
+    assert np.array_equal(pixels(decoded), np.array(twin))
+    assert not np.array_equal(decoded, xq)  # 3 bits are lossy: the layer sees the codec
