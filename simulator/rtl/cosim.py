@@ -20,7 +20,7 @@ from amaranth.sim import Simulator
 from simulator.rtl.build import build_array, pe_counters
 from simulator.rtl.design import RtlDesign
 
-__all__ = ["CosimResult", "FoldTrace", "run_gemm"]
+__all__ = ["CosimResult", "FoldTrace", "run_gemm", "run_gemms"]
 
 
 @dataclasses.dataclass
@@ -102,80 +102,109 @@ def run_gemm(design: RtlDesign, A: np.ndarray, B: np.ndarray, sched: np.ndarray,
     probe_products : also record every PE's partial sum in every cycle (slower).
     only_fold : run only this fold (its index in row-fold-major order).
     """
-    rows, cols, threads = design.rows, design.cols, design.threads
-    n_m, n_n = A.shape[0], B.shape[1]
+    return run_gemms(design, [(A, B, sched)], probe_products=probe_products,
+                     only_fold=only_fold)[0]
+
+
+def run_gemms(design: RtlDesign, jobs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], *,
+              probe_products: bool = False, only_fold: int | None = None
+              ) -> list[CosimResult]:
+    """:func:`run_gemm` for several GEMMs, one after the other in one simulation (building
+    the simulator costs more than a small GEMM's cycles)."""
     names = pe_counters(design)
     array = build_array(design)
-    pes = [pe for row in array.pes for pe in row]
-    acts_sig, acts_val = _packer([s for row in array.act_in for s in row], ())
-    wgts_sig, wgts_val = _packer([s for col in array.wgt_in for s in col], ())
-    valid_cat = Cat(*(pe.valid for pe in pes))
-    event_cat = Cat(*(pe.event for pe in pes))
-    out_cat = [o for o in array.out]
-    result = CosimResult(np.zeros((n_m, n_n), np.int64), 0, [], {n: 0 for n in names}, [])
-    steps = sched.shape[1]
-    folds = [(fr, fc) for fr in range(-(-n_m // rows)) for fc in range(-(-n_n // cols))]
-    if only_fold is not None:
-        folds = [folds[only_fold]]
-    zero_a, zero_w = acts_val(np.zeros(rows * threads, np.int64)), 0
+    probes = _Probes(design, array)
+    results = []
 
     async def bench(ctx):
-        for fr, fc in folds:
-            m0, n0 = fr * rows, fc * cols
-            acts, wgts = _step_operands(A, B, sched, threads, m0, n0, rows, cols)
-            packed_a = [acts_val(acts[s].ravel()) for s in range(steps)]
-            packed_w = [wgts_val(wgts[s].ravel()) for s in range(steps)]
-            real = np.zeros((rows, cols), bool)
-            real[:max(0, min(rows, n_m - m0)), :max(0, min(cols, n_n - n0))] = True
-            trace_ev, trace_pr, out_cycle = [], [], np.full((rows, cols), -1, np.int64)
-            ctx.set(array.steps, steps)
-            ctx.set(array.start, 1)
-            ctx.set(acts_sig, packed_a[0])
-            ctx.set(wgts_sig, packed_w[0])
-            await ctx.tick()
-            ctx.set(array.start, 0)
-            cycle = 0
-            while ctx.get(array.busy):
-                if ctx.get(array.feed):
-                    s = ctx.get(array.feed_step)
-                    ctx.set(acts_sig, packed_a[s])
-                    ctx.set(wgts_sig, packed_w[s])
-                else:
-                    ctx.set(acts_sig, zero_a)
-                    ctx.set(wgts_sig, zero_w)
-                valid = ctx.get(valid_cat)
-                ev = np.full(rows * cols, -1, np.int64)
-                if valid:
-                    events = ctx.get(event_cat)
-                    for p in range(rows * cols):
-                        if valid >> p & 1:
-                            ev[p] = events >> (2 * p) & 3
-                    if probe_products:
-                        trace_pr.append([ctx.get(pe.product) if valid >> p & 1 else 0
-                                         for p, pe in enumerate(pes)])
-                elif probe_products:
-                    trace_pr.append([0] * (rows * cols))
-                trace_ev.append(ev)
-                if ctx.get(array.out_valid):
-                    r = ctx.get(array.out_row)
-                    for j in range(cols):
-                        out_cycle[r, j] = cycle
-                        if m0 + r < n_m and n0 + j < n_n:
-                            result.outputs[m0 + r, n0 + j] = ctx.get(out_cat[j])
-                cycle += 1
-                await ctx.tick()
-            events = np.array(trace_ev, np.int64).T.reshape(rows, cols, cycle)
-            counted = events[real]
-            for index, name in enumerate(names):
-                result.counters[name] += int(np.count_nonzero(counted == index))
-            products = (np.array(trace_pr, np.int64).T.reshape(rows, cols, cycle)
-                        if probe_products else None)
-            result.folds.append(FoldTrace(fr, fc, cycle, events, products, out_cycle))
-            result.fold_cycles.append(cycle)
-            result.cycles += cycle
+        for A, B, sched in jobs:
+            result = CosimResult(np.zeros((A.shape[0], B.shape[1]), np.int64), 0, [],
+                                 {n: 0 for n in names}, [])
+            folds = _fold_list(A.shape[0], B.shape[1], design.rows, design.cols)
+            if only_fold is not None:
+                folds = [folds[only_fold]]
+            for fold in folds:
+                await _run_fold(ctx, design, array, probes, A, B, sched, fold, result,
+                                probe_products)
+            results.append(result)
 
     sim = Simulator(array)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    return result
+    return results
+
+
+def _fold_list(m: int, n: int, rows: int, cols: int) -> list[tuple[int, int]]:
+    """Folds (row fold, column fold) in the reference array's order, row-fold-major."""
+    return [(fr, fc) for fr in range(-(-m // rows)) for fc in range(-(-n // cols))]
+
+
+class _Probes:
+    """The signals the testbench writes and reads, packed so that each is one access."""
+
+    def __init__(self, design: RtlDesign, array) -> None:
+        self.pes = [pe for row in array.pes for pe in row]
+        self.acts, self.pack_a = _packer([s for row in array.act_in for s in row], ())
+        self.wgts, self.pack_w = _packer([s for col in array.wgt_in for s in col], ())
+        self.valid = Cat(*(pe.valid for pe in self.pes))
+        self.events = Cat(*(pe.event for pe in self.pes))
+
+
+async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched, fold,
+                    result: CosimResult, probe_products: bool) -> None:
+    """Feed one fold, clock it until ``busy`` falls, collect its outputs and events."""
+    rows, cols, threads = design.rows, design.cols, design.threads
+    n_m, n_n, steps = A.shape[0], B.shape[1], sched.shape[1]
+    fr, fc = fold
+    m0, n0 = fr * rows, fc * cols
+    acts, wgts = _step_operands(A, B, sched, threads, m0, n0, rows, cols)
+    packed_a = [probes.pack_a(acts[s].ravel()) for s in range(steps)]
+    packed_w = [probes.pack_w(wgts[s].ravel()) for s in range(steps)]
+    real = np.zeros((rows, cols), bool)
+    real[:max(0, min(rows, n_m - m0)), :max(0, min(cols, n_n - n0))] = True
+    trace_ev, trace_pr, out_cycle = [], [], np.full((rows, cols), -1, np.int64)
+    ctx.set(array.steps, steps)
+    ctx.set(array.start, 1)
+    ctx.set(probes.acts, packed_a[0])
+    ctx.set(probes.wgts, packed_w[0])
+    await ctx.tick()
+    ctx.set(array.start, 0)
+    cycle = 0
+    n_pes = rows * cols
+    while ctx.get(array.busy):
+        if ctx.get(array.feed):
+            s = ctx.get(array.feed_step)
+            ctx.set(probes.acts, packed_a[s])
+            ctx.set(probes.wgts, packed_w[s])
+        else:
+            ctx.set(probes.acts, 0)
+            ctx.set(probes.wgts, 0)
+        valid = ctx.get(probes.valid)
+        ev = [-1] * n_pes
+        if valid:
+            events = ctx.get(probes.events)
+            for p in range(n_pes):
+                if valid >> p & 1:
+                    ev[p] = events >> (2 * p) & 3
+        if probe_products:
+            trace_pr.append([ctx.get(pe.product) if valid >> p & 1 else 0
+                             for p, pe in enumerate(probes.pes)])
+        trace_ev.append(ev)
+        if ctx.get(array.out_valid):
+            r = ctx.get(array.out_row)
+            for j in range(cols):
+                out_cycle[r, j] = cycle
+                if m0 + r < n_m and n0 + j < n_n:
+                    result.outputs[m0 + r, n0 + j] = ctx.get(array.out[j])
+        cycle += 1
+        await ctx.tick()
+    events = np.array(trace_ev, np.int64).T.reshape(rows, cols, cycle)
+    counted = events[real]
+    for index, name in enumerate(result.counters):
+        result.counters[name] += int(np.count_nonzero(counted == index))
+    products = (np.array(trace_pr, np.int64).T.reshape(rows, cols, cycle)
+                if probe_products else None)
+    result.folds.append(FoldTrace(fr, fc, cycle, events, products, out_cycle))
+    result.fold_cycles.append(cycle)
+    result.cycles += cycle
