@@ -45,8 +45,11 @@ class RtlDesign:
     threads : operand slots per PE (1 for dense; SySMT's threads, the most any layer uses).
     options : the PE options the datapath depends on (SySMT: policy, rounding).
     rows, cols : array size in PEs.
-    act_signed : activations are signed 8-bit (else unsigned 8-bit).
+    act_signed : activations are signed (else unsigned 8-bit).
     acc_bits : accumulator width.
+    act_bits : activation port width: 8, or 9 (signed) to carry both signed 8-bit and
+        unsigned 8-bit activations in one design (``sasim rtl verify`` on a workload that
+        has both; the datapath works on magnitudes, which stay 8-bit).
     """
 
     name: str
@@ -57,6 +60,7 @@ class RtlDesign:
     cols: int
     act_signed: bool
     acc_bits: int
+    act_bits: int = 8
 
     def params(self) -> dict[str, Any]:
         """The design's parameters as JSON-ready data (``params.json``)."""

@@ -404,8 +404,8 @@ class VerifyResult:
 
     Attributes
     ----------
-    design : the design checked (activations' signedness as the first GEMM's; the
-        accumulator wide enough for every GEMM).
+    design : the design checked (activation ports that carry every GEMM's activations;
+        the accumulator wide enough for every GEMM).
     reports : one per GEMM, in order.
     outputs : per layer (workload mode, whole layers only), the RTL's outputs in the layer's
         layout with the bias added, as ``sasim run --save-outputs`` writes them.
@@ -449,16 +449,17 @@ def verify_arch(arch: ArchConfig, source: str, *, cases: int = 8, seed: int = 0,
         raise SimulationError(f"--acc-bits {acc_bits} cannot hold every sum exactly (the "
                               f"largest Kd needs {need})")
     width = acc_bits or need
+    # one design for every GEMM: signed 8-bit, unsigned 8-bit, or 9-bit signed ports when
+    # both occur (one simulator build instead of two; the datapath sees the same magnitudes)
+    mixed = len(set(signed)) > 1
+    design = dataclasses.replace(base, act_signed=any(signed), acc_bits=width,
+                                 act_bits=9 if mixed else 8)
     done: dict[int, tuple[GemmReport, np.ndarray]] = {}
-    for flag in sorted(set(signed)):
-        design = dataclasses.replace(base, act_signed=flag, acc_bits=width)
-        chosen = [i for i, s in enumerate(signed) if s == flag]
-        for i, pair in zip(chosen, verify_gemms(design, pe, [items[i] for i in chosen])):
-            done[i] = pair
-            if progress is not None:
-                progress(pair[0])
+    for i, pair in enumerate(verify_gemms(design, pe, items)):
+        done[i] = pair
+        if progress is not None:
+            progress(pair[0])
     reports = [done[i][0] for i in range(len(items))]
-    design = dataclasses.replace(base, act_signed=bool(signed and signed[0]), acc_bits=width)
     outputs = _layer_outputs(workload, keys, [done[i][1] for i in range(len(items))]) \
         if workload is not None and need_whole else {}
     return VerifyResult(design, reports, outputs, [done[i][1] for i in range(len(items))])

@@ -25,7 +25,8 @@ def product_bits(threads: int) -> int:
 
 
 def sign_magnitude(m: Module, value: Signal, name: str) -> tuple[Signal, Signal]:
-    """Split a signed or unsigned 8-bit operand into (sign, 8-bit magnitude).
+    """Split an operand (unsigned 8-bit, signed 8-bit, or signed 9-bit holding -128..255)
+    into (sign, 8-bit magnitude).
 
     The magnitude of -128 is 128, which still fits in 8 unsigned bits.
     """
@@ -75,9 +76,11 @@ def classify(m: Module, active: list[Signal], changed: Signal, event: Signal) ->
     return count
 
 
-def operand_signals(threads: int, act_signed: bool) -> tuple[list[Signal], list[Signal]]:
-    """The T activation inputs (8-bit, signed or not) and T signed 8-bit weight inputs."""
-    acts = [Signal(signed(8) if act_signed else unsigned(8), name=f"a{t}")
+def operand_signals(threads: int, act_signed: bool, act_bits: int = 8
+                    ) -> tuple[list[Signal], list[Signal]]:
+    """The T activation inputs (``act_bits`` wide, signed or not) and T signed 8-bit weight
+    inputs."""
+    acts = [Signal(signed(act_bits) if act_signed else unsigned(act_bits), name=f"a{t}")
             for t in range(threads)]
     wgts = [Signal(signed(8), name=f"w{t}") for t in range(threads)]
     return acts, wgts

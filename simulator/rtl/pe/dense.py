@@ -18,12 +18,14 @@ class DenseDatapath(Elaboratable):
     Parameters
     ----------
     act_signed : bool
-        Activations are signed 8-bit (else unsigned 8-bit).
+        Activations are signed (else unsigned).
+    act_bits : int
+        Activation port width (docs/rtl.md).
     """
 
-    def __init__(self, act_signed: bool) -> None:
+    def __init__(self, act_signed: bool, act_bits: int = 8) -> None:
         self.threads = 1
-        self.a, self.w = operand_signals(1, act_signed)
+        self.a, self.w = operand_signals(1, act_signed, act_bits)
         self.product = Signal(signed(product_bits(1)))
         self.event = Signal(2)
 
@@ -37,4 +39,4 @@ class DenseDatapath(Elaboratable):
 
 def build(design) -> DenseDatapath:
     """The datapath of ``design`` (a :class:`simulator.rtl.design.RtlDesign`)."""
-    return DenseDatapath(design.act_signed)
+    return DenseDatapath(design.act_signed, design.act_bits)

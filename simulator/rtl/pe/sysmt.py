@@ -67,14 +67,17 @@ class SySMTDatapath(Elaboratable):
     rounding : str
         ``round_half_even`` or ``truncate``.
     act_signed : bool
-        Activations are signed 8-bit (else unsigned 8-bit).
+        Activations are signed (else unsigned).
+    act_bits : int
+        Activation port width (docs/rtl.md).
     """
 
-    def __init__(self, threads: int, policy: str, rounding: str, act_signed: bool) -> None:
+    def __init__(self, threads: int, policy: str, rounding: str, act_signed: bool,
+                 act_bits: int = 8) -> None:
         if threads not in (1, 2, 4):
             raise ValueError(f"threads must be 1, 2 or 4, not {threads}")
         self.threads, self.policy, self.rounding = threads, policy, rounding
-        self.a, self.w = operand_signals(threads, act_signed)
+        self.a, self.w = operand_signals(threads, act_signed, act_bits)
         self.product = Signal(signed(product_bits(threads)))
         self.event = Signal(2)
 
@@ -105,7 +108,9 @@ class SySMTDatapath(Elaboratable):
         single = Signal(name="single_mode")
         e = Signal(name="single_thread")
         m.d.comb += [single.eq(count <= 1), e.eq(th[1].active)]
-        x, mw, sign = (Array(getattr(t, f) for t in th)[e] for f in ("x", "mw", "sign"))
+        x, mw, sign = Signal(unsigned(8)), Signal(unsigned(8)), Signal()
+        m.d.comb += [x.eq(Mux(e, th[1].x, th[0].x)), mw.eq(Mux(e, th[1].mw, th[0].mw)),
+                     sign.eq(Mux(e, th[1].sign, th[0].sign))]
         ops = [(Mux(single, x[0:4], th[0].narrow), Mux(single, mw, th[0].wide),
                 Mux(single, 0, th[0].nshift) * 4, Mux(single, sign, th[0].sign)),
                (Mux(single, x[4:8], th[1].narrow), Mux(single, mw, th[1].wide),
@@ -125,16 +130,20 @@ class SySMTDatapath(Elaboratable):
             with m.If(th[t].active):
                 m.d.comb += last.eq(t)
 
-        def pick(index: Signal, field: str):
-            return Array(getattr(t, field) for t in th)[index]
+        def pick(index: Signal, field: str, name: str) -> Signal:
+            # one multiplexer per selected operand, shared by every sub-multiplier using it
+            proto = getattr(th[0], field)
+            chosen = Signal(proto.shape(), name=name)
+            m.d.comb += chosen.eq(Array(getattr(t, field) for t in th)[index])
+            return chosen
 
-        x, mw, s = pick(last, "x"), pick(last, "mw"), pick(last, "sign")
+        x, mw, s = (pick(last, f, f"single_{f}") for f in ("x", "mw", "sign"))
         single = [(x[0:4], mw[0:4], 0, s), (x[0:4], mw[4:8], 4, s),
                   (x[4:8], mw[0:4], 4, s), (x[4:8], mw[4:8], 8, s)]
         pair = []
-        for e in (first, last):
-            n, v, sh, s = (pick(e, "narrow"), pick(e, "wide"), pick(e, "nshift"),
-                           pick(e, "sign"))
+        for e, label in ((first, "first"), (last, "second")):
+            n, v, sh, s = (pick(e, f, f"{label}_{f}")
+                           for f in ("narrow", "wide", "nshift", "sign"))
             pair += [(n, v[0:4], sh * 4, s), (n, v[4:8], sh * 4 + 4, s)]
         quad = [(t.xm, t.wm, (t.xwide + t.wwide) * 4, t.sign) for t in th]
         terms = []
@@ -172,4 +181,5 @@ def _sub_product(m: Module, k: int, narrow, wide, narrow_bits: int, wide_bits: i
 def build(design) -> SySMTDatapath:
     """The datapath of ``design`` (a :class:`simulator.rtl.design.RtlDesign`)."""
     opts = design.options
-    return SySMTDatapath(design.threads, opts["policy"], opts["rounding"], design.act_signed)
+    return SySMTDatapath(design.threads, opts["policy"], opts["rounding"], design.act_signed,
+                         design.act_bits)
