@@ -33,7 +33,10 @@ def sign_magnitude(m: Module, value: Signal, name: str) -> tuple[Signal, Signal]
     sign = Signal(name=f"{name}_sign")
     mag = Signal(unsigned(8), name=f"{name}_mag")
     if value.shape().signed:
-        m.d.comb += [sign.eq(value[-1]), mag.eq(Mux(value[-1], -value, value))]
+        # |v| = (v XOR s) + s: one's complement and an increment, no subtractor or mux
+        flipped = Signal(unsigned(8), name=f"{name}_flipped")
+        m.d.comb += [sign.eq(value[-1]), flipped.eq(value[0:8] ^ value[-1].replicate(8)),
+                     mag.eq(flipped + sign)]
     else:
         m.d.comb += [sign.eq(0), mag.eq(value)]
     return sign, mag

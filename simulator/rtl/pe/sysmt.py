@@ -18,7 +18,7 @@ verify`` checks the two agree bit for bit.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
 
 from simulator.rtl.pe.common import (classify, operand_signals, product_bits, sign_magnitude,
                                      trimmed)
@@ -100,11 +100,12 @@ class SySMTDatapath(Elaboratable):
             m.d.comb += changed.eq(Mux(
                 pair, _any([t.active & t.pchg for t in th]),
                 _any([t.active & (t.xchg | t.wchg) for t in th])))
-        m.d.comb += self.product.eq(sum(terms))
+        # the terms are one's complements where negative: add their signs as carries
+        m.d.comb += self.product.eq(sum(t for t, _ in terms) + sum(s for _, s in terms))
         return m
 
     def _two_threads(self, m: Module, th: list[_Thread], count: Signal) -> list:
-        """Two 4b x 8b sub-multipliers; returns their signed, shifted sub-products."""
+        """Two 4b x 8b sub-multipliers; returns their (term, sign) pairs."""
         single = Signal(name="single_mode")
         e = Signal(name="single_thread")
         m.d.comb += [single.eq(count <= 1), e.eq(th[1].active)]
@@ -118,7 +119,7 @@ class SySMTDatapath(Elaboratable):
         return [_sub_product(m, k, n, v, 4, 8, sh, s) for k, (n, v, sh, s) in enumerate(ops)]
 
     def _four_threads(self, m: Module, th: list[_Thread], count: Signal) -> list:
-        """Four 4b x 4b sub-multipliers; returns their signed, shifted sub-products."""
+        """Four 4b x 4b sub-multipliers; returns their (term, sign) pairs."""
         mode_single, mode_pair = Signal(name="single_mode"), Signal(name="pair_mode")
         first, last = Signal(range(4), name="first_active"), Signal(range(4), name="last_active")
         m.d.comb += [mode_single.eq(count <= 1), mode_pair.eq(count == 2)]
@@ -163,9 +164,10 @@ def _any(bits: list) -> object:
 
 
 def _sub_product(m: Module, k: int, narrow, wide, narrow_bits: int, wide_bits: int, shift,
-                 sign) -> Signal:
+                 sign) -> tuple[Signal, Signal]:
     """One unsigned ``narrow_bits`` x ``wide_bits`` sub-multiplier, its shifter (0/4/8) and
-    its conditional negation; returns the signed term."""
+    its conditional inversion; returns the signed term (one's complement when negative)
+    and its sign (the carry that completes the negation)."""
     n = Signal(unsigned(narrow_bits), name=f"mul{k}_n")
     v = Signal(unsigned(wide_bits), name=f"mul{k}_v")
     p = Signal(unsigned(narrow_bits + wide_bits), name=f"mul{k}_p")
@@ -174,8 +176,12 @@ def _sub_product(m: Module, k: int, narrow, wide, narrow_bits: int, wide_bits: i
     term = Signal(signed(narrow_bits + wide_bits + 10), name=f"mul{k}_term")
     m.d.comb += [n.eq(narrow), v.eq(wide), p.eq(n * v), sh.eq(shift)]
     m.d.comb += shifted.eq(Mux(sh[3], p << 8, Mux(sh[2], p << 4, p)))
-    m.d.comb += term.eq(Mux(sign, -shifted, shifted))
-    return term
+    # -x = ~x + 1: the term is x XOR sign, and the adder that sums the terms adds the signs
+    # as carries (SySMTDatapath.elaborate), so no sub-product needs its own negator
+    s = Signal(name=f"mul{k}_sign")
+    m.d.comb += s.eq(sign)
+    m.d.comb += term.eq(Cat(shifted, Const(0, 2)) ^ s.replicate(len(term)))
+    return term, s
 
 
 def build(design) -> SySMTDatapath:
