@@ -117,6 +117,8 @@ def _save_outputs(folder, result) -> None:
 
 
 def _verify_record(args, result, seconds: float) -> dict[str, Any]:
+    from simulator.rtl.verify import layer_summaries
+
     totals: dict[str, int] = {}
     for rep in result.reports:
         for name, value in rep.counters.items():
@@ -126,6 +128,7 @@ def _verify_record(args, result, seconds: float) -> dict[str, Any]:
             "arch": args.arch, "design": result.design.params(),
             "convention": "native",
             "cases": [rep.record() for rep in result.reports],
+            "layers": layer_summaries(result.reports),
             "cycles": sum(rep.cycles for rep in result.reports),
             "folds": sum(rep.folds for rep in result.reports),
             "counters": totals,

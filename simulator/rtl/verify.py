@@ -78,12 +78,16 @@ class GemmReport:
     seconds: float
     cropped: bool = False
     mismatch: Mismatch | None = None
+    layer: str | None = None
+    group: int = 0
 
     def record(self) -> dict[str, Any]:
-        """JSON-ready data."""
+        """JSON-ready data: ``cycles_per_fold`` is the longest fold's (as in ``sasim run``'s
+        summary), ``fold_cycles`` every fold's, in the reference array's order."""
         out = dataclasses.asdict(self)
         out["mismatch"] = None if self.mismatch is None else dataclasses.asdict(self.mismatch)
-        out["cycles_per_fold"] = sorted(set(self.cycles_per_fold))
+        out["fold_cycles"] = list(self.cycles_per_fold)
+        out["cycles_per_fold"] = max(self.cycles_per_fold, default=0)
         return out
 
 
@@ -206,6 +210,28 @@ def verify_gemms(design: RtlDesign, pe: PEModel,
     seconds = (time.perf_counter() - started) / max(len(items), 1)
     return [(_compare(design, pe, item, sched, rtl, seconds), rtl.outputs)
             for item, sched, rtl in zip(items, scheds, runs)]
+
+
+def layer_summaries(reports: list[GemmReport]) -> list[dict[str, Any]]:
+    """Per workload layer, the figures ``sasim run``'s summary has for it: folds, the
+    longest fold's cycles, the layer's cycles (native: the sum of its folds) and counters."""
+    layers: dict[str, dict[str, Any]] = {}
+    for rep in reports:
+        if rep.layer is None:
+            continue
+        entry = layers.setdefault(rep.layer, {"name": rep.layer, "folds": 0,
+                                              "cycles_per_fold": 0, "compute_cycles": 0,
+                                              "counters": {}, "cropped": False,
+                                              "verdict": "match"})
+        entry["folds"] += rep.folds
+        entry["cycles_per_fold"] = max(entry["cycles_per_fold"], *rep.cycles_per_fold)
+        entry["compute_cycles"] += rep.cycles
+        entry["cropped"] = entry["cropped"] or rep.cropped
+        for name, value in rep.counters.items():
+            entry["counters"][name] = entry["counters"].get(name, 0) + value
+        if rep.mismatch is not None:
+            entry["verdict"] = "mismatch"
+    return list(layers.values())
 
 
 def _compare(design: RtlDesign, pe: PEModel, item, sched: np.ndarray, rtl,
@@ -456,6 +482,8 @@ def verify_arch(arch: ArchConfig, source: str, *, cases: int = 8, seed: int = 0,
                                  act_bits=9 if mixed else 8)
     done: dict[int, tuple[GemmReport, np.ndarray]] = {}
     for i, pair in enumerate(verify_gemms(design, pe, items)):
+        if keys:
+            pair[0].layer, pair[0].group = keys[i][0].name, keys[i][1]
         done[i] = pair
         if progress is not None:
             progress(pair[0])

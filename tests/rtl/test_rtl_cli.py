@@ -40,8 +40,10 @@ def test_verify_random_cases_json(cli):
     assert report["verdict"] == "match" and report["mismatch"] is None
     assert len(report["cases"]) == 3
     assert report["cycles"] == sum(c["cycles"] for c in report["cases"])
+    assert report["layers"] == []
     for case in report["cases"]:
-        assert case["cycles_per_fold"] == [case["steps"] + 2 * 3 + 2 - 2]
+        assert case["cycles_per_fold"] == case["steps"] + 2 * 3 + 2 - 2
+        assert case["fold_cycles"] == [case["cycles_per_fold"]] * case["folds"]
         assert sum(case["counters"].values()) == case["m"] * case["n"] * case["steps"]
 
 
@@ -66,6 +68,22 @@ def test_verify_saves_outputs_equal_to_an_independent_model(cli, tmp_path, threa
         if len(shape) == 4:
             expected = expected.T.reshape(shape)
         np.testing.assert_array_equal(saved[f"{name}.output"], expected)
+
+
+def test_verify_layers_agree_with_sasim_run(cli, tmp_path):
+    """Per layer, the RTL's folds, fold cycles, cycles and counters equal `sasim run`'s."""
+    write_trace(tmp_path / "t.npz", np.random.default_rng(9))
+    arch = ("--arch", "sysmt_4t_16x16", "--set", "array.rows=2", "--set", "array.cols=3")
+    result = cli("rtl", "verify", *arch, "--workload", tmp_path / "t.npz", "--json")
+    assert result.status == 0, result.err
+    layers = json.loads(result.out)["layers"]
+    run = cli("run", *arch, "--workload", tmp_path / "t.npz", "--json")
+    assert run.status == 0, run.err
+    summary = json.loads(run.out)
+    assert [la["name"] for la in layers] == [la["name"] for la in summary["layers"]]
+    for mine, theirs in zip(layers, summary["layers"]):
+        for key in ("folds", "cycles_per_fold", "compute_cycles", "counters"):
+            assert mine[key] == theirs[key], key
 
 
 def test_a_wrong_rtl_is_caught_with_fold_pe_and_cycle(cli, monkeypatch):
