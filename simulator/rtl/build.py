@@ -6,7 +6,7 @@ from simulator.rtl.array import OSArray
 from simulator.rtl.design import RtlDesign
 from simulator.rtl.pe import pe_module
 
-__all__ = ["build_array", "build_pe"]
+__all__ = ["build_array", "build_pe", "pe_counters"]
 
 
 def build_pe(design: RtlDesign):

@@ -358,7 +358,7 @@ def crop_plan(layer: Layer, rows: int, cols: int, max_folds: int) -> tuple[int, 
     return groups, m, n
 
 
-def workload_gemms(arch: ArchConfig, workload, rows: int, cols: int, max_folds: int,
+def workload_gemms(workload, rows: int, cols: int, max_folds: int,
                    only: str | None, need_whole: bool
                    ) -> Iterator[tuple[Layer, int, np.ndarray, np.ndarray, bool]]:
     """(layer, group, A, B, cropped) of every array layer of a workload with data, cropped
@@ -511,8 +511,8 @@ def _items(base: RtlDesign, pe: PEModel, cases: int, seed: int, workload, layer,
         raise ConfigError(f"--arch: {exc}") from None
     items, keys = [], []
     try:
-        for lay, g, a, b, cropped in workload_gemms(None, workload, base.rows, base.cols,
-                                                    max_folds, layer, need_whole):
+        for lay, g, a, b, cropped in workload_gemms(workload, base.rows, base.cols, max_folds,
+                                                    layer, need_whole):
             case = f"layer {lay.name}" + (f" group {g}" if lay.gemm.groups > 1 else "")
             items.append((case + (" (cropped)" if cropped else ""), lay, a, b, cropped))
             keys.append((lay, g))
