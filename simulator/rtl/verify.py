@@ -31,6 +31,10 @@ __all__ = ["GemmReport", "Mismatch", "MAX_COSIM_PES", "random_cases", "verify_ge
 #: The largest array co-simulated (PEs): Amaranth's simulator runs a 4x4 array at a few
 #: thousand cycles per second, and the time grows with the PEs (docs/rtl.md).
 MAX_COSIM_PES = 256
+#: The most PE-cycles one ``sasim rtl verify`` co-simulates (cycles x PEs): Amaranth's
+#: simulator does about 27,000 PE-cycles a second for the dense PE and 2,000 for SySMT-4T
+#: here (docs/rtl.md, "Speed"), so this is under a minute dense and about 8 minutes 4T.
+MAX_COSIM_PE_CYCLES = 1_000_000
 
 
 @dataclasses.dataclass
@@ -468,6 +472,7 @@ def verify_arch(arch: ArchConfig, source: str, *, cases: int = 8, seed: int = 0,
     check_cosim_size(base, source)
     pe = pe_model_for(arch)
     items, keys = _items(base, pe, cases, seed, workload, layer, max_folds, need_whole)
+    _check_work(base, pe, items, source)
     signed = [design_for(base, lay, a, b, case, 64).act_signed
               for case, lay, a, b, _ in items]
     need = max([exact_acc_bits(a.shape[1]) for _, _, a, _, _ in items] or [1])
@@ -491,6 +496,24 @@ def verify_arch(arch: ArchConfig, source: str, *, cases: int = 8, seed: int = 0,
     outputs = _layer_outputs(workload, keys, [done[i][1] for i in range(len(items))]) \
         if workload is not None and need_whole else {}
     return VerifyResult(design, reports, outputs, [done[i][1] for i in range(len(items))])
+
+
+def _check_work(design: RtlDesign, pe: PEModel, items, source: str) -> None:
+    """Refuse a co-simulation that would take too long (:data:`MAX_COSIM_PE_CYCLES`)."""
+    rows, cols = design.rows, design.cols
+    cycles = 0
+    for _, lay, a, b, _ in items:
+        steps = pe.reduction_steps(dataclasses.replace(lay, in_channels=a.shape[1], groups=1,
+                                                       op="gemm", batch=a.shape[0],
+                                                       out_channels=b.shape[1]))
+        folds = -(-a.shape[0] // rows) * -(-b.shape[1] // cols)
+        cycles += folds * (steps + 2 * rows + cols - 2)
+    if cycles * rows * cols > MAX_COSIM_PE_CYCLES:
+        raise SimulationError(
+            f"{source}: co-simulating {cycles} cycles on a {rows}x{cols} array "
+            f"({cycles * rows * cols} PE-cycles) is more than sasim rtl verify takes on (at "
+            f"most {MAX_COSIM_PE_CYCLES}); choose one layer (--layer), fewer folds "
+            f"(--max-folds), fewer cases or a smaller array")
 
 
 def _items(base: RtlDesign, pe: PEModel, cases: int, seed: int, workload, layer, max_folds,

@@ -134,6 +134,8 @@ def test_synth_one_pe_reports_cells_and_the_ratio(cli):
     (("rtl", "synth", "--arch", "a4w8_16x16"), "PE type a4w8 has no RTL yet"),
     (("rtl", "verify", "--arch", "sysmt_2t_32x32"), "too large to co-simulate"),
     (("rtl", "verify", "--arch", "os_sa_16x16", "--layer", "fc"), "--layer needs --workload"),
+    (("rtl", "verify", "--arch", "sysmt_2t_16x16", "--set", "array.rows=4", "--set",
+      "array.cols=4", "--workload", "resnet18"), "is more than sasim rtl verify takes on"),
     (("rtl", "verify", "--arch", "os_sa_16x16", "--cases", "0"), "--cases"),
     (("rtl", "emit", "--arch", "os_sa_16x16", "--acc-bits", "4", "--out", "x"),
      "--acc-bits"),
