@@ -15,7 +15,7 @@ $(VENV)/.base-installed: pyproject.toml setup.py
 	@touch $@
 
 $(VENV)/.dev-installed: pyproject.toml $(VENV)/.base-installed
-	$(PY) -m pip install --quiet -e '.[dev,torch,distributed]'
+	$(PY) -m pip install --quiet -e '.[dev,torch,distributed,rtl]'
 	@touch $@
 
 run: $(VENV)/.base-installed  ## the default job: compare the designs on the shipped workloads (CNNs, the digits ViT, a GPT-2 decode step)

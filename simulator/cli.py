@@ -886,7 +886,80 @@ def build_parser() -> argparse.ArgumentParser:
                      help="images per forward pass, i.e. per PE GEMM call (default 128)")
     acc.add_argument("--json", action="store_true", help="print the report as JSON")
     acc.set_defaults(func=_cmd_accuracy)
+    _add_rtl(sub)
     return parser
+
+
+def _cmd_rtl(name: str):
+    """The ``sasim rtl NAME`` command, imported only when it runs (docs/rtl.md)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from simulator.rtl import commands
+
+        return getattr(commands, f"cmd_{name}")(args)
+
+    return run
+
+
+def _add_rtl(sub) -> None:
+    """``sasim rtl emit | verify | synth``."""
+    rtl = sub.add_parser("rtl", help="generated RTL: emit Verilog, co-simulate against "
+                                     "sasim, synthesise for area (docs/rtl.md)",
+                         description="Generated RTL of the arch's array and PE (Amaranth "
+                                     "HDL; needs the 'rtl' extra). See docs/rtl.md.")
+    cmds = rtl.add_subparsers(dest="rtl_command", metavar="RTL_COMMAND", parser_class=_Parser)
+    cmds.required = True
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--arch", required=True,
+                       help="arch YAML or the name of a shipped config (PE types with RTL: "
+                            "dense, sysmt)")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override an arch key, e.g. --set array.rows=4 (repeatable)")
+        p.add_argument("--acc-bits", type=int, metavar="N",
+                       help="accumulator width (emit, synth: default 32; verify: default "
+                            "the width that is exact for the largest Kd)")
+
+    emit = cmds.add_parser("emit", help="write the Verilog of the array and one PE, and "
+                                        "params.json",
+                           description="Write DIR/sasim_os_array.v, DIR/sasim_pe.v and "
+                                       "DIR/params.json (whole or not at all).")
+    common(emit)
+    emit.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    emit.add_argument("--signed-activations", action="store_true",
+                      help="signed 8-bit activation ports (default unsigned 8-bit)")
+    emit.set_defaults(func=_cmd_rtl("emit"))
+
+    ver = cmds.add_parser("verify", help="co-simulate the RTL and check it against sasim",
+                          description="Co-simulate the RTL (Amaranth's simulator) on random "
+                                      "GEMMs or a workload's layers and check outputs, cycles "
+                                      "per fold and counters against sasim; exit 1 on a "
+                                      "mismatch.")
+    common(ver)
+    source = ver.add_mutually_exclusive_group()
+    source.add_argument("--cases", type=int, metavar="N",
+                        help="random GEMMs to check (default 8)")
+    source.add_argument("--workload", help="a trace .npz (or a workload with synthetic data)")
+    ver.add_argument("--layer", metavar="NAME", help="only this layer of --workload")
+    ver.add_argument("--max-folds", type=int, default=64, metavar="N",
+                     help="co-simulate at most N folds of each layer, cropping M and N "
+                          "(default 64)")
+    ver.add_argument("--seed", type=int, default=0, help="seed of the random GEMMs")
+    ver.add_argument("--save-outputs", metavar="DIR",
+                     help="write the RTL's outputs to DIR/outputs.npz (sasim run's layout)")
+    ver.add_argument("--json", action="store_true",
+                     help="print the verdict, cases, cycles and counters as JSON")
+    ver.set_defaults(func=_cmd_rtl("verify"))
+
+    syn = cmds.add_parser("synth", help="synthesise with Yosys and report cells and area",
+                          description="Synthesise one PE or the array with Yosys (synth "
+                                      "-noabc; stat -tech cmos) and report cells by type, "
+                                      "the transistor estimate and the ratio to the dense PE.")
+    common(syn)
+    syn.add_argument("--scope", choices=("pe", "array"), default="pe",
+                     help="one PE (default) or the whole array")
+    syn.add_argument("--json", action="store_true", help="print the report as JSON")
+    syn.set_defaults(func=_cmd_rtl("synth"))
 
 
 class _Parser(argparse.ArgumentParser):

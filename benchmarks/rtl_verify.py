@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""How long ``sasim rtl verify`` takes (docs/rtl.md, docs/performance.md), and a longer
+random campaign than the tests run.
+
+Speed: a trace with one linear layer, M = 16, Kd = 64, N = 16 (activations unsigned, half of
+them zero; weights signed), on a 4x4 array: 16 folds. For the dense PE, SySMT 2T and SySMT
+4T, ``python -m simulator rtl verify --arch ... --set array.rows=4 --set array.cols=4
+--workload <trace> --json`` runs in a fresh process; the wall time of the whole process is
+printed with the verdict, the cycles and the cycles per second of co-simulation. Target:
+under a minute each.
+
+Campaign (``--campaign N``): N random GEMMs per design (``sasim rtl verify --cases N``) on
+4x4 arrays for dense and every SySMT variant (2T/4T x both policies x both roundings).
+
+Usage (from the repo root)::
+
+    .venv/bin/python benchmarks/rtl_verify.py [--campaign 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = ["--set", "array.rows=4", "--set", "array.cols=4"]
+DESIGNS = [("dense", "os_sa_16x16", []), ("SySMT 2T", "sysmt_2t_16x16", []),
+           ("SySMT 4T", "sysmt_4t_16x16", [])]
+
+
+def write_trace(path: Path) -> None:
+    """One linear layer, M = 16, Kd = 64, N = 16 (docs/trace-format.md)."""
+    rng = np.random.default_rng(0)
+    x = (rng.integers(0, 256, (16, 64)) * (rng.random((16, 64)) < 0.5)).astype(np.uint8)
+    w = rng.integers(-128, 128, (16, 64)).astype(np.int8)
+    manifest = {"format": "sasim-trace", "schema_version": 1, "model": "rtl_bench",
+                "provenance": {}, "layers": [
+                    {"name": "fc", "op": "linear", "activation_signed": False,
+                     "activation_bits": 8, "weight_bits": 8, "arrays": ["input", "weight"]}]}
+    np.savez(path, manifest=np.array(json.dumps(manifest)), **{"fc.input": x, "fc.weight": w})
+
+
+def sasim(*argv: str) -> tuple[dict, float]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "simulator", *argv, "--json"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=3600)
+    seconds = time.perf_counter() - started
+    if done.returncode not in (0, 1):
+        raise SystemExit(done.stderr)
+    return json.loads(done.stdout), seconds
+
+
+def speed() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = Path(tmp, "fc.npz")
+        write_trace(trace)
+        print(f"sasim rtl verify, 4x4 array, M=16 Kd=64 N=16 (16 folds); "
+              f"load average {os.getloadavg()[0]:.1f}")
+        print(f"{'design':10} {'verdict':8} {'folds':>5} {'cycles':>6} {'cosim s':>8} "
+              f"{'cycles/s':>9} {'process s':>9}")
+        for label, arch, extra in DESIGNS:
+            report, seconds = sasim("rtl", "verify", "--arch", arch, *SMALL, *extra,
+                                    "--workload", str(trace))
+            cosim = sum(c["seconds"] for c in report["cases"])
+            print(f"{label:10} {report['verdict']:8} {report['folds']:5d} "
+                  f"{report['cycles']:6d} {cosim:8.1f} {report['cycles'] / cosim:9.0f} "
+                  f"{seconds:9.1f}")
+
+
+def campaign(cases: int) -> None:
+    print(f"\nrandom campaign: {cases} GEMMs per design on 4x4 arrays")
+    variants = [("dense", "os_sa_16x16", [])]
+    for threads in (2, 4):
+        for policy in ("sparsity_aware", "msb_trim"):
+            for rounding in ("round_half_even", "truncate"):
+                variants.append((f"SySMT {threads}T {policy} {rounding}", "sysmt_2t_16x16",
+                                 ["--set", f"pe.threads={threads}", "--set",
+                                  f"pe.policy={policy}", "--set", f"pe.rounding={rounding}"]))
+    for label, arch, extra in variants:
+        report, seconds = sasim("rtl", "verify", "--arch", arch, *SMALL, *extra,
+                                "--cases", str(cases), "--seed", "1")
+        print(f"{label:42} {report['verdict']:8} {report['folds']:5d} folds "
+              f"{report['cycles']:7d} cycles {seconds:6.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--campaign", type=int, default=0, metavar="N",
+                        help="also run N random GEMMs per design")
+    args = parser.parse_args()
+    speed()
+    if args.campaign:
+        campaign(args.campaign)
+
+
+if __name__ == "__main__":
+    main()

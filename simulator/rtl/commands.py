@@ -1,0 +1,213 @@
+"""The ``sasim rtl`` commands: emit, verify, synth (docs/rtl.md).
+
+Called by :mod:`simulator.cli`, which imports this module only for ``sasim rtl``: nothing of
+Amaranth is imported on any other path. Every refusal is a :class:`SasimError` (one line,
+exit status 2); a verification that finds a mismatch exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from typing import Any
+
+from simulator import api
+from simulator.errors import SasimError
+from simulator.outputs import OutputSet, json_text
+from simulator.rtl.design import (DEFAULT_ACC_BITS, RtlDesign, design_from_arch,
+                                  require_amaranth)
+
+__all__ = ["cmd_emit", "cmd_verify", "cmd_synth", "composition_ratio"]
+
+#: Widths of accumulators the RTL builds.
+ACC_BITS_RANGE = (8, 64)
+
+
+def _acc_bits(value: int | None) -> int | None:
+    if value is not None and not ACC_BITS_RANGE[0] <= value <= ACC_BITS_RANGE[1]:
+        raise SasimError(f"--acc-bits: expected {ACC_BITS_RANGE[0]}..{ACC_BITS_RANGE[1]}, "
+                         f"not {value}")
+    return value
+
+
+def _design(args: argparse.Namespace, **extra: Any) -> tuple[Any, RtlDesign]:
+    """The arch and its design; refuses a PE type without RTL before importing Amaranth."""
+    arch = api.load_arch(args.arch, args.set or ())
+    design = design_from_arch(arch, f"--arch {args.arch}", **extra)
+    require_amaranth()
+    return arch, design
+
+
+def cmd_emit(args: argparse.Namespace) -> int:
+    """``sasim rtl emit``: Verilog of the array and of one PE, and params.json."""
+    from simulator.rtl.emit import TOP_ARRAY, TOP_PE, design_verilog
+
+    _, design = _design(args, act_signed=args.signed_activations,
+                        acc_bits=_acc_bits(args.acc_bits) or DEFAULT_ACC_BITS)
+    files = {f"{TOP_ARRAY}.v": design_verilog(design, "array"),
+             f"{TOP_PE}.v": design_verilog(design, "pe"),
+             "params.json": json_text({**design.params(), "top": TOP_ARRAY, "pe_top": TOP_PE})}
+    with OutputSet() as outputs:
+        folder = outputs.directory(args.out, "params.json")
+        for name, text in files.items():
+            (folder / name).write_text(text, encoding="utf-8")
+        outputs.commit()
+    print(f"wrote {', '.join(sorted(files))} to {args.out} ({design.rows}x{design.cols} "
+          f"{_pe_label(design)} array, {design.acc_bits}-bit accumulators)")
+    return 0
+
+
+def _pe_label(design: RtlDesign) -> str:
+    if design.pe_type == "sysmt":
+        return (f"SySMT {design.threads}T ({design.options['policy']}, "
+                f"{design.options['rounding']})")
+    return design.pe_type
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``sasim rtl verify``: co-simulate and compare; exit 1 on a mismatch."""
+    from simulator.rtl.verify import check_cosim_size, verify_arch
+
+    if args.layer is not None and args.workload is None:
+        raise SasimError("--layer needs --workload")
+    for flag, value in (("--cases", args.cases), ("--max-folds", args.max_folds)):
+        if value is not None and value < 1:
+            raise SasimError(f"{flag}: expected a positive integer, not {value}")
+    arch, design = _design(args)
+    check_cosim_size(design, f"--arch {args.arch}")
+    workload = api.load_workload(args.workload) if args.workload else None
+    started = time.perf_counter()
+    with OutputSet() as outputs:
+        folder = (outputs.directory(args.save_outputs, "outputs.npz", "--save-outputs")
+                  if args.save_outputs else None)
+        result = verify_arch(arch, f"--arch {args.arch}", cases=args.cases or 8,
+                             seed=args.seed, workload=workload, layer=args.layer,
+                             max_folds=args.max_folds, acc_bits=_acc_bits(args.acc_bits),
+                             need_whole=folder is not None)
+        if folder is not None:
+            _save_outputs(folder, result)
+            outputs.commit()
+    seconds = time.perf_counter() - started
+    report = _verify_record(args, result, seconds)
+    if args.json:
+        print(json_text(report))
+    else:
+        _print_verify(report, result)
+        if args.save_outputs:
+            print(f"wrote outputs.npz to {args.save_outputs}")
+    return 0 if result.mismatch is None else 1
+
+
+def _save_outputs(folder, result) -> None:
+    """outputs.npz as ``sasim run --save-outputs`` writes it (``<layer>.output``; random
+    cases: ``case<i>.output``, the (M, N) outputs)."""
+    from simulator.reports.files import NpzStream
+
+    stream = NpzStream(folder / "outputs.npz")
+    try:
+        if result.outputs:
+            for name, array in result.outputs.items():
+                stream.add(f"{name}.output", array)
+        else:
+            for i, (report, array) in enumerate(zip(result.reports, result.rtl_outputs)):
+                stream.add(f"case{i}.output", array)
+    finally:
+        stream.close()
+
+
+def _verify_record(args, result, seconds: float) -> dict[str, Any]:
+    from simulator.rtl.verify import layer_summaries
+
+    totals: dict[str, int] = {}
+    for rep in result.reports:
+        for name, value in rep.counters.items():
+            totals[name] = totals.get(name, 0) + value
+    mismatch = result.mismatch
+    return {"verdict": "match" if mismatch is None else "mismatch",
+            "arch": args.arch, "design": result.design.params(),
+            "convention": "native",
+            "cases": [rep.record() for rep in result.reports],
+            "layers": layer_summaries(result.reports),
+            "cycles": sum(rep.cycles for rep in result.reports),
+            "folds": sum(rep.folds for rep in result.reports),
+            "counters": totals,
+            "mismatch": None if mismatch is None else dataclasses.asdict(mismatch),
+            "seconds": round(seconds, 3)}
+
+
+def _print_verify(report: dict[str, Any], result) -> None:
+    from simulator.reports.table import format_table
+
+    names = list(report["counters"])
+    rows = []
+    for rep in result.reports:
+        rows.append([rep.case, rep.m, rep.k, rep.n, rep.threads, rep.steps, rep.folds,
+                     "/".join(str(c) for c in sorted(set(rep.cycles_per_fold))),
+                     *(rep.counters.get(n, 0) for n in names),
+                     "ok" if rep.mismatch is None else "MISMATCH"])
+    print(format_table(["GEMM", "M", "Kd", "N", "T", "steps", "folds", "cycles/fold", *names,
+                        "verdict"], rows, "lrrrrrrr" + "r" * len(names) + "l"))
+    d = result.design
+    print(f"{d.rows}x{d.cols} {_pe_label(d)} RTL, {d.acc_bits}-bit accumulators: "
+          f"{report['folds']} folds, {report['cycles']} cycles ({report['seconds']:.1f} s)")
+    if result.mismatch is None:
+        print(f"verdict: match: all {len(result.reports)} GEMMs bit-identical to sasim's "
+              f"functional model and reference array; cycles per fold as sasim's native "
+              f"convention; counters identical")
+    else:
+        print(result.mismatch.line())
+
+
+def composition_ratio(arch) -> float:
+    """sasim's composition-model PE area relative to the dense PE (docs/energy-model.md)."""
+    from simulator.energy.model import pe_area_um2
+    from simulator.hw.pe import get_pe_model
+    from simulator.hw.pe.dense import dense_composition
+
+    tech = api.load_tech_table(arch.energy.tech)
+    area = sum(pe_area_um2(tech, get_pe_model(arch.pe, arch.array).composition().parts)
+               .values())
+    return area / sum(pe_area_um2(tech, dense_composition().parts).values())
+
+
+#: The papers' PE area relative to the dense PE (NB-SMT, MICRO 2020; docs/validation.md).
+PAPER_RATIOS = {("sysmt", 2): 1.4, ("sysmt", 4): 2.5, ("dense", 1): 1.0}
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """``sasim rtl synth``: Yosys on the PE or the array, and the ratio to the dense PE."""
+    from simulator.rtl.synth import synthesize, yosys_command
+
+    arch, design = _design(args, acc_bits=_acc_bits(args.acc_bits) or DEFAULT_ACC_BITS)
+    yosys_command()  # refuse a missing Yosys before building anything
+    started = time.perf_counter()
+    report = synthesize(design, args.scope)
+    dense = (report if design.pe_type == "dense" else
+             synthesize(dataclasses.replace(design, pe_type="dense", threads=1, options={}),
+                        args.scope))
+    seconds = time.perf_counter() - started
+    record = {"arch": args.arch, "design": design.params(), "scope": args.scope,
+              "area_unit": "CMOS transistors (Yosys stat -tech cmos, generic gates)",
+              "cells": report.cells, "cell_count": report.cell_count,
+              "transistors": report.transistors, "dense_transistors": dense.transistors,
+              "ratio_to_dense": round(report.transistors / dense.transistors, 4),
+              "composition_ratio": round(composition_ratio(arch), 4),
+              "paper_ratio": PAPER_RATIOS.get((design.pe_type, design.threads)),
+              "yosys": report.yosys, "seconds": round(seconds, 3)}
+    if args.json:
+        print(json_text(record))
+        return 0
+    from simulator.reports.table import format_table
+
+    print(format_table(["cell", "count"], [[k, v] for k, v in sorted(report.cells.items())],
+                       "lr"))
+    what = "one PE" if args.scope == "pe" else f"the {design.rows}x{design.cols} array"
+    print(f"{_pe_label(design)}, {what}: {report.cell_count} cells, {report.transistors} "
+          f"transistors (Yosys stat -tech cmos after synth -noabc; {seconds:.1f} s)")
+    paper = record["paper_ratio"]
+    print(f"area relative to the dense {'PE' if args.scope == 'pe' else 'array'}: "
+          f"synthesised {record['ratio_to_dense']:.2f}x; sasim's composition model "
+          f"{record['composition_ratio']:.2f}x"
+          + (f"; the paper {paper:.1f}x" if paper is not None else ""))
+    return 0

