@@ -643,6 +643,10 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
                         "agree %"], _accuracy_rows(report, top5), "lrrrrr" if top5 else "lrrrr"))
     print("loss: mean cross-entropy (nats); agree: same top-1 prediction as exact INT8"
           + ("" if top5 else f"; no top-5 with {report['classes']} classes (it needs 20)"))
+    if report.get("zap") is not None:
+        from simulator.reports.zap import accuracy_zap_lines
+
+        print("\n".join(accuracy_zap_lines(report)))
     if report["sensitivity"] is not None:
         rows = [[r["layer"], _percent(r["top1"]), f"{0 - r['drop_points']:+.2f}",
                  f"{r['loss_increase']:+.4f}", _percent(r["agreement"])]

@@ -109,6 +109,8 @@ class LayerResult:
     #: SQNR (dB) of an integer-only vector op against float64 on the layer's data (None:
     #: not measured, or exact); docs/transformers.md, "Integer-only variants".
     vector_sqnr_db: float | None = None
+    #: ZAP's figures for this layer (docs/zap.md, "Reports"); None when ZAP does not apply.
+    zap: dict[str, Any] | None = None
 
     @property
     def dram_reads(self) -> DramReads[int]:
@@ -267,6 +269,7 @@ class RunResult:
             **self._functional_totals(),
             **self._energy_totals(),
             **self._transformer_totals(),
+            **self._zap_totals(),
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
         }
 
@@ -334,6 +337,21 @@ class RunResult:
                 elements = layer.batch * layer.right_heads * layer.in_channels * layer.out_channels
                 size += -(-elements * layer.weight_bits // 8)
         return size
+
+    def _zap_totals(self) -> dict[str, Any]:
+        """ZAP's run totals (docs/zap.md, "Reports"); nothing when it applied to no layer."""
+        layers = [l for l in self.layers if l.zap is not None]
+        if not layers:
+            return {}
+        out: dict[str, Any] = {"layers": len(layers),
+                               "synthetic": any(l.zap["synthetic"] for l in layers),
+                               "eligible_macs": sum(l.macs for l in layers)}
+        for key in ("outputs", "masked", "predicted", "predicted_zero", "true_zero_predicted",
+                    "mispredicted_nonzero", "falsely_computed", "mass", "mass_lost",
+                    "macs_saved", "predictor_macs", "dense_cycles", "predictor_cycles",
+                    "cycles_none", "cycles_compact"):
+            out[key] = sum(l.zap[key] for l in layers)
+        return {"zap": out}
 
     def _alternative_totals(self) -> dict[str, Any]:
         with_alternatives = [l.alternative_cycles for l in self.layers if l.alternative_cycles]

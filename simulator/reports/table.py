@@ -112,6 +112,10 @@ def format_run(summary: Mapping[str, Any]) -> str:
                     "data (docs/transformers.md)")
     if transformer:
         foot.extend(_transformer_lines(summary))
+    if summary.get("zap"):
+        from simulator.reports.zap import zap_lines
+
+        foot.extend(zap_lines(summary))
     if summary["data"] == "synthetic":
         foot.append("data: SYNTHETIC (generated for this shape-only workload; see "
                     "docs/synthetic-data.md)")
