@@ -614,7 +614,7 @@ def _zap_functional(arch: ArchConfig, pe: PEModel, layer: Layer, tensors: LayerT
                              lambda name, out: caught.__setitem__("out", out))
         outputs = caught["out"]
     else:
-        outputs = exact_output(tensors, layer)
+        outputs = _zap_exact_output(tensors, layer)
     outcome: ZapOutcome = apply_zap(zap, outputs, arch.zap)
     if sink is not None:
         sink(layer.name, outcome.outputs)
@@ -624,9 +624,26 @@ def _zap_functional(arch: ArchConfig, pe: PEModel, layer: Layer, tensors: LayerT
     return result, (zap, outcome)
 
 
+def _zap_exact_output(tensors: LayerTensors, layer: Layer) -> np.ndarray:
+    """The exact outputs (accumulator + bias) of a ZAP layer, by float32 BLAS when that is
+    exact (:func:`simulator.kernels.zap.exact_product_float32`), else as a trace defines
+    them."""
+    from simulator.kernels.zap import exact_product_float32
+    from simulator.workloads.lowering import exact_output
+
+    product = exact_product_float32(im2col(tensors.input, layer, None),
+                                    weights_to_gemm(tensors.weight, layer))
+    if product is None:
+        return exact_output(tensors, layer)
+    out = gemm_to_output(product, layer)
+    if tensors.bias is not None:
+        out = out + np.asarray(tensors.bias).astype(np.int64).reshape(1, -1, 1, 1)
+    return out
+
+
 def _zap_timing(arch: ArchConfig, layer: Layer, timing: FoldTiming, zap: Any
                 ) -> tuple[FoldTiming, dict[str, Any]]:
-    """The layer's timing with ZAP's two phases and predictor (docs/hardware-spec.md §12):
+    """The layer's timing with ZAP's two phases and predictor (docs/hardware-spec.md §9):
     the chosen schedule's cycles spread over the layer's folds (the memory model keeps the
     dense fold structure), and the report's figures."""
     from simulator.hw.zap import depthwise_layer, predictor_macs, zap_cycles

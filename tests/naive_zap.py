@@ -1,5 +1,5 @@
 """Obviously-correct ZAP in plain Python loops: the naive twin of simulator/kernels/zap.py
-(docs/hardware-spec.md §12)."""
+(docs/hardware-spec.md §9)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The ``zap:`` section of an arch: zero-valued activation prediction (docs/zap.md,
-docs/hardware-spec.md §12)."""
+docs/hardware-spec.md §9)."""
 
 from __future__ import annotations
 

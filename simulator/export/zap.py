@@ -5,7 +5,7 @@ depthwise 3x3 conv, BatchNorm, ReLU, a depthwise 3x3 conv and BatchNorm, applied
 layer's post-ReLU output map with the predicted positions zeroed. The network is frozen and
 no labels are used: the target is 1 where the true output is > 0 and at the computed
 positions, the loss is the MSE against clamp(prediction x (1 - mask) + mask, 0, 1); Adam,
-learning rate 0.01, a few epochs of batch 128, seeded (docs/hardware-spec.md §12).
+learning rate 0.01, a few epochs of batch 128, seeded (docs/hardware-spec.md §9).
 
 The predictors are written with their BatchNorms folded, one file beside the trace
 (:mod:`simulator.hw.zap` reads it).

@@ -1,5 +1,5 @@
 """ZAP on the array: which layers it applies to, their predictors, the gating of their
-outputs, the accounting and the two-phase timing (docs/hardware-spec.md §12, docs/zap.md).
+outputs, the accounting and the two-phase timing (docs/hardware-spec.md §9, docs/zap.md).
 
 A trained predictors file (``<trace>_zap.npz``, written by ``benchmarks/zap_digits.py
 train``) holds, per mask type and layer, the predictor's two depthwise 3x3 convs with their
@@ -29,7 +29,7 @@ __all__ = ["Predictor", "TrainedPredictors", "LayerZap", "ZapOutcome", "load_pre
            "predictors_path", "plan_zap", "apply_zap", "zap_cycles", "synthetic_kept",
            "predictor_macs", "PREDICTOR_MACS_PER_OUTPUT"]
 
-#: The predictor's MACs per output: two depthwise 3x3 convs (docs/hardware-spec.md §12).
+#: The predictor's MACs per output: two depthwise 3x3 convs (docs/hardware-spec.md §9).
 PREDICTOR_MACS_PER_OUTPUT = 2 * 9
 #: Suffix of a trace's predictors file: ``digits_int8.npz`` -> ``digits_int8_zap.npz``.
 SUFFIX = "_zap.npz"
@@ -233,7 +233,7 @@ def depthwise_layer(layer: Layer) -> Layer:
 
 def zap_cycles(layer: Layer, outcome: ZapOutcome, rows: int, cols: int,
                cycles_per_fold: int, predictor_cycles: int) -> dict[str, int]:
-    """The layer's compute cycles with ZAP under both schedules (docs/hardware-spec.md §12):
+    """The layer's compute cycles with ZAP under both schedules (docs/hardware-spec.md §9):
     the folds of phase one and phase two at ``cycles_per_fold`` each, plus the predictor's
     ``predictor_cycles`` between them."""
     out = {"predictor_cycles": predictor_cycles}

@@ -1,5 +1,5 @@
 """ZAP kernels: mask patterns, the depthwise predictor, gating, accounting and the array's
-fold counts under each schedule (docs/hardware-spec.md §12, docs/zap.md).
+fold counts under each schedule (docs/hardware-spec.md §9, docs/zap.md).
 
 Arrays in, arrays out (numpy): nothing here knows about layers or configs.
 """
@@ -11,7 +11,7 @@ import numpy as np
 __all__ = ["MASK_TYPES", "mask_pattern", "depthwise3x3", "predictor_scores", "gate",
            "zap_counts", "phase_folds"]
 
-#: Mask pattern types (docs/hardware-spec.md §12): 0..10.
+#: Mask pattern types (docs/hardware-spec.md §9): 0..10.
 MASK_TYPES = range(11)
 
 
@@ -76,7 +76,7 @@ def depthwise3x3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndar
 
 def predictor_scores(activations: np.ndarray, mask: np.ndarray, weights1: np.ndarray,
                      bias1: np.ndarray, weights2: np.ndarray, bias2: np.ndarray) -> np.ndarray:
-    """The predictor's score of every output (docs/hardware-spec.md §12): depthwise 3x3 ->
+    """The predictor's score of every output (docs/hardware-spec.md §9): depthwise 3x3 ->
     ReLU -> depthwise 3x3 (BatchNorms folded) on the post-ReLU map with the predicted
     positions zeroed.
 
@@ -147,7 +147,7 @@ def phase_folds(kept: np.ndarray, mask: np.ndarray, groups: int, rows: int, cols
     ``none``, walks the predicted pixels in their natural order in row tiles of ``rows``
     and skips a fold (row tile x column tile) only when every output in it is gated off;
     under ``compact``, each column tile's pixels that at least one of its channels computes
-    are packed into full row tiles (docs/hardware-spec.md §12).
+    are packed into full row tiles (docs/hardware-spec.md §9).
 
     Parameters
     ----------
@@ -187,3 +187,32 @@ def phase_folds(kept: np.ndarray, mask: np.ndarray, groups: int, rows: int, cols
                 padded[:pixels] = needed
                 phase2 += int(padded.reshape(row_tiles, rows).any(axis=1).sum())
     return phase1, phase2
+
+
+#: float32 holds every integer up to 2**24 exactly.
+_FLOAT32_EXACT = 1 << 24
+
+
+def exact_product_float32(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """The exact int64 product ``a @ b`` of (g, M, K) and (g, K, N) integer arrays by float32
+    BLAS, or None when float32 cannot guarantee it.
+
+    Every partial sum must stay below 2**24: one product when max|a| max|b| K < 2**24;
+    otherwise, for 8-bit ``a``, a = 16 a_hi + a_lo with a_lo in 0..15 and a_hi in -8..15, two
+    products whose sums are bounded by 15 max|b| K, combined in int64 (docs/performance.md,
+    "ZAP").
+    """
+    k = a.shape[2]
+    if a.size == 0 or b.size == 0 or k == 0:
+        return None
+    amax = max(abs(int(a.min())), abs(int(a.max())))
+    bmax = max(abs(int(b.min())), abs(int(b.max())))
+    bf = b.astype(np.float32)
+    if amax * bmax * k < _FLOAT32_EXACT:
+        return np.matmul(a.astype(np.float32), bf).astype(np.int64)
+    if amax > 255 or int(a.min()) < -128 or 15 * bmax * k >= _FLOAT32_EXACT:
+        return None
+    wide = a.astype(np.int16, copy=False)
+    low = np.matmul((wide & 15).astype(np.float32), bf).astype(np.int64)
+    high = np.matmul((wide >> 4).astype(np.float32), bf).astype(np.int64)
+    return high * 16 + low

@@ -76,3 +76,14 @@ def accuracy_zap_lines(report: Mapping[str, Any]) -> list[str]:
             f"MACs saved (paper's accounting): {100 * zap['macs_saved_fraction']:.2f} % of the "
             f"network's conv/linear MACs, {100 * zap['macs_saved_fraction_eligible']:.2f} % of "
             f"the ZAP layers'; activation mass lost {100 * zap['mass_lost_fraction']:.2f} %"]
+
+
+def compare_zap_line(record: Mapping[str, Any]) -> str:
+    """``sasim compare``'s line for a design with ZAP (its MACs saved and the cost)."""
+    z = record["zap"]
+    label = "SYNTHETIC predictor" if z["synthetic"] else "trained predictors"
+    return (f"ZAP {record['arch']} on {record['workload']} ({label}): MACs saved "
+            f"{_pct(z['macs_saved'], record['macs']):.1f} % (paper's accounting), predictor "
+            f"MACs {_pct(z['predictor_macs'], record['macs']):.1f} %, "
+            f"{z['mispredicted_nonzero']:,} non-zeros mispredicted "
+            f"({_pct(z['mass_lost'], z['mass']):.2f} % of the activation mass lost)")

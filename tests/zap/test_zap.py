@@ -183,3 +183,23 @@ def test_trained_predictors_on_a_shape_only_workload_is_refused(cli):
     assert result.status == 2
     assert "zap.predictor_source: trained needs a trace" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_float32_product_is_exact_or_declined(seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.choice([3, 64, 600, 4608, 9000]))
+    signed = bool(rng.integers(0, 2))
+    a = rng.integers(-128 if signed else 0, 128 if signed else 256, size=(2, 50, k))
+    a = a.astype(np.int8 if signed else np.uint8)
+    b = rng.integers(-127, 128, size=(2, k, 7))
+    got = kz.exact_product_float32(a, b)
+    exact = np.matmul(a.astype(np.int64), b)
+    if 15 * 127 * k >= 1 << 24:
+        assert got is None or np.array_equal(got, exact)
+    else:
+        assert got is not None and got.dtype == np.int64 and np.array_equal(got, exact)
+    extreme = np.full((1, 3, k), -128 if signed else 255, dtype=a.dtype)  # worst case sums
+    worst = np.full((1, k, 2), -127)
+    got = kz.exact_product_float32(extreme, worst)
+    assert got is None or np.array_equal(got, np.matmul(extreme.astype(np.int64), worst))
