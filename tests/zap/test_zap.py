@@ -203,3 +203,15 @@ def test_float32_product_is_exact_or_declined(seed):
     worst = np.full((1, k, 2), -127)
     got = kz.exact_product_float32(extreme, worst)
     assert got is None or np.array_equal(got, np.matmul(extreme.astype(np.int64), worst))
+
+
+def test_a_run_without_zap_imports_none_of_it(repo):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom simulator import api\n"
+            "api.simulate(api.load_arch('os_sa_16x16'), api.load_workload('digits_int8'))\n"
+            "print(sorted(m for m in sys.modules if m.endswith('.zap')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "['simulator.config.zap']"  # the schema only
