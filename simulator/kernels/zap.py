@@ -194,25 +194,30 @@ _FLOAT32_EXACT = 1 << 24
 
 
 def exact_product_float32(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """The exact int64 product ``a @ b`` of (g, M, K) and (g, K, N) integer arrays by float32
-    BLAS, or None when float32 cannot guarantee it.
+    """The exact int64 product ``a @ b`` of (g, M, K) and (g, K, N) integer arrays, by one
+    float32 BLAS product where float32 is exact, or None when float64 could not be exact
+    either (the caller then uses int64).
 
-    Every partial sum must stay below 2**24: one product when max|a| max|b| K < 2**24;
-    otherwise, for 8-bit ``a``, a = 16 a_hi + a_lo with a_lo in 0..15 and a_hi in -8..15, two
-    products whose sums are bounded by 15 max|b| K, combined in int64 (docs/performance.md,
-    "ZAP").
+    An output's partial sums, in any order, are bounded by sum_k |a_mk| * max|b|: below 2**24
+    they are integers float32 holds exactly. The rows of A whose bound reaches 2**24 are
+    computed again in float64, exact below 2**53 (docs/performance.md, "ZAP").
     """
     k = a.shape[2]
     if a.size == 0 or b.size == 0 or k == 0:
         return None
     amax = max(abs(int(a.min())), abs(int(a.max())))
     bmax = max(abs(int(b.min())), abs(int(b.max())))
-    bf = b.astype(np.float32)
-    if amax * bmax * k < _FLOAT32_EXACT:
-        return np.matmul(a.astype(np.float32), bf).astype(np.int64)
-    if amax > 255 or int(a.min()) < -128 or 15 * bmax * k >= _FLOAT32_EXACT:
+    if amax * bmax * k >= 1 << 53:
         return None
-    wide = a.astype(np.int16, copy=False)
-    low = np.matmul((wide & 15).astype(np.float32), bf).astype(np.int64)
-    high = np.matmul((wide >> 4).astype(np.float32), bf).astype(np.int64)
-    return high * 16 + low
+    af = a.astype(np.float32)
+    out = np.matmul(af, b.astype(np.float32)).astype(np.int64)
+    if amax * bmax * k < _FLOAT32_EXACT:
+        return out
+    bound = np.add.reduce(np.abs(af), axis=2, dtype=np.float64) * bmax
+    del af
+    for group in range(a.shape[0]):
+        rows = np.flatnonzero(bound[group] >= _FLOAT32_EXACT)
+        if rows.size:
+            out[group, rows] = np.matmul(a[group, rows].astype(np.float64),
+                                         b[group].astype(np.float64)).astype(np.int64)
+    return out
