@@ -26,8 +26,8 @@ from simulator.kernels.zap import gate, mask_pattern, phase_folds, predictor_sco
 from simulator.workloads.layers import Layer
 
 __all__ = ["Predictor", "TrainedPredictors", "LayerZap", "ZapOutcome", "load_predictors",
-           "predictors_path", "plan_zap", "apply_zap", "zap_cycles", "synthetic_kept",
-           "predictor_macs", "PREDICTOR_MACS_PER_OUTPUT"]
+           "eligible", "predictors_path", "plan_zap", "apply_zap", "zap_cycles",
+           "synthetic_kept", "predictor_macs", "depthwise_layer", "PREDICTOR_MACS_PER_OUTPUT"]
 
 #: The predictor's MACs per output: two depthwise 3x3 convs (docs/hardware-spec.md §9).
 PREDICTOR_MACS_PER_OUTPUT = 2 * 9
@@ -239,7 +239,7 @@ def zap_cycles(layer: Layer, outcome: ZapOutcome, rows: int, cols: int,
     out = {"predictor_cycles": predictor_cycles}
     for schedule in ("none", "compact"):
         one, two = phase_folds(outcome.kept, outcome.mask, layer.groups, rows, cols, schedule)
-        out[f"phase1_folds"] = one
+        out["phase1_folds"] = one
         out[f"phase2_folds_{schedule}"] = two
         out[f"cycles_{schedule}"] = (one + two) * cycles_per_fold + predictor_cycles
     return out
