@@ -52,7 +52,8 @@ def zap_lines(summary: Mapping[str, Any]) -> list[str]:
             f"{z['mispredicted_nonzero']:,} non-zero outputs mispredicted zero "
             f"({_pct(z['mass_lost'], z['mass']):.2f} % of the activation mass lost); "
             f"compute cycles of these layers: dense {z['dense_cycles']:,}, none "
-            f"{z['cycles_none']:,} ({_pct(z['dense_cycles'] - z['cycles_none'], z['dense_cycles']):+.1f} % saved), "
+            f"{z['cycles_none']:,} "
+            f"({_pct(z['dense_cycles'] - z['cycles_none'], z['dense_cycles']):+.1f} % saved), "
             f"compact {z['cycles_compact']:,} "
             f"({_pct(z['dense_cycles'] - z['cycles_compact'], z['dense_cycles']):+.1f} % saved), "
             f"predictor {z['predictor_cycles']:,} included"]
