@@ -303,7 +303,8 @@ _REUSE_SHAPES = True
 def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
                     functional_result: FunctionalResult | None, env: simpy.Environment,
                     fold_steps: FoldSteps | None = None, shapes: dict | None = None,
-                    coding: Any = None) -> tuple[LayerResult, LayerSchedule, TileProgram]:
+                    coding: Any = None, zap: Any = None,
+                    ) -> tuple[LayerResult, LayerSchedule, TileProgram]:
     """One layer on the array: timing, memory, analytic checks, then its result.
 
     ``shapes`` (timing from the shape alone) keeps the timing, plan and schedule of each
@@ -322,6 +323,8 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
             env.run(until=env.now + schedule.elapsed)
     else:
         timing, alternatives = _layer_timing(arch, layer, pe, fold_steps)
+        if zap is not None:
+            timing, zap_report = _zap_timing(arch, layer, timing, zap)
         program, schedule = _layer_memory(arch, layer, timing, env, coding)
         peak = pe.peak_macs_per_step(layer)
         checks = _analytic_checks(arch, layer, peak, timing.compute_cycles, program)
@@ -329,6 +332,8 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
             shapes[key] = (timing, alternatives, program, schedule, peak, checks)
     result = _layer_result(arch, layer, peak, timing, program, schedule, checks, alternatives,
                            functional_result)
+    if zap is not None:
+        result = dataclasses.replace(result, zap=zap_report)
     return result, schedule, program
 
 
@@ -477,8 +482,9 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         if problem is not None:
             raise SimulationError(f"{workload.source}: layer '{layer.name}' on arch "
                                   f"{arch.name}: {problem}")
+    zap = _zap_plan(arch, workload)  # {} without zap (docs/zap.md)
     if (pe.needs_data(functional) or (functional and _integer_layers(arch, workload))
-            or codec):
+            or codec or zap):
         workload = with_synthetic_data(workload, pe.synthetic_data())
     run_functional = functional and workload.tensors is not None
     coding = None
@@ -513,7 +519,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         else:
             result, schedule, program = _array_layer(arch, pe, layer, workload, env,
                                                      run_functional, output_sink, shapes,
-                                                     coding)
+                                                     coding, zap.get(layer.name))
         layers.append(result)
         schedules.append(_timeline(layer.name, origin, schedule, program) if timeline else None)
         if pending is not None:  # the overlapped vector layer, once this one is done
@@ -550,14 +556,15 @@ class _Pending:
 
 def _array_layer(arch: ArchConfig, pe: PEModel, layer: Layer, workload: Workload,
                  env: simpy.Environment, run_functional: bool, output_sink: OutputSink | None,
-                 shapes: dict | None, coding: Any = None,
+                 shapes: dict | None, coding: Any = None, zap: Any = None,
                  ) -> tuple[LayerResult, LayerSchedule, TileProgram]:
     """One array layer: its data, functional model, timing and memory (``shapes``: the
     run's per-shape cache of :func:`_simulate_layer`, used when the timing depends on the
-    shape alone; ``coding``: the run's :class:`simulator.memory.codec.RunCoding`)."""
+    shape alone; ``coding``: the run's :class:`simulator.memory.codec.RunCoding`; ``zap``:
+    the layer's :class:`simulator.hw.zap.LayerZap`, docs/zap.md)."""
     functional_result = None
     tensors = None
-    if run_functional or pe.weight_dependent_timing:
+    if run_functional or pe.weight_dependent_timing or zap is not None:
         tensors = workload.tensors(layer.name)
     layer_coding = coded_input = None
     if coding is not None:
@@ -566,15 +573,19 @@ def _array_layer(arch: ArchConfig, pe: PEModel, layer: Layer, workload: Workload
         coded_input = coding.input(layer.name)
         if tensors is not None and coded_input is not None:
             tensors = _decoded(tensors, coded_input.coded.decoded)
-    if run_functional:
+    outcome = None
+    if zap is not None:
+        functional_result, outcome = _zap_functional(arch, pe, layer, tensors, zap,
+                                                     run_functional, output_sink)
+    elif run_functional:
         functional_result = _functional(pe, layer, tensors, output_sink)
     fold_steps = None
     if pe.weight_dependent_timing:
         fold_steps = pe.column_fold_steps(layer, weights_to_gemm(tensors.weight, layer))
+    reuse = fold_steps is None and not run_functional and coding is None and outcome is None
     result, schedule, program = _simulate_layer(
-        arch, layer, pe, functional_result, env, fold_steps,
-        shapes if fold_steps is None and not run_functional and coding is None else None,
-        layer_coding)
+        arch, layer, pe, functional_result, env, fold_steps, shapes if reuse else None,
+        layer_coding, outcome)
     if coding is not None:
         from simulator.memory.codec import codec_report, inverse_layer
 
@@ -598,6 +609,114 @@ def _decoded(tensors: LayerTensors, decoded: np.ndarray) -> LayerTensors:
     same = np.array_equal(decoded, tensors.input)
     return dataclasses.replace(tensors, input=decoded.astype(tensors.input.dtype),
                                output=tensors.output if same else None)
+
+
+# --------------------------------------------------------------------------- ZAP (docs/zap.md)
+
+def _zap_plan(arch: ArchConfig, workload: Workload) -> dict[str, Any]:
+    """The layers ZAP applies to (:func:`simulator.hw.zap.plan_zap`); {} when it is off."""
+    config = arch.zap
+    if not config.enabled:
+        return {}
+    from simulator.hw import zap as hw_zap
+
+    if arch.array.dataflow != "os":
+        raise SimulationError(f"arch {arch.name}: zap is modelled on the OS dataflow, not "
+                              f"'{arch.array.dataflow}'")
+    trained = None
+    if config.predictor_source == "trained":
+        if workload.format != "trace" and not config.predictors:
+            raise ConfigError(f"arch {arch.name}: zap.predictor_source: trained needs a trace "
+                              f"with its predictors ({workload.name} is shape-only; use "
+                              f"zap.predictor_source: synthetic)")
+        trained = hw_zap.load_predictors(hw_zap.predictors_path(config, workload.source))
+    try:
+        return hw_zap.plan_zap(config, [l for l in workload.layers if l.is_gemm], trained)
+    except ConfigError as exc:
+        raise ConfigError(f"arch {arch.name}: {exc}") from None
+
+
+def _zap_functional(arch: ArchConfig, pe: PEModel, layer: Layer, tensors: LayerTensors,
+                    zap: Any, run_functional: bool, sink: OutputSink | None
+                    ) -> tuple[FunctionalResult | None, Any]:
+    """The layer's outputs with ZAP in the loop: the PE's outputs (the exact ones in a
+    timing-only run) gated by the predictor; the sink gets the gated outputs."""
+    from simulator.hw.zap import ZapOutcome, apply_zap
+
+    from simulator.workloads.lowering import exact_output
+
+    caught: dict[str, np.ndarray] = {}
+    result = None
+    if run_functional and pe.exact:  # the exact outputs, the counters from non-zero counts
+        counters = pe.exact_counters(layer, im2col_nonzeros(tensors.input, layer),
+                                     weight_nonzeros(tensors.weight, layer))
+        if counters is not None:
+            result = FunctionalResult(counters=counters, stats=None,
+                                      errors=ErrorMetrics(0.0, 0, None, None),
+                                      output_matches_trace=None)
+    if run_functional and result is None:
+        result = _functional(pe, layer, dataclasses.replace(tensors, output=None),
+                             lambda name, out: caught.__setitem__("out", out))
+        outputs = caught["out"]
+    else:
+        outputs = _zap_exact_output(tensors, layer)
+    outcome: ZapOutcome = apply_zap(zap, outputs, arch.zap)
+    if sink is not None:
+        sink(layer.name, outcome.outputs)
+    if result is not None and tensors.output is not None:
+        result = dataclasses.replace(result, output_matches_trace=bool(
+            np.array_equal(outcome.outputs, tensors.output)))
+    return result, (zap, outcome)
+
+
+def _zap_exact_output(tensors: LayerTensors, layer: Layer) -> np.ndarray:
+    """The exact outputs (accumulator + bias) of a ZAP layer, by float32 BLAS when that is
+    exact (:func:`simulator.kernels.zap.exact_product_float32`), else as a trace defines
+    them."""
+    from simulator.kernels.zap import exact_product_float32
+    from simulator.workloads.lowering import exact_output
+
+    product = exact_product_float32(im2col(tensors.input, layer, None),
+                                    weights_to_gemm(tensors.weight, layer))
+    if product is None:
+        return exact_output(tensors, layer)
+    out = gemm_to_output(product, layer)
+    if tensors.bias is not None:
+        out = out + np.asarray(tensors.bias).astype(np.int64).reshape(1, -1, 1, 1)
+    return out
+
+
+def _zap_timing(arch: ArchConfig, layer: Layer, timing: FoldTiming, zap: Any
+                ) -> tuple[FoldTiming, dict[str, Any]]:
+    """The layer's timing with ZAP's two phases and predictor (docs/hardware-spec.md §9):
+    the chosen schedule's cycles spread over the layer's folds (the memory model keeps the
+    dense fold structure), and the report's figures."""
+    from simulator.hw.zap import depthwise_layer, predictor_macs, zap_cycles
+
+    plan, outcome = zap
+    config, array = arch.zap, arch.array
+    macs = predictor_macs(layer)
+    if config.predictor == "array":
+        dw = depthwise_layer(layer).gemm
+        one = fold_timing(dw, array.rows, array.cols, "os", arch.timing.convention, dw.k)
+        predictor = 2 * int(one.fold_cycles.sum())
+    else:
+        predictor = -(-macs // config.lanes)
+    cycles = zap_cycles(layer, outcome, array.rows, array.cols, timing.cycles_per_fold,
+                        predictor)
+    dense = int(timing.fold_cycles.sum())
+    total = cycles[f"cycles_{config.schedule}"]
+    fold_cycles = timing.fold_cycles * total // max(dense, 1)
+    fold_cycles[:total - int(fold_cycles.sum())] += 1
+    counts = outcome.counts
+    report = {"mask_type": plan.mask_type, "threshold": plan.threshold,
+              "predictor": config.predictor, "schedule": config.schedule,
+              "synthetic": plan.synthetic, **counts,
+              "macs_saved": counts["predicted_zero"] * layer.gemm.k,
+              "predictor_macs": macs, "dense_cycles": dense, **cycles}
+    return dataclasses.replace(timing, fold_cycles=fold_cycles,
+                               compute_cycles=reported_cycles(total, arch.timing.convention)
+                               ), report
 
 
 def _vector_layer(arch: ArchConfig, layer: Layer, program: TileProgram,

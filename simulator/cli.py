@@ -297,6 +297,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                             "array_area_um2": summary["array_area_um2"],
                             "area_um2": summary["area_um2"], "data": summary["data"]})
             records[-1].update({key: summary.get(key) for key in _TRANSFORMER_KEYS})
+            if summary.get("zap"):
+                records[-1]["zap"] = summary["zap"]
             if "array_cycles" in summary:
                 llm_rows.append(_transformer_row(workload.name, arch.name, summary))
             plot_rows.append({**records[-1], **{key: summary.get(key) for key in (
@@ -309,6 +311,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
           "(bit-serial designs: the first bit-serial one; the others: the first exact one)")
     print("SQNR: simulated outputs vs the exact INT8 GEMM ('-': no data, timing only); "
           f"energy and area: {summary['tech']} table (docs/energy-model.md)")
+    for record in records:
+        if record.get("zap"):
+            from simulator.reports.zap import compare_zap_line
+
+            print(compare_zap_line(record))
     if llm_rows:
         print()
         print(format_table(["workload", "design", "array cycles", "vector cycles", "vector %",
@@ -645,6 +652,10 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
           + ("" if top5 else f"; no top-5 with {report['classes']} classes (it needs 20)"))
     if report.get("codec") is not None:
         _print_codec(report["codec"])
+    if report.get("zap") is not None:
+        from simulator.reports.zap import accuracy_zap_lines
+
+        print("\n".join(accuracy_zap_lines(report)))
     if report["sensitivity"] is not None:
         rows = [[r["layer"], _percent(r["top1"]), f"{0 - r['drop_points']:+.2f}",
                  f"{r['loss_increase']:+.4f}", _percent(r["agreement"])]

@@ -112,6 +112,8 @@ class LayerResult:
     #: Transform coding of the layer's activations (docs/transform-coding.md, "Reports"):
     #: bits per value, bytes, codec cycles; None without ``memory.activation_codec``.
     codec: dict[str, Any] | None = None
+    #: ZAP's figures for this layer (docs/zap.md, "Reports"); None when ZAP does not apply.
+    zap: dict[str, Any] | None = None
 
     @property
     def dram_reads(self) -> DramReads[int]:
@@ -271,6 +273,7 @@ class RunResult:
             **self._energy_totals(),
             **self._transformer_totals(),
             **self._codec_totals(),
+            **self._zap_totals(),
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
         }
 
@@ -357,6 +360,21 @@ class RunResult:
         if all("dram_energy_saved_pj" in r for r in reports):
             out["dram_energy_saved_pj"] = sum(r["dram_energy_saved_pj"] for r in reports)
         return {"codec": out}
+
+    def _zap_totals(self) -> dict[str, Any]:
+        """ZAP's run totals (docs/zap.md, "Reports"); nothing when it applied to no layer."""
+        layers = [l for l in self.layers if l.zap is not None]
+        if not layers:
+            return {}
+        out: dict[str, Any] = {"layers": len(layers),
+                               "synthetic": any(l.zap["synthetic"] for l in layers),
+                               "eligible_macs": sum(l.macs for l in layers)}
+        for key in ("outputs", "masked", "predicted", "predicted_zero", "true_zero_predicted",
+                    "mispredicted_nonzero", "falsely_computed", "mass", "mass_lost",
+                    "macs_saved", "predictor_macs", "dense_cycles", "predictor_cycles",
+                    "cycles_none", "cycles_compact"):
+            out[key] = sum(l.zap[key] for l in layers)
+        return {"zap": out}
 
     def _alternative_totals(self) -> dict[str, Any]:
         with_alternatives = [l.alternative_cycles for l in self.layers if l.alternative_cycles]

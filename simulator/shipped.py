@@ -103,8 +103,10 @@ def shipped_archs() -> list[Path]:
 
 
 def shipped_workloads() -> list[Path]:
-    """The shipped workloads (``workloads/*.yaml`` and traces ``workloads/*.npz``), sorted."""
-    return sorted([*WORKLOAD_DIR.glob("*.yaml"), *WORKLOAD_DIR.glob("*.npz")])
+    """The shipped workloads (``workloads/*.yaml`` and traces ``workloads/*.npz``, not a
+    trace's ZAP predictors ``*_zap.npz``: docs/zap.md), sorted."""
+    return sorted([*WORKLOAD_DIR.glob("*.yaml"),
+                   *(p for p in WORKLOAD_DIR.glob("*.npz") if not p.name.endswith("_zap.npz"))])
 
 
 def shipped_sweeps() -> list[Path]:

@@ -31,6 +31,8 @@ def test_listings_hold_every_shipped_file(repo, name, patterns):
                "sweeps": shipped.shipped_sweeps}.get(name)
     expected = _names(repo / name, patterns)
     assert expected, f"nothing shipped in {name}/"
+    if name == "workloads":  # a trace's ZAP predictors (docs/zap.md) are not a workload
+        expected = [stem for stem in expected if not stem.endswith("_zap")]
     if listing is not None:
         assert [p.stem for p in listing()] == expected
 

@@ -269,7 +269,8 @@ def evaluate_accuracy(arch: ArchConfig, baseline: Baseline, *, recalibrate: int 
     setup = baseline.setup
     pe = arch_pe(arch)
     check_pe(pe, baseline.qmodel)
-    model = with_hardware(baseline.qmodel, pe)
+    zap = zap_plan(arch, baseline)
+    model = with_hardware(baseline.qmodel, pe, zap=zap)
     codec = arch.memory.activation_codec
     if codec.bits is not None:  # the codec in the loop (docs/transform-coding.md)
         from simulator.accuracy.codec import calibrate_codecs, codec_summary, with_codec
@@ -284,7 +285,8 @@ def evaluate_accuracy(arch: ArchConfig, baseline: Baseline, *, recalibrate: int 
         "float": baseline.float_scores.as_dict(), "int8": baseline.int8_scores.as_dict(),
         "hardware": hardware.as_dict(), "recalibration": None, "sensitivity": None,
         "suggestion": None,
-        "codec": codec_summary(model, codec) if codec.bits is not None else None}
+        "codec": codec_summary(model, codec) if codec.bits is not None else None,
+        "zap": None if zap is None else zap_report(arch, model)}
     if recalibrate:
         available = setup.recalibration.x.shape[0]
         if recalibrate < 2 or recalibrate > available:
@@ -293,7 +295,7 @@ def evaluate_accuracy(arch: ArchConfig, baseline: Baseline, *, recalibrate: int 
         qmodel = recalibrated_model(setup.model, baseline.qmodel, pe,
                                     setup.recalibration.x[:recalibrate], setup.calibration.x,
                                     activation_scales, batch_size)
-        scores = baseline.evaluate(with_hardware(qmodel, pe), batch_size)
+        scores = baseline.evaluate(with_hardware(qmodel, pe, zap=zap), batch_size)
         report["recalibration"] = {"images": recalibrate,
                                    "data": f"{setup.recalibration.name}[:{recalibrate}]",
                                    "batch_size": batch_size,
@@ -320,6 +322,64 @@ def evaluate_accuracy(arch: ArchConfig, baseline: Baseline, *, recalibrate: int 
     return report
 
 
+def zap_plan(arch: ArchConfig, baseline: Baseline) -> dict[str, Any] | None:
+    """Layer name -> (LayerZap, ZapConfig) of the layers ZAP gates (docs/zap.md); None when
+    ``arch.zap`` is off. Trained predictors come from ``zap.predictors`` or, for the
+    digits model, the shipped ``workloads/digits_int8_zap.npz``."""
+    config = arch.zap
+    if not config.enabled:
+        return None
+    from simulator.export.digits import ZAP_PATH
+    from simulator.hw import zap as hw_zap
+    from simulator.workloads.layers import Layer
+
+    trained = None
+    if config.predictor_source == "trained":
+        path = config.predictors or (str(ZAP_PATH) if baseline.setup.name == DIGITS else "")
+        if not path:
+            raise SasimError(f"arch {arch.name}: zap.predictors: model {baseline.setup.name} "
+                             f"has no shipped ZAP predictors; name a predictors file")
+        trained = hw_zap.load_predictors(path)
+    layers = [Layer(name=name, op="conv2d" if m.is_conv else "linear",
+                    in_channels=int(m.weight_int.shape[1]),
+                    out_channels=int(m.weight_int.shape[0]))
+              for name, m in baseline.qmodel.integer_layers().items()]
+    try:
+        plan = hw_zap.plan_zap(config, layers, trained)
+    except SasimError as exc:
+        raise SasimError(f"arch {arch.name}: {exc}") from None
+    return {name: (layer, config) for name, layer in plan.items()}
+
+
+def zap_report(arch: ArchConfig, model: nn.Module) -> dict[str, Any]:
+    """ZAP's counts over the evaluation set (docs/zap.md): per layer and in total, with the
+    MACs saved as the paper counts them (gated-off outputs x their MACs)."""
+    from simulator.accuracy.hardware import hardware_layers
+
+    layers = {}
+    total: dict[str, float] = {}
+    network_macs = 0
+    for name, layer in hardware_layers(model).items():
+        network_macs += layer.zap_counts["layer_macs"]
+        if layer.zap is None:
+            continue
+        counts = dict(layer.zap_counts)
+        plan = layer.zap[0]
+        layers[name] = {"mask_type": plan.mask_type, "threshold": plan.threshold,
+                        "synthetic": plan.synthetic, **counts}
+        for key, value in counts.items():
+            total[key] = total.get(key, 0) + value
+    eligible = total.get("layer_macs", 0)
+    return {"layers": layers, "synthetic": any(l["synthetic"] for l in layers.values()),
+            "total": total, "network_macs": network_macs,
+            "macs_saved_fraction": total.get("macs_saved", 0) / network_macs
+            if network_macs else 0.0,
+            "macs_saved_fraction_eligible": total.get("macs_saved", 0) / eligible
+            if eligible else 0.0,
+            "mass_lost_fraction": total.get("mass_lost", 0) / total["mass"]
+            if total.get("mass") else 0.0}
+
+
 #: How many prepared models (a model scored in float and INT8 on its data) and how many
 #: design-point results :func:`accuracy_for` keeps, least recently used first out.
 BASELINE_CACHE_SIZE = 4
@@ -342,7 +402,8 @@ class _Design:
     def __init__(self, arch: ArchConfig) -> None:
         self.arch = arch
         self.key = json.dumps({"pe": dump(arch.pe), "array": dump(arch.array),
-                               "codec": dump(arch.memory.activation_codec)}, sort_keys=True)
+                               "codec": dump(arch.memory.activation_codec),
+                               "zap": dump(arch.zap)}, sort_keys=True)
 
     def __hash__(self) -> int:
         return hash(self.key)

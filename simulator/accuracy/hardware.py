@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,13 +49,17 @@ class HardwareLayer(nn.Module):
         The PE's activity counters summed over every call (``GemmRun.counters``).
     """
 
-    def __init__(self, integer: nn.Module, pe: PEModel) -> None:
+    def __init__(self, integer: nn.Module, pe: PEModel, zap: Any = None) -> None:
         super().__init__()
         self.integer = integer
         self.pe = pe
         self.layer_name: str = integer.layer_name
         self.counters: Counter[str] = Counter()
         self._weights: np.ndarray | None = None
+        #: (LayerZap, ZapConfig) when ZAP gates this layer's outputs (docs/zap.md), and
+        #: ZAP's counts summed over every call.
+        self.zap = zap
+        self.zap_counts: Counter[str] = Counter()
 
     def gemm_accumulator(self, xq: torch.Tensor) -> torch.Tensor:
         """The PE's integer outputs for the integer input ``xq``, without the bias.
@@ -92,9 +97,19 @@ class HardwareLayer(nn.Module):
         ``integer_output`` computes, with the PE's arithmetic."""
         acc = self.gemm_accumulator(xq)
         bias = self.integer.bias_int
-        if bias is None:
+        if bias is not None:
+            acc = acc + (bias.reshape(1, -1, 1, 1) if self.integer.is_conv else bias)
+        self.zap_counts["layer_macs"] += acc.numel() * self.integer.weight_int[0].numel()
+        if self.zap is None:
             return acc
-        return acc + (bias.reshape(1, -1, 1, 1) if self.integer.is_conv else bias)
+        from simulator.hw.zap import apply_zap
+
+        plan, config = self.zap
+        outcome = apply_zap(plan, acc.numpy().astype(np.int64), config)
+        self.zap_counts.update(outcome.counts)
+        self.zap_counts["macs_saved"] += outcome.counts["predicted_zero"] * (
+            self.integer.weight_int[0].numel())
+        return torch.from_numpy(outcome.outputs.astype(np.float64))
 
     def output_scale(self) -> torch.Tensor:
         """Real value of one accumulator step per output channel (broadcastable)."""
@@ -124,7 +139,8 @@ def check_pe(pe: PEModel, qmodel: QuantizedModel) -> None:
 
 
 def with_hardware(qmodel: QuantizedModel, pe: PEModel,
-                  layers: Collection[str] | None = None) -> QuantizedModel:
+                  layers: Collection[str] | None = None,
+                  zap: Mapping[str, Any] | None = None) -> QuantizedModel:
     """A copy of ``qmodel`` whose integer layers run on ``pe``.
 
     Parameters
@@ -137,6 +153,8 @@ def with_hardware(qmodel: QuantizedModel, pe: PEModel,
     layers : collection of str, optional
         The layers that run on ``pe`` (default: all); the others keep the exporter's exact
         integer arithmetic.
+    zap : mapping, optional
+        Layer name -> (LayerZap, ZapConfig): ZAP gates those layers' outputs (docs/zap.md).
 
     Raises
     ------
@@ -153,7 +171,8 @@ def with_hardware(qmodel: QuantizedModel, pe: PEModel,
                               f"{', '.join(integer)})")
     for name in chosen:
         # the exporter puts each integer layer at its own module name in the folded model
-        _set_module(model.model, name, HardwareLayer(integer[name], pe))
+        _set_module(model.model, name, HardwareLayer(integer[name], pe,
+                                                     None if zap is None else zap.get(name)))
     return model
 
 

@@ -13,6 +13,7 @@ from simulator.config.files import (MAX_FILE_BYTES, apply_overrides, parse_overr
                                     read_yaml_mapping)
 from simulator.config.schema import (MAX_EXACT_INT, build, did_you_mean, in_range, option,
                                      positive)
+from simulator.config.zap import ZapConfig
 from simulator.errors import ConfigError, shorten
 
 __all__ = [
@@ -294,6 +295,8 @@ class ArchConfig:
     energy: EnergyConfig = option(default_factory=EnergyConfig, doc="Energy and area pricing.")
     vector: VectorConfig = option(default_factory=VectorConfig,
                                   doc="The vector unit (non-GEMM ops of transformers).")
+    zap: ZapConfig = option(default_factory=ZapConfig,
+                            doc="Zero-valued activation prediction (docs/zap.md).")
 
 
 def arch_from_mapping(data: Mapping[str, Any], source: str,

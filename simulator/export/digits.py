@@ -26,10 +26,15 @@ from simulator.errors import SasimError
 from simulator.shipped import WORKLOAD_DIR
 
 __all__ = ["DigitsResNet", "digits_split", "pretrained", "train", "WEIGHTS_PATH", "TRACE_PATH",
-           "SEED", "TRACE_SAMPLES", "CALIBRATION_SAMPLES"]
+           "SEED", "TRACE_SAMPLES", "CALIBRATION_SAMPLES", "RELU_CONVS", "ZAP_PATH"]
 
 WEIGHTS_PATH = WORKLOAD_DIR / "digits_resnet.pt"
 TRACE_PATH = WORKLOAD_DIR / "digits_int8.npz"
+#: ZAP's trained predictors beside the trace (docs/zap.md).
+ZAP_PATH = WORKLOAD_DIR / "digits_int8_zap.npz"
+#: The convs whose output goes through BatchNorm straight into a ReLU (ZAP's layers,
+#: docs/zap.md); the blocks' second convs and the downsample feed a residual add first.
+RELU_CONVS = ("stem", "layer1.conv1", "layer2.conv1", "dw", "pw")
 SEED = 0
 TRACE_SAMPLES = 32          # first test images recorded in the shipped trace
 CALIBRATION_SAMPLES = 512   # first training images used for calibration

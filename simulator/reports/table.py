@@ -114,6 +114,10 @@ def format_run(summary: Mapping[str, Any]) -> str:
         foot.extend(_transformer_lines(summary))
     if summary.get("codec"):
         foot.append(_codec_line(summary))
+    if summary.get("zap"):
+        from simulator.reports.zap import zap_lines
+
+        foot.extend(zap_lines(summary))
     if summary["data"] == "synthetic":
         foot.append("data: SYNTHETIC (generated for this shape-only workload; see "
                     "docs/synthetic-data.md)")

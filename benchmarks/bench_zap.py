@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""ZAP's cost in run time (docs/performance.md, "ZAP"): whole processes, side by side.
+
+- ``no zap``: runs that do not use ZAP, on this tree and on ``--previous`` (the commit before
+  ZAP, default d2568a9): ResNet-18 timing-only, ResNet-18 functional (dense, synthetic data),
+  ResNet-18 on SySMT-2T, and the digits trace;
+- ``zap``: the same functional runs with ZAP on this tree (``zap_synthetic_16x16`` and SySMT
+  with the same ``zap`` settings on ResNet-18, ``zap_os_sa_16x16`` with the trained
+  predictors on the digits trace), against their run without ZAP.
+
+Usage (from the repo root)::
+
+    .venv/bin/python benchmarks/bench_zap.py [--repeats 3]
+
+Every process starts from a temporary directory with ``PYTHONPATH`` naming the tree; one
+untimed run first fills numba's cache. The load average is printed: on a shared machine only
+side-by-side ratios of one run mean something.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_startup import REPO, _env, _timed  # noqa: E402
+
+SYNTHETIC = ["--set", "zap.enabled=true", "--set", "zap.predictor_source=synthetic",
+             "--set", "zap.exclude=['*downsample*', 'layer*.conv2']"]
+PLAIN = {
+    "r18 timing-only": ["run", "--arch", "os_sa_16x16", "--workload", "resnet18",
+                        "--timing-only"],
+    "r18 dense": ["run", "--arch", "os_sa_16x16", "--workload", "resnet18"],
+    "r18 sysmt-2t": ["run", "--arch", "sysmt_2t_16x16", "--workload", "resnet18"],
+    "digits dense": ["run", "--arch", "os_sa_16x16", "--workload", "digits_int8"],
+}
+WITH_ZAP = {
+    "r18 dense": ["run", "--arch", "zap_synthetic_16x16", "--workload", "resnet18"],
+    "r18 sysmt-2t": ["run", "--arch", "sysmt_2t_16x16", "--workload", "resnet18", *SYNTHETIC],
+    "digits dense": ["run", "--arch", "zap_os_sa_16x16", "--workload", "digits_int8"],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--previous", default="d2568a9", help="the commit before ZAP")
+    args = parser.parse_args(argv)
+    python = sys.executable
+    with tempfile.TemporaryDirectory(prefix="sasim-zap-") as tmp:
+        tmp = Path(tmp)
+        previous = tmp / "previous"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
+                        str(previous), args.previous], check=True)
+        try:
+            trees = {"this": REPO, "previous": previous}
+            for tree in trees.values():
+                subprocess.run([python, "-m", "compileall", "-q", str(tree / "simulator")],
+                               check=True)
+            plain: dict[str, dict[str, dict]] = {}
+            for key, cmd in PLAIN.items():  # the two trees interleaved, command by command
+                for name, tree in trees.items():
+                    env = _env(tree, tmp / f"numba-{name}")
+                    plain.setdefault(key, {})[name] = _timed(
+                        [python, "-m", "simulator", *cmd], env, tmp, args.repeats)
+            env = _env(REPO, tmp / "numba-this")
+            zap = {key: _timed([python, "-m", "simulator", *cmd], env, tmp, args.repeats)
+                   for key, cmd in WITH_ZAP.items()}
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
+                            str(previous)], check=False)
+            shutil.rmtree(previous, ignore_errors=True)
+    load = os.getloadavg()
+    print(f"ZAP run times, whole processes (min / median of {args.repeats}); load average "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores")
+    print(f"{'run':<17} {'no zap, this':>15} {'previous':>15} {'this/prev':>9}   "
+          f"{'with zap':>15} {'zap/no zap':>10}")
+    for key, sides in plain.items():
+        this, prev = sides["this"], sides["previous"]
+        cells = f"{this['min']:.3f} ({this['median']:.3f})"
+        line = (f"{key:<17} {cells:>15} {prev['min']:>6.3f} ({prev['median']:.3f}) "
+                f"{this['min'] / prev['min']:>8.2f}x")
+        if key in zap:
+            z = zap[key]
+            line += (f"   {z['min']:.3f} ({z['median']:.3f}) "
+                     f"{z['min'] / this['min']:>9.2f}x")
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
