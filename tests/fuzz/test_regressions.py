@@ -65,7 +65,22 @@ def test_overrides_that_conflict_name_all_of_them(tmp_path):
 def test_switching_pe_type_drops_the_old_type_keys(tmp_path):
     result = _run_arch(tmp_path, "sparq_5opt_16x16", "--set", "pe.type=dense", "--json")
     assert result.status == 0, result.err
-    assert json.loads(result.out)["arch_config"]["pe"] == {"type": "dense"}
+    pe = json.loads(result.out)["arch_config"]["pe"]
+    # Only the keys every PE type has (the accumulator, docs/accumulators.md) remain.
+    assert set(pe) == {"type", "accumulator", "accumulator_layers"}
+    assert (pe["type"], pe["accumulator"]["type"]) == ("dense", "exact")
+
+
+def test_switching_pe_type_keeps_the_accumulator(tmp_path):
+    tiny = _tiny(tmp_path)
+    arch = _write(tmp_path / "acc.yaml", "schema_version: 1\npe:\n  type: sysmt\n"
+                  "  threads: 4\n  accumulator: {type: int, bits: 20}\n")
+    result = run_cli("run", "--arch", arch, "--workload", tiny, "--timing-only",
+                     "--set", "pe.type=dense", "--json")
+    assert result.status == 0, result.err
+    pe = json.loads(result.out)["arch_config"]["pe"]
+    assert (pe["type"], pe["accumulator"]["bits"]) == ("dense", 20)
+    assert "threads" not in pe
 
 
 def test_swis_fixed_to_variable_n(tmp_path):
