@@ -61,9 +61,10 @@ class NaiveFormat:
             return max(lo, min(hi, x))
         if x == 0:
             return 0
-        if abs(x) < self.min_normal:
-            events["underflow"] += 1
+        tiny = abs(x) < self.min_normal
+        if tiny:
             if self.underflow == "flush":
+                events["underflow"] += 1
                 return 0
             step = Fraction(2) ** (1 - self.bias - self.m)
         else:
@@ -74,6 +75,8 @@ class NaiveFormat:
         else:
             units = math.floor(units)
         y = units * step
+        if tiny and y != x:  # an inexact subnormal
+            events["underflow"] += 1
         if abs(y) > self.largest:
             events["overflow"] += 1
             if self.overflow == "inf":

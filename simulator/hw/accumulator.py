@@ -140,10 +140,10 @@ def _run_kernel(feed: AccumulationFeed, config: AccumulatorConfig, a: np.ndarray
     """The kernel on blocks of rows, one thread each (:func:`parallel_map`)."""
     from simulator.kernels import accumulator as kernel
     from simulator.kernels.jit import kernel_threads, parallel_map
+    from simulator.kernels.reference_array import RULE_DENSE
 
     prod, acc, outer = formats(config)
     a64 = np.ascontiguousarray(a, dtype=np.int64)
-    bt = np.ascontiguousarray(b.T, dtype=np.int64)
     outputs = np.empty((a.shape[0], b.shape[1]), dtype=np.int64)
     rows = a.shape[0]
     workers = min(kernel_threads(), max(1, rows))
@@ -151,10 +151,19 @@ def _run_kernel(feed: AccumulationFeed, config: AccumulatorConfig, a: np.ndarray
     blocks = [(lo, min(rows, lo + size)) for lo in range(0, rows, size)]
     events = np.zeros((len(blocks), 3), dtype=np.int64)
 
+    in_order = (feed.rule == RULE_DENSE and feed.sched.shape[0] == 1
+                and np.array_equal(feed.sched[0], np.arange(a.shape[1])))
+    b64 = np.ascontiguousarray(b, dtype=np.int64) if in_order else None
+    bt = None if in_order else np.ascontiguousarray(b.T, dtype=np.int64)
+
     def task(i: int) -> None:
         lo, hi = blocks[i]
-        kernel.accumulate_gemm(a64, bt, feed.sched, feed.rule, feed.params, prod, acc, outer,
-                               config.chunk or 0, outputs, events[i], lo, hi)
+        if in_order:  # the dense PE: the N sums of a row side by side (same order)
+            kernel.accumulate_dense(a64, b64, prod, acc, outer, config.chunk or 0, outputs,
+                                    events[i], lo, hi)
+        else:
+            kernel.accumulate_gemm(a64, bt, feed.sched, feed.rule, feed.params, prod, acc,
+                                   outer, config.chunk or 0, outputs, events[i], lo, hi)
 
     parallel_map(workers, len(blocks), task)
     outputs[outputs == kernel.NAN] = 0

@@ -22,6 +22,9 @@ Kernels here take arrays and integers only and import nothing from the rest of t
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 from simulator.kernels.jit import njit
 from simulator.kernels.reference_array import RULE_DENSE, pe_step
@@ -52,140 +55,231 @@ EVENT_UNDERFLOW = 1
 EVENT_SWAMPING = 2
 
 
-@njit(inline="always")
-def _exponent_fast(a):
-    """floor(log2 a) for 0 < a < 2**62, by halving the search."""
-    e = 0
-    if a >= (1 << 32):
-        a >>= 32
-        e += 32
-    if a >= (1 << 16):
-        a >>= 16
-        e += 16
-    if a >= (1 << 8):
-        a >>= 8
-        e += 8
-    if a >= (1 << 4):
-        a >>= 4
-        e += 4
-    if a >= (1 << 2):
-        a >>= 2
-        e += 2
-    if a >= 2:
-        e += 1
-    return e
+@intrinsic
+def _leading_zeros(typingctx, x):
+    """The count of leading zero bits of an int64 (LLVM's ctlz; x > 0 here)."""
+    sig = types.int64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return sig, codegen
 
 
 @njit(inline="always")
-def _quantise_int(x, fmt, events):
-    bits = fmt[1]
+def _exponent(a):
+    """floor(log2 a) for 0 < a < 2**62."""
+    return 63 - _leading_zeros(a)
+
+
+@njit(inline="always")
+def _is_special(x):
+    return x == NAN or x == POS_INF or x == NEG_INF
+
+
+@njit(inline="always")
+def _q_int(x, bits, wrap):
+    """(x in an int-``bits`` register, overflow event 0/1); bits >= 63: exact."""
     if bits >= 63:
-        return x
+        return x, 0
     hi = (1 << (bits - 1)) - 1
     lo = -(1 << (bits - 1))
     if lo <= x <= hi:
-        return x
-    events[EVENT_OVERFLOW] += 1
-    if fmt[2] == OVERFLOW_WRAP:
-        return ((x - lo) & ((1 << bits) - 1)) + lo
-    return hi if x > hi else lo
+        return x, 0
+    if wrap:
+        return ((x - lo) & ((1 << bits) - 1)) + lo, 1
+    return (hi if x > hi else lo), 1
 
 
 @njit(inline="always")
-def _quantise_float(x, fmt, events):
+def _q_float(x, m, emin, emax, nearest, keep, to_inf):
+    """(x rounded to the float format, overflow event, underflow event) for a finite x."""
     if x == 0:
-        return x
-    m = fmt[3]
-    emin = fmt[4]
-    emax = fmt[5]
+        return x, 0, 0
     negative = x < 0
     a = -x if negative else x
-    e = _exponent_fast(a)
-    if e < emin:  # below the smallest normal value
-        events[EVENT_UNDERFLOW] += 1
-        if fmt[7] == UNDERFLOW_FLUSH:
-            return 0
+    e = _exponent(a)
+    under = 0
+    tiny = e < emin  # below the smallest normal value
+    if tiny:
+        if not keep:
+            return 0, 0, 1
         shift = emin - m  # the subnormal spacing
     else:
         shift = e - m
     if shift > 0:
-        step = 1 << shift
-        q = a >> shift
-        rest = a - (q << shift)
-        if fmt[6] == ROUND_NEAREST_EVEN:
-            half = step >> 1
-            if rest > half or (rest == half and (q & 1) == 1):
-                q += 1
-        elif negative and rest > 0:  # floor of a negative value: the magnitude rounds up
-            q += 1
+        rest = a & ((1 << shift) - 1)
+        if nearest:  # ties to even: add half - 1, plus 1 when the kept part is odd
+            q = (a + (1 << (shift - 1)) - 1 + ((a >> shift) & 1)) >> shift
+        else:  # floor: a negative value's magnitude rounds up
+            q = (a >> shift) + (1 if negative and rest > 0 else 0)
+        if tiny and rest != 0:  # a subnormal result that is not exact
+            under = 1
         a = q << shift
     if emax < 61:
         largest = ((1 << (m + 1)) - 1) << (emax - m)
         if a > largest:
-            events[EVENT_OVERFLOW] += 1
-            if fmt[2] == OVERFLOW_INF:
-                return NEG_INF if negative else POS_INF
+            if to_inf:
+                return (NEG_INF if negative else POS_INF), 1, under
             a = largest
-    return -a if negative else a
+            return (-a if negative else a), 1, under
+    return (-a if negative else a), 0, under
+
+
+@njit(inline="always")
+def _quantise(x, fmt):
+    """(x in format ``fmt``, overflow event, underflow event); sentinels pass through."""
+    if _is_special(x):
+        return x, 0, 0
+    if fmt[0] == KIND_INT:
+        v, o = _q_int(x, fmt[1], fmt[2] == OVERFLOW_WRAP)
+        return v, o, 0
+    return _q_float(x, fmt[3], fmt[4], fmt[5], fmt[6] == ROUND_NEAREST_EVEN,
+                    fmt[7] == UNDERFLOW_KEEP, fmt[2] == OVERFLOW_INF)
+
+
+@njit(inline="always")
+def _swamped(acc, p, is_float, m, emin):
+    """Whether addend ``p`` is non-zero and smaller than half an ulp of ``acc``."""
+    if not is_float or p == 0 or acc == 0 or _is_special(acc) or _is_special(p):
+        return 0
+    a = -acc if acc < 0 else acc
+    e = _exponent(a)
+    if e < emin:
+        e = emin
+    ulp_exp = e - m
+    if ulp_exp < 1:
+        return 0
+    mag = -p if p < 0 else p
+    return 1 if mag < (1 << (ulp_exp - 1)) else 0
+
+
+@njit(inline="always")
+def _add(acc, p, kind, bits, wrap, m, emin, emax, nearest, keep, to_inf):
+    """(Q(acc + p), overflow, underflow, swamping events) with IEEE rules for sentinels."""
+    is_float = kind == KIND_FLOAT
+    swamp = _swamped(acc, p, is_float, m, emin)
+    if acc == NAN or p == NAN:
+        return NAN, 0, 0, swamp
+    acc_inf = acc == POS_INF or acc == NEG_INF
+    p_inf = p == POS_INF or p == NEG_INF
+    if acc_inf and p_inf:
+        return (acc if acc == p else NAN), 0, 0, swamp
+    if acc_inf:
+        return acc, 0, 0, swamp
+    if p_inf:
+        return p, 0, 0, swamp
+    if is_float:
+        v, o, u = _q_float(acc + p, m, emin, emax, nearest, keep, to_inf)
+        return v, o, u, swamp
+    if bits >= 63:
+        return acc + p, 0, 0, swamp
+    v, o = _q_int(acc + p, bits, wrap)
+    return v, o, 0, swamp
 
 
 @njit
 def quantise(x, fmt, events):
     """``x`` (an int64 sum, or an infinity/NaN sentinel) in format ``fmt``; events counted."""
-    if x == NAN or x == POS_INF or x == NEG_INF:
-        return x
-    if fmt[0] == KIND_INT:
-        return _quantise_int(x, fmt, events)
-    return _quantise_float(x, fmt, events)
-
-
-@njit(inline="always")
-def _swamped(acc, p, fmt):
-    """Whether addend ``p`` is non-zero and smaller than half an ulp of ``acc``."""
-    if fmt[0] == KIND_INT or p == 0 or acc == 0:
-        return False
-    if acc == NAN or acc == POS_INF or acc == NEG_INF:
-        return False
-    if p == NAN or p == POS_INF or p == NEG_INF:
-        return False
-    a = -acc if acc < 0 else acc
-    e = _exponent_fast(a)
-    if e < fmt[4]:
-        e = fmt[4]
-    ulp_exp = e - fmt[3]
-    if ulp_exp < 1:
-        return False
-    mag = -p if p < 0 else p
-    return mag < (1 << (ulp_exp - 1))
+    v, o, u = _quantise(x, fmt)
+    events[EVENT_OVERFLOW] += o
+    events[EVENT_UNDERFLOW] += u
+    return v
 
 
 @njit
 def add(acc, p, fmt, events):
     """``Q(acc + p)`` in format ``fmt`` (IEEE rules for the sentinels); events counted."""
-    if _swamped(acc, p, fmt):
-        events[EVENT_SWAMPING] += 1
-    if acc == NAN or p == NAN:
-        return NAN
-    acc_inf = acc == POS_INF or acc == NEG_INF
-    p_inf = p == POS_INF or p == NEG_INF
-    if acc_inf and p_inf:
-        return acc if acc == p else NAN
-    if acc_inf:
-        return acc
-    if p_inf:
-        return p
-    if fmt[0] == KIND_INT:
-        if fmt[1] >= 63:
-            return acc + p
-        return _quantise_int(acc + p, fmt, events)
-    return _quantise_float(acc + p, fmt, events)
+    v, o, u, w = _add(acc, p, fmt[0], fmt[1], fmt[2] == OVERFLOW_WRAP, fmt[3], fmt[4], fmt[5],
+                      fmt[6] == ROUND_NEAREST_EVEN, fmt[7] == UNDERFLOW_KEEP,
+                      fmt[2] == OVERFLOW_INF)
+    events[EVENT_OVERFLOW] += o
+    events[EVENT_UNDERFLOW] += u
+    events[EVENT_SWAMPING] += w
+    return v
 
 
 @njit
+def _active_steps(A, m, sched, steps_buf):
+    """The steps where some thread of row ``m`` holds a non-zero activation, in order."""
+    count = 0
+    for s in range(sched.shape[1]):
+        for t in range(sched.shape[0]):
+            k = sched[t, s]
+            if k >= 0 and A[m, k] != 0:
+                steps_buf[count] = s
+                count += 1
+                break
+    return count
+
+
+@njit(checked=False)
+def accumulate_dense(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, events, lo, hi):
+    """:func:`accumulate_gemm` for the dense rule with K in order (step s is K index s):
+    per row, the steps run outermost and the N running sums side by side (B (Kd, N) read
+    row by row), the same additions in the same order for every output."""
+    n_n = B.shape[1]
+    kd = A.shape[1]
+    q_prod = prod_fmt[0] == KIND_FLOAT
+    p_m, p_emin, p_emax = prod_fmt[3], prod_fmt[4], prod_fmt[5]
+    p_near, p_keep, p_inf = (prod_fmt[6] == ROUND_NEAREST_EVEN,
+                             prod_fmt[7] == UNDERFLOW_KEEP, prod_fmt[2] == OVERFLOW_INF)
+    a_kind, a_bits, a_wrap = acc_fmt[0], acc_fmt[1], acc_fmt[2] == OVERFLOW_WRAP
+    a_m, a_emin, a_emax = acc_fmt[3], acc_fmt[4], acc_fmt[5]
+    a_near, a_keep, a_inf = (acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP,
+                             acc_fmt[2] == OVERFLOW_INF)
+    acc = np.zeros(n_n, np.int64)
+    outer = np.zeros(n_n, np.int64)
+    n_over = 0
+    n_under = 0
+    n_swamp = 0
+    for m in range(lo, hi):
+        acc[:] = 0
+        outer[:] = 0
+        for k in range(kd):
+            x = A[m, k]
+            # x == 0: every partial sum of the step is 0, nothing changes
+            for n in range(n_n if x != 0 else 0):
+                p = x * B[k, n]
+                if p == 0:
+                    continue
+                if q_prod:
+                    p, o, u = _q_float(p, p_m, p_emin, p_emax, p_near, p_keep, p_inf)
+                    n_over += o
+                    n_under += u
+                v, o, u, w = _add(acc[n], p, a_kind, a_bits, a_wrap, a_m, a_emin, a_emax,
+                                  a_near, a_keep, a_inf)
+                acc[n] = v
+                n_over += o
+                n_under += u
+                n_swamp += w
+            if chunk > 0 and (k + 1) % chunk == 0:
+                for n in range(n_n):
+                    if acc[n] != 0:
+                        outer[n] = add(outer[n], acc[n], outer_fmt, events)
+                        acc[n] = 0
+        if chunk > 0:
+            for n in range(n_n):
+                if acc[n] != 0:
+                    outer[n] = add(outer[n], acc[n], outer_fmt, events)
+                    acc[n] = 0
+            outputs[m, :] = outer
+        else:
+            outputs[m, :] = acc
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp
+
+
+@njit(checked=False)
 def accumulate_gemm(A, BT, sched, rule, params, prod_fmt, acc_fmt, outer_fmt, chunk,
                     outputs, events, lo, hi):
     """Run rows ``lo:hi`` of A (M, Kd) . B (Kd, N) with every output's sum in a narrow
     format (serial and GIL-free: callers run row blocks on threads).
+
+    A step whose partial sum is 0 changes nothing (adding 0 to a value of the format returns
+    it, with no event), so only the steps with a non-zero activation are visited and the
+    chunk boundaries are found from the step index.
 
     Parameters
     ----------
@@ -196,41 +290,71 @@ def accumulate_gemm(A, BT, sched, rule, params, prod_fmt, acc_fmt, outer_fmt, ch
     prod_fmt : the products' format (a float: Q_prod), or kind -1: products enter as they are.
     acc_fmt : the running sum's format.
     outer_fmt : the second accumulator's format (used when ``chunk`` > 0).
-    chunk : steps per chunk; 0: no chunking.
+    chunk : steps per chunk (>= 1); 0: no chunking.
     outputs : int64 (M, N), filled with the final sums (sentinels as they are).
     events : int64 (3,), incremented: overflow, underflow and swamping events.
     lo, hi : the rows of A to run.
     """
     n_n = BT.shape[0]
     threads = sched.shape[0]
-    steps = sched.shape[1]
-    counts = np.zeros(3, np.int64)
+    acts = np.zeros(threads, np.int64)
+    wgts = np.zeros(threads, np.int64)
+    active = np.empty(sched.shape[1], np.int64)
+    # The formats as scalars, read once (the hot loop keeps them in registers).
+    q_prod = prod_fmt[0] == KIND_FLOAT
+    p_m, p_emin, p_emax = prod_fmt[3], prod_fmt[4], prod_fmt[5]
+    p_near, p_keep, p_inf = (prod_fmt[6] == ROUND_NEAREST_EVEN,
+                             prod_fmt[7] == UNDERFLOW_KEEP, prod_fmt[2] == OVERFLOW_INF)
+    a_kind, a_bits, a_wrap = acc_fmt[0], acc_fmt[1], acc_fmt[2] == OVERFLOW_WRAP
+    a_m, a_emin, a_emax = acc_fmt[3], acc_fmt[4], acc_fmt[5]
+    a_near, a_keep, a_inf = (acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP,
+                             acc_fmt[2] == OVERFLOW_INF)
+    n_over = 0
+    n_under = 0
+    n_swamp = 0
+    dense = rule == RULE_DENSE
+    per_chunk = chunk if chunk > 0 else 1
     for m in range(lo, hi):
-        acts = np.zeros(threads, np.int64)
-        wgts = np.zeros(threads, np.int64)
+        n_active = _active_steps(A, m, sched, active)
         for n in range(n_n):
             acc = 0
             outer = 0
-            in_chunk = 0
-            for s in range(steps):
-                if rule == RULE_DENSE:
+            current = -1
+            for i in range(n_active):
+                s = active[i]
+                if dense:
                     k = sched[0, s]
-                    p = A[m, k] * BT[n, k] if k >= 0 else 0
+                    p = A[m, k] * BT[n, k]
                 else:
                     for t in range(threads):
                         k = sched[t, s]
                         acts[t] = A[m, k] if k >= 0 else 0
                         wgts[t] = BT[n, k] if k >= 0 else 0
                     p, _ = pe_step(rule, params, acts, wgts)
-                if prod_fmt[0] == KIND_FLOAT:
-                    p = _quantise_float(p, prod_fmt, counts)
-                acc = add(acc, p, acc_fmt, counts)
+                if p == 0:
+                    continue
                 if chunk > 0:
-                    in_chunk += 1
-                    if in_chunk == chunk or s == steps - 1:
-                        outer = add(outer, acc, outer_fmt, counts)
-                        acc = 0
-                        in_chunk = 0
-            outputs[m, n] = outer if chunk > 0 else acc
-    for i in range(3):
-        events[i] += counts[i]
+                    block = s // per_chunk
+                    if block != current:
+                        if acc != 0:
+                            outer = add(outer, acc, outer_fmt, events)
+                            acc = 0
+                        current = block
+                if q_prod:
+                    p, o, u = _q_float(p, p_m, p_emin, p_emax, p_near, p_keep, p_inf)
+                    n_over += o
+                    n_under += u
+                acc, o, u, w = _add(acc, p, a_kind, a_bits, a_wrap, a_m, a_emin, a_emax,
+                                    a_near, a_keep, a_inf)
+                n_over += o
+                n_under += u
+                n_swamp += w
+            if chunk > 0:
+                if acc != 0:
+                    outer = add(outer, acc, outer_fmt, events)
+                outputs[m, n] = outer
+            else:
+                outputs[m, n] = acc
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp
