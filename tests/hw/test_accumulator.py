@@ -240,3 +240,20 @@ def test_flush_cycles_add_steps():
                                     "flush_cycle": True})
     layer = Layer(name="g", op="gemm", in_channels=20, out_channels=3, batch=2)
     assert acc_module.layer_steps(pe, layer) == 20 + 3
+
+
+def test_accumulator_layers_override_one_layer():
+    """``accumulator_layers`` gives one layer its own format; the others keep the design's."""
+    arch = arch_from_mapping({"schema_version": 1, "pe": {
+        "type": "dense", "accumulator_layers": {"narrow": {"type": "int", "bits": 12}}}},
+        "test.yaml", option_types())
+    pe = get_pe_model(arch.pe, arch.array)
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 256, (4, 64)), rng.integers(-128, 128, (64, 3))
+    wide = Layer(name="wide", op="gemm", in_channels=64, out_channels=3, batch=4)
+    narrow = Layer(name="narrow", op="gemm", in_channels=64, out_channels=3, batch=4)
+    np.testing.assert_array_equal(run_groups(pe, wide, a[None], b[None]).outputs[0], a @ b)
+    run = run_groups(pe, narrow, a[None], b[None])
+    assert run.stats["accumulator_overflow"] > 0
+    assert np.abs(run.outputs[0]).max() <= 2**11
+    assert not pe.exact  # a narrow layer anywhere: outputs are not exact by construction
