@@ -154,11 +154,16 @@ def _run_kernel(feed: AccumulationFeed, config: AccumulatorConfig, a: np.ndarray
     in_order = (feed.rule == RULE_DENSE and feed.sched.shape[0] == 1
                 and np.array_equal(feed.sched[0], np.arange(a.shape[1])))
     b64 = np.ascontiguousarray(b, dtype=np.int64) if in_order else None
+    # int registers below 63 bits, and floats that saturate, have no infinities
+    flat = config.overflow_mode != "inf" and (config.type == "float" or config.bits < 63)
     bt = None if in_order else np.ascontiguousarray(b.T, dtype=np.int64)
 
     def task(i: int) -> None:
         lo, hi = blocks[i]
-        if in_order:  # the dense PE: the N sums of a row side by side (same order)
+        if in_order and flat:  # no infinities: a loop without data-dependent branches
+            kernel.accumulate_dense_flat(a64, b64, prod, acc, outer, config.chunk or 0,
+                                         outputs, events[i], lo, hi)
+        elif in_order:  # the dense PE: the N sums of a row side by side (same order)
             kernel.accumulate_dense(a64, b64, prod, acc, outer, config.chunk or 0, outputs,
                                     events[i], lo, hi)
         else:

@@ -358,3 +358,98 @@ def accumulate_gemm(A, BT, sched, rule, params, prod_fmt, acc_fmt, outer_fmt, ch
     events[EVENT_OVERFLOW] += n_over
     events[EVENT_UNDERFLOW] += n_under
     events[EVENT_SWAMPING] += n_swamp
+
+
+@njit(inline="always")
+def _q_float_flat(x, m, emin, largest, nearest, keep):
+    """:func:`_q_float` without branches, for a format without infinities (``largest`` its
+    largest finite value): (value, overflow, underflow) as integers 0/1, so a loop over
+    columns can be vectorised."""
+    negative = x < 0
+    a = -x if negative else x
+    e = 63 - _leading_zeros(a | 1)
+    tiny = (e < emin) & (a != 0)
+    shift = max(max(e, emin) - m, 0)
+    step = 1 << shift
+    rest = a & (step - 1)
+    odd = (a >> shift) & 1
+    up_nearest = (shift > 0) & ((rest > (step >> 1)) | ((rest == (step >> 1)) & (odd == 1)))
+    up_floor = negative & (rest > 0)
+    up = up_nearest if nearest else up_floor
+    r = ((a >> shift) + up) << shift
+    over = r > largest
+    r = min(r, largest)
+    flushed = tiny & (not keep)
+    under = flushed | (tiny & (rest != 0))
+    r = 0 if flushed else r
+    return (-r if negative else r), int(over), int(under)
+
+
+@njit(checked=False)
+def accumulate_dense_flat(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, events, lo, hi):
+    """:func:`accumulate_dense` for formats without infinities (int, or a float that
+    saturates): the column loop has no data-dependent branches, so it vectorises. The same
+    values and events."""
+    n_n = B.shape[1]
+    kd = A.shape[1]
+    p_m, p_emin, p_emax = prod_fmt[3], prod_fmt[4], prod_fmt[5]
+    a_m, a_emin, a_emax = acc_fmt[3], acc_fmt[4], acc_fmt[5]
+    nearest = acc_fmt[6] == ROUND_NEAREST_EVEN
+    keep = acc_fmt[7] == UNDERFLOW_KEEP
+    cap = (1 << 62) - 1
+    p_largest = ((1 << (p_m + 1)) - 1) << (p_emax - p_m) if p_emax < 61 else cap
+    a_largest = ((1 << (a_m + 1)) - 1) << (a_emax - a_m) if a_emax < 61 else cap
+    is_int = acc_fmt[0] == KIND_INT
+    bits = min(acc_fmt[1], 63)
+    i_lo, i_hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    wrap = acc_fmt[2] == OVERFLOW_WRAP
+    acc = np.zeros(n_n, np.int64)
+    outer = np.zeros(n_n, np.int64)
+    n_over = 0
+    n_under = 0
+    n_swamp = 0
+    for m in range(lo, hi):
+        acc[:] = 0
+        outer[:] = 0
+        for k in range(kd):
+            x = A[m, k]
+            if is_int:
+                for n in range(n_n if x != 0 else 0):
+                    v = acc[n] + x * B[k, n]
+                    over = (v < i_lo) | (v > i_hi)
+                    wrapped = ((v - i_lo) & ((1 << bits) - 1)) + i_lo
+                    clamped = min(max(v, i_lo), i_hi)
+                    acc[n] = wrapped if wrap else clamped
+                    n_over += int(over)
+                n_n_float = 0
+            else:
+                n_n_float = n_n if x != 0 else 0
+            for n in range(n_n_float):
+                p, o1, u1 = _q_float_flat(x * B[k, n], p_m, p_emin, p_largest, nearest, keep)
+                s = acc[n]
+                mag = -s if s < 0 else s
+                ulp_exp = max(63 - _leading_zeros(mag | 1), a_emin) - a_m
+                pmag = -p if p < 0 else p
+                swamp = ((s != 0) & (p != 0) & (ulp_exp >= 1)
+                         & (pmag < (1 << max(ulp_exp - 1, 0))))
+                v, o2, u2 = _q_float_flat(s + p, a_m, a_emin, a_largest, nearest, keep)
+                acc[n] = v
+                n_over += o1 + o2
+                n_under += u1 + u2
+                n_swamp += int(swamp)
+            if chunk > 0 and (k + 1) % chunk == 0:
+                for n in range(n_n):
+                    if acc[n] != 0:
+                        outer[n] = add(outer[n], acc[n], outer_fmt, events)
+                        acc[n] = 0
+        if chunk > 0:
+            for n in range(n_n):
+                if acc[n] != 0:
+                    outer[n] = add(outer[n], acc[n], outer_fmt, events)
+                    acc[n] = 0
+            outputs[m, :] = outer
+        else:
+            outputs[m, :] = acc
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp
