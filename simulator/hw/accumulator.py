@@ -140,7 +140,7 @@ def _run_kernel(feed: AccumulationFeed, config: AccumulatorConfig, a: np.ndarray
     """The kernel on blocks of rows, one thread each (:func:`parallel_map`)."""
     from simulator.kernels import accumulator as kernel
     from simulator.kernels.jit import kernel_threads, parallel_map
-    from simulator.kernels.reference_array import RULE_DENSE
+    from simulator.kernels.reference_array import POLICY_SPARSITY_AWARE, RULE_DENSE, RULE_SYSMT
 
     prod, acc, outer = formats(config)
     a64 = np.ascontiguousarray(a, dtype=np.int64)
@@ -153,14 +153,21 @@ def _run_kernel(feed: AccumulationFeed, config: AccumulatorConfig, a: np.ndarray
 
     in_order = (feed.rule == RULE_DENSE and feed.sched.shape[0] == 1
                 and np.array_equal(feed.sched[0], np.arange(a.shape[1])))
-    b64 = np.ascontiguousarray(b, dtype=np.int64) if in_order else None
     # int registers below 63 bits, and floats that saturate, have no infinities
     flat = config.overflow_mode != "inf" and (config.type == "float" or config.bits < 63)
-    bt = None if in_order else np.ascontiguousarray(b.T, dtype=np.int64)
+    sysmt = flat and feed.rule == RULE_SYSMT
+    rows_of_b = in_order or sysmt
+    b64 = np.ascontiguousarray(b, dtype=np.int64) if rows_of_b else None
+    bt = None if rows_of_b else np.ascontiguousarray(b.T, dtype=np.int64)
 
     def task(i: int) -> None:
         lo, hi = blocks[i]
-        if in_order and flat:  # no infinities: a loop without data-dependent branches
+        if sysmt:  # SySMT's rule as selects, the N sums side by side
+            kernel.accumulate_sysmt_flat(
+                a64, b64, feed.sched, bool(feed.params[0] == POLICY_SPARSITY_AWARE),
+                int(feed.params[1]), prod, acc, outer, config.chunk or 0, outputs, events[i],
+                lo, hi)
+        elif in_order and flat:  # no infinities: a loop without data-dependent branches
             kernel.accumulate_dense_flat(a64, b64, prod, acc, outer, config.chunk or 0,
                                          outputs, events[i], lo, hi)
         elif in_order:  # the dense PE: the N sums of a row side by side (same order)

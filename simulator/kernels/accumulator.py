@@ -27,7 +27,8 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from simulator.kernels.jit import njit
-from simulator.kernels.reference_array import RULE_DENSE, pe_step
+from simulator.kernels.reference_array import (POLICY_SPARSITY_AWARE, RULE_DENSE, _trim_signed,
+                                               pe_step)
 
 __all__ = ["KIND_INT", "KIND_FLOAT", "OVERFLOW_WRAP", "OVERFLOW_SATURATE", "OVERFLOW_INF",
            "ROUND_NEAREST_EVEN", "ROUND_FLOOR", "UNDERFLOW_FLUSH", "UNDERFLOW_KEEP",
@@ -438,6 +439,133 @@ def accumulate_dense_flat(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, ev
                 n_under += u1 + u2
                 n_swamp += int(swamp)
             if chunk > 0 and (k + 1) % chunk == 0:
+                for n in range(n_n):
+                    if acc[n] != 0:
+                        outer[n] = add(outer[n], acc[n], outer_fmt, events)
+                        acc[n] = 0
+        if chunk > 0:
+            for n in range(n_n):
+                if acc[n] != 0:
+                    outer[n] = add(outer[n], acc[n], outer_fmt, events)
+                    acc[n] = 0
+            outputs[m, :] = outer
+        else:
+            outputs[m, :] = acc
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp
+
+
+@njit(inline="always")
+def _flat_add(s, p, is_int, i_lo, i_hi, bits, wrap, p_m, p_emin, p_largest, a_m, a_emin,
+              a_largest, nearest, keep):
+    """One step of a format without infinities, branch-free: (new sum, overflow, underflow,
+    swamping) for running sum ``s`` and partial sum ``p`` (quantised first for a float)."""
+    if is_int:
+        v = s + p
+        over = int((v < i_lo) | (v > i_hi))
+        wrapped = ((v - i_lo) & ((1 << bits) - 1)) + i_lo
+        clamped = min(max(v, i_lo), i_hi)
+        return (wrapped if wrap else clamped), over, 0, 0
+    q, o1, u1 = _q_float_flat(p, p_m, p_emin, p_largest, nearest, keep)
+    mag = -s if s < 0 else s
+    ulp_exp = max(63 - _leading_zeros(mag | 1), a_emin) - a_m
+    qmag = -q if q < 0 else q
+    swamp = (s != 0) & (q != 0) & (ulp_exp >= 1) & (qmag < (1 << max(ulp_exp - 1, 0)))
+    v, o2, u2 = _q_float_flat(s + q, a_m, a_emin, a_largest, nearest, keep)
+    return v, o1 + o2, u1 + u2, int(swamp)
+
+
+@njit(checked=False)
+def accumulate_sysmt_flat(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_fmt,
+                          outer_fmt, chunk, outputs, events, lo, hi):
+    """:func:`accumulate_gemm` for the SySMT rule (docs/hardware-spec.md §3) and formats
+    without infinities: per row, the steps run outermost and the N running sums side by
+    side, each step's partial sum computed without data-dependent branches (the rule of
+    :func:`simulator.kernels.reference_array.pe_step` for SySMT, written as selects). The
+    same values and events as :func:`accumulate_gemm`."""
+    n_n = B.shape[1]
+    threads, steps = sched.shape
+    tw = np.empty_like(B)  # the trimmed weights (4b x 4b collisions)
+    for k in range(B.shape[0]):
+        for n in range(n_n):
+            tw[k, n] = _trim_signed(B[k, n], rounding)
+    p_m, p_emin, p_emax = prod_fmt[3], prod_fmt[4], prod_fmt[5]
+    a_m, a_emin, a_emax = acc_fmt[3], acc_fmt[4], acc_fmt[5]
+    nearest = acc_fmt[6] == ROUND_NEAREST_EVEN
+    keep = acc_fmt[7] == UNDERFLOW_KEEP
+    cap = (1 << 62) - 1
+    p_largest = ((1 << (p_m + 1)) - 1) << (p_emax - p_m) if p_emax < 61 else cap
+    a_largest = ((1 << (a_m + 1)) - 1) << (a_emax - a_m) if a_emax < 61 else cap
+    is_int = acc_fmt[0] == KIND_INT
+    bits = min(acc_fmt[1], 63) if is_int else 2
+    i_lo, i_hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    wrap = acc_fmt[2] == OVERFLOW_WRAP
+    acts = np.zeros(threads, np.int64)
+    trimmed = np.zeros(threads, np.int64)
+    nibble_exact = np.zeros(threads, np.bool_)
+    ks = np.zeros(threads, np.int64)
+    acc = np.zeros(n_n, np.int64)
+    outer = np.zeros(n_n, np.int64)
+    parts = np.zeros(n_n, np.int64)
+    n_over = 0
+    n_under = 0
+    n_swamp = 0
+    for m in range(lo, hi):
+        acc[:] = 0
+        outer[:] = 0
+        for s in range(steps):
+            any_active = False
+            for t in range(threads):
+                k = sched[t, s]
+                ks[t] = k if k >= 0 else 0
+                a = A[m, k] if k >= 0 else 0
+                acts[t] = a
+                trimmed[t] = _trim_signed(a, rounding)
+                x = -a if a < 0 else a
+                nibble_exact[t] = (x >> 4) == 0 or (x & 0xF) == 0
+                any_active = any_active or a != 0
+            width = n_n if any_active else 0
+            # pass 1: the step's partial sums of the N columns (the rule as selects)
+            if threads == 2:  # two threads never collide three ways: unrolled
+                a0, a1, k0, k1 = acts[0], acts[1], ks[0], ks[1]
+                t0, t1 = trimmed[0], trimmed[1]
+                e0, e1 = nibble_exact[0] & sparsity_aware, nibble_exact[1] & sparsity_aware
+                for n in range(width):
+                    w0 = B[k0, n]
+                    w1 = B[k1, n]
+                    both = (a0 != 0) & (w0 != 0) & (a1 != 0) & (w1 != 0)
+                    x0 = a0 if (e0 | (sparsity_aware & (abs(w0) < 16))) else t0
+                    x1 = a1 if (e1 | (sparsity_aware & (abs(w1) < 16))) else t1
+                    parts[n] = (x0 * w0 + x1 * w1) if both else (a0 * w0 + a1 * w1)
+                width_general = 0
+            else:
+                width_general = width
+            for n in range(width_general):
+                live = 0
+                exact_sum = 0
+                pair_sum = 0
+                quad_sum = 0
+                for t in range(threads):
+                    a = acts[t]
+                    w = B[ks[t], n] if a != 0 else 0
+                    on = (a != 0) & (w != 0)
+                    live += int(on)
+                    exact_sum += a * w
+                    keep_a = sparsity_aware & (nibble_exact[t] | (abs(w) < 16))
+                    pair_sum += (a if keep_a else trimmed[t]) * w
+                    quad_sum += trimmed[t] * tw[ks[t], n] if on else 0
+                parts[n] = exact_sum if live <= 1 else (pair_sum if live == 2 else quad_sum)
+            # pass 2: the N running sums (a loop that vectorises, as for the dense PE)
+            for n in range(width):
+                v, o, u, w_ = _flat_add(acc[n], parts[n], is_int, i_lo, i_hi, bits, wrap, p_m,
+                                        p_emin, p_largest, a_m, a_emin, a_largest, nearest,
+                                        keep)
+                acc[n] = v
+                n_over += o
+                n_under += u
+                n_swamp += w_
+            if chunk > 0 and (s + 1) % chunk == 0:
                 for n in range(n_n):
                     if acc[n] != 0:
                         outer[n] = add(outer[n], acc[n], outer_fmt, events)
