@@ -5,8 +5,8 @@ Whole processes, as a user runs them (``python -m simulator run ... --workload r
 synthetic data, functional, counters and energy), side by side in one script run:
 
 - ``dense`` / ``sysmt-2t``: ``os_sa_16x16`` / ``sysmt_2t_16x16`` as shipped (no accumulator),
-  in this tree and in ``--previous`` (default: the commit before the accumulators, a git
-  worktree in a temporary directory): runs without an accumulator must not be slower;
+  in this tree and in ``--previous`` (default: the commit before the accumulators, its files
+  unpacked with ``git archive`` in a temporary directory): runs without an accumulator must not be slower;
 - ``dense + fp12`` / ``sysmt-2t + fp12``: the same with the paper's 12-bit float accumulator
   (1 + 4 + 7 bits, bias 1, chunks of 16: ``--set pe.accumulator.type=float ...``), in this
   tree: at most 2x the run without it (docs/performance.md, "Narrow accumulators").
@@ -82,8 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="sasim-acc-bench-") as tmp:
         tmp = Path(tmp)
         previous = tmp / "previous"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
-                        str(previous), args.previous], check=True)
+        previous.mkdir()
+        # The commit's files (git archive: no worktree is registered in the repository).
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.previous],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(previous)], input=archive, check=True)
         try:
             trees = {"this": REPO, "previous": previous}
             for tree in trees.values():
@@ -98,8 +101,6 @@ def main(argv: list[str] | None = None) -> int:
                     rows.setdefault(key, {})[name] = _timed(
                         [python, "-m", "simulator", *cmd], envs[name], tmp, args.repeats)
         finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
-                            str(previous)], check=False)
             shutil.rmtree(previous, ignore_errors=True)
     load = os.getloadavg()
     print(f"ResNet-18 runs, whole processes (min / median of {args.repeats}); load average "

@@ -153,8 +153,10 @@ def _run_kernel(feed: AccumulationFeed, config: AccumulatorConfig, a: np.ndarray
 
     in_order = (feed.rule == RULE_DENSE and feed.sched.shape[0] == 1
                 and np.array_equal(feed.sched[0], np.arange(a.shape[1])))
-    # int registers below 63 bits, and floats that saturate, have no infinities
-    flat = config.overflow_mode != "inf" and (config.type == "float" or config.bits < 63)
+    # int registers below 63 bits, and floats that saturate, have no infinities (and a
+    # float of at most 23 mantissa bits enters its binary32 second accumulator exactly)
+    flat = config.overflow_mode != "inf" and (
+        config.bits < 63 if config.type == "int" else config.mantissa_bits <= OUTER_FLOAT[1])
     sysmt = flat and feed.rule == RULE_SYSMT
     rows_of_b = in_order or sysmt
     b64 = np.ascontiguousarray(b, dtype=np.int64) if rows_of_b else None

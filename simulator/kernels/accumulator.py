@@ -439,15 +439,11 @@ def accumulate_dense_flat(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, ev
                 n_under += u1 + u2
                 n_swamp += int(swamp)
             if chunk > 0 and (k + 1) % chunk == 0:
-                for n in range(n_n):
-                    if acc[n] != 0:
-                        outer[n] = add(outer[n], acc[n], outer_fmt, events)
-                        acc[n] = 0
+                n_over, n_under, n_swamp = _flush_flat(acc, outer, outer_fmt, nearest, keep,
+                                                       n_over, n_under, n_swamp)
         if chunk > 0:
-            for n in range(n_n):
-                if acc[n] != 0:
-                    outer[n] = add(outer[n], acc[n], outer_fmt, events)
-                    acc[n] = 0
+            n_over, n_under, n_swamp = _flush_flat(acc, outer, outer_fmt, nearest, keep,
+                                                   n_over, n_under, n_swamp)
             outputs[m, :] = outer
         else:
             outputs[m, :] = acc
@@ -566,18 +562,36 @@ def accumulate_sysmt_flat(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_f
                 n_under += u
                 n_swamp += w_
             if chunk > 0 and (s + 1) % chunk == 0:
-                for n in range(n_n):
-                    if acc[n] != 0:
-                        outer[n] = add(outer[n], acc[n], outer_fmt, events)
-                        acc[n] = 0
+                n_over, n_under, n_swamp = _flush_flat(acc, outer, outer_fmt, nearest, keep,
+                                                       n_over, n_under, n_swamp)
         if chunk > 0:
-            for n in range(n_n):
-                if acc[n] != 0:
-                    outer[n] = add(outer[n], acc[n], outer_fmt, events)
-                    acc[n] = 0
+            n_over, n_under, n_swamp = _flush_flat(acc, outer, outer_fmt, nearest, keep,
+                                                   n_over, n_under, n_swamp)
             outputs[m, :] = outer
         else:
             outputs[m, :] = acc
     events[EVENT_OVERFLOW] += n_over
     events[EVENT_UNDERFLOW] += n_under
     events[EVENT_SWAMPING] += n_swamp
+
+
+@njit(inline="always")
+def _flush_flat(acc, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp):
+    """Add every running sum into the second accumulator and clear it (a chunk ends), for
+    formats without infinities; returns the event totals."""
+    is_int = outer_fmt[0] == KIND_INT
+    bits = min(outer_fmt[1], 63) if is_int else 2
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    m, emin, emax = outer_fmt[3], outer_fmt[4], outer_fmt[5]
+    largest = ((1 << (m + 1)) - 1) << (emax - m) if emax < 61 and not is_int else (1 << 62) - 1
+    wrap = outer_fmt[2] == OVERFLOW_WRAP
+    for n in range(acc.shape[0]):
+        # Q_outer(acc) is exact (the second format is the wider one): one quantisation
+        v, o, u, w = _flat_add(outer[n], acc[n], is_int, lo, hi, bits, wrap, m, emin,
+                               largest, m, emin, largest, nearest, keep)
+        outer[n] = v
+        acc[n] = 0
+        n_over += o
+        n_under += u
+        n_swamp += w
+    return n_over, n_under, n_swamp

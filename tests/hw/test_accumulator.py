@@ -35,6 +35,9 @@ FORMATS = [
      "overflow": "inf", "underflow": "keep"},
     {"type": "float", "exponent_bits": 5, "mantissa_bits": 6, "rounding": "floor",
      "chunk": 2},
+    # wider than the binary32 second accumulator: the general kernel (double rounding)
+    {"type": "float", "exponent_bits": 2, "mantissa_bits": 26, "bias": -24, "chunk": 3,
+     "underflow": "keep"},
 ]
 
 
