@@ -36,6 +36,7 @@ OUTER_INT_BITS = 64
 OUTER_FLOAT = (8, 23, 127)
 #: What an infinite sum leaves the array as (NaN leaves as 0).
 INF_OUTPUT = 1 << 62
+_EXACT = AccumulatorConfig()
 #: Largest magnitude of one thread's product of any rule (|activation| <= 255 after a PE's
 #: rounding, |weight| <= 128): bounds the partial sums when a PE approximates.
 _MAX_PRODUCT = 255 * 128
@@ -45,12 +46,13 @@ def layer_accumulator(pe: PEModel, layer: Layer | str) -> AccumulatorConfig:
     """The accumulator of ``layer``: its ``accumulator_layers`` entry, else ``accumulator``."""
     name = layer if isinstance(layer, str) else layer.name
     options = pe.options
-    return options.accumulator_layers.get(name, options.accumulator)
+    default = getattr(options, "accumulator", None) or _EXACT
+    return getattr(options, "accumulator_layers", {}).get(name, default)
 
 
 def _configs(pe: PEModel) -> Iterable[AccumulatorConfig]:
-    yield pe.options.accumulator
-    yield from pe.options.accumulator_layers.values()
+    yield getattr(pe.options, "accumulator", None) or _EXACT
+    yield from getattr(pe.options, "accumulator_layers", {}).values()
 
 
 def has_accumulator(pe: PEModel) -> bool:
@@ -61,7 +63,7 @@ def has_accumulator(pe: PEModel) -> bool:
 def check_accumulator(pe: PEModel, names: set[str]) -> None:
     """Raise ValueError when ``accumulator_layers`` names unknown layers or the PE type has
     no accumulation order to run a narrow format in."""
-    unknown = sorted(set(pe.options.accumulator_layers) - names)
+    unknown = sorted(set(getattr(pe.options, "accumulator_layers", {})) - names)
     if unknown:
         raise ValueError(f"pe.accumulator_layers names layers the workload does not have: "
                          f"{', '.join(unknown)}")
@@ -210,7 +212,7 @@ def pe_composition(pe: PEModel, layer: Layer | None = None) -> Composition:
     pays ``1/chunk`` of a second addition. Parts follow the design's ``accumulator`` (a
     layer override changes only that layer's events)."""
     base = pe.composition(layer)
-    part_config = pe.options.accumulator
+    part_config = getattr(pe.options, "accumulator", None) or _EXACT
     config = part_config if layer is None else layer_accumulator(pe, layer)
     if part_config.type == "exact" and config.type == "exact":
         return base

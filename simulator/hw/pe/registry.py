@@ -221,8 +221,9 @@ class PEModel(ABC):
         self.options = options
         #: The array the PE sits in (the schema's default array when not given).
         self.array = array if array is not None else ArrayConfig()
-        accumulators = (options.accumulator, *options.accumulator_layers.values())
-        if any(acc.type != "exact" for acc in accumulators):
+        accumulators = (getattr(options, "accumulator", None),
+                        *getattr(options, "accumulator_layers", {}).values())
+        if any(acc is not None and acc.type != "exact" for acc in accumulators):
             #: A narrow accumulator rounds: the outputs are no longer exact by construction.
             self.exact = False
 
