@@ -72,6 +72,11 @@ def gemm_case(draw):
     density = draw(st.floats(0.2, 1.0))
     a = rng.integers(lo, hi, (m, kd)) * (rng.random((m, kd)) < density)
     b = rng.integers(-128, 128, (kd, n)) * (rng.random((kd, n)) < density)
+    if draw(st.booleans()):  # the rules' edges: nibble boundaries, |w| = 16, saturation
+        edges_a = ([-128, -127, -17, -16, -15, 15, 16, 17, 31, 127] if signed
+                   else [1, 15, 16, 17, 24, 31, 127, 128, 232, 247, 248, 255])
+        a = rng.choice(edges_a, (m, kd)) * (rng.random((m, kd)) < density)
+        b = rng.choice([-128, -17, -16, -15, -1, 1, 15, 16, 17, 127], (kd, n))
     return a.astype(np.int64), b.astype(np.int64)
 
 
