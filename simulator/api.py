@@ -25,6 +25,7 @@ from simulator.energy.model import (AreaReport, BufferTraffic, LayerActivity, ar
                                     layer_energy, vector_components, with_vector_unit)
 from simulator.energy.tech import TechTable, load_tech
 from simulator.errors import ConfigError, SimulationError, WorkloadError
+from simulator.hw.accumulator import check_accumulator, layer_steps, pe_composition
 from simulator.hw.gemm import run_groups
 from simulator.hw.pe import FoldSteps, PEModel, get_pe_model, option_types
 from simulator.hw.pe.registry import GemmRun
@@ -236,7 +237,7 @@ def _layer_timing(arch: ArchConfig, layer: Layer, pe: PEModel,
 
     def timing_for(steps: np.ndarray | None) -> FoldTiming:
         return fold_timing(layer.gemm, array.rows, array.cols, array.dataflow,
-                           arch.timing.convention, pe.reduction_steps(layer), steps)
+                           arch.timing.convention, layer_steps(pe, layer), steps)
 
     timing = timing_for(None if fold_steps is None else fold_steps.steps)
     setup = pe.setup_cycles(layer)
@@ -315,7 +316,7 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
     """
     key = None
     if shapes is not None:  # what the timing depends on: the shape and the PE's view of it
-        key = (dataclasses.replace(layer, name=""), pe.reduction_steps(layer),
+        key = (dataclasses.replace(layer, name=""), layer_steps(pe, layer),
                pe.setup_cycles(layer), pe.peak_macs_per_step(layer))
     if key is not None and key in shapes:
         timing, alternatives, program, schedule, peak, checks = shapes[key]
@@ -470,6 +471,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
             f"{'/'.join(pe.dataflows)} dataflow, not '{arch.array.dataflow}'")
     try:
         pe.check_layers({layer.name for layer in workload.layers})
+        check_accumulator(pe, {layer.name for layer in workload.layers})
     except ValueError as exc:
         raise SimulationError(f"arch {arch.name}: {exc} (workload {workload.name})") from None
     tech = _arch_tech(arch)
@@ -533,7 +535,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
             pending = None
     schedules = [s for s in schedules if s is not None]
     buffer_kib = _buffer_capacities_kib(arch, layers)
-    area = array_area(tech, pe.composition().parts, arch.array.rows * arch.array.cols,
+    area = array_area(tech, pe_composition(pe).parts, arch.array.rows * arch.array.cols,
                       buffer_kib)
     if any(not layer.is_gemm for layer in workload.layers):
         area = _with_vector_area(arch, tech, area)
@@ -832,7 +834,7 @@ def _priced(arch: ArchConfig, tech: TechTable, area: AreaReport,
         return _priced_vector(arch, tech, area, buffer_kib, result)
     if result.counters is None:
         return result
-    composition = pe.composition(layer)
+    composition = pe_composition(pe, layer)
     buffers = {name: BufferTraffic(buffer_kib[name], reads, writes)
                for name, reads, writes in zip(BUFFERS, result.buffer_reads, result.buffer_writes)
                if name in buffer_kib}

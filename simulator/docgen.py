@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from simulator.config.arch import ArchConfig
+from simulator.config.arch import ArchConfig, PEOptions
 from simulator.config.schema import describe_fields
 from simulator.energy import tech
 from simulator.hw.pe import builtin_pe_types
@@ -127,10 +127,17 @@ def config_reference() -> str:
     out += _table(d for d in describe_fields(ArchConfig, "") if not d.key.startswith("pe."))
     out += ["", "## Processing elements (`pe:`)", "",
             "`pe.type` selects the PE model; each type has its own keys.", ""]
+    # Keys every PE type has (the accumulator, docs/accumulators.md): listed once.
+    shared = [d for d in describe_fields(PEOptions, "pe") if d.key != "pe.type"]
+    out += ["### Every PE type", ""]
+    out += _table(shared)
+    out.append("")
+    shared_keys = {d.key for d in shared}
     # The shipped types only: the page must not depend on the plug-ins installed.
     for name, model in builtin_pe_types().items():
         out += [f"### `pe.type: {name}`", "", model.summary + ".", ""]
-        out += _table(describe_fields(model.Options, "pe"))
+        out += _table(d for d in describe_fields(model.Options, "pe")
+                      if d.key not in shared_keys)
         out.append("")
     out += ["## Technology tables (`arch_configs/tech/*.yaml`)", "",
             "See docs/energy-model.md. Quantities carry their unit in the text (`0.2 pJ`, "

@@ -25,6 +25,7 @@ from torch import nn
 
 from simulator.errors import SimulationError
 from simulator.export.ptq import QuantizedModel
+from simulator.hw.accumulator import check_accumulator
 from simulator.hw.gemm import run_groups
 from simulator.hw.pe import PEModel
 from simulator.workloads.lowering import gemm_to_output, im2col, weights_to_gemm
@@ -134,6 +135,7 @@ def check_pe(pe: PEModel, qmodel: QuantizedModel) -> None:
     names = list(qmodel.integer_layers())
     try:
         pe.check_layers(set(names))
+        check_accumulator(pe, set(names))
     except ValueError as exc:
         raise SimulationError(f"{exc} (the model's layers: {', '.join(names)})") from None
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from simulator.config.accumulator import AccumulatorConfig
 from simulator.config.files import (MAX_FILE_BYTES, apply_overrides, parse_override,
                                     read_yaml_mapping)
 from simulator.config.schema import (MAX_EXACT_INT, build, did_you_mean, in_range, option,
@@ -277,6 +278,12 @@ class PEOptions:
     #: default type (:func:`default_pe_type`); each PE type's options carry its own name.
     type: str = option("", doc="PE type (see `sasim list`); without one, the exact "
                                "word-parallel baseline, the first type `sasim list` shows.")
+    accumulator: AccumulatorConfig = option(
+        default_factory=AccumulatorConfig,
+        doc="The number format of every PE's running sum (docs/accumulators.md).")
+    accumulator_layers: Mapping[str, AccumulatorConfig] = option(
+        default_factory=dict, doc="Per-layer accumulator formats replacing `accumulator`, by "
+                                  "layer name (docs/accumulators.md).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -445,7 +452,8 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
 
 def _switch_pe_type(base: Mapping[str, Any], data: dict[str, Any], given: set[str],
                     pe_types: Mapping[str, type[PEOptions]]) -> dict[str, Any]:
-    """When overrides change ``pe.type``, drop the base's ``pe`` keys: the new type starts
+    """When overrides change ``pe.type``, drop the base's type-specific ``pe`` keys (the
+    accumulator, every type's, stays): the new type starts
     from its own defaults, since a key of the same name may mean something else there
     (SPARQ's ``rounding: round`` is not a SySMT rounding) (docs/config-reference.md,
     "Overrides"). ``given`` (the ``pe`` keys the overrides set) are kept, so a wrong one is
@@ -457,7 +465,9 @@ def _switch_pe_type(base: Mapping[str, Any], data: dict[str, Any], given: set[st
     old_type, new_type = old_pe.get("type", default), new_pe.get("type", default)
     if not isinstance(new_type, str) or new_type == old_type or new_type not in pe_types:
         return data
-    kept = {k: v for k, v in new_pe.items() if k == "type" or k in given}
+    # The accumulator is every type's (docs/accumulators.md): it stays.
+    kept = {k: v for k, v in new_pe.items()
+            if k in ("type", "accumulator", "accumulator_layers") or k in given}
     return {**data, "pe": kept}
 
 

@@ -73,17 +73,24 @@ def run_groups(pe: PEModel, layer: Layer, a: np.ndarray, b: np.ndarray | WeightB
     not gathered (a transformer's 32 heads of scores are 1 GiB of int64): ``on_block`` is
     then the only one to see them.
     """
+    from simulator.hw.accumulator import ACCUMULATOR_STATS, accumulate, layer_accumulator
+
+    narrow = layer_accumulator(pe, layer).type != "exact"  # docs/accumulators.md
     lazy = callable(b)
     blocks = column_blocks(pe, layer) if lazy else [(0, b.shape[2])]
     n_cols = layer.gemm.n if lazy else b.shape[2]
     counters: Counter[str] = Counter({name: 0 for name in pe.counter_names})
     stats: Counter[str] = Counter({name: 0 for name in pe.stat_names})
+    if narrow:
+        stats.update({name: 0 for name in ACCUMULATOR_STATS})
     outputs = (np.empty((a.shape[0], a.shape[1], n_cols), dtype=np.int64) if keep_outputs
                else None)
     for g in range(a.shape[0]):
         for lo, hi in blocks:
             block = b(g, lo, hi) if lazy else b[g]
             run = pe.simulate_gemm(layer, a[g], block)
+            if narrow:
+                run = accumulate(pe, layer, a[g], block, run)
             if outputs is not None:
                 outputs[g, :, lo:hi] = run.outputs
             counters.update(run.counters)

@@ -65,7 +65,22 @@ def test_overrides_that_conflict_name_all_of_them(tmp_path):
 def test_switching_pe_type_drops_the_old_type_keys(tmp_path):
     result = _run_arch(tmp_path, "sparq_5opt_16x16", "--set", "pe.type=dense", "--json")
     assert result.status == 0, result.err
-    assert json.loads(result.out)["arch_config"]["pe"] == {"type": "dense"}
+    pe = json.loads(result.out)["arch_config"]["pe"]
+    # Only the keys every PE type has (the accumulator, docs/accumulators.md) remain.
+    assert set(pe) == {"type", "accumulator", "accumulator_layers"}
+    assert (pe["type"], pe["accumulator"]["type"]) == ("dense", "exact")
+
+
+def test_switching_pe_type_keeps_the_accumulator(tmp_path):
+    tiny = _tiny(tmp_path)
+    arch = _write(tmp_path / "acc.yaml", "schema_version: 1\npe:\n  type: sysmt\n"
+                  "  threads: 4\n  accumulator: {type: int, bits: 20}\n")
+    result = run_cli("run", "--arch", arch, "--workload", tiny, "--timing-only",
+                     "--set", "pe.type=dense", "--json")
+    assert result.status == 0, result.err
+    pe = json.loads(result.out)["arch_config"]["pe"]
+    assert (pe["type"], pe["accumulator"]["bits"]) == ("dense", 20)
+    assert "threads" not in pe
 
 
 def test_swis_fixed_to_variable_n(tmp_path):
@@ -498,3 +513,32 @@ def test_a_name_too_long_for_the_system_is_one_line(tmp_path, flag):
             "--set": ("--arch", "os_sa_16x16", "--workload", "alexnet",
                       "--set", f"energy.tech={long}")}[flag]
     assert_refused(run_cli("run", "--timing-only", *args), "aaaa")
+
+
+# ----------------------------------------------------------------- narrow accumulators
+# (docs/accumulators.md): each bad format is one line naming the file and the key, exit 2.
+
+@pytest.mark.parametrize("sets, words", [
+    (("type=int", "bits=12", "chunk=0"), ("pe.accumulator.chunk", "from 1")),
+    (("type=float", "exponent_bits=9", "mantissa_bits=30"), ("at most 32 bits", "not 40")),
+    (("type=int", "bits=0"), ("pe.accumulator.bits", "from 2 to 64")),
+    (("type=int", "bits=12", "overflow=sideways"), ("pe.accumulator.overflow", "sideways")),
+    (("bits=12",), ("pe.accumulator", "type is exact")),
+])
+def test_bad_accumulators_are_refused(tmp_path, sets, words):
+    overrides = [arg for s in sets for arg in ("--set", f"pe.accumulator.{s}")]
+    result = _run_arch(tmp_path, "os_sa_16x16", *overrides)
+    assert_refused(result, "os_sa_16x16", *words)
+
+
+def test_accumulator_on_a_bit_serial_pe_is_refused(tmp_path):
+    result = run_cli("run", "--arch", "swis_g8_n3_16x16", "--workload", _tiny(tmp_path),
+                     "--set", "pe.accumulator.type=int", "--set", "pe.accumulator.bits=16")
+    assert_refused(result, "pe.accumulator", "swis")
+
+
+def test_accumulator_layers_naming_unknown_layers_are_refused(tmp_path):
+    arch = _write(tmp_path / "acc.yaml", "schema_version: 1\npe:\n  type: dense\n"
+                  "  accumulator_layers: {nope: {type: int, bits: 16}}\n")
+    result = run_cli("run", "--arch", arch, "--workload", _tiny(tmp_path))
+    assert_refused(result, "accumulator_layers", "nope")

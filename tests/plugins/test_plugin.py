@@ -88,7 +88,10 @@ def test_installed_plugin_lists_runs_compares_sweeps_and_plots(site, tmp_path):
                 str(tmp_path / "run"), path=site, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["arch_config"]["pe"] == {"type": "lanes", "lanes": 2, "truncate_bits": 1}
+    pe = summary["arch_config"]["pe"]
+    # A plug-in's options inherit the accumulator every PE type has (docs/accumulators.md).
+    assert pe.pop("accumulator")["type"] == "exact" and pe.pop("accumulator_layers") == {}
+    assert pe == {"type": "lanes", "lanes": 2, "truncate_bits": 1}
     assert set(summary["counters"]) == {"idle", "busy"} and summary["counters"]["busy"] > 0
     # truncating a bit of every activation is not exact, and it is priced
     assert summary["sqnr_db"] is not None and summary["energy_pj"] > 0

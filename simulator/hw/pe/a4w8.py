@@ -25,7 +25,8 @@ import numpy as np
 from simulator.config.arch import PEOptions
 from simulator.config.schema import option
 from simulator.hw.pe.dense import ACCUMULATOR_BITS, OUTPUT_BITS
-from simulator.hw.pe.registry import Composition, GemmRun, PEModel, ReferenceRule, register_pe
+from simulator.hw.pe.registry import (AccumulationFeed, Composition, GemmRun, PEModel,
+                                      ReferenceRule, register_pe)
 from simulator.hw.pe.schedule import steps_for, thread_schedule
 from simulator.hw.pe.pairs import (check_activations, check_weights, pair_decoder, run_kernel,
                                    signed_class_table, signed_table)
@@ -147,6 +148,19 @@ class A4W8PE(PEModel):
 
     def peak_macs_per_step(self, layer: Layer) -> int:
         return 2
+
+    accumulates_in_steps = True
+
+    def accumulation_feed(self, layer: Layer, a: np.ndarray) -> AccumulationFeed:
+        """Per step, the two products of a pair, K in order (docs/hardware-spec.md §8)."""
+        from simulator.kernels import reference_array as kernel
+
+        shift = (FIXED_SHIFT if self.options.scale == "fixed"
+                 else activation_shift(a.astype(np.int64, copy=False), "per_layer"))
+        rounding = kernel.ROUND_HALF_EVEN if self.options.rounding == "round" \
+            else kernel.ROUND_TRUNCATE
+        return AccumulationFeed(kernel.RULE_A4W8, np.array([shift, rounding], np.int64),
+                                self.schedule(a.shape[1]))
 
     def schedule(self, kd: int) -> np.ndarray:
         """K elements of each step, (2, steps): ``k = 2*step + slot``."""

@@ -9,12 +9,13 @@ import numpy as np
 
 from simulator.config.arch import PEOptions
 from simulator.config.schema import option
-from simulator.hw.pe.registry import Composition, GemmRun, PEModel, ReferenceRule, register_pe
+from simulator.hw.pe.registry import (AccumulationFeed, Composition, GemmRun, PEModel,
+                                      ReferenceRule, register_pe)
 from simulator.workloads.layers import Layer
 from simulator.workloads.lowering import gemm_product
 
 __all__ = ["DenseOptions", "DensePE", "active_steps", "ACCUMULATOR_BITS", "OUTPUT_BITS",
-           "dense_composition"]
+           "dense_composition", "dense_feed"]
 
 #: Accumulator width of every PE type, bits (an 8b x 8b product summed over Kd <= 2^16).
 ACCUMULATOR_BITS = 32
@@ -38,6 +39,14 @@ def dense_composition() -> Composition:
                        events={"idle": {}, "single": mac})
 
 
+def dense_feed(kd: int) -> AccumulationFeed:
+    """The dense PE's accumulation order: step k adds a[m, k] * b[k, n]."""
+    from simulator.kernels.reference_array import RULE_DENSE
+
+    return AccumulationFeed(RULE_DENSE, np.zeros(1, dtype=np.int64),
+                            np.arange(kd, dtype=np.int64)[None])
+
+
 def active_steps(a: np.ndarray, b: np.ndarray) -> int:
     """PE-steps whose activation and weight are both non-zero, over all (m, n, k)."""
     return int(np.count_nonzero(a, axis=0) @ np.count_nonzero(b, axis=1))
@@ -55,8 +64,14 @@ class DensePE(PEModel):
     exact = True
     columns_independent = True
 
+    accumulates_in_steps = True
+
     def reduction_steps(self, layer: Layer) -> int:
         return layer.gemm.k
+
+    def accumulation_feed(self, layer: Layer, a: np.ndarray) -> AccumulationFeed:
+        """One product per step, K in order (docs/hardware-spec.md §2)."""
+        return dense_feed(a.shape[1])
 
     @classmethod
     def reference_rule(cls) -> ReferenceRule:

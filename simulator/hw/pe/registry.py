@@ -31,7 +31,7 @@ from simulator.workloads.layers import Layer
 __all__ = ["BUILTIN_MODULES", "ENTRY_POINT_GROUP", "Composition", "GemmRun", "FoldSteps",
            "LayerOverride", "PEModel", "ReferenceRule", "register_pe", "get_pe_model",
            "pe_model_class", "option_types", "pe_types", "builtin_pe_types",
-           "baseline_family"]
+           "baseline_family", "AccumulationFeed"]
 
 #: The entry-point group third-party PE types register in.
 ENTRY_POINT_GROUP = "sasim.pe_types"
@@ -141,6 +141,23 @@ class ReferenceRule:
 
 
 @dataclasses.dataclass(frozen=True)
+class AccumulationFeed:
+    """The order in which a PE adds into its accumulator (docs/accumulators.md): what the
+    reference array feeds it, step by step.
+
+    Attributes
+    ----------
+    rule : the PE's kernel rule id in :mod:`simulator.kernels.reference_array`.
+    params : int64, the rule's parameter codes.
+    sched : int64 (T, S), the K index thread t feeds at step s, or -1.
+    """
+
+    rule: int
+    params: np.ndarray
+    sched: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
 class LayerOverride:
     """A per-layer option that runs some layers of a design more precisely.
 
@@ -196,10 +213,19 @@ class PEModel(ABC):
     #: (docs/performance.md). Otherwise they come as int64.
     narrow_operands: ClassVar[bool] = False
 
+    #: True when :meth:`accumulation_feed` gives the PE's step order, so a narrow
+    #: accumulator (``pe.accumulator``, docs/accumulators.md) can run on it.
+    accumulates_in_steps: ClassVar[bool] = False
+
     def __init__(self, options: PEOptions, array: ArrayConfig | None = None) -> None:
         self.options = options
         #: The array the PE sits in (the schema's default array when not given).
         self.array = array if array is not None else ArrayConfig()
+        accumulators = (getattr(options, "accumulator", None),
+                        *getattr(options, "accumulator_layers", {}).values())
+        if any(acc is not None and acc.type != "exact" for acc in accumulators):
+            #: A narrow accumulator rounds: the outputs are no longer exact by construction.
+            self.exact = False
 
     @abstractmethod
     def reduction_steps(self, layer: Layer) -> int:
@@ -208,6 +234,12 @@ class PEModel(ABC):
     @abstractmethod
     def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
         """Functional simulation of one GEMM group: A (M, Kd) . B (Kd, N), int64 inputs."""
+
+    def accumulation_feed(self, layer: Layer, a: np.ndarray) -> AccumulationFeed:
+        """The PE's rule and step schedule for ``layer`` on activations ``a`` (M, Kd): the
+        order its accumulator receives partial sums. Only PE types with
+        :attr:`accumulates_in_steps` define it."""
+        raise NotImplementedError(f"PE type {self.type_name!r} has no accumulation order")
 
     def exact_counters(self, layer: Layer, a_nonzero: np.ndarray,
                        b_nonzero: np.ndarray) -> dict[str, int] | None:

@@ -35,7 +35,8 @@ from simulator.errors import SimulationError
 from simulator.hw.pe.dense import ACCUMULATOR_BITS, OUTPUT_BITS
 from simulator.hw.pe.pairs import (check_weights, pair_decoder, run_kernel, signed_class_table,
                                    signed_table)
-from simulator.hw.pe.registry import Composition, GemmRun, PEModel, ReferenceRule, register_pe
+from simulator.hw.pe.registry import (AccumulationFeed, Composition, GemmRun, PEModel,
+                                      ReferenceRule, register_pe)
 from simulator.hw.pe.schedule import steps_for, thread_schedule
 from simulator.workloads.layers import Layer
 
@@ -300,6 +301,20 @@ class SparqPE(PEModel):
     def synthetic_data(self) -> dict[str, str]:
         """The 2:4 mode runs only 2:4 structured weights: synthetic ones are drawn so."""
         return {"weight_structure": "2:4"} if self.options.pairing == "stc" else {}
+
+    accumulates_in_steps = True
+
+    def accumulation_feed(self, layer: Layer, a: np.ndarray) -> AccumulationFeed:
+        """Per step, the pair's (2:4: the group's) partial sum, K in order
+        (docs/hardware-spec.md §4, §8)."""
+        from simulator.kernels import reference_array as kernel
+
+        opts = self.options
+        params = [kernel.SPARQ_WINDOW_CODES[opts.window_name],
+                  kernel.ROUND_HALF_EVEN if opts.rounding == "round" else kernel.ROUND_TRUNCATE,
+                  kernel.PAIRING_STC if opts.pairing == "stc" else kernel.PAIRING_ADJACENT]
+        return AccumulationFeed(kernel.RULE_SPARQ, np.array(params, np.int64),
+                                self.schedule(a.shape[1]))
 
     def schedule(self, kd: int) -> np.ndarray:
         """K elements of each step, (elements_per_step, steps): ``k = step*width + slot``."""

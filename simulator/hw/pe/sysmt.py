@@ -18,7 +18,7 @@ from simulator.config.schema import option
 from simulator.errors import SimulationError
 from simulator.hw.pe.dense import (ACCUMULATOR_BITS, OUTPUT_BITS, active_steps,
                                    dense_composition)
-from simulator.hw.pe.registry import (Composition, GemmRun, LayerOverride, PEModel,
+from simulator.hw.pe.registry import (AccumulationFeed, Composition, GemmRun, LayerOverride, PEModel,
                                       ReferenceRule, register_pe)
 from simulator.hw.pe.schedule import reordered_schedule, steps_for, thread_schedule
 from simulator.workloads.layers import Layer
@@ -153,6 +153,20 @@ class SySMTPE(PEModel):
                      "rounding": {"round_half_even": kernel.ROUND_HALF_EVEN,
                                   "truncate": kernel.ROUND_TRUNCATE}},
             counter_names=COUNTERS)
+
+    accumulates_in_steps = True
+
+    def accumulation_feed(self, layer: Layer, a: np.ndarray) -> AccumulationFeed:
+        """Per step, the combined product of the T threads (the PE's adder tree, exact), in
+        the thread schedule's order (docs/hardware-spec.md §3, §8)."""
+        from simulator.kernels import reference_array as kernel
+
+        policy = (kernel.POLICY_SPARSITY_AWARE if self.options.policy == "sparsity_aware"
+                  else kernel.POLICY_MSB_TRIM)
+        rounding = (kernel.ROUND_HALF_EVEN if self.options.rounding == "round_half_even"
+                    else kernel.ROUND_TRUNCATE)
+        return AccumulationFeed(kernel.RULE_SYSMT, np.array([policy, rounding], np.int64),
+                                self.schedule(layer, a))
 
     def schedule(self, layer: Layer, a: np.ndarray) -> np.ndarray:
         """The thread schedule (T, steps) for this layer and data."""

@@ -1,0 +1,597 @@
+"""A GEMM whose running sums are kept in a narrow number format, PE-step by PE-step.
+
+The rules are docs/hardware-spec.md §8. Each output's PE feeds its accumulator one PE-step
+at a time, in the order the array feeds it (``sched``, as in the register-level reference
+array): the step's partial sum comes from the PE's rule (:func:`pe_step`, or the plain
+product for the dense rule), is quantised to the product format (float) and added to the
+running sum, which is quantised to its format after every addition. With chunking, every
+``chunk`` steps the running sum is added into a second, wider accumulator and restarts at 0.
+
+Values are integers in units of one product (docs/accumulators.md explains why a format's
+representable values on integer sums are integers), held in int64; infinities and NaN are
+sentinels beyond any sum (:data:`POS_INF`, :data:`NEG_INF`, :data:`NAN`).
+
+A format is an int64 array (see :data:`FMT_FIELDS`):
+``[kind, bits, overflow, mantissa, emin, emax, rounding, underflow]`` where ``kind`` is
+:data:`KIND_INT` or :data:`KIND_FLOAT`; ``emin``/``emax`` are the exponents of the smallest
+and the largest normal value (1 - bias and 2^e - 2 - bias).
+
+Kernels here take arrays and integers only and import nothing from the rest of the package.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
+
+from simulator.kernels.jit import njit
+from simulator.kernels.reference_array import (POLICY_SPARSITY_AWARE, RULE_DENSE, _trim_signed,
+                                               pe_step)
+
+__all__ = ["KIND_INT", "KIND_FLOAT", "OVERFLOW_WRAP", "OVERFLOW_SATURATE", "OVERFLOW_INF",
+           "ROUND_NEAREST_EVEN", "ROUND_FLOOR", "UNDERFLOW_FLUSH", "UNDERFLOW_KEEP",
+           "POS_INF", "NEG_INF", "NAN", "FMT_FIELDS", "quantise", "add", "accumulate_gemm",
+           "EVENT_OVERFLOW", "EVENT_UNDERFLOW", "EVENT_SWAMPING"]
+
+KIND_INT = 0
+KIND_FLOAT = 1
+OVERFLOW_WRAP = 0
+OVERFLOW_SATURATE = 1
+OVERFLOW_INF = 2
+ROUND_NEAREST_EVEN = 0
+ROUND_FLOOR = 1
+UNDERFLOW_FLUSH = 0
+UNDERFLOW_KEEP = 1
+#: Sentinels of +inf, -inf and NaN (no finite sum of 8-bit products comes near 2**62).
+POS_INF = 1 << 62
+NEG_INF = -(1 << 62)
+NAN = -(1 << 63)
+#: The fields of a format array, in order.
+FMT_FIELDS = ("kind", "bits", "overflow", "mantissa", "emin", "emax", "rounding", "underflow")
+#: Event counter indices.
+EVENT_OVERFLOW = 0
+EVENT_UNDERFLOW = 1
+EVENT_SWAMPING = 2
+
+
+@intrinsic
+def _leading_zeros(typingctx, x):
+    """The count of leading zero bits of an int64 (LLVM's ctlz; x > 0 here)."""
+    sig = types.int64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return sig, codegen
+
+
+@njit(inline="always")
+def _exponent(a):
+    """floor(log2 a) for 0 < a < 2**62."""
+    return 63 - _leading_zeros(a)
+
+
+@njit(inline="always")
+def _is_special(x):
+    return x == NAN or x == POS_INF or x == NEG_INF
+
+
+@njit(inline="always")
+def _q_int(x, bits, wrap):
+    """(x in an int-``bits`` register, overflow event 0/1); bits >= 63: exact."""
+    if bits >= 63:
+        return x, 0
+    hi = (1 << (bits - 1)) - 1
+    lo = -(1 << (bits - 1))
+    if lo <= x <= hi:
+        return x, 0
+    if wrap:
+        return ((x - lo) & ((1 << bits) - 1)) + lo, 1
+    return (hi if x > hi else lo), 1
+
+
+@njit(inline="always")
+def _q_float(x, m, emin, emax, nearest, keep, to_inf):
+    """(x rounded to the float format, overflow event, underflow event) for a finite x."""
+    if x == 0:
+        return x, 0, 0
+    negative = x < 0
+    a = -x if negative else x
+    e = _exponent(a)
+    under = 0
+    tiny = e < emin  # below the smallest normal value
+    if tiny:
+        if not keep:
+            return 0, 0, 1
+        shift = emin - m  # the subnormal spacing
+    else:
+        shift = e - m
+    if shift > 0:
+        rest = a & ((1 << shift) - 1)
+        if nearest:  # ties to even: add half - 1, plus 1 when the kept part is odd
+            q = (a + (1 << (shift - 1)) - 1 + ((a >> shift) & 1)) >> shift
+        else:  # floor: a negative value's magnitude rounds up
+            q = (a >> shift) + (1 if negative and rest > 0 else 0)
+        if tiny and rest != 0:  # a subnormal result that is not exact
+            under = 1
+        a = q << shift
+    if emax < 61:
+        largest = ((1 << (m + 1)) - 1) << (emax - m)
+        if a > largest:
+            if to_inf:
+                return (NEG_INF if negative else POS_INF), 1, under
+            a = largest
+            return (-a if negative else a), 1, under
+    return (-a if negative else a), 0, under
+
+
+@njit(inline="always")
+def _quantise(x, fmt):
+    """(x in format ``fmt``, overflow event, underflow event); sentinels pass through."""
+    if _is_special(x):
+        return x, 0, 0
+    if fmt[0] == KIND_INT:
+        v, o = _q_int(x, fmt[1], fmt[2] == OVERFLOW_WRAP)
+        return v, o, 0
+    return _q_float(x, fmt[3], fmt[4], fmt[5], fmt[6] == ROUND_NEAREST_EVEN,
+                    fmt[7] == UNDERFLOW_KEEP, fmt[2] == OVERFLOW_INF)
+
+
+@njit(inline="always")
+def _swamped(acc, p, is_float, m, emin):
+    """Whether addend ``p`` is non-zero and smaller than half an ulp of ``acc``."""
+    if not is_float or p == 0 or acc == 0 or _is_special(acc) or _is_special(p):
+        return 0
+    a = -acc if acc < 0 else acc
+    e = _exponent(a)
+    if e < emin:
+        e = emin
+    ulp_exp = e - m
+    if ulp_exp < 1:
+        return 0
+    mag = -p if p < 0 else p
+    return 1 if mag < (1 << (ulp_exp - 1)) else 0
+
+
+@njit(inline="always")
+def _add(acc, p, kind, bits, wrap, m, emin, emax, nearest, keep, to_inf):
+    """(Q(acc + p), overflow, underflow, swamping events) with IEEE rules for sentinels."""
+    is_float = kind == KIND_FLOAT
+    swamp = _swamped(acc, p, is_float, m, emin)
+    if acc == NAN or p == NAN:
+        return NAN, 0, 0, swamp
+    acc_inf = acc == POS_INF or acc == NEG_INF
+    p_inf = p == POS_INF or p == NEG_INF
+    if acc_inf and p_inf:
+        return (acc if acc == p else NAN), 0, 0, swamp
+    if acc_inf:
+        return acc, 0, 0, swamp
+    if p_inf:
+        return p, 0, 0, swamp
+    if is_float:
+        v, o, u = _q_float(acc + p, m, emin, emax, nearest, keep, to_inf)
+        return v, o, u, swamp
+    if bits >= 63:
+        return acc + p, 0, 0, swamp
+    v, o = _q_int(acc + p, bits, wrap)
+    return v, o, 0, swamp
+
+
+@njit
+def quantise(x, fmt, events):
+    """``x`` (an int64 sum, or an infinity/NaN sentinel) in format ``fmt``; events counted."""
+    v, o, u = _quantise(x, fmt)
+    events[EVENT_OVERFLOW] += o
+    events[EVENT_UNDERFLOW] += u
+    return v
+
+
+@njit
+def add(acc, p, fmt, events):
+    """``Q(acc + p)`` in format ``fmt`` (IEEE rules for the sentinels); events counted."""
+    v, o, u, w = _add(acc, p, fmt[0], fmt[1], fmt[2] == OVERFLOW_WRAP, fmt[3], fmt[4], fmt[5],
+                      fmt[6] == ROUND_NEAREST_EVEN, fmt[7] == UNDERFLOW_KEEP,
+                      fmt[2] == OVERFLOW_INF)
+    events[EVENT_OVERFLOW] += o
+    events[EVENT_UNDERFLOW] += u
+    events[EVENT_SWAMPING] += w
+    return v
+
+
+@njit
+def _active_steps(A, m, sched, steps_buf):
+    """The steps where some thread of row ``m`` holds a non-zero activation, in order."""
+    count = 0
+    for s in range(sched.shape[1]):
+        for t in range(sched.shape[0]):
+            k = sched[t, s]
+            if k >= 0 and A[m, k] != 0:
+                steps_buf[count] = s
+                count += 1
+                break
+    return count
+
+
+@njit(checked=False)
+def accumulate_dense(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, events, lo, hi):
+    """:func:`accumulate_gemm` for the dense rule with K in order (step s is K index s):
+    per row, the steps run outermost and the N running sums side by side (B (Kd, N) read
+    row by row), the same additions in the same order for every output."""
+    n_n = B.shape[1]
+    kd = A.shape[1]
+    q_prod = prod_fmt[0] == KIND_FLOAT
+    p_m, p_emin, p_emax = prod_fmt[3], prod_fmt[4], prod_fmt[5]
+    p_near, p_keep, p_inf = (prod_fmt[6] == ROUND_NEAREST_EVEN,
+                             prod_fmt[7] == UNDERFLOW_KEEP, prod_fmt[2] == OVERFLOW_INF)
+    a_kind, a_bits, a_wrap = acc_fmt[0], acc_fmt[1], acc_fmt[2] == OVERFLOW_WRAP
+    a_m, a_emin, a_emax = acc_fmt[3], acc_fmt[4], acc_fmt[5]
+    a_near, a_keep, a_inf = (acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP,
+                             acc_fmt[2] == OVERFLOW_INF)
+    acc = np.zeros(n_n, np.int64)
+    outer = np.zeros(n_n, np.int64)
+    n_over = 0
+    n_under = 0
+    n_swamp = 0
+    for m in range(lo, hi):
+        acc[:] = 0
+        outer[:] = 0
+        for k in range(kd):
+            x = A[m, k]
+            # x == 0: every partial sum of the step is 0, nothing changes
+            for n in range(n_n if x != 0 else 0):
+                p = x * B[k, n]
+                if p == 0:
+                    continue
+                if q_prod:
+                    p, o, u = _q_float(p, p_m, p_emin, p_emax, p_near, p_keep, p_inf)
+                    n_over += o
+                    n_under += u
+                v, o, u, w = _add(acc[n], p, a_kind, a_bits, a_wrap, a_m, a_emin, a_emax,
+                                  a_near, a_keep, a_inf)
+                acc[n] = v
+                n_over += o
+                n_under += u
+                n_swamp += w
+            if chunk > 0 and (k + 1) % chunk == 0:
+                for n in range(n_n):
+                    if acc[n] != 0:
+                        outer[n] = add(outer[n], acc[n], outer_fmt, events)
+                        acc[n] = 0
+        if chunk > 0:
+            for n in range(n_n):
+                if acc[n] != 0:
+                    outer[n] = add(outer[n], acc[n], outer_fmt, events)
+                    acc[n] = 0
+            outputs[m, :] = outer
+        else:
+            outputs[m, :] = acc
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp
+
+
+@njit(checked=False)
+def accumulate_gemm(A, BT, sched, rule, params, prod_fmt, acc_fmt, outer_fmt, chunk,
+                    outputs, events, lo, hi):
+    """Run rows ``lo:hi`` of A (M, Kd) . B (Kd, N) with every output's sum in a narrow
+    format (serial and GIL-free: callers run row blocks on threads).
+
+    A step whose partial sum is 0 changes nothing (adding 0 to a value of the format returns
+    it, with no event), so only the steps with a non-zero activation are visited and the
+    chunk boundaries are found from the step index.
+
+    Parameters
+    ----------
+    A : int64 (M, Kd); BT : int64 (N, Kd), B transposed.
+    sched : int64 (T, S): the K index thread t feeds at step s, or -1 (operand 0).
+    rule, params : the PE's rule (:mod:`simulator.kernels.reference_array`); for
+        ``RULE_DENSE`` the product is taken directly.
+    prod_fmt : the products' format (a float: Q_prod), or kind -1: products enter as they are.
+    acc_fmt : the running sum's format.
+    outer_fmt : the second accumulator's format (used when ``chunk`` > 0).
+    chunk : steps per chunk (>= 1); 0: no chunking.
+    outputs : int64 (M, N), filled with the final sums (sentinels as they are).
+    events : int64 (3,), incremented: overflow, underflow and swamping events.
+    lo, hi : the rows of A to run.
+    """
+    n_n = BT.shape[0]
+    threads = sched.shape[0]
+    acts = np.zeros(threads, np.int64)
+    wgts = np.zeros(threads, np.int64)
+    active = np.empty(sched.shape[1], np.int64)
+    # The formats as scalars, read once (the hot loop keeps them in registers).
+    q_prod = prod_fmt[0] == KIND_FLOAT
+    p_m, p_emin, p_emax = prod_fmt[3], prod_fmt[4], prod_fmt[5]
+    p_near, p_keep, p_inf = (prod_fmt[6] == ROUND_NEAREST_EVEN,
+                             prod_fmt[7] == UNDERFLOW_KEEP, prod_fmt[2] == OVERFLOW_INF)
+    a_kind, a_bits, a_wrap = acc_fmt[0], acc_fmt[1], acc_fmt[2] == OVERFLOW_WRAP
+    a_m, a_emin, a_emax = acc_fmt[3], acc_fmt[4], acc_fmt[5]
+    a_near, a_keep, a_inf = (acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP,
+                             acc_fmt[2] == OVERFLOW_INF)
+    n_over = 0
+    n_under = 0
+    n_swamp = 0
+    dense = rule == RULE_DENSE
+    per_chunk = chunk if chunk > 0 else 1
+    for m in range(lo, hi):
+        n_active = _active_steps(A, m, sched, active)
+        for n in range(n_n):
+            acc = 0
+            outer = 0
+            current = -1
+            for i in range(n_active):
+                s = active[i]
+                if dense:
+                    k = sched[0, s]
+                    p = A[m, k] * BT[n, k]
+                else:
+                    for t in range(threads):
+                        k = sched[t, s]
+                        acts[t] = A[m, k] if k >= 0 else 0
+                        wgts[t] = BT[n, k] if k >= 0 else 0
+                    p, _ = pe_step(rule, params, acts, wgts)
+                if p == 0:
+                    continue
+                if chunk > 0:
+                    block = s // per_chunk
+                    if block != current:
+                        if acc != 0:
+                            outer = add(outer, acc, outer_fmt, events)
+                            acc = 0
+                        current = block
+                if q_prod:
+                    p, o, u = _q_float(p, p_m, p_emin, p_emax, p_near, p_keep, p_inf)
+                    n_over += o
+                    n_under += u
+                acc, o, u, w = _add(acc, p, a_kind, a_bits, a_wrap, a_m, a_emin, a_emax,
+                                    a_near, a_keep, a_inf)
+                n_over += o
+                n_under += u
+                n_swamp += w
+            if chunk > 0:
+                if acc != 0:
+                    outer = add(outer, acc, outer_fmt, events)
+                outputs[m, n] = outer
+            else:
+                outputs[m, n] = acc
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp
+
+
+@njit(inline="always")
+def _q_float_flat(x, m, emin, largest, nearest, keep):
+    """:func:`_q_float` without branches, for a format without infinities (``largest`` its
+    largest finite value): (value, overflow, underflow) as integers 0/1, so a loop over
+    columns can be vectorised."""
+    negative = x < 0
+    a = -x if negative else x
+    e = 63 - _leading_zeros(a | 1)
+    tiny = (e < emin) & (a != 0)
+    shift = max(max(e, emin) - m, 0)
+    step = 1 << shift
+    rest = a & (step - 1)
+    odd = (a >> shift) & 1
+    up_nearest = (shift > 0) & ((rest > (step >> 1)) | ((rest == (step >> 1)) & (odd == 1)))
+    up_floor = negative & (rest > 0)
+    up = up_nearest if nearest else up_floor
+    r = ((a >> shift) + up) << shift
+    over = r > largest
+    r = min(r, largest)
+    flushed = tiny & (not keep)
+    under = flushed | (tiny & (rest != 0))
+    r = 0 if flushed else r
+    return (-r if negative else r), int(over), int(under)
+
+
+@njit(checked=False)
+def accumulate_dense_flat(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, events, lo, hi):
+    """:func:`accumulate_dense` for formats without infinities (int, or a float that
+    saturates): the column loop has no data-dependent branches, so it vectorises. The same
+    values and events."""
+    n_n = B.shape[1]
+    kd = A.shape[1]
+    p_m, p_emin, p_emax = prod_fmt[3], prod_fmt[4], prod_fmt[5]
+    a_m, a_emin, a_emax = acc_fmt[3], acc_fmt[4], acc_fmt[5]
+    nearest = acc_fmt[6] == ROUND_NEAREST_EVEN
+    keep = acc_fmt[7] == UNDERFLOW_KEEP
+    cap = (1 << 62) - 1
+    p_largest = ((1 << (p_m + 1)) - 1) << (p_emax - p_m) if p_emax < 61 else cap
+    a_largest = ((1 << (a_m + 1)) - 1) << (a_emax - a_m) if a_emax < 61 else cap
+    is_int = acc_fmt[0] == KIND_INT
+    bits = min(acc_fmt[1], 63)
+    i_lo, i_hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    wrap = acc_fmt[2] == OVERFLOW_WRAP
+    acc = np.zeros(n_n, np.int64)
+    outer = np.zeros(n_n, np.int64)
+    n_over = 0
+    n_under = 0
+    n_swamp = 0
+    for m in range(lo, hi):
+        acc[:] = 0
+        outer[:] = 0
+        for k in range(kd):
+            x = A[m, k]
+            if is_int:
+                for n in range(n_n if x != 0 else 0):
+                    v = acc[n] + x * B[k, n]
+                    over = (v < i_lo) | (v > i_hi)
+                    wrapped = ((v - i_lo) & ((1 << bits) - 1)) + i_lo
+                    clamped = min(max(v, i_lo), i_hi)
+                    acc[n] = wrapped if wrap else clamped
+                    n_over += int(over)
+                n_n_float = 0
+            else:
+                n_n_float = n_n if x != 0 else 0
+            for n in range(n_n_float):
+                p, o1, u1 = _q_float_flat(x * B[k, n], p_m, p_emin, p_largest, nearest, keep)
+                s = acc[n]
+                mag = -s if s < 0 else s
+                ulp_exp = max(63 - _leading_zeros(mag | 1), a_emin) - a_m
+                pmag = -p if p < 0 else p
+                swamp = ((s != 0) & (p != 0) & (ulp_exp >= 1)
+                         & (pmag < (1 << max(ulp_exp - 1, 0))))
+                v, o2, u2 = _q_float_flat(s + p, a_m, a_emin, a_largest, nearest, keep)
+                acc[n] = v
+                n_over += o1 + o2
+                n_under += u1 + u2
+                n_swamp += int(swamp)
+            if chunk > 0 and (k + 1) % chunk == 0:
+                n_over, n_under, n_swamp = _flush_flat(acc, outer, outer_fmt, nearest, keep,
+                                                       n_over, n_under, n_swamp)
+        if chunk > 0:
+            n_over, n_under, n_swamp = _flush_flat(acc, outer, outer_fmt, nearest, keep,
+                                                   n_over, n_under, n_swamp)
+            outputs[m, :] = outer
+        else:
+            outputs[m, :] = acc
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp
+
+
+@njit(inline="always")
+def _flat_add(s, p, is_int, i_lo, i_hi, bits, wrap, p_m, p_emin, p_largest, a_m, a_emin,
+              a_largest, nearest, keep):
+    """One step of a format without infinities, branch-free: (new sum, overflow, underflow,
+    swamping) for running sum ``s`` and partial sum ``p`` (quantised first for a float)."""
+    if is_int:
+        v = s + p
+        over = int((v < i_lo) | (v > i_hi))
+        wrapped = ((v - i_lo) & ((1 << bits) - 1)) + i_lo
+        clamped = min(max(v, i_lo), i_hi)
+        return (wrapped if wrap else clamped), over, 0, 0
+    q, o1, u1 = _q_float_flat(p, p_m, p_emin, p_largest, nearest, keep)
+    mag = -s if s < 0 else s
+    ulp_exp = max(63 - _leading_zeros(mag | 1), a_emin) - a_m
+    qmag = -q if q < 0 else q
+    swamp = (s != 0) & (q != 0) & (ulp_exp >= 1) & (qmag < (1 << max(ulp_exp - 1, 0)))
+    v, o2, u2 = _q_float_flat(s + q, a_m, a_emin, a_largest, nearest, keep)
+    return v, o1 + o2, u1 + u2, int(swamp)
+
+
+@njit(checked=False)
+def accumulate_sysmt_flat(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_fmt,
+                          outer_fmt, chunk, outputs, events, lo, hi):
+    """:func:`accumulate_gemm` for the SySMT rule (docs/hardware-spec.md §3) and formats
+    without infinities: per row, the steps run outermost and the N running sums side by
+    side, each step's partial sum computed without data-dependent branches (the rule of
+    :func:`simulator.kernels.reference_array.pe_step` for SySMT, written as selects). The
+    same values and events as :func:`accumulate_gemm`."""
+    n_n = B.shape[1]
+    threads, steps = sched.shape
+    tw = np.empty_like(B)  # the trimmed weights (4b x 4b collisions)
+    for k in range(B.shape[0]):
+        for n in range(n_n):
+            tw[k, n] = _trim_signed(B[k, n], rounding)
+    p_m, p_emin, p_emax = prod_fmt[3], prod_fmt[4], prod_fmt[5]
+    a_m, a_emin, a_emax = acc_fmt[3], acc_fmt[4], acc_fmt[5]
+    nearest = acc_fmt[6] == ROUND_NEAREST_EVEN
+    keep = acc_fmt[7] == UNDERFLOW_KEEP
+    cap = (1 << 62) - 1
+    p_largest = ((1 << (p_m + 1)) - 1) << (p_emax - p_m) if p_emax < 61 else cap
+    a_largest = ((1 << (a_m + 1)) - 1) << (a_emax - a_m) if a_emax < 61 else cap
+    is_int = acc_fmt[0] == KIND_INT
+    bits = min(acc_fmt[1], 63) if is_int else 2
+    i_lo, i_hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    wrap = acc_fmt[2] == OVERFLOW_WRAP
+    acts = np.zeros(threads, np.int64)
+    trimmed = np.zeros(threads, np.int64)
+    nibble_exact = np.zeros(threads, np.bool_)
+    ks = np.zeros(threads, np.int64)
+    acc = np.zeros(n_n, np.int64)
+    outer = np.zeros(n_n, np.int64)
+    parts = np.zeros(n_n, np.int64)
+    n_over = 0
+    n_under = 0
+    n_swamp = 0
+    for m in range(lo, hi):
+        acc[:] = 0
+        outer[:] = 0
+        for s in range(steps):
+            any_active = False
+            for t in range(threads):
+                k = sched[t, s]
+                ks[t] = k if k >= 0 else 0
+                a = A[m, k] if k >= 0 else 0
+                acts[t] = a
+                trimmed[t] = _trim_signed(a, rounding)
+                x = -a if a < 0 else a
+                nibble_exact[t] = (x >> 4) == 0 or (x & 0xF) == 0
+                any_active = any_active or a != 0
+            width = n_n if any_active else 0
+            # pass 1: the step's partial sums of the N columns (the rule as selects)
+            if threads == 2:  # two threads never collide three ways: unrolled
+                a0, a1, k0, k1 = acts[0], acts[1], ks[0], ks[1]
+                t0, t1 = trimmed[0], trimmed[1]
+                e0, e1 = nibble_exact[0] & sparsity_aware, nibble_exact[1] & sparsity_aware
+                for n in range(width):
+                    w0 = B[k0, n]
+                    w1 = B[k1, n]
+                    both = (a0 != 0) & (w0 != 0) & (a1 != 0) & (w1 != 0)
+                    x0 = a0 if (e0 | (sparsity_aware & (abs(w0) < 16))) else t0
+                    x1 = a1 if (e1 | (sparsity_aware & (abs(w1) < 16))) else t1
+                    parts[n] = (x0 * w0 + x1 * w1) if both else (a0 * w0 + a1 * w1)
+                width_general = 0
+            else:
+                width_general = width
+            for n in range(width_general):
+                live = 0
+                exact_sum = 0
+                pair_sum = 0
+                quad_sum = 0
+                for t in range(threads):
+                    a = acts[t]
+                    w = B[ks[t], n] if a != 0 else 0
+                    on = (a != 0) & (w != 0)
+                    live += int(on)
+                    exact_sum += a * w
+                    keep_a = sparsity_aware & (nibble_exact[t] | (abs(w) < 16))
+                    pair_sum += (a if keep_a else trimmed[t]) * w
+                    quad_sum += trimmed[t] * tw[ks[t], n] if on else 0
+                parts[n] = exact_sum if live <= 1 else (pair_sum if live == 2 else quad_sum)
+            # pass 2: the N running sums (a loop that vectorises, as for the dense PE)
+            for n in range(width):
+                v, o, u, w_ = _flat_add(acc[n], parts[n], is_int, i_lo, i_hi, bits, wrap, p_m,
+                                        p_emin, p_largest, a_m, a_emin, a_largest, nearest,
+                                        keep)
+                acc[n] = v
+                n_over += o
+                n_under += u
+                n_swamp += w_
+            if chunk > 0 and (s + 1) % chunk == 0:
+                n_over, n_under, n_swamp = _flush_flat(acc, outer, outer_fmt, nearest, keep,
+                                                       n_over, n_under, n_swamp)
+        if chunk > 0:
+            n_over, n_under, n_swamp = _flush_flat(acc, outer, outer_fmt, nearest, keep,
+                                                   n_over, n_under, n_swamp)
+            outputs[m, :] = outer
+        else:
+            outputs[m, :] = acc
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp
+
+
+@njit(inline="always")
+def _flush_flat(acc, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp):
+    """Add every running sum into the second accumulator and clear it (a chunk ends), for
+    formats without infinities; returns the event totals."""
+    is_int = outer_fmt[0] == KIND_INT
+    bits = min(outer_fmt[1], 63) if is_int else 2
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    m, emin, emax = outer_fmt[3], outer_fmt[4], outer_fmt[5]
+    largest = ((1 << (m + 1)) - 1) << (emax - m) if emax < 61 and not is_int else (1 << 62) - 1
+    wrap = outer_fmt[2] == OVERFLOW_WRAP
+    for n in range(acc.shape[0]):
+        # Q_outer(acc) is exact (the second format is the wider one): one quantisation
+        v, o, u, w = _flat_add(outer[n], acc[n], is_int, lo, hi, bits, wrap, m, emin,
+                               largest, m, emin, largest, nearest, keep)
+        outer[n] = v
+        acc[n] = 0
+        n_over += o
+        n_under += u
+        n_swamp += w
+    return n_over, n_under, n_swamp
