@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from simulator.config.arch import ActivationCodecConfig
-from simulator.export.ptq import QuantizedModel
+from simulator.export.ptq import QuantizedModel, run_hooked
 from simulator.memory.codec import (Codec, activation_range, calibrate, code,
                                     one_blas_thread, pixels, table_bytes)
 
@@ -87,13 +87,7 @@ def _inputs(qmodel: QuantizedModel, names: list[str], images: torch.Tensor,
             xq = module.quantize_input(inputs[0]).numpy().astype(np.int64)
             seen[name].append(pixels(xq if xq.ndim == 4 else xq.reshape(-1, xq.shape[-1])))
         handles.append(layers[name].register_forward_pre_hook(hook))
-    try:
-        with torch.no_grad():
-            for start in range(0, images.shape[0], batch_size):
-                qmodel(images[start:start + batch_size])
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_hooked(qmodel, images, batch_size, handles)
     return seen
 
 

@@ -38,7 +38,7 @@ from simulator.workloads.trace import TraceEntry, TraceWriter, load_trace
 from simulator.workloads.lowering import exact_output
 
 __all__ = ["CalibrationOptions", "ExportResult", "QuantizedModel", "batchnorm_pairs", "evaluate",
-           "export_trace", "fold_batchnorm", "quantize"]
+           "export_trace", "fold_batchnorm", "quantize", "run_hooked"]
 
 CalibrationMethod = Literal["max", "percentile", "mse"]
 
@@ -95,6 +95,19 @@ def _set_module(root: nn.Module, name: str, module: nn.Module) -> None:
 def _batches(x: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
     for start in range(0, x.shape[0], batch_size):
         yield x[start:start + batch_size]
+
+
+def run_hooked(model: nn.Module, x: torch.Tensor, batch_size: int,
+               handles: list[torch.utils.hooks.RemovableHandle]) -> None:
+    """Run ``model`` on ``x`` batch by batch without gradients, for what its hooks record,
+    then remove the hooks (``handles``), also when the run fails."""
+    try:
+        with torch.no_grad():
+            for batch in _batches(x, batch_size):
+                model(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 # --------------------------------------------------------------------------- BN folding

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from simulator.export.ptq import QuantizedModel
+from simulator.export.ptq import QuantizedModel, run_hooked
 from simulator.kernels.zap import gate, mask_pattern, predictor_scores
 from simulator.outputs import atomic_write
 
@@ -56,13 +56,7 @@ def capture_maps(qmodel: QuantizedModel, layers: Sequence[str], x: torch.Tensor,
     handles = [integer[name].register_forward_hook(
         lambda module, inputs, output, name=name: maps[name].append(
             F.relu(output.detach().float()))) for name in layers]
-    try:
-        with torch.no_grad():
-            for start in range(0, x.shape[0], batch_size):
-                qmodel(x[start:start + batch_size])
-    finally:
-        for handle in handles:
-            handle.remove()
+    run_hooked(qmodel, x, batch_size, handles)
     return {name: torch.cat(parts) for name, parts in maps.items()}
 
 
