@@ -672,16 +672,21 @@ def _zap_functional(arch: ArchConfig, pe: PEModel, layer: Layer, tensors: LayerT
 
 
 def _zap_exact_output(tensors: LayerTensors, layer: Layer) -> np.ndarray:
-    """The exact outputs (accumulator + bias) of a ZAP layer (a conv2d), by float32 BLAS
-    when that is exact (:func:`simulator.kernels.zap.conv_exact_float32`), else as a trace
+    """The exact outputs (accumulator + bias) of a ZAP layer (a conv2d), by float32 BLAS on
+    one thread when that is exact (:func:`simulator.kernels.zap.conv_exact_float32`), else as a trace
     defines them."""
+    from threadpoolctl import threadpool_limits
+
     from simulator.kernels.zap import conv_exact_float32
     from simulator.workloads.lowering import exact_output, tap_geometry
 
     x = np.asarray(tensors.input)
-    out = conv_exact_float32(x, np.asarray(tensors.weight), layer.stride, layer.dilation,
-                             layer.padding, tap_geometry(layer, *x.shape[2:]),
-                             layer.output_size, layer.groups)
+    # One BLAS thread: the products are small (one per image and group), and BLAS threads
+    # spinning on a shared machine made them 3x slower (docs/performance.md, "ZAP").
+    with threadpool_limits(limits=1, user_api="blas"):
+        out = conv_exact_float32(x, np.asarray(tensors.weight), layer.stride, layer.dilation,
+                                 layer.padding, tap_geometry(layer, *x.shape[2:]),
+                                 layer.output_size, layer.groups)
     if out is None:
         return exact_output(tensors, layer)
     if tensors.bias is not None:
