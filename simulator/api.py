@@ -673,8 +673,8 @@ def _zap_functional(arch: ArchConfig, pe: PEModel, layer: Layer, tensors: LayerT
 
 def _zap_exact_output(tensors: LayerTensors, layer: Layer) -> np.ndarray:
     """The exact outputs (accumulator + bias) of a ZAP layer (a conv2d), by float32 BLAS on
-    one thread when that is exact (:func:`simulator.kernels.zap.conv_exact_float32`), else as a trace
-    defines them."""
+    one thread when that is exact (:func:`simulator.kernels.zap.conv_exact_float32`), else
+    as a trace defines them."""
     from threadpoolctl import threadpool_limits
 
     from simulator.kernels.zap import conv_exact_float32
