@@ -6,7 +6,7 @@
   ResNet-18 on SySMT-2T, and the digits trace;
 - ``zap``: the same functional runs with ZAP on this tree (``zap_synthetic_16x16`` and SySMT
   with the same ``zap`` settings on ResNet-18, ``zap_os_sa_16x16`` with the trained
-  predictors on the digits trace), against their run without ZAP.
+  predictors on the digits trace), against their run without ZAP (timed right after it).
 
 Usage (from the repo root)::
 
@@ -63,14 +63,17 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run([python, "-m", "compileall", "-q", str(tree / "simulator")],
                                check=True)
             plain: dict[str, dict[str, dict]] = {}
-            for key, cmd in PLAIN.items():  # the two trees interleaved, command by command
+            zap: dict[str, dict] = {}
+            # the two trees and the run with ZAP interleaved, command by command: the load
+            # drifts less between the sides of one ratio
+            for key, cmd in PLAIN.items():
                 for name, tree in trees.items():
                     env = _env(tree, tmp / f"numba-{name}")
                     plain.setdefault(key, {})[name] = _timed(
                         [python, "-m", "simulator", *cmd], env, tmp, args.repeats)
-            env = _env(REPO, tmp / "numba-this")
-            zap = {key: _timed([python, "-m", "simulator", *cmd], env, tmp, args.repeats)
-                   for key, cmd in WITH_ZAP.items()}
+                if key in WITH_ZAP:
+                    zap[key] = _timed([python, "-m", "simulator", *WITH_ZAP[key]],
+                                      _env(REPO, tmp / "numba-this"), tmp, args.repeats)
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
                             str(previous)], check=False)

@@ -672,19 +672,25 @@ def _zap_functional(arch: ArchConfig, pe: PEModel, layer: Layer, tensors: LayerT
 
 
 def _zap_exact_output(tensors: LayerTensors, layer: Layer) -> np.ndarray:
-    """The exact outputs (accumulator + bias) of a ZAP layer, by float32 BLAS when that is
-    exact (:func:`simulator.kernels.zap.exact_product_float32`), else as a trace defines
-    them."""
-    from simulator.kernels.zap import exact_product_float32
-    from simulator.workloads.lowering import exact_output
+    """The exact outputs (accumulator + bias) of a ZAP layer (a conv2d), by float32 BLAS on
+    one thread when that is exact (:func:`simulator.kernels.zap.conv_exact_float32`), else
+    as a trace defines them."""
+    from threadpoolctl import threadpool_limits
 
-    product = exact_product_float32(im2col(tensors.input, layer, None),
-                                    weights_to_gemm(tensors.weight, layer))
-    if product is None:
+    from simulator.kernels.zap import conv_exact_float32
+    from simulator.workloads.lowering import exact_output, tap_geometry
+
+    x = np.asarray(tensors.input)
+    # One BLAS thread: the products are small (one per image and group), and BLAS threads
+    # spinning on a shared machine made them 3x slower (docs/performance.md, "ZAP").
+    with threadpool_limits(limits=1, user_api="blas"):
+        out = conv_exact_float32(x, np.asarray(tensors.weight), layer.stride, layer.dilation,
+                                 layer.padding, tap_geometry(layer, *x.shape[2:]),
+                                 layer.output_size, layer.groups)
+    if out is None:
         return exact_output(tensors, layer)
-    out = gemm_to_output(product, layer)
     if tensors.bias is not None:
-        out = out + np.asarray(tensors.bias).astype(np.int64).reshape(1, -1, 1, 1)
+        out += np.asarray(tensors.bias).astype(np.int64).reshape(1, -1, 1, 1)
     return out
 
 

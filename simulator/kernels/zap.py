@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["MASK_TYPES", "mask_pattern", "depthwise3x3", "predictor_scores", "gate",
-           "zap_counts", "phase_folds"]
+           "zap_counts", "phase_folds", "conv_exact_float32"]
 
 #: Mask pattern types (docs/hardware-spec.md §9): 0..10.
 MASK_TYPES = range(11)
@@ -193,31 +193,80 @@ def phase_folds(kept: np.ndarray, mask: np.ndarray, groups: int, rows: int, cols
 _FLOAT32_EXACT = 1 << 24
 
 
-def exact_product_float32(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
-    """The exact int64 product ``a @ b`` of (g, M, K) and (g, K, N) integer arrays, by one
-    float32 BLAS product where float32 is exact, or None when float64 could not be exact
-    either (the caller then uses int64).
+def conv_exact_float32(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
+                       dilation: tuple[int, int], padding: tuple[int, int],
+                       padded: tuple[int, int], out_size: tuple[int, int],
+                       groups: int) -> np.ndarray | None:
+    """The exact int64 outputs (N, F, P, Q) of an integer conv2d (no bias), by float32 BLAS
+    products where float32 is exact, or None when float64 could not be exact either (the
+    caller then uses int64).
 
-    An output's partial sums, in any order, are bounded by sum_k |a_mk| * max|b|: below 2**24
-    they are integers float32 holds exactly. The rows of A whose bound reaches 2**24 are
-    computed again in float64, exact below 2**53 (docs/performance.md, "ZAP").
+    Each image is one product per group, weights (F/g, C/g * R * S) times columns
+    (C/g * R * S, P * Q): the weights need no lowering (their own (c, r, s) order is the
+    reduction order), the columns are built once in float32, and the product is already in
+    the output layout. An output's partial sums, in any order, are bounded by
+    sum_k |a_k| * max|w| over its input window: below 2**24 they are integers float32 holds
+    exactly. The output pixels whose bound reaches 2**24 are computed again in float64,
+    exact below 2**53; operands float32 cannot hold take float64 throughout
+    (docs/performance.md, "ZAP").
+
+    Parameters
+    ----------
+    x : (N, C, H, W) integer input.
+    w : (F, C/g, R, S) integer weights.
+    stride, dilation, padding : (int, int) each, the conv's.
+    padded : (int, int), the zero-padded input's height and width (every tap of every output
+        inside it).
+    out_size : (P, Q).
+    groups : int.
     """
-    k = a.shape[2]
-    if a.size == 0 or b.size == 0 or k == 0:
+    n, c, h, wd = x.shape
+    f, cg, r_taps, s_taps = w.shape
+    (sh, sw), (dh, dw), (ph, pw) = stride, dilation, padding
+    p, q = out_size
+    k = cg * r_taps * s_taps
+    if x.size == 0 or w.size == 0 or k == 0:
         return None
-    amax = max(abs(int(a.min())), abs(int(a.max())))
-    bmax = max(abs(int(b.min())), abs(int(b.max())))
+    amax = max(abs(int(x.min())), abs(int(x.max())))
+    bmax = max(abs(int(w.min())), abs(int(w.max())))
     if amax * bmax * k >= 1 << 53:
         return None
-    af = a.astype(np.float32)
-    out = np.matmul(af, b.astype(np.float32)).astype(np.int64)
-    if amax * bmax * k < _FLOAT32_EXACT:
-        return out
-    bound = np.add.reduce(np.abs(af), axis=2, dtype=np.float64) * bmax
-    del af
-    for group in range(a.shape[0]):
-        rows = np.flatnonzero(bound[group] >= _FLOAT32_EXACT)
-        if rows.size:
-            out[group, rows] = np.matmul(a[group, rows].astype(np.float64),
-                                         b[group].astype(np.float64)).astype(np.int64)
-    return out
+    # float32 when it holds every operand; else float64, exact for the whole product
+    single = max(amax, bmax) < _FLOAT32_EXACT
+    dtype = np.float32 if single else np.float64
+    fg = f // groups
+    weights = w.reshape(groups, fg, k)
+    wf = weights.astype(dtype)
+    xp = np.zeros((n, c, *padded), dtype=dtype)
+    xp[:, :, ph:ph + h, pw:pw + wd] = x
+    cols = np.empty((c, r_taps, s_taps, p, q), dtype=dtype)
+    out = np.empty((n, groups, fg, p * q), dtype=np.int64)
+    checked = single and amax * bmax * k >= _FLOAT32_EXACT
+    if checked:  # sum_k |a_k| per output pixel and group, exact in float64
+        sums = np.zeros((n, groups, *padded), dtype=np.float64)
+        sums[:, :, ph:ph + h, pw:pw + wd] = np.abs(x.astype(np.float64)).reshape(
+            n, groups, cg, h, wd).sum(axis=2)
+
+    def window(a: np.ndarray, r: int, s: int) -> np.ndarray:
+        return a[..., r * dh:r * dh + (p - 1) * sh + 1:sh, s * dw:s * dw + (q - 1) * sw + 1:sw]
+
+    for image in range(n):
+        for r in range(r_taps):
+            for s in range(s_taps):
+                cols[:, r, s] = window(xp[image], r, s)
+        grouped = cols.reshape(groups, k, p * q)
+        np.matmul(wf, grouped, out=out[image], casting="unsafe")
+        if not checked:
+            continue
+        bound = np.zeros((groups, p, q), dtype=np.float64)
+        for r in range(r_taps):
+            for s in range(s_taps):
+                bound += window(sums[image], r, s)
+        bound = bound.reshape(groups, p * q) * bmax
+        for group in range(groups):
+            pixels = np.flatnonzero(bound[group] >= _FLOAT32_EXACT)
+            if pixels.size:
+                out[image, group][:, pixels] = np.matmul(
+                    weights[group].astype(np.float64),
+                    grouped[group][:, pixels].astype(np.float64)).astype(np.int64)
+    return out.reshape(n, f, p, q)

@@ -21,7 +21,8 @@ import numpy as np
 from simulator.workloads.layers import Layer, LayerTensors
 
 __all__ = ["im2col", "weights_to_gemm", "weight_columns", "gemm_to_output", "gemm_product",
-           "exact_output", "output_shape", "im2col_nonzeros", "weight_nonzeros"]
+           "exact_output", "output_shape", "im2col_nonzeros", "weight_nonzeros",
+           "tap_geometry"]
 
 # float64 represents every integer below 2**53 exactly, so a float64 BLAS product is exact
 # when every partial sum stays below that bound; it is much faster than numpy's int64 matmul.
@@ -73,7 +74,7 @@ def im2col(x: np.ndarray, layer: Layer, dtype: np.dtype | type | None = np.int64
     (sh, sw), (dh, dw), (ph, pw) = layer.stride, layer.dilation, layer.padding
     p, q = layer.output_size
     # The padded copy keeps the input's (narrow) dtype; only the result is ``dtype``.
-    padded = np.zeros((n, c, *_tap_geometry(layer, h, w)), dtype=x.dtype)
+    padded = np.zeros((n, c, *tap_geometry(layer, h, w)), dtype=x.dtype)
     padded[:, :, ph:ph + h, pw:pw + w] = x
     taps = r_taps * s_taps
     cols = np.empty((n, p, q, taps, c), dtype=dtype)
@@ -86,7 +87,7 @@ def im2col(x: np.ndarray, layer: Layer, dtype: np.dtype | type | None = np.int64
     return np.ascontiguousarray(cols).reshape(g, n * p * q, taps * cg)
 
 
-def _tap_geometry(layer: Layer, h: int, w: int) -> tuple[int, int]:
+def tap_geometry(layer: Layer, h: int, w: int) -> tuple[int, int]:
     """Height and width of the zero-padded input that every tap of every output reaches: the
     SCALE-Sim rule (and any ceil-style output size) may need zeros beyond the symmetric
     padding at the bottom/right."""
@@ -118,7 +119,7 @@ def im2col_nonzeros(x: np.ndarray, layer: Layer) -> np.ndarray:
     r_taps, s_taps = layer.kernel_size
     (sh, sw), (dh, dw), (ph, pw) = layer.stride, layer.dilation, layer.padding
     p, q = layer.output_size
-    mask = np.zeros((n, c, *_tap_geometry(layer, h, w)), dtype=np.bool_)
+    mask = np.zeros((n, c, *tap_geometry(layer, h, w)), dtype=np.bool_)
     mask[:, :, ph:ph + h, pw:pw + w] = x != 0
     counts = np.empty((r_taps * s_taps, c), dtype=np.int64)
     for r in range(r_taps):

@@ -185,23 +185,39 @@ def test_trained_predictors_on_a_shape_only_workload_is_refused(cli):
     assert len(result.err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_float32_product_is_exact(seed):
+@pytest.mark.parametrize("seed", range(8))
+def test_float32_conv_is_exact(seed):
+    """kernels.zap.conv_exact_float32 against the int64 conv a trace defines (lowering's
+    exact_output): strides, dilations, padding, groups, dense worst-case windows, inputs
+    float32 cannot hold, and sums float64 cannot hold (None)."""
+    from simulator.workloads.layers import Layer, LayerTensors
+    from simulator.workloads.lowering import exact_output, tap_geometry
+
     rng = np.random.default_rng(seed)
-    k = int(rng.choice([3, 64, 600, 4608, 9000]))
-    signed = bool(rng.integers(0, 2))
-    a = rng.integers(-128 if signed else 0, 128 if signed else 256, size=(2, 50, k))
-    a[:, :25] *= rng.random((2, 25, k)) < 0.2  # sparse rows: most pass the float32 bound
-    a = a.astype(np.int8 if signed else np.uint8)
-    b = rng.integers(-127, 128, size=(2, k, 7))
-    got = kz.exact_product_float32(a, b)
-    assert got.dtype == np.int64 and np.array_equal(got, np.matmul(a.astype(np.int64), b))
-    extreme = np.full((1, 3, k), -128 if signed else 255, dtype=a.dtype)  # worst-case sums
-    worst = np.full((1, k, 2), -127)
-    got = kz.exact_product_float32(extreme, worst)
-    assert np.array_equal(got, np.matmul(extreme.astype(np.int64), worst))
-    assert kz.exact_product_float32(np.full((1, 1, 2), 1 << 40), np.full((1, 2, 1), 1 << 20)) \
-        is None  # beyond float64: the caller's int64 product
+    for big in (127, 255, 1 << 12, 1 << 20, 1 << 25):
+        g = int(rng.choice([1, 2, 3]))
+        cg, fg = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        r, s = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        n, h, w = int(rng.integers(1, 3)), int(rng.integers(4, 11)), int(rng.integers(4, 11))
+        layer = Layer(name="conv", op="conv2d", in_channels=g * cg, out_channels=g * fg,
+                      batch=n, input_size=(h, w), kernel_size=(r, s),
+                      stride=tuple(int(v) for v in rng.integers(1, 3, 2)),
+                      padding=tuple(int(v) for v in rng.integers(0, 3, 2)),
+                      dilation=tuple(int(v) for v in rng.integers(1, 3, 2)), groups=g)
+        x = rng.integers(-big, big + 1, size=(n, g * cg, h, w))
+        x[:, :, ::2] *= rng.random((n, g * cg, (h + 1) // 2, w)) < 0.3  # sparse rows
+        x[0, :, -3:, -3:] = -big  # a dense window of extreme values
+        weight = rng.integers(-127, 128, size=(g * fg, cg, r, s))
+        weight[0] = -127
+        if big < 1 << 15:
+            x = x.astype(np.int16)
+        got = kz.conv_exact_float32(x, weight, layer.stride, layer.dilation, layer.padding,
+                                    tap_geometry(layer, h, w), layer.output_size, g)
+        want = exact_output(LayerTensors(input=x, weight=weight, bias=None), layer)
+        assert got.dtype == np.int64 and np.array_equal(got, want), big
+    huge = np.full((1, 1, 2, 2), 1 << 40)
+    assert kz.conv_exact_float32(huge, np.full((1, 1, 2, 2), 1 << 20), (1, 1), (1, 1),
+                                 (0, 0), (2, 2), (1, 1), 1) is None  # the caller's int64
 
 
 def test_a_run_without_zap_imports_none_of_it(repo):
