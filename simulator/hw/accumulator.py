@@ -160,8 +160,10 @@ def _run_kernel(feed: AccumulationFeed, config: AccumulatorConfig, a: np.ndarray
     flat = config.overflow_mode != "inf" and (
         config.bits < 63 if config.type == "int" else config.mantissa_bits <= OUTER_FLOAT[1])
     sysmt = flat and feed.rule == RULE_SYSMT
+    lanes32 = in_order and config.type == "float" and flat and _fits_int32(prod, acc, a, b)
     rows_of_b = in_order or sysmt
-    b64 = np.ascontiguousarray(b, dtype=np.int64) if rows_of_b else None
+    b64 = (np.ascontiguousarray(b, dtype=np.int32 if lanes32 else np.int64) if rows_of_b
+           else None)
     bt = None if rows_of_b else np.ascontiguousarray(b.T, dtype=np.int64)
 
     def task(i: int) -> None:
@@ -171,6 +173,9 @@ def _run_kernel(feed: AccumulationFeed, config: AccumulatorConfig, a: np.ndarray
                 a64, b64, feed.sched, bool(feed.params[0] == POLICY_SPARSITY_AWARE),
                 int(feed.params[1]), prod, acc, outer, config.chunk or 0, outputs, events[i],
                 lo, hi)
+        elif lanes32:  # values that fit in int32: 16 lanes of a 512-bit register
+            kernel.accumulate_dense_flat32(a64, b64, prod, acc, outer, config.chunk or 0,
+                                           outputs, events[i], lo, hi)
         elif in_order and flat:  # no infinities: a loop without data-dependent branches
             kernel.accumulate_dense_flat(a64, b64, prod, acc, outer, config.chunk or 0,
                                          outputs, events[i], lo, hi)
@@ -184,6 +189,24 @@ def _run_kernel(feed: AccumulationFeed, config: AccumulatorConfig, a: np.ndarray
     parallel_map(workers, len(blocks), task)
     outputs[outputs == kernel.NAN] = 0
     return outputs, events.sum(axis=0)
+
+
+def _largest(fmt: np.ndarray) -> int:
+    """The largest finite value of a float format array, in product units."""
+    m, emax = int(fmt[3]), int(fmt[5])
+    return ((1 << (m + 1)) - 1) << max(emax - m, 0) if emax >= m else (1 << 62)
+
+
+def _fits_int32(prod: np.ndarray, acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the int32 kernel can run a float format: every product |a·b| and the running
+    sum's largest value plus the products' stay below 2^29 (no int32 operation of
+    :func:`simulator.kernels.accumulator.accumulate_dense_flat32` can overflow)."""
+    limit = 1 << 29
+    if int(prod[5]) > 29 or int(acc[5]) > 29 or int(acc[4]) < -64 or int(prod[4]) < -64:
+        return False
+    amax = max(abs(int(a.min())), abs(int(a.max()))) if a.size else 0
+    bmax = max(abs(int(b.min())), abs(int(b.max()))) if b.size else 0
+    return amax * bmax < limit and _largest(acc) + _largest(prod) < limit
 
 
 def _float_adder(width: int) -> dict[str, float]:

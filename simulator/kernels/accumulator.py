@@ -595,3 +595,158 @@ def _flush_flat(acc, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp):
         n_under += u
         n_swamp += w
     return n_over, n_under, n_swamp
+
+
+@intrinsic
+def _leading_zeros32(typingctx, x):
+    """The count of leading zero bits of an int32 (LLVM's ctlz; x > 0 here)."""
+    sig = types.int32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return sig, codegen
+
+
+@intrinsic
+def _shl32(typingctx, x, n):
+    """``x << n`` on int32 (0 <= n < 32): LLVM's i32 shift, so the loop keeps 32-bit lanes."""
+    sig = types.int32(types.int32, types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.shl(args[0], args[1])
+
+    return sig, codegen
+
+
+@intrinsic
+def _sub32(typingctx, x, y):
+    """``x - y`` on int32 (no overflow here): LLVM's i32 subtraction."""
+    sig = types.int32(types.int32, types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.sub(args[0], args[1])
+
+    return sig, codegen
+
+
+@intrinsic
+def _add32(typingctx, x, y):
+    """``x + y`` on int32 (no overflow here): LLVM's i32 addition."""
+    sig = types.int32(types.int32, types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.add(args[0], args[1])
+
+    return sig, codegen
+
+
+@intrinsic
+def _sar32(typingctx, x, n):
+    """``x >> n`` (arithmetic) on int32, 0 <= n < 32: LLVM's i32 shift."""
+    sig = types.int32(types.int32, types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.ashr(args[0], args[1])
+
+    return sig, codegen
+
+
+@njit(inline="always")
+def _q32(x, top, low_shift, emin_e, largest, neg_largest, nearest, keep):
+    """:func:`_q_float_flat` on int32 lanes: (value, overflow, underflow) of ``x`` rounded
+    to a float format without infinities, with ``top`` = 31 - mantissa bits, ``low_shift`` =
+    max(emin - mantissa, 0), ``emin_e`` = 31 - emin, the largest finite value and its
+    negative, and ``nearest``/``keep`` masks (-1 for
+    true, 0 for false; all int32)."""
+    a = np.int32(abs(x))
+    lz = _leading_zeros32(a | np.int32(1))
+    shift = max(_sub32(top, lz), low_shift)
+    step = _shl32(np.int32(1), shift)
+    rest = x & _sub32(step, np.int32(1))
+    odd = np.int32(np.int32(x & step) != 0)
+    up = max(_add32(_sub32(_sar32(step, np.int32(1)), np.int32(1)), odd), np.int32(0))
+    r = _add32(x, up & nearest) & _sub32(np.int32(0), step)  # floor: the signed floor
+    over = np.int32(r > largest) | np.int32(r < neg_largest)
+    r = min(max(r, neg_largest), largest)
+    tiny = np.int32(lz > emin_e) & np.int32(a != 0)
+    flushed = tiny & ~keep
+    under = flushed | (tiny & np.int32(rest != 0))
+    r = np.int32(r) & _sub32(flushed, np.int32(1))
+    return np.int32(r), over, under
+
+
+@njit(checked=False)
+def accumulate_dense_flat32(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, events, lo, hi):
+    """:func:`accumulate_dense_flat` on int32 lanes, for a float format without infinities
+    whose values and partial sums fit: every product |a·b|, the largest finite value of the
+    running sum plus that of the products, below 2^29 (the caller checks). The same values
+    and events.
+
+    Every operation of the column loop is a 32-bit one (:func:`_q32`; numba widens integer
+    arithmetic to 64 bits, so the lane operations are LLVM i32 intrinsics), which lets LLVM
+    use 16 lanes of a 512-bit register (count-leading-zeros included, ``vplzcntd``). Rows run
+    in blocks of 8, the steps outermost, so one row of B (``B`` int32 (Kd, N)) serves 8 rows
+    while it is in the first-level cache. Events are counted in int32 per (row, step) (at
+    most 2N each) and summed in int64."""
+    n_n = B.shape[1]
+    kd = A.shape[1]
+    p_m, p_emin, p_emax = prod_fmt[3], prod_fmt[4], prod_fmt[5]
+    a_m, a_emin, a_emax = acc_fmt[3], acc_fmt[4], acc_fmt[5]
+    nearest = np.int32(-1 if acc_fmt[6] == ROUND_NEAREST_EVEN else 0)
+    keep = np.int32(-1 if acc_fmt[7] == UNDERFLOW_KEEP else 0)
+    p_top, p_low, p_emin_e = np.int32(31 - p_m), np.int32(max(p_emin - p_m, 0)), np.int32(31 - p_emin)
+    a_top, a_low, a_emin_e = np.int32(31 - a_m), np.int32(max(a_emin - a_m, 0)), np.int32(31 - a_emin)
+    p_largest = np.int32(((1 << (p_m + 1)) - 1) << (p_emax - p_m))
+    a_largest = np.int32(((1 << (a_m + 1)) - 1) << (a_emax - a_m))
+    p_neg, a_neg = np.int32(-p_largest), np.int32(-a_largest)
+    s_top = np.int32(31 - a_m - 1)
+    s_low = np.int32(a_emin - a_m - 1)
+    rows = 8
+    acc = np.zeros((rows, n_n), np.int32)
+    outer = np.zeros(n_n, np.int64)
+    n_over = 0
+    n_under = 0
+    n_swamp = 0
+    for m0 in range(lo, hi, rows):
+        nr = min(rows, hi - m0)
+        acc[:] = 0
+        if chunk > 0:
+            outputs[m0:m0 + nr, :] = 0
+        for k in range(kd):
+            for r in range(nr):
+                x = np.int32(A[m0 + r, k])
+                c_over = np.int32(0)
+                c_under = np.int32(0)
+                c_swamp = np.int32(0)
+                for n in range(n_n if x != 0 else 0):
+                    p = np.int32(x * B[k, n])
+                    q, o1, u1 = _q32(p, p_top, p_low, p_emin_e, p_largest, p_neg, nearest, keep)
+                    s = acc[r, n]
+                    lz = _leading_zeros32(np.int32(abs(s)) | np.int32(1))
+                    sh = max(_sub32(s_top, lz), s_low)
+                    swamp = (np.int32(s != 0) & np.int32(q != 0) & np.int32(sh >= 0)
+                             & np.int32(np.int32(abs(q)) < _shl32(np.int32(1), np.int32(max(sh, np.int32(0))))))
+                    v, o2, u2 = _q32(_add32(s, q), a_top, a_low, a_emin_e, a_largest,
+                                     a_neg, nearest, keep)
+                    acc[r, n] = v
+                    c_over = _add32(c_over, _add32(o1, o2))
+                    c_under = _add32(c_under, _add32(u1, u2))
+                    c_swamp = _add32(c_swamp, swamp)
+                n_over += c_over
+                n_under += c_under
+                n_swamp += c_swamp
+            if chunk > 0 and (k + 1) % chunk == 0:
+                for r in range(nr):
+                    n_over, n_under, n_swamp = _flush_flat(acc[r], outputs[m0 + r], outer_fmt,
+                                                        nearest != 0, keep != 0, n_over, n_under, n_swamp)
+        for r in range(nr):
+            if chunk > 0:
+                n_over, n_under, n_swamp = _flush_flat(acc[r], outputs[m0 + r], outer_fmt,
+                                                        nearest != 0, keep != 0, n_over, n_under, n_swamp)
+            else:
+                for n in range(n_n):
+                    outputs[m0 + r, n] = acc[r, n]
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp
