@@ -160,7 +160,9 @@ def _run_kernel(feed: AccumulationFeed, config: AccumulatorConfig, a: np.ndarray
     flat = config.overflow_mode != "inf" and (
         config.bits < 63 if config.type == "int" else config.mantissa_bits <= OUTER_FLOAT[1])
     sysmt = flat and feed.rule == RULE_SYSMT
-    lanes32 = in_order and config.type == "float" and flat and _fits_int32(prod, acc, a, b)
+    # float values that fit in int32 (a partial sum of T threads: T products)
+    lanes32 = ((in_order or sysmt) and config.type == "float" and flat
+               and _fits_int32(prod, acc, a, b, feed.sched.shape[0], feed.rule == RULE_DENSE))
     rows_of_b = in_order or sysmt
     b64 = (np.ascontiguousarray(b, dtype=np.int32 if lanes32 else np.int64) if rows_of_b
            else None)
@@ -168,7 +170,12 @@ def _run_kernel(feed: AccumulationFeed, config: AccumulatorConfig, a: np.ndarray
 
     def task(i: int) -> None:
         lo, hi = blocks[i]
-        if sysmt:  # SySMT's rule as selects, the N sums side by side
+        if sysmt and lanes32:  # SySMT's rule as selects, 16 int32 lanes
+            kernel.accumulate_sysmt_flat32(
+                a64, b64, feed.sched, bool(feed.params[0] == POLICY_SPARSITY_AWARE),
+                int(feed.params[1]), prod, acc, outer, config.chunk or 0, outputs, events[i],
+                lo, hi)
+        elif sysmt:  # SySMT's rule as selects, the N sums side by side
             kernel.accumulate_sysmt_flat(
                 a64, b64, feed.sched, bool(feed.params[0] == POLICY_SPARSITY_AWARE),
                 int(feed.params[1]), prod, acc, outer, config.chunk or 0, outputs, events[i],
@@ -197,16 +204,20 @@ def _largest(fmt: np.ndarray) -> int:
     return ((1 << (m + 1)) - 1) << max(emax - m, 0) if emax >= m else (1 << 62)
 
 
-def _fits_int32(prod: np.ndarray, acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether the int32 kernel can run a float format: every product |a·b| and the running
-    sum's largest value plus the products' stay below 2^29 (no int32 operation of
+def _fits_int32(prod: np.ndarray, acc: np.ndarray, a: np.ndarray, b: np.ndarray,
+                threads: int, exact: bool) -> bool:
+    """Whether the int32 kernels can run a float format: every partial sum (``threads``
+    products, each at most max|a|·max|b| for an ``exact`` PE, else 255·128: a PE's rounding
+    may round an operand up) and the running sum's largest value plus the products' stay
+    below 2^29 (no int32 operation of
     :func:`simulator.kernels.accumulator.accumulate_dense_flat32` can overflow)."""
     limit = 1 << 29
     if int(prod[5]) > 29 or int(acc[5]) > 29 or int(acc[4]) < -64 or int(prod[4]) < -64:
         return False
     amax = max(abs(int(a.min())), abs(int(a.max()))) if a.size else 0
     bmax = max(abs(int(b.min())), abs(int(b.max()))) if b.size else 0
-    return amax * bmax < limit and _largest(acc) + _largest(prod) < limit
+    product = amax * bmax if exact else max(amax * bmax, _MAX_PRODUCT)
+    return threads * product < limit and _largest(acc) + _largest(prod) < limit
 
 
 def _float_adder(width: int) -> dict[str, float]:

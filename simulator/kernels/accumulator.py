@@ -472,6 +472,58 @@ def _flat_add(s, p, is_int, i_lo, i_hi, bits, wrap, p_m, p_emin, p_largest, a_m,
     return v, o1 + o2, u1 + u2, int(swamp)
 
 
+@njit(inline="always")
+def _sysmt_parts(A, B, tw, sched, sparsity_aware, rounding, m, s, acts, trimmed, nibble_exact,
+                 ks, parts):
+    """Pass 1 of the SySMT kernels: the partial sums of row ``m``'s step ``s`` for the N
+    columns into ``parts`` (the rule of docs/hardware-spec.md §3 as selects); returns N, or 0
+    when every activation of the step is 0 (nothing to add)."""
+    threads = sched.shape[0]
+    n_n = B.shape[1]
+    any_active = False
+    for t in range(threads):
+        k = sched[t, s]
+        ks[t] = k if k >= 0 else 0
+        a = A[m, k] if k >= 0 else 0
+        acts[t] = a
+        trimmed[t] = _trim_signed(a, rounding)
+        x = -a if a < 0 else a
+        nibble_exact[t] = (x >> 4) == 0 or (x & 0xF) == 0
+        any_active = any_active or a != 0
+    width = n_n if any_active else 0
+    # pass 1: the step's partial sums of the N columns (the rule as selects)
+    if threads == 2:  # two threads never collide three ways: unrolled
+        a0, a1, k0, k1 = acts[0], acts[1], ks[0], ks[1]
+        t0, t1 = trimmed[0], trimmed[1]
+        e0, e1 = nibble_exact[0] & sparsity_aware, nibble_exact[1] & sparsity_aware
+        for n in range(width):
+            w0 = B[k0, n]
+            w1 = B[k1, n]
+            both = (a0 != 0) & (w0 != 0) & (a1 != 0) & (w1 != 0)
+            x0 = a0 if (e0 | (sparsity_aware & (abs(w0) < 16))) else t0
+            x1 = a1 if (e1 | (sparsity_aware & (abs(w1) < 16))) else t1
+            parts[n] = (x0 * w0 + x1 * w1) if both else (a0 * w0 + a1 * w1)
+        width_general = 0
+    else:
+        width_general = width
+    for n in range(width_general):
+        live = 0
+        exact_sum = 0
+        pair_sum = 0
+        quad_sum = 0
+        for t in range(threads):
+            a = acts[t]
+            w = B[ks[t], n] if a != 0 else 0
+            on = (a != 0) & (w != 0)
+            live += int(on)
+            exact_sum += a * w
+            keep_a = sparsity_aware & (nibble_exact[t] | (abs(w) < 16))
+            pair_sum += (a if keep_a else trimmed[t]) * w
+            quad_sum += trimmed[t] * tw[ks[t], n] if on else 0
+        parts[n] = exact_sum if live <= 1 else (pair_sum if live == 2 else quad_sum)
+    return width
+
+
 @njit(checked=False)
 def accumulate_sysmt_flat(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_fmt,
                           outer_fmt, chunk, outputs, events, lo, hi):
@@ -511,47 +563,8 @@ def accumulate_sysmt_flat(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_f
         acc[:] = 0
         outer[:] = 0
         for s in range(steps):
-            any_active = False
-            for t in range(threads):
-                k = sched[t, s]
-                ks[t] = k if k >= 0 else 0
-                a = A[m, k] if k >= 0 else 0
-                acts[t] = a
-                trimmed[t] = _trim_signed(a, rounding)
-                x = -a if a < 0 else a
-                nibble_exact[t] = (x >> 4) == 0 or (x & 0xF) == 0
-                any_active = any_active or a != 0
-            width = n_n if any_active else 0
-            # pass 1: the step's partial sums of the N columns (the rule as selects)
-            if threads == 2:  # two threads never collide three ways: unrolled
-                a0, a1, k0, k1 = acts[0], acts[1], ks[0], ks[1]
-                t0, t1 = trimmed[0], trimmed[1]
-                e0, e1 = nibble_exact[0] & sparsity_aware, nibble_exact[1] & sparsity_aware
-                for n in range(width):
-                    w0 = B[k0, n]
-                    w1 = B[k1, n]
-                    both = (a0 != 0) & (w0 != 0) & (a1 != 0) & (w1 != 0)
-                    x0 = a0 if (e0 | (sparsity_aware & (abs(w0) < 16))) else t0
-                    x1 = a1 if (e1 | (sparsity_aware & (abs(w1) < 16))) else t1
-                    parts[n] = (x0 * w0 + x1 * w1) if both else (a0 * w0 + a1 * w1)
-                width_general = 0
-            else:
-                width_general = width
-            for n in range(width_general):
-                live = 0
-                exact_sum = 0
-                pair_sum = 0
-                quad_sum = 0
-                for t in range(threads):
-                    a = acts[t]
-                    w = B[ks[t], n] if a != 0 else 0
-                    on = (a != 0) & (w != 0)
-                    live += int(on)
-                    exact_sum += a * w
-                    keep_a = sparsity_aware & (nibble_exact[t] | (abs(w) < 16))
-                    pair_sum += (a if keep_a else trimmed[t]) * w
-                    quad_sum += trimmed[t] * tw[ks[t], n] if on else 0
-                parts[n] = exact_sum if live <= 1 else (pair_sum if live == 2 else quad_sum)
+            width = _sysmt_parts(A, B, tw, sched, sparsity_aware, rounding, m, s, acts, trimmed,
+                                 nibble_exact, ks, parts)
             # pass 2: the N running sums (a loop that vectorises, as for the dense PE)
             for n in range(width):
                 v, o, u, w_ = _flat_add(acc[n], parts[n], is_int, i_lo, i_hi, bits, wrap, p_m,
@@ -676,6 +689,37 @@ def _q32(x, top, low_shift, emin_e, largest, neg_largest, nearest, keep):
     return np.int32(r), over, under
 
 
+@njit(inline="always")
+def _consts32(prod_fmt, acc_fmt):
+    """The int32 constants of :func:`_step32` for a product and a running-sum float format
+    (``_q32``'s for each, the swamping threshold's, the rounding and underflow masks)."""
+    p_m, p_emin, p_emax = prod_fmt[3], prod_fmt[4], prod_fmt[5]
+    a_m, a_emin, a_emax = acc_fmt[3], acc_fmt[4], acc_fmt[5]
+    p_largest = ((1 << (p_m + 1)) - 1) << (p_emax - p_m)
+    a_largest = ((1 << (a_m + 1)) - 1) << (a_emax - a_m)
+    return (np.int32(31 - p_m), np.int32(max(p_emin - p_m, 0)), np.int32(31 - p_emin),
+            np.int32(p_largest), np.int32(-p_largest),
+            np.int32(31 - a_m), np.int32(max(a_emin - a_m, 0)), np.int32(31 - a_emin),
+            np.int32(a_largest), np.int32(-a_largest),
+            np.int32(31 - a_m - 1), np.int32(a_emin - a_m - 1),
+            np.int32(-1 if acc_fmt[6] == ROUND_NEAREST_EVEN else 0),
+            np.int32(-1 if acc_fmt[7] == UNDERFLOW_KEEP else 0))
+
+
+@njit(inline="always")
+def _step32(s, p, c):
+    """:func:`_flat_add` for a float format on int32 lanes (``c`` from :func:`_consts32`):
+    (new running sum, overflow, underflow, swamping) as int32 for running sum ``s`` and
+    partial sum ``p``."""
+    q, o1, u1 = _q32(p, c[0], c[1], c[2], c[3], c[4], c[12], c[13])
+    lz = _leading_zeros32(np.int32(abs(s)) | np.int32(1))
+    sh = max(_sub32(c[10], lz), c[11])  # the exponent of half an ulp of s
+    swamp = (np.int32(s != 0) & np.int32(q != 0) & np.int32(sh >= 0)
+             & np.int32(np.int32(abs(q)) < _shl32(np.int32(1), max(sh, np.int32(0)))))
+    v, o2, u2 = _q32(_add32(s, q), c[5], c[6], c[7], c[8], c[9], c[12], c[13])
+    return v, _add32(o1, o2), _add32(u1, u2), swamp
+
+
 @njit(checked=False)
 def accumulate_dense_flat32(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, events, lo, hi):
     """:func:`accumulate_dense_flat` on int32 lanes, for a float format without infinities
@@ -691,20 +735,10 @@ def accumulate_dense_flat32(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, 
     most 2N each) and summed in int64."""
     n_n = B.shape[1]
     kd = A.shape[1]
-    p_m, p_emin, p_emax = prod_fmt[3], prod_fmt[4], prod_fmt[5]
-    a_m, a_emin, a_emax = acc_fmt[3], acc_fmt[4], acc_fmt[5]
-    nearest = np.int32(-1 if acc_fmt[6] == ROUND_NEAREST_EVEN else 0)
-    keep = np.int32(-1 if acc_fmt[7] == UNDERFLOW_KEEP else 0)
-    p_top, p_low, p_emin_e = np.int32(31 - p_m), np.int32(max(p_emin - p_m, 0)), np.int32(31 - p_emin)
-    a_top, a_low, a_emin_e = np.int32(31 - a_m), np.int32(max(a_emin - a_m, 0)), np.int32(31 - a_emin)
-    p_largest = np.int32(((1 << (p_m + 1)) - 1) << (p_emax - p_m))
-    a_largest = np.int32(((1 << (a_m + 1)) - 1) << (a_emax - a_m))
-    p_neg, a_neg = np.int32(-p_largest), np.int32(-a_largest)
-    s_top = np.int32(31 - a_m - 1)
-    s_low = np.int32(a_emin - a_m - 1)
+    c = _consts32(prod_fmt, acc_fmt)
+    nearest, keep = acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP
     rows = 8
     acc = np.zeros((rows, n_n), np.int32)
-    outer = np.zeros(n_n, np.int64)
     n_over = 0
     n_under = 0
     n_swamp = 0
@@ -720,33 +754,81 @@ def accumulate_dense_flat32(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, 
                 c_under = np.int32(0)
                 c_swamp = np.int32(0)
                 for n in range(n_n if x != 0 else 0):
-                    p = np.int32(x * B[k, n])
-                    q, o1, u1 = _q32(p, p_top, p_low, p_emin_e, p_largest, p_neg, nearest, keep)
-                    s = acc[r, n]
-                    lz = _leading_zeros32(np.int32(abs(s)) | np.int32(1))
-                    sh = max(_sub32(s_top, lz), s_low)
-                    swamp = (np.int32(s != 0) & np.int32(q != 0) & np.int32(sh >= 0)
-                             & np.int32(np.int32(abs(q)) < _shl32(np.int32(1), np.int32(max(sh, np.int32(0))))))
-                    v, o2, u2 = _q32(_add32(s, q), a_top, a_low, a_emin_e, a_largest,
-                                     a_neg, nearest, keep)
+                    v, o, u, w = _step32(acc[r, n], np.int32(x * B[k, n]), c)
                     acc[r, n] = v
-                    c_over = _add32(c_over, _add32(o1, o2))
-                    c_under = _add32(c_under, _add32(u1, u2))
-                    c_swamp = _add32(c_swamp, swamp)
+                    c_over = _add32(c_over, o)
+                    c_under = _add32(c_under, u)
+                    c_swamp = _add32(c_swamp, w)
                 n_over += c_over
                 n_under += c_under
                 n_swamp += c_swamp
             if chunk > 0 and (k + 1) % chunk == 0:
                 for r in range(nr):
                     n_over, n_under, n_swamp = _flush_flat(acc[r], outputs[m0 + r], outer_fmt,
-                                                        nearest != 0, keep != 0, n_over, n_under, n_swamp)
+                                                        nearest, keep, n_over, n_under, n_swamp)
         for r in range(nr):
             if chunk > 0:
                 n_over, n_under, n_swamp = _flush_flat(acc[r], outputs[m0 + r], outer_fmt,
-                                                        nearest != 0, keep != 0, n_over, n_under, n_swamp)
+                                                        nearest, keep, n_over, n_under, n_swamp)
             else:
                 for n in range(n_n):
                     outputs[m0 + r, n] = acc[r, n]
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp
+
+
+@njit(checked=False)
+def accumulate_sysmt_flat32(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_fmt,
+                            outer_fmt, chunk, outputs, events, lo, hi):
+    """:func:`accumulate_sysmt_flat` on int32 lanes (``B`` int32), for a float format without
+    infinities whose values fit (as :func:`accumulate_dense_flat32`; partial sums of two or
+    more threads included: the caller bounds them). The same values and events."""
+    n_n = B.shape[1]
+    threads, steps = sched.shape
+    tw = np.empty_like(B)  # the trimmed weights (4b x 4b collisions)
+    for k in range(B.shape[0]):
+        for n in range(n_n):
+            tw[k, n] = _trim_signed(B[k, n], rounding)
+    c = _consts32(prod_fmt, acc_fmt)
+    nearest, keep = acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP
+    acts = np.zeros(threads, np.int64)
+    trimmed = np.zeros(threads, np.int64)
+    nibble_exact = np.zeros(threads, np.bool_)
+    ks = np.zeros(threads, np.int64)
+    acc = np.zeros(n_n, np.int32)
+    parts = np.zeros(n_n, np.int32)
+    n_over = 0
+    n_under = 0
+    n_swamp = 0
+    for m in range(lo, hi):
+        acc[:] = 0
+        outputs[m, :] = 0
+        for s in range(steps):
+            width = _sysmt_parts(A, B, tw, sched, sparsity_aware, rounding, m, s, acts, trimmed,
+                                 nibble_exact, ks, parts)
+            # pass 2: the N running sums, 16 int32 lanes at a time
+            c_over = np.int32(0)
+            c_under = np.int32(0)
+            c_swamp = np.int32(0)
+            for n in range(width):
+                v, o, u, w = _step32(acc[n], parts[n], c)
+                acc[n] = v
+                c_over = _add32(c_over, o)
+                c_under = _add32(c_under, u)
+                c_swamp = _add32(c_swamp, w)
+            n_over += c_over
+            n_under += c_under
+            n_swamp += c_swamp
+            if chunk > 0 and (s + 1) % chunk == 0:
+                n_over, n_under, n_swamp = _flush_flat(acc, outputs[m], outer_fmt, nearest, keep,
+                                                       n_over, n_under, n_swamp)
+        if chunk > 0:
+            n_over, n_under, n_swamp = _flush_flat(acc, outputs[m], outer_fmt, nearest, keep,
+                                                   n_over, n_under, n_swamp)
+        else:
+            for n in range(n_n):
+                outputs[m, n] = acc[n]
     events[EVENT_OVERFLOW] += n_over
     events[EVENT_UNDERFLOW] += n_under
     events[EVENT_SWAMPING] += n_swamp
