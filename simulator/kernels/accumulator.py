@@ -9,7 +9,10 @@ running sum, which is quantised to its format after every addition. With chunkin
 
 Values are integers in units of one product (docs/accumulators.md explains why a format's
 representable values on integer sums are integers), held in int64; infinities and NaN are
-sentinels beyond any sum (:data:`POS_INF`, :data:`NEG_INF`, :data:`NAN`).
+sentinels beyond any sum (:data:`POS_INF`, :data:`NEG_INF`, :data:`NAN`). Float formats
+whose values fit run on 32-bit lanes instead (int32, or float32 when binary32 holds every
+value exactly: ``accumulate_*_flat32`` and ``accumulate_*_f32``, docs/performance.md,
+"Narrow accumulators"), with the same values and events.
 
 A format is an int64 array (see :data:`FMT_FIELDS`):
 ``[kind, bits, overflow, mantissa, emin, emax, rounding, underflow]`` where ``kind`` is
