@@ -160,17 +160,40 @@ def _run_kernel(feed: AccumulationFeed, config: AccumulatorConfig, a: np.ndarray
     flat = config.overflow_mode != "inf" and (
         config.bits < 63 if config.type == "int" else config.mantissa_bits <= OUTER_FLOAT[1])
     sysmt = flat and feed.rule == RULE_SYSMT
+    # float values that fit in int32 (a partial sum of T threads: T products)
+    lanes32 = ((in_order or sysmt) and config.type == "float" and flat
+               and _fits_int32(prod, acc, a, b, feed.sched.shape[0], feed.rule == RULE_DENSE))
+    # ... and that float32 holds exactly, rounded on its bits
+    lanes_f = lanes32 and _fits_float32(prod, acc, a, b, feed.sched.shape[0],
+                                        feed.rule == RULE_DENSE)
     rows_of_b = in_order or sysmt
-    b64 = np.ascontiguousarray(b, dtype=np.int64) if rows_of_b else None
+    dtype = (np.float32 if lanes_f and in_order else np.int32 if lanes32 else np.int64)
+    b64 = np.ascontiguousarray(b, dtype=dtype) if rows_of_b else None
     bt = None if rows_of_b else np.ascontiguousarray(b.T, dtype=np.int64)
 
     def task(i: int) -> None:
         lo, hi = blocks[i]
-        if sysmt:  # SySMT's rule as selects, the N sums side by side
+        if sysmt and lanes_f:  # SySMT's rule as selects, 16 float32 lanes
+            kernel.accumulate_sysmt_f32(
+                a64, b64, feed.sched, bool(feed.params[0] == POLICY_SPARSITY_AWARE),
+                int(feed.params[1]), prod, acc, outer, config.chunk or 0, outputs, events[i],
+                lo, hi)
+        elif sysmt and lanes32:  # SySMT's rule as selects, 16 int32 lanes
+            kernel.accumulate_sysmt_flat32(
+                a64, b64, feed.sched, bool(feed.params[0] == POLICY_SPARSITY_AWARE),
+                int(feed.params[1]), prod, acc, outer, config.chunk or 0, outputs, events[i],
+                lo, hi)
+        elif sysmt:  # SySMT's rule as selects, the N sums side by side
             kernel.accumulate_sysmt_flat(
                 a64, b64, feed.sched, bool(feed.params[0] == POLICY_SPARSITY_AWARE),
                 int(feed.params[1]), prod, acc, outer, config.chunk or 0, outputs, events[i],
                 lo, hi)
+        elif lanes_f:  # values that float32 holds: 16 lanes, rounding on the bits
+            kernel.accumulate_dense_f32(a64, b64, prod, acc, outer, config.chunk or 0,
+                                        outputs, events[i], lo, hi)
+        elif lanes32:  # values that fit in int32: 16 lanes of a 512-bit register
+            kernel.accumulate_dense_flat32(a64, b64, prod, acc, outer, config.chunk or 0,
+                                           outputs, events[i], lo, hi)
         elif in_order and flat:  # no infinities: a loop without data-dependent branches
             kernel.accumulate_dense_flat(a64, b64, prod, acc, outer, config.chunk or 0,
                                          outputs, events[i], lo, hi)
@@ -184,6 +207,40 @@ def _run_kernel(feed: AccumulationFeed, config: AccumulatorConfig, a: np.ndarray
     parallel_map(workers, len(blocks), task)
     outputs[outputs == kernel.NAN] = 0
     return outputs, events.sum(axis=0)
+
+
+def _largest(fmt: np.ndarray) -> int:
+    """The largest finite value of a float format array, in product units."""
+    m, emax = int(fmt[3]), int(fmt[5])
+    return ((1 << (m + 1)) - 1) << max(emax - m, 0) if emax >= m else (1 << 62)
+
+
+def _fits_int32(prod: np.ndarray, acc: np.ndarray, a: np.ndarray, b: np.ndarray,
+                threads: int, exact: bool, limit: int = 1 << 29) -> bool:
+    """Whether the int32 kernels can run a float format: every partial sum (``threads``
+    products, each at most max|a|·max|b| for an ``exact`` PE, else 255·128: a PE's rounding
+    may round an operand up) and the running sum's largest value plus the products' stay
+    below ``limit`` (2^29: no int32 operation of
+    :func:`simulator.kernels.accumulator.accumulate_dense_flat32` can overflow)."""
+    if int(prod[5]) > 29 or int(acc[5]) > 29 or int(acc[4]) < -64 or int(prod[4]) < -64:
+        return False
+    amax = max(abs(int(a.min())), abs(int(a.max()))) if a.size else 0
+    bmax = max(abs(int(b.min())), abs(int(b.max()))) if b.size else 0
+    product = amax * bmax if exact else max(amax * bmax, _MAX_PRODUCT)
+    return threads * product < limit and _largest(acc) + _largest(prod) < limit
+
+
+def _fits_float32(prod: np.ndarray, acc: np.ndarray, a: np.ndarray, b: np.ndarray,
+                  threads: int, exact: bool) -> bool:
+    """Whether the float32 kernels can run a float format: at most 22 mantissa bits, emin
+    between mantissa - 126 and the mantissa bits (integers below the smallest normal value
+    are exact), and every value and sum below 2^24 (exact in binary32), as
+    :func:`_fits_int32` bounds them."""
+    for fmt in (prod, acc):
+        m, emin = int(fmt[3]), int(fmt[4])
+        if not (m <= 22 and m - 126 <= emin <= m):
+            return False
+    return _fits_int32(prod, acc, a, b, threads, exact, limit=1 << 24)
 
 
 def _float_adder(width: int) -> dict[str, float]:

@@ -9,7 +9,10 @@ running sum, which is quantised to its format after every addition. With chunkin
 
 Values are integers in units of one product (docs/accumulators.md explains why a format's
 representable values on integer sums are integers), held in int64; infinities and NaN are
-sentinels beyond any sum (:data:`POS_INF`, :data:`NEG_INF`, :data:`NAN`).
+sentinels beyond any sum (:data:`POS_INF`, :data:`NEG_INF`, :data:`NAN`). Float formats
+whose values fit run on 32-bit lanes instead (int32, or float32 when binary32 holds every
+value exactly: ``accumulate_*_flat32`` and ``accumulate_*_f32``, docs/performance.md,
+"Narrow accumulators"), with the same values and events.
 
 A format is an int64 array (see :data:`FMT_FIELDS`):
 ``[kind, bits, overflow, mantissa, emin, emax, rounding, underflow]`` where ``kind`` is
@@ -472,6 +475,58 @@ def _flat_add(s, p, is_int, i_lo, i_hi, bits, wrap, p_m, p_emin, p_largest, a_m,
     return v, o1 + o2, u1 + u2, int(swamp)
 
 
+@njit(inline="always")
+def _sysmt_parts(A, B, tw, sched, sparsity_aware, rounding, m, s, acts, trimmed, nibble_exact,
+                 ks, parts):
+    """Pass 1 of the SySMT kernels: the partial sums of row ``m``'s step ``s`` for the N
+    columns into ``parts`` (the rule of docs/hardware-spec.md §3 as selects); returns N, or 0
+    when every activation of the step is 0 (nothing to add)."""
+    threads = sched.shape[0]
+    n_n = B.shape[1]
+    any_active = False
+    for t in range(threads):
+        k = sched[t, s]
+        ks[t] = k if k >= 0 else 0
+        a = A[m, k] if k >= 0 else 0
+        acts[t] = a
+        trimmed[t] = _trim_signed(a, rounding)
+        x = -a if a < 0 else a
+        nibble_exact[t] = (x >> 4) == 0 or (x & 0xF) == 0
+        any_active = any_active or a != 0
+    width = n_n if any_active else 0
+    # pass 1: the step's partial sums of the N columns (the rule as selects)
+    if threads == 2:  # two threads never collide three ways: unrolled
+        a0, a1, k0, k1 = acts[0], acts[1], ks[0], ks[1]
+        t0, t1 = trimmed[0], trimmed[1]
+        e0, e1 = nibble_exact[0] & sparsity_aware, nibble_exact[1] & sparsity_aware
+        for n in range(width):
+            w0 = B[k0, n]
+            w1 = B[k1, n]
+            both = (a0 != 0) & (w0 != 0) & (a1 != 0) & (w1 != 0)
+            x0 = a0 if (e0 | (sparsity_aware & (abs(w0) < 16))) else t0
+            x1 = a1 if (e1 | (sparsity_aware & (abs(w1) < 16))) else t1
+            parts[n] = (x0 * w0 + x1 * w1) if both else (a0 * w0 + a1 * w1)
+        width_general = 0
+    else:
+        width_general = width
+    for n in range(width_general):
+        live = 0
+        exact_sum = 0
+        pair_sum = 0
+        quad_sum = 0
+        for t in range(threads):
+            a = acts[t]
+            w = B[ks[t], n] if a != 0 else 0
+            on = (a != 0) & (w != 0)
+            live += int(on)
+            exact_sum += a * w
+            keep_a = sparsity_aware & (nibble_exact[t] | (abs(w) < 16))
+            pair_sum += (a if keep_a else trimmed[t]) * w
+            quad_sum += trimmed[t] * tw[ks[t], n] if on else 0
+        parts[n] = exact_sum if live <= 1 else (pair_sum if live == 2 else quad_sum)
+    return width
+
+
 @njit(checked=False)
 def accumulate_sysmt_flat(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_fmt,
                           outer_fmt, chunk, outputs, events, lo, hi):
@@ -511,47 +566,8 @@ def accumulate_sysmt_flat(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_f
         acc[:] = 0
         outer[:] = 0
         for s in range(steps):
-            any_active = False
-            for t in range(threads):
-                k = sched[t, s]
-                ks[t] = k if k >= 0 else 0
-                a = A[m, k] if k >= 0 else 0
-                acts[t] = a
-                trimmed[t] = _trim_signed(a, rounding)
-                x = -a if a < 0 else a
-                nibble_exact[t] = (x >> 4) == 0 or (x & 0xF) == 0
-                any_active = any_active or a != 0
-            width = n_n if any_active else 0
-            # pass 1: the step's partial sums of the N columns (the rule as selects)
-            if threads == 2:  # two threads never collide three ways: unrolled
-                a0, a1, k0, k1 = acts[0], acts[1], ks[0], ks[1]
-                t0, t1 = trimmed[0], trimmed[1]
-                e0, e1 = nibble_exact[0] & sparsity_aware, nibble_exact[1] & sparsity_aware
-                for n in range(width):
-                    w0 = B[k0, n]
-                    w1 = B[k1, n]
-                    both = (a0 != 0) & (w0 != 0) & (a1 != 0) & (w1 != 0)
-                    x0 = a0 if (e0 | (sparsity_aware & (abs(w0) < 16))) else t0
-                    x1 = a1 if (e1 | (sparsity_aware & (abs(w1) < 16))) else t1
-                    parts[n] = (x0 * w0 + x1 * w1) if both else (a0 * w0 + a1 * w1)
-                width_general = 0
-            else:
-                width_general = width
-            for n in range(width_general):
-                live = 0
-                exact_sum = 0
-                pair_sum = 0
-                quad_sum = 0
-                for t in range(threads):
-                    a = acts[t]
-                    w = B[ks[t], n] if a != 0 else 0
-                    on = (a != 0) & (w != 0)
-                    live += int(on)
-                    exact_sum += a * w
-                    keep_a = sparsity_aware & (nibble_exact[t] | (abs(w) < 16))
-                    pair_sum += (a if keep_a else trimmed[t]) * w
-                    quad_sum += trimmed[t] * tw[ks[t], n] if on else 0
-                parts[n] = exact_sum if live <= 1 else (pair_sum if live == 2 else quad_sum)
+            width = _sysmt_parts(A, B, tw, sched, sparsity_aware, rounding, m, s, acts, trimmed,
+                                 nibble_exact, ks, parts)
             # pass 2: the N running sums (a loop that vectorises, as for the dense PE)
             for n in range(width):
                 v, o, u, w_ = _flat_add(acc[n], parts[n], is_int, i_lo, i_hi, bits, wrap, p_m,
@@ -595,3 +611,451 @@ def _flush_flat(acc, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp):
         n_under += u
         n_swamp += w
     return n_over, n_under, n_swamp
+
+
+@intrinsic
+def _leading_zeros32(typingctx, x):
+    """The count of leading zero bits of an int32 (LLVM's ctlz; x > 0 here)."""
+    sig = types.int32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.ctlz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return sig, codegen
+
+
+@intrinsic
+def _shl32(typingctx, x, n):
+    """``x << n`` on int32 (0 <= n < 32): LLVM's i32 shift, so the loop keeps 32-bit lanes."""
+    sig = types.int32(types.int32, types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.shl(args[0], args[1])
+
+    return sig, codegen
+
+
+@intrinsic
+def _sub32(typingctx, x, y):
+    """``x - y`` on int32 (no overflow here): LLVM's i32 subtraction."""
+    sig = types.int32(types.int32, types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.sub(args[0], args[1])
+
+    return sig, codegen
+
+
+@intrinsic
+def _add32(typingctx, x, y):
+    """``x + y`` on int32 (no overflow here): LLVM's i32 addition."""
+    sig = types.int32(types.int32, types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.add(args[0], args[1])
+
+    return sig, codegen
+
+
+@intrinsic
+def _sar32(typingctx, x, n):
+    """``x >> n`` (arithmetic) on int32, 0 <= n < 32: LLVM's i32 shift."""
+    sig = types.int32(types.int32, types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.ashr(args[0], args[1])
+
+    return sig, codegen
+
+
+@njit(inline="always")
+def _q32(x, top, low_shift, emin_e, largest, neg_largest, nearest, keep):
+    """:func:`_q_float_flat` on int32 lanes: (value, overflow, underflow) of ``x`` rounded
+    to a float format without infinities, with ``top`` = 31 - mantissa bits, ``low_shift`` =
+    max(emin - mantissa, 0), ``emin_e`` = 31 - emin, the largest finite value and its
+    negative, and ``nearest``/``keep`` masks (-1 for
+    true, 0 for false; all int32)."""
+    a = np.int32(abs(x))
+    lz = _leading_zeros32(a | np.int32(1))
+    shift = max(_sub32(top, lz), low_shift)
+    step = _shl32(np.int32(1), shift)
+    rest = x & _sub32(step, np.int32(1))
+    odd = np.int32(np.int32(x & step) != 0)
+    up = max(_add32(_sub32(_sar32(step, np.int32(1)), np.int32(1)), odd), np.int32(0))
+    r = _add32(x, up & nearest) & _sub32(np.int32(0), step)  # floor: the signed floor
+    over = np.int32(r > largest) | np.int32(r < neg_largest)
+    r = min(max(r, neg_largest), largest)
+    tiny = np.int32(lz > emin_e) & np.int32(a != 0)
+    flushed = tiny & ~keep
+    under = flushed | (tiny & np.int32(rest != 0))
+    r = np.int32(r) & _sub32(flushed, np.int32(1))
+    return np.int32(r), over, under
+
+
+@njit(inline="always")
+def _consts32(prod_fmt, acc_fmt):
+    """The int32 constants of :func:`_step32` for a product and a running-sum float format
+    (``_q32``'s for each, the swamping threshold's, the rounding and underflow masks)."""
+    p_m, p_emin, p_emax = prod_fmt[3], prod_fmt[4], prod_fmt[5]
+    a_m, a_emin, a_emax = acc_fmt[3], acc_fmt[4], acc_fmt[5]
+    p_largest = ((1 << (p_m + 1)) - 1) << (p_emax - p_m)
+    a_largest = ((1 << (a_m + 1)) - 1) << (a_emax - a_m)
+    return (np.int32(31 - p_m), np.int32(max(p_emin - p_m, 0)), np.int32(31 - p_emin),
+            np.int32(p_largest), np.int32(-p_largest),
+            np.int32(31 - a_m), np.int32(max(a_emin - a_m, 0)), np.int32(31 - a_emin),
+            np.int32(a_largest), np.int32(-a_largest),
+            np.int32(31 - a_m - 1), np.int32(a_emin - a_m - 1),
+            np.int32(-1 if acc_fmt[6] == ROUND_NEAREST_EVEN else 0),
+            np.int32(-1 if acc_fmt[7] == UNDERFLOW_KEEP else 0))
+
+
+@njit(inline="always")
+def _step32(s, p, c):
+    """:func:`_flat_add` for a float format on int32 lanes (``c`` from :func:`_consts32`):
+    (new running sum, overflow, underflow, swamping) as int32 for running sum ``s`` and
+    partial sum ``p``."""
+    q, o1, u1 = _q32(p, c[0], c[1], c[2], c[3], c[4], c[12], c[13])
+    lz = _leading_zeros32(np.int32(abs(s)) | np.int32(1))
+    sh = max(_sub32(c[10], lz), c[11])  # the exponent of half an ulp of s
+    swamp = (np.int32(s != 0) & np.int32(q != 0) & np.int32(sh >= 0)
+             & np.int32(np.int32(abs(q)) < _shl32(np.int32(1), max(sh, np.int32(0)))))
+    v, o2, u2 = _q32(_add32(s, q), c[5], c[6], c[7], c[8], c[9], c[12], c[13])
+    return v, _add32(o1, o2), _add32(u1, u2), swamp
+
+
+@njit(checked=False)
+def accumulate_dense_flat32(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, events, lo, hi):
+    """:func:`accumulate_dense_flat` on int32 lanes, for a float format without infinities
+    whose values and partial sums fit: every product |a·b|, the largest finite value of the
+    running sum plus that of the products, below 2^29 (the caller checks). The same values
+    and events.
+
+    Every operation of the column loop is a 32-bit one (:func:`_q32`; numba widens integer
+    arithmetic to 64 bits, so the lane operations are LLVM i32 intrinsics), which lets LLVM
+    use 16 lanes of a 512-bit register (count-leading-zeros included, ``vplzcntd``). Rows run
+    in blocks of 8, the steps outermost, so one row of B (``B`` int32 (Kd, N)) serves 8 rows
+    while it is in the first-level cache. Events are counted in int32 per (row, step) (at
+    most 2N each) and summed in int64."""
+    n_n = B.shape[1]
+    kd = A.shape[1]
+    c = _consts32(prod_fmt, acc_fmt)
+    nearest, keep = acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP
+    rows = 8
+    acc = np.zeros((rows, n_n), np.int32)
+    n_over = 0
+    n_under = 0
+    n_swamp = 0
+    for m0 in range(lo, hi, rows):
+        nr = min(rows, hi - m0)
+        acc[:] = 0
+        if chunk > 0:
+            outputs[m0:m0 + nr, :] = 0
+        for k in range(kd):
+            for r in range(nr):
+                x = np.int32(A[m0 + r, k])
+                c_over = np.int32(0)
+                c_under = np.int32(0)
+                c_swamp = np.int32(0)
+                for n in range(n_n if x != 0 else 0):
+                    v, o, u, w = _step32(acc[r, n], np.int32(x * B[k, n]), c)
+                    acc[r, n] = v
+                    c_over = _add32(c_over, o)
+                    c_under = _add32(c_under, u)
+                    c_swamp = _add32(c_swamp, w)
+                n_over += c_over
+                n_under += c_under
+                n_swamp += c_swamp
+            if chunk > 0 and (k + 1) % chunk == 0:
+                for r in range(nr):
+                    n_over, n_under, n_swamp = _flush_flat(acc[r], outputs[m0 + r], outer_fmt,
+                                                        nearest, keep, n_over, n_under, n_swamp)
+        for r in range(nr):
+            if chunk > 0:
+                n_over, n_under, n_swamp = _flush_flat(acc[r], outputs[m0 + r], outer_fmt,
+                                                        nearest, keep, n_over, n_under, n_swamp)
+            else:
+                for n in range(n_n):
+                    outputs[m0 + r, n] = acc[r, n]
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp
+
+
+@njit(checked=False)
+def accumulate_sysmt_flat32(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_fmt,
+                            outer_fmt, chunk, outputs, events, lo, hi):
+    """:func:`accumulate_sysmt_flat` on int32 lanes (``B`` int32), for a float format without
+    infinities whose values fit (as :func:`accumulate_dense_flat32`; partial sums of two or
+    more threads included: the caller bounds them). The same values and events."""
+    n_n = B.shape[1]
+    threads, steps = sched.shape
+    tw = np.empty_like(B)  # the trimmed weights (4b x 4b collisions)
+    for k in range(B.shape[0]):
+        for n in range(n_n):
+            tw[k, n] = _trim_signed(B[k, n], rounding)
+    c = _consts32(prod_fmt, acc_fmt)
+    nearest, keep = acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP
+    acts = np.zeros(threads, np.int64)
+    trimmed = np.zeros(threads, np.int64)
+    nibble_exact = np.zeros(threads, np.bool_)
+    ks = np.zeros(threads, np.int64)
+    acc = np.zeros(n_n, np.int32)
+    parts = np.zeros(n_n, np.int32)
+    n_over = 0
+    n_under = 0
+    n_swamp = 0
+    for m in range(lo, hi):
+        acc[:] = 0
+        outputs[m, :] = 0
+        for s in range(steps):
+            width = _sysmt_parts(A, B, tw, sched, sparsity_aware, rounding, m, s, acts, trimmed,
+                                 nibble_exact, ks, parts)
+            # pass 2: the N running sums, 16 int32 lanes at a time
+            c_over = np.int32(0)
+            c_under = np.int32(0)
+            c_swamp = np.int32(0)
+            for n in range(width):
+                v, o, u, w = _step32(acc[n], parts[n], c)
+                acc[n] = v
+                c_over = _add32(c_over, o)
+                c_under = _add32(c_under, u)
+                c_swamp = _add32(c_swamp, w)
+            n_over += c_over
+            n_under += c_under
+            n_swamp += c_swamp
+            if chunk > 0 and (s + 1) % chunk == 0:
+                n_over, n_under, n_swamp = _flush_flat(acc, outputs[m], outer_fmt, nearest, keep,
+                                                       n_over, n_under, n_swamp)
+        if chunk > 0:
+            n_over, n_under, n_swamp = _flush_flat(acc, outputs[m], outer_fmt, nearest, keep,
+                                                   n_over, n_under, n_swamp)
+        else:
+            for n in range(n_n):
+                outputs[m, n] = acc[n]
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp
+
+
+@intrinsic
+def _bits(typingctx, x):
+    """The bits of a float32 as an int32 (LLVM's bitcast)."""
+    sig = types.int32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return sig, codegen
+
+
+@intrinsic
+def _float(typingctx, x):
+    """The float32 whose bits are an int32 (LLVM's bitcast)."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+@intrinsic
+def _and32(typingctx, x, y):
+    """``x & y`` on int32: LLVM's i32 and (numba widens bitwise operations to 64 bits)."""
+    sig = types.int32(types.int32, types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.and_(args[0], args[1])
+
+    return sig, codegen
+
+
+@intrinsic
+def _or32(typingctx, x, y):
+    """``x | y`` on int32: LLVM's i32 or."""
+    sig = types.int32(types.int32, types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.or_(args[0], args[1])
+
+    return sig, codegen
+
+
+@njit(inline="always")
+def _consts_f(prod_fmt, acc_fmt):
+    """The int32 constants of :func:`_step_f`: per format (products, running sum) the
+    rounding's low-bit mask, the bits of its smallest normal and of its largest finite value;
+    the swamping threshold's exponent offset and floor; the rounding and underflow masks."""
+    p_m, p_emin, p_emax = prod_fmt[3], prod_fmt[4], prod_fmt[5]
+    a_m, a_emin, a_emax = acc_fmt[3], acc_fmt[4], acc_fmt[5]
+    p_largest = ((1 << (p_m + 1)) - 1) << (p_emax - p_m)
+    a_largest = ((1 << (a_m + 1)) - 1) << (a_emax - a_m)
+    return (np.int32((1 << (23 - p_m)) - 1), np.int32((p_emin + 127) << 23),
+            _bits(np.float32(p_largest)), np.int32(23 - p_m),
+            np.int32((1 << (23 - a_m)) - 1), np.int32((a_emin + 127) << 23),
+            _bits(np.float32(a_largest)), np.int32(23 - a_m),
+            np.int32((a_m + 1) << 23), np.int32((a_emin + 127) << 23),
+            np.int32(-1 if acc_fmt[6] == ROUND_NEAREST_EVEN else 0),
+            np.int32(-1 if acc_fmt[7] == UNDERFLOW_KEEP else 0))
+
+
+@njit(inline="always")
+def _q_f(x, low, smallest, largest, sh, nearest, keep):
+    """:func:`_q_float_flat` on the bits of a float32 ``x`` holding an integer (int32 bits
+    out, with overflow and underflow as int32 0/1), for a format with emin <= mantissa bits
+    <= 22: below the smallest normal value every integer is exact (it has at most m + 1
+    significant bits), so rounding is binary32's significand rounded at bit 23 - m
+    (``low`` the mask of the bits below it): to nearest even, a tie goes to the even kept
+    part; floor, a negative magnitude rounds up. A carry into the exponent is the next
+    binade, as in the spec's rounding."""
+    b = _bits(x)
+    sign = _and32(b, np.int32(-2147483648))
+    mag = _and32(b, np.int32(2147483647))
+    odd = _and32(_sar32(mag, sh), np.int32(1))
+    up_near = _and32(_add32(_sar32(low, np.int32(1)), odd), nearest)
+    up_floor = _and32(_and32(_sar32(b, np.int32(31)), low), _sub32(np.int32(-1), nearest))
+    r = _and32(_add32(mag, _or32(up_near, up_floor)), _sub32(np.int32(-1), low))
+    over = np.int32(r > largest)
+    r = min(r, largest)
+    flushed = _and32(np.int32(mag < smallest) & np.int32(mag != 0),
+                     _sub32(np.int32(-1), keep))
+    r = _and32(r, _sub32(flushed, np.int32(1)))
+    return _or32(r, sign), over, flushed
+
+
+@njit(inline="always")
+def _step_f(s, p, c):
+    """:func:`_flat_add` on float32 lanes (``c`` from :func:`_consts_f`): (new running sum,
+    overflow, underflow, swamping) for running sum ``s`` and partial sum ``p`` (integers
+    held exactly: below 2^24). The sum of two values of the formats is binary32's exact
+    sum; swamping compares the bits of |q| with those of half an ulp of ``s``."""
+    qb, o1, u1 = _q_f(p, c[0], c[1], c[2], c[3], c[10], c[11])
+    sb = _and32(_bits(s), np.int32(2147483647))
+    qmag = _and32(qb, np.int32(2147483647))
+    half_ulp = _sub32(max(_and32(sb, np.int32(0x7F800000)), c[9]), c[8])
+    swamp = np.int32(sb != 0) & np.int32(qmag != 0) & np.int32(qmag < half_ulp)
+    vb, o2, u2 = _q_f(np.float32(s + _float(qb)), c[4], c[5], c[6], c[7], c[10], c[11])
+    return _float(vb), _add32(o1, o2), _add32(u1, u2), swamp
+
+
+@njit(inline="always")
+def _flush_f(acc, row, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp):
+    """:func:`_flush_flat` for float32 running sums: they enter the second accumulator as
+    integers (``row`` an int64 buffer)."""
+    for n in range(acc.shape[0]):
+        row[n] = np.int64(acc[n])
+        acc[n] = 0
+    return _flush_flat(row, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp)
+
+
+@njit(checked=False)
+def accumulate_dense_f32(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, events, lo, hi):
+    """:func:`accumulate_dense_flat` on float32 lanes (``B`` float32), for a float format of
+    at most 22 mantissa bits with emin <= mantissa bits whose sums stay below 2^24 (the
+    caller checks): every integer the loop holds is exact in binary32, the exponent is the
+    float's own and rounding works on its bits (:func:`_q_f`), with no count of leading zeros
+    and no variable shift. Rows run in blocks of 8 (one row of B serves 8 rows). The same
+    values and events."""
+    n_n = B.shape[1]
+    kd = A.shape[1]
+    c = _consts_f(prod_fmt, acc_fmt)
+    nearest, keep = acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP
+    rows = 8
+    acc = np.zeros((rows, n_n), np.float32)
+    row = np.zeros(n_n, np.int64)
+    n_over = 0
+    n_under = 0
+    n_swamp = 0
+    for m0 in range(lo, hi, rows):
+        nr = min(rows, hi - m0)
+        acc[:] = 0
+        if chunk > 0:
+            outputs[m0:m0 + nr, :] = 0
+        for k in range(kd):
+            for r in range(nr):
+                xi = A[m0 + r, k]
+                x = np.float32(xi)
+                c_over = np.int32(0)
+                c_under = np.int32(0)
+                c_swamp = np.int32(0)
+                for n in range(n_n if xi != 0 else 0):
+                    v, o, u, w = _step_f(acc[r, n], np.float32(x * B[k, n]), c)
+                    acc[r, n] = v
+                    c_over = _add32(c_over, o)
+                    c_under = _add32(c_under, u)
+                    c_swamp = _add32(c_swamp, w)
+                n_over += c_over
+                n_under += c_under
+                n_swamp += c_swamp
+            if chunk > 0 and (k + 1) % chunk == 0:
+                for r in range(nr):
+                    n_over, n_under, n_swamp = _flush_f(acc[r], row, outputs[m0 + r],
+                                                        outer_fmt, nearest, keep, n_over,
+                                                        n_under, n_swamp)
+        for r in range(nr):
+            if chunk > 0:
+                n_over, n_under, n_swamp = _flush_f(acc[r], row, outputs[m0 + r], outer_fmt,
+                                                    nearest, keep, n_over, n_under, n_swamp)
+            else:
+                for n in range(n_n):
+                    outputs[m0 + r, n] = np.int64(acc[r, n])
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp
+
+
+@njit(checked=False)
+def accumulate_sysmt_f32(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_fmt,
+                            outer_fmt, chunk, outputs, events, lo, hi):
+    """:func:`accumulate_sysmt_flat` on float32 lanes (``B`` int32: the partial sums are
+    integers, then floats), for the formats of :func:`accumulate_dense_f32` (partial sums of
+    two or more threads included: the caller bounds them). The same values and events."""
+    n_n = B.shape[1]
+    threads, steps = sched.shape
+    tw = np.empty_like(B)  # the trimmed weights (4b x 4b collisions)
+    for k in range(B.shape[0]):
+        for n in range(n_n):
+            tw[k, n] = _trim_signed(B[k, n], rounding)
+    c = _consts_f(prod_fmt, acc_fmt)
+    nearest, keep = acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP
+    acts = np.zeros(threads, np.int64)
+    trimmed = np.zeros(threads, np.int64)
+    nibble_exact = np.zeros(threads, np.bool_)
+    ks = np.zeros(threads, np.int64)
+    acc = np.zeros(n_n, np.float32)
+    row = np.zeros(n_n, np.int64)
+    parts = np.zeros(n_n, np.int32)
+    n_over = 0
+    n_under = 0
+    n_swamp = 0
+    for m in range(lo, hi):
+        acc[:] = 0
+        outputs[m, :] = 0
+        for s in range(steps):
+            width = _sysmt_parts(A, B, tw, sched, sparsity_aware, rounding, m, s, acts, trimmed,
+                                 nibble_exact, ks, parts)
+            # pass 2: the N running sums, 16 float32 lanes at a time
+            c_over = np.int32(0)
+            c_under = np.int32(0)
+            c_swamp = np.int32(0)
+            for n in range(width):
+                v, o, u, w = _step_f(acc[n], np.float32(parts[n]), c)
+                acc[n] = v
+                c_over = _add32(c_over, o)
+                c_under = _add32(c_under, u)
+                c_swamp = _add32(c_swamp, w)
+            n_over += c_over
+            n_under += c_under
+            n_swamp += c_swamp
+            if chunk > 0 and (s + 1) % chunk == 0:
+                n_over, n_under, n_swamp = _flush_f(acc, row, outputs[m], outer_fmt, nearest,
+                                                    keep, n_over, n_under, n_swamp)
+        if chunk > 0:
+            n_over, n_under, n_swamp = _flush_f(acc, row, outputs[m], outer_fmt, nearest, keep,
+                                                n_over, n_under, n_swamp)
+        else:
+            for n in range(n_n):
+                outputs[m, n] = np.int64(acc[n])
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp

@@ -265,3 +265,35 @@ def test_accumulator_layers_override_one_layer():
     assert run.stats["accumulator_overflow"] > 0
     assert np.abs(run.outputs[0]).max() <= 2**11
     assert not pe.exact  # a narrow layer anywhere: outputs are not exact by construction
+
+
+@pytest.mark.parametrize("acc", [f for f in FORMATS if f["type"] == "float"
+                                 and f.get("overflow") != "inf" and f["mantissa_bits"] <= 22])
+def test_lane_kernels_equal_the_int64_kernel(acc):
+    """The int32 and float32 dense kernels (docs/performance.md, "Narrow accumulators")
+    against the int64 one, which the naive twin checks, on GEMMs large enough to hit every
+    event and the rules' ties (powers of two, saturation)."""
+    from simulator.kernels import accumulator as kernel
+
+    config = design({"type": "dense"}, acc).options.accumulator
+    prod, running, outer = acc_module.formats(config)
+    rng = np.random.default_rng(7)
+    m, kd, n = 12, 160, 40
+    values = np.array([1, 2, 3, 4, 8, 16, 24, 64, 96, 127, 128, 255])
+    a = rng.choice(values, (m, kd)) * (rng.random((m, kd)) < 0.6)
+    b = rng.choice(np.concatenate([values[values <= 128], -values[values <= 128]]), (kd, n))
+    a = np.concatenate([a, rng.integers(0, 256, (m, kd))]).astype(np.int64)
+    b = (b * (rng.random((kd, n)) < 0.8)).astype(np.int64)
+    chunk = config.chunk or 0
+    results = []
+    for run, dtype in ((kernel.accumulate_dense_flat, np.int64),
+                       (kernel.accumulate_dense_flat32, np.int32),
+                       (kernel.accumulate_dense_f32, np.float32)):
+        outputs = np.zeros((a.shape[0], n), dtype=np.int64)
+        events = np.zeros(3, dtype=np.int64)
+        run(a, b.astype(dtype), prod, running, outer, chunk, outputs, events, 0, a.shape[0])
+        results.append((outputs, events))
+    assert results[0][1][2] > 0  # swamping (overflow and underflow where the format has them)
+    for outputs, events in results[1:]:
+        assert np.array_equal(outputs, results[0][0])
+        assert np.array_equal(events, results[0][1])
