@@ -624,48 +624,27 @@ def _leading_zeros32(typingctx, x):
     return sig, codegen
 
 
-@intrinsic
-def _shl32(typingctx, x, n):
-    """``x << n`` on int32 (0 <= n < 32): LLVM's i32 shift, so the loop keeps 32-bit lanes."""
-    sig = types.int32(types.int32, types.int32)
+def _int32_op(method: str, doc: str):
+    """An intrinsic ``(int32, int32) -> int32`` that is the one LLVM i32 instruction
+    ``method`` of the IR builder: numba widens integer arithmetic and bitwise operations to
+    64 bits, so the lane operations of the 32-bit kernels are written as these."""
+    def typer(typingctx, x, y):
+        def codegen(context, builder, signature, args):
+            return getattr(builder, method)(args[0], args[1])
 
-    def codegen(context, builder, signature, args):
-        return builder.shl(args[0], args[1])
+        return types.int32(types.int32, types.int32), codegen
 
-    return sig, codegen
-
-
-@intrinsic
-def _sub32(typingctx, x, y):
-    """``x - y`` on int32 (no overflow here): LLVM's i32 subtraction."""
-    sig = types.int32(types.int32, types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.sub(args[0], args[1])
-
-    return sig, codegen
+    typer.__name__ = typer.__qualname__ = f"_{method.rstrip('_')}32"
+    typer.__doc__ = doc
+    return intrinsic(typer)
 
 
-@intrinsic
-def _add32(typingctx, x, y):
-    """``x + y`` on int32 (no overflow here): LLVM's i32 addition."""
-    sig = types.int32(types.int32, types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.add(args[0], args[1])
-
-    return sig, codegen
-
-
-@intrinsic
-def _sar32(typingctx, x, n):
-    """``x >> n`` (arithmetic) on int32, 0 <= n < 32: LLVM's i32 shift."""
-    sig = types.int32(types.int32, types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.ashr(args[0], args[1])
-
-    return sig, codegen
+_shl32 = _int32_op("shl", "``x << n`` on int32 (0 <= n < 32).")
+_sar32 = _int32_op("ashr", "``x >> n`` (arithmetic) on int32, 0 <= n < 32.")
+_add32 = _int32_op("add", "``x + y`` on int32 (no overflow here).")
+_sub32 = _int32_op("sub", "``x - y`` on int32 (no overflow here).")
+_and32 = _int32_op("and_", "``x & y`` on int32.")
+_or32 = _int32_op("or_", "``x | y`` on int32.")
 
 
 @njit(inline="always")
@@ -855,28 +834,6 @@ def _float(typingctx, x):
 
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.FloatType())
-
-    return sig, codegen
-
-
-@intrinsic
-def _and32(typingctx, x, y):
-    """``x & y`` on int32: LLVM's i32 and (numba widens bitwise operations to 64 bits)."""
-    sig = types.int32(types.int32, types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.and_(args[0], args[1])
-
-    return sig, codegen
-
-
-@intrinsic
-def _or32(typingctx, x, y):
-    """``x | y`` on int32: LLVM's i32 or."""
-    sig = types.int32(types.int32, types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.or_(args[0], args[1])
 
     return sig, codegen
 
