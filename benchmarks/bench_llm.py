@@ -41,15 +41,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_startup import _env, _run_rusage, _timed  # noqa: E402
+from bench_startup import _env, _run_rusage, _timed, trees  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BLOCK = REPO / "benchmarks" / "llama2_7b_prefill_block.yaml"
@@ -133,33 +130,19 @@ def main(argv: list[str] | None = None) -> int:
                   args.block_repeats),
     }
     rows: dict[str, dict[str, dict]] = {}
-    with tempfile.TemporaryDirectory(prefix="sasim-bench-llm-") as tmp:
-        tmp = Path(tmp)
-        trees = {"this": REPO}
-        if not args.no_previous:
-            trees["previous"] = tmp / "previous"
-            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
-                            str(trees["previous"]), args.previous], check=True)
-        try:
-            for tree in trees.values():
-                subprocess.run([python, "-m", "compileall", "-q", str(tree / "simulator")],
-                               check=True)
-            envs = {name: _env(tree, tmp / f"numba-{name}") for name, tree in trees.items()}
-            floors: list[tuple[float, float, float]] = []
-            for key, (cmd, repeats) in commands.items():
-                runs = {name: [python, "-m", "simulator", *cmd, "--out",
-                               str(tmp / f"out-{name}-{key}")] for name in trees}
-                rows[key] = _interleaved(
-                    runs, envs, tmp, repeats,
-                    (lambda: _floor(envs["this"], tmp, block, floors)) if key == "block" else None)
-            bare = _timed([python, "-c", "pass"], envs["this"], tmp, args.repeats)
-            floor, floor_mm = min(f[0] for f in floors), min(f[1] for f in floors)
-            floor_mb = max(f[2] for f in floors)
-        finally:
-            if "previous" in trees:
-                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
-                                str(trees["previous"])], check=False)
-                shutil.rmtree(trees["previous"], ignore_errors=True)
+    previous = None if args.no_previous else args.previous
+    with trees(previous, "sasim-bench-llm-") as (tmp, timed_trees):
+        envs = {name: _env(tree, tmp / f"numba-{name}") for name, tree in timed_trees.items()}
+        floors: list[tuple[float, float, float]] = []
+        for key, (cmd, repeats) in commands.items():
+            runs = {name: [python, "-m", "simulator", *cmd, "--out",
+                           str(tmp / f"out-{name}-{key}")] for name in timed_trees}
+            rows[key] = _interleaved(
+                runs, envs, tmp, repeats,
+                (lambda: _floor(envs["this"], tmp, block, floors)) if key == "block" else None)
+        bare = _timed([python, "-c", "pass"], envs["this"], tmp, args.repeats)
+        floor, floor_mm = min(f[0] for f in floors), min(f[1] for f in floors)
+        floor_mb = max(f[2] for f in floors)
     load = os.getloadavg()
     print(f"LLM speed, whole processes (min (median) of {args.repeats}; block: "
           f"{args.block_repeats}); load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "

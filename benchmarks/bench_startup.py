@@ -34,6 +34,7 @@ run are meaningful.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -123,6 +124,31 @@ def _inner(argv: list[str], env: dict[str, str], cwd: Path, repeats: int) -> dic
     return {"min": min(values), "median": statistics.median(values), "peak_mb": float("nan")}
 
 
+@contextlib.contextmanager
+def trees(previous: str | None, prefix: str):
+    """A temporary directory and the trees to time, ``{"this": REPO, "previous": ...}``: the
+    previous one a git worktree of commit ``previous`` in that directory (none when
+    ``previous`` is None), both byte-compiled (an installed package has its byte code);
+    the worktree is removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        tmp = Path(tmp)
+        found = {"this": REPO}
+        if previous is not None:
+            found["previous"] = tmp / "previous"
+            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
+                            str(found["previous"]), previous], check=True)
+        try:
+            for tree in found.values():
+                subprocess.run([sys.executable, "-m", "compileall", "-q",
+                                str(tree / "simulator")], check=True)
+            yield tmp, found
+        finally:
+            if "previous" in found:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
+                                str(found["previous"])], check=False)
+                shutil.rmtree(found["previous"], ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -131,48 +157,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="skip VGG-16")
     args = parser.parse_args(argv)
     python = sys.executable
-    with tempfile.TemporaryDirectory(prefix="sasim-bench-") as tmp:
-        tmp = Path(tmp)
-        previous = tmp / "previous"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
-                        str(previous), args.previous], check=True)
-        try:
-            trees = {"this": REPO, "previous": previous}
-            for tree in trees.values():
-                subprocess.run([python, "-m", "compileall", "-q", str(tree / "simulator")],
-                               check=True)
-            commands = {"timing": ["run", "--arch", str(CFG), "--workload", str(CSV),
-                                   "--timing-only"],
-                        "cfg": ["run", "--arch", str(CFG), "--workload", str(CSV)],
-                        "sysmt-r18": ["run", "--arch", "sysmt_4t_16x16", "--workload",
-                                      "resnet18"]}
-            if not args.quick:
-                commands["sysmt-vgg"] = ["run", "--arch", "sysmt_4t_16x16", "--workload",
-                                         "vgg16"]
-            rows: dict[str, dict[str, dict]] = {}
-            for name, tree in trees.items():
-                env = _env(tree, tmp / f"numba-{name}")
-                for key, cmd in commands.items():
-                    repeats = args.vgg_repeats if key == "sysmt-vgg" else args.repeats
-                    rows.setdefault(key, {})[name] = _timed(
-                        [python, "-m", "simulator", *cmd], env, tmp, repeats)
-                for key, workload in (("synth-r18", "resnet18"), ("synth-vgg", "vgg16")):
-                    if key == "synth-vgg" and args.quick:
-                        continue
-                    rows.setdefault(key, {})[name] = _inner(
-                        [python, "-c", _SYNTH, workload], env, tmp,
-                        args.vgg_repeats if key == "synth-vgg" else args.repeats)
-            env = _env(REPO, tmp / "numba-this")
-            bare = _timed([python, "-c", "pass"], env, tmp, args.repeats)
-            floors = {"resnet18": float(_run_rusage([python, "-c", _FLOOR, "resnet18", "3"],
-                                                    env, tmp)[2].split()[-1])}
-            if not args.quick:
-                floors["vgg16"] = float(_run_rusage([python, "-c", _FLOOR, "vgg16", "1"],
-                                                    env, tmp)[2].split()[-1])
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
-                            str(previous)], check=False)
-            shutil.rmtree(previous, ignore_errors=True)
+    with trees(args.previous, "sasim-bench-") as (tmp, timed_trees):
+        commands = {"timing": ["run", "--arch", str(CFG), "--workload", str(CSV),
+                               "--timing-only"],
+                    "cfg": ["run", "--arch", str(CFG), "--workload", str(CSV)],
+                    "sysmt-r18": ["run", "--arch", "sysmt_4t_16x16", "--workload",
+                                  "resnet18"]}
+        if not args.quick:
+            commands["sysmt-vgg"] = ["run", "--arch", "sysmt_4t_16x16", "--workload",
+                                     "vgg16"]
+        rows: dict[str, dict[str, dict]] = {}
+        for name, tree in timed_trees.items():
+            env = _env(tree, tmp / f"numba-{name}")
+            for key, cmd in commands.items():
+                repeats = args.vgg_repeats if key == "sysmt-vgg" else args.repeats
+                rows.setdefault(key, {})[name] = _timed(
+                    [python, "-m", "simulator", *cmd], env, tmp, repeats)
+            for key, workload in (("synth-r18", "resnet18"), ("synth-vgg", "vgg16")):
+                if key == "synth-vgg" and args.quick:
+                    continue
+                rows.setdefault(key, {})[name] = _inner(
+                    [python, "-c", _SYNTH, workload], env, tmp,
+                    args.vgg_repeats if key == "synth-vgg" else args.repeats)
+        env = _env(REPO, tmp / "numba-this")
+        bare = _timed([python, "-c", "pass"], env, tmp, args.repeats)
+        floors = {"resnet18": float(_run_rusage([python, "-c", _FLOOR, "resnet18", "3"],
+                                                env, tmp)[2].split()[-1])}
+        if not args.quick:
+            floors["vgg16"] = float(_run_rusage([python, "-c", _FLOOR, "vgg16", "1"],
+                                                env, tmp)[2].split()[-1])
     load = os.getloadavg()
     print(f"sasim start-up and run time, whole processes (min / median of {args.repeats}; "
           f"VGG-16: {args.vgg_repeats}); load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, "

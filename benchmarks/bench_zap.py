@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_startup import REPO, _env, _timed  # noqa: E402
+from bench_startup import REPO, _env, _timed, trees  # noqa: E402
 
 SYNTHETIC = ["--set", "zap.enabled=true", "--set", "zap.predictor_source=synthetic",
              "--set", "zap.exclude=['*downsample*', 'layer*.conv2']"]
@@ -52,32 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--previous", default="d2568a9", help="the commit before ZAP")
     args = parser.parse_args(argv)
     python = sys.executable
-    with tempfile.TemporaryDirectory(prefix="sasim-zap-") as tmp:
-        tmp = Path(tmp)
-        previous = tmp / "previous"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
-                        str(previous), args.previous], check=True)
-        try:
-            trees = {"this": REPO, "previous": previous}
-            for tree in trees.values():
-                subprocess.run([python, "-m", "compileall", "-q", str(tree / "simulator")],
-                               check=True)
-            plain: dict[str, dict[str, dict]] = {}
-            zap: dict[str, dict] = {}
-            # the two trees and the run with ZAP interleaved, command by command: the load
-            # drifts less between the sides of one ratio
-            for key, cmd in PLAIN.items():
-                for name, tree in trees.items():
-                    env = _env(tree, tmp / f"numba-{name}")
-                    plain.setdefault(key, {})[name] = _timed(
-                        [python, "-m", "simulator", *cmd], env, tmp, args.repeats)
-                if key in WITH_ZAP:
-                    zap[key] = _timed([python, "-m", "simulator", *WITH_ZAP[key]],
-                                      _env(REPO, tmp / "numba-this"), tmp, args.repeats)
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
-                            str(previous)], check=False)
-            shutil.rmtree(previous, ignore_errors=True)
+    with trees(args.previous, "sasim-zap-") as (tmp, timed_trees):
+        plain: dict[str, dict[str, dict]] = {}
+        zap: dict[str, dict] = {}
+        # the two trees and the run with ZAP interleaved, command by command: the load
+        # drifts less between the sides of one ratio
+        for key, cmd in PLAIN.items():
+            for name, tree in timed_trees.items():
+                env = _env(tree, tmp / f"numba-{name}")
+                plain.setdefault(key, {})[name] = _timed(
+                    [python, "-m", "simulator", *cmd], env, tmp, args.repeats)
+            if key in WITH_ZAP:
+                zap[key] = _timed([python, "-m", "simulator", *WITH_ZAP[key]],
+                                  _env(REPO, tmp / "numba-this"), tmp, args.repeats)
     load = os.getloadavg()
     print(f"ZAP run times, whole processes (min / median of {args.repeats}); load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores")
