@@ -210,10 +210,13 @@ class DaskExecutor:
             self.scratch.mkdir(parents=True, exist_ok=True)
             # Dask's other scratch space (the scheduler's, spill files) goes there too
             self._config = dask.config.set({"temporary-directory": str(self.scratch)})
+        # CRITICAL: a point's failure is reported by its outcome, not by Dask's logs, and a
+        # worker whose heartbeat races the scheduler's shutdown (a sweep stopped by a
+        # signal) logs an ERROR with a traceback that is no error of the user's
         self._cluster = LocalCluster(
             n_workers=self.workers, threads_per_worker=1, processes=True,
             local_directory=str(self.scratch) if self.scratch else None,
-            dashboard_address=None, silence_logs=logging.ERROR)
+            dashboard_address=None, silence_logs=logging.CRITICAL)
         self._client = Client(self._cluster)
         return self
 
