@@ -113,11 +113,39 @@ def digits_split(split: str, size: int = 32) -> tuple[torch.Tensor, torch.Tensor
     return (x - 0.5) / 0.5, torch.tensor(y, dtype=torch.int64)
 
 
-def _shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random translation by up to 2 pixels (training augmentation), background -1."""
-    dy, dx = (int(v) for v in torch.randint(-2, 3, (2,), generator=generator))
-    padded = F.pad(x, (2, 2, 2, 2), value=-1.0)
-    return padded[:, :, 2 + dy:34 + dy, 2 + dx:34 + dx]
+def shift(x: torch.Tensor, generator: torch.Generator, pixels: int = 2) -> torch.Tensor:
+    """Random translation by up to ``pixels`` pixels (training augmentation), background -1."""
+    dy, dx = (int(v) for v in torch.randint(-pixels, pixels + 1, (2,), generator=generator))
+    padded = F.pad(x, (pixels,) * 4, value=-1.0)
+    h, w = x.shape[-2:]
+    return padded[:, :, pixels + dy:pixels + dy + h, pixels + dx:pixels + dx + w]
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int,
+        generator: torch.Generator, lr: float, max_lr: float, weight_decay: float,
+        pixels: int, log: Callable[[str], None] | None = None, log_every: int = 1) -> nn.Module:
+    """Train ``model`` on images ``x`` and labels ``y``: AdamW with a one-cycle schedule,
+    batches of 64 in an order drawn from ``generator``, each batch shifted by up to
+    ``pixels`` (:func:`shift`); ``log`` gets the mean loss every ``log_every`` epochs."""
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = epochs * ((x.shape[0] + 63) // 64)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=max_lr, total_steps=steps)
+    width = len(str(epochs))
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(x.shape[0], generator=generator)
+        total = 0.0
+        for start in range(0, x.shape[0], 64):
+            index = order[start:start + 64]
+            loss = F.cross_entropy(model(shift(x[index], generator, pixels)), y[index])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += loss.item() * index.numel()
+        if log is not None and (epoch + 1) % log_every == 0:
+            log(f"epoch {epoch + 1:{width}d}/{epochs}  loss {total / x.shape[0]:.4f}")
+    return model.eval()
 
 
 def train(epochs: int = EPOCHS, seed: int = SEED,
@@ -127,25 +155,8 @@ def train(epochs: int = EPOCHS, seed: int = SEED,
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     x, y = digits_split("train")
-    model = DigitsResNet()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    steps = epochs * ((x.shape[0] + 63) // 64)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=1e-2, total_steps=steps)
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(x.shape[0], generator=generator)
-        total = 0.0
-        for start in range(0, x.shape[0], 64):
-            index = order[start:start + 64]
-            loss = F.cross_entropy(model(_shift(x[index], generator)), y[index])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * index.numel()
-        if log is not None:
-            log(f"epoch {epoch + 1:2d}/{epochs}  loss {total / x.shape[0]:.4f}")
-    return model.eval()
+    return fit(DigitsResNet(), x, y, epochs, generator, lr=3e-3, max_lr=1e-2,
+               weight_decay=1e-4, pixels=2, log=log)
 
 
 def pretrained(path: str | Path = WEIGHTS_PATH) -> DigitsResNet:

@@ -234,30 +234,13 @@ def lm_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int 
 def train_vit(epochs: int = 60, seed: int = SEED,
               log: Callable[[str], None] | None = None) -> DigitsViT:
     """Train :class:`DigitsViT` on the training split (CPU, seeded, ±1-pixel shifts)."""
+    from simulator.export.digits import fit
+
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     x, y = vit_split("train")
-    model = DigitsViT()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
-    steps = epochs * ((x.shape[0] + 63) // 64)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=3e-3, total_steps=steps)
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(x.shape[0], generator=generator)
-        total = 0.0
-        for start in range(0, x.shape[0], 64):
-            index = order[start:start + 64]
-            dy, dx = (int(v) for v in torch.randint(-1, 2, (2,), generator=generator))
-            batch = F.pad(x[index], (1, 1, 1, 1), value=-1.0)[:, :, 1 + dy:9 + dy, 1 + dx:9 + dx]
-            loss = F.cross_entropy(model(batch), y[index])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * index.numel()
-        if log is not None and (epoch + 1) % 10 == 0:
-            log(f"epoch {epoch + 1:3d}/{epochs}  loss {total / x.shape[0]:.4f}")
-    return model.eval()
+    return fit(DigitsViT(), x, y, epochs, generator, lr=2e-3, max_lr=3e-3,
+               weight_decay=0.05, pixels=1, log=log, log_every=10)
 
 
 def train_gpt(text: str, steps: int = 800, seed: int = SEED,
