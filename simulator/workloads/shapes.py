@@ -15,7 +15,8 @@ from simulator.errors import ConfigError, WorkloadError, shorten
 from simulator.workloads.layers import (GEMM_OPS, MAX_DIM, MAX_LAYERS, POOL_OPS,
                                         VECTOR_OPS, Layer, Workload)
 
-__all__ = ["WORKLOAD_SCHEMA_VERSION", "load_workload_yaml", "load_topology_csv", "layer_from_entry"]
+__all__ = ["WORKLOAD_SCHEMA_VERSION", "load_workload_yaml", "load_topology_csv", "layer_from_entry",
+           "check_name"]
 
 WORKLOAD_SCHEMA_VERSION = 1
 
@@ -246,6 +247,16 @@ def _phase(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
     return out
 
 
+def check_name(path: Path, data: dict) -> None:
+    """Raise ConfigError unless the workload file's ``name`` (default: the file's stem) is a
+    non-empty string and its ``description``, when given, a string."""
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigError(f"{path}: {key}: expected a string, got {shorten(data[key])}")
+    if not data.get("name", path.stem).strip():
+        raise ConfigError(f"{path}: name: expected a non-empty string")
+
+
 def load_workload_yaml(path: str | Path) -> Workload:
     """Load a shape-only workload YAML file (see docs/workloads.md)."""
     path = Path(path)
@@ -265,11 +276,7 @@ def load_workload_yaml(path: str | Path) -> Workload:
             if key not in allowed:
                 raise ConfigError(f"{path}: unknown key {shorten(key)}"
                                   f"{did_you_mean(str(key), allowed)}")
-        for key in ("name", "description"):
-            if key in data and not isinstance(data[key], str):
-                raise ConfigError(f"{path}: {key}: expected a string, got {shorten(data[key])}")
-        if not data.get("name", path.stem).strip():
-            raise ConfigError(f"{path}: name: expected a non-empty string")
+        check_name(path, data)
         batch = data.get("batch", 1)
         if isinstance(batch, bool) or not isinstance(batch, int) or not 0 < batch <= MAX_DIM:
             raise ConfigError(f"{path}: batch: expected a positive integer of at most "

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from simulator.config.schema import build, did_you_mean, in_range, option
 from simulator.errors import ConfigError, WorkloadError, shorten
 from simulator.workloads.layers import MAX_DIM, MAX_LAYERS, Layer, Workload
+from simulator.workloads.shapes import check_name
 
 __all__ = ["TransformerSpec", "expand", "transformer_workload", "load_transformer_yaml",
            "layers_per_block"]
@@ -281,11 +282,7 @@ def _check_top(data: Mapping[str, Any], path: Path) -> None:
         if key not in _TOP_KEYS:
             raise ConfigError(f"{path}: unknown key {shorten(key)}"
                               f"{did_you_mean(str(key), _TOP_KEYS)}")
-    for key in ("name", "description"):
-        if key in data and not isinstance(data[key], str):
-            raise ConfigError(f"{path}: {key}: expected a string, got {shorten(data[key])}")
-    if not data.get("name", path.stem).strip():
-        raise ConfigError(f"{path}: name: expected a non-empty string")
+    check_name(path, data)
 
 
 def transformer_workload(section: Any, path: Path, name: str) -> Workload:
