@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from fractions import Fraction
 
 from simulator.config.arch import VECTOR_PRIMITIVES, VectorConfig
 from simulator.workloads.layers import Layer
@@ -81,7 +80,10 @@ def vector_cost(layer: Layer, vector: VectorConfig) -> VectorCost:
         operations[primitive] += done
         work += done * getattr(vector.cycles, primitive)
     vector_cycles = -(-work // vector.lanes)
-    # the ratio as the decimal the user wrote (0.1 is 1/10, not the nearest binary float)
+    # the ratio as the decimal the user wrote (0.1 is 1/10, not the nearest binary float);
+    # fractions (and decimal) load only when a layer needs the vector unit
+    from fractions import Fraction
+
     cycles = math.ceil(Fraction(vector_cycles) / Fraction(repr(vector.clock_ratio)))
     return VectorCost(items=items, rows=rows, operations=operations, work=work,
                       vector_cycles=vector_cycles, cycles=cycles)

@@ -190,3 +190,21 @@ def test_example_fast_model_equals_reference_array(lanes_pe, m, kd, n, lanes, bi
     assert fast.counters == ref.counters
     timing = fold_timing(layer.gemm, rows, cols, "os", "native", pe.reduction_steps(layer))
     assert timing.compute_cycles == ref.cycles
+
+
+def test_builtin_type_lives_in_its_own_module():
+    """A run imports only the PE modules it uses: built-in type ``t`` is registered by
+    ``simulator.hw.pe.t``, and a fresh process that runs a dense arch imports no other."""
+    for name in registry.BUILTIN_TYPES:
+        cls = registry.pe_model_class(name)
+        assert cls.type_name == name
+        assert cls.__module__ == f"simulator.hw.pe.{name}"
+    assert list(registry.builtin_pe_types()) == list(registry.BUILTIN_TYPES)
+    code = ("import json, sys; from simulator import api; "
+            "api.load_arch('os_sa_16x16'); "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('simulator.hw.pe.'))))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout
+    loaded = json.loads(out)
+    assert "simulator.hw.pe.dense" in loaded
+    assert not {f"simulator.hw.pe.{t}" for t in registry.BUILTIN_TYPES[1:]} & set(loaded)

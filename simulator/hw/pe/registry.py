@@ -28,16 +28,18 @@ from simulator.config.arch import ArrayConfig, PEOptions
 from simulator.errors import PluginError
 from simulator.workloads.layers import Layer
 
-__all__ = ["BUILTIN_MODULES", "ENTRY_POINT_GROUP", "Composition", "GemmRun", "FoldSteps",
+__all__ = ["BUILTIN_MODULES", "BUILTIN_TYPES", "ENTRY_POINT_GROUP", "Composition", "GemmRun", "FoldSteps",
            "LayerOverride", "PEModel", "ReferenceRule", "register_pe", "get_pe_model",
            "pe_model_class", "option_types", "pe_types", "builtin_pe_types",
            "baseline_family", "AccumulationFeed"]
 
 #: The entry-point group third-party PE types register in.
 ENTRY_POINT_GROUP = "sasim.pe_types"
-#: Modules of the built-in PE types; importing one registers its types.
-BUILTIN_MODULES = ("simulator.hw.pe.dense", "simulator.hw.pe.sysmt", "simulator.hw.pe.sparq",
-                   "simulator.hw.pe.a4w8", "simulator.hw.pe.bitserial", "simulator.hw.pe.swis")
+#: The built-in PE types, in listing order; type ``t`` lives in ``simulator.hw.pe.t``, so a
+#: run imports only the modules of the types it uses.
+BUILTIN_TYPES = ("dense", "sysmt", "sparq", "a4w8", "bitserial", "swis")
+#: Modules of the built-in PE types; importing one registers its type.
+BUILTIN_MODULES = tuple(f"simulator.hw.pe.{name}" for name in BUILTIN_TYPES)
 
 _REGISTRY: dict[str, type[PEModel]] = {}
 _STATE = {"builtins": False, "entry_points": False}
@@ -372,6 +374,8 @@ def _load_entry_points() -> None:
 def pe_model_class(type_name: str) -> type[PEModel]:
     """The model class of PE type ``type_name`` (built-ins first, then entry points).
 
+    A built-in type imports its own module only.
+
     Raises
     ------
     KeyError
@@ -379,6 +383,11 @@ def pe_model_class(type_name: str) -> type[PEModel]:
     PluginError
         If a plug-in had to be loaded and is broken.
     """
+    if type_name in _REGISTRY:
+        return _REGISTRY[type_name]
+    if type_name in BUILTIN_TYPES:
+        importlib.import_module(f"simulator.hw.pe.{type_name}")
+        return _REGISTRY[type_name]
     _load_builtins()
     if type_name not in _REGISTRY:
         _load_entry_points()
@@ -398,7 +407,7 @@ class _OptionTypes(Mapping[str, type[PEOptions]]):
 
     @property
     def default(self) -> str:
-        return next(iter(builtin_pe_types()))
+        return BUILTIN_TYPES[0]
 
     def __getitem__(self, name: str) -> type[PEOptions]:
         try:
