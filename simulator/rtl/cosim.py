@@ -20,7 +20,22 @@ from amaranth.sim import Simulator
 from simulator.rtl.build import build_array, pe_counters
 from simulator.rtl.design import RtlDesign
 
-__all__ = ["CosimResult", "FoldTrace", "run_gemm", "run_gemms"]
+__all__ = ["ACTIVITY_GROUPS", "CosimResult", "FoldTrace", "activity_signals", "run_gemm",
+           "run_gemms"]
+
+#: The signal groups whose toggles ``probe_activity`` records, per PE (docs/rtl.md,
+#: "Switching activity"): what the multipliers see, the step's partial sum (the accumulate
+#: adder's input), the accumulator register, and the operand registers with their valid bits.
+ACTIVITY_GROUPS = ("multiplier_inputs", "partial_sum", "accumulator", "operand_registers")
+
+
+def activity_signals(pe) -> dict[str, list]:
+    """The signals of each :data:`ACTIVITY_GROUPS` group of one PE (a datapath without
+    ``multiplier_inputs`` feeds its operands to its multipliers as they are)."""
+    dp = pe.datapath
+    return {"multiplier_inputs": list(getattr(dp, "multiplier_inputs", [*dp.a, *dp.w])),
+            "partial_sum": [pe.product], "accumulator": [pe.acc],
+            "operand_registers": [*pe.a_reg, *pe.w_reg, pe.a_valid, pe.w_valid]}
 
 
 @dataclasses.dataclass
@@ -36,6 +51,9 @@ class FoldTrace:
     products : int64 (rows, cols, cycles) of the datapath's partial sums where a step was held
         (only with ``probe_products``), else ``None``.
     out_cycle : int (rows, cols), the fold cycle in which each PE's output left the array.
+    activity : the activity signals (:data:`ACTIVITY_GROUPS`, packed by
+        :func:`activity_signals`) in every cycle of the fold and the cycle after it (only
+        with ``probe_activity``), else ``None``.
     """
 
     fold_row: int
@@ -44,6 +62,7 @@ class FoldTrace:
     events: np.ndarray
     products: np.ndarray | None
     out_cycle: np.ndarray
+    activity: list[int] | None = None
 
 
 @dataclasses.dataclass
@@ -55,6 +74,9 @@ class CosimResult:
     fold_cycles: list[int]
     counters: dict[str, int]
     folds: list[FoldTrace]
+    #: with ``probe_activity``: per PE (row-major), per activity group, the bit mask of its
+    #: signals in ``FoldTrace.activity``'s packed values
+    activity_masks: list[dict[str, int]] | None = None
 
 
 def _step_operands(A: np.ndarray, B: np.ndarray, sched: np.ndarray, threads: int, m0: int,
@@ -107,19 +129,20 @@ def run_gemm(design: RtlDesign, A: np.ndarray, B: np.ndarray, sched: np.ndarray,
 
 
 def run_gemms(design: RtlDesign, jobs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], *,
-              probe_products: bool = False, only_fold: int | None = None
-              ) -> list[CosimResult]:
+              probe_products: bool = False, only_fold: int | None = None,
+              probe_activity: bool = False) -> list[CosimResult]:
     """:func:`run_gemm` for several GEMMs, one after the other in one simulation (building
-    the simulator costs more than a small GEMM's cycles)."""
+    the simulator costs more than a small GEMM's cycles). ``probe_activity`` records the
+    activity signals in every cycle (``FoldTrace.activity``)."""
     names = pe_counters(design)
     array = build_array(design)
-    probes = _Probes(design, array)
+    probes = _Probes(design, array, probe_activity)
     results = []
 
     async def bench(ctx):
         for A, B, sched in jobs:
             result = CosimResult(np.zeros((A.shape[0], B.shape[1]), np.int64), 0, [],
-                                 {n: 0 for n in names}, [])
+                                 {n: 0 for n in names}, [], probes.masks)
             folds = _fold_list(A.shape[0], B.shape[1], design.rows, design.cols)
             if only_fold is not None:
                 folds = [folds[only_fold]]
@@ -143,12 +166,25 @@ def _fold_list(m: int, n: int, rows: int, cols: int) -> list[tuple[int, int]]:
 class _Probes:
     """The signals the testbench writes and reads, packed so that each is one access."""
 
-    def __init__(self, design: RtlDesign, array) -> None:
+    def __init__(self, design: RtlDesign, array, activity: bool = False) -> None:
         self.pes = [pe for row in array.pes for pe in row]
         self.acts, self.pack_a = _packer([s for row in array.act_in for s in row], ())
         self.wgts, self.pack_w = _packer([s for col in array.wgt_in for s in col], ())
         self.valid = Cat(*(pe.valid for pe in self.pes))
         self.events = Cat(*(pe.event for pe in self.pes))
+        self.activity, self.masks = None, None
+        if activity:
+            # PE-major, then group, then signal: the layout activity_signals() gives
+            signals, self.masks, offset = [], [], 0
+            for pe in self.pes:
+                masks = {}
+                for group, members in activity_signals(pe).items():
+                    width = sum(len(s) for s in members)
+                    masks[group] = ((1 << width) - 1) << offset
+                    offset += width
+                    signals += members
+                self.masks.append(masks)
+            self.activity = Cat(*signals)
 
 
 async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched, fold,
@@ -164,6 +200,7 @@ async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched,
     real = np.zeros((rows, cols), bool)
     real[:max(0, min(rows, n_m - m0)), :max(0, min(cols, n_n - n0))] = True
     trace_ev, trace_pr, out_cycle = [], [], np.full((rows, cols), -1, np.int64)
+    trace_act = [] if probes.activity is not None else None
     ctx.set(array.steps, steps)
     ctx.set(array.start, 1)
     ctx.set(probes.acts, packed_a[0])
@@ -190,6 +227,8 @@ async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched,
         if probe_products:
             trace_pr.append([ctx.get(pe.product) if valid >> p & 1 else 0
                              for p, pe in enumerate(probes.pes)])
+        if trace_act is not None:
+            trace_act.append(ctx.get(probes.activity))
         trace_ev.append(ev)
         if ctx.get(array.out_valid):
             r = ctx.get(array.out_row)
@@ -199,12 +238,14 @@ async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched,
                     result.outputs[m0 + r, n0 + j] = ctx.get(array.out[j])
         cycle += 1
         await ctx.tick()
+    if trace_act is not None:  # the registers' state after the fold's last cycle
+        trace_act.append(ctx.get(probes.activity))
     events = np.array(trace_ev, np.int64).T.reshape(rows, cols, cycle)
     counted = events[real]
     for index, name in enumerate(result.counters):
         result.counters[name] += int(np.count_nonzero(counted == index))
     products = (np.array(trace_pr, np.int64).T.reshape(rows, cols, cycle)
                 if probe_products else None)
-    result.folds.append(FoldTrace(fr, fc, cycle, events, products, out_cycle))
+    result.folds.append(FoldTrace(fr, fc, cycle, events, products, out_cycle, trace_act))
     result.fold_cycles.append(cycle)
     result.cycles += cycle

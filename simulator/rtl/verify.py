@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from simulator.hw.pe import PEModel, get_pe_model
 from simulator.hw.timing import fold_timing
 from simulator.rtl.design import RtlDesign, exact_acc_bits
 from simulator.workloads.layers import GemmShape, Layer
+
+if TYPE_CHECKING:  # the co-simulation imports Amaranth; verify loads it when it runs
+    from simulator.rtl.cosim import CosimResult
 
 __all__ = ["GemmReport", "Mismatch", "MAX_COSIM_PES", "random_cases", "verify_gemms",
            "check_cosim_size", "workload_gemms"]
@@ -202,17 +205,19 @@ def _step_mismatch(what, case, fold, pe, cycle, before, got, want, step, design)
 
 
 def verify_gemms(design: RtlDesign, pe: PEModel,
-                 items: list[tuple[str, Layer, np.ndarray, np.ndarray, bool]]
-                 ) -> list[tuple[GemmReport, np.ndarray]]:
+                 items: list[tuple[str, Layer, np.ndarray, np.ndarray, bool]], *,
+                 probe_activity: bool = False) -> list[tuple[GemmReport, CosimResult]]:
     """Co-simulate GEMMs (case name, layer, A, B, cropped) on one design, in one simulation,
-    and compare each with sasim; returns each one's report and the RTL's outputs (M, N)."""
+    and compare each with sasim; returns each one's report and the RTL's run (its outputs
+    (M, N), and with ``probe_activity`` its activity traces)."""
     from simulator.rtl.cosim import run_gemms
 
     scheds = [schedule_of(pe, layer, a) for _, layer, a, _, _ in items]
     started = time.perf_counter()
-    runs = run_gemms(design, [(a, b, sched) for (_, _, a, b, _), sched in zip(items, scheds)])
+    runs = run_gemms(design, [(a, b, sched) for (_, _, a, b, _), sched in zip(items, scheds)],
+                     probe_activity=probe_activity)
     seconds = (time.perf_counter() - started) / max(len(items), 1)
-    return [(_compare(design, pe, item, sched, rtl, seconds), rtl.outputs)
+    return [(_compare(design, pe, item, sched, rtl, seconds), rtl)
             for item, sched, rtl in zip(items, scheds, runs)]
 
 
@@ -440,12 +445,15 @@ class VerifyResult:
     outputs : per layer (workload mode, whole layers only), the RTL's outputs in the layer's
         layout with the bias added, as ``sasim run --save-outputs`` writes them.
     rtl_outputs : each GEMM's (M, N) outputs from the RTL, in order.
+    runs : each GEMM's co-simulation, in order (fold traces; activity with
+        ``probe_activity``).
     """
 
     design: RtlDesign
     reports: list[GemmReport]
     outputs: dict[str, np.ndarray]
     rtl_outputs: list[np.ndarray] = dataclasses.field(default_factory=list)
+    runs: list[CosimResult] = dataclasses.field(default_factory=list)
 
     @property
     def mismatch(self) -> Mismatch | None:
@@ -456,8 +464,10 @@ class VerifyResult:
 def verify_arch(arch: ArchConfig, source: str, *, cases: int = 8, seed: int = 0,
                 workload=None, layer: str | None = None, max_folds: int = 64,
                 acc_bits: int | None = None, need_whole: bool = False,
-                progress: Progress | None = None) -> VerifyResult:
-    """Co-simulate ``arch``'s RTL on random GEMMs (``workload`` None) or a workload's layers.
+                progress: Progress | None = None, probe_activity: bool = False
+                ) -> VerifyResult:
+    """Co-simulate ``arch``'s RTL on random GEMMs (``workload`` None) or a workload's layers
+    (``probe_activity``: also record the switching activity, :mod:`simulator.rtl.activity`).
 
     Raises
     ------
@@ -485,17 +495,19 @@ def verify_arch(arch: ArchConfig, source: str, *, cases: int = 8, seed: int = 0,
     mixed = len(set(signed)) > 1
     design = dataclasses.replace(base, act_signed=any(signed), acc_bits=width,
                                  act_bits=9 if mixed else 8)
-    done: dict[int, tuple[GemmReport, np.ndarray]] = {}
-    for i, pair in enumerate(verify_gemms(design, pe, items)):
+    done: dict[int, tuple[GemmReport, CosimResult]] = {}
+    for i, pair in enumerate(verify_gemms(design, pe, items, probe_activity=probe_activity)):
         if keys:
             pair[0].layer, pair[0].group = keys[i][0].name, keys[i][1]
         done[i] = pair
         if progress is not None:
             progress(pair[0])
     reports = [done[i][0] for i in range(len(items))]
-    outputs = _layer_outputs(workload, keys, [done[i][1] for i in range(len(items))]) \
+    runs = [done[i][1] for i in range(len(items))]
+    rtl_outputs = [run.outputs for run in runs]
+    outputs = _layer_outputs(workload, keys, rtl_outputs) \
         if workload is not None and need_whole else {}
-    return VerifyResult(design, reports, outputs, [done[i][1] for i in range(len(items))])
+    return VerifyResult(design, reports, outputs, rtl_outputs, runs)
 
 
 def _check_work(design: RtlDesign, pe: PEModel, items, source: str) -> None:

@@ -28,6 +28,8 @@ class DenseDatapath(Elaboratable):
         self.a, self.w = operand_signals(1, act_signed, act_bits)
         self.product = Signal(signed(product_bits(1)))
         self.event = Signal(2)
+        #: what the multiplier sees (docs/rtl.md, "Switching activity")
+        self.multiplier_inputs = [*self.a, *self.w]
 
     def elaborate(self, platform: object) -> Module:
         m = Module()

@@ -80,6 +80,14 @@ class SySMTDatapath(Elaboratable):
         self.a, self.w = operand_signals(threads, act_signed, act_bits)
         self.product = Signal(signed(product_bits(threads)))
         self.event = Signal(2)
+        # the sub-multipliers' operand inputs (narrow, wide): 2T two 4b x 8b, 4T four 4b x 4b
+        wide = 8 if threads == 2 else 4
+        self.sub_inputs = [] if threads == 1 else [
+            (Signal(unsigned(4), name=f"mul{k}_n"), Signal(unsigned(wide), name=f"mul{k}_v"))
+            for k in range(threads)]
+        #: what the multipliers see (docs/rtl.md, "Switching activity")
+        self.multiplier_inputs = ([*self.a, *self.w] if threads == 1 else
+                                  [s for pair in self.sub_inputs for s in pair])
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -116,7 +124,8 @@ class SySMTDatapath(Elaboratable):
                 Mux(single, 0, th[0].nshift) * 4, Mux(single, sign, th[0].sign)),
                (Mux(single, x[4:8], th[1].narrow), Mux(single, mw, th[1].wide),
                 Mux(single, 4, th[1].nshift * 4), Mux(single, sign, th[1].sign))]
-        return [_sub_product(m, k, n, v, 4, 8, sh, s) for k, (n, v, sh, s) in enumerate(ops)]
+        return [_sub_product(m, k, self.sub_inputs[k], n, v, sh, s)
+                for k, (n, v, sh, s) in enumerate(ops)]
 
     def _four_threads(self, m: Module, th: list[_Thread], count: Signal) -> list:
         """Four 4b x 4b sub-multipliers; returns their (term, sign) pairs."""
@@ -151,7 +160,7 @@ class SySMTDatapath(Elaboratable):
         for k in range(4):
             chosen = [Mux(mode_single, single[k][f], Mux(mode_pair, pair[k][f], quad[k][f]))
                       for f in range(4)]
-            terms.append(_sub_product(m, k, *chosen[:2], 4, 4, *chosen[2:]))
+            terms.append(_sub_product(m, k, self.sub_inputs[k], *chosen))
         return terms
 
 
@@ -163,13 +172,14 @@ def _any(bits: list) -> object:
     return result
 
 
-def _sub_product(m: Module, k: int, narrow, wide, narrow_bits: int, wide_bits: int, shift,
+def _sub_product(m: Module, k: int, inputs: tuple[Signal, Signal], narrow, wide, shift,
                  sign) -> tuple[Signal, Signal]:
-    """One unsigned ``narrow_bits`` x ``wide_bits`` sub-multiplier, its shifter (0/4/8) and
-    its conditional inversion; returns the signed term (one's complement when negative)
-    and its sign (the carry that completes the negation)."""
-    n = Signal(unsigned(narrow_bits), name=f"mul{k}_n")
-    v = Signal(unsigned(wide_bits), name=f"mul{k}_v")
+    """One unsigned sub-multiplier on ``inputs`` (its narrow and wide operand registers'
+    signals, driven here from ``narrow`` and ``wide``), its shifter (0/4/8) and its
+    conditional inversion; returns the signed term (one's complement when negative) and its
+    sign (the carry that completes the negation)."""
+    n, v = inputs
+    narrow_bits, wide_bits = len(n), len(v)
     p = Signal(unsigned(narrow_bits + wide_bits), name=f"mul{k}_p")
     sh = Signal(range(9), name=f"mul{k}_shift")
     shifted = Signal(unsigned(narrow_bits + wide_bits + 8), name=f"mul{k}_shifted")
