@@ -93,12 +93,23 @@ def _describe_type(tp: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_describe_type(a) for a in get_args(tp) if a is not type(None))
     if origin is tuple:
-        return f"a list of {_describe_type(get_args(tp)[0])}s"
+        return f"a list of {_plural(get_args(tp)[0])}"
     if origin in (dict, Mapping):
-        return f"a mapping of names to {_describe_type(get_args(tp)[1])}s"
+        return f"a mapping of names to {_plural(get_args(tp)[1])}"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
     return str(tp)
+
+
+def _plural(tp: Any) -> str:
+    """What many values of ``tp`` are: "integers", "mappings of names to numbers", "values
+    (one of ...)"."""
+    one = _describe_type(tp)
+    for article in ("a ", "an "):
+        if one.startswith(article):
+            noun, _, rest = one[len(article):].partition(" ")
+            return f"{noun}s {rest}".rstrip()
+    return f"values ({one})"
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
