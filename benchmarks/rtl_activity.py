@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Switching activity of the generated RTL per PE-step class, beside the energy model.
 
-Co-simulates the dense, SySMT-2T and SySMT-4T arrays (4x4) on the digits trace
-(workloads/digits_int8.npz, every array layer cropped to ``--max-folds`` folds), checks every
-GEMM against sasim as ``sasim rtl verify`` does, and prints per class of PE-step
+Co-simulates the dense, SySMT-2T and SySMT-4T arrays (4x4), as generated and with operand
+isolation (``--operand-isolation``: the multipliers' inputs held at zero on an idle step), on
+the digits trace (workloads/digits_int8.npz, every array layer cropped to ``--max-folds``
+folds), checks every GEMM against sasim as ``sasim rtl verify`` does, and prints per class
+of PE-step
 (docs/rtl.md, "Switching activity"):
 
 - the toggles per PE-step at the multipliers' inputs, at the partial sum (the accumulate
@@ -15,7 +17,8 @@ GEMM against sasim as ``sasim rtl verify`` does, and prints per class of PE-step
 
 Usage (from the repo root)::
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/rtl_activity.py [--max-folds 4] [--json]
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/rtl_activity.py [--max-folds 4]
+        [--isolation both|off|on] [--json]
 """
 
 from __future__ import annotations
@@ -41,17 +44,19 @@ def _ratio(value: float, base: float) -> str:
     return f"{value / base:5.2f}" if base else "    -"
 
 
-def report(arch_name: str, max_folds: int) -> dict:
+def report(arch_name: str, max_folds: int, isolation: bool) -> dict:
     """Measure one design and print its table; returns its record."""
     arch = api.load_arch(arch_name, ["array.rows=4", "array.cols=4"])
     workload = api.load_workload(TRACE)
     started = time.perf_counter()
-    table, result = measure(arch, arch_name, workload, max_folds=max_folds)
+    table, result = measure(arch, arch_name, workload, max_folds=max_folds,
+                            operand_isolation=isolation)
     seconds = time.perf_counter() - started
     tech = api.load_tech_table(arch.energy.tech)
     model = model_energies(pe_composition(get_pe_model(arch.pe, arch.array)), tech)
     cycles = sum(r.cycles for r in result.reports)
-    print(f"\n{arch_name} on a 4x4 array, {TRACE} ({len(result.reports)} GEMMs, {cycles} "
+    gating = "with operand isolation" if isolation else "as generated"
+    print(f"\n{arch_name} {gating} on a 4x4 array, {TRACE} ({len(result.reports)} GEMMs, {cycles} "
           f"cycles, every output and counter equal to sasim's; {seconds:.1f} s)")
     print(f"{'class':<15}{'PE-steps':>9}" + "".join(f"{SHORT[g]:>9}" for g in ACTIVITY_GROUPS)
           + " | rel: mult  adder | model pJ: mult  adder  logic | rel: mult  adder")
@@ -75,17 +80,21 @@ def report(arch_name: str, max_folds: int) -> dict:
         print(line)
         record[event] = {"steps": table.steps[event], "toggles_per_step": per,
                          "model_pj": energy}
-    return {"arch": arch_name, "cycles": cycles, "seconds": seconds, "classes": record}
+    return {"arch": arch_name, "operand_isolation": isolation, "cycles": cycles,
+            "seconds": seconds, "classes": record}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-folds", type=int, default=4)
+    parser.add_argument("--isolation", choices=("both", "off", "on"), default="both")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    variants = {"both": (False, True), "off": (False,), "on": (True,)}[args.isolation]
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
           f"{os.cpu_count()} cores; toggles per PE-step (no step: per PE-cycle)")
-    records = [report(name, args.max_folds) for name in ARCHS]
+    records = [report(name, args.max_folds, isolation) for isolation in variants
+               for name in ARCHS]
     if args.json:
         print(json.dumps(records, indent=1))
 

@@ -930,6 +930,9 @@ def _add_rtl(sub) -> None:
         p.add_argument("--acc-bits", type=int, metavar="N",
                        help="accumulator width (emit, synth: default 32; verify: default "
                             "the width that is exact for the largest Kd)")
+        p.add_argument("--operand-isolation", action="store_true",
+                       help="hold the multipliers' inputs at zero on an idle step (zero "
+                            "gating, as the energy model assumes; docs/rtl.md)")
 
     emit = cmds.add_parser("emit", help="write the Verilog of the array and one PE, and "
                                         "params.json",

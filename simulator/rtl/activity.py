@@ -99,11 +99,12 @@ def model_energies(composition, tech) -> dict[str, dict[str, float]]:
     return out
 
 
-def measure(arch, source: str, workload, *, layer: str | None = None, max_folds: int = 8
-            ) -> tuple[ActivityTable, object]:
-    """Co-simulate ``arch`` on ``workload``'s layers (cropped to ``max_folds`` folds each)
-    with the activity probes, checking every GEMM against sasim as ``sasim rtl verify``
-    does; returns the table and the verification result.
+def measure(arch, source: str, workload, *, layer: str | None = None, max_folds: int = 8,
+            operand_isolation: bool = False) -> tuple[ActivityTable, object]:
+    """Co-simulate ``arch`` (with ``operand_isolation`` or not) on ``workload``'s layers
+    (cropped to ``max_folds`` folds each) with the activity probes, checking every GEMM
+    against sasim as ``sasim rtl verify`` does; returns the table and the verification
+    result.
 
     Raises
     ------
@@ -115,7 +116,7 @@ def measure(arch, source: str, workload, *, layer: str | None = None, max_folds:
     from simulator.rtl.verify import verify_arch
 
     result = verify_arch(arch, source, workload=workload, layer=layer, max_folds=max_folds,
-                         probe_activity=True)
+                         probe_activity=True, operand_isolation=operand_isolation)
     if result.mismatch is not None:
         raise SimulationError(f"{source}: the RTL disagrees with sasim: {result.mismatch.line()}")
     table = fold_toggles(pe_counters(result.design), result.runs)

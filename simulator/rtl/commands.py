@@ -34,7 +34,8 @@ def _acc_bits(value: int | None) -> int | None:
 def _design(args: argparse.Namespace, **extra: Any) -> tuple[Any, RtlDesign]:
     """The arch and its design; refuses a PE type without RTL before importing Amaranth."""
     arch = api.load_arch(args.arch, args.set or ())
-    design = design_from_arch(arch, f"--arch {args.arch}", **extra)
+    design = design_from_arch(arch, f"--arch {args.arch}",
+                              operand_isolation=args.operand_isolation, **extra)
     require_amaranth()
     return arch, design
 
@@ -59,10 +60,11 @@ def cmd_emit(args: argparse.Namespace) -> int:
 
 
 def _pe_label(design: RtlDesign) -> str:
+    label = design.pe_type
     if design.pe_type == "sysmt":
-        return (f"SySMT {design.threads}T ({design.options['policy']}, "
-                f"{design.options['rounding']})")
-    return design.pe_type
+        label = (f"SySMT {design.threads}T ({design.options['policy']}, "
+                 f"{design.options['rounding']})")
+    return label + (" with operand isolation" if design.operand_isolation else "")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -84,7 +86,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         result = verify_arch(arch, f"--arch {args.arch}", cases=args.cases or 8,
                              seed=args.seed, workload=workload, layer=args.layer,
                              max_folds=args.max_folds, acc_bits=_acc_bits(args.acc_bits),
-                             need_whole=folder is not None)
+                             need_whole=folder is not None,
+                             operand_isolation=args.operand_isolation)
         if folder is not None:
             _save_outputs(folder, result)
             outputs.commit()

@@ -50,6 +50,9 @@ class RtlDesign:
     act_bits : activation port width: 8, or 9 (signed) to carry both signed 8-bit and
         unsigned 8-bit activations in one design (``sasim rtl verify`` on a workload that
         has both; the datapath works on magnitudes, which stay 8-bit).
+    operand_isolation : the multipliers' inputs are held at zero on an ``idle`` step (AND
+        gates with the step's non-zero flag), the zero gating the energy model assumes
+        (docs/rtl.md, "Switching activity").
     """
 
     name: str
@@ -61,6 +64,7 @@ class RtlDesign:
     act_signed: bool
     acc_bits: int
     act_bits: int = 8
+    operand_isolation: bool = False
 
     def params(self) -> dict[str, Any]:
         """The design's parameters as JSON-ready data (``params.json``)."""
@@ -72,7 +76,8 @@ class RtlDesign:
 
 
 def design_from_arch(arch: ArchConfig, source: str, *, act_signed: bool = False,
-                     acc_bits: int = DEFAULT_ACC_BITS) -> RtlDesign:
+                     acc_bits: int = DEFAULT_ACC_BITS,
+                     operand_isolation: bool = False) -> RtlDesign:
     """The design of ``arch`` (``source`` names it in messages).
 
     Raises
@@ -93,7 +98,7 @@ def design_from_arch(arch: ArchConfig, source: str, *, act_signed: bool = False,
         options = {"policy": pe.policy, "rounding": pe.rounding}
     return RtlDesign(name=arch.name, pe_type=pe.type, threads=threads, options=options,
                      rows=arch.array.rows, cols=arch.array.cols, act_signed=act_signed,
-                     acc_bits=acc_bits)
+                     acc_bits=acc_bits, operand_isolation=operand_isolation)
 
 
 def exact_acc_bits(kd: int, threads: int = 1) -> int:

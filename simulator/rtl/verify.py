@@ -464,8 +464,8 @@ class VerifyResult:
 def verify_arch(arch: ArchConfig, source: str, *, cases: int = 8, seed: int = 0,
                 workload=None, layer: str | None = None, max_folds: int = 64,
                 acc_bits: int | None = None, need_whole: bool = False,
-                progress: Progress | None = None, probe_activity: bool = False
-                ) -> VerifyResult:
+                progress: Progress | None = None, probe_activity: bool = False,
+                operand_isolation: bool = False) -> VerifyResult:
     """Co-simulate ``arch``'s RTL on random GEMMs (``workload`` None) or a workload's layers
     (``probe_activity``: also record the switching activity, :mod:`simulator.rtl.activity`).
 
@@ -478,7 +478,7 @@ def verify_arch(arch: ArchConfig, source: str, *, cases: int = 8, seed: int = 0,
     """
     from simulator.rtl.design import design_from_arch
 
-    base = design_from_arch(arch, source)
+    base = design_from_arch(arch, source, operand_isolation=operand_isolation)
     check_cosim_size(base, source)
     pe = pe_model_for(arch)
     items, keys = _items(base, pe, cases, seed, workload, layer, max_folds, need_whole)

@@ -21,8 +21,9 @@ def _bits(value: int, width: int) -> int:
     return value & ((1 << width) - 1)
 
 
-def _naive_toggles(gemms, acc_bits: int) -> tuple[dict, dict]:
-    """Toggles of a 1x1 dense array per class, from the operands: (steps, toggles)."""
+def _naive_toggles(gemms, acc_bits: int, isolation: bool) -> tuple[dict, dict]:
+    """Toggles of a 1x1 dense array per class, from the operands: (steps, toggles). With
+    operand isolation the multiplier sees zeros unless both operands are non-zero."""
     p_bits = product_bits(1)
     steps = {"idle": 0, "single": 0, NO_STEP: 0}
     toggles = {c: dict.fromkeys(ACTIVITY_GROUPS, 0) for c in steps}
@@ -36,13 +37,18 @@ def _naive_toggles(gemms, acc_bits: int) -> tuple[dict, dict]:
                 acc += x * w
                 cycles.append(("single" if x and w else "idle", x, w, 1, x * w, acc))
             cycles.append((NO_STEP, 0, 0, 0, 0, 0))  # the drain shifts in zeros
+    def seen(x: int, w: int) -> tuple[int, int]:
+        return (x, w) if x and w or not isolation else (0, 0)
+
     before = (None, 0, 0, 0, 0, 0)
     for now in cycles:
         event, x, w, valid, prod, _ = now
         _, px, pw, pvalid, pprod, pacc = before
         steps[event] += 1
         operands = (_bits(x ^ px, 8) | _bits(w ^ pw, 8) << 8).bit_count()
-        toggles[event]["multiplier_inputs"] += operands
+        (mx, mw), (pmx, pmw) = seen(x, w), seen(px, pw)
+        toggles[event]["multiplier_inputs"] += (_bits(mx ^ pmx, 8)
+                                                | _bits(mw ^ pmw, 8) << 8).bit_count()
         toggles[event]["operand_registers"] += operands + 2 * (valid ^ pvalid)
         toggles[event]["partial_sum"] += _bits(prod ^ pprod, p_bits).bit_count()
         toggles[event]["accumulator"] += _bits(now[5] ^ pacc, acc_bits).bit_count()
@@ -52,8 +58,8 @@ def _naive_toggles(gemms, acc_bits: int) -> tuple[dict, dict]:
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(1, 3), st.integers(1, 12), st.integers(0, 2**32 - 1)),
-                min_size=1, max_size=3))
-def test_toggles_equal_a_naive_twin(shapes):
+                min_size=1, max_size=3), st.booleans())
+def test_toggles_equal_a_naive_twin(shapes, isolation):
     gemms = []
     for m, k, seed in shapes:
         rng = np.random.default_rng(seed)
@@ -62,11 +68,11 @@ def test_toggles_equal_a_naive_twin(shapes):
         gemms.append((a.astype(np.int64), b.astype(np.int64)))
     acc_bits = exact_acc_bits(max(a.shape[1] for a, _ in gemms))
     design = RtlDesign(name="t", pe_type="dense", threads=1, options={}, rows=1, cols=1,
-                       act_signed=False, acc_bits=acc_bits)
+                       act_signed=False, acc_bits=acc_bits, operand_isolation=isolation)
     runs = run_gemms(design, [(a, b, np.arange(a.shape[1])[None, :]) for a, b in gemms],
                      probe_activity=True)
     table = fold_toggles(("idle", "single"), runs)
-    steps, toggles = _naive_toggles(gemms, acc_bits)
+    steps, toggles = _naive_toggles(gemms, acc_bits, isolation)
     assert table.steps == steps
     assert table.toggles == toggles
 

@@ -76,21 +76,23 @@ def _check(design: RtlDesign, gemms, threads: int, split: str, rule: str, params
             np.testing.assert_array_equal(rtl.outputs, a @ b)
 
 @CASES
-@given(batch())
-def test_dense_rtl_equals_the_reference(drawn):
+@given(batch(), st.booleans())
+def test_dense_rtl_equals_the_reference(drawn, isolation):
     rows, cols, signed, gemms = drawn
-    design = RtlDesign("t", "dense", 1, {}, rows, cols, signed, exact_acc_bits(32))
+    design = RtlDesign("t", "dense", 1, {}, rows, cols, signed, exact_acc_bits(32),
+                       operand_isolation=isolation)
     _check(design, gemms, 1, "contiguous", "dense", None)
 
 @settings(max_examples=24, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(batch(), st.sampled_from([2, 4]), st.sampled_from(["sparsity_aware", "msb_trim"]),
        st.sampled_from(["round_half_even", "truncate"]),
-       st.sampled_from(["contiguous", "interleaved"]))
-def test_sysmt_rtl_equals_the_reference(drawn, threads, policy, rounding, split):
+       st.sampled_from(["contiguous", "interleaved"]), st.booleans())
+def test_sysmt_rtl_equals_the_reference(drawn, threads, policy, rounding, split, isolation):
     rows, cols, signed, gemms = drawn
     params = {"policy": policy, "rounding": rounding}
-    design = RtlDesign("t", "sysmt", threads, params, rows, cols, signed, exact_acc_bits(32))
+    design = RtlDesign("t", "sysmt", threads, params, rows, cols, signed, exact_acc_bits(32),
+                       operand_isolation=isolation)
     _check(design, gemms, threads, split, "sysmt", params)
 
 @pytest.mark.parametrize(("threads", "policy", "rounding"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 
 __all__ = ["EVENT_IDLE", "EVENT_SINGLE", "EVENT_SHARED_EXACT", "EVENT_SHARED_REDUCED",
-           "product_bits", "sign_magnitude", "trimmed", "classify"]
+           "product_bits", "sign_magnitude", "trimmed", "classify", "gated"]
 
 #: Counter indices, as in docs/reference-array.md ("Counters").
 EVENT_IDLE = 0
@@ -87,3 +87,9 @@ def operand_signals(threads: int, act_signed: bool, act_bits: int = 8
             for t in range(threads)]
     wgts = [Signal(signed(8), name=f"w{t}") for t in range(threads)]
     return acts, wgts
+
+
+def gated(value, enable) -> object:
+    """``value`` where ``enable`` is set, else 0: one AND gate per bit (operand isolation,
+    docs/rtl.md "Switching activity")."""
+    return value & enable.replicate(len(value))

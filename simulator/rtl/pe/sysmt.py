@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
 
-from simulator.rtl.pe.common import (classify, operand_signals, product_bits, sign_magnitude,
-                                     trimmed)
+from simulator.rtl.pe.common import (classify, gated, operand_signals, product_bits,
+                                     sign_magnitude, trimmed)
 
 __all__ = ["COUNTERS", "SySMTDatapath", "build"]
 
@@ -70,13 +70,16 @@ class SySMTDatapath(Elaboratable):
         Activations are signed (else unsigned).
     act_bits : int
         Activation port width (docs/rtl.md).
+    isolate : bool
+        Operand isolation: the sub-multipliers' inputs are held at zero on an idle step.
     """
 
     def __init__(self, threads: int, policy: str, rounding: str, act_signed: bool,
-                 act_bits: int = 8) -> None:
+                 act_bits: int = 8, isolate: bool = False) -> None:
         if threads not in (1, 2, 4):
             raise ValueError(f"threads must be 1, 2 or 4, not {threads}")
         self.threads, self.policy, self.rounding = threads, policy, rounding
+        self.isolate = isolate
         self.a, self.w = operand_signals(threads, act_signed, act_bits)
         self.product = Signal(signed(product_bits(threads)))
         self.event = Signal(2)
@@ -86,8 +89,12 @@ class SySMTDatapath(Elaboratable):
             (Signal(unsigned(4), name=f"mul{k}_n"), Signal(unsigned(wide), name=f"mul{k}_v"))
             for k in range(threads)]
         #: what the multipliers see (docs/rtl.md, "Switching activity")
-        self.multiplier_inputs = ([*self.a, *self.w] if threads == 1 else
-                                  [s for pair in self.sub_inputs for s in pair])
+        if threads == 1:
+            self.multiplier_inputs = ([Signal(self.a[0].shape(), name="mult_a"),
+                                       Signal(self.w[0].shape(), name="mult_w")] if isolate
+                                      else [*self.a, *self.w])
+        else:
+            self.multiplier_inputs = [s for pair in self.sub_inputs for s in pair]
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -96,8 +103,15 @@ class SySMTDatapath(Elaboratable):
         active = [t.active for t in th]
         changed = Signal()
         count = classify(m, active, changed, self.event)
+        self._busy = Signal(name="any_active")
+        m.d.comb += self._busy.eq(count != 0)
         if self.threads == 1:
-            m.d.comb += [changed.eq(0), self.product.eq(self.a[0] * self.w[0])]
+            a, w = self.a[0], self.w[0]
+            if self.isolate:
+                mult_a, mult_w = self.multiplier_inputs
+                m.d.comb += [mult_a.eq(gated(a, self._busy)), mult_w.eq(gated(w, self._busy))]
+                a, w = mult_a, mult_w
+            m.d.comb += [changed.eq(0), self.product.eq(a * w)]
             return m
         if self.threads == 2:
             terms = self._two_threads(m, th, count)
@@ -112,6 +126,10 @@ class SySMTDatapath(Elaboratable):
         m.d.comb += self.product.eq(sum(t for t, _ in terms) + sum(s for _, s in terms))
         return m
 
+    def _gate(self) -> Signal | None:
+        """The operand-isolation enable of the sub-multipliers (None: not isolated)."""
+        return self._busy if self.isolate else None
+
     def _two_threads(self, m: Module, th: list[_Thread], count: Signal) -> list:
         """Two 4b x 8b sub-multipliers; returns their (term, sign) pairs."""
         single = Signal(name="single_mode")
@@ -124,7 +142,7 @@ class SySMTDatapath(Elaboratable):
                 Mux(single, 0, th[0].nshift) * 4, Mux(single, sign, th[0].sign)),
                (Mux(single, x[4:8], th[1].narrow), Mux(single, mw, th[1].wide),
                 Mux(single, 4, th[1].nshift * 4), Mux(single, sign, th[1].sign))]
-        return [_sub_product(m, k, self.sub_inputs[k], n, v, sh, s)
+        return [_sub_product(m, k, self.sub_inputs[k], n, v, sh, s, self._gate())
                 for k, (n, v, sh, s) in enumerate(ops)]
 
     def _four_threads(self, m: Module, th: list[_Thread], count: Signal) -> list:
@@ -160,7 +178,7 @@ class SySMTDatapath(Elaboratable):
         for k in range(4):
             chosen = [Mux(mode_single, single[k][f], Mux(mode_pair, pair[k][f], quad[k][f]))
                       for f in range(4)]
-            terms.append(_sub_product(m, k, self.sub_inputs[k], *chosen))
+            terms.append(_sub_product(m, k, self.sub_inputs[k], *chosen, self._gate()))
         return terms
 
 
@@ -173,13 +191,16 @@ def _any(bits: list) -> object:
 
 
 def _sub_product(m: Module, k: int, inputs: tuple[Signal, Signal], narrow, wide, shift,
-                 sign) -> tuple[Signal, Signal]:
+                 sign, gate: Signal | None = None) -> tuple[Signal, Signal]:
     """One unsigned sub-multiplier on ``inputs`` (its narrow and wide operand registers'
-    signals, driven here from ``narrow`` and ``wide``), its shifter (0/4/8) and its
-    conditional inversion; returns the signed term (one's complement when negative) and its
-    sign (the carry that completes the negation)."""
+    signals, driven here from ``narrow`` and ``wide``, gated to zero while ``gate`` is low
+    when it is given), its shifter (0/4/8) and its conditional inversion; returns the
+    signed term (one's complement when negative) and its sign (the carry that completes the
+    negation)."""
     n, v = inputs
     narrow_bits, wide_bits = len(n), len(v)
+    if gate is not None:
+        narrow, wide = gated(narrow, gate), gated(wide, gate)
     p = Signal(unsigned(narrow_bits + wide_bits), name=f"mul{k}_p")
     sh = Signal(range(9), name=f"mul{k}_shift")
     shifted = Signal(unsigned(narrow_bits + wide_bits + 8), name=f"mul{k}_shifted")
@@ -198,4 +219,4 @@ def build(design) -> SySMTDatapath:
     """The datapath of ``design`` (a :class:`simulator.rtl.design.RtlDesign`)."""
     opts = design.options
     return SySMTDatapath(design.threads, opts["policy"], opts["rounding"], design.act_signed,
-                         design.act_bits)
+                         design.act_bits, design.operand_isolation)
