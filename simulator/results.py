@@ -374,6 +374,12 @@ class RunResult:
                     "macs_saved", "predictor_macs", "dense_cycles", "predictor_cycles",
                     "cycles_none", "cycles_compact"):
             out[key] = sum(l.zap[key] for l in layers)
+        # ZAP's energy (docs/energy-model.md, "ZAP"): priced in functional runs only
+        for key in ("active_steps", "skipped_active_steps", "energy_predictor_pj",
+                    "energy_logic_pj", "energy_skipped_pj", "energy_side_unit_register_pj",
+                    "energy_side_unit_leakage_pj"):
+            if all(key in l.zap for l in layers):
+                out[key] = sum(l.zap[key] for l in layers)
         return {"zap": out}
 
     def _alternative_totals(self) -> dict[str, Any]:
