@@ -540,6 +540,10 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
                       buffer_kib)
     if any(not layer.is_gemm for layer in workload.layers):
         area = _with_vector_area(arch, tech, area)
+    if codec:  # the coder lanes and the inverse's side unit (docs/energy-model.md)
+        from simulator.energy.codec import codec_area_um2, with_codec_area
+
+        area = with_codec_area(area, codec_area_um2(tech, **_codec_shape(arch)))
     layers = [_priced(arch, tech, area, buffer_kib, pe, layer, result)
               for layer, result in zip(workload.layers, layers)]
     return RunResult(arch=arch, workload=workload, layers=tuple(layers), tech=tech.name,
@@ -878,6 +882,7 @@ def _priced(arch: ArchConfig, tech: TechTable, area: AreaReport,
     if codec is not None:
         codec = {**codec, "dram_energy_saved_pj":
                  codec["dram_bytes_saved"] * tech.dram.energy_pj_per_byte}
+        energy, codec = _codec_priced(arch, tech, result, energy, codec)
     if zap is not None:  # the side unit's registers and leakage
         breakdown = dict(energy.breakdown_pj)
         breakdown["registers"] += zap.get("side_unit_register_pj", 0.0)
@@ -888,6 +893,28 @@ def _priced(arch: ArchConfig, tech: TechTable, area: AreaReport,
     return dataclasses.replace(result, energy_pj=energy.total_pj,
                                energy_breakdown_pj=dict(energy.breakdown_pj), codec=codec,
                                zap=zap if zap is not None else result.zap)
+
+
+def _codec_shape(arch: ArchConfig) -> dict[str, Any]:
+    """The codec's hardware parameters (:mod:`simulator.energy.codec`)."""
+    options = arch.memory.activation_codec
+    return {"bits": options.bits, "lanes": options.lanes, "word_bits": options.word_bits,
+            "side_unit_macs": (options.side_unit_macs_per_cycle
+                               if options.inverse == "side_unit" else None)}
+
+
+def _codec_priced(arch: ArchConfig, tech: TechTable, result: LayerResult,
+                  energy: EnergyReport, codec: dict) -> tuple[EnergyReport, dict]:
+    """The layer's energy with its coder lanes' (the ``codec`` class) and its codec report
+    with the figures (docs/energy-model.md, "Transform codec")."""
+    from simulator.energy.codec import CODEC_CLASS, codec_energy
+
+    figures = codec_energy(tech, codec, cycles=result.total_cycles, **_codec_shape(arch))
+    breakdown = dict(energy.breakdown_pj)
+    breakdown[CODEC_CLASS] = breakdown.get(CODEC_CLASS, 0.0) + sum(figures.values())
+    figures = {k.replace("_pj", "_energy_pj"): v for k, v in figures.items()}
+    return EnergyReport(breakdown), {**codec, **figures,
+                                     "codec_energy_pj": sum(figures.values())}
 
 
 def _zap_priced(arch: ArchConfig, tech: TechTable, pe: PEModel, layer: Layer,
