@@ -26,7 +26,7 @@ from simulator.workloads.layers import Layer
 
 __all__ = ["ACCUMULATOR_STATS", "layer_accumulator", "has_accumulator", "check_accumulator",
            "formats", "accumulate", "accumulate_direct", "exact_bound", "pe_composition", "layer_steps",
-           "OUTER_INT_BITS", "OUTER_FLOAT", "INF_OUTPUT"]
+           "OUTER_INT_BITS", "OUTER_FLOAT", "OUTER_FLOAT_ADDER_SHARE", "INF_OUTPUT"]
 
 #: The stats an accumulator adds to a layer's PE stats.
 ACCUMULATOR_STATS = ("accumulator_overflow", "accumulator_underflow", "accumulator_swamping")
@@ -34,6 +34,12 @@ ACCUMULATOR_STATS = ("accumulator_overflow", "accumulator_underflow", "accumulat
 OUTER_INT_BITS = 64
 #: ... and binary32 (exponent bits, mantissa bits, bias) for float formats.
 OUTER_FLOAT = (8, 23, 127)
+#: The binary32 second accumulator's adder as a share of the tech table's ``fp_adder_32``
+#: (a full IEEE adder): synthesised, the second accumulator of docs/hardware-spec.md §8
+#: (integer values, no subnormals, saturating) is 8.3x the 32-bit integer accumulator, not
+#: the table's 13.3x (docs/accumulators.md, "Area against synthesis";
+#: benchmarks/rtl_accumulator_area.py prints the derivation).
+OUTER_FLOAT_ADDER_SHARE = 0.61
 #: What an infinite sum leaves the array as (NaN leaves as 0).
 INF_OUTPUT = 1 << 62
 _EXACT = AccumulatorConfig()
@@ -313,7 +319,8 @@ def _widths(config: AccumulatorConfig) -> tuple[dict[str, float], int, dict[str,
         return ({"adder_32": config.bits / 32}, config.bits,
                 {"adder_32": OUTER_INT_BITS / 32}, OUTER_INT_BITS)
     width = 1 + config.exponent_bits + config.mantissa_bits
-    return _float_adder(width), width, _float_adder(32), 32
+    outer = {name: share * OUTER_FLOAT_ADDER_SHARE for name, share in _float_adder(32).items()}
+    return _float_adder(width), width, outer, 32
 
 
 def pe_composition(pe: PEModel, layer: Layer | None = None) -> Composition:
