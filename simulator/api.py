@@ -494,6 +494,11 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     if codec:  # docs/transform-coding.md
         from simulator.memory.codec import RunCoding
 
+        if arch.memory.activation_codec.tensor != "layer_input":
+            raise ConfigError(f"arch {arch.name}: memory.activation_codec.tensor: "
+                              f"pre_activation is modelled by sasim accuracy only (a run "
+                              f"codes the tensors its layers load; docs/transform-coding.md)")
+
         coding = RunCoding(workload.layers, workload.tensors, arch.memory.activation_codec)
     env = simpy.Environment()
     layers, schedules = [], []
