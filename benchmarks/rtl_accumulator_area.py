@@ -12,10 +12,10 @@ Synthesises (the flow of ``sasim rtl synth``: Yosys ``synth -noabc``, ``dfflegal
   register, the chunk counter);
 
 and the dense PE (``sasim rtl synth --arch os_sa_16x16 --scope pe``). Printed beside the
-tech table's areas (its components, µm², with the whole ``fp_adder_32``): each block over the int32 accumulator,
-the second accumulator alone (the difference of the last two), the share of ``fp_adder_32``
-that makes the model agree (``OUTER_FLOAT_ADDER_SHARE`` in simulator/hw/accumulator.py), and
-the PE with the fp12 accumulator over the dense PE (the dense PE with its int32 accumulator
+tech table's areas (its components, µm², with the whole ``fp_adder_32``): each block over
+the int32 accumulator, the second accumulator alone (the difference of the last two), the
+share of ``fp_adder_32`` that makes the model agree (``OUTER_FLOAT_ADDER_SHARE`` in
+simulator/hw/accumulator.py), and the PE with the fp12 accumulator over the dense PE (the dense PE with its int32 accumulator
 replaced by the synthesised block).
 
 Usage (from the repo root)::

@@ -25,8 +25,9 @@ from simulator.hw.pe.registry import AccumulationFeed, Composition, GemmRun, PEM
 from simulator.workloads.layers import Layer
 
 __all__ = ["ACCUMULATOR_STATS", "layer_accumulator", "has_accumulator", "check_accumulator",
-           "formats", "accumulate", "accumulate_direct", "exact_bound", "pe_composition", "layer_steps",
-           "OUTER_INT_BITS", "OUTER_FLOAT", "OUTER_FLOAT_ADDER_SHARE", "INF_OUTPUT"]
+           "formats", "accumulate", "accumulate_direct", "exact_bound", "pe_composition",
+           "layer_steps", "OUTER_INT_BITS", "OUTER_FLOAT", "OUTER_FLOAT_ADDER_SHARE",
+           "INF_OUTPUT"]
 
 #: The stats an accumulator adds to a layer's PE stats.
 ACCUMULATOR_STATS = ("accumulator_overflow", "accumulator_underflow", "accumulator_swamping")
