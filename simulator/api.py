@@ -21,8 +21,9 @@ import simpy
 import simulator
 from simulator.config import arch as arch_config
 from simulator.config.arch import VECTOR_PRIMITIVES, ArchConfig
-from simulator.energy.model import (AreaReport, BufferTraffic, LayerActivity, array_area,
-                                    layer_energy, vector_components, with_vector_unit)
+from simulator.energy.model import (AreaReport, BufferTraffic, EnergyReport, LayerActivity,
+                                    array_area, layer_energy, vector_components,
+                                    with_vector_unit)
 from simulator.energy.tech import TechTable, load_tech
 from simulator.errors import ConfigError, SimulationError, WorkloadError
 from simulator.hw.accumulator import check_accumulator, layer_steps, pe_composition
@@ -493,6 +494,11 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     if codec:  # docs/transform-coding.md
         from simulator.memory.codec import RunCoding
 
+        if arch.memory.activation_codec.tensor != "layer_input":
+            raise ConfigError(f"arch {arch.name}: memory.activation_codec.tensor: "
+                              f"pre_activation is modelled by sasim accuracy only (a run "
+                              f"codes the tensors its layers load; docs/transform-coding.md)")
+
         coding = RunCoding(workload.layers, workload.tensors, arch.memory.activation_codec)
     env = simpy.Environment()
     layers, schedules = [], []
@@ -539,6 +545,10 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
                       buffer_kib)
     if any(not layer.is_gemm for layer in workload.layers):
         area = _with_vector_area(arch, tech, area)
+    if codec:  # the coder lanes and the inverse's side unit (docs/energy-model.md)
+        from simulator.energy.codec import codec_area_um2, with_codec_area
+
+        area = with_codec_area(area, codec_area_um2(tech, **_codec_shape(arch)))
     layers = [_priced(arch, tech, area, buffer_kib, pe, layer, result)
               for layer, result in zip(workload.layers, layers)]
     return RunResult(arch=arch, workload=workload, layers=tuple(layers), tech=tech.name,
@@ -663,12 +673,26 @@ def _zap_functional(arch: ArchConfig, pe: PEModel, layer: Layer, tensors: LayerT
     else:
         outputs = _zap_exact_output(tensors, layer)
     outcome: ZapOutcome = apply_zap(zap, outputs, arch.zap)
+    if result is not None:  # the skipped steps' energy (docs/energy-model.md, "ZAP")
+        outcome = _with_active_steps(outcome, tensors, layer)
     if sink is not None:
         sink(layer.name, outcome.outputs)
     if result is not None and tensors.output is not None:
         result = dataclasses.replace(result, output_matches_trace=bool(
             np.array_equal(outcome.outputs, tensors.output)))
     return result, (zap, outcome)
+
+
+def _with_active_steps(outcome: Any, tensors: LayerTensors, layer: Layer) -> Any:
+    """``outcome`` with its active steps counted (:func:`simulator.hw.zap.active_steps`)."""
+    from threadpoolctl import threadpool_limits
+
+    from simulator.hw.zap import active_steps
+
+    with threadpool_limits(limits=1, user_api="blas"):  # as in _zap_exact_output
+        skipped, total = active_steps(tensors.input, tensors.weight, layer, outcome.kept)
+    return dataclasses.replace(outcome, counts={**outcome.counts, "active_steps": total,
+                                                "skipped_active_steps": skipped})
 
 
 def _zap_exact_output(tensors: LayerTensors, layer: Layer) -> np.ndarray:
@@ -848,6 +872,10 @@ def _priced(arch: ArchConfig, tech: TechTable, area: AreaReport,
         counters=result.counters, cycles=result.total_cycles, buffers=buffers,
         dram_read_bytes=sum(result.dram_reads), dram_write_bytes=sum(result.dram_writes))
     extra = pe.extra_actions(layer, result.stats or {})
+    zap = None
+    if result.zap is not None and "active_steps" in result.zap:  # docs/energy-model.md, "ZAP"
+        activity, extra, zap = _zap_priced(arch, tech, pe, layer, result, composition,
+                                           activity, extra)
     codec = result.codec
     if codec is not None:  # the inverse transform's MACs (docs/transform-coding.md)
         extra = dict(extra)
@@ -859,8 +887,62 @@ def _priced(arch: ArchConfig, tech: TechTable, area: AreaReport,
     if codec is not None:
         codec = {**codec, "dram_energy_saved_pj":
                  codec["dram_bytes_saved"] * tech.dram.energy_pj_per_byte}
+        energy, codec = _codec_priced(arch, tech, result, energy, codec)
+    if zap is not None:  # the side unit's registers and leakage
+        breakdown = dict(energy.breakdown_pj)
+        breakdown["registers"] += zap.get("side_unit_register_pj", 0.0)
+        breakdown["leakage"] += zap.get("side_unit_leakage_pj", 0.0)
+        energy = EnergyReport(breakdown)
+        zap = {**result.zap, **{f"energy_{k}" if k.endswith("_pj") else k: v
+                                for k, v in zap.items()}}
     return dataclasses.replace(result, energy_pj=energy.total_pj,
-                               energy_breakdown_pj=dict(energy.breakdown_pj), codec=codec)
+                               energy_breakdown_pj=dict(energy.breakdown_pj), codec=codec,
+                               zap=zap if zap is not None else result.zap)
+
+
+def _codec_shape(arch: ArchConfig) -> dict[str, Any]:
+    """The codec's hardware parameters (:mod:`simulator.energy.codec`)."""
+    options = arch.memory.activation_codec
+    return {"bits": options.bits, "lanes": options.lanes, "word_bits": options.word_bits,
+            "side_unit_macs": (options.side_unit_macs_per_cycle
+                               if options.inverse == "side_unit" else None)}
+
+
+def _codec_priced(arch: ArchConfig, tech: TechTable, result: LayerResult,
+                  energy: EnergyReport, codec: dict) -> tuple[EnergyReport, dict]:
+    """The layer's energy with its coder lanes' (the ``codec`` class) and its codec report
+    with the figures (docs/energy-model.md, "Transform codec")."""
+    from simulator.energy.codec import CODEC_CLASS, codec_energy
+
+    figures = codec_energy(tech, codec, cycles=result.total_cycles, **_codec_shape(arch))
+    breakdown = dict(energy.breakdown_pj)
+    breakdown[CODEC_CLASS] = breakdown.get(CODEC_CLASS, 0.0) + sum(figures.values())
+    figures = {k.replace("_pj", "_energy_pj"): v for k, v in figures.items()}
+    return EnergyReport(breakdown), {**codec, **figures,
+                                     "codec_energy_pj": sum(figures.values())}
+
+
+def _zap_priced(arch: ArchConfig, tech: TechTable, pe: PEModel, layer: Layer,
+                result: LayerResult, composition: Any, activity: LayerActivity,
+                extra: Mapping[str, float]) -> tuple[LayerActivity, dict[str, float], dict]:
+    """A ZAP layer's priced activity: the gated-off outputs' PE-steps removed from the
+    counters, the predictor's MACs and the gating logic added as actions, and its energy
+    figures (:func:`simulator.energy.zap.zap_energy`)."""
+    from simulator.energy.zap import (logic_actions, predictor_actions, skipped_counters,
+                                      zap_energy)
+
+    report = result.zap
+    skipped = skipped_counters(result.counters, pe.reduction_steps(layer),
+                               report["predicted_zero"], report["skipped_active_steps"],
+                               report["active_steps"])
+    counters = {k: v - skipped.get(k, 0) for k, v in result.counters.items()}
+    extra = dict(extra)
+    for actions in (predictor_actions(report["predictor_macs"]), logic_actions(report)):
+        for component, count in actions.items():
+            extra[component] = extra.get(component, 0) + count
+    figures = zap_energy(tech, report, composition.events, skipped, arch.zap.lanes,
+                         result.total_cycles, arch.array.clock_mhz)
+    return dataclasses.replace(activity, counters=counters), extra, figures
 
 
 def _buffer_traffic(buffer_kib: Mapping[str, float],

@@ -692,7 +692,9 @@ def _print_codec(codec: dict) -> None:
                  f"{codec['stored_bytes']:,}", f"{codec['raw_bytes']:,}"])
     print(f"\nactivation codec ({codec['transform']}, b = {codec['bits']}) on the evaluation "
           f"images, bits per value:")
-    print(format_table(["coded input of", "kept", "entropy", "Huffman", "stored",
+    coded = ("coded pre-activation of" if codec.get("tensor") == "pre_activation"
+             else "coded input of")
+    print(format_table([coded, "kept", "entropy", "Huffman", "stored",
                         "stored bytes", "8-bit bytes"], rows, "lrrrrrr"))
     print("stored: the lanes' word-padded streams per batch, burst-padded, plus the tables")
 

@@ -357,8 +357,12 @@ class RunResult:
                     "inverse_cycles", "decode_cycles", "encode_cycles", "codec_stall_cycles",
                     "dram_raw_bytes", "dram_bytes_saved"):
             out[key] = sum(r.get(key, 0) for r in reports)
-        if all("dram_energy_saved_pj" in r for r in reports):
-            out["dram_energy_saved_pj"] = sum(r["dram_energy_saved_pj"] for r in reports)
+        for key in ("dram_energy_saved_pj", "encoder_energy_pj", "decoder_energy_pj",
+                    "codec_register_energy_pj", "codec_energy_pj"):
+            if all(key in r for r in reports):
+                out[key] = sum(r[key] for r in reports)
+        if self.area is not None and "codec" in self.area.breakdown_um2:  # energy-model.md
+            out["codec_area_um2"] = self.area.breakdown_um2["codec"]
         return {"codec": out}
 
     def _zap_totals(self) -> dict[str, Any]:
@@ -374,6 +378,12 @@ class RunResult:
                     "macs_saved", "predictor_macs", "dense_cycles", "predictor_cycles",
                     "cycles_none", "cycles_compact"):
             out[key] = sum(l.zap[key] for l in layers)
+        # ZAP's energy (docs/energy-model.md, "ZAP"): priced in functional runs only
+        for key in ("active_steps", "skipped_active_steps", "energy_predictor_pj",
+                    "energy_logic_pj", "energy_skipped_pj", "energy_side_unit_register_pj",
+                    "energy_side_unit_leakage_pj"):
+            if all(key in l.zap for l in layers):
+                out[key] = sum(l.zap[key] for l in layers)
         return {"zap": out}
 
     def _alternative_totals(self) -> dict[str, Any]:

@@ -87,6 +87,12 @@ class ActivationCodecConfig:
     bits: int | None = option(
         None, doc="Quantiser bits b of the projected activations (1..16); null = no codec.",
         check=in_range(1, 16))
+    tensor: Literal["layer_input", "pre_activation"] = option(
+        "layer_input", doc="What is coded: layer_input, the tensor each conv/linear layer "
+                           "loads (after ReLU, pooling and adds; sasim run and sasim "
+                           "accuracy); pre_activation, each conv/linear layer's output after "
+                           "its folded BatchNorm, before ReLU, as the paper's code does "
+                           "(sasim accuracy only).")
     transform: Literal["pca", "none"] = option(
         "pca", doc="pca: per-layer principal components of the channel vector of each pixel; "
                    "none: entropy coding of the quantised activations alone.")

@@ -110,7 +110,8 @@ class AreaReport:
     @property
     def array_um2(self) -> float:
         return (self.total_um2 - self.breakdown_um2.get("buffers", 0.0)
-                - self.breakdown_um2.get(VECTOR_CLASS, 0.0))
+                - self.breakdown_um2.get(VECTOR_CLASS, 0.0)
+                - self.breakdown_um2.get("codec", 0.0))  # simulator.energy.codec
 
 
 def _check_known(tech: TechTable, names: Mapping[str, object], what: str) -> None:

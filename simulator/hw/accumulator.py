@@ -25,8 +25,9 @@ from simulator.hw.pe.registry import AccumulationFeed, Composition, GemmRun, PEM
 from simulator.workloads.layers import Layer
 
 __all__ = ["ACCUMULATOR_STATS", "layer_accumulator", "has_accumulator", "check_accumulator",
-           "formats", "accumulate", "exact_bound", "pe_composition", "layer_steps",
-           "OUTER_INT_BITS", "OUTER_FLOAT", "INF_OUTPUT"]
+           "formats", "accumulate", "accumulate_direct", "exact_bound", "pe_composition",
+           "layer_steps", "OUTER_INT_BITS", "OUTER_FLOAT", "OUTER_FLOAT_ADDER_SHARE",
+           "INF_OUTPUT"]
 
 #: The stats an accumulator adds to a layer's PE stats.
 ACCUMULATOR_STATS = ("accumulator_overflow", "accumulator_underflow", "accumulator_swamping")
@@ -34,6 +35,12 @@ ACCUMULATOR_STATS = ("accumulator_overflow", "accumulator_underflow", "accumulat
 OUTER_INT_BITS = 64
 #: ... and binary32 (exponent bits, mantissa bits, bias) for float formats.
 OUTER_FLOAT = (8, 23, 127)
+#: The binary32 second accumulator's adder as a share of the tech table's ``fp_adder_32``
+#: (a full IEEE adder): synthesised, the second accumulator of docs/hardware-spec.md §8
+#: (integer values, no subnormals, saturating) is 8.3x the 32-bit integer accumulator, not
+#: the table's 13.3x (docs/accumulators.md, "Area against synthesis";
+#: benchmarks/rtl_accumulator_area.py prints the derivation).
+OUTER_FLOAT_ADDER_SHARE = 0.61
 #: What an infinite sum leaves the array as (NaN leaves as 0).
 INF_OUTPUT = 1 << 62
 _EXACT = AccumulatorConfig()
@@ -137,20 +144,76 @@ def accumulate(pe: PEModel, layer: Layer, a: np.ndarray, b: np.ndarray,
     return dataclasses.replace(run, outputs=outputs, stats=stats, exact=exact)
 
 
+def _row_blocks(rows: int) -> tuple[int, list[tuple[int, int]]]:
+    """(threads, row blocks): four blocks per thread, so a thread slowed by other jobs does
+    not hold the others up."""
+    from simulator.kernels.jit import kernel_threads
+
+    workers = min(kernel_threads(), max(1, rows))
+    size = -(-rows // (4 * workers)) if rows else 1
+    return workers, [(lo, min(rows, lo + size)) for lo in range(0, rows, size)]
+
+
+def _magnitude(x: np.ndarray) -> int:
+    return max(abs(int(x.min())), abs(int(x.max()))) if x.size else 0
+
+
+def accumulate_direct(pe: PEModel, layer: Layer, a: np.ndarray, b: np.ndarray
+                      ) -> GemmRun | None:
+    """The PE's GEMM with its running sums in the layer's float format, in one kernel pass
+    that also gives the exact sums, or ``None`` when this path does not apply (then
+    :func:`accumulate` runs after the PE's own GEMM).
+
+    It applies to an exact PE in the dense order that counts its steps without the product
+    (``gemm_counters``: the dense PE, from non-zero counts) and a float format that the
+    float32 lanes hold, rounding to nearest even, whose products cannot underflow
+    (docs/performance.md, "Narrow accumulators"): the PE's exact product is then
+    not computed at all; the kernel's exact sums serve the error metrics."""
+    counters = getattr(pe, "gemm_counters", None)
+    config = layer_accumulator(pe, layer)
+    if (counters is None or not type(pe).exact or config.type != "float"
+            or config.rounding == "floor" or config.overflow_mode == "inf"):
+        return None
+    feed = pe.accumulation_feed(layer, a)
+    if not (feed.sched.shape[0] == 1 and np.array_equal(feed.sched[0], np.arange(a.shape[1]))):
+        return None
+    prod, acc, outer = formats(config)
+    largest = _magnitude(a) * _magnitude(b)
+    if (int(prod[4]) > 0 or a.shape[1] * largest >= 1 << 62
+            or not _fits_float32(prod, acc, a, b, 1, True)):
+        return None
+    from simulator.kernels import accumulator as kernel
+    from simulator.kernels.jit import parallel_map
+
+    a64 = np.ascontiguousarray(a, dtype=np.int64)
+    b32 = np.ascontiguousarray(b, dtype=np.float32)
+    outputs = np.empty((a.shape[0], b.shape[1]), dtype=np.int64)
+    exact = np.empty_like(outputs)
+    workers, blocks = _row_blocks(a.shape[0])
+    events = np.zeros((len(blocks), 3), dtype=np.int64)
+    period = max(1, ((1 << 24) - 1) // max(1, largest))  # float32 partial sums stay exact
+
+    def task(i: int) -> None:
+        lo, hi = blocks[i]
+        kernel.accumulate_dense_f32_exact(a64, b32, prod, acc, outer, config.chunk or 0,
+                                          period, outputs, exact, events[i], lo, hi)
+
+    parallel_map(workers, len(blocks), task)
+    stats = {name: int(v) for name, v in zip(ACCUMULATOR_STATS, events.sum(axis=0))}
+    return GemmRun(outputs, counters(a, b), stats=stats, exact=exact)
+
+
 def _run_kernel(feed: AccumulationFeed, config: AccumulatorConfig, a: np.ndarray,
                 b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The kernel on blocks of rows, one thread each (:func:`parallel_map`)."""
     from simulator.kernels import accumulator as kernel
-    from simulator.kernels.jit import kernel_threads, parallel_map
+    from simulator.kernels.jit import parallel_map
     from simulator.kernels.reference_array import POLICY_SPARSITY_AWARE, RULE_DENSE, RULE_SYSMT
 
     prod, acc, outer = formats(config)
     a64 = np.ascontiguousarray(a, dtype=np.int64)
     outputs = np.empty((a.shape[0], b.shape[1]), dtype=np.int64)
-    rows = a.shape[0]
-    workers = min(kernel_threads(), max(1, rows))
-    size = -(-rows // (4 * workers)) if rows else 1
-    blocks = [(lo, min(rows, lo + size)) for lo in range(0, rows, size)]
+    workers, blocks = _row_blocks(a.shape[0])
     events = np.zeros((len(blocks), 3), dtype=np.int64)
 
     in_order = (feed.rule == RULE_DENSE and feed.sched.shape[0] == 1
@@ -257,7 +320,8 @@ def _widths(config: AccumulatorConfig) -> tuple[dict[str, float], int, dict[str,
         return ({"adder_32": config.bits / 32}, config.bits,
                 {"adder_32": OUTER_INT_BITS / 32}, OUTER_INT_BITS)
     width = 1 + config.exponent_bits + config.mantissa_bits
-    return _float_adder(width), width, _float_adder(32), 32
+    outer = {name: share * OUTER_FLOAT_ADDER_SHARE for name, share in _float_adder(32).items()}
+    return _float_adder(width), width, outer, 32
 
 
 def pe_composition(pe: PEModel, layer: Layer | None = None) -> Composition:

@@ -73,7 +73,8 @@ def run_groups(pe: PEModel, layer: Layer, a: np.ndarray, b: np.ndarray | WeightB
     not gathered (a transformer's 32 heads of scores are 1 GiB of int64): ``on_block`` is
     then the only one to see them.
     """
-    from simulator.hw.accumulator import ACCUMULATOR_STATS, accumulate, layer_accumulator
+    from simulator.hw.accumulator import (ACCUMULATOR_STATS, accumulate, accumulate_direct,
+                                          layer_accumulator)
 
     narrow = layer_accumulator(pe, layer).type != "exact"  # docs/accumulators.md
     lazy = callable(b)
@@ -88,9 +89,11 @@ def run_groups(pe: PEModel, layer: Layer, a: np.ndarray, b: np.ndarray | WeightB
     for g in range(a.shape[0]):
         for lo, hi in blocks:
             block = b(g, lo, hi) if lazy else b[g]
-            run = pe.simulate_gemm(layer, a[g], block)
-            if narrow:
-                run = accumulate(pe, layer, a[g], block, run)
+            run = accumulate_direct(pe, layer, a[g], block) if narrow else None
+            if run is None:
+                run = pe.simulate_gemm(layer, a[g], block)
+                if narrow:
+                    run = accumulate(pe, layer, a[g], block, run)
             if outputs is not None:
                 outputs[g, :, lo:hi] = run.outputs
             counters.update(run.counters)

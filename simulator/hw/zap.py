@@ -27,7 +27,8 @@ from simulator.workloads.layers import Layer
 
 __all__ = ["Predictor", "TrainedPredictors", "LayerZap", "ZapOutcome", "load_predictors",
            "eligible", "predictors_path", "plan_zap", "apply_zap", "zap_cycles",
-           "synthetic_kept", "predictor_macs", "depthwise_layer", "PREDICTOR_MACS_PER_OUTPUT"]
+           "synthetic_kept", "predictor_macs", "depthwise_layer", "active_steps",
+           "PREDICTOR_MACS_PER_OUTPUT"]
 
 #: The predictor's MACs per output: two depthwise 3x3 convs (docs/hardware-spec.md §9).
 PREDICTOR_MACS_PER_OUTPUT = 2 * 9
@@ -243,3 +244,21 @@ def zap_cycles(layer: Layer, outcome: ZapOutcome, rows: int, cols: int,
         out[f"phase2_folds_{schedule}"] = two
         out[f"cycles_{schedule}"] = (one + two) * cycles_per_fold + predictor_cycles
     return out
+
+
+def active_steps(x: np.ndarray, weight: np.ndarray, layer: Layer, kept: np.ndarray
+                 ) -> tuple[int, int]:
+    """(active steps of the gated-off outputs, active steps of all outputs): an output's
+    active steps are the MACs of its window whose activation and weight are both non-zero
+    (docs/energy-model.md, "ZAP"), counted by the conv of the two non-zero maps."""
+    from simulator.kernels.zap import conv_exact_float32
+    from simulator.workloads.lowering import tap_geometry
+
+    x_nz = (np.asarray(x) != 0).astype(np.int8)
+    w_nz = (np.asarray(weight) != 0).astype(np.int8)
+    counts = conv_exact_float32(x_nz, w_nz, layer.stride, layer.dilation, layer.padding,
+                                tap_geometry(layer, *x_nz.shape[2:]), layer.output_size,
+                                layer.groups)
+    if counts is None:  # not for 0/1 maps (counts below 2**24), kept for the signature
+        raise ValueError(f"layer '{layer.name}': active-step counts out of float range")
+    return int(counts[~kept].sum()), int(counts.sum())

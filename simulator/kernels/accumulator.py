@@ -1016,3 +1016,105 @@ def accumulate_sysmt_f32(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_fm
     events[EVENT_OVERFLOW] += n_over
     events[EVENT_UNDERFLOW] += n_under
     events[EVENT_SWAMPING] += n_swamp
+
+
+@njit(inline="always")
+def _round_near_f(mag, low, sh):
+    """The magnitude bits ``mag`` of a float32 rounded to nearest even at bit ``sh``
+    (``low`` the mask of the bits below it): :func:`_q_f`'s rounding alone."""
+    odd = _and32(_sar32(mag, sh), np.int32(1))
+    return _and32(_add32(mag, _add32(_sar32(low, np.int32(1)), odd)),
+                  _sub32(np.int32(-1), low))
+
+
+@njit(checked=False)
+def accumulate_dense_f32_exact(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, period, outputs,
+                               exact, events, lo, hi):
+    """:func:`accumulate_dense_f32` for rounding to nearest even and a product format whose
+    smallest normal value is at most 1 (no nonzero product underflows; the caller checks),
+    with the exact sums beside the rounded ones.
+
+    The step is then :func:`_step_f` without the checks that cannot fire and without the
+    rounding mode's masks: the product rounded and saturated, swamping, the sum rounded,
+    saturated and flushed below its smallest normal value (events counted). The exact sum of
+    each output (``exact``, int64 (M, N)) is kept in float32 lanes from the same products
+    and moved into ``exact`` every ``period`` steps (the caller picks ``period`` so that
+    ``period`` products stay below 2^24: exact in binary32), so the error metrics need no
+    separate product. The same values and events as :func:`accumulate_dense_f32`."""
+    n_n = B.shape[1]
+    kd = A.shape[1]
+    c = _consts_f(prod_fmt, acc_fmt)
+    p_low, p_largest, p_sh = c[0], c[2], c[3]
+    a_low, a_smallest, a_largest, a_sh = c[4], c[5], c[6], c[7]
+    ulp_one, ulp_floor = c[8], c[9]
+    flush = _sub32(np.int32(-1), c[11])  # -1 when a sum below the smallest normal flushes
+    sign_bit = np.int32(-2147483648)
+    magnitude = np.int32(2147483647)
+    exponent = np.int32(0x7F800000)
+    rows = 8
+    acc = np.zeros((rows, n_n), np.float32)
+    part = np.zeros((rows, n_n), np.float32)
+    row = np.zeros(n_n, np.int64)
+    keep = acc_fmt[7] == UNDERFLOW_KEEP
+    n_over = 0
+    n_under = 0
+    n_swamp = 0
+    for m0 in range(lo, hi, rows):
+        nr = min(rows, hi - m0)
+        acc[:] = 0
+        part[:] = 0
+        exact[m0:m0 + nr, :] = 0
+        if chunk > 0:
+            outputs[m0:m0 + nr, :] = 0
+        for k in range(kd):
+            for r in range(nr):
+                xi = A[m0 + r, k]
+                x = np.float32(xi)
+                c_over = np.int32(0)
+                c_under = np.int32(0)
+                c_swamp = np.int32(0)
+                for n in range(n_n if xi != 0 else 0):
+                    p = np.float32(x * B[k, n])
+                    part[r, n] += p
+                    pb = _bits(p)
+                    q = _round_near_f(_and32(pb, magnitude), p_low, p_sh)
+                    c_over = _add32(c_over, np.int32(q > p_largest))
+                    q = min(q, p_largest)
+                    s = acc[r, n]
+                    sb = _and32(_bits(s), magnitude)
+                    half_ulp = _sub32(max(_and32(sb, exponent), ulp_floor), ulp_one)
+                    c_swamp = _add32(c_swamp, np.int32(sb != 0) & np.int32(q != 0)
+                                     & np.int32(q < half_ulp))
+                    v = np.float32(s + _float(_or32(q, _and32(pb, sign_bit))))
+                    vb = _bits(v)
+                    vmag = _and32(vb, magnitude)
+                    r2 = _round_near_f(vmag, a_low, a_sh)
+                    c_over = _add32(c_over, np.int32(r2 > a_largest))
+                    flushed = _and32(np.int32(vmag < a_smallest) & np.int32(vmag != 0),
+                                     flush)
+                    c_under = _add32(c_under, flushed)
+                    r2 = _and32(min(r2, a_largest), _sub32(flushed, np.int32(1)))
+                    acc[r, n] = _float(_or32(r2, _and32(vb, sign_bit)))
+                n_over += c_over
+                n_under += c_under
+                n_swamp += c_swamp
+            if (k + 1) % period == 0 or k + 1 == kd:
+                for r in range(nr):
+                    for n in range(n_n):
+                        exact[m0 + r, n] += np.int64(part[r, n])
+                        part[r, n] = 0
+            if chunk > 0 and (k + 1) % chunk == 0:
+                for r in range(nr):
+                    n_over, n_under, n_swamp = _flush_f(acc[r], row, outputs[m0 + r],
+                                                        outer_fmt, True, keep, n_over,
+                                                        n_under, n_swamp)
+        for r in range(nr):
+            if chunk > 0:
+                n_over, n_under, n_swamp = _flush_f(acc[r], row, outputs[m0 + r], outer_fmt,
+                                                    True, keep, n_over, n_under, n_swamp)
+            else:
+                for n in range(n_n):
+                    outputs[m0 + r, n] = np.int64(acc[r, n])
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp

@@ -194,6 +194,12 @@ def _codec_line(summary: dict) -> str:
     saved = f"{codec['dram_bytes_saved']:,} DRAM bytes saved of {codec['dram_raw_bytes']:,}"
     if energy is not None:
         saved += f" ({energy / 1e6:,.2f} uJ)"
+    if codec.get("codec_energy_pj") is not None:  # docs/energy-model.md, "Transform codec"
+        saved += (f"; coder lanes {codec['codec_energy_pj'] / 1e6:,.2f} uJ (encode "
+                  f"{codec['encoder_energy_pj'] / 1e6:,.2f}, decode "
+                  f"{codec['decoder_energy_pj'] / 1e6:,.2f}, registers "
+                  f"{codec['codec_register_energy_pj'] / 1e6:,.2f}), area "
+                  f"{codec.get('codec_area_um2', 0.0) / 1e6:.3f} mm2")
     return (f"activation codec ({options['transform']}, b = {options['bits']}, "
             f"{'synthetic data, ' if summary['data'] == 'synthetic' else ''}"
             f"docs/transform-coding.md): {bpv}{saved}; inverse transform "

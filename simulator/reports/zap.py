@@ -12,21 +12,37 @@ def _pct(part: float, whole: float) -> float:
     return 100 * part / whole if whole else 0.0
 
 
+def zap_cost_pj(z: Mapping[str, Any]) -> float:
+    """ZAP's own energy in one layer (or the totals), pJ: the predictor's MACs, the gating
+    and compaction logic, a side unit's registers and leakage (docs/energy-model.md)."""
+    return sum(z.get(k, 0.0) for k in ("energy_predictor_pj", "energy_logic_pj",
+                                        "energy_side_unit_register_pj",
+                                        "energy_side_unit_leakage_pj"))
+
+
 def zap_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """Headers and one row per ZAP layer: MACs saved (the paper's accounting), predictor
-    MACs, mispredictions, mass lost and the array's cycles under both schedules."""
+    MACs, mispredictions, mass lost, the array's cycles under both schedules and, in a
+    functional run, ZAP's own energy and the dynamic energy of the steps it skipped."""
     headers = ["ZAP layer", "mask", "thr", "MACs saved %", "pred MACs %", "mispred nz",
                "mass lost %", "cycles", "none", "compact", "pred cycles"]
+    priced = all("energy_skipped_pj" in (lay.get("zap") or {"energy_skipped_pj": 0})
+                 for lay in summary["layers"])
+    if priced:
+        headers += ["ZAP uJ", "skipped uJ"]
     rows = []
     for lay in summary["layers"]:
         z = lay.get("zap")
         if not z:
             continue
-        rows.append([lay["name"] + (" SYNTHETIC" if z["synthetic"] else ""), z["mask_type"],
-                     f"{z['threshold']:.2f}", _pct(z["macs_saved"], lay["macs"]),
-                     _pct(z["predictor_macs"], lay["macs"]), z["mispredicted_nonzero"],
-                     _pct(z["mass_lost"], z["mass"]), z["dense_cycles"], z["cycles_none"],
-                     z["cycles_compact"], z["predictor_cycles"]])
+        row = [lay["name"] + (" SYNTHETIC" if z["synthetic"] else ""), z["mask_type"],
+               f"{z['threshold']:.2f}", _pct(z["macs_saved"], lay["macs"]),
+               _pct(z["predictor_macs"], lay["macs"]), z["mispredicted_nonzero"],
+               _pct(z["mass_lost"], z["mass"]), z["dense_cycles"], z["cycles_none"],
+               z["cycles_compact"], z["predictor_cycles"]]
+        if priced:
+            row += [f"{zap_cost_pj(z) / 1e6:.3f}", f"{z['energy_skipped_pj'] / 1e6:.3f}"]
+        rows.append(row)
     return headers, rows
 
 
@@ -56,7 +72,20 @@ def zap_lines(summary: Mapping[str, Any]) -> list[str]:
             f"({_pct(z['dense_cycles'] - z['cycles_none'], z['dense_cycles']):+.1f} % saved), "
             f"compact {z['cycles_compact']:,} "
             f"({_pct(z['dense_cycles'] - z['cycles_compact'], z['dense_cycles']):+.1f} % saved), "
-            f"predictor {z['predictor_cycles']:,} included"]
+            f"predictor {z['predictor_cycles']:,} included", *_energy_line(z)]
+
+
+def _energy_line(z: Mapping[str, Any]) -> list[str]:
+    """ZAP's energy line (functional runs): its own cost against the skipped steps'."""
+    if "energy_skipped_pj" not in z:
+        return []
+    side = (z.get("energy_side_unit_register_pj", 0.0)
+            + z.get("energy_side_unit_leakage_pj", 0.0))
+    return [f"ZAP energy: predictor MACs {z['energy_predictor_pj'] / 1e6:.3f} uJ, gating and "
+            f"compaction logic {z['energy_logic_pj'] / 1e6:.3f} uJ, side unit registers and "
+            f"leakage {side / 1e6:.3f} uJ; the skipped PE-steps' dynamic energy "
+            f"{z['energy_skipped_pj'] / 1e6:.3f} uJ not spent "
+            f"({z['skipped_active_steps']:,} of {z['active_steps']:,} active steps)"]
 
 
 def accuracy_zap_lines(report: Mapping[str, Any]) -> list[str]:

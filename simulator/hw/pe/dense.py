@@ -91,8 +91,10 @@ class DensePE(PEModel):
         total = gemm.groups * gemm.m * gemm.n * gemm.k
         return {"idle": total - active, "single": active}
 
-    def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
-        outputs = gemm_product(a[None], b[None])[0]
+    def gemm_counters(self, a: np.ndarray, b: np.ndarray) -> dict[str, int]:
+        """The counters of :meth:`simulate_gemm` from non-zero counts alone (no product)."""
         active = active_steps(a, b)
-        total = a.shape[0] * b.shape[1] * a.shape[1]
-        return GemmRun(outputs, {"idle": total - active, "single": active})
+        return {"idle": a.shape[0] * b.shape[1] * a.shape[1] - active, "single": active}
+
+    def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
+        return GemmRun(gemm_product(a[None], b[None])[0], self.gemm_counters(a, b))
