@@ -192,7 +192,7 @@ def stream_for(pe, layer: Layer, a: np.ndarray, b: np.ndarray) -> SerialStream |
         return bitserial_stream(a, b, opts.bits, opts.serial_operand, opts.group_size, signed)
     if pe.type_name != "swis":
         return None
-    if pe._serial(layer):
+    if pe._serial(layer):  # the SWIS PE's own rule for a dynamic operand (one copy of it)
         return bitserial_stream(a, b, 8, "weight", opts.group_size, False)
     dec = pe.decomposition(b)
     return swis_stream(a, dec.approx, dec.masks, dec.shifts, pe.filter_order(dec),
