@@ -37,6 +37,8 @@ class FoldTrace:
     products : int64 (rows, cols, cycles) of the datapath's partial sums where a step was held
         (only with ``probe_products``), else ``None``.
     out_cycle : int (rows, cols), the fold cycle in which each PE's output left the array.
+    lanes : int (rows, cols, cycles), each PE's active lanes in each cycle, -1 where it held
+        no step (bit-serial and SWIS datapaths), else ``None``.
     """
 
     fold_row: int
@@ -45,6 +47,7 @@ class FoldTrace:
     events: np.ndarray
     products: np.ndarray | None
     out_cycle: np.ndarray
+    lanes: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -191,8 +194,8 @@ async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched,
     packed_w = [probes.pack_w(wgts[s].ravel()) for s in range(steps)]
     real = np.zeros((rows, cols), bool)
     real[:max(0, min(rows, n_m - m0)), :max(0, min(cols, n_n - n0))] = True
-    real_bits = sum(1 << p for p, flag in enumerate(real.ravel()) if flag)
-    trace_ev, trace_pr, out_cycle = [], [], np.full((rows, cols), -1, np.int64)
+    trace_ev, trace_pr, trace_ln = [], [], []
+    out_cycle = np.full((rows, cols), -1, np.int64)
     ctx.set(array.steps, steps)
     ctx.set(array.start, 1)
     ctx.set(probes.acts, packed_a[0])
@@ -216,9 +219,9 @@ async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched,
             for p in range(n_pes):
                 if valid >> p & 1:
                     ev[p] = events >> (2 * p) & 3
-            if probes.lanes is not None:
-                result.stats["active_lanes"] += _lanes(ctx.get(probes.lanes), valid & real_bits,
-                                                       probes.lane_bits, n_pes)
+        if probes.lanes is not None:
+            trace_ln.append(_lanes(ctx.get(probes.lanes) if valid else 0, valid,
+                                   probes.lane_bits, n_pes))
         if probe_products:
             trace_pr.append([ctx.get(pe.product) if valid >> p & 1 else 0
                              for p, pe in enumerate(probes.pes)])
@@ -237,12 +240,16 @@ async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched,
         result.counters[name] += int(np.count_nonzero(counted == index))
     products = (np.array(trace_pr, np.int64).T.reshape(rows, cols, cycle)
                 if probe_products else None)
-    result.folds.append(FoldTrace(fr, fc, cycle, events, products, out_cycle))
+    lanes = None
+    if probes.lanes is not None:
+        lanes = np.array(trace_ln, np.int64).T.reshape(rows, cols, cycle)
+        result.stats["active_lanes"] += int(lanes[real][lanes[real] > 0].sum())
+    result.folds.append(FoldTrace(fr, fc, cycle, events, products, out_cycle, lanes))
     result.fold_cycles.append(cycle)
     result.cycles += cycle
 
 
-def _lanes(packed: int, pes: int, width: int, n_pes: int) -> int:
-    """The sum of the ``width``-bit lane counts of the PEs set in ``pes``."""
+def _lanes(packed: int, pes: int, width: int, n_pes: int) -> list[int]:
+    """Each PE's ``width``-bit lane count, -1 for the PEs not set in ``pes``."""
     mask = (1 << width) - 1
-    return sum(packed >> (width * p) & mask for p in range(n_pes) if pes >> p & 1)
+    return [packed >> (width * p) & mask if pes >> p & 1 else -1 for p in range(n_pes)]

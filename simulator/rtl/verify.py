@@ -121,7 +121,7 @@ def _normalised(*counters: dict[str, int]) -> list[dict[str, int]]:
 
 
 def _counter_order(name: str) -> int:
-    order = ("idle", "single", "shared_exact", "shared_reduced")
+    order = ("idle", "single", "shared_exact", "shared_reduced", "zero", "active")
     return order.index(name) if name in order else len(order)
 
 
@@ -170,13 +170,19 @@ class _SerialStepRule:
                                                wgts)
         return int(partial), min(int(counter), 2)
 
+    def lanes(self, acts: np.ndarray, wgts: np.ndarray) -> int:
+        """The step's active lanes (the rule's counter index is 1 + active lanes)."""
+        counter = self.kernel.pe_step(self.kernel.RULE_BITSERIAL, self.codes, acts, wgts)[1]
+        return max(int(counter) - 1, 0)
+
 
 def _first_step_difference(design: RtlDesign, pe: PEModel, A, B, sched, fold, trace,
                            case: str,
                            what: str, before: int, pe_only: tuple[int, int] | None = None
                            ) -> Mismatch | None:
-    """The first (cycle, PE) of one fold whose event (``what == "counters"``) or partial
-    sum (``"outputs"``, needs ``trace.products``) differs from the reference rule."""
+    """The first (cycle, PE) of one fold whose event (``what == "counters"``), partial
+    sum (``"outputs"``, needs ``trace.products``) or active lanes (``"active lanes"``,
+    bit-serial and SWIS streams) differs from the reference rule."""
     from simulator.rtl.cosim import _step_operands
 
     if isinstance(sched, SerialStream):
@@ -195,6 +201,14 @@ def _first_step_difference(design: RtlDesign, pe: PEModel, A, B, sched, fold, tr
                 if pe_only is not None and (i, j) != pe_only:
                     continue
                 if not 0 <= s < sched.shape[1]:
+                    continue
+                if what == "active lanes":
+                    if i >= real_m or j >= real_n:
+                        continue
+                    got, want = int(trace.lanes[i, j, c]), rule.lanes(acts[s, i], wgts[s, j])
+                    if got != want:
+                        return _step_mismatch(what, case, fold, (i, j), c, before, got, want,
+                                              s, design)
                     continue
                 partial, counter = rule(acts[s, i], wgts[s, j])
                 if what == "counters":
@@ -218,6 +232,8 @@ def _step_mismatch(what, case, fold, pe, cycle, before, got, want, step, design)
         got = names[got] if 0 <= got < len(names) else f"no step ({got})"
         want = names[want] if 0 <= want < len(names) else str(want)
         label = "event"
+    elif what == "active lanes":
+        label = "active lanes"
     else:
         label = "partial sum"
     return Mismatch(what, case, -1, fold[0], fold[1], pe, cycle, before + cycle, got, want,
@@ -340,10 +356,23 @@ def _compare_stream(design: RtlDesign, pe: PEModel, item, stream: SerialStream, 
         or _cycle_mismatch(rtl.fold_cycles, want_cycles, folds, case)
         or _counter_mismatch(design, pe, stream.acts, stream.wgts, stream, rtl, rtl_counts,
                              ref_counts, folds, case)
-        or (None if lanes["rtl"] == lanes["model"] else
-            Mismatch("active lanes", case, 0, 0, 0, None, None, None, lanes["rtl"],
-                     lanes["model"], note="summed over the GEMM")))
+        or _lanes_mismatch(design, pe, stream, rtl, lanes, folds, case))
     return report
+
+
+def _lanes_mismatch(design, pe, stream, rtl, lanes, folds, case) -> Mismatch | None:
+    """The first PE-step whose active lanes differ from the reference rule's, or the GEMM's
+    totals."""
+    if lanes["rtl"] == lanes["model"]:
+        return None
+    for f, trace in enumerate(rtl.folds):
+        step = _first_step_difference(design, pe, stream.acts, stream.wgts, stream, folds[f],
+                                      trace, case, "active lanes", sum(rtl.fold_cycles[:f]))
+        if step is not None:
+            step.fold = f
+            return step
+    return Mismatch("active lanes", case, 0, 0, 0, None, None, None, lanes["rtl"],
+                    lanes["model"], note="summed over the GEMM")
 
 
 def _rerun(design, a, b, sched, fold: int):

@@ -202,6 +202,20 @@ def test_wrong_bitserial_events_alone_are_caught(cli, monkeypatch):
     assert {mismatch["rtl"], mismatch["sasim"]} == {"zero", "active"}
 
 
+def test_wrong_active_lanes_alone_are_caught(cli, monkeypatch):
+    """A lane count that misses the last lane (outputs and events still right): the
+    mismatch in active lanes is located at a PE and cycle."""
+    real = bitserial_rtl.popcount
+    monkeypatch.setattr(bitserial_rtl, "popcount", lambda bits: real(bits[:-1]))
+    result = cli("rtl", "verify", "--arch", "bitserial_4b_16x16", *SMALL, "--cases", "2",
+                 "--json")
+    assert result.status == 1
+    mismatch = json.loads(result.out)["mismatch"]
+    assert mismatch["what"] == "active lanes"
+    assert mismatch["pe"] is not None and mismatch["cycle"] is not None
+    assert mismatch["rtl"] == mismatch["sasim"] - 1
+
+
 def test_emit_and_synth_a_serial_design(cli, tmp_path):
     out = tmp_path / "rtl"
     result = cli("rtl", "emit", "--arch", "swis_variable_16x16", "--set", "array.rows=2",
