@@ -2,14 +2,18 @@
 """Synthesised PE area of every design with RTL, relative to the dense PE (docs/rtl.md).
 
 For each shipped design with RTL (dense, SySMT 2T, SySMT 4T, both policies and roundings of
-SySMT), ``python -m simulator rtl synth --arch ... --json`` (Yosys: ``synth -noabc``,
+SySMT; bit-serial and SWIS, with G = 16 as a design point the SWIS paper did not synthesise),
+``python -m simulator rtl synth --arch ... --json`` (Yosys: ``synth -noabc``,
 ``dfflegalize``, ``stat -tech cmos``; one PE with its operand registers and 32-bit
 accumulator) in a fresh process; printed beside sasim's composition-model ratio and the
 paper's (NB-SMT, MICRO 2020: 2T 1.4x, 4T 2.5x), with the wall time of each synthesis.
+``--serial`` prints the bit-serial and SWIS table instead: flip-flops, the ratio to the dense
+PE and, for SWIS, to the 8-bit bit-serial PE of the same G (its like-for-like baseline,
+docs/hardware-spec.md §6), synthesised and by the composition model.
 
 Usage (from the repo root)::
 
-    .venv/bin/python benchmarks/rtl_area.py [--scope pe|array]
+    .venv/bin/python benchmarks/rtl_area.py [--scope pe|array] [--serial]
 """
 
 from __future__ import annotations
@@ -30,13 +34,64 @@ for _threads in (2, 4):
                                ("msb_trim", "round_half_even"), ("msb_trim", "truncate")):
         DESIGNS.append((f"SySMT {_threads}T {_policy} {_rounding}", f"sysmt_{_threads}t_16x16",
                         ["--set", f"pe.policy={_policy}", "--set", f"pe.rounding={_rounding}"]))
+#: Bit-serial and SWIS designs: (label, arch, --set options, label of the same-G baseline).
+#: ``pe.bits`` does not change the bit-serial PE (p only sets the steps of the stream), so
+#: one row stands for bitserial_3b, _4b and _8b.
+SERIAL_DESIGNS = [
+    ("bit-serial G=8 weight-serial (p = 3, 4, 8)", "bitserial_8b_16x16", [], None),
+    ("bit-serial G=8 activation-serial", "bitserial_8b_16x16",
+     ["--set", "pe.serial_operand=activation"], None),
+    ("bit-serial G=16 weight-serial", "bitserial_8b_16x16", ["--set", "pe.group_size=16"], None),
+    ("SWIS G=8 N=3 (shipped)", "swis_g8_n3_16x16", [],
+     "bit-serial G=8 weight-serial (p = 3, 4, 8)"),
+    ("SWIS G=8 variable N <= 4 (shipped)", "swis_variable_16x16", [],
+     "bit-serial G=8 weight-serial (p = 3, 4, 8)"),
+    ("SWIS G=16 N=3 (not in the paper)", "swis_g8_n3_16x16", ["--set", "pe.group_size=16"],
+     "bit-serial G=16 weight-serial"),
+]
+
+
+def _synth(arch: str, extra: list[str], scope: str, env) -> tuple[dict, float]:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "simulator", "rtl", "synth", "--arch", arch,
+                           *extra, "--scope", scope, "--json"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr)
+    return json.loads(done.stdout), time.perf_counter() - started
+
+
+def serial_table(scope: str, env) -> None:
+    """The bit-serial and SWIS rows."""
+    print("| design | cells | flip-flops | transistors | synthesised / dense | composition / "
+          "dense | synthesised / bit-serial | composition / bit-serial | synth s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    done = {}
+    for label, arch, extra, baseline in SERIAL_DESIGNS:
+        r, seconds = _synth(arch, extra, scope, env)
+        done[label] = r
+        vs = ["–", "–"]
+        if baseline is not None:
+            b = done[baseline]
+            vs = [f"{r['transistors'] / b['transistors']:.2f}x",
+                  f"{r['composition_ratio'] / b['composition_ratio']:.2f}x"]
+        print(f"| {label} | {r['cell_count']} | {r['cells'].get('$_DFF_P_', 0)} | "
+              f"{r['transistors']} | {r['ratio_to_dense']:.2f}x | {r['composition_ratio']:.2f}x "
+              f"| {vs[0]} | {vs[1]} | {seconds:.1f} |")
+    print(f"\nYosys: {r['yosys'].split(' (')[0]}; area unit: {r['area_unit']}; dense PE "
+          f"{r['dense_transistors']} transistors; load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scope", choices=("pe", "array"), default="pe")
+    parser.add_argument("--serial", action="store_true",
+                        help="the bit-serial and SWIS table")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if args.serial:
+        serial_table(args.scope, env)
+        return
     print(f"| design | cells | transistors | synthesised / dense | composition model / dense "
           f"| paper | synth s |")
     print("|---|---:|---:|---:|---:|---:|---:|")

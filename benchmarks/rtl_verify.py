@@ -9,8 +9,12 @@ them zero; weights signed), on a 4x4 array: 16 folds. For the dense PE, SySMT 2T
 printed with the verdict, the cycles and the cycles per second of co-simulation. Target:
 under a minute each.
 
+Bit-serial (weight- and activation-serial, p = 8 and 4) and SWIS (fixed N = 3, variable
+N <= 4) run the same trace.
+
 Campaign (``--campaign N``): N random GEMMs per design (``sasim rtl verify --cases N``) on
-4x4 arrays for dense and every SySMT variant (2T/4T x both policies x both roundings).
+4x4 arrays for dense, every SySMT variant (2T/4T x both policies x both roundings) and the
+bit-serial and SWIS designs above.
 
 Usage (from the repo root)::
 
@@ -34,6 +38,13 @@ REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--set", "array.rows=4", "--set", "array.cols=4"]
 DESIGNS = [("dense", "os_sa_16x16", []), ("SySMT 2T", "sysmt_2t_16x16", []),
            ("SySMT 4T", "sysmt_4t_16x16", [])]
+#: Bit-serial and SWIS (G = 8): Kd = 64 is 8 groups, p or N steps each (docs/rtl.md).
+SERIAL = [("bit-serial 8b", "bitserial_8b_16x16", []),
+          ("bit-serial 8b act", "bitserial_8b_16x16", ["--set", "pe.serial_operand=activation"]),
+          ("bit-serial 4b", "bitserial_4b_16x16", []),
+          ("SWIS N=3", "swis_g8_n3_16x16", []),
+          ("SWIS N<=4", "swis_variable_16x16", [])]
+DESIGNS += SERIAL
 
 
 def write_trace(path: Path) -> None:
@@ -65,13 +76,13 @@ def speed() -> None:
         write_trace(trace)
         print(f"sasim rtl verify, 4x4 array, M=16 Kd=64 N=16 (16 folds); "
               f"load average {os.getloadavg()[0]:.1f}")
-        print(f"{'design':10} {'verdict':8} {'folds':>5} {'cycles':>6} {'cosim s':>8} "
+        print(f"{'design':18} {'verdict':8} {'folds':>5} {'cycles':>6} {'cosim s':>8} "
               f"{'cycles/s':>9} {'process s':>9}")
         for label, arch, extra in DESIGNS:
             report, seconds = sasim("rtl", "verify", "--arch", arch, *SMALL, *extra,
                                     "--workload", str(trace))
             cosim = sum(c["seconds"] for c in report["cases"])
-            print(f"{label:10} {report['verdict']:8} {report['folds']:5d} "
+            print(f"{label:18} {report['verdict']:8} {report['folds']:5d} "
                   f"{report['cycles']:6d} {cosim:8.1f} {report['cycles'] / cosim:9.0f} "
                   f"{seconds:9.1f}")
 
@@ -85,7 +96,7 @@ def campaign(cases: int) -> None:
                 variants.append((f"SySMT {threads}T {policy} {rounding}", "sysmt_2t_16x16",
                                  ["--set", f"pe.threads={threads}", "--set",
                                   f"pe.policy={policy}", "--set", f"pe.rounding={rounding}"]))
-    for label, arch, extra in variants:
+    for label, arch, extra in variants + SERIAL:
         report, seconds = sasim("rtl", "verify", "--arch", arch, *SMALL, *extra,
                                 "--cases", str(cases), "--seed", "1")
         print(f"{label:42} {report['verdict']:8} {report['folds']:5d} folds "

@@ -62,9 +62,11 @@ class ProcessingElement(Elaboratable):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         m.submodules.datapath = dp = self.datapath
-        for t in range(self.threads):
-            m.d.sync += [self.a_reg[t].eq(self.a_in[t]), self.w_reg[t].eq(self.w_in[t])]
-            m.d.comb += [dp.a[t].eq(self.a_reg[t]), dp.w[t].eq(self.w_reg[t])]
+        # (a bit-serial datapath has more weight than activation ports, or the other way)
+        for reg, port, dp_in in [*zip(self.a_reg, self.a_in, dp.a),
+                                 *zip(self.w_reg, self.w_in, dp.w)]:
+            m.d.sync += reg.eq(port)
+            m.d.comb += dp_in.eq(reg)
         m.d.sync += [self.a_valid.eq(self.a_valid_in), self.w_valid.eq(self.w_valid_in)]
         m.d.comb += [self.valid.eq(self.a_valid & self.w_valid), self.event.eq(dp.event),
                      self.product.eq(dp.product)]

@@ -64,6 +64,12 @@ def _pe_label(design: RtlDesign) -> str:
     if design.pe_type == "sysmt":
         label = (f"SySMT {design.threads}T ({design.options['policy']}, "
                  f"{design.options['rounding']})")
+    opts = design.options
+    if design.pe_type == "bitserial":
+        label = (f"bit-serial G={opts['group_size']} ({opts['serial_operand']}-serial, "
+                 f"p={opts['bits']})")
+    if design.pe_type == "swis":
+        label = f"SWIS G={opts['group_size']} (N <= {opts['max_shifts']})"
     return label + (" with operand isolation" if design.operand_isolation else "")
 
 
@@ -135,8 +141,18 @@ def _verify_record(args, result, seconds: float) -> dict[str, Any]:
             "cycles": sum(rep.cycles for rep in result.reports),
             "folds": sum(rep.folds for rep in result.reports),
             "counters": totals,
+            "stats": _stat_totals(result.reports),
             "mismatch": None if mismatch is None else dataclasses.asdict(mismatch),
             "seconds": round(seconds, 3)}
+
+
+def _stat_totals(reports) -> dict[str, int]:
+    """Totals of the events counted beside the counters (bit-serial, SWIS: active lanes)."""
+    totals: dict[str, int] = {}
+    for rep in reports:
+        for name, value in rep.stats.items():
+            totals[name] = totals.get(name, 0) + value
+    return totals
 
 
 def _print_verify(report: dict[str, Any], result) -> None:
@@ -157,7 +173,9 @@ def _print_verify(report: dict[str, Any], result) -> None:
     if result.mismatch is None:
         print(f"verdict: match: all {len(result.reports)} GEMMs bit-identical to sasim's "
               f"functional model and reference array; cycles per fold as sasim's native "
-              f"convention; counters identical")
+              f"convention; counters identical"
+              + (f"; active lanes identical ({report['stats']['active_lanes']})"
+                 if "active_lanes" in report["stats"] else ""))
     else:
         print(result.mismatch.line())
 

@@ -19,6 +19,7 @@ from amaranth.sim import Simulator
 
 from simulator.rtl.build import build_array, pe_counters
 from simulator.rtl.design import RtlDesign
+from simulator.rtl.pe import pe_module
 
 __all__ = ["ACTIVITY_GROUPS", "CosimResult", "FoldTrace", "activity_signals", "run_gemm",
            "run_gemms"]
@@ -54,6 +55,8 @@ class FoldTrace:
     activity : the activity signals (:data:`ACTIVITY_GROUPS`, packed by
         :func:`activity_signals`) in every cycle of the fold and the cycle after it (only
         with ``probe_activity``), else ``None``.
+    lanes : int (rows, cols, cycles), each PE's active lanes in each cycle, -1 where it held
+        no step (bit-serial and SWIS datapaths), else ``None``.
     """
 
     fold_row: int
@@ -63,6 +66,7 @@ class FoldTrace:
     products: np.ndarray | None
     out_cycle: np.ndarray
     activity: list[int] | None = None
+    lanes: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -77,6 +81,8 @@ class CosimResult:
     #: with ``probe_activity``: per PE (row-major), per activity group, the bit mask of its
     #: signals in ``FoldTrace.activity``'s packed values
     activity_masks: list[dict[str, int]] | None = None
+    #: events counted beside ``event``: ``active_lanes`` of bit-serial and SWIS datapaths
+    stats: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def _step_operands(A: np.ndarray, B: np.ndarray, sched: np.ndarray, threads: int, m0: int,
@@ -128,27 +134,37 @@ def run_gemm(design: RtlDesign, A: np.ndarray, B: np.ndarray, sched: np.ndarray,
                      only_fold=only_fold)[0]
 
 
-def run_gemms(design: RtlDesign, jobs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], *,
-              probe_products: bool = False, only_fold: int | None = None,
-              probe_activity: bool = False) -> list[CosimResult]:
+def run_gemms(design: RtlDesign, jobs: list, *, probe_products: bool = False,
+              only_fold: int | None = None, probe_activity: bool = False
+              ) -> list[CosimResult]:
     """:func:`run_gemm` for several GEMMs, one after the other in one simulation (building
     the simulator costs more than a small GEMM's cycles). ``probe_activity`` records the
-    activity signals in every cycle (``FoldTrace.activity``)."""
+    activity signals in every cycle (``FoldTrace.activity``).
+
+    A job is ``(A, B, sched)``, or a :class:`simulator.rtl.streams.SerialStream` for a
+    bit-serial or SWIS design (its expanded operands, a schedule per column fold, encoded
+    into the PE's ports by the PE module's ``encode``; outputs in the stream's column
+    order).
+    """
     names = pe_counters(design)
     array = build_array(design)
     probes = _Probes(design, array, probe_activity)
+    encode = getattr(pe_module(design.pe_type), "encode", None)
     results = []
 
     async def bench(ctx):
-        for A, B, sched in jobs:
+        for job in jobs:
+            A, B, sched_of, enc = _job(job, encode, design)
             result = CosimResult(np.zeros((A.shape[0], B.shape[1]), np.int64), 0, [],
-                                 {n: 0 for n in names}, [], probes.masks)
+                                 {n: 0 for n in names}, [],
+                                 stats={"active_lanes": 0} if probes.lanes is not None else {},
+                                 activity_masks=probes.masks)
             folds = _fold_list(A.shape[0], B.shape[1], design.rows, design.cols)
             if only_fold is not None:
                 folds = [folds[only_fold]]
             for fold in folds:
-                await _run_fold(ctx, design, array, probes, A, B, sched, fold, result,
-                                probe_products)
+                await _run_fold(ctx, design, array, probes, A, B, sched_of(fold[1]), fold,
+                                result, probe_products, enc)
             results.append(result)
 
     sim = Simulator(array)
@@ -156,6 +172,16 @@ def run_gemms(design: RtlDesign, jobs: list[tuple[np.ndarray, np.ndarray, np.nda
     sim.add_testbench(bench)
     sim.run()
     return results
+
+
+def _job(job, encode, design: RtlDesign):
+    """(A, B, the schedule of a column fold, the port encoder or None) of one job."""
+    if isinstance(job, tuple):
+        A, B, sched = job
+        return A, B, lambda col_fold: sched, None
+    if encode is None:
+        raise ValueError(f"a {design.pe_type} design takes (A, B, sched) jobs, not streams")
+    return job.acts, job.wgts, job.schedule, lambda acts, wgts: encode(design, acts, wgts, job)
 
 
 def _fold_list(m: int, n: int, rows: int, cols: int) -> list[tuple[int, int]]:
@@ -185,21 +211,29 @@ class _Probes:
                     signals += members
                 self.masks.append(masks)
             self.activity = Cat(*signals)
+        lanes = [getattr(pe.datapath, "lanes", None) for pe in self.pes]
+        self.lanes = Cat(*lanes) if all(v is not None for v in lanes) else None
+        self.lane_bits = lanes[0].shape().width if self.lanes is not None else 0
 
 
 async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched, fold,
-                    result: CosimResult, probe_products: bool) -> None:
-    """Feed one fold, clock it until ``busy`` falls, collect its outputs and events."""
+                    result: CosimResult, probe_products: bool, encode=None) -> None:
+    """Feed one fold, clock it until ``busy`` falls, collect its outputs and events (and
+    the active lanes of a datapath that counts them)."""
     rows, cols, threads = design.rows, design.cols, design.threads
     n_m, n_n, steps = A.shape[0], B.shape[1], sched.shape[1]
     fr, fc = fold
     m0, n0 = fr * rows, fc * cols
-    acts, wgts = _step_operands(A, B, sched, threads, m0, n0, rows, cols)
+    acts, wgts = _step_operands(A, B, sched, max(threads, sched.shape[0]), m0, n0, rows,
+                                cols)
+    if encode is not None:
+        acts, wgts = encode(acts, wgts)
     packed_a = [probes.pack_a(acts[s].ravel()) for s in range(steps)]
     packed_w = [probes.pack_w(wgts[s].ravel()) for s in range(steps)]
     real = np.zeros((rows, cols), bool)
     real[:max(0, min(rows, n_m - m0)), :max(0, min(cols, n_n - n0))] = True
-    trace_ev, trace_pr, out_cycle = [], [], np.full((rows, cols), -1, np.int64)
+    trace_ev, trace_pr, trace_ln = [], [], []
+    out_cycle = np.full((rows, cols), -1, np.int64)
     trace_act = [] if probes.activity is not None else None
     ctx.set(array.steps, steps)
     ctx.set(array.start, 1)
@@ -224,6 +258,9 @@ async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched,
             for p in range(n_pes):
                 if valid >> p & 1:
                     ev[p] = events >> (2 * p) & 3
+        if probes.lanes is not None:
+            trace_ln.append(_lanes(ctx.get(probes.lanes) if valid else 0, valid,
+                                   probes.lane_bits, n_pes))
         if probe_products:
             trace_pr.append([ctx.get(pe.product) if valid >> p & 1 else 0
                              for p, pe in enumerate(probes.pes)])
@@ -246,6 +283,17 @@ async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched,
         result.counters[name] += int(np.count_nonzero(counted == index))
     products = (np.array(trace_pr, np.int64).T.reshape(rows, cols, cycle)
                 if probe_products else None)
-    result.folds.append(FoldTrace(fr, fc, cycle, events, products, out_cycle, trace_act))
+    lanes = None
+    if probes.lanes is not None:
+        lanes = np.array(trace_ln, np.int64).T.reshape(rows, cols, cycle)
+        result.stats["active_lanes"] += int(lanes[real][lanes[real] > 0].sum())
+    result.folds.append(FoldTrace(fr, fc, cycle, events, products, out_cycle, lanes=lanes,
+                                  activity=trace_act))
     result.fold_cycles.append(cycle)
     result.cycles += cycle
+
+
+def _lanes(packed: int, pes: int, width: int, n_pes: int) -> list[int]:
+    """Each PE's ``width``-bit lane count, -1 for the PEs not set in ``pes``."""
+    mask = (1 << width) - 1
+    return [packed >> (width * p) & mask if pes >> p & 1 else -1 for p in range(n_pes)]

@@ -16,6 +16,9 @@ from simulator.rtl.pe import RTL_PE_TYPES
 __all__ = ["RtlDesign", "RtlUnavailable", "design_from_arch", "DEFAULT_ACC_BITS",
            "exact_acc_bits", "require_amaranth"]
 
+#: PE types whose datapath can be built with operand isolation (docs/rtl.md).
+ISOLATING_PE_TYPES = ("dense", "sysmt")
+
 #: Accumulator width of an emitted design unless given: the width the energy model prices
 #: (``ACCUMULATOR_BITS`` of simulator/hw/pe/dense.py, docs/hardware-spec.md §1).
 DEFAULT_ACC_BITS = 32
@@ -42,8 +45,10 @@ class RtlDesign:
     ----------
     name : the arch's name.
     pe_type : the PE type (a key of :data:`simulator.rtl.pe.RTL_PE_TYPES`).
-    threads : operand slots per PE (1 for dense; SySMT's threads, the most any layer uses).
-    options : the PE options the datapath depends on (SySMT: policy, rounding).
+    threads : operand slots per PE (1 for dense; SySMT's threads, the most any layer uses;
+        the lanes G of bit-serial and SWIS).
+    options : the PE options the datapath depends on (SySMT: policy, rounding; bit-serial:
+        group_size, serial_operand, bits; SWIS: group_size, max_shifts).
     rows, cols : array size in PEs.
     act_signed : activations are signed (else unsigned 8-bit).
     acc_bits : accumulator width.
@@ -96,9 +101,24 @@ def design_from_arch(arch: ArchConfig, source: str, *, act_signed: bool = False,
     if pe.type == "sysmt":
         threads = max([pe.threads, *pe.layer_threads.values()])
         options = {"policy": pe.policy, "rounding": pe.rounding}
+    threads, options = _serial_options(pe, threads, options)
+    if operand_isolation and pe.type not in ISOLATING_PE_TYPES:
+        raise ConfigError(f"{source}: --operand-isolation: built for "
+                          f"{', '.join(ISOLATING_PE_TYPES)} only, not {pe.type}")
     return RtlDesign(name=arch.name, pe_type=pe.type, threads=threads, options=options,
                      rows=arch.array.rows, cols=arch.array.cols, act_signed=act_signed,
                      acc_bits=acc_bits, operand_isolation=operand_isolation)
+
+
+def _serial_options(pe, threads: int, options: dict) -> tuple[int, dict]:
+    """Bit-serial and SWIS: G lanes; the options their datapath and stream depend on
+    (docs/rtl.md, "Bit-serial and SWIS")."""
+    if pe.type == "bitserial":
+        return pe.group_size, {"group_size": pe.group_size,
+                               "serial_operand": pe.serial_operand, "bits": pe.bits}
+    if pe.type == "swis":
+        return pe.group_size, {"group_size": pe.group_size, "max_shifts": pe.most_shifts}
+    return threads, options
 
 
 def exact_acc_bits(kd: int, threads: int = 1) -> int:

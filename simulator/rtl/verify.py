@@ -23,6 +23,7 @@ from simulator.errors import SimulationError
 from simulator.hw.pe import PEModel, get_pe_model
 from simulator.hw.timing import fold_timing
 from simulator.rtl.design import RtlDesign, exact_acc_bits
+from simulator.rtl.streams import SERIAL_PE_TYPES, SerialStream, extra_acc_bits, stream_for
 from simulator.workloads.layers import GemmShape, Layer
 
 if TYPE_CHECKING:  # the co-simulation imports Amaranth; verify loads it when it runs
@@ -87,6 +88,8 @@ class GemmReport:
     mismatch: Mismatch | None = None
     layer: str | None = None
     group: int = 0
+    #: bit-serial and SWIS: the active lanes the RTL counted (``active_lanes``)
+    stats: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
         """JSON-ready data: ``cycles_per_fold`` is the longest fold's (as in ``sasim run``'s
@@ -121,7 +124,7 @@ def _normalised(*counters: dict[str, int]) -> list[dict[str, int]]:
 
 
 def _counter_order(name: str) -> int:
-    order = ("idle", "single", "shared_exact", "shared_reduced")
+    order = ("idle", "single", "shared_exact", "shared_reduced", "zero", "active")
     return order.index(name) if name in order else len(order)
 
 
@@ -154,15 +157,41 @@ class _StepRule:
         return int(partial), int(counter)
 
 
+class _SerialStepRule:
+    """The reference array's ``bitserial`` rule for a stream's steps, its counter index
+    folded to the PE's events (0 waiting: ``idle``; 1: ``zero``; more: ``active``)."""
+
+    def __init__(self, serial: str) -> None:
+        from simulator.kernels import reference_array as kernel
+
+        self.kernel = kernel
+        self.codes = np.array([kernel.SERIAL_WEIGHT if serial == "weight"
+                               else kernel.SERIAL_ACTIVATION], dtype=np.int64)
+
+    def __call__(self, acts: np.ndarray, wgts: np.ndarray) -> tuple[int, int]:
+        partial, counter = self.kernel.pe_step(self.kernel.RULE_BITSERIAL, self.codes, acts,
+                                               wgts)
+        return int(partial), min(int(counter), 2)
+
+    def lanes(self, acts: np.ndarray, wgts: np.ndarray) -> int:
+        """The step's active lanes (the rule's counter index is 1 + active lanes)."""
+        counter = self.kernel.pe_step(self.kernel.RULE_BITSERIAL, self.codes, acts, wgts)[1]
+        return max(int(counter) - 1, 0)
+
+
 def _first_step_difference(design: RtlDesign, pe: PEModel, A, B, sched, fold, trace,
                            case: str,
                            what: str, before: int, pe_only: tuple[int, int] | None = None
                            ) -> Mismatch | None:
-    """The first (cycle, PE) of one fold whose event (``what == "counters"``) or partial
-    sum (``"outputs"``, needs ``trace.products``) differs from the reference rule."""
+    """The first (cycle, PE) of one fold whose event (``what == "counters"``), partial
+    sum (``"outputs"``, needs ``trace.products``) or active lanes (``"active lanes"``,
+    bit-serial and SWIS streams) differs from the reference rule."""
     from simulator.rtl.cosim import _step_operands
 
-    rule = _StepRule(pe)
+    if isinstance(sched, SerialStream):
+        rule, sched = _SerialStepRule(sched.serial), sched.schedule(fold[1])
+    else:
+        rule = _StepRule(pe)
     rows, cols = design.rows, design.cols
     acts, wgts = _step_operands(A, B, sched, sched.shape[0], fold[0] * rows, fold[1] * cols,
                                 rows, cols)
@@ -175,6 +204,14 @@ def _first_step_difference(design: RtlDesign, pe: PEModel, A, B, sched, fold, tr
                 if pe_only is not None and (i, j) != pe_only:
                     continue
                 if not 0 <= s < sched.shape[1]:
+                    continue
+                if what == "active lanes":
+                    if i >= real_m or j >= real_n:
+                        continue
+                    got, want = int(trace.lanes[i, j, c]), rule.lanes(acts[s, i], wgts[s, j])
+                    if got != want:
+                        return _step_mismatch(what, case, fold, (i, j), c, before, got, want,
+                                              s, design)
                     continue
                 partial, counter = rule(acts[s, i], wgts[s, j])
                 if what == "counters":
@@ -198,6 +235,8 @@ def _step_mismatch(what, case, fold, pe, cycle, before, got, want, step, design)
         got = names[got] if 0 <= got < len(names) else f"no step ({got})"
         want = names[want] if 0 <= want < len(names) else str(want)
         label = "event"
+    elif what == "active lanes":
+        label = "active lanes"
     else:
         label = "partial sum"
     return Mismatch(what, case, -1, fold[0], fold[1], pe, cycle, before + cycle, got, want,
@@ -212,13 +251,21 @@ def verify_gemms(design: RtlDesign, pe: PEModel,
     (M, N), and with ``probe_activity`` its activity traces)."""
     from simulator.rtl.cosim import run_gemms
 
-    scheds = [schedule_of(pe, layer, a) for _, layer, a, _, _ in items]
+    # bit-serial and SWIS: the schedule is the serial stream (docs/rtl.md)
+    scheds = [stream_for(pe, layer, a, b) if design.pe_type in SERIAL_PE_TYPES
+              else schedule_of(pe, layer, a) for _, layer, a, b, _ in items]
     started = time.perf_counter()
-    runs = run_gemms(design, [(a, b, sched) for (_, _, a, b, _), sched in zip(items, scheds)],
+    runs = run_gemms(design, [s if isinstance(s, SerialStream) else (a, b, s)
+                              for (_, _, a, b, _), s in zip(items, scheds)],
                      probe_activity=probe_activity)
     seconds = (time.perf_counter() - started) / max(len(items), 1)
-    return [(_compare(design, pe, item, sched, rtl, seconds), rtl)
-            for item, sched, rtl in zip(items, scheds, runs)]
+    pairs = []
+    for item, sched, rtl in zip(items, scheds, runs):
+        report = _compare(design, pe, item, sched, rtl, seconds)
+        if isinstance(sched, SerialStream):  # back to the GEMM's column order
+            rtl.outputs = sched.unpermute(rtl.outputs)
+        pairs.append((report, rtl))
+    return pairs
 
 
 def layer_summaries(reports: list[GemmReport]) -> list[dict[str, Any]]:
@@ -251,10 +298,12 @@ def _compare(design: RtlDesign, pe: PEModel, item, sched: np.ndarray, rtl,
     case, layer, a, b, cropped = item
     rows, cols = design.rows, design.cols
     model = pe.simulate_gemm(layer, a, b)
-    ref = run_reference_array(a, b, rows, cols, sched, pe.type_name,
-                              reference_params(pe) or None)
     m, k = a.shape
     n = b.shape[1]
+    if isinstance(sched, SerialStream):
+        return _compare_stream(design, pe, item, sched, rtl, seconds, model)
+    ref = run_reference_array(a, b, rows, cols, sched, pe.type_name,
+                              reference_params(pe) or None)
     want_cycles = fold_timing(GemmShape(m, k, n), rows, cols, "os", "native",
                               sched.shape[1]).fold_cycles.tolist()
     rtl_counts, model_counts, ref_counts = _normalised(rtl.counters, model.counters,
@@ -273,9 +322,77 @@ def _compare(design: RtlDesign, pe: PEModel, item, sched: np.ndarray, rtl,
     return report
 
 
-def _output_mismatch(design, pe, a, b, sched, rtl, want, folds, case) -> Mismatch | None:
-    from simulator.rtl.cosim import run_gemm
+def _compare_stream(design: RtlDesign, pe: PEModel, item, stream: SerialStream, rtl,
+                    seconds: float, model) -> GemmReport:
+    """:func:`_compare` for a bit-serial or SWIS stream: the reference array runs the
+    stream's bits with its ``bitserial`` rule; the RTL's columns are in the stream's filter
+    order; the fold cycles come from the PE's steps (per column fold for SWIS); the active
+    lanes are compared besides the counters."""
+    from simulator.hw.reference_array import run_reference_array
 
+    case, layer, a, b, cropped = item
+    rows, cols = design.rows, design.cols
+    m, k = a.shape
+    n = b.shape[1]
+    ref = run_reference_array(stream.acts, stream.wgts, rows, cols, stream.sched, "bitserial",
+                              {"serial_operand": stream.serial}, stream.fold_steps)
+    shape = GemmShape(m, k, n)
+    if pe.weight_dependent_timing:
+        steps = pe.column_fold_steps(layer, b[None]).steps
+        timing = fold_timing(shape, rows, cols, "os", "native", 0, steps)
+        # fold_timing lists column folds outer, row folds inner; the RTL runs row-fold-major
+        want_cycles = timing.fold_cycles.reshape(-1, -(-m // rows)).T.ravel().tolist()
+    else:
+        want_cycles = fold_timing(shape, rows, cols, "os", "native",
+                                  pe.reduction_steps(layer)).fold_cycles.tolist()
+    rtl_counts, model_counts, ref_counts = _normalised(rtl.counters, model.counters,
+                                                       ref.counters)
+    report = GemmReport(case, m, k, n, design.threads, int(max(rtl.fold_cycles, default=0)
+                                                            - 2 * rows - cols + 2),
+                        len(rtl.fold_cycles), rtl.cycles, list(rtl.fold_cycles), rtl_counts,
+                        seconds, cropped)
+    report.stats = dict(rtl.stats)
+    want = model.outputs[:, stream.order]
+    lanes = {"rtl": rtl.stats.get("active_lanes"), "model": model.stats["active_lanes"],
+             "reference": ref.stats["active_lanes"]}
+    if (not np.array_equal(want, ref.outputs) or model_counts != ref_counts
+            or lanes["model"] != lanes["reference"]):
+        raise SimulationError(f"{case}: sasim's PE model and its reference array disagree "
+                              f"(a bug in sasim, not in the RTL)")
+    folds = _fold_list(m, n, rows, cols)
+    report.mismatch = (
+        _output_mismatch(design, pe, stream.acts, stream.wgts, stream, rtl, want, folds, case)
+        or _cycle_mismatch(rtl.fold_cycles, want_cycles, folds, case)
+        or _counter_mismatch(design, pe, stream.acts, stream.wgts, stream, rtl, rtl_counts,
+                             ref_counts, folds, case)
+        or _lanes_mismatch(design, pe, stream, rtl, lanes, folds, case))
+    return report
+
+
+def _lanes_mismatch(design, pe, stream, rtl, lanes, folds, case) -> Mismatch | None:
+    """The first PE-step whose active lanes differ from the reference rule's, or the GEMM's
+    totals."""
+    if lanes["rtl"] == lanes["model"]:
+        return None
+    for f, trace in enumerate(rtl.folds):
+        step = _first_step_difference(design, pe, stream.acts, stream.wgts, stream, folds[f],
+                                      trace, case, "active lanes", sum(rtl.fold_cycles[:f]))
+        if step is not None:
+            step.fold = f
+            return step
+    return Mismatch("active lanes", case, 0, 0, 0, None, None, None, lanes["rtl"],
+                    lanes["model"], note="summed over the GEMM")
+
+
+def _rerun(design, a, b, sched, fold: int):
+    """One fold again with every PE's partial sum probed."""
+    from simulator.rtl.cosim import run_gemms
+
+    job = sched if isinstance(sched, SerialStream) else (a, b, sched)
+    return run_gemms(design, [job], probe_products=True, only_fold=fold)[0].folds[0]
+
+
+def _output_mismatch(design, pe, a, b, sched, rtl, want, folds, case) -> Mismatch | None:
     if np.array_equal(rtl.outputs, want):
         return None
     rows, cols = design.rows, design.cols
@@ -287,7 +404,7 @@ def _output_mismatch(design, pe, a, b, sched, rtl, want, folds, case) -> Mismatc
             continue
         i, j = (int(v) for v in bad[0])
         before = sum(rtl.fold_cycles[:f])
-        probe = run_gemm(design, a, b, sched, probe_products=True, only_fold=f).folds[0]
+        probe = _rerun(design, a, b, sched, f)
         step = _first_step_difference(design, pe, a, b, sched, (fr, fc), probe, case,
                                       "outputs", before, pe_only=(i, j))
         out_cycle = int(rtl.folds[f].out_cycle[i, j])
@@ -485,7 +602,8 @@ def verify_arch(arch: ArchConfig, source: str, *, cases: int = 8, seed: int = 0,
     _check_work(base, pe, items, source)
     signed = [design_for(base, lay, a, b, case, 64).act_signed
               for case, lay, a, b, _ in items]
-    need = max([exact_acc_bits(a.shape[1]) for _, _, a, _, _ in items] or [1])
+    need = max([exact_acc_bits(a.shape[1]) for _, _, a, _, _ in items] or [1]) \
+        + extra_acc_bits(base.pe_type)
     if acc_bits is not None and acc_bits < need:
         raise SimulationError(f"--acc-bits {acc_bits} cannot hold every sum exactly (the "
                               f"largest Kd needs {need})")

@@ -129,8 +129,8 @@ def test_synth_one_pe_reports_cells_and_the_ratio(cli):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (("rtl", "verify", "--arch", "sparq_5opt_16x16"), "PE type sparq has no RTL yet"),
-    (("rtl", "emit", "--arch", "swis_g8_n3_16x16", "--out", "x"),
-     "PE type swis has no RTL yet"),
+    (("rtl", "emit", "--arch", "sparq_5opt_16x16", "--out", "x"),
+     "PE type sparq has no RTL yet"),
     (("rtl", "synth", "--arch", "a4w8_16x16"), "PE type a4w8 has no RTL yet"),
     (("rtl", "verify", "--arch", "sysmt_2t_32x32"), "too large to co-simulate"),
     (("rtl", "verify", "--arch", "os_sa_16x16", "--layer", "fc"), "--layer needs --workload"),

@@ -17,6 +17,7 @@ __all__ = ["RTL_PE_TYPES", "pe_module"]
 
 #: PE types that have RTL, and the module that builds each one's datapath.
 RTL_PE_TYPES = {"dense": "simulator.rtl.pe.dense", "sysmt": "simulator.rtl.pe.sysmt"}
+RTL_PE_TYPES.update(bitserial="simulator.rtl.pe.bitserial", swis="simulator.rtl.pe.swis")
 
 
 def pe_module(type_name: str) -> ModuleType:
