@@ -53,7 +53,7 @@ class ProcessingElement(Elaboratable):
         self.threads = threads
         #: high while the PE holds a step (both operand tags valid)
         self.valid = Signal()
-        self.event = Signal(2)
+        self.event = Signal(datapath.event.shape())
         self.product = Signal(datapath.product.shape())
         self.drain = Signal()
         self.acc_in = Signal(signed(acc_bits))
@@ -62,9 +62,12 @@ class ProcessingElement(Elaboratable):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         m.submodules.datapath = dp = self.datapath
-        for t in range(self.threads):
-            m.d.sync += [self.a_reg[t].eq(self.a_in[t]), self.w_reg[t].eq(self.w_in[t])]
-            m.d.comb += [dp.a[t].eq(self.a_reg[t]), dp.w[t].eq(self.w_reg[t])]
+        # the registers hold whatever fields the datapath takes (T operands, or an edge
+        # unit's preprocessed fields, docs/rtl.md "Edge units")
+        for port, reg, wire in [*zip(self.a_in, self.a_reg, dp.a),
+                                *zip(self.w_in, self.w_reg, dp.w)]:
+            m.d.sync += reg.eq(port)
+            m.d.comb += wire.eq(reg)
         m.d.sync += [self.a_valid.eq(self.a_valid_in), self.w_valid.eq(self.w_valid_in)]
         m.d.comb += [self.valid.eq(self.a_valid & self.w_valid), self.event.eq(dp.event),
                      self.product.eq(dp.product)]
@@ -86,10 +89,16 @@ class OSArray(Elaboratable):
         Returns a fresh datapath of the PE type (one per PE).
     acc_bits : int
         Accumulator width.
+    make_row_edge : callable, optional
+        Returns a fresh edge unit (one per row) that sits between the source and the row's
+        first register: combinational, with ``inputs`` (the T activations the source
+        presents) and ``outputs`` (the fields the PEs' activation registers carry). None:
+        the activations enter as they are.
     """
 
     def __init__(self, rows: int, cols: int, make_datapath: Callable[[], Elaboratable],
-                 acc_bits: int) -> None:
+                 acc_bits: int, make_row_edge: Callable[[], Elaboratable] | None = None
+                 ) -> None:
         self.rows, self.cols, self.acc_bits = rows, cols, acc_bits
         self.pes = [[ProcessingElement(make_datapath(), acc_bits) for _ in range(cols)]
                     for _ in range(rows)]
@@ -97,8 +106,10 @@ class OSArray(Elaboratable):
         self.threads = pe0.threads
         self.start = Signal()
         self.steps = Signal(unsigned(STEP_BITS))
+        self.row_edges = [make_row_edge() for _ in range(rows)] if make_row_edge else None
+        source = self.row_edges[0].inputs if self.row_edges else pe0.a_in
         self.act_in = [[Signal(s.shape(), name=f"act_in_r{i}_t{t}") for t, s in
-                        enumerate(pe0.a_in)] for i in range(rows)]
+                        enumerate(source)] for i in range(rows)]
         self.wgt_in = [[Signal(s.shape(), name=f"wgt_in_c{j}_t{t}") for t, s in
                         enumerate(pe0.w_in)] for j in range(cols)]
         self.feed = Signal()
@@ -123,7 +134,12 @@ class OSArray(Elaboratable):
                 m.d.comb += pe.drain.eq(drain)
                 m.d.comb += pe.acc_in.eq(self.pes[i - 1][j].acc if i > 0 else 0)
         for i in range(self.rows):
-            self._edge(m, f"row{i}", self.act_in[i], i,
+            row_data = self.act_in[i]
+            if self.row_edges:
+                edge = m.submodules[f"edge_{i}"] = self.row_edges[i]
+                m.d.comb += [x.eq(v) for x, v in zip(edge.inputs, row_data)]
+                row_data = edge.outputs
+            self._edge(m, f"row{i}", row_data, i,
                        [(pe.a_in, pe.a_valid_in, pe.a_reg, pe.a_valid) for pe in self.pes[i]])
         for j in range(self.cols):
             column = [self.pes[i][j] for i in range(self.rows)]

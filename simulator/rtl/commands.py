@@ -62,6 +62,12 @@ def _pe_label(design: RtlDesign) -> str:
     if design.pe_type == "sysmt":
         return (f"SySMT {design.threads}T ({design.options['policy']}, "
                 f"{design.options['rounding']})")
+    if design.pe_type == "sparq":
+        o = design.options
+        return (f"SPARQ ({o['window_bits']}-bit windows, {o['options']} options, "
+                f"{o['rounding']}, {o['pairing']})")
+    if design.pe_type == "a4w8":
+        return f"A4W8 ({design.options['rounding']}, scale {design.options['scale']})"
     return design.pe_type
 
 
@@ -120,9 +126,12 @@ def _verify_record(args, result, seconds: float) -> dict[str, Any]:
     from simulator.rtl.verify import layer_summaries
 
     totals: dict[str, int] = {}
+    stats: dict[str, int] = {}
     for rep in result.reports:
         for name, value in rep.counters.items():
             totals[name] = totals.get(name, 0) + value
+        for name, value in rep.stats.items():
+            stats[name] = stats.get(name, 0) + value
     mismatch = result.mismatch
     return {"verdict": "match" if mismatch is None else "mismatch",
             "arch": args.arch, "design": result.design.params(),
@@ -132,6 +141,7 @@ def _verify_record(args, result, seconds: float) -> dict[str, Any]:
             "cycles": sum(rep.cycles for rep in result.reports),
             "folds": sum(rep.folds for rep in result.reports),
             "counters": totals,
+            **({"stats": stats} if stats else {}),
             "mismatch": None if mismatch is None else dataclasses.asdict(mismatch),
             "seconds": round(seconds, 3)}
 
@@ -139,12 +149,13 @@ def _verify_record(args, result, seconds: float) -> dict[str, Any]:
 def _print_verify(report: dict[str, Any], result) -> None:
     from simulator.reports.table import format_table
 
-    names = list(report["counters"])
+    names = [*report["counters"], *report.get("stats", {})]
     rows = []
     for rep in result.reports:
+        counts = {**rep.counters, **rep.stats}
         rows.append([rep.case, rep.m, rep.k, rep.n, rep.threads, rep.steps, rep.folds,
                      "/".join(str(c) for c in sorted(set(rep.cycles_per_fold))),
-                     *(rep.counters.get(n, 0) for n in names),
+                     *(counts.get(n, 0) for n in names),
                      "ok" if rep.mismatch is None else "MISMATCH"])
     print(format_table(["GEMM", "M", "Kd", "N", "T", "steps", "folds", "cycles/fold", *names,
                         "verdict"], rows, "lrrrrrrr" + "r" * len(names) + "l"))

@@ -17,7 +17,7 @@ import numpy as np
 from amaranth.hdl import Cat
 from amaranth.sim import Simulator
 
-from simulator.rtl.build import build_array, pe_counters
+from simulator.rtl.build import build_array, pe_counters, pe_decoder
 from simulator.rtl.design import RtlDesign
 
 __all__ = ["CosimResult", "FoldTrace", "run_gemm", "run_gemms"]
@@ -48,13 +48,19 @@ class FoldTrace:
 
 @dataclasses.dataclass
 class CosimResult:
-    """One GEMM group through the RTL: outputs, counted cycles, events, per-fold traces."""
+    """One GEMM group through the RTL: outputs, counted cycles, events, per-fold traces.
+
+    ``counters`` are the PE-steps by event, or, for a PE type whose module decodes its
+    events (SPARQ, A4W8: an event is the pair of its two products' classes), the decoded
+    step counters; ``stats`` are then the decoded product stats.
+    """
 
     outputs: np.ndarray
     cycles: int
     fold_cycles: list[int]
     counters: dict[str, int]
     folds: list[FoldTrace]
+    stats: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def _step_operands(A: np.ndarray, B: np.ndarray, sched: np.ndarray, threads: int, m0: int,
@@ -112,6 +118,7 @@ def run_gemms(design: RtlDesign, jobs: list[tuple[np.ndarray, np.ndarray, np.nda
     """:func:`run_gemm` for several GEMMs, one after the other in one simulation (building
     the simulator costs more than a small GEMM's cycles)."""
     names = pe_counters(design)
+    decode = pe_decoder(design)
     array = build_array(design)
     probes = _Probes(design, array)
     results = []
@@ -126,6 +133,8 @@ def run_gemms(design: RtlDesign, jobs: list[tuple[np.ndarray, np.ndarray, np.nda
             for fold in folds:
                 await _run_fold(ctx, design, array, probes, A, B, sched, fold, result,
                                 probe_products)
+            if decode is not None:
+                result.counters, result.stats = decode(result.counters)
             results.append(result)
 
     sim = Simulator(array)
@@ -149,6 +158,7 @@ class _Probes:
         self.wgts, self.pack_w = _packer([s for col in array.wgt_in for s in col], ())
         self.valid = Cat(*(pe.valid for pe in self.pes))
         self.events = Cat(*(pe.event for pe in self.pes))
+        self.event_bits = len(self.pes[0].event)
 
 
 async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched, fold,
@@ -172,6 +182,8 @@ async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched,
     ctx.set(array.start, 0)
     cycle = 0
     n_pes = rows * cols
+    bits = probes.event_bits
+    mask = (1 << bits) - 1
     while ctx.get(array.busy):
         if ctx.get(array.feed):
             s = ctx.get(array.feed_step)
@@ -186,7 +198,7 @@ async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched,
             events = ctx.get(probes.events)
             for p in range(n_pes):
                 if valid >> p & 1:
-                    ev[p] = events >> (2 * p) & 3
+                    ev[p] = events >> (bits * p) & mask
         if probe_products:
             trace_pr.append([ctx.get(pe.product) if valid >> p & 1 else 0
                              for p, pe in enumerate(probes.pes)])

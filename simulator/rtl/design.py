@@ -42,8 +42,10 @@ class RtlDesign:
     ----------
     name : the arch's name.
     pe_type : the PE type (a key of :data:`simulator.rtl.pe.RTL_PE_TYPES`).
-    threads : operand slots per PE (1 for dense; SySMT's threads, the most any layer uses).
-    options : the PE options the datapath depends on (SySMT: policy, rounding).
+    threads : operand slots per PE (1 for dense; SySMT's threads, the most any layer uses;
+        the K elements of a SPARQ or A4W8 step).
+    options : the PE options the datapath depends on (SySMT: policy, rounding; SPARQ:
+        window_bits, options, rounding, pairing; A4W8: rounding, scale).
     rows, cols : array size in PEs.
     act_signed : activations are signed (else unsigned 8-bit).
     acc_bits : accumulator width.
@@ -91,6 +93,16 @@ def design_from_arch(arch: ArchConfig, source: str, *, act_signed: bool = False,
     if pe.type == "sysmt":
         threads = max([pe.threads, *pe.layer_threads.values()])
         options = {"policy": pe.policy, "rounding": pe.rounding}
+    elif pe.type == "sparq":
+        # every SPARQ option has RTL (docs/rtl.md, "The SPARQ datapath")
+        threads = 4 if pe.pairing == "stc" else 2
+        options = {"window_bits": pe.window_bits, "options": pe.options,
+                   "rounding": pe.rounding, "pairing": pe.pairing}
+    elif pe.type == "a4w8":
+        if pe.scale != "fixed":
+            raise ConfigError(f"{source}: pe.scale: A4W8 scale {pe.scale!r} has no RTL yet "
+                              f"(RTL exists for scale 'fixed')")
+        threads, options = 2, {"rounding": pe.rounding, "scale": pe.scale}
     return RtlDesign(name=arch.name, pe_type=pe.type, threads=threads, options=options,
                      rows=arch.array.rows, cols=arch.array.cols, act_signed=act_signed,
                      acc_bits=acc_bits)

@@ -16,7 +16,8 @@ from types import ModuleType
 __all__ = ["RTL_PE_TYPES", "pe_module"]
 
 #: PE types that have RTL, and the module that builds each one's datapath.
-RTL_PE_TYPES = {"dense": "simulator.rtl.pe.dense", "sysmt": "simulator.rtl.pe.sysmt"}
+RTL_PE_TYPES = {"dense": "simulator.rtl.pe.dense", "sysmt": "simulator.rtl.pe.sysmt",
+                "sparq": "simulator.rtl.pe.sparq", "a4w8": "simulator.rtl.pe.a4w8"}
 
 
 def pe_module(type_name: str) -> ModuleType:
