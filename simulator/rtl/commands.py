@@ -206,6 +206,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
               "composition_ratio": round(composition_ratio(arch), 4),
               "paper_ratio": PAPER_RATIOS.get((design.pe_type, design.threads)),
               "yosys": report.yosys, "seconds": round(seconds, 3)}
+    if args.scope == "pe":
+        record.update(_edge_share(design, report.transistors, dense.transistors))
     if args.json:
         print(json_text(record))
         return 0
@@ -221,4 +223,23 @@ def cmd_synth(args: argparse.Namespace) -> int:
           f"synthesised {record['ratio_to_dense']:.2f}x; sasim's composition model "
           f"{record['composition_ratio']:.2f}x"
           + (f"; the paper {paper:.1f}x" if paper is not None else ""))
+    if "edge_transistors" in record:
+        print(f"row edge unit: {record['edge_transistors']} transistors, shared by the "
+              f"{design.cols} PEs of a row; one PE with its share "
+              f"{record['ratio_with_edge_share']:.2f}x the dense PE")
     return 0
+
+
+def _edge_share(design: RtlDesign, pe_transistors: int, dense_transistors: int
+                ) -> dict[str, Any]:
+    """A design with a row edge unit (SPARQ, A4W8): the edge's area and one PE's area with
+    its share of the edge (the edge over the row's PEs), relative to the dense PE."""
+    from simulator.rtl.build import build_row_edge
+    from simulator.rtl.synth import synthesize
+
+    if build_row_edge(design) is None:
+        return {}
+    edge = synthesize(design, "edge").transistors
+    share = pe_transistors + edge / design.cols
+    return {"edge_transistors": edge,
+            "ratio_with_edge_share": round(share / dense_transistors, 4)}

@@ -26,7 +26,7 @@ from pathlib import Path
 from simulator.errors import SasimError
 from simulator.rtl.design import RtlDesign, RtlUnavailable
 
-__all__ = ["SynthReport", "synthesize", "yosys_command", "YOSYS_ENV"]
+__all__ = ["SynthReport", "synthesize", "synthesize_rtlil", "yosys_command", "YOSYS_ENV"]
 
 #: Environment variable naming a Yosys executable to use.
 YOSYS_ENV = "SASIM_YOSYS"
@@ -101,11 +101,16 @@ def synthesize(design: RtlDesign, scope: str) -> SynthReport:
     SasimError
         If Yosys fails.
     """
-    from simulator.rtl.emit import TOP_ARRAY, TOP_PE, design_rtlil
+    from simulator.rtl.emit import TOP_ARRAY, TOP_EDGE, TOP_PE, design_rtlil
 
+    yosys_command()
+    top = {"pe": TOP_PE, "edge": TOP_EDGE}.get(scope, TOP_ARRAY)
+    return synthesize_rtlil(design_rtlil(design, scope), top, scope)
+
+
+def synthesize_rtlil(text: str, top: str, scope: str) -> SynthReport:
+    """Synthesise the module ``top`` of an RTLIL text (see :func:`synthesize`)."""
     command = yosys_command()
-    text = design_rtlil(design, scope)
-    top = TOP_PE if scope == "pe" else TOP_ARRAY
     with tempfile.TemporaryDirectory(prefix="sasim-synth-") as tmp:
         Path(tmp, "design.il").write_text(text, encoding="utf-8")
         try:
