@@ -12,7 +12,7 @@ edge's area divided by the row's 16 PEs.
 
 Usage (from the repo root)::
 
-    .venv/bin/python benchmarks/rtl_area.py [--scope pe|array] [--probes]
+    .venv/bin/python benchmarks/rtl_area.py [--scope pe|array | --probes]
 """
 
 from __future__ import annotations
@@ -62,10 +62,13 @@ def probe_costs() -> None:
     from simulator import api
     from simulator.rtl.design import design_from_arch
     from simulator.rtl.emit import TOP_PE, pe_top
-    from simulator.rtl.synth import synthesize_rtlil
+    from simulator.rtl.build import has_row_edge
+    from simulator.rtl.synth import synthesize, synthesize_rtlil
 
-    print("\n| design | transistors | without counter probes | probes' share |")
-    print("|---|---:|---:|---:|")
+    print("| design | transistors | without counter probes | probes' share "
+          "| without probes / dense | with edge share / dense |")
+    print("|---|---:|---:|---:|---:|---:|")
+    dense = None
     for label, arch, extra in DESIGNS:
         design = design_from_arch(api.load_arch(arch, _overrides(extra)), arch)
         counts = []
@@ -75,16 +78,22 @@ def probe_costs() -> None:
                 ports = [p for p in ports if p is not pe.event]
             text = rtlil.convert(pe, name=TOP_PE, ports=ports)
             counts.append(synthesize_rtlil(text, TOP_PE, "pe").transistors)
+        dense = dense or counts[1]  # the dense PE comes first
+        edge = (f"{(counts[1] + synthesize(design, 'edge').transistors / design.cols) / dense:.2f}x"
+                if has_row_edge(design) else "–")
         print(f"| {label} | {counts[0]} | {counts[1]} | "
-              f"{(counts[0] - counts[1]) / counts[0]:.1%} |")
+              f"{(counts[0] - counts[1]) / counts[0]:.1%} | {counts[1] / dense:.2f}x | {edge} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scope", choices=("pe", "array"), default="pe")
     parser.add_argument("--probes", action="store_true",
-                        help="also synthesise each PE without its counter probes")
+                        help="instead: synthesise each PE with and without its counter probes")
     args = parser.parse_args()
+    if args.probes:
+        probe_costs()
+        return
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     print(f"| design | cells | transistors | synthesised / dense | with edge share / dense "
           f"| composition model / dense | paper | synth s |")
@@ -105,8 +114,6 @@ def main() -> None:
               f"| {edge} | {r['composition_ratio']:.2f}x | {paper} | {seconds:.1f} |")
     print(f"\nYosys: {r['yosys'].split(' (')[0]}; area unit: {r['area_unit']}; "
           f"load average {os.getloadavg()[0]:.1f}")
-    if args.probes:
-        probe_costs()
 
 
 if __name__ == "__main__":

@@ -6,12 +6,18 @@ from simulator.rtl.array import OSArray
 from simulator.rtl.design import RtlDesign
 from simulator.rtl.pe import pe_module
 
-__all__ = ["build_array", "build_pe", "build_row_edge", "pe_counters", "pe_decoder"]
+__all__ = ["build_array", "build_pe", "build_row_edge", "has_row_edge", "pe_counters",
+           "pe_decoder"]
 
 
 def build_pe(design: RtlDesign):
     """One datapath of the design's PE type (an Amaranth ``Elaboratable``)."""
     return pe_module(design.pe_type).build(design)
+
+
+def has_row_edge(design: RtlDesign) -> bool:
+    """Whether the design's PE type has a row edge unit (docs/rtl.md, "Edge units")."""
+    return hasattr(pe_module(design.pe_type), "row_edge")
 
 
 def build_row_edge(design: RtlDesign):
@@ -23,8 +29,7 @@ def build_row_edge(design: RtlDesign):
 
 def build_array(design: RtlDesign) -> OSArray:
     """The design's R x C output-stationary array."""
-    edge = (lambda: build_row_edge(design)) \
-        if hasattr(pe_module(design.pe_type), "row_edge") else None
+    edge = (lambda: build_row_edge(design)) if has_row_edge(design) else None
     return OSArray(design.rows, design.cols, lambda: build_pe(design), design.acc_bits,
                    make_row_edge=edge)
 

@@ -41,13 +41,18 @@ def _design(args: argparse.Namespace, **extra: Any) -> tuple[Any, RtlDesign]:
 
 def cmd_emit(args: argparse.Namespace) -> int:
     """``sasim rtl emit``: Verilog of the array and of one PE, and params.json."""
-    from simulator.rtl.emit import TOP_ARRAY, TOP_PE, design_verilog
+    from simulator.rtl.build import has_row_edge
+    from simulator.rtl.emit import TOP_ARRAY, TOP_EDGE, TOP_PE, design_verilog
 
     _, design = _design(args, act_signed=args.signed_activations,
                         acc_bits=_acc_bits(args.acc_bits) or DEFAULT_ACC_BITS)
+    tops = {"top": TOP_ARRAY, "pe_top": TOP_PE}
     files = {f"{TOP_ARRAY}.v": design_verilog(design, "array"),
-             f"{TOP_PE}.v": design_verilog(design, "pe"),
-             "params.json": json_text({**design.params(), "top": TOP_ARRAY, "pe_top": TOP_PE})}
+             f"{TOP_PE}.v": design_verilog(design, "pe")}
+    if has_row_edge(design):  # SPARQ, A4W8: the row edge unit (docs/rtl.md, "Edge units")
+        files[f"{TOP_EDGE}.v"] = design_verilog(design, "edge")
+        tops["edge_top"] = TOP_EDGE
+    files["params.json"] = json_text({**design.params(), **tops})
     with OutputSet() as outputs:
         folder = outputs.directory(args.out, "params.json")
         for name, text in files.items():
@@ -234,10 +239,10 @@ def _edge_share(design: RtlDesign, pe_transistors: int, dense_transistors: int
                 ) -> dict[str, Any]:
     """A design with a row edge unit (SPARQ, A4W8): the edge's area and one PE's area with
     its share of the edge (the edge over the row's PEs), relative to the dense PE."""
-    from simulator.rtl.build import build_row_edge
+    from simulator.rtl.build import has_row_edge
     from simulator.rtl.synth import synthesize
 
-    if build_row_edge(design) is None:
+    if not has_row_edge(design):
         return {}
     edge = synthesize(design, "edge").transistors
     share = pe_transistors + edge / design.cols

@@ -253,3 +253,32 @@ def test_wrong_window_counts_alone_are_caught(cli, monkeypatch):
     mismatch = json.loads(result.out)["mismatch"]
     assert mismatch["what"] == "counters"
     assert mismatch["pe"] is not None and "+" in mismatch["rtl"]
+
+
+def test_emit_writes_the_row_edge_unit(cli, tmp_path):
+    out = tmp_path / "rtl"
+    result = cli("rtl", "emit", "--arch", "sparq_5opt_stc_16x16", "--set", "array.rows=2",
+                 "--set", "array.cols=2", "--out", out)
+    assert result.status == 0, result.err
+    assert sorted(p.name for p in out.iterdir()) == ["params.json", "sasim_os_array.v",
+                                                     "sasim_pe.v", "sasim_row_edge.v"]
+    params = json.loads((out / "params.json").read_text())
+    assert params["edge_top"] == "sasim_row_edge" and params["threads"] == 4
+    assert params["options"] == {"window_bits": 4, "options": 5, "rounding": "round",
+                                 "pairing": "stc"}
+    assert "module sasim_row_edge" in (out / "sasim_row_edge.v").read_text()
+
+
+def test_synth_reports_the_pe_and_its_share_of_the_row_edge(cli):
+    """The PE's registers hold the windows, not the activations: per multiplier a 4-bit
+    mantissa, a 3-bit position and a sign, plus merge, borrower and two lossy probes (20),
+    two weights (16), two valid bits and the 32-bit accumulator."""
+    result = cli("rtl", "synth", "--arch", "sparq_5opt_16x16", "--json")
+    assert result.status == 0, result.err
+    report = json.loads(result.out)
+    assert report["cells"]["$_DFF_P_"] == 20 + 16 + 2 + 32
+    assert report["edge_transistors"] > 0
+    share = (report["transistors"] + report["edge_transistors"] / 16) / report[
+        "dense_transistors"]
+    assert report["ratio_with_edge_share"] == pytest.approx(share, abs=1e-4)
+    assert report["ratio_to_dense"] > 1.0
