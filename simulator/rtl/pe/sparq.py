@@ -165,9 +165,9 @@ class SparqEdge(Elaboratable):
         self.stc = design.options["pairing"] == "stc"
         self.inputs, _ = operand_signals(4 if self.stc else 2, design.act_signed,
                                          design.act_bits)
-        n, _, wide_bits, _ = self.cfg
+        n = self.cfg[0]
         if self.stc:
-            self.outputs = [s for t in range(4) for s in _slot_signals(n, wide_bits, f"e{t}")]
+            self.outputs = [s for t in range(4) for s in _slot_signals(self.cfg, f"e{t}")]
         else:
             self.fields = _Fields(n, "edge")
             self.outputs = self.fields.signals()
@@ -186,12 +186,17 @@ class SparqEdge(Elaboratable):
         return m
 
 
-def _slot_signals(n: int, wide_bits: int, name: str) -> list[Signal]:
-    """A 2:4 slot's register fields: sign, narrow (mantissa, position, lossy), wide (same)."""
+def _slot_signals(cfg: tuple, name: str) -> list[Signal]:
+    """A 2:4 slot's register fields: sign, narrow (mantissa, position, lossy), wide (same).
+    A wide window with one position (all 8 bits at p = 0) has no position and is never
+    lossy: those two fields are then 0 bits wide (no register)."""
+    n, _, wide_bits, wide_positions = cfg
+    fixed = len(wide_positions) == 1
     return [Signal(name=f"{name}_sign"), Signal(unsigned(n), name=f"{name}_nmant"),
             Signal(unsigned(POS_BITS), name=f"{name}_npos"), Signal(name=f"{name}_nlossy"),
             Signal(unsigned(wide_bits), name=f"{name}_wmant"),
-            Signal(unsigned(POS_BITS), name=f"{name}_wpos"), Signal(name=f"{name}_wlossy")]
+            Signal(unsigned(0 if fixed else POS_BITS), name=f"{name}_wpos"),
+            Signal(unsigned(0 if fixed else 1), name=f"{name}_wlossy")]
 
 
 def _slot_values(slot: _Slot) -> list:
@@ -217,9 +222,9 @@ class SparqDatapath(Elaboratable):
         self.cfg = _config(design)
         self.stc = design.options["pairing"] == "stc"
         self.threads = 4 if self.stc else 2
-        n, _, wide_bits, _ = self.cfg
+        n = self.cfg[0]
         if self.stc:
-            self.a = [s for t in range(4) for s in _slot_signals(n, wide_bits, f"s{t}")]
+            self.a = [s for t in range(4) for s in _slot_signals(self.cfg, f"s{t}")]
         else:
             self.fields = _Fields(n, "pe")
             self.a = self.fields.signals()
