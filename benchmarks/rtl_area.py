@@ -44,7 +44,8 @@ DESIGNS += [("SPARQ 5opt (shipped)", "sparq_5opt_16x16", []),
              ["--set", "pe.window_bits=3", "--set", "pe.options=6"]),
             ("SPARQ 2-bit 7opt", "sparq_5opt_16x16",
              ["--set", "pe.window_bits=2", "--set", "pe.options=7"]),
-            ("A4W8 (shipped)", "a4w8_16x16", [])]
+            ("A4W8 (shipped)", "a4w8_16x16", []),
+            ("A4W8 per_layer", "a4w8_16x16", ["--set", "pe.scale=per_layer"])]
 
 
 def _overrides(extra: list[str]) -> list[str]:

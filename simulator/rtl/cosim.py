@@ -18,6 +18,7 @@ from amaranth.hdl import Cat
 from amaranth.sim import Simulator
 
 from simulator.rtl.build import build_array, pe_counters, pe_decoder
+from simulator.rtl.pe import pe_module
 from simulator.rtl.design import RtlDesign
 
 __all__ = ["CosimResult", "FoldTrace", "run_gemm", "run_gemms"]
@@ -119,12 +120,16 @@ def run_gemms(design: RtlDesign, jobs: list[tuple[np.ndarray, np.ndarray, np.nda
     the simulator costs more than a small GEMM's cycles)."""
     names = pe_counters(design)
     decode = pe_decoder(design)
+    scale_of = getattr(pe_module(design.pe_type), "scale_of", None)
     array = build_array(design)
     probes = _Probes(design, array)
     results = []
 
     async def bench(ctx):
         for A, B, sched in jobs:
+            scale = None if array.scale is None else scale_of(design, A)
+            if scale is not None:  # the configuration register, set per GEMM group
+                ctx.set(array.scale, scale)
             result = CosimResult(np.zeros((A.shape[0], B.shape[1]), np.int64), 0, [],
                                  {n: 0 for n in names}, [])
             folds = _fold_list(A.shape[0], B.shape[1], design.rows, design.cols)
@@ -132,7 +137,7 @@ def run_gemms(design: RtlDesign, jobs: list[tuple[np.ndarray, np.ndarray, np.nda
                 folds = [folds[only_fold]]
             for fold in folds:
                 await _run_fold(ctx, design, array, probes, A, B, sched, fold, result,
-                                probe_products)
+                                probe_products, 1 << (scale or 0))
             if decode is not None:
                 result.counters, result.stats = decode(result.counters)
             results.append(result)
@@ -162,8 +167,9 @@ class _Probes:
 
 
 async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched, fold,
-                    result: CosimResult, probe_products: bool) -> None:
-    """Feed one fold, clock it until ``busy`` falls, collect its outputs and events."""
+                    result: CosimResult, probe_products: bool, weight: int = 1) -> None:
+    """Feed one fold, clock it until ``busy`` falls, collect its outputs and events
+    (``weight``: the output scale, which probed partial sums are multiplied by)."""
     rows, cols, threads = design.rows, design.cols, design.threads
     n_m, n_n, steps = A.shape[0], B.shape[1], sched.shape[1]
     fr, fc = fold
@@ -200,7 +206,7 @@ async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched,
                 if valid >> p & 1:
                     ev[p] = events >> (bits * p) & mask
         if probe_products:
-            trace_pr.append([ctx.get(pe.product) if valid >> p & 1 else 0
+            trace_pr.append([ctx.get(pe.product) * weight if valid >> p & 1 else 0
                              for p, pe in enumerate(probes.pes)])
         trace_ev.append(ev)
         if ctx.get(array.out_valid):

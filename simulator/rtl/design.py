@@ -99,9 +99,6 @@ def design_from_arch(arch: ArchConfig, source: str, *, act_signed: bool = False,
         options = {"window_bits": pe.window_bits, "options": pe.options,
                    "rounding": pe.rounding, "pairing": pe.pairing}
     elif pe.type == "a4w8":
-        if pe.scale != "fixed":
-            raise ConfigError(f"{source}: pe.scale: A4W8 scale {pe.scale!r} has no RTL yet "
-                              f"(RTL exists for scale 'fixed')")
         threads, options = 2, {"rounding": pe.rounding, "scale": pe.scale}
     return RtlDesign(name=arch.name, pe_type=pe.type, threads=threads, options=options,
                      rows=arch.array.rows, cols=arch.array.cols, act_signed=act_signed,

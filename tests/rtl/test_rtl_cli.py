@@ -130,8 +130,8 @@ def test_synth_one_pe_reports_cells_and_the_ratio(cli):
 @pytest.mark.parametrize(("argv", "message"), [
     (("rtl", "emit", "--arch", "swis_g8_n3_16x16", "--out", "x"),
      "PE type swis has no RTL yet"),
-    (("rtl", "synth", "--arch", "a4w8_16x16", "--set", "pe.scale=per_layer"),
-     "pe.scale: A4W8 scale 'per_layer' has no RTL yet"),
+    (("rtl", "synth", "--arch", "a4w8_16x16", "--set", "array.dataflow=ws"),
+     "array.dataflow: the RTL is an output-stationary array; 'ws' has no RTL yet"),
     (("rtl", "verify", "--arch", "sparq_5opt_32x32"), "too large to co-simulate"),
     (("rtl", "verify", "--arch", "sysmt_2t_32x32"), "too large to co-simulate"),
     (("rtl", "verify", "--arch", "os_sa_16x16", "--layer", "fc"), "--layer needs --workload"),

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from naive_sparq import naive_a4w8_gemm, naive_sparq_gemm
+from naive_sparq import naive_a4w8_gemm, naive_a4w8_shift, naive_sparq_gemm
 
 from simulator.hw.reference_array import run_reference_array
 from simulator.rtl.cosim import run_gemms
@@ -104,16 +104,35 @@ def test_sparq_rtl_equals_the_naive_rule(window_bits, options, pairing, drawn):
            lambda a, b: naive_sparq_gemm(a, b, window_bits, options, rounding, pairing))
 
 
+@pytest.mark.parametrize("scale", ["fixed", "per_layer"])
 @pytest.mark.parametrize("rounding", ["round", "raw"])
-@settings(max_examples=4, deadline=None,
+@settings(max_examples=3, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(drawn=st.data())
-def test_a4w8_rtl_equals_the_naive_rule(rounding, drawn):
+def test_a4w8_rtl_equals_the_naive_rule(rounding, scale, drawn):
+    """``per_layer``: each GEMM's activations are scaled down by a drawn power of two, so
+    that every grid step 2**0 .. 2**4 occurs; one design runs them all, its scale register
+    set per GEMM."""
     rows, cols, signed, _, gemms = drawn.draw(batch(False))
-    design = RtlDesign("t", "a4w8", 2, {"rounding": rounding, "scale": "fixed"}, rows, cols,
+    if scale == "per_layer":
+        gemms = [(a >> drawn.draw(st.integers(0, 7)), b) for a, b in gemms]
+    design = RtlDesign("t", "a4w8", 2, {"rounding": rounding, "scale": scale}, rows, cols,
                        signed, exact_acc_bits(32))
-    _check(design, gemms, 2, "a4w8", {"shift": "4", "rounding": rounding},
-           lambda a, b: naive_a4w8_gemm(a, b, 4, rounding))
+    scheds = [_schedule(a.shape[1], 2) for a, _ in gemms]
+    runs = run_gemms(design, [(a, b, s) for (a, b), s in zip(gemms, scheds)])
+    for (a, b), sched, rtl in zip(gemms, scheds, runs):
+        shift = naive_a4w8_shift(a.tolist(), scale)
+        outputs, counters, stats, steps = naive_a4w8_gemm(a.tolist(), b.tolist(), shift,
+                                                          rounding)
+        np.testing.assert_array_equal(rtl.outputs, np.array(outputs))
+        assert _nonzero(rtl.counters) == _nonzero(counters)
+        assert _nonzero(rtl.stats) == _nonzero(stats)
+        ref = run_reference_array(a, b, rows, cols, sched, "a4w8",
+                                  {"shift": str(shift), "rounding": rounding})
+        np.testing.assert_array_equal(rtl.outputs, ref.outputs)
+        assert _nonzero(rtl.counters) == _nonzero(ref.counters)
+        folds = -(-a.shape[0] // rows) * -(-b.shape[1] // cols)
+        assert rtl.fold_cycles == [steps + 2 * rows + cols - 2] * folds
 
 
 def write_pair_trace(path, rng: np.random.Generator, two_of_four: bool = False) -> dict:
@@ -194,9 +213,10 @@ def test_verify_workload_saves_outputs_equal_to_naive_and_sasim_run(cli, tmp_pat
             assert mine[key] == layer[key], key
 
 
-def test_a4w8_verify_workload_agrees_with_sasim_run(cli, tmp_path):
+@pytest.mark.parametrize("scale", ["fixed", "per_layer"])
+def test_a4w8_verify_workload_agrees_with_sasim_run(cli, tmp_path, scale):
     gemms = write_pair_trace(tmp_path / "t.npz", np.random.default_rng(48))
-    crop = ("--set", "array.rows=3", "--set", "array.cols=4")
+    crop = ("--set", "array.rows=3", "--set", "array.cols=4", "--set", f"pe.scale={scale}")
     result = cli("rtl", "verify", "--arch", "a4w8_16x16", *crop, "--workload",
                  tmp_path / "t.npz", "--save-outputs", tmp_path / "rtl", "--json")
     assert result.status == 0, result.err
@@ -205,7 +225,8 @@ def test_a4w8_verify_workload_agrees_with_sasim_run(cli, tmp_path):
     assert run.status == 0, run.err
     saved = np.load(tmp_path / "rtl" / "outputs.npz", allow_pickle=False)
     for name, (a, b, shape) in gemms.items():
-        expected = np.array(naive_a4w8_gemm(a.tolist(), b.tolist(), 4, "round")[0])
+        shift = naive_a4w8_shift(a.tolist(), scale)
+        expected = np.array(naive_a4w8_gemm(a.tolist(), b.tolist(), shift, "round")[0])
         if len(shape) == 4:
             expected = expected.T.reshape(shape)
         np.testing.assert_array_equal(saved[f"{name}.output"], expected)

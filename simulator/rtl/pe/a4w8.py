@@ -30,6 +30,8 @@ PRODUCTS = ("zero", "exact", "approximated")
 COUNTERS = tuple(f"{a}+{b}" for a in PRODUCTS for b in PRODUCTS)
 #: The grid step exponent of ``scale: fixed`` (docs/hardware-spec.md §6).
 FIXED_SHIFT = 4
+#: The largest grid step exponent of ``scale: per_layer`` (8-bit magnitudes into 4 bits).
+MAX_SHIFT = 4
 
 
 def _slot_signals(name: str) -> list[Signal]:
@@ -39,31 +41,55 @@ def _slot_signals(name: str) -> list[Signal]:
 
 
 class A4W8Edge(Elaboratable):
-    """The row edge unit: one 4-bit quantiser per activation of the pair."""
+    """The row edge unit: one 4-bit quantiser per activation of the pair.
+
+    With ``scale: per_layer`` the grid step exponent is the input ``scale`` (0 .. 4), set
+    for each GEMM group like a configuration register; the array also shifts its outputs
+    by it (:class:`simulator.rtl.array.OSArray`). Otherwise ``scale`` is None and s = 4.
+    """
 
     def __init__(self, design) -> None:
         self.rounding = design.options["rounding"]
-        self.shift = FIXED_SHIFT
+        self.per_layer = design.options["scale"] == "per_layer"
+        self.scale = Signal(range(MAX_SHIFT + 1), name="scale") if self.per_layer else None
         self.inputs, _ = operand_signals(2, design.act_signed, design.act_bits)
         self.outputs = [s for t in range(2) for s in _slot_signals(f"e{t}")]
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        s = self.shift
         for t, a in enumerate(self.inputs):
             sign, x = sign_magnitude(m, a, f"a{t}")
             out_sign, q, nonzero, lossy = self.outputs[4 * t:4 * t + 4]
-            kept = x[s:8]
-            m.d.comb += [out_sign.eq(sign), nonzero.eq(x != 0), lossy.eq(x[0:s] != 0)]
-            if self.rounding == "raw":
-                m.d.comb += q.eq(kept)
+            m.d.comb += [out_sign.eq(sign), nonzero.eq(x != 0)]
+            if not self.per_layer:
+                value, exact = self._quantise(m, x, FIXED_SHIFT, f"a{t}")
+                m.d.comb += [q.eq(value), lossy.eq(~exact)]
                 continue
-            # half to even on the dropped bits; 16 saturates to 15
-            up = x[s - 1] & (x[s] | (x[0:s - 1] != 0))
-            rounded = Signal(unsigned(len(kept) + 1), name=f"a{t}_rounded")
-            m.d.comb += rounded.eq(kept + up)
-            m.d.comb += q.eq(Mux(rounded >= 16, 15, rounded))
+            # one quantiser per grid step, chosen by the scale register
+            with m.Switch(self.scale):
+                for s in range(MAX_SHIFT + 1):
+                    with m.Case(s):
+                        value, exact = self._quantise(m, x, s, f"a{t}_s{s}")
+                        m.d.comb += [q.eq(value), lossy.eq(~exact)]
         return m
+
+    def _quantise(self, m: Module, x: Signal, s: int, name: str) -> tuple:
+        """(q, exact) of magnitude x on the grid of step 2**s: q = min(round(x / 2**s), 15);
+        exact when q * 2**s == x (no dropped bit set, no saturation)."""
+        kept = x[s:8]
+        dropped = (x[0:s] != 0) if s else Const(0, 1)
+        if self.rounding == "raw":
+            rounded = kept
+        else:
+            # half to even on the dropped bits
+            up = x[s - 1] & (x[s] | ((x[0:s - 1] != 0) if s > 1 else 0)) if s else 0
+            rounded = Signal(unsigned(len(kept) + 1), name=f"{name}_rounded")
+            m.d.comb += rounded.eq(kept + up)
+        if s == FIXED_SHIFT:
+            # a 4-bit kept value saturates only by rounding up, which drops set bits
+            return Mux(rounded >= 16, 15, rounded), ~dropped
+        saturated = rounded >= 16
+        return Mux(saturated, 15, rounded), ~(dropped | saturated)
 
 
 class A4W8Datapath(Elaboratable):
@@ -72,6 +98,8 @@ class A4W8Datapath(Elaboratable):
 
     def __init__(self, design) -> None:
         self.threads = 2
+        # scale: per_layer scales after accumulation, at the array's output (no shifter here)
+        self.shift = FIXED_SHIFT if design.options["scale"] == "fixed" else 0
         self.a = [s for t in range(2) for s in _slot_signals(f"s{t}")]
         _, self.w = operand_signals(2, False)
         self.product = Signal(signed(product_bits(2)))
@@ -95,7 +123,7 @@ class A4W8Datapath(Elaboratable):
         total = Signal(signed(15), name="sum")
         # one's complements where negative: the signs enter as carries
         m.d.comb += total.eq(terms[0][0] + terms[1][0] + terms[0][1] + terms[1][1])
-        m.d.comb += self.product.eq(total << FIXED_SHIFT)
+        m.d.comb += self.product.eq(total << self.shift)
         m.d.comb += self.event.eq((classes[0] << 1) + classes[0] + classes[1])
         return m
 
@@ -108,6 +136,19 @@ def build(design) -> A4W8Datapath:
 def row_edge(design) -> A4W8Edge:
     """The row edge unit of ``design``."""
     return A4W8Edge(design)
+
+
+def scale_of(design, a) -> int:
+    """The value of the ``scale`` register for a GEMM group's activations ``a`` (the
+    software's choice, docs/hardware-spec.md §6): ``scale: per_layer``, the fewest dropped
+    bits that fit the largest magnitude in 4 bits; None for ``scale: fixed``."""
+    if design.options["scale"] == "fixed":
+        return None
+    peak = max((abs(int(v)) for v in a.ravel()), default=0)
+    s = 0
+    while peak >> s > 15:
+        s += 1
+    return s
 
 
 def decoder(design):
