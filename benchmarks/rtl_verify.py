@@ -12,7 +12,7 @@ Target: under a minute each.
 Campaign (``--campaign N``): N random GEMMs per design (``sasim rtl verify --cases N``) on
 4x4 arrays for dense, every SySMT variant (2T/4T x both policies x both roundings), every
 SPARQ variant (6 window configurations x both roundings x both pairings; ``stc`` draws 2:4
-weights) and A4W8 with both roundings.
+weights) and A4W8 with both roundings and both scales.
 
 Usage (from the repo root)::
 
@@ -99,7 +99,9 @@ def campaign(cases: int) -> None:
                                   f"pe.options={options}", "--set", f"pe.rounding={rounding}",
                                   "--set", f"pe.pairing={pairing}"]))
     for rounding in ("round", "raw"):
-        variants.append((f"A4W8 {rounding}", "a4w8_16x16", ["--set", f"pe.rounding={rounding}"]))
+        for scale in ("fixed", "per_layer"):
+            variants.append((f"A4W8 {rounding} {scale}", "a4w8_16x16",
+                             ["--set", f"pe.rounding={rounding}", "--set", f"pe.scale={scale}"]))
     for label, arch, extra in variants:
         report, seconds = sasim("rtl", "verify", "--arch", arch, *SMALL, *extra,
                                 "--cases", str(cases), "--seed", "1")

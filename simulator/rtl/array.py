@@ -11,8 +11,8 @@ source and the row's skew chain, so that the row's registers carry what it sends
 adds its datapath's partial sum to its accumulator when it holds a step. When the last PE
 has done its last step, the accumulators shift down their columns, one PE per cycle, and
 leave at the bottom edge (zeros shift in at the top, which clears them for the next fold):
-``rows`` drain cycles, so a fold takes ``S + 2*rows + cols - 2`` cycles (docs/timing-
-model.md, ``native``).
+``rows`` drain cycles, so a fold takes ``S + 2*rows + cols - 2`` cycles
+(docs/timing-model.md, ``native``).
 
 A small controller sequences a fold: ``start`` (with ``steps`` = S) in an idle cycle feeds
 step 0; ``busy`` is high in every cycle of the fold; ``feed`` and ``feed_step`` tell the

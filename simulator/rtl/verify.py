@@ -569,9 +569,10 @@ def _items(base: RtlDesign, pe: PEModel, cases: int, seed: int, workload, layer,
     from simulator.errors import ConfigError, WorkloadError
 
     if workload is None:
+        two_of_four = pe.synthetic_data().get("weight_structure") == "2:4"  # SPARQ stc
         return ([(case, lay, a, b, False) for case, lay, a, b in
-                 random_cases(cases, seed, base.rows, base.cols, two_of_four=pe.synthetic_data()
-                              .get("weight_structure") == "2:4")], [])
+                 random_cases(cases, seed, base.rows, base.cols, two_of_four=two_of_four)],
+                [])
     if workload.tensors is None:
         from simulator.api import with_synthetic_data
 
