@@ -3,18 +3,20 @@
 random campaign than the tests run.
 
 Speed: a trace with one linear layer, M = 16, Kd = 64, N = 16 (activations unsigned, half of
-them zero; weights signed), on a 4x4 array: 16 folds. For the dense PE, SySMT 2T and SySMT
-4T, ``python -m simulator rtl verify --arch ... --set array.rows=4 --set array.cols=4
---workload <trace> --json`` runs in a fresh process; the wall time of the whole process is
-printed with the verdict, the cycles and the cycles per second of co-simulation. Target:
-under a minute each.
+them zero; weights signed), on a 4x4 array: 16 folds. For the dense PE, SySMT 2T, SySMT 4T,
+SPARQ 5opt and A4W8, ``python -m simulator rtl verify --arch ... --set array.rows=4 --set
+array.cols=4 --workload <trace> --json`` runs in a fresh process; the wall time of the whole
+process is printed with the verdict, the cycles and the cycles per second of co-simulation.
+Target: under a minute each.
 
 Bit-serial (weight- and activation-serial, p = 8 and 4) and SWIS (fixed N = 3, variable
 N <= 4) run the same trace.
 
 Campaign (``--campaign N``): N random GEMMs per design (``sasim rtl verify --cases N``) on
-4x4 arrays for dense, every SySMT variant (2T/4T x both policies x both roundings) and the
-bit-serial and SWIS designs above.
+4x4 arrays for dense, every SySMT variant (2T/4T x both policies x both roundings), every
+SPARQ variant (6 window configurations x both roundings x both pairings; ``stc`` draws 2:4
+weights), A4W8 with both roundings and both scales, and the bit-serial and SWIS designs
+above.
 
 Usage (from the repo root)::
 
@@ -37,7 +39,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--set", "array.rows=4", "--set", "array.cols=4"]
 DESIGNS = [("dense", "os_sa_16x16", []), ("SySMT 2T", "sysmt_2t_16x16", []),
-           ("SySMT 4T", "sysmt_4t_16x16", [])]
+           ("SySMT 4T", "sysmt_4t_16x16", []), ("SPARQ 5opt", "sparq_5opt_16x16", []),
+           ("A4W8", "a4w8_16x16", [])]
+#: SPARQ's window configurations (docs/hardware-spec.md §4): (window_bits, options).
+SPARQ_WINDOWS = [(4, 5), (4, 3), (4, 2), (6, 3), (3, 6), (2, 7)]
 #: Bit-serial and SWIS (G = 8): Kd = 64 is 8 groups, p or N steps each (docs/rtl.md).
 SERIAL = [("bit-serial 8b", "bitserial_8b_16x16", []),
           ("bit-serial 8b act", "bitserial_8b_16x16", ["--set", "pe.serial_operand=activation"]),
@@ -96,6 +101,18 @@ def campaign(cases: int) -> None:
                 variants.append((f"SySMT {threads}T {policy} {rounding}", "sysmt_2t_16x16",
                                  ["--set", f"pe.threads={threads}", "--set",
                                   f"pe.policy={policy}", "--set", f"pe.rounding={rounding}"]))
+    for bits, options in SPARQ_WINDOWS:
+        for rounding in ("round", "raw"):
+            for pairing in ("adjacent", "stc"):
+                variants.append((f"SPARQ {bits}-bit {options}opt {rounding} {pairing}",
+                                 "sparq_5opt_16x16",
+                                 ["--set", f"pe.window_bits={bits}", "--set",
+                                  f"pe.options={options}", "--set", f"pe.rounding={rounding}",
+                                  "--set", f"pe.pairing={pairing}"]))
+    for rounding in ("round", "raw"):
+        for scale in ("fixed", "per_layer"):
+            variants.append((f"A4W8 {rounding} {scale}", "a4w8_16x16",
+                             ["--set", f"pe.rounding={rounding}", "--set", f"pe.scale={scale}"]))
     for label, arch, extra in variants + SERIAL:
         report, seconds = sasim("rtl", "verify", "--arch", arch, *SMALL, *extra,
                                 "--cases", str(cases), "--seed", "1")

@@ -42,13 +42,18 @@ def _design(args: argparse.Namespace, **extra: Any) -> tuple[Any, RtlDesign]:
 
 def cmd_emit(args: argparse.Namespace) -> int:
     """``sasim rtl emit``: Verilog of the array and of one PE, and params.json."""
-    from simulator.rtl.emit import TOP_ARRAY, TOP_PE, design_verilog
+    from simulator.rtl.build import has_row_edge
+    from simulator.rtl.emit import TOP_ARRAY, TOP_EDGE, TOP_PE, design_verilog
 
     _, design = _design(args, act_signed=args.signed_activations,
                         acc_bits=_acc_bits(args.acc_bits) or DEFAULT_ACC_BITS)
+    tops = {"top": TOP_ARRAY, "pe_top": TOP_PE}
     files = {f"{TOP_ARRAY}.v": design_verilog(design, "array"),
-             f"{TOP_PE}.v": design_verilog(design, "pe"),
-             "params.json": json_text({**design.params(), "top": TOP_ARRAY, "pe_top": TOP_PE})}
+             f"{TOP_PE}.v": design_verilog(design, "pe")}
+    if has_row_edge(design):  # SPARQ, A4W8: the row edge unit (docs/rtl.md, "Edge units")
+        files[f"{TOP_EDGE}.v"] = design_verilog(design, "edge")
+        tops["edge_top"] = TOP_EDGE
+    files["params.json"] = json_text({**design.params(), **tops})
     with OutputSet() as outputs:
         folder = outputs.directory(args.out, "params.json")
         for name, text in files.items():
@@ -70,6 +75,11 @@ def _pe_label(design: RtlDesign) -> str:
                  f"p={opts['bits']})")
     if design.pe_type == "swis":
         label = f"SWIS G={opts['group_size']} (N <= {opts['max_shifts']})"
+    if design.pe_type == "sparq":
+        label = (f"SPARQ ({opts['window_bits']}-bit windows, {opts['options']} options, "
+                 f"{opts['rounding']}, {opts['pairing']})")
+    if design.pe_type == "a4w8":
+        label = f"A4W8 ({opts['rounding']}, scale {opts['scale']})"
     return label + (" with operand isolation" if design.operand_isolation else "")
 
 
@@ -129,9 +139,12 @@ def _verify_record(args, result, seconds: float) -> dict[str, Any]:
     from simulator.rtl.verify import layer_summaries
 
     totals: dict[str, int] = {}
+    stats: dict[str, int] = {}
     for rep in result.reports:
         for name, value in rep.counters.items():
             totals[name] = totals.get(name, 0) + value
+        for name, value in rep.stats.items():
+            stats[name] = stats.get(name, 0) + value
     mismatch = result.mismatch
     return {"verdict": "match" if mismatch is None else "mismatch",
             "arch": args.arch, "design": result.design.params(),
@@ -141,29 +154,21 @@ def _verify_record(args, result, seconds: float) -> dict[str, Any]:
             "cycles": sum(rep.cycles for rep in result.reports),
             "folds": sum(rep.folds for rep in result.reports),
             "counters": totals,
-            "stats": _stat_totals(result.reports),
+            **({"stats": stats} if stats else {}),
             "mismatch": None if mismatch is None else dataclasses.asdict(mismatch),
             "seconds": round(seconds, 3)}
-
-
-def _stat_totals(reports) -> dict[str, int]:
-    """Totals of the events counted beside the counters (bit-serial, SWIS: active lanes)."""
-    totals: dict[str, int] = {}
-    for rep in reports:
-        for name, value in rep.stats.items():
-            totals[name] = totals.get(name, 0) + value
-    return totals
 
 
 def _print_verify(report: dict[str, Any], result) -> None:
     from simulator.reports.table import format_table
 
-    names = list(report["counters"])
+    names = [*report["counters"], *report.get("stats", {})]
     rows = []
     for rep in result.reports:
+        counts = {**rep.counters, **rep.stats}
         rows.append([rep.case, rep.m, rep.k, rep.n, rep.threads, rep.steps, rep.folds,
                      "/".join(str(c) for c in sorted(set(rep.cycles_per_fold))),
-                     *(rep.counters.get(n, 0) for n in names),
+                     *(counts.get(n, 0) for n in names),
                      "ok" if rep.mismatch is None else "MISMATCH"])
     print(format_table(["GEMM", "M", "Kd", "N", "T", "steps", "folds", "cycles/fold", *names,
                         "verdict"], rows, "lrrrrrrr" + "r" * len(names) + "l"))
@@ -175,7 +180,7 @@ def _print_verify(report: dict[str, Any], result) -> None:
               f"functional model and reference array; cycles per fold as sasim's native "
               f"convention; counters identical"
               + (f"; active lanes identical ({report['stats']['active_lanes']})"
-                 if "active_lanes" in report["stats"] else ""))
+                 if "active_lanes" in report.get("stats", {}) else ""))
     else:
         print(result.mismatch.line())
 
@@ -216,6 +221,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
               "composition_ratio": round(composition_ratio(arch), 4),
               "paper_ratio": PAPER_RATIOS.get((design.pe_type, design.threads)),
               "yosys": report.yosys, "seconds": round(seconds, 3)}
+    if args.scope == "pe":
+        record.update(_edge_share(design, report.transistors, dense.transistors))
     if args.json:
         print(json_text(record))
         return 0
@@ -231,4 +238,23 @@ def cmd_synth(args: argparse.Namespace) -> int:
           f"synthesised {record['ratio_to_dense']:.2f}x; sasim's composition model "
           f"{record['composition_ratio']:.2f}x"
           + (f"; the paper {paper:.1f}x" if paper is not None else ""))
+    if "edge_transistors" in record:
+        print(f"row edge unit: {record['edge_transistors']} transistors, shared by the "
+              f"{design.cols} PEs of a row; one PE with its share "
+              f"{record['ratio_with_edge_share']:.2f}x the dense PE")
     return 0
+
+
+def _edge_share(design: RtlDesign, pe_transistors: int, dense_transistors: int
+                ) -> dict[str, Any]:
+    """A design with a row edge unit (SPARQ, A4W8): the edge's area and one PE's area with
+    its share of the edge (the edge over the row's PEs), relative to the dense PE."""
+    from simulator.rtl.build import has_row_edge
+    from simulator.rtl.synth import synthesize
+
+    if not has_row_edge(design):
+        return {}
+    edge = synthesize(design, "edge").transistors
+    share = pe_transistors + edge / design.cols
+    return {"edge_transistors": edge,
+            "ratio_with_edge_share": round(share / dense_transistors, 4)}

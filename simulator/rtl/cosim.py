@@ -17,7 +17,7 @@ import numpy as np
 from amaranth.hdl import Cat
 from amaranth.sim import Simulator
 
-from simulator.rtl.build import build_array, pe_counters
+from simulator.rtl.build import build_array, pe_counters, pe_decoder
 from simulator.rtl.design import RtlDesign
 from simulator.rtl.pe import pe_module
 
@@ -71,7 +71,12 @@ class FoldTrace:
 
 @dataclasses.dataclass
 class CosimResult:
-    """One GEMM group through the RTL: outputs, counted cycles, events, per-fold traces."""
+    """One GEMM group through the RTL: outputs, counted cycles, events, per-fold traces.
+
+    ``counters`` are the PE-steps by event, or, for a PE type whose module decodes its
+    events (SPARQ, A4W8: an event is the pair of its two products' classes), the decoded
+    step counters; ``stats`` are then the decoded product stats.
+    """
 
     outputs: np.ndarray
     cycles: int
@@ -147,6 +152,8 @@ def run_gemms(design: RtlDesign, jobs: list, *, probe_products: bool = False,
     order).
     """
     names = pe_counters(design)
+    decode = pe_decoder(design)
+    scale_of = getattr(pe_module(design.pe_type), "scale_of", None)
     array = build_array(design)
     probes = _Probes(design, array, probe_activity)
     encode = getattr(pe_module(design.pe_type), "encode", None)
@@ -155,6 +162,9 @@ def run_gemms(design: RtlDesign, jobs: list, *, probe_products: bool = False,
     async def bench(ctx):
         for job in jobs:
             A, B, sched_of, enc = _job(job, encode, design)
+            scale = None if array.scale is None else scale_of(design, A)
+            if scale is not None:  # the configuration register, set per GEMM group
+                ctx.set(array.scale, scale)
             result = CosimResult(np.zeros((A.shape[0], B.shape[1]), np.int64), 0, [],
                                  {n: 0 for n in names}, [],
                                  stats={"active_lanes": 0} if probes.lanes is not None else {},
@@ -164,7 +174,9 @@ def run_gemms(design: RtlDesign, jobs: list, *, probe_products: bool = False,
                 folds = [folds[only_fold]]
             for fold in folds:
                 await _run_fold(ctx, design, array, probes, A, B, sched_of(fold[1]), fold,
-                                result, probe_products, enc)
+                                result, probe_products, enc, 1 << (scale or 0))
+            if decode is not None:
+                result.counters, result.stats = decode(result.counters)
             results.append(result)
 
     sim = Simulator(array)
@@ -214,12 +226,15 @@ class _Probes:
         lanes = [getattr(pe.datapath, "lanes", None) for pe in self.pes]
         self.lanes = Cat(*lanes) if all(v is not None for v in lanes) else None
         self.lane_bits = lanes[0].shape().width if self.lanes is not None else 0
+        self.event_bits = len(self.pes[0].event)
 
 
 async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched, fold,
-                    result: CosimResult, probe_products: bool, encode=None) -> None:
+                    result: CosimResult, probe_products: bool, encode=None,
+                    weight: int = 1) -> None:
     """Feed one fold, clock it until ``busy`` falls, collect its outputs and events (and
-    the active lanes of a datapath that counts them)."""
+    the active lanes of a datapath that counts them; ``weight``: the output scale, which
+    probed partial sums are multiplied by)."""
     rows, cols, threads = design.rows, design.cols, design.threads
     n_m, n_n, steps = A.shape[0], B.shape[1], sched.shape[1]
     fr, fc = fold
@@ -243,6 +258,8 @@ async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched,
     ctx.set(array.start, 0)
     cycle = 0
     n_pes = rows * cols
+    bits = probes.event_bits
+    mask = (1 << bits) - 1
     while ctx.get(array.busy):
         if ctx.get(array.feed):
             s = ctx.get(array.feed_step)
@@ -257,12 +274,12 @@ async def _run_fold(ctx, design: RtlDesign, array, probes: _Probes, A, B, sched,
             events = ctx.get(probes.events)
             for p in range(n_pes):
                 if valid >> p & 1:
-                    ev[p] = events >> (2 * p) & 3
+                    ev[p] = events >> (bits * p) & mask
         if probes.lanes is not None:
             trace_ln.append(_lanes(ctx.get(probes.lanes) if valid else 0, valid,
                                    probes.lane_bits, n_pes))
         if probe_products:
-            trace_pr.append([ctx.get(pe.product) if valid >> p & 1 else 0
+            trace_pr.append([ctx.get(pe.product) * weight if valid >> p & 1 else 0
                              for p, pe in enumerate(probes.pes)])
         if trace_act is not None:
             trace_act.append(ctx.get(probes.activity))

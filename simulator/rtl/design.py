@@ -46,8 +46,9 @@ class RtlDesign:
     name : the arch's name.
     pe_type : the PE type (a key of :data:`simulator.rtl.pe.RTL_PE_TYPES`).
     threads : operand slots per PE (1 for dense; SySMT's threads, the most any layer uses;
-        the lanes G of bit-serial and SWIS).
-    options : the PE options the datapath depends on (SySMT: policy, rounding; bit-serial:
+        the lanes G of bit-serial and SWIS; the K elements of a SPARQ or A4W8 step).
+    options : the PE options the datapath depends on (SySMT: policy, rounding; SPARQ:
+        window_bits, options, rounding, pairing; A4W8: rounding, scale; bit-serial:
         group_size, serial_operand, bits; SWIS: group_size, max_shifts).
     rows, cols : array size in PEs.
     act_signed : activations are signed (else unsigned 8-bit).
@@ -101,6 +102,13 @@ def design_from_arch(arch: ArchConfig, source: str, *, act_signed: bool = False,
     if pe.type == "sysmt":
         threads = max([pe.threads, *pe.layer_threads.values()])
         options = {"policy": pe.policy, "rounding": pe.rounding}
+    elif pe.type == "sparq":
+        # every SPARQ option has RTL (docs/rtl.md, "The SPARQ datapath")
+        threads = 4 if pe.pairing == "stc" else 2
+        options = {"window_bits": pe.window_bits, "options": pe.options,
+                   "rounding": pe.rounding, "pairing": pe.pairing}
+    elif pe.type == "a4w8":
+        threads, options = 2, {"rounding": pe.rounding, "scale": pe.scale}
     threads, options = _serial_options(pe, threads, options)
     if operand_isolation and pe.type not in ISOLATING_PE_TYPES:
         raise ConfigError(f"{source}: --operand-isolation: built for "

@@ -10,11 +10,12 @@ from __future__ import annotations
 from simulator.errors import SasimError
 from simulator.rtl.design import RtlDesign, RtlUnavailable
 
-__all__ = ["design_verilog", "design_rtlil", "pe_top", "TOP_ARRAY", "TOP_PE"]
+__all__ = ["design_verilog", "design_rtlil", "pe_top", "TOP_ARRAY", "TOP_PE", "TOP_EDGE"]
 
 #: Module names of the emitted tops.
 TOP_ARRAY = "sasim_os_array"
 TOP_PE = "sasim_pe"
+TOP_EDGE = "sasim_row_edge"
 
 
 def pe_top(design: RtlDesign):
@@ -31,6 +32,12 @@ def pe_top(design: RtlDesign):
 def _top(design: RtlDesign, scope: str):
     if scope == "pe":
         return (*pe_top(design), TOP_PE)
+    if scope == "edge":
+        # one row edge unit (SPARQ, A4W8: docs/rtl.md, "Edge units")
+        from simulator.rtl.build import build_row_edge
+
+        edge = build_row_edge(design)
+        return edge, [*edge.inputs, *edge.outputs], TOP_EDGE
     from simulator.rtl.build import build_array
 
     array = build_array(design)

@@ -101,15 +101,15 @@ def synthesize(design: RtlDesign, scope: str) -> SynthReport:
     SasimError
         If Yosys fails.
     """
-    from simulator.rtl.emit import TOP_ARRAY, TOP_PE, design_rtlil
+    from simulator.rtl.emit import TOP_ARRAY, TOP_EDGE, TOP_PE, design_rtlil
 
-    return synthesize_rtlil(design_rtlil(design, scope), TOP_PE if scope == "pe" else TOP_ARRAY,
-                            scope)
+    yosys_command()
+    top = {"pe": TOP_PE, "edge": TOP_EDGE}.get(scope, TOP_ARRAY)
+    return synthesize_rtlil(design_rtlil(design, scope), top, scope)
 
 
 def synthesize_rtlil(text: str, top: str, scope: str) -> SynthReport:
-    """Synthesise the module ``top`` of RTLIL ``text`` by the flow above (``scope`` labels
-    the report); errors as :func:`synthesize`'s."""
+    """Synthesise the module ``top`` of an RTLIL text (see :func:`synthesize`)."""
     command = yosys_command()
     with tempfile.TemporaryDirectory(prefix="sasim-synth-") as tmp:
         Path(tmp, "design.il").write_text(text, encoding="utf-8")

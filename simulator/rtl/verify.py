@@ -88,7 +88,8 @@ class GemmReport:
     mismatch: Mismatch | None = None
     layer: str | None = None
     group: int = 0
-    #: bit-serial and SWIS: the active lanes the RTL counted (``active_lanes``)
+    #: bit-serial and SWIS: the active lanes the RTL counted (``active_lanes``); SPARQ, A4W8:
+    #: the product stats decoded from the RTL's events (window positions used)
     stats: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
@@ -114,7 +115,12 @@ def check_cosim_size(design: RtlDesign, source: str) -> None:
 def schedule_of(pe: PEModel, layer: Layer, a: np.ndarray) -> np.ndarray:
     """The PE's thread schedule (T, S) for this GEMM (dense: one thread, K in order)."""
     if hasattr(pe, "schedule"):
-        return np.asarray(pe.schedule(layer, a), dtype=np.int64)
+        import inspect
+
+        # SySMT schedules a layer's data; SPARQ and A4W8 feed K in order, by Kd alone
+        takes_kd = len(inspect.signature(pe.schedule).parameters) == 1
+        sched = pe.schedule(a.shape[1]) if takes_kd else pe.schedule(layer, a)
+        return np.asarray(sched, dtype=np.int64)
     return np.arange(a.shape[1], dtype=np.int64)[None, :]
 
 
@@ -132,22 +138,36 @@ def _fold_list(m: int, n: int, rows: int, cols: int) -> list[tuple[int, int]]:
     return [(fr, fc) for fr in range(-(-m // rows)) for fc in range(-(-n // cols))]
 
 
-def reference_params(pe: PEModel) -> dict[str, str]:
+def reference_params(pe: PEModel, a: np.ndarray | None = None) -> dict[str, str]:
     """The reference rule's parameters, read from sasim's PE options (not from the RTL
-    design, so that the two stay independent)."""
+    design, so that the two stay independent): SPARQ's ``window`` is its configuration's
+    name, A4W8's ``shift`` its grid step for the activations ``a`` (docs/hardware-spec.md
+    §4, §6)."""
     spec = type(pe).reference_rule()
-    return {key: getattr(pe.options, key) for key in spec.options}
+    opts = pe.options
+    params = {}
+    for key in spec.options:
+        if key == "window" and pe.type_name == "sparq":
+            params[key] = opts.window_name
+        elif key == "shift" and pe.type_name == "a4w8":
+            from simulator.hw.pe.a4w8 import activation_shift
+
+            params[key] = str(activation_shift(np.zeros(0, np.int64) if a is None else a,
+                                               opts.scale))
+        else:
+            params[key] = getattr(opts, key)
+    return params
 
 
 class _StepRule:
     """The reference array's per-PE-step rule (docs/reference-array.md), for locating the
     first cycle a mismatch appears."""
 
-    def __init__(self, pe: PEModel) -> None:
+    def __init__(self, pe: PEModel, a: np.ndarray) -> None:
         from simulator.kernels import reference_array as kernel
 
         spec = type(pe).reference_rule()
-        params = reference_params(pe)
+        params = reference_params(pe, a)
         self.kernel, self.rule = kernel, spec.step
         self.codes = np.array([spec.options[key][params[key]] for key in spec.options]
                               or [0], dtype=np.int64)
@@ -191,7 +211,7 @@ def _first_step_difference(design: RtlDesign, pe: PEModel, A, B, sched, fold, tr
     if isinstance(sched, SerialStream):
         rule, sched = _SerialStepRule(sched.serial), sched.schedule(fold[1])
     else:
-        rule = _StepRule(pe)
+        rule = _StepRule(pe, A)
     rows, cols = design.rows, design.cols
     acts, wgts = _step_operands(A, B, sched, sched.shape[0], fold[0] * rows, fold[1] * cols,
                                 rows, cols)
@@ -285,6 +305,9 @@ def layer_summaries(reports: list[GemmReport]) -> list[dict[str, Any]]:
         entry["cropped"] = entry["cropped"] or rep.cropped
         for name, value in rep.counters.items():
             entry["counters"][name] = entry["counters"].get(name, 0) + value
+        for name, value in rep.stats.items():
+            entry.setdefault("stats", {})
+            entry["stats"][name] = entry["stats"].get(name, 0) + value
         if rep.mismatch is not None:
             entry["verdict"] = "mismatch"
     return list(layers.values())
@@ -303,13 +326,20 @@ def _compare(design: RtlDesign, pe: PEModel, item, sched: np.ndarray, rtl,
     if isinstance(sched, SerialStream):
         return _compare_stream(design, pe, item, sched, rtl, seconds, model)
     ref = run_reference_array(a, b, rows, cols, sched, pe.type_name,
-                              reference_params(pe) or None)
+                              reference_params(pe, a) or None)
     want_cycles = fold_timing(GemmShape(m, k, n), rows, cols, "os", "native",
                               sched.shape[1]).fold_cycles.tolist()
     rtl_counts, model_counts, ref_counts = _normalised(rtl.counters, model.counters,
                                                        ref.counters)
+    if rtl.stats:
+        # SPARQ, A4W8: the events also give the product stats (window positions used)
+        rtl_stats, model_stats, ref_stats = _normalised(rtl.stats, model.stats, ref.stats)
+        rtl_counts, model_counts = {**rtl_counts, **rtl_stats}, {**model_counts, **model_stats}
+        ref_counts = {**ref_counts, **ref_stats}
+    # reported: the RTL's own counters and stats, in its order; compared: every name
     report = GemmReport(case, m, k, n, sched.shape[0], sched.shape[1], len(rtl.fold_cycles),
-                        rtl.cycles, list(rtl.fold_cycles), rtl_counts, seconds, cropped)
+                        rtl.cycles, list(rtl.fold_cycles), dict(rtl.counters), seconds,
+                        cropped, stats=dict(rtl.stats))
     if not np.array_equal(model.outputs, ref.outputs) or model_counts != ref_counts:
         raise SimulationError(f"{case}: sasim's PE model and its reference array disagree "
                               f"(a bug in sasim, not in the RTL)")
@@ -443,11 +473,13 @@ def _counter_mismatch(design, pe, a, b, sched, rtl, got, want, folds, case) -> M
     return Mismatch("counters", case, 0, 0, 0, None, None, None, got, want)
 
 
-def random_cases(count: int, seed: int, rows: int, cols: int, max_k: int = 64
+def random_cases(count: int, seed: int, rows: int, cols: int, max_k: int = 64,
+                 two_of_four: bool = False
                  ) -> Iterator[tuple[str, Layer, np.ndarray, np.ndarray]]:
     """Random GEMMs: odd shapes (1 .. 2*rows+1 by 1 .. 2*cols+1, Kd 1 .. ``max_k``), random
     sparsity, signed or unsigned activations, and the values that exercise the rules' edges
-    (nibble boundaries, the saturation range 248..255, -128)."""
+    (nibble boundaries, the saturation range 248..255, -128). ``two_of_four``: the weights
+    are pruned 2:4 (SPARQ's ``stc`` pairing, docs/hardware-spec.md §4)."""
     rng = np.random.default_rng(seed)
     edges_a = np.array([0, 1, 15, 16, 17, 24, 40, 127, 128, 136, 240, 247, 248, 250, 255])
     edges_w = np.array([-128, -127, -16, -15, -1, 0, 1, 15, 16, 17, 24, 120, 127])
@@ -466,9 +498,23 @@ def random_cases(count: int, seed: int, rows: int, cols: int, max_k: int = 64
         pick = rng.random((k, n)) < 0.2
         b[pick] = rng.choice(edges_w, int(pick.sum()))
         b[rng.random((k, n)) < rng.random() * 0.7] = 0
+        if two_of_four:
+            b = _prune_two_of_four(b, rng)
         layer = Layer(name=f"case{i}", op="gemm", in_channels=k, out_channels=n, batch=m,
                       activation_signed=signed)
         yield f"case {i} (M={m}, Kd={k}, N={n})", layer, a.astype(np.int64), b.astype(np.int64)
+
+
+def _prune_two_of_four(b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``b`` with at most two non-zero weights in each group of four K elements of a
+    column (random ones kept)."""
+    b = b.copy()
+    for g in range(0, b.shape[0], 4):
+        for j in range(b.shape[1]):
+            nonzero = np.flatnonzero(b[g:g + 4, j])
+            if len(nonzero) > 2:
+                b[g + rng.choice(nonzero, len(nonzero) - 2, replace=False), j] = 0
+    return b
 
 
 def crop_plan(layer: Layer, rows: int, cols: int, max_folds: int) -> tuple[int, int, int]:
@@ -652,8 +698,10 @@ def _items(base: RtlDesign, pe: PEModel, cases: int, seed: int, workload, layer,
     from simulator.errors import ConfigError, WorkloadError
 
     if workload is None:
+        two_of_four = pe.synthetic_data().get("weight_structure") == "2:4"  # SPARQ stc
         return ([(case, lay, a, b, False) for case, lay, a, b in
-                 random_cases(cases, seed, base.rows, base.cols)], [])
+                 random_cases(cases, seed, base.rows, base.cols, two_of_four=two_of_four)],
+                [])
     if workload.tensors is None:
         from simulator.api import with_synthetic_data
 

@@ -16,8 +16,9 @@ from types import ModuleType
 __all__ = ["RTL_PE_TYPES", "pe_module"]
 
 #: PE types that have RTL, and the module that builds each one's datapath.
-RTL_PE_TYPES = {"dense": "simulator.rtl.pe.dense", "sysmt": "simulator.rtl.pe.sysmt"}
-RTL_PE_TYPES.update(bitserial="simulator.rtl.pe.bitserial", swis="simulator.rtl.pe.swis")
+RTL_PE_TYPES = {"dense": "simulator.rtl.pe.dense", "sysmt": "simulator.rtl.pe.sysmt",
+                "sparq": "simulator.rtl.pe.sparq", "a4w8": "simulator.rtl.pe.a4w8",
+                "bitserial": "simulator.rtl.pe.bitserial", "swis": "simulator.rtl.pe.swis"}
 
 
 def pe_module(type_name: str) -> ModuleType:
