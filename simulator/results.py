@@ -114,6 +114,9 @@ class LayerResult:
     codec: dict[str, Any] | None = None
     #: ZAP's figures for this layer (docs/zap.md, "Reports"); None when ZAP does not apply.
     zap: dict[str, Any] | None = None
+    #: The DRAM preset's figures for this layer (docs/memory-model.md, "DRAM timing and
+    #: energy"): commands, row-hit rate, bandwidth, energy split; None with the ideal channel.
+    dram: dict[str, Any] | None = None
 
     @property
     def dram_reads(self) -> DramReads[int]:
