@@ -21,6 +21,7 @@ that controller on random streams (tests/memory/test_dram.py).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import math
@@ -137,28 +138,29 @@ def _segment(spec: DramSpec, offset: int, a: int, m: int, write: bool, t0: int,
     return _Segment(col, visits, visit_of, cut)
 
 
-def _served_in_order(spec: DramSpec, seg: _Segment, a: int, stop: int) -> bool:
-    """Whether FR-FCFS serves bursts ``a .. stop-1`` in order: after every gap in the
-    column commands, no younger queued request to an open row could have gone first."""
+def _first_reorder(spec: DramSpec, seg: _Segment) -> int:
+    """The first burst FR-FCFS would not serve in order (the stream's length if none):
+    after a gap in the column commands, a younger queued request to an open row that could
+    have gone first."""
     s = spec
     groups, depth, step = s.bank_groups, s.queue_depth, max(s.tCCD_S, s.burst_cycles)
     col, visits, visit_of = seg.col, seg.visits, seg.visit_of
-    known = a + len(col)
-    for j in range(a + 1, stop):
-        t = col[j - a]
-        if t <= col[j - 1 - a] + step:
+    known = len(col)
+    for j in range(1, known):
+        t = col[j]
+        if t <= col[j - 1] + step:
             continue
         for k in range(j + 1, min(j - 1 + depth, known - 1) + 1):
-            ready = visits[visit_of[k - a]].act + s.tRCD
+            ready = visits[visit_of[k]].act + s.tRCD
             if ready >= t:
                 continue
-            candidate = max(ready, col[j - 1 - a] + step)
+            candidate = max(ready, col[j - 1] + step)
             same_group = k - groups * ((k - j) // groups + 1)
-            if same_group >= a:
-                candidate = max(candidate, col[same_group - a] + s.tCCD_L)
+            if same_group >= 0:
+                candidate = max(candidate, col[same_group] + s.tCCD_L)
             if candidate < t:
-                return False
-    return True
+                return j
+    return known
 
 
 def _last_issued(spec: DramSpec, visit: _Visit, cut: int) -> int | None:
@@ -169,38 +171,60 @@ def _last_issued(spec: DramSpec, visit: _Visit, cut: int) -> int | None:
     return visit.first + stride * ((min(visit.last, cut - 1) - visit.first) // stride)
 
 
-def _refresh_start(spec: DramSpec, seg: _Segment, a: int, write: bool, t0: int,
-                   point: int) -> tuple[int, int]:
-    """When the refresh at ``point`` starts (every open bank may close) and how many
-    activates went before it."""
-    s, cut = spec, seg.cut
-    assert cut is not None
+def _refresh_start(spec: DramSpec, alone: _Alone, write: bool, point: int,
+                   cut: int) -> tuple[int, int]:
+    """When the refresh at ``point`` starts (every open bank may close; times relative to
+    the segment's start) and how many activates went before it. Visits rotate over the
+    banks, so each bank's last visit before the point and the one after it lie within
+    ``banks`` visits of the point."""
+    s, seg = spec, alone.segment
+    before = bisect.bisect_left(alone.acts, point)
     latest: dict[int, _Visit] = {}
-    activates = 0
-    for visit in seg.visits:
-        if visit.act < point:
-            latest[visit.bank] = visit
-            activates += 1
-    start = max(point, t0)
-    closed_page = s.page_policy == "closed"
+    for visit in seg.visits[max(0, before - s.banks):before]:
+        latest[visit.bank] = visit
+    after: dict[int, _Visit] = {}
+    for visit in seg.visits[before:before + s.banks]:
+        after.setdefault(visit.bank, visit)
+    start = max(point, 0)
     for bank, visit in latest.items():
-        # (a bank still holding a foreign row may close at t0: it never delays the start)
         last = _last_issued(s, visit, cut)
-        following = next((v for v in seg.visits if v.bank == bank and v.first > visit.first),
-                         None)
-        if closed_page:
-            done = last is not None and visit.last < cut
-            closed = done and _pre_ready(s, visit, seg.col[last - a], write) < point
+        if s.page_policy == "closed":
+            closed = (last is not None and visit.last < cut
+                      and _pre_ready(s, visit, seg.col[last], write) < point)
         else:
+            following = after.get(bank)
             closed = following is not None and following.pre is not None and (
                 following.pre < point)
         if not closed:
-            start = max(start, _pre_ready(s, visit, None if last is None
-                                          else seg.col[last - a], write))
-    return start, activates
+            start = max(start, _pre_ready(s, visit, None if last is None else seg.col[last],
+                                          write))
+    return start, before
 
 
-def first_refresh(spec: DramSpec, start: int) -> tuple[int, int | None]:
+@dataclasses.dataclass(frozen=True)
+class _Alone:
+    """A stream's in-order schedule from cycle 0 with no refresh, and where FR-FCFS would
+    first leave that order."""
+
+    segment: _Segment
+    acts: list[int]
+    firsts: list[int]
+    first_reorder: int
+
+
+def _period(spec: DramSpec) -> int:
+    """Bursts after which the address pattern repeats one row further on (same timing)."""
+    return spec.banks * spec.column_bursts
+
+
+@functools.lru_cache(maxsize=2048)
+def _alone(spec: DramSpec, bursts: int, write: bool, foreign: bool, offset: int) -> _Alone:
+    seg = _segment(spec, offset, 0, bursts, write, 0, foreign, None)
+    return _Alone(seg, [v.act for v in seg.visits], [v.first for v in seg.visits],
+                  _first_reorder(spec, seg))
+
+
+def first_refresh(spec: DramSpec, start: int) -> tuple[int, int]:
     """A transfer arriving at ``start``: when it can begin (after a refresh the channel is
     doing while idle) and the first refresh point after that (refresh points are the
     multiples of ``tREFI`` from the run's start)."""
@@ -215,38 +239,44 @@ def stream(spec: DramSpec, bursts: int, write: bool, start: int, *, offset: int 
     """One channel's sequential stream of ``bursts`` bursts from address ``offset``, all
     waiting at DRAM cycle ``start`` (``foreign``: the banks hold rows of other data, the
     open-page state of a new transfer; ``next_refresh``: the first refresh point, None for
-    none). Equal to :func:`simulate_requests` on the same requests (tested)."""
+    none). Equal to :func:`simulate_requests` on the same requests (tested).
+
+    Between refreshes the schedule is the in-order one from the segment's start, shifted
+    (cached per length, direction, bank state and offset within the address pattern); a
+    refresh cuts it at the first column command at or after the refresh point.
+    """
     s = spec
     if bursts == 0:
         return StreamResult(start, start, 0, 0, 0, 0, True)
     a, t0, refresh = 0, start, next_refresh
     activates = misses = refreshes = 0
-    in_order = True
-    while a < bursts:
-        seg = _segment(s, offset, a, bursts, write, t0, foreign, refresh)
-        stop = bursts if seg.cut is None else seg.cut
-        if not _served_in_order(s, seg, a, stop):
+    period = _period(s)
+    while True:
+        n = bursts - a
+        alone = _alone(s, n, write, foreign, (offset + a) % period)
+        col = alone.segment.col
+        point = None if refresh is None else refresh - t0
+        cut = n if point is None else bisect.bisect_left(col, point)
+        if alone.first_reorder < min(cut + 1, n):  # a younger request may go first
             rest = simulate_requests(s, [(offset + j, write) for j in range(a, bursts)],
                                      start=t0, foreign=foreign, next_refresh=refresh)
             return StreamResult(end=rest.end, last_column=max(rest.column),
                                 activates=activates + rest.activates, bursts=bursts,
                                 misses=misses + rest.misses,
                                 refreshes=refreshes + rest.refreshes, in_order=False)
-        if seg.cut is None:
-            last = seg.col[bursts - 1 - a]
-            return StreamResult(end=last + _latency(s, write), last_column=last,
-                                activates=activates + len(seg.visits), bursts=bursts,
-                                misses=misses + len(seg.visits), refreshes=refreshes,
-                                in_order=in_order)
-        assert refresh is not None
-        begin, acts = _refresh_start(s, seg, a, write, t0, refresh)
+        if cut == n:
+            return StreamResult(end=t0 + col[-1] + _latency(s, write),
+                                last_column=t0 + col[-1],
+                                activates=activates + len(alone.acts), bursts=bursts,
+                                misses=misses + len(alone.acts), refreshes=refreshes,
+                                in_order=True)
+        assert refresh is not None and point is not None
+        begin, acts = _refresh_start(s, alone, write, point, cut)
         activates += acts
-        misses += sum(1 for v in seg.visits if v.first < seg.cut)
+        misses += bisect.bisect_left(alone.firsts, cut)
         refreshes += 1
-        t0, foreign, a = begin + s.tRP + s.tRFC, False, seg.cut
+        t0, foreign, a = t0 + begin + s.tRP + s.tRFC, False, a + cut
         refresh += s.tREFI
-        # the data of bursts before the cut still ends; the stream's end is its last burst
-    raise AssertionError("unreachable: a stream of no bursts")  # pragma: no cover
 
 
 @dataclasses.dataclass
@@ -261,13 +291,6 @@ class DramCounts:
     bytes: int = 0
 
 
-@functools.lru_cache(maxsize=4096)
-def _alone(spec: DramSpec, bursts: int, write: bool, foreign: bool) -> StreamResult:
-    """A stream from cycle 0 with no refresh: shifted, the schedule of any start whose
-    column commands all come before the next refresh point."""
-    return stream(spec, bursts, write, 0, foreign=foreign)
-
-
 class DramDevice:
     """The DRAM behind the engine's channel for one layer (docs/memory-model.md, "DRAM
     timing and energy"): a transfer's array cycles from its start, and the counts.
@@ -279,16 +302,25 @@ class DramDevice:
 
     def __init__(self, spec: DramSpec, array_clock_mhz: float, origin: int = 0) -> None:
         self.spec = spec
-        self.ratio = Fraction(spec.clock_mhz) / Fraction(array_clock_mhz)
+        ratio = Fraction(spec.clock_mhz) / Fraction(array_clock_mhz)  # DRAM per array cycle
+        self.num, self.den = ratio.numerator, ratio.denominator
         self.origin = origin
         self.counts = DramCounts()
+
+    def to_dram(self, cycle: int) -> int:
+        """The first DRAM cycle at or after array cycle ``cycle``."""
+        return -(-cycle * self.num // self.den)
+
+    def to_array(self, cycle: int) -> int:
+        """The first array cycle at or after DRAM cycle ``cycle``."""
+        return -(-cycle * self.den // self.num)
 
     def cycles_at(self, nbytes: int, write: bool, start: int) -> int:
         """Array cycles the channel is busy moving ``nbytes`` from array cycle ``start``."""
         if nbytes <= 0:
             return 0
         s = self.spec
-        t0 = math.ceil(start * self.ratio)
+        t0 = self.to_dram(start)
         begin, refresh = first_refresh(s, t0)
         foreign = s.page_policy == "open" and begin == t0
         bursts = -(-nbytes // s.burst_bytes)
@@ -297,13 +329,8 @@ class DramDevice:
         for count, channels in ((fewer + 1, extra), (fewer, s.channels - extra)):
             if not count or not channels:
                 continue
-            alone = _alone(s, count, write, foreign)
-            if begin + alone.last_column < refresh:
-                result, finish = alone, begin + alone.end
-            else:
-                result = stream(s, count, write, begin, foreign=foreign, next_refresh=refresh)
-                finish = result.end
-            end = max(end, finish)
+            result = stream(s, count, write, begin, foreign=foreign, next_refresh=refresh)
+            end = max(end, result.end)
             counts.activates += result.activates * channels
             counts.misses += result.misses * channels
             if write:
@@ -312,16 +339,15 @@ class DramDevice:
                 counts.read_bursts += count * channels
         counts.busy_cycles += end - t0
         counts.bytes += nbytes
-        return math.ceil(end / self.ratio) - start
+        return self.to_array(end) - start
 
     def report(self, elapsed: int) -> dict[str, float | int | str]:
         """The layer's DRAM figures over its ``elapsed`` array cycles from ``origin``:
         counts, row-hit rate, bandwidth achieved and peak, energy split (pJ)."""
         s, c = self.spec, self.counts
-        first = math.ceil(self.origin * self.ratio)
-        last = math.ceil((self.origin + elapsed) * self.ratio)
+        first, last = self.to_dram(self.origin), self.to_dram(self.origin + elapsed)
         refreshes = last // s.tREFI - first // s.tREFI  # refresh points in the window
-        seconds = elapsed / (float(self.ratio) * s.clock_mhz * 1e6) if elapsed else 0.0
+        seconds = (last - first) / (s.clock_mhz * 1e6)
         bursts = c.read_bursts + c.write_bursts
         energy = dram_energy_pj(s, c, last - first, refreshes)
         return {"preset": s.preset, "activates": c.activates, "read_bursts": c.read_bursts,
