@@ -157,6 +157,14 @@ class DramSpec:
     idd4w: float
     idd5b: float
 
+    def __hash__(self) -> int:  # cached: the DRAM model's caches key on the spec per transfer
+        try:
+            return self.__dict__["_hash"]
+        except KeyError:
+            value = hash(dataclasses.astuple(self))
+            object.__setattr__(self, "_hash", value)
+            return value
+
     @property
     def banks(self) -> int:
         """Banks per rank."""

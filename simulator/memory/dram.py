@@ -28,7 +28,7 @@ import math
 from fractions import Fraction
 
 from simulator.config.dram import DramSpec
-from simulator.memory.dram_requests import PAST, locate, simulate_requests
+from simulator.memory.dram_requests import PAST, RequestSchedule, locate, simulate_requests
 
 __all__ = ["StreamResult", "stream", "DramDevice", "DramCounts", "dram_energy_pj",
            "first_refresh"]
@@ -224,6 +224,15 @@ def _alone(spec: DramSpec, bursts: int, write: bool, foreign: bool, offset: int)
                   _first_reorder(spec, seg))
 
 
+@functools.lru_cache(maxsize=1024)
+def _requests_alone(spec: DramSpec, bursts: int, write: bool, foreign: bool,
+                    offset: int) -> RequestSchedule:
+    """The per-request controller on a stream from cycle 0 with no refresh (shifted, the
+    schedule of any start whose column commands all come before the next refresh point)."""
+    return simulate_requests(spec, [(offset + j, write) for j in range(bursts)],
+                             foreign=foreign)
+
+
 def first_refresh(spec: DramSpec, start: int) -> tuple[int, int]:
     """A transfer arriving at ``start``: when it can begin (after a refresh the channel is
     doing while idle) and the first refresh point after that (refresh points are the
@@ -258,6 +267,12 @@ def stream(spec: DramSpec, bursts: int, write: bool, start: int, *, offset: int 
         point = None if refresh is None else refresh - t0
         cut = n if point is None else bisect.bisect_left(col, point)
         if alone.first_reorder < min(cut + 1, n):  # a younger request may go first
+            rest = _requests_alone(s, n, write, foreign, (offset + a) % period)
+            if refresh is None or t0 + max(rest.column) < refresh:  # no refresh: shifted
+                return StreamResult(end=t0 + rest.end, last_column=t0 + max(rest.column),
+                                    activates=activates + rest.activates, bursts=bursts,
+                                    misses=misses + rest.misses, refreshes=refreshes,
+                                    in_order=False)
             rest = simulate_requests(s, [(offset + j, write) for j in range(a, bursts)],
                                      start=t0, foreign=foreign, next_refresh=refresh)
             return StreamResult(end=rest.end, last_column=max(rest.column),
