@@ -213,3 +213,43 @@ def test_ideal_stays_the_fixed_bandwidth_channel():
         load_arch("os_sa_16x16", ["memory.dram=ddr4_3200",
                                   "memory.dram_bandwidth_bytes_per_cycle=8"])
     assert dataclasses.replace(arch.memory).dram == "ideal"
+
+
+def test_a_preset_is_a_sweep_axis(cli, tmp_path):
+    spec = tmp_path / "dram.yaml"
+    spec.write_text("schema_version: 1\nname: dram\nbase: os_sa_16x16\nworkloads: [digits_int8]\n"
+                    "grid:\n  memory.dram: [ideal, ddr4_3200, hbm2e]\n  memory.ifmap_kib: [4]\n"
+                    "timing_only: true\n")
+    result = cli("sweep", spec, "--out", tmp_path / "out", "--workers", "1")
+    assert result.status == 0, result.err
+    import csv
+
+    with open(tmp_path / "out" / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["memory.dram"] for r in rows] == ["ideal", "ddr4_3200", "hbm2e"]
+    assert all(r["error"] == "" for r in rows)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(spec.read_text().replace("hbm2e", "hbm3"))
+    result = cli("sweep", bad, "--out", tmp_path / "bad", "--dry-run")
+    assert result.status == 2 and result.err.count("\n") == 1 and "hbm3" in result.err
+
+
+def test_run_reports_the_dram(cli, tmp_path):
+    """`sasim run` with a preset: the DRAM line, the run totals and the energy split."""
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", "digits_int8", "--set",
+                 "memory.dram=ddr4_3200", "--set", "memory.ifmap_kib=4", "--out", tmp_path)
+    assert result.status == 0, result.err
+    assert "DRAM ddr4_3200:" in result.out
+    import json
+
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    dram = summary["dram"]
+    split = sum(dram[f"{k}_pj"] for k in ("activate", "burst", "background", "refresh"))
+    assert dram["energy_pj"] == pytest.approx(split)
+    assert summary["energy_breakdown_pj"]["dram"] == pytest.approx(dram["energy_pj"])
+    assert 0 < dram["row_hit_rate"] <= 1
+    assert dram["achieved_bandwidth_gb_s"] <= dram["peak_bandwidth_gb_s"]
+    bad = cli("run", "--arch", "os_sa_16x16", "--workload", "digits_int8", "--set",
+              "memory.dram={preset: ddr4_3200, tRC: 30}", "--out", tmp_path / "bad")
+    assert bad.status == 2 and bad.err.count("\n") == 1 and "tRC" in bad.err
+    assert not (tmp_path / "bad").exists()
