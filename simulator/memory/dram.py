@@ -24,7 +24,6 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import functools
-import math
 from fractions import Fraction
 
 from simulator.config.dram import DramSpec
@@ -75,16 +74,20 @@ def _pre_ready(spec: DramSpec, visit: _Visit, last_col: int | None, write: bool)
 
 @dataclasses.dataclass
 class _Segment:
-    col: list[int]            # column command times of bursts a, a+1, ...
+    """The in-order schedule of a stream from cycle 0: each burst's column command and row
+    visit, and the visits (one activate each) in the order of their activates."""
+
+    col: list[int]
     visits: list[_Visit]
     visit_of: list[int]
-    cut: int | None           # first burst whose column command is at or after the refresh
 
 
-def _segment(spec: DramSpec, offset: int, a: int, m: int, write: bool, t0: int,
-             foreign: bool, refresh: int | None) -> _Segment:
-    """The in-order schedule of bursts ``a .. m-1`` from ``t0`` with no history (a new
-    transfer, or the restart after a refresh), up to ``queue_depth`` bursts past the cut."""
+def _segment(spec: DramSpec, offset: int, bursts: int, write: bool,
+             foreign: bool) -> _Segment:
+    """The in-order schedule of a sequential stream of ``bursts`` bursts from address
+    ``offset``, all waiting at cycle 0, with no history (a new transfer, or the rest of one
+    after a refresh): the equations of docs/memory-model.md, "The closed form of a
+    sequential stream"."""
     s = spec
     groups, depth, step = s.bank_groups, s.queue_depth, max(s.tCCD_S, s.burst_cycles)
     open_page = s.page_policy == "open"
@@ -95,20 +98,19 @@ def _segment(spec: DramSpec, offset: int, a: int, m: int, write: bool, t0: int,
     foreign_banks = set(range(s.banks)) if foreign else set()
     acts: list[int] = []
     last_act_group = [PAST] * groups
-    cut = None
-    for j in range(a, m):
+    for j in range(bursts):
         loc = locate(s, offset + j)
-        admitted = t0 if j - depth < a else col[j - depth - a]
+        admitted = 0 if j < depth else col[j - depth]  # when the request entered the queue
         v = current.get(loc.bank)
         if v is None or visits[v].row != loc.row:
             prev = visits[v] if v is not None else None
             pre = None
             if prev is not None:
-                ready = _pre_ready(s, prev, col[prev.last - a], write)
+                ready = _pre_ready(s, prev, col[prev.last], write)
                 pre = max(ready, admitted) if open_page else ready
             elif loc.bank in foreign_banks:
-                pre = max(admitted, t0)
-            act = max(admitted, t0, last_act_group[loc.bank_group] + s.tRRD_L)
+                pre = admitted
+            act = max(admitted, last_act_group[loc.bank_group] + s.tRRD_L)
             if pre is not None:
                 act = max(act, pre + s.tRP)
             if prev is not None:
@@ -124,18 +126,14 @@ def _segment(spec: DramSpec, offset: int, a: int, m: int, write: bool, t0: int,
             v = current[loc.bank] = len(visits) - 1
         else:
             visits[v].last = j
-        t = max(visits[v].act + s.tRCD, t0)
-        if j > a:
+        t = visits[v].act + s.tRCD
+        if j:
             t = max(t, col[-1] + step)
-        if j - groups >= a:
-            t = max(t, col[j - groups - a] + s.tCCD_L)
+        if j >= groups:
+            t = max(t, col[j - groups] + s.tCCD_L)
         col.append(t)
         visit_of.append(v)
-        if refresh is not None and cut is None and t >= refresh:
-            cut = j
-        if cut is not None and j >= cut + depth:
-            break
-    return _Segment(col, visits, visit_of, cut)
+    return _Segment(col, visits, visit_of)
 
 
 def _first_reorder(spec: DramSpec, seg: _Segment) -> int:
@@ -219,7 +217,7 @@ def _period(spec: DramSpec) -> int:
 
 @functools.lru_cache(maxsize=2048)
 def _alone(spec: DramSpec, bursts: int, write: bool, foreign: bool, offset: int) -> _Alone:
-    seg = _segment(spec, offset, 0, bursts, write, 0, foreign, None)
+    seg = _segment(spec, offset, bursts, write, foreign)
     return _Alone(seg, [v.act for v in seg.visits], [v.first for v in seg.visits],
                   _first_reorder(spec, seg))
 
