@@ -257,6 +257,7 @@ def stream(spec: DramSpec, bursts: int, write: bool, start: int, *, offset: int 
         return StreamResult(start, start, 0, 0, 0, 0, True)
     a, t0, refresh = 0, start, next_refresh
     activates = misses = refreshes = 0
+    ordered = True  # every segment so far took the closed form
     period = _period(s)
     while True:
         n = bursts - a
@@ -271,8 +272,21 @@ def stream(spec: DramSpec, bursts: int, write: bool, start: int, *, offset: int 
                                     activates=activates + rest.activates, bursts=bursts,
                                     misses=misses + rest.misses, refreshes=refreshes,
                                     in_order=False)
-            rest = simulate_requests(s, [(offset + j, write) for j in range(a, bursts)],
-                                     start=t0, foreign=foreign, next_refresh=refresh)
+            requests = [(offset + j, write) for j in range(a, bursts)]
+            part = simulate_requests(s, requests, start=t0, foreign=foreign,
+                                     next_refresh=refresh, stop_at_refresh=True)
+            ordered = False
+            left = part.remaining
+            if left is not None and left == list(range(left[0], n)):
+                # the refresh left a suffix of the stream: a new stream after the refresh
+                activates += part.activates
+                misses += part.misses
+                refreshes += 1
+                t0, foreign, a = part.resume_at, False, a + left[0]
+                refresh += s.tREFI
+                continue
+            rest = simulate_requests(s, requests, start=t0, foreign=foreign,
+                                     next_refresh=refresh)
             return StreamResult(end=rest.end, last_column=max(rest.column),
                                 activates=activates + rest.activates, bursts=bursts,
                                 misses=misses + rest.misses,
@@ -282,7 +296,7 @@ def stream(spec: DramSpec, bursts: int, write: bool, start: int, *, offset: int 
                                 last_column=t0 + col[-1],
                                 activates=activates + len(alone.acts), bursts=bursts,
                                 misses=misses + len(alone.acts), refreshes=refreshes,
-                                in_order=True)
+                                in_order=ordered)
         assert refresh is not None and point is not None
         begin, acts = _refresh_start(s, alone, write, point, cut)
         activates += acts
