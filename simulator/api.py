@@ -21,6 +21,7 @@ import simpy
 import simulator
 from simulator.config import arch as arch_config
 from simulator.config.arch import VECTOR_PRIMITIVES, ArchConfig
+from simulator.config.dram import IDEAL, dram_spec
 from simulator.energy.model import (AreaReport, BufferTraffic, EnergyReport, LayerActivity,
                                     array_area, layer_energy, vector_components,
                                     with_vector_unit)
@@ -266,8 +267,27 @@ def _layer_memory(arch: ArchConfig, layer: Layer, timing: FoldTiming,
         from simulator.memory.codec import coded_program
 
         program = coded_program(program, coding)
-    dram = Dram(memory.dram_bandwidth_bytes_per_cycle, memory.dram_latency_cycles)
-    return program, run_layer(env, program, dram)
+    return program, run_layer(env, program, _dram(arch, env))
+
+
+def _dram(arch: ArchConfig, env: simpy.Environment) -> Dram:
+    """A layer's DRAM channel from now: the fixed bandwidth and latency, or a DRAM preset's
+    device (docs/memory-model.md, "DRAM timing and energy")."""
+    memory = arch.memory
+    device = None
+    if memory.dram != IDEAL:
+        from simulator.memory.dram import DramDevice  # runs without a preset never load it
+
+        device = DramDevice(dram_spec(memory.dram), arch.array.clock_mhz, origin=env.now)
+    return Dram(memory.dram_bandwidth_bytes_per_cycle, memory.dram_latency_cycles, device)
+
+
+def _roofline_bandwidth(arch: ArchConfig) -> float | None:
+    """Bytes per array cycle of the roofline: the ideal channel's, or a preset's peak."""
+    memory = arch.memory
+    if memory.dram == IDEAL:
+        return memory.dram_bandwidth_bytes_per_cycle
+    return dram_spec(memory.dram).peak_bytes_per_s / (arch.array.clock_mhz * 1e6)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,7 +307,7 @@ def _analytic_checks(arch: ArchConfig, layer: Layer, peak_macs: int, compute_cyc
     """The roofline of the layer's compute cycles and DRAM bytes, and HCM's estimate from
     its counts alone (``peak_macs``: the PE's peak MACs per step)."""
     memory = arch.memory
-    bandwidth = memory.dram_bandwidth_bytes_per_cycle
+    bandwidth = _roofline_bandwidth(arch)
     dram_bytes = sum(program.dram_reads) + sum(program.dram_writes)
     roof, bound = roofline(compute_cycles, dram_bytes, bandwidth)
     bits_moved = hcm_bits_moved(layer, memory.output_bits or layer.activation_bits)
@@ -378,7 +398,7 @@ def _layer_result(arch: ArchConfig, layer: Layer, peak: int, timing: FoldTiming,
         peak_ifmap_bytes=peaks.ifmap, peak_filter_bytes=peaks.filter,
         peak_ofmap_bytes=peaks.ofmap,
         ifmap_reuse=program.reuse["ifmap"], filter_reuse=program.reuse["filter"],
-        ofmap_reuse=program.reuse["ofmap"], loop_order=program.loop_order,
+        ofmap_reuse=program.reuse["ofmap"], loop_order=program.loop_order, dram=schedule.dram,
         roofline_cycles=checks.roofline_cycles, bound=checks.bound,
         hcm_cycles=checks.hcm_cycles, hcm_bit_ops=checks.hcm_bit_ops,
         hcm_bits_moved=checks.hcm_bits_moved,
@@ -502,7 +522,8 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         coding = RunCoding(workload.layers, workload.tensors, arch.memory.activation_codec)
     env = simpy.Environment()
     layers, schedules = [], []
-    shapes: dict | None = {} if _REUSE_SHAPES else None
+    # a DRAM preset's refresh comes at fixed times: a layer's schedule depends on its start
+    shapes: dict | None = {} if _REUSE_SHAPES and arch.memory.dram == IDEAL else None
     pending: _Pending | None = None
     count = len(workload.layers)
     for index, layer in enumerate(workload.layers):
@@ -512,8 +533,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         if not layer.is_gemm:
             program = plan_vector_layer(layer, vector_cost(layer, arch.vector).cycles,
                                         arch.memory)
-            dram = Dram(arch.memory.dram_bandwidth_bytes_per_cycle,
-                        arch.memory.dram_latency_cycles)
+            dram = _dram(arch, env)
             if (arch.vector.overlap and index + 1 < count
                     and workload.layers[index + 1].is_gemm):
                 # runs beside the next array layer; finished after it
@@ -771,7 +791,7 @@ def _vector_result(arch: ArchConfig, layer: Layer, program: TileProgram,
     memory = arch.memory
     reads, writes = program.dram_reads, program.dram_writes
     dram_bytes = sum(reads) + sum(writes)
-    roof, bound = roofline(cost.cycles, dram_bytes, memory.dram_bandwidth_bytes_per_cycle)
+    roof, bound = roofline(cost.cycles, dram_bytes, _roofline_bandwidth(arch))
     total = schedule.elapsed
     units = program.units
     lanes = arch.vector.lanes
@@ -792,7 +812,7 @@ def _vector_result(arch: ArchConfig, layer: Layer, program: TileProgram,
         peak_ifmap_bytes=schedule.peak.ifmap, peak_filter_bytes=0,
         peak_ofmap_bytes=schedule.peak.ofmap, ifmap_reuse=program.reuse["ifmap"],
         filter_reuse="group", ofmap_reuse="fold", roofline_cycles=roof, bound=bound,
-        unit="vector", role=layer.role, vector_operations=cost.operations,
+        unit="vector", role=layer.role, vector_operations=cost.operations, dram=schedule.dram,
         vector_lane_utilization=(cost.work / (total * lanes * arch.vector.clock_ratio)
                                  if total else 0.0))
 
@@ -870,7 +890,8 @@ def _priced(arch: ArchConfig, tech: TechTable, area: AreaReport,
                if name in buffer_kib}
     activity = LayerActivity(
         counters=result.counters, cycles=result.total_cycles, buffers=buffers,
-        dram_read_bytes=sum(result.dram_reads), dram_write_bytes=sum(result.dram_writes))
+        dram_read_bytes=sum(result.dram_reads), dram_write_bytes=sum(result.dram_writes),
+        dram_energy_pj=None if result.dram is None else result.dram["energy_pj"])
     extra = pe.extra_actions(layer, result.stats or {})
     zap = None
     if result.zap is not None and "active_steps" in result.zap:  # docs/energy-model.md, "ZAP"
@@ -960,7 +981,8 @@ def _priced_vector(arch: ArchConfig, tech: TechTable, area: AreaReport,
     activity = LayerActivity(
         counters=result.vector_operations, cycles=result.total_cycles,
         buffers=_buffer_traffic(buffer_kib, result),
-        dram_read_bytes=sum(result.dram_reads), dram_write_bytes=sum(result.dram_writes))
+        dram_read_bytes=sum(result.dram_reads), dram_write_bytes=sum(result.dram_writes),
+        dram_energy_pj=None if result.dram is None else result.dram["energy_pj"])
     try:
         energy = layer_energy(tech, parts={}, events={p: {c: 1} for p, c in components.items()},
                               pes=0, activity=activity, area=area,

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from simulator.config.arch import ArchConfig, PEOptions
+from simulator.config.dram import DramConfig, preset_names
 from simulator.config.schema import describe_fields
 from simulator.energy import tech
 from simulator.hw.pe import builtin_pe_types
@@ -125,6 +126,14 @@ def config_reference() -> str:
     """The whole config reference page as Markdown."""
     out = [_INTRO, _input_rules(), "## Architecture files (`arch_configs/*.yaml`)", ""]
     out += _table(d for d in describe_fields(ArchConfig, "") if not d.key.startswith("pe."))
+    out += ["", "## DRAM (`memory.dram:`)", "",
+            "`memory.dram` is `ideal` (the fixed-bandwidth channel of "
+            "`memory.dram_bandwidth_bytes_per_cycle`), a preset name (" + ", ".join(
+                f"`{name}`" for name in preset_names()[1:]) + "), or a mapping with `preset` "
+            "and overrides of the keys below (null: the preset's value). The presets, each "
+            "value with its source, are in `simulator/config/dram_presets.yaml`; the model is "
+            "docs/memory-model.md, \"DRAM timing and energy\".", ""]
+    out += _table(describe_fields(DramConfig, "memory.dram"))
     out += ["", "## Processing elements (`pe:`)", "",
             "`pe.type` selects the PE model; each type has its own keys.", ""]
     # Keys every PE type has (the accumulator, docs/accumulators.md): listed once.

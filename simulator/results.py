@@ -114,6 +114,9 @@ class LayerResult:
     codec: dict[str, Any] | None = None
     #: ZAP's figures for this layer (docs/zap.md, "Reports"); None when ZAP does not apply.
     zap: dict[str, Any] | None = None
+    #: The DRAM preset's figures for this layer (docs/memory-model.md, "DRAM timing and
+    #: energy"): commands, row-hit rate, bandwidth, energy split; None with the ideal channel.
+    dram: dict[str, Any] | None = None
 
     @property
     def dram_reads(self) -> DramReads[int]:
@@ -274,6 +277,7 @@ class RunResult:
             **self._transformer_totals(),
             **self._codec_totals(),
             **self._zap_totals(),
+            **self._dram_totals(),
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
         }
 
@@ -364,6 +368,25 @@ class RunResult:
         if self.area is not None and "codec" in self.area.breakdown_um2:  # energy-model.md
             out["codec_area_um2"] = self.area.breakdown_um2["codec"]
         return {"codec": out}
+
+    def _dram_totals(self) -> dict[str, Any]:
+        """A DRAM preset's run totals (docs/memory-model.md, "DRAM timing and energy"):
+        commands and energy summed, the row-hit rate over all bursts, the bandwidth over the
+        run's time; nothing with the ideal channel."""
+        reports = [l.dram for l in self.layers if l.dram is not None]
+        if not reports:
+            return {}
+        out: dict[str, Any] = {"preset": reports[0]["preset"]}
+        for key in ("activates", "read_bursts", "write_bursts", "row_hits", "refreshes",
+                    "activate_pj", "burst_pj", "background_pj", "refresh_pj", "energy_pj"):
+            out[key] = sum(r[key] for r in reports)
+        bursts = out["read_bursts"] + out["write_bursts"]
+        out["row_hit_rate"] = out["row_hits"] / bursts if bursts else None
+        seconds = self.total_cycles / (self.arch.array.clock_mhz * 1e6)
+        moved = sum(sum(l.dram_reads) + sum(l.dram_writes) for l in self.layers)
+        out["achieved_bandwidth_gb_s"] = moved / seconds / 1e9 if seconds else 0.0
+        out["peak_bandwidth_gb_s"] = reports[0]["peak_bandwidth_gb_s"]
+        return {"dram": out}
 
     def _zap_totals(self) -> dict[str, Any]:
         """ZAP's run totals (docs/zap.md, "Reports"); nothing when it applied to no layer."""

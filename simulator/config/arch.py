@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from simulator.config.accumulator import AccumulatorConfig
+from simulator.config.dram import IDEAL, DramConfig, dram_spec
 from simulator.config.files import (MAX_FILE_BYTES, apply_overrides, parse_override,
                                     read_yaml_mapping)
 from simulator.config.schema import (MAX_EXACT_INT, build, did_you_mean, in_range, option,
@@ -161,6 +162,23 @@ class MemoryConfig:
     activation_codec: ActivationCodecConfig = option(
         default_factory=ActivationCodecConfig,
         doc="Transform coding of activations on their way to and from DRAM.")
+    dram: str | DramConfig = option(
+        IDEAL, doc="The DRAM behind the channel (docs/memory-model.md, \"DRAM timing and "
+                   "energy\"): ideal (the fixed bandwidth and latency above), a preset "
+                   "(ddr4_3200, lpddr5_6400, hbm2e), or a mapping with `preset` and "
+                   "overrides of its values (the memory.dram.* keys).")
+
+    def __post_init__(self) -> None:
+        if self.dram == IDEAL:
+            return
+        try:
+            dram_spec(self.dram, "dram")  # impossible timings: one line naming the key
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if self.dram_bandwidth_bytes_per_cycle is not None:
+            raise ValueError("dram_bandwidth_bytes_per_cycle applies to the ideal channel "
+                             "only; with a DRAM preset the device sets the bandwidth "
+                             "(set it to null)")
 
 
 #: The vector unit's primitive operations (docs/transformers.md, "The vector unit").

@@ -127,6 +127,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return _convert(arg, value, where)
             except ConfigError as exc:
                 errors.append(exc)
+                if dataclasses.is_dataclass(arg) and isinstance(value, Mapping):
+                    raise  # a mapping meant for the schema: its own message is the clearer
         raise ConfigError(f"{where}: expected {_describe_type(tp)}, got {shorten(value)}")
     if tp is bool:
         if isinstance(value, bool):

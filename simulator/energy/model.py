@@ -70,6 +70,8 @@ class LayerActivity:
         throughout).
     buffers : per operand buffer name, its size and traffic.
     dram_read_bytes, dram_write_bytes : off-chip traffic.
+    dram_energy_pj : the DRAM energy a DRAM preset's model computed from its IDD currents
+        (docs/memory-model.md, "DRAM energy"); None: the bytes priced per byte.
     """
 
     counters: Mapping[str, int]
@@ -77,6 +79,7 @@ class LayerActivity:
     buffers: Mapping[str, BufferTraffic] = dataclasses.field(default_factory=dict)
     dram_read_bytes: int = 0
     dram_write_bytes: int = 0
+    dram_energy_pj: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,7 +205,9 @@ def layer_energy(tech: TechTable, *, parts: Mapping[str, float],
                            * tech.sram.access_energy_pj_per_byte(traffic.size_kib)
                            + traffic.write_bytes
                            * tech.sram.access_energy_pj_per_byte(traffic.size_kib, write=True))
-    out["dram"] = (activity.dram_read_bytes + activity.dram_write_bytes) * tech.dram.energy_pj_per_byte
+    out["dram"] = (activity.dram_energy_pj if activity.dram_energy_pj is not None else
+                   (activity.dram_read_bytes + activity.dram_write_bytes)
+                   * tech.dram.energy_pj_per_byte)
     time_ns = activity.cycles * 1e3 / clock_mhz
     out["leakage"] = tech.leakage.pj_per_ns_per_um2 * area.total_um2 * time_ns
     return EnergyReport(out)

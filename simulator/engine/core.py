@@ -8,6 +8,7 @@ processes wait is an integer number of cycles, so results are exact.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import simpy
 from simpy.events import Event
@@ -69,11 +70,13 @@ class SequencedChannel:
         self.free_at = env.now  # when the last scheduled transfer ends
         self._queued: dict[int, tuple[int, Event]] = {}
 
-    def transfer(self, ticket: int, cycles: int) -> Event | None:
+    def transfer(self, ticket: int, cycles: int | Callable[[int], int]) -> Event | None:
         """Submit transfer ``ticket`` of ``cycles`` cycles.
 
         Returns an event that fires when the transfer ends, or ``None`` when it ends now
         (a zero-cycle transfer whose turn it is). The transfer started ``cycles`` before.
+        ``cycles`` may be a function of the cycle the transfer starts at (a DRAM whose
+        refresh comes at fixed times, docs/memory-model.md); it is called once, then.
         """
         if ticket != self.next_ticket:
             event = self.env.event()
@@ -89,9 +92,11 @@ class SequencedChannel:
                 end.callbacks.append(lambda _, event=event: event.succeed())
         return done
 
-    def _schedule(self, cycles: int) -> Event | None:
+    def _schedule(self, cycles: int | Callable[[int], int]) -> Event | None:
         now = self.env.now
         start = max(now, self.free_at)
+        if callable(cycles):
+            cycles = cycles(start)
         self.free_at = start + cycles
         self.next_ticket += 1
         if self.free_at == now:

@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import simpy
@@ -40,16 +41,43 @@ __all__ = ["Dram", "LayerSchedule", "StartedLayer", "run_layer", "start_layer",
 
 @dataclasses.dataclass(frozen=True)
 class Dram:
-    """The DRAM channel: bytes per cycle (``None``: unbounded) and load latency in cycles."""
+    """The DRAM channel: bytes per cycle (``None``: unbounded) and load latency in cycles;
+    ``device``: a DRAM preset's :class:`~simulator.memory.dram.DramDevice` whose timing
+    replaces the bandwidth (docs/memory-model.md, "DRAM timing and energy")."""
 
     bandwidth_bytes_per_cycle: float | None = None
     latency_cycles: int = 0
+    device: Any = None
+
+    def timed(self, nbytes: int, write: bool) -> int | _Timed:
+        """The cycles of a transfer for :meth:`SequencedChannel.transfer`: a number, or
+        (with a device) a function of its start that records the cycles it returned."""
+        if self.device is None or nbytes == 0:
+            return self.cycles(nbytes)
+        return _Timed(self.device, nbytes, write)
 
     def cycles(self, nbytes: int) -> int:
         """Cycles the channel is busy moving ``nbytes`` (whole cycles, rounded up)."""
         if self.bandwidth_bytes_per_cycle is None or nbytes == 0:
             return 0
         return math.ceil(nbytes / self.bandwidth_bytes_per_cycle)
+
+
+class _Timed:
+    """A DRAM transfer whose cycles depend on the cycle it starts at (refresh)."""
+
+    __slots__ = ("device", "nbytes", "write", "cycles")
+
+    def __init__(self, device: Any, nbytes: int, write: bool) -> None:
+        self.device, self.nbytes, self.write, self.cycles = device, nbytes, write, 0
+
+    def __call__(self, start: int) -> int:
+        self.cycles = self.device.cycles_at(self.nbytes, self.write, start)
+        return self.cycles
+
+
+def _cycles(duration: int | _Timed) -> int:
+    return duration.cycles if isinstance(duration, _Timed) else duration
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +97,8 @@ class LayerSchedule:
     store_end: np.ndarray
     elapsed: int
     claims: PerBuffer[np.ndarray]
+    #: The DRAM's figures for the layer (a DRAM preset only; docs/memory-model.md).
+    dram: dict[str, Any] | None = None
 
     @functools.cached_property
     def peak(self) -> PerBuffer[int]:
@@ -180,12 +210,12 @@ class _LayerRun:
                     buffer.log.append((env.now - origin, nbytes))
             nbytes = self.transfer[u]  # what the channel moves (ifmap + filt + psum, or coded)
             if nbytes:
-                cycles = dram.cycles(nbytes)
-                done = channel.transfer(self.load_ticket[u], cycles)
+                duration = dram.timed(nbytes, False)
+                done = channel.transfer(self.load_ticket[u], duration)
                 if done is not None:
                     yield done
                 load_end[u] = env.now - origin
-                load_start[u] = load_end[u] - cycles
+                load_start[u] = load_end[u] - _cycles(duration)
             arrived.reach(u)
 
     def array(self) -> Iterator[Event]:
@@ -236,9 +266,9 @@ class _LayerRun:
         store_start, store_end = self.times["store_start"], self.times["store_end"]
         ofmap_buffer, ended, stored = self.buffers.ofmap, self.ended, self.stored
 
-        def stored_now(u: int, cycles: int) -> None:
+        def stored_now(u: int, duration: int | _Timed) -> None:
             store_end[u] = now = env.now - origin
-            store_start[u] = now - cycles
+            store_start[u] = now - _cycles(duration)
             if self.store_free[u]:
                 ofmap_buffer.space.free(self.store_free[u])
                 ofmap_buffer.log.append((now, -self.store_free[u]))
@@ -253,12 +283,12 @@ class _LayerRun:
                 yield wait
             # The channel serves write-backs in ticket order, so the writer need not wait
             # for this one to end before it takes the next: its end frees the space.
-            cycles = dram.cycles(nbytes)
-            done = channel.transfer(self.store_ticket[u], cycles)
+            duration = dram.timed(nbytes, True)
+            done = channel.transfer(self.store_ticket[u], duration)
             if done is None:
-                stored_now(u, cycles)
+                stored_now(u, duration)
             else:
-                done.callbacks.append(lambda _, u=u, cycles=cycles: stored_now(u, cycles))
+                done.callbacks.append(lambda _, u=u, d=duration: stored_now(u, d))
         if done is not None and not done.processed:
             yield done  # the layer ends when its last write-back does
 
@@ -287,7 +317,7 @@ def run_layer(env: simpy.Environment, program: TileProgram, dram: Dram, *,
         if getattr(program, name).dtype.kind not in "iu":
             raise TypeError(f"TileProgram.{name} must hold integers (cycles and bytes stay "
                             f"exact), not {getattr(program, name).dtype}")
-    if (closed_form and program.capacity == (None, None, None)
+    if (closed_form and program.capacity == (None, None, None) and dram.device is None
             and dram.bandwidth_bytes_per_cycle is None and dram.latency_cycles == 0):
         schedule = unbounded_schedule(program)
         if schedule.elapsed:
@@ -321,10 +351,12 @@ class StartedLayer:
         layer = self.run
         t = {name: np.asarray(v, dtype=np.int64) for name, v in layer.times.items()}
         end = self.end if self.end is not None else self.env.now
+        device = layer.dram.device
         return LayerSchedule(start=t["start"], end=t["end"], load_start=t["load_start"],
                              load_end=t["load_end"], store_start=t["store_start"],
                              store_end=t["store_end"], elapsed=end - layer.origin,
-                             claims=PerBuffer(*(b.events() for b in layer.buffers)))
+                             claims=PerBuffer(*(b.events() for b in layer.buffers)),
+                             dram=None if device is None else device.report(end - layer.origin))
 
 
 def start_layer(env: simpy.Environment, program: TileProgram, dram: Dram) -> StartedLayer:

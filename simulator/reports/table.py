@@ -114,6 +114,8 @@ def format_run(summary: Mapping[str, Any]) -> str:
         foot.extend(_transformer_lines(summary))
     if summary.get("codec"):
         foot.append(_codec_line(summary))
+    if summary.get("dram"):
+        foot.append(_dram_line(summary["dram"]))
     if summary.get("zap"):
         from simulator.reports.zap import zap_lines
 
@@ -166,6 +168,8 @@ def _memory_line(summary: Mapping[str, Any]) -> str:
     bandwidth = memory["dram_bandwidth_bytes_per_cycle"]
     dram = ("unbounded DRAM bandwidth" if bandwidth is None
             else f"DRAM {bandwidth:g} B/cycle, latency {memory['dram_latency_cycles']}")
+    if summary.get("dram"):
+        dram = f"DRAM {summary['dram']['preset']}"
     buffering = "double" if memory["double_buffering"] else "single"
     reads = sum(summary[k] for k in ("dram_ifmap_read_bytes", "dram_filter_read_bytes",
                                      "dram_psum_read_bytes"))
@@ -176,6 +180,18 @@ def _memory_line(summary: Mapping[str, Any]) -> str:
             f"{summary['peak_ofmap_bytes']:,} B; stalls {summary['stall_cycles']:,} cycles "
             f"(prefetch {summary['prefetch_cycles']:,}, final write-back "
             f"{summary['drain_cycles']:,})")
+
+
+def _dram_line(dram: Mapping[str, Any]) -> str:
+    """A DRAM preset's totals (docs/memory-model.md, "DRAM timing and energy")."""
+    hits = "-" if dram["row_hit_rate"] is None else f"{100 * dram['row_hit_rate']:.2f} %"
+    split = ", ".join(f"{name} {dram[f'{name}_pj'] / 1e6:,.2f}"
+                      for name in ("activate", "burst", "background", "refresh"))
+    return (f"DRAM {dram['preset']}: {dram['activates']:,} activates, "
+            f"{dram['read_bursts']:,} read / {dram['write_bursts']:,} write bursts, row hits "
+            f"{hits}, {dram['refreshes']:,} refreshes; bandwidth "
+            f"{dram['achieved_bandwidth_gb_s']:,.2f} of {dram['peak_bandwidth_gb_s']:,.2f} "
+            f"GB/s peak; energy {dram['energy_pj'] / 1e6:,.2f} uJ ({split} uJ)")
 
 
 def _sqnr(value: float | None) -> str:

@@ -34,7 +34,11 @@ def ceil_bytes(elements: int, bits: int) -> int:
     return -(-elements * bits // 8)
 
 
-def transfer_cycles(nbytes: int, bandwidth: float | None) -> int:
+def transfer_cycles(nbytes: int, bandwidth, start: int = 0, write: bool = False) -> int:
+    """Cycles of one transfer: bytes over the bandwidth, or (a DRAM preset's device,
+    docs/memory-model.md) the device's cycles for a transfer starting at ``start``."""
+    if callable(getattr(bandwidth, "cycles_at", None)):
+        return bandwidth.cycles_at(nbytes, write, start)
     if bandwidth is None or nbytes == 0:
         return 0
     return math.ceil(nbytes / bandwidth)
@@ -96,7 +100,8 @@ def naive_timeline(program, bandwidth: float | None, latency: int) -> dict:
         if not store_bytes[v]:
             return
         s = max(end[v], channel_free)
-        store_start[v], store_end[v] = s, s + transfer_cycles(store_bytes[v], bandwidth)
+        store_start[v], store_end[v] = s, s + transfer_cycles(store_bytes[v], bandwidth, s,
+                                                              True)
         channel_free = store_end[v]
         if store_free[v]:
             log[2].append((store_end[v], -store_free[v]))
@@ -115,7 +120,8 @@ def naive_timeline(program, bandwidth: float | None, latency: int) -> dict:
                 claim(2, out_alloc[u], t)
             if nbytes:
                 load_start[u] = max(t, channel_free)
-                load_end[u] = load_start[u] + transfer_cycles(nbytes, bandwidth)
+                load_end[u] = load_start[u] + transfer_cycles(nbytes, bandwidth,
+                                                              load_start[u])
                 channel_free = loader_free = load_end[u]
                 arrival[u] = load_end[u] + latency
             else:
