@@ -114,6 +114,10 @@ class LayerResult:
     codec: dict[str, Any] | None = None
     #: ZAP's figures for this layer (docs/zap.md, "Reports"); None when ZAP does not apply.
     zap: dict[str, Any] | None = None
+    #: Compressed operands (docs/memory-model.md, "Compressed operands"): per operand its
+    #: format and stored bits per value, DRAM bytes saved; None without
+    #: ``memory.compression``.
+    compression: dict[str, Any] | None = None
 
     @property
     def dram_reads(self) -> DramReads[int]:
@@ -274,6 +278,7 @@ class RunResult:
             **self._transformer_totals(),
             **self._codec_totals(),
             **self._zap_totals(),
+            **self._compression_totals(),
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
         }
 
@@ -360,6 +365,30 @@ class RunResult:
         if all("dram_energy_saved_pj" in r for r in reports):
             out["dram_energy_saved_pj"] = sum(r["dram_energy_saved_pj"] for r in reports)
         return {"codec": out}
+
+    def _compression_totals(self) -> dict[str, Any]:
+        """Run totals of compressed operands (docs/memory-model.md, "Compressed operands"):
+        per operand the values and bytes stored and their stored bits per value, DRAM bytes
+        and those saved."""
+        reports = [l.compression for l in self.layers if l.compression is not None]
+        if not reports:
+            return {}
+        out: dict[str, Any] = {}
+        for operand in ("ifmap", "filter"):
+            sizes = [r[operand] for r in reports if r[operand] is not None]
+            values = sum(s["values"] for s in sizes)
+            stored = sum(s["stored_bytes"] for s in sizes)
+            out[operand] = None if not sizes else {
+                "schemes": sorted({s["scheme"] for s in sizes}), "layers": len(sizes),
+                "values": values, "stored_bytes": stored,
+                "raw_bytes": sum(s["raw_bytes"] for s in sizes),
+                "stored_bits_per_value": 8 * stored / values if values else 0.0,
+                "source": sizes[0]["source"]}
+        for key in ("dram_compressed_bytes", "dram_raw_bytes", "dram_bytes_saved"):
+            out[key] = sum(r[key] for r in reports)
+        if all("dram_energy_saved_pj" in r for r in reports):
+            out["dram_energy_saved_pj"] = sum(r["dram_energy_saved_pj"] for r in reports)
+        return {"compression": out}
 
     def _zap_totals(self) -> dict[str, Any]:
         """ZAP's run totals (docs/zap.md, "Reports"); nothing when it applied to no layer."""

@@ -114,6 +114,8 @@ def format_run(summary: Mapping[str, Any]) -> str:
         foot.extend(_transformer_lines(summary))
     if summary.get("codec"):
         foot.append(_codec_line(summary))
+    if summary.get("compression"):
+        foot.append(_compression_line(summary))
     if summary.get("zap"):
         from simulator.reports.zap import zap_lines
 
@@ -180,6 +182,25 @@ def _memory_line(summary: Mapping[str, Any]) -> str:
 
 def _sqnr(value: float | None) -> str:
     return "exact" if value is None else f"{value:.1f}"
+
+
+def _compression_line(summary: dict) -> str:
+    """Compressed operands' totals (docs/memory-model.md, "Compressed operands")."""
+    totals = summary["compression"]
+    parts = []
+    for operand, label in (("filter", "weights"), ("ifmap", "inputs")):
+        size = totals[operand]
+        if size is not None:
+            parts.append(f"{label} {'/'.join(size['schemes'])} "
+                         f"{size['stored_bits_per_value']:.3f} bits/value in "
+                         f"{size['layers']} layers ({size['source']} data)")
+    saved = (f"DRAM {totals['dram_compressed_bytes']:,} B of these operands' transfers vs "
+             f"{totals['dram_raw_bytes']:,} B as words: {totals['dram_bytes_saved']:,} B saved")
+    energy = totals.get("dram_energy_saved_pj")
+    if energy is not None:
+        saved += f" ({energy / 1e6:,.2f} uJ)"
+    return (f"compressed operands (docs/memory-model.md): "
+            f"{'; '.join(parts) or 'no layer input shrinks'}; {saved}")
 
 
 def _codec_line(summary: dict) -> str:
