@@ -252,6 +252,23 @@ class RunResult:
                        for l in self.layers)
         return self.macs / capacity if capacity else 0.0
 
+    @property
+    def inferences(self) -> int:
+        """Inferences the run computes at once (docs/memory-model.md, "Batches"): the
+        workload's batch (a YAML's ``batch``, a phase's sequences); a trace without a phase:
+        the images (rows) of its first array layer's input."""
+        workload = self.workload
+        if workload.format == "trace" and not workload.phase:
+            first = next((layer for layer in workload.layers if layer.is_gemm), None)
+            return first.batch if first is not None else 1
+        return workload.sequences
+
+    @property
+    def inferences_per_s(self) -> float | None:
+        """Throughput: the batch's inferences over the run's time (its latency)."""
+        seconds = self.total_cycles / self.arch.array.clock_mhz * 1e-6
+        return self.inferences / seconds if seconds > 0 else None
+
     def summary(self) -> dict[str, Any]:
         """The run as plain data: what ``summary.json`` holds and reports read."""
         arch = self.arch
@@ -269,6 +286,8 @@ class RunResult:
             "compute_cycles": self.compute_cycles,
             "stall_cycles": self.stall_cycles,
             "time_us": self.total_cycles / arch.array.clock_mhz,
+            "inferences": self.inferences,
+            "inferences_per_s": self.inferences_per_s,
             "macs": self.macs,
             "utilization": self.utilization,
             **self._alternative_totals(),

@@ -85,8 +85,8 @@ def format_run(summary: Mapping[str, Any]) -> str:
         total.append(summary["energy_pj"] / 1e6)
     rows.append(total)
     foot = [f"total: {summary['total_cycles']:,} cycles = {summary['time_us']:,.1f} us at "
-            f"{array['clock_mhz']:g} MHz; {summary['macs']:,} MACs; utilization "
-            f"{100 * summary['utilization']:.2f} %", _memory_line(summary),
+            f"{array['clock_mhz']:g} MHz{_throughput(summary)}; {summary['macs']:,} MACs; "
+            f"utilization {100 * summary['utilization']:.2f} %", _memory_line(summary),
             "roofline: max(compute cycles, DRAM bytes / bandwidth), bound: its larger term; "
             "bit-ops: HCM's MACs x (ba*bw + ba + bw + log2 K)"]
     if functional:
@@ -182,6 +182,17 @@ def _memory_line(summary: Mapping[str, Any]) -> str:
 
 def _sqnr(value: float | None) -> str:
     return "exact" if value is None else f"{value:.1f}"
+
+
+def _throughput(summary: Mapping[str, Any]) -> str:
+    """Throughput beside the latency (docs/memory-model.md, "Batches"); nothing for a summary
+    saved before it was reported."""
+    rate = summary.get("inferences_per_s")
+    if rate is None:
+        return ""
+    count = summary["inferences"]
+    return (f" for {count:,} inference{'s' if count != 1 else ''} "
+            f"({rate:,.1f} inferences/s)")
 
 
 def _compression_line(summary: dict) -> str:
