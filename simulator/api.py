@@ -593,7 +593,7 @@ def _array_layer(arch: ArchConfig, pe: PEModel, layer: Layer, workload: Workload
     fold_steps = None
     if pe.weight_dependent_timing:
         fold_steps = pe.column_fold_steps(layer, weights_to_gemm(tensors.weight, layer))
-    storage = None if compression is None else compression.layer(layer)
+    storage = None if compression is None else compression.layer(layer, tensors)
     reuse = (fold_steps is None and not run_functional and coding is None and outcome is None
              and storage is None)
     result, schedule, program = _simulate_layer(

@@ -250,15 +250,16 @@ class RunCompression:
         self._consumer = {a.name: b.name for a, b in zip(gemm, gemm[1:])}
         self._inputs: dict[str, StoredSize | None] = {}
 
-    def input(self, name: str) -> StoredSize | None:
-        """The stored size of array layer ``name``'s input (None: words)."""
+    def input(self, name: str, tensors: LayerTensors | None = None) -> StoredSize | None:
+        """The stored size of array layer ``name``'s input (None: words); ``tensors``: its
+        data when the caller has it loaded."""
         if self.options.activations == "none" or name not in self._layers:
             return None
         if name not in self._inputs:
             layer = self._layers[name]
+            data = tensors if tensors is not None else self._tensors(name)
             try:
-                size = activation_size(self._tensors(name).input, layer, self.options,
-                                       self._source)
+                size = activation_size(data.input, layer, self.options, self._source)
             except ValueError as exc:
                 raise SimulationError(f"layer '{name}': memory.compression: {exc}") from None
             # layers ask in order (L, then L + 1): the newest one is all that is needed again
@@ -267,18 +268,21 @@ class RunCompression:
             self._inputs[name] = size
         return self._inputs[name]
 
-    def layer(self, layer: Layer) -> LayerStorage:
-        """How ``layer``'s operands are stored."""
+    def layer(self, layer: Layer, tensors: LayerTensors | None = None) -> LayerStorage:
+        """How ``layer``'s operands are stored (``tensors``: its data when the caller has it
+        loaded; otherwise it is loaded here)."""
         weights = None
         if self._weights is not None:
+            if tensors is None:
+                tensors = self._tensors(layer.name)
             try:
-                stored = self._weights(layer, self._tensors(layer.name))
+                stored = self._weights(layer, tensors)
             except ValueError as exc:
                 raise SimulationError(f"layer '{layer.name}': memory.compression.weights: "
                                       f"{exc}") from None
             if stored is not None:
                 weights = weight_size(*stored, layer, self._source)
         consumer = self._consumer.get(layer.name)
-        return LayerStorage(ifmap=self.input(layer.name), filter=weights,
+        return LayerStorage(ifmap=self.input(layer.name, tensors), filter=weights,
                             ofmap=None if consumer is None else self.input(consumer))
 
