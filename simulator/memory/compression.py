@@ -155,10 +155,6 @@ class LayerStorage:
                                                            ("filter", self.filter))
                 if size is not None and size.in_buffers}
 
-    @property
-    def any(self) -> bool:
-        return any(s is not None for s in (self.ifmap, self.filter, self.ofmap))
-
 
 def _scaled(column: np.ndarray, ratio: float) -> np.ndarray:
     """Per-unit bytes scaled by ``ratio``, rounded on the running total (they add up)."""

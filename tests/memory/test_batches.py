@@ -12,9 +12,12 @@ _NET = """schema_version: 1
 name: small
 batch: {batch}
 layers:
-  - {{name: a, op: conv2d, in_channels: 8, out_channels: 32, input_size: [16, 16], kernel_size: 3, padding: 1}}
-  - {{name: b, op: conv2d, in_channels: 32, out_channels: 64, input_size: [16, 16], kernel_size: 3, stride: 2, padding: 1}}
-  - {{name: c, op: conv2d, in_channels: 64, out_channels: 64, input_size: [8, 8], kernel_size: 3, padding: 1}}
+  - {{name: a, op: conv2d, in_channels: 8, out_channels: 32, input_size: [16, 16],
+     kernel_size: 3, padding: 1}}
+  - {{name: b, op: conv2d, in_channels: 32, out_channels: 64, input_size: [16, 16],
+     kernel_size: 3, stride: 2, padding: 1}}
+  - {{name: c, op: conv2d, in_channels: 64, out_channels: 64, input_size: [8, 8],
+     kernel_size: 3, padding: 1}}
   - {{name: fc, op: linear, in_features: 4096, out_features: 10}}
 """
 _BOUNDED = ["memory.ifmap_kib=8", "memory.filter_kib=24", "memory.ofmap_kib=4",

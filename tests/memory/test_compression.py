@@ -209,8 +209,10 @@ _SHAPES = """schema_version: 1
 name: small
 batch: 2
 layers:
-  - {name: a, op: conv2d, in_channels: 3, out_channels: 16, input_size: [12, 12], kernel_size: 3, padding: 1}
-  - {name: b, op: conv2d, in_channels: 16, out_channels: 32, input_size: [12, 12], kernel_size: 3, stride: 2, padding: 1}
+  - {name: a, op: conv2d, in_channels: 3, out_channels: 16, input_size: [12, 12],
+     kernel_size: 3, padding: 1}
+  - {name: b, op: conv2d, in_channels: 16, out_channels: 32, input_size: [12, 12],
+     kernel_size: 3, stride: 2, padding: 1}
   - {name: fc, op: linear, in_features: 288, out_features: 10}
 """
 
