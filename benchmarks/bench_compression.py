@@ -17,7 +17,8 @@ Usage (from the repo root)::
     .venv/bin/python benchmarks/bench_compression.py [--repeats 3] [--skip-speed]
 
 Every timed process starts from a temporary directory with ``PYTHONPATH`` naming the tree;
-one untimed run first fills numba's cache. The load average is printed: on a shared machine
+one untimed run of each first fills numba's cache, then the runs take turns, the order
+rotated each round. The load average is printed: on a shared machine
 only side-by-side ratios of one run mean something.
 """
 
@@ -25,11 +26,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_startup import REPO, _env, _timed, trees  # noqa: E402
+from bench_startup import REPO, _env, _run_rusage, trees  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from simulator import api  # noqa: E402
@@ -109,20 +111,36 @@ def activation_formats() -> None:
                   f"{words.stall_cycles:>12,} {packed.stall_cycles:>12,}")
 
 
+def _interleaved(runs: dict[str, tuple[list[str], dict[str, str]]], cwd: Path,
+                 repeats: int) -> dict[str, dict]:
+    """Each run once untimed (numba's cache), then ``repeats`` rounds of every run, the
+    order rotated each round: no side always goes first after a pause or a warm-up."""
+    for argv, env in runs.values():
+        _run_rusage(argv, env, cwd)
+    names = list(runs)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(repeats):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            argv, env = runs[name]
+            times[name].append(_run_rusage(argv, env, cwd)[0])
+    return {name: {"min": min(v), "median": statistics.median(v)} for name, v in times.items()}
+
+
 def speed(repeats: int, previous: str) -> None:
     python = sys.executable
     with trees(previous, "sasim-compress-") as (tmp, timed_trees):
         plain: dict[str, dict[str, dict]] = {}
         packed: dict[str, dict] = {}
-        # the two trees and the compressed run interleaved, command by command: the load
-        # drifts less between the sides of one ratio
+        # the two trees and the compressed run interleaved round by round: the load drifts
+        # less between the sides of one ratio
         for key, cmd in PLAIN.items():
-            for name, tree in timed_trees.items():
-                env = _env(tree, tmp / f"numba-{name}")
-                plain.setdefault(key, {})[name] = _timed(
-                    [python, "-m", "simulator", *cmd], env, tmp, repeats)
-            packed[key] = _timed([python, "-m", "simulator", *COMPRESSED[key]],
-                                 _env(REPO, tmp / "numba-this"), tmp, repeats)
+            runs = {name: ([python, "-m", "simulator", *cmd], _env(tree, tmp / f"numba-{name}"))
+                    for name, tree in timed_trees.items()}
+            runs["compressed"] = ([python, "-m", "simulator", *COMPRESSED[key]],
+                                  _env(REPO, tmp / "numba-this"))
+            timed = _interleaved(runs, tmp, repeats)
+            packed[key] = timed.pop("compressed")
+            plain[key] = timed
     load = os.getloadavg()
     print(f"\nrun times, whole processes (min (median) of {repeats} s); load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores")
