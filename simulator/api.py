@@ -256,13 +256,18 @@ def _layer_timing(arch: ArchConfig, layer: Layer, pe: PEModel,
 
 
 def _layer_memory(arch: ArchConfig, layer: Layer, timing: FoldTiming,
-                  env: simpy.Environment, coding: Any = None
+                  env: simpy.Environment, coding: Any = None, storage: Any = None
                   ) -> tuple[TileProgram, LayerSchedule]:
     """Plan the layer's tiles from its per-fold cycles and run them on ``env`` (``coding``:
-    a :class:`simulator.memory.codec.LayerCoding`, coded activations)."""
+    a :class:`simulator.memory.codec.LayerCoding`, coded activations; ``storage``: a
+    :class:`simulator.memory.compression.LayerStorage`, compressed operands)."""
     array, memory = arch.array, arch.memory
     program = plan_layer(layer, array.rows, array.cols, array.dataflow, timing.fold_cycles,
-                         memory)
+                         memory, None if storage is None else storage.planned())
+    if storage is not None:
+        from simulator.memory.compression import stored_program
+
+        program = stored_program(program, storage, memory.output_bits or layer.activation_bits)
     if coding is not None:
         from simulator.memory.codec import coded_program
 
@@ -325,7 +330,7 @@ _REUSE_SHAPES = True
 def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
                     functional_result: FunctionalResult | None, env: simpy.Environment,
                     fold_steps: FoldSteps | None = None, shapes: dict | None = None,
-                    coding: Any = None, zap: Any = None,
+                    coding: Any = None, zap: Any = None, storage: Any = None,
                     ) -> tuple[LayerResult, LayerSchedule, TileProgram]:
     """One layer on the array: timing, memory, analytic checks, then its result.
 
@@ -347,7 +352,7 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
         timing, alternatives = _layer_timing(arch, layer, pe, fold_steps)
         if zap is not None:
             timing, zap_report = _zap_timing(arch, layer, timing, zap)
-        program, schedule = _layer_memory(arch, layer, timing, env, coding)
+        program, schedule = _layer_memory(arch, layer, timing, env, coding, storage)
         peak = pe.peak_macs_per_step(layer)
         checks = _analytic_checks(arch, layer, peak, timing.compute_cycles, program)
         if key is not None:
@@ -497,9 +502,10 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         raise SimulationError(f"arch {arch.name}: {exc} (workload {workload.name})") from None
     tech = _arch_tech(arch)
     codec = arch.memory.activation_codec.bits is not None  # coding needs data
+    compress = _compresses(arch, pe)  # so does compression (docs/memory-model.md)
     _check_sizes(arch, workload,
                  (functional and workload.tensors is not None) or pe.needs_data(functional)
-                 or codec)
+                 or codec or compress)
     for layer in workload.layers:
         problem = pe.layer_problem(layer) if layer.is_gemm else None
         if problem is not None:
@@ -507,7 +513,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
                                   f"{arch.name}: {problem}")
     zap = _zap_plan(arch, workload)  # {} without zap (docs/zap.md)
     if (pe.needs_data(functional) or (functional and _integer_layers(arch, workload))
-            or codec or zap):
+            or codec or zap or compress):
         workload = with_synthetic_data(workload, pe.synthetic_data())
     run_functional = functional and workload.tensors is not None
     coding = None
@@ -520,6 +526,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
                               f"codes the tensors its layers load; docs/transform-coding.md)")
 
         coding = RunCoding(workload.layers, workload.tensors, arch.memory.activation_codec)
+    compression = _run_compression(arch, pe, workload) if compress else None
     env = simpy.Environment()
     layers, schedules = [], []
     # a DRAM preset's refresh comes at fixed times: a layer's schedule depends on its start
@@ -547,7 +554,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         else:
             result, schedule, program = _array_layer(arch, pe, layer, workload, env,
                                                      run_functional, output_sink, shapes,
-                                                     coding, zap.get(layer.name))
+                                                     coding, zap.get(layer.name), compression)
         layers.append(result)
         schedules.append(_timeline(layer.name, origin, schedule, program) if timeline else None)
         if pending is not None:  # the overlapped vector layer, once this one is done
@@ -589,11 +596,13 @@ class _Pending:
 def _array_layer(arch: ArchConfig, pe: PEModel, layer: Layer, workload: Workload,
                  env: simpy.Environment, run_functional: bool, output_sink: OutputSink | None,
                  shapes: dict | None, coding: Any = None, zap: Any = None,
+                 compression: Any = None,
                  ) -> tuple[LayerResult, LayerSchedule, TileProgram]:
     """One array layer: its data, functional model, timing and memory (``shapes``: the
     run's per-shape cache of :func:`_simulate_layer`, used when the timing depends on the
     shape alone; ``coding``: the run's :class:`simulator.memory.codec.RunCoding`; ``zap``:
-    the layer's :class:`simulator.hw.zap.LayerZap`, docs/zap.md)."""
+    the layer's :class:`simulator.hw.zap.LayerZap`, docs/zap.md; ``compression``: the run's
+    :class:`simulator.memory.compression.RunCompression`)."""
     functional_result = None
     tensors = None
     if run_functional or pe.weight_dependent_timing or zap is not None:
@@ -614,10 +623,17 @@ def _array_layer(arch: ArchConfig, pe: PEModel, layer: Layer, workload: Workload
     fold_steps = None
     if pe.weight_dependent_timing:
         fold_steps = pe.column_fold_steps(layer, weights_to_gemm(tensors.weight, layer))
-    reuse = fold_steps is None and not run_functional and coding is None and outcome is None
+    storage = None if compression is None else compression.layer(layer, tensors)
+    reuse = (fold_steps is None and not run_functional and coding is None and outcome is None
+             and storage is None)
     result, schedule, program = _simulate_layer(
         arch, layer, pe, functional_result, env, fold_steps, shapes if reuse else None,
-        layer_coding, outcome)
+        layer_coding, outcome, storage)
+    if storage is not None:
+        from simulator.memory.compression import compression_report
+
+        result = dataclasses.replace(result, compression=compression_report(
+            storage, program, arch.memory.output_bits or layer.activation_bits))
     if coding is not None:
         from simulator.memory.codec import codec_report, inverse_layer
 
@@ -633,6 +649,28 @@ def _array_layer(arch: ArchConfig, pe: PEModel, layer: Layer, workload: Workload
         result = dataclasses.replace(result, total_cycles=result.total_cycles + extra,
                                      stall_cycles=result.stall_cycles + extra, codec=report)
     return result, schedule, program
+
+
+def _compresses(arch: ArchConfig, pe: PEModel) -> bool:
+    """The run compresses an operand: zero-compressed activations, or weights in a PE's own
+    format (``memory.compression``; docs/memory-model.md, "Compressed operands")."""
+    options = arch.memory.compression
+    return options.activations != "none" or (
+        options.weights and type(pe).stored_weights is not PEModel.stored_weights)
+
+
+def _run_compression(arch: ArchConfig, pe: PEModel, workload: Workload) -> Any:
+    """The run's :class:`simulator.memory.compression.RunCompression`: activation sizes from
+    the layers' inputs, weight sizes from the PE's format of their weights."""
+    from simulator.memory.compression import RunCompression
+
+    options = arch.memory.compression
+    weights = None
+    if options.weights and type(pe).stored_weights is not PEModel.stored_weights:
+        def weights(layer: Layer, tensors: LayerTensors) -> tuple[str, int] | None:
+            return pe.stored_weights(layer, weights_to_gemm(tensors.weight, layer))
+    return RunCompression(workload.layers, workload.tensors, options, weights,
+                          "trace" if workload.data_kind == "trace" else "synthetic")
 
 
 def _decoded(tensors: LayerTensors, decoded: np.ndarray) -> LayerTensors:
@@ -916,9 +954,14 @@ def _priced(arch: ArchConfig, tech: TechTable, area: AreaReport,
         energy = EnergyReport(breakdown)
         zap = {**result.zap, **{f"energy_{k}" if k.endswith("_pj") else k: v
                                 for k, v in zap.items()}}
+    compression = result.compression
+    if compression is not None:
+        compression = {**compression, "dram_energy_saved_pj":
+                       compression["dram_bytes_saved"] * tech.dram.energy_pj_per_byte}
     return dataclasses.replace(result, energy_pj=energy.total_pj,
                                energy_breakdown_pj=dict(energy.breakdown_pj), codec=codec,
-                               zap=zap if zap is not None else result.zap)
+                               zap=zap if zap is not None else result.zap,
+                               compression=compression)
 
 
 def _codec_shape(arch: ArchConfig) -> dict[str, Any]:

@@ -117,6 +117,10 @@ class LayerResult:
     #: The DRAM preset's figures for this layer (docs/memory-model.md, "DRAM timing and
     #: energy"): commands, row-hit rate, bandwidth, energy split; None with the ideal channel.
     dram: dict[str, Any] | None = None
+    #: Compressed operands (docs/memory-model.md, "Compressed operands"): per operand its
+    #: format and stored bits per value, DRAM bytes saved; None without
+    #: ``memory.compression``.
+    compression: dict[str, Any] | None = None
 
     @property
     def dram_reads(self) -> DramReads[int]:
@@ -251,6 +255,23 @@ class RunResult:
                        for l in self.layers)
         return self.macs / capacity if capacity else 0.0
 
+    @property
+    def inferences(self) -> int:
+        """Inferences the run computes at once (docs/memory-model.md, "Batches"): the
+        workload's batch (a YAML's ``batch``, a phase's sequences); a trace without a phase:
+        the images (rows) of its first array layer's input."""
+        workload = self.workload
+        if workload.format == "trace" and not workload.phase:
+            first = next((layer for layer in workload.layers if layer.is_gemm), None)
+            return first.batch if first is not None else 1
+        return workload.sequences
+
+    @property
+    def inferences_per_s(self) -> float | None:
+        """Throughput: the batch's inferences over the run's time (its latency)."""
+        seconds = self.total_cycles / self.arch.array.clock_mhz * 1e-6
+        return self.inferences / seconds if seconds > 0 else None
+
     def summary(self) -> dict[str, Any]:
         """The run as plain data: what ``summary.json`` holds and reports read."""
         arch = self.arch
@@ -268,6 +289,8 @@ class RunResult:
             "compute_cycles": self.compute_cycles,
             "stall_cycles": self.stall_cycles,
             "time_us": self.total_cycles / arch.array.clock_mhz,
+            "inferences": self.inferences,
+            "inferences_per_s": self.inferences_per_s,
             "macs": self.macs,
             "utilization": self.utilization,
             **self._alternative_totals(),
@@ -278,6 +301,7 @@ class RunResult:
             **self._codec_totals(),
             **self._zap_totals(),
             **self._dram_totals(),
+            **self._compression_totals(),
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
         }
 
@@ -387,6 +411,30 @@ class RunResult:
         out["achieved_bandwidth_gb_s"] = moved / seconds / 1e9 if seconds else 0.0
         out["peak_bandwidth_gb_s"] = reports[0]["peak_bandwidth_gb_s"]
         return {"dram": out}
+
+    def _compression_totals(self) -> dict[str, Any]:
+        """Run totals of compressed operands (docs/memory-model.md, "Compressed operands"):
+        per operand the values and bytes stored and their stored bits per value, DRAM bytes
+        and those saved."""
+        reports = [l.compression for l in self.layers if l.compression is not None]
+        if not reports:
+            return {}
+        out: dict[str, Any] = {}
+        for operand in ("ifmap", "filter"):
+            sizes = [r[operand] for r in reports if r[operand] is not None]
+            values = sum(s["values"] for s in sizes)
+            stored = sum(s["stored_bytes"] for s in sizes)
+            out[operand] = None if not sizes else {
+                "schemes": sorted({s["scheme"] for s in sizes}), "layers": len(sizes),
+                "values": values, "stored_bytes": stored,
+                "raw_bytes": sum(s["raw_bytes"] for s in sizes),
+                "stored_bits_per_value": 8 * stored / values if values else 0.0,
+                "source": sizes[0]["source"]}
+        for key in ("dram_compressed_bytes", "dram_raw_bytes", "dram_bytes_saved"):
+            out[key] = sum(r[key] for r in reports)
+        if all("dram_energy_saved_pj" in r for r in reports):
+            out["dram_energy_saved_pj"] = sum(r["dram_energy_saved_pj"] for r in reports)
+        return {"compression": out}
 
     def _zap_totals(self) -> dict[str, Any]:
         """ZAP's run totals (docs/zap.md, "Reports"); nothing when it applied to no layer."""

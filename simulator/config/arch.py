@@ -26,6 +26,7 @@ __all__ = [
     "EnergyConfig",
     "MemoryConfig",
     "ActivationCodecConfig",
+    "CompressionConfig",
     "VectorConfig",
     "VectorPrimitives",
     "VECTOR_PRIMITIVES",
@@ -123,6 +124,29 @@ class ActivationCodecConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CompressionConfig:
+    """Compressed operands in DRAM and the buffers (docs/memory-model.md, "Compressed
+    operands"). Off by default."""
+
+    weights: bool = option(
+        False, doc="Weights of a PE that stores them compressed (SWIS: masks, signs and "
+                   "shared positions; SPARQ pairing stc: 2 of 4 values with 2-bit indices) "
+                   "move and sit in the filter buffer at their stored size.")
+    activations: Literal["none", "bitmask", "rle"] = option(
+        "none", doc="Zero compression of layer inputs (DRAM and the ifmap buffer; outputs "
+                    "are compressed on their way to DRAM): bitmask (1 bit per value + the "
+                    "non-zero values) or rle (zero-run, value entries packed into words).")
+    run_bits: int = option(4, doc="rle: bits of an entry's zero-run count.",
+                           check=in_range(1, 16))
+    word_bits: int = option(64, doc="rle: bits of the words entries are packed into (an "
+                                    "entry never straddles two words).",
+                            check=in_range(8, 1024))
+    burst_bytes: int = option(32, doc="bitmask and rle: a layer's compressed stream is "
+                                      "padded to whole DRAM bursts.",
+                              check=in_range(1, 1 << 16))
+
+
+@dataclasses.dataclass(frozen=True)
 class MemoryConfig:
     """On-chip buffers and the DRAM channel (docs/memory-model.md).
 
@@ -167,8 +191,14 @@ class MemoryConfig:
                    "energy\"): ideal (the fixed bandwidth and latency above), a preset "
                    "(ddr4_3200, lpddr5_6400, hbm2e), or a mapping with `preset` and "
                    "overrides of its values (the memory.dram.* keys).")
+    compression: CompressionConfig = option(
+        default_factory=CompressionConfig,
+        doc="Compressed weights and zero-compressed activations in DRAM and the buffers.")
 
     def __post_init__(self) -> None:
+        if self.compression.activations != "none" and self.activation_codec.bits is not None:
+            raise ValueError("memory.compression.activations and memory.activation_codec are "
+                             "exclusive (both code the activations); set one of them")
         if self.dram == IDEAL:
             return
         try:

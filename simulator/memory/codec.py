@@ -26,6 +26,7 @@ import numpy as np
 from simulator.config.arch import ActivationCodecConfig
 from simulator.errors import SimulationError
 from simulator.memory.plan import TileProgram
+from simulator.operands import StoredSize
 from simulator.workloads.layers import Layer, LayerTensors
 
 __all__ = ["CODED_OPS", "Codec", "CodedTensor", "InputCoding", "LayerCoding", "RunCoding",
@@ -310,29 +311,17 @@ class LayerCoding:
     write_ratio: float | None
 
 
-def _scaled(column: np.ndarray, ratio: float) -> np.ndarray:
-    """Per-unit bytes scaled by ``ratio``, rounded on the running total (they add up)."""
-    total = np.ceil(np.cumsum(column, dtype=np.float64) * ratio - 1e-9).astype(np.int64)
-    return np.diff(np.concatenate([[0], total]))
-
-
 def coded_program(program: TileProgram, coding: LayerCoding) -> TileProgram:
     """``program`` with coded activations on the DRAM channel: the ifmap loads move the read
     ratio of their bytes, the first unit's loads also the tables; the final-output
     write-backs move the write ratio of theirs. The buffers hold the array's words, as
     without the codec: the decoder sits between the channel and the ifmap buffer, the
     encoder between the output buffer and the channel, and the tables live in the codec's
-    own table memory (docs/memory-model.md, "Coded activations")."""
-    from simulator.memory.plan import LOAD_COLUMNS, STORE_COLUMNS
+    own table memory (docs/memory-model.md, "Coded activations"); the one channel rule of
+    every compressed operand whose buffer holds words (:func:`channel_program`)."""
+    from simulator.memory.compression import channel_program
 
-    ifmap, ofmap = LOAD_COLUMNS.index("ifmap"), STORE_COLUMNS.index("ofmap")
-    transfer, store = program.channel_load.copy(), program.store.copy()
-    if coding.read_ratio is not None and program.units:
-        transfer[:, ifmap] = _scaled(transfer[:, ifmap], coding.read_ratio)
-        transfer[0, ifmap] += coding.table_bytes
-    if coding.write_ratio is not None and program.units:
-        store[:, ofmap] = _scaled(store[:, ofmap], coding.write_ratio)
-    return dataclasses.replace(program, transfer=transfer, store=store)
+    return channel_program(program, coding.read_ratio, coding.table_bytes, coding.write_ratio)
 
 
 def ratio(coded_bytes: int, elements: int, bits: int) -> float:
@@ -367,11 +356,20 @@ class InputCoding:
     raw_bytes: int
     calibration_images: int
     sqnr_db: float | None
+    value_bits: int = 8
+
+    @property
+    def stored(self) -> StoredSize:
+        """The coded input's stored size (docs/memory-model.md, "Compressed operands"): the
+        padded stream, the tables once per layer, decoded before the ifmap buffer."""
+        return StoredSize(scheme="transform_coding", values=self.coded.values,
+                          value_bits=self.value_bits, stored_bytes=self.coded.stream_bytes,
+                          in_buffers=False, once_bytes=self.table_bytes)
 
     @property
     def stored_bits_per_value(self) -> float:
         """DRAM bits per activation value: the padded stream (no tables)."""
-        return 8 * self.coded.stream_bytes / self.coded.values if self.coded.values else 0.0
+        return self.stored.bits_per_value
 
     def report(self) -> dict[str, float | int | None]:
         """The per-layer figures of docs/transform-coding.md ("Reports")."""
@@ -426,7 +424,8 @@ def _code_input(x: np.ndarray, layer: Layer, options: ActivationCodecConfig) -> 
     return InputCoding(codec=codec, coded=coded,
                        table_bytes=table_bytes(codec, options.basis_bits),
                        raw_bytes=math.ceil(x.size * layer.activation_bits / 8),
-                       calibration_images=calibration, sqnr_db=sqnr)
+                       calibration_images=calibration, sqnr_db=sqnr,
+                       value_bits=layer.activation_bits)
 
 
 class RunCoding:
@@ -475,11 +474,11 @@ class RunCoding:
     def layer(self, layer: Layer, output_bits: int) -> LayerCoding:
         """How ``layer``'s loads and write-backs are coded."""
         mine, theirs = self.input(layer.name), self.consumer(layer.name)
+        mine_size = None if mine is None else mine.stored
         return LayerCoding(
-            read_ratio=None if mine is None else mine.coded.stream_bytes / mine.raw_bytes,
-            table_bytes=0 if mine is None else mine.table_bytes,
-            write_ratio=None if theirs is None
-            else theirs.stored_bits_per_value / output_bits)
+            read_ratio=None if mine_size is None else mine_size.ratio,
+            table_bytes=0 if mine_size is None else mine_size.once_bytes,
+            write_ratio=None if theirs is None else theirs.stored.bits_per_value / output_bits)
 
 
 def _decoded_passes(program: TileProgram, coding: InputCoding) -> float:

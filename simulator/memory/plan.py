@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from fractions import Fraction
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -72,9 +73,30 @@ def _ceil_div(a, b):
     return -(-a // b)
 
 
-def _bytes(elements, bits: int):
-    """Bytes of ``elements`` words of ``bits`` bits, packed, rounded up per transfer."""
-    return _ceil_div(np.asarray(elements, dtype=np.int64) * bits, 8)
+def _bytes(elements, bits: int | Fraction):
+    """Bytes of ``elements`` words of ``bits`` bits, packed, rounded up per transfer
+    (``bits`` a fraction: an operand's stored bits per value, docs/memory-model.md,
+    "Compressed operands")."""
+    elements = np.asarray(elements, dtype=np.int64)
+    if not isinstance(bits, Fraction):
+        return _ceil_div(elements * bits, 8)
+    num, den = bits.numerator, 8 * bits.denominator
+    if elements.size and int(np.abs(elements).max()) * num < 1 << 62:
+        return _ceil_div(elements * num, den)
+    exact = [-(-int(e) * num // den) for e in elements.ravel()]  # beyond int64: Python ints
+    return np.asarray(exact, dtype=np.int64).reshape(elements.shape)
+
+
+#: Stored bits per value of the operands the buffers hold compressed (``ifmap``,
+#: ``filter``), by name; an operand not named is held as words.
+StoredBits = Mapping[str, Fraction]
+
+
+def _operand_bits(layer: Layer, name: str, stored: StoredBits | None) -> int | Fraction:
+    """Bits one value of input operand ``name`` takes in DRAM and its buffer."""
+    if stored is not None and name in stored:
+        return stored[name]
+    return layer.activation_bits if name == "ifmap" else layer.weight_bits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,7 +254,7 @@ def _split(total: np.ndarray, parts: np.ndarray, index: np.ndarray) -> np.ndarra
 
 
 def plan_layer(layer: Layer, rows: int, cols: int, dataflow: str, fold_cycles: np.ndarray,
-               memory: MemoryConfig) -> TileProgram:
+               memory: MemoryConfig, stored: StoredBits | None = None) -> TileProgram:
     """The tile program of ``layer`` on a ``rows`` x ``cols`` array.
 
     Parameters
@@ -242,6 +264,8 @@ def plan_layer(layer: Layer, rows: int, cols: int, dataflow: str, fold_cycles: n
         :func:`simulator.hw.timing.fold_timing`. They may differ from fold to fold
         (data-dependent PEs).
     memory : the buffers, double buffering, loop order and word sizes.
+    stored : stored bits per value of the input operands held compressed (their tiles, DRAM
+        and buffer bytes scale with them; docs/memory-model.md, "Compressed operands").
 
     Raises
     ------
@@ -251,13 +275,15 @@ def plan_layer(layer: Layer, rows: int, cols: int, dataflow: str, fold_cycles: n
     """
     mapping = array_mapping(layer.gemm, dataflow)
     grid = _grid(mapping, rows, cols)
-    inputs = _inputs(layer, mapping, grid)
+    inputs = _inputs(layer, mapping, grid, stored)
     if memory.loop_order != "auto":
-        return _plan(layer, mapping, grid, fold_cycles, memory, memory.loop_order, inputs)
+        return _plan(layer, mapping, grid, fold_cycles, memory, memory.loop_order, inputs,
+                     stored)
     plans, errors = [], []
     for order in ("column_folds_outer", "row_folds_outer"):
         try:
-            plans.append(_plan(layer, mapping, grid, fold_cycles, memory, order, inputs))
+            plans.append(_plan(layer, mapping, grid, fold_cycles, memory, order, inputs,
+                               stored))
         except SimulationError as exc:
             errors.append(exc)
     if not plans:
@@ -268,9 +294,11 @@ def plan_layer(layer: Layer, rows: int, cols: int, dataflow: str, fold_cycles: n
 
 # --- the input operands' tiles, one builder per dataflow (docs/memory-model.md, "Tiles") ---
 
-def _os_inputs(layer: Layer, grid: _Grid, footprint: Footprint) -> _Inputs:
+def _os_inputs(layer: Layer, grid: _Grid, footprint: Footprint,
+               stored: StoredBits | None) -> _Inputs:
     k = layer.gemm.k
-    a_bits, w_bits = layer.activation_bits, layer.weight_bits
+    a_bits = _operand_bits(layer, "ifmap", stored)
+    w_bits = _operand_bits(layer, "filter", stored)
     r0, r_used, c0, c_used = grid.row_start, grid.row_used, grid.col_start, grid.col_used
 
     def tiles() -> np.ndarray:
@@ -302,9 +330,11 @@ def _os_inputs(layer: Layer, grid: _Grid, footprint: Footprint) -> _Inputs:
     return _Inputs(ifmap, filt)
 
 
-def _ws_inputs(layer: Layer, grid: _Grid, footprint: Footprint) -> _Inputs:
+def _ws_inputs(layer: Layer, grid: _Grid, footprint: Footprint,
+               stored: StoredBits | None) -> _Inputs:
     m, k = layer.gemm.m, layer.gemm.k
-    a_bits, w_bits = layer.activation_bits, layer.weight_bits
+    a_bits = _operand_bits(layer, "ifmap", stored)
+    w_bits = _operand_bits(layer, "filter", stored)
 
     def tiles() -> np.ndarray:
         return grid.zeros() + _bytes([footprint.elements(0, m, int(a), int(a + u))
@@ -318,9 +348,11 @@ def _ws_inputs(layer: Layer, grid: _Grid, footprint: Footprint) -> _Inputs:
     return _Inputs(ifmap, filt)
 
 
-def _is_inputs(layer: Layer, grid: _Grid, footprint: Footprint) -> _Inputs:
+def _is_inputs(layer: Layer, grid: _Grid, footprint: Footprint,
+               stored: StoredBits | None) -> _Inputs:
     m, k, n = layer.gemm.m, layer.gemm.k, layer.gemm.n
-    a_bits, w_bits = layer.activation_bits, layer.weight_bits
+    a_bits = _operand_bits(layer, "ifmap", stored)
+    w_bits = _operand_bits(layer, "filter", stored)
     r0, r_used, c0, c_used = grid.row_start, grid.row_used, grid.col_start, grid.col_used
 
     def tiles() -> np.ndarray:
@@ -336,13 +368,14 @@ def _is_inputs(layer: Layer, grid: _Grid, footprint: Footprint) -> _Inputs:
     return _Inputs(ifmap, filt)
 
 
-_INPUT_BUILDERS: dict[str, Callable[[Layer, _Grid, Footprint], _Inputs]] = {
+_INPUT_BUILDERS: dict[str, Callable[[Layer, _Grid, Footprint, StoredBits | None], _Inputs]] = {
     "os": _os_inputs, "ws": _ws_inputs, "is": _is_inputs}
 
 
-def _inputs(layer: Layer, mapping: ArrayMapping, grid: _Grid) -> _Inputs:
+def _inputs(layer: Layer, mapping: ArrayMapping, grid: _Grid,
+            stored: StoredBits | None = None) -> _Inputs:
     """The two input operands' tiles under the layer's dataflow."""
-    return _INPUT_BUILDERS[mapping.dataflow](layer, grid, Footprint(layer))
+    return _INPUT_BUILDERS[mapping.dataflow](layer, grid, Footprint(layer), stored)
 
 
 # --- the steps of one plan ---
@@ -548,8 +581,8 @@ def _units(order: _FoldOrder, chunks: np.ndarray, loads: _InputLoads, outputs: _
 
 
 def _buffer_traffic(layer: Layer, mapping: ArrayMapping, grid: _Grid, order: _FoldOrder,
-                    outputs: _Outputs, units: _Units,
-                    memory: MemoryConfig) -> tuple[PerBuffer[int], PerBuffer[int]]:
+                    outputs: _Outputs, units: _Units, memory: MemoryConfig,
+                    stored: StoredBits | None = None) -> tuple[PerBuffer[int], PerBuffer[int]]:
     """Bytes read from and written to each buffer: the array reads every operand element of
     every fold at its edge; the DRAM side writes what it loads and reads what it stores."""
     u_rows, u_cols = grid.row_used[order.row_fold], grid.col_used[order.col_fold]
@@ -561,8 +594,9 @@ def _buffer_traffic(layer: Layer, mapping: ArrayMapping, grid: _Grid, order: _Fo
     p_bits = memory.partial_sum_bits
     dram_reads = DramReads(*units.load.sum(axis=0))
     dram_writes = units.store.sum(axis=0)
-    ifmap_reads = int(_bytes(int(edge("m", "k").sum()), layer.activation_bits))
-    filter_reads = int(_bytes(int(edge("k", "n").sum()), layer.weight_bits))
+    ifmap_reads = int(_bytes(int(edge("m", "k").sum()), _operand_bits(layer, "ifmap", stored)))
+    filter_reads = int(_bytes(int(edge("k", "n").sum()),
+                              _operand_bits(layer, "filter", stored)))
     if mapping.outputs_final_per_fold:
         out_writes = int(outputs.final_tile.sum())
         out_reads = int(dram_writes.sum())
@@ -576,7 +610,8 @@ def _buffer_traffic(layer: Layer, mapping: ArrayMapping, grid: _Grid, order: _Fo
 
 
 def _plan(layer: Layer, mapping: ArrayMapping, grid: _Grid, fold_cycles: np.ndarray,
-          memory: MemoryConfig, loop_order: LoopOrder, inputs: _Inputs) -> TileProgram:
+          memory: MemoryConfig, loop_order: LoopOrder, inputs: _Inputs,
+          stored: StoredBits | None = None) -> TileProgram:
     """One loop order's tile program: the steps above, in order."""
     order = _fold_order(layer, grid, loop_order, fold_cycles)
     capacity = PerBuffer(buffer_bytes(memory.ifmap_kib), buffer_bytes(memory.filter_kib),
@@ -591,7 +626,8 @@ def _plan(layer: Layer, mapping: ArrayMapping, grid: _Grid, fold_cycles: np.ndar
     reuse["ofmap"] = outputs.reuse
     chunks = _chunk_counts(layer, order, loads, outputs, capacity)
     units = _units(order, chunks, loads, outputs, grid.row_folds, memory.double_buffering)
-    reads, writes = _buffer_traffic(layer, mapping, grid, order, outputs, units, memory)
+    reads, writes = _buffer_traffic(layer, mapping, grid, order, outputs, units, memory,
+                                    stored)
     return TileProgram(
         name=layer.name, unit_cycles=units.unit_cycles, unit_fold=units.unit_fold,
         load=units.load, load_after=units.load_after, release=units.release,

@@ -85,8 +85,8 @@ def format_run(summary: Mapping[str, Any]) -> str:
         total.append(summary["energy_pj"] / 1e6)
     rows.append(total)
     foot = [f"total: {summary['total_cycles']:,} cycles = {summary['time_us']:,.1f} us at "
-            f"{array['clock_mhz']:g} MHz; {summary['macs']:,} MACs; utilization "
-            f"{100 * summary['utilization']:.2f} %", _memory_line(summary),
+            f"{array['clock_mhz']:g} MHz{_throughput(summary)}; {summary['macs']:,} MACs; "
+            f"utilization {100 * summary['utilization']:.2f} %", _memory_line(summary),
             "roofline: max(compute cycles, DRAM bytes / bandwidth), bound: its larger term; "
             "bit-ops: HCM's MACs x (ba*bw + ba + bw + log2 K)"]
     if functional:
@@ -116,6 +116,8 @@ def format_run(summary: Mapping[str, Any]) -> str:
         foot.append(_codec_line(summary))
     if summary.get("dram"):
         foot.append(_dram_line(summary["dram"]))
+    if summary.get("compression"):
+        foot.append(_compression_line(summary))
     if summary.get("zap"):
         from simulator.reports.zap import zap_lines
 
@@ -196,6 +198,36 @@ def _dram_line(dram: Mapping[str, Any]) -> str:
 
 def _sqnr(value: float | None) -> str:
     return "exact" if value is None else f"{value:.1f}"
+
+
+def _throughput(summary: Mapping[str, Any]) -> str:
+    """Throughput beside the latency (docs/memory-model.md, "Batches"); nothing for a summary
+    saved before it was reported."""
+    rate = summary.get("inferences_per_s")
+    if rate is None:
+        return ""
+    count = summary["inferences"]
+    return (f" for {count:,} inference{'s' if count != 1 else ''} "
+            f"({rate:,.1f} inferences/s)")
+
+
+def _compression_line(summary: dict) -> str:
+    """Compressed operands' totals (docs/memory-model.md, "Compressed operands")."""
+    totals = summary["compression"]
+    parts = []
+    for operand, label in (("filter", "weights"), ("ifmap", "inputs")):
+        size = totals[operand]
+        if size is not None:
+            parts.append(f"{label} {'/'.join(size['schemes'])} "
+                         f"{size['stored_bits_per_value']:.3f} bits/value in "
+                         f"{size['layers']} layers ({size['source']} data)")
+    saved = (f"DRAM {totals['dram_compressed_bytes']:,} B of these operands' transfers vs "
+             f"{totals['dram_raw_bytes']:,} B as words: {totals['dram_bytes_saved']:,} B saved")
+    energy = totals.get("dram_energy_saved_pj")
+    if energy is not None:
+        saved += f" ({energy / 1e6:,.2f} uJ)"
+    return (f"compressed operands (docs/memory-model.md): "
+            f"{'; '.join(parts) or 'no layer input shrinks'}; {saved}")
 
 
 def _codec_line(summary: dict) -> str:

@@ -297,6 +297,13 @@ class PEModel(ABC):
         """
         return None
 
+    def stored_weights(self, layer: Layer, weights: np.ndarray) -> tuple[str, int] | None:
+        """The name of the PE's own weight format and the bits it stores for the layer's
+        weights (int64 (groups, Kd, Fg)), metadata included, when it keeps them compressed
+        in DRAM and its filter buffer (``memory.compression.weights``, docs/memory-model.md,
+        "Compressed operands"); None (the default): plain ``weight_bits`` words."""
+        return None
+
     def needs_data(self, functional: bool) -> bool:
         """Whether a run of this PE needs layer data (a shape-only workload then gets
         synthetic data): a functional run of a data-dependent PE, or any run of a PE whose

@@ -41,7 +41,8 @@ from simulator.hw.pe.schedule import steps_for, thread_schedule
 from simulator.workloads.layers import Layer
 
 __all__ = ["SparqOptions", "SparqPE", "WINDOWS", "ZERO_PARTNER_WINDOWS", "DEFAULT_OPTIONS",
-           "PRODUCT_CLASSES", "STEP_COUNTERS", "PRODUCT_STATS", "summarise", "sparq_composition"]
+           "PRODUCT_CLASSES", "STEP_COUNTERS", "PRODUCT_STATS", "summarise", "sparq_composition",
+           "stc_stored_bits"]
 
 #: (window_bits, options) -> the allowed window LSB positions p (docs/hardware-spec.md §4).
 WINDOWS: dict[tuple[int, int], tuple[int, ...]] = {
@@ -302,6 +303,13 @@ class SparqPE(PEModel):
         """The 2:4 mode runs only 2:4 structured weights: synthetic ones are drawn so."""
         return {"weight_structure": "2:4"} if self.options.pairing == "stc" else {}
 
+    def stored_weights(self, layer: Layer, weights: np.ndarray) -> tuple[str, int] | None:
+        """2:4 mode: :func:`stc_stored_bits` (docs/hardware-spec.md §7); None otherwise or for
+        a matmul (its right operand is an activation, stored as words)."""
+        if self.options.pairing != "stc" or layer.op == "matmul":
+            return None
+        return "stc", stc_stored_bits(weights, layer.weight_bits)
+
     accumulates_in_steps = True
 
     def accumulation_feed(self, layer: Layer, a: np.ndarray) -> AccumulationFeed:
@@ -355,3 +363,30 @@ class SparqPE(PEModel):
         outputs, joint = run_kernel(layer, "SPARQ", stc_gemm, a, *tables, code, w0, w1,
                                     n_classes=len(PRODUCT_CLASSES))
         return outputs, joint
+
+
+def stc_stored_bits(weights: np.ndarray, weight_bits: int) -> int:
+    """Bits of 2:4 weights as stored (docs/hardware-spec.md §7): every group of four K
+    elements of a filter (a short last group padded with zeros) keeps two slots, each a
+    ``weight_bits`` value and its 2-bit index in the group, ``2 * (weight_bits + 2)`` bits.
+
+    Parameters
+    ----------
+    weights : int (groups, Kd, Fg) the layer's GEMM weights.
+
+    Raises
+    ------
+    ValueError
+        When a group holds more than two non-zero weights (the format cannot store it).
+    """
+    w = np.asarray(weights)
+    groups, kd, filters = w.shape
+    quads = -(-kd // 4)
+    nonzero = np.zeros((groups, quads * 4, filters), dtype=np.int8)
+    nonzero[:, :kd] = w != 0
+    counts = nonzero.reshape(groups, quads, 4, filters).sum(axis=2)
+    if counts.size and int(counts.max()) > 2:
+        g, q, f = np.unravel_index(int(np.argmax(counts)), counts.shape)
+        raise ValueError(f"2:4 weights hold at most two non-zero weights per group of four; "
+                         f"group {q} of filter {f} (GEMM group {g}) holds {int(counts.max())}")
+    return groups * quads * filters * 2 * (weight_bits + 2)

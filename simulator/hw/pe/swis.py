@@ -40,7 +40,7 @@ from simulator.workloads.layers import Layer
 
 __all__ = ["SWISOptions", "SWISPE", "Decomposition", "COUNTERS", "STATS", "position_sets",
            "decompose", "cached_decompose", "clear_decomposition_cache", "schedule_filters",
-           "fold_envelope", "POSITION_BITS", "DEFAULT_SHIFTS"]
+           "fold_envelope", "stored_bits", "POSITION_BITS", "DEFAULT_SHIFTS"]
 
 COUNTERS = ("idle", "zero", "active")
 STATS = ("shifts", "active_lanes", "metadata_reads", "storage_bits", "weights",
@@ -173,6 +173,25 @@ class Decomposition:
     def storage_bits(self) -> int:
         """Stored bits: per group ``size * (N + 1) + 3 * N`` (masks, signs, positions)."""
         return int((self.sizes[:, None] * (self.shifts + 1) + POSITION_BITS * self.shifts).sum())
+
+
+def stored_bits(shifts: np.ndarray, sizes: np.ndarray, max_shifts: int | None) -> int:
+    """Bits of SWIS weights as stored (docs/hardware-spec.md §5, "Storage"): per group of
+    ``size`` weights with N positions, ``size * (N + 1) + 3 * N`` (masks, signs, positions);
+    with variable N (``max_shifts`` given) also a count field of ``ceil(log2 max_shifts)``
+    bits per group (N - 1), so a reader knows where the group's positions end.
+
+    Parameters
+    ----------
+    shifts : int64 (Q, F) N of each group.
+    sizes : int64 (Q,) weights in each group (G; the last one possibly fewer).
+    """
+    shifts = np.asarray(shifts, dtype=np.int64)
+    sizes = np.asarray(sizes, dtype=np.int64)
+    bits = int((sizes[:, None] * (shifts + 1) + POSITION_BITS * shifts).sum())
+    if max_shifts is not None:
+        bits += shifts.size * (max_shifts - 1).bit_length()
+    return bits
 
 
 @functools.cache
@@ -508,6 +527,17 @@ class SWISPE(PEModel):
         if not self.options.schedule:
             return np.arange(decomposition.shifts.shape[1], dtype=np.int64)
         return _cached_schedule(decomposition, self.array.cols)
+
+    def stored_weights(self, layer: Layer, weights: np.ndarray) -> tuple[str, int] | None:
+        """The SWIS form of every GEMM group (docs/hardware-spec.md §5, "Storage"):
+        :func:`stored_bits` of its decomposition; None for a dynamic right operand (a
+        matmul's, decomposed at the array edge or run bit-serially: stored as words)."""
+        if layer.op == "matmul":
+            return None
+        variable = self.options.mode != "fixed"
+        return "swis", sum(stored_bits(dec.shifts, dec.sizes,
+                                       self.options.most_shifts if variable else None)
+                           for dec in (self.decomposition(b) for b in weights))
 
     def column_fold_steps(self, layer: Layer, weights: np.ndarray) -> FoldSteps:
         cols = self.array.cols
