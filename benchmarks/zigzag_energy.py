@@ -119,18 +119,20 @@ def workload_layer(layer: Any, index: int) -> dict[str, Any]:
 
 
 def spatial_unrolling(loops: dict[str, int], rows: int, cols: int) -> dict[str, list]:
-    """Output-stationary, as sasim maps M x N: output pixels on the array's rows (D1, a mix
-    of OX and OY whose product fills at most ``rows``, each dividing its loop so that no
-    pixel tile is partial), output channels on its columns (D2: K, the largest divisor of K
-    up to ``cols``)."""
-    best = (0, 1, 1)
-    for ox in range(1, min(rows, loops["OX"]) + 1):
-        for oy in range(1, min(rows // ox, loops["OY"]) + 1):
-            if loops["OX"] % ox == 0 and loops["OY"] % oy == 0 and ox * oy >= best[0]:
-                best = (ox * oy, ox, oy)
-    k = max(d for d in range(1, min(cols, loops["K"]) + 1) if loops["K"] % d == 0)
-    d1 = [f"OX, {best[1]}"] + ([f"OY, {best[2]}"] if best[2] > 1 else [])
-    return {"D1": d1, "D2": [f"K, {k}"]}
+    """Output-stationary, as sasim maps M x N: output pixels on the array's rows (D1, an
+    OX x OY patch of at most ``rows`` pixels), output channels on its columns (D2: K, up to
+    ``cols``). The patch is the one with the fewest pixel tiles (ZigZag's uneven mapping pads
+    the last), then the least padding, then the widest OX: as close as a rectangular patch
+    comes to sasim's row folds of ``rows`` consecutive pixels (7 x 7: 7 x 2, 4 tiles, as
+    sasim's 4 row folds of 16)."""
+    def key(ox: int, oy: int) -> tuple[int, int, int]:
+        tiles = math.ceil(loops["OX"] / ox) * math.ceil(loops["OY"] / oy)
+        return tiles, tiles * ox * oy, -ox
+
+    ox, oy = min(((a, b) for a in range(1, min(rows, loops["OX"]) + 1)
+                  for b in range(1, min(rows // a, loops["OY"]) + 1)), key=lambda p: key(*p))
+    d1 = [f"OX, {ox}"] + ([f"OY, {oy}"] if oy > 1 else [])
+    return {"D1": d1, "D2": [f"K, {min(cols, loops['K'])}"]}
 
 
 def mapping(workload_layers: list[dict[str, Any]], rows: int, cols: int) -> list[dict[str, Any]]:
@@ -435,13 +437,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--opt", default="energy", choices=("energy", "latency", "EDP"),
                         help="what ZigZag's mapping search minimises (default energy)")
     parser.add_argument("--layers", type=int, default=None, help="only the first N layers")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="a further override of sasim's arch, e.g. memory.loop_order=auto "
+                             "(repeatable; ZigZag's inputs are built from the same arch)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="write ZigZag's inputs and result here (default: a temporary folder)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --keep: reuse the result.json there if its inputs are "
+                             "exactly the ones built now (no ZigZag run)")
     args = parser.parse_args(argv)
 
     from simulator import api
 
-    arch = api.load_arch(ARCH, arch_overrides())
+    arch = api.load_arch(ARCH, [*arch_overrides(), *args.overrides])
     workload = api.load_workload(WORKLOAD)
     if args.layers:
         import dataclasses
@@ -449,10 +458,15 @@ def main(argv: list[str] | None = None) -> int:
         workload = dataclasses.replace(workload, layers=workload.layers[:args.layers])
     tech = api.load_tech_table(arch.energy.tech)
     inputs = build_inputs(arch, workload, tech)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = args.keep or Path(tmp)
-        write_inputs(inputs, folder)
-        zz = run_zigzag(args.zigzag_python, folder, args.lpf_limit, args.opt)
+    if args.reuse:
+        if args.keep is None:
+            parser.error("--reuse needs --keep DIR")
+        zz = reuse_zigzag(inputs, args.keep, args.lpf_limit, args.opt)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = args.keep or Path(tmp)
+            write_inputs(inputs, folder)
+            zz = run_zigzag(args.zigzag_python, folder, args.lpf_limit, args.opt)
     e = inputs["energies"]
     ours = sasim_layers(arch, workload, tech, e)
     theirs = [zigzag_components(layer) for layer in zz["layers"]]
@@ -464,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
           f"ifmap/filter/ofmap {BUFFER_KIB}/{BUFFER_KIB}/{BUFFER_KIB} KiB; tech {tech.name}: "
           f"MAC {e['mac_pj']:.3f} pJ, register {e['register_bit_pj']} pJ/bit, buffer "
           f"{e['ifmap_read_pj_per_byte']:.3f}/{e['ifmap_write_pj_per_byte']:.3f} pJ per byte "
-          f"read/written, DRAM {e['dram_pj_per_byte']:.0f} pJ/byte")
+          f"read/written, DRAM {e['dram_pj_per_byte']:.0f} pJ/byte"
+          + (f"; sasim --set {' '.join(args.overrides)}" if args.overrides else ""))
     print(f"ZigZag {ZIGZAG_VERSION}: LOMA, opt={args.opt}, lpf_limit={args.lpf_limit}, "
           f"{zz['seconds']:.0f} s\n")
     print("Energy per layer, uJ (s = sasim, z = ZigZag; ratio = sasim/ZigZag without leakage)")
@@ -478,6 +493,24 @@ def main(argv: list[str] | None = None) -> int:
 
 #: The ZigZag release the comparison was made with (Makefile: bench-zigzag pins it).
 ZIGZAG_VERSION = "zigzag-dse 3.9.1"
+
+
+def reuse_zigzag(inputs: dict[str, Any], folder: Path, lpf_limit: int, opt: str) -> dict:
+    """The result.json in ``folder`` if it was made from exactly ``inputs`` with the same
+    search settings; else stop with the reason."""
+    import yaml
+
+    result = folder / "result.json"
+    if not result.is_file():
+        raise SystemExit(f"{result}: no ZigZag result to reuse (run without --reuse)")
+    for key in ("workload", "accelerator", "mapping"):
+        path = folder / f"{key}.yaml"
+        if not path.is_file() or yaml.safe_load(path.read_text(encoding="utf-8")) != inputs[key]:
+            raise SystemExit(f"{path}: not the inputs built now (run without --reuse)")
+    zz = json.loads(result.read_text(encoding="utf-8"))
+    if (zz["lpf_limit"], zz["opt"]) != (lpf_limit, opt):
+        raise SystemExit(f"{result}: made with lpf_limit {zz['lpf_limit']}, opt {zz['opt']}")
+    return zz
 
 
 if __name__ == "__main__" and "--zigzag-side" in sys.argv:

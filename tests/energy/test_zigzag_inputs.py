@@ -75,28 +75,31 @@ def test_every_layer_loops_over_sasims_shape(setup):
     assert fc["loop_sizes"] == [1, 1000, 512, 1, 1, 1, 1]
 
 
-def _best_pixels(ox: int, oy: int, rows: int) -> int:
-    """Naively: the most output pixels a rows-high column holds with OX, OY tiles that
-    divide their loops."""
-    return max(a * b for a in range(1, ox + 1) for b in range(1, oy + 1)
-               if ox % a == 0 and oy % b == 0 and a * b <= rows)
+def _fewest_tiles(ox: int, oy: int, rows: int) -> int:
+    """Naively: the fewest OX x OY patches of at most ``rows`` pixels covering the layer."""
+    return min(-(-ox // a) * -(-oy // b) for a in range(1, ox + 1) for b in range(1, oy + 1)
+               if a * b <= rows)
 
 
-def test_the_spatial_mapping_is_output_stationary_and_fills_what_divides(setup):
-    arch, _, _, inputs = setup
+def test_the_spatial_mapping_is_output_stationary_with_the_fewest_pixel_tiles(setup):
+    arch, workload, _, inputs = setup
     rows, cols = arch.array.rows, arch.array.cols
     by_name = {m["name"]: m["spatial_mapping"] for m in inputs["mapping"]}
-    for entry in inputs["workload"]:
+    for layer, entry in zip(workload.layers, inputs["workload"]):
         loops = dict(zip(entry["loop_dims"], entry["loop_sizes"]))
         sm = by_name[entry["name"]]
         d1 = dict((d, int(n)) for d, n in (s.split(", ") for s in sm["D1"]))
         (k_dim, k), = (s.split(", ") for s in sm["D2"])
-        assert set(d1) <= {"OX", "OY"} and k_dim == "K"
-        assert math.prod(d1.values()) == _best_pixels(loops["OX"], loops["OY"], rows)
-        assert all(loops[d] % n == 0 for d, n in d1.items())
-        assert loops["K"] % int(k) == 0 and int(k) <= cols
+        assert set(d1) <= {"OX", "OY"} and k_dim == "K" and int(k) == min(cols, loops["K"])
+        assert math.prod(d1.values()) <= rows
+        tiles = -(-loops["OX"] // d1["OX"]) * -(-loops["OY"] // d1.get("OY", 1))
+        assert tiles == _fewest_tiles(loops["OX"], loops["OY"], rows), entry["name"]
+        assert tiles >= -(-layer.gemm.m // rows)  # never fewer than sasim's row folds
     assert by_name["conv1"] == {"D1": ["OX, 16"], "D2": ["K, 16"]}
-    assert by_name["fc"]["D2"] == ["K, 10"]  # the largest divisor of 1000 up to 16
+    assert by_name["layer1.0.conv1"]["D1"] == ["OX, 8", "OY, 2"]
+    assert by_name["layer2.0.conv2"]["D1"] == ["OX, 4", "OY, 4"]
+    assert by_name["layer4.0.conv2"]["D1"] == ["OX, 7", "OY, 2"]  # 4 tiles, as sasim's folds
+    assert by_name["fc"] == {"D1": ["OX, 1"], "D2": ["K, 16"]}
 
 
 def test_every_energy_is_the_raw_tables(setup, repo):
@@ -176,3 +179,46 @@ def test_sasims_side_adds_up_to_its_own_energy(setup, zz):
     assert sum(row[c] for c in zz.COMPONENTS) + row["leakage"] == pytest.approx(run.energy_pj)
     assert row["dram_filter_bytes"] == run.dram_filter_read_bytes == 512 * 1000
     assert row["dram_filter"] == pytest.approx(512 * 1000 * 160.0)
+
+
+def _stored_inputs_are_current(zz, inputs) -> None:
+    folder = REPO / "tests" / "data" / "zigzag"
+    for key in ("workload", "accelerator", "mapping"):
+        stored = yaml.safe_load((folder / f"{key}.yaml").read_text(encoding="utf-8"))
+        assert stored == inputs[key], (
+            f"tests/data/zigzag/{key}.yaml is not what the builder makes now: rerun ZigZag "
+            "(tests/data/zigzag/README.md)")
+
+
+def test_the_docs_tables_are_what_the_script_prints_from_the_stored_result(setup, zz, capsys):
+    """docs/validation.md, "Energy against ZigZag": the tables come from ZigZag's stored
+    result (tests/data/zigzag) and a sasim run made now."""
+    *_, inputs = setup
+    _stored_inputs_are_current(zz, inputs)
+    folder = REPO / "tests" / "data" / "zigzag"
+    assert zz.main(["--keep", str(folder), "--reuse"]) == 0
+    printed = capsys.readouterr().out
+    doc = (REPO / "docs" / "validation.md").read_text(encoding="utf-8")
+    tables = printed.split("\n\n")
+    assert len(tables) == 4
+    for table in tables:
+        assert table.strip() in doc, "rerun benchmarks/zigzag_energy.py --keep " \
+            "tests/data/zigzag --reuse and paste its output into docs/validation.md:\n" + printed
+    assert zz.main(["--keep", str(folder), "--reuse", "--set", "memory.loop_order=auto"]) == 0
+    auto = capsys.readouterr().out
+    ifmap = re.search(r"^dram ifmap +([\d,.]+) +([\d,.]+)", auto, re.M).groups()
+    ratio = re.search(r"^total without leakage +\S+ +\S+ +(\S+)", auto, re.M).group(1)
+    s_uj, z_uj = (f"{float(x.replace(',', '')):,.0f}" for x in ifmap)
+    prose = " ".join(doc.split())
+    assert f"(sasim {s_uj} µJ of ifmap DRAM against ZigZag's {z_uj}, total {ratio}× " in prose
+
+
+def test_reuse_refuses_a_result_made_from_other_inputs(setup, zz, tmp_path):
+    *_, inputs = setup
+    zz.write_inputs(inputs, tmp_path)
+    (tmp_path / "result.json").write_text('{"lpf_limit": 6, "opt": "energy"}')
+    other = {**inputs, "mapping": inputs["mapping"][:-1]}
+    with pytest.raises(SystemExit, match="mapping.yaml: not the inputs built now"):
+        zz.reuse_zigzag(other, tmp_path, 6, "energy")
+    with pytest.raises(SystemExit, match="made with lpf_limit 6, opt energy"):
+        zz.reuse_zigzag(inputs, tmp_path, 4, "energy")
