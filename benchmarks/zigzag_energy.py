@@ -43,6 +43,10 @@ DRAM_PORT_BITS = 1024
 MIN_PORT_BITS = 8
 
 
+class ComparisonError(Exception):
+    """A reason the comparison cannot be made, reported as one line (exit status 2)."""
+
+
 def arch_overrides(kib: int = BUFFER_KIB) -> list[str]:
     """The ``--set`` overrides giving sasim's arch the comparison's buffer sizes."""
     return [f"memory.{name}_kib={kib}" for name in BUFFERS]
@@ -292,9 +296,14 @@ def run_zigzag(python: str, folder: Path, lpf_limit: int, opt: str) -> dict[str,
     """Run this script's ZigZag side with ``python`` (ZigZag's environment)."""
     cmd = [python, __file__, "--zigzag-side", str(folder), "--lpf-limit", str(lpf_limit),
            "--opt", opt]
+    if not Path(python).is_file():
+        raise ComparisonError(f"--zigzag-python {python}: no such interpreter (`make "
+                              "bench-zigzag` creates .venv-zigzag with zigzag-dse==3.9.1)")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"ZigZag failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
+        last = [line for line in proc.stderr.splitlines() if line.strip()] or ["no message"]
+        raise ComparisonError(f"ZigZag ({python}) failed with exit status {proc.returncode}: "
+                              f"{last[-1].strip()}")
     return json.loads((folder / "result.json").read_text(encoding="utf-8"))
 
 
@@ -447,7 +456,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --keep: reuse the result.json there if its inputs are "
                              "exactly the ones built now (no ZigZag run)")
     args = parser.parse_args(argv)
+    if args.reuse and args.keep is None:
+        parser.error("--reuse needs --keep DIR")
 
+    from simulator.errors import SasimError, one_line
+
+    try:
+        return compare(args)
+    except (ComparisonError, ValueError, SasimError, OSError) as exc:
+        print(f"zigzag_energy: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Build ZigZag's inputs, run (or reuse) ZigZag, run sasim, print the tables."""
     from simulator import api
 
     arch = api.load_arch(ARCH, [*arch_overrides(), *args.overrides])
@@ -459,8 +481,6 @@ def main(argv: list[str] | None = None) -> int:
     tech = api.load_tech_table(arch.energy.tech)
     inputs = build_inputs(arch, workload, tech)
     if args.reuse:
-        if args.keep is None:
-            parser.error("--reuse needs --keep DIR")
         zz = reuse_zigzag(inputs, args.keep, args.lpf_limit, args.opt)
     else:
         with tempfile.TemporaryDirectory() as tmp:
@@ -471,9 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     ours = sasim_layers(arch, workload, tech, e)
     theirs = [zigzag_components(layer) for layer in zz["layers"]]
     if [r["name"] for r in ours] != [r["name"] for r in theirs]:
-        raise SystemExit("ZigZag's layers are not sasim's")
+        raise ComparisonError("ZigZag's layers are not sasim's")
     if any(s["macs"] != z["macs"] for s, z in zip(ours, theirs)):
-        raise SystemExit("ZigZag's MACs differ from sasim's")
+        raise ComparisonError("ZigZag's MACs differ from sasim's")
     print(f"{ARCH} ({arch.array.rows}x{arch.array.cols} OS, dense 8b) on {WORKLOAD}; buffers "
           f"ifmap/filter/ofmap {BUFFER_KIB}/{BUFFER_KIB}/{BUFFER_KIB} KiB; tech {tech.name}: "
           f"MAC {e['mac_pj']:.3f} pJ, register {e['register_bit_pj']} pJ/bit, buffer "
@@ -502,14 +522,14 @@ def reuse_zigzag(inputs: dict[str, Any], folder: Path, lpf_limit: int, opt: str)
 
     result = folder / "result.json"
     if not result.is_file():
-        raise SystemExit(f"{result}: no ZigZag result to reuse (run without --reuse)")
+        raise ComparisonError(f"{result}: no ZigZag result to reuse (run without --reuse)")
     for key in ("workload", "accelerator", "mapping"):
         path = folder / f"{key}.yaml"
         if not path.is_file() or yaml.safe_load(path.read_text(encoding="utf-8")) != inputs[key]:
-            raise SystemExit(f"{path}: not the inputs built now (run without --reuse)")
+            raise ComparisonError(f"{path}: not the inputs built now (run without --reuse)")
     zz = json.loads(result.read_text(encoding="utf-8"))
     if (zz["lpf_limit"], zz["opt"]) != (lpf_limit, opt):
-        raise SystemExit(f"{result}: made with lpf_limit {zz['lpf_limit']}, opt {zz['opt']}")
+        raise ComparisonError(f"{result}: made with lpf_limit {zz['lpf_limit']}, opt {zz['opt']}")
     return zz
 
 

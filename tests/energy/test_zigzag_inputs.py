@@ -218,7 +218,18 @@ def test_reuse_refuses_a_result_made_from_other_inputs(setup, zz, tmp_path):
     zz.write_inputs(inputs, tmp_path)
     (tmp_path / "result.json").write_text('{"lpf_limit": 6, "opt": "energy"}')
     other = {**inputs, "mapping": inputs["mapping"][:-1]}
-    with pytest.raises(SystemExit, match="mapping.yaml: not the inputs built now"):
+    with pytest.raises(zz.ComparisonError, match="mapping.yaml: not the inputs built now"):
         zz.reuse_zigzag(other, tmp_path, 6, "energy")
-    with pytest.raises(SystemExit, match="made with lpf_limit 6, opt energy"):
+    with pytest.raises(zz.ComparisonError, match="made with lpf_limit 6, opt energy"):
         zz.reuse_zigzag(inputs, tmp_path, 4, "energy")
+
+
+def test_bad_input_is_one_line_and_status_2(zz, tmp_path, capsys):
+    assert zz.main(["--zigzag-python", str(tmp_path / "none"), "--layers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no such interpreter" in err and "Traceback" not in err
+    assert zz.main(["--keep", str(tmp_path), "--reuse"]) == 2
+    assert "no ZigZag result to reuse" in capsys.readouterr().err
+    assert zz.main(["--set", "memory.no_such_key=1", "--keep", str(tmp_path), "--reuse"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no_such_key" in err
