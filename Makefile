@@ -6,7 +6,7 @@ SASIM  := $(VENV)/bin/sasim
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
 export MPLBACKEND := Agg
 
-.PHONY: run test wheel bench docs clean
+.PHONY: run test wheel bench bench-zigzag docs clean
 
 $(VENV)/.base-installed: pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ test: $(VENV)/.dev-installed  ## the whole test suite (tests/test_wheel.py build
 
 bench: $(VENV)/.dev-installed  ## the benchmarks (slow; they print figures, they do not assert)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# ZigZag lives in its own environment (its onnx, sympy, networkx, seaborn stay out of sasim's);
+# zigzag-dse 3.9.1 imports `six` without declaring it, so it is pinned beside it.
+ZIGZAG_VENV ?= .venv-zigzag
+
+$(ZIGZAG_VENV)/.installed:
+	@test -x $(ZIGZAG_VENV)/bin/python || $(PYTHON) -m venv $(ZIGZAG_VENV)
+	$(ZIGZAG_VENV)/bin/python -m pip install --quiet zigzag-dse==3.9.1 six==1.17.0
+	@touch $@
+
+bench-zigzag: $(VENV)/.base-installed $(ZIGZAG_VENV)/.installed  ## sasim against ZigZag: ResNet-18 energy by component (docs/validation.md)
+	$(PY) benchmarks/zigzag_energy.py --zigzag-python $(ZIGZAG_VENV)/bin/python
 
 docs: $(VENV)/.base-installed  ## regenerate the generated parts of docs/
 	$(PY) -m simulator.docgen

@@ -23,7 +23,7 @@ def test_derived_tech_tables_are_current(repo):
 # The hardware rules live in docs/hardware-spec.md; nothing may point outside the repository.
 # The strings are assembled so that this file does not contain them itself.
 _FORBIDDEN = ("MODELS" + ".md", ".." + "/shared", "/work" + "/shared")
-_SKIP_DIRS = {".git", ".venv", ".hypothesis", ".numba_cache", ".pytest_cache", "__pycache__",
+_SKIP_DIRS = {".git", ".venv", ".venv-zigzag", ".hypothesis", ".numba_cache", ".pytest_cache", "__pycache__",
               "build", "dist", "out", "runs"}
 #: "hardware-spec.md §3", "hardware-spec.md §5-6", "[hardware-spec.md §1](hardware-spec.md#..)".
 _SPEC_CITATION = re.compile(
