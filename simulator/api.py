@@ -37,6 +37,7 @@ from simulator.memory import (Dram, LayerSchedule, StartedLayer, TileProgram, hc
                               hcm_bits_moved, hcm_cycles, plan_layer, plan_vector_layer,
                               roofline, run_layer, start_layer)
 from simulator.operands import BUFFERS, PerBuffer
+from simulator.records import record
 from simulator.results import (ErrorMetrics, FunctionalResult, LayerResult, LayerTimeline,
                                RunResult, error_metrics)
 from simulator.shipped import ARCH_DIR, TECH_DIR, WORKLOAD_DIR, shipped_archs, shipped_workloads
@@ -295,7 +296,7 @@ def _roofline_bandwidth(arch: ArchConfig) -> float | None:
     return dram_spec(memory.dram).peak_bytes_per_s / (arch.array.clock_mhz * 1e6)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Checks:
     """The analytic cross-checks of one layer (docs/memory-model.md): the roofline and the
     HCM cost estimate."""
@@ -582,7 +583,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
                      area=area, timeline=tuple(schedules) if timeline else None)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Pending:
     """A vector layer running beside the next array layer (``vector.overlap``)."""
 

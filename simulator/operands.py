@@ -9,9 +9,10 @@ They are plain tuples too: ``peak == (20, 40, 8)`` and unpacking still work.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Generic, NamedTuple, TypeVar
+
+from simulator.records import record
 
 __all__ = ["BUFFERS", "PerBuffer", "DramReads", "DramWrites", "StoredSize"]
 
@@ -45,7 +46,7 @@ class DramWrites(NamedTuple, Generic[T]):
 BUFFERS: tuple[str, ...] = PerBuffer._fields
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class StoredSize:
     """How one operand tensor of one layer is stored in DRAM: the one interface every
     compression scheme answers through (docs/memory-model.md, "Compressed operands").

@@ -20,13 +20,14 @@ from simulator.config.arch import ArchConfig
 from simulator.config.schema import dump
 from simulator.energy.model import AreaReport, run_energy
 from simulator.operands import DramReads, DramWrites, PerBuffer
+from simulator.records import record
 from simulator.workloads.layers import Workload
 
 __all__ = ["ErrorMetrics", "FunctionalResult", "LayerResult", "LayerTimeline", "RunResult",
            "error_metrics"]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class LayerResult:
     """Everything the simulator reports for one layer (cycles are integers).
 
@@ -151,7 +152,7 @@ class LayerResult:
         return PerBuffer(self.peak_ifmap_bytes, self.peak_filter_bytes, self.peak_ofmap_bytes)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ErrorMetrics:
     """Numeric error of the simulated outputs against the exact GEMM."""
 
@@ -172,7 +173,7 @@ def error_metrics(approx: np.ndarray, exact: np.ndarray) -> ErrorMetrics:
                         signal)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class FunctionalResult:
     """What a PE's functional model gave for one layer (the functional fields of
     :class:`LayerResult`).
@@ -192,7 +193,7 @@ class FunctionalResult:
     output_matches_trace: bool | None
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class LayerTimeline:
     """One layer's schedule for the timeline: cycles from the run's start (plain arrays).
 
@@ -215,7 +216,7 @@ class LayerTimeline:
     store_bytes: np.ndarray
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class RunResult:
     """The result of simulating one workload on one arch.
 

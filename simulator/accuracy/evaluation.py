@@ -23,6 +23,7 @@ from simulator.config.schema import dump
 from simulator.errors import SasimError, SimulationError
 from simulator.export import QuantizedModel, quantize
 from simulator.hw.pe import PEModel, get_pe_model
+from simulator.records import record
 
 __all__ = ["Baseline", "arch_pe", "Scores", "accuracy_for", "clear_accuracy_cache", "evaluate_accuracy",
            "layer_sensitivity", "per_layer_override", "prepare", "score",
@@ -35,7 +36,7 @@ TOP5_MIN_CLASSES = 20
 BATCH_SIZE = 128
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Scores:
     """Accuracy of one model on the evaluation set (fractions, not percent).
 
@@ -104,7 +105,7 @@ def _logits(model: nn.Module, x: torch.Tensor, batch_size: int, what: str) -> to
     return torch.cat(out)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Baseline:
     """A model set up for accuracy runs: its quantised model and float/INT8 scores.
 

@@ -10,12 +10,12 @@ with a float array ``x`` (the model's inputs, N first) and integer labels ``y`` 
 
 from __future__ import annotations
 
-import dataclasses
 
 from torch import nn
 
 from simulator.errors import SasimError
 from simulator.export import CalibrationOptions, Dataset, load_dataset, load_factory
+from simulator.records import record
 
 __all__ = ["DIGITS", "ModelSetup", "load_setup"]
 
@@ -23,7 +23,7 @@ __all__ = ["DIGITS", "ModelSetup", "load_setup"]
 DIGITS = "digits"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ModelSetup:
     """A float model and the data an accuracy run needs.
 

@@ -34,6 +34,7 @@ from simulator.export.ptq import evaluate
 from simulator.export.transformer import QuantizedTransformer, quantize_transformer
 from simulator.hw.gemm import run_groups
 from simulator.hw.pe import PEModel
+from simulator.records import record
 
 __all__ = ["TRANSFORMERS", "TransformerBaseline", "prepare_transformer",
            "evaluate_transformer", "hardware_gemm", "layer_sqnr"]
@@ -42,7 +43,7 @@ __all__ = ["TRANSFORMERS", "TransformerBaseline", "prepare_transformer",
 TRANSFORMERS = {"digits_vit": "top1", "char_gpt": "perplexity"}
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class TransformerBaseline:
     """A shipped transformer set up for accuracy runs.
 

@@ -11,6 +11,7 @@ import dataclasses
 from typing import Literal
 
 from simulator.config.schema import in_range, option
+from simulator.records import record
 
 __all__ = ["AccumulatorConfig", "MAX_FLOAT_BITS", "chunk_bias_offset"]
 
@@ -27,7 +28,7 @@ def chunk_bias_offset(chunk: int) -> int:
     return (chunk.bit_length() - 1 + 1) // 2
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class AccumulatorConfig:
     """``pe.accumulator``: the number format of each PE's running sum (docs/accumulators.md).
 

@@ -17,6 +17,7 @@ from simulator.config.schema import (MAX_EXACT_INT, build, did_you_mean, in_rang
                                      positive)
 from simulator.config.zap import ZapConfig
 from simulator.errors import ConfigError, shorten
+from simulator.records import record
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -52,7 +53,7 @@ def _supported_version(value: int) -> str | None:
     return None if value == SCHEMA_VERSION else f"schema_version {SCHEMA_VERSION}"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ArrayConfig:
     """The systolic array: its shape, dataflow and clock."""
 
@@ -66,7 +67,7 @@ class ArrayConfig:
                               check=in_range(1e-6, 1e6))
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class TimingConfig:
     """How cycles are counted."""
 
@@ -80,7 +81,7 @@ class TimingConfig:
 LoopOrder = Literal["column_folds_outer", "row_folds_outer", "auto"]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ActivationCodecConfig:
     """Feature-map transform coding of the activations between layers and DRAM
     (docs/transform-coding.md): per-layer PCA, a b-bit uniform quantiser, a static Huffman
@@ -123,7 +124,7 @@ class ActivationCodecConfig:
                                       "bursts.", check=in_range(1, 1 << 16))
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class CompressionConfig:
     """Compressed operands in DRAM and the buffers (docs/memory-model.md, "Compressed
     operands"). Off by default."""
@@ -146,7 +147,7 @@ class CompressionConfig:
                               check=in_range(1, 1 << 16))
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class MemoryConfig:
     """On-chip buffers and the DRAM channel (docs/memory-model.md).
 
@@ -250,7 +251,7 @@ INTEGER_RECIPES: dict[str, dict[str, float]] = {
 }
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class VectorPrimitives:
     """Cycles one lane takes per primitive, in vector-unit cycles (docs/transformers.md)."""
 
@@ -280,7 +281,7 @@ def _recipe_problem(value: Mapping[str, Mapping[str, float]]) -> str | None:
     return None
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class VectorConfig:
     """The vector unit beside the array: softmax, norms, activations, residual adds, pooling
     (docs/transformers.md)."""
@@ -315,7 +316,7 @@ class VectorConfig:
         return dict(DEFAULT_RECIPES[op])
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class EnergyConfig:
     """How energy and area are priced (docs/energy-model.md)."""
 
@@ -324,7 +325,7 @@ class EnergyConfig:
                                            "table.")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class PEOptions:
     """Base class of every PE type's options; each PE module subclasses it."""
 
@@ -340,7 +341,7 @@ class PEOptions:
                                   "layer name (docs/accumulators.md).")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ArchConfig:
     """A whole accelerator configuration (one arch YAML file)."""
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from simulator.config.files import read_yaml_mapping
 from simulator.config.schema import build, did_you_mean, in_range, option
 from simulator.errors import ConfigError, shorten
+from simulator.records import record
 
 __all__ = ["DramConfig", "DramSpec", "PRESET_FILE", "IDEAL", "preset_names", "dram_spec"]
 
@@ -31,7 +32,7 @@ _CYCLES = in_range(0, 1 << 24)
 _CURRENT = in_range(0, 1e5)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class DramConfig:
     """``memory.dram`` as a mapping: a preset and overrides of its values (null: the
     preset's). Timings are in DRAM clock cycles (tCK), currents in mA per device."""
@@ -114,7 +115,7 @@ _CONTROLLER = {"mapping": "row_bank_col", "page_policy": "open", "scheduler": "f
                "queue_depth": 32}
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class DramSpec:
     """A resolved DRAM device and controller: every value of :class:`DramConfig` set."""
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, get_args, get_origin
 
 from simulator.errors import ConfigError, shorten
+from simulator.records import record
 
 __all__ = [
     "option",
@@ -239,7 +240,7 @@ def dump(obj: Any) -> Any:
     return obj
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class FieldDoc:
     """One documented key of a schema, for the generated config reference."""
 

@@ -3,11 +3,11 @@ docs/hardware-spec.md §9)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Literal
 
 from simulator.config.schema import in_range, option
+from simulator.records import record
 
 __all__ = ["ZapConfig", "ZapLayer", "PER_LAYER"]
 
@@ -21,7 +21,7 @@ def _threshold_problem(value: float | str) -> str | None:
     return None if 0 <= value <= 1e6 else "a number from 0 to 1,000,000 or 'per_layer'"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ZapLayer:
     """One layer's ZAP override (``zap.layers.<name>``)."""
 
@@ -32,7 +32,7 @@ class ZapLayer:
                                      check=in_range(0, 1e6))
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ZapConfig:
     """Zero-valued activation prediction on conv layers followed by ReLU (docs/zap.md)."""
 

@@ -12,11 +12,11 @@ length into a symbol index and looks the symbol up. Plain numbers in and out, li
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 
 from simulator.energy.model import AreaReport
 from simulator.energy.tech import TechTable
+from simulator.records import record
 
 __all__ = ["CODEC_CLASS", "LENGTH_BITS", "SIDE_UNIT_REGISTER_BITS", "CoderLane",
            "max_code_bits", "coder_lane", "codec_area_um2", "with_codec_area",
@@ -37,7 +37,7 @@ def max_code_bits(bits: int) -> int:
     return max(1, min(32, (1 << bits) - 1))
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class CoderLane:
     """One lane's encoder and decoder: component actions per symbol, table bytes read per
     symbol and the table sizes (KiB), register bits clocked every cycle, and the register

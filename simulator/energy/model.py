@@ -28,6 +28,7 @@ from typing import Any
 
 from simulator.energy.tech import COMPONENT_CLASSES, VECTOR_CLASS, TechTable
 from simulator.errors import ConfigError
+from simulator.records import record
 
 __all__ = [
     "ENERGY_CLASSES",
@@ -50,7 +51,7 @@ ENERGY_CLASSES = (*COMPONENT_CLASSES, "buffers", "dram", "leakage")
 AREA_CLASSES = (*COMPONENT_CLASSES, "control_wiring", "buffers")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class BufferTraffic:
     """One on-chip buffer's capacity and the bytes a layer read from and wrote to it."""
 
@@ -59,7 +60,7 @@ class BufferTraffic:
     write_bytes: int = 0
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class LayerActivity:
     """What one layer did, as counted by the simulator.
 
@@ -82,7 +83,7 @@ class LayerActivity:
     dram_energy_pj: float | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class EnergyReport:
     """Energy of one layer (or a sum of layers) by breakdown class, in pJ."""
 
@@ -99,7 +100,7 @@ class EnergyReport:
                              for k in dict.fromkeys([*ENERGY_CLASSES, *extra])})
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class AreaReport:
     """Area of the array and its buffers by breakdown class, in um²."""
 

@@ -9,7 +9,6 @@ ns for leakage) each time it is read. See docs/energy-model.md.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from typing import Any, Literal
 from simulator.config.files import read_yaml_mapping
 from simulator.config.schema import build, dump, in_range, option, positive
 from simulator.errors import ConfigError
+from simulator.records import record
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -97,7 +97,7 @@ def _quantity_check(kind: str):
     return check
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Provenance:
     """Where a figure comes from: every entry of a table carries these."""
 
@@ -108,7 +108,7 @@ class Provenance:
     clock_mhz: float = option(doc="Clock the figure was characterised at, MHz.", check=positive)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Component(Provenance):
     """One PE component: energy per action and area."""
 
@@ -127,7 +127,7 @@ class Component(Provenance):
         return parse_quantity(self.area, "area")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class SramModel(Provenance):
     """On-chip buffer energy and area as a function of capacity (CACTI-like)."""
 
@@ -157,7 +157,7 @@ class SramModel(Provenance):
         return capacity_kib * parse_quantity(self.area_per_kib, "area")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class DramModel(Provenance):
     """Off-chip DRAM: energy per bit moved (read or written)."""
 
@@ -169,7 +169,7 @@ class DramModel(Provenance):
         return 8 * parse_quantity(self.energy_per_bit, "energy")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class LeakageModel(Provenance):
     """Static power per unit area of logic and SRAM."""
 
@@ -181,7 +181,7 @@ class LeakageModel(Provenance):
         return parse_quantity(self.power_density, "power_density")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ArrayOverhead(Provenance):
     """Array area that is not in any PE: control, clock tree and wiring."""
 
@@ -190,7 +190,7 @@ class ArrayOverhead(Provenance):
         check=lambda v: None if 0 <= v < 10 else "a fraction in [0, 10)")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class TechTable:
     """A technology table (``arch_configs/tech/*.yaml``)."""
 

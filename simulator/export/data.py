@@ -10,7 +10,6 @@ labels ``y``.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import sys
 import zipfile
@@ -21,11 +20,12 @@ import torch
 from torch import nn
 
 from simulator.errors import SasimError
+from simulator.records import record
 
 __all__ = ["Dataset", "load_dataset", "load_factory"]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Dataset:
     """Model inputs ``x`` (float32) and optional labels ``y`` (int64); ``name`` says where from."""
 

@@ -33,6 +33,7 @@ from torch import nn
 
 import simulator
 from simulator.errors import SasimError
+from simulator.records import record
 from simulator.workloads.layers import Layer, LayerTensors
 from simulator.workloads.trace import TraceEntry, TraceWriter, load_trace
 from simulator.workloads.lowering import exact_output
@@ -43,7 +44,7 @@ __all__ = ["CalibrationOptions", "ExportResult", "QuantizedModel", "batchnorm_pa
 CalibrationMethod = Literal["max", "percentile", "mse"]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class CalibrationOptions:
     """How activation scales are chosen from the calibration set.
 
@@ -481,7 +482,7 @@ def _smallest_int_dtype(values: np.ndarray, signed: bool) -> np.dtype:
     return np.dtype(np.int64)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ExportResult:
     """What :func:`export_trace` made.
 

@@ -54,6 +54,7 @@ from torch.overrides import TorchFunctionMode
 import simulator
 from simulator.errors import SasimError
 from simulator.export.ptq import CalibrationOptions, _clip_from_histogram, _smallest_int_dtype
+from simulator.records import record
 from simulator.workloads.layers import Layer, LayerTensors
 from simulator.workloads.lowering import gemm_product
 from simulator.workloads.matmul import exact_matmul, matmul_operands, matmul_output
@@ -126,7 +127,7 @@ def _vector_op(module: nn.Module) -> str | None:
 Activations = Literal["static", "dynamic"]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class TransformerOptions:
     """How a transformer is quantised.
 
@@ -520,7 +521,7 @@ def quantize_transformer(model: nn.Module, calibration: torch.Tensor,
 
 # --------------------------------------------------------------------------- export
 
-@dataclasses.dataclass(frozen=True)
+@record
 class TransformerExport:
     """What :func:`export_transformer` wrote: the trace, its layers and the samples."""
 

@@ -11,13 +11,13 @@ block, so memory stays bounded (docs/performance.md).
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
 
 from simulator.hw.pe.registry import GemmRun, PEModel
+from simulator.records import record
 from simulator.workloads.layers import Layer
 
 __all__ = ["GroupedRun", "run_groups", "column_blocks", "COLUMN_BLOCK_BYTES"]
@@ -33,7 +33,7 @@ WeightBlocks = Callable[[int, int, int], np.ndarray]
 BlockSink = Callable[[int, np.ndarray, GemmRun], None]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class GroupedRun:
     """What a PE computes for every group of a lowered layer.
 

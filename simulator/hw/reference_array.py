@@ -24,10 +24,11 @@ import numpy as np
 
 from simulator.hw.pe.registry import ReferenceRule, pe_model_class, pe_types
 from simulator.kernels import reference_array as _kernel
+from simulator.records import record
 
 __all__ = ["ReferenceResult", "reference_rules", "run_reference_array"]
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ReferenceResult:
     """What the reference array produced for one GEMM group.
 

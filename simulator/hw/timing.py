@@ -31,6 +31,7 @@ from typing import Literal
 
 import numpy as np
 
+from simulator.records import record
 from simulator.workloads.dataflow import Dataflow, array_mapping
 from simulator.workloads.layers import GemmShape
 
@@ -53,7 +54,7 @@ def reported_cycles(cycles: int, convention: Convention) -> int:
     return cycles - 1 if convention == "scalesim" else cycles
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class FoldTiming:
     """Timing of one layer on the array.
 

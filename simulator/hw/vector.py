@@ -19,16 +19,16 @@ as (0.1 is exactly 1/10); every cycle count sasim reports is in array cycles.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 from simulator.config.arch import VECTOR_PRIMITIVES, VectorConfig
+from simulator.records import record
 from simulator.workloads.layers import Layer
 
 __all__ = ["VectorCost", "vector_cost", "work_items", "row_count"]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class VectorCost:
     """A vector layer on the vector unit.
 

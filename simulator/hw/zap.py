@@ -10,7 +10,6 @@ mass lost at each threshold of a grid (for ``threshold: per_layer``).
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import json
 import zlib
@@ -23,6 +22,7 @@ import numpy as np
 from simulator.config.zap import PER_LAYER, ZapConfig
 from simulator.errors import ConfigError
 from simulator.kernels.zap import gate, mask_pattern, phase_folds, predictor_scores, zap_counts
+from simulator.records import record
 from simulator.workloads.layers import Layer
 
 __all__ = ["Predictor", "TrainedPredictors", "LayerZap", "ZapOutcome", "load_predictors",
@@ -36,7 +36,7 @@ PREDICTOR_MACS_PER_OUTPUT = 2 * 9
 SUFFIX = "_zap.npz"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Predictor:
     """One layer's trained predictor (BatchNorms folded) and its output scale."""
 
@@ -47,7 +47,7 @@ class Predictor:
     scale: np.ndarray
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class TrainedPredictors:
     """A predictors file: ``predictors[mask_type][layer]``, the threshold grid and the mass
     lost at each of its thresholds ``errors[mask_type][layer]`` on the training images."""
@@ -98,7 +98,7 @@ def load_predictors(path: str | Path) -> TrainedPredictors:
                              manifest)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class LayerZap:
     """ZAP's settings for one layer: its mask, threshold and predictor (None: SYNTHETIC)."""
 
@@ -172,7 +172,7 @@ def plan_zap(config: ZapConfig, layers: Sequence[Layer],
     return plan
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ZapOutcome:
     """One layer's outputs with ZAP: the gated outputs, which were computed, the counts."""
 

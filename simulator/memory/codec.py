@@ -27,6 +27,7 @@ from simulator.config.arch import ActivationCodecConfig
 from simulator.errors import SimulationError
 from simulator.memory.plan import TileProgram
 from simulator.operands import StoredSize
+from simulator.records import record
 from simulator.workloads.layers import Layer, LayerTensors
 
 __all__ = ["CODED_OPS", "Codec", "CodedTensor", "InputCoding", "LayerCoding", "RunCoding",
@@ -50,7 +51,7 @@ def _integer_product(a: np.ndarray, b: np.ndarray, exact_float: bool) -> np.ndar
     return a.astype(np.int64) @ b.astype(np.int64)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Codec:
     """One layer's calibrated codec.
 
@@ -230,7 +231,7 @@ def reconstruct(codec: Codec, symbols: np.ndarray) -> np.ndarray:
     return np.clip(x, codec.low, codec.high)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class CodedTensor:
     """What coding one tensor gave.
 
@@ -294,7 +295,7 @@ def table_bytes(codec: Codec, basis_bits: int | None) -> int:
     return (1 << codec.bits) + basis + mean + 8
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class LayerCoding:
     """How one layer's DRAM traffic is coded (docs/memory-model.md, "Coded activations").
 
@@ -346,7 +347,7 @@ def coded_layers(layers: Sequence[Layer]) -> list[str]:
 CODED_OPS = ("conv2d", "linear")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class InputCoding:
     """One coded layer input: its codec and what coding its data gave."""
 

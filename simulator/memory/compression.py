@@ -33,6 +33,7 @@ from simulator.config.arch import CompressionConfig
 from simulator.errors import SimulationError
 from simulator.memory.plan import LOAD_COLUMNS, STORE_COLUMNS, TileProgram
 from simulator.operands import StoredSize
+from simulator.records import record
 from simulator.workloads.layers import Layer, LayerTensors
 
 __all__ = ["ACTIVATION_FORMATS", "LayerStorage", "RunCompression", "activation_size",
@@ -133,7 +134,7 @@ def stored_bits(size: StoredSize) -> Fraction:
     return Fraction(8 * size.stored_bytes, max(1, size.values))
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class LayerStorage:
     """How one layer's operands are stored.
 

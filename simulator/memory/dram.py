@@ -28,12 +28,13 @@ from fractions import Fraction
 
 from simulator.config.dram import DramSpec
 from simulator.memory.dram_requests import PAST, RequestSchedule, locate, simulate_requests
+from simulator.records import record
 
 __all__ = ["StreamResult", "stream", "DramDevice", "DramCounts", "dram_energy_pj",
            "first_refresh"]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class StreamResult:
     """One channel's sequential stream: when its last data ended, when its last column
     command went, and the commands it took (``in_order``: the closed form held throughout)."""
@@ -199,7 +200,7 @@ def _refresh_start(spec: DramSpec, alone: _Alone, write: bool, point: int,
     return start, before
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Alone:
     """A stream's in-order schedule from cycle 0 with no refresh, and where FR-FCFS would
     first leave that order."""

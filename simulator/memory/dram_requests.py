@@ -11,10 +11,10 @@ falls back to when a stream is not served in order.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 from simulator.config.dram import DramSpec
+from simulator.records import record
 
 __all__ = ["Location", "locate", "RequestSchedule", "simulate_requests", "PAST"]
 
@@ -24,7 +24,7 @@ PAST = -(1 << 60)
 FOREIGN_ROW = -1
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Location:
     """Where one burst of a channel lives: bank group, bank (0 .. banks - 1) and row."""
 
@@ -52,7 +52,7 @@ def locate(spec: DramSpec, burst: int) -> Location:
     return Location(group, in_group * groups + group, row)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class RequestSchedule:
     """What the controller did: per request its column command's time and when its data
     finished; the counts of commands; ``end`` is the last data's end."""

@@ -34,7 +34,6 @@ dataflow), the fold order (:func:`_fold_order`), the input reuse and its loads
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Mapping
 from fractions import Fraction
@@ -46,6 +45,7 @@ from simulator.config.arch import MemoryConfig
 from simulator.errors import SimulationError
 from simulator.memory.footprint import Footprint
 from simulator.operands import DramReads, DramWrites, PerBuffer
+from simulator.records import record
 from simulator.workloads.dataflow import ArrayMapping, array_mapping
 from simulator.workloads.layers import Layer
 
@@ -99,7 +99,7 @@ def _operand_bits(layer: Layer, name: str, stored: StoredBits | None) -> int | F
     return layer.activation_bits if name == "ifmap" else layer.weight_bits
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class TileProgram:
     """The static schedule of one layer: units in execution order and the bytes they move.
 
@@ -221,7 +221,7 @@ class _Inputs(NamedTuple):
     filter: _Operand
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Grid:
     """The (row fold, column fold) grid of one group on a ``rows`` x ``cols`` array.
 
@@ -380,7 +380,7 @@ def _inputs(layer: Layer, mapping: ArrayMapping, grid: _Grid,
 
 # --- the steps of one plan ---
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _FoldOrder:
     """Folds in loop order (int64 (folds,) arrays): their group, outer and inner index, row
     and column fold, and compute cycles; ``group_last`` marks each group's last fold."""
@@ -424,7 +424,7 @@ def _fold_order(layer: Layer, grid: _Grid, loop_order: LoopOrder,
                       group_last=(o_of == n_outer - 1) & (i_of == n_inner - 1))
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _InputLoads:
     """Per fold and input operand, int64 (folds, 2): bytes loaded whole before the fold,
     released after it, or streamed through it."""
@@ -467,7 +467,7 @@ def _input_loads(inputs: _Inputs, reuse: dict[str, Reuse], order: _FoldOrder,
     return _InputLoads(load, release, stream)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Outputs:
     """The output policy and, per fold (int64 (folds,)), the bytes of its final output tile
     and of its column fold's partial-sum tile (zero when outputs are final per fold)."""
@@ -524,7 +524,7 @@ def _chunk_counts(layer: Layer, order: _FoldOrder, loads: _InputLoads, outputs: 
     return chunks
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Units:
     """The unit arrays of :class:`TileProgram`."""
 

@@ -20,7 +20,6 @@ Events stand for transfers and units, never for single PE cycles.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Iterator
@@ -34,12 +33,13 @@ from simulator.engine import Milestones, SequencedChannel, Space
 from simulator.errors import SimulationError
 from simulator.memory.plan import LOAD_COLUMNS, TileProgram
 from simulator.operands import PerBuffer
+from simulator.records import record
 
 __all__ = ["Dram", "LayerSchedule", "StartedLayer", "run_layer", "start_layer",
            "unbounded_schedule", "channel_tickets", "peak_occupancy"]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Dram:
     """The DRAM channel: bytes per cycle (``None``: unbounded) and load latency in cycles;
     ``device``: a DRAM preset's :class:`~simulator.memory.dram.DramDevice` whose timing
@@ -80,7 +80,7 @@ def _cycles(duration: int | _Timed) -> int:
     return duration.cycles if isinstance(duration, _Timed) else duration
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class LayerSchedule:
     """When everything of one layer happened, in cycles from the layer's start.
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from simulator.config.files import load_json_text, parse_override
 from simulator.errors import ResultsError, shorten
+from simulator.records import record
 
 __all__ = ["SweepResults", "Design", "load_results", "load_run_summary", "is_run_summary",
            "parse_cell", "parse_baseline"]
@@ -61,7 +62,7 @@ def parse_baseline(text: str) -> dict[str, Any] | str:
     return out
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Design:
     """One design of a sweep (its axis values) and its rows, by workload."""
 
@@ -77,7 +78,7 @@ class Design:
         return " ".join(self.parts)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class SweepResults:
     """A sweep's rows (typed values) and where its point files are."""
 

@@ -25,6 +25,8 @@ import dataclasses
 
 from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed
 
+from simulator.records import record
+
 __all__ = ["FloatFormat", "IntAccumulator", "FloatAccumulator", "PRODUCT_BITS",
            "float_value", "synthesize_accumulator"]
 
@@ -36,7 +38,7 @@ PRODUCT_BITS = 17
 EXP_BITS = 12
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class FloatFormat:
     """A float format of docs/hardware-spec.md §8: e exponent bits, m mantissa bits, bias."""
 

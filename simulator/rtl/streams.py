@@ -17,10 +17,10 @@ the bits the PE model's functional model multiplies. Nothing here imports Amaran
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 
+from simulator.records import record
 from simulator.workloads.layers import Layer
 
 __all__ = ["SERIAL_PE_TYPES", "SerialStream", "bitserial_stream", "swis_stream",
@@ -30,7 +30,7 @@ __all__ = ["SERIAL_PE_TYPES", "SerialStream", "bitserial_stream", "swis_stream",
 SERIAL_PE_TYPES = ("bitserial", "swis")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class SerialStream:
     """One GEMM group laid out as bit-serial steps.
 

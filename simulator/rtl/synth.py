@@ -14,7 +14,6 @@ which has ABC); set to a path that does not exist it makes Yosys missing.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import shutil
@@ -24,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from simulator.errors import SasimError
+from simulator.records import record
 from simulator.rtl.design import RtlDesign, RtlUnavailable
 
 __all__ = ["SynthReport", "synthesize", "synthesize_rtlil", "yosys_command", "YOSYS_ENV"]
@@ -34,7 +34,7 @@ YOSYS_ENV = "SASIM_YOSYS"
 TIMEOUT_S = 900
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class SynthReport:
     """Yosys's statistics of one synthesised top.
 

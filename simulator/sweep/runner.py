@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from simulator.records import record
 from simulator.sweep.executors import Executor
 from simulator.sweep.results import (POINTS_DIR, RESULTS_CSV, ResultsTable, SweepDirectory,
                                      read_points, result_row, with_ratios, write_point)
@@ -25,7 +25,7 @@ Progress = Callable[[int, int, int], None]
 MAX_CHUNK = 8
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class SweepOutcome:
     """What a run did: ``skipped`` points were already done, ``ran`` ran now, ``failed`` of
     all ``total`` points have a recorded error."""

@@ -27,6 +27,7 @@ from simulator import api, shipped
 from simulator.config.files import read_yaml_mapping
 from simulator.config.schema import build, dump, option
 from simulator.errors import ConfigError, SasimError, shorten
+from simulator.records import record
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -63,7 +64,7 @@ def _non_empty(value: Sequence[Any]) -> str | None:
     return None if len(value) else "a non-empty list"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class AccuracySpec:
     """``accuracy:`` in a sweep: add the model's top-1 under each design (docs/accuracy.md)."""
 
@@ -77,7 +78,7 @@ class AccuracySpec:
                                check=lambda v: None if v > 0 else "a positive integer")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class SweepSpec:
     """A sweep spec file (``sweeps/*.yaml``), as validated data."""
 
@@ -114,7 +115,7 @@ class SweepSpec:
                   "recalibrated_top1 columns; cached per design point.")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class SweepPoint:
     """One (design, workload) pair: one row of ``results.csv``, one file in ``points/``.
 
@@ -137,7 +138,7 @@ class SweepPoint:
     accuracy: tuple[str, str | None, int, int | None] | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class SweepPlan:
     """A validated, expanded sweep: its axis columns and every point in spec order."""
 
@@ -278,7 +279,7 @@ def _point_id(base: str, overrides: Sequence[str], arch: Mapping[str, Any], work
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Design:
     base: str
     axes: tuple[tuple[str, Any], ...]  # every axis column, None where not set

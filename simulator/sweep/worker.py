@@ -21,6 +21,7 @@ from simulator import api
 from simulator.config.arch import ArchConfig
 from simulator.hw.pe import get_pe_model
 from simulator.outputs import json_text
+from simulator.records import record
 from simulator.sweep.results import point_record, result_row
 from simulator.sweep.spec import SweepPoint
 from simulator.workloads.layers import LayerTensors, Workload
@@ -31,7 +32,7 @@ __all__ = ["PointOutcome", "run_chunk", "run_point", "prepared_workload"]
 DATA_CACHE_WORKLOADS = 2
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class PointOutcome:
     """A finished point: its JSON record (as text) and its results.csv row."""
 

@@ -15,9 +15,9 @@ is         K (Kd)      M           N (Fg)
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Literal
 
+from simulator.records import record
 from simulator.workloads.layers import GemmShape
 
 __all__ = ["DATAFLOWS", "Dataflow", "ArrayMapping", "array_mapping"]
@@ -34,7 +34,7 @@ _DIMS: dict[str, tuple[Dim, Dim, Dim]] = {
 DATAFLOWS: tuple[str, ...] = tuple(_DIMS)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ArrayMapping:
     """The GEMM dimensions along the array's rows and columns and the one streamed through.
 

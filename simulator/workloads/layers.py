@@ -18,12 +18,13 @@ element over ``rows = batch * heads * tokens`` rows of ``in_channels`` elements 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from typing import Literal
 
 import numpy as np
+
+from simulator.records import record
 
 __all__ = ["GEMM_OPS", "VECTOR_OPS", "POOL_OPS", "ROLES", "GemmShape", "Layer", "LayerTensors", "Workload", "output_extent", "MAX_DIM",
            "MAX_LAYERS", "MAX_MACS", "MAX_PLANE", "MAX_LAYER_DATA_BYTES", "data_bytes", "data_limit",
@@ -78,7 +79,7 @@ def output_extent(size: int, kernel: int, stride: int, padding: int, dilation: i
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class GemmShape:
     """``groups`` independent GEMMs of (m x k) . (k x n)."""
 
@@ -93,7 +94,7 @@ class GemmShape:
         return self.groups * self.m * self.k * self.n
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Layer:
     """One layer of a workload.
 
@@ -314,7 +315,7 @@ def data_problem(layer: Layer, limit: int | None = None) -> str | None:
             f"use a smaller batch or shape, or run --timing-only")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class LayerTensors:
     """The integer data of one layer (a trace's arrays, or synthetic ones).
 
@@ -338,7 +339,7 @@ def float_codes(x: np.ndarray) -> tuple[np.ndarray, float]:
     return np.rint(np.asarray(x, dtype=np.float64) / scale).astype(np.int64), scale
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Workload:
     """A network: its layers in execution order and, optionally, a source of their data.
 

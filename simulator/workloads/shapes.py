@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, Literal
 from simulator.config.files import MAX_FILE_BYTES, read_yaml_mapping
 from simulator.config.schema import build, did_you_mean, in_range, option, positive
 from simulator.errors import ConfigError, WorkloadError, shorten
+from simulator.records import record
 from simulator.workloads.layers import (GEMM_OPS, MAX_DIM, MAX_LAYERS, POOL_OPS,
                                         VECTOR_OPS, Layer, Workload)
 
@@ -23,7 +23,7 @@ WORKLOAD_SCHEMA_VERSION = 1
 Pair = int | tuple[int, ...]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Base:
     name: str = option(doc="Layer name (unique in the workload, non-empty).",
                        check=lambda v: None if v.strip() else "a non-empty name")
@@ -35,13 +35,13 @@ class _Base:
                 "reports add up time per role.")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Common(_Base):
     weight_bits: int = option(8, doc="Weight bit width (2 to 32: weights are signed; a "
                                      "matmul's right operand).", check=in_range(2, 32))
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Conv2dEntry(_Common):
     """``op: conv2d``: PyTorch's Conv2d arguments plus the unpadded input size."""
 
@@ -56,7 +56,7 @@ class Conv2dEntry(_Common):
     groups: int = option(1, doc="Groups (in_channels for depthwise).", check=positive)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class LinearEntry(_Common):
     """``op: linear``: a fully connected layer; ``tokens`` multiplies the batch."""
 
@@ -66,7 +66,7 @@ class LinearEntry(_Common):
     tokens: int = option(1, doc="Rows per batch item (sequence length).", check=positive)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class GemmEntry(_Common):
     """``op: gemm``: a plain GEMM (M x K) . (K x N); the batch does not apply."""
 
@@ -76,7 +76,7 @@ class GemmEntry(_Common):
     n: int = option(1, doc="Columns of B and O.", check=positive)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class MatmulEntry(_Common):
     """``op: matmul``: both operands activations, per sequence and head (attention's Q.K^T
     and P.V); the right operand takes the place of the weights (docs/transformers.md)."""
@@ -104,7 +104,7 @@ class MatmulEntry(_Common):
                                        "in DRAM (reported as KV-cache traffic).")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class VectorEntry(_Base):
     """A vector-unit op (softmax, layernorm, rmsnorm, gelu, silu, relu, add, mul, rotary):
     ``batch * heads * tokens`` rows of ``features`` elements, no MACs."""
@@ -118,7 +118,7 @@ class VectorEntry(_Base):
                         check=positive)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class PoolEntry(_Base):
     """``op: maxpool | avgpool | global_avgpool``: a window over each channel's plane, on the
     vector unit."""

@@ -12,7 +12,6 @@ over the weight tensor; the 2:4 fraction is measured in the K order of docs/hard
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from simulator.errors import WorkloadError
+from simulator.records import record
 from simulator.workloads.layers import GemmShape, Layer, LayerTensors, Workload, float_codes
 from simulator.workloads.lowering import exact_output, weights_to_gemm
 
@@ -28,7 +28,7 @@ __all__ = ["LayerStats", "layer_stats", "workload_stats", "summarize"]
 SMALL = 16  # |value| < 16 fits a 4-bit magnitude
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class LayerStats:
     """Statistics of one layer's shape and data (fractions in [0, 1]).
 

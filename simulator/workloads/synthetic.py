@@ -48,6 +48,7 @@ import numpy as np
 from simulator.config.files import read_yaml_mapping
 from simulator.config.schema import build, option
 from simulator.errors import ConfigError, WorkloadError
+from simulator.records import record
 from simulator.workloads.layers import POOL_OPS, Layer, LayerTensors, Workload
 
 __all__ = ["SyntheticOptions", "synthesize", "synthetic_options_from_mapping",
@@ -66,7 +67,7 @@ def _non_negative(value: float) -> str | None:
     return None if value >= 0 else "a non-negative number"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class SyntheticOptions:
     """The ``data:`` section of a workload: how synthetic data are generated.
 

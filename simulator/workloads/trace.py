@@ -32,6 +32,7 @@ from simulator.config.files import load_json_text
 from simulator.config.schema import did_you_mean
 from simulator.errors import TraceError, shorten
 from simulator.outputs import OutputError, file_mode, json_text, temp_name
+from simulator.records import record
 from simulator.shipped import path_exists
 from simulator.workloads.layers import (MAX_DIM, MAX_LAYER_DATA_BYTES, MAX_LAYERS, POOL_OPS,
                                         ROLES, VECTOR_OPS, Layer, LayerTensors, Workload,
@@ -84,7 +85,7 @@ _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, Ind
                 struct.error, zlib.error, NotImplementedError, RuntimeError)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class TraceEntry:
     """One layer to write into a trace: its shape, data and quantisation scales.
 
@@ -106,7 +107,7 @@ class TraceEntry:
     input_scale: np.ndarray | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _ArrayInfo:
     shape: tuple[int, ...]
     dtype: np.dtype

@@ -18,13 +18,13 @@ softmax outputs are zero above the diagonal).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from simulator.config.schema import build, did_you_mean, in_range, option
 from simulator.errors import ConfigError, WorkloadError, shorten
+from simulator.records import record
 from simulator.workloads.layers import MAX_DIM, MAX_LAYERS, Layer, Workload
 from simulator.workloads.shapes import check_name
 
@@ -38,7 +38,7 @@ def _dim0(value: int) -> str | None:
     return None if 0 <= value <= MAX_DIM else f"a number from 0 to {MAX_DIM:,}"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class TransformerSpec:
     """``transformer:``: a model's hyper-parameters and the phase to simulate."""
 
@@ -136,7 +136,7 @@ def _check(spec: TransformerSpec, where: str) -> None:
                           f"workload")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class _Dims:
     """The sizes one block is built from."""
 

@@ -16,7 +16,6 @@ quantised on its magnitude and keeps its sign.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Literal
 
@@ -30,6 +29,7 @@ from simulator.hw.pe.registry import (AccumulationFeed, Composition, GemmRun, PE
 from simulator.hw.pe.schedule import steps_for, thread_schedule
 from simulator.hw.pe.pairs import (check_activations, check_weights, pair_decoder, run_kernel,
                                    signed_class_table, signed_table)
+from simulator.records import record
 from simulator.workloads.layers import Layer
 
 __all__ = ["A4W8Options", "A4W8PE", "COUNTERS", "STATS", "uniform_values", "activation_shift",
@@ -46,7 +46,7 @@ _PRODUCTS = ("zero", "exact", "approximated")
 FIXED_SHIFT = 4
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class A4W8Options(PEOptions):
     """``pe: {type: a4w8, rounding: round, scale: fixed}``."""
 

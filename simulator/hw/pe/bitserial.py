@@ -14,7 +14,6 @@ and an activation-serial array at p < 8 quantises the activations the same way.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Literal
 
 import numpy as np
@@ -23,6 +22,7 @@ from simulator.config.arch import PEOptions
 from simulator.config.schema import option
 from simulator.hw.pe.dense import ACCUMULATOR_BITS, OUTPUT_BITS
 from simulator.hw.pe.registry import Composition, GemmRun, PEModel, ReferenceRule, register_pe
+from simulator.records import record
 from simulator.workloads.layers import Layer
 
 __all__ = ["BitSerialOptions", "BitSerialPE", "COUNTERS", "STATS", "quantize_to_bits",
@@ -50,7 +50,7 @@ def _group_size_range(value: int) -> str | None:
     return None if 1 <= value <= MAX_GROUP_SIZE else f"an integer in 1..{MAX_GROUP_SIZE}"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class BitSerialOptions(PEOptions):
     """``pe: {type: bitserial, bits: 8, serial_operand: weight, group_size: 8}``."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Literal
 
 import numpy as np
@@ -11,6 +10,7 @@ from simulator.config.arch import PEOptions
 from simulator.config.schema import option
 from simulator.hw.pe.registry import (AccumulationFeed, Composition, GemmRun, PEModel,
                                       ReferenceRule, register_pe)
+from simulator.records import record
 from simulator.workloads.layers import Layer
 from simulator.workloads.lowering import gemm_product
 
@@ -23,7 +23,7 @@ ACCUMULATOR_BITS = 32
 OUTPUT_BITS = 32
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class DenseOptions(PEOptions):
     """``pe: {type: dense}``: an exact 8b x 8b multiply-accumulate per cycle."""
 

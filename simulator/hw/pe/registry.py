@@ -26,6 +26,7 @@ import numpy as np
 
 from simulator.config.arch import ArrayConfig, PEOptions
 from simulator.errors import PluginError
+from simulator.records import record
 from simulator.workloads.layers import Layer
 
 __all__ = ["BUILTIN_MODULES", "BUILTIN_TYPES", "ENTRY_POINT_GROUP", "Composition", "GemmRun", "FoldSteps",
@@ -45,7 +46,7 @@ _REGISTRY: dict[str, type[PEModel]] = {}
 _STATE = {"builtins": False, "entry_points": False}
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class GemmRun:
     """What a PE model computes for one GEMM group.
 
@@ -66,7 +67,7 @@ class GemmRun:
     exact: np.ndarray | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class FoldSteps:
     """Reduction steps of every column fold, for a PE whose timing depends on the weights.
 
@@ -82,7 +83,7 @@ class FoldSteps:
     alternatives: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Composition:
     """What one PE is built from and what each kind of PE-step does, in the component names
     of the technology tables (``arch_configs/tech/``; docs/energy-model.md).
@@ -99,7 +100,7 @@ class Composition:
     events: Mapping[str, Mapping[str, float]]
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class ReferenceRule:
     """How a PE type runs in the register-level reference array (docs/reference-array.md).
 
@@ -142,7 +143,7 @@ class ReferenceRule:
         return max(self.counter_slots, threads + 1, len(self.counter_names or ()))
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class AccumulationFeed:
     """The order in which a PE adds into its accumulator (docs/accumulators.md): what the
     reference array feeds it, step by step.
@@ -159,7 +160,7 @@ class AccumulationFeed:
     sched: np.ndarray
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class LayerOverride:
     """A per-layer option that runs some layers of a design more precisely.
 

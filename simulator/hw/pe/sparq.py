@@ -23,7 +23,6 @@ window_bits   options     positions p         zero-partner window
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Literal
 
@@ -38,6 +37,7 @@ from simulator.hw.pe.pairs import (check_weights, pair_decoder, run_kernel, sign
 from simulator.hw.pe.registry import (AccumulationFeed, Composition, GemmRun, PEModel,
                                       ReferenceRule, register_pe)
 from simulator.hw.pe.schedule import steps_for, thread_schedule
+from simulator.records import record
 from simulator.workloads.layers import Layer
 
 __all__ = ["SparqOptions", "SparqPE", "WINDOWS", "ZERO_PARTNER_WINDOWS", "DEFAULT_OPTIONS",
@@ -119,7 +119,7 @@ def summarise(joint: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
     return counters, stats
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class SparqOptions(PEOptions):
     """``pe: {type: sparq, window_bits: 4, options: 5, ...}``."""
 

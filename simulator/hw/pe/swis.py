@@ -36,6 +36,7 @@ from simulator.hw.pe.bitserial import (DENSE_LANES, MAX_GROUP_SIZE, BitSerialOpt
                                        lane_patterns, magnitude_bound, popcount,
                                        product_from_floats)
 from simulator.hw.pe.registry import Composition, FoldSteps, GemmRun, PEModel, register_pe
+from simulator.records import record
 from simulator.workloads.layers import Layer
 
 __all__ = ["SWISOptions", "SWISPE", "Decomposition", "COUNTERS", "STATS", "position_sets",
@@ -68,7 +69,7 @@ def _at_least_one(value: float) -> str | None:
     return None if value >= 1 else "a number >= 1 (every group keeps at least one position)"
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class SWISOptions(PEOptions):
     """``pe: {type: swis, group_size: 8, shifts: 3}`` (fixed N) or
     ``pe: {type: swis, max_shifts: 4, error_threshold: 64}`` / ``bit_budget: 3`` (variable N)."""
@@ -139,7 +140,7 @@ class SWISOptions(PEOptions):
         return self.error_threshold if self.error_threshold is not None else 0.0
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class Decomposition:
     """The SWIS form of one GEMM's weights B (Kd x F), in groups of G along K.
 

@@ -7,7 +7,6 @@ sub-multipliers, and lose precision when an operand does not fit.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -21,6 +20,7 @@ from simulator.hw.pe.dense import (ACCUMULATOR_BITS, OUTPUT_BITS, active_steps,
 from simulator.hw.pe.registry import (AccumulationFeed, Composition, GemmRun, LayerOverride, PEModel,
                                       ReferenceRule, register_pe)
 from simulator.hw.pe.schedule import reordered_schedule, steps_for, thread_schedule
+from simulator.records import record
 from simulator.workloads.layers import Layer
 from simulator.workloads.lowering import gemm_product
 
@@ -29,7 +29,7 @@ __all__ = ["SySMTOptions", "SySMTPE", "COUNTERS"]
 COUNTERS = ("idle", "single", "shared_exact", "shared_reduced")
 
 
-@dataclasses.dataclass(frozen=True)
+@record
 class SySMTOptions(PEOptions):
     """``pe: {type: sysmt, threads: 2, ...}``."""
 
