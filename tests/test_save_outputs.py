@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 
+from hand_trace import conv_gemm, save_conv_fc
 from naive import naive_schedule, naive_sysmt_gemm
 
 
@@ -19,23 +20,8 @@ def write_trace(path, rng):
     w = rng.integers(-127, 128, (4, 6, 3, 3)).astype(np.int8)
     fc_x = rng.integers(-128, 128, (3, 13)).astype(np.int8)
     fc_w = rng.integers(-127, 128, (5, 13)).astype(np.int8)
-    manifest = {
-        "format": "sasim-trace", "schema_version": 1, "model": "hand", "provenance": {},
-        "layers": [
-            {"name": "conv", "op": "conv2d", "stride": 1, "padding": 0, "dilation": 1,
-             "groups": 1, "activation_signed": False, "activation_bits": 8, "weight_bits": 8,
-             "arrays": ["input", "weight"]},
-            {"name": "fc", "op": "linear", "activation_signed": True, "activation_bits": 8,
-             "weight_bits": 8, "arrays": ["input", "weight"]},
-        ],
-    }
-    np.savez(path, manifest=np.array(json.dumps(manifest)),
-             **{"conv.input": x, "conv.weight": w, "fc.input": fc_x, "fc.weight": fc_w})
-    # The GEMM operands by hand: K order tap-major, channel-minor (docs/hardware-spec.md §1).
-    cols = np.array([[x[0, c, p + r, q + s] for r in range(3) for s in range(3) for c in range(6)]
-                     for p in range(3) for q in range(3)], dtype=np.int64)
-    wmat = np.array([[w[f, c, r, s] for f in range(4)] for r in range(3) for s in range(3)
-                     for c in range(6)], dtype=np.int64)
+    save_conv_fc(path, x, w, fc_x, fc_w)
+    cols, wmat = conv_gemm(x, w)
     return {"conv": (cols, wmat, (1, 4, 3, 3)),
             "fc": (fc_x.astype(np.int64), fc_w.T.astype(np.int64), (3, 5))}
 

@@ -905,6 +905,21 @@ def _flush_f(acc, row, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp
     return _flush_flat(row, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp)
 
 
+@njit(inline="always")
+def _finish_f(acc, row, outputs, m0, nr, chunk, outer_fmt, nearest, keep, n_over, n_under,
+              n_swamp):
+    """A row block's end: each row's float32 running sums flushed through the second
+    accumulator (``chunk`` > 0) or written as its outputs; returns the event counts."""
+    for r in range(nr):
+        if chunk > 0:
+            n_over, n_under, n_swamp = _flush_f(acc[r], row, outputs[m0 + r], outer_fmt,
+                                                nearest, keep, n_over, n_under, n_swamp)
+        else:
+            for n in range(outputs.shape[1]):
+                outputs[m0 + r, n] = np.int64(acc[r, n])
+    return n_over, n_under, n_swamp
+
+
 @njit(checked=False)
 def accumulate_dense_f32(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, events, lo, hi):
     """:func:`accumulate_dense_flat` on float32 lanes (``B`` float32), for a float format of
@@ -949,13 +964,8 @@ def accumulate_dense_f32(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, eve
                     n_over, n_under, n_swamp = _flush_f(acc[r], row, outputs[m0 + r],
                                                         outer_fmt, nearest, keep, n_over,
                                                         n_under, n_swamp)
-        for r in range(nr):
-            if chunk > 0:
-                n_over, n_under, n_swamp = _flush_f(acc[r], row, outputs[m0 + r], outer_fmt,
-                                                    nearest, keep, n_over, n_under, n_swamp)
-            else:
-                for n in range(n_n):
-                    outputs[m0 + r, n] = np.int64(acc[r, n])
+        n_over, n_under, n_swamp = _finish_f(acc, row, outputs, m0, nr, chunk, outer_fmt,
+                                             nearest, keep, n_over, n_under, n_swamp)
     events[EVENT_OVERFLOW] += n_over
     events[EVENT_UNDERFLOW] += n_under
     events[EVENT_SWAMPING] += n_swamp
@@ -1108,13 +1118,8 @@ def accumulate_dense_f32_exact(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, period
                     n_over, n_under, n_swamp = _flush_f(acc[r], row, outputs[m0 + r],
                                                         outer_fmt, True, keep, n_over,
                                                         n_under, n_swamp)
-        for r in range(nr):
-            if chunk > 0:
-                n_over, n_under, n_swamp = _flush_f(acc[r], row, outputs[m0 + r], outer_fmt,
-                                                    True, keep, n_over, n_under, n_swamp)
-            else:
-                for n in range(n_n):
-                    outputs[m0 + r, n] = np.int64(acc[r, n])
+        n_over, n_under, n_swamp = _finish_f(acc, row, outputs, m0, nr, chunk, outer_fmt,
+                                             True, keep, n_over, n_under, n_swamp)
     events[EVENT_OVERFLOW] += n_over
     events[EVENT_UNDERFLOW] += n_under
     events[EVENT_SWAMPING] += n_swamp

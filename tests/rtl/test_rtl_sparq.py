@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hand_trace import conv_gemm, save_conv_fc
 from naive_sparq import naive_a4w8_gemm, naive_a4w8_shift, naive_sparq_gemm
 
 from simulator.hw.reference_array import run_reference_array
@@ -142,10 +143,7 @@ def write_pair_trace(path, rng: np.random.Generator, two_of_four: bool = False) 
     w = rng.integers(-127, 128, (4, 6, 3, 3)).astype(np.int8)
     fc_x = (rng.integers(-128, 128, (3, 13)) * (rng.random((3, 13)) < 0.7)).astype(np.int8)
     fc_w = rng.integers(-127, 128, (5, 13)).astype(np.int8)
-    cols = np.array([[x[0, c, p + r, q + s] for r in range(3) for s in range(3)
-                      for c in range(6)] for p in range(3) for q in range(3)], dtype=np.int64)
-    wmat = np.array([[w[f, c, r, s] for f in range(4)] for r in range(3) for s in range(3)
-                     for c in range(6)], dtype=np.int64)
+    cols, wmat = conv_gemm(x, w)
     fc_b = fc_w.T.astype(np.int64)
     if two_of_four:  # prune in GEMM order (K tap-major, channel-minor), then write back
         for b in (wmat, fc_b):
@@ -159,18 +157,7 @@ def write_pair_trace(path, rng: np.random.Generator, two_of_four: bool = False) 
                     for c in range(6):
                         w[f, c, r, s] = wmat[(r * 3 + s) * 6 + c, f]
         fc_w = fc_b.T.astype(np.int8)
-    manifest = {
-        "format": "sasim-trace", "schema_version": 1, "model": "hand", "provenance": {},
-        "layers": [
-            {"name": "conv", "op": "conv2d", "stride": 1, "padding": 0, "dilation": 1,
-             "groups": 1, "activation_signed": False, "activation_bits": 8, "weight_bits": 8,
-             "arrays": ["input", "weight"]},
-            {"name": "fc", "op": "linear", "activation_signed": True, "activation_bits": 8,
-             "weight_bits": 8, "arrays": ["input", "weight"]},
-        ],
-    }
-    np.savez(path, manifest=np.array(json.dumps(manifest)),
-             **{"conv.input": x, "conv.weight": w, "fc.input": fc_x, "fc.weight": fc_w})
+    save_conv_fc(path, x, w, fc_x, fc_w)
     return {"conv": (cols, wmat, (1, 4, 3, 3)), "fc": (fc_x.astype(np.int64), fc_b, (3, 5))}
 
 
