@@ -38,8 +38,12 @@ def _alarm(signum, frame):
     raise _Timeout()
 
 
-def run_cli(*argv, timeout: int = 20) -> Outcome:
-    """``sasim ARGV`` in-process: exit status, stdout, stderr and any escaped exception."""
+def run_cli(*argv, timeout: int = 60) -> Outcome:
+    """``sasim ARGV`` in-process: exit status, stdout, stderr and any escaped exception.
+
+    ``timeout`` catches hangs; it is generous because a first run compiles numba kernels
+    and the machine may be shared (a 20 s limit was hit under load).
+    """
     out, err = io.StringIO(), io.StringIO()
     crash = None
     start = time.perf_counter()
