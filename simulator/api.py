@@ -956,7 +956,9 @@ def _priced(arch: ArchConfig, tech: TechTable, area: AreaReport,
         zap = {**result.zap, **{f"energy_{k}" if k.endswith("_pj") else k: v
                                 for k, v in zap.items()}}
     compression = result.compression
-    if compression is not None:
+    if compression is not None and arch.memory.dram == IDEAL:
+        # at the table's price per byte; a DRAM preset's energy is not per byte (its saving
+        # is in the run's DRAM energy against a run without compression)
         compression = {**compression, "dram_energy_saved_pj":
                        compression["dram_bytes_saved"] * tech.dram.energy_pj_per_byte}
     return dataclasses.replace(result, energy_pj=energy.total_pj,
