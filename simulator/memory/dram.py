@@ -110,7 +110,9 @@ def _segment(spec: DramSpec, offset: int, bursts: int, write: bool,
                 ready = _pre_ready(s, prev, col[prev.last], write)
                 pre = max(ready, admitted) if open_page else ready
             elif loc.bank in foreign_banks:
-                pre = admitted
+                # open page: closed when its first request is queued; closed page: at once,
+                # since no queued request hits the foreign row (docs/memory-model.md)
+                pre = admitted if open_page else 0
             act = max(admitted, last_act_group[loc.bank_group] + s.tRRD_L)
             if pre is not None:
                 act = max(act, pre + s.tRP)

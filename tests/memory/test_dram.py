@@ -253,3 +253,16 @@ def test_run_reports_the_dram(cli, tmp_path):
               "memory.dram={preset: ddr4_3200, tRC: 30}", "--out", tmp_path / "bad")
     assert bad.status == 2 and bad.err.count("\n") == 1 and "tRC" in bad.err
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("refresh", [57, 60, 100])
+def test_closed_page_precharges_a_foreign_bank_at_once(refresh):
+    """Found by the random campaign: with a closed page, a bank holding another transfer's
+    row is precharged at the stream's start (no queued request hits it), not when its
+    first request enters the queue; the activate that follows can then go before a refresh
+    point, which the closed form must count."""
+    spec = dataclasses.replace(dram_spec("ddr4_3200"), page_policy="closed")
+    fast = stream(spec, 33, False, 0, offset=480, foreign=True, next_refresh=refresh)
+    slow = simulate_requests(spec, [(480 + j, False) for j in range(33)], start=0,
+                             foreign=True, next_refresh=refresh)
+    assert (fast.end, fast.activates) == (slow.end, slow.activates)
