@@ -49,12 +49,12 @@ def find_verilator() -> tuple[str, dict[str, str]] | None:
 
 
 def require_verilator() -> tuple[str, dict[str, str]]:
-    """:func:`find_verilator`, checked, with a C++ compiler and perl.
+    """:func:`find_verilator`, checked, with a C++ compiler, perl and make.
 
     Raises
     ------
     RtlUnavailable
-        If Verilator, perl or a C++ compiler is missing.
+        If Verilator, perl, make or a C++ compiler is missing.
     """
     found = find_verilator()
     if found is None:
@@ -65,8 +65,10 @@ def require_verilator() -> tuple[str, dict[str, str]]:
     if cxx is None or shutil.which(cxx) is None:
         raise RtlUnavailable("--backend verilator: no C++ compiler found (g++ or clang++; "
                              "or set CXX)")
-    if shutil.which("perl") is None:
-        raise RtlUnavailable("--backend verilator: Verilator needs perl, which is not found")
+    for tool in ("perl", "make"):
+        if shutil.which(tool) is None:
+            raise RtlUnavailable(f"--backend verilator: Verilator needs {tool}, which is not "
+                                 f"found")
     env["CXX"] = cxx
     return exe, env
 
@@ -268,6 +270,22 @@ def _testbench(top, layout: _Layout) -> str:
     return _PORT_IO.replace("Vtop", f"V{TOP}") + defs + main.replace("Vtop", f"V{TOP}")
 
 
+#: Compiler optimisation of the generated model: -O0 (a fold is a few thousand cycles, so
+#: compile time, not run time, is what a co-simulation waits for).
+_MAKE_FLAGS = "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
+#: Verilator's runtime objects, the same for every design.
+_RUNTIME = ("verilated.o", "verilated_threads.o")
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
+    """Run one step of the build; a failure is one line (its last lines of output)."""
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise RtlUnavailable("--backend verilator: compiling the design failed: "
+                             + " | ".join(tail))
+
+
 def _compile(verilog: str, testbench: str) -> Path:
     """The simulator executable of one design, compiled once into the cache."""
     exe, env = require_verilator()
@@ -281,17 +299,27 @@ def _compile(verilog: str, testbench: str) -> Path:
     try:
         (work / "top.v").write_text(verilog)
         (work / "tb.cpp").write_text(testbench)
-        cmd = [exe, "--cc", "--exe", "--build", "-j", "2", "-Wno-fatal", "-Wno-lint",
-               "-Wno-style", "--top-module", TOP, "-O3", "--x-assign", "0",
-               "--x-initial", "0", "-CFLAGS", "-O1 -std=c++17", "-MAKEFLAGS", f"CXX={env['CXX']}",
-               "--Mdir", str(work / "obj"), "top.v", "tb.cpp"]
-        done = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise RtlUnavailable("--backend verilator: compiling the design failed: "
-                                 + " | ".join(tail))
-        (work / "obj" / f"V{TOP}").replace(work / f"V{TOP}")
-        shutil.rmtree(work / "obj", ignore_errors=True)
+        obj = work / "obj"
+        _run([exe, "--cc", "--exe", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module",
+              TOP, "-O3", "--x-assign", "0", "--x-initial", "0", "-CFLAGS", "-std=c++17",
+              "--Mdir", str(obj), "top.v", "tb.cpp"], work, env)
+        runtime = home / ("runtime-" + hashlib.sha256(
+            (exe + env["CXX"] + _MAKE_FLAGS).encode()).hexdigest()[:16])
+        for name in _RUNTIME:  # Verilator's own runtime, compiled once for every design
+            if (runtime / name).exists():
+                shutil.copy2(runtime / name, obj / name)
+        _run(["make", "-f", f"V{TOP}.mk", "-j", "2", f"CXX={env['CXX']}",
+              *_MAKE_FLAGS.split()], obj, env)
+        if not runtime.exists():
+            keep = Path(tempfile.mkdtemp(prefix="runtime.", dir=home))
+            for name in _RUNTIME:
+                shutil.copy2(obj / name, keep / name)
+            try:
+                keep.rename(runtime)
+            except OSError:  # kept meanwhile by another run
+                shutil.rmtree(keep, ignore_errors=True)
+        (obj / f"V{TOP}").replace(work / f"V{TOP}")
+        shutil.rmtree(obj, ignore_errors=True)
         try:
             work.rename(home / key)
         except OSError:  # compiled meanwhile by another run: use that one
