@@ -308,8 +308,10 @@ def _compile(verilog: str, testbench: str) -> Path:
         for name in _RUNTIME:  # Verilator's own runtime, compiled once for every design
             if (runtime / name).exists():
                 shutil.copy2(runtime / name, obj / name)
+        # the PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks the
+        # precompiled header of a design large enough to be split into several files
         _run(["make", "-f", f"V{TOP}.mk", "-j", "2", f"CXX={env['CXX']}",
-              *_MAKE_FLAGS.split()], obj, env)
+              "CFG_CXXFLAGS_PCH_I=-include", *_MAKE_FLAGS.split()], obj, env)
         if not runtime.exists():
             keep = Path(tempfile.mkdtemp(prefix="runtime.", dir=home))
             for name in _RUNTIME:
