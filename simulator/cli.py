@@ -947,9 +947,9 @@ def _add_rtl(sub) -> None:
     emit.set_defaults(func=_cmd_rtl("emit"))
 
     ver = cmds.add_parser("verify", help="co-simulate the RTL and check it against sasim",
-                          description="Co-simulate the RTL (Amaranth's simulator, or Verilator with "
-                                      "--backend verilator) on random "
-                                      "GEMMs or a workload's layers and check outputs, cycles "
+                          description="Co-simulate the RTL (Amaranth's simulator, or "
+                                      "Verilator with --backend verilator) on random GEMMs "
+                                      "or a workload's layers and check outputs, cycles "
                                       "per fold and counters against sasim; exit 1 on a "
                                       "mismatch.")
     common(ver)

@@ -1,8 +1,8 @@
 """The Verilator co-simulation backend (docs/rtl.md, "The Verilator backend").
 
-The array is wrapped in a top (:class:`ProbedArray`) whose ports are the packed operand
-inputs, the controller's handshake, the packed outputs and every PE's ``valid``, ``event``
-(and ``lanes``) as flat vectors, so the C++ testbench reads no internal signal. Verilator
+The array is wrapped in a top whose ports are the packed operand inputs, the controller's
+handshake, the packed outputs and every PE's ``valid``, ``event`` (and ``lanes``) as flat
+vectors (:func:`probed_array`), so the C++ testbench reads no internal signal. Verilator
 compiles the wrapper's Verilog with a generated testbench once per design (a cache directory
 keyed by a hash of the Verilog and the testbench). Python writes the stimulus (per GEMM:
 the scale; per fold: the steps and every step's packed operand words) to a binary file;
@@ -24,7 +24,7 @@ import numpy as np
 
 from simulator.rtl.design import RtlDesign, RtlUnavailable
 
-__all__ = ["ProbedArray", "find_verilator", "require_verilator", "run_gemms", "cache_dir"]
+__all__ = ["probed_array", "find_verilator", "require_verilator", "run_gemms", "cache_dir"]
 
 #: Module name of the wrapper top.
 TOP = "sasim_probed_array"
@@ -81,7 +81,7 @@ def cache_dir() -> Path:
 
 
 def _probed_array_class():
-    """:class:`ProbedArray`, defined on first use (Amaranth is imported lazily)."""
+    """The wrapper's class, defined on first use (Amaranth is imported lazily)."""
     from amaranth.hdl import Cat, Elaboratable, Module, Signal, unsigned
 
     class _ProbedArray(Elaboratable):
@@ -137,7 +137,7 @@ def _probed_array_class():
     return _ProbedArray
 
 
-def ProbedArray(design: RtlDesign):  # noqa: N802 - builds the wrapper class's instance
+def probed_array(design: RtlDesign):
     """The design's array inside the probe wrapper (an Amaranth ``Elaboratable``)."""
     from simulator.rtl.build import build_array
 
@@ -352,7 +352,7 @@ def run_gemms(design: RtlDesign, jobs: list) -> list:
     from simulator.rtl.cosim import _fold_list, _job, _packer, _step_operands
     from simulator.rtl.pe import pe_module
 
-    top = ProbedArray(design)
+    top = probed_array(design)
     layout = _Layout(top)
     binary = _compile(_verilog(top), _testbench(top, layout))
     _, pack_a = _packer(top.act_sigs, ())
