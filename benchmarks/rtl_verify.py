@@ -12,6 +12,11 @@ Target: under a minute each.
 Bit-serial (weight- and activation-serial, p = 8 and 4) and SWIS (fixed N = 3, variable
 N <= 4) run the same trace.
 
+``--backend verilator`` runs the same with ``sasim rtl verify --backend verilator``;
+``--backend both`` prints Amaranth's and Verilator's process seconds side by side, Verilator's
+twice: compiling into a fresh cache (the first design also compiles Verilator's runtime),
+then from the cache (docs/rtl.md, "The Verilator backend").
+
 Campaign (``--campaign N``): N random GEMMs per design (``sasim rtl verify --cases N``) on
 4x4 arrays for dense, every SySMT variant (2T/4T x both policies x both roundings), every
 SPARQ variant (6 window configurations x both roundings x both pairings; ``stc`` draws 2:4
@@ -20,7 +25,8 @@ above.
 
 Usage (from the repo root)::
 
-    .venv/bin/python benchmarks/rtl_verify.py [--campaign 40]
+    .venv/bin/python benchmarks/rtl_verify.py [--backend amaranth|verilator|both]
+        [--campaign 40]
 """
 
 from __future__ import annotations
@@ -75,21 +81,44 @@ def sasim(*argv: str) -> tuple[dict, float]:
     return json.loads(done.stdout), seconds
 
 
-def speed() -> None:
+def speed(backend: str = "amaranth") -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trace = Path(tmp, "fc.npz")
         write_trace(trace)
+        if backend == "both":
+            side_by_side(trace, Path(tmp, "cache"))
+            return
         print(f"sasim rtl verify, 4x4 array, M=16 Kd=64 N=16 (16 folds); "
               f"load average {os.getloadavg()[0]:.1f}")
         print(f"{'design':18} {'verdict':8} {'folds':>5} {'cycles':>6} {'cosim s':>8} "
               f"{'cycles/s':>9} {'process s':>9}")
         for label, arch, extra in DESIGNS:
             report, seconds = sasim("rtl", "verify", "--arch", arch, *SMALL, *extra,
-                                    "--workload", str(trace))
+                                    "--workload", str(trace), "--backend", backend)
             cosim = sum(c["seconds"] for c in report["cases"])
             print(f"{label:18} {report['verdict']:8} {report['folds']:5d} "
                   f"{report['cycles']:6d} {cosim:8.1f} {report['cycles'] / cosim:9.0f} "
                   f"{seconds:9.1f}")
+
+
+def side_by_side(trace: Path, cache: Path) -> None:
+    """Amaranth's and Verilator's whole-process seconds for each design."""
+    os.environ["SASIM_VERILATOR_CACHE"] = str(cache)
+    print(f"sasim rtl verify, 4x4 array, M=16 Kd=64 N=16 (16 folds), process seconds; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'design':18} {'cycles':>6} {'amaranth':>9} {'verilator (compile)':>20} "
+          f"{'verilator (cached)':>19}")
+    for label, arch, extra in DESIGNS:
+        argv = ("rtl", "verify", "--arch", arch, *SMALL, *extra, "--workload", str(trace))
+        ama, t_ama = sasim(*argv)
+        first, t_first = sasim(*argv, "--backend", "verilator")
+        cached, t_cached = sasim(*argv, "--backend", "verilator")
+        verdicts = {ama["verdict"], first["verdict"], cached["verdict"]}
+        same = ama["cases"][0]["counters"] == cached["cases"][0]["counters"] \
+            and ama["cycles"] == cached["cycles"]
+        note = "" if verdicts == {"match"} and same else f"  {sorted(verdicts)}, same={same}"
+        print(f"{label:18} {ama['cycles']:6d} {t_ama:9.1f} {t_first:20.1f} "
+              f"{t_cached:19.1f}{note}")
 
 
 def campaign(cases: int) -> None:
@@ -124,8 +153,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--campaign", type=int, default=0, metavar="N",
                         help="also run N random GEMMs per design")
+    parser.add_argument("--backend", choices=("amaranth", "verilator", "both"),
+                        default="amaranth", help="co-simulator (both: side by side)")
     args = parser.parse_args()
-    speed()
+    speed(args.backend)
     if args.campaign:
         campaign(args.campaign)
 

@@ -947,8 +947,9 @@ def _add_rtl(sub) -> None:
     emit.set_defaults(func=_cmd_rtl("emit"))
 
     ver = cmds.add_parser("verify", help="co-simulate the RTL and check it against sasim",
-                          description="Co-simulate the RTL (Amaranth's simulator) on random "
-                                      "GEMMs or a workload's layers and check outputs, cycles "
+                          description="Co-simulate the RTL (Amaranth's simulator, or "
+                                      "Verilator with --backend verilator) on random GEMMs "
+                                      "or a workload's layers and check outputs, cycles "
                                       "per fold and counters against sasim; exit 1 on a "
                                       "mismatch.")
     common(ver)
@@ -965,6 +966,9 @@ def _add_rtl(sub) -> None:
                      help="write the RTL's outputs to DIR/outputs.npz (sasim run's layout)")
     ver.add_argument("--json", action="store_true",
                      help="print the verdict, cases, cycles and counters as JSON")
+    ver.add_argument("--backend", choices=("amaranth", "verilator"), default="amaranth",
+                     help="co-simulator: Amaranth's (default) or Verilator, compiled once "
+                          "per design (docs/rtl.md, \"The Verilator backend\")")
     ver.set_defaults(func=_cmd_rtl("verify"))
 
     syn = cmds.add_parser("synth", help="synthesise with Yosys and report cells and area",

@@ -94,6 +94,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
             raise SasimError(f"{flag}: expected a positive integer, not {value}")
     arch, design = _design(args)
     check_cosim_size(design, f"--arch {args.arch}")
+    backend = getattr(args, "backend", "amaranth")
+    if backend == "verilator":  # refused up front when Verilator or a compiler is missing
+        from simulator.rtl.verilator import require_verilator
+
+        require_verilator()
     workload = api.load_workload(args.workload) if args.workload else None
     started = time.perf_counter()
     with OutputSet() as outputs:
@@ -103,7 +108,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                              seed=args.seed, workload=workload, layer=args.layer,
                              max_folds=args.max_folds, acc_bits=_acc_bits(args.acc_bits),
                              need_whole=folder is not None,
-                             operand_isolation=args.operand_isolation)
+                             operand_isolation=args.operand_isolation, backend=backend)
         if folder is not None:
             _save_outputs(folder, result)
             outputs.commit()
@@ -148,7 +153,7 @@ def _verify_record(args, result, seconds: float) -> dict[str, Any]:
     mismatch = result.mismatch
     return {"verdict": "match" if mismatch is None else "mismatch",
             "arch": args.arch, "design": result.design.params(),
-            "convention": "native",
+            "convention": "native", "backend": getattr(args, "backend", "amaranth"),
             "cases": [rep.record() for rep in result.reports],
             "layers": layer_summaries(result.reports),
             "cycles": sum(rep.cycles for rep in result.reports),

@@ -265,11 +265,19 @@ def _step_mismatch(what, case, fold, pe, cycle, before, got, want, step, design)
 
 def verify_gemms(design: RtlDesign, pe: PEModel,
                  items: list[tuple[str, Layer, np.ndarray, np.ndarray, bool]], *,
-                 probe_activity: bool = False) -> list[tuple[GemmReport, CosimResult]]:
+                 probe_activity: bool = False, backend: str = "amaranth"
+                 ) -> list[tuple[GemmReport, CosimResult]]:
     """Co-simulate GEMMs (case name, layer, A, B, cropped) on one design, in one simulation,
     and compare each with sasim; returns each one's report and the RTL's run (its outputs
-    (M, N), and with ``probe_activity`` its activity traces)."""
+    (M, N), and with ``probe_activity`` its activity traces). ``backend``: ``amaranth`` or
+    ``verilator`` (docs/rtl.md, "The Verilator backend"; no activity probes)."""
     from simulator.rtl.cosim import run_gemms
+
+    if backend == "verilator":
+        from simulator.rtl.verilator import run_gemms as verilated
+
+        def run_gemms(design, jobs, probe_activity):  # noqa: F811 - the backend's runner
+            return verilated(design, jobs)
 
     # bit-serial and SWIS: the schedule is the serial stream (docs/rtl.md)
     scheds = [stream_for(pe, layer, a, b) if design.pe_type in SERIAL_PE_TYPES
@@ -628,9 +636,10 @@ def verify_arch(arch: ArchConfig, source: str, *, cases: int = 8, seed: int = 0,
                 workload=None, layer: str | None = None, max_folds: int = 64,
                 acc_bits: int | None = None, need_whole: bool = False,
                 progress: Progress | None = None, probe_activity: bool = False,
-                operand_isolation: bool = False) -> VerifyResult:
+                operand_isolation: bool = False, backend: str = "amaranth") -> VerifyResult:
     """Co-simulate ``arch``'s RTL on random GEMMs (``workload`` None) or a workload's layers
-    (``probe_activity``: also record the switching activity, :mod:`simulator.rtl.activity`).
+    (``probe_activity``: also record the switching activity, :mod:`simulator.rtl.activity`;
+    ``backend``: ``amaranth`` or ``verilator``, docs/rtl.md).
 
     Raises
     ------
@@ -660,7 +669,8 @@ def verify_arch(arch: ArchConfig, source: str, *, cases: int = 8, seed: int = 0,
     design = dataclasses.replace(base, act_signed=any(signed), acc_bits=width,
                                  act_bits=9 if mixed else 8)
     done: dict[int, tuple[GemmReport, CosimResult]] = {}
-    for i, pair in enumerate(verify_gemms(design, pe, items, probe_activity=probe_activity)):
+    for i, pair in enumerate(verify_gemms(design, pe, items, probe_activity=probe_activity,
+                                                backend=backend)):
         if keys:
             pair[0].layer, pair[0].group = keys[i][0].name, keys[i][1]
         done[i] = pair
