@@ -14,7 +14,7 @@ import simpy
 from simpy.events import Event
 from simpy.resources.base import BaseResource, Get, Put
 
-__all__ = ["Milestones", "SequencedChannel", "Space", "SpaceClaim"]
+__all__ = ["ChannelLink", "Milestones", "SequencedChannel", "Space", "SpaceClaim"]
 
 
 class Milestones:
@@ -51,6 +51,21 @@ class Milestones:
         return event
 
 
+class ChannelLink:
+    """The wire under one or more :class:`SequencedChannel`: it moves one transfer at a time
+    and is busy until ``free_at``.
+
+    Channels that share a link (the layers of a run that overlap, or the cores of a chip on
+    one DRAM) each keep their own ticket order; the link serves their due transfers first
+    come, first served, never interrupting one (docs/memory-model.md).
+    """
+
+    __slots__ = ("free_at",)
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.free_at = env.now  # when the last scheduled transfer ends
+
+
 class SequencedChannel:
     """A channel that moves one transfer at a time, in a fixed ticket order (0, 1, 2, ...).
 
@@ -64,10 +79,10 @@ class SequencedChannel:
     timeout for it then, instead of a grant, a hold and a release.
     """
 
-    def __init__(self, env: simpy.Environment) -> None:
+    def __init__(self, env: simpy.Environment, link: ChannelLink | None = None) -> None:
         self.env = env
         self.next_ticket = 0
-        self.free_at = env.now  # when the last scheduled transfer ends
+        self.link = ChannelLink(env) if link is None else link
         self._queued: dict[int, tuple[int, Event]] = {}
 
     def transfer(self, ticket: int, cycles: int | Callable[[int], int]) -> Event | None:
@@ -92,16 +107,21 @@ class SequencedChannel:
                 end.callbacks.append(lambda _, event=event: event.succeed())
         return done
 
+    @property
+    def free_at(self) -> int:
+        """When the last transfer scheduled on the link ends."""
+        return self.link.free_at
+
     def _schedule(self, cycles: int | Callable[[int], int]) -> Event | None:
-        now = self.env.now
-        start = max(now, self.free_at)
+        now, link = self.env.now, self.link
+        start = max(now, link.free_at)
         if callable(cycles):
             cycles = cycles(start)
-        self.free_at = start + cycles
+        end = link.free_at = start + cycles
         self.next_ticket += 1
-        if self.free_at == now:
+        if end == now:
             return None
-        return self.env.timeout(self.free_at - now)
+        return self.env.timeout(end - now)
 
 
 class SpaceClaim(Put):

@@ -29,7 +29,7 @@ import numpy as np
 import simpy
 from simpy.events import Event
 
-from simulator.engine import Milestones, SequencedChannel, Space
+from simulator.engine import ChannelLink, Milestones, SequencedChannel, Space
 from simulator.errors import SimulationError
 from simulator.memory.plan import LOAD_COLUMNS, TileProgram
 from simulator.operands import PerBuffer
@@ -153,11 +153,12 @@ class _LayerRun:
     of a whole network, and SimPy's cost is per event and per Python call.
     """
 
-    def __init__(self, env: simpy.Environment, program: TileProgram, dram: Dram) -> None:
+    def __init__(self, env: simpy.Environment, program: TileProgram, dram: Dram,
+                 link: ChannelLink | None = None) -> None:
         self.env, self.program, self.dram = env, program, dram
         units = program.units
         self.origin = env.now
-        self.channel = SequencedChannel(env)
+        self.channel = SequencedChannel(env, link)
         self.buffers = PerBuffer(*(_Buffer(env, c) for c in program.capacity))
         self.ended = Milestones(env, units)
         self.arrived = Milestones(env, units)
@@ -331,9 +332,10 @@ class StartedLayer:
     """A layer whose processes run on the environment (:func:`start_layer`); other layers may
     run beside it (the vector unit's ``overlap``, docs/transformers.md)."""
 
-    def __init__(self, env: simpy.Environment, program: TileProgram, dram: Dram) -> None:
+    def __init__(self, env: simpy.Environment, program: TileProgram, dram: Dram,
+                 link: ChannelLink | None = None) -> None:
         self.env, self.program = env, program
-        self.run = _LayerRun(env, program, dram)
+        self.run = _LayerRun(env, program, dram, link)
         self.done = env.all_of([env.process(self.run.loader()), env.process(self.run.array()),
                                 env.process(self.run.writer())])
         self.end: int | None = None
@@ -359,11 +361,14 @@ class StartedLayer:
                              dram=None if device is None else device.report(end - layer.origin))
 
 
-def start_layer(env: simpy.Environment, program: TileProgram, dram: Dram) -> StartedLayer:
+def start_layer(env: simpy.Environment, program: TileProgram, dram: Dram,
+                link: ChannelLink | None = None) -> StartedLayer:
     """Start one layer's processes on ``env`` now, without running the environment: the
     caller runs it (another layer beside it) and calls :meth:`StartedLayer.finish`. The layer
-    has its own DRAM channel (docs/transformers.md, "Overlap")."""
-    return StartedLayer(env, program, dram)
+    has its own DRAM channel (docs/transformers.md, "Overlap") unless ``link`` is given: then
+    its transfers share that link with the other layers on it, first come, first served
+    (docs/memory-model.md)."""
+    return StartedLayer(env, program, dram, link)
 
 
 def unbounded_schedule(program: TileProgram) -> LayerSchedule:

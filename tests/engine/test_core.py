@@ -7,7 +7,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.engine import Milestones, SequencedChannel, Space
+from simulator.engine import ChannelLink, Milestones, SequencedChannel, Space
 
 
 def test_milestones_wait_only_for_the_future():
@@ -63,6 +63,38 @@ def test_sequenced_channel_serves_tickets_in_order(order, arrivals, holds):
         assert served[ticket] == (start, start + holds[ticket])
         free = start + holds[ticket]
     assert channel.next_ticket == 6 and channel.free_at == free
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6), st.integers(0, 9)),
+                min_size=1, max_size=10))
+def test_channels_sharing_a_link_never_overlap(transfers):
+    """Two sequenced channels on one link: each keeps its ticket order, the link moves one
+    transfer at a time, first come first served, and each transfer waits only for the link
+    and for its own channel's earlier tickets (a naive replay of the same rules)."""
+    env = simpy.Environment()
+    link = ChannelLink(env)
+    channels = [SequencedChannel(env, link), SequencedChannel(env, link)]
+    tickets = [0, 0]
+    served = []
+
+    def user(channel, ticket, arrival, hold):
+        yield env.timeout(arrival)
+        done = channels[channel].transfer(ticket, hold)
+        if done is not None:
+            yield done
+        served.append((env.now - hold, env.now, channel, ticket))
+
+    for channel, arrival, hold in transfers:
+        env.process(user(channel, tickets[channel], arrival, hold))
+        tickets[channel] += 1
+    env.run()
+    busy = sorted((start, end) for start, end, *_ in served if end > start)
+    assert all(a[1] <= b[0] for a, b in zip(busy, busy[1:]))  # the link never overlaps
+    for channel in (0, 1):  # each channel's tickets in order, none starting before its due
+        own = sorted((ticket, start, end) for start, end, c, ticket in served if c == channel)
+        assert all(a[2] <= b[1] for a, b in zip(own, own[1:]))
+    assert link.free_at == max((end for _, end, *_ in served), default=0)
 
 
 def test_space_claims_wait_for_room_in_order():
