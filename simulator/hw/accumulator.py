@@ -115,9 +115,7 @@ def exact_bound(pe: PEModel, a: np.ndarray, b: np.ndarray, threads: int, steps: 
     """An upper bound on the sum of |partial sums| of any output: Kd * max|a| * max|b| for a
     PE whose products are exact, else threads * steps * (255 * 128)."""
     if type(pe).exact:
-        amax = int(np.abs(a.astype(np.int64, copy=False)).max(initial=0))
-        bmax = int(np.abs(b.astype(np.int64, copy=False)).max(initial=0))
-        return a.shape[1] * amax * bmax
+        return a.shape[1] * _magnitude(a) * _magnitude(b)
     return threads * steps * _MAX_PRODUCT
 
 
@@ -132,13 +130,19 @@ def accumulate(pe: PEModel, layer: Layer, a: np.ndarray, b: np.ndarray,
     """
     config = layer_accumulator(pe, layer)
     exact = run.exact if run.exact is not None else (run.outputs if type(pe).exact else None)
-    feed = pe.accumulation_feed(layer, a)
-    threads, steps = feed.sched.shape
-    if config.type == "int" and (config.bits >= 63 or exact_bound(pe, a, b, threads, steps)
-                                 < 1 << (config.bits - 1)):
+    feed = None
+    if config.type == "int" and config.bits < 63:
+        if not type(pe).exact:  # the bound needs the PE's threads and steps
+            feed = pe.accumulation_feed(layer, a)
+        threads, steps = (1, 1) if feed is None else feed.sched.shape
+        fits = exact_bound(pe, a, b, threads, steps) < 1 << (config.bits - 1)
+    else:
+        fits = config.type == "int"
+    if fits:
         outputs = run.outputs
         events = np.zeros(3, dtype=np.int64)
     else:
+        feed = pe.accumulation_feed(layer, a) if feed is None else feed
         outputs, events = _run_kernel(feed, config, a, b)
     stats = {**run.stats, **{name: int(v) for name, v in zip(ACCUMULATOR_STATS, events)}}
     return dataclasses.replace(run, outputs=outputs, stats=stats, exact=exact)
