@@ -355,7 +355,13 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
                pe.setup_cycles(layer), pe.peak_macs_per_step(layer))
     if key is not None and key in shapes:
         timing, alternatives, program, schedule, peak, checks = shapes[key]
-        if schedule.elapsed:
+        if chain is not None:  # the plan only: the schedule depends on the neighbours
+            chain.add(program, _dram(arch, env))
+            schedule = None
+        elif schedule is None:  # planned in a chain before: it runs alone now
+            schedule = run_layer(env, program, _dram(arch, env))
+            shapes[key] = (timing, alternatives, program, schedule, peak, checks)
+        elif schedule.elapsed:
             env.run(until=env.now + schedule.elapsed)
     else:
         timing, alternatives = _layer_timing(arch, layer, pe, fold_steps)
@@ -664,6 +670,9 @@ class _Prefetch:
                      and memory.dram_latency_cycles == 0)
         self.on = self.mode != "none" and not unbounded and not codec
         self._chain: Any = None
+        # chains of the same planned layers (a transformer's blocks) run once, when a
+        # layer's schedule depends on nothing but its programs (no DRAM preset's refresh)
+        self._cache: dict | None = {} if _REUSE_SHAPES and memory.dram == IDEAL else None
         self._deferred: list[tuple[int, Layer, _Later, TileProgram]] = []
 
     def chain(self, allowed: bool = True) -> Any:
@@ -686,7 +695,7 @@ class _Prefetch:
             return
         chain, self._chain = self._chain, None
         for (slot, layer, result, program), schedule, origin in zip(
-                self._deferred, chain.finish(), chain.origins()):
+                self._deferred, chain.finish(self._cache), chain.origins()):
             layers[slot] = result.build(schedule)
             if timeline:
                 schedules[slot] = _timeline(layer.name, origin, schedule, program)
@@ -726,7 +735,7 @@ def _array_layer(arch: ArchConfig, pe: PEModel, layer: Layer, workload: Workload
         fold_steps = pe.column_fold_steps(layer, weights_to_gemm(tensors.weight, layer))
     storage = None if compression is None else compression.layer(layer, tensors)
     reuse = (fold_steps is None and not run_functional and coding is None and outcome is None
-             and storage is None and chain is None)
+             and storage is None)
     result, schedule, program = _simulate_layer(
         arch, layer, pe, functional_result, env, fold_steps, shapes if reuse else None,
         layer_coding, outcome, storage, chain)

@@ -126,7 +126,7 @@ class _ChainedRun:
                  previous: _ChainedRun | None) -> None:
         env = self.env = chain.env
         self.program, self.dram, self.previous = program, dram, previous
-        self.priority = _BASE_PRIORITY + len(chain.runs)
+        self.chain, self.index = chain, len(chain.runs)
         units = program.units
         self.channel = SequencedChannel(env, chain.link)
         self.buffers = PerBuffer(*(_Log(space) for space in chain.spaces))
@@ -148,16 +148,22 @@ class _ChainedRun:
                              or (program.loader_claims_outputs and alloc > 0))
                             for row, moved, alloc in zip(self.load, self.channel_load,
                                                          self.out_alloc)]
+        self.moved = [sum(row) for row in self.channel_load]
+        self.tickets = sum(t >= 0 for t in self.load_ticket + self.store_ticket
+                           + self.filter_ticket)
         self.origin = self.array_done_at = self.done_at = -1
-        self.last_load = (-1, -1)
         self.loader_done = env.process(self.loader())
         self.array_done = env.process(self.array())
         self.writer_done = env.process(self.writer())
         self.done = env.all_of([self.loader_done, self.array_done, self.writer_done])
 
-    def submit(self, ticket: int, duration: Any) -> Event:
-        """Hand transfer ``ticket`` to the channel at the end of this cycle, after every
-        earlier layer's submissions of the cycle (first come, first served on the link)."""
+    def submit(self, ticket: int, duration: Any) -> Event | None:
+        """Hand transfer ``ticket`` to the channel: at once when no earlier layer has a
+        transfer left to put on the link, else at the end of this cycle, after every earlier
+        layer's submissions of the cycle (first come, first served on the link). Returns
+        what :meth:`SequencedChannel.transfer` does: ``None`` when it has ended now."""
+        if self.chain.settled() >= self.index:
+            return self.channel.transfer(ticket, duration)
         env = self.env
         event = env.event()
 
@@ -171,67 +177,68 @@ class _ChainedRun:
         trigger = Event(env)
         trigger._ok, trigger._value = True, None
         trigger.callbacks.append(go)
-        env.schedule(trigger, priority=self.priority)
+        env.schedule(trigger, priority=_BASE_PRIORITY + self.index)
         return event
 
-    def _claim(self, buffer: _Log, nbytes: int) -> Iterator[Event]:
-        wait = buffer.space.claim(nbytes)
-        if wait is not None:
-            yield wait
-        buffer.log.append((self.env.now, nbytes))
-
-    def _move(self, ticket: int, nbytes: int) -> Iterator[Event]:
-        duration = self.dram.timed(nbytes, False)
-        yield self.submit(ticket, duration)
-        self.last_load = (self.env.now - _cycles(duration), self.env.now)
-
     def loader(self) -> Iterator[Event]:
-        env, previous = self.env, self.previous
+        env, previous, dram = self.env, self.previous, self.dram
         if previous is not None:
             yield previous.loader_done
         self.origin = env.now
         load_start, load_end = self.times["load_start"], self.times["load_end"]
-        ifmap_buffer, filter_buffer, ofmap_buffer = self.buffers
+        buffers = self.buffers
         claims_outputs = self.program.loader_claims_outputs
         load_after = self.program.load_after.tolist()
         early_filter = [False] * len(self.cycles)
         for u, ticket in enumerate(self.filter_ticket):  # weights only: their bytes first
             if ticket < 0:
                 continue
-            if self.load[u][_FILTER]:
-                yield from self._claim(filter_buffer, self.load[u][_FILTER])
-            yield from self._move(ticket, self.channel_load[u][_FILTER])
-            load_start[u] = self.last_load[0]
-            load_end[u] = self.last_load[1]
+            nbytes = self.load[u][_FILTER]
+            if nbytes:
+                wait = buffers.filter.space.claim(nbytes)
+                if wait is not None:
+                    yield wait
+                buffers.filter.log.append((env.now, nbytes))
+            duration = dram.timed(self.channel_load[u][_FILTER], False)
+            done = self.submit(ticket, duration)
+            if done is not None:
+                yield done
+            load_end[u] = env.now
+            load_start[u] = env.now - _cycles(duration)
             early_filter[u] = True
+        ended, arrived, split = self.ended, self.arrived, self.split
         for u, work in enumerate(self.loader_work):
             if not work:
                 continue
-            wait = self.ended.wait(load_after[u])
+            wait = ended.wait(load_after[u])
             if wait is not None:
                 yield wait
             ifmap, filt, _ = self.load[u]
-            moved = sum(self.channel_load[u])
+            moved = self.moved[u]
             if early_filter[u]:
                 filt = 0
                 moved -= self.channel_load[u][_FILTER]
-            if self.split and load_after[u] < 0 and (moved or ifmap):
+            if split and load_after[u] < 0 and (moved or ifmap):
                 yield previous.done  # the input is the previous layer's written output
-            if ifmap:
-                yield from self._claim(ifmap_buffer, ifmap)
-            if filt:
-                yield from self._claim(filter_buffer, filt)
             out = self.out_alloc[u] if claims_outputs else 0
-            if out:
-                if previous is not None:
-                    yield previous.array_done
-                yield from self._claim(ofmap_buffer, out)
+            for buffer, nbytes in ((buffers.ifmap, ifmap), (buffers.filter, filt),
+                                   (buffers.ofmap, out)):
+                if nbytes:
+                    if buffer is buffers.ofmap and previous is not None:
+                        yield previous.array_done  # outputs after the previous layer's
+                    wait = buffer.space.claim(nbytes)
+                    if wait is not None:
+                        yield wait
+                    buffer.log.append((env.now, nbytes))
             if moved:
-                yield from self._move(self.load_ticket[u], moved)
+                duration = dram.timed(moved, False)
+                done = self.submit(self.load_ticket[u], duration)
+                if done is not None:
+                    yield done
+                load_end[u] = env.now
                 if not early_filter[u]:
-                    load_start[u] = self.last_load[0]
-                load_end[u] = self.last_load[1]
-            self.arrived.reach(u)
+                    load_start[u] = env.now - _cycles(duration)
+            arrived.reach(u)
 
     def array(self) -> Iterator[Event]:
         env, previous = self.env, self.previous
@@ -252,7 +259,10 @@ class _ChainedRun:
                         yield env.timeout(late)
             alloc = self.out_alloc[u]
             if alloc and claims_outputs:
-                yield from self._claim(ofmap_buffer, alloc)
+                wait = ofmap_buffer.space.claim(alloc)
+                if wait is not None:
+                    yield wait
+                ofmap_buffer.log.append((env.now, alloc))
             start[u] = env.now
             if cycles:
                 yield env.timeout(cycles)
@@ -267,6 +277,14 @@ class _ChainedRun:
         env, dram = self.env, self.dram
         store_start, store_end = self.times["store_start"], self.times["store_end"]
         ofmap_buffer, ended = self.buffers.ofmap, self.ended
+
+        def stored(u: int, duration: Any) -> None:
+            store_end[u] = now = env.now
+            store_start[u] = now - _cycles(duration)
+            if self.store_free[u]:
+                ofmap_buffer.space.free(self.store_free[u])
+                ofmap_buffer.log.append((now, -self.store_free[u]))
+
         done = None
         for u, nbytes in enumerate(self.store_bytes):
             if not nbytes:
@@ -276,15 +294,10 @@ class _ChainedRun:
                 yield wait
             duration = dram.timed(nbytes, True)
             done = self.submit(self.store_ticket[u], duration)
-
-            def stored(_: Event, u: int = u, duration: Any = duration) -> None:
-                store_end[u] = now = env.now
-                store_start[u] = now - _cycles(duration)
-                if self.store_free[u]:
-                    ofmap_buffer.space.free(self.store_free[u])
-                    ofmap_buffer.log.append((now, -self.store_free[u]))
-
-            done.callbacks.append(stored)
+            if done is None:
+                stored(u, duration)
+            else:
+                done.callbacks.append(lambda _, u=u, d=duration: stored(u, d))
         if done is not None and not done.processed:
             yield done  # the layer ends when its last write-back does
 
@@ -313,8 +326,8 @@ class PrefetchChain:
     """Consecutive layers that prefetch into each other's free buffer space
     (docs/memory-model.md, "Cross-layer prefetch").
 
-    :meth:`add` starts a layer's processes (gated on the layer before it) without running
-    the environment; :meth:`finish` runs it until every layer has ended and returns their
+    :meth:`add` queues a layer; :meth:`finish` starts every layer's processes (each gated on
+    the layer before it), runs the environment until all have ended and returns their
     schedules. Layers must share the buffer capacities.
     """
 
@@ -322,41 +335,79 @@ class PrefetchChain:
         if mode not in ("weights", "all"):
             raise ValueError(f"prefetch mode {mode!r}: a chain prefetches weights or all")
         self.env, self.mode = env, mode
-        self.start = env.now
-        self.link = ChannelLink(env)
-        self.spaces: PerBuffer[Space] | None = None
+        self.layers: list[tuple[TileProgram, Dram]] = []
         self.capacity: PerBuffer[int | None] | None = None
         self.runs: list[_ChainedRun] = []
+        self.start = env.now
+        self._settled = 0
+        self._origins: list[int] = []
 
     def __len__(self) -> int:
-        return len(self.runs)
+        return len(self.layers)
+
+    def settled(self) -> int:
+        """How many of the first layers have put every transfer on the link."""
+        runs = self._settled
+        while runs < len(self.runs) and (self.runs[runs].channel.next_ticket
+                                         == self.runs[runs].tickets):
+            runs += 1
+        self._settled = runs
+        return runs
 
     def add(self, program: TileProgram, dram: Dram) -> int:
-        """Start ``program``'s layer after the last one added; returns its index."""
-        if self.spaces is None:
+        """Add ``program``'s layer after the last one added (it runs in :meth:`finish`);
+        returns its index."""
+        if self.capacity is None:
             self.capacity = program.capacity
-            self.spaces = PerBuffer(*(Space(self.env, c) for c in program.capacity))
         elif program.capacity != self.capacity:
             raise ValueError(f"layer {program.name}: buffer capacities {program.capacity} "
                              f"differ from the chain's {self.capacity}")
-        run = _ChainedRun(self, program, dram, self.runs[-1] if self.runs else None)
-        run.array_done.callbacks.append(
-            lambda _, run=run: setattr(run, "array_done_at", self.env.now))
-        run.done.callbacks.append(lambda _, run=run: setattr(run, "done_at", self.env.now))
-        self.runs.append(run)
-        return len(self.runs) - 1
+        self.layers.append((program, dram))
+        return len(self.layers) - 1
 
-    def finish(self) -> list[LayerSchedule]:
-        """Run until every layer has ended; each layer's schedule with its window."""
+    def finish(self, cache: dict | None = None) -> list[LayerSchedule]:
+        """Run the layers from now until every one has ended; each layer's schedule with its
+        window.
+
+        ``cache`` (the run's, ideal DRAM only) keeps the schedules of a chain of the same
+        program objects: a chain starts with empty buffers and a free link, so its schedule
+        relative to its start depends on its programs alone (a transformer's repeated
+        blocks run once).
+        """
         env = self.env
+        self.start = env.now
+        key = tuple(id(program) for program, _ in self.layers)
+        if cache is not None and key in cache:
+            _, schedules, offsets, elapsed = cache[key]
+            if elapsed:
+                env.run(until=env.now + elapsed)
+            self._origins = [self.start + offset for offset in offsets]
+            return schedules
+        schedules = self._run()
+        self._origins = [run.origin for run in self.runs]
+        if cache is not None:  # the programs are kept so that their ids stay theirs
+            cache[key] = ([program for program, _ in self.layers], schedules,
+                          [origin - self.start for origin in self._origins],
+                          env.now - self.start)
+        return schedules
+
+    def _run(self) -> list[LayerSchedule]:
+        env = self.env
+        self.link = ChannelLink(env)
+        self.spaces = PerBuffer(*(Space(env, c) for c in self.capacity or (None,) * 3))
+        for program, dram in self.layers:
+            run = _ChainedRun(self, program, dram, self.runs[-1] if self.runs else None)
+            run.array_done.callbacks.append(
+                lambda _, run=run: setattr(run, "array_done_at", env.now))
+            run.done.callbacks.append(lambda _, run=run: setattr(run, "done_at", env.now))
+            self.runs.append(run)
         if self.runs:
             done = env.all_of([run.done for run in self.runs])
-            if not done.processed:
-                try:
-                    env.run(until=done)
-                except RuntimeError:  # SimPy: no events left before every process finished
-                    raise SimulationError(f"layer {self.runs[-1].program.name}: the "
-                                          f"prefetching memory schedule deadlocked") from None
+            try:
+                env.run(until=done)
+            except RuntimeError:  # SimPy: no events left before every process finished
+                raise SimulationError(f"layer {self.runs[-1].program.name}: the "
+                                      f"prefetching memory schedule deadlocked") from None
         end = env.now
         schedules = []
         window_start = self.start
@@ -367,8 +418,9 @@ class PrefetchChain:
         return schedules
 
     def origins(self) -> list[int]:
-        """Each layer's origin (when its loader began): its schedule's cycle 0."""
-        return [run.origin for run in self.runs]
+        """Each layer's origin (when its loader began): its schedule's cycle 0 (after
+        :meth:`finish`)."""
+        return list(self._origins)
 
     def levels(self) -> PerBuffer[np.ndarray]:
         """Every buffer's claims and frees of all layers, absolute (cycle, delta), in time

@@ -90,13 +90,15 @@ def trace_events(summary: Mapping[str, Any], timeline: Sequence[Any],
         events += _spans(name, "compute", 3, start, end, {}, cap, to_us,
                          labels=[f"fold {f}" for f in folds.tolist()]
                          if len(start) <= cap else None)
-        loaded = record.load_start >= 0
+        # a unit moves bytes or has no transfer (times may be negative: a load prefetched
+        # before the layer's window, docs/memory-model.md, "Cross-layer prefetch")
+        loaded = record.load_bytes.sum(axis=1) > 0
         events += _spans(name, "load", 2, record.load_start[loaded] + origin,
                          record.load_end[loaded] + origin,
                          {"ifmap_bytes": record.load_bytes[loaded, 0],
                           "filter_bytes": record.load_bytes[loaded, 1],
                           "psum_bytes": record.load_bytes[loaded, 2]}, cap, to_us)
-        stored = record.store_start >= 0
+        stored = record.store_bytes.sum(axis=1) > 0
         events += _spans(name, "write-back", 5, record.store_start[stored] + origin,
                          record.store_end[stored] + origin,
                          {"output_bytes": record.store_bytes[stored, 0],
