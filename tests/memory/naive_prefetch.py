@@ -262,4 +262,5 @@ def naive_chain(programs, mode: str, bandwidth, latency: int, dram_factory=None)
         windows.append((first, last))
         first = last
     return {"layers": [{**L.t, "claims": L.log, "origin": L.origin, "done": L.done}
-                       for L in layers], "windows": windows, "end": end}
+                       for L in layers], "windows": windows, "end": end,
+            "devices": devices}

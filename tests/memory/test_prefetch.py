@@ -105,6 +105,35 @@ def test_chain_matches_the_naive_twin(programs, mode, bandwidth, latency, offset
     assert sum(s.window[1] - s.window[0] for s in schedules) == env.now - offset
 
 
+@settings(max_examples=40, deadline=None)
+@given(chains(), st.sampled_from(["all", "weights"]),
+       st.sampled_from(["ddr4_3200", "hbm2e", "lpddr5_6400"]), st.sampled_from([0, 5]),
+       st.sampled_from([100.0, 1000.0]))
+def test_chain_with_a_dram_device_matches_the_naive_twin(programs, mode, preset, latency,
+                                                         clock):
+    """With a DRAM preset (transfer cycles depend on when they start: refresh), and each
+    layer's DRAM counts its own transfers."""
+    from simulator.config.dram import dram_spec
+    from simulator.memory.dram import DramDevice
+
+    spec = dram_spec(preset)
+    env = simpy.Environment()
+    chain = PrefetchChain(env, mode)
+    for program in programs:
+        chain.add(program, Dram(None, latency, DramDevice(spec, clock)))
+    schedules = chain.finish()
+    twin = naive_chain(programs, mode, None, latency, lambda: DramDevice(spec, clock))
+    assert env.now == twin["end"]
+    for i, (schedule, origin, theirs) in enumerate(zip(schedules, chain.origins(),
+                                                       twin["layers"])):
+        for key in TIMES:
+            assert _absolute(getattr(schedule, key), origin) == theirs[key], (i, key)
+        counts = twin["devices"][i].counts
+        for key in ("activates", "read_bursts", "write_bursts"):
+            assert schedule.dram[key] == getattr(counts, key), (i, key)
+    _levels_within(chain, programs[0].capacity)
+
+
 @settings(max_examples=60, deadline=None)
 @given(chains(), st.sampled_from([None, 1.0]), st.sampled_from([0, 5]))
 def test_first_layer_runs_as_alone_until_its_last_unit(programs, bandwidth, latency):
@@ -197,3 +226,73 @@ def test_resnet18_first_tiles_hidden(resnet18, arch, bandwidth):
             assert got.stall_cycles == (alone.stall_cycles - alone.prefetch_cycles
                                         - alone.drain_cycles), got.name
     assert _cycles(full) < _cycles(none)
+
+
+@pytest.mark.parametrize("overlap", ["false", "true"])
+def test_repeated_chains_equal_chains_run_anew(overlap, monkeypatch):
+    """A transformer's blocks: chains of the same planned layers run once; every layer's
+    figures and timeline equal a run that plans and runs every layer anew (vector layers
+    between the chains, beside the next array layer or not)."""
+    workload = api.load_workload("gpt2_decode")
+    workload = dataclasses.replace(workload, layers=workload.layers[:1 + 14 * 3])
+    arch = api.load_arch("os_sa_16x16", ["memory.ifmap_kib=64", "memory.filter_kib=64",
+                                         "memory.ofmap_kib=16",
+                                         "memory.dram_bandwidth_bytes_per_cycle=16",
+                                         "memory.dram_latency_cycles=10",
+                                         f"vector.overlap={overlap}"])
+    run = api.simulate(arch, workload, functional=False, timeline=True)
+    monkeypatch.setattr(api, "_REUSE_SHAPES", False)
+    anew = api.simulate(arch, workload, functional=False, timeline=True)
+    assert run.layers == anew.layers
+    for entry, fresh in zip(run.timeline, anew.timeline):
+        assert (entry.origin, entry.elapsed) == (fresh.origin, fresh.elapsed)
+        for key in TIMES:
+            assert (getattr(entry, key) == getattr(fresh, key)).all(), key
+    alone = api.simulate(api.load_arch("os_sa_16x16", [
+        "memory.ifmap_kib=64", "memory.filter_kib=64", "memory.ofmap_kib=16",
+        "memory.dram_bandwidth_bytes_per_cycle=16", "memory.dram_latency_cycles=10",
+        f"vector.overlap={overlap}", "memory.prefetch=none"]), workload, functional=False)
+    assert run.total_cycles < alone.total_cycles
+
+
+def test_bounded_resnet18_buffers_stay_within_capacity(resnet18):
+    """ResNet-18's first layers planned with 64/64/16 KiB buffers, chained at 8 B/cycle: the
+    shared buffers' replayed levels stay within capacity in both modes, and the timeline's
+    layer spans (the windows) tile the run."""
+    arch = api.load_arch("os_sa_16x16", ["memory.ifmap_kib=64", "memory.filter_kib=64",
+                                         "memory.ofmap_kib=16"])
+    programs = []
+    for layer in resnet18.layers[:6]:
+        timing = fold_timing(layer.gemm, 16, 16, "os", "native", layer.gemm.k)
+        programs.append(plan_layer(layer, 16, 16, "os", timing.fold_cycles, arch.memory))
+    for mode in ("weights", "all"):
+        env, chain, schedules = _chain(programs, mode, 8.0, 100)
+        _levels_within(chain, programs[0].capacity)
+        assert max(int(log[:, 1].cumsum().max()) for log in chain.levels()[:2]) > 0
+        assert sum(s.window[1] - s.window[0] for s in schedules) == env.now
+
+
+def test_modes_in_a_whole_run(resnet18):
+    """weights sits between none and all, the windows add up to the run, and the timeline
+    shows loads before a layer's window."""
+    sets = ["memory.ifmap_kib=64", "memory.filter_kib=64", "memory.ofmap_kib=16",
+            "memory.dram_bandwidth_bytes_per_cycle=8", "memory.dram_latency_cycles=100"]
+    workload = dataclasses.replace(resnet18, layers=resnet18.layers[:8])
+    runs = {mode: api.simulate(api.load_arch("os_sa_16x16", sets + [f"memory.prefetch={mode}"]),
+                               workload, functional=False, timeline=True)
+            for mode in ("none", "weights", "all")}
+    assert (runs["all"].total_cycles <= runs["weights"].total_cycles
+            < runs["none"].total_cycles)
+    for result in runs.values():
+        spans = [(t.origin, t.origin + t.elapsed) for t in result.timeline]
+        assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+        assert spans[-1][1] == result.total_cycles
+    early = [t for t in runs["all"].timeline[1:] if (t.load_start[:2] < 0).any()]
+    assert early  # prefetched loads sit before their layer's window
+    # the default is all in the native convention, none in SCALE-Sim's
+    assert api.simulate(api.load_arch("os_sa_16x16", sets), workload,
+                        functional=False).layers == runs["all"].layers
+    scalesim = {mode: api.simulate(api.load_arch("os_sa_16x16", sets + [
+        "timing.convention=scalesim", *([f"memory.prefetch={mode}"] if mode else [])]),
+        workload, functional=False) for mode in (None, "none", "all")}
+    assert scalesim[None].layers == scalesim["none"].layers != scalesim["all"].layers
