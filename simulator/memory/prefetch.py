@@ -29,12 +29,13 @@ chain's time.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import simpy
 from simpy.events import Event
 
+from simulator.config.arch import PrefetchMode
 from simulator.engine import ChannelLink, Milestones, SequencedChannel, Space
 from simulator.errors import SimulationError
 from simulator.memory.plan import LOAD_COLUMNS, TileProgram
@@ -43,11 +44,9 @@ from simulator.operands import PerBuffer
 
 __all__ = ["PrefetchChain", "PrefetchMode", "early_weights", "prefetch_tickets"]
 
-PrefetchMode = Literal["none", "weights", "all"]
-
 _FILTER = LOAD_COLUMNS.index("filter")
-#: SimPy priority of the first layer's link submissions: after every ordinary event of the
-#: cycle (SimPy's are 0 and 1), the later layer's after the earlier's.
+#: SimPy priority of the first layer's deferred link submissions: after every ordinary event
+#: of the cycle (SimPy's are 0 and 1), a later layer's after an earlier one's.
 _BASE_PRIORITY = 2
 
 
