@@ -448,13 +448,14 @@ def _timeline(name: str, origin: int, schedule: LayerSchedule,
             end=schedule.end - first, load_start=schedule.load_start - first,
             load_end=schedule.load_end - first, store_start=schedule.store_start - first,
             store_end=schedule.store_end - first, load_bytes=program.channel_load,
-            store_bytes=program.store)
+            store_bytes=program.store,
+            claims=tuple(c - np.array([first, 0], dtype=np.int64) for c in schedule.claims))
     return LayerTimeline(
         name=name, origin=origin, elapsed=schedule.elapsed, unit_fold=program.unit_fold,
         start=schedule.start, end=schedule.end, load_start=schedule.load_start,
         load_end=schedule.load_end, store_start=schedule.store_start,
         store_end=schedule.store_end, load_bytes=program.channel_load,
-        store_bytes=program.store)
+        store_bytes=program.store, claims=tuple(schedule.claims))
 
 
 #: Most folds of one layer (the timing and memory models keep per-fold arrays).
