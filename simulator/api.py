@@ -258,12 +258,14 @@ def _layer_timing(arch: ArchConfig, layer: Layer, pe: PEModel,
 
 def _layer_memory(arch: ArchConfig, layer: Layer, timing: FoldTiming,
                   env: simpy.Environment, coding: Any = None, storage: Any = None,
-                  chain: Any = None) -> tuple[TileProgram, LayerSchedule | None]:
+                  chain: Any = None, cacheable: bool = False
+                  ) -> tuple[TileProgram, LayerSchedule | None]:
     """Plan the layer's tiles from its per-fold cycles and run them on ``env`` (``coding``:
     a :class:`simulator.memory.codec.LayerCoding`, coded activations; ``storage``: a
     :class:`simulator.memory.compression.LayerStorage`, compressed operands; ``chain``: a
     :class:`simulator.memory.prefetch.PrefetchChain` that runs the layer later, after the
-    one before it: the schedule is then ``None``)."""
+    one before it: the schedule is then ``None``; ``cacheable``: the program is kept for its
+    shape)."""
     array, memory = arch.array, arch.memory
     program = plan_layer(layer, array.rows, array.cols, array.dataflow, timing.fold_cycles,
                          memory, None if storage is None else storage.planned())
@@ -276,7 +278,7 @@ def _layer_memory(arch: ArchConfig, layer: Layer, timing: FoldTiming,
 
         program = coded_program(program, coding)
     if chain is not None:
-        chain.add(program, _dram(arch, env))
+        chain.add(program, _dram(arch, env), cacheable)
         return program, None
     return program, run_layer(env, program, _dram(arch, env))
 
@@ -356,7 +358,7 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
     if key is not None and key in shapes:
         timing, alternatives, program, schedule, peak, checks = shapes[key]
         if chain is not None:  # the plan only: the schedule depends on the neighbours
-            chain.add(program, _dram(arch, env))
+            chain.add(program, _dram(arch, env), cacheable=True)
             schedule = None
         elif schedule is None:  # planned in a chain before: it runs alone now
             schedule = run_layer(env, program, _dram(arch, env))
@@ -367,7 +369,8 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
         timing, alternatives = _layer_timing(arch, layer, pe, fold_steps)
         if zap is not None:
             timing, zap_report = _zap_timing(arch, layer, timing, zap)
-        program, schedule = _layer_memory(arch, layer, timing, env, coding, storage, chain)
+        program, schedule = _layer_memory(arch, layer, timing, env, coding, storage, chain,
+                                          cacheable=key is not None)
         peak = pe.peak_macs_per_step(layer)
         checks = _analytic_checks(arch, layer, peak, timing.compute_cycles, program)
         if key is not None:

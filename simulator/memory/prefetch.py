@@ -340,6 +340,7 @@ class PrefetchChain:
         self.start = env.now
         self._settled = 0
         self._origins: list[int] = []
+        self.cacheable = True
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -353,15 +354,17 @@ class PrefetchChain:
         self._settled = runs
         return runs
 
-    def add(self, program: TileProgram, dram: Dram) -> int:
+    def add(self, program: TileProgram, dram: Dram, cacheable: bool = False) -> int:
         """Add ``program``'s layer after the last one added (it runs in :meth:`finish`);
-        returns its index."""
+        returns its index. ``cacheable``: the program object is kept and reused by the
+        caller for every layer of its shape (a chain of such programs may be cached)."""
         if self.capacity is None:
             self.capacity = program.capacity
         elif program.capacity != self.capacity:
             raise ValueError(f"layer {program.name}: buffer capacities {program.capacity} "
                              f"differ from the chain's {self.capacity}")
         self.layers.append((program, dram))
+        self.cacheable = self.cacheable and cacheable
         return len(self.layers) - 1
 
     def finish(self, cache: dict | None = None) -> list[LayerSchedule]:
@@ -369,12 +372,14 @@ class PrefetchChain:
         window.
 
         ``cache`` (the run's, ideal DRAM only) keeps the schedules of a chain of the same
-        program objects: a chain starts with empty buffers and a free link, so its schedule
+        program objects (all added ``cacheable``): a chain starts with empty buffers and a free link, so its schedule
         relative to its start depends on its programs alone (a transformer's repeated
         blocks run once).
         """
         env = self.env
         self.start = env.now
+        if not self.cacheable:
+            cache = None
         key = tuple(id(program) for program, _ in self.layers)
         if cache is not None and key in cache:
             _, schedules, offsets, elapsed = cache[key]
