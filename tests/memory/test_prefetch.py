@@ -101,6 +101,12 @@ def test_chain_matches_the_naive_twin(programs, mode, bandwidth, latency, offset
             mine = sorted((t + origin - offset, d) for t, d in schedule.claims[b].tolist())
             assert mine == sorted(theirs["claims"][b]), (i, b)
     _levels_within(chain, programs[0].capacity)
+    if mode == "weights":  # inputs only once the previous layer has ended
+        for i, program in enumerate(programs[1:], 1):
+            moved = program.channel_load.sum(axis=1) - program.channel_load[:, 1]
+            ends = _absolute(schedules[i].load_end, chain.origins()[i] - offset)
+            done = twin["layers"][i - 1]["done"]
+            assert all(end >= done for end, rest in zip(ends, moved.tolist()) if rest)
     # the windows tile the chain's time
     assert sum(s.window[1] - s.window[0] for s in schedules) == env.now - offset
 
