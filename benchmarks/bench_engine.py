@@ -12,7 +12,9 @@ functional=False)`` of the whole workload on a 16x16 OS array:
   tests check against the SimPy processes);
 - ``64 KiB buffers``: 64 KiB per buffer, double buffered, DRAM 16 B/cycle with 100 cycles of
   latency: every fold (and every streamed chunk) is an event on the SimPy engine;
-- the same with ``--timeline`` (schedules kept and turned into a trace-event document).
+- the same with ``--timeline`` (schedules kept and turned into a trace-event document);
+- the same with ``memory.prefetch=none`` (each layer alone; the default prefetches across
+  layers, docs/memory-model.md, "Cross-layer prefetch").
 
 and what each adds to the timing-only run. Prints figures; asserts nothing.
 """
@@ -61,13 +63,15 @@ def main() -> int:
     workload = api.load_workload(args.workload)
     base = api.load_arch(args.arch)
     bounded = api.load_arch(args.arch, BOUNDED)
+    alone = api.load_arch(args.arch, (*BOUNDED, "memory.prefetch=none"))
 
     rows = []
     t_timing, cycles = _median(args.repeats, lambda: _timing_only(base, workload))
     rows.append(["timing only (no engine)", f"{t_timing:.3f}", "-", f"{cycles:,}", "-", "-"])
     for label, arch, timeline in (("unbounded memory (closed form)", base, False),
                                   ("64 KiB buffers, 16 B/cycle (SimPy)", bounded, False),
-                                  ("  + --timeline", bounded, True)):
+                                  ("  + --timeline", bounded, True),
+                                  ("  prefetch none (layers alone)", alone, False)):
         def run(arch=arch, timeline=timeline):
             result = api.simulate(arch, workload, functional=False, timeline=timeline)
             if timeline:

@@ -257,11 +257,15 @@ def _layer_timing(arch: ArchConfig, layer: Layer, pe: PEModel,
 
 
 def _layer_memory(arch: ArchConfig, layer: Layer, timing: FoldTiming,
-                  env: simpy.Environment, coding: Any = None, storage: Any = None
-                  ) -> tuple[TileProgram, LayerSchedule]:
+                  env: simpy.Environment, coding: Any = None, storage: Any = None,
+                  chain: Any = None, cacheable: bool = False
+                  ) -> tuple[TileProgram, LayerSchedule | None]:
     """Plan the layer's tiles from its per-fold cycles and run them on ``env`` (``coding``:
     a :class:`simulator.memory.codec.LayerCoding`, coded activations; ``storage``: a
-    :class:`simulator.memory.compression.LayerStorage`, compressed operands)."""
+    :class:`simulator.memory.compression.LayerStorage`, compressed operands; ``chain``: a
+    :class:`simulator.memory.prefetch.PrefetchChain` that runs the layer later, after the
+    one before it: the schedule is then ``None``; ``cacheable``: the program is kept for its
+    shape)."""
     array, memory = arch.array, arch.memory
     program = plan_layer(layer, array.rows, array.cols, array.dataflow, timing.fold_cycles,
                          memory, None if storage is None else storage.planned())
@@ -273,6 +277,9 @@ def _layer_memory(arch: ArchConfig, layer: Layer, timing: FoldTiming,
         from simulator.memory.codec import coded_program
 
         program = coded_program(program, coding)
+    if chain is not None:
+        chain.add(program, _dram(arch, env), cacheable)
+        return program, None
     return program, run_layer(env, program, _dram(arch, env))
 
 
@@ -332,7 +339,8 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
                     functional_result: FunctionalResult | None, env: simpy.Environment,
                     fold_steps: FoldSteps | None = None, shapes: dict | None = None,
                     coding: Any = None, zap: Any = None, storage: Any = None,
-                    ) -> tuple[LayerResult, LayerSchedule, TileProgram]:
+                    chain: Any = None,
+                    ) -> tuple[LayerResult | _Later, LayerSchedule | None, TileProgram]:
     """One layer on the array: timing, memory, analytic checks, then its result.
 
     ``shapes`` (timing from the shape alone) keeps the timing, plan and schedule of each
@@ -340,6 +348,8 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
     change): a layer whose shape ran before (a transformer's 32 identical blocks) reuses
     them, and the environment only advances past its cycles (a layer's schedule is relative
     to its start and every layer starts with empty buffers, docs/memory-model.md).
+    ``chain`` (cross-layer prefetch) runs the layer with its neighbours: its result is a
+    :class:`_Later`, built when the chain has run.
     """
     key = None
     if shapes is not None:  # what the timing depends on: the shape and the PE's view of it
@@ -347,22 +357,31 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
                pe.setup_cycles(layer), pe.peak_macs_per_step(layer))
     if key is not None and key in shapes:
         timing, alternatives, program, schedule, peak, checks = shapes[key]
-        if schedule.elapsed:
+        if chain is not None:  # the plan only: the schedule depends on the neighbours
+            chain.add(program, _dram(arch, env), cacheable=True)
+            schedule = None
+        elif schedule is None:  # planned in a chain before: it runs alone now
+            schedule = run_layer(env, program, _dram(arch, env))
+            shapes[key] = (timing, alternatives, program, schedule, peak, checks)
+        elif schedule.elapsed:
             env.run(until=env.now + schedule.elapsed)
     else:
         timing, alternatives = _layer_timing(arch, layer, pe, fold_steps)
         if zap is not None:
             timing, zap_report = _zap_timing(arch, layer, timing, zap)
-        program, schedule = _layer_memory(arch, layer, timing, env, coding, storage)
+        program, schedule = _layer_memory(arch, layer, timing, env, coding, storage, chain,
+                                          cacheable=key is not None)
         peak = pe.peak_macs_per_step(layer)
         checks = _analytic_checks(arch, layer, peak, timing.compute_cycles, program)
         if key is not None:
             shapes[key] = (timing, alternatives, program, schedule, peak, checks)
-    result = _layer_result(arch, layer, peak, timing, program, schedule, checks, alternatives,
-                           functional_result)
-    if zap is not None:
-        result = dataclasses.replace(result, zap=zap_report)
-    return result, schedule, program
+
+    def build(schedule: LayerSchedule) -> LayerResult:
+        result = _layer_result(arch, layer, peak, timing, program, schedule, checks,
+                               alternatives, functional_result)
+        return result if zap is None else dataclasses.replace(result, zap=zap_report)
+
+    return (_Later(build) if schedule is None else build(schedule)), schedule, program
 
 
 def _layer_result(arch: ArchConfig, layer: Layer, peak: int, timing: FoldTiming,
@@ -372,10 +391,13 @@ def _layer_result(arch: ArchConfig, layer: Layer, peak: int, timing: FoldTiming,
     """The layer's :class:`LayerResult` from what its steps computed."""
     gemm = layer.gemm
     compute = timing.compute_cycles
-    total = reported_cycles(schedule.elapsed, arch.timing.convention)
+    # the layer's window: with cross-layer prefetch, from the previous layer's last unit
+    # (docs/memory-model.md, "Cross-layer prefetch")
+    first, last = (0, schedule.elapsed) if schedule.window is None else schedule.window
+    total = reported_cycles(last - first, arch.timing.convention)
     units = program.units
-    prefetch = int(schedule.start[0]) if units else 0
-    drain = schedule.elapsed - int(schedule.end[-1]) if units else 0
+    prefetch = int(schedule.start[0]) - first if units else 0
+    drain = last - int(schedule.end[-1]) if units else 0
     pes = arch.array.rows * arch.array.cols
     reads, writes = program.dram_reads, program.dram_writes
     buffer_reads, buffer_writes = program.buffer_reads, program.buffer_writes
@@ -421,12 +443,22 @@ def _layer_result(arch: ArchConfig, layer: Layer, peak: int, timing: FoldTiming,
 
 def _timeline(name: str, origin: int, schedule: LayerSchedule,
               program: TileProgram) -> LayerTimeline:
+    if schedule.window is not None:  # from the window's start: prefetched loads before it
+        first, last = schedule.window
+        return LayerTimeline(
+            name=name, origin=origin + first, elapsed=last - first,
+            unit_fold=program.unit_fold, start=schedule.start - first,
+            end=schedule.end - first, load_start=schedule.load_start - first,
+            load_end=schedule.load_end - first, store_start=schedule.store_start - first,
+            store_end=schedule.store_end - first, load_bytes=program.channel_load,
+            store_bytes=program.store,
+            claims=tuple(c - np.array([first, 0], dtype=np.int64) for c in schedule.claims))
     return LayerTimeline(
         name=name, origin=origin, elapsed=schedule.elapsed, unit_fold=program.unit_fold,
         start=schedule.start, end=schedule.end, load_start=schedule.load_start,
         load_end=schedule.load_end, store_start=schedule.store_start,
         store_end=schedule.store_end, load_bytes=program.channel_load,
-        store_bytes=program.store)
+        store_bytes=program.store, claims=tuple(schedule.claims))
 
 
 #: Most folds of one layer (the timing and memory models keep per-fold arrays).
@@ -530,6 +562,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     compression = _run_compression(arch, pe, workload) if compress else None
     env = simpy.Environment()
     layers, schedules = [], []
+    prefetch = _Prefetch(arch, env, codec)
     # a DRAM preset's refresh comes at fixed times: a layer's schedule depends on its start
     shapes: dict | None = {} if _REUSE_SHAPES and arch.memory.dram == IDEAL else None
     pending: _Pending | None = None
@@ -538,6 +571,9 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         if progress is not None:
             progress(index, count, layer.name)
         origin = env.now
+        if not layer.is_gemm or pending is not None:  # a vector layer ends the chain
+            prefetch.finish(layers, schedules, timeline)
+            origin = env.now
         if not layer.is_gemm:
             program = plan_vector_layer(layer, vector_cost(layer, arch.vector).cycles,
                                         arch.memory)
@@ -555,7 +591,13 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         else:
             result, schedule, program = _array_layer(arch, pe, layer, workload, env,
                                                      run_functional, output_sink, shapes,
-                                                     coding, zap.get(layer.name), compression)
+                                                     coding, zap.get(layer.name), compression,
+                                                     prefetch.chain(pending is None))
+            if schedule is None:  # chained: its result once the chain has run
+                prefetch.defer(len(layers), layer, result, program)
+                layers.append(None)
+                schedules.append(None)
+                continue
         layers.append(result)
         schedules.append(_timeline(layer.name, origin, schedule, program) if timeline else None)
         if pending is not None:  # the overlapped vector layer, once this one is done
@@ -567,6 +609,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
                 schedules[pending.index] = _timeline(pending.layer.name, pending.origin,
                                                      vector_schedule, pending.program)
             pending = None
+    prefetch.finish(layers, schedules, timeline)
     schedules = [s for s in schedules if s is not None]
     buffer_kib = _buffer_capacities_kib(arch, layers)
     area = array_area(tech, pe_composition(pe).parts, arch.array.rows * arch.array.cols,
@@ -594,16 +637,86 @@ class _Pending:
     started: StartedLayer
 
 
+class _Later:
+    """A chained layer's result, built from its schedule once its prefetch chain has run
+    (docs/memory-model.md, "Cross-layer prefetch")."""
+
+    def __init__(self, build: Callable[[LayerSchedule], LayerResult]) -> None:
+        self.build = build
+
+
+def _then(result: LayerResult | _Later, step: Callable[[LayerResult], LayerResult]
+          ) -> LayerResult | _Later:
+    """``step`` applied to the result now, or when it is built."""
+    if isinstance(result, _Later):
+        build = result.build
+        return _Later(lambda schedule: step(build(schedule)))
+    return step(result)
+
+
+class _Prefetch:
+    """The run's cross-layer prefetch (docs/memory-model.md, "Cross-layer prefetch"):
+    consecutive array layers join one :class:`simulator.memory.prefetch.PrefetchChain`, whose
+    results are filled in when it runs (a vector layer, or the run's end, ends a chain).
+
+    Off (every layer alone, as with ``none``) in mode ``none``, with the unbounded memory
+    (nothing waits, so prefetch changes nothing and the closed form stays) and with coded
+    activations (their inverse transform's cycles follow each layer).
+    """
+
+    def __init__(self, arch: ArchConfig, env: simpy.Environment, codec: bool) -> None:
+        memory = arch.memory
+        self.env = env
+        self.mode = arch_config.prefetch_mode(memory.prefetch, arch.timing.convention,
+                                              memory.double_buffering)
+        unbounded = ((memory.ifmap_kib, memory.filter_kib, memory.ofmap_kib) == (None,) * 3
+                     and memory.dram == IDEAL and memory.dram_bandwidth_bytes_per_cycle is None
+                     and memory.dram_latency_cycles == 0)
+        self.on = self.mode != "none" and not unbounded and not codec
+        self._chain: Any = None
+        # chains of the same planned layers (a transformer's blocks) run once, when a
+        # layer's schedule depends on nothing but its programs (no DRAM preset's refresh)
+        self._cache: dict | None = {} if _REUSE_SHAPES and memory.dram == IDEAL else None
+        self._deferred: list[tuple[int, Layer, _Later, TileProgram]] = []
+
+    def chain(self, allowed: bool = True) -> Any:
+        """The chain the next array layer joins, or ``None`` (it runs alone)."""
+        if not (self.on and allowed):
+            return None
+        if self._chain is None:
+            from simulator.memory.prefetch import PrefetchChain  # runs without it never load it
+
+            self._chain = PrefetchChain(self.env, self.mode)
+        return self._chain
+
+    def defer(self, slot: int, layer: Layer, result: _Later, program: TileProgram) -> None:
+        """A chained layer whose result goes to ``layers[slot]``."""
+        self._deferred.append((slot, layer, result, program))
+
+    def finish(self, layers: list, schedules: list, timeline: bool) -> None:
+        """Run the chain to its end and fill in its layers' results (and timelines)."""
+        if self._chain is None:
+            return
+        chain, self._chain = self._chain, None
+        for (slot, layer, result, program), schedule, origin in zip(
+                self._deferred, chain.finish(self._cache), chain.origins()):
+            layers[slot] = result.build(schedule)
+            if timeline:
+                schedules[slot] = _timeline(layer.name, origin, schedule, program)
+        self._deferred = []
+
+
 def _array_layer(arch: ArchConfig, pe: PEModel, layer: Layer, workload: Workload,
                  env: simpy.Environment, run_functional: bool, output_sink: OutputSink | None,
                  shapes: dict | None, coding: Any = None, zap: Any = None,
-                 compression: Any = None,
-                 ) -> tuple[LayerResult, LayerSchedule, TileProgram]:
+                 compression: Any = None, chain: Any = None,
+                 ) -> tuple[LayerResult | _Later, LayerSchedule | None, TileProgram]:
     """One array layer: its data, functional model, timing and memory (``shapes``: the
     run's per-shape cache of :func:`_simulate_layer`, used when the timing depends on the
     shape alone; ``coding``: the run's :class:`simulator.memory.codec.RunCoding`; ``zap``:
     the layer's :class:`simulator.hw.zap.LayerZap`, docs/zap.md; ``compression``: the run's
-    :class:`simulator.memory.compression.RunCompression`)."""
+    :class:`simulator.memory.compression.RunCompression`; ``chain``: the run's
+    :class:`simulator.memory.prefetch.PrefetchChain`, which runs the layer later)."""
     functional_result = None
     tensors = None
     if run_functional or pe.weight_dependent_timing or zap is not None:
@@ -629,12 +742,13 @@ def _array_layer(arch: ArchConfig, pe: PEModel, layer: Layer, workload: Workload
              and storage is None)
     result, schedule, program = _simulate_layer(
         arch, layer, pe, functional_result, env, fold_steps, shapes if reuse else None,
-        layer_coding, outcome, storage)
+        layer_coding, outcome, storage, chain)
     if storage is not None:
         from simulator.memory.compression import compression_report
 
-        result = dataclasses.replace(result, compression=compression_report(
-            storage, program, arch.memory.output_bits or layer.activation_bits))
+        report = compression_report(storage, program,
+                                    arch.memory.output_bits or layer.activation_bits)
+        result = _then(result, lambda r: dataclasses.replace(r, compression=report))
     if coding is not None:
         from simulator.memory.codec import codec_report, inverse_layer
 

@@ -198,8 +198,11 @@ class LayerTimeline:
     """One layer's schedule for the timeline: cycles from the run's start (plain arrays).
 
     ``start``/``end`` per unit (a fold, or a chunk of a fold when an operand is streamed);
-    ``load_*``/``store_*`` per unit, -1 when the unit has none; ``load_bytes`` (U, 3): ifmap,
-    filter, partial sums; ``store_bytes`` (U, 2): outputs, partial sums.
+    ``load_*``/``store_*`` per unit, meaningful where the unit moves bytes (``load_bytes``
+    (U, 3): ifmap, filter, partial sums; ``store_bytes`` (U, 2): outputs, partial sums); a
+    load prefetched before the layer's window has negative times (docs/memory-model.md,
+    "Cross-layer prefetch"). ``claims``: per buffer (ifmap, filter, ofmap), the layer's
+    claims and frees as int64 (k, 2) rows of (cycle, +bytes / -bytes), or ``None``.
     """
 
     name: str
@@ -214,6 +217,7 @@ class LayerTimeline:
     store_end: np.ndarray
     load_bytes: np.ndarray
     store_bytes: np.ndarray
+    claims: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 @record

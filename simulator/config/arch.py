@@ -26,6 +26,7 @@ __all__ = [
     "TimingConfig",
     "EnergyConfig",
     "MemoryConfig",
+    "prefetch_mode",
     "ActivationCodecConfig",
     "CompressionConfig",
     "VectorConfig",
@@ -79,6 +80,7 @@ class TimingConfig:
 
 
 LoopOrder = Literal["column_folds_outer", "row_folds_outer", "auto"]
+PrefetchMode = Literal["none", "weights", "all"]
 
 
 @record
@@ -195,6 +197,14 @@ class MemoryConfig:
     compression: CompressionConfig = option(
         default_factory=CompressionConfig,
         doc="Compressed weights and zero-compressed activations in DRAM and the buffers.")
+    prefetch: PrefetchMode | None = option(
+        None, doc="Cross-layer prefetch (docs/memory-model.md, \"Cross-layer prefetch\"): "
+                  "while a layer computes, the next layer's first loads go into free buffer "
+                  "space. none: each layer starts alone with empty buffers; weights: only "
+                  "the next layer's weight bytes load early (its inputs wait for this "
+                  "layer's last write-back); all: weights and input tiles load early "
+                  "(assumes the inputs are ready: an upper bound). null: all in the native "
+                  "timing convention, none in the scalesim one.")
 
     def __post_init__(self) -> None:
         if self.compression.activations != "none" and self.activation_codec.bits is not None:
@@ -339,6 +349,19 @@ class PEOptions:
     accumulator_layers: Mapping[str, AccumulatorConfig] = option(
         default_factory=dict, doc="Per-layer accumulator formats replacing `accumulator`, by "
                                   "layer name (docs/accumulators.md).")
+
+
+def prefetch_mode(prefetch: PrefetchMode | None, convention: str,
+                  double_buffering: bool) -> PrefetchMode:
+    """The cross-layer prefetch a run uses (docs/memory-model.md, "Cross-layer prefetch"):
+    ``memory.prefetch``, or when it is null ``all`` in the native timing convention and
+    ``none`` in SCALE-Sim's (whose validated numbers have each layer start alone); ``none``
+    without double buffering (no load overlaps compute)."""
+    if not double_buffering:
+        return "none"
+    if prefetch is not None:
+        return prefetch
+    return "none" if convention == "scalesim" else "all"
 
 
 @record

@@ -99,6 +99,10 @@ class LayerSchedule:
     claims: PerBuffer[np.ndarray]
     #: The DRAM's figures for the layer (a DRAM preset only; docs/memory-model.md).
     dram: dict[str, Any] | None = None
+    #: With cross-layer prefetch, the layer's window (start, end) in cycles from its start:
+    #: what its ``total_cycles`` count (docs/memory-model.md, "Cross-layer prefetch");
+    #: ``None``: the whole ``elapsed``.
+    window: tuple[int, int] | None = None
 
     @functools.cached_property
     def peak(self) -> PerBuffer[int]:

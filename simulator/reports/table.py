@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from simulator.config.arch import prefetch_mode
+
 __all__ = ["format_table", "format_run"]
 
 
@@ -173,10 +175,14 @@ def _memory_line(summary: Mapping[str, Any]) -> str:
     if summary.get("dram"):
         dram = f"DRAM {summary['dram']['preset']}"
     buffering = "double" if memory["double_buffering"] else "single"
+    prefetch = prefetch_mode(memory.get("prefetch"),
+                             summary["arch_config"]["timing"]["convention"],
+                             memory["double_buffering"])
     reads = sum(summary[k] for k in ("dram_ifmap_read_bytes", "dram_filter_read_bytes",
                                      "dram_psum_read_bytes"))
     writes = summary["dram_ofmap_write_bytes"] + summary["dram_psum_write_bytes"]
-    return (f"memory: buffers ifmap/filter/ofmap {sizes} KiB, {buffering}-buffered, {dram}; "
+    return (f"memory: buffers ifmap/filter/ofmap {sizes} KiB, {buffering}-buffered, "
+            f"cross-layer prefetch {prefetch}, {dram}; "
             f"DRAM read {reads / 2**20:,.2f} MiB, written {writes / 2**20:,.2f} MiB; "
             f"peak buffers {summary['peak_ifmap_bytes']:,}/{summary['peak_filter_bytes']:,}/"
             f"{summary['peak_ofmap_bytes']:,} B; stalls {summary['stall_cycles']:,} cycles "

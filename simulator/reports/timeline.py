@@ -1,8 +1,9 @@
 """A run's schedule as a Chrome trace-event file (opens in Perfetto and chrome://tracing).
 
 One process, five tracks (threads): ``layers``, ``DRAM loads``, ``array compute``,
-``array stalls`` and ``DRAM write-back``. Times are microseconds at the arch's clock (the
-format's unit); every event also carries its cycles in ``args``.
+``array stalls`` and ``DRAM write-back``, and a counter per buffer (the bytes it holds).
+Times are microseconds at the arch's clock (the format's unit); every event also carries its
+cycles in ``args``.
 
 A whole network has too many folds for one event each, so each layer contributes at most
 ``max_events_per_track`` events per track: when it has more, its consecutive units (or
@@ -90,13 +91,15 @@ def trace_events(summary: Mapping[str, Any], timeline: Sequence[Any],
         events += _spans(name, "compute", 3, start, end, {}, cap, to_us,
                          labels=[f"fold {f}" for f in folds.tolist()]
                          if len(start) <= cap else None)
-        loaded = record.load_start >= 0
+        # a unit moves bytes or has no transfer (times may be negative: a load prefetched
+        # before the layer's window, docs/memory-model.md, "Cross-layer prefetch")
+        loaded = record.load_bytes.sum(axis=1) > 0
         events += _spans(name, "load", 2, record.load_start[loaded] + origin,
                          record.load_end[loaded] + origin,
                          {"ifmap_bytes": record.load_bytes[loaded, 0],
                           "filter_bytes": record.load_bytes[loaded, 1],
                           "psum_bytes": record.load_bytes[loaded, 2]}, cap, to_us)
-        stored = record.store_start >= 0
+        stored = record.store_bytes.sum(axis=1) > 0
         events += _spans(name, "write-back", 5, record.store_start[stored] + origin,
                          record.store_end[stored] + origin,
                          {"output_bytes": record.store_bytes[stored, 0],
@@ -110,10 +113,41 @@ def trace_events(summary: Mapping[str, Any], timeline: Sequence[Any],
             labels = [k for k, g in zip(kind, gap.tolist()) if g]
             events += _spans(name, "stall", 4, idle_from[gap], idle_to[gap], {}, cap, to_us,
                              labels=labels)
+    events += _occupancy(timeline, cap, to_us)
     return {"traceEvents": events, "displayTimeUnit": "ns",
             "otherData": {"sasim_version": summary["sasim_version"], "arch": summary["arch"],
                           "workload": summary["workload"], "clock_mhz": clock,
                           "max_events_per_track": cap}}
+
+
+def _occupancy(timeline: Sequence[Any], cap: int, to_us: float) -> list[dict[str, Any]]:
+    """Counter ("C") events of the bytes each buffer holds: every layer's claims and frees
+    put together on the run's clock (frees before claims at a cycle), so layers that
+    prefetch into each other's free space add up; per layer window at most ``cap`` events
+    per buffer, each the largest level of the cycles it stands for."""
+    if not timeline or any(getattr(r, "claims", None) is None for r in timeline):
+        return []
+    events: list[dict[str, Any]] = []
+    bounds = [(r.origin, r.origin + r.elapsed) for r in timeline]
+    last_end = max(hi for _, hi in bounds)
+    for b, buffer in enumerate(("ifmap", "filter", "ofmap")):
+        log = np.concatenate([np.asarray(r.claims[b], dtype=np.int64).reshape(-1, 2)
+                              + np.array([r.origin, 0], dtype=np.int64) for r in timeline])
+        if not len(log):
+            continue
+        log = log[np.lexsort((log[:, 1], log[:, 0]))]
+        times, level = log[:, 0], np.cumsum(log[:, 1])
+        final = np.append(times[1:] != times[:-1], True)  # the level after each cycle
+        times, level = times[final], level[final]
+        for lo_t, hi_t in bounds:
+            upto = times <= hi_t if hi_t == last_end else times < hi_t
+            inside = np.flatnonzero((times >= lo_t) & upto)
+            for lo, hi in _groups(len(inside), cap):
+                chosen = inside[lo:hi]
+                events.append({"name": f"{buffer} buffer bytes", "cat": "buffers", "ph": "C",
+                               "pid": _PID, "tid": 0, "ts": int(times[chosen[0]]) * to_us,
+                               "args": {"bytes": int(level[chosen].max())}})
+    return events
 
 
 def timeline_json(summary: Mapping[str, Any], timeline: Sequence[Any],

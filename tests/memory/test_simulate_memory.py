@@ -48,7 +48,9 @@ def _arch(pe_type: str, *overrides: str) -> ArchConfig:
 @pytest.mark.parametrize("pe_type", sorted(pe_types()))
 def test_every_pe_type_runs_through_the_engine(pe_type, workload):
     unbounded = api.simulate(_arch(pe_type), workload, functional=False)
-    bounded = api.simulate(_arch(pe_type, *BOUNDED), workload, functional=False)
+    # each layer alone (the default prefetch is checked below)
+    bounded = api.simulate(_arch(pe_type, *BOUNDED, "memory.prefetch=none"), workload,
+                           functional=False)
     for free, tight in zip(unbounded.layers, bounded.layers):
         # Unbounded memory: the array's cycles alone.
         assert free.stall_cycles == 0 and free.total_cycles == free.compute_cycles
@@ -59,6 +61,16 @@ def test_every_pe_type_runs_through_the_engine(pe_type, workload):
         assert tight.dram_ofmap_write_bytes == free.dram_ofmap_write_bytes
         assert tight.units >= tight.folds
     assert bounded.total_cycles > unbounded.total_cycles
+    # Cross-layer prefetch (docs/memory-model.md): the same work and bytes, never slower,
+    # and the run never beats its roofline (a layer may: its loads began in an earlier
+    # layer's window).
+    prefetched = api.simulate(_arch(pe_type, *BOUNDED), workload, functional=False)
+    first = prefetched.layers[0]
+    assert first.prefetch_cycles == bounded.layers[0].prefetch_cycles > 0
+    assert unbounded.total_cycles < prefetched.total_cycles <= bounded.total_cycles
+    dram_bytes = sum(sum(l.dram_reads) + sum(l.dram_writes) for l in prefetched.layers)
+    assert dram_bytes == sum(sum(l.dram_reads) + sum(l.dram_writes) for l in bounded.layers)
+    assert prefetched.total_cycles >= max(unbounded.total_cycles, dram_bytes / 2)
 
 
 def test_faster_pes_draw_more_bytes_per_cycle(workload):

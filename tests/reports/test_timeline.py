@@ -16,7 +16,8 @@ MEMORY = ("memory.ifmap_kib=16", "memory.filter_kib=16", "memory.ofmap_kib=4",
 
 def validate_trace_events(document: dict) -> None:
     """Check a document against the Trace Event Format (the JSON Object Format that
-    chrome://tracing and Perfetto read): complete ("X") and metadata ("M") events."""
+    chrome://tracing and Perfetto read): complete ("X"), counter ("C") and metadata ("M")
+    events."""
     assert set(document) <= {"traceEvents", "displayTimeUnit", "otherData", "stackFrames",
                              "systemTraceEvents", "samples"}
     assert document.get("displayTimeUnit", "ms") in ("ms", "ns")
@@ -29,6 +30,10 @@ def validate_trace_events(document: dict) -> None:
             assert event["name"] in ("process_name", "thread_name", "thread_sort_index",
                                      "process_sort_index", "process_labels")
             assert isinstance(event["args"], dict)
+        elif event["ph"] == "C":  # a counter: numbers in args
+            assert isinstance(event["ts"], numbers.Real) and event["ts"] >= 0
+            assert event["args"] and all(isinstance(v, numbers.Real)
+                                         for v in event["args"].values())
         else:
             assert event["ph"] == "X"
             assert isinstance(event["ts"], numbers.Real) and event["ts"] >= 0
@@ -100,3 +105,27 @@ def test_small_layers_get_one_event_per_fold():
     layer = next(l for l in summary["layers"] if l["name"] == "classifier.6")
     assert layer["folds"] <= 64
     assert [e["name"] for e in fc] == [f"fold {i}" for i in range(layer["folds"])]
+
+
+def test_buffer_counters_replay_the_claims(resnet18):
+    """The buffer counters (docs/memory-model.md, "Timeline"): at most ``cap`` per buffer and
+    layer, never above the buffer's capacity, and their largest value is the run's largest
+    level of a plain replay of every layer's claims on the run's clock (layers prefetch into
+    each other's space, so the shared level can exceed any one layer's peak)."""
+    summary, timeline = resnet18
+    capacity = {"ifmap": 16 * 1024, "filter": 16 * 1024, "ofmap": 4 * 1024}
+    for cap in (3, 64):
+        counters = [e for e in trace_events(summary, timeline, cap)["traceEvents"]
+                    if e["ph"] == "C"]
+        for b, buffer in enumerate(("ifmap", "filter", "ofmap")):
+            mine = [e for e in counters if e["name"] == f"{buffer} buffer bytes"]
+            assert len(mine) <= cap * len(timeline)
+            level, changes = 0, []
+            for record in timeline:
+                changes += [(record.origin + t, d) for t, d in record.claims[b].tolist()]
+            peak = 0
+            for _, delta in sorted(changes):  # frees (negative) first at a cycle
+                level += delta
+                peak = max(peak, level)
+            assert level == 0 and 0 < peak <= capacity[buffer]
+            assert max(e["args"]["bytes"] for e in mine) == peak
