@@ -42,7 +42,7 @@ from simulator.workloads.lowering import weights_to_gemm
 from simulator.workloads.partition import (Share, pipeline_stages, place_outputs,
                                            share_tensors, split_layer, split_problem)
 
-__all__ = ["simulate", "partition_of"]
+__all__ = ["simulate", "partition_of", "run_pipeline"]
 
 
 def simulate(arch: Any, workload: Workload, *, functional: bool = True,
@@ -292,28 +292,14 @@ class _Run:
                 prepared.append(self.prepare(layer, split_layer(layer, "batch", images),
                                              [core] * images))
         dram = _chip_dram(self.arch, env)
-        runs: dict[tuple[int, int], tuple[Any, int]] = {}
-        done = [[env.event() for _ in range(images)] for _ in stages]
-
-        def stage(core: int, lo: int, hi: int):
-            for image in range(images):
-                if core:
-                    yield done[core - 1][image]
-                for index in range(lo, hi):
-                    origin = env.now
-                    started = start_layer(env, prepared[index][image].program, dram,
-                                          self.link)
-                    yield started.done
-                    runs[index, image] = (started, origin)
-                done[core][image].succeed()
-
-        processes = env.all_of([env.process(stage(c, lo, hi))
-                                for c, (lo, hi) in enumerate(stages)])
+        programs = [[[prepared[index][image].program for index in range(lo, hi)]
+                     for image in range(images)] for lo, hi in stages]
         try:
-            env.run(until=processes)
-        except RuntimeError:  # SimPy: no events left before every process finished
-            raise SimulationError(f"{workload.source}: the pipeline schedule deadlocked "
-                                  f"(arch {self.arch.name})") from None
+            started = run_pipeline(env, programs, dram, self.link)
+        except SimulationError as exc:
+            raise SimulationError(f"{workload.source}: {exc} (arch {self.arch.name})") from None
+        runs = {(stages[core][0] + offset, image): run
+                for (core, image, offset), run in started.items()}
         total = env.now
         report = None if dram.device is None else dram.device.report(total)
         moved = [sum(sum(p.program.dram_reads) + sum(p.program.dram_writes) for p in row)
@@ -411,6 +397,38 @@ class _Run:
                 "total_cycles": total,
                 "utilization": macs / (total * pes * peak * self.cores) if total else 0.0,
                 "per_core": per_core}
+
+
+def run_pipeline(env: simpy.Environment, programs: Sequence[Sequence[Sequence[TileProgram]]],
+                 dram: Dram, link: ChannelLink) -> dict[tuple[int, int, int], tuple[Any, int]]:
+    """Run a pipeline's tile programs on ``env`` until all have finished.
+
+    ``programs[c][i]``: the programs of stage c's layers for image i, in layer order. Stage
+    c starts image i when stage c - 1 has finished it and c has finished image i - 1; its
+    layers run one after another. All transfers share ``link``. Returns, per (stage, image,
+    layer of the stage), the :class:`~simulator.memory.StartedLayer` and the cycle it
+    started at.
+    """
+    runs: dict[tuple[int, int, int], tuple[Any, int]] = {}
+    done = [[env.event() for _ in stage] for stage in programs]
+
+    def stage(core: int) -> Any:
+        for image, layers in enumerate(programs[core]):
+            if core:
+                yield done[core - 1][image]
+            for offset, program in enumerate(layers):
+                origin = env.now
+                started = start_layer(env, program, dram, link)
+                yield started.done
+                runs[core, image, offset] = (started, origin)
+            done[core][image].succeed()
+
+    processes = env.all_of([env.process(stage(c)) for c in range(len(programs))])
+    try:
+        env.run(until=processes)
+    except RuntimeError:  # SimPy: no events left before every process finished
+        raise SimulationError("the pipeline schedule deadlocked") from None
+    return runs
 
 
 def _scaled(report: dict[str, Any] | None, share: float) -> dict[str, Any] | None:
