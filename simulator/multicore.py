@@ -1,5 +1,5 @@
 """Several identical arrays on one DRAM (docs/memory-model.md, "Multi-core";
-docs/hardware-spec.md §13).
+docs/hardware-spec.md, "Multi-core").
 
 :func:`simulate` is :func:`simulator.api.simulate` for an arch with ``multicore.cores`` > 1
 (and the same call, unchanged, for one core). Each core has its own buffers of the

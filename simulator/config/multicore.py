@@ -1,5 +1,5 @@
 """The ``multicore:`` section of an arch: several identical arrays on one DRAM
-(docs/memory-model.md, "Multi-core"; docs/hardware-spec.md §13)."""
+(docs/memory-model.md, "Multi-core"; docs/hardware-spec.md, "Multi-core")."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from simulator.records import record
 
 __all__ = ["MulticoreConfig", "Partition", "PARTITIONS", "MAX_CORES"]
 
-#: Most cores of one chip (docs/config-reference.md, "Input limits").
+#: Most cores of one chip (docs/memory-model.md, "Multi-core").
 MAX_CORES = 1024
 
 Partition = Literal["batch", "output_channels", "spatial", "pipeline"]

@@ -1,5 +1,5 @@
 """Sharing one layer among several cores (docs/memory-model.md, "Multi-core";
-docs/hardware-spec.md §13).
+docs/hardware-spec.md, "Multi-core").
 
 A :class:`Share` is one core's part of a layer: a sub-layer (a :class:`Layer` of its own
 shape, planned and timed like any layer) and the range of the split axis it covers, which
