@@ -26,7 +26,6 @@ import numpy as np
 import simpy
 
 from simulator import api
-from simulator.config.dram import IDEAL, dram_spec
 from simulator.energy.model import array_area
 from simulator.engine import ChannelLink
 from simulator.errors import ConfigError, SimulationError
@@ -259,7 +258,7 @@ class _Run:
 
     def split(self, progress: api.Progress | None) -> RunResult:
         """batch / output_channels / spatial: layer after layer, all cores together."""
-        env, layers, ran_all, reports = self.env, [], [], []
+        env, layers, ran_all = self.env, [], []
         count = len(self.workload.layers)
         for index, layer in enumerate(self.workload.layers):
             if progress is not None:

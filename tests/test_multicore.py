@@ -23,8 +23,10 @@ SMALL = """schema_version: 1
 name: mc_small
 batch: 4
 layers:
-  - {name: c1, op: conv2d, in_channels: 3, out_channels: 8, input_size: [9, 9], kernel_size: 3, stride: 1, padding: 1, activation_signed: true}
-  - {name: c2, op: conv2d, in_channels: 8, out_channels: 16, input_size: [9, 9], kernel_size: 3, stride: 2, padding: 1, groups: 2}
+  - {name: c1, op: conv2d, in_channels: 3, out_channels: 8, input_size: [9, 9],
+     kernel_size: 3, stride: 1, padding: 1, activation_signed: true}
+  - {name: c2, op: conv2d, in_channels: 8, out_channels: 16, input_size: [9, 9],
+     kernel_size: 3, stride: 2, padding: 1, groups: 2}
   - {name: c3, op: conv2d, in_channels: 16, out_channels: 16, input_size: [5, 5], kernel_size: 1}
   - {name: fc, op: linear, in_features: 400, out_features: 12}
 """
@@ -234,3 +236,14 @@ def test_bad_input_is_one_line_and_exit_2(small, cli, overrides, message):
     assert result.status == 2
     assert message in result.err
     assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+
+
+def test_a_trace_split_over_cores_matches_its_recorded_outputs():
+    """The digits trace's recorded outputs, on two cores sharing each layer's output
+    channels (its depthwise layer, one channel per group, shares output rows instead)."""
+    arch = api.load_arch("os_sa_16x16", ["multicore.cores=2",
+                                         "multicore.partition=output_channels",
+                                         "multicore.layers={dw: spatial}"])
+    result = multicore.simulate(arch, api.load_workload("digits_int8"))
+    assert all(layer.output_matches_trace for layer in result.layers)
+    assert result.summary()["outputs_match_trace"] is True
