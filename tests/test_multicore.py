@@ -247,3 +247,18 @@ def test_a_trace_split_over_cores_matches_its_recorded_outputs():
     result = multicore.simulate(arch, api.load_workload("digits_int8"))
     assert all(layer.output_matches_trace for layer in result.layers)
     assert result.summary()["outputs_match_trace"] is True
+
+
+def test_a_sweep_over_the_core_count(small, cli, tmp_path):
+    """Sweep points with more than one core run through the multi-core model."""
+    spec = tmp_path / "cores.yaml"
+    spec.write_text(f"schema_version: 1\nname: cores\nbase: os_sa_16x16\n"
+                    f"workloads: [{small}]\ngrid:\n  multicore.cores: [1, 2, 4]\n"
+                    f"timing_only: true\n")
+    result = cli("sweep", spec, "--out", tmp_path / "out", "--workers", "1")
+    assert result.status == 0, result.err
+    rows = (tmp_path / "out" / "results.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    cycles = {int(row.split(",")[header.index("multicore.cores")]):
+              int(row.split(",")[header.index("total_cycles")]) for row in rows[1:]}
+    assert cycles[4] < cycles[2] < cycles[1]  # unbounded memory: the arrays bound it
