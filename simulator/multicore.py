@@ -32,7 +32,9 @@ from simulator.errors import ConfigError, SimulationError
 from simulator.hw.accumulator import check_accumulator, pe_composition
 from simulator.hw.pe import PEModel, get_pe_model
 from simulator.hw.timing import FoldTiming
-from simulator.memory import Dram, LayerSchedule, TileProgram, plan_layer, start_layer
+from simulator.hw.vector import vector_cost
+from simulator.memory import (Dram, LayerSchedule, TileProgram, plan_layer, plan_vector_layer,
+                              start_layer)
 from simulator.memory.analysis import hcm_cycles, roofline
 from simulator.records import record
 from simulator.results import LayerResult, RunResult
@@ -41,7 +43,7 @@ from simulator.workloads.lowering import weights_to_gemm
 from simulator.workloads.partition import (Share, pipeline_stages, place_outputs,
                                            share_tensors, split_layer, split_problem)
 
-__all__ = ["simulate", "partition_of", "run_pipeline"]
+__all__ = ["simulate", "partition_of", "run_pipeline", "vector_shares"]
 
 
 def simulate(arch: Any, workload: Workload, *, functional: bool = True,
@@ -56,7 +58,7 @@ def simulate(arch: Any, workload: Workload, *, functional: bool = True,
     needs_data = (functional and workload.tensors is not None) or pe.needs_data(functional)
     api._check_sizes(arch, workload, needs_data)
     _check_partitions(arch, workload, pe)
-    if pe.needs_data(functional):
+    if pe.needs_data(functional) or (functional and api._integer_layers(arch, workload)):
         workload = api.with_synthetic_data(workload, pe.synthetic_data())
     run = _Run(arch, workload, pe, functional and workload.tensors is not None, output_sink,
                timeline)
@@ -68,6 +70,14 @@ def simulate(arch: Any, workload: Workload, *, functional: bool = True,
 def partition_of(arch: Any, layer: Layer) -> str:
     """The partition of ``layer``: its ``multicore.layers`` override or the arch's."""
     return arch.multicore.layers.get(layer.name, arch.multicore.partition)
+
+
+def vector_shares(layer: Layer, cores: int) -> tuple[list[Share], list[int]]:
+    """A vector layer's shares and their cores: its batch's rows over the cores when they
+    divide it, else the whole layer on core 0 (docs/memory-model.md, "Multi-core")."""
+    if cores > 1 and layer.batch % cores == 0:
+        return split_layer(layer, "batch", cores), list(range(cores))
+    return [Share(layer, "batch", 0, layer.batch)], [0]
 
 
 def _checked_pe(arch: Any, workload: Workload) -> PEModel:
@@ -87,15 +97,13 @@ def _checked_pe(arch: Any, workload: Workload) -> PEModel:
     memory = arch.memory
     for key, used in (("memory.activation_codec", memory.activation_codec.bits is not None),
                       ("memory.compression", api._compresses(arch, pe)),
-                      ("zap", arch.zap.enabled)):
+                      ("zap", arch.zap.enabled), ("vector.overlap", arch.vector.overlap)):
         if used:
             raise ConfigError(f"arch {arch.name}: multicore.cores: {key} is not modelled "
                               f"with more than one core (set multicore.cores: 1)")
     for layer in workload.layers:
         if not layer.is_gemm:
-            raise SimulationError(
-                f"{workload.source}: layer '{layer.name}': op {layer.op} runs on the vector "
-                f"unit, which is not modelled with multicore.cores > 1 (arch {arch.name})")
+            continue
         problem = pe.layer_problem(layer)
         if problem is not None:
             raise SimulationError(f"{workload.source}: layer '{layer.name}' on arch "
@@ -129,6 +137,8 @@ def _check_partitions(arch: Any, workload: Workload, pe: PEModel) -> None:
                                       f"streams {images} images: {problem}")
         return
     for layer in workload.layers:
+        if not layer.is_gemm:
+            continue  # shared by rows when the cores divide its batch (vector_shares)
         problem = split_problem(layer, partition_of(arch, layer), cores)
         if problem is not None:
             raise SimulationError(f"{workload.source}: layer '{layer.name}': {problem} "
@@ -214,6 +224,8 @@ class _Run:
                 ) -> list[_Prepared]:
         """Each share's functional result (on its slice of the data), timing and program;
         the layer's outputs, put together, go to the output sink."""
+        if not layer.is_gemm:
+            return [self._prepare_vector(share, core) for share, core in zip(shares, cores)]
         pe = self.pe
         tensors = None
         if self.run_functional or pe.weight_dependent_timing:
@@ -247,8 +259,19 @@ class _Run:
         return _Prepared(share, core, timing, alternatives, program, peak, checks, functional,
                          caught.get("out"))
 
+    def _prepare_vector(self, share: Share, core: int) -> _Prepared:
+        """A vector layer's share: its tile program on the core's vector unit."""
+        sub = share.layer
+        cycles = vector_cost(sub, self.arch.vector).cycles
+        program = plan_vector_layer(sub, cycles, self.arch.memory)
+        return _Prepared(share, core, None, None, program, 1, None, None, None)
+
     def _ran(self, prepared: _Prepared, origin: int, schedule: LayerSchedule) -> _Ran:
         p = prepared
+        if not p.share.layer.is_gemm:
+            result = api._vector_result(self.arch, p.share.layer, p.program,
+                                        dataclasses.replace(schedule, dram=None))
+            return _Ran(p, origin, schedule, result)
         result = api._layer_result(self.arch, p.share.layer, p.peak, p.timing, p.program,
                                    dataclasses.replace(schedule, dram=None), p.checks,
                                    p.alternatives, p.functional)
@@ -263,8 +286,12 @@ class _Run:
         for index, layer in enumerate(self.workload.layers):
             if progress is not None:
                 progress(index, count, layer.name)
-            shares = split_layer(layer, partition_of(self.arch, layer), self.cores)
-            prepared = self.prepare(layer, shares, range(self.cores))
+            if layer.is_gemm:
+                shares = split_layer(layer, partition_of(self.arch, layer), self.cores)
+                cores = list(range(self.cores))
+            else:
+                shares, cores = vector_shares(layer, self.cores)
+            prepared = self.prepare(layer, shares, cores)
             origin = env.now
             dram = _chip_dram(self.arch, env)
             started = [start_layer(env, p.program, dram, self.link) for p in prepared]
@@ -280,7 +307,7 @@ class _Run:
     def pipeline(self, progress: api.Progress | None) -> RunResult:
         """Stages of layers, one core each; the images stream through them."""
         workload, env = self.workload, self.env
-        stages = pipeline_stages([layer.gemm.macs for layer in workload.layers], self.cores)
+        stages = pipeline_stages([layer.macs for layer in workload.layers], self.cores)
         images = _images(workload)
         prepared = []
         for core, (lo, hi) in enumerate(stages):
@@ -322,6 +349,8 @@ class _Run:
         buffer_kib = api._buffer_capacities_kib(arch, [r.result for r in ran_all])
         area = array_area(tech, pe_composition(pe).parts, arch.array.rows * arch.array.cols,
                           buffer_kib)  # one core's: its leakage prices one core's time
+        if any(not layer.is_gemm for layer in self.workload.layers):
+            area = api._with_vector_area(arch, tech, area)  # a vector unit per core
         results = [self._layer(layer, ran, elapsed, report, area, buffer_kib)
                    for layer, ran, elapsed, report in layers]
         chip_area = dataclasses.replace(
@@ -358,6 +387,8 @@ class _Run:
             priced.append(api._priced(arch, self.tech, area, buffer_kib, pe,
                                       r.prepared.share.layer, result))
         pipeline = arch.multicore.partition == "pipeline"
+        if not layer.is_gemm:
+            return self._vector_layer(layer, ran, priced, elapsed, report, pipeline)
         combined = _combined(layer, [r.result for r in ran], priced, elapsed, pipeline)
         compute = combined.compute_cycles
         bandwidth = api._roofline_bandwidth(arch)
@@ -369,6 +400,41 @@ class _Run:
             combined, dram=report, roofline_cycles=roof, bound=bound,
             hcm_cycles=hcm_cycles(layer.gemm.macs, pes, peak, bits, bandwidth),
             utilization=layer.gemm.macs / (elapsed * pes * peak) if elapsed else 0.0)
+
+    def _vector_layer(self, layer: Layer, ran: list[_Ran], priced: list[LayerResult],
+                      elapsed: int, report: dict[str, Any] | None,
+                      pipeline: bool) -> LayerResult:
+        """A vector layer's result from its shares': operations, traffic and energy summed,
+        its cycles ``elapsed``; its integer-only variant's error on the whole layer's data
+        (docs/transformers.md)."""
+        results = [r.result for r in ran]
+        first = results[0]
+        compute = min((sum if pipeline else max)(r.compute_cycles for r in results), elapsed)
+        summed = {name: sum(getattr(r, name) for r in results) for name in (
+            "units", "folds", "dram_ifmap_read_bytes", "dram_ofmap_write_bytes",
+            "buffer_ifmap_read_bytes", "buffer_ifmap_write_bytes",
+            "buffer_ofmap_read_bytes", "buffer_ofmap_write_bytes")}
+        cost = vector_cost(layer, self.arch.vector)
+        moved = summed["dram_ifmap_read_bytes"] + summed["dram_ofmap_write_bytes"]
+        roof, bound = roofline(compute, moved, api._roofline_bandwidth(self.arch))
+        units = 1 if pipeline else len(results)  # vector units working on the layer at once
+        lanes = self.arch.vector.lanes * units * self.arch.vector.clock_ratio
+        sqnr = None
+        if self.run_functional and api._integer_layers(self.arch, self.workload, layer):
+            sqnr = api._integer_sqnr(layer, self.workload.tensors(layer.name))
+        energy = [p.energy_pj for p in priced]
+        return dataclasses.replace(
+            first, name=layer.name, m=cost.rows, **summed, compute_cycles=compute,
+            stall_cycles=elapsed - compute, total_cycles=elapsed,
+            prefetch_cycles=min(r.prefetch_cycles for r in results),
+            drain_cycles=min(r.drain_cycles for r in results),
+            peak_ifmap_bytes=max(r.peak_ifmap_bytes for r in results),
+            peak_ofmap_bytes=max(r.peak_ofmap_bytes for r in results),
+            roofline_cycles=roof, bound=bound, dram=report,
+            vector_operations=_sum_dicts([r.vector_operations for r in results]),
+            vector_lane_utilization=cost.work / (elapsed * lanes) if elapsed else 0.0,
+            vector_sqnr_db=sqnr, energy_pj=None if None in energy else sum(energy),
+            energy_breakdown_pj=_sum_dicts([p.energy_breakdown_pj for p in priced]))
 
     def _report(self, layers: Sequence[LayerResult], ran_all: list[_Ran],
                 total: int) -> dict[str, Any]:

@@ -229,6 +229,10 @@ def test_the_report_and_the_timeline_show_each_core(small, cli, tmp_path):
     (["multicore.cores=2", "multicore.layers={nope: batch}"],
      "multicore.layers: no layer named 'nope'"),
     (["multicore.cores=2", "multicore.partition=bogus"], "multicore.partition"),
+    (["multicore.cores=2", "vector.overlap=true"],
+     "multicore.cores: vector.overlap is not modelled with more than one core"),
+    (["multicore.cores=2", "zap.enabled=true"],
+     "multicore.cores: zap is not modelled with more than one core"),
 ])
 def test_bad_input_is_one_line_and_exit_2(small, cli, overrides, message):
     result = cli("run", "--arch", "os_sa_16x16", "--workload", small, "--timing-only",
@@ -262,3 +266,25 @@ def test_a_sweep_over_the_core_count(small, cli, tmp_path):
     cycles = {int(row.split(",")[header.index("multicore.cores")]):
               int(row.split(",")[header.index("total_cycles")]) for row in rows[1:]}
     assert cycles[4] < cycles[2] < cycles[1]  # unbounded memory: the arrays bound it
+
+
+@pytest.mark.parametrize("partition", ["batch", "pipeline"])
+def test_a_transformer_with_vector_layers_on_two_cores(partition):
+    """The digits ViT trace: its vector layers are shared by rows (each core has a vector
+    unit); the array layers' outputs are the single core's bits, the vector layers' error
+    and operations the same, and the area has two vector units."""
+    workload = api.load_workload("digits_vit_int8")
+    one_out, many_out = {}, {}
+    arch = api.load_arch("sysmt_2t_16x16")
+    one = api.simulate(arch, workload, output_sink=one_out.__setitem__)
+    arch = api.load_arch("sysmt_2t_16x16", ["multicore.cores=2",
+                                            f"multicore.partition={partition}"])
+    many = multicore.simulate(arch, workload, output_sink=many_out.__setitem__)
+    assert one_out.keys() == many_out.keys()
+    for name in one_out:
+        np.testing.assert_array_equal(many_out[name], one_out[name], err_msg=name)
+    for a, b in zip(one.layers, many.layers):
+        assert (a.name, a.macs, a.counters) == (b.name, b.macs, b.counters)
+        assert a.vector_operations == b.vector_operations
+        assert a.vector_sqnr_db == b.vector_sqnr_db
+    assert many.area.total_um2 == pytest.approx(2 * one.area.total_um2, rel=0.05)

@@ -68,7 +68,8 @@ def split_problem(layer: Layer, partition: str, cores: int) -> str | None:
                     f"(partition spatial needs at least one row per core)")
         if layer.op == "conv2d":
             for lo, hi in _even(rows, cores):
-                if _band(layer, lo, hi).output_size[0] != hi - lo:
+                band = _band(layer, lo, hi)
+                if any(True for _ in band.problems()) or band.output_size[0] != hi - lo:
                     return (f"output rows {lo}..{hi - 1} do not map to a band of input rows "
                             f"(partition spatial)")
         return None
