@@ -6,7 +6,7 @@ SASIM  := $(VENV)/bin/sasim
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
 export MPLBACKEND := Agg
 
-.PHONY: run test wheel bench bench-zigzag docs clean
+.PHONY: run test wheel bench bench-zigzag bench-multicore docs clean
 
 $(VENV)/.base-installed: pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ $(ZIGZAG_VENV)/.installed:
 
 bench-zigzag: $(VENV)/.base-installed $(ZIGZAG_VENV)/.installed  ## sasim against ZigZag: ResNet-18 energy by component (docs/validation.md)
 	$(PY) benchmarks/zigzag_energy.py --zigzag-python $(ZIGZAG_VENV)/bin/python
+
+bench-multicore: $(VENV)/.base-installed  ## ResNet-50 batch 8 on 1, 2, 4 SySMT cores per partition (docs/memory-model.md, "Multi-core")
+	$(PY) benchmarks/multicore_scaling.py
 
 docs: $(VENV)/.base-installed  ## regenerate the generated parts of docs/
 	$(PY) -m simulator.docgen

@@ -523,6 +523,10 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
     progress : called before each layer with (index, count, name).
     timeline : keep every layer's schedule in ``RunResult.timeline`` (for ``--timeline``).
     """
+    if arch.multicore.cores > 1:  # docs/memory-model.md, "Multi-core"
+        raise ConfigError(f"arch {arch.name}: multicore.cores: {arch.multicore.cores} cores "
+                          f"run through simulator.multicore.simulate (sasim run, compare "
+                          f"and sweep call it)")
     pe = get_pe_model(arch.pe, arch.array)
     if arch.array.dataflow not in pe.dataflows:
         raise SimulationError(

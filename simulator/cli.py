@@ -38,13 +38,23 @@ def _progress(enabled: bool):
     return show
 
 
+def _simulate(arch, workload, **options):
+    """``api.simulate``, or ``simulator.multicore.simulate`` for more than one core (loaded
+    only then)."""
+    if arch.multicore.cores > 1:
+        from simulator import multicore
+
+        return multicore.simulate(arch, workload, **options)
+    return api.simulate(arch, workload, **options)
+
+
 def _simulate_named(args: argparse.Namespace, arch, workload, **options):
     """``api.simulate``, with a refusal's message naming the --arch given (a run-time error
     names the workload file and the layer, and the arch only by its name)."""
     from simulator.errors import SimulationError
 
     try:
-        return api.simulate(arch, workload, **options)
+        return _simulate(arch, workload, **options)
     except SimulationError as exc:
         message = str(exc)
         if str(args.arch) in message:
@@ -265,7 +275,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         for a_index, arch in enumerate(archs):
             if show is not None:
                 show(w_index * len(archs) + a_index, total, f"{arch.name} on {workload.name}")
-            summary = api.simulate(arch, workload, functional=not args.timing_only).summary()
+            summary = _simulate(arch, workload, functional=not args.timing_only).summary()
             baseline = baseline or summary
             family.setdefault(arch.pe.type, summary)
             # The like-for-like baseline: the first design of the PE type's baseline family

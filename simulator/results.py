@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -218,6 +219,10 @@ class LayerTimeline:
     load_bytes: np.ndarray
     store_bytes: np.ndarray
     claims: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: Multi-core runs (docs/memory-model.md, "Multi-core"): the core that ran this part of
+    #: the layer named ``layer`` (-1: a single-array run; ``layer`` "": ``name``).
+    core: int = -1
+    layer: str = ""
 
 
 @record
@@ -233,11 +238,17 @@ class RunResult:
     tech: str | None = None
     area: AreaReport | None = None
     timeline: tuple[LayerTimeline, ...] | None = None
+    #: A multi-core run's figures (docs/memory-model.md, "Multi-core"): its cycles, the
+    #: utilisation of all cores and, per core, cycles busy, stalled and idle.
+    multicore: Mapping[str, Any] | None = None
 
     @property
     def total_cycles(self) -> int:
         """The run's cycles: its layers' one after another, less what vector layers hid under
-        the next array layer (``vector.overlap``)."""
+        the next array layer (``vector.overlap``); a multi-core run's from its start to its
+        last core's end."""
+        if self.multicore is not None:
+            return self.multicore["total_cycles"]
         return sum(layer.total_cycles - layer.overlap_cycles for layer in self.layers)
 
     @property
@@ -255,6 +266,8 @@ class RunResult:
     @property
     def utilization(self) -> float:
         """MACs done over the MACs the array could do in the run's cycles (a fraction)."""
+        if self.multicore is not None:
+            return self.multicore["utilization"]
         pes = self.arch.array.rows * self.arch.array.cols
         capacity = sum((l.total_cycles - l.overlap_cycles) * pes * l.peak_macs_per_pe_cycle
                        for l in self.layers)
@@ -307,6 +320,7 @@ class RunResult:
             **self._zap_totals(),
             **self._dram_totals(),
             **self._compression_totals(),
+            **self._multicore_totals(),
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
         }
 
@@ -416,6 +430,15 @@ class RunResult:
         out["achieved_bandwidth_gb_s"] = moved / seconds / 1e9 if seconds else 0.0
         out["peak_bandwidth_gb_s"] = reports[0]["peak_bandwidth_gb_s"]
         return {"dram": out}
+
+    def _multicore_totals(self) -> dict[str, Any]:
+        """A multi-core run's figures and its energy per inference (nothing on one core)."""
+        if self.multicore is None:
+            return {}
+        energy = [layer.energy_pj for layer in self.layers]
+        per_inference = (None if None in energy
+                         else sum(energy) / self.inferences * 1e-6)  # pJ -> uJ
+        return {"multicore": {**self.multicore, "energy_per_inference_uj": per_inference}}
 
     def _compression_totals(self) -> dict[str, Any]:
         """Run totals of compressed operands (docs/memory-model.md, "Compressed operands"):

@@ -15,6 +15,7 @@ from simulator.config.files import (MAX_FILE_BYTES, apply_overrides, parse_overr
                                     read_yaml_mapping)
 from simulator.config.schema import (MAX_EXACT_INT, build, did_you_mean, in_range, option,
                                      positive)
+from simulator.config.multicore import MulticoreConfig
 from simulator.config.zap import ZapConfig
 from simulator.errors import ConfigError, shorten
 from simulator.records import record
@@ -382,6 +383,9 @@ class ArchConfig:
                                   doc="The vector unit (non-GEMM ops of transformers).")
     zap: ZapConfig = option(default_factory=ZapConfig,
                             doc="Zero-valued activation prediction (docs/zap.md).")
+    multicore: MulticoreConfig = option(
+        default_factory=MulticoreConfig,
+        doc="Several identical arrays sharing the DRAM (docs/memory-model.md, \"Multi-core\").")
 
 
 def arch_from_mapping(data: Mapping[str, Any], source: str,

@@ -120,6 +120,8 @@ def format_run(summary: Mapping[str, Any]) -> str:
         foot.append(_dram_line(summary["dram"]))
     if summary.get("compression"):
         foot.append(_compression_line(summary))
+    if summary.get("multicore"):
+        foot.extend(_multicore_lines(summary["multicore"]))
     if summary.get("zap"):
         from simulator.reports.zap import zap_lines
 
@@ -200,6 +202,22 @@ def _dram_line(dram: Mapping[str, Any]) -> str:
             f"{hits}, {dram['refreshes']:,} refreshes; bandwidth "
             f"{dram['achieved_bandwidth_gb_s']:,.2f} of {dram['peak_bandwidth_gb_s']:,.2f} "
             f"GB/s peak; energy {dram['energy_pj'] / 1e6:,.2f} uJ ({split} uJ)")
+
+
+def _multicore_lines(multicore: Mapping[str, Any]) -> list[str]:
+    """A multi-core run's cores (docs/memory-model.md, "Multi-core"): one line per core."""
+    energy = multicore.get("energy_per_inference_uj")
+    link = multicore["interconnect_bytes_per_cycle"]
+    lines = [f"cores: {multicore['cores']}, partition {multicore['partition']}, "
+             f"interconnect {'as fast as the DRAM' if link is None else f'{link:g} B/cycle'}; "
+             f"utilization of all cores {100 * multicore['utilization']:.2f} %"
+             + ("" if energy is None else f"; energy per inference {energy:,.2f} uJ")]
+    for core in multicore["per_core"]:
+        lines.append(f"  core {core['core']}: {core['busy_cycles']:,} cycles busy "
+                     f"({core['compute_cycles']:,} compute, {core['stall_cycles']:,} stalls), "
+                     f"{core['idle_cycles']:,} idle; {core['layers']} layers, "
+                     f"{core['macs']:,} MACs; utilization {100 * core['utilization']:.2f} %")
+    return lines
 
 
 def _sqnr(value: float | None) -> str:

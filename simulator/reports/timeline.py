@@ -1,8 +1,10 @@
 """A run's schedule as a Chrome trace-event file (opens in Perfetto and chrome://tracing).
 
 One process, five tracks (threads): ``layers``, ``DRAM loads``, ``array compute``,
-``array stalls`` and ``DRAM write-back``, and a counter per buffer (the bytes it holds).
-Times are microseconds at the arch's clock (the format's unit); every event also carries its
+``array stalls`` and ``DRAM write-back``, and a counter per buffer (the bytes it holds);
+a multi-core run has one more process per core (``core 0``, ``core 1``, ...), each with these
+five tracks, for the cores' parts of the layers (docs/memory-model.md, "Multi-core"). Times
+are microseconds at the arch's clock (the format's unit); every event also carries its
 cycles in ``args``.
 
 A whole network has too many folds for one event each, so each layer contributes at most
@@ -39,7 +41,7 @@ def _groups(count: int, cap: int) -> list[tuple[int, int]]:
 
 def _spans(name: str, what: str, tid: int, begin: np.ndarray, finish: np.ndarray,
            extra: Mapping[str, np.ndarray], cap: int, to_us: float,
-           labels: Sequence[str] | None = None) -> Iterable[dict[str, Any]]:
+           labels: Sequence[str] | None = None, pid: int = _PID) -> Iterable[dict[str, Any]]:
     """Complete ("X") events for intervals [begin, finish), merged into at most ``cap``."""
     for lo, hi in _groups(len(begin), cap):
         start, stop = int(begin[lo]), int(finish[hi - 1])
@@ -51,7 +53,7 @@ def _spans(name: str, what: str, tid: int, begin: np.ndarray, finish: np.ndarray
             args[key] = int(values[lo:hi].sum())
         label = labels[lo] if labels is not None and hi - lo == 1 else (
             f"{what} x{hi - lo}" if hi - lo > 1 else what)
-        yield {"name": label, "cat": what, "ph": "X", "pid": _PID, "tid": tid,
+        yield {"name": label, "cat": what, "ph": "X", "pid": pid, "tid": tid,
                "ts": start * to_us, "dur": (stop - start) * to_us, "args": args}
 
 
@@ -77,9 +79,19 @@ def trace_events(summary: Mapping[str, Any], timeline: Sequence[Any],
         events.append({"name": "thread_sort_index", "ph": "M", "pid": _PID, "tid": tid,
                        "args": {"sort_index": tid}})
     cap = max_events_per_track
-    for layer, record in zip(summary["layers"], timeline):
+    cores = sorted({getattr(record, "core", -1) for record in timeline} - {-1})
+    for core in cores:  # a multi-core run: one process (its five tracks) per core
+        events += _core_lanes(summary, core)
+    pairs: Iterable[tuple[Mapping[str, Any], Any]] = zip(summary["layers"], timeline)
+    if cores:
+        by_name = {layer["name"]: layer for layer in summary["layers"]}
+        pairs = ((by_name[getattr(record, "layer", "") or record.name], record)
+                 for record in timeline)
+    for layer, record in pairs:
+        core = getattr(record, "core", -1)
+        pid = _PID if core < 0 else _PID + 1 + core
         origin, name = record.origin, record.name
-        events.append({"name": name, "cat": "layer", "ph": "X", "pid": _PID, "tid": 1,
+        events.append({"name": name, "cat": "layer", "ph": "X", "pid": pid, "tid": 1,
                        "ts": origin * to_us, "dur": record.elapsed * to_us,
                        "args": {"cycles": record.elapsed,
                                 "compute_cycles": layer["compute_cycles"],
@@ -90,7 +102,7 @@ def trace_events(summary: Mapping[str, Any], timeline: Sequence[Any],
         folds = record.unit_fold
         events += _spans(name, "compute", 3, start, end, {}, cap, to_us,
                          labels=[f"fold {f}" for f in folds.tolist()]
-                         if len(start) <= cap else None)
+                         if len(start) <= cap else None, pid=pid)
         # a unit moves bytes or has no transfer (times may be negative: a load prefetched
         # before the layer's window, docs/memory-model.md, "Cross-layer prefetch")
         loaded = record.load_bytes.sum(axis=1) > 0
@@ -98,12 +110,12 @@ def trace_events(summary: Mapping[str, Any], timeline: Sequence[Any],
                          record.load_end[loaded] + origin,
                          {"ifmap_bytes": record.load_bytes[loaded, 0],
                           "filter_bytes": record.load_bytes[loaded, 1],
-                          "psum_bytes": record.load_bytes[loaded, 2]}, cap, to_us)
+                          "psum_bytes": record.load_bytes[loaded, 2]}, cap, to_us, pid=pid)
         stored = record.store_bytes.sum(axis=1) > 0
         events += _spans(name, "write-back", 5, record.store_start[stored] + origin,
                          record.store_end[stored] + origin,
                          {"output_bytes": record.store_bytes[stored, 0],
-                          "psum_bytes": record.store_bytes[stored, 1]}, cap, to_us)
+                          "psum_bytes": record.store_bytes[stored, 1]}, cap, to_us, pid=pid)
         # The array is idle before its first unit, between units, and after its last.
         idle_from = np.concatenate([[origin], end])
         idle_to = np.concatenate([start, [origin + record.elapsed]])
@@ -112,7 +124,7 @@ def trace_events(summary: Mapping[str, Any], timeline: Sequence[Any],
             kind = ["prefetch"] + ["stall"] * len(start) + ["write-back"]
             labels = [k for k, g in zip(kind, gap.tolist()) if g]
             events += _spans(name, "stall", 4, idle_from[gap], idle_to[gap], {}, cap, to_us,
-                             labels=labels)
+                             labels=labels, pid=pid)
     events += _occupancy(timeline, cap, to_us)
     return {"traceEvents": events, "displayTimeUnit": "ns",
             "otherData": {"sasim_version": summary["sasim_version"], "arch": summary["arch"],
@@ -147,6 +159,21 @@ def _occupancy(timeline: Sequence[Any], cap: int, to_us: float) -> list[dict[str
                 events.append({"name": f"{buffer} buffer bytes", "cat": "buffers", "ph": "C",
                                "pid": _PID, "tid": 0, "ts": int(times[chosen[0]]) * to_us,
                                "args": {"bytes": int(level[chosen].max())}})
+    return events
+
+
+def _core_lanes(summary: Mapping[str, Any], core: int) -> list[dict[str, Any]]:
+    """The process of one core of a multi-core run and its five named tracks."""
+    pid = _PID + 1 + core
+    events = [{"name": "process_name", "ph": "M", "pid": pid, "tid": 0,
+               "args": {"name": f"core {core}"}},
+              {"name": "process_sort_index", "ph": "M", "pid": pid, "tid": 0,
+               "args": {"sort_index": pid}}]
+    for tid, track in TRACKS.items():
+        events.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid,
+                       "args": {"name": track}})
+        events.append({"name": "thread_sort_index", "ph": "M", "pid": pid, "tid": tid,
+                       "args": {"sort_index": tid}})
     return events
 
 

@@ -98,7 +98,12 @@ def run_point(point: SweepPoint, axes: Sequence[str]) -> PointOutcome:
         arch = _arch(point.base_path, point.overrides)
         functional = not point.timing_only
         workload = prepared_workload(arch, point.workload_path, functional)
-        summary = api.simulate(arch, workload, functional=functional).summary()
+        if arch.multicore.cores > 1:  # docs/memory-model.md, "Multi-core"
+            from simulator import multicore
+
+            summary = multicore.simulate(arch, workload, functional=functional).summary()
+        else:
+            summary = api.simulate(arch, workload, functional=functional).summary()
         if point.accuracy is not None:
             summary.update(_accuracy(arch, point.accuracy))
     except Exception as exc:  # noqa: BLE001 -- a failing point is recorded and the sweep goes on

@@ -179,7 +179,9 @@ KEYS = ["array.rows", "array.cols", "array.dataflow", "array.clock_mhz", "timing
         "pe.shifts", "pe.max_shifts", "pe.group_size", "pe.error_threshold", "pe.bits",
         "pe.dynamic_operand", "vector.lanes", "vector.clock_ratio", "vector.cycles.exp",
         "vector.recipes", "vector.integer_ops", "vector.overlap", "vector",
-        "energy.tech", "name", "schema_version", "pe", "array", "nope.x", "array.rows.x"]
+        "energy.tech", "name", "schema_version", "pe", "array", "nope.x", "array.rows.x",
+        "multicore.cores", "multicore.partition", "multicore.layers",
+        "multicore.interconnect_bytes_per_cycle", "multicore"]
 
 
 @fuzz(40)

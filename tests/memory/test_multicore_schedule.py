@@ -1,0 +1,128 @@
+"""Cores sharing one DRAM link (docs/memory-model.md, "Multi-core") against their plain-loop
+twin (tests/memory/naive_multicore.py: an event list of link requests, no SimPy): every
+unit's start and end and every transfer, cycle for cycle, on random tile programs, for the
+cores of one layer and for a pipeline; the link never moves two transfers at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import simpy
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from memory_cases import cases
+from naive_multicore import naive_cores
+
+from simulator.engine import ChannelLink
+from simulator.errors import SimulationError
+from simulator.memory import Dram, plan_layer, start_layer
+from simulator.memory.plan import TileProgram
+from simulator.multicore import run_pipeline
+from simulator.operands import PerBuffer
+
+BANDWIDTHS = st.sampled_from([None, 0.5, 1.0, 3.0])
+LATENCIES = st.sampled_from([0, 0, 3])
+KEYS = ("start", "end", "load_start", "load_end", "store_start", "store_end")
+
+
+def _program(case):
+    try:
+        return plan_layer(case.layer, case.rows, case.cols, case.dataflow, case.fold_cycles,
+                          case.memory)
+    except SimulationError:
+        assume(False)  # buffers too small for this layer (tested in test_plan.py)
+
+
+def _absolute(schedule, origin: int) -> dict[str, list[int]]:
+    """A schedule's times from the run's start (-1 stays -1: no transfer)."""
+    return {key: [t + origin if t >= 0 else -1 for t in getattr(schedule, key).tolist()]
+            for key in KEYS}
+
+
+def _assert_link_never_overlaps(timelines) -> None:
+    spans = sorted((s, e) for times in timelines
+                   for s, e in [*zip(times["load_start"], times["load_end"]),
+                                *zip(times["store_start"], times["store_end"])] if s >= 0)
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert start >= end, "two transfers on the link at once"
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(cases(), min_size=2, max_size=3), BANDWIDTHS, LATENCIES)
+def test_the_cores_of_a_layer_match_the_naive_twin(drawn, bandwidth, latency):
+    programs = [_program(case) for case in drawn]
+    twin, ambiguous = naive_cores([[[p]] for p in programs], bandwidth, latency,
+                                  pipeline=False)
+    assume(not ambiguous)
+    env = simpy.Environment()
+    link, dram = ChannelLink(env), Dram(bandwidth, latency)
+    started = [start_layer(env, p, dram, link) for p in programs]
+    schedules = [s.finish() for s in started]
+    mine = [_absolute(s, 0) for s in schedules]
+    for core, times in enumerate(mine):
+        theirs = twin[core, 0, 0]
+        for key in KEYS:
+            assert times[key] == theirs[key], (core, key)
+        assert schedules[core].elapsed == theirs["finish"]
+    _assert_link_never_overlaps(mine)
+
+
+@st.composite
+def pipelines(draw):
+    """Stages of one or two layers' programs, the same layers for every image."""
+    stages = draw(st.integers(2, 3))
+    images = draw(st.integers(1, 3))
+    layers = [[draw(cases()) for _ in range(draw(st.integers(1, 2)))] for _ in range(stages)]
+    return [[[_program(case) for case in stage] for _ in range(images)] for stage in layers]
+
+
+@settings(max_examples=60, deadline=None)
+@given(pipelines(), BANDWIDTHS, LATENCIES)
+def test_a_pipeline_matches_the_naive_twin(programs, bandwidth, latency):
+    twin, ambiguous = naive_cores(programs, bandwidth, latency, pipeline=True)
+    assume(not ambiguous)
+    env = simpy.Environment()
+    runs = run_pipeline(env, programs, Dram(bandwidth, latency), ChannelLink(env))
+    assert set(runs) == set(twin)
+    mine = []
+    for key, (started, origin) in runs.items():
+        schedule = started.finish()
+        times = _absolute(schedule, origin)
+        mine.append(times)
+        for name in KEYS:
+            assert times[name] == twin[key][name], (key, name)
+        assert origin + schedule.elapsed == twin[key]["finish"]
+    _assert_link_never_overlaps(mine)
+    # stage c starts image i only after stage c - 1 has finished it
+    for (core, image, k), (started, origin) in runs.items():
+        if core and k == 0:
+            before = max(o + s.finish().elapsed for (c, i, _), (s, o) in runs.items()
+                         if c == core - 1 and i == image)
+            assert origin >= before
+
+
+def test_a_hand_computed_two_core_schedule():
+    """Two one-unit programs loading 10 bytes on a 1 byte/cycle link: core 1's load waits for
+    core 0's; each computes 5 cycles, then writes back 4 bytes when the link is free."""
+    program = TileProgram(
+        name="L", unit_cycles=_ints([5]), unit_fold=_ints([0]), load=_ints([[10, 0, 0]]),
+        load_after=_ints([-1]), release=_ints([[10, 0]]), out_alloc=_ints([4]),
+        loader_claims_outputs=False, store=_ints([[4, 0]]), store_free=_ints([4]),
+        capacity=PerBuffer(None, None, None), double_buffering=True, folds=1,
+        loop_order="column_folds_outer", reuse={}, buffer_reads=PerBuffer(0, 0, 0),
+        buffer_writes=PerBuffer(0, 0, 0))
+    env = simpy.Environment()
+    link, dram = ChannelLink(env), Dram(1.0, 0)
+    started = [start_layer(env, program, dram, link) for _ in range(2)]
+    first, second = (s.finish() for s in started)
+    assert (first.load_start[0], first.load_end[0]) == (0, 10)
+    assert (second.load_start[0], second.load_end[0]) == (10, 20)
+    assert (first.start[0], first.end[0]) == (10, 15)
+    assert (second.start[0], second.end[0]) == (20, 25)
+    assert (first.store_start[0], first.store_end[0]) == (20, 24)  # the link is busy until 20
+    assert (second.store_start[0], second.store_end[0]) == (25, 29)
+    twin, _ = naive_cores([[[program]], [[program]]], 1.0, 0, pipeline=False)
+    assert twin[1, 0, 0]["store_end"] == [29]
+
+
+def _ints(values):
+    return np.asarray(values, dtype=np.int64)

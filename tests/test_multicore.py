@@ -1,0 +1,290 @@
+"""Multi-core runs (docs/memory-model.md, "Multi-core"): the split partitions conserve MACs
+and outputs and give the single core's bits; the pipeline's stages are the best contiguous
+cut; one core is today's run exactly; per-core reports and timeline lanes; bad input is one
+line and exit status 2."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from simulator import api, multicore
+from simulator.workloads.layers import Layer, LayerTensors
+from simulator.workloads.lowering import exact_output
+from simulator.workloads.partition import (pipeline_stages, place_outputs, share_tensors,
+                                           split_layer, split_problem)
+
+SMALL = """schema_version: 1
+name: mc_small
+batch: 4
+layers:
+  - {name: c1, op: conv2d, in_channels: 3, out_channels: 8, input_size: [9, 9],
+     kernel_size: 3, stride: 1, padding: 1, activation_signed: true}
+  - {name: c2, op: conv2d, in_channels: 8, out_channels: 16, input_size: [9, 9],
+     kernel_size: 3, stride: 2, padding: 1, groups: 2}
+  - {name: c3, op: conv2d, in_channels: 16, out_channels: 16, input_size: [5, 5], kernel_size: 1}
+  - {name: fc, op: linear, in_features: 400, out_features: 12}
+"""
+BOUNDED = ("memory.ifmap_kib=1", "memory.filter_kib=1", "memory.ofmap_kib=0.5",
+           "memory.dram=ddr4_3200")
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mc") / "mc_small.yaml"
+    path.write_text(SMALL)
+    return path
+
+
+def _run(arch_name, workload_path, *overrides, functional=True, timeline=False,
+         memory=BOUNDED):
+    arch = api.load_arch(arch_name, memory + overrides)
+    workload = api.load_workload(workload_path)
+    outputs = {}
+    result = multicore.simulate(arch, workload, functional=functional, timeline=timeline,
+                                output_sink=lambda name, out: outputs.__setitem__(name, out))
+    return result, outputs
+
+
+@st.composite
+def layers(draw):
+    if draw(st.booleans()):
+        kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        groups = draw(st.sampled_from([1, 2]))
+        layer = Layer(
+            name="L", op="conv2d", in_channels=groups * draw(st.integers(1, 3)),
+            out_channels=groups * draw(st.integers(1, 6)), batch=draw(st.integers(1, 4)),
+            input_size=(draw(st.integers(kh, 11)), draw(st.integers(kw, 7))),
+            kernel_size=(kh, kw), stride=(draw(st.integers(1, 3)), draw(st.integers(1, 2))),
+            padding=(draw(st.integers(0, 2)), draw(st.integers(0, 1))),
+            dilation=(draw(st.integers(1, 2)), 1), groups=groups,
+            output_rule=draw(st.sampled_from(["pytorch", "scalesim"])))
+    else:
+        layer = Layer(name="L", op=draw(st.sampled_from(["linear", "gemm"])),
+                      in_channels=draw(st.integers(1, 9)), out_channels=draw(st.integers(1, 8)),
+                      batch=draw(st.integers(1, 9)))
+    assume(not list(layer.problems()))
+    return layer
+
+
+def _tensors(layer: Layer, seed: int) -> LayerTensors:
+    rng = np.random.default_rng(seed)
+    if layer.op == "conv2d":
+        x = rng.integers(-8, 8, (layer.batch, layer.in_channels, *layer.input_size))
+        w = rng.integers(-8, 8, (layer.out_channels, layer.in_channels // layer.groups,
+                                 *layer.kernel_size))
+    else:
+        x = rng.integers(-8, 8, (layer.batch, layer.in_channels))
+        w = rng.integers(-8, 8, (layer.out_channels, layer.in_channels))
+    bias = rng.integers(-50, 50, layer.out_channels)
+    return LayerTensors(input=x, weight=w, bias=bias)
+
+
+@settings(max_examples=150, deadline=None)
+@given(layers(), st.sampled_from(["batch", "output_channels", "spatial"]),
+       st.integers(2, 4), st.integers(0, 1000))
+def test_split_shares_conserve_macs_and_put_back_the_exact_outputs(layer, partition, cores,
+                                                                   seed):
+    problem = split_problem(layer, partition, cores)
+    assume(problem is None)
+    shares = split_layer(layer, partition, cores)
+    assert len(shares) == cores
+    assert sum(s.layer.gemm.macs for s in shares) == layer.gemm.macs
+    outputs_of = [s.layer.gemm.m * s.layer.gemm.n * s.layer.gemm.groups for s in shares]
+    assert sum(outputs_of) == layer.gemm.m * layer.gemm.n * layer.gemm.groups
+    tensors = _tensors(layer, seed)
+    whole = exact_output(tensors, layer)
+    parts = []
+    for share in shares:
+        assert not list(share.layer.problems())
+        part = exact_output(share_tensors(layer, share, tensors), share.layer)
+        parts.append(part)
+    np.testing.assert_array_equal(place_outputs(layer, shares, parts), whole)
+
+
+def test_split_problems_name_what_does_not_divide():
+    conv = Layer(name="L", op="conv2d", in_channels=4, out_channels=6, batch=3,
+                 input_size=(3, 3), kernel_size=(3, 3))
+    assert "batch 3 is not divisible by 2 cores" in split_problem(conv, "batch", 2)
+    assert "6 output channels per group" in split_problem(conv, "output_channels", 4)
+    assert "1 output rows cannot be shared by 2 cores" in split_problem(conv, "spatial", 2)
+    matmul = Layer(name="M", op="matmul", in_channels=4, out_channels=4, tokens=4)
+    assert "not matmul" in split_problem(matmul, "spatial", 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 50), min_size=1, max_size=8), st.integers(1, 8))
+def test_pipeline_stages_are_the_best_contiguous_cut(macs, cores):
+    assume(cores <= len(macs))
+    stages = pipeline_stages(macs, cores)
+    assert len(stages) == cores and stages[0][0] == 0 and stages[-1][1] == len(macs)
+    assert all(lo < hi for lo, hi in stages)
+    assert all(a[1] == b[0] for a, b in zip(stages, stages[1:]))
+    best = min(max(sum(macs[lo:hi]) for lo, hi in zip((0, *cuts), (*cuts, len(macs))))
+               for cuts in itertools.combinations(range(1, len(macs)), cores - 1))
+    assert max(sum(macs[lo:hi]) for lo, hi in stages) == best
+
+
+@pytest.mark.parametrize("partition", ["batch", "output_channels", "spatial", "pipeline"])
+def test_every_partition_computes_the_single_cores_bits(small, partition):
+    """SySMT's outputs depend on each output's own operands only, so cores computing
+    disjoint outputs give the single core's bits; the MACs and PE counters add up."""
+    one, one_out = _run("sysmt_2t_16x16", small)
+    many, many_out = _run("sysmt_2t_16x16", small, "multicore.cores=2",
+                          f"multicore.partition={partition}")
+    assert one_out.keys() == many_out.keys()
+    for name in one_out:
+        np.testing.assert_array_equal(many_out[name], one_out[name], err_msg=name)
+    assert many.macs == one.macs
+    for a, b in zip(one.layers, many.layers):
+        assert a.counters == b.counters
+        assert a.max_abs_error == b.max_abs_error
+        assert b.sqnr_db == pytest.approx(a.sqnr_db)
+    summary = many.summary()
+    cores = summary["multicore"]["per_core"]
+    assert [c["core"] for c in cores] == [0, 1]
+    assert sum(c["macs"] for c in cores) == one.macs
+    for core in cores:
+        assert core["busy_cycles"] == core["compute_cycles"] + core["stall_cycles"]
+        assert core["busy_cycles"] + core["idle_cycles"] == summary["total_cycles"]
+        assert 0 < core["utilization"] <= 1
+    assert summary["multicore"]["energy_per_inference_uj"] == pytest.approx(
+        summary["energy_pj"] / 4 * 1e-6)
+
+
+def test_one_core_is_todays_run_exactly(small):
+    arch = api.load_arch("sysmt_2t_16x16", BOUNDED)
+    workload = api.load_workload(small)
+    today = api.simulate(arch, workload, timeline=True)
+    through = multicore.simulate(arch, workload, timeline=True)
+    assert through.summary() == today.summary()
+    assert "multicore" not in today.summary()
+
+
+def test_a_split_layer_ends_with_its_last_core(small):
+    result, _ = _run("os_sa_16x16", small, "multicore.cores=3", "multicore.partition=spatial",
+                     functional=False, timeline=True)
+    by_layer = {}
+    for line in result.timeline:
+        by_layer.setdefault(line.layer, []).append(line)
+    for layer in result.layers:
+        lines = by_layer[layer.name]
+        assert sorted(line.core for line in lines) == [0, 1, 2]
+        assert len({line.origin for line in lines}) == 1
+        assert layer.total_cycles == max(line.elapsed for line in lines)
+    assert result.total_cycles == sum(layer.total_cycles for layer in result.layers)
+
+
+def test_more_cores_finish_a_compute_bound_batch_sooner_and_the_area_scales(small):
+    one, _ = _run("os_sa_16x16", small, functional=False, memory=())
+    two, _ = _run("os_sa_16x16", small, "multicore.cores=2", functional=False, memory=())
+    assert two.total_cycles < one.total_cycles  # unbounded memory: the arrays bound it
+    one, _ = _run("os_sa_16x16", small, functional=False)  # buffers of configured sizes
+    two, _ = _run("os_sa_16x16", small, "multicore.cores=2", functional=False)
+    assert two.area.total_um2 == pytest.approx(2 * one.area.total_um2)
+
+
+def test_the_interconnect_never_speeds_a_run_up(small):
+    free, _ = _run("os_sa_16x16", small, "multicore.cores=2", functional=False)
+    slow, _ = _run("os_sa_16x16", small, "multicore.cores=2",
+                   "multicore.interconnect_bytes_per_cycle=0.5", functional=False)
+    assert slow.total_cycles > free.total_cycles
+
+
+def test_per_layer_partitions_override_the_arch(small):
+    result, _ = _run("os_sa_16x16", small, "multicore.cores=2",
+                     "multicore.layers={c1: spatial, fc: output_channels}", functional=False)
+    assert result.summary()["multicore"]["layer_partitions"] == {
+        "c1": "spatial", "fc": "output_channels"}
+
+
+def test_the_report_and_the_timeline_show_each_core(small, cli, tmp_path):
+    trace = tmp_path / "t.json"
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", small, "--timing-only",
+                 *(f"--set={o}" for o in BOUNDED), "--set", "multicore.cores=2",
+                 "--set", "multicore.partition=pipeline", "--timeline", trace)
+    assert result.status == 0, result.err
+    assert "cores: 2, partition pipeline" in result.out
+    assert "  core 1: " in result.out
+    events = json.loads(trace.read_text())["traceEvents"]
+    names = {e["pid"]: e["args"]["name"] for e in events if e["name"] == "process_name"}
+    assert names[2] == "core 0" and names[3] == "core 1"
+    assert {e["pid"] for e in events if e["ph"] == "X"} == {2, 3}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["multicore.cores=0"], "multicore.cores: expected a number from 1 to 1,024"),
+    (["multicore.cores=3"], "layer 'c1': batch 4 is not divisible by 3 cores"),
+    (["multicore.cores=3", "multicore.partition=output_channels"],
+     "layer 'c1': 8 output channels per group"),
+    (["multicore.cores=6", "multicore.partition=spatial"],
+     "layer 'c2': 5 output rows cannot be shared by 6 cores"),
+    (["multicore.cores=5", "multicore.partition=pipeline"],
+     "pipeline needs at least one layer per core; the workload has 4"),
+    (["multicore.cores=2", "multicore.layers={nope: batch}"],
+     "multicore.layers: no layer named 'nope'"),
+    (["multicore.cores=2", "multicore.partition=bogus"], "multicore.partition"),
+    (["multicore.cores=2", "vector.overlap=true"],
+     "multicore.cores: vector.overlap is not modelled with more than one core"),
+    (["multicore.cores=2", "zap.enabled=true"],
+     "multicore.cores: zap is not modelled with more than one core"),
+])
+def test_bad_input_is_one_line_and_exit_2(small, cli, overrides, message):
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", small, "--timing-only",
+                 *itertools.chain.from_iterable(("--set", o) for o in overrides))
+    assert result.status == 2
+    assert message in result.err
+    assert len(result.err.strip().splitlines()) == 1 and "Traceback" not in result.err
+
+
+def test_a_trace_split_over_cores_matches_its_recorded_outputs():
+    """The digits trace's recorded outputs, on two cores sharing each layer's output
+    channels (its depthwise layer, one channel per group, shares output rows instead)."""
+    arch = api.load_arch("os_sa_16x16", ["multicore.cores=2",
+                                         "multicore.partition=output_channels",
+                                         "multicore.layers={dw: spatial}"])
+    result = multicore.simulate(arch, api.load_workload("digits_int8"))
+    assert all(layer.output_matches_trace for layer in result.layers)
+    assert result.summary()["outputs_match_trace"] is True
+
+
+def test_a_sweep_over_the_core_count(small, cli, tmp_path):
+    """Sweep points with more than one core run through the multi-core model."""
+    spec = tmp_path / "cores.yaml"
+    spec.write_text(f"schema_version: 1\nname: cores\nbase: os_sa_16x16\n"
+                    f"workloads: [{small}]\ngrid:\n  multicore.cores: [1, 2, 4]\n"
+                    f"timing_only: true\n")
+    result = cli("sweep", spec, "--out", tmp_path / "out", "--workers", "1")
+    assert result.status == 0, result.err
+    rows = (tmp_path / "out" / "results.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    cycles = {int(row.split(",")[header.index("multicore.cores")]):
+              int(row.split(",")[header.index("total_cycles")]) for row in rows[1:]}
+    assert cycles[4] < cycles[2] < cycles[1]  # unbounded memory: the arrays bound it
+
+
+@pytest.mark.parametrize("partition", ["batch", "pipeline"])
+def test_a_transformer_with_vector_layers_on_two_cores(partition):
+    """The digits ViT trace: its vector layers are shared by rows (each core has a vector
+    unit); the array layers' outputs are the single core's bits, the vector layers' error
+    and operations the same, and the area has two vector units."""
+    workload = api.load_workload("digits_vit_int8")
+    one_out, many_out = {}, {}
+    arch = api.load_arch("sysmt_2t_16x16")
+    one = api.simulate(arch, workload, output_sink=one_out.__setitem__)
+    arch = api.load_arch("sysmt_2t_16x16", ["multicore.cores=2",
+                                            f"multicore.partition={partition}"])
+    many = multicore.simulate(arch, workload, output_sink=many_out.__setitem__)
+    assert one_out.keys() == many_out.keys()
+    for name in one_out:
+        np.testing.assert_array_equal(many_out[name], one_out[name], err_msg=name)
+    for a, b in zip(one.layers, many.layers):
+        assert (a.name, a.macs, a.counters) == (b.name, b.macs, b.counters)
+        assert a.vector_operations == b.vector_operations
+        assert a.vector_sqnr_db == b.vector_sqnr_db
+    assert many.area.total_um2 == pytest.approx(2 * one.area.total_um2, rel=0.05)
