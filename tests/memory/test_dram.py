@@ -266,3 +266,46 @@ def test_closed_page_precharges_a_foreign_bank_at_once(refresh):
     slow = simulate_requests(spec, [(480 + j, False) for j in range(33)], start=0,
                              foreign=True, next_refresh=refresh)
     assert (fast.end, fast.activates) == (slow.end, slow.activates)
+
+
+def _cycles_by_stream(spec, nbytes, write, start, num, den):
+    """A transfer's array cycles and counts straight from :func:`stream` per channel group
+    (the device's rule without its cache of refresh-free transfers)."""
+    t0 = -(-start * num // den)
+    last = (t0 // spec.tREFI) * spec.tREFI
+    begin, refresh = t0, last + spec.tREFI
+    if last > 0 and t0 < last + spec.tRP + spec.tRFC:
+        begin = last + spec.tRP + spec.tRFC
+    foreign = spec.page_policy == "open" and begin == t0
+    bursts = -(-nbytes // spec.burst_bytes)
+    fewer, extra = divmod(bursts, spec.channels)
+    end, activates, misses = begin, 0, 0
+    for count, channels in ((fewer + 1, extra), (fewer, spec.channels - extra)):
+        if count and channels:
+            result = stream(spec, count, write, begin, foreign=foreign, next_refresh=refresh)
+            end = max(end, result.end)
+            activates += result.activates * channels
+            misses += result.misses * channels
+    return -(-end * den // num) - start, activates, misses
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(PRESETS), st.sampled_from([None, 1200, 3000]),
+       st.lists(st.tuples(st.integers(1, 20000), st.booleans(), st.integers(0, 3000)),
+                min_size=1, max_size=12))
+def test_device_transfers_equal_their_streams(name, refresh_interval, transfers):
+    """The device reuses a refresh-free transfer's schedule (shifted) wherever no refresh
+    point reaches it: every transfer's cycles and commands equal :func:`stream`'s."""
+    over = {"preset": name} if refresh_interval is None else {"preset": name,
+                                                               "tREFI": refresh_interval}
+    spec = dram_spec(DramConfig(**over))
+    device = DramDevice(spec, 1000.0)
+    start = 0
+    for nbytes, write, gap in transfers:
+        start += gap
+        before = (device.counts.activates, device.counts.misses)
+        cycles = device.cycles_at(nbytes, write, start)
+        expected = _cycles_by_stream(spec, nbytes, write, start, device.num, device.den)
+        assert (cycles, device.counts.activates - before[0],
+                device.counts.misses - before[1]) == expected
+        start += cycles
