@@ -178,12 +178,12 @@ def _memory_line(summary: Mapping[str, Any]) -> str:
     if summary.get("dram"):
         dram = f"DRAM {summary['dram']['preset']}"
     buffering = "double" if memory["double_buffering"] else "single"
-    if memory.get("buffer_banks", 1) > 1:
-        buffering += f" ({memory['buffer_banks']} SRAM banks each)"
+    banks = memory.get("buffer_banks", 1)
+    banked = f" in {banks} banks each" if banks > 1 else ""
     reads = sum(summary[k] for k in ("dram_ifmap_read_bytes", "dram_filter_read_bytes",
                                      "dram_psum_read_bytes"))
     writes = summary["dram_ofmap_write_bytes"] + summary["dram_psum_write_bytes"]
-    return (f"memory: buffers ifmap/filter/ofmap {sizes} KiB, {buffering}-buffered, {dram}; "
+    return (f"memory: buffers ifmap/filter/ofmap {sizes} KiB{banked}, {buffering}-buffered, {dram}; "
             f"DRAM read {reads / 2**20:,.2f} MiB, written {writes / 2**20:,.2f} MiB; "
             f"peak buffers {summary['peak_ifmap_bytes']:,}/{summary['peak_filter_bytes']:,}/"
             f"{summary['peak_ofmap_bytes']:,} B; stalls {summary['stall_cycles']:,} cycles "
