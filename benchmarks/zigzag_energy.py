@@ -48,8 +48,10 @@ class ComparisonError(Exception):
 
 
 def arch_overrides(kib: int = BUFFER_KIB) -> list[str]:
-    """The ``--set`` overrides giving sasim's arch the comparison's buffer sizes."""
-    return [f"memory.{name}_kib={kib}" for name in BUFFERS]
+    """The ``--set`` overrides giving sasim's arch the comparison's buffer sizes: the ideal
+    memory (one bank per buffer, DRAM at the table's energy per bit) with ``kib`` KiB per
+    buffer (docs/memory-model.md, "Ideal memory")."""
+    return ["memory=ideal", *(f"memory.{name}_kib={kib}" for name in BUFFERS)]
 
 
 # ---------------------------------------------------------------- per-access energies

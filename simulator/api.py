@@ -25,6 +25,7 @@ from simulator.config.dram import IDEAL, dram_spec
 from simulator.energy.model import (AreaReport, BufferTraffic, EnergyReport, LayerActivity,
                                     array_area, layer_energy, vector_components,
                                     with_vector_unit)
+from simulator.energy.scope import priced_buffer_kib
 from simulator.energy.tech import TechTable, load_tech
 from simulator.errors import ConfigError, SimulationError, WorkloadError
 from simulator.hw.accumulator import check_accumulator, layer_steps, pe_composition
@@ -1017,19 +1018,14 @@ def _arch_tech(arch: ArchConfig) -> TechTable:
 
 def _buffer_capacities_kib(arch: ArchConfig, layers: Sequence[LayerResult]) -> dict[str, float]:
     """Each buffer's capacity for area and access energy: its configured size, or, when the
-    config leaves it unbounded, the largest occupancy any layer of the run reached."""
+    config leaves it unbounded, the largest occupancy any layer of the run reached
+    (:func:`simulator.energy.scope.priced_buffer_kib`)."""
     memory = arch.memory
     configured = PerBuffer(memory.ifmap_kib, memory.filter_kib, memory.ofmap_kib)
     peaks = [layer.peak_bytes for layer in layers]
     largest = (PerBuffer(*(max(column) for column in zip(*peaks))) if peaks
                else PerBuffer(0, 0, 0))
-    out = {}
-    for name, size, peak in zip(BUFFERS, configured, largest):
-        if size is None:
-            size = peak / 1024
-        if size > 0:
-            out[name] = size
-    return out
+    return priced_buffer_kib(dict(zip(BUFFERS, configured)), dict(zip(BUFFERS, largest)))
 
 
 def _priced(arch: ArchConfig, tech: TechTable, area: AreaReport,
@@ -1042,11 +1038,9 @@ def _priced(arch: ArchConfig, tech: TechTable, area: AreaReport,
     if result.counters is None:
         return result
     composition = pe_composition(pe, layer)
-    buffers = {name: BufferTraffic(buffer_kib[name], reads, writes)
-               for name, reads, writes in zip(BUFFERS, result.buffer_reads, result.buffer_writes)
-               if name in buffer_kib}
     activity = LayerActivity(
-        counters=result.counters, cycles=result.total_cycles, buffers=buffers,
+        counters=result.counters, cycles=result.total_cycles,
+        buffers=_buffer_traffic(buffer_kib, result, arch.memory.buffer_banks),
         dram_read_bytes=sum(result.dram_reads), dram_write_bytes=sum(result.dram_writes),
         dram_energy_pj=None if result.dram is None else result.dram["energy_pj"])
     extra = pe.extra_actions(layer, result.stats or {})
@@ -1130,9 +1124,10 @@ def _zap_priced(arch: ArchConfig, tech: TechTable, pe: PEModel, layer: Layer,
     return dataclasses.replace(activity, counters=counters), extra, figures
 
 
-def _buffer_traffic(buffer_kib: Mapping[str, float],
-                    result: LayerResult) -> dict[str, BufferTraffic]:
-    return {name: BufferTraffic(buffer_kib[name], reads, writes)
+def _buffer_traffic(buffer_kib: Mapping[str, float], result: LayerResult,
+                    banks: int = 1) -> dict[str, BufferTraffic]:
+    """Each buffer's traffic, priced at one bank's size (``memory.buffer_banks``)."""
+    return {name: BufferTraffic(buffer_kib[name] / banks, reads, writes)
             for name, reads, writes in zip(BUFFERS, result.buffer_reads, result.buffer_writes)
             if name in buffer_kib}
 
@@ -1144,7 +1139,7 @@ def _priced_vector(arch: ArchConfig, tech: TechTable, area: AreaReport,
     components = vector_components(VECTOR_PRIMITIVES)
     activity = LayerActivity(
         counters=result.vector_operations, cycles=result.total_cycles,
-        buffers=_buffer_traffic(buffer_kib, result),
+        buffers=_buffer_traffic(buffer_kib, result, arch.memory.buffer_banks),
         dram_read_bytes=sum(result.dram_reads), dram_write_bytes=sum(result.dram_writes),
         dram_energy_pj=None if result.dram is None else result.dram["energy_pj"])
     try:

@@ -88,6 +88,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if stream is not None:
                 stream.close()
         summary = result.summary()
+        _warn_sram(summary)
         if stream is not None and not summary["functional"]:
             raise SasimError(f"--save-outputs: workload {workload.name} carries no data "
                              f"(use a trace or a PE type that runs on synthetic data)")
@@ -276,6 +277,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             if show is not None:
                 show(w_index * len(archs) + a_index, total, f"{arch.name} on {workload.name}")
             summary = _simulate(arch, workload, functional=not args.timing_only).summary()
+            _warn_sram(summary)
             baseline = baseline or summary
             family.setdefault(arch.pe.type, summary)
             # The like-for-like baseline: the first design of the PE type's baseline family
@@ -290,12 +292,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             else:
                 sqnr = "-"
             energy = summary.get("energy_pj")
-            saving = ("-" if energy is None or not baseline.get("energy_pj")
-                      else f"{energy / baseline['energy_pj']:.2f}x")
+            array_energy = summary.get("array_energy_pj") if energy is not None else None
             rows.append([workload.name, arch.name, f"{array['rows']}x{array['cols']}",
                          arch.pe.type, summary["total_cycles"], summary["time_us"],
                          f"{speedup:.2f}x", own, 100 * summary["utilization"], sqnr,
-                         "-" if energy is None else f"{energy / 1e6:.1f}", saving,
+                         *_scope_cells(array_energy, baseline.get("array_energy_pj")),
+                         *_scope_cells(energy, baseline.get("energy_pj")),
                          f"{summary['array_area_um2'] / 1e6:.3f}", summary["data"]])
             records.append({"workload": workload.name, "arch": arch.name,
                             "pe": arch.pe.type, "rows": array["rows"], "cols": array["cols"],
@@ -303,7 +305,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                             "time_us": summary["time_us"], "speedup": speedup,
                             "utilization": summary["utilization"], "macs": summary["macs"],
                             "sqnr_db": summary.get("sqnr_db"), "energy_pj": energy,
-                            "array_energy_pj": summary.get("array_energy_pj"),
+                            "array_energy_pj": array_energy, "chip_energy_pj": energy,
                             "array_area_um2": summary["array_area_um2"],
                             "area_um2": summary["area_um2"], "data": summary["data"]})
             records[-1].update({key: summary.get(key) for key in _TRANSFORMER_KEYS})
@@ -315,12 +317,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 "tech", "clock_mhz", "arch_config", "functional", "phase", "role_cycles")}})
     print(f"speedup is relative to the first design ({archs[0].name}) on each workload")
     print(format_table(["workload", "design", "array", "pe", "cycles", "time us", "speedup",
-                        "vs baseline", "util %", "SQNR dB", "energy uJ", "energy vs first",
-                        "array mm2", "data"], rows, "llllrrrrrrrrrl"))
+                        "vs baseline", "util %", "SQNR dB", "array energy uJ",
+                        "array energy vs first", "chip energy uJ", "chip energy vs first",
+                        "array mm2", "data"], rows, "llllrrrrrrrrrrrl"))
     print("vs baseline: speedup over the first design of the same family in the list "
           "(bit-serial designs: the first bit-serial one; the others: the first exact one)")
     print("SQNR: simulated outputs vs the exact INT8 GEMM ('-': no data, timing only); "
           f"energy and area: {summary['tech']} table (docs/energy-model.md)")
+    print("energy per inference at two scopes (docs/energy-model.md, \"Two scopes\"): array = "
+          "the PEs, their registers and their leakage (what the papers report); chip = array + "
+          "buffers + DRAM + all leakage")
     for record in records:
         if record.get("zap"):
             from simulator.reports.zap import compare_zap_line
@@ -346,6 +352,23 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             print(f"wrote the transformer workloads' time by operation class (array by role, "
                   f"vector unit), {Path(args.out) / 'ops.png'}")
     return 0
+
+
+def _scope_cells(energy: float | None, first: float | None) -> list[str]:
+    """A compare row's energy (uJ) at one scope and its ratio to the first design's."""
+    if energy is None:
+        return ["-", "-"]
+    return [f"{energy / 1e6:.1f}", f"{energy / first:.2f}x" if first else "-"]
+
+
+def _warn_sram(summary: dict) -> None:
+    """One line on stderr when unbounded buffers imply an implausible SRAM (docs/memory-model.md,
+    "Ideal memory")."""
+    from simulator.energy.scope import sram_warning
+
+    warning = sram_warning(summary)
+    if warning is not None:
+        print(f"sasim: {warning}", file=sys.stderr)
 
 
 #: Summary figures of transformer workloads a comparison records (docs/transformers.md).

@@ -20,7 +20,8 @@ import simulator
 from simulator.config.arch import ArchConfig
 from simulator.config.schema import dump
 from simulator.energy.model import AreaReport, run_energy
-from simulator.operands import DramReads, DramWrites, PerBuffer
+from simulator.energy.scope import array_share, buffer_sizing, layer_scopes
+from simulator.operands import BUFFERS, DramReads, DramWrites, PerBuffer
 from simulator.records import record
 from simulator.workloads.layers import Workload
 
@@ -321,7 +322,8 @@ class RunResult:
             **self._dram_totals(),
             **self._compression_totals(),
             **self._multicore_totals(),
-            "layers": [dataclasses.asdict(layer) for layer in self.layers],
+            **self._buffer_sizing(),
+            "layers": self._layer_records(),
         }
 
     def _energy_totals(self) -> dict[str, Any]:
@@ -336,6 +338,22 @@ class RunResult:
             return out
         out.update(run_energy([l.energy_breakdown_pj for l in priced], self.area, self.macs))
         return out
+
+    def _buffer_sizing(self) -> dict[str, Any]:
+        """How the buffers were sized and priced (docs/memory-model.md, "Ideal memory")."""
+        memory = self.arch.memory
+        configured = dict(zip(BUFFERS, (memory.ifmap_kib, memory.filter_kib, memory.ofmap_kib)))
+        peaks = dict(zip(BUFFERS, (max((l.peak_bytes[i] for l in self.layers), default=0)
+                                   for i in range(len(BUFFERS)))))
+        return {"buffer_sizing": buffer_sizing(configured, peaks,
+                                               self.arch.array.rows * self.arch.array.cols)}
+
+    def _layer_records(self) -> list[dict[str, Any]]:
+        """The layers with their energy at both scopes (docs/energy-model.md, "Two
+        scopes")."""
+        share = array_share(None if self.area is None else self.area.total_um2,
+                            None if self.area is None else self.area.array_um2)
+        return layer_scopes([dataclasses.asdict(layer) for layer in self.layers], share)
 
     @property
     def is_transformer(self) -> bool:

@@ -30,6 +30,7 @@ layers:
   - {name: c3, op: conv2d, in_channels: 16, out_channels: 16, input_size: [5, 5], kernel_size: 1}
   - {name: fc, op: linear, in_features: 400, out_features: 12}
 """
+IDEAL = ("memory=ideal",)  # unbounded buffers and bandwidth: the arrays bound a run
 BOUNDED = ("memory.ifmap_kib=1", "memory.filter_kib=1", "memory.ofmap_kib=0.5",
            "memory.dram=ddr4_3200")
 
@@ -181,8 +182,8 @@ def test_a_split_layer_ends_with_its_last_core(small):
 
 
 def test_more_cores_finish_a_compute_bound_batch_sooner_and_the_area_scales(small):
-    one, _ = _run("os_sa_16x16", small, functional=False, memory=())
-    two, _ = _run("os_sa_16x16", small, "multicore.cores=2", functional=False, memory=())
+    one, _ = _run("os_sa_16x16", small, functional=False, memory=IDEAL)
+    two, _ = _run("os_sa_16x16", small, "multicore.cores=2", functional=False, memory=IDEAL)
     assert two.total_cycles < one.total_cycles  # unbounded memory: the arrays bound it
     one, _ = _run("os_sa_16x16", small, functional=False)  # buffers of configured sizes
     two, _ = _run("os_sa_16x16", small, "multicore.cores=2", functional=False)
@@ -257,7 +258,8 @@ def test_a_sweep_over_the_core_count(small, cli, tmp_path):
     """Sweep points with more than one core run through the multi-core model."""
     spec = tmp_path / "cores.yaml"
     spec.write_text(f"schema_version: 1\nname: cores\nbase: os_sa_16x16\n"
-                    f"workloads: [{small}]\ngrid:\n  multicore.cores: [1, 2, 4]\n"
+                    f"workloads: [{small}]\ngrid:\n  memory: [ideal]\n"
+                    f"  multicore.cores: [1, 2, 4]\n"
                     f"timing_only: true\n")
     result = cli("sweep", spec, "--out", tmp_path / "out", "--workers", "1")
     assert result.status == 0, result.err

@@ -28,6 +28,8 @@ __all__ = [
     "EnergyConfig",
     "MemoryConfig",
     "prefetch_mode",
+    "IDEAL_MEMORY",
+    "ideal_memory",
     "ActivationCodecConfig",
     "CompressionConfig",
     "VectorConfig",
@@ -170,6 +172,12 @@ class MemoryConfig:
     double_buffering: bool = option(
         True, doc="Load the next fold's (or chunk's) operands while the current one computes; "
                   "false: loads and write-backs wait for the array to finish with a buffer.")
+    buffer_banks: int = option(
+        1, doc="SRAM banks each buffer is made of (docs/memory-model.md, \"The shipped "
+               "chips\"): an access reads or writes one bank, so its energy is the SRAM law's "
+               "at the bank's size (size / banks); the area is the whole buffer's. 2: the "
+               "ping-pong halves of a double-buffered buffer of single-ported SRAMs.",
+        check=in_range(1, 1024))
     dram_bandwidth_bytes_per_cycle: float | None = option(
         None, doc="Bytes per cycle of the one DRAM channel shared by loads and write-backs; "
                   "null = unbounded (transfers take no time).", check=positive)
@@ -376,7 +384,8 @@ class ArchConfig:
     array: ArrayConfig = option(default_factory=ArrayConfig, doc="The array.")
     timing: TimingConfig = option(default_factory=TimingConfig, doc="Cycle counting.")
     memory: MemoryConfig = option(default_factory=MemoryConfig,
-                                  doc="On-chip buffers and DRAM.")
+                                  doc="On-chip buffers and DRAM; `ideal`: these defaults, "
+                                      "unbounded (docs/memory-model.md, \"Ideal memory\").")
     pe: PEOptions = option(default_factory=PEOptions, doc="The processing element.")
     energy: EnergyConfig = option(default_factory=EnergyConfig, doc="Energy and area pricing.")
     vector: VectorConfig = option(default_factory=VectorConfig,
@@ -412,6 +421,8 @@ def _arch_from_mapping(data: dict[str, Any], where: str,
     if "schema_version" not in data:
         raise ConfigError(f"{where}.schema_version: required key is missing "
                           f"(this version of sasim reads schema_version {SCHEMA_VERSION})")
+    if "memory" in data:
+        data["memory"] = ideal_memory(data["memory"])
     raw_pe = data.pop("pe", None)
     arch = build(ArchConfig, data, where)
     if raw_pe is None:
@@ -427,6 +438,17 @@ def _arch_from_mapping(data: dict[str, Any], where: str,
                           f"{did_you_mean(pe_type, pe_types)}")
     pe = build(pe_types[pe_type], {**raw_pe, "type": pe_type}, f"{where}.pe")
     return dataclasses.replace(arch, pe=pe)
+
+
+#: ``memory: ideal``: the unbounded memory of the schema's defaults (docs/memory-model.md,
+#: "Ideal memory").
+IDEAL_MEMORY = "ideal"
+
+
+def ideal_memory(value: Any) -> Any:
+    """``value`` of an arch's ``memory`` key with ``ideal`` read as the schema's defaults
+    (unbounded buffers, the ideal DRAM channel): an empty mapping; other values unchanged."""
+    return {} if value == IDEAL_MEMORY else value
 
 
 def default_pe_type(pe_types: Mapping[str, type[PEOptions]]) -> str:
@@ -562,7 +584,8 @@ def apply_arch_overrides(data: Mapping[str, Any], overrides: Sequence[str],
     the overrides change ``pe.type``, the base's ``pe`` keys are dropped (the new type starts
     from its defaults).
     """
-    parsed = [parse_override(text) for text in overrides]
+    parsed = [(path, ideal_memory(value) if path == ("memory",) else value)
+              for path, value in (parse_override(text) for text in overrides)]
     out = apply_overrides(data, parsed)
     if any(path == ("pe",) for path, _ in parsed):
         return out  # a whole new pe mapping: nothing of the old one is left to drop

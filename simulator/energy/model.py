@@ -26,6 +26,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from simulator.energy.scope import array_energy_pj, array_share
 from simulator.energy.tech import COMPONENT_CLASSES, VECTOR_CLASS, TechTable
 from simulator.errors import ConfigError
 from simulator.records import record
@@ -229,13 +230,17 @@ def run_energy(breakdowns: Sequence[Mapping[str, float]], area: AreaReport | Non
     dict
         ``energy_pj``, ``energy_uj``, ``energy_breakdown_pj``, ``array_energy_pj`` (the
         array alone: its PEs' component classes and the array's share of leakage, the scope
-        of a synthesised PE array, which is what the papers compare) and
-        ``energy_per_mac_pj`` (None without MACs).
+        of a synthesised PE array, which is what the papers compare), ``chip_energy_pj``
+        (everything: the same as ``energy_pj``), ``array_energy_per_mac_pj`` and
+        ``energy_per_mac_pj`` (None without MACs); docs/energy-model.md, "Two scopes".
     """
     total = sum((EnergyReport(b) for b in breakdowns), EnergyReport({}))
     breakdown = total.breakdown_pj
-    share = area.array_um2 / area.total_um2 if area is not None and area.total_um2 else 1.0
-    array_pj = (sum(breakdown[k] for k in COMPONENT_CLASSES) + breakdown["leakage"] * share)
+    share = array_share(None if area is None else area.total_um2,
+                        None if area is None else area.array_um2)
+    array_pj = array_energy_pj(breakdown, share)
     return {"energy_pj": total.total_pj, "energy_uj": total.total_pj / 1e6,
             "energy_breakdown_pj": dict(breakdown), "array_energy_pj": array_pj,
+            "chip_energy_pj": total.total_pj,
+            "array_energy_per_mac_pj": array_pj / macs if macs else None,
             "energy_per_mac_pj": total.total_pj / macs if macs else None}

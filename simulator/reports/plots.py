@@ -396,7 +396,7 @@ def energy_figure(results: SweepResults,
             ax.text(xi, top, "n/a" if t is None else f"{t:.2f}", ha="center", va="bottom",
                     fontsize=6.5)
         ax.axhline(1.0, color="0.3", linestyle="--", linewidth=0.8)
-        ax.set_ylabel("energy / baseline")
+        ax.set_ylabel("chip-scope energy / baseline")
         ax.set_title(workload, fontsize=9, loc="left")
         # room for the totals (stacked bases are sticky edges: margins would not apply)
         ax.set_ylim(0, 1.12 * max(float(bottom.max()), 1.0))
@@ -404,7 +404,7 @@ def energy_figure(results: SweepResults,
     axes[-1].set_xlabel("design")
     handles, names = axes[0].get_legend_handles_labels()
     _side_legend(axes[0], handles[::-1], names[::-1], title="component")
-    return _finish(fig, f"{results.name}: energy per inference by component\n"
+    return _finish(fig, f"{results.name}: chip-scope energy per inference by component\n"
                         f"baseline (1.0): {base.label}", _rows_summaries(results, designs))
 
 
@@ -475,7 +475,7 @@ def pareto_figure(results: SweepResults, baseline: Mapping[str, Any] | str | Non
     if cost not in ("area", "energy"):
         raise ResultsError(f"pareto: cost must be 'area' or 'energy', not {cost!r}")
     column, scale, unit = (("area_um2", 1e-6, "area (mm$^2$)") if cost == "area"
-                           else ("energy_pj", 1e-6, "energy per inference (uJ)"))
+                           else ("energy_pj", 1e-6, "chip-scope energy per inference (uJ)"))
     designs = results.designs()
     base = results.baseline_design(baseline)
     workloads = results.workloads()
@@ -692,12 +692,15 @@ def comparison_figure(records: Sequence[Mapping[str, Any]]) -> Figure:
     workloads = results.workloads()
     panels = [("speedup over the first design (x)",
                {d.label: _speedups(d, base, workloads) for d in designs})]
-    energies = {d.label: [_ratio(_metric(d.rows.get(w), "energy_pj"),
-                                 _metric(base.rows.get(w), "energy_pj")) for w in workloads]
-                for d in designs}
-    priced = any(v is not None for values in energies.values() for v in values)
-    if priced:  # a timing-only comparison has no energy
-        panels.append(("energy / first design", energies))
+    priced = False
+    for scope, key in (("array", "array_energy_pj"), ("chip", "energy_pj")):
+        # both scopes, named (docs/energy-model.md, "Two scopes")
+        energies = {d.label: [_ratio(_metric(d.rows.get(w), key),
+                                     _metric(base.rows.get(w), key)) for w in workloads]
+                    for d in designs}
+        if any(v is not None for values in energies.values() for v in values):
+            priced = True  # a timing-only comparison has no energy
+            panels.append((f"{scope}-scope energy\n/ first design", energies))
     lines = max(len(d.parts) for d in designs)
     bars = len(designs) * (len(workloads) + (len(workloads) > 1))
     fig = _figure(2.5 + 0.22 * bars + 0.25 * len(designs),
@@ -714,7 +717,8 @@ def comparison_figure(records: Sequence[Mapping[str, Any]]) -> Figure:
         ax.set_ylabel(ylabel)
     axes[-1].set_xlabel("design")
     _side_legend(axes[0], *axes[0].get_legend_handles_labels(), title="workload")
-    title = "speedup and energy per inference" if priced else "speedup per inference"
+    title = ("speedup and energy per inference (array scope: the PEs; chip scope: + buffers, "
+             "DRAM, leakage)" if priced else "speedup per inference")
     return _finish(fig, f"{title}\nrelative to {base.label} (1.0)", list(records))
 #: The columns a kind of sweep figure draws (given its options).
 _NEEDS: dict[str, Callable[[Mapping[str, Any]], tuple[str, ...]]] = {
@@ -930,9 +934,12 @@ def run_figure(summary: Mapping[str, Any]) -> Figure:
             ax.bar(x, heights, 0.7, bottom=bottom, color=component_color(name),
                    label=name.replace("_", " "), edgecolor="white", linewidth=0.3)
             bottom += heights
-        ax.set_ylabel("energy (uJ)")
+        ax.set_ylabel("chip-scope energy (uJ)")
         ax.set_ylim(0, 1.08 * max(float(bottom.max()), 1e-9))
-        ax.set_title(f"energy per layer: {summary['energy_pj'] / 1e6:.1f} uJ in total",
+        array = summary.get("array_energy_pj")
+        ax.set_title(f"chip-scope energy per layer by class: {summary['energy_pj'] / 1e6:.1f} uJ "
+                     f"in total" + ("" if array is None else
+                                    f" (array scope {array / 1e6:.1f} uJ)"),
                      fontsize=9, loc="left")
         handles, labels = ax.get_legend_handles_labels()
         ax.legend(handles[::-1], labels[::-1], fontsize=7, loc="upper left",

@@ -52,8 +52,8 @@ def format_run(summary: Mapping[str, Any]) -> str:
         headers[1:1] = ["unit", "role"]
     if functional:
         headers += [f"{name} %" for name in counter_names] + ["SQNR dB"]
-    if priced:
-        headers.append("energy uJ")
+    if priced:  # both scopes, named (docs/energy-model.md, "Two scopes")
+        headers += ["array energy uJ", "chip energy uJ"]
     rows = []
     for lay in summary["layers"]:
         row = [lay["name"], lay["m"], lay["k"], lay["n"], lay["groups"], lay["folds"],
@@ -70,7 +70,7 @@ def format_run(summary: Mapping[str, Any]) -> str:
             row += [100 * lay["counters"][c] / steps for c in counter_names]
             row.append(_sqnr(lay["sqnr_db"]))
         if priced:
-            row.append(lay["energy_pj"] / 1e6)
+            row += [_uj(lay.get("array_energy_pj")), _uj(lay.get("chip_energy_pj"))]
         rows.append(row)
     total = ["total", "", "", "", "", sum(lay["folds"] for lay in summary["layers"]),
              summary["total_cycles"], summary["stall_cycles"], summary["roofline_cycles"],
@@ -84,11 +84,12 @@ def format_run(summary: Mapping[str, Any]) -> str:
         total += [100 * summary["counters"][c] / steps for c in counter_names]
         total.append(_sqnr(summary["sqnr_db"]))
     if priced:
-        total.append(summary["energy_pj"] / 1e6)
+        total += [summary["array_energy_pj"] / 1e6, summary["energy_pj"] / 1e6]
     rows.append(total)
     foot = [f"total: {summary['total_cycles']:,} cycles = {summary['time_us']:,.1f} us at "
             f"{array['clock_mhz']:g} MHz{_throughput(summary)}; {summary['macs']:,} MACs; "
             f"utilization {100 * summary['utilization']:.2f} %", _memory_line(summary),
+            *_sizing_lines(summary),
             "roofline: max(compute cycles, DRAM bytes / bandwidth), bound: its larger term; "
             "bit-ops: HCM's MACs x (ba*bw + ba + bw + log2 K)"]
     if functional:
@@ -106,9 +107,13 @@ def format_run(summary: Mapping[str, Any]) -> str:
     if priced:
         parts = ", ".join(f"{name} {100 * value / summary['energy_pj']:.1f} %"
                           for name, value in summary["energy_breakdown_pj"].items() if value)
-        foot.append(f"energy ({summary['tech']}): {summary['energy_pj'] / 1e6:,.2f} uJ, "
-                    f"{summary['energy_per_mac_pj']:.3f} pJ/MAC ({parts}); area "
-                    f"{summary['area_mm2']:.3f} mm2")
+        foot.append(f"energy ({summary['tech']}): array scope "
+                    f"{summary['array_energy_pj'] / 1e6:,.2f} uJ (the PEs, their registers "
+                    f"and their leakage: what the papers report), chip scope "
+                    f"{summary['energy_pj'] / 1e6:,.2f} uJ (+ buffers, DRAM, all leakage), "
+                    f"{summary['energy_per_mac_pj']:.3f} pJ/MAC at chip scope ({parts}); area "
+                    f"{summary['area_mm2']:.3f} mm2 (array "
+                    f"{summary['array_area_um2'] / 1e6:.3f})")
     if any(lay.get("vector_sqnr_db") is not None for lay in summary["layers"]):
         foot.append("vector layers' SQNR: their integer-only variant vs float64 on the layer's "
                     "data (docs/transformers.md)")
@@ -180,16 +185,35 @@ def _memory_line(summary: Mapping[str, Any]) -> str:
     prefetch = prefetch_mode(memory.get("prefetch"),
                              summary["arch_config"]["timing"]["convention"],
                              memory["double_buffering"])
+    banks = memory.get("buffer_banks", 1)
+    banked = f" in {banks} banks each" if banks > 1 else ""
     reads = sum(summary[k] for k in ("dram_ifmap_read_bytes", "dram_filter_read_bytes",
                                      "dram_psum_read_bytes"))
     writes = summary["dram_ofmap_write_bytes"] + summary["dram_psum_write_bytes"]
-    return (f"memory: buffers ifmap/filter/ofmap {sizes} KiB, {buffering}-buffered, "
+    return (f"memory: buffers ifmap/filter/ofmap {sizes} KiB{banked}, {buffering}-buffered, "
             f"cross-layer prefetch {prefetch}, {dram}; "
             f"DRAM read {reads / 2**20:,.2f} MiB, written {writes / 2**20:,.2f} MiB; "
             f"peak buffers {summary['peak_ifmap_bytes']:,}/{summary['peak_filter_bytes']:,}/"
             f"{summary['peak_ofmap_bytes']:,} B; stalls {summary['stall_cycles']:,} cycles "
             f"(prefetch {summary['prefetch_cycles']:,}, final write-back "
             f"{summary['drain_cycles']:,})")
+
+
+def _uj(value: float | None) -> float | str:
+    return "" if value is None else value / 1e6
+
+
+def _sizing_lines(summary: Mapping[str, Any]) -> list[str]:
+    """A line naming unbounded buffers and the SRAM they were priced at (docs/memory-model.md,
+    "Ideal memory"); none when every buffer has a size."""
+    sizing = summary.get("buffer_sizing")
+    if not sizing or not sizing["unbounded"]:
+        return []
+    priced = "/".join(f"{sizing['priced_kib'].get(b, 0.0):,.1f}" for b in sizing["unbounded"])
+    per_pe = sizing["sram_kib_per_pe"]
+    return [f"unbounded buffers ({'/'.join(sizing['unbounded'])}): priced as SRAMs of the "
+            f"run's peak occupancy, {priced} KiB ({sizing['sram_kib']:,.1f} KiB of SRAM in "
+            f"all" + ("" if per_pe is None else f", {per_pe:,.2f} KiB per PE") + ")"]
 
 
 def _dram_line(dram: Mapping[str, Any]) -> str:

@@ -38,7 +38,10 @@ def _trace(path, rng, zero_fraction):
 
 
 def _run(arch, path, *overrides):
-    return api.simulate(api.load_arch(arch, overrides), api.load_workload(path)).summary()
+    # the ideal memory: one bank per buffer, DRAM at the table's energy per bit (the shipped
+    # chips' banks and DRAM preset: tests/energy/test_chip_scopes.py, tests/memory/test_dram.py)
+    return api.simulate(api.load_arch(arch, ["memory=ideal", *overrides]),
+                        api.load_workload(path)).summary()
 
 
 @pytest.mark.parametrize("arch", ["os_sa_16x16", "sysmt_2t_16x16", "sysmt_4t_16x16"])

@@ -143,7 +143,7 @@ def test_each_memory_has_a_port_for_every_direction_its_operands_move(setup):
 
 def test_unbounded_buffers_and_other_pe_types_are_refused(zz):
     workload = api.load_workload(zz.WORKLOAD)
-    arch = api.load_arch(zz.ARCH)  # shipped: unbounded buffers
+    arch = api.load_arch(zz.ARCH, ["memory=ideal"])  # unbounded buffers
     tech = api.load_tech_table(arch.energy.tech)
     with pytest.raises(ValueError, match="memory.ifmap_kib must be set"):
         zz.build_inputs(arch, workload, tech)

@@ -27,7 +27,8 @@ _BOUNDED = ["memory.ifmap_kib=8", "memory.filter_kib=24", "memory.ofmap_kib=4",
 def _run(tmp_path, batch, overrides=()):
     path = tmp_path / f"small_b{batch}.yaml"
     path.write_text(_NET.format(batch=batch))
-    return api.simulate(api.load_arch("os_sa_16x16", list(overrides)), api.load_workload(path),
+    return api.simulate(api.load_arch("os_sa_16x16", ["memory=ideal", *overrides]),
+                        api.load_workload(path),
                         functional=False)
 
 
@@ -55,7 +56,7 @@ def test_throughput_beside_latency(tmp_path):
 
 def test_a_trace_batch_is_its_images():
     workload = api.load_workload("digits_int8")
-    run = api.simulate(api.load_arch("os_sa_16x16"), workload, functional=False)
+    run = api.simulate(api.load_arch("os_sa_16x16", ["memory=ideal"]), workload, functional=False)
     images = workload.tensors(workload.layers[0].name).input.shape[0]
     assert images > 1  # the exporter traces a batch
     summary = run.summary()

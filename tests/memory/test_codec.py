@@ -179,7 +179,7 @@ def test_coded_program_conserves_and_scales(memory):
 
 
 def _run(*overrides, workload="digits_int8", functional=True):
-    arch = api.load_arch("os_sa_16x16", overrides)
+    arch = api.load_arch("os_sa_16x16", ["memory=ideal", *overrides])
     return api.simulate(arch, api.load_workload(workload), functional=functional)
 
 
@@ -216,9 +216,9 @@ def test_side_unit_and_slow_codec_stall():
 
 
 def test_run_without_codec_is_unchanged_by_its_defaults():
-    arch = api.load_arch("os_sa_16x16")
+    arch = api.load_arch("os_sa_16x16", ["memory=ideal"])
     assert arch.memory.activation_codec.bits is None
-    off = api.load_arch("os_sa_16x16", ["memory.activation_codec.lanes=3"])
+    off = api.load_arch("os_sa_16x16", ["memory=ideal", "memory.activation_codec.lanes=3"])
     a = api.simulate(arch, api.load_workload("digits_int8")).summary()
     b = api.simulate(off, api.load_workload("digits_int8")).summary()
     for key in ("total_cycles", "dram_ifmap_read_bytes", "dram_ofmap_write_bytes", "energy_pj"):
@@ -233,7 +233,7 @@ def test_run_without_codec_is_unchanged_by_its_defaults():
 ])
 def test_bad_codec_config_is_one_line(cli, tmp_path, override, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
-        api.load_arch("os_sa_16x16", [override])
+        api.load_arch("os_sa_16x16", ["memory=ideal", override])
     out = tmp_path / "out"
     result = cli("run", "--arch", "os_sa_16x16", "--workload", "digits_int8", "--set",
                  override, "--out", out)

@@ -163,7 +163,8 @@ def test_channel_program_is_the_codec_rule():
 
 
 def _run(arch, *overrides, workload="digits_int8", functional=False):
-    return api.simulate(api.load_arch(arch, list(overrides)), api.load_workload(workload),
+    return api.simulate(api.load_arch(arch, ["memory=ideal", *overrides]),
+                        api.load_workload(workload),
                         functional=functional)
 
 
@@ -258,7 +259,7 @@ def test_bad_compression_input_is_one_line(cli, tmp_path, overrides, needle):
     assert not out.exists()
     if needle != "does not fit a word":
         with pytest.raises(ConfigError):
-            api.load_arch("os_sa_16x16", overrides)
+            api.load_arch("os_sa_16x16", ["memory=ideal", *overrides])
 
 
 def test_compression_config_defaults_are_off():

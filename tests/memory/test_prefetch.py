@@ -187,7 +187,8 @@ def resnet18():
 
 def test_none_is_each_layer_alone(resnet18):
     """``none`` is the layers run one after another, each alone with empty buffers."""
-    arch = api.load_arch("os_sa_16x16", ["memory.prefetch=none", "memory.ifmap_kib=64",
+    arch = api.load_arch("os_sa_16x16", ["memory=ideal", "memory.prefetch=none",
+                                         "memory.ifmap_kib=64",
                                          "memory.filter_kib=64", "memory.ofmap_kib=16",
                                          "memory.dram_bandwidth_bytes_per_cycle=8",
                                          "memory.dram_latency_cycles=20"])
@@ -218,7 +219,7 @@ def test_resnet18_first_tiles_hidden(resnet18, arch, bandwidth):
     with ``all`` no layer but the first waits for its first tile (``prefetch_cycles`` 0),
     and each layer's stalls are its stalls alone less its first tile's and final
     write-back's (the stalls inside a layer are not prefetch's to hide)."""
-    sets = ["memory.dram_latency_cycles=100"]
+    sets = ["memory=ideal", "memory.dram_latency_cycles=100"]
     if bandwidth:
         sets.append(f"memory.dram_bandwidth_bytes_per_cycle={bandwidth}")
     none = api.simulate(api.load_arch(arch, sets + ["memory.prefetch=none"]), resnet18,
@@ -241,8 +242,8 @@ def test_repeated_chains_equal_chains_run_anew(overlap, monkeypatch):
     between the chains, beside the next array layer or not)."""
     workload = api.load_workload("gpt2_decode")
     workload = dataclasses.replace(workload, layers=workload.layers[:1 + 14 * 3])
-    arch = api.load_arch("os_sa_16x16", ["memory.ifmap_kib=64", "memory.filter_kib=64",
-                                         "memory.ofmap_kib=16",
+    arch = api.load_arch("os_sa_16x16", ["memory=ideal", "memory.ifmap_kib=64",
+                                         "memory.filter_kib=64", "memory.ofmap_kib=16",
                                          "memory.dram_bandwidth_bytes_per_cycle=16",
                                          "memory.dram_latency_cycles=10",
                                          f"vector.overlap={overlap}"])
@@ -254,7 +255,7 @@ def test_repeated_chains_equal_chains_run_anew(overlap, monkeypatch):
         assert (entry.origin, entry.elapsed) == (fresh.origin, fresh.elapsed)
         for key in TIMES:
             assert (getattr(entry, key) == getattr(fresh, key)).all(), key
-    alone = api.simulate(api.load_arch("os_sa_16x16", [
+    alone = api.simulate(api.load_arch("os_sa_16x16", ["memory=ideal",
         "memory.ifmap_kib=64", "memory.filter_kib=64", "memory.ofmap_kib=16",
         "memory.dram_bandwidth_bytes_per_cycle=16", "memory.dram_latency_cycles=10",
         f"vector.overlap={overlap}", "memory.prefetch=none"]), workload, functional=False)
@@ -265,8 +266,8 @@ def test_bounded_resnet18_buffers_stay_within_capacity(resnet18):
     """ResNet-18's first layers planned with 64/64/16 KiB buffers, chained at 8 B/cycle: the
     shared buffers' replayed levels stay within capacity in both modes, and the timeline's
     layer spans (the windows) tile the run."""
-    arch = api.load_arch("os_sa_16x16", ["memory.ifmap_kib=64", "memory.filter_kib=64",
-                                         "memory.ofmap_kib=16"])
+    arch = api.load_arch("os_sa_16x16", ["memory=ideal", "memory.ifmap_kib=64",
+                                         "memory.filter_kib=64", "memory.ofmap_kib=16"])
     programs = []
     for layer in resnet18.layers[:6]:
         timing = fold_timing(layer.gemm, 16, 16, "os", "native", layer.gemm.k)
@@ -281,7 +282,7 @@ def test_bounded_resnet18_buffers_stay_within_capacity(resnet18):
 def test_modes_in_a_whole_run(resnet18):
     """weights sits between none and all, the windows add up to the run, and the timeline
     shows loads before a layer's window."""
-    sets = ["memory.ifmap_kib=64", "memory.filter_kib=64", "memory.ofmap_kib=16",
+    sets = ["memory=ideal", "memory.ifmap_kib=64", "memory.filter_kib=64", "memory.ofmap_kib=16",
             "memory.dram_bandwidth_bytes_per_cycle=8", "memory.dram_latency_cycles=100"]
     workload = dataclasses.replace(resnet18, layers=resnet18.layers[:8])
     runs = {mode: api.simulate(api.load_arch("os_sa_16x16", sets + [f"memory.prefetch={mode}"]),

@@ -44,7 +44,7 @@ def validate_trace_events(document: dict) -> None:
 
 @pytest.fixture(scope="module")
 def resnet18():
-    arch = api.load_arch("os_sa_16x16", MEMORY)
+    arch = api.load_arch("os_sa_16x16", ["memory=ideal", *MEMORY])
     result = api.simulate(arch, api.load_workload("resnet18"), functional=False,
                           timeline=True)
     return result.summary(), result.timeline
@@ -96,7 +96,7 @@ def test_each_layer_is_capped_per_track(resnet18, cap):
 
 
 def test_small_layers_get_one_event_per_fold():
-    arch = api.load_arch("os_sa_16x16", ("array.rows=64", "array.cols=64"))
+    arch = api.load_arch("os_sa_16x16", ("memory=ideal", "array.rows=64", "array.cols=64"))
     result = api.simulate(arch, api.load_workload("alexnet"), functional=False, timeline=True)
     summary = result.summary()
     events = trace_events(summary, result.timeline, 64)["traceEvents"]

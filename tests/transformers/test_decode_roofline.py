@@ -10,7 +10,8 @@ from simulator import api
 
 
 def _step(bandwidth: float):
-    arch = api.load_arch("os_sa_16x16", [f"memory.dram_bandwidth_bytes_per_cycle={bandwidth}"])
+    arch = api.load_arch("os_sa_16x16", ["memory=ideal",
+                                         f"memory.dram_bandwidth_bytes_per_cycle={bandwidth}"])
     return api.simulate(arch, api.load_workload("llama2_7b_decode_b1"), functional=False)
 
 

@@ -38,7 +38,7 @@ def _naive_cycles(layer: Layer, arch) -> int:
 @pytest.mark.parametrize("overrides", [(), ("vector.lanes=7", "vector.clock_ratio=2"),
                                        ("vector.integer=true", "vector.cycles.exp=11")])
 def test_cycles_follow_the_recipe(op, overrides):
-    arch = api.load_arch("os_sa_16x16", list(overrides))
+    arch = api.load_arch("os_sa_16x16", ["memory=ideal", *overrides])
     layer = Layer("v", op, 12, 12, batch=2, heads=3, tokens=5, input_size=(6, 6),
                   kernel_size=(3, 3), stride=(3, 3))
     cost = vector_cost(layer, arch.vector)
@@ -50,7 +50,8 @@ def test_cycles_follow_the_recipe(op, overrides):
 def test_clock_ratio_is_exact():
     layer = Layer("r", "relu", 3, 3)
     for ratio, expected in (("0.1", 30), ("3", 1), ("0.5", 6), ("2", 2)):
-        arch = api.load_arch("os_sa_16x16", ["vector.lanes=1", f"vector.clock_ratio={ratio}"])
+        arch = api.load_arch("os_sa_16x16", ["memory=ideal", "vector.lanes=1",
+                                             f"vector.clock_ratio={ratio}"])
         assert vector_cost(layer, arch.vector).cycles == expected, ratio
 
 
@@ -85,7 +86,7 @@ def test_default_recipes_are_the_published_costs():
 
 
 def _run(layers, overrides=(), phase="", functional=False):
-    arch = api.load_arch("os_sa_16x16", list(overrides))
+    arch = api.load_arch("os_sa_16x16", ["memory=ideal", *overrides])
     workload = Workload("w", "w.yaml", tuple(layers), "yaml", phase=phase, sequences=2)
     if functional:
         from simulator.workloads.synthetic import synthesize
@@ -187,7 +188,7 @@ def test_role_shares_and_phase_figures():
 
 
 def test_timeline_places_an_overlapped_vector_layer_beside_the_next_one():
-    arch = api.load_arch("os_sa_16x16", ["vector.overlap=true",
+    arch = api.load_arch("os_sa_16x16", ["memory=ideal", "vector.overlap=true",
                                          "memory.dram_bandwidth_bytes_per_cycle=8"])
     workload = Workload("w", "w.yaml", (FC, GELU, FC2), "yaml")
     result = api.simulate(arch, workload, functional=False, timeline=True)
