@@ -8,7 +8,8 @@ layers after it that still wait for their first tile, their stalls, and the run'
 Then the three modes on ResNet-18 with 64/64/16 KiB buffers at 8 B/cycle.
 
 ``speed`` (whole processes, side by side): a transformer run (GPT-2 prefill with
-256/256/64 KiB buffers at 32 B/cycle) and ResNet-50 with 64/64/16 KiB at 16 B/cycle, on this
+256/256/64 KiB buffers at 32 B/cycle) and ResNet-50 with 64/64/16 KiB at 16 B/cycle, both on
+the ideal DRAM (``memory.dram=ideal``, which the previous tree also knows), on this
 tree (default prefetch: all), on this tree with ``memory.prefetch=none``, and on
 ``--previous`` (the commit before prefetch, default a67b908, exported with ``git archive``).
 
@@ -40,12 +41,13 @@ from simulator import api  # noqa: E402
 EXCLUDED = ("zap_os_sa_16x16", "os_sa_16x16_codec_b6")
 RUNS = {
     "gpt2_prefill": ["run", "--arch", "os_sa_16x16", "--workload", "gpt2_prefill",
-                     "--timing-only", "--set", "memory.ifmap_kib=256",
+                     "--timing-only", "--set", "memory.dram=ideal",
+                     "--set", "memory.ifmap_kib=256",
                      "--set", "memory.filter_kib=256", "--set", "memory.ofmap_kib=64",
                      "--set", "memory.dram_bandwidth_bytes_per_cycle=32"],
     "resnet50": ["run", "--arch", "os_sa_16x16", "--workload", "resnet50", "--timing-only",
-                 "--set", "memory.ifmap_kib=64", "--set", "memory.filter_kib=64",
-                 "--set", "memory.ofmap_kib=16",
+                 "--set", "memory.dram=ideal", "--set", "memory.ifmap_kib=64",
+                 "--set", "memory.filter_kib=64", "--set", "memory.ofmap_kib=16",
                  "--set", "memory.dram_bandwidth_bytes_per_cycle=16"],
 }
 
@@ -65,12 +67,13 @@ def hidden_first_tiles() -> bool:
     workload = api.load_workload("resnet18")
     ok = True
     for label, memory in (("latency 100, unbounded bandwidth", []),
-                          ("latency 100, 32 B/cycle", ["memory.dram_bandwidth_bytes_per_cycle=32"])):
+                          ("latency 100, 32 B/cycle",
+                           ["memory.dram_bandwidth_bytes_per_cycle=32"])):
         print(f"ResNet-18, timing only, ideal DRAM, unbounded buffers, {label}")
         print(f"{'arch':<22} {'first layer':>11} {'later waits':>11} {'later stalls':>12} "
               f"{'(none)':>9} {'cycles all':>12} {'none':>12}")
         for arch in archs_16():
-            sets = ["memory.dram_latency_cycles=100", *memory]
+            sets = ["memory=ideal", "memory.dram_latency_cycles=100", *memory]
             none = _run(arch, workload, sets + ["memory.prefetch=none"])
             full = _run(arch, workload, sets + ["memory.prefetch=all"])
             waits = sum(layer.prefetch_cycles > 0 for layer in full.layers[1:])
@@ -83,7 +86,7 @@ def hidden_first_tiles() -> bool:
         print()
     print("ResNet-18 on os_sa_16x16, 64/64/16 KiB buffers, 8 B/cycle, latency 100")
     print(f"{'prefetch':<9} {'cycles':>12} {'stalls':>11} {'prefetch':>9} {'peak ofmap B':>12}")
-    bounded = ["memory.ifmap_kib=64", "memory.filter_kib=64", "memory.ofmap_kib=16",
+    bounded = ["memory=ideal", "memory.ifmap_kib=64", "memory.filter_kib=64", "memory.ofmap_kib=16",
                "memory.dram_bandwidth_bytes_per_cycle=8", "memory.dram_latency_cycles=100"]
     for mode in ("none", "weights", "all"):
         result = _run("os_sa_16x16", workload, bounded + [f"memory.prefetch={mode}"])
