@@ -295,8 +295,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             array_energy = summary.get("array_energy_pj") if energy is not None else None
             rows.append([workload.name, arch.name, f"{array['rows']}x{array['cols']}",
                          arch.pe.type, summary["total_cycles"], summary["time_us"],
-                         f"{speedup:.2f}x", own, 100 * summary["utilization"], sqnr,
+                         f"{speedup:.2f}x", own, 100 * summary["utilization"],
+                         100 * summary["stall_cycles"] / max(1, summary["total_cycles"]), sqnr,
                          *_scope_cells(array_energy, baseline.get("array_energy_pj")),
+                         _dram_uj(summary),
                          *_scope_cells(energy, baseline.get("energy_pj")),
                          f"{summary['array_area_um2'] / 1e6:.3f}", summary["data"]])
             records.append({"workload": workload.name, "arch": arch.name,
@@ -304,6 +306,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                             "total_cycles": summary["total_cycles"],
                             "time_us": summary["time_us"], "speedup": speedup,
                             "utilization": summary["utilization"], "macs": summary["macs"],
+                            "stall_cycles": summary["stall_cycles"],
+                            "dram_energy_pj": (summary.get("energy_breakdown_pj")
+                                               or {}).get("dram"),
                             "sqnr_db": summary.get("sqnr_db"), "energy_pj": energy,
                             "array_energy_pj": array_energy, "chip_energy_pj": energy,
                             "array_area_um2": summary["array_area_um2"],
@@ -317,16 +322,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 "tech", "clock_mhz", "arch_config", "functional", "phase", "role_cycles")}})
     print(f"speedup is relative to the first design ({archs[0].name}) on each workload")
     print(format_table(["workload", "design", "array", "pe", "cycles", "time us", "speedup",
-                        "vs baseline", "util %", "SQNR dB", "array energy uJ",
-                        "array energy vs first", "chip energy uJ", "chip energy vs first",
-                        "array mm2", "data"], rows, "llllrrrrrrrrrrrl"))
+                        "vs baseline", "util %", "stall %", "SQNR dB", "array energy uJ",
+                        "array energy vs first", "DRAM uJ", "chip energy uJ",
+                        "chip energy vs first", "array mm2", "data"], rows,
+                       "llllrrrrrrrrrrrrrl"))
     print("vs baseline: speedup over the first design of the same family in the list "
           "(bit-serial designs: the first bit-serial one; the others: the first exact one)")
     print("SQNR: simulated outputs vs the exact INT8 GEMM ('-': no data, timing only); "
           f"energy and area: {summary['tech']} table (docs/energy-model.md)")
     print("energy per inference at two scopes (docs/energy-model.md, \"Two scopes\"): array = "
           "the PEs, their registers and their leakage (what the papers report); chip = array + "
-          "buffers + DRAM + all leakage")
+          "buffers + DRAM + all leakage; DRAM uJ: the chip's DRAM part; stall %: cycles the "
+          "array waited for memory")
     for record in records:
         if record.get("zap"):
             from simulator.reports.zap import compare_zap_line
@@ -352,6 +359,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             print(f"wrote the transformer workloads' time by operation class (array by role, "
                   f"vector unit), {Path(args.out) / 'ops.png'}")
     return 0
+
+
+def _dram_uj(summary: dict) -> str:
+    """A compare row's DRAM energy (uJ), the chip scope's DRAM class."""
+    dram = (summary.get("energy_breakdown_pj") or {}).get("dram")
+    return "-" if dram is None else f"{dram / 1e6:.1f}"
 
 
 def _scope_cells(energy: float | None, first: float | None) -> list[str]:
