@@ -39,7 +39,7 @@ from simulator.config.arch import PrefetchMode
 from simulator.engine import ChannelLink, Milestones, SequencedChannel, Space
 from simulator.errors import SimulationError
 from simulator.memory.plan import LOAD_COLUMNS, TileProgram
-from simulator.memory.run import Dram, LayerSchedule, _cycles, channel_tickets
+from simulator.memory.run import Dram, LayerSchedule, _cycles, channel_tickets, write_backs
 from simulator.operands import PerBuffer
 
 __all__ = ["PrefetchChain", "PrefetchMode", "early_weights", "prefetch_tickets"]
@@ -284,21 +284,8 @@ class _ChainedRun:
                 ofmap_buffer.space.free(self.store_free[u])
                 ofmap_buffer.log.append((now, -self.store_free[u]))
 
-        done = None
-        for u, nbytes in enumerate(self.store_bytes):
-            if not nbytes:
-                continue
-            wait = ended.wait(u)
-            if wait is not None:
-                yield wait
-            duration = dram.timed(nbytes, True)
-            done = self.submit(self.store_ticket[u], duration)
-            if done is None:
-                stored(u, duration)
-            else:
-                done.callbacks.append(lambda _, u=u, d=duration: stored(u, d))
-        if done is not None and not done.processed:
-            yield done  # the layer ends when its last write-back does
+        yield from write_backs(self.store_bytes, self.store_ticket, ended, dram, self.submit,
+                               stored)
 
     def schedule(self, window: tuple[int, int], end: int) -> LayerSchedule:
         """The layer's schedule relative to its origin; ``window`` and ``end`` absolute."""

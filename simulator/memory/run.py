@@ -36,7 +36,7 @@ from simulator.operands import PerBuffer
 from simulator.records import record
 
 __all__ = ["Dram", "LayerSchedule", "StartedLayer", "run_layer", "start_layer",
-           "unbounded_schedule", "channel_tickets", "peak_occupancy"]
+           "unbounded_schedule", "channel_tickets", "peak_occupancy", "write_backs"]
 
 
 @record
@@ -279,23 +279,32 @@ class _LayerRun:
                 ofmap_buffer.log.append((now, -self.store_free[u]))
             stored.reach(u)
 
-        done = None
-        for u, nbytes in enumerate(self.store_bytes):
-            if not nbytes:
-                continue
-            wait = ended.wait(u)
-            if wait is not None:
-                yield wait
-            # The channel serves write-backs in ticket order, so the writer need not wait
-            # for this one to end before it takes the next: its end frees the space.
-            duration = dram.timed(nbytes, True)
-            done = channel.transfer(self.store_ticket[u], duration)
-            if done is None:
-                stored_now(u, duration)
-            else:
-                done.callbacks.append(lambda _, u=u, d=duration: stored_now(u, d))
-        if done is not None and not done.processed:
-            yield done  # the layer ends when its last write-back does
+        yield from write_backs(self.store_bytes, self.store_ticket, ended, dram,
+                               channel.transfer, stored_now)
+
+
+def write_backs(store_bytes: list[int], store_ticket: list[int], ended: Milestones,
+                dram: Dram, submit: Any, stored: Any) -> Iterator[Event]:
+    """The writer's loop (a lone layer's and a chained one's, docs/memory-model.md): each
+    unit's outputs go to the channel (``submit(ticket, duration)``) when the unit has ended;
+    ``stored(u, duration)`` runs when that transfer ends. The channel serves write-backs in
+    ticket order, so the writer need not wait for one to end before it takes the next: its
+    end frees the space. The loop ends when the last write-back does."""
+    done = None
+    for u, nbytes in enumerate(store_bytes):
+        if not nbytes:
+            continue
+        wait = ended.wait(u)
+        if wait is not None:
+            yield wait
+        duration = dram.timed(nbytes, True)
+        done = submit(store_ticket[u], duration)
+        if done is None:
+            stored(u, duration)
+        else:
+            done.callbacks.append(lambda _, u=u, d=duration: stored(u, d))
+    if done is not None and not done.processed:
+        yield done
 
 
 def run_layer(env: simpy.Environment, program: TileProgram, dram: Dram, *,
