@@ -359,9 +359,9 @@ class PrefetchChain:
         window.
 
         ``cache`` (the run's, ideal DRAM only) keeps the schedules of a chain of the same
-        program objects (all added ``cacheable``): a chain starts with empty buffers and a free link, so its schedule
-        relative to its start depends on its programs alone (a transformer's repeated
-        blocks run once).
+        program objects (all added ``cacheable``): a chain starts with empty buffers and a free
+        link, so its schedule relative to its start depends on its programs alone (a
+        transformer's repeated blocks run once).
         """
         env = self.env
         self.start = env.now
