@@ -54,7 +54,7 @@ PAPER = {f"1+4+7 bias {bias}, chunk 16": (
 
 
 def evaluate(baseline, overrides: tuple[str, ...]) -> dict:
-    arch = api.load_arch(BASE, overrides)
+    arch = api.load_arch(BASE, ("memory=ideal", *overrides))
     return evaluate_accuracy(arch, baseline)["hardware"]
 
 

@@ -27,9 +27,11 @@ import sys
 import time
 
 RUNS = {
-    "functional": (["--arch", "sysmt_2t_16x16", "--workload", "resnet18"],
+    "functional": (["--arch", "sysmt_2t_16x16", "--workload", "resnet18",
+                    "--set", "memory=ideal"],
                    ["memory.activation_codec.bits=6"], 2.0),
-    "timing": (["--arch", "os_sa_16x16", "--workload", "resnet18", "--timing-only"],
+    "timing": (["--arch", "os_sa_16x16", "--workload", "resnet18", "--timing-only",
+                "--set", "memory=ideal"],
                ["memory.activation_codec.lanes=8"], 1.1),
 }
 

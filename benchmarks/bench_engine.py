@@ -7,9 +7,9 @@ functional=False)`` of the whole workload on a 16x16 OS array:
 
 - ``timing only``: the fold timing of every layer and nothing else (what `sasim run
   --timing-only` computed before the memory model existed);
-- ``unbounded memory``: the default config: nothing can wait, so the memory model plans the
-  tiles and the schedule is computed in closed form (``run_layer``'s shortcut, which the
-  tests check against the SimPy processes);
+- ``unbounded memory``: ``memory=ideal`` (the shipped chips are bounded): nothing can
+  wait, so the memory model plans the tiles and the schedule is computed in closed form
+  (``run_layer``'s shortcut, which the tests check against the SimPy processes);
 - ``64 KiB buffers``: 64 KiB per buffer, double buffered, DRAM 16 B/cycle with 100 cycles of
   latency: every fold (and every streamed chunk) is an event on the SimPy engine;
 - the same with ``--timeline`` (schedules kept and turned into a trace-event document);
@@ -61,9 +61,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     workload = api.load_workload(args.workload)
-    base = api.load_arch(args.arch)
-    bounded = api.load_arch(args.arch, BOUNDED)
-    alone = api.load_arch(args.arch, (*BOUNDED, "memory.prefetch=none"))
+    base = api.load_arch(args.arch, ["memory=ideal"])
+    bounded = api.load_arch(args.arch, ("memory=ideal", *BOUNDED))
+    alone = api.load_arch(args.arch, ("memory=ideal", *BOUNDED, "memory.prefetch=none"))
 
     rows = []
     t_timing, cycles = _median(args.repeats, lambda: _timing_only(base, workload))

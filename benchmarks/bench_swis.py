@@ -111,12 +111,13 @@ def section_storage() -> None:
             if kind == "swis" and n > 4:
                 continue
             key = "pe.shifts" if kind == "swis" else "pe.bits"
-            summary = api.simulate(api.load_arch(arch, [f"{key}={n}"]), workload).summary()
+            arch_n = api.load_arch(arch, ["memory=ideal", f"{key}={n}"])
+            summary = api.simulate(arch_n, workload).summary()
             stats = summary["stats"]
             print(f"{kind + ' N=' + str(n):<16} {stats['storage_bits'] / stats['weights']:>11.3f} "
                   f"{stats['weight_sq_error'] / stats['weights']:>10.2f} "
                   f"{summary['sqnr_db']:>8.1f} {summary['total_cycles']:>9,}")
-    exact = api.simulate(api.load_arch("bitserial_8b_16x16"), workload).summary()
+    exact = api.simulate(api.load_arch("bitserial_8b_16x16", ["memory=ideal"]), workload).summary()
     print(f"{'bitserial 8b':<16} {8.0:>11.3f} {0.0:>10.2f} {'exact':>8} "
           f"{exact['total_cycles']:>9,}")
 

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     results: dict[str, dict[str, float]] = {}
     for label, arch_name, overrides in designs:
-        arch = api.load_arch(arch_name, overrides)
+        arch = api.load_arch(arch_name, ("memory=ideal", *overrides))
         cells = []
         for model, trace in MODELS:
             rows = layer_sqnr(arch, trace)

@@ -25,7 +25,8 @@ from simulator import api
 
 def decode_step(bandwidth: float) -> dict:
     """One decode step's figures at ``bandwidth`` bytes per cycle."""
-    arch = api.load_arch("os_sa_16x16", [f"memory.dram_bandwidth_bytes_per_cycle={bandwidth}"])
+    arch = api.load_arch("os_sa_16x16",
+                         ["memory=ideal", f"memory.dram_bandwidth_bytes_per_cycle={bandwidth}"])
     run = api.simulate(arch, api.load_workload("llama2_7b_decode_b1"), functional=False)
     summary = run.summary()
     weights_kv = summary["dram_filter_read_bytes"]  # weights and the KV cache (right operands)

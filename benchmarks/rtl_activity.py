@@ -46,7 +46,7 @@ def _ratio(value: float, base: float) -> str:
 
 def report(arch_name: str, max_folds: int, isolation: bool) -> dict:
     """Measure one design and print its table; returns its record."""
-    arch = api.load_arch(arch_name, ["array.rows=4", "array.cols=4"])
+    arch = api.load_arch(arch_name, ["memory=ideal", "array.rows=4", "array.cols=4"])
     workload = api.load_workload(TRACE)
     started = time.perf_counter()
     table, result = measure(arch, arch_name, workload, max_folds=max_folds,

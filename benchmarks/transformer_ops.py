@@ -20,7 +20,8 @@ from simulator.workloads.synthetic import synthesize
 
 HIDDEN, HEADS, KV_HEADS, HEAD_DIM, FFN = 1024, 16, 4, 64, 2816
 BATCH, PROMPT, CONTEXT = 4, 256, 1024
-MEMORY = ["memory.dram_bandwidth_bytes_per_cycle=16", "array.rows=32", "array.cols=32"]
+MEMORY = ["memory=ideal", "memory.dram_bandwidth_bytes_per_cycle=16", "array.rows=32",
+          "array.cols=32"]
 
 
 def block(phase: str) -> Workload:

@@ -76,7 +76,8 @@ def _point(baseline, workload, dense_cycles: int, mask_type: int, label: str,
 
     row = {"label": label}
     for schedule in ("none", "compact"):
-        arch = api.load_arch("os_sa_16x16", ["zap.enabled=true", f"zap.mask_type={mask_type}",
+        arch = api.load_arch("os_sa_16x16", ["memory=ideal", "zap.enabled=true",
+                                             f"zap.mask_type={mask_type}",
                                              f"zap.schedule={schedule}", *settings])
         summary = api.simulate(arch, workload).summary()
         row[f"cycles_{schedule}"] = summary["compute_cycles"]
@@ -109,7 +110,8 @@ def table(mask_type: int, budgets: list[float], plot: str) -> None:
     start = time.perf_counter()
     baseline = prepare(load_setup("digits"))
     workload = api.load_workload("digits_int8")
-    dense = api.simulate(api.load_arch("os_sa_16x16"), workload).summary()["compute_cycles"]
+    dense_arch = api.load_arch("os_sa_16x16", ["memory=ideal"])
+    dense = api.simulate(dense_arch, workload).summary()["compute_cycles"]
     rows = [_point(baseline, workload, dense, mask_type, f"{t:.1f}", [f"zap.threshold={t}"])
             for t in THRESHOLDS]
     rows += [_point(baseline, workload, dense, mask_type, f"per layer, budget {b:g}",
