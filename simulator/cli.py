@@ -293,12 +293,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 sqnr = "-"
             energy = summary.get("energy_pj")
             array_energy = summary.get("array_energy_pj") if energy is not None else None
+            dram_energy = (summary.get("energy_breakdown_pj") or {}).get("dram")
             rows.append([workload.name, arch.name, f"{array['rows']}x{array['cols']}",
                          arch.pe.type, summary["total_cycles"], summary["time_us"],
                          f"{speedup:.2f}x", own, 100 * summary["utilization"],
                          100 * summary["stall_cycles"] / max(1, summary["total_cycles"]), sqnr,
                          *_scope_cells(array_energy, baseline.get("array_energy_pj")),
-                         _dram_uj(summary),
+                         "-" if dram_energy is None else f"{dram_energy / 1e6:.1f}",
                          *_scope_cells(energy, baseline.get("energy_pj")),
                          f"{summary['array_area_um2'] / 1e6:.3f}", summary["data"]])
             records.append({"workload": workload.name, "arch": arch.name,
@@ -307,8 +308,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                             "time_us": summary["time_us"], "speedup": speedup,
                             "utilization": summary["utilization"], "macs": summary["macs"],
                             "stall_cycles": summary["stall_cycles"],
-                            "dram_energy_pj": (summary.get("energy_breakdown_pj")
-                                               or {}).get("dram"),
+                            "dram_energy_pj": dram_energy,
                             "sqnr_db": summary.get("sqnr_db"), "energy_pj": energy,
                             "array_energy_pj": array_energy, "chip_energy_pj": energy,
                             "array_area_um2": summary["array_area_um2"],
@@ -359,12 +359,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             print(f"wrote the transformer workloads' time by operation class (array by role, "
                   f"vector unit), {Path(args.out) / 'ops.png'}")
     return 0
-
-
-def _dram_uj(summary: dict) -> str:
-    """A compare row's DRAM energy (uJ), the chip scope's DRAM class."""
-    dram = (summary.get("energy_breakdown_pj") or {}).get("dram")
-    return "-" if dram is None else f"{dram / 1e6:.1f}"
 
 
 def _scope_cells(energy: float | None, first: float | None) -> list[str]:
