@@ -33,6 +33,7 @@ from simulator.hw.accumulator import check_accumulator, pe_composition
 from simulator.hw.pe import PEModel, get_pe_model
 from simulator.hw.timing import FoldTiming
 from simulator.hw.vector import vector_cost
+from simulator.kernels.jit import ahead
 from simulator.memory import (Dram, LayerSchedule, TileProgram, plan_layer, plan_vector_layer,
                               start_layer)
 from simulator.memory.analysis import hcm_cycles, roofline
@@ -283,15 +284,20 @@ class _Run:
         """batch / output_channels / spatial: layer after layer, all cores together."""
         env, layers, ran_all = self.env, [], []
         count = len(self.workload.layers)
-        for index, layer in enumerate(self.workload.layers):
-            if progress is not None:
-                progress(index, count, layer.name)
+
+        def prepare(layer: Layer) -> list[_Prepared]:
             if layer.is_gemm:
                 shares = split_layer(layer, partition_of(self.arch, layer), self.cores)
                 cores = list(range(self.cores))
             else:
                 shares, cores = vector_shares(layer, self.cores)
-            prepared = self.prepare(layer, shares, cores)
+            return self.prepare(layer, shares, cores)
+
+        # the next layer's functional model runs while the engine schedules this one
+        for index, (layer, prepared) in enumerate(
+                ahead(self.workload.layers, prepare, enabled=self.run_functional)):
+            if progress is not None:
+                progress(index, count, layer.name)
             origin = env.now
             dram = _chip_dram(self.arch, env)
             started = [start_layer(env, p.program, dram, self.link) for p in prepared]

@@ -31,13 +31,14 @@ import importlib
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["njit", "kernel_threads", "parallel_map"]
+__all__ = ["njit", "kernel_threads", "parallel_map", "ahead"]
 
 _T = TypeVar("_T")
+_I = TypeVar("_I")
 
 
 #: numba's module that looks for BLAS (through scipy.linalg) when it is imported.
@@ -131,3 +132,31 @@ def parallel_map(workers: int, tasks: int, fn: Callable[[int], _T]) -> list[_T]:
         return [fn(task) for task in range(tasks)]
     executor: Any = _POOL.executor(workers)
     return list(executor.map(fn, range(tasks)))
+
+
+def ahead(items: Sequence[_I], fn: Callable[[_I], _T], enabled: bool = True
+          ) -> Iterator[tuple[_I, _T]]:
+    """``(item, fn(item))`` for each item in order, ``fn`` of the next item running in a
+    background thread while the caller works on the current one.
+
+    For a run's layers: the next layer's functional model (GIL-free kernels) runs while
+    the engine (Python) schedules this one, so the two use both cores
+    (docs/performance.md). ``fn`` runs on one item at a time, in order, so what it writes
+    (an output sink) is written in order. An exception from ``fn`` reaches the caller when
+    it asks for that item; when the caller stops early, the item in flight is waited for
+    (nothing runs on after the loop). ``enabled=False``: plain ``fn`` calls, no thread.
+    """
+    if not enabled or len(items) <= 1:
+        for item in items:
+            yield item, fn(item)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sasim-ahead") as pool:
+        future = pool.submit(fn, items[0])
+        try:
+            for index, item in enumerate(items):
+                result = future.result()
+                if index + 1 < len(items):
+                    future = pool.submit(fn, items[index + 1])
+                yield item, result
+        finally:
+            future.cancel()

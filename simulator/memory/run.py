@@ -140,11 +140,12 @@ def channel_tickets(program: TileProgram) -> tuple[np.ndarray, np.ndarray]:
 
 class _Buffer:
     """One on-chip buffer: its :class:`~simulator.engine.Space` and a log of claims and frees
-    (cycle from the layer's start, +bytes claimed or -bytes freed)."""
+    (cycle from the layer's start, +bytes claimed or -bytes freed), kept flat (cycle,
+    bytes, cycle, bytes, ...): numpy converts a flat list of ints many times faster."""
 
     def __init__(self, env: simpy.Environment, capacity: int | None) -> None:
         self.space = Space(env, capacity)
-        self.log: list[tuple[int, int]] = []
+        self.log: list[int] = []
 
     def events(self) -> np.ndarray:
         return np.asarray(self.log, dtype=np.int64).reshape(-1, 2)
@@ -171,24 +172,25 @@ class _LayerRun:
         self.load_ticket, self.store_ticket = (t.tolist() for t in tickets)
         self.times = {name: [-1] * units for name in
                       ("start", "end", "load_start", "load_end", "store_start", "store_end")}
-        # Plain Python ints: the processes index these per unit.
+        # Plain Python ints: the processes index these per unit (worked out with numpy:
+        # this runs once per layer and core, over every unit of it).
         self.load = program.load.tolist()
-        self.transfer = program.channel_load.sum(axis=1).tolist()
+        transfer = program.channel_load.sum(axis=1)
+        self.transfer = transfer.tolist()
         self.release = program.release.tolist()
         self.cycles = program.unit_cycles.tolist()
         self.out_alloc = program.out_alloc.tolist()
-        self.store_bytes = program.store.sum(axis=1).tolist()
+        store = program.store.sum(axis=1)
+        self.store_bytes = store.tolist()
         self.store_free = program.store_free.tolist()
-        self.loader_work = [(sum(row) > 0 or moved > 0
-                             or (program.loader_claims_outputs and alloc > 0))
-                            for row, moved, alloc in zip(self.load, self.transfer,
-                                                         self.out_alloc)]
-        previous, last = [], -1
-        for u, nbytes in enumerate(self.store_bytes):
-            previous.append(last)
-            if nbytes:
-                last = u
-        self.previous_store = previous
+        work = (program.load.sum(axis=1) > 0) | (transfer > 0)
+        if program.loader_claims_outputs:
+            work |= program.out_alloc > 0
+        self.loader_work = work.tolist()
+        # the last unit before u that writes back (-1: none)
+        writes = np.where(store > 0, np.arange(units), -1)
+        self.previous_store = np.concatenate(
+            [[-1], np.maximum.accumulate(writes)[:-1]]).astype(np.int64).tolist() if units else []
 
     def loader(self) -> Iterator[Event]:
         env, dram, channel, origin = self.env, self.dram, self.channel, self.origin
@@ -212,7 +214,7 @@ class _LayerRun:
                     wait = buffer.space.claim(nbytes)
                     if wait is not None:
                         yield wait
-                    buffer.log.append((env.now - origin, nbytes))
+                    buffer.log += (env.now - origin, nbytes)
             nbytes = self.transfer[u]  # what the channel moves (ifmap + filt + psum, or coded)
             if nbytes:
                 duration = dram.timed(nbytes, False)
@@ -252,7 +254,7 @@ class _LayerRun:
                     wait = ofmap_buffer.space.claim(alloc)
                     if wait is not None:
                         yield wait
-                    ofmap_buffer.log.append((env.now - origin, alloc))
+                    ofmap_buffer.log += (env.now - origin, alloc)
             start[u] = env.now - origin
             if cycles:
                 yield env.timeout(cycles)
@@ -260,10 +262,10 @@ class _LayerRun:
             ifmap, filt = self.release[u]
             if ifmap:
                 ifmap_buffer.space.free(ifmap)
-                ifmap_buffer.log.append((now, -ifmap))
+                ifmap_buffer.log += (now, -ifmap)
             if filt:
                 filter_buffer.space.free(filt)
-                filter_buffer.log.append((now, -filt))
+                filter_buffer.log += (now, -filt)
             ended.reach(u)
 
     def writer(self) -> Iterator[Event]:
@@ -276,7 +278,7 @@ class _LayerRun:
             store_start[u] = now - _cycles(duration)
             if self.store_free[u]:
                 ofmap_buffer.space.free(self.store_free[u])
-                ofmap_buffer.log.append((now, -self.store_free[u]))
+                ofmap_buffer.log += (now, -self.store_free[u])
             stored.reach(u)
 
         yield from write_backs(self.store_bytes, self.store_ticket, ended, dram,

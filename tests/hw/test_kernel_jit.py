@@ -77,3 +77,56 @@ def test_a_cached_kernel_call_does_not_import_scipy_linalg(tmp_path):
                                               "NUMBA_CACHE_DIR": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True"]
+
+
+def test_ahead_yields_in_order_and_runs_one_item_ahead():
+    from simulator.kernels.jit import ahead
+
+    items = list(range(6))
+    begun = [threading.Event() for _ in items]
+    started: list[int] = []
+
+    def square(item: int) -> int:
+        started.append(item)
+        begun[item].set()
+        return item * item
+
+    seen = []
+    for item, value in ahead(items, square):
+        if item + 1 < len(items):  # the next item runs while the caller holds this one
+            assert begun[item + 1].wait(timeout=30)
+        seen.append((item, value))
+    assert seen == [(i, i * i) for i in items]
+    assert started == items  # each item prepared once, in order
+    assert list(ahead([3, 4], lambda x: -x, enabled=False)) == [(3, -3), (4, -4)]
+
+
+def test_ahead_raises_where_the_item_is_asked_for_and_stops_when_left_early():
+    import time
+
+    from simulator.kernels.jit import ahead
+
+    def fail_on_two(item: int) -> int:
+        if item == 2:
+            raise ValueError("item 2")
+        return item
+
+    got = []
+    with pytest.raises(ValueError, match="item 2"):
+        for item, _ in ahead([0, 1, 2, 3], fail_on_two):
+            got.append(item)
+    assert got == [0, 1]  # items before the failing one reach the caller
+
+    finished: list[int] = []
+
+    def slow(item: int) -> int:
+        time.sleep(0.02)
+        finished.append(item)
+        return item
+
+    run = ahead([0, 1, 2, 3], slow)
+    next(run)
+    run.close()  # the caller stops early: the item in flight (if any) ends before close returns
+    done = list(finished)
+    time.sleep(0.1)
+    assert finished == done and done in ([0], [0, 1])
