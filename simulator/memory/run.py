@@ -174,10 +174,12 @@ class _LayerRun:
                       ("start", "end", "load_start", "load_end", "store_start", "store_end")}
         # Plain Python ints: the processes index these per unit (worked out with numpy:
         # this runs once per layer and core, over every unit of it).
-        self.load = program.load.tolist()
+        columns = [LOAD_COLUMNS.index(name) for name in ("ifmap", "filter")]
+        self.load_ifmap, self.load_filter = (program.load[:, c].tolist() for c in columns)
         transfer = program.channel_load.sum(axis=1)
         self.transfer = transfer.tolist()
-        self.release = program.release.tolist()
+        self.release_ifmap, self.release_filter = (program.release[:, c].tolist()
+                                                   for c in columns)
         self.cycles = program.unit_cycles.tolist()
         self.out_alloc = program.out_alloc.tolist()
         store = program.store.sum(axis=1)
@@ -199,17 +201,17 @@ class _LayerRun:
         claims_outputs = self.program.loader_claims_outputs
         load_after = self.program.load_after.tolist()
         ended, arrived = self.ended, self.arrived
+        load_ifmap, load_filter = self.load_ifmap, self.load_filter
         for u, work in enumerate(self.loader_work):
             if not work:
                 continue
             wait = ended.wait(load_after[u])
             if wait is not None:
                 yield wait
-            ifmap, filt, psum = self.load[u]
             out = self.out_alloc[u] if claims_outputs else 0
             # Partial sums read back land in the output space claimed for them.
-            for buffer, nbytes in ((buffers.ifmap, ifmap), (buffers.filter, filt),
-                                   (buffers.ofmap, out)):
+            for buffer, nbytes in ((buffers.ifmap, load_ifmap[u]),
+                                   (buffers.filter, load_filter[u]), (buffers.ofmap, out)):
                 if nbytes:
                     wait = buffer.space.claim(nbytes)
                     if wait is not None:
@@ -233,6 +235,7 @@ class _LayerRun:
         ifmap_buffer, filter_buffer, ofmap_buffer = self.buffers
         start, end, load_end = self.times["start"], self.times["end"], self.times["load_end"]
         ended, arrived, stored = self.ended, self.arrived, self.stored
+        release_ifmap, release_filter = self.release_ifmap, self.release_filter
         for u, cycles in enumerate(self.cycles):
             if self.loader_work[u]:
                 wait = arrived.wait(u)
@@ -259,7 +262,7 @@ class _LayerRun:
             if cycles:
                 yield env.timeout(cycles)
             end[u] = now = env.now - origin
-            ifmap, filt = self.release[u]
+            ifmap, filt = release_ifmap[u], release_filter[u]
             if ifmap:
                 ifmap_buffer.space.free(ifmap)
                 ifmap_buffer.log += (now, -ifmap)
