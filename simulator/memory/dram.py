@@ -358,6 +358,10 @@ class DramDevice:
         self.num, self.den = ratio.numerator, ratio.denominator
         self.origin = origin
         self.counts = DramCounts()
+        self._open_page = spec.page_policy == "open"
+        #: (bursts, write, foreign) -> :func:`_quiet_transfer`'s figures: a dict lookup per
+        #: transfer instead of the cache's hash of the whole spec (once per transfer)
+        self._quiet: dict[tuple[int, bool, bool], tuple[int, int, int, int]] = {}
 
     def to_dram(self, cycle: int) -> int:
         """The first DRAM cycle at or after array cycle ``cycle``."""
@@ -372,12 +376,15 @@ class DramDevice:
         if nbytes <= 0:
             return 0
         s = self.spec
-        t0 = self.to_dram(start)
+        t0 = -(-start * self.num // self.den)  # to_dram, inline: once per transfer
         begin, refresh = first_refresh(s, t0)
-        foreign = s.page_policy == "open" and begin == t0
+        foreign = self._open_page and begin == t0
         bursts = -(-nbytes // s.burst_bytes)
         counts = self.counts
-        quiet = _quiet_transfer(s, bursts, write, foreign)
+        key = (bursts, write, foreign)
+        quiet = self._quiet.get(key)
+        if quiet is None:
+            quiet = self._quiet[key] = _quiet_transfer(s, bursts, write, foreign)
         if refresh is None or begin + quiet[1] < refresh:  # no refresh reaches it
             end = begin + quiet[0]
             counts.activates += quiet[2]
