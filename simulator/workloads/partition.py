@@ -26,8 +26,8 @@ import numpy as np
 from simulator.records import record
 from simulator.workloads.layers import Layer, LayerTensors
 
-__all__ = ["Share", "split_problem", "split_layer", "share_tensors", "place_outputs",
-           "pipeline_stages"]
+__all__ = ["Share", "split_problem", "split_layer", "share_tensors", "share_outputs",
+           "place_outputs", "pipeline_stages"]
 
 
 @record
@@ -145,6 +145,21 @@ def share_tensors(layer: Layer, share: Share, tensors: LayerTensors) -> LayerTen
         band = np.pad(band, ((0, 0), (0, 0), (top, bottom), (0, 0)))
     return dataclasses.replace(tensors, input=band,
                                output=None if out is None else out[:, :, lo:hi])
+
+
+def share_outputs(layer: Layer, share: Share, outputs: np.ndarray) -> np.ndarray:
+    """The share's part of an array in the layer's output layout (its outputs, or anything
+    of their shape such as ZAP's decisions): the inverse of :func:`place_outputs`."""
+    lo, hi = share.lo, share.hi
+    if share.axis == "batch" or (share.axis == "spatial" and layer.op != "conv2d"):
+        return outputs[lo:hi]
+    if share.axis == "spatial":
+        return outputs[:, :, lo:hi]
+    if layer.op == "matmul":
+        return outputs[..., lo:hi]
+    g = layer.groups
+    part = outputs.reshape(outputs.shape[0], g, -1, *outputs.shape[2:])[:, :, lo:hi]
+    return part.reshape(outputs.shape[0], -1, *outputs.shape[2:])
 
 
 def place_outputs(layer: Layer, shares: Sequence[Share],
