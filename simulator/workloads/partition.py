@@ -87,6 +87,8 @@ def split_layer(layer: Layer, partition: str, cores: int) -> list[Share]:
         return [Share(dataclasses.replace(layer, out_channels=step * layer.groups),
                       "output_channels", c * step, (c + 1) * step) for c in range(cores)]
     if layer.op == "conv2d":
+        if cores == 1:  # the whole layer, its padding implicit as on one array
+            return [Share(layer, "spatial", 0, layer.output_size[0])]
         return [Share(_band(layer, lo, hi), "spatial", lo, hi)
                 for lo, hi in _even(layer.output_size[0], cores)]
     return [Share(dataclasses.replace(layer, batch=hi - lo), "spatial", lo, hi)
@@ -114,6 +116,8 @@ def _band(layer: Layer, lo: int, hi: int) -> Layer:
 def share_tensors(layer: Layer, share: Share, tensors: LayerTensors) -> LayerTensors:
     """The data of one share: views of ``tensors`` where the split allows (no copy), the
     padded input band of a spatial conv2d share."""
+    if share.layer == layer:  # one share: the whole layer
+        return tensors
     x, w, bias, out = tensors.input, tensors.weight, tensors.bias, tensors.output
     lo, hi = share.lo, share.hi
     if share.axis == "batch":
