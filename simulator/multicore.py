@@ -608,7 +608,12 @@ class _Run:
         vector_link = ChannelLink(env)
         started = [start_layer(env, p.program, vector_dram, vector_link) for p in vectors]
         entry = self._together(layer)
-        ran = [self._ran(p, origin, s.finish()) for p, s in zip(vectors, started)]
+        beside = {r.prepared.core: _span(r.schedule) + r.tail for r in entry[1]}
+        ran = []
+        for p, s in zip(vectors, started):  # a core's cycles under its array share: once
+            done = self._ran(p, origin, s.finish())
+            ran.append(dataclasses.replace(done, hidden=min(done.schedule.elapsed,
+                                                            beside.get(p.core, 0))))
         elapsed = max(r.schedule.elapsed for r in ran)
         report = None if vector_dram.device is None else vector_dram.device.report(elapsed)
         return [(vector, ran, elapsed, report, min(elapsed, entry[2])), entry]

@@ -466,10 +466,17 @@ def test_formerly_refused_combinations_run_from_the_cli(small, cli, arch_name, o
     assert "cores: 2, partition" in result.out
 
 
-def test_vector_overlap_on_two_cores_from_the_cli(cli):
+@pytest.mark.parametrize("partition", ["batch", "pipeline"])
+def test_vector_overlap_on_two_cores_from_the_cli(cli, partition):
+    """Each core's vector unit beside its array share: cycles are hidden, and a core's
+    busy cycles count them once (busy + idle is the run)."""
     result = cli("run", "--arch", "os_sa_16x16", "--workload", "digits_vit_int8",
                  "--timing-only", "--set", "vector.overlap=true", "--set", "multicore.cores=2",
-                 "--json")
+                 "--set", f"multicore.partition={partition}", "--set", "memory.ifmap_kib=4",
+                 "--set", "memory.filter_kib=4", "--set", "memory.ofmap_kib=2", "--json")
     assert result.status == 0, result.err
     summary = json.loads(result.out)
     assert summary["multicore"]["cores"] == 2 and summary["overlap_cycles"] > 0
+    for core in summary["multicore"]["per_core"]:
+        assert core["idle_cycles"] >= 0
+        assert core["busy_cycles"] + core["idle_cycles"] == summary["total_cycles"]
