@@ -122,13 +122,15 @@ def naive_chain(programs, mode: str, bandwidth, latency: int, dram_factory=None)
 
 
 def naive_chains(chains, mode: str, bandwidth, latency: int, dram_factory=None,
-                 gate_all: bool = False) -> tuple[list[dict], bool]:
+                 gate_all: bool = False, after=None) -> tuple[list[dict], bool]:
     """Several chains (the cores of a multi-core run, docs/memory-model.md, "Multi-core"),
     each on its own buffers, all on one link: per chain what :func:`naive_chain` returns,
     and whether the engine's event order decides the result (two chains put transfers on
     the link at the same cycle after cycle 0, one of them taking time: the twin serves the
     lower chain first, SimPy's queue decides). ``gate_all`` (``weights``): a layer's input
-    waits for the previous layer of every chain, not only its own.
+    waits for the previous layer of every chain, not only its own. ``after[c]``: the chains
+    chain c starts after (all their layers ended; a pipeline's stage and image order); a
+    chain starts at cycle 0 without.
 
     At each cycle the chains are visited in order, each layer advanced as far as it can go,
     until nothing more happens at that cycle (a chain may enable another's gate).
@@ -267,12 +269,24 @@ def naive_chains(chains, mode: str, bandwidth, latency: int, dram_factory=None,
             return True
         return False
 
+    after = after or [[] for _ in chains]
+    starts = [None] * len(chains)
+
+    def started(c: int, t: int) -> bool:
+        """Whether chain c has begun by t (every chain it starts after has ended)."""
+        if starts[c] is None and all(all(L.done is not None and L.done <= t for L in groups[d])
+                                     for d in after[c]):
+            starts[c] = t
+        return starts[c] is not None
+
     t = 0
     while any(L.done is None for L in layers):
         moved = True
         while moved:
             moved = False
             for L in layers:
+                if not started(L.chain, t):
+                    continue
                 while step(L, t):
                     moved = True
         times = [end for L in layers for (_, end) in L.xfer.values() if end > t]
@@ -287,9 +301,9 @@ def naive_chains(chains, mode: str, bandwidth, latency: int, dram_factory=None,
     ambiguous = any(t > 0 and len({c for c, _ in entries}) > 1
                     and any(slow for _, slow in entries) for t, entries in placed.items())
     out = []
-    for group, chain_devices in zip(groups, devices):
+    for group, chain_devices, start in zip(groups, devices, starts):
         end = max(L.done for L in group)
-        windows, first = [], 0
+        windows, first = [], start
         for i, L in enumerate(group):
             last = end if i == len(group) - 1 else L.array_end
             windows.append((first, last))

@@ -9,7 +9,7 @@ import dataclasses
 
 import numpy as np
 import simpy
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from memory_cases import BUFFER_KIB, cases, layers
 from naive_multicore import naive_cores
@@ -205,3 +205,42 @@ def test_chains_of_cores_on_one_link_match_the_naive_twin(cores, mode, bandwidth
     assert env.now == max(t["end"] for t in twin)
     if mode == "all":  # (weights: a unit's load span holds its early weights and the rest)
         _assert_link_never_overlaps(timelines)
+
+
+@st.composite
+def chained_pipelines(draw):
+    """Stages of 1-2 random programs on one memory, the same for every image."""
+    cores = draw(core_chains())
+    images = draw(st.integers(1, 2))
+    return [[list(programs) for _ in range(images)] for programs in cores]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(chained_pipelines(), st.sampled_from(["all", "weights"]),
+       st.sampled_from([None, 0.5, 1.0, 3.0]), st.sampled_from([0, 0, 5]))
+def test_a_pipeline_of_prefetch_chains_matches_the_naive_twin(programs, mode, bandwidth,
+                                                              latency):
+    """A pipeline with cross-layer prefetch: each stage's layers for one image are one chain
+    on the stage's buffers, all on one link; stage c's chain for image i starts when stage
+    c - 1 has ended image i and stage c has ended image i - 1."""
+    from naive_prefetch import naive_chains
+
+    images = len(programs[0])
+    chains = [programs[c][i] for c in range(len(programs)) for i in range(images)]
+    after = [[d for d in ((c - 1) * images + i if c else None, c * images + i - 1 if i else None)
+              if d is not None] for c in range(len(programs)) for i in range(images)]
+    twin, ambiguous = naive_chains(chains, mode, bandwidth, latency, after=after)
+    assume(not ambiguous)
+    event(f"{images} images, bandwidth {bandwidth}")
+    env = simpy.Environment()
+    runs = run_pipeline(env, programs, Dram(bandwidth, latency), ChannelLink(env), mode=mode)
+    assert env.now == max(chain["end"] for chain in twin)
+    for (core, image, k), (started, origin) in runs.items():
+        theirs = twin[core * images + image]
+        schedule = started.finish()
+        assert origin == theirs["layers"][k]["origin"], (core, image, k)
+        times = _absolute(schedule, origin)
+        for key in KEYS:
+            assert times[key] == theirs["layers"][k][key], (core, image, k, key)
+        lo, hi = schedule.window
+        assert (lo + origin, hi + origin) == theirs["windows"][k], (core, image, k)
