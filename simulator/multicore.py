@@ -10,9 +10,18 @@ own shape and runs as its own tile program on the one SimPy environment:
 
 - ``batch``, ``output_channels``, ``spatial``: the layers run one after another; all cores
   start a layer together, and it ends when its last core has written back its last output;
+  with cross-layer prefetch each core's consecutive array layers are one
+  :class:`~simulator.memory.prefetch.PrefetchChain` on its own buffers, all chains on the
+  one link (a vector layer, or the run's end, ends them);
 - ``pipeline``: the layers are cut into contiguous stages balanced by MACs, one core each,
   and the batch streams through image by image: stage c starts image i when stage c - 1 has
-  finished it and stage c has finished image i - 1.
+  finished it and stage c has finished image i - 1 (an image's consecutive array layers of a
+  stage chained with prefetch).
+
+Every memory feature of one array applies per share: compressed operands and the activation
+codec at the stored sizes of the share's own slice (the codec calibrated on the whole layer),
+ZAP's decisions on the whole layer's outputs with each share's part of them, and
+``vector.overlap`` beside the core's next array share (docs/memory-model.md, "Multi-core").
 """
 
 from __future__ import annotations
@@ -574,6 +583,8 @@ class _Run:
         return self._result(layers, ran_all, self.env.now)
 
     def _layer_shares(self, layer: Layer) -> list[_Prepared]:
+        """A split layer's shares prepared: an array layer's on every core, a vector
+        layer's by rows (:func:`vector_shares`)."""
         if layer.is_gemm:
             shares, cores = self.shares(layer), list(range(self.cores))
         else:
