@@ -5,6 +5,7 @@ line and exit status 2."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 
@@ -169,7 +170,7 @@ def test_one_core_is_todays_run_exactly(small):
 
 def test_a_split_layer_ends_with_its_last_core(small):
     result, _ = _run("os_sa_16x16", small, "multicore.cores=3", "multicore.partition=spatial",
-                     functional=False, timeline=True)
+                     "memory.prefetch=none", functional=False, timeline=True)
     by_layer = {}
     for line in result.timeline:
         by_layer.setdefault(line.layer, []).append(line)
@@ -230,10 +231,11 @@ def test_the_report_and_the_timeline_show_each_core(small, cli, tmp_path):
     (["multicore.cores=2", "multicore.layers={nope: batch}"],
      "multicore.layers: no layer named 'nope'"),
     (["multicore.cores=2", "multicore.partition=bogus"], "multicore.partition"),
-    (["multicore.cores=2", "vector.overlap=true"],
-     "multicore.cores: vector.overlap is not modelled with more than one core"),
-    (["multicore.cores=2", "zap.enabled=true"],
-     "multicore.cores: zap is not modelled with more than one core"),
+    (["multicore.cores=2", "memory.compression.activations=rle",
+      "memory.compression.run_bits=30"], "memory.compression"),
+    (["multicore.cores=2", "memory.activation_codec.bits=6",
+      "memory.activation_codec.tensor=pre_activation"],
+     "memory.activation_codec.tensor: pre_activation is modelled by sasim accuracy only"),
 ])
 def test_bad_input_is_one_line_and_exit_2(small, cli, overrides, message):
     result = cli("run", "--arch", "os_sa_16x16", "--workload", small, "--timing-only",
@@ -290,3 +292,191 @@ def test_a_transformer_with_vector_layers_on_two_cores(partition):
         assert a.vector_operations == b.vector_operations
         assert a.vector_sqnr_db == b.vector_sqnr_db
     assert many.area.total_um2 == pytest.approx(2 * one.area.total_um2, rel=0.05)
+
+
+# -- every memory feature on several cores (docs/memory-model.md, "Multi-core") ----------
+
+#: The features a single-core run models, each on a small arch: (arch, overrides).
+FEATURES = {
+    "compression": ("swis_g8_n3_16x16", ("memory.compression.activations=bitmask",)),
+    "rle": ("os_sa_16x16", ("memory.compression.activations=rle",)),
+    "codec": ("os_sa_16x16_codec_b6", ()),
+    "zap": ("zap_synthetic_16x16", ()),
+    "prefetch_weights": ("sysmt_2t_16x16", ("memory.prefetch=weights",)),
+    "prefetch_all": ("sysmt_2t_16x16", ("memory.prefetch=all",)),
+    "no_prefetch": ("os_sa_16x16", ("memory.prefetch=none",)),
+}
+
+
+def _differences(a, b, path=""):
+    """Where two summaries differ (paths), for a readable failure."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in _differences(a.get(k), b.get(k), f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [(path, a, b)]
+
+
+def _one_core_both_ways(arch_name, workload, overrides, functional):
+    arch = api.load_arch(arch_name, BOUNDED + tuple(overrides))
+    workload = api.load_workload(workload)
+    today_out, model_out = {}, {}
+    today = api.simulate(arch, workload, functional=functional, timeline=True,
+                         output_sink=today_out.__setitem__)
+    model = multicore.simulate_cores(arch, workload, functional=functional, timeline=True,
+                                     output_sink=model_out.__setitem__)
+    return today, model, today_out, model_out
+
+
+@pytest.mark.parametrize("feature", sorted(FEATURES))
+@pytest.mark.parametrize("partition", ["batch", "output_channels", "spatial", "pipeline"])
+def test_one_core_of_the_multicore_model_is_the_single_core_run(small, tmp_path, feature,
+                                                                partition):
+    """The multi-core model itself with one core (any partition) gives the single-core
+    run's figures exactly, every layer's, with each feature on: its shares' stored sizes,
+    codec, ZAP decisions, prefetch chains are the single array's; the outputs' bits too.
+    (A pipeline streams the batch image by image, so on one core it is the single array's
+    run of a batch of one; its DRAM preset is one device for the whole run, its figures
+    shared among the layers by bytes, so it runs on the fixed-bandwidth channel here.)"""
+    arch_name, overrides = FEATURES[feature]
+    workload = small
+    if partition == "pipeline":
+        workload = tmp_path / "mc_small_1.yaml"
+        workload.write_text(SMALL.replace("batch: 4", "batch: 1"))
+        overrides = (*overrides, "memory.dram=ideal", "memory.dram_bandwidth_bytes_per_cycle=4",
+                     "memory.dram_latency_cycles=3")
+    today, model, today_out, model_out = _one_core_both_ways(
+        arch_name, workload, (*overrides, f"multicore.partition={partition}"),
+        functional=feature in ("zap", "codec", "compression"))
+    summary = model.summary()
+    assert summary.pop("multicore")["cores"] == 1
+    assert _differences(today.summary(), summary) == []
+    assert today_out.keys() == model_out.keys()
+    for name in today_out:
+        np.testing.assert_array_equal(model_out[name], today_out[name], err_msg=name)
+    mine = [(line.name, line.origin, line.elapsed, line.start.tolist(), line.load_end.tolist())
+            for line in model.timeline]
+    theirs = [(line.name.removesuffix(" image 0"), line.origin, line.elapsed,
+               line.start.tolist(), line.load_end.tolist()) for line in today.timeline]
+    assert [(m[0].removesuffix(" image 0"), *m[1:]) for m in mine] == theirs
+
+
+def test_one_core_overlapping_vector_layers_is_the_single_core_run():
+    """``vector.overlap`` on the ViT trace: a vector layer beside the next array layer,
+    its transfers on a channel of its own, as on one array."""
+    today, model, _, _ = _one_core_both_ways("os_sa_16x16", "digits_vit_int8",
+                                             ("vector.overlap=true",), functional=False)
+    summary = model.summary()
+    summary.pop("multicore")
+    assert _differences(today.summary(), summary) == []
+    assert sum(layer.overlap_cycles for layer in model.layers) > 0
+
+
+@pytest.mark.parametrize("feature", ["compression", "codec", "zap", "prefetch_weights"])
+@pytest.mark.parametrize("partition", ["batch", "output_channels", "spatial", "pipeline"])
+def test_every_feature_on_two_cores_gives_the_single_cores_bits(small, feature, partition):
+    """Each core's share runs on its slice (its stored sizes, its codec stream, its part of
+    ZAP's decisions); put together the outputs are the single array's, bit for bit, and
+    the counts that add up do: ZAP's gated outputs and MACs saved, the MACs."""
+    arch_name, overrides = FEATURES[feature]
+    one, one_out = _run(arch_name, small, *overrides)
+    many, many_out = _run(arch_name, small, *overrides, "multicore.cores=2",
+                          f"multicore.partition={partition}")
+    assert one_out.keys() == many_out.keys() and one_out
+    for name in one_out:
+        np.testing.assert_array_equal(many_out[name], one_out[name], err_msg=name)
+    assert many.macs == one.macs
+    for a, b in zip(one.layers, many.layers):
+        if feature == "zap" and a.zap is not None:
+            for key in ("outputs", "predicted_zero", "macs_saved", "mispredicted_nonzero",
+                        "predictor_macs"):
+                assert b.zap[key] == a.zap[key], (a.name, key)
+        shares = 4 if partition == "pipeline" else 2  # a pipeline's shares are its images
+        if feature == "codec" and a.codec.get("values"):  # each share its own stream
+            loads_all = partition == "output_channels"  # every core loads the whole input
+            if partition == "spatial":  # each band with its halo and edge padding rows
+                assert b.codec["values"] >= a.codec["values"]
+            else:
+                assert b.codec["values"] == a.codec["values"] * (2 if loads_all else 1)
+            assert b.codec["table_bytes"] == a.codec["table_bytes"] * shares
+        if feature == "compression":  # the shares' weights: each its own stored size
+            mine, theirs = b.compression["filter"], a.compression["filter"]
+            assert (mine is None) == (theirs is None)
+            if theirs is not None:
+                assert mine["values"] == theirs["values"] * (
+                    1 if partition == "output_channels" else shares)
+    summary = many.summary()
+    for core in summary["multicore"]["per_core"]:
+        assert core["busy_cycles"] + core["idle_cycles"] == summary["total_cycles"]
+
+
+def test_compressed_sizes_come_from_each_cores_slice(small, tmp_path):
+    """A layer whose first images are all zero: with the batch split, core 0's bitmask
+    input is smaller than core 1's (its size is its own slice's, not the layer's)."""
+    arch = api.load_arch("os_sa_16x16", BOUNDED + ("memory.compression.activations=bitmask",
+                                                   "multicore.cores=2"))
+    workload = api.with_synthetic_data(api.load_workload(small))
+    tensors = workload.tensors
+
+    def zeroed(name):
+        data = tensors(name)
+        x = np.array(data.input)
+        x[: x.shape[0] // 2] = 0
+        return LayerTensors(input=x, weight=data.weight, bias=data.bias)
+
+    workload = dataclasses.replace(workload, tensors=zeroed)
+    result = multicore.simulate(arch, workload, functional=False, timeline=True)
+    ifmap = {(line.layer, line.core): int(line.load_bytes[:, 0].sum())
+             for line in result.timeline}
+    for layer in ("c1", "c2", "c3"):
+        assert ifmap[layer, 0] < ifmap[layer, 1], layer
+
+
+def test_chained_cores_tile_the_run_and_stay_within_their_buffers(small):
+    """Cross-layer prefetch within each core: a core starts its next layer without waiting
+    for the others (origins differ), the layers' spans still tile the run, and every core's
+    buffers stay within their capacity."""
+    result, _ = _run("os_sa_16x16", small, "multicore.cores=2", "multicore.partition=spatial",
+                     "memory.prefetch=all", functional=False, timeline=True)
+    alone, _ = _run("os_sa_16x16", small, "multicore.cores=2", "multicore.partition=spatial",
+                    "memory.prefetch=none", functional=False)
+    assert result.total_cycles == sum(layer.total_cycles for layer in result.layers)
+    assert result.total_cycles < alone.total_cycles
+    origins = {}
+    for line in result.timeline:
+        origins.setdefault(line.layer, set()).add(line.origin)
+    assert any(len(o) > 1 for o in origins.values())
+    for layer in result.layers:
+        assert layer.peak_ifmap_bytes <= 1024 and layer.peak_filter_bytes <= 1024
+        assert layer.peak_ofmap_bytes <= 512
+
+
+@pytest.mark.parametrize("arch_name, overrides", [
+    ("swis_g8_n3_16x16", ["memory.compression.activations=rle"]),
+    ("os_sa_16x16_codec_b6", []),
+    ("zap_synthetic_16x16", []),
+    ("os_sa_16x16", ["memory.prefetch=weights", "multicore.partition=pipeline"]),
+])
+def test_formerly_refused_combinations_run_from_the_cli(small, cli, arch_name, overrides):
+    result = cli("run", "--arch", arch_name, "--workload", small,
+                 *itertools.chain.from_iterable(("--set", o) for o in (
+                     *BOUNDED, "multicore.cores=2", *overrides)))
+    assert result.status == 0, result.err
+    assert "cores: 2, partition" in result.out
+
+
+@pytest.mark.parametrize("partition", ["batch", "pipeline"])
+def test_vector_overlap_on_two_cores_from_the_cli(cli, partition):
+    """Each core's vector unit beside its array share: cycles are hidden, and a core's
+    busy cycles count them once (busy + idle is the run)."""
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", "digits_vit_int8",
+                 "--timing-only", "--set", "vector.overlap=true", "--set", "multicore.cores=2",
+                 "--set", f"multicore.partition={partition}", "--set", "memory.ifmap_kib=4",
+                 "--set", "memory.filter_kib=4", "--set", "memory.ofmap_kib=2", "--json")
+    assert result.status == 0, result.err
+    summary = json.loads(result.out)
+    assert summary["multicore"]["cores"] == 2 and summary["overlap_cycles"] > 0
+    for core in summary["multicore"]["per_core"]:
+        assert core["idle_cycles"] >= 0
+        assert core["busy_cycles"] + core["idle_cycles"] == summary["total_cycles"]

@@ -204,18 +204,25 @@ def apply_zap(plan: LayerZap, outputs: np.ndarray, config: ZapConfig) -> ZapOutc
     """Gate one conv layer's integer outputs (N, C, H, W; accumulator + bias, before ReLU):
     an output ZAP does not compute is written 0."""
     mask = mask_pattern(plan.mask_type, outputs.shape[2], outputs.shape[3])
-    positive = np.maximum(outputs, 0)
+    activations = zap_activations(plan, outputs)
     if plan.synthetic:
         seed = (config.seed + zlib.crc32(plan.name.encode())) % (1 << 32)
         kept = synthetic_kept(outputs, mask, config.recall, config.precision, seed)
-        activations = positive.astype(np.float64)
     else:
         p = plan.predictor
-        activations = positive * p.scale.reshape(1, -1, 1, 1)
         scores = predictor_scores(activations, mask, p.w1, p.b1, p.w2, p.b2)
         kept = gate(scores, mask, plan.threshold)
     gated = np.where(kept, outputs, 0)
     return ZapOutcome(gated, kept, mask, zap_counts(outputs, activations, mask, kept))
+
+
+def zap_activations(plan: LayerZap, outputs: np.ndarray) -> np.ndarray:
+    """The post-ReLU map the predictor and the counts see: in real units (the trained
+    predictor's per-channel scale), or the integer outputs (a synthetic predictor)."""
+    positive = np.maximum(outputs, 0)
+    if plan.synthetic:
+        return positive.astype(np.float64)
+    return positive * plan.predictor.scale.reshape(1, -1, 1, 1)
 
 
 def predictor_macs(layer: Layer) -> int:

@@ -122,9 +122,10 @@ class _ChainedRun:
     :mod:`simulator.memory.run`, with the gates of the rules above."""
 
     def __init__(self, chain: PrefetchChain, program: TileProgram, dram: Dram,
-                 previous: _ChainedRun | None) -> None:
+                 previous: _ChainedRun | None, inputs_from: Any = None) -> None:
         env = self.env = chain.env
         self.program, self.dram, self.previous = program, dram, previous
+        self.inputs_from = inputs_from
         self.chain, self.index = chain, len(chain.runs)
         units = program.units
         self.channel = SequencedChannel(env, chain.link)
@@ -218,7 +219,8 @@ class _ChainedRun:
                 filt = 0
                 moved -= self.channel_load[u][_FILTER]
             if split and load_after[u] < 0 and (moved or ifmap):
-                yield previous.done  # the input is the previous layer's written output
+                # the input is the previous layer's written output (all of its writers')
+                yield previous.done if self.inputs_from is None else self.inputs_from()
             out = self.out_alloc[u] if claims_outputs else 0
             for buffer, nbytes in ((buffers.ifmap, ifmap), (buffers.filter, filt),
                                    (buffers.ofmap, out)):
@@ -317,11 +319,16 @@ class PrefetchChain:
     schedules. Layers must share the buffer capacities.
     """
 
-    def __init__(self, env: simpy.Environment, mode: PrefetchMode) -> None:
+    def __init__(self, env: simpy.Environment, mode: PrefetchMode,
+                 link: ChannelLink | None = None) -> None:
         if mode not in ("weights", "all"):
             raise ValueError(f"prefetch mode {mode!r}: a chain prefetches weights or all")
         self.env, self.mode = env, mode
+        # the DRAM link: the chain's own, or one it shares with other chains (the cores of a
+        # multi-core run, docs/memory-model.md, "Multi-core")
+        self.shared_link = link
         self.layers: list[tuple[TileProgram, Dram]] = []
+        self.gates: list[Any] = []
         self.capacity: PerBuffer[int | None] | None = None
         self.runs: list[_ChainedRun] = []
         self.start = env.now
@@ -341,17 +348,23 @@ class PrefetchChain:
         self._settled = runs
         return runs
 
-    def add(self, program: TileProgram, dram: Dram, cacheable: bool = False) -> int:
+    def add(self, program: TileProgram, dram: Dram, cacheable: bool = False,
+            inputs_from: Any = None) -> int:
         """Add ``program``'s layer after the last one added (it runs in :meth:`finish`);
         returns its index. ``cacheable``: the program object is kept and reused by the
-        caller for every layer of its shape (a chain of such programs may be cached)."""
+        caller for every layer of its shape (a chain of such programs may be cached).
+        ``inputs_from`` (``weights`` only): called when the layer's loader reaches its first
+        input, it returns the event its input waits for (default: the previous layer of this
+        chain has ended; a multi-core run passes the end of every core's previous layer
+        whose outputs it reads)."""
         if self.capacity is None:
             self.capacity = program.capacity
         elif program.capacity != self.capacity:
             raise ValueError(f"layer {program.name}: buffer capacities {program.capacity} "
                              f"differ from the chain's {self.capacity}")
         self.layers.append((program, dram))
-        self.cacheable = self.cacheable and cacheable
+        self.gates.append(inputs_from)
+        self.cacheable = self.cacheable and cacheable and inputs_from is None
         return len(self.layers) - 1
 
     def finish(self, cache: dict | None = None) -> list[LayerSchedule]:
@@ -384,22 +397,36 @@ class PrefetchChain:
 
     def _run(self) -> list[LayerSchedule]:
         env = self.env
-        self.link = ChannelLink(env)
-        self.spaces = PerBuffer(*(Space(env, c) for c in self.capacity or (None,) * 3))
-        for program, dram in self.layers:
-            run = _ChainedRun(self, program, dram, self.runs[-1] if self.runs else None)
-            run.array_done.callbacks.append(
-                lambda _, run=run: setattr(run, "array_done_at", env.now))
-            run.done.callbacks.append(lambda _, run=run: setattr(run, "done_at", env.now))
-            self.runs.append(run)
+        done = self.start_processes()
         if self.runs:
-            done = env.all_of([run.done for run in self.runs])
             try:
                 env.run(until=done)
             except RuntimeError:  # SimPy: no events left before every process finished
                 raise SimulationError(f"layer {self.runs[-1].program.name}: the "
                                       f"prefetching memory schedule deadlocked") from None
-        end = env.now
+        return self.collect()
+
+    def start_processes(self) -> Event:
+        """Start every layer's processes now without running the environment (the caller
+        runs it, other chains beside this one on a shared link); the event of all their
+        ends. :meth:`collect` then gives the schedules."""
+        env = self.env
+        self.start = env.now
+        self.link = self.shared_link if self.shared_link is not None else ChannelLink(env)
+        self.spaces = PerBuffer(*(Space(env, c) for c in self.capacity or (None,) * 3))
+        for (program, dram), gate in zip(self.layers, self.gates):
+            run = _ChainedRun(self, program, dram, self.runs[-1] if self.runs else None, gate)
+            run.array_done.callbacks.append(
+                lambda _, run=run: setattr(run, "array_done_at", env.now))
+            run.done.callbacks.append(lambda _, run=run: setattr(run, "done_at", env.now))
+            self.runs.append(run)
+        return env.all_of([run.done for run in self.runs])
+
+    def collect(self) -> list[LayerSchedule]:
+        """Every layer's schedule with its window, once all have ended (the chain's end:
+        its last layer's end); the origins are then :meth:`origins`'."""
+        end = max((run.done_at for run in self.runs), default=self.env.now)
+        self._origins = [run.origin for run in self.runs]
         schedules = []
         window_start = self.start
         for index, run in enumerate(self.runs):

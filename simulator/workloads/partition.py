@@ -26,8 +26,8 @@ import numpy as np
 from simulator.records import record
 from simulator.workloads.layers import Layer, LayerTensors
 
-__all__ = ["Share", "split_problem", "split_layer", "share_tensors", "place_outputs",
-           "pipeline_stages"]
+__all__ = ["Share", "split_problem", "split_layer", "share_tensors", "share_outputs",
+           "place_outputs", "pipeline_stages"]
 
 
 @record
@@ -87,6 +87,8 @@ def split_layer(layer: Layer, partition: str, cores: int) -> list[Share]:
         return [Share(dataclasses.replace(layer, out_channels=step * layer.groups),
                       "output_channels", c * step, (c + 1) * step) for c in range(cores)]
     if layer.op == "conv2d":
+        if cores == 1:  # the whole layer, its padding implicit as on one array
+            return [Share(layer, "spatial", 0, layer.output_size[0])]
         return [Share(_band(layer, lo, hi), "spatial", lo, hi)
                 for lo, hi in _even(layer.output_size[0], cores)]
     return [Share(dataclasses.replace(layer, batch=hi - lo), "spatial", lo, hi)
@@ -114,6 +116,8 @@ def _band(layer: Layer, lo: int, hi: int) -> Layer:
 def share_tensors(layer: Layer, share: Share, tensors: LayerTensors) -> LayerTensors:
     """The data of one share: views of ``tensors`` where the split allows (no copy), the
     padded input band of a spatial conv2d share."""
+    if share.layer == layer:  # one share: the whole layer
+        return tensors
     x, w, bias, out = tensors.input, tensors.weight, tensors.bias, tensors.output
     lo, hi = share.lo, share.hi
     if share.axis == "batch":
@@ -145,6 +149,21 @@ def share_tensors(layer: Layer, share: Share, tensors: LayerTensors) -> LayerTen
         band = np.pad(band, ((0, 0), (0, 0), (top, bottom), (0, 0)))
     return dataclasses.replace(tensors, input=band,
                                output=None if out is None else out[:, :, lo:hi])
+
+
+def share_outputs(layer: Layer, share: Share, outputs: np.ndarray) -> np.ndarray:
+    """The share's part of an array in the layer's output layout (its outputs, or anything
+    of their shape such as ZAP's decisions): the inverse of :func:`place_outputs`."""
+    lo, hi = share.lo, share.hi
+    if share.axis == "batch" or (share.axis == "spatial" and layer.op != "conv2d"):
+        return outputs[lo:hi]
+    if share.axis == "spatial":
+        return outputs[:, :, lo:hi]
+    if layer.op == "matmul":
+        return outputs[..., lo:hi]
+    g = layer.groups
+    part = outputs.reshape(outputs.shape[0], g, -1, *outputs.shape[2:])[:, :, lo:hi]
+    return part.reshape(outputs.shape[0], -1, *outputs.shape[2:])
 
 
 def place_outputs(layer: Layer, shares: Sequence[Share],

@@ -118,27 +118,54 @@ class _Layer:
 def naive_chain(programs, mode: str, bandwidth, latency: int, dram_factory=None) -> dict:
     """Every layer's times (absolute cycles), claims, origin and window, and the run's end,
     for ``programs`` chained with prefetch ``mode`` (``weights`` or ``all``)."""
-    layers = [_Layer(p, i, mode == "weights" and i > 0) for i, p in enumerate(programs)]
-    cap = programs[0].capacity
-    level = [0, 0, 0]
-    link_free = 0
-    devices = [dram_factory() if dram_factory else bandwidth for _ in layers]
+    return naive_chains([programs], mode, bandwidth, latency, dram_factory)[0][0]
 
-    def fits(b, n):
-        return cap[b] is None or level[b] + n <= cap[b]
+
+def naive_chains(chains, mode: str, bandwidth, latency: int, dram_factory=None,
+                 gate_all: bool = False, after=None) -> tuple[list[dict], bool]:
+    """Several chains (the cores of a multi-core run, docs/memory-model.md, "Multi-core"),
+    each on its own buffers, all on one link: per chain what :func:`naive_chain` returns,
+    and whether the engine's event order decides the result (two chains put transfers on
+    the link at the same cycle after cycle 0, one of them taking time: the twin serves the
+    lower chain first, SimPy's queue decides). ``gate_all`` (``weights``): a layer's input
+    waits for the previous layer of every chain, not only its own. ``after[c]``: the chains
+    chain c starts after (all their layers ended; a pipeline's stage and image order); a
+    chain starts at cycle 0 without.
+
+    At each cycle the chains are visited in order, each layer advanced as far as it can go,
+    until nothing more happens at that cycle (a chain may enable another's gate).
+    """
+    groups = [[_Layer(p, i, mode == "weights" and i > 0) for i, p in enumerate(programs)]
+              for programs in chains]
+    for c, group in enumerate(groups):
+        for L in group:
+            L.chain = c
+    layers = [L for group in groups for L in group]
+    caps = [programs[0].capacity for programs in chains]
+    levels = [[0, 0, 0] for _ in chains]
+    link_free = 0
+    placed: dict[int, list[tuple[int, bool]]] = {}  # cycle -> (chain, takes time)
+    devices = [[dram_factory() if dram_factory else bandwidth for _ in group]
+               for group in groups]
 
     def step(L: _Layer, t: int) -> bool:
         """One thing layer L can do at t; False when nothing."""
         nonlocal link_free
-        prev = layers[L.index - 1] if L.index else None
+        level, cap, group = levels[L.chain], caps[L.chain], groups[L.chain]
+
+        def fits(b, n):
+            return cap[b] is None or level[b] + n <= cap[b]
+
+        prev = group[L.index - 1] if L.index else None
         # the channel: the next ticket, once submitted, goes on the link
         if L.next_ticket in L.submitted:
             k = L.next_ticket
             _, nbytes, write = L.submitted[k]
             start = max(t, link_free)
-            end = start + transfer_cycles(nbytes, devices[L.index], start, write)
+            end = start + transfer_cycles(nbytes, devices[L.chain][L.index], start, write)
             L.xfer[k] = (start, end)
             link_free = end
+            placed.setdefault(t, []).append((L.chain, end > start))
             L.next_ticket += 1
             return True
         # write-backs that have ended free their output space
@@ -204,7 +231,8 @@ def naive_chain(programs, mode: str, bandwidth, latency: int, dram_factory=None)
             elif op[0] == "after":
                 go = op[1] < 0 or 0 <= L.t["end"][op[1]] <= t
             elif op[0] == "gate_done":
-                go = prev.done is not None and prev.done <= t
+                before = [g[L.index - 1] for g in groups] if gate_all else [prev]
+                go = all(B.done is not None and B.done <= t for B in before)
             elif op[0] == "gate_array":
                 go = prev is None or (prev.array_end is not None and prev.array_end <= t)
             elif op[0] == "claim":
@@ -241,11 +269,26 @@ def naive_chain(programs, mode: str, bandwidth, latency: int, dram_factory=None)
             return True
         return False
 
+    after = after or [[] for _ in chains]
+    starts = [None] * len(chains)
+
+    def started(c: int, t: int) -> bool:
+        """Whether chain c has begun by t (every chain it starts after has ended)."""
+        if starts[c] is None and all(all(L.done is not None and L.done <= t for L in groups[d])
+                                     for d in after[c]):
+            starts[c] = t
+        return starts[c] is not None
+
     t = 0
     while any(L.done is None for L in layers):
-        for L in layers:
-            while step(L, t):
-                pass
+        moved = True
+        while moved:
+            moved = False
+            for L in layers:
+                if not started(L.chain, t):
+                    continue
+                while step(L, t):
+                    moved = True
         times = [end for L in layers for (_, end) in L.xfer.values() if end > t]
         times += [L.running for L in layers if L.running is not None and L.running > t]
         times += [L.t["load_end"][u] + latency for L in layers for u in range(L.p.units)
@@ -255,12 +298,17 @@ def naive_chain(programs, mode: str, bandwidth, latency: int, dram_factory=None)
         if not times:
             raise AssertionError(f"the chain deadlocked at cycle {t}")
         t = min(times)
-    end = max(L.done for L in layers)
-    windows, first = [], 0
-    for i, L in enumerate(layers):
-        last = end if i == len(layers) - 1 else L.array_end
-        windows.append((first, last))
-        first = last
-    return {"layers": [{**L.t, "claims": L.log, "origin": L.origin, "done": L.done}
-                       for L in layers], "windows": windows, "end": end,
-            "devices": devices}
+    ambiguous = any(t > 0 and len({c for c, _ in entries}) > 1
+                    and any(slow for _, slow in entries) for t, entries in placed.items())
+    out = []
+    for group, chain_devices, start in zip(groups, devices, starts):
+        end = max(L.done for L in group)
+        windows, first = [], start
+        for i, L in enumerate(group):
+            last = end if i == len(group) - 1 else L.array_end
+            windows.append((first, last))
+            first = last
+        out.append({"layers": [{**L.t, "claims": L.log, "origin": L.origin, "done": L.done}
+                               for L in group], "windows": windows, "end": end,
+                    "devices": chain_devices})
+    return out, ambiguous

@@ -5,14 +5,18 @@ cores of one layer and for a pipeline; the link never moves two transfers at onc
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import simpy
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
-from memory_cases import cases
+from memory_cases import BUFFER_KIB, cases, layers
 from naive_multicore import naive_cores
 
+from simulator.config.arch import MemoryConfig
 from simulator.engine import ChannelLink
+from simulator.hw.timing import fold_timing
 from simulator.errors import SimulationError
 from simulator.memory import Dram, plan_layer, start_layer
 from simulator.memory.plan import TileProgram
@@ -126,3 +130,117 @@ def test_a_hand_computed_two_core_schedule():
 
 def _ints(values):
     return np.asarray(values, dtype=np.int64)
+
+
+@st.composite
+def core_chains(draw):
+    """2-3 cores, each a chain of 1-3 random programs, all planned on one array and one
+    memory (every core has buffers of the same sizes)."""
+    memory = MemoryConfig(
+        ifmap_kib=draw(BUFFER_KIB), filter_kib=draw(BUFFER_KIB), ofmap_kib=draw(BUFFER_KIB),
+        loop_order=draw(st.sampled_from(["column_folds_outer", "row_folds_outer", "auto"])),
+        output_bits=draw(st.sampled_from([None, 8, 16])))
+    rows, cols = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    dataflow = draw(st.sampled_from(["os", "ws", "is"]))
+    cores = []
+    for _ in range(draw(st.integers(2, 3))):
+        programs = []
+        for i in range(draw(st.integers(1, 3))):
+            layer = dataclasses.replace(draw(layers()), name=f"L{i}")
+            timing = fold_timing(layer.gemm, rows, cols, dataflow, "native", layer.gemm.k)
+            assume(timing.folds <= 40)
+            cycles = np.asarray(draw(st.lists(st.integers(1, 30), min_size=timing.folds,
+                                              max_size=timing.folds)), dtype=np.int64)
+            try:
+                programs.append(plan_layer(layer, rows, cols, dataflow, cycles, memory))
+            except SimulationError:
+                assume(False)
+        cores.append(programs)
+    return cores
+
+
+@settings(max_examples=80, deadline=None)
+@given(core_chains(), st.sampled_from(["all", "weights"]),
+       st.sampled_from([None, 0.5, 1.0, 3.0]), st.sampled_from([0, 0, 5]), st.booleans())
+def test_chains_of_cores_on_one_link_match_the_naive_twin(cores, mode, bandwidth, latency,
+                                                         gate_all):
+    """Cross-layer prefetch within each core (docs/memory-model.md, "Multi-core"): every
+    core's consecutive layers as one chain on its own buffers, all chains on one link;
+    with ``gate_all`` a layer's input waits for every core's previous layer (``weights``)."""
+    from naive_prefetch import naive_chains
+
+    from simulator.memory.prefetch import PrefetchChain
+
+    if gate_all:  # every core runs the same layers (each its share)
+        cores = [programs[:min(map(len, cores))] for programs in cores]
+    twin, ambiguous = naive_chains(cores, mode, bandwidth, latency, gate_all=gate_all)
+    assume(not ambiguous)
+    env = simpy.Environment()
+    link = ChannelLink(env)
+    chains = [PrefetchChain(env, mode, link) for _ in cores]
+    for chain, programs in zip(chains, cores):
+        for i, program in enumerate(programs):
+            gate = None
+            if gate_all and i:
+                gate = (lambda i=i: env.all_of([c.runs[i - 1].done for c in chains]))
+            chain.add(program, Dram(bandwidth, latency), inputs_from=gate)
+    env.run(until=env.all_of([chain.start_processes() for chain in chains]))
+    timelines = []
+    for core, (chain, theirs) in enumerate(zip(chains, twin)):
+        schedules = chain.collect()
+        assert max(chain.origins()[-1] + schedules[-1].elapsed, 0) <= env.now
+        for i, (schedule, origin) in enumerate(zip(schedules, chain.origins())):
+            layer = theirs["layers"][i]
+            assert origin == layer["origin"], (core, i)
+            times = _absolute(schedule, origin)
+            for key in KEYS:
+                assert times[key] == layer[key], (core, i, key)
+            lo, hi = schedule.window
+            assert (lo + origin, hi + origin) == theirs["windows"][i], (core, i)
+            timelines.append(times)
+        for b, log in enumerate(chain.levels()):  # each core's buffers within capacity
+            level = np.cumsum(log[:, 1]) if len(log) else np.zeros(1, dtype=np.int64)
+            capacity = cores[core][0].capacity[b]
+            assert capacity is None or level.max() <= capacity
+    assert env.now == max(t["end"] for t in twin)
+    if mode == "all":  # (weights: a unit's load span holds its early weights and the rest)
+        _assert_link_never_overlaps(timelines)
+
+
+@st.composite
+def chained_pipelines(draw):
+    """Stages of 1-2 random programs on one memory, the same for every image."""
+    cores = draw(core_chains())
+    images = draw(st.integers(1, 2))
+    return [[list(programs) for _ in range(images)] for programs in cores]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(chained_pipelines(), st.sampled_from(["all", "weights"]),
+       st.sampled_from([None, 0.5, 1.0, 3.0]), st.sampled_from([0, 0, 5]))
+def test_a_pipeline_of_prefetch_chains_matches_the_naive_twin(programs, mode, bandwidth,
+                                                              latency):
+    """A pipeline with cross-layer prefetch: each stage's layers for one image are one chain
+    on the stage's buffers, all on one link; stage c's chain for image i starts when stage
+    c - 1 has ended image i and stage c has ended image i - 1."""
+    from naive_prefetch import naive_chains
+
+    images = len(programs[0])
+    chains = [programs[c][i] for c in range(len(programs)) for i in range(images)]
+    after = [[d for d in ((c - 1) * images + i if c else None, c * images + i - 1 if i else None)
+              if d is not None] for c in range(len(programs)) for i in range(images)]
+    twin, ambiguous = naive_chains(chains, mode, bandwidth, latency, after=after)
+    assume(not ambiguous)
+    event(f"{images} images, bandwidth {bandwidth}")
+    env = simpy.Environment()
+    runs = run_pipeline(env, programs, Dram(bandwidth, latency), ChannelLink(env), mode=mode)
+    assert env.now == max(chain["end"] for chain in twin)
+    for (core, image, k), (started, origin) in runs.items():
+        theirs = twin[core * images + image]
+        schedule = started.finish()
+        assert origin == theirs["layers"][k]["origin"], (core, image, k)
+        times = _absolute(schedule, origin)
+        for key in KEYS:
+            assert times[key] == theirs["layers"][k][key], (core, image, k, key)
+        lo, hi = schedule.window
+        assert (lo + origin, hi + origin) == theirs["windows"][k], (core, image, k)
