@@ -44,6 +44,7 @@ from simulator.hw.timing import FoldTiming
 from simulator.config import arch as arch_config
 from simulator.config.dram import IDEAL
 from simulator.hw.vector import vector_cost
+from simulator.kernels.jit import in_background
 from simulator.memory import (Dram, LayerSchedule, TileProgram, plan_layer, plan_vector_layer,
                               start_layer)
 from simulator.memory.analysis import hcm_cycles, roofline
@@ -641,25 +642,37 @@ class _Run:
 
         env, arch = self.env, self.arch
         chains = [PrefetchChain(env, self.mode, self.link) for _ in range(self.cores)]
-        prepared, drams = [], []
-        for offset, layer in enumerate(layers):
+        drams = [_chip_dram(arch, env) for _ in layers]  # a layer's device, as on one core
+
+        def prepare(offset: int) -> list[_Prepared]:
             if progress is not None and offset:
-                progress(first + offset, first + len(layers), layer.name)
-            shares = self._layer_shares(layer)
-            dram = _chip_dram(arch, env)  # a layer's device, as on one core
-            for p in shares:
-                chains[p.core].add(p.program, dram, inputs_from=self._gate(
-                    chains, layers, offset))
-            prepared.append(shares)
-            drams.append(dram)
-        start = env.now
-        done = env.all_of([chain.start_processes() for chain in chains])
-        try:
-            env.run(until=done)
-        except RuntimeError:  # SimPy: no events left before every process finished
-            raise SimulationError(f"{self.workload.source}: layer {layers[-1].name}: the "
-                                  f"prefetching memory schedule deadlocked (arch "
-                                  f"{arch.name})") from None
+                progress(first + offset, first + len(layers), layers[offset].name)
+            return self._layer_shares(layers[offset])
+
+        # The layers' functional models run in a background thread while the engine runs
+        # the layers already prepared: a chained layer's program is taken when the engine
+        # first needs it (PrefetchChain.add), and the schedule is the same.
+        with in_background(prepare, range(len(layers)), enabled=self.run_functional
+                           ) as futures:
+            for offset, layer in enumerate(layers):
+                gate = self._gate(chains, layers, offset)
+                for core in range(min(len(self.shares(layer)), self.cores)):
+                    chains[core].add(
+                        lambda f=futures[offset], core=core: f.result()[core].program,
+                        drams[offset], inputs_from=gate)
+            start = env.now
+            done = env.all_of([chain.start_processes() for chain in chains])
+            try:
+                env.run(until=done)
+            except RuntimeError:  # SimPy: no events left before every process finished
+                failed = next((f.exception() for f in futures
+                               if f.done() and not f.cancelled() and f.exception()), None)
+                if failed is not None:  # a layer's preparation failed
+                    raise failed from None
+                raise SimulationError(f"{self.workload.source}: layer {layers[-1].name}: the "
+                                      f"prefetching memory schedule deadlocked (arch "
+                                      f"{arch.name})") from None
+            prepared = [future.result() for future in futures]
         schedules = [chain.collect() for chain in chains]
         origins = [chain.origins() for chain in chains]
         out, begin = [], start

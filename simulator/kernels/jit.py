@@ -27,15 +27,16 @@ also keeps numba from importing scipy.linalg when it first loads a cached kernel
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["njit", "kernel_threads", "parallel_map", "ahead"]
+__all__ = ["njit", "kernel_threads", "parallel_map", "in_background"]
 
 _T = TypeVar("_T")
 _I = TypeVar("_I")
@@ -134,29 +135,30 @@ def parallel_map(workers: int, tasks: int, fn: Callable[[int], _T]) -> list[_T]:
     return list(executor.map(fn, range(tasks)))
 
 
-def ahead(items: Sequence[_I], fn: Callable[[_I], _T], enabled: bool = True
-          ) -> Iterator[tuple[_I, _T]]:
-    """``(item, fn(item))`` for each item in order, ``fn`` of the next item running in a
-    background thread while the caller works on the current one.
 
-    For a run's layers: the next layer's functional model (GIL-free kernels) runs while
-    the engine (Python) schedules this one, so the two use both cores
+@contextlib.contextmanager
+def in_background(fn: Callable[[_I], _T], items: Sequence[_I], enabled: bool = True
+                  ) -> Iterator[list[Future[_T]]]:
+    """Futures of ``fn(item)`` for each item, computed one after another, in order, in one
+    background thread while the block runs.
+
+    For a run's layers: their functional models (GIL-free kernels) run while the engine
+    (Python) schedules the layers already prepared, so the two use both cores
     (docs/performance.md). ``fn`` runs on one item at a time, in order, so what it writes
-    (an output sink) is written in order. An exception from ``fn`` reaches the caller when
-    it asks for that item; when the caller stops early, the item in flight is waited for
-    (nothing runs on after the loop). ``enabled=False``: plain ``fn`` calls, no thread.
+    (an output sink) is written in order. Leaving the block cancels the items not started
+    and waits for the one running (nothing runs on after it). ``enabled=False``: every
+    ``fn`` runs now, in this thread, before the block.
     """
-    if not enabled or len(items) <= 1:
+    if not enabled:
+        done = []
         for item in items:
-            yield item, fn(item)
+            future: Future[_T] = Future()
+            future.set_result(fn(item))
+            done.append(future)
+        yield done
         return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sasim-ahead") as pool:
-        future = pool.submit(fn, items[0])
-        try:
-            for index, item in enumerate(items):
-                result = future.result()
-                if index + 1 < len(items):
-                    future = pool.submit(fn, items[index + 1])
-                yield item, result
-        finally:
-            future.cancel()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sasim-prepare")
+    try:
+        yield [pool.submit(fn, item) for item in items]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -28,7 +28,7 @@ chain's time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -121,18 +121,47 @@ class _ChainedRun:
     """One layer of a chain: a loader, the array and a writer, as in
     :mod:`simulator.memory.run`, with the gates of the rules above."""
 
-    def __init__(self, chain: PrefetchChain, program: TileProgram, dram: Dram,
-                 previous: _ChainedRun | None, inputs_from: Any = None) -> None:
+    def __init__(self, chain: PrefetchChain, program: TileProgram | Callable[[], TileProgram],
+                 dram: Dram, previous: _ChainedRun | None, inputs_from: Any = None) -> None:
         env = self.env = chain.env
-        self.program, self.dram, self.previous = program, dram, previous
+        self.dram, self.previous = dram, previous
         self.inputs_from = inputs_from
         self.chain, self.index = chain, len(chain.runs)
-        units = program.units
         self.channel = SequencedChannel(env, chain.link)
         self.buffers = PerBuffer(*(_Log(space) for space in chain.spaces))
+        self.split = chain.mode == "weights" and previous is not None
+        # A program still being prepared (a callable, :meth:`PrefetchChain.add`) is taken
+        # when the layer first needs it: after its gates on the previous layer, or when the
+        # chain asks whether it has put every transfer on the link. Until then its writer
+        # waits on ``_first_store``, which becomes the milestone event of its first unit with
+        # a write-back, so every process waits on the same events, in the same order, as
+        # with the program given at once (tests/memory/test_prefetch.py).
+        self._source: Callable[[], TileProgram] | None = None
+        self._first_store: Event | None = None
+        if isinstance(program, TileProgram):
+            self._take(program)
+        else:
+            self._source = program
+            self._first_store = env.event()
+        self.origin = self.array_done_at = self.done_at = -1
+        self.loader_done = env.process(self.loader())
+        self.array_done = env.process(self.array())
+        self.writer_done = env.process(self.writer())
+        self.done = env.all_of([self.loader_done, self.array_done, self.writer_done])
+
+    def ready(self) -> None:
+        """Take the program if it is still being prepared (waits until it is)."""
+        if self._source is not None:
+            source, self._source = self._source, None
+            self._take(source())
+
+    def _take(self, program: TileProgram) -> None:
+        """Everything the processes read of the program, worked out once."""
+        env, units = self.env, program.units
+        self.chain.check_capacity(program)
+        self.program = program
         self.ended = Milestones(env, units)
         self.arrived = Milestones(env, units)
-        self.split = chain.mode == "weights" and previous is not None
         self.load_ticket, self.store_ticket, self.filter_ticket = prefetch_tickets(
             program, self.split)
         self.times = {name: [-1] * units for name in
@@ -142,20 +171,23 @@ class _ChainedRun:
         self.release = program.release.tolist()
         self.cycles = program.unit_cycles.tolist()
         self.out_alloc = program.out_alloc.tolist()
-        self.store_bytes = program.store.sum(axis=1).tolist()
+        store = program.store.sum(axis=1)
+        self.store_bytes = store.tolist()
         self.store_free = program.store_free.tolist()
-        self.loader_work = [(sum(row) > 0 or sum(moved) > 0
-                             or (program.loader_claims_outputs and alloc > 0))
-                            for row, moved, alloc in zip(self.load, self.channel_load,
-                                                         self.out_alloc)]
-        self.moved = [sum(row) for row in self.channel_load]
+        moved = program.channel_load.sum(axis=1)
+        work = (program.load.sum(axis=1) > 0) | (moved > 0)
+        if program.loader_claims_outputs:
+            work |= program.out_alloc > 0
+        self.loader_work = work.tolist()
+        self.moved = moved.tolist()
         self.tickets = sum(t >= 0 for t in self.load_ticket + self.store_ticket
                            + self.filter_ticket)
-        self.origin = self.array_done_at = self.done_at = -1
-        self.loader_done = env.process(self.loader())
-        self.array_done = env.process(self.array())
-        self.writer_done = env.process(self.writer())
-        self.done = env.all_of([self.loader_done, self.array_done, self.writer_done])
+        if self._first_store is not None:  # the writer waits on it: the first write-back's
+            first = next((u for u, nbytes in enumerate(self.store_bytes) if nbytes), None)
+            if first is None:
+                self._first_store.succeed()  # nothing to write back: the writer ends
+            else:
+                self.ended._pending[first] = self._first_store
 
     def submit(self, ticket: int, duration: Any) -> Event | None:
         """Hand transfer ``ticket`` to the channel: at once when no earlier layer has a
@@ -184,6 +216,7 @@ class _ChainedRun:
         env, previous, dram = self.env, self.previous, self.dram
         if previous is not None:
             yield previous.loader_done
+        self.ready()
         self.origin = env.now
         load_start, load_end = self.times["load_start"], self.times["load_end"]
         buffers = self.buffers
@@ -245,6 +278,7 @@ class _ChainedRun:
         env, previous = self.env, self.previous
         if previous is not None:
             yield previous.array_done  # one array: the previous layer's last unit first
+        self.ready()
         claims_outputs = not self.program.loader_claims_outputs
         latency = self.dram.latency_cycles
         ifmap_buffer, filter_buffer, ofmap_buffer = self.buffers
@@ -275,6 +309,9 @@ class _ChainedRun:
             self.ended.reach(u)
 
     def writer(self) -> Iterator[Event]:
+        if self._first_store is not None:  # the program is being prepared (see __init__)
+            yield self._first_store
+            self._first_store = None
         env, dram = self.env, self.dram
         store_start, store_end = self.times["store_start"], self.times["store_end"]
         ofmap_buffer, ended = self.buffers.ofmap, self.ended
@@ -342,30 +379,45 @@ class PrefetchChain:
     def settled(self) -> int:
         """How many of the first layers have put every transfer on the link."""
         runs = self._settled
-        while runs < len(self.runs) and (self.runs[runs].channel.next_ticket
-                                         == self.runs[runs].tickets):
+        while runs < len(self.runs):
+            run = self.runs[runs]
+            run.ready()  # its ticket count (a program being prepared is waited for)
+            if run.channel.next_ticket != run.tickets:
+                break
             runs += 1
         self._settled = runs
         return runs
 
-    def add(self, program: TileProgram, dram: Dram, cacheable: bool = False,
-            inputs_from: Any = None) -> int:
+    def add(self, program: TileProgram | Callable[[], TileProgram], dram: Dram,
+            cacheable: bool = False, inputs_from: Any = None) -> int:
         """Add ``program``'s layer after the last one added (it runs in :meth:`finish`);
         returns its index. ``cacheable``: the program object is kept and reused by the
         caller for every layer of its shape (a chain of such programs may be cached).
         ``inputs_from`` (``weights`` only): called when the layer's loader reaches its first
         input, it returns the event its input waits for (default: the previous layer of this
         chain has ended; a multi-core run passes the end of every core's previous layer
-        whose outputs it reads)."""
+        whose outputs it reads).
+
+        ``program`` may be a function that returns the program (a layer whose functional
+        model is still running in another thread): it is called when the engine first needs
+        the layer, so the engine runs the layers before it meanwhile; the schedule is the
+        same (docs/performance.md)."""
+        if isinstance(program, TileProgram):
+            self.check_capacity(program)
+        else:
+            cacheable = False
+        self.layers.append((program, dram))
+        self.gates.append(inputs_from)
+        self.cacheable = self.cacheable and cacheable and inputs_from is None
+        return len(self.layers) - 1
+
+    def check_capacity(self, program: TileProgram) -> None:
+        """The chain's layers share its buffers: the first program sets their capacities."""
         if self.capacity is None:
             self.capacity = program.capacity
         elif program.capacity != self.capacity:
             raise ValueError(f"layer {program.name}: buffer capacities {program.capacity} "
                              f"differ from the chain's {self.capacity}")
-        self.layers.append((program, dram))
-        self.gates.append(inputs_from)
-        self.cacheable = self.cacheable and cacheable and inputs_from is None
-        return len(self.layers) - 1
 
     def finish(self, cache: dict | None = None) -> list[LayerSchedule]:
         """Run the layers from now until every one has ended; each layer's schedule with its
@@ -402,6 +454,7 @@ class PrefetchChain:
             try:
                 env.run(until=done)
             except RuntimeError:  # SimPy: no events left before every process finished
+                self.runs[-1].ready()
                 raise SimulationError(f"layer {self.runs[-1].program.name}: the "
                                       f"prefetching memory schedule deadlocked") from None
         return self.collect()
@@ -413,6 +466,10 @@ class PrefetchChain:
         env = self.env
         self.start = env.now
         self.link = self.shared_link if self.shared_link is not None else ChannelLink(env)
+        if self.layers and not isinstance(self.layers[0][0], TileProgram):
+            first, dram = self.layers[0]  # the buffers' capacities: the first program's
+            self.layers[0] = (program := first(), dram)
+            self.check_capacity(program)
         self.spaces = PerBuffer(*(Space(env, c) for c in self.capacity or (None,) * 3))
         for (program, dram), gate in zip(self.layers, self.gates):
             run = _ChainedRun(self, program, dram, self.runs[-1] if self.runs else None, gate)

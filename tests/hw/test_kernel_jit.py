@@ -79,43 +79,41 @@ def test_a_cached_kernel_call_does_not_import_scipy_linalg(tmp_path):
     assert result.stdout.split() == ["False", "True"]
 
 
-def test_ahead_yields_in_order_and_runs_one_item_ahead():
-    from simulator.kernels.jit import ahead
-
+def test_in_background_runs_in_order_on_one_thread_beside_the_caller():
     items = list(range(6))
-    begun = [threading.Event() for _ in items]
-    started: list[int] = []
+    release = threading.Event()
+    names: set[str] = set()
+    order: list[int] = []
 
     def square(item: int) -> int:
-        started.append(item)
-        begun[item].set()
+        names.add(threading.current_thread().name)
+        if item == 0:
+            assert release.wait(timeout=30)  # the caller goes on meanwhile
+        order.append(item)
         return item * item
 
-    seen = []
-    for item, value in ahead(items, square):
-        if item + 1 < len(items):  # the next item runs while the caller holds this one
-            assert begun[item + 1].wait(timeout=30)
-        seen.append((item, value))
-    assert seen == [(i, i * i) for i in items]
-    assert started == items  # each item prepared once, in order
-    assert list(ahead([3, 4], lambda x: -x, enabled=False)) == [(3, -3), (4, -4)]
+    with jit.in_background(square, items) as futures:
+        assert not futures[0].done()
+        release.set()
+        assert [f.result(timeout=30) for f in futures] == [i * i for i in items]
+    assert order == items and len(names) == 1
+    assert threading.current_thread().name not in names
+    with jit.in_background(lambda x: -x, [3, 4], enabled=False) as futures:
+        assert [f.result() for f in futures] == [-3, -4]  # computed before the block
 
 
-def test_ahead_raises_where_the_item_is_asked_for_and_stops_when_left_early():
+def test_in_background_raises_where_asked_and_stops_when_left():
     import time
-
-    from simulator.kernels.jit import ahead
 
     def fail_on_two(item: int) -> int:
         if item == 2:
             raise ValueError("item 2")
         return item
 
-    got = []
-    with pytest.raises(ValueError, match="item 2"):
-        for item, _ in ahead([0, 1, 2, 3], fail_on_two):
-            got.append(item)
-    assert got == [0, 1]  # items before the failing one reach the caller
+    with jit.in_background(fail_on_two, [0, 1, 2, 3]) as futures:
+        assert [f.result(timeout=30) for f in futures[:2]] == [0, 1]
+        with pytest.raises(ValueError, match="item 2"):
+            futures[2].result(timeout=30)
 
     finished: list[int] = []
 
@@ -124,9 +122,9 @@ def test_ahead_raises_where_the_item_is_asked_for_and_stops_when_left_early():
         finished.append(item)
         return item
 
-    run = ahead([0, 1, 2, 3], slow)
-    next(run)
-    run.close()  # the caller stops early: the item in flight (if any) ends before close returns
-    done = list(finished)
+    with jit.in_background(slow, list(range(50))) as futures:
+        futures[0].result(timeout=30)
+    done = list(finished)  # leaving the block: the item running ends, the rest never start
     time.sleep(0.1)
-    assert finished == done and done in ([0], [0, 1])
+    assert finished == done and len(done) < 50
+    assert all(f.done() for f in futures)

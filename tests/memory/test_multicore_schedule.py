@@ -244,3 +244,50 @@ def test_a_pipeline_of_prefetch_chains_matches_the_naive_twin(programs, mode, ba
             assert times[key] == theirs["layers"][k][key], (core, image, k, key)
         lo, hi = schedule.window
         assert (lo + origin, hi + origin) == theirs["windows"][k], (core, image, k)
+
+
+def _run_chains(cores, mode, bandwidth, latency, gate_all, lazy):
+    """The chains of :func:`test_chains_of_cores_on_one_link_match_the_naive_twin`; with
+    ``lazy`` every program after each core's first is handed over as a function, taken when
+    the engine first needs it (docs/performance.md): what each run recorded, and when."""
+    from simulator.memory.prefetch import PrefetchChain
+
+    env = simpy.Environment()
+    link = ChannelLink(env)
+    chains = [PrefetchChain(env, mode, link) for _ in cores]
+    taken: list[tuple[int, int, int]] = []  # (core, layer, cycle) as the programs are taken
+    for core, (chain, programs) in enumerate(zip(chains, cores)):
+        for i, program in enumerate(programs):
+            gate = None
+            if gate_all and i:
+                gate = (lambda i=i: env.all_of([c.runs[i - 1].done for c in chains]))
+
+            def source(program=program, core=core, i=i):
+                taken.append((core, i, env.now))
+                return program
+
+            chain.add(source if lazy else program, Dram(bandwidth, latency), inputs_from=gate)
+    env.run(until=env.all_of([chain.start_processes() for chain in chains]))
+    out = []
+    for chain in chains:
+        for schedule, origin in zip(chain.collect(), chain.origins()):
+            out.append((origin, _absolute(schedule, origin), schedule.window,
+                        [c.tolist() for c in schedule.claims]))
+    return env.now, out, taken
+
+
+@settings(max_examples=80, deadline=None)
+@given(core_chains(), st.sampled_from(["all", "weights"]),
+       st.sampled_from([None, 0.5, 1.0, 3.0]), st.sampled_from([0, 0, 5]), st.booleans())
+def test_programs_taken_late_give_the_same_schedule(cores, mode, bandwidth, latency, gate_all):
+    """A chained layer whose program is still being prepared when the engine starts (a
+    function, taken when the layer is first needed) runs exactly as if it had been given
+    at once: same times, claims and windows on every core, with every gate and bandwidth
+    (unbounded: transfers of no time). Every program is taken, once."""
+    if gate_all:
+        cores = [programs[:min(map(len, cores))] for programs in cores]
+    end, eager, _ = _run_chains(cores, mode, bandwidth, latency, gate_all, lazy=False)
+    end_lazy, lazy, taken = _run_chains(cores, mode, bandwidth, latency, gate_all, lazy=True)
+    assert (end_lazy, lazy) == (end, eager)
+    assert sorted((core, i) for core, i, _ in taken) == sorted(
+        (core, i) for core, programs in enumerate(cores) for i in range(len(programs)))
