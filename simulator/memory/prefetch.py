@@ -108,13 +108,18 @@ def early_weights(program: TileProgram) -> list[int]:
 
 class _Log:
     """One layer's view of a shared buffer: the shared space and its own claims and frees
-    (absolute cycle, +bytes claimed / -bytes freed)."""
+    (absolute cycle, +bytes claimed / -bytes freed), kept flat (cycle, bytes, cycle, ...)
+    as in :mod:`simulator.memory.run`."""
 
     __slots__ = ("space", "log")
 
     def __init__(self, space: Space) -> None:
         self.space = space
-        self.log: list[tuple[int, int]] = []
+        self.log: list[int] = []
+
+    def events(self) -> np.ndarray:
+        """The log as an int64 (k, 2) array."""
+        return np.asarray(self.log, dtype=np.int64).reshape(-1, 2)
 
 
 class _ChainedRun:
@@ -166,9 +171,12 @@ class _ChainedRun:
             program, self.split)
         self.times = {name: [-1] * units for name in
                       ("start", "end", "load_start", "load_end", "store_start", "store_end")}
-        self.load = program.load.tolist()
-        self.channel_load = program.channel_load.tolist()
-        self.release = program.release.tolist()
+        # Plain Python ints per unit and operand: the processes index them once per unit.
+        ifmap, filt = (LOAD_COLUMNS.index(name) for name in ("ifmap", "filter"))
+        self.load_ifmap, self.load_filter = (program.load[:, c].tolist() for c in (ifmap, filt))
+        self.channel_filter = program.channel_load[:, filt].tolist()
+        self.release_ifmap, self.release_filter = (program.release[:, c].tolist()
+                                                   for c in (ifmap, filt))
         self.cycles = program.unit_cycles.tolist()
         self.out_alloc = program.out_alloc.tolist()
         store = program.store.sum(axis=1)
@@ -180,8 +188,8 @@ class _ChainedRun:
             work |= program.out_alloc > 0
         self.loader_work = work.tolist()
         self.moved = moved.tolist()
-        self.tickets = sum(t >= 0 for t in self.load_ticket + self.store_ticket
-                           + self.filter_ticket)
+        self.tickets = sum(len(t) - t.count(-1)  # -1: no transfer
+                           for t in (self.load_ticket, self.store_ticket, self.filter_ticket))
         if self._first_store is not None:  # the writer waits on it: the first write-back's
             first = next((u for u, nbytes in enumerate(self.store_bytes) if nbytes), None)
             if first is None:
@@ -226,13 +234,13 @@ class _ChainedRun:
         for u, ticket in enumerate(self.filter_ticket):  # weights only: their bytes first
             if ticket < 0:
                 continue
-            nbytes = self.load[u][_FILTER]
+            nbytes = self.load_filter[u]
             if nbytes:
                 wait = buffers.filter.space.claim(nbytes)
                 if wait is not None:
                     yield wait
-                buffers.filter.log.append((env.now, nbytes))
-            duration = dram.timed(self.channel_load[u][_FILTER], False)
+                buffers.filter.log += (env.now, nbytes)
+            duration = dram.timed(self.channel_filter[u], False)
             done = self.submit(ticket, duration)
             if done is not None:
                 yield done
@@ -240,17 +248,18 @@ class _ChainedRun:
             load_start[u] = env.now - _cycles(duration)
             early_filter[u] = True
         ended, arrived, split = self.ended, self.arrived, self.split
+        load_ifmap, load_filter = self.load_ifmap, self.load_filter
         for u, work in enumerate(self.loader_work):
             if not work:
                 continue
             wait = ended.wait(load_after[u])
             if wait is not None:
                 yield wait
-            ifmap, filt, _ = self.load[u]
+            ifmap, filt = load_ifmap[u], load_filter[u]
             moved = self.moved[u]
             if early_filter[u]:
                 filt = 0
-                moved -= self.channel_load[u][_FILTER]
+                moved -= self.channel_filter[u]
             if split and load_after[u] < 0 and (moved or ifmap):
                 # the input is the previous layer's written output (all of its writers')
                 yield previous.done if self.inputs_from is None else self.inputs_from()
@@ -263,7 +272,7 @@ class _ChainedRun:
                     wait = buffer.space.claim(nbytes)
                     if wait is not None:
                         yield wait
-                    buffer.log.append((env.now, nbytes))
+                    buffer.log += (env.now, nbytes)
             if moved:
                 duration = dram.timed(moved, False)
                 done = self.submit(self.load_ticket[u], duration)
@@ -283,6 +292,7 @@ class _ChainedRun:
         latency = self.dram.latency_cycles
         ifmap_buffer, filter_buffer, ofmap_buffer = self.buffers
         start, end, load_end = self.times["start"], self.times["end"], self.times["load_end"]
+        release_ifmap, release_filter = self.release_ifmap, self.release_filter
         for u, cycles in enumerate(self.cycles):
             if self.loader_work[u]:
                 wait = self.arrived.wait(u)
@@ -297,15 +307,18 @@ class _ChainedRun:
                 wait = ofmap_buffer.space.claim(alloc)
                 if wait is not None:
                     yield wait
-                ofmap_buffer.log.append((env.now, alloc))
+                ofmap_buffer.log += (env.now, alloc)
             start[u] = env.now
             if cycles:
                 yield env.timeout(cycles)
             end[u] = now = env.now
-            for buffer, nbytes in zip((ifmap_buffer, filter_buffer), self.release[u]):
-                if nbytes:
-                    buffer.space.free(nbytes)
-                    buffer.log.append((now, -nbytes))
+            ifmap, filt = release_ifmap[u], release_filter[u]
+            if ifmap:
+                ifmap_buffer.space.free(ifmap)
+                ifmap_buffer.log += (now, -ifmap)
+            if filt:
+                filter_buffer.space.free(filt)
+                filter_buffer.log += (now, -filt)
             self.ended.reach(u)
 
     def writer(self) -> Iterator[Event]:
@@ -321,7 +334,7 @@ class _ChainedRun:
             store_start[u] = now - _cycles(duration)
             if self.store_free[u]:
                 ofmap_buffer.space.free(self.store_free[u])
-                ofmap_buffer.log.append((now, -self.store_free[u]))
+                ofmap_buffer.log += (now, -self.store_free[u])
 
         yield from write_backs(self.store_bytes, self.store_ticket, ended, dram, self.submit,
                                stored)
@@ -333,8 +346,7 @@ class _ChainedRun:
         for name, values in self.times.items():
             array = np.asarray(values, dtype=np.int64)
             times[name] = np.where(array >= 0, array - origin, -1)
-        claims = PerBuffer(*(np.asarray([(t - origin, d) for t, d in b.log],
-                                        dtype=np.int64).reshape(-1, 2) for b in self.buffers))
+        claims = PerBuffer(*(b.events() - (origin, 0) for b in self.buffers))
         device = self.dram.device
         report = None
         if device is not None:  # the layer's transfers over its window
@@ -502,7 +514,7 @@ class PrefetchChain:
         order with frees before claims at a cycle: the shared buffers' log."""
         out = []
         for b in range(3):
-            log = [event for run in self.runs for event in run.buffers[b].log]
-            array = np.asarray(log, dtype=np.int64).reshape(-1, 2)
+            array = np.concatenate([np.zeros((0, 2), dtype=np.int64)]
+                                   + [run.buffers[b].events() for run in self.runs])
             out.append(array[np.lexsort((array[:, 1], array[:, 0]))])
         return PerBuffer(*out)
