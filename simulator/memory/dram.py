@@ -359,6 +359,9 @@ class DramDevice:
         self.origin = origin
         self.counts = DramCounts()
         self._open_page = spec.page_policy == "open"
+        # the spec's figures read once per transfer, kept as plain ints
+        self._burst_bytes, self._refi = spec.burst_bytes, spec.tREFI
+        self._refresh_busy = spec.tRP + spec.tRFC
         #: (bursts, write, foreign) -> :func:`_quiet_transfer`'s figures: a dict lookup per
         #: transfer instead of the cache's hash of the whole spec (once per transfer)
         self._quiet: dict[tuple[int, bool, bool], tuple[int, int, int, int]] = {}
@@ -376,10 +379,12 @@ class DramDevice:
         if nbytes <= 0:
             return 0
         s = self.spec
-        t0 = -(-start * self.num // self.den)  # to_dram, inline: once per transfer
-        begin, refresh = first_refresh(s, t0)
+        t0 = -(-start * self.num // self.den)  # to_dram and first_refresh, inline: they run
+        last = (t0 // self._refi) * self._refi  # once per transfer
+        refresh = last + self._refi
+        begin = last + self._refresh_busy if 0 < last and t0 < last + self._refresh_busy else t0
         foreign = self._open_page and begin == t0
-        bursts = -(-nbytes // s.burst_bytes)
+        bursts = -(-nbytes // self._burst_bytes)
         counts = self.counts
         key = (bursts, write, foreign)
         quiet = self._quiet.get(key)
@@ -395,7 +400,7 @@ class DramDevice:
                 counts.read_bursts += bursts
             counts.busy_cycles += end - t0
             counts.bytes += nbytes
-            return self.to_array(end) - start
+            return -(-end * self.den // self.num) - start  # to_array
         fewer, extra = divmod(bursts, s.channels)
         end = begin
         for count, channels in ((fewer + 1, extra), (fewer, s.channels - extra)):
