@@ -104,17 +104,27 @@ def _serve(p, addresses, writes, start, foreign, refresh, next_refresh, column, 
                 r_row)
     hit = np.zeros(banks, np.bool_)
     oldest = np.full(banks, -1, np.int64)
+    # a queued row hit's column command is ready when any other of its bank and direction
+    # is, and the older goes first at equal times: only the oldest per bank and direction
+    # is a candidate
+    seen = np.zeros(2 * banks, np.bool_)
     while queued:
         best_t, best_p, best_r, best_kind, best_payload = _PAST, 2, 0, 0, 0
         found = False
         for b in range(banks):
             hit[b] = False
             oldest[b] = -1
+            seen[2 * b] = False
+            seen[2 * b + 1] = False
         for i in range(queued):
             r = queue[i]
             b = r_bank[r]
             if b_row[b] == r_row[r]:
                 hit[b] = True
+                slot = 2 * b + (1 if writes[r] else 0)
+                if seen[slot]:
+                    continue
+                seen[slot] = True
                 g = r_group[r]
                 t = max(floor, b_act[b] + t_rcd, last_col + t_ccd_s, group_col[g] + t_ccd_l)
                 if writes[r]:

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""What the shipped chip's LPDDR5 costs a whole-process run, beside DDR4, HBM2E and ideal.
+
+The shipped 16x16 chip (``os_sa_16x16``: 32 KiB buffers, ``lpddr5_6400``) serves most of its
+DRAM streams out of order (FR-FCFS takes younger row hits first), so they run on the
+compiled per-request controller (docs/memory-model.md, "The per-request controller,
+compiled"); DDR4 streams take the closed form. Whole-process timings (median of
+``--repeats`` fresh processes, after one untimed run that fills numba's cache) of a
+timing-only ResNet-18, side by side with the ratio to the ``ddr4_3200`` run (target: the
+shipped LPDDR5 run at most 1.5x it):
+
+- the shipped chip as it is (``lpddr5_6400``);
+- ``--set memory.dram=ddr4_3200`` and ``--set memory.dram=hbm2e`` (same buffers);
+- ``--set memory=ideal`` (unbounded buffers, the fixed-bandwidth channel).
+
+With ``--llm``, a timing-only Llama-2-7B prefill (2048 tokens) on the shipped chip and with
+``memory=ideal``, once each (target: the shipped chip under 60 s).
+
+Usage (from the repo root)::
+
+    .venv/bin/python benchmarks/bench_dram_fast.py [--repeats 5] [--llm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ROWS = (("lpddr5_6400 (shipped)", ()), ("ddr4_3200", ("memory.dram=ddr4_3200",)),
+        ("hbm2e", ("memory.dram=hbm2e",)), ("memory=ideal", ("memory=ideal",)))
+
+
+def _run(workload: str, settings: tuple[str, ...]) -> tuple[float, dict]:
+    argv = [sys.executable, "-m", "simulator", "run", "--arch", "os_sa_16x16",
+            "--workload", workload, "--timing-only", "--json"]
+    for item in settings:
+        argv += ["--set", item]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
+    return time.perf_counter() - start, json.loads(done.stdout)
+
+
+def _line(label: str, seconds: float, base: float | None, summary: dict) -> str:
+    dram = summary.get("dram")
+    ratio = "-" if base is None else f"{seconds / base:.2f}"
+    hits = "-" if dram is None else f"{100 * dram['row_hit_rate']:.1f} %"
+    refreshes = "-" if dram is None else f"{dram['refreshes']:,}"
+    return (f"{label:<22} {seconds:>8.2f} {ratio:>8} {summary['total_cycles']:>15,} "
+            f"{summary['stall_cycles']:>13,} {hits:>9} {refreshes:>9}")
+
+
+def _header(title: str) -> None:
+    print(title)
+    print(f"{'memory':<22} {'seconds':>8} {'x DDR4':>8} {'cycles':>15} {'stalls':>13} "
+          f"{'row hits':>9} {'refreshes':>9}")
+
+
+def _resnet(repeats: int) -> None:
+    _header(f"resnet18 on os_sa_16x16 (shipped: 32 KiB buffers), timing only; whole process, "
+            f"median of {repeats}; load average {os.getloadavg()[0]:.1f}")
+    results = {}
+    for label, settings in ROWS:
+        _run("resnet18", settings)  # fills numba's cache
+        times, summary = [], {}
+        for _ in range(repeats):
+            seconds, summary = _run("resnet18", settings)
+            times.append(seconds)
+        results[label] = (statistics.median(times), summary)
+    base = results["ddr4_3200"][0]
+    for label, (seconds, summary) in results.items():
+        print(_line(label, seconds, base, summary))
+
+
+def _llm() -> None:
+    _header(f"\nllama2_7b_prefill on os_sa_16x16, timing only; whole process, one run; "
+            f"load average {os.getloadavg()[0]:.1f}")
+    for label, settings in (ROWS[0], ROWS[3]):
+        seconds, summary = _run("llama2_7b_prefill", settings)
+        print(_line(label, seconds, None, summary))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--llm", action="store_true", help="also the Llama-2-7B prefill")
+    args = parser.parse_args()
+    _resnet(args.repeats)
+    if args.llm:
+        _llm()
+
+
+if __name__ == "__main__":
+    main()
