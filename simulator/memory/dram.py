@@ -27,7 +27,8 @@ import functools
 from fractions import Fraction
 
 from simulator.config.dram import DramSpec
-from simulator.memory.dram_requests import PAST, ServedStream, locate, serve_stream
+from simulator.memory.dram_requests import PAST, locate
+from simulator.memory.dram_stream import ServedStream, serve_stream
 from simulator.records import record
 
 __all__ = ["StreamResult", "stream", "DramDevice", "DramCounts", "dram_energy_pj",

@@ -7,22 +7,18 @@ time. Every timing of docs/memory-model.md, "DRAM timing and energy", is checked
 commands issued before it; refresh closes every bank at each ``tREFI``. It is the reference
 the closed form of :mod:`simulator.memory.dram` is tested against.
 
-:func:`serve_requests` and :func:`serve_stream` run the same controller compiled
-(:mod:`simulator.kernels.dram_controller`, tested equal to :func:`simulate_requests` command
-for command on random requests): what the closed form falls back to when a stream is not
-served in order (docs/memory-model.md, "The per-request controller, compiled").
+:mod:`simulator.memory.dram_stream` has the fast twins that the closed form falls back to
+when a stream is not served in order (tested equal to this controller).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 from simulator.config.dram import DramSpec
 from simulator.records import record
 
-__all__ = ["Location", "locate", "RequestSchedule", "simulate_requests", "PAST",
-           "serve_requests", "ServedStream", "serve_stream"]
+__all__ = ["Location", "locate", "RequestSchedule", "simulate_requests", "PAST"]
 
 #: A time before everything (no constraint yet).
 PAST = -(1 << 60)
@@ -241,75 +237,3 @@ def simulate_requests(spec: DramSpec, requests: Sequence[tuple[int, bool]], *,
     return RequestSchedule(column=column, done=done, activates=ctl.activates,
                            precharges=ctl.precharges, refreshes=ctl.refreshes,
                            end=max(done, default=start), misses=ctl.misses)
-
-
-@functools.lru_cache(maxsize=64)
-def _params(spec: DramSpec):
-    """The compiled controller's timing vector for ``spec``."""
-    import numpy as np
-
-    from simulator.kernels import dram_controller as k
-
-    s = spec
-    values = {k.P_GROUPS: s.bank_groups, k.P_PER_GROUP: s.banks_per_group,
-              k.P_COLUMNS: s.column_bursts, k.P_ROW_BANK_COL: s.mapping == "row_bank_col",
-              k.P_CLOSED: s.page_policy == "closed", k.P_DEPTH: s.queue_depth,
-              k.P_BURST: s.burst_cycles, k.P_TCL: s.tCL, k.P_TCWL: s.tCWL, k.P_TRCD: s.tRCD,
-              k.P_TRP: s.tRP, k.P_TRAS: s.tRAS, k.P_TRC: s.tRC, k.P_TCCD_S: s.tCCD_S,
-              k.P_TCCD_L: s.tCCD_L, k.P_TRRD_S: s.tRRD_S, k.P_TRRD_L: s.tRRD_L,
-              k.P_TFAW: s.tFAW, k.P_TWR: s.tWR, k.P_TWTR: s.tWTR, k.P_TRTP: s.tRTP,
-              k.P_TREFI: s.tREFI, k.P_TRFC: s.tRFC}
-    params = np.zeros(k.PARAMS, np.int64)
-    for index, value in values.items():
-        params[index] = int(value)
-    params.setflags(write=False)
-    return params
-
-
-def serve_requests(spec: DramSpec, requests: Sequence[tuple[int, bool]], *, start: int = 0,
-                   foreign: bool = False, next_refresh: int | None = None
-                   ) -> RequestSchedule:
-    """:func:`simulate_requests` (without ``stop_at_refresh``) on the compiled controller:
-    the same schedule, command for command (tested)."""
-    import numpy as np
-
-    from simulator.kernels import dram_controller as k
-
-    addresses = np.array([a for a, _ in requests], np.int64)
-    writes = np.array([bool(w) for _, w in requests], np.bool_)
-    column, done, counts = k.serve(_params(spec), addresses, writes, start, foreign,
-                                   next_refresh)
-    return RequestSchedule(column=column.tolist(), done=done.tolist(),
-                           activates=int(counts[k.C_ACTIVATES]),
-                           precharges=int(counts[k.C_PRECHARGES]),
-                           refreshes=int(counts[k.C_REFRESHES]), end=int(counts[k.C_END]),
-                           misses=int(counts[k.C_MISSES]))
-
-
-@record
-class ServedStream:
-    """A sequential stream on the compiled controller: when its last data ended, when its
-    last column command went, and the commands it took."""
-
-    end: int
-    last_column: int
-    activates: int
-    misses: int
-    refreshes: int
-
-
-def serve_stream(spec: DramSpec, offset: int, bursts: int, write: bool, *, start: int = 0,
-                 foreign: bool = False, next_refresh: int | None = None) -> ServedStream:
-    """The compiled controller on the sequential stream of ``bursts`` bursts from burst
-    address ``offset`` (all reads or all writes): :func:`simulate_requests` on
-    ``[(offset + j, write) for j in range(bursts)]``, without a list per burst."""
-    import numpy as np
-
-    from simulator.kernels import dram_controller as k
-
-    addresses = np.arange(offset, offset + bursts, dtype=np.int64)
-    writes = np.full(bursts, bool(write), np.bool_)
-    _, _, counts = k.serve(_params(spec), addresses, writes, start, foreign, next_refresh)
-    return ServedStream(end=int(counts[k.C_END]), last_column=int(counts[k.C_LAST_COLUMN]),
-                        activates=int(counts[k.C_ACTIVATES]), misses=int(counts[k.C_MISSES]),
-                        refreshes=int(counts[k.C_REFRESHES]))

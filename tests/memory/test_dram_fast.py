@@ -1,14 +1,17 @@
 """The DRAM fast path stays exact (docs/memory-model.md, "The per-request controller,
 compiled"):
 
-- the compiled FR-FCFS controller equals the Python one (``simulate_requests``, the slow
+- the Python stream controller and the compiled FR-FCFS controller equal the Python
+  reference on sequential streams, and the compiled one equals it (``simulate_requests``, the slow
   obviously-correct reference) command for command on random requests: sequential streams
   and random addresses, reads and writes mixed, every preset, both mappings and page
   policies, short rows and refresh intervals, foreign banks or not;
 - :func:`stream` equals the Python controller on long sequential streams that span several
   periods of the address pattern and several refresh points (where the closed form stops
   at a reorder or a refresh and the compiled controller takes over);
-- a DDR4 run, served in order throughout, never loads numba.
+- :func:`~simulator.memory.dram_stream.serve_stream` turns from Python to the compiled
+  controller after ``PYTHON_BURSTS`` bursts, and a ResNet-18 run (DDR4, or the shipped
+  LPDDR5) never loads numba.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from hypothesis import strategies as st
 
 from simulator.config.dram import DramConfig, dram_spec
 from simulator.memory.dram import _period, stream
-from simulator.memory.dram_requests import serve_requests, serve_stream, simulate_requests
+from simulator.memory import dram_stream
+from simulator.memory.dram_requests import PAST, simulate_requests
+from simulator.memory.dram_stream import compiled_stream, python_stream, serve_requests
 
 PRESETS = ("ddr4_3200", "lpddr5_6400", "hbm2e")
 REPO = Path(__file__).resolve().parents[2]
@@ -70,6 +75,49 @@ def test_compiled_controller_equals_the_python_one(spec, requests, start, foreig
     assert fast == slow  # every request's column command and data end, and every count
 
 
+@st.composite
+def sequential_streams(draw):
+    """A device and a sequential stream on it: length, direction, start, offset, foreign
+    banks, the first refresh point (or none)."""
+    spec = draw(devices())
+    start = draw(st.integers(0, 5000))
+    refresh = draw(st.one_of(st.none(), st.integers(start + 1, start + 3000)))
+    return (spec, draw(st.integers(0, 300)), draw(st.booleans()), start,
+            draw(st.integers(0, 5000)), draw(st.booleans()), refresh)
+
+
+@settings(max_examples=150, deadline=None)
+@given(sequential_streams())
+def test_both_twins_equal_the_python_controller_on_streams(case):
+    spec, bursts, write, start, offset, foreign, refresh = case
+    slow = simulate_requests(spec, [(offset + j, write) for j in range(bursts)], start=start,
+                             foreign=foreign, next_refresh=refresh)
+    expected = (slow.end, max(slow.column, default=PAST), slow.activates, slow.misses,
+                slow.refreshes)
+    for twin in (python_stream, compiled_stream):
+        served = twin(spec, offset, bursts, write, start=start, foreign=foreign,
+                      next_refresh=refresh)
+        assert (served.end, served.last_column, served.activates, served.misses,
+                served.refreshes) == expected, twin.__name__
+
+
+def test_serve_stream_turns_to_the_compiled_controller(monkeypatch):
+    """Python for a process's first PYTHON_BURSTS bursts, then compiled: the same results."""
+    spec = dram_spec("lpddr5_6400")
+    monkeypatch.setattr(dram_stream, "_python_bursts", [0])
+    monkeypatch.setattr(dram_stream, "PYTHON_BURSTS", 1500)
+    used = []
+    for twin in ("python_stream", "compiled_stream"):
+        real = getattr(dram_stream, twin)
+        monkeypatch.setattr(dram_stream, twin,
+                            lambda *a, _real=real, _name=twin, **k: used.append(_name)
+                            or _real(*a, **k))
+    results = [dram_stream.serve_stream(spec, 0, 1000, False, start=0, next_refresh=900)
+               for _ in range(2)]
+    assert used == ["python_stream", "compiled_stream"]
+    assert results[0] == results[1]
+
+
 @settings(max_examples=25, deadline=None)
 @given(devices(short=True), st.data())
 def test_long_streams_equal_the_python_controller(spec, data):
@@ -90,11 +138,12 @@ def test_long_streams_equal_the_python_controller(spec, data):
     assert (fast.end, fast.last_column) == (slow.end, max(slow.column))
     assert (fast.activates, fast.misses, fast.refreshes) == (
         slow.activates, slow.misses, slow.refreshes)
-    served = serve_stream(spec, offset, bursts, write, start=start, foreign=foreign,
-                          next_refresh=refresh)
-    assert (served.end, served.last_column, served.activates, served.misses,
-            served.refreshes) == (slow.end, max(slow.column), slow.activates, slow.misses,
-                                  slow.refreshes)
+    for twin in (python_stream, compiled_stream):
+        served = twin(spec, offset, bursts, write, start=start, foreign=foreign,
+                      next_refresh=refresh)
+        assert (served.end, served.last_column, served.activates, served.misses,
+                served.refreshes) == (slow.end, max(slow.column), slow.activates,
+                                      slow.misses, slow.refreshes), twin.__name__
 
 
 def test_the_shipped_lpddr5_streams_leave_the_closed_form():
@@ -105,14 +154,17 @@ def test_the_shipped_lpddr5_streams_leave_the_closed_form():
     assert not result.in_order and result.refreshes >= 2
 
 
-def test_a_ddr4_run_never_loads_numba():
-    """DDR4 streams are served in order: the closed form alone, without the compiled
-    controller (a run that does not need it does not pay for numba's import)."""
+def test_a_resnet18_run_never_loads_numba():
+    """DDR4 streams are served in order (the closed form alone) and the shipped chip's
+    LPDDR5 needs fewer than PYTHON_BURSTS bursts of the per-request controller: neither
+    run pays for numba's import."""
     code = ("import sys\nfrom simulator.api import load_arch, load_workload, simulate\n"
-            "result = simulate(load_arch('os_sa_16x16', ['memory.dram=ddr4_3200']),\n"
-            "                  load_workload('resnet18'), functional=False)\n"
-            "print(result.layers[0].dram['preset'], 'numba' in sys.modules)")
+            "for over in (['memory.dram=ddr4_3200'], []):\n"
+            "    result = simulate(load_arch('os_sa_16x16', over), load_workload('resnet18'),\n"
+            "                      functional=False)\n"
+            "    print(result.layers[0].dram['preset'])\n"
+            "print('numba' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, cwd=REPO, check=True, timeout=120)
-    assert done.stdout.split()[-2:] == ["ddr4_3200", "False"]
+    assert done.stdout.split()[-3:] == ["ddr4_3200", "lpddr5_6400", "False"]
