@@ -2,9 +2,9 @@
 """What the shipped chip's LPDDR5 costs a whole-process run, beside DDR4, HBM2E and ideal.
 
 The shipped 16x16 chip (``os_sa_16x16``: 32 KiB buffers, ``lpddr5_6400``) serves most of its
-DRAM streams out of order (FR-FCFS takes younger row hits first), so they run on the
-compiled per-request controller (docs/memory-model.md, "The per-request controller,
-compiled"); DDR4 streams take the closed form. Whole-process timings (median of
+DRAM streams out of order (FR-FCFS takes younger row hits first), so they run on the fast
+per-request controller (docs/memory-model.md, "The per-request controller, fast"); DDR4
+streams take the closed form. Whole-process timings (median of
 ``--repeats`` fresh processes, after one untimed run that fills numba's cache) of a
 timing-only ResNet-18, side by side with the ratio to the ``ddr4_3200`` run (target: the
 shipped LPDDR5 run at most 1.5x it):

@@ -1,5 +1,5 @@
 """The per-request FR-FCFS DRAM controller of one channel, compiled (docs/memory-model.md,
-"The per-request controller, compiled").
+"The per-request controller, fast").
 
 The same decisions as the Python controller ``simulate_requests`` of
 ``simulator/memory/dram_requests.py`` (its slow, obviously-correct twin, which the tests
