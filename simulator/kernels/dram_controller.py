@@ -26,7 +26,7 @@ __all__ = ["P_GROUPS", "P_PER_GROUP", "P_COLUMNS", "P_ROW_BANK_COL", "P_CLOSED",
            "P_BURST", "P_TCL", "P_TCWL", "P_TRCD", "P_TRP", "P_TRAS", "P_TRC", "P_TCCD_S",
            "P_TCCD_L", "P_TRRD_S", "P_TRRD_L", "P_TFAW", "P_TWR", "P_TWTR", "P_TRTP",
            "P_TREFI", "P_TRFC", "PARAMS", "C_END", "C_ACTIVATES", "C_PRECHARGES",
-           "C_REFRESHES", "C_MISSES", "C_LAST_COLUMN", "COUNTS", "serve"]
+           "C_REFRESHES", "C_MISSES", "C_LAST_COLUMN", "COUNTS", "serve", "serve_sequential"]
 
 # the timing vector's entries
 (P_GROUPS, P_PER_GROUP, P_COLUMNS, P_ROW_BANK_COL, P_CLOSED, P_DEPTH, P_BURST, P_TCL, P_TCWL,
@@ -239,6 +239,35 @@ def _serve(p, addresses, writes, start, foreign, refresh, next_refresh, column, 
     counts[C_REFRESHES] = refreshes
     counts[C_MISSES] = misses
     counts[C_LAST_COLUMN] = last
+
+
+@njit
+def _serve_sequential(p, offset, n, write, start, foreign, refresh, next_refresh, counts):
+    """:func:`_serve` on the requests ``offset .. offset + n - 1``, all of one direction."""
+    addresses = np.arange(offset, offset + n).astype(np.int64)
+    writes = np.empty(n, np.bool_)
+    writes[:] = write
+    column = np.zeros(n, np.int64)
+    done = np.zeros(n, np.int64)
+    _serve(p, addresses, writes, start, foreign, refresh, next_refresh, column, done, counts)
+
+
+def serve_sequential(params: np.ndarray, offset: int, count: int, write: bool, start: int,
+                     foreign: bool, next_refresh: int | None) -> np.ndarray:
+    """:func:`serve` on ``count`` consecutive burst addresses from ``offset``, all reads or
+    all writes; only the ``C_*`` counts (one call into compiled code, no arrays passed)."""
+    if params.shape != (PARAMS,) or params.dtype != np.int64:
+        raise ValueError(f"params must be int64 of shape ({PARAMS},), not {params.dtype} "
+                         f"{params.shape}")
+    if offset < 0 or count < 0:
+        raise ValueError(f"offset and count must be non-negative, not {offset}, {count}")
+    counts = np.zeros(COUNTS, np.int64)
+    _serve_sequential(params, int(offset), int(count), bool(write), int(start), bool(foreign),
+                      next_refresh is not None, 0 if next_refresh is None else int(next_refresh),
+                      counts)
+    if count == 0:
+        counts[C_END] = start
+    return counts
 
 
 def serve(params: np.ndarray, addresses: np.ndarray, writes: np.ndarray, start: int,

@@ -230,13 +230,10 @@ def compiled_stream(spec: DramSpec, offset: int, bursts: int, write: bool, *,
                     start: int = 0, foreign: bool = False,
                     next_refresh: int | None = None) -> ServedStream:
     """:func:`serve_stream` on the compiled controller (imports numba)."""
-    import numpy as np
-
     from simulator.kernels import dram_controller as k
 
-    addresses = np.arange(offset, offset + bursts, dtype=np.int64)
-    writes = np.full(bursts, bool(write), np.bool_)
-    _, _, counts = k.serve(_params(spec), addresses, writes, start, foreign, next_refresh)
+    counts = k.serve_sequential(_params(spec), offset, bursts, write, start, foreign,
+                                next_refresh)
     last = int(counts[k.C_LAST_COLUMN]) if bursts else PAST
     return ServedStream(end=int(counts[k.C_END]), last_column=last,
                         activates=int(counts[k.C_ACTIVATES]), misses=int(counts[k.C_MISSES]),
