@@ -13,12 +13,16 @@ shipped LPDDR5 run at most 1.5x it):
 - ``--set memory.dram=ddr4_3200`` and ``--set memory.dram=hbm2e`` (same buffers);
 - ``--set memory=ideal`` (unbounded buffers, the fixed-bandwidth channel).
 
-With ``--llm``, a timing-only Llama-2-7B prefill (2048 tokens) on the shipped chip and with
-``memory=ideal``, once each (target: the shipped chip under 60 s).
+With ``--llm``, one block of the timing-only Llama-2-7B prefill (2048 tokens,
+``benchmarks/llama2_7b_prefill_block.yaml``: the shipped prefill's ``block0.*`` layers) on the
+shipped chip, with ``ddr4_3200`` and with ``memory=ideal``, once each: the whole prefill is
+32 such blocks and the LM head, and takes about 32 times as long (the target was the whole
+prefill on the shipped chip under 60 s); ``--llm-full`` runs the whole prefill on the
+shipped chip once (tens of minutes).
 
 Usage (from the repo root)::
 
-    .venv/bin/python benchmarks/bench_dram_fast.py [--repeats 5] [--llm]
+    .venv/bin/python benchmarks/bench_dram_fast.py [--repeats 5] [--llm] [--llm-full]
 """
 
 from __future__ import annotations
@@ -79,22 +83,33 @@ def _resnet(repeats: int) -> None:
         print(_line(label, seconds, base, summary))
 
 
-def _llm() -> None:
-    _header(f"\nllama2_7b_prefill on os_sa_16x16, timing only; whole process, one run; "
+BLOCK = str(REPO / "benchmarks" / "llama2_7b_prefill_block.yaml")
+
+
+def _llm(full: bool) -> None:
+    workload, rows = (("llama2_7b_prefill", (ROWS[0],)) if full
+                      else (BLOCK, (ROWS[0], ROWS[1], ROWS[3])))
+    _header(f"\n{Path(workload).stem} on os_sa_16x16, timing only; whole process, one run; "
             f"load average {os.getloadavg()[0]:.1f}")
-    for label, settings in (ROWS[0], ROWS[3]):
-        seconds, summary = _run("llama2_7b_prefill", settings)
-        print(_line(label, seconds, None, summary))
+    results = {label: _run(workload, settings) for label, settings in rows}
+    base = results["ddr4_3200"][0] if "ddr4_3200" in results else None
+    for label, (seconds, summary) in results.items():
+        print(_line(label, seconds, base, summary))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--llm", action="store_true", help="also the Llama-2-7B prefill")
+    parser.add_argument("--llm", action="store_true",
+                        help="also one block of the Llama-2-7B prefill")
+    parser.add_argument("--llm-full", action="store_true",
+                        help="also the whole Llama-2-7B prefill on the shipped chip")
     args = parser.parse_args()
     _resnet(args.repeats)
     if args.llm:
-        _llm()
+        _llm(full=False)
+    if args.llm_full:
+        _llm(full=True)
 
 
 if __name__ == "__main__":
