@@ -8,7 +8,9 @@ unserved requests are seen, and one decision at a time the command that can go e
 issued (a column command to an open row before an activate or a precharge at the same cycle,
 then the oldest request's; closed page: an idle bank's precharge after every request's
 command at the same cycle, the lowest bank first); commands never go back in time; at each
-refresh point every bank closes once it may, then the rank refreshes for tRFC.
+refresh point every bank closes once it may, then the rank refreshes for tRFC. Of one bank's
+queued row hits in one direction only the oldest is a candidate: the others are ready at the
+same cycle and lose to it.
 
 Arrays and integers in, arrays out: the device timings come as one ``int64`` vector indexed
 by the ``P_*`` constants below, the requests as their burst addresses (the bank group, bank

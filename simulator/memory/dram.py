@@ -14,9 +14,10 @@ follows from the one before it and from its row's activate:
   the banks could close.
 
 :func:`stream` computes this in one pass (:func:`_segment`), checks that no younger request
-could have gone first (else it runs the per-request controller of
-:mod:`simulator.memory.dram_requests` for the rest of the stream) and is tested equal to
-that controller on random streams (tests/memory/test_dram.py).
+could have gone first (else it runs the fast per-request controller of
+:mod:`simulator.memory.dram_stream` for the rest of the stream) and is tested equal to the
+plain controller of :mod:`simulator.memory.dram_requests` on random streams
+(tests/memory/test_dram.py, tests/memory/test_dram_fast.py).
 """
 
 from __future__ import annotations
@@ -316,10 +317,10 @@ def stream(spec: DramSpec, bursts: int, write: bool, start: int, *, offset: int 
 
 def _requests(spec: DramSpec, offset: int, bursts: int, write: bool, start: int,
               foreign: bool, refresh: int | None) -> ServedStream:
-    """The rest of a stream that FR-FCFS does not serve in order, on the compiled
-    per-request controller. Without a
-    refresh point among its column commands it is the schedule from cycle 0 shifted
-    (cached); else one run of the controller through every refresh."""
+    """The rest of a stream that FR-FCFS does not serve in order, on the fast per-request
+    controller (docs/memory-model.md, "The per-request controller, fast"). Without a refresh
+    point among its column commands it is the schedule from cycle 0 shifted (cached); else
+    one run of the controller through every refresh point."""
     s = spec
     step = max(s.tCCD_S, s.burst_cycles)
     rest: ServedStream | None = None

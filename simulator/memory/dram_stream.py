@@ -13,9 +13,9 @@ obviously-correct controller), each tested equal to it on random inputs:
   column command when it hits, else a precharge or an activate — and a decision looks at
   one request per bank instead of the whole queue. A column command of a younger hit to
   the same bank would be ready at the same cycle and lose to the older one.
-- :func:`serve_requests` and the compiled stream of :func:`serve_stream`: any requests on
-  the numba kernel of :mod:`simulator.kernels.dram_controller` (the reference's decisions,
-  compiled).
+- :func:`compiled_stream` (a sequential stream) and :func:`serve_requests` (any requests,
+  reads and writes mixed): the numba kernel of :mod:`simulator.kernels.dram_controller`
+  (the reference's decisions, compiled).
 
 :func:`serve_stream` takes Python while a process has simulated fewer than
 :data:`PYTHON_BURSTS` bursts that way, then the compiled kernel: numba's import and its
