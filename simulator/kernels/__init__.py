@@ -4,7 +4,9 @@ Kernels import nothing from the rest of the package but :mod:`simulator.kernels.
 compiles them. Their callers are the PE models (``hw/pe/``) and ``hw/reference_array.py``
 (and ``api``, for :mod:`simulator.kernels.metrics`' error sums); their slow twins are in
 ``tests/naive.py``, ``tests/naive_sparq.py`` and ``tests/naive_swis.py`` (the error sums'
-naive loop is in ``tests/hw/test_error_sums.py``).
+naive loop is in ``tests/hw/test_error_sums.py``). The DRAM controller
+(:mod:`simulator.kernels.dram_controller`) is called by ``memory/dram_stream.py``; its slow
+twin is ``simulate_requests`` of ``memory/dram_requests.py`` (tests/memory/test_dram_fast.py).
 """
 
 __all__: list[str] = []

@@ -14,9 +14,10 @@ follows from the one before it and from its row's activate:
   the banks could close.
 
 :func:`stream` computes this in one pass (:func:`_segment`), checks that no younger request
-could have gone first (else it runs the per-request controller of
-:mod:`simulator.memory.dram_requests` for the rest of the stream) and is tested equal to
-that controller on random streams (tests/memory/test_dram.py).
+could have gone first (else it runs the fast per-request controller of
+:mod:`simulator.memory.dram_stream` for the rest of the stream) and is tested equal to the
+plain controller of :mod:`simulator.memory.dram_requests` on random streams
+(tests/memory/test_dram.py, tests/memory/test_dram_fast.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import functools
 from fractions import Fraction
 
 from simulator.config.dram import DramSpec
-from simulator.memory.dram_requests import PAST, RequestSchedule, locate, simulate_requests
+from simulator.memory.dram_requests import PAST, locate
+from simulator.memory.dram_stream import ServedStream, serve_stream
 from simulator.records import record
 
 __all__ = ["StreamResult", "stream", "DramDevice", "DramCounts", "dram_energy_pj",
@@ -227,11 +229,35 @@ def _alone(spec: DramSpec, bursts: int, write: bool, foreign: bool, offset: int)
 
 @functools.lru_cache(maxsize=1024)
 def _requests_alone(spec: DramSpec, bursts: int, write: bool, foreign: bool,
-                    offset: int) -> RequestSchedule:
+                    offset: int) -> ServedStream:
     """The per-request controller on a stream from cycle 0 with no refresh (shifted, the
     schedule of any start whose column commands all come before the next refresh point)."""
-    return simulate_requests(spec, [(offset + j, write) for j in range(bursts)],
-                             foreign=foreign)
+    return serve_stream(spec, offset, bursts, write, foreign=foreign)
+
+
+def _reach(spec: DramSpec, point: int) -> int:
+    """Bursts of a stream from cycle 0 whose in-order schedule decides what happens before
+    ``point``: column commands go at least ``max(tCCD_S, tBURST)`` apart from cycle 1 on,
+    so at most ``ceil(point / step)`` go before it, and FR-FCFS looks ``queue_depth``
+    requests further (docs/memory-model.md, "The closed form of a sequential stream")."""
+    step = max(spec.tCCD_S, spec.burst_cycles)
+    return -(-max(point, 0) // step) + spec.queue_depth + 1
+
+
+def _in_order(spec: DramSpec, bursts: int, write: bool, foreign: bool, offset: int,
+              point: int | None) -> _Alone:
+    """The in-order schedule of a stream from cycle 0 as far as it decides the stream up
+    to the refresh ``point`` (None: the whole stream): the schedule is causal, so a prefix
+    of the stream has the prefix of its schedule, and its first reorder up to the cut is the
+    whole stream's. A short prefix first: where it already shows a reorder (as on the
+    LPDDR5 and HBM2E presets, within the first few bursts) the rest is never computed."""
+    known = bursts if point is None else min(bursts, _reach(spec, point))
+    short = min(known, 4 * spec.queue_depth)
+    if short < known:
+        early = _alone(spec, short, write, foreign, offset)
+        if early.first_reorder <= short - spec.queue_depth:  # its look-ahead was complete
+            return early
+    return _alone(spec, known, write, foreign, offset)
 
 
 def first_refresh(spec: DramSpec, start: int) -> tuple[int, int]:
@@ -264,33 +290,13 @@ def stream(spec: DramSpec, bursts: int, write: bool, start: int, *, offset: int 
     period = _period(s)
     while True:
         n = bursts - a
-        alone = _alone(s, n, write, foreign, (offset + a) % period)
-        col = alone.segment.col
         point = None if refresh is None else refresh - t0
-        cut = n if point is None else bisect.bisect_left(col, point)
+        alone = _in_order(s, n, write, foreign, (offset + a) % period, point)
+        col = alone.segment.col
+        cut = len(col) if point is None else bisect.bisect_left(col, point)
         if alone.first_reorder < min(cut + 1, n):  # a younger request may go first
-            rest = _requests_alone(s, n, write, foreign, (offset + a) % period)
-            if refresh is None or t0 + max(rest.column) < refresh:  # no refresh: shifted
-                return StreamResult(end=t0 + rest.end, last_column=t0 + max(rest.column),
-                                    activates=activates + rest.activates, bursts=bursts,
-                                    misses=misses + rest.misses, refreshes=refreshes,
-                                    in_order=False)
-            requests = [(offset + j, write) for j in range(a, bursts)]
-            part = simulate_requests(s, requests, start=t0, foreign=foreign,
-                                     next_refresh=refresh, stop_at_refresh=True)
-            ordered = False
-            left = part.remaining
-            if left is not None and left == list(range(left[0], n)):
-                # the refresh left a suffix of the stream: a new stream after the refresh
-                activates += part.activates
-                misses += part.misses
-                refreshes += 1
-                t0, foreign, a = part.resume_at, False, a + left[0]
-                refresh += s.tREFI
-                continue
-            rest = simulate_requests(s, requests, start=t0, foreign=foreign,
-                                     next_refresh=refresh)
-            return StreamResult(end=rest.end, last_column=max(rest.column),
+            rest = _requests(s, offset + a, n, write, t0, foreign, refresh)
+            return StreamResult(end=rest.end, last_column=rest.last_column,
                                 activates=activates + rest.activates, bursts=bursts,
                                 misses=misses + rest.misses,
                                 refreshes=refreshes + rest.refreshes, in_order=False)
@@ -307,6 +313,27 @@ def stream(spec: DramSpec, bursts: int, write: bool, start: int, *, offset: int 
         refreshes += 1
         t0, foreign, a = t0 + begin + s.tRP + s.tRFC, False, a + cut
         refresh += s.tREFI
+
+
+def _requests(spec: DramSpec, offset: int, bursts: int, write: bool, start: int,
+              foreign: bool, refresh: int | None) -> ServedStream:
+    """The rest of a stream that FR-FCFS does not serve in order, on the fast per-request
+    controller (docs/memory-model.md, "The per-request controller, fast"). Without a refresh
+    point among its column commands it is the schedule from cycle 0 shifted (cached); else
+    one run of the controller through every refresh point."""
+    s = spec
+    step = max(s.tCCD_S, s.burst_cycles)
+    rest: ServedStream | None = None
+    # column commands go at least `step` apart: a longer stream reaches the refresh point
+    if refresh is None or bursts <= -(-(refresh - start) // step):
+        quiet = _requests_alone(s, bursts, write, foreign, offset % _period(s))
+        if refresh is None or start + quiet.last_column < refresh:
+            rest = dataclasses.replace(quiet, end=start + quiet.end,
+                                       last_column=start + quiet.last_column)
+    if rest is None:
+        rest = serve_stream(s, offset, bursts, write, start=start, foreign=foreign,
+                            next_refresh=refresh)
+    return rest
 
 
 @dataclasses.dataclass

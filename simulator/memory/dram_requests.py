@@ -5,8 +5,10 @@ and issues, one decision at a time, the command that can go earliest (FR-FCFS: a
 times a column command to an open row, then the oldest request); commands never go back in
 time. Every timing of docs/memory-model.md, "DRAM timing and energy", is checked against the
 commands issued before it; refresh closes every bank at each ``tREFI``. It is the reference
-the closed form of :mod:`simulator.memory.dram` is tested against, and what that closed form
-falls back to when a stream is not served in order.
+the closed form of :mod:`simulator.memory.dram` is tested against.
+
+:mod:`simulator.memory.dram_stream` has the fast twins that the closed form falls back to
+when a stream is not served in order (tested equal to this controller).
 """
 
 from __future__ import annotations
@@ -65,10 +67,6 @@ class RequestSchedule:
     end: int
     #: column commands that were the first to their row since its activate (row misses)
     misses: int = 0
-    #: ``stop_at_refresh``: the requests not yet served at the first refresh (indices), and
-    #: when commands may go again after it; None when every request was served.
-    remaining: list[int] | None = None
-    resume_at: int | None = None
 
 
 class _Bank:
@@ -161,8 +159,7 @@ class _Controller:
 
 def simulate_requests(spec: DramSpec, requests: Sequence[tuple[int, bool]], *,
                       start: int = 0, foreign: bool = False,
-                      next_refresh: int | None = None,
-                      stop_at_refresh: bool = False) -> RequestSchedule:
+                      next_refresh: int | None = None) -> RequestSchedule:
     """Serve ``requests`` (burst address in the channel, is-write), all waiting at ``start``.
 
     Parameters
@@ -173,9 +170,6 @@ def simulate_requests(spec: DramSpec, requests: Sequence[tuple[int, bool]], *,
     foreign : every bank starts holding a row no request uses (the open-page state of a new
         transfer); otherwise every bank starts precharged.
     next_refresh : the first refresh point (then every ``tREFI``); None: no refresh.
-    stop_at_refresh : return at the first refresh, with the requests it left unserved and
-        the cycle the channel is free again (the rest is a new stream from there: no
-        constraint outlasts tRFC).
 
     Returns
     -------
@@ -226,12 +220,6 @@ def simulate_requests(spec: DramSpec, requests: Sequence[tuple[int, bool]], *,
         if refresh_at is not None and t >= refresh_at:
             ctl.refresh(refresh_at)
             refresh_at += s.tREFI
-            if stop_at_refresh:
-                return RequestSchedule(
-                    column=column, done=done, activates=ctl.activates,
-                    precharges=ctl.precharges, refreshes=ctl.refreshes,
-                    end=max(done, default=start), misses=ctl.misses,
-                    remaining=sorted(queue) + list(range(admitted, n)), resume_at=ctl.floor)
             continue
         ctl.now = t
         if kind == "act":
