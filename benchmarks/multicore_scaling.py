@@ -12,7 +12,10 @@ resnet50 with its ``batch`` set to 8, written to a temporary file.
 Usage (from the repo root)::
 
     .venv/bin/python benchmarks/multicore_scaling.py [--cores 1 2 4]
-        [--partitions batch output_channels spatial pipeline]
+        [--partitions batch output_channels spatial pipeline] [--previous COMMIT]
+
+``--previous COMMIT`` times every multi-core run of that commit too (a temporary git
+worktree), each right after this tree's, and prints the wall times side by side.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from bench_startup import trees
 
 REPO = Path(__file__).resolve().parent.parent
 MEMORY = ("memory.dram=ddr4_3200", "memory.ifmap_kib=256", "memory.filter_kib=256",
@@ -43,15 +47,17 @@ def batch8_workload(directory: Path) -> Path:
     return path
 
 
-def run(workload: Path, cores: int, partition: str) -> tuple[float, dict]:
-    """One whole ``sasim run`` process: its wall time and its summary."""
+def run(workload: Path, cores: int, partition: str, tree: Path = REPO) -> tuple[float, dict]:
+    """One whole ``sasim run`` process of the sasim in ``tree``: its wall time and its
+    summary."""
     argv = [sys.executable, "-m", "simulator", "run", "--arch", "sysmt_2t_16x16",
             "--workload", str(workload), "--json"]
     for item in (*MEMORY, f"multicore.cores={cores}", f"multicore.partition={partition}"):
         argv += ["--set", item]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(tree)}
     start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=True,
+                          cwd=tree)
     return time.perf_counter() - start, json.loads(done.stdout)
 
 
@@ -60,17 +66,24 @@ def main() -> None:
     parser.add_argument("--cores", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--partitions", nargs="+", default=list(PARTITIONS),
                         choices=PARTITIONS)
+    parser.add_argument("--previous", metavar="COMMIT",
+                        help="also time every multi-core run of this commit (a git worktree), "
+                             "alternating with this tree's, and print the two side by side")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with trees(args.previous, "sasim-multicore-") as (tmp, found):
         workload = batch8_workload(Path(tmp))
-        run(workload, 1, "batch")  # fills numba's cache; not timed
-        rows, single = [], None
+        for tree in found.values():
+            run(workload, 1, "batch", tree)  # fills numba's cache; not timed
+        rows, single, speed = [], None, []
         for partition in args.partitions:
             for cores in args.cores:
                 if cores == 1 and single is not None:
                     rows.append((partition, *single))
                     continue
                 seconds, summary = run(workload, cores, partition)
+                if cores > 1 and "previous" in found:
+                    speed.append((partition, cores, seconds,
+                                  run(workload, cores, partition, found["previous"])[0]))
                 if cores == 1:
                     single = (1, seconds, summary)
                 rows.append((partition, cores, seconds, summary))
@@ -90,6 +103,14 @@ def main() -> None:
         print(f"{partition:<16} {cores:>5} {cycles:>13,} {efficiency:>10} {energy:>12,.1f} "
               f"{summary['inferences_per_s']:>12,.1f} {100 * stall_share:>8.1f} "
               f"{seconds:>7.1f}")
+
+    if speed:
+        print(f"\nwall s of each multi-core process, this tree and {args.previous} one after "
+              f"the other (load average {os.getloadavg()[0]:.1f})")
+        print(f"{'partition':<16} {'cores':>5} {'this s':>7} {'previous s':>10} {'speed-up':>8}")
+        for partition, cores, seconds, before in speed:
+            print(f"{partition:<16} {cores:>5} {seconds:>7.1f} {before:>10.1f} "
+                  f"{before / seconds:>7.2f}x")
 
 
 if __name__ == "__main__":
