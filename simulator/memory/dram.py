@@ -244,14 +244,23 @@ def _reach(spec: DramSpec, point: int) -> int:
     return -(-max(point, 0) // step) + spec.queue_depth + 1
 
 
+#: Streams up to this many bursts use their whole (cached) in-order schedule (:func:`_in_order`).
+_WHOLE = 1 << 14
+
+
 def _in_order(spec: DramSpec, bursts: int, write: bool, foreign: bool, offset: int,
               point: int | None) -> _Alone:
     """The in-order schedule of a stream from cycle 0 as far as it decides the stream up
     to the refresh ``point`` (None: the whole stream): the schedule is causal, so a prefix
     of the stream has the prefix of its schedule, and its first reorder up to the cut is the
     whole stream's. A short prefix first: where it already shows a reorder (as on the
-    LPDDR5 and HBM2E presets, within the first few bursts) the rest is never computed."""
-    known = bursts if point is None else min(bursts, _reach(spec, point))
+    LPDDR5 and HBM2E presets, within the first few bursts) the rest is never computed.
+
+    A stream of at most ``_WHOLE`` bursts takes its whole schedule whatever the point: it is
+    cached per length, and the engine's transfers repeat a few lengths at ever new refresh
+    points (a prefix per point would be computed anew each time)."""
+    known = (bursts if point is None or bursts <= _WHOLE
+             else min(bursts, _reach(spec, point)))
     short = min(known, 4 * spec.queue_depth)
     if short < known:
         early = _alone(spec, short, write, foreign, offset)
