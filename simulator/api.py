@@ -158,6 +158,19 @@ Progress = Callable[[int, int, str], None]
 OutputSink = Callable[[str, np.ndarray], None]
 
 
+def _exact_result(pe: PEModel, layer: Layer, tensors: LayerTensors
+                 ) -> FunctionalResult | None:
+    """An exact PE's functional result from the non-zero counts of its operands alone
+    (:meth:`PEModel.exact_counters`: no im2col, no GEMM, no error), or ``None`` when the PE
+    cannot count that way."""
+    counters = pe.exact_counters(layer, im2col_nonzeros(tensors.input, layer),
+                                 weight_nonzeros(tensors.weight, layer))
+    if counters is None:
+        return None
+    return FunctionalResult(counters=counters, stats=None,
+                            errors=ErrorMetrics(0.0, 0, None, None), output_matches_trace=None)
+
+
 def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
                 sink: OutputSink | None) -> FunctionalResult:
     """Run the PE's functional model on one layer's data.
@@ -173,12 +186,9 @@ def _functional(pe: PEModel, layer: Layer, tensors: LayerTensors,
     when something asks for them.
     """
     if pe.exact and sink is None and tensors.output is None:
-        counters = pe.exact_counters(layer, im2col_nonzeros(tensors.input, layer),
-                                     weight_nonzeros(tensors.weight, layer))
-        if counters is not None:
-            return FunctionalResult(counters=counters, stats=None,
-                                    errors=ErrorMetrics(0.0, 0, None, None),
-                                    output_matches_trace=None)
+        result = _exact_result(pe, layer, tensors)
+        if result is not None:
+            return result
     dtype = None if pe.narrow_operands else np.int64
     wanted = sink is not None or tensors.output is not None  # the outputs themselves
     a = im2col(tensors.input, layer, dtype)
@@ -838,12 +848,7 @@ def _zap_functional(arch: ArchConfig, pe: PEModel, layer: Layer, tensors: LayerT
     caught: dict[str, np.ndarray] = {}
     result = None
     if run_functional and pe.exact:  # the exact outputs, the counters from non-zero counts
-        counters = pe.exact_counters(layer, im2col_nonzeros(tensors.input, layer),
-                                     weight_nonzeros(tensors.weight, layer))
-        if counters is not None:
-            result = FunctionalResult(counters=counters, stats=None,
-                                      errors=ErrorMetrics(0.0, 0, None, None),
-                                      output_matches_trace=None)
+        result = _exact_result(pe, layer, tensors)
     if run_functional and result is None:
         result = _functional(pe, layer, dataclasses.replace(tensors, output=None),
                              lambda name, out: caught.__setitem__("out", out))

@@ -49,9 +49,9 @@ from simulator.memory import (Dram, LayerSchedule, TileProgram, plan_layer, plan
                               start_layer)
 from simulator.memory.analysis import hcm_cycles, roofline
 from simulator.records import record
-from simulator.results import ErrorMetrics, FunctionalResult, LayerResult, RunResult
+from simulator.results import LayerResult, RunResult
 from simulator.workloads.layers import Layer, LayerTensors, Workload
-from simulator.workloads.lowering import im2col_nonzeros, weight_nonzeros, weights_to_gemm
+from simulator.workloads.lowering import weights_to_gemm
 from simulator.workloads.partition import (Share, pipeline_stages, place_outputs,
                                            share_outputs, share_tensors, split_layer,
                                            split_problem)
@@ -348,12 +348,7 @@ class _Run:
             caught: dict[str, np.ndarray] = {}
             result = None
             if self.run_functional and zap and pe.exact:
-                counters = pe.exact_counters(sub, im2col_nonzeros(data.input, sub),
-                                             weight_nonzeros(data.weight, sub))
-                if counters is not None:
-                    result = FunctionalResult(counters=counters, stats=None,
-                                              errors=ErrorMetrics(0.0, 0, None, None),
-                                              output_matches_trace=None)
+                result = api._exact_result(pe, sub, data)
             if self.run_functional and result is None:
                 wanted = zap or self.sink is not None
                 sink = (lambda _, o, caught=caught: caught.__setitem__("out", o)) if wanted \
