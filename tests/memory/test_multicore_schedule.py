@@ -159,7 +159,7 @@ def core_chains(draw):
     return cores
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(core_chains(), st.sampled_from(["all", "weights"]),
        st.sampled_from([None, 0.5, 1.0, 3.0]), st.sampled_from([0, 0, 5]), st.booleans())
 def test_chains_of_cores_on_one_link_match_the_naive_twin(cores, mode, bandwidth, latency,
@@ -276,7 +276,7 @@ def _run_chains(cores, mode, bandwidth, latency, gate_all, lazy):
     return env.now, out, taken
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(core_chains(), st.sampled_from(["all", "weights"]),
        st.sampled_from([None, 0.5, 1.0, 3.0]), st.sampled_from([0, 0, 5]), st.booleans())
 def test_programs_taken_late_give_the_same_schedule(cores, mode, bandwidth, latency, gate_all):
