@@ -27,6 +27,7 @@ ZAP's decisions on the whole layer's outputs with each share's part of them, and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -44,7 +45,7 @@ from simulator.hw.timing import FoldTiming
 from simulator.config import arch as arch_config
 from simulator.config.dram import IDEAL
 from simulator.hw.vector import vector_cost
-from simulator.kernels.jit import in_background
+from simulator.kernels.jit import can_fork, in_background, in_process
 from simulator.memory import (Dram, LayerSchedule, TileProgram, plan_layer, plan_vector_layer,
                               start_layer)
 from simulator.memory.analysis import hcm_cycles, roofline
@@ -57,6 +58,10 @@ from simulator.workloads.partition import (Share, pipeline_stages, place_outputs
                                            split_problem)
 
 __all__ = ["simulate", "simulate_cores", "partition_of", "run_pipeline", "vector_shares"]
+
+#: Where a functional run prepares its layers beside the engine: ``"process"`` (a forked
+#: child, where the process may fork) or ``"thread"`` (tests compare the two).
+PREPARE_IN = "process"
 
 
 def simulate(arch: Any, workload: Workload, *, functional: bool = True,
@@ -286,6 +291,7 @@ class _Run:
         gemm = [layer for layer in workload.layers if layer.is_gemm]
         self.consumer = {a.name: b for a, b in zip(gemm, gemm[1:])}
         self.sizes: dict[tuple[str, str, int], Any] = {}  # stored sizes by (kind, layer, share)
+        self._prepared: list[Any] = []  # each layer's future shares (split)
         self.mode = arch_config.prefetch_mode(memory.prefetch, arch.timing.convention,
                                               memory.double_buffering)
         unbounded = ((memory.ifmap_kib, memory.filter_kib, memory.ofmap_kib) == (None,) * 3
@@ -546,37 +552,60 @@ class _Run:
 
     def split(self, progress: api.Progress | None) -> RunResult:
         """batch / output_channels / spatial: layer after layer, all cores together; with
-        cross-layer prefetch each core's consecutive array layers as one chain."""
+        cross-layer prefetch each core's consecutive array layers as one chain.
+
+        Every layer's shares are prepared in order in a background thread (their functional
+        models: GIL-free kernels) while the engine runs the layers already prepared
+        (:func:`~simulator.kernels.jit.in_background`); the results are the same."""
         layers, ran_all = [], []
         workload = self.workload.layers
         count, index = len(workload), 0
-        while index < count:
-            layer = workload[index]
-            if progress is not None:
-                progress(index, count, layer.name)
-            if not layer.is_gemm:
-                if (self.arch.vector.overlap and index + 1 < count
-                        and workload[index + 1].is_gemm):
-                    if progress is not None:
-                        progress(index + 1, count, workload[index + 1].name)
-                    done = self._overlapped(layer, workload[index + 1])
-                    index += 2
+        with self._preparing(self._layer_shares, workload) as self._prepared:
+            while index < count:
+                layer = workload[index]
+                if progress is not None:
+                    progress(index, count, layer.name)
+                if not layer.is_gemm:
+                    if (self.arch.vector.overlap and index + 1 < count
+                            and workload[index + 1].is_gemm):
+                        if progress is not None:
+                            progress(index + 1, count, workload[index + 1].name)
+                        done = self._overlapped(index)
+                        index += 2
+                    else:
+                        done = [self._together(index)]
+                        index += 1
+                elif self.prefetch:
+                    stop = index
+                    while stop < count and workload[stop].is_gemm:
+                        stop += 1
+                    done = self._chained(index, stop, progress)
+                    index = stop
                 else:
-                    done = [self._together(layer)]
+                    done = [self._together(index)]
                     index += 1
-            elif self.prefetch:
-                stop = index
-                while stop < count and workload[stop].is_gemm:
-                    stop += 1
-                done = self._chained(workload[index:stop], index, progress)
-                index = stop
-            else:
-                done = [self._together(layer)]
-                index += 1
-            for entry in done:
-                layers.append(entry)
-                ran_all += entry[1]
+                for entry in done:
+                    layers.append(entry)
+                    ran_all += entry[1]
         return self._result(layers, ran_all, self.env.now)
+
+    def _preparing(self, prepare: Any, items: Sequence[Any]) -> Any:
+        """The futures of every layer's prepared shares, computed in order beside the engine
+        (docs/performance.md, "Multi-core runs"): in a forked process when the run is
+        functional, writes no outputs and the process may fork
+        (:func:`~simulator.kernels.jit.can_fork`), else in a thread (functional runs) or
+        in this thread when asked for (timing only)."""
+        if self.run_functional and self.sink is None and PREPARE_IN == "process" and can_fork():
+            return in_process(prepare, items, threads=1)
+        return in_background(prepare, items, enabled=self.run_functional)
+
+    def _shares_of(self, index: int) -> list[_Prepared]:
+        """Layer ``index``'s prepared shares (:meth:`_preparing`; waits for them)."""
+        try:
+            return self._prepared[index].result()
+        except ChildProcessError as exc:  # the process preparing them died (out of memory?)
+            raise SimulationError(f"{self.workload.source}: layer "
+                                  f"'{self.workload.layers[index].name}': {exc}") from None
 
     def _layer_shares(self, layer: Layer) -> list[_Prepared]:
         """A split layer's shares prepared: an array layer's on every core, a vector
@@ -587,11 +616,11 @@ class _Run:
             shares, cores = vector_shares(layer, self.cores)
         return self.prepare(layer, shares, cores)
 
-    def _together(self, layer: Layer) -> tuple:
-        """One layer on all its cores from now; it ends with its last core (and the codec
-        cycles that follow its shares)."""
-        env = self.env
-        prepared = self._layer_shares(layer)
+    def _together(self, index: int) -> tuple:
+        """Layer ``index`` on all its cores from now; it ends with its last core (and the
+        codec cycles that follow its shares)."""
+        env, layer = self.env, self.workload.layers[index]
+        prepared = self._shares_of(index)
         origin = env.now
         dram = _chip_dram(self.arch, env)
         started = [start_layer(env, p.program, dram, self.link) for p in prepared]
@@ -603,18 +632,18 @@ class _Run:
             env.run(until=end)
         return (layer, ran, end - origin, report)
 
-    def _overlapped(self, vector: Layer, layer: Layer) -> list[tuple]:
+    def _overlapped(self, index: int) -> list[tuple]:
         """A vector layer beside the next array layer (``vector.overlap``): each core's
         vector unit runs its share beside the core's share of the array layer; the vector
         units' transfers go over a channel of their own, as on one core (docs/transformers.md,
         "Overlap"), which they share. The pair ends when both layers have."""
-        env = self.env
-        vectors = self._layer_shares(vector)
+        env, vector = self.env, self.workload.layers[index]
+        vectors = self._shares_of(index)
         origin = env.now
         vector_dram = _chip_dram(self.arch, env)
         vector_link = ChannelLink(env)
         started = [start_layer(env, p.program, vector_dram, vector_link) for p in vectors]
-        entry = self._together(layer)
+        entry = self._together(index + 1)
         beside = {r.prepared.core: _span(r.schedule) + r.tail for r in entry[1]}
         ran = []
         for p, s in zip(vectors, started):  # a core's cycles under its array share: once
@@ -625,49 +654,49 @@ class _Run:
         report = None if vector_dram.device is None else vector_dram.device.report(elapsed)
         return [(vector, ran, elapsed, report, min(elapsed, entry[2])), entry]
 
-    def _chained(self, layers: Sequence[Layer], first: int,
-                 progress: api.Progress | None) -> list[tuple]:
-        """Consecutive array layers with cross-layer prefetch (docs/memory-model.md,
-        "Multi-core"): each core's shares as one :class:`PrefetchChain` on the core's
-        buffers, all chains on the one link. With ``weights`` a share's input waits for its
-        own core's previous share when both layers split the batch (its input is that
-        share's output), else for every core's. A layer's span ends when its last core's
-        window does."""
+    def _chained(self, first: int, stop: int, progress: api.Progress | None) -> list[tuple]:
+        """Array layers ``first`` to ``stop`` - 1 with cross-layer prefetch
+        (docs/memory-model.md, "Multi-core"): each core's shares as one
+        :class:`PrefetchChain` on the core's buffers, all chains on the one link. With
+        ``weights`` a share's input waits for its own core's previous share when both layers
+        split the batch (its input is that share's output), else for every core's. A layer's
+        span ends when its last core's window does."""
         from simulator.memory.prefetch import PrefetchChain
 
         env, arch = self.env, self.arch
+        layers = self.workload.layers[first:stop]
+        futures = self._prepared[first:stop]
         chains = [PrefetchChain(env, self.mode, self.link) for _ in range(self.cores)]
         drams = [_chip_dram(arch, env) for _ in layers]  # a layer's device, as on one core
+        taken: set[int] = {0}  # the layers reported to ``progress`` (the first: by split)
 
-        def prepare(offset: int) -> list[_Prepared]:
-            if progress is not None and offset:
-                progress(first + offset, first + len(layers), layers[offset].name)
-            return self._layer_shares(layers[offset])
+        def program(offset: int, core: int) -> TileProgram:
+            if progress is not None and offset not in taken:
+                taken.add(offset)
+                progress(first + offset, len(self.workload.layers), layers[offset].name)
+            return self._shares_of(first + offset)[core].program
 
-        # The layers' functional models run in a background thread while the engine runs
-        # the layers already prepared: a chained layer's program is taken when the engine
-        # first needs it (PrefetchChain.add), and the schedule is the same.
-        with in_background(prepare, range(len(layers)), enabled=self.run_functional
-                           ) as futures:
-            for offset, layer in enumerate(layers):
-                gate = self._gate(chains, layers, offset)
-                for core in range(min(len(self.shares(layer)), self.cores)):
-                    chains[core].add(
-                        lambda f=futures[offset], core=core: f.result()[core].program,
-                        drams[offset], inputs_from=gate)
-            start = env.now
-            done = env.all_of([chain.start_processes() for chain in chains])
-            try:
-                env.run(until=done)
-            except RuntimeError:  # SimPy: no events left before every process finished
-                failed = next((f.exception() for f in futures
-                               if f.done() and not f.cancelled() and f.exception()), None)
-                if failed is not None:  # a layer's preparation failed
-                    raise failed from None
-                raise SimulationError(f"{self.workload.source}: layer {layers[-1].name}: the "
-                                      f"prefetching memory schedule deadlocked (arch "
-                                      f"{arch.name})") from None
-            prepared = [future.result() for future in futures]
+        # A chained layer's program is taken when the engine first needs it
+        # (PrefetchChain.add): the engine runs the layers before it while it is prepared,
+        # and the schedule is the same.
+        for offset, layer in enumerate(layers):
+            gate = self._gate(chains, layers, offset)
+            for core in range(min(len(self.shares(layer)), self.cores)):
+                chains[core].add(lambda offset=offset, core=core: program(offset, core),
+                                 drams[offset], inputs_from=gate)
+        start = env.now
+        done = env.all_of([chain.start_processes() for chain in chains])
+        try:
+            env.run(until=done)
+        except RuntimeError:  # SimPy: no events left before every process finished
+            failed = next((f.exception() for f in futures
+                           if f.done() and not f.cancelled() and f.exception()), None)
+            if failed is not None:  # a layer's preparation failed
+                raise failed from None
+            raise SimulationError(f"{self.workload.source}: layer {layers[-1].name}: the "
+                                  f"prefetching memory schedule deadlocked (arch "
+                                  f"{arch.name})") from None
+        prepared = [self._shares_of(index) for index in range(first, stop)]
         schedules = [chain.collect() for chain in chains]
         origins = [chain.origins() for chain in chains]
         out, begin = [], start
@@ -703,33 +732,43 @@ class _Run:
         workload, env, arch = self.workload, self.env, self.arch
         stages = pipeline_stages([layer.macs for layer in workload.layers], self.cores)
         images = _images(workload)
-        prepared = []
-        for core, (lo, hi) in enumerate(stages):
-            for index in range(lo, hi):
-                layer = workload.layers[index]
-                if progress is not None:
-                    progress(index, len(workload.layers), layer.name)
-                prepared.append(self.prepare(layer, split_layer(layer, "batch", images),
-                                             [core] * images))
+        core_of = [core for core, (lo, hi) in enumerate(stages) for _ in range(lo, hi)]
+
+        def prepare(index: int) -> list[_Prepared]:
+            layer = workload.layers[index]
+            return self.prepare(layer, split_layer(layer, "batch", images),
+                                [core_of[index]] * images)
+
+        taken: set[int] = set()
+
+        def program(index: int, image: int) -> TileProgram:  # taken when a stage needs it
+            if progress is not None and index not in taken:
+                taken.add(index)
+                progress(index, len(workload.layers), workload.layers[index].name)
+            return self._shares_of(index)[image].program
+
         dram = _chip_dram(arch, env)
-        programs = [[[prepared[index][image].program for index in range(lo, hi)]
+        programs = [[[functools.partial(program, index, image) for index in range(lo, hi)]
                      for image in range(images)] for lo, hi in stages]
         ran: dict[tuple[int, int], _Ran] = {}
 
         def after(core: int, image: int, offset: int, started: Any, origin: int) -> int:
             index = stages[core][0] + offset
-            done = self._ran(prepared[index][image], origin, started.finish())
+            done = self._ran(self._shares_of(index)[image], origin, started.finish())
             ran[index, image] = done
             return done.tail
 
         gemm = [[workload.layers[index].is_gemm for index in range(lo, hi)] for lo, hi in stages]
-        try:
-            started = run_pipeline(
-                env, programs, dram, self.link, mode=self.mode if self.prefetch else "none",
-                gemm=gemm, after=after,
-                overlap_dram=(lambda: _chip_dram(arch, env)) if arch.vector.overlap else None)
-        except SimulationError as exc:
-            raise SimulationError(f"{workload.source}: {exc} (arch {arch.name})") from None
+        # every layer prepared in order beside the engine (docs/performance.md)
+        with self._preparing(prepare, range(len(workload.layers))) as self._prepared:
+            try:
+                started = run_pipeline(
+                    env, programs, dram, self.link, mode=self.mode if self.prefetch else "none",
+                    gemm=gemm, after=after, overlap_dram=(lambda: _chip_dram(arch, env))
+                    if arch.vector.overlap else None)
+            except SimulationError as exc:
+                raise SimulationError(f"{workload.source}: {exc} (arch {arch.name})") from None
+            prepared = [self._shares_of(index) for index in range(len(workload.layers))]
         total = env.now
         report = None
         if dram.device is not None:  # chained layers moved its origin to their windows
@@ -897,7 +936,8 @@ def run_pipeline(env: simpy.Environment, programs: Sequence[Sequence[Sequence[Ti
                  overlap_dram: Any = None) -> dict[tuple[int, int, int], tuple[Any, int]]:
     """Run a pipeline's tile programs on ``env`` until all have finished.
 
-    ``programs[c][i]``: the programs of stage c's layers for image i, in layer order. Stage
+    ``programs[c][i]``: the programs of stage c's layers for image i, in layer order (each
+    a program or a function that returns it, called when the stage first needs it). Stage
     c starts image i when stage c - 1 has finished it and c has finished image i - 1; its
     layers run one after another. All transfers share ``link``. Within a stage, as on one
     core (docs/memory-model.md, "Multi-core"): with ``mode`` ``weights`` or ``all`` an
@@ -934,8 +974,9 @@ def run_pipeline(env: simpy.Environment, programs: Sequence[Sequence[Sequence[Ti
                 origin = env.now
                 if (overlap_dram is not None and not flags[offset]
                         and offset + 1 < len(layers) and flags[offset + 1]):
-                    vector = start_layer(env, layers[offset], overlap_dram(), ChannelLink(env))
-                    started = start_layer(env, layers[offset + 1], dram, link)
+                    vector = start_layer(env, _program(layers[offset]), overlap_dram(),
+                                         ChannelLink(env))
+                    started = start_layer(env, _program(layers[offset + 1]), dram, link)
                     started.beside = vector
                     yield started.done
                     extra = finished(core, image, offset + 1, started, origin)
@@ -946,7 +987,7 @@ def run_pipeline(env: simpy.Environment, programs: Sequence[Sequence[Sequence[Ti
                     finished(core, image, offset, vector, origin)
                     offset += 2
                     continue
-                started = start_layer(env, layers[offset], dram, link)
+                started = start_layer(env, _program(layers[offset]), dram, link)
                 yield started.done
                 extra = finished(core, image, offset, started, origin)
                 if extra:
@@ -960,6 +1001,11 @@ def run_pipeline(env: simpy.Environment, programs: Sequence[Sequence[Sequence[Ti
     except RuntimeError:  # SimPy: no events left before every process finished
         raise SimulationError("the pipeline schedule deadlocked") from None
     return runs
+
+
+def _program(program: TileProgram | Any) -> TileProgram:
+    """A pipeline's program, or the function that gives it (taken when its stage needs it)."""
+    return program if isinstance(program, TileProgram) else program()
 
 
 def _chain(env: simpy.Environment, layers: Sequence[TileProgram], dram: Dram,

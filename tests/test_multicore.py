@@ -411,6 +411,53 @@ def test_every_feature_on_two_cores_gives_the_single_cores_bits(small, feature, 
         assert core["busy_cycles"] + core["idle_cycles"] == summary["total_cycles"]
 
 
+_CHILD_VS_THREAD = """
+import json, sys
+from simulator import api, multicore
+from tests.test_multicore import BOUNDED, FEATURES, _differences
+
+forked = []
+in_process = multicore.in_process
+multicore.in_process = lambda *a, **k: forked.append(1) or in_process(*a, **k)
+out = {}
+for case in sys.argv[2:]:
+    feature, partition = case.split(":")
+    arch_name, overrides = FEATURES[feature]
+    arch = api.load_arch(arch_name, BOUNDED + overrides + (
+        "multicore.cores=2", f"multicore.partition={partition}"))
+    workload = api.load_workload(sys.argv[1])
+    multicore.PREPARE_IN = "process"
+    child = multicore.simulate(arch, workload, functional=True).summary()
+    multicore.PREPARE_IN = "thread"
+    thread = multicore.simulate(arch, workload, functional=True).summary()
+    out[case] = [len(forked), _differences(child, thread)]
+    forked.clear()
+print(json.dumps(out))
+"""
+
+
+def test_layers_prepared_in_a_child_process_give_the_threads_result(small):
+    """A functional run without an output sink prepares its layers in a forked process
+    (docs/performance.md, "Multi-core runs"): the report is the one a thread gives. (In a
+    fresh interpreter: a test process may have started numba's threads, and then does not
+    fork.)"""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # SWIS (compression) last: its kernels start numba's threads, and then nothing forks
+    cases = [f"{feature}:{partition}" for feature in ("codec", "zap", "prefetch_weights",
+                                                      "no_prefetch")
+             for partition in ("batch", "spatial", "pipeline")] + ["compression:pipeline"]
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", _CHILD_VS_THREAD, str(small), *cases],
+                          capture_output=True, text=True, timeout=600, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {case: [1, []] for case in cases}
+
+
 def test_compressed_sizes_come_from_each_cores_slice(small, tmp_path):
     """A layer whose first images are all zero: with the batch split, core 0's bitmask
     input is smaller than core 1's (its size is its own slice's, not the layer's)."""

@@ -36,7 +36,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["njit", "kernel_threads", "parallel_map", "in_background"]
+__all__ = ["njit", "kernel_threads", "parallel_map", "in_background", "in_process",
+           "can_fork"]
 
 _T = TypeVar("_T")
 _I = TypeVar("_I")
@@ -91,8 +92,15 @@ def njit(function: Callable | None = None, *, checked: bool = True, parallel: bo
     return decorator if function is None else decorator(function)
 
 
+#: Set in a child of :func:`in_process`: the threads its kernels may use.
+_CHILD_THREADS: int | None = None
+
+
 def kernel_threads() -> int:
-    """Threads a parallel kernel may use: ``NUMBA_NUM_THREADS`` (default: the cores)."""
+    """Threads a parallel kernel may use: ``NUMBA_NUM_THREADS`` (default: the cores), or
+    the threads a child of :func:`in_process` was given."""
+    if _CHILD_THREADS is not None:
+        return _CHILD_THREADS
     import numba
 
     return max(1, numba.config.NUMBA_NUM_THREADS)
@@ -136,6 +144,25 @@ def parallel_map(workers: int, tasks: int, fn: Callable[[int], _T]) -> list[_T]:
 
 
 
+class _Deferred(Future):  # type: ignore[type-arg]
+    """A future computed in the thread that first asks for its result."""
+
+    def __init__(self, fn: Callable[[Any], Any], item: Any) -> None:
+        super().__init__()
+        self._call = (fn, item)
+
+    def result(self, timeout: float | None = None) -> Any:
+        if not self.done():
+            fn, item = self._call
+            try:
+                value = fn(item)
+            except BaseException as exc:  # re-raised below, where it was asked for
+                self.set_exception(exc)
+            else:
+                self.set_result(value)
+        return super().result(timeout)
+
+
 @contextlib.contextmanager
 def in_background(fn: Callable[[_I], _T], items: Sequence[_I], enabled: bool = True
                   ) -> Iterator[list[Future[_T]]]:
@@ -146,19 +173,145 @@ def in_background(fn: Callable[[_I], _T], items: Sequence[_I], enabled: bool = T
     (Python) schedules the layers already prepared, so the two use both cores
     (docs/performance.md). ``fn`` runs on one item at a time, in order, so what it writes
     (an output sink) is written in order. Leaving the block cancels the items not started
-    and waits for the one running (nothing runs on after it). ``enabled=False``: every
-    ``fn`` runs now, in this thread, before the block.
+    and waits for the one running (nothing runs on after it). ``enabled=False``: each ``fn``
+    runs in the calling thread when its future's result is first asked for (the caller
+    asks in order).
     """
     if not enabled:
-        done = []
-        for item in items:
-            future: Future[_T] = Future()
-            future.set_result(fn(item))
-            done.append(future)
-        yield done
+        yield [_Deferred(fn, item) for item in items]
         return
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sasim-prepare")
     try:
         yield [pool.submit(fn, item) for item in items]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def can_fork() -> bool:
+    """Whether :func:`in_process` may fork this process safely: a platform with ``fork``,
+    called from the main thread of a process that is not a daemon (multiprocessing's pool
+    workers and Dask's are) and runs no other thread than this module's idle kernel pool,
+    whose numba threading layer (not fork-safe) has not started."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if multiprocessing.current_process().daemon:
+        return False
+    if any(not thread.name.startswith("sasim-kernel") for thread in threading.enumerate()
+           if thread is not threading.main_thread()):
+        return False
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    return not getattr(parallel, "_is_initialized", False)
+
+
+class _Child:
+    """The forked process of :func:`in_process` and the thread that receives its results."""
+
+    def __init__(self, fn: Callable[[Any], Any], items: Sequence[Any], threads: int) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        receive, send = context.Pipe(duplex=False)
+        self.futures: list[Future[Any]] = [Future() for _ in items]
+        self.process = context.Process(target=_child_main,
+                                       args=(fn, items, send, threads, os.getpid()),
+                                       daemon=True, name="sasim-prepare")
+        self.process.start()
+        send.close()
+        self._receive = receive
+        self._reader = threading.Thread(target=self._read, name="sasim-receive", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        import pickle
+
+        index = 0
+        try:
+            while index < len(self.futures):
+                ok, payload = pickle.loads(self._receive.recv_bytes())
+                if ok:
+                    self.futures[index].set_result(payload)
+                else:
+                    self.futures[index].set_exception(payload)
+                index += 1
+        except (EOFError, OSError):  # the child ended early (killed, or stopped below)
+            self.process.join()
+            lost = ChildProcessError(f"the process preparing the layers ended (exit status "
+                                     f"{self.process.exitcode}) before it finished")
+            for future in self.futures[index:]:
+                future.set_exception(lost)
+        except BaseException as exc:  # a result that does not unpickle: it and the rest
+            for future in self.futures[index:]:
+                future.set_exception(exc)
+        finally:
+            self._receive.close()
+
+    def stop(self) -> None:
+        """End the child now if it is still working; wait for it and the reader."""
+        if self.process.is_alive() and not all(f.done() for f in self.futures):
+            self.process.kill()
+        self.process.join()
+        self._reader.join()
+
+
+def _child_main(fn: Callable[[Any], Any], items: Sequence[Any], send: Any, threads: int,
+                parent: int) -> None:
+    """The child of :func:`in_process`: ``fn`` of each item in order, each result (or the
+    exception it raised) sent back as soon as it is known."""
+    import pickle
+    import signal
+
+    global _CHILD_THREADS
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops it (stop())
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
+    if sys.platform == "linux":  # ends with the parent, even one killed outright
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before that
+            return
+    cores = max(threads, os.cpu_count() or 1)
+    for index, item in enumerate(items):
+        # the first item on every core: the parent has nothing to do until it arrives
+        _CHILD_THREADS = cores if index == 0 else threads
+        parallel = sys.modules.get("numba.np.ufunc.parallel")
+        if index == 1 and getattr(parallel, "_is_initialized", False):
+            import numba
+
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            message = pickle.dumps((True, fn(item)), protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException as exc:  # sent back: raised where the parent asks for it
+            try:
+                message = pickle.dumps((False, exc), protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # an exception that does not pickle: its text
+                message = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+        send.send_bytes(message)
+
+
+@contextlib.contextmanager
+def in_process(fn: Callable[[_I], _T], items: Sequence[_I], threads: int = 1
+               ) -> Iterator[list[Future[_T]]]:
+    """:func:`in_background` in a forked child process: ``fn(item)`` for each item in order,
+    each result pickled back as soon as it is ready.
+
+    A thread shares the interpreter lock with the caller: a background thread whose work is
+    many short numpy and kernel calls waits for the lock after each (up to the switch
+    interval, 5 ms) while the caller runs Python, which slows it several times
+    (docs/performance.md). A child has its own interpreter. ``fn`` and ``items`` reach the
+    child by the fork (they need not pickle); results and exceptions must pickle (an
+    exception that does not is re-raised as a ``RuntimeError`` with its text). The child's
+    kernels use every core for the first item (the caller usually waits for it) and
+    ``threads`` threads after it. Leaving the block kills the child if it is still working;
+    a child that dies raises ``ChildProcessError`` where its missing results are asked for.
+    Call only where :func:`can_fork`.
+    """
+    child = _Child(fn, items, threads)
+    try:
+        yield child.futures
+    finally:
+        child.stop()

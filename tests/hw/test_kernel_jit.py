@@ -98,8 +98,27 @@ def test_in_background_runs_in_order_on_one_thread_beside_the_caller():
         assert [f.result(timeout=30) for f in futures] == [i * i for i in items]
     assert order == items and len(names) == 1
     assert threading.current_thread().name not in names
-    with jit.in_background(lambda x: -x, [3, 4], enabled=False) as futures:
-        assert [f.result() for f in futures] == [-3, -4]  # computed before the block
+    asked: list[int] = []
+
+    def negate(item: int) -> int:
+        asked.append(item)
+        return -item
+
+    with jit.in_background(negate, [3, 4], enabled=False) as futures:
+        assert asked == [] and not futures[0].done()  # each computed when asked for
+        assert futures[0].result() == -3 and asked == [3]
+        assert [f.result() for f in futures] == [-3, -4] and asked == [3, 4]
+    with jit.in_background(fail_on_odd, [2, 3], enabled=False) as futures:
+        assert futures[0].result() == 2
+        for _ in range(2):  # raised where asked, every time, computed once
+            with pytest.raises(ValueError, match="item 3"):
+                futures[1].result()
+
+
+def fail_on_odd(item: int) -> int:
+    if item % 2:
+        raise ValueError(f"item {item}")
+    return item
 
 
 def test_in_background_raises_where_asked_and_stops_when_left():
@@ -128,3 +147,82 @@ def test_in_background_raises_where_asked_and_stops_when_left():
     time.sleep(0.1)
     assert finished == done and len(done) < 50
     assert all(f.done() for f in futures)
+
+
+class _Unpicklable(Exception):
+    def __init__(self) -> None:
+        super().__init__("cannot travel")
+        self.call = lambda: None  # a lambda does not pickle
+
+
+def test_in_process_runs_in_order_in_one_child_and_raises_where_asked():
+    import signal
+
+    parent = os.getpid()
+    base = 10  # a closure: the child gets it by the fork, nothing needs to pickle
+
+    def work(item: int) -> tuple[int, int]:
+        if item == 2:
+            raise ValueError("item 2")
+        if item == 3:
+            raise _Unpicklable()
+        return os.getpid(), base + item * item
+
+    with jit.in_process(work, [0, 1, 2, 3, 4]) as futures:
+        done = [futures[i].result(timeout=60) for i in (0, 1, 4)]
+        with pytest.raises(ValueError, match="item 2"):
+            futures[2].result(timeout=60)
+        with pytest.raises(RuntimeError, match="_Unpicklable: cannot travel"):
+            futures[3].result(timeout=60)
+    assert [value for _, value in done] == [10, 11, 26]
+    assert len({pid for pid, _ in done}) == 1 and done[0][0] != parent
+
+    def dies(item: int) -> int:  # the child killed (out of memory, say) at item 1
+        if item == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return item
+
+    with jit.in_process(dies, [0, 1, 2]) as futures:
+        assert futures[0].result(timeout=60) == 0
+        for future in futures[1:]:
+            with pytest.raises(ChildProcessError, match="ended .exit status -9"):
+                future.result(timeout=60)
+
+
+def test_leaving_in_process_early_stops_its_child():
+    import time
+
+    def slow(item: int) -> int:
+        if item:
+            time.sleep(60)
+        return os.getpid()
+
+    start = time.monotonic()
+    with jit.in_process(slow, [0, 1, 2]) as futures:
+        child = futures[0].result(timeout=60)
+    assert time.monotonic() - start < 30  # killed, not waited for
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+
+
+def test_can_fork_only_from_a_lone_main_thread_before_numbas_threads(monkeypatch):
+    from types import SimpleNamespace
+
+    layer = SimpleNamespace(_is_initialized=False)  # numba's threading layer, not started
+    monkeypatch.setitem(sys.modules, "numba.np.ufunc.parallel", layer)
+    assert jit.can_fork()  # pytest's process: the main thread alone
+    answers: list[bool] = []
+    stop = threading.Event()
+    other = threading.Thread(target=lambda: answers.append(jit.can_fork()) or stop.wait(30))
+    other.start()
+    try:
+        while not answers:
+            stop.wait(0.01)
+        assert answers == [False]  # not from another thread
+        assert not jit.can_fork()  # nor beside one
+    finally:
+        stop.set()
+        other.join()
+    assert jit.can_fork()
+    layer._is_initialized = True  # its threads would not survive the fork
+    assert not jit.can_fork()
