@@ -92,15 +92,19 @@ def njit(function: Callable | None = None, *, checked: bool = True, parallel: bo
     return decorator if function is None else decorator(function)
 
 
-#: Set in a child of :func:`in_process`: the threads its kernels may use.
+#: Set in a child of :func:`in_process`: the threads its kernels may use, and a flag the
+#: parent raises while it waits for a result (then the child uses every core).
 _CHILD_THREADS: int | None = None
+_PARENT_WAITS: Any = None
 
 
 def kernel_threads() -> int:
-    """Threads a parallel kernel may use: ``NUMBA_NUM_THREADS`` (default: the cores), or
-    the threads a child of :func:`in_process` was given."""
+    """Threads a parallel kernel may use: ``NUMBA_NUM_THREADS`` (default: the cores); in a
+    child of :func:`in_process`, the threads it was given, or every core while its parent
+    waits for it."""
     if _CHILD_THREADS is not None:
-        return _CHILD_THREADS
+        return max(_CHILD_THREADS, os.cpu_count() or 1) if _PARENT_WAITS.value \
+            else _CHILD_THREADS
     import numba
 
     return max(1, numba.config.NUMBA_NUM_THREADS)
@@ -215,9 +219,10 @@ class _Child:
 
         context = multiprocessing.get_context("fork")
         receive, send = context.Pipe(duplex=False)
-        self.futures: list[Future[Any]] = [Future() for _ in items]
+        waits = context.Value("b", 0, lock=False)  # raised while the parent waits
+        self.futures: list[Future[Any]] = [_Awaited(waits) for _ in items]
         self.process = context.Process(target=_child_main,
-                                       args=(fn, items, send, threads, os.getpid()),
+                                       args=(fn, items, send, threads, waits, os.getpid()),
                                        daemon=True, name="sasim-prepare")
         self.process.start()
         send.close()
@@ -257,14 +262,33 @@ class _Child:
         self._reader.join()
 
 
+class _Awaited(Future):  # type: ignore[type-arg]
+    """A result of :func:`in_process`: while the parent waits for it, a flag tells the child
+    to use every core (the parent has nothing else to do)."""
+
+    def __init__(self, waits: Any) -> None:
+        super().__init__()
+        self._waits = waits
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self.done():
+            return super().result(timeout)
+        self._waits.value = 1
+        try:
+            return super().result(timeout)
+        finally:
+            self._waits.value = 0
+
+
 def _child_main(fn: Callable[[Any], Any], items: Sequence[Any], send: Any, threads: int,
-                parent: int) -> None:
+                waits: Any, parent: int) -> None:
     """The child of :func:`in_process`: ``fn`` of each item in order, each result (or the
     exception it raised) sent back as soon as it is known."""
     import pickle
     import signal
 
-    global _CHILD_THREADS
+    global _CHILD_THREADS, _PARENT_WAITS
+    _CHILD_THREADS, _PARENT_WAITS = threads, waits
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops it (stop())
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
     if sys.platform == "linux":  # ends with the parent, even one killed outright
@@ -274,15 +298,7 @@ def _child_main(fn: Callable[[Any], Any], items: Sequence[Any], send: Any, threa
             ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the parent died before that
             return
-    cores = max(threads, os.cpu_count() or 1)
-    for index, item in enumerate(items):
-        # the first item on every core: the parent has nothing to do until it arrives
-        _CHILD_THREADS = cores if index == 0 else threads
-        parallel = sys.modules.get("numba.np.ufunc.parallel")
-        if index == 1 and getattr(parallel, "_is_initialized", False):
-            import numba
-
-            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    for item in items:
         try:
             message = pickle.dumps((True, fn(item)), protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException as exc:  # sent back: raised where the parent asks for it
@@ -305,8 +321,8 @@ def in_process(fn: Callable[[_I], _T], items: Sequence[_I], threads: int = 1
     (docs/performance.md). A child has its own interpreter. ``fn`` and ``items`` reach the
     child by the fork (they need not pickle); results and exceptions must pickle (an
     exception that does not is re-raised as a ``RuntimeError`` with its text). The child's
-    kernels use every core for the first item (the caller usually waits for it) and
-    ``threads`` threads after it. Leaving the block kills the child if it is still working;
+    kernels (:func:`kernel_threads`) use ``threads`` threads, and every core while the
+    caller waits for a result. Leaving the block kills the child if it is still working;
     a child that dies raises ``ChildProcessError`` where its missing results are asked for.
     Call only where :func:`can_fork`.
     """

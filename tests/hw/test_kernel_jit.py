@@ -226,3 +226,20 @@ def test_can_fork_only_from_a_lone_main_thread_before_numbas_threads(monkeypatch
     assert jit.can_fork()
     layer._is_initialized = True  # its threads would not survive the fork
     assert not jit.can_fork()
+
+
+def test_a_child_uses_every_core_while_its_parent_waits():
+    import time
+
+    cores = max(1, os.cpu_count() or 1)
+
+    def observe(item: int) -> tuple[int, int]:
+        first = jit.kernel_threads()  # the parent sleeps: the threads it was given
+        deadline = time.monotonic() + (30 if cores > 1 else 0)
+        while jit.kernel_threads() == first and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return first, jit.kernel_threads()
+
+    with jit.in_process(observe, [0], threads=1) as futures:
+        time.sleep(0.3)
+        assert futures[0].result(timeout=60) == (1, cores)  # then it waits: every core
