@@ -412,14 +412,28 @@ def test_every_feature_on_two_cores_gives_the_single_cores_bits(small, feature, 
 
 
 _CHILD_VS_THREAD = """
-import json, sys
+import json, os, signal, sys
 from simulator import api, multicore
+from simulator.errors import SimulationError
 from tests.test_multicore import BOUNDED, FEATURES, _differences
 
 forked = []
 in_process = multicore.in_process
 multicore.in_process = lambda *a, **k: forked.append(1) or in_process(*a, **k)
 out = {}
+shares = multicore._Run._layer_shares
+def dies(self, layer):  # the child killed (out of memory, say) at layer c2
+    if layer.name == "c2":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return shares(self, layer)
+multicore._Run._layer_shares = dies
+arch = api.load_arch("sysmt_2t_16x16", BOUNDED + ("multicore.cores=2",))
+try:
+    multicore.simulate(arch, api.load_workload(sys.argv[1]), functional=True)
+except SimulationError as exc:
+    out["died"] = str(exc)
+multicore._Run._layer_shares = shares
+forked.clear()
 for case in sys.argv[2:]:
     feature, partition = case.split(":")
     arch_name, overrides = FEATURES[feature]
@@ -438,7 +452,8 @@ print(json.dumps(out))
 
 def test_layers_prepared_in_a_child_process_give_the_threads_result(small):
     """A functional run without an output sink prepares its layers in a forked process
-    (docs/performance.md, "Multi-core runs"): the report is the one a thread gives. (In a
+    (docs/performance.md, "Multi-core runs"): the report is the one a thread gives; a child
+    that dies is one line naming the layer it was preparing. (In a
     fresh interpreter: a test process may have started numba's threads, and then does not
     fork.)"""
     import os
@@ -455,7 +470,10 @@ def test_layers_prepared_in_a_child_process_give_the_threads_result(small):
                           capture_output=True, text=True, timeout=600, cwd=root,
                           env={**os.environ, "PYTHONPATH": str(root)})
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {case: [1, []] for case in cases}
+    out = json.loads(done.stdout)
+    assert out.pop("died").endswith("layer 'c2': the process preparing the layers ended "
+                                     "(exit status -9) before it finished")
+    assert out == {case: [1, []] for case in cases}
 
 
 def test_compressed_sizes_come_from_each_cores_slice(small, tmp_path):
