@@ -292,6 +292,7 @@ class _Run:
         self.consumer = {a.name: b for a, b in zip(gemm, gemm[1:])}
         self.sizes: dict[tuple[str, str, int], Any] = {}  # stored sizes by (kind, layer, share)
         self._prepared: list[Any] = []  # each layer's future shares (split)
+        self._later = False  # functional results after every program (split)
         self.mode = arch_config.prefetch_mode(memory.prefetch, arch.timing.convention,
                                               memory.double_buffering)
         unbounded = ((memory.ifmap_kib, memory.filter_kib, memory.ofmap_kib) == (None,) * 3
@@ -318,8 +319,8 @@ class _Run:
         self._forget(layer)
         pe, zap = self.pe, self.zap.get(layer.name)
         tensors = coded = None
-        if (self.run_functional or pe.weight_dependent_timing or zap is not None
-                or self.coding is not None or self.compress):
+        if ((self.run_functional and not self._later) or pe.weight_dependent_timing
+                or zap is not None or self.coding is not None or self.compress):
             tensors = self.workload.tensors(layer.name)
         if self.coding is not None:  # the whole layer's codec: the cores decode its symbols
             coded = self.coding.input(layer.name)
@@ -327,7 +328,9 @@ class _Run:
                 tensors = api._decoded(tensors, coded.coded.decoded)
         datas = [None if tensors is None else share_tensors(layer, share, tensors)
                  for share in shares]
-        functional, caught = self._functional(layer, shares, datas, zap is not None)
+        functional, caught = [None] * len(shares), [None] * len(shares)
+        if not self._later:  # else after every program (split)
+            functional, caught = self._functional(layer, shares, datas, zap is not None)
         outcomes = [None] * len(shares)
         if zap is not None:
             outcomes, functional = self._zap(layer, shares, datas, zap, functional, caught,
@@ -560,7 +563,17 @@ class _Run:
         layers, ran_all = [], []
         workload = self.workload.layers
         count, index = len(workload), 0
-        with self._preparing(self._layer_shares, workload) as self._prepared:
+        # When the programs need no data (no ZAP, codec, compression or weight-dependent
+        # timing), every layer's programs are prepared first and the functional results
+        # after them; the engine never waits for a functional model, and the shares are
+        # priced when it has run (docs/performance.md, "Multi-core runs").
+        self._later = (self.run_functional and self.sink is None and not self.zap
+                       and self.coding is None and not self.compress
+                       and not self.pe.weight_dependent_timing)
+        items = [(False, layer) for layer in workload]  # every layer's programs, in order
+        if self._later:  # then the array layers' functional results
+            items += [(True, layer) for layer in workload if layer.is_gemm]
+        with self._preparing(self._prepare_item, items) as self._prepared:
             while index < count:
                 layer = workload[index]
                 if progress is not None:
@@ -587,7 +600,34 @@ class _Run:
                 for entry in done:
                     layers.append(entry)
                     ran_all += entry[1]
+            if self._later:
+                layers = self._priced(layers)
+                ran_all = [r for entry in layers for r in entry[1]]
         return self._result(layers, ran_all, self.env.now)
+
+    def _prepare_item(self, item: tuple[bool, Layer]) -> list[Any]:
+        """A layer's prepared shares, or (``item[0]``) its shares' functional results."""
+        functional, layer = item
+        if not functional:
+            return self._layer_shares(layer)
+        shares = self.shares(layer)
+        tensors = self.workload.tensors(layer.name)
+        datas = [share_tensors(layer, share, tensors) for share in shares]
+        return self._functional(layer, shares, datas, False)[0]
+
+    def _priced(self, layers: list[tuple]) -> list[tuple]:
+        """The array layers' shares priced again with their functional results, which were
+        computed after every program (``_later``)."""
+        gemm = iter(range(len(self.workload.layers), len(self._prepared)))
+        out = []
+        for layer, ran, *rest in layers:
+            if layer.is_gemm:
+                index = next(gemm)
+                results = self._result_of(index, layer)
+                ran = [self._ran(dataclasses.replace(r.prepared, functional=f), r.origin,
+                                 r.schedule) for r, f in zip(ran, results, strict=True)]
+            out.append((layer, ran, *rest))
+        return out
 
     def _preparing(self, prepare: Any, items: Sequence[Any]) -> Any:
         """The futures of every layer's prepared shares, computed in order beside the engine
@@ -601,11 +641,15 @@ class _Run:
 
     def _shares_of(self, index: int) -> list[_Prepared]:
         """Layer ``index``'s prepared shares (:meth:`_preparing`; waits for them)."""
+        return self._result_of(index, self.workload.layers[index])
+
+    def _result_of(self, item: int, layer: Layer) -> Any:
+        """The result of :meth:`_preparing`'s item ``item``, about ``layer`` (waits for it)."""
         try:
-            return self._prepared[index].result()
+            return self._prepared[item].result()
         except ChildProcessError as exc:  # the process preparing them died (out of memory?)
-            raise SimulationError(f"{self.workload.source}: layer "
-                                  f"'{self.workload.layers[index].name}': {exc}") from None
+            raise SimulationError(f"{self.workload.source}: layer '{layer.name}': "
+                                  f"{exc}") from None
 
     def _layer_shares(self, layer: Layer) -> list[_Prepared]:
         """A split layer's shares prepared: an array layer's on every core, a vector
