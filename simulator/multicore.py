@@ -245,7 +245,7 @@ class _Ran:
     prepared: _Prepared
     origin: int
     schedule: LayerSchedule
-    result: LayerResult
+    result: LayerResult | None  # None until priced (_Run._priced)
     tail: int = 0
     hidden: int = 0  # a vector share's cycles under its core's next array share (overlap)
 
@@ -523,6 +523,8 @@ class _Run:
             result = api._vector_result(arch, sub, p.program,
                                         dataclasses.replace(schedule, dram=None))
             return _Ran(p, origin, schedule, result)
+        if self._later and p.functional is None:  # priced once its result is in (_priced)
+            return _Ran(p, origin, schedule, None)
         result = api._layer_result(arch, sub, p.peak, p.timing, p.program,
                                    dataclasses.replace(schedule, dram=None), p.checks,
                                    p.alternatives, p.functional)
