@@ -565,17 +565,8 @@ class _Run:
         layers, ran_all = [], []
         workload = self.workload.layers
         count, index = len(workload), 0
-        # When the programs need no data (no ZAP, codec, compression or weight-dependent
-        # timing), every layer's programs are prepared first and the functional results
-        # after them; the engine never waits for a functional model, and the shares are
-        # priced when it has run (docs/performance.md, "Multi-core runs").
-        self._later = (self.run_functional and self.sink is None and not self.zap
-                       and self.coding is None and not self.compress
-                       and not self.pe.weight_dependent_timing)
-        items = [(False, layer) for layer in workload]  # every layer's programs, in order
-        if self._later:  # then the array layers' functional results
-            items += [(True, layer) for layer in workload if layer.is_gemm]
-        with self._preparing(self._prepare_item, items) as self._prepared:
+        items = self._items(self._layer_shares)
+        with self._preparing(items[0], items[1]) as self._prepared:
             while index < count:
                 layer = workload[index]
                 if progress is not None:
@@ -607,15 +598,30 @@ class _Run:
                 ran_all = [r for entry in layers for r in entry[1]]
         return self._result(layers, ran_all, self.env.now)
 
-    def _prepare_item(self, item: tuple[bool, Layer]) -> list[Any]:
-        """A layer's prepared shares, or (``item[0]``) its shares' functional results."""
-        functional, layer = item
-        if not functional:
-            return self._layer_shares(layer)
-        shares = self.shares(layer)
-        tensors = self.workload.tensors(layer.name)
-        datas = [share_tensors(layer, share, tensors) for share in shares]
-        return self._functional(layer, shares, datas, False)[0]
+    def _items(self, prepare: Any) -> tuple[Any, list[tuple[bool, Layer]]]:
+        """What :meth:`_preparing` computes: every layer's shares (``prepare(layer)``) in
+        order and, when the programs need no data (no ZAP, codec, compression or
+        weight-dependent timing), the array layers' functional results after them
+        (``_later``): the engine never waits for a functional model, and the shares are
+        priced when it has run (:meth:`_priced`; docs/performance.md, "Multi-core runs")."""
+        self._later = (self.run_functional and self.sink is None and not self.zap
+                       and self.coding is None and not self.compress
+                       and not self.pe.weight_dependent_timing)
+        layers = self.workload.layers
+        items = [(False, layer) for layer in layers]
+        if self._later:
+            items += [(True, layer) for layer in layers if layer.is_gemm]
+
+        def item(entry: tuple[bool, Layer]) -> list[Any]:
+            functional, layer = entry
+            if not functional:
+                return prepare(layer)
+            shares = self.shares(layer)
+            tensors = self.workload.tensors(layer.name)
+            datas = [share_tensors(layer, share, tensors) for share in shares]
+            return self._functional(layer, shares, datas, False)[0]
+
+        return item, items
 
     def _priced(self, layers: list[tuple]) -> list[tuple]:
         """The array layers' shares priced again with their functional results, which were
@@ -626,8 +632,10 @@ class _Run:
             if layer.is_gemm:
                 index = next(gemm)
                 results = self._result_of(index, layer)
-                ran = [self._ran(dataclasses.replace(r.prepared, functional=f), r.origin,
-                                 r.schedule) for r, f in zip(ran, results, strict=True)]
+                ran = [dataclasses.replace(
+                    self._ran(dataclasses.replace(r.prepared, functional=f), r.origin,
+                              r.schedule), hidden=r.hidden)
+                    for r, f in zip(ran, results, strict=True)]
             out.append((layer, ran, *rest))
         return out
 
@@ -780,10 +788,11 @@ class _Run:
         images = _images(workload)
         core_of = [core for core, (lo, hi) in enumerate(stages) for _ in range(lo, hi)]
 
-        def prepare(index: int) -> list[_Prepared]:
-            layer = workload.layers[index]
+        index_of = {layer.name: index for index, layer in enumerate(workload.layers)}
+
+        def prepare(layer: Layer) -> list[_Prepared]:
             return self.prepare(layer, split_layer(layer, "batch", images),
-                                [core_of[index]] * images)
+                                [core_of[index_of[layer.name]]] * images)
 
         taken: set[int] = set()
 
@@ -806,7 +815,8 @@ class _Run:
 
         gemm = [[workload.layers[index].is_gemm for index in range(lo, hi)] for lo, hi in stages]
         # every layer prepared in order beside the engine (docs/performance.md)
-        with self._preparing(prepare, range(len(workload.layers))) as self._prepared:
+        items = self._items(prepare)
+        with self._preparing(items[0], items[1]) as self._prepared:
             try:
                 started = run_pipeline(
                     env, programs, dram, self.link, mode=self.mode if self.prefetch else "none",
@@ -815,6 +825,8 @@ class _Run:
             except SimulationError as exc:
                 raise SimulationError(f"{workload.source}: {exc} (arch {arch.name})") from None
             prepared = [self._shares_of(index) for index in range(len(workload.layers))]
+            for item, (_, layer) in enumerate(items[1]):  # every result before the child ends
+                self._result_of(item, layer)
         total = env.now
         report = None
         if dram.device is not None:  # chained layers moved its origin to their windows
@@ -830,7 +842,7 @@ class _Run:
                 if getattr(follower, "beside", None) is vector:
                     hidden[index, image] = min(ran[index, image].schedule.elapsed,
                                                _span(ran[index + 1, image].schedule))
-        layers, ran_all = [], []
+        layers = []
         for index, layer in enumerate(workload.layers):
             row = [dataclasses.replace(ran[index, image], hidden=hidden.get((index, image), 0))
                    for image in range(images)]
@@ -838,8 +850,9 @@ class _Run:
             share = moved[index] / sum(moved) if sum(moved) else 0.0
             layers.append((layer, row, elapsed, _scaled(report, share),
                            sum(r.hidden for r in row)))
-            ran_all += row
-        return self._result(layers, ran_all, total)
+        if self._later:
+            layers = self._priced(layers)
+        return self._result(layers, [r for entry in layers for r in entry[1]], total)
 
     # -- results ----------------------------------------------------------------------------
 
