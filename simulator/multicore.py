@@ -559,14 +559,12 @@ class _Run:
         """batch / output_channels / spatial: layer after layer, all cores together; with
         cross-layer prefetch each core's consecutive array layers as one chain.
 
-        Every layer's shares are prepared in order in a background thread (their functional
-        models: GIL-free kernels) while the engine runs the layers already prepared
-        (:func:`~simulator.kernels.jit.in_background`); the results are the same."""
+        Every layer's shares are prepared in order beside the engine, which runs the layers
+        already prepared (:meth:`_preparing`, :meth:`_items`); the results are the same."""
         layers, ran_all = [], []
         workload = self.workload.layers
         count, index = len(workload), 0
-        items = self._items(self._layer_shares)
-        with self._preparing(items[0], items[1]) as self._prepared:
+        with self._preparing(*self._items(self._layer_shares)) as self._prepared:
             while index < count:
                 layer = workload[index]
                 if progress is not None:
@@ -624,7 +622,7 @@ class _Run:
         return item, items
 
     def _priced(self, layers: list[tuple]) -> list[tuple]:
-        """The array layers' shares priced again with their functional results, which were
+        """The array layers' shares priced with their functional results, which were
         computed after every program (``_later``)."""
         gemm = iter(range(len(self.workload.layers), len(self._prepared)))
         out = []
@@ -640,9 +638,9 @@ class _Run:
         return out
 
     def _preparing(self, prepare: Any, items: Sequence[Any]) -> Any:
-        """The futures of every layer's prepared shares, computed in order beside the engine
-        (docs/performance.md, "Multi-core runs"): in a forked process when the run is
-        functional, writes no outputs and the process may fork
+        """The futures of ``prepare`` of each item (:meth:`_items`), computed in order beside
+        the engine (docs/performance.md, "Multi-core runs"): in a forked process when the run
+        is functional, writes no outputs and the process may fork
         (:func:`~simulator.kernels.jit.can_fork`), else in a thread (functional runs) or
         in this thread when asked for (timing only)."""
         if self.run_functional and self.sink is None and PREPARE_IN == "process" and can_fork():
@@ -815,8 +813,8 @@ class _Run:
 
         gemm = [[workload.layers[index].is_gemm for index in range(lo, hi)] for lo, hi in stages]
         # every layer prepared in order beside the engine (docs/performance.md)
-        items = self._items(prepare)
-        with self._preparing(items[0], items[1]) as self._prepared:
+        prepare_item, items = self._items(prepare)
+        with self._preparing(prepare_item, items) as self._prepared:
             try:
                 started = run_pipeline(
                     env, programs, dram, self.link, mode=self.mode if self.prefetch else "none",
@@ -825,7 +823,7 @@ class _Run:
             except SimulationError as exc:
                 raise SimulationError(f"{workload.source}: {exc} (arch {arch.name})") from None
             prepared = [self._shares_of(index) for index in range(len(workload.layers))]
-            for item, (_, layer) in enumerate(items[1]):  # every result before the child ends
+            for item, (_, layer) in enumerate(items):  # every result before the child ends
                 self._result_of(item, layer)
         total = env.now
         report = None
