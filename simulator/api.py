@@ -8,6 +8,7 @@ result, price.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -413,9 +414,7 @@ def _layer_result(arch: ArchConfig, layer: Layer, peak: int, timing: FoldTiming,
     reads, writes = program.dram_reads, program.dram_writes
     buffer_reads, buffer_writes = program.buffer_reads, program.buffer_writes
     peaks = schedule.peak
-    fr = functional_result
-    errors = None if fr is None else fr.errors
-    return LayerResult(
+    result = LayerResult(
         name=layer.name, op=layer.op, m=gemm.m, k=gemm.k, n=gemm.n, groups=gemm.groups,
         folds=timing.folds, steps_per_fold=timing.steps_per_fold,
         cycles_per_fold=timing.cycles_per_fold, compute_cycles=compute,
@@ -441,15 +440,31 @@ def _layer_result(arch: ArchConfig, layer: Layer, peak: int, timing: FoldTiming,
         roofline_cycles=checks.roofline_cycles, bound=checks.bound,
         hcm_cycles=checks.hcm_cycles, hcm_bit_ops=checks.hcm_bit_ops,
         hcm_bits_moved=checks.hcm_bits_moved,
-        counters=None if fr is None else fr.counters,
-        stats=None if fr is None else fr.stats,
         alternative_cycles=alternatives,
+        role=layer.role, kv_cache_read_bytes=reads.filter if layer.kv_cache else 0)
+    return result if functional_result is None else _with_functional(result,
+                                                                     functional_result)
+
+
+def _with_functional(result: LayerResult, fr: FunctionalResult) -> LayerResult:
+    """``result`` with the fields of the layer's functional result (a layer's timing does
+    not depend on them: :func:`simulate` may run it before they are known)."""
+    errors = fr.errors
+    return dataclasses.replace(
+        result, counters=fr.counters, stats=fr.stats,
         mse=None if errors is None else errors.mse,
         max_abs_error=None if errors is None else errors.max_abs_error,
         sqnr_db=None if errors is None else errors.sqnr_db,
         signal_power=None if errors is None else errors.signal_power,
-        output_matches_trace=None if fr is None else fr.output_matches_trace,
-        role=layer.role, kv_cache_read_bytes=reads.filter if layer.kv_cache else 0)
+        output_matches_trace=fr.output_matches_trace)
+
+
+def _computed(future: Any, workload: Workload, layer: Layer) -> Any:
+    """The result of a child's future about ``layer`` (waits for it)."""
+    try:
+        return future.result()
+    except ChildProcessError as exc:  # the process computing it died (out of memory?)
+        raise SimulationError(f"{workload.source}: layer '{layer.name}': {exc}") from None
 
 
 def _timeline(name: str, origin: int, schedule: LayerSchedule,
@@ -575,6 +590,39 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
 
         coding = RunCoding(workload.layers, workload.tensors, arch.memory.activation_codec)
     compression = _run_compression(arch, pe, workload) if compress else None
+    # a PE whose timing does not depend on the data: its functional models (a kernel's
+    # work) in a child process, beside the engine (docs/performance.md, "One core")
+    later = (run_functional and output_sink is None and not (codec or zap or compress)
+             and not pe.weight_dependent_timing
+             and (not pe.exact or workload.data_kind == "trace"))
+    if later:
+        from simulator.kernels.jit import can_fork, in_process
+
+        later = can_fork()
+    with contextlib.ExitStack() as stack:
+        results = None
+        if later:
+            gemm = [layer for layer in workload.layers if layer.is_gemm]
+            results = dict(zip([layer.name for layer in gemm], stack.enter_context(
+                in_process(functools.partial(_layer_functional, pe, workload), gemm))))
+        return _run_layers(arch, pe, tech, workload, run_functional, output_sink, progress,
+                           timeline, coding, zap, compression, codec, results)
+
+
+def _layer_functional(pe: PEModel, workload: Workload, layer: Layer) -> FunctionalResult:
+    """An array layer's functional result (in the child of :func:`simulate`)."""
+    return _functional(pe, layer, workload.tensors(layer.name), None)
+
+
+def _run_layers(arch: ArchConfig, pe: PEModel, tech: TechTable, workload: Workload,
+                run_functional: bool, output_sink: OutputSink | None,
+                progress: Progress | None, timeline: bool, coding: Any, zap: dict,
+                compression: Any, codec: bool, later: dict[str, Any] | None) -> RunResult:
+    """:func:`simulate`'s layers, one after another on one SimPy environment.
+
+    ``later``: the futures of the array layers' functional results, computed in a child
+    process while the engine runs (docs/performance.md, "One core"): the layers run as
+    timing only, and each takes its functional result when all have run."""
     env = simpy.Environment()
     layers, schedules = [], []
     prefetch = _Prefetch(arch, env, codec)
@@ -605,8 +653,9 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
             result = _vector_layer(arch, layer, program, schedule, workload, run_functional)
         else:
             result, schedule, program = _array_layer(arch, pe, layer, workload, env,
-                                                     run_functional, output_sink, shapes,
-                                                     coding, zap.get(layer.name), compression,
+                                                     run_functional and later is None,
+                                                     output_sink, shapes, coding,
+                                                     zap.get(layer.name), compression,
                                                      prefetch.chain(pending is None))
             if schedule is None:  # chained: its result once the chain has run
                 prefetch.defer(len(layers), layer, result, program)
@@ -625,6 +674,10 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
                                                      vector_schedule, pending.program)
             pending = None
     prefetch.finish(layers, schedules, timeline)
+    if later is not None:
+        layers = [result if layer.name not in later else
+                  _with_functional(result, _computed(later[layer.name], workload, layer))
+                  for layer, result in zip(workload.layers, layers)]
     schedules = [s for s in schedules if s is not None]
     buffer_kib = _buffer_capacities_kib(arch, layers)
     area = array_area(tech, pe_composition(pe).parts, arch.array.rows * arch.array.cols,

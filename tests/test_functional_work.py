@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +112,45 @@ def test_trace_run_still_checks_outputs():
     result = api.simulate(api.load_arch("os_sa_16x16"), api.load_workload("digits_int8"))
     assert all(layer.output_matches_trace for layer in result.layers)
     assert all(layer.signal_power > 0 for layer in result.layers)
+
+
+_CHILD_VS_INLINE = """
+import json, sys
+from simulator import api
+from simulator.kernels import jit
+
+forked = []
+in_process, can_fork = jit.in_process, jit.can_fork
+jit.in_process = lambda *a, **k: forked.append(1) or in_process(*a, **k)
+out = {}
+for case in sys.argv[1:]:
+    arch_name, workload, *overrides = case.split(",")
+    arch = api.load_arch(arch_name, tuple(overrides))
+    workload = api.load_workload(workload)
+    jit.can_fork = can_fork
+    child = api.simulate(arch, workload, functional=True)
+    jit.can_fork = lambda: False
+    inline = api.simulate(arch, workload, functional=True)
+    out[case] = [len(forked), child.summary() == inline.summary(),
+                 all(layer.counters for layer in child.layers)]
+    forked.clear()
+print(json.dumps(out))
+"""
+
+
+def test_functional_models_computed_in_a_child_process_give_the_inline_report():
+    """One core's functional run that saves no outputs, on a PE whose timing does not
+    depend on the data, computes its layers' functional models in a forked process while
+    its layers run as timing only (docs/performance.md, "One core"): the report is the one
+    computing them inline gives, with and without prefetch chains and DRAM timing, and for
+    an exact PE on a trace (which compares its outputs with the recorded ones). (In a fresh
+    interpreter: a test process may have started numba's threads, and then does not
+    fork.)"""
+    bounded = "memory.ifmap_kib=2,memory.filter_kib=2,memory.ofmap_kib=1,memory.dram=ddr4_3200"
+    cases = [f"sysmt_2t_16x16,{CSV}", f"sysmt_4t_16x16,{CSV},{bounded}",
+             f"os_sa_16x16,digits_int8,{bounded}", "a4w8_16x16,digits_int8"]
+    done = subprocess.run([sys.executable, "-c", _CHILD_VS_INLINE, *cases],
+                          capture_output=True, text=True, timeout=600, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {case: [1, True, True] for case in cases}
