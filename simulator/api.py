@@ -591,7 +591,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         coding = RunCoding(workload.layers, workload.tensors, arch.memory.activation_codec)
     compression = _run_compression(arch, pe, workload) if compress else None
     # a PE whose timing does not depend on the data: its functional models (a kernel's
-    # work) in a child process, beside the engine (docs/performance.md, "One core")
+    # work) in a child process, beside the engine (docs/performance.md, "Functional models beside the engine")
     later = (run_functional and output_sink is None and not (codec or zap or compress)
              and not pe.weight_dependent_timing
              and (not pe.exact or workload.data_kind == "trace"))
@@ -621,7 +621,7 @@ def _run_layers(arch: ArchConfig, pe: PEModel, tech: TechTable, workload: Worklo
     """:func:`simulate`'s layers, one after another on one SimPy environment.
 
     ``later``: the futures of the array layers' functional results, computed in a child
-    process while the engine runs (docs/performance.md, "One core"): the layers run as
+    process while the engine runs (docs/performance.md, "Functional models beside the engine"): the layers run as
     timing only, and each takes its functional result when all have run."""
     env = simpy.Environment()
     layers, schedules = [], []

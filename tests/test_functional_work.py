@@ -141,7 +141,8 @@ print(json.dumps(out))
 def test_functional_models_computed_in_a_child_process_give_the_inline_report():
     """One core's functional run that saves no outputs, on a PE whose timing does not
     depend on the data, computes its layers' functional models in a forked process while
-    its layers run as timing only (docs/performance.md, "One core"): the report is the one
+    its layers run as timing only (docs/performance.md, "Functional models beside the
+    engine"): the report is the one
     computing them inline gives, with and without prefetch chains and DRAM timing, and for
     an exact PE on a trace (which compares its outputs with the recorded ones). (In a fresh
     interpreter: a test process may have started numba's threads, and then does not
