@@ -460,7 +460,8 @@ def _with_functional(result: LayerResult, fr: FunctionalResult) -> LayerResult:
 
 
 def _computed(future: Any, workload: Workload, layer: Layer) -> Any:
-    """The result of a child's future about ``layer`` (waits for it)."""
+    """The result of a future of :func:`simulator.kernels.jit.in_process` about ``layer``
+    (waits for it); a child that died is one line naming the layer."""
     try:
         return future.result()
     except ChildProcessError as exc:  # the process computing it died (out of memory?)
@@ -591,7 +592,8 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         coding = RunCoding(workload.layers, workload.tensors, arch.memory.activation_codec)
     compression = _run_compression(arch, pe, workload) if compress else None
     # a PE whose timing does not depend on the data: its functional models (a kernel's
-    # work) in a child process, beside the engine (docs/performance.md, "Functional models beside the engine")
+    # work) in a child process, beside the engine (docs/performance.md, "Functional
+    # models beside the engine")
     later = (run_functional and output_sink is None and not (codec or zap or compress)
              and not pe.weight_dependent_timing
              and (not pe.exact or workload.data_kind == "trace"))
@@ -621,8 +623,9 @@ def _run_layers(arch: ArchConfig, pe: PEModel, tech: TechTable, workload: Worklo
     """:func:`simulate`'s layers, one after another on one SimPy environment.
 
     ``later``: the futures of the array layers' functional results, computed in a child
-    process while the engine runs (docs/performance.md, "Functional models beside the engine"): the layers run as
-    timing only, and each takes its functional result when all have run."""
+    process while the engine runs (docs/performance.md, "Functional models beside the
+    engine"): the layers run as timing only, and each takes its functional result when all
+    have run."""
     env = simpy.Environment()
     layers, schedules = [], []
     prefetch = _Prefetch(arch, env, codec)

@@ -653,11 +653,7 @@ class _Run:
 
     def _result_of(self, item: int, layer: Layer) -> Any:
         """The result of :meth:`_preparing`'s item ``item``, about ``layer`` (waits for it)."""
-        try:
-            return self._prepared[item].result()
-        except ChildProcessError as exc:  # the process preparing them died (out of memory?)
-            raise SimulationError(f"{self.workload.source}: layer '{layer.name}': "
-                                  f"{exc}") from None
+        return api._computed(self._prepared[item], self.workload, layer)
 
     def _layer_shares(self, layer: Layer) -> list[_Prepared]:
         """A split layer's shares prepared: an array layer's on every core, a vector
