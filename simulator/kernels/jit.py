@@ -304,7 +304,7 @@ def _child_main(fn: Callable[[Any], Any], items: Sequence[Any], send: Any, threa
         except BaseException as exc:  # sent back: raised where the parent asks for it
             try:
                 message = pickle.dumps((False, exc), protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:  # an exception that does not pickle: its text
+            except (pickle.PicklingError, TypeError, AttributeError):  # does not pickle: its text
                 message = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
         send.send_bytes(message)
 
