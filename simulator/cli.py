@@ -965,8 +965,9 @@ def _add_rtl(sub) -> None:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--arch", required=True,
-                       help="arch YAML or the name of a shipped config (PE types with RTL: "
-                            "dense, sysmt)")
+                       help="arch YAML or the name of a shipped config whose PE type has "
+                            "RTL (every built-in type; a plug-in's when it ships one; "
+                            "docs/rtl.md)")
         p.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override an arch key, e.g. --set array.rows=4 (repeatable)")
         p.add_argument("--acc-bits", type=int, metavar="N",

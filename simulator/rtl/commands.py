@@ -14,9 +14,10 @@ from typing import Any
 
 from simulator import api
 from simulator.errors import SasimError
+from simulator.hw.pe import get_pe_model, pe_model_class, word_parallel_baseline
 from simulator.outputs import OutputSet, json_text
 from simulator.rtl.design import (DEFAULT_ACC_BITS, RtlDesign, design_from_arch,
-                                  require_amaranth)
+                                  design_label, require_amaranth)
 
 __all__ = ["cmd_emit", "cmd_verify", "cmd_synth", "composition_ratio"]
 
@@ -60,27 +61,8 @@ def cmd_emit(args: argparse.Namespace) -> int:
             (folder / name).write_text(text, encoding="utf-8")
         outputs.commit()
     print(f"wrote {', '.join(sorted(files))} to {args.out} ({design.rows}x{design.cols} "
-          f"{_pe_label(design)} array, {design.acc_bits}-bit accumulators)")
+          f"{design_label(design)} array, {design.acc_bits}-bit accumulators)")
     return 0
-
-
-def _pe_label(design: RtlDesign) -> str:
-    label = design.pe_type
-    if design.pe_type == "sysmt":
-        label = (f"SySMT {design.threads}T ({design.options['policy']}, "
-                 f"{design.options['rounding']})")
-    opts = design.options
-    if design.pe_type == "bitserial":
-        label = (f"bit-serial G={opts['group_size']} ({opts['serial_operand']}-serial, "
-                 f"p={opts['bits']})")
-    if design.pe_type == "swis":
-        label = f"SWIS G={opts['group_size']} (N <= {opts['max_shifts']})"
-    if design.pe_type == "sparq":
-        label = (f"SPARQ ({opts['window_bits']}-bit windows, {opts['options']} options, "
-                 f"{opts['rounding']}, {opts['pairing']})")
-    if design.pe_type == "a4w8":
-        label = f"A4W8 ({opts['rounding']}, scale {opts['scale']})"
-    return label + (" with operand isolation" if design.operand_isolation else "")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -178,7 +160,7 @@ def _print_verify(report: dict[str, Any], result) -> None:
     print(format_table(["GEMM", "M", "Kd", "N", "T", "steps", "folds", "cycles/fold", *names,
                         "verdict"], rows, "lrrrrrrr" + "r" * len(names) + "l"))
     d = result.design
-    print(f"{d.rows}x{d.cols} {_pe_label(d)} RTL, {d.acc_bits}-bit accumulators: "
+    print(f"{d.rows}x{d.cols} {design_label(d)} RTL, {d.acc_bits}-bit accumulators: "
           f"{report['folds']} folds, {report['cycles']} cycles ({report['seconds']:.1f} s)")
     if result.mismatch is None:
         print(f"verdict: match: all {len(result.reports)} GEMMs bit-identical to sasim's "
@@ -193,17 +175,12 @@ def _print_verify(report: dict[str, Any], result) -> None:
 def composition_ratio(arch) -> float:
     """sasim's composition-model PE area relative to the dense PE (docs/energy-model.md)."""
     from simulator.energy.model import pe_area_um2
-    from simulator.hw.pe import get_pe_model
-    from simulator.hw.pe.dense import dense_composition
 
     tech = api.load_tech_table(arch.energy.tech)
-    area = sum(pe_area_um2(tech, get_pe_model(arch.pe, arch.array).composition().parts)
-               .values())
-    return area / sum(pe_area_um2(tech, dense_composition().parts).values())
-
-
-#: The papers' PE area relative to the dense PE (NB-SMT, MICRO 2020; docs/validation.md).
-PAPER_RATIOS = {("sysmt", 2): 1.4, ("sysmt", 4): 2.5, ("dense", 1): 1.0}
+    base = word_parallel_baseline()
+    return (sum(pe_area_um2(tech, get_pe_model(arch.pe, arch.array).composition().parts)
+                .values())
+            / sum(pe_area_um2(tech, base(base.Options()).composition().parts).values()))
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -214,9 +191,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
     yosys_command()  # refuse a missing Yosys before building anything
     started = time.perf_counter()
     report = synthesize(design, args.scope)
-    dense = (report if design.pe_type == "dense" else
-             synthesize(dataclasses.replace(design, pe_type="dense", threads=1, options={}),
-                        args.scope))
+    # the word-parallel baseline (the dense PE) in the same array, with the same ports
+    base = word_parallel_baseline()
+    dense = (report if design.pe_type == base.type_name else
+             synthesize(dataclasses.replace(design, pe_type=base.type_name, threads=1,
+                                            options={}), args.scope))
+    # the paper's PE area relative to the dense PE (docs/validation.md)
+    paper = dict(pe_model_class(design.pe_type).rtl.area_ratios).get(design.threads)
     seconds = time.perf_counter() - started
     record = {"arch": args.arch, "design": design.params(), "scope": args.scope,
               "area_unit": "CMOS transistors (Yosys stat -tech cmos, generic gates)",
@@ -224,7 +205,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
               "transistors": report.transistors, "dense_transistors": dense.transistors,
               "ratio_to_dense": round(report.transistors / dense.transistors, 4),
               "composition_ratio": round(composition_ratio(arch), 4),
-              "paper_ratio": PAPER_RATIOS.get((design.pe_type, design.threads)),
+              "paper_ratio": paper,
               "yosys": report.yosys, "seconds": round(seconds, 3)}
     if args.scope == "pe":
         record.update(_edge_share(design, report.transistors, dense.transistors))
@@ -236,9 +217,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     print(format_table(["cell", "count"], [[k, v] for k, v in sorted(report.cells.items())],
                        "lr"))
     what = "one PE" if args.scope == "pe" else f"the {design.rows}x{design.cols} array"
-    print(f"{_pe_label(design)}, {what}: {report.cell_count} cells, {report.transistors} "
+    print(f"{design_label(design)}, {what}: {report.cell_count} cells, {report.transistors} "
           f"transistors (Yosys stat -tech cmos after synth -noabc; {seconds:.1f} s)")
-    paper = record["paper_ratio"]
     print(f"area relative to the dense {'PE' if args.scope == 'pe' else 'array'}: "
           f"synthesised {record['ratio_to_dense']:.2f}x; sasim's composition model "
           f"{record['composition_ratio']:.2f}x"

@@ -11,14 +11,12 @@ from typing import Any
 
 from simulator.config.arch import ArchConfig
 from simulator.errors import ConfigError, SasimError
+from simulator.hw.pe import pe_model_class
 from simulator.records import record
-from simulator.rtl.pe import RTL_PE_TYPES
+from simulator.rtl.pe import rtl_types
 
-__all__ = ["RtlDesign", "RtlUnavailable", "design_from_arch", "DEFAULT_ACC_BITS",
-           "exact_acc_bits", "require_amaranth"]
-
-#: PE types whose datapath can be built with operand isolation (docs/rtl.md).
-ISOLATING_PE_TYPES = ("dense", "sysmt")
+__all__ = ["RtlDesign", "RtlUnavailable", "design_from_arch", "design_label",
+           "DEFAULT_ACC_BITS", "exact_acc_bits", "require_amaranth"]
 
 #: Accumulator width of an emitted design unless given: the width the energy model prices
 #: (``ACCUMULATOR_BITS`` of simulator/hw/pe/dense.py, docs/hardware-spec.md §1).
@@ -45,12 +43,13 @@ class RtlDesign:
     Attributes
     ----------
     name : the arch's name.
-    pe_type : the PE type (a key of :data:`simulator.rtl.pe.RTL_PE_TYPES`).
-    threads : operand slots per PE (1 for dense; SySMT's threads, the most any layer uses;
-        the lanes G of bit-serial and SWIS; the K elements of a SPARQ or A4W8 step).
-    options : the PE options the datapath depends on (SySMT: policy, rounding; SPARQ:
-        window_bits, options, rounding, pairing; A4W8: rounding, scale; bit-serial:
-        group_size, serial_operand, bits; SWIS: group_size, max_shifts).
+    pe_type : the PE type (one whose model has RTL, :func:`simulator.rtl.pe.rtl_types`).
+    threads : operand slots per PE, from the PE model's ``rtl_design`` (1 for dense;
+        SySMT's threads, the most any layer uses; the lanes G of bit-serial and SWIS; the K
+        elements of a SPARQ or A4W8 step).
+    options : the PE options the datapath depends on, from the same hook (SySMT: policy,
+        rounding; SPARQ: window_bits, options, rounding, pairing; A4W8: rounding, scale;
+        bit-serial: group_size, serial_operand, bits; SWIS: group_size, max_shifts).
     rows, cols : array size in PEs.
     act_signed : activations are signed (else unsigned 8-bit).
     acc_bits : accumulator width.
@@ -93,41 +92,32 @@ def design_from_arch(arch: ArchConfig, source: str, *, act_signed: bool = False,
         If the PE type has no RTL yet or the dataflow is not ``os``.
     """
     pe = arch.pe
-    if pe.type not in RTL_PE_TYPES:
+    model = pe_model_class(pe.type)
+    if model.rtl is None:
         raise ConfigError(f"{source}: pe.type: PE type {pe.type} has no RTL yet (RTL exists "
-                          f"for {', '.join(sorted(RTL_PE_TYPES))})")
+                          f"for {', '.join(sorted(rtl_types()))})")
     if arch.array.dataflow != "os":
         raise ConfigError(f"{source}: array.dataflow: the RTL is an output-stationary array; "
                           f"{arch.array.dataflow!r} has no RTL yet")
-    threads, options = 1, {}
-    if pe.type == "sysmt":
-        threads = max([pe.threads, *pe.layer_threads.values()])
-        options = {"policy": pe.policy, "rounding": pe.rounding}
-    elif pe.type == "sparq":
-        # every SPARQ option has RTL (docs/rtl.md, "The SPARQ datapath")
-        threads = 4 if pe.pairing == "stc" else 2
-        options = {"window_bits": pe.window_bits, "options": pe.options,
-                   "rounding": pe.rounding, "pairing": pe.pairing}
-    elif pe.type == "a4w8":
-        threads, options = 2, {"rounding": pe.rounding, "scale": pe.scale}
-    threads, options = _serial_options(pe, threads, options)
-    if operand_isolation and pe.type not in ISOLATING_PE_TYPES:
+    threads, options = model.rtl_design(pe)
+    if operand_isolation and not model.rtl.isolating:
+        isolating = sorted(name for name, cls in _rtl_models().items() if cls.rtl.isolating)
         raise ConfigError(f"{source}: --operand-isolation: built for "
-                          f"{', '.join(ISOLATING_PE_TYPES)} only, not {pe.type}")
+                          f"{', '.join(isolating)} only, not {pe.type}")
     return RtlDesign(name=arch.name, pe_type=pe.type, threads=threads, options=options,
                      rows=arch.array.rows, cols=arch.array.cols, act_signed=act_signed,
                      acc_bits=acc_bits, operand_isolation=operand_isolation)
 
 
-def _serial_options(pe, threads: int, options: dict) -> tuple[int, dict]:
-    """Bit-serial and SWIS: G lanes; the options their datapath and stream depend on
-    (docs/rtl.md, "Bit-serial and SWIS")."""
-    if pe.type == "bitserial":
-        return pe.group_size, {"group_size": pe.group_size,
-                               "serial_operand": pe.serial_operand, "bits": pe.bits}
-    if pe.type == "swis":
-        return pe.group_size, {"group_size": pe.group_size, "max_shifts": pe.most_shifts}
-    return threads, options
+def _rtl_models() -> dict[str, Any]:
+    """The PE model classes that have RTL, by type name."""
+    return {name: pe_model_class(name) for name in rtl_types()}
+
+
+def design_label(design: RtlDesign) -> str:
+    """How reports name a design: its PE model's ``rtl_label``, and operand isolation."""
+    label = pe_model_class(design.pe_type).rtl_label(design.threads, design.options)
+    return label + (" with operand isolation" if design.operand_isolation else "")
 
 
 def exact_acc_bits(kd: int, threads: int = 1) -> int:

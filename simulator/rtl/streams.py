@@ -17,17 +17,14 @@ the bits the PE model's functional model multiplies. Nothing here imports Amaran
 
 from __future__ import annotations
 
+import dataclasses
 
 import numpy as np
 
 from simulator.records import record
 from simulator.workloads.layers import Layer
 
-__all__ = ["SERIAL_PE_TYPES", "SerialStream", "bitserial_stream", "swis_stream",
-           "stream_for", "extra_acc_bits"]
-
-#: PE types whose RTL is fed bit-serial operand streams.
-SERIAL_PE_TYPES = ("bitserial", "swis")
+__all__ = ["SerialStream", "bitserial_stream", "swis_stream", "stream_for"]
 
 
 @record
@@ -45,6 +42,8 @@ class SerialStream:
     serial : ``"weight"`` or ``"activation"``, the operand fed one bit per cycle.
     signed : the serial operand is two's complement (its bit at position 7 weighs
         -2^7); else every position weighs +2^s, and SWIS's lanes carry their own sign.
+    rule : the reference-array rule that runs the expanded operands (set by
+        :func:`stream_for`, from the PE model).
     """
 
     acts: np.ndarray
@@ -54,6 +53,7 @@ class SerialStream:
     order: np.ndarray
     serial: str
     signed: bool
+    rule: str | None = None
 
     def schedule(self, col_fold: int) -> np.ndarray:
         """The (G + 1, S_c) schedule of one column fold."""
@@ -179,27 +179,22 @@ def swis_stream(a: np.ndarray, approx: np.ndarray, masks: np.ndarray, shifts: np
                         "weight", False)
 
 
+#: The stream builder of each kind of :class:`simulator.hw.pe.registry.SerialOperands`.
+_BUILDERS = {"bits": bitserial_stream, "positions": swis_stream}
+
+
 def stream_for(pe, layer: Layer, a: np.ndarray, b: np.ndarray) -> SerialStream | None:
     """The stream of one GEMM group on sasim's PE ``pe`` (None for a word-parallel PE).
 
-    The serial form comes from the PE model itself: bit-serial's rounding of the serial
-    operand, SWIS's (cached) decomposition and filter order, and SWIS's plain 8-bit
-    bit-serial run of a matmul's dynamic right operand.
+    The serial form comes from the PE model itself (``serial_operands``): bit-serial's
+    rounding of the serial operand, SWIS's (cached) decomposition and filter order, and
+    SWIS's plain 8-bit bit-serial run of a matmul's dynamic right operand.
     """
-    opts = pe.options
-    if pe.type_name == "bitserial":
-        signed = layer.activation_signed or bool(a.size and int(a.min()) < 0)
-        return bitserial_stream(a, b, opts.bits, opts.serial_operand, opts.group_size, signed)
-    if pe.type_name != "swis":
+    operands = pe.serial_operands(layer, a, b)
+    if operands is None:
         return None
-    if pe._serial(layer):  # the SWIS PE's own rule for a dynamic operand (one copy of it)
-        return bitserial_stream(a, b, 8, "weight", opts.group_size, False)
-    dec = pe.decomposition(b)
-    return swis_stream(a, dec.approx, dec.masks, dec.shifts, pe.filter_order(dec),
-                       opts.group_size, pe.array.cols)
-
-
-def extra_acc_bits(pe_type: str) -> int:
-    """Accumulator bits beyond ``exact_acc_bits`` a PE type needs: a SWIS weight's
-    represented magnitude can reach 255 (the nearest sum of its positions to |w| <= 128)."""
-    return 1 if pe_type == "swis" else 0
+    if operands.kind not in _BUILDERS:
+        raise ValueError(f"PE type {pe.type_name!r}: serial operands of kind "
+                         f"{operands.kind!r}; the RTL builds {', '.join(_BUILDERS)}")
+    stream = _BUILDERS[operands.kind](**operands.args)
+    return dataclasses.replace(stream, rule=operands.rule)

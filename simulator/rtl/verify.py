@@ -23,7 +23,7 @@ from simulator.errors import SimulationError
 from simulator.hw.pe import PEModel, get_pe_model
 from simulator.hw.timing import fold_timing
 from simulator.rtl.design import RtlDesign, exact_acc_bits
-from simulator.rtl.streams import SERIAL_PE_TYPES, SerialStream, extra_acc_bits, stream_for
+from simulator.rtl.streams import SerialStream, stream_for
 from simulator.workloads.layers import GemmShape, Layer
 
 if TYPE_CHECKING:  # the co-simulation imports Amaranth; verify loads it when it runs
@@ -138,27 +138,6 @@ def _fold_list(m: int, n: int, rows: int, cols: int) -> list[tuple[int, int]]:
     return [(fr, fc) for fr in range(-(-m // rows)) for fc in range(-(-n // cols))]
 
 
-def reference_params(pe: PEModel, a: np.ndarray | None = None) -> dict[str, str]:
-    """The reference rule's parameters, read from sasim's PE options (not from the RTL
-    design, so that the two stay independent): SPARQ's ``window`` is its configuration's
-    name, A4W8's ``shift`` its grid step for the activations ``a`` (docs/hardware-spec.md
-    §4, §6)."""
-    spec = type(pe).reference_rule()
-    opts = pe.options
-    params = {}
-    for key in spec.options:
-        if key == "window" and pe.type_name == "sparq":
-            params[key] = opts.window_name
-        elif key == "shift" and pe.type_name == "a4w8":
-            from simulator.hw.pe.a4w8 import activation_shift
-
-            params[key] = str(activation_shift(np.zeros(0, np.int64) if a is None else a,
-                                               opts.scale))
-        else:
-            params[key] = getattr(opts, key)
-    return params
-
-
 class _StepRule:
     """The reference array's per-PE-step rule (docs/reference-array.md), for locating the
     first cycle a mismatch appears."""
@@ -167,13 +146,19 @@ class _StepRule:
         from simulator.kernels import reference_array as kernel
 
         spec = type(pe).reference_rule()
-        params = reference_params(pe, a)
+        # read from sasim's PE options, not from the RTL design: the two stay independent
+        self.params = pe.reference_params(a)
         self.kernel, self.rule = kernel, spec.step
-        self.codes = np.array([spec.options[key][params[key]] for key in spec.options]
-                              or [0], dtype=np.int64)
+        self.codes = (None if callable(spec.step) else  # a plain-Python rule (a plug-in's)
+                      np.array([spec.options[key][self.params[key]] for key in spec.options]
+                               or [0], dtype=np.int64))
 
     def __call__(self, acts: np.ndarray, wgts: np.ndarray) -> tuple[int, int]:
-        partial, counter = self.kernel.pe_step(self.rule, self.codes, acts, wgts)
+        if self.codes is None:
+            partial, counter = self.rule(np.asarray(acts, np.int64),
+                                         np.asarray(wgts, np.int64), self.params)
+        else:
+            partial, counter = self.kernel.pe_step(self.rule, self.codes, acts, wgts)
         return int(partial), int(counter)
 
 
@@ -280,8 +265,7 @@ def verify_gemms(design: RtlDesign, pe: PEModel,
             return verilated(design, jobs)
 
     # bit-serial and SWIS: the schedule is the serial stream (docs/rtl.md)
-    scheds = [stream_for(pe, layer, a, b) if design.pe_type in SERIAL_PE_TYPES
-              else schedule_of(pe, layer, a) for _, layer, a, b, _ in items]
+    scheds = [_schedule(pe, layer, a, b) for _, layer, a, b, _ in items]
     started = time.perf_counter()
     runs = run_gemms(design, [s if isinstance(s, SerialStream) else (a, b, s)
                               for (_, _, a, b, _), s in zip(items, scheds)],
@@ -334,7 +318,7 @@ def _compare(design: RtlDesign, pe: PEModel, item, sched: np.ndarray, rtl,
     if isinstance(sched, SerialStream):
         return _compare_stream(design, pe, item, sched, rtl, seconds, model)
     ref = run_reference_array(a, b, rows, cols, sched, pe.type_name,
-                              reference_params(pe, a) or None)
+                              pe.reference_params(a) or None)
     want_cycles = fold_timing(GemmShape(m, k, n), rows, cols, "os", "native",
                               sched.shape[1]).fold_cycles.tolist()
     rtl_counts, model_counts, ref_counts = _normalised(rtl.counters, model.counters,
@@ -360,6 +344,13 @@ def _compare(design: RtlDesign, pe: PEModel, item, sched: np.ndarray, rtl,
     return report
 
 
+def _schedule(pe: PEModel, layer: Layer, a: np.ndarray, b: np.ndarray) -> Any:
+    """What the array edges feed for one GEMM group: a bit-serial PE's operand stream
+    (docs/rtl.md, "Bit-serial and SWIS"), else the PE's thread schedule."""
+    stream = stream_for(pe, layer, a, b)
+    return stream if stream is not None else schedule_of(pe, layer, a)
+
+
 def _compare_stream(design: RtlDesign, pe: PEModel, item, stream: SerialStream, rtl,
                     seconds: float, model) -> GemmReport:
     """:func:`_compare` for a bit-serial or SWIS stream: the reference array runs the
@@ -372,7 +363,7 @@ def _compare_stream(design: RtlDesign, pe: PEModel, item, stream: SerialStream, 
     rows, cols = design.rows, design.cols
     m, k = a.shape
     n = b.shape[1]
-    ref = run_reference_array(stream.acts, stream.wgts, rows, cols, stream.sched, "bitserial",
+    ref = run_reference_array(stream.acts, stream.wgts, rows, cols, stream.sched, stream.rule,
                               {"serial_operand": stream.serial}, stream.fold_steps)
     shape = GemmShape(m, k, n)
     if pe.weight_dependent_timing:
@@ -658,7 +649,7 @@ def verify_arch(arch: ArchConfig, source: str, *, cases: int = 8, seed: int = 0,
     signed = [design_for(base, lay, a, b, case, 64).act_signed
               for case, lay, a, b, _ in items]
     need = max([exact_acc_bits(a.shape[1]) for _, _, a, _, _ in items] or [1]) \
-        + extra_acc_bits(base.pe_type)
+        + type(pe).rtl.extra_acc_bits
     if acc_bits is not None and acc_bits < need:
         raise SimulationError(f"--acc-bits {acc_bits} cannot hold every sum exactly (the "
                               f"largest Kd needs {need})")

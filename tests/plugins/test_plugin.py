@@ -123,6 +123,33 @@ def test_installed_plugin_lists_runs_compares_sweeps_and_plots(site, tmp_path):
     assert (tmp_path / "sweep" / "speedup.png").stat().st_size > 1000
 
 
+def test_installed_plugin_ships_rtl_that_verifies_and_emits(site, tmp_path):
+    """A plug-in PE type names its own RTL datapath module (``PEModel.rtl``): ``sasim rtl``
+    co-simulates it against the plug-in's model, its reference rule and the timing model,
+    and emits its Verilog, without a line of sasim naming it (docs/extending.md, "RTL")."""
+    arch = tmp_path / "lanes_4x4.yaml"
+    arch.write_text(ARCH.replace("rows: 16, cols: 16", "rows: 3, cols: 2"))
+    verified = sasim("rtl", "verify", "--arch", str(arch), "--cases", "3", "--json",
+                     path=site, cwd=tmp_path)
+    assert verified.returncode == 0, verified.stderr + verified.stdout
+    report = json.loads(verified.stdout)
+    assert report["verdict"] == "match" and len(report["cases"]) == 3
+    assert report["design"]["pe_type"] == "lanes" and report["design"]["threads"] == 2
+    assert report["design"]["options"] == {"truncate_bits": 1}
+    assert all(case["counters"]["busy"] > 0 for case in report["cases"])
+    emitted = sasim("rtl", "emit", "--arch", str(arch), "--out", str(tmp_path / "rtl"),
+                    path=site, cwd=tmp_path)
+    assert emitted.returncode == 0, emitted.stderr
+    assert "lanes x2 (truncate 1 bits) array" in emitted.stdout
+    assert "module" in (tmp_path / "rtl" / "sasim_pe.v").read_text()
+    # operand isolation is a datapath's own option: the plug-in's does not offer it
+    refused = sasim("rtl", "emit", "--arch", str(arch), "--operand-isolation", "--out",
+                    str(tmp_path / "iso"), path=site, cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "--operand-isolation: built for dense, sysmt only, not lanes" in refused.stderr
+    assert not (tmp_path / "iso").exists()
+
+
 def _fake_distribution(site: Path, name: str, target: str) -> None:
     """A distribution whose only content is one ``sasim.pe_types`` entry point."""
     info = site / f"{name}-0.1.dist-info"
@@ -208,3 +235,44 @@ def test_builtin_type_lives_in_its_own_module():
     loaded = json.loads(out)
     assert "simulator.hw.pe.dense" in loaded
     assert not {f"simulator.hw.pe.{t}" for t in registry.BUILTIN_TYPES[1:]} & set(loaded)
+
+
+def test_a_python_reference_rule_locates_rtl_mismatches(lanes_pe):
+    """``sasim rtl verify`` locates a mismatch step by step with the PE's reference rule; a
+    plug-in's plain-Python rule is called as the reference array calls it."""
+    from sasim_example_pe.lanes import reference_step
+
+    from simulator.rtl.verify import _StepRule
+
+    model, options = lanes_pe
+    pe = model(options(lanes=3, truncate_bits=2))
+    rule = _StepRule(pe, np.zeros((1, 3), np.int64))
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        acts, wgts = rng.integers(-128, 128, 3), rng.integers(-128, 128, 3)
+        assert rule(acts, wgts) == reference_step(acts, wgts, {"truncate_bits": "2"})
+
+
+
+def test_no_builtin_type_name_outside_the_pe_models():
+    """The core asks PE models through their interface (docs/extending.md): no string
+    literal of the package outside ``simulator/hw/pe/`` is a built-in PE type's name."""
+    import ast
+    import io
+    import tokenize
+
+    found = []
+    for path in sorted((REPO / "simulator").rglob("*.py")):
+        if (REPO / "simulator" / "hw" / "pe") in path.parents:
+            continue
+        with open(path, "rb") as handle:
+            for token in tokenize.tokenize(io.BytesIO(handle.read()).readline):
+                if token.type != tokenize.STRING:
+                    continue
+                try:
+                    value = ast.literal_eval(token.string)
+                except ValueError:  # an f-string
+                    continue
+                if value in registry.BUILTIN_TYPES:
+                    found.append(f"{path.relative_to(REPO)}:{token.start[0]}: {value!r}")
+    assert not found, found

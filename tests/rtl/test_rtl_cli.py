@@ -193,9 +193,10 @@ def test_a_pe_type_without_rtl_is_one_line(monkeypatch):
     name before Amaranth is loaded."""
     from simulator import api
     from simulator.errors import ConfigError
+    from simulator.hw.pe import pe_model_class
     from simulator.rtl import design
 
-    monkeypatch.setattr(design, "RTL_PE_TYPES",
-                        {k: v for k, v in design.RTL_PE_TYPES.items() if k != "swis"})
-    with pytest.raises(ConfigError, match="PE type swis has no RTL yet"):
+    monkeypatch.setattr(pe_model_class("swis"), "rtl", None)
+    with pytest.raises(ConfigError, match=r"PE type swis has no RTL yet \(RTL exists for a4w8, "
+                                          r"bitserial, dense, sparq, sysmt\)"):
         design.design_from_arch(api.load_arch("swis_g8_n3_16x16"), "--arch swis_g8_n3_16x16")

@@ -2,9 +2,10 @@
 :mod:`.registry`; see docs/extending.md."""
 
 from simulator.hw.pe.registry import (Composition, FoldSteps, GemmRun, LayerOverride, PEModel,
-                                      ReferenceRule, baseline_family, builtin_pe_types,
-                                      get_pe_model, option_types, pe_model_class, pe_types)
+                                      ReferenceRule, Rtl, SerialOperands, baseline_family,
+                                      builtin_pe_types, get_pe_model, option_types,
+                                      pe_model_class, pe_types, word_parallel_baseline)
 
 __all__ = ["Composition", "FoldSteps", "GemmRun", "LayerOverride", "PEModel", "ReferenceRule",
-           "baseline_family", "builtin_pe_types", "get_pe_model", "option_types",
-           "pe_model_class", "pe_types"]
+           "Rtl", "SerialOperands", "baseline_family", "builtin_pe_types", "get_pe_model",
+           "option_types", "pe_model_class", "pe_types", "word_parallel_baseline"]

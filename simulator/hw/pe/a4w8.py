@@ -17,7 +17,8 @@ quantised on its magnitude and keeps its sign.
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from simulator.config.arch import PEOptions
 from simulator.config.schema import option
 from simulator.hw.pe.dense import ACCUMULATOR_BITS, OUTPUT_BITS
 from simulator.hw.pe.registry import (AccumulationFeed, Composition, GemmRun, PEModel,
-                                      ReferenceRule, register_pe)
+                                      ReferenceRule, Rtl, register_pe)
 from simulator.hw.pe.schedule import steps_for, thread_schedule
 from simulator.hw.pe.pairs import (check_activations, check_weights, pair_decoder, run_kernel,
                                    signed_class_table, signed_table)
@@ -142,6 +143,23 @@ class A4W8PE(PEModel):
                      "rounding": {"round": kernel.ROUND_HALF_EVEN, "raw": kernel.ROUND_TRUNCATE}},
             counter_slots=len(products) ** 2,
             decode=pair_decoder(products, _reference_step_class))
+
+    def reference_params(self, a: np.ndarray | None = None) -> dict[str, str]:
+        """The rule's ``shift`` is the grid step of the activations ``a`` (none: 0)."""
+        acts = np.zeros(0, np.int64) if a is None else a
+        return {"shift": str(activation_shift(acts, self.options.scale)),
+                "rounding": self.options.rounding}
+
+    #: The row edge unit (a 4-bit quantiser) and two 4b x 8b multipliers (docs/rtl.md).
+    rtl = Rtl("simulator.rtl.pe.a4w8")
+
+    @classmethod
+    def rtl_design(cls, options: A4W8Options) -> tuple[int, dict[str, Any]]:
+        return 2, {"rounding": options.rounding, "scale": options.scale}
+
+    @classmethod
+    def rtl_label(cls, threads: int, options: Mapping[str, Any]) -> str:
+        return f"A4W8 ({options['rounding']}, scale {options['scale']})"
 
     def composition(self, layer: Layer | None = None) -> Composition:
         return a4w8_composition()

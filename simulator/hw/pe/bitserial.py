@@ -14,14 +14,16 @@ and an activation-serial array at p < 8 quantises the activations the same way.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 
 from simulator.config.arch import PEOptions
 from simulator.config.schema import option
 from simulator.hw.pe.dense import ACCUMULATOR_BITS, OUTPUT_BITS
-from simulator.hw.pe.registry import Composition, GemmRun, PEModel, ReferenceRule, register_pe
+from simulator.hw.pe.registry import (Composition, GemmRun, PEModel, ReferenceRule, Rtl,
+                                      SerialOperands, register_pe)
 from simulator.records import record
 from simulator.workloads.layers import Layer
 
@@ -262,6 +264,32 @@ class BitSerialPE(PEModel):
             options={"serial_operand": {"weight": kernel.SERIAL_WEIGHT,
                                         "activation": kernel.SERIAL_ACTIVATION}},
             decode=_reference_lanes)
+
+    #: G AND lanes, an adder tree and one shifter (docs/rtl.md, "Bit-serial and SWIS").
+    rtl = Rtl("simulator.rtl.pe.bitserial")
+
+    @classmethod
+    def rtl_design(cls, options: BitSerialOptions) -> tuple[int, dict[str, Any]]:
+        """One slot per lane."""
+        return options.group_size, {"group_size": options.group_size,
+                                    "serial_operand": options.serial_operand,
+                                    "bits": options.bits}
+
+    @classmethod
+    def rtl_label(cls, threads: int, options: Mapping[str, Any]) -> str:
+        return (f"bit-serial G={options['group_size']} ({options['serial_operand']}-serial, "
+                f"p={options['bits']})")
+
+    def serial_operands(self, layer: Layer, a: np.ndarray,
+                        b: np.ndarray) -> SerialOperands:
+        """The serial operand's p-bit codes, one bit position a step (signed when the
+        activations are)."""
+        opts = self.options
+        signed = layer.activation_signed or bool(a.size and int(a.min()) < 0)
+        return SerialOperands("bits", {"a": a, "b": b, "bits": opts.bits,
+                                       "serial": opts.serial_operand,
+                                       "group": opts.group_size, "act_signed": signed},
+                              self.type_name)
 
     options: BitSerialOptions
 

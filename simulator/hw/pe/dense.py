@@ -9,7 +9,7 @@ import numpy as np
 from simulator.config.arch import PEOptions
 from simulator.config.schema import option
 from simulator.hw.pe.registry import (AccumulationFeed, Composition, GemmRun, PEModel,
-                                      ReferenceRule, register_pe)
+                                      ReferenceRule, Rtl, register_pe)
 from simulator.records import record
 from simulator.workloads.layers import Layer
 from simulator.workloads.lowering import gemm_product
@@ -80,6 +80,9 @@ class DensePE(PEModel):
         # The kernel's step classes; a dense PE only ever reaches the first two.
         return ReferenceRule(kernel.RULE_DENSE, threads=(1,),
                              counter_names=("idle", "single", "shared_exact", "shared_reduced"))
+
+    #: One 8b x 8b multiplier (docs/rtl.md); the NB-SMT paper's area unit.
+    rtl = Rtl("simulator.rtl.pe.dense", isolating=True, area_ratios=((1, 1.0),))
 
     def composition(self, layer: Layer | None = None) -> Composition:
         return dense_composition()

@@ -2,8 +2,9 @@
 
 Everything sasim knows about a PE type lives in its model class (a :class:`PEModel`
 subclass): options, timing, functional model, counters, composition, its reference-array
-rule, whether it is exact, when it needs data, its baseline family for comparisons and how
-accuracy tooling may override it per layer. The core never names a PE type.
+rule, whether it is exact, when it needs data, its baseline family for comparisons, how
+accuracy tooling may override it per layer and, when it has one, its RTL datapath
+(:class:`Rtl`, docs/rtl.md). The core never names a PE type.
 
 Built-in types are the modules of :mod:`simulator.hw.pe` (:data:`BUILTIN_MODULES`), imported
 on first use of the registry. Third-party types register through the entry-point group
@@ -32,7 +33,8 @@ from simulator.workloads.layers import Layer
 __all__ = ["BUILTIN_MODULES", "BUILTIN_TYPES", "ENTRY_POINT_GROUP", "Composition", "GemmRun", "FoldSteps",
            "LayerOverride", "PEModel", "ReferenceRule", "register_pe", "get_pe_model",
            "pe_model_class", "option_types", "pe_types", "builtin_pe_types",
-           "baseline_family", "AccumulationFeed"]
+           "baseline_family", "word_parallel_baseline", "AccumulationFeed", "Rtl",
+           "SerialOperands"]
 
 #: The entry-point group third-party PE types register in.
 ENTRY_POINT_GROUP = "sasim.pe_types"
@@ -158,6 +160,46 @@ class AccumulationFeed:
     rule: int
     params: np.ndarray
     sched: np.ndarray
+
+
+@record
+class Rtl:
+    """A PE type's RTL datapath (docs/rtl.md, "How the RTL is organised").
+
+    Attributes
+    ----------
+    module : the dotted name of the module that builds the datapath (``build(design)``,
+        ``COUNTERS`` and the optional hooks of docs/rtl.md, "The datapath interface"); it may
+        import Amaranth, and is imported only by ``sasim rtl``.
+    isolating : the datapath can be built with operand isolation (``--operand-isolation``).
+    extra_acc_bits : accumulator bits the datapath needs beyond what holds the exact sum of
+        8-bit products (a SWIS weight's represented magnitude can reach 255).
+    area_ratios : (operand slots, area relative to the dense PE) pairs a paper reports, shown
+        beside the synthesised ratio by ``sasim rtl synth``.
+    """
+
+    module: str
+    isolating: bool = False
+    extra_acc_bits: int = 0
+    area_ratios: tuple[tuple[int, float], ...] = ()
+
+
+@record
+class SerialOperands:
+    """What the array edges of a bit-serial datapath feed for one GEMM group
+    (docs/rtl.md, "Bit-serial and SWIS"), as the PE model computes it.
+
+    Attributes
+    ----------
+    kind : ``"bits"`` (each operand in p-bit codes, one bit position a step) or
+        ``"positions"`` (weights decomposed into a few shared bit positions a group).
+    args : the stream builder's arguments (:mod:`simulator.rtl.streams`).
+    rule : the reference-array rule that runs the expanded stream.
+    """
+
+    kind: str
+    args: Mapping[str, Any]
+    rule: str
 
 
 @record
@@ -324,6 +366,35 @@ class PEModel(ABC):
         """
         return None
 
+    def reference_params(self, a: np.ndarray | None = None) -> dict[str, str]:
+        """The reference rule's parameters for these options (names of
+        :attr:`ReferenceRule.options`, each the option of the same name; a PE type whose
+        parameter is derived, or depends on the activations ``a``, overrides this)."""
+        rule = type(self).reference_rule()
+        keys = rule.options if rule is not None else {}
+        return {key: str(getattr(self.options, key)) for key in keys}
+
+    #: The PE type's RTL datapath (``sasim rtl``, docs/rtl.md); None: it has none.
+    rtl: ClassVar[Rtl | None] = None
+
+    @classmethod
+    def rtl_design(cls, options: PEOptions) -> tuple[int, dict[str, Any]]:
+        """The RTL design's operand slots per PE and the options its datapath depends on
+        (``params.json``), for PE options ``options``."""
+        return 1, {}
+
+    @classmethod
+    def rtl_label(cls, threads: int, options: Mapping[str, Any]) -> str:
+        """How ``sasim rtl`` names a design of ``threads`` slots and ``options`` (those of
+        :meth:`rtl_design`)."""
+        return cls.type_name
+
+    def serial_operands(self, layer: Layer, a: np.ndarray,
+                        b: np.ndarray) -> SerialOperands | None:
+        """A bit-serial datapath's edge streams for one GEMM group (A (M, Kd), B (Kd, N));
+        None for a word-parallel PE (the default)."""
+        return None
+
 
 def register_pe(cls: type[PEModel]) -> type[PEModel]:
     """Class decorator: add a PE model to the registry under ``cls.type_name``."""
@@ -468,9 +539,15 @@ def builtin_pe_types() -> dict[str, type[PEModel]]:
             if cls.__module__ in BUILTIN_MODULES}
 
 
+def word_parallel_baseline() -> type[PEModel]:
+    """The first built-in type that is exact by construction: the word-parallel baseline
+    designs are compared with (``sasim compare``, ``sasim rtl synth``)."""
+    return next(c for c in builtin_pe_types().values() if c.exact)
+
+
 def baseline_family(cls: type[PEModel]) -> str:
     """The like-for-like baseline family of a PE type in ``sasim compare``: its own
-    ``baseline_family``, else the first built-in type that is exact by construction."""
+    ``baseline_family``, else :func:`word_parallel_baseline`'s type."""
     if cls.baseline_family is not None:
         return cls.baseline_family
-    return next(name for name, c in builtin_pe_types().items() if c.exact)
+    return word_parallel_baseline().type_name

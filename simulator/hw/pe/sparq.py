@@ -24,7 +24,8 @@ window_bits   options     positions p         zero-partner window
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from simulator.hw.pe.dense import ACCUMULATOR_BITS, OUTPUT_BITS
 from simulator.hw.pe.pairs import (check_weights, pair_decoder, run_kernel, signed_class_table,
                                    signed_table)
 from simulator.hw.pe.registry import (AccumulationFeed, Composition, GemmRun, PEModel,
-                                      ReferenceRule, register_pe)
+                                      ReferenceRule, Rtl, register_pe)
 from simulator.hw.pe.schedule import steps_for, thread_schedule
 from simulator.records import record
 from simulator.workloads.layers import Layer
@@ -283,6 +284,27 @@ class SparqPE(PEModel):
                                  "stc": kernel.PAIRING_STC}},
             counter_slots=len(products) ** 2,
             decode=pair_decoder(products, _reference_step_class))
+
+    def reference_params(self, a: np.ndarray | None = None) -> dict[str, str]:
+        """The rule's ``window`` is the configuration's name (window bits and options)."""
+        opts = self.options
+        return {"window": opts.window_name, "rounding": opts.rounding, "pairing": opts.pairing}
+
+    #: The row edge unit (leading-one detection, window choice, zero-partner merge) and two
+    #: n x 8 multipliers with shifters (docs/rtl.md); every option has RTL.
+    rtl = Rtl("simulator.rtl.pe.sparq")
+
+    @classmethod
+    def rtl_design(cls, options: SparqOptions) -> tuple[int, dict[str, Any]]:
+        """Two activations a step, four with ``stc`` pairing."""
+        return (4 if options.pairing == "stc" else 2,
+                {"window_bits": options.window_bits, "options": options.options,
+                 "rounding": options.rounding, "pairing": options.pairing})
+
+    @classmethod
+    def rtl_label(cls, threads: int, options: Mapping[str, Any]) -> str:
+        return (f"SPARQ ({options['window_bits']}-bit windows, {options['options']} options, "
+                f"{options['rounding']}, {options['pairing']})")
 
     def composition(self, layer: Layer | None = None) -> Composition:
         opts = self.options

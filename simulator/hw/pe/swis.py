@@ -24,7 +24,7 @@ import functools
 import hashlib
 import math
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -35,7 +35,8 @@ from simulator.hw.pe.bitserial import (DENSE_LANES, MAX_GROUP_SIZE, BitSerialOpt
                                        bit_slot_patterns, exact_product, lane_composition,
                                        lane_patterns, magnitude_bound, popcount,
                                        product_from_floats)
-from simulator.hw.pe.registry import Composition, FoldSteps, GemmRun, PEModel, register_pe
+from simulator.hw.pe.registry import (Composition, FoldSteps, GemmRun, PEModel, Rtl,
+                                      SerialOperands, register_pe)
 from simulator.records import record
 from simulator.workloads.layers import Layer
 
@@ -518,6 +519,33 @@ class SWISPE(PEModel):
         return lane_composition(group, serial_register_bits=2 * group,
                                 lane_logic_bits=group * 8,
                                 position_bits=3 * self.options.most_shifts)
+
+    #: The bit-serial lanes with a sign per weight, shifted by the group's shared position
+    #: (docs/rtl.md, "Bit-serial and SWIS"); a represented magnitude can reach 255.
+    rtl = Rtl("simulator.rtl.pe.swis", extra_acc_bits=1)
+
+    @classmethod
+    def rtl_design(cls, options: SWISOptions) -> tuple[int, dict[str, Any]]:
+        """One slot per lane."""
+        return options.group_size, {"group_size": options.group_size,
+                                    "max_shifts": options.most_shifts}
+
+    @classmethod
+    def rtl_label(cls, threads: int, options: Mapping[str, Any]) -> str:
+        return f"SWIS G={options['group_size']} (N <= {options['max_shifts']})"
+
+    def serial_operands(self, layer: Layer, a: np.ndarray,
+                        b: np.ndarray) -> SerialOperands:
+        """The decomposed weights and the filter order of the column folds; a dynamic
+        right operand run bit-serially is the plain 8-bit bit-serial stream."""
+        if self._serial(layer):
+            return self._bitserial().serial_operands(layer, a, b)
+        dec = self.decomposition(b)
+        return SerialOperands("positions",
+                              {"a": a, "approx": dec.approx, "masks": dec.masks,
+                               "shifts": dec.shifts, "order": self.filter_order(dec),
+                               "group": self.options.group_size, "cols": self.array.cols},
+                              BitSerialPE.type_name)
 
     def decomposition(self, b: np.ndarray) -> Decomposition:
         """The (cached) decomposition of one GEMM group's weights B (Kd, F)."""

@@ -8,7 +8,7 @@ sub-multipliers, and lose precision when an operand does not fit.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from simulator.errors import SimulationError
 from simulator.hw.pe.dense import (ACCUMULATOR_BITS, OUTPUT_BITS, active_steps,
                                    dense_composition)
 from simulator.hw.pe.registry import (AccumulationFeed, Composition, GemmRun, LayerOverride, PEModel,
-                                      ReferenceRule, register_pe)
+                                      ReferenceRule, Rtl, register_pe)
 from simulator.hw.pe.schedule import reordered_schedule, steps_for, thread_schedule
 from simulator.records import record
 from simulator.workloads.layers import Layer
@@ -153,6 +153,20 @@ class SySMTPE(PEModel):
                      "rounding": {"round_half_even": kernel.ROUND_HALF_EVEN,
                                   "truncate": kernel.ROUND_TRUNCATE}},
             counter_names=COUNTERS)
+
+    #: Sub-multipliers of 4b x 8b (2T) or 4b x 4b (4T) (docs/rtl.md); the NB-SMT paper's
+    #: PE areas relative to the dense PE (MICRO 2020, docs/validation.md).
+    rtl = Rtl("simulator.rtl.pe.sysmt", isolating=True, area_ratios=((2, 1.4), (4, 2.5)))
+
+    @classmethod
+    def rtl_design(cls, options: SySMTOptions) -> tuple[int, dict[str, Any]]:
+        """As many operand slots as the most threads any layer uses."""
+        return (max([options.threads, *options.layer_threads.values()]),
+                {"policy": options.policy, "rounding": options.rounding})
+
+    @classmethod
+    def rtl_label(cls, threads: int, options: Mapping[str, Any]) -> str:
+        return f"SySMT {threads}T ({options['policy']}, {options['rounding']})"
 
     accumulates_in_steps = True
 

@@ -1,9 +1,11 @@
 """PE datapaths in RTL, one module per PE type (mirroring ``simulator/hw/pe/``).
 
-Each module defines ``build(design)`` returning a combinational Amaranth datapath with the
-attributes ``a`` (list of T activation signals), ``w`` (list of T weight signals),
-``product`` (the step's partial sum, signed) and ``event`` (the step's counter index,
-docs/reference-array.md "Counters"), and ``COUNTERS``, the counter names by index. The array
+A PE type's model names its datapath module (``PEModel.rtl``, a
+:class:`simulator.hw.pe.registry.Rtl`), so a plug-in PE type may ship its own. Each module
+defines ``build(design)`` returning a combinational Amaranth datapath with the attributes
+``a`` (list of T activation signals), ``w`` (list of T weight signals), ``product`` (the
+step's partial sum, signed) and ``event`` (the step's counter index, docs/reference-array.md
+"Counters"), and ``COUNTERS``, the counter names by index. The array
 (:mod:`simulator.rtl.array`) wraps a datapath with the operand registers and the
 accumulator. Nothing here imports numba (docs/rtl.md).
 """
@@ -13,12 +15,14 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__all__ = ["RTL_PE_TYPES", "pe_module"]
+from simulator.hw.pe import pe_model_class, pe_types
 
-#: PE types that have RTL, and the module that builds each one's datapath.
-RTL_PE_TYPES = {"dense": "simulator.rtl.pe.dense", "sysmt": "simulator.rtl.pe.sysmt",
-                "sparq": "simulator.rtl.pe.sparq", "a4w8": "simulator.rtl.pe.a4w8",
-                "bitserial": "simulator.rtl.pe.bitserial", "swis": "simulator.rtl.pe.swis"}
+__all__ = ["rtl_types", "pe_module"]
+
+
+def rtl_types() -> dict[str, str]:
+    """The PE types that have RTL (built-in and plug-in), and each one's datapath module."""
+    return {name: cls.rtl.module for name, cls in pe_types().items() if cls.rtl is not None}
 
 
 def pe_module(type_name: str) -> ModuleType:
@@ -29,4 +33,7 @@ def pe_module(type_name: str) -> ModuleType:
     KeyError
         If the PE type has no RTL yet.
     """
-    return importlib.import_module(RTL_PE_TYPES[type_name])
+    rtl = pe_model_class(type_name).rtl
+    if rtl is None:
+        raise KeyError(type_name)
+    return importlib.import_module(rtl.module)

@@ -15,7 +15,7 @@ import numpy as np
 
 from simulator.config.arch import PEOptions
 from simulator.config.schema import option
-from simulator.hw.pe import Composition, GemmRun, PEModel, ReferenceRule
+from simulator.hw.pe import Composition, GemmRun, PEModel, ReferenceRule, Rtl
 from simulator.workloads.layers import Layer
 
 __all__ = ["LanesOptions", "LanesPE", "truncate", "reference_step"]
@@ -66,6 +66,18 @@ class LanesPE(PEModel):
     baseline_family = None
 
     options: LanesOptions
+
+    #: Its datapath for ``sasim rtl`` (emit, verify, synth), in this package.
+    rtl = Rtl("sasim_example_pe.lanes_rtl")
+
+    @classmethod
+    def rtl_design(cls, options: LanesOptions) -> tuple[int, dict]:
+        """One operand slot per lane; the datapath depends on the truncation."""
+        return options.lanes, {"truncate_bits": options.truncate_bits}
+
+    @classmethod
+    def rtl_label(cls, threads: int, options: dict) -> str:
+        return f"lanes x{threads} (truncate {options['truncate_bits']} bits)"
 
     def reduction_steps(self, layer: Layer) -> int:
         return -(-layer.gemm.k // self.options.lanes)
