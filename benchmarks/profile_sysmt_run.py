@@ -20,6 +20,11 @@ with the run's phases wrapped in timers (wall seconds, summed over layers):
   ``timing + memory`` (the array timing and the SimPy memory model), ``energy``;
 - ``rest``: everything else of ``cli.main`` (arch and workload loading, report, files).
 
+The phases are timed in this process, so the script runs the functional models inline: a
+``sasim run`` process computes them in a forked child beside the engine
+(docs/performance.md, "Functional models beside the engine"), which this breakdown cannot
+see; ``benchmarks/bench_startup.py`` times that whole process.
+
 Usage (from the repo root)::
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/profile_sysmt_run.py [--workload resnet18]
@@ -60,6 +65,7 @@ from simulator import api, cli  # noqa: E402
 
 _IMPORTS["import sasim"] = time.perf_counter() - _t
 _t = time.perf_counter()
+import simulator.kernels.jit as jit  # noqa: E402
 import simulator.kernels.metrics as metrics  # noqa: E402
 import simulator.kernels.sysmt as kernel  # noqa: E402
 
@@ -133,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         return dataclasses.replace(workload, tensors=tensors)
 
     api.with_synthetic_data = synthetic
+    # the functional models inline, in this process (see the module docstring)
+    jit.can_fork = lambda: False
     for name, key in (("im2col", "im2col"), ("weight_columns", "weights"),
                       ("gemm_product", "reference product"),
                       ("_simulate_layer", "timing + memory"), ("_priced", "energy")):
