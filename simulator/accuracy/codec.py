@@ -18,7 +18,7 @@ from torch import nn
 
 from simulator.config.arch import ActivationCodecConfig
 from simulator.export.ptq import QuantizedModel, run_hooked
-from simulator.memory.codec import (Codec, activation_range, calibrate, code,
+from simulator.memory.codec import (Codec, activation_range, calibrate_layer, code,
                                     one_blas_thread, pixels, table_bytes)
 
 __all__ = ["CALIBRATION_IMAGES", "PRE_ACTIVATION_BITS", "CodecStage", "PreActivationStage",
@@ -165,10 +165,7 @@ def _pre_activation_codecs(qmodel: QuantizedModel, calibration: torch.Tensor,
         yq = np.clip(np.round(y / scale), low, high).astype(np.int64)
         flat = yq if yq.ndim == 4 else yq.reshape(-1, yq.shape[-1])
         with one_blas_thread():
-            out[name] = (scale, calibrate(pixels(flat), bits=options.bits,
-                                          transform=options.transform,
-                                          energy_fraction=options.energy_fraction,
-                                          basis_bits=options.basis_bits, low=low, high=high))
+            out[name] = (scale, calibrate_layer(pixels(flat), options, low=low, high=high))
     return out
 
 
@@ -188,10 +185,8 @@ def calibrate_codecs(qmodel: QuantizedModel, calibration: torch.Tensor,
         integer = layers[name]
         low, high = activation_range(integer.activation_bits, integer.signed)
         with one_blas_thread():
-            codecs[name] = calibrate(np.concatenate(seen[name]), bits=options.bits,
-                                     transform=options.transform,
-                                     energy_fraction=options.energy_fraction,
-                                     basis_bits=options.basis_bits, low=low, high=high)
+            codecs[name] = calibrate_layer(np.concatenate(seen[name]), options, low=low,
+                                           high=high)
     return codecs
 
 

@@ -104,6 +104,12 @@ class ActivationCodecConfig:
     transform: Literal["pca", "none"] = option(
         "pca", doc="pca: per-layer principal components of the channel vector of each pixel; "
                    "none: entropy coding of the quantised activations alone.")
+    wide_layers: Literal["untransformed", "refuse"] = option(
+        "untransformed", doc="A layer whose input has more channels than a PCA is calibrated "
+                             "over (4,096; e.g. a fully connected layer's flattened input): "
+                             "untransformed, coded with transform none (the quantiser and "
+                             "Huffman code alone; the layer report says so); refuse, an "
+                             "error naming the layer.")
     energy_fraction: float = option(
         1.0, doc="Keep the leading components that hold this fraction of the calibration "
                  "variance (1.0: all); the others are not coded.", check=in_range(1e-6, 1.0))

@@ -31,7 +31,8 @@ from simulator.records import record
 from simulator.workloads.layers import Layer, LayerTensors
 
 __all__ = ["CODED_OPS", "Codec", "CodedTensor", "InputCoding", "LayerCoding", "RunCoding",
-           "activation_range", "calibrate", "code", "code_input", "coded_layers",
+           "activation_range", "calibrate", "calibrate_layer", "code", "code_input",
+           "coded_layers",
            "coded_program", "codec_report", "from_pixels", "inverse_layer", "one_blas_thread",
            "pixels", "project", "quantise", "ratio", "reconstruct", "table_bytes"]
 
@@ -59,7 +60,9 @@ class Codec:
     ----------
     bits : quantiser bits b (2**b symbols).
     mean : (C,) the calibration mean, int64 (integer basis) or float64.
-    basis : (C, k) the kept components, as columns: int64 ``round(U * 2**shift)`` or float64.
+    basis : (C, k) the kept components, as columns: int64 ``round(U * 2**shift)`` or float64;
+        (C, 0) for ``transform: none`` (the identity, never formed: a wide layer's C x C
+        matrix would take gigabytes).
     shift : fraction bits of an integer basis (``basis_bits - 1``; 0 for ``transform: none``),
         None for a float basis.
     lo, hi : the quantiser's calibrated range over the projected values (in the projection's
@@ -69,6 +72,7 @@ class Codec:
     low, high : the activation's integer range (decoded values are clipped to it).
     exact_float : an integer basis's products are exact in float64 (every partial sum below
         2**53); otherwise they are computed in int64 (slower).
+    transform : ``"pca"`` or ``"none"``, the transform calibrated.
     """
 
     bits: int
@@ -83,6 +87,7 @@ class Codec:
     low: int
     high: int
     exact_float: bool = True
+    transform: str = "pca"
 
     @property
     def channels(self) -> int:
@@ -90,7 +95,17 @@ class Codec:
 
     @property
     def components(self) -> int:
-        return int(self.basis.shape[1])
+        return self.channels if self.transform == "none" else int(self.basis.shape[1])
+
+    def times_basis(self, a: np.ndarray, transpose: bool = False) -> np.ndarray:
+        """``a @ basis`` (``a @ basis.T`` with ``transpose``), exactly: ``a`` itself for the
+        identity."""
+        if self.transform == "none":
+            return a
+        basis = self.basis.T if transpose else self.basis
+        if self.shift is None:
+            return a.astype(np.float64) @ basis
+        return _integer_product(a, basis, self.exact_float)
 
 
 def pixels(x: np.ndarray) -> np.ndarray:
@@ -112,8 +127,8 @@ def from_pixels(p: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def _basis(x: np.ndarray, transform: str, energy_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Mean and leading principal directions (columns, by decreasing variance) of ``x``."""
     channels = x.shape[1]
-    if transform == "none":
-        return np.zeros(channels), np.eye(channels)
+    if transform == "none":  # the identity (Codec.basis)
+        return np.zeros(channels), np.zeros((channels, 0))
     xf = x.astype(np.float64)
     mean = xf.mean(axis=0)
     centred = xf - mean
@@ -155,7 +170,8 @@ def calibrate(x: np.ndarray, *, bits: int, transform: str = "pca", energy_fracti
     channels = x.shape[1]
     if transform == "pca" and channels > MAX_PCA_CHANNELS:
         raise ValueError(f"a PCA over {channels:,} channels is more than sasim calibrates "
-                         f"({MAX_PCA_CHANNELS:,}); use transform: none")
+                         f"({MAX_PCA_CHANNELS:,}); use wide_layers: untransformed or "
+                         f"transform: none")
     exact_float = True
     if basis_bits is not None:
         top = (1 << (basis_bits - 1)) - 1 if transform == "pca" else 1
@@ -176,6 +192,7 @@ def calibrate(x: np.ndarray, *, bits: int, transform: str = "pca", energy_fracti
         basis = np.clip(np.rint(vectors * (1 << shift)), -top, top).astype(np.int64)
         mean = np.rint(mean_f).astype(np.int64)
     codec = Codec(bits=bits, mean=mean, basis=basis, shift=shift, lo=0, hi=1,
+                  transform=transform,
                   exact_float=basis_bits is None or exact_float,
                   lengths=np.ones(1 << bits, dtype=np.int64),
                   codes=np.zeros(1 << bits, dtype=np.uint64),
@@ -195,13 +212,27 @@ def calibrate(x: np.ndarray, *, bits: int, transform: str = "pca", energy_fracti
                                codes=canonical_codes(lengths))
 
 
+def calibrate_layer(x: np.ndarray, options: ActivationCodecConfig, *, low: int,
+                    high: int) -> Codec:
+    """:func:`calibrate` with an arch's ``memory.activation_codec`` options: a layer wider
+    than :data:`MAX_PCA_CHANNELS` takes ``transform: none`` unless ``wide_layers: refuse``
+    (docs/transform-coding.md, "Limits")."""
+    transform = options.transform
+    if (transform == "pca" and x.shape[1] > MAX_PCA_CHANNELS
+            and options.wide_layers == "untransformed"):
+        transform = "none"
+    return calibrate(x, bits=options.bits, transform=transform,
+                     energy_fraction=options.energy_fraction, basis_bits=options.basis_bits,
+                     low=low, high=high)
+
+
 def project(codec: Codec, x: np.ndarray) -> np.ndarray:
     """The forward transform of pixels ``x`` (P, C): (P, k) ``(x - mean) . basis``."""
     centred = np.asarray(x, dtype=np.int64) - codec.mean
     if codec.shift is None:
-        return centred.astype(np.float64) @ codec.basis
+        return codec.times_basis(centred.astype(np.float64))
     # integers below 2**53: the float64 product is exact whatever the summation order
-    return _integer_product(centred, codec.basis, codec.exact_float)
+    return codec.times_basis(centred)
 
 
 def quantise(codec: Codec, y: np.ndarray) -> np.ndarray:
@@ -222,10 +253,10 @@ def reconstruct(codec: Codec, symbols: np.ndarray) -> np.ndarray:
     span = codec.hi - codec.lo
     if codec.shift is None:
         y = codec.lo + symbols.astype(np.float64) * (span / top)
-        x = np.rint(y @ codec.basis.T + codec.mean)
+        x = np.rint(codec.times_basis(y, transpose=True) + codec.mean)
         return np.clip(x, codec.low, codec.high).astype(np.int64)
     numerator = codec.lo * top + symbols.astype(np.int64) * span  # y * top, exactly
-    product = _integer_product(numerator, codec.basis.T, codec.exact_float)
+    product = codec.times_basis(numerator, transpose=True)
     den = top << (2 * codec.shift)
     x = np.floor_divide(2 * product + den, 2 * den) + codec.mean
     return np.clip(x, codec.low, codec.high)
@@ -290,7 +321,7 @@ def table_bytes(codec: Codec, basis_bits: int | None) -> int:
     identity), the mean (16 bits per channel) and the quantiser's range (two 32-bit words)."""
     entry_bits = 32 if basis_bits is None else basis_bits
     identity = codec.shift == 0
-    basis = 0 if identity else -(-codec.basis.size * entry_bits // 8)
+    basis = 0 if identity else -(-codec.channels * codec.components * entry_bits // 8)
     mean = 0 if identity else 2 * codec.channels
     return (1 << codec.bits) + basis + mean + 8
 
@@ -379,7 +410,8 @@ class InputCoding:
         coded, values = self.coded, self.coded.values
         per_symbol = coded.symbols / values if values else 0.0
         return {
-            "bits": self.codec.bits, "components": self.codec.components,
+            "bits": self.codec.bits, "transform": self.codec.transform,
+            "components": self.codec.components,
             "channels": self.codec.channels, "values": values, "symbols": coded.symbols,
             "entropy_bits_per_value": entropy_bits(coded.histogram) * per_symbol,
             "calibration_entropy_bits_per_value": entropy_bits(self.codec.counts) * per_symbol,
@@ -414,9 +446,7 @@ def _code_input(x: np.ndarray, layer: Layer, options: ActivationCodecConfig) -> 
     images = x.shape[0]
     calibration = max(1, int(math.floor(images * options.calibration_fraction + 1e-9)))
     low, high = activation_range(layer.activation_bits, layer.activation_signed)
-    codec = calibrate(pixels(x[:calibration]), bits=options.bits, transform=options.transform,
-                      energy_fraction=options.energy_fraction, basis_bits=options.basis_bits,
-                      low=low, high=high)
+    codec = calibrate_layer(pixels(x[:calibration]), options, low=low, high=high)
     coded = code(codec, x, lanes=options.lanes, word_bits=options.word_bits,
                  burst_bytes=options.burst_bytes)
     noise = float(np.sum((coded.decoded - x).astype(np.float64) ** 2))

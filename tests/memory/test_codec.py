@@ -59,7 +59,10 @@ def test_entropy_bits():
 
 
 def _twin(codec, p):
-    return np.array(code_pixels(p.tolist(), codec.mean.tolist(), codec.basis.tolist(),
+    # the identity of transform: none as the matrix it stands for
+    basis = (np.eye(codec.channels, dtype=codec.basis.dtype) if codec.transform == "none"
+             else codec.basis)
+    return np.array(code_pixels(p.tolist(), codec.mean.tolist(), basis.tolist(),
                                 codec.shift, codec.lo, codec.hi, codec.bits, codec.low,
                                 codec.high), dtype=np.int64).reshape(p.shape)
 
@@ -100,12 +103,42 @@ def test_a_layer_too_wide_for_the_pca_is_one_line():
     layers = [Layer(name=n, op="linear", in_channels=k, out_channels=4, batch=2)
               for n, k in (("a", 4), ("b", 300_000))]
     data = {"a": np.zeros((2, 4), dtype=np.int64), "b": np.ones((2, 300_000), dtype=np.int64)}
-    coding = RunCoding(layers, lambda n: LayerTensors(input=data[n], weight=None),
-                       ActivationCodecConfig(bits=8))
+    tensors = lambda n: LayerTensors(input=data[n], weight=None)  # noqa: E731
+    coding = RunCoding(layers, tensors, ActivationCodecConfig(bits=8, wide_layers="refuse"))
     with pytest.raises(SimulationError, match="layer 'b': memory.activation_codec: a PCA over "
                                               "300,000 channels is more than sasim calibrates"):
         coding.input("b")
     assert coding.input("a") is None  # the first layer's input is the image: not coded
+    # the default codes it untransformed (no 300,000 x 300,000 identity is formed), and its
+    # report says so; the twin agrees bit for bit
+    wide = RunCoding(layers, tensors, ActivationCodecConfig(bits=8)).input("b")
+    assert wide.report()["transform"] == "none" and wide.codec.components == 300_000
+    assert wide.codec.basis.size == 0
+
+
+@pytest.mark.parametrize("basis_bits", [8, None])
+def test_a_wide_layer_is_coded_untransformed_as_the_twin(monkeypatch, basis_bits):
+    from simulator.memory import codec as codec_module
+
+    monkeypatch.setattr(codec_module, "MAX_PCA_CHANNELS", 8)
+    x = np.random.default_rng(5).integers(0, 256, (30, 12))
+    options = ActivationCodecConfig(bits=5, basis_bits=basis_bits)
+    codec = codec_module.calibrate_layer(x, options, low=0, high=255)
+    assert codec.transform == "none" and codec.components == 12
+    coded = code(codec, x, lanes=3, word_bits=16, burst_bytes=32)
+    if basis_bits is not None:  # the integer twin, with the identity as a matrix
+        assert np.array_equal(coded.decoded, _twin(codec, x))
+    else:  # a float identity: the quantiser's grid itself, rounded
+        top = (1 << 5) - 1
+        y = x.astype(np.float64)
+        symbols = np.clip(np.rint((y - codec.lo) / (codec.hi - codec.lo) * top), 0, top)
+        want = np.clip(np.rint(codec.lo + symbols * ((codec.hi - codec.lo) / top)), 0, 255)
+        assert np.array_equal(coded.decoded, want)
+    narrow = codec_module.calibrate_layer(x[:, :8], options, low=0, high=255)
+    assert narrow.transform == "pca"
+    with pytest.raises(ValueError, match="a PCA over 12 channels"):
+        codec_module.calibrate_layer(x, dataclasses.replace(options, wide_layers="refuse"),
+                                     low=0, high=255)
 
 
 def test_codec_matches_twin_on_the_digits_trace():
