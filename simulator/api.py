@@ -559,6 +559,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         raise SimulationError(
             f"arch {arch.name}: PE type '{arch.pe.type}' is defined for the "
             f"{'/'.join(pe.dataflows)} dataflow, not '{arch.array.dataflow}'")
+    check_layer_names(arch, workload)
     try:
         pe.check_layers({layer.name for layer in workload.layers})
         check_accumulator(pe, {layer.name for layer in workload.layers})
@@ -868,6 +869,24 @@ def _decoded(tensors: LayerTensors, decoded: np.ndarray) -> LayerTensors:
 
 
 # --------------------------------------------------------------------------- ZAP (docs/zap.md)
+
+def check_layer_names(arch: ArchConfig, workload: Workload) -> None:
+    """Refuse per-layer options naming a layer the workload lacks (``zap.layers``,
+    ``multicore.layers``), whether or not their feature is on, and a ZAP override on a layer
+    ZAP cannot apply to (it predicts conv2d outputs, docs/zap.md)."""
+    layers = {layer.name: layer for layer in workload.layers}
+    for key, named in (("zap.layers", arch.zap.layers),
+                       ("multicore.layers", arch.multicore.layers)):
+        unknown = sorted(set(named) - set(layers))
+        if unknown:
+            raise ConfigError(f"arch {arch.name}: {key}: no layer named {unknown[0]!r} in "
+                              f"workload {workload.source}")
+    for name, override in arch.zap.layers.items():
+        if override.enabled and layers[name].op != "conv2d":
+            raise ConfigError(f"arch {arch.name}: zap.layers.{name}: ZAP predicts the outputs "
+                              f"of conv2d layers; '{name}' in {workload.source} is a "
+                              f"{layers[name].op} layer (set enabled: false or drop it)")
+
 
 def _zap_plan(arch: ArchConfig, workload: Workload) -> dict[str, Any]:
     """The layers ZAP applies to (:func:`simulator.hw.zap.plan_zap`); {} when it is off."""

@@ -1079,6 +1079,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("sasim: error: out of memory (the input asks for more than this machine has)",
               file=sys.stderr)
         return 2
+    except OverflowError:
+        print("sasim: error: a cycle or byte count of this run exceeds 64-bit integers (the "
+              "input asks for a run longer than 2^63 cycles)", file=sys.stderr)
+        return 2
     except _Stopped as exc:
         print(f"sasim: stopped by {signal.Signals(exc.signum).name}", file=sys.stderr)
         return 128 + exc.signum

@@ -89,7 +89,10 @@ A user value quoted in a message is cut to {MAX_VALUE_CHARS} characters and a wh
   2^53). JSON (trace manifests, results) has the same limits and refuses `NaN`/`Infinity`.
 - Architecture: `array.rows` and `array.cols` at most {arch.MAX_ARRAY_SIDE:,}; buffers at
   most {arch.MAX_BUFFER_KIB:,.0f} KiB; `memory.dram_latency_cycles` at most
-  {arch.MAX_LATENCY_CYCLES:,}; output and partial-sum words at most 64 bits.
+  {arch.MAX_LATENCY_CYCLES:,}; `memory.dram_bandwidth_bytes_per_cycle` and
+  `multicore.interconnect_bytes_per_cycle` at least {arch.MIN_BANDWIDTH:g} bytes per
+  cycle; output and partial-sum words at most 64 bits. A run whose
+  cycle or byte counts would still exceed 64-bit integers stops with one line (exit 2).
 - SCALE-Sim `.cfg`: read without `%` interpolation; every number must be finite and at most
   2^53.
 - Layers: every dimension (batch, channels, features, H, W, kernel, stride, padding,

@@ -144,11 +144,7 @@ def _check_partitions(arch: Any, workload: Workload, pe: PEModel) -> None:
     """Refuse, before anything runs, a partition that does not divide a layer, a pipeline
     with more cores than layers, or an override naming no layer."""
     config, cores = arch.multicore, arch.multicore.cores
-    names = {layer.name for layer in workload.layers}
-    unknown = sorted(set(config.layers) - names)
-    if unknown:
-        raise ConfigError(f"arch {arch.name}: multicore.layers: no layer named "
-                          f"{unknown[0]!r} in workload {workload.name}")
+    api.check_layer_names(arch, workload)
     if config.partition == "pipeline":
         if config.layers:
             raise ConfigError(f"arch {arch.name}: multicore.layers: per-layer partitions "

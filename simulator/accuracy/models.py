@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from simulator.errors import SasimError
+from simulator.config.schema import model_name
+from simulator.errors import SasimError, shorten
 from simulator.export import CalibrationOptions, Dataset, load_dataset, load_factory
 from simulator.records import record
 
@@ -98,6 +99,9 @@ def load_setup(model: str, data: str | None = None, calibration: str | None = No
         data = data or "digits:test"
         calibration = calibration or "digits:train"
     else:
+        problem = model_name(model)
+        if problem is not None:
+            raise SasimError(f"model {shorten(model)}: expected {problem}")
         if data is None:
             raise SasimError(f"model {model}: needs a labelled evaluation set (--data DATA: "
                              f"an .npz file with float inputs 'x' and integer labels 'y')")

@@ -13,8 +13,8 @@ from simulator.config.accumulator import AccumulatorConfig
 from simulator.config.dram import IDEAL, DramConfig, dram_spec
 from simulator.config.files import (MAX_FILE_BYTES, apply_overrides, parse_override,
                                     read_yaml_mapping)
-from simulator.config.schema import (MAX_EXACT_INT, build, did_you_mean, in_range, option,
-                                     positive)
+from simulator.config.schema import (MAX_EXACT_INT, MIN_BANDWIDTH, at_least, build,
+                                     did_you_mean, in_range, option, positive)
 from simulator.config.multicore import MulticoreConfig
 from simulator.config.zap import ZapConfig
 from simulator.errors import ConfigError, shorten
@@ -50,7 +50,7 @@ SCHEMA_VERSION = 1
 #: Bounds on sizes (docs/config-reference.md, "Input limits").
 MAX_ARRAY_SIDE = 1 << 16
 MAX_BUFFER_KIB = float(1 << 32)
-MAX_LATENCY_CYCLES = 1 << 40
+MAX_LATENCY_CYCLES = 1 << 20
 
 
 def _supported_version(value: int) -> str | None:
@@ -186,7 +186,8 @@ class MemoryConfig:
         check=in_range(1, 1024))
     dram_bandwidth_bytes_per_cycle: float | None = option(
         None, doc="Bytes per cycle of the one DRAM channel shared by loads and write-backs; "
-                  "null = unbounded (transfers take no time).", check=positive)
+                  "null = unbounded (transfers take no time).",
+        check=at_least(MIN_BANDWIDTH))
     dram_latency_cycles: int = option(
         0, doc="Cycles from the end of a load's transfer until its data is usable.",
         check=in_range(0, MAX_LATENCY_CYCLES))
@@ -228,9 +229,12 @@ class MemoryConfig:
         if self.dram == IDEAL:
             return
         try:
-            dram_spec(self.dram, "dram")  # impossible timings: one line naming the key
+            spec = dram_spec(self.dram, "dram")  # impossible timings: one line naming the key
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
+        if spec is None:  # {preset: ideal} with nothing to override is the ideal channel
+            object.__setattr__(self, "dram", IDEAL)
+            return
         if self.dram_bandwidth_bytes_per_cycle is not None:
             raise ValueError("dram_bandwidth_bytes_per_cycle applies to the ideal channel "
                              "only; with a DRAM preset the device sets the bandwidth "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from simulator.config.schema import in_range, option, positive
+from simulator.config.schema import MIN_BANDWIDTH, at_least, in_range, option
 from simulator.records import record
 
 __all__ = ["MulticoreConfig", "Partition", "PARTITIONS", "MAX_CORES"]
@@ -39,4 +39,5 @@ class MulticoreConfig:
                                   "output_channels or spatial; not with pipeline).")
     interconnect_bytes_per_cycle: float | None = option(
         None, doc="Bytes per cycle of the on-chip interconnect between the DRAM and the "
-                  "cores, shared by all of them; null = as fast as the DRAM.", check=positive)
+                  "cores, shared by all of them; null = as fast as the DRAM.",
+        check=at_least(MIN_BANDWIDTH))

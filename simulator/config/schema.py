@@ -23,6 +23,7 @@ from simulator.records import record
 __all__ = [
     "option",
     "positive",
+    "model_name",
     "non_negative",
     "build",
     "dump",
@@ -30,6 +31,7 @@ __all__ = [
     "FieldDoc",
     "did_you_mean",
     "in_range",
+    "at_least",
     "MAX_EXACT_INT",
 ]
 
@@ -42,14 +44,34 @@ Check = Callable[[Any], str | None]
 _type_hints = functools.cache(typing.get_type_hints)
 
 
+#: The least bandwidth in bytes per cycle (a DRAM channel, the interconnect): a slower
+#: channel would make a layer's cycles overflow 64-bit integers.
+MIN_BANDWIDTH = 1e-3
+
+
 def positive(value: Any) -> str | None:
     """Check that a number is > 0."""
     return None if value > 0 else "a positive number"
 
 
+def model_name(value: Any) -> str | None:
+    """Check a model name: ``digits`` (the shipped model) or ``path/to/file.py:factory``."""
+    path, sep, attr = str(value).rpartition(":")
+    if value == "digits" or (sep and path.endswith(".py") and attr.isidentifier()):
+        return None
+    return "digits or path/to/file.py:factory"
+
+
 def non_negative(value: Any) -> str | None:
     """Check that a number is >= 0."""
     return None if value >= 0 else "a non-negative number"
+
+
+def at_least(low: float) -> Check:
+    """Check that a number is at least ``low``."""
+    def check(value: Any) -> str | None:
+        return None if value >= low else f"a number of at least {low:g}"
+    return check
 
 
 def in_range(low: float, high: float) -> Check:

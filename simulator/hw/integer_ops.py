@@ -46,8 +46,9 @@ _ERF_A, _ERF_B = -0.2888, -1.769
 
 def input_scale(op: str, bits: int, signed: bool) -> float:
     """The real value of one input code: the largest code stands for 8 (softmax scores and
-    the activations' inputs) or 4 (norm inputs), typical ranges of BERT-like models."""
-    top = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+    the activations' inputs) or 4 (norm inputs), typical ranges of BERT-like models. A
+    signed 1-bit input has no positive code: its one non-zero code, -1, stands for -8 (-4)."""
+    top = max((1 << (bits - 1)) - 1, 1) if signed else (1 << bits) - 1
     return (4.0 if op in ("layernorm", "rmsnorm") else 8.0) / top
 
 

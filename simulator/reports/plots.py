@@ -600,8 +600,11 @@ def accuracy_figure(results: SweepResults,
                 continue
             points.append((wi, design, speedup, value))
     if not points:
-        raise ResultsError(f"{results.path}: no accuracy data (a timing-only sweep has none: "
-                           f"set timing_only: false)")
+        no_macs = all(not _metric(row, "macs") for design in designs
+                      for row in design.rows.values())
+        why = ("its workloads have no array layers: no MACs whose error could be measured"
+               if no_macs else "a timing-only sweep has none: set timing_only: false")
+        raise ResultsError(f"{results.path}: no accuracy data ({why})")
     finite = [v for *_, v in points if v is not None]
     top = max(finite) if finite else 0.0
     span = (top - min(finite)) if len(finite) > 1 else 10.0

@@ -111,7 +111,9 @@ def format_run(summary: Mapping[str, Any]) -> str:
                     f"{summary['array_energy_pj'] / 1e6:,.2f} uJ (the PEs, their registers "
                     f"and their leakage: what the papers report), chip scope "
                     f"{summary['energy_pj'] / 1e6:,.2f} uJ (+ buffers, DRAM, all leakage), "
-                    f"{summary['energy_per_mac_pj']:.3f} pJ/MAC at chip scope ({parts}); area "
+                    + ("no MACs" if summary["energy_per_mac_pj"] is None else
+                       f"{summary['energy_per_mac_pj']:.3f} pJ/MAC at chip scope")
+                    + f" ({parts}); area "
                     f"{summary['area_mm2']:.3f} mm2 (array "
                     f"{summary['array_area_um2'] / 1e6:.3f})")
     if any(lay.get("vector_sqnr_db") is not None for lay in summary["layers"]):

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from simulator import api
-from simulator.errors import SasimError
+from simulator.errors import SasimError, shorten
 from simulator.hw.pe import get_pe_model, pe_model_class, word_parallel_baseline
 from simulator.outputs import OutputSet, json_text
 from simulator.rtl.design import (DEFAULT_ACC_BITS, RtlDesign, design_from_arch,
@@ -65,6 +65,10 @@ def cmd_emit(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Most random GEMMs (``--cases``) and folds per layer (``--max-folds``) one verify takes.
+MAX_COUNT = 10_000
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """``sasim rtl verify``: co-simulate and compare; exit 1 on a mismatch."""
     from simulator.rtl.verify import check_cosim_size, verify_arch
@@ -72,8 +76,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.layer is not None and args.workload is None:
         raise SasimError("--layer needs --workload")
     for flag, value in (("--cases", args.cases), ("--max-folds", args.max_folds)):
-        if value is not None and value < 1:
-            raise SasimError(f"{flag}: expected a positive integer, not {value}")
+        if value is not None and not 1 <= value <= MAX_COUNT:
+            raise SasimError(f"{flag}: expected an integer from 1 to {MAX_COUNT:,}, not "
+                             f"{shorten(str(value))}")
+    if not 0 <= args.seed < 2**63:
+        raise SasimError(f"--seed: expected a non-negative integer below 2^63, not "
+                         f"{shorten(str(args.seed))}")
     arch, design = _design(args)
     check_cosim_size(design, f"--arch {args.arch}")
     backend = getattr(args, "backend", "amaranth")

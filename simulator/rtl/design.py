@@ -99,6 +99,14 @@ def design_from_arch(arch: ArchConfig, source: str, *, act_signed: bool = False,
     if arch.array.dataflow != "os":
         raise ConfigError(f"{source}: array.dataflow: the RTL is an output-stationary array; "
                           f"{arch.array.dataflow!r} has no RTL yet")
+    narrow = [key for key, acc in (("pe.accumulator", getattr(pe, "accumulator", None)),
+                                   *((f"pe.accumulator_layers.{name}", acc) for name, acc in
+                                     getattr(pe, "accumulator_layers", {}).items()))
+              if acc is not None and acc.type != "exact"]
+    if narrow:
+        raise ConfigError(f"{source}: {narrow[0]}: the array's RTL accumulates exactly "
+                          f"(--acc-bits wide); a narrow accumulator (docs/accumulators.md) is "
+                          f"not in the array's RTL (set it to exact)")
     threads, options = model.rtl_design(pe)
     if operand_isolation and not model.rtl.isolating:
         isolating = sorted(name for name, cls in _rtl_models().items() if cls.rtl.isolating)

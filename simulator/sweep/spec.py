@@ -25,7 +25,7 @@ import yaml
 import simulator
 from simulator import api, shipped
 from simulator.config.files import read_yaml_mapping
-from simulator.config.schema import build, dump, option
+from simulator.config.schema import build, dump, model_name, option
 from simulator.errors import ConfigError, SasimError, shorten
 from simulator.records import record
 
@@ -68,7 +68,8 @@ def _non_empty(value: Sequence[Any]) -> str | None:
 class AccuracySpec:
     """``accuracy:`` in a sweep: add the model's top-1 under each design (docs/accuracy.md)."""
 
-    model: str = option("digits", doc="`digits` (the shipped model) or `path/to/file.py:factory`.")
+    model: str = option("digits", doc="`digits` (the shipped model) or `path/to/file.py:factory`.",
+                        check=model_name)
     data: str | None = option(None, doc="Evaluation set (.npz with x and y); null: the "
                                         "model's default (digits: the 540 held-out images).")
     bn_recalibrate: int = option(0, doc="N > 0 also reports top-1 after BatchNorm "
@@ -376,7 +377,12 @@ def plan_sweep(spec: SweepSpec, source: str | Path) -> SweepPlan:
                     loader = loaders[base_path] = api.arch_loader(base_path)
                     loader(())
                 except ConfigError as exc:
-                    raise ConfigError(f"{where}.base: {design.base}: {exc}") from None
+                    # an extra baseline design comes from sweep.baseline, not sweep.base
+                    key = "baseline" if design.base not in bases else "base"
+                    text = str(exc)
+                    named = text if text.startswith(f"{design.base}:") else \
+                        f"{design.base}: {text}"
+                    raise ConfigError(f"{where}.{key}: {named}") from None
             arch = archs[(base_path, overrides)] = dump(
                 _validated_arch(spec, loader, design, overrides, where))
         for entry, path, digest in workloads:

@@ -542,3 +542,105 @@ def test_accumulator_layers_naming_unknown_layers_are_refused(tmp_path):
                   "  accumulator_layers: {nope: {type: int, bits: 16}}\n")
     result = run_cli("run", "--arch", arch, "--workload", _tiny(tmp_path))
     assert_refused(result, "accumulator_layers", "nope")
+
+
+# ----------------------------------------------------------------- the second campaign
+# (a review of the features after issue 13: DRAM, multi-core, vector ops, RTL, sweeps)
+
+@pytest.mark.parametrize("sets, key", [
+    (("memory.dram=ideal", "memory.dram_bandwidth_bytes_per_cycle=1e-15"),
+     "memory.dram_bandwidth_bytes_per_cycle"),
+    (("multicore.cores=2", "multicore.interconnect_bytes_per_cycle=1e-15"),
+     "multicore.interconnect_bytes_per_cycle"),
+    (("memory.dram=ideal", "memory.dram_latency_cycles=1099511627776"),
+     "memory.dram_latency_cycles"),
+])
+def test_channels_too_slow_for_64_bit_cycles_are_refused(tmp_path, sets, key):
+    overrides = [arg for s in sets for arg in ("--set", s)]
+    assert_refused(_run_arch(tmp_path, "os_sa_16x16", *overrides), "os_sa_16x16", key)
+
+
+def test_a_count_beyond_64_bits_is_one_line(tmp_path, monkeypatch):
+    from simulator import api
+
+    def overflowing(*args, **kwargs):
+        np.asarray([1 << 70], dtype=np.int64)  # what a schedule's conversion raises
+
+    monkeypatch.setattr(api, "simulate", overflowing)
+    assert_refused(_run_arch(tmp_path, "os_sa_16x16"), "exceeds 64-bit integers")
+
+
+def test_ideal_as_a_preset_mapping_is_the_ideal_channel(tmp_path):
+    result = _run_arch(tmp_path, "os_sa_16x16", "--set", "memory.dram={preset: ideal}",
+                       "--json")
+    assert result.status == 0, result.err
+    assert json.loads(result.out)["arch_config"]["memory"]["dram"] == "ideal"
+
+
+def test_a_workload_without_array_layers_prints_its_table(tmp_path):
+    workload = _write(tmp_path / "vec.yaml", "schema_version: 1\nname: vec\nlayers:\n"
+                      "  - {name: sm, op: softmax, features: 8}\n")
+    result = run_cli("run", "--arch", "os_sa_16x16", "--workload", workload, "--timing-only",
+                     "--out", tmp_path / "out")
+    assert_promise(result)
+    assert result.status == 0 and "no MACs" in result.out, result.err
+
+
+def test_signed_one_bit_input_to_an_integer_vector_op(tmp_path):
+    workload = _write(tmp_path / "ln.yaml", "schema_version: 1\nname: ln\nlayers:\n"
+                      "  - {name: fc, op: linear, in_features: 8, out_features: 8}\n"
+                      "  - {name: ln, op: layernorm, features: 8, activation_bits: 1,\n"
+                      "     activation_signed: true}\n")
+    result = run_cli("run", "--arch", "os_sa_16x16", "--workload", workload, "--set",
+                     "vector.integer=true", "--json")
+    assert_promise(result)
+    assert result.status == 0, result.err
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--cases", "1", "--seed", "-1"), ("--seed", "non-negative")),
+    (("--cases", "1000000000000000000000"), ("--cases", "10,000")),
+    (("--cases", "1", "--set", "pe.accumulator.type=int", "--set", "pe.accumulator.bits=8"),
+     ("pe.accumulator", "exact")),
+])
+def test_rtl_verify_refuses_what_it_cannot_check(args, words):
+    result = run_cli("rtl", "verify", "--arch", "os_sa_16x16", "--set", "array.rows=2",
+                     "--set", "array.cols=2", *args)
+    assert_refused(result, *words)
+
+
+def test_sweep_accuracy_model_is_checked_up_front(tmp_path):
+    spec = _write(tmp_path / "acc.yaml", "schema_version: 1\nname: acc\nbase: os_sa_16x16\n"
+                  "workloads: [digits_int8]\ntiming_only: true\naccuracy: {model: nosuch}\n")
+    assert_refused(run_cli("sweep", spec, "--out", tmp_path / "s", "--dry-run"),
+                   "acc.yaml", "sweep.accuracy.model", "path/to/file.py:factory")
+
+
+def test_sweep_baseline_errors_name_the_baseline(tmp_path):
+    spec = _write(tmp_path / "bl.yaml", "schema_version: 1\nname: bl\nbase: os_sa_16x16\n"
+                  "workloads: [digits_int8]\ntiming_only: true\nbaseline: nosuch_arch\n")
+    line = assert_refused(run_cli("sweep", spec, "--out", tmp_path / "s", "--dry-run"),
+                          "bl.yaml", "sweep.baseline: nosuch_arch: file not found")
+    assert line.count("nosuch_arch") == 1
+
+
+@pytest.mark.parametrize("sets, words", [
+    (("zap.layers.conv1.enabled=true",), ("zap.layers", "'conv1'", "digits_int8.npz")),
+    (("multicore.layers={nosuch: spatial}",), ("multicore.layers", "digits_int8.npz")),
+    (("multicore.cores=2", "multicore.layers={nosuch: spatial}"),
+     ("multicore.layers", "digits_int8.npz")),
+])
+def test_per_layer_options_name_layers_the_workload_has(sets, words):
+    overrides = [arg for s in sets for arg in ("--set", s)]
+    result = run_cli("run", "--arch", "os_sa_16x16", "--workload", "digits_int8",
+                     "--timing-only", *overrides)
+    assert_refused(result, *words)
+
+
+def test_zap_override_on_a_layer_zap_cannot_predict(tmp_path):
+    result = run_cli("run", "--arch", "zap_synthetic_16x16", "--workload", _tiny(tmp_path),
+                     "--timing-only", "--set", "zap.layers={fc: {mask_type: 3}}")
+    assert_refused(result, "zap.layers.fc", "linear")
+    off = run_cli("run", "--arch", "zap_synthetic_16x16", "--workload", _tiny(tmp_path),
+                  "--timing-only", "--set", "zap.layers={fc: {enabled: false}}")
+    assert off.status == 0, off.err
