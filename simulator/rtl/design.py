@@ -11,7 +11,7 @@ from typing import Any
 
 from simulator.config.arch import ArchConfig
 from simulator.errors import ConfigError, SasimError
-from simulator.hw.pe import pe_model_class
+from simulator.hw.pe import pe_model_class, pe_types
 from simulator.records import record
 from simulator.rtl.pe import rtl_types
 
@@ -109,17 +109,13 @@ def design_from_arch(arch: ArchConfig, source: str, *, act_signed: bool = False,
                           f"not in the array's RTL (set it to exact)")
     threads, options = model.rtl_design(pe)
     if operand_isolation and not model.rtl.isolating:
-        isolating = sorted(name for name, cls in _rtl_models().items() if cls.rtl.isolating)
+        isolating = sorted(name for name, cls in pe_types().items()
+                           if cls.rtl is not None and cls.rtl.isolating)
         raise ConfigError(f"{source}: --operand-isolation: built for "
                           f"{', '.join(isolating)} only, not {pe.type}")
     return RtlDesign(name=arch.name, pe_type=pe.type, threads=threads, options=options,
                      rows=arch.array.rows, cols=arch.array.cols, act_signed=act_signed,
                      acc_bits=acc_bits, operand_isolation=operand_isolation)
-
-
-def _rtl_models() -> dict[str, Any]:
-    """The PE model classes that have RTL, by type name."""
-    return {name: pe_model_class(name) for name in rtl_types()}
 
 
 def design_label(design: RtlDesign) -> str:
