@@ -104,7 +104,7 @@ class Codec:
             return a
         basis = self.basis.T if transpose else self.basis
         if self.shift is None:
-            return a.astype(np.float64) @ basis
+            return np.asarray(a, dtype=np.float64) @ basis  # no copy of a float matrix
         return _integer_product(a, basis, self.exact_float)
 
 
@@ -229,10 +229,9 @@ def calibrate_layer(x: np.ndarray, options: ActivationCodecConfig, *, low: int,
 def project(codec: Codec, x: np.ndarray) -> np.ndarray:
     """The forward transform of pixels ``x`` (P, C): (P, k) ``(x - mean) . basis``."""
     centred = np.asarray(x, dtype=np.int64) - codec.mean
-    if codec.shift is None:
-        return codec.times_basis(centred.astype(np.float64))
-    # integers below 2**53: the float64 product is exact whatever the summation order
-    return codec.times_basis(centred)
+    # integers below 2**53: the float64 product is exact whatever the summation order; a
+    # float basis projects floats (its identity too)
+    return codec.times_basis(centred.astype(np.float64) if codec.shift is None else centred)
 
 
 def quantise(codec: Codec, y: np.ndarray) -> np.ndarray:
