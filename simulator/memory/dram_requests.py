@@ -43,15 +43,21 @@ def locate(spec: DramSpec, burst: int) -> Location:
     ``row_col_bank``: row | column | bank in group | bank group (consecutive bursts rotate
     over every bank). The channel bits sit below both (docs/memory-model.md).
     """
-    groups, per_group, columns = spec.bank_groups, spec.banks_per_group, spec.column_bursts
+    return Location(*place(burst, spec.bank_groups, spec.banks_per_group, spec.column_bursts,
+                           spec.mapping == "row_bank_col"))
+
+
+def place(burst: int, groups: int, per_group: int, columns: int,
+          row_bank_col: bool) -> tuple[int, int, int]:
+    """:func:`locate` on plain ints, (bank group, bank, row): the per-burst loops call it."""
     group, rest = burst % groups, burst // groups
-    if spec.mapping == "row_bank_col":
+    if row_bank_col:
         rest //= columns
         in_group, row = rest % per_group, rest // per_group
     else:
         in_group, rest = rest % per_group, rest // per_group
         row = rest // columns
-    return Location(group, in_group * groups + group, row)
+    return group, in_group * groups + group, row
 
 
 @record

@@ -30,7 +30,7 @@ import functools
 from collections import deque
 
 from simulator.config.dram import DramSpec
-from simulator.memory.dram_requests import PAST, RequestSchedule
+from simulator.memory.dram_requests import PAST, RequestSchedule, place
 from simulator.records import record
 
 __all__ = ["ServedStream", "serve_stream", "python_stream", "compiled_stream",
@@ -190,15 +190,8 @@ def _locator(spec: DramSpec, offset: int):
     row_bank_col = spec.mapping == "row_bank_col"
 
     def where(j: int) -> tuple[int, int]:
-        address = offset + j
-        group, rest = address % groups, address // groups
-        if row_bank_col:
-            rest //= columns
-            in_group, row = rest % per_group, rest // per_group
-        else:
-            in_group, rest = rest % per_group, rest // per_group
-            row = rest // columns
-        return in_group * groups + group, row
+        _, bank, row = place(offset + j, groups, per_group, columns, row_bank_col)
+        return bank, row
 
     return where
 

@@ -39,7 +39,7 @@ from simulator.config.arch import PrefetchMode
 from simulator.engine import ChannelLink, Milestones, SequencedChannel, Space
 from simulator.errors import SimulationError
 from simulator.memory.plan import LOAD_COLUMNS, TileProgram
-from simulator.memory.run import Dram, LayerSchedule, _cycles, channel_tickets, write_backs
+from simulator.memory.run import BufferLog, Dram, LayerSchedule, _cycles, channel_tickets, write_backs
 from simulator.operands import PerBuffer
 
 __all__ = ["PrefetchChain", "PrefetchMode", "early_weights", "prefetch_tickets"]
@@ -106,22 +106,6 @@ def early_weights(program: TileProgram) -> list[int]:
     return early
 
 
-class _Log:
-    """One layer's view of a shared buffer: the shared space and its own claims and frees
-    (absolute cycle, +bytes claimed / -bytes freed), kept flat (cycle, bytes, cycle, ...)
-    as in :mod:`simulator.memory.run`."""
-
-    __slots__ = ("space", "log")
-
-    def __init__(self, space: Space) -> None:
-        self.space = space
-        self.log: list[int] = []
-
-    def events(self) -> np.ndarray:
-        """The log as an int64 (k, 2) array."""
-        return np.asarray(self.log, dtype=np.int64).reshape(-1, 2)
-
-
 class _ChainedRun:
     """One layer of a chain: a loader, the array and a writer, as in
     :mod:`simulator.memory.run`, with the gates of the rules above."""
@@ -133,7 +117,7 @@ class _ChainedRun:
         self.inputs_from = inputs_from
         self.chain, self.index = chain, len(chain.runs)
         self.channel = SequencedChannel(env, chain.link)
-        self.buffers = PerBuffer(*(_Log(space) for space in chain.spaces))
+        self.buffers = PerBuffer(*(BufferLog(space) for space in chain.spaces))
         self.split = chain.mode == "weights" and previous is not None
         # A program still being prepared (a callable, :meth:`PrefetchChain.add`) is taken
         # when the layer first needs it: after its gates on the previous layer, or when the
@@ -312,13 +296,8 @@ class _ChainedRun:
             if cycles:
                 yield env.timeout(cycles)
             end[u] = now = env.now
-            ifmap, filt = release_ifmap[u], release_filter[u]
-            if ifmap:
-                ifmap_buffer.space.free(ifmap)
-                ifmap_buffer.log += (now, -ifmap)
-            if filt:
-                filter_buffer.space.free(filt)
-                filter_buffer.log += (now, -filt)
+            ifmap_buffer.free(now, release_ifmap[u])
+            filter_buffer.free(now, release_filter[u])
             self.ended.reach(u)
 
     def writer(self) -> Iterator[Event]:
@@ -332,9 +311,7 @@ class _ChainedRun:
         def stored(u: int, duration: Any) -> None:
             store_end[u] = now = env.now
             store_start[u] = now - _cycles(duration)
-            if self.store_free[u]:
-                ofmap_buffer.space.free(self.store_free[u])
-                ofmap_buffer.log += (now, -self.store_free[u])
+            ofmap_buffer.free(now, self.store_free[u])
 
         yield from write_backs(self.store_bytes, self.store_ticket, ended, dram, self.submit,
                                stored)

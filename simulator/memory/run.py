@@ -138,17 +138,27 @@ def channel_tickets(program: TileProgram) -> tuple[np.ndarray, np.ndarray]:
     return load_ticket, store_ticket
 
 
-class _Buffer:
-    """One on-chip buffer: its :class:`~simulator.engine.Space` and a log of claims and frees
-    (cycle from the layer's start, +bytes claimed or -bytes freed), kept flat (cycle,
-    bytes, cycle, bytes, ...): numpy converts a flat list of ints many times faster."""
+class BufferLog:
+    """One layer's view of an on-chip buffer: its :class:`~simulator.engine.Space` (its own,
+    or one shared by the layers of a prefetch chain) and a log of claims and frees (cycle,
+    +bytes claimed or -bytes freed), kept flat (cycle, bytes, cycle, bytes, ...): numpy
+    converts a flat list of ints many times faster."""
 
-    def __init__(self, env: simpy.Environment, capacity: int | None) -> None:
-        self.space = Space(env, capacity)
+    __slots__ = ("space", "log")
+
+    def __init__(self, space: Space) -> None:
+        self.space = space
         self.log: list[int] = []
 
     def events(self) -> np.ndarray:
+        """The log as an int64 (k, 2) array."""
         return np.asarray(self.log, dtype=np.int64).reshape(-1, 2)
+
+    def free(self, now: int, nbytes: int) -> None:
+        """Give ``nbytes`` back at cycle ``now`` (from the layer's start) and log it."""
+        if nbytes:
+            self.space.free(nbytes)
+            self.log += (now, -nbytes)
 
 
 class _LayerRun:
@@ -164,7 +174,7 @@ class _LayerRun:
         units = program.units
         self.origin = env.now
         self.channel = SequencedChannel(env, link)
-        self.buffers = PerBuffer(*(_Buffer(env, c) for c in program.capacity))
+        self.buffers = PerBuffer(*(BufferLog(Space(env, c)) for c in program.capacity))
         self.ended = Milestones(env, units)
         self.arrived = Milestones(env, units)
         self.stored = Milestones(env, units)
@@ -262,13 +272,8 @@ class _LayerRun:
             if cycles:
                 yield env.timeout(cycles)
             end[u] = now = env.now - origin
-            ifmap, filt = release_ifmap[u], release_filter[u]
-            if ifmap:
-                ifmap_buffer.space.free(ifmap)
-                ifmap_buffer.log += (now, -ifmap)
-            if filt:
-                filter_buffer.space.free(filt)
-                filter_buffer.log += (now, -filt)
+            ifmap_buffer.free(now, release_ifmap[u])
+            filter_buffer.free(now, release_filter[u])
             ended.reach(u)
 
     def writer(self) -> Iterator[Event]:
@@ -279,9 +284,7 @@ class _LayerRun:
         def stored_now(u: int, duration: int | _Timed) -> None:
             store_end[u] = now = env.now - origin
             store_start[u] = now - _cycles(duration)
-            if self.store_free[u]:
-                ofmap_buffer.space.free(self.store_free[u])
-                ofmap_buffer.log += (now, -self.store_free[u])
+            ofmap_buffer.free(now, self.store_free[u])
             stored.reach(u)
 
         yield from write_backs(self.store_bytes, self.store_ticket, ended, dram,
