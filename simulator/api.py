@@ -900,11 +900,18 @@ def _zap_plan(arch: ArchConfig, workload: Workload) -> dict[str, Any]:
                               f"'{arch.array.dataflow}'")
     trained = None
     if config.predictor_source == "trained":
-        if workload.format != "trace" and not config.predictors:
-            raise ConfigError(f"arch {arch.name}: zap.predictor_source: trained needs a trace "
-                              f"with its predictors ({workload.name} is shape-only; use "
-                              f"zap.predictor_source: synthetic)")
-        trained = hw_zap.load_predictors(hw_zap.predictors_path(config, workload.source))
+        path = hw_zap.predictors_path(config, workload.source)
+        if not config.predictors and (workload.format != "trace" or not path.is_file()):
+            if config.untrained == "refuse":
+                what = ("is shape-only" if workload.format != "trace"
+                        else f"has no {path.name} beside it")
+                raise ConfigError(f"arch {arch.name}: zap.predictor_source: trained needs a "
+                                  f"trace with its predictors ({workload.name} {what}; use "
+                                  f"zap.predictor_source: synthetic)")
+            # The SYNTHETIC stand-in (zap.untrained, docs/zap.md): no threshold applies.
+            config = dataclasses.replace(config, predictor_source="synthetic", threshold=0.0)
+        else:
+            trained = hw_zap.load_predictors(path)
     try:
         return hw_zap.plan_zap(config, [l for l in workload.layers if l.is_gemm], trained)
     except ConfigError as exc:

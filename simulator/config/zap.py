@@ -62,6 +62,12 @@ class ZapConfig:
                        "and precision (shape-only workloads).")
     predictors: str = option("", doc="Trained predictors file; empty: <trace>_zap.npz beside "
                                      "the trace.")
+    untrained: Literal["synthetic", "refuse"] = option(
+        "synthetic", doc="predictor_source: trained on a workload without predictors (a "
+                         "shape-only workload, or a trace with no <trace>_zap.npz beside it, "
+                         "predictors empty): 'synthetic' runs the SYNTHETIC predictor (recall, "
+                         "precision, seed, exclude) in their place and every report says so; "
+                         "'refuse' stops with an error.")
     recall: float = option(0.9, doc="SYNTHETIC predictor: share of the true non-zero outputs "
                                     "outside the mask it predicts non-zero.",
                            check=in_range(0, 1))

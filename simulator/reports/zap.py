@@ -55,6 +55,9 @@ def zap_lines(summary: Mapping[str, Any]) -> list[str]:
         return []
     cfg = summary["arch_config"]["zap"]
     label = "SYNTHETIC predictor" if z["synthetic"] else "trained predictors"
+    if z["synthetic"] and cfg.get("predictor_source") == "trained":
+        label += (" standing in for trained predictors, which this workload does not have "
+                  "(zap.untrained: synthetic)")
     headers, rows = zap_table(summary)
     macs = summary["macs"]
     return ["", format_table(headers, rows), "",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -177,12 +179,32 @@ def test_bad_zap_settings_give_one_line_and_status_2(cli, setting, message):
     assert result.out == ""
 
 
-def test_trained_predictors_on_a_shape_only_workload_is_refused(cli):
+def test_trained_predictors_on_a_shape_only_workload_refused_when_asked(cli):
     result = cli("run", "--arch", "os_sa_16x16", "--workload", "resnet18", "--set",
-                 "zap.enabled=true")
+                 "zap.enabled=true", "--set", "zap.untrained=refuse")
     assert result.status == 2
     assert "zap.predictor_source: trained needs a trace" in result.err
+    assert "resnet18 is shape-only" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("workload", ["alexnet", "digits_vit_int8"])
+def test_trained_predictors_missing_run_the_synthetic_stand_in(cli, workload):
+    """zap.untrained: synthetic (the default): a shape-only workload, or a trace with no
+    predictors beside it, runs the SYNTHETIC predictor, gives the same figures as asking for
+    it, and says so; the threshold (here per_layer, which needs trained curves) is unused."""
+    base = ["run", "--arch", "zap_os_sa_16x16", "--workload", workload, "--timing-only",
+            "--json"]
+    stand_in = cli(*base, "--set", "zap.threshold=per_layer")
+    assert stand_in.status == 0, stand_in.err
+    asked = cli(*base, "--set", "zap.predictor_source=synthetic")
+    assert asked.status == 0, asked.err
+    got, want = json.loads(stand_in.out), json.loads(asked.out)
+    assert got["total_cycles"] == want["total_cycles"]
+    if workload == "alexnet":
+        assert got["zap"]["synthetic"] and got["zap"]["layers"] == 5
+        table = cli(*base[:-1], "--set", "zap.threshold=per_layer")
+        assert "SYNTHETIC predictor standing in for trained predictors" in table.out
 
 
 @pytest.mark.parametrize("seed", range(8))
