@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -695,7 +696,16 @@ def _run_layers(arch: ArchConfig, pe: PEModel, tech: TechTable, workload: Worklo
     layers = [_priced(arch, tech, area, buffer_kib, pe, layer, result)
               for layer, result in zip(workload.layers, layers)]
     return RunResult(arch=arch, workload=workload, layers=tuple(layers), tech=tech.name,
-                     area=area, timeline=tuple(schedules) if timeline else None)
+                     area=area, timeline=tuple(schedules) if timeline else None,
+                     notes=run_notes(pe, layers))
+
+
+def run_notes(pe: PEModel, layers: Sequence[LayerResult]) -> tuple[str, ...]:
+    """The PE's report lines (:meth:`PEModel.notes`) from the run's stats totals."""
+    stats: Counter[str] = Counter()
+    for layer in layers:
+        stats.update(layer.stats or {})
+    return tuple(pe.notes(stats)) if stats else ()
 
 
 @record

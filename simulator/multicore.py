@@ -867,7 +867,8 @@ class _Run:
             timeline = tuple(self._timeline(r) for r in ran_all)
         return RunResult(arch=arch, workload=self.workload, layers=tuple(results),
                          tech=tech.name, area=chip_area, timeline=timeline,
-                         multicore=self._report(results, ran_all, total))
+                         multicore=self._report(results, ran_all, total),
+                         notes=api.run_notes(self.pe, results))
 
     def _timeline(self, ran: _Ran) -> Any:
         p = ran.prepared

@@ -242,6 +242,8 @@ class RunResult:
     #: A multi-core run's figures (docs/memory-model.md, "Multi-core"): its cycles, the
     #: utilisation of all cores and, per core, cycles busy, stalled and idle.
     multicore: Mapping[str, Any] | None = None
+    #: The PE's report lines about what it did to the data (``PEModel.notes``).
+    notes: tuple[str, ...] = ()
 
     @property
     def total_cycles(self) -> int:
@@ -323,6 +325,7 @@ class RunResult:
             **self._compression_totals(),
             **self._multicore_totals(),
             **self._buffer_sizing(),
+            **({"notes": list(self.notes)} if self.notes else {}),
             "layers": self._layer_records(),
         }
 

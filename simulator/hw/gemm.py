@@ -89,15 +89,17 @@ def run_groups(pe: PEModel, layer: Layer, a: np.ndarray, b: np.ndarray | WeightB
     for g in range(a.shape[0]):
         for lo, hi in blocks:
             block = b(g, lo, hi) if lazy else b[g]
-            run = accumulate_direct(pe, layer, a[g], block) if narrow else None
+            weights, prepared = pe.prepare_weights(layer, block)
+            run = accumulate_direct(pe, layer, a[g], weights) if narrow else None
             if run is None:
-                run = pe.simulate_gemm(layer, a[g], block)
+                run = pe.simulate_gemm(layer, a[g], weights)
                 if narrow:
-                    run = accumulate(pe, layer, a[g], block, run)
+                    run = accumulate(pe, layer, a[g], weights, run)
             if outputs is not None:
                 outputs[g, :, lo:hi] = run.outputs
             counters.update(run.counters)
             stats.update(run.stats)
+            stats.update(prepared)
             if on_block is not None:
                 on_block(g, block, run)
     return GroupedRun(outputs, dict(counters), dict(stats))

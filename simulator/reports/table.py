@@ -99,6 +99,7 @@ def format_run(summary: Mapping[str, Any]) -> str:
         if summary.get("outputs_match_trace") is not None:
             verdict = "match" if summary["outputs_match_trace"] else "differ from"
             foot.append(f"simulated outputs {verdict} the trace's recorded outputs")
+    foot.extend(summary.get("notes", ()))
     if summary.get("alternative_cycles"):
         alternatives = ", ".join(f"{name} {cycles:,}"
                                  for name, cycles in summary["alternative_cycles"].items())

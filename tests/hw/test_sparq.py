@@ -21,8 +21,9 @@ from simulator import api
 from simulator.energy.model import array_area
 from simulator.errors import ConfigError, SimulationError
 from simulator.hw.pe import get_pe_model
+from simulator.hw.gemm import run_groups
 from simulator.hw.pe.sparq import (PRODUCT_STATS, STEP_COUNTERS, WINDOWS, SparqOptions,
-                                   SparqPE)
+                                   SparqPE, prune_2of4)
 from simulator.hw.reference_array import reference_rules, run_reference_array
 from simulator.hw.timing import fold_timing
 from simulator.kernels import reference_array as ref_kernel
@@ -343,13 +344,79 @@ def test_stc_rejects_weights_that_are_not_two_of_four():
                             {"window": "4bit_5opt", "rounding": "round", "pairing": "stc"})
 
 
-def test_stc_on_a_dense_layer_fails_in_one_line_naming_the_layer(cli):
+def test_stc_on_a_dense_layer_refused_in_one_line_naming_the_layer(cli):
     # a trace's weights are what they are (synthetic ones would be drawn 2:4)
     result = cli("run", "--arch", "sparq_5opt_16x16", "--set", "pe.pairing=stc",
-                 "--workload", "digits_int8")
+                 "--set", "pe.unstructured=refuse", "--workload", "digits_int8")
     assert result.status == 2
     assert "layer 'stem'" in result.err and "2:4" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+def naive_prune_2of4(b: np.ndarray) -> np.ndarray:
+    """Per filter, per group of four K elements: keep the two largest |w|, ties to the lower
+    K index (a short last group as it is)."""
+    out = np.zeros_like(b)
+    for col in range(b.shape[1]):
+        for start in range(0, b.shape[0], 4):
+            group = list(range(start, min(start + 4, b.shape[0])))
+            keep = sorted(group, key=lambda k: (-abs(int(b[k, col])), k))[:2]
+            for k in keep:
+                out[k, col] = b[k, col]
+    return out
+
+
+@given(kd=st.integers(1, 19), n=st.integers(1, 5), seed=st.integers(0, 2**32 - 1),
+       density=st.floats(0, 1))
+@settings(max_examples=60, deadline=None)
+def test_prune_2of4_equals_naive(kd, n, seed, density):
+    rng = np.random.default_rng(seed)
+    b = rng.integers(-4, 5, (kd, n)) * (rng.random((kd, n)) < density)  # many ties
+    pruned, removed = prune_2of4(b)
+    want = naive_prune_2of4(b)
+    assert np.array_equal(pruned, want)
+    assert removed == np.count_nonzero(b) - np.count_nonzero(want)
+    grouped, _ = prune_2of4(np.stack([b, -b]))  # (groups, Kd, N): along K in each group
+    assert np.array_equal(grouped[1], naive_prune_2of4(-b))
+
+
+def test_stc_prunes_dense_weights_and_says_so(cli):
+    """``pe.unstructured: prune`` (the default): a dense layer runs as the same PE on its
+    2:4-pruned weights, the stat counts what was pruned, the error is against the dense
+    GEMM, and the report says so."""
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (6, 10))
+    b = rng.integers(-128, 128, (10, 4))
+    pe = sparq(4, 5, "round", "stc")
+    layer = layer_for(a, b)
+    pruned, stats = pe.prepare_weights(layer, b)
+    assert np.array_equal(pruned, naive_prune_2of4(b))
+    assert stats == {"pruned_weights": np.count_nonzero(b) - np.count_nonzero(pruned)}
+    assert pe.prepare_weights(layer, pruned)[1] == {"pruned_weights": 0}
+    run = run_groups(pe, layer, a[None], b[None])
+    assert np.array_equal(run.outputs[0], pe.simulate_gemm(layer, a, pruned).outputs)
+    assert run.stats["pruned_weights"] == stats["pruned_weights"]
+    result = cli("run", "--arch", "sparq_5opt_stc_16x16", "--workload", "digits_int8",
+                 "--set", "memory=ideal")
+    assert result.status == 0, result.err
+    assert "non-zero weights pruned to 2:4 before the run" in result.out
+
+
+def test_stc_runs_a_matmul_in_adjacent_pairing():
+    """A matmul's right operand is computed at run time: in 2:4 mode it runs two K elements
+    a step, as the adjacent pairing does, with the same outputs and counters."""
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, (5, 11))
+    b = rng.integers(-128, 128, (11, 3))  # dense: no 2:4 structure
+    matmul = Layer(name="scores", op="matmul", in_channels=11, out_channels=3, batch=5)
+    stc, adjacent = sparq(4, 5, "round", "stc"), sparq(4, 5, "round", "adjacent")
+    assert stc.reduction_steps(matmul) == 6 and stc.peak_macs_per_step(matmul) == 2
+    assert stc.prepare_weights(matmul, b) == (b, {})
+    got, want = stc.simulate_gemm(matmul, a, b), adjacent.simulate_gemm(matmul, a, b)
+    assert np.array_equal(got.outputs, want.outputs) and got.counters == want.counters
+    assert np.array_equal(stc.schedule(11, matmul), adjacent.schedule(11))
+    assert stc.stored_weights(matmul, b[None]) is None
+    assert stc.reduction_steps(layer_for(a, b)) == 3
 
 
 @pytest.mark.parametrize(("a_values", "b_values", "match"), [
@@ -393,7 +460,7 @@ def test_counter_and_stat_names_per_configuration():
                                 "pair_both_trimmed")
     assert pe.stat_names == ("exact_products", "approximated_products", "trim_shift_1",
                              "trim_shift_2", "trim_shift_3", "trim_shift_4")
-    assert sparq(4, 2, "raw", "stc").stat_names[2:] == ("trim_shift_4",)
+    assert sparq(4, 2, "raw", "stc").stat_names[2:] == ("trim_shift_4", "pruned_weights")
     assert "zero_partner_trimmed" in sparq(2, 7, "round", "adjacent").counter_names
     assert sparq(6, 3, "round", "adjacent").stat_names[2:] == ("trim_shift_1", "trim_shift_2")
 

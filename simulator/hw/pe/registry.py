@@ -340,6 +340,18 @@ class PEModel(ABC):
         """
         return None
 
+    def prepare_weights(self, layer: Layer, b: np.ndarray
+                        ) -> tuple[np.ndarray, Mapping[str, int]]:
+        """The weights B (Kd, N) the PE computes with, and stats to add to the layer's: B
+        itself by default; e.g. pruned to the structure the PE runs. The run's error metrics
+        still compare with the exact GEMM of the original B."""
+        return b, {}
+
+    def notes(self, stats: Mapping[str, int]) -> list[str]:
+        """Lines the run report adds about what the PE did to the data, from the run's
+        stats totals (e.g. how many weights it pruned); none by default."""
+        return []
+
     def stored_weights(self, layer: Layer, weights: np.ndarray) -> tuple[str, int] | None:
         """The name of the PE's own weight format and the bits it stores for the layer's
         weights (int64 (groups, Kd, Fg)), metadata included, when it keeps them compressed

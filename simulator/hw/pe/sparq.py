@@ -43,7 +43,7 @@ from simulator.workloads.layers import Layer
 
 __all__ = ["SparqOptions", "SparqPE", "WINDOWS", "ZERO_PARTNER_WINDOWS", "DEFAULT_OPTIONS",
            "PRODUCT_CLASSES", "STEP_COUNTERS", "PRODUCT_STATS", "summarise", "sparq_composition",
-           "stc_stored_bits"]
+           "stc_stored_bits", "prune_2of4"]
 
 #: (window_bits, options) -> the allowed window LSB positions p (docs/hardware-spec.md §4).
 WINDOWS: dict[tuple[int, int], tuple[int, ...]] = {
@@ -140,6 +140,12 @@ class SparqOptions(PEOptions):
         "adjacent", doc="'adjacent': the pair is K elements (k, k+1), two per step; 'stc': "
                         "2:4-pruned weights, the (at most two) non-zero weights of each group "
                         "of four K elements form the pair, four K elements per step.")
+    unstructured: Literal["prune", "refuse"] = option(
+        "prune", doc="2:4 mode on a layer whose weights are not 2:4 structured (a trace of a "
+                     "dense model): 'prune' keeps the two largest magnitudes of every group of "
+                     "four K elements of a filter (ties: the lower K index) before the run, a "
+                     "one-shot 2:4 pruning whose loss the error metrics include; 'refuse' "
+                     "stops with an error naming the layer.")
 
     def __post_init__(self) -> None:
         if self.options is None:
@@ -269,7 +275,8 @@ class SparqPE(PEModel):
         shifts = WINDOWS[(options.window_bits, options.options)]
         #: The product stats this configuration can produce.
         self.stat_names = ("exact_products", "approximated_products",
-                           *(f"trim_shift_{p}" for p in sorted(shifts) if p > 0))
+                           *(f"trim_shift_{p}" for p in sorted(shifts) if p > 0),
+                           *(("pruned_weights",) if options.pairing == "stc" else ()))
 
     @classmethod
     def reference_rule(cls) -> ReferenceRule:
@@ -310,27 +317,59 @@ class SparqPE(PEModel):
         opts = self.options
         return sparq_composition(opts.window_bits, opts.options, opts.rounding, opts.pairing)
 
-    @property
-    def elements_per_step(self) -> int:
+    def structured(self, layer: Layer | None) -> bool:
+        """Whether ``layer`` runs in 2:4 mode: ``pairing: stc`` and weights known before the
+        run. A matmul's right operand is an activation, computed at run time and never
+        compressed to 2:4, so the PE runs it in adjacent pairing (docs/hardware-spec.md §4)."""
+        return self.options.pairing == "stc" and (layer is None or layer.op != "matmul")
+
+    def elements_per_step(self, layer: Layer | None = None) -> int:
         """K elements a PE consumes per step: 2 (a pair), or 4 in 2:4 mode."""
-        return 4 if self.options.pairing == "stc" else 2
+        return 4 if self.structured(layer) else 2
 
     def reduction_steps(self, layer: Layer) -> int:
-        return steps_for(layer.gemm.k, self.elements_per_step)
+        return steps_for(layer.gemm.k, self.elements_per_step(layer))
 
     def peak_macs_per_step(self, layer: Layer) -> int:
-        return self.elements_per_step
+        return self.elements_per_step(layer)
 
     def synthetic_data(self) -> dict[str, str]:
         """The 2:4 mode runs only 2:4 structured weights: synthetic ones are drawn so."""
         return {"weight_structure": "2:4"} if self.options.pairing == "stc" else {}
 
     def stored_weights(self, layer: Layer, weights: np.ndarray) -> tuple[str, int] | None:
-        """2:4 mode: :func:`stc_stored_bits` (docs/hardware-spec.md §7); None otherwise or for
-        a matmul (its right operand is an activation, stored as words)."""
-        if self.options.pairing != "stc" or layer.op == "matmul":
+        """2:4 mode: :func:`stc_stored_bits` of the weights the PE runs (pruned with
+        ``unstructured: prune``; docs/hardware-spec.md §7); None otherwise or for a matmul
+        (its right operand is an activation, stored as words)."""
+        if not self.structured(layer):
             return None
+        if self.options.unstructured == "prune":
+            weights = prune_2of4(weights)[0]
         return "stc", stc_stored_bits(weights, layer.weight_bits)
+
+    def notes(self, stats: Mapping[str, int]) -> list[str]:
+        pruned = stats.get("pruned_weights", 0)
+        if not pruned:
+            return []
+        return [f"2:4 mode: {pruned:,} non-zero weights pruned to 2:4 before the run "
+                f"(pe.unstructured: prune); the numeric error includes what they carried"]
+
+    def prepare_weights(self, layer: Layer, b: np.ndarray
+                        ) -> tuple[np.ndarray, Mapping[str, int]]:
+        """2:4 mode: weights that are not 2:4 structured are pruned (``unstructured:
+        prune``, counted in the ``pruned_weights`` stat) or refused."""
+        if not self.structured(layer):
+            return b, {}
+        pruned, removed = prune_2of4(b)
+        if removed and self.options.unstructured == "refuse":
+            counts = _group_counts(b)
+            q, col = np.unravel_index(int(np.argmax(counts)), counts.shape)
+            raise SimulationError(
+                f"layer {layer.name!r}: pe.pairing 'stc' needs 2:4 structured weights (at most "
+                f"2 non-zero in every group of 4 K elements of a filter), but K elements "
+                f"{4 * q}..{min(4 * q + 3, b.shape[0] - 1)} of output column {col} hold "
+                f"{int(counts.max())} non-zero weights (pe.unstructured: prune prunes them)")
+        return pruned, {"pruned_weights": removed}
 
     accumulates_in_steps = True
 
@@ -342,13 +381,13 @@ class SparqPE(PEModel):
         opts = self.options
         params = [kernel.SPARQ_WINDOW_CODES[opts.window_name],
                   kernel.ROUND_HALF_EVEN if opts.rounding == "round" else kernel.ROUND_TRUNCATE,
-                  kernel.PAIRING_STC if opts.pairing == "stc" else kernel.PAIRING_ADJACENT]
+                  kernel.PAIRING_STC if self.structured(layer) else kernel.PAIRING_ADJACENT]
         return AccumulationFeed(kernel.RULE_SPARQ, np.array(params, np.int64),
-                                self.schedule(a.shape[1]))
+                                self.schedule(a.shape[1], layer))
 
-    def schedule(self, kd: int) -> np.ndarray:
+    def schedule(self, kd: int, layer: Layer | None = None) -> np.ndarray:
         """K elements of each step, (elements_per_step, steps): ``k = step*width + slot``."""
-        return thread_schedule(kd, self.elements_per_step, "interleaved")
+        return thread_schedule(kd, self.elements_per_step(layer), "interleaved")
 
     def simulate_gemm(self, layer: Layer, a: np.ndarray, b: np.ndarray) -> GemmRun:
         check_weights(layer, b, "SPARQ")
@@ -357,7 +396,7 @@ class SparqPE(PEModel):
         a = a.astype(np.int64, copy=False)
         from simulator.kernels.sparq import pair_transform  # numba loads on first use
 
-        if opts.pairing == "stc":
+        if self.structured(layer):
             outputs, joint = self._stc(layer, a, b, tables)
         else:
             approx, joint = run_kernel(layer, "SPARQ", pair_transform, a, *tables,
@@ -368,7 +407,7 @@ class SparqPE(PEModel):
             outputs = (approx @ b.astype(np.float64)).astype(np.int64)
         counters, stats = summarise(joint)
         return GemmRun(outputs, {name: counters[name] for name in self.counter_names},
-                       {name: stats[name] for name in self.stat_names})
+                       {name: stats[name] for name in self.stat_names if name in stats})
 
     def _stc(self, layer: Layer, a: np.ndarray, b: np.ndarray,
              tables: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -385,6 +424,37 @@ class SparqPE(PEModel):
         outputs, joint = run_kernel(layer, "SPARQ", stc_gemm, a, *tables, code, w0, w1,
                                     n_classes=len(PRODUCT_CLASSES))
         return outputs, joint
+
+
+def _group_counts(weights: np.ndarray) -> np.ndarray:
+    """Non-zero weights of every group of four K elements (axis -2, a short last group
+    padded with zeros) of every filter: int (..., ceil(Kd/4), N)."""
+    w = np.asarray(weights)
+    kd = w.shape[-2]
+    quads = -(-kd // 4)
+    nonzero = np.zeros((*w.shape[:-2], quads * 4, w.shape[-1]), dtype=np.int8)
+    nonzero[..., :kd, :] = w != 0
+    return nonzero.reshape(*w.shape[:-2], quads, 4, w.shape[-1]).sum(axis=-2)
+
+
+def prune_2of4(weights: np.ndarray) -> tuple[np.ndarray, int]:
+    """One-shot 2:4 magnitude pruning along K (axis -2) (docs/hardware-spec.md §4): every
+    group of four K elements of a filter keeps its two largest magnitudes, ties to the lower
+    K index. Returns the weights (the input itself when already 2:4) and how many non-zero
+    weights were removed."""
+    w = np.asarray(weights)
+    if not w.size or int(_group_counts(w).max()) <= 2:
+        return w, 0
+    kd = w.shape[-2]
+    quads = -(-kd // 4)
+    padded = np.zeros((*w.shape[:-2], quads * 4, w.shape[-1]), dtype=w.dtype)
+    padded[..., :kd, :] = w
+    groups = padded.reshape(*w.shape[:-2], quads, 4, w.shape[-1])
+    order = np.argsort(-np.abs(groups.astype(np.int64)), axis=-2, kind="stable")
+    keep = np.zeros(groups.shape, dtype=bool)
+    np.put_along_axis(keep, order[..., :2, :], True, axis=-2)
+    pruned = np.where(keep, groups, 0).reshape(padded.shape)[..., :kd, :]
+    return pruned, int(np.count_nonzero(w)) - int(np.count_nonzero(pruned))
 
 
 def stc_stored_bits(weights: np.ndarray, weight_bits: int) -> int:
@@ -404,9 +474,7 @@ def stc_stored_bits(weights: np.ndarray, weight_bits: int) -> int:
     w = np.asarray(weights)
     groups, kd, filters = w.shape
     quads = -(-kd // 4)
-    nonzero = np.zeros((groups, quads * 4, filters), dtype=np.int8)
-    nonzero[:, :kd] = w != 0
-    counts = nonzero.reshape(groups, quads, 4, filters).sum(axis=2)
+    counts = _group_counts(w)
     if counts.size and int(counts.max()) > 2:
         g, q, f = np.unravel_index(int(np.argmax(counts)), counts.shape)
         raise ValueError(f"2:4 weights hold at most two non-zero weights per group of four; "
