@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -280,8 +281,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             _warn_sram(summary)
             baseline = baseline or summary
             family.setdefault(arch.pe.type, summary)
-            # The like-for-like baseline: the first design of the PE type's baseline family
-            # (bit-serial designs: the first bit-serial one; the others: the first exact one).
+            # The like-for-like baseline: the first design of the PE type's baseline family.
             like = family.get(baseline_family(pe_model_class(arch.pe.type)))
             own = ("-" if like is None
                    else f"{like['total_cycles'] / summary['total_cycles']:.2f}x")
@@ -326,8 +326,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                         "array energy vs first", "DRAM uJ", "chip energy uJ",
                         "chip energy vs first", "array mm2", "data"], rows,
                        "llllrrrrrrrrrrrrrl"))
-    print("vs baseline: speedup over the first design of the same family in the list "
-          "(bit-serial designs: the first bit-serial one; the others: the first exact one)")
+    families: dict[str, list[str]] = {}
+    for pe_type in dict.fromkeys(arch.pe.type for arch in archs):
+        families.setdefault(baseline_family(pe_model_class(pe_type)), []).append(pe_type)
+    print("vs baseline: speedup over the first design in the list whose PE type is the "
+          "design's baseline family (" + "; ".join(f"{family} for {', '.join(types)}"
+                                                  for family, types in families.items())
+          + "); '-': no such design in the list")
     print("SQNR: simulated outputs vs the exact INT8 GEMM ('-': no data, timing only); "
           f"energy and area: {summary['tech']} table (docs/energy-model.md)")
     print("energy per inference at two scopes (docs/energy-model.md, \"Two scopes\"): array = "
@@ -417,7 +422,7 @@ def _write_comparison(out: Path, records: list[dict], plot_rows: list[dict],
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from simulator.hw.pe import pe_types
+    from simulator.hw.pe import broken_plugins, pe_types
     from simulator.shipped import shipped_sweeps
     from simulator.sweep import load_sweep
 
@@ -432,9 +437,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("arch configs (arch_configs/, use --arch NAME):")
     print(format_table(["name", "array", "flow", "pe", "description"], rows, "lllll"))
     print("\nPE types (pe.type):")
-    print(format_table(["type", "dataflows", "summary"],
-                       [[n, "/".join(c.dataflows), c.summary] for n, c in pe_types().items()],
-                       "lll"))
+    types = [[n, "/".join(c.dataflows), c.summary] for n, c in pe_types().items()]
+    types += [[n, "?", f"BROKEN plug-in, not loaded: {why}"]
+              for n, why in broken_plugins().items()]
+    print(format_table(["type", "dataflows", "summary"], types, "lll"))
     rows = []
     for path in api.shipped_workloads():
         try:
@@ -1091,3 +1097,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug, in sasim or a plug-in: one line, the traceback on request
+        if os.environ.get("SASIM_DEBUG"):
+            raise
+        print(f"sasim: internal error: {one_line(f'{type(exc).__name__}: {exc}')} (at "
+              f"{_innermost(exc)}; SASIM_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def _innermost(exc: BaseException) -> str:
+    """Where ``exc`` was raised: the innermost frame's file and line."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "?"
+    last = frames[-1]
+    return f"{last.filename}:{last.lineno}"

@@ -8,6 +8,7 @@ import json
 import pytest
 
 import simulator
+from simulator import api
 
 REQUIRED_SUMMARY = {"arch", "workload", "total_cycles", "compute_cycles", "stall_cycles", "macs",
                     "utilization", "layers"}
@@ -182,3 +183,23 @@ def test_plot_of_a_comparison_directory_says_what_it_is(cli, tmp_path):
     result = cli("plot", out, "--kind", "speedup")
     assert result.status == 2
     assert "holds a comparison" in result.err and "comparison.png" in result.err
+
+
+def test_an_internal_error_is_one_line_with_where_and_exit_1(cli, tmp_path, monkeypatch):
+    """A bug (any exception sasim does not expect) is one line naming the exception and the
+    file and line it came from, exit status 1, and nothing written; SASIM_DEBUG=1 re-raises
+    it with the traceback."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(api, "simulate", broken)
+    monkeypatch.delenv("SASIM_DEBUG", raising=False)
+    out = tmp_path / "out"
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", "resnet18", "--out", out)
+    assert result.status == 1 and result.err.count("\n") == 1, result.err
+    assert result.err.startswith("sasim: internal error: RuntimeError: boom second line (at ")
+    assert "test_cli.py:" in result.err and "SASIM_DEBUG=1" in result.err
+    assert not out.exists()
+    monkeypatch.setenv("SASIM_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="boom"):
+        cli("run", "--arch", "os_sa_16x16", "--workload", "resnet18")

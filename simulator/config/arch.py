@@ -444,8 +444,11 @@ def _arch_from_mapping(data: dict[str, Any], where: str,
         raise ConfigError(f"{where}.pe.type: expected a string (a PE type name), "
                           f"got {shorten(pe_type)}")
     if pe_type not in pe_types:
+        broken = sorted(getattr(pe_types, "broken", {}))
+        hint = (f" (plug-ins that failed to load: {', '.join(broken)}; sasim list says why)"
+                if broken else "")
         raise ConfigError(f"{where}.pe.type: unknown PE type {shorten(pe_type)}"
-                          f"{did_you_mean(pe_type, pe_types)}")
+                          f"{did_you_mean(pe_type, pe_types)}{hint}")
     pe = build(pe_types[pe_type], {**raw_pe, "type": pe_type}, f"{where}.pe")
     return dataclasses.replace(arch, pe=pe)
 

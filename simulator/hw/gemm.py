@@ -11,12 +11,14 @@ block, so memory stays bounded (docs/performance.md).
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from simulator.hw.pe.registry import GemmRun, PEModel
+from simulator.errors import PluginError, SasimError
+from simulator.hw.pe.registry import BUILTIN_MODULES, GemmRun, PEModel
 from simulator.records import record
 from simulator.workloads.layers import Layer
 
@@ -89,12 +91,14 @@ def run_groups(pe: PEModel, layer: Layer, a: np.ndarray, b: np.ndarray | WeightB
     for g in range(a.shape[0]):
         for lo, hi in blocks:
             block = b(g, lo, hi) if lazy else b[g]
-            weights, prepared = pe.prepare_weights(layer, block)
-            run = accumulate_direct(pe, layer, a[g], weights) if narrow else None
-            if run is None:
-                run = pe.simulate_gemm(layer, a[g], weights)
-                if narrow:
-                    run = accumulate(pe, layer, a[g], weights, run)
+            with plugin_errors(pe, layer):
+                weights, prepared = pe.prepare_weights(layer, block)
+                run = accumulate_direct(pe, layer, a[g], weights) if narrow else None
+                if run is None:
+                    run = pe.simulate_gemm(layer, a[g], weights)
+                    if narrow:
+                        run = accumulate(pe, layer, a[g], weights, run)
+                _check_run(pe, layer, run)
             if outputs is not None:
                 outputs[g, :, lo:hi] = run.outputs
             counters.update(run.counters)
@@ -103,3 +107,33 @@ def run_groups(pe: PEModel, layer: Layer, a: np.ndarray, b: np.ndarray | WeightB
             if on_block is not None:
                 on_block(g, block, run)
     return GroupedRun(outputs, dict(counters), dict(stats))
+
+
+@contextlib.contextmanager
+def plugin_errors(pe: PEModel, layer: Layer) -> Iterator[None]:
+    """A plug-in PE's exception as one line naming the PE type, its module and the layer
+    (:class:`PluginError`); a built-in type's passes through."""
+    try:
+        yield
+    except SasimError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (any failure of third-party code)
+        cls = type(pe)
+        if cls.__module__ in BUILTIN_MODULES:
+            raise
+        said = " ".join(str(exc).split())
+        said = said if len(said) <= 300 else said[:297] + "..."
+        raise PluginError(f"layer {layer.name!r}: PE type {cls.type_name!r} (plug-in "
+                          f"{cls.__module__}) failed: {type(exc).__name__}: {said}") from None
+
+
+def _check_run(pe: PEModel, layer: Layer, run: GemmRun) -> None:
+    """A PE's GEMM names every counter of its ``counter_names`` and no other."""
+    got, want = set(run.counters), set(pe.counter_names)
+    if got != want:
+        missing, extra = sorted(want - got), sorted(got - want)
+        raise PluginError(f"layer {layer.name!r}: PE type {pe.type_name!r}'s simulate_gemm "
+                          f"returned counters {'without ' + ', '.join(missing) if missing else ''}"
+                          f"{' and ' if missing and extra else ''}"
+                          f"{'with unknown ' + ', '.join(extra) if extra else ''} "
+                          f"(counter_names: {', '.join(pe.counter_names)})")

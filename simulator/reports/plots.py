@@ -593,7 +593,9 @@ def accuracy_figure(results: SweepResults,
         for design in designs:
             row = design.rows.get(workload)
             speedup = _speedups(design, base, [workload])[0]
-            if row is None or speedup is None or row.get("functional") is not True:
+            # top-1 comes from the sweep's accuracy runs, even in a timing-only sweep
+            if row is None or speedup is None or (row.get("functional") is not True
+                                                  and not use_top1):
                 continue
             value = _metric(row, key_column)
             if use_top1 and value is None:

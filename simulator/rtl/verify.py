@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simulator.config.arch import ArchConfig
-from simulator.errors import SimulationError
+from simulator.errors import ConfigError, SimulationError
 from simulator.hw.pe import PEModel, get_pe_model
 from simulator.hw.timing import fold_timing
 from simulator.rtl.design import RtlDesign, exact_acc_bits
@@ -113,15 +113,8 @@ def check_cosim_size(design: RtlDesign, source: str) -> None:
 
 
 def schedule_of(pe: PEModel, layer: Layer, a: np.ndarray) -> np.ndarray:
-    """The PE's thread schedule (T, S) for this GEMM (dense: one thread, K in order)."""
-    if hasattr(pe, "schedule"):
-        import inspect
-
-        # SySMT schedules a layer's data; SPARQ and A4W8 feed K in order, by Kd alone
-        takes_kd = len(inspect.signature(pe.schedule).parameters) == 1
-        sched = pe.schedule(a.shape[1]) if takes_kd else pe.schedule(layer, a)
-        return np.asarray(sched, dtype=np.int64)
-    return np.arange(a.shape[1], dtype=np.int64)[None, :]
+    """The PE's thread schedule (T, S) for this GEMM (:meth:`PEModel.step_schedule`)."""
+    return np.asarray(pe.step_schedule(layer, a), dtype=np.int64)
 
 
 def _normalised(*counters: dict[str, int]) -> list[dict[str, int]]:
@@ -264,6 +257,10 @@ def verify_gemms(design: RtlDesign, pe: PEModel,
         def run_gemms(design, jobs, probe_activity):  # noqa: F811 - the backend's runner
             return verilated(design, jobs)
 
+    # the weights the PE computes with (e.g. pruned to 2:4), and what preparing them counted
+    prepared = [pe.prepare_weights(layer, b) for _, layer, _, b, _ in items]
+    items = [(case, layer, a, weights, cropped)
+             for (case, layer, a, _, cropped), (weights, _) in zip(items, prepared)]
     # bit-serial and SWIS: the schedule is the serial stream (docs/rtl.md)
     scheds = [_schedule(pe, layer, a, b) for _, layer, a, b, _ in items]
     started = time.perf_counter()
@@ -272,8 +269,9 @@ def verify_gemms(design: RtlDesign, pe: PEModel,
                      probe_activity=probe_activity)
     seconds = (time.perf_counter() - started) / max(len(items), 1)
     pairs = []
-    for item, sched, rtl in zip(items, scheds, runs):
+    for item, sched, rtl, (_, counted) in zip(items, scheds, runs, prepared):
         report = _compare(design, pe, item, sched, rtl, seconds)
+        report.stats = {**report.stats, **counted}
         if isinstance(sched, SerialStream):  # back to the GEMM's column order
             rtl.outputs = sched.unpermute(rtl.outputs)
         pairs.append((report, rtl))
@@ -644,6 +642,10 @@ def verify_arch(arch: ArchConfig, source: str, *, cases: int = 8, seed: int = 0,
     base = design_from_arch(arch, source, operand_isolation=operand_isolation)
     check_cosim_size(base, source)
     pe = pe_model_for(arch)
+    if pe.weight_dependent_timing and type(pe).serial_operands is PEModel.serial_operands:
+        raise ConfigError(f"{source}: PE type {pe.type_name!r} has weight-dependent timing "
+                          f"(column_fold_steps), which rtl verify checks only for a bit-serial "
+                          f"datapath's streams (serial_operands); it has none (docs/extending.md)")
     items, keys = _items(base, pe, cases, seed, workload, layer, max_folds, need_whole)
     _check_work(base, pe, items, source)
     signed = [design_for(base, lay, a, b, case, 64).act_signed

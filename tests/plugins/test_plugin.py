@@ -68,7 +68,7 @@ def site(tmp_path_factory) -> Path:
     return target
 
 
-def sasim(*args: str, path: Path, cwd: Path) -> subprocess.CompletedProcess:
+def sasim(*args: str, path: Path | str, cwd: Path) -> subprocess.CompletedProcess:
     """``python -m simulator ARGS`` in a fresh process that sees ``path``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(path)]),
            "MPLBACKEND": "Agg"}
@@ -162,18 +162,34 @@ def _fake_distribution(site: Path, name: str, target: str) -> None:
     ("no_such_module_for_sasim:Model", "cannot be loaded: ModuleNotFoundError"),
     ("json:dumps", "must name a subclass of simulator.hw.pe.PEModel, not function dumps"),
     ("simulator.hw.pe.registry:PEModel", "does not define composition, reduction_steps"),
+    ("sasim_example_pe.lanes:LanesPE", "type_name 'lanes' must equal the entry point's name"),
 ])
-def test_broken_plugin_is_one_line_and_exit_2(tmp_path, target, says):
-    site = tmp_path / "site"
-    _fake_distribution(site, "broken", target)
+def test_broken_plugin_fails_only_the_runs_that_ask_for_it(site, tmp_path, target, says):
+    """A broken plug-in beside a working one: sasim list shows both (the broken one with
+    its reason), the working one and the built-ins run, and only a run asking for the broken
+    type fails, in one line with exit status 2."""
+    _fake_distribution(tmp_path / "broken_site", "broken", target)
+    site = os.pathsep.join([str(site), str(tmp_path / "broken_site")])
+    arch = tmp_path / "lanes_16x16.yaml"
+    arch.write_text(ARCH)
     listed = sasim("list", path=site, cwd=tmp_path)
-    assert listed.returncode == 2
-    assert listed.stderr.count("\n") == 1 and "Traceback" not in listed.stderr
-    assert "entry point 'broken'" in listed.stderr and says in listed.stderr
-    # built-in types are found first: a broken plug-in does not stop their runs
-    run = sasim("run", "--arch", "os_sa_16x16", "--workload", "resnet18", "--timing-only",
-                path=site, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("broken "))
+    assert "BROKEN plug-in, not loaded" in row and "entry point 'broken'" in row
+    assert says in row
+    assert any(line.startswith("lanes ") for line in listed.stdout.splitlines())
+    for name in ("os_sa_16x16", str(arch)):
+        run = sasim("run", "--arch", name, "--workload", "resnet18", "--timing-only",
+                    path=site, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+    asked = sasim("run", "--arch", "os_sa_16x16", "--set", "pe.type=broken", "--workload",
+                  "resnet18", "--timing-only", path=site, cwd=tmp_path)
+    assert asked.returncode == 2 and asked.stderr.count("\n") == 1, asked.stderr
+    assert "Traceback" not in asked.stderr and says in asked.stderr
+    typo = sasim("run", "--arch", "os_sa_16x16", "--set", "pe.type=nosuch", "--workload",
+                 "resnet18", "--timing-only", path=site, cwd=tmp_path)
+    assert typo.returncode == 2 and "unknown PE type 'nosuch'" in typo.stderr
+    assert "plug-ins that failed to load: broken" in typo.stderr
 
 
 def test_plugin_type_name_must_match_its_entry_point(tmp_path, monkeypatch):
@@ -181,8 +197,11 @@ def test_plugin_type_name_must_match_its_entry_point(tmp_path, monkeypatch):
     _fake_distribution(site, "other_name", "simulator.hw.pe.dense:DensePE")
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setitem(registry._STATE, "entry_points", False)
+    monkeypatch.setattr(registry, "_BROKEN", {})
+    assert "other_name" not in registry.pe_types()
+    assert "type_name 'dense'" in registry.broken_plugins()["other_name"]
     with pytest.raises(PluginError, match="entry point 'other_name'.*type_name 'dense'"):
-        registry.pe_types()
+        registry.pe_model_class("other_name")
 
 
 @pytest.fixture
@@ -276,3 +295,63 @@ def test_no_builtin_type_name_outside_the_pe_models():
                 if value in registry.BUILTIN_TYPES:
                     found.append(f"{path.relative_to(REPO)}:{token.start[0]}: {value!r}")
     assert not found, found
+
+
+def _lanes_arch(tmp_path: Path) -> Path:
+    arch = tmp_path / "lanes_16x16.yaml"
+    arch.write_text(ARCH)
+    return arch
+
+
+def test_a_plugin_failing_mid_run_is_one_line_naming_type_and_layer(lanes_pe, monkeypatch,
+                                                                     tmp_path, cli):
+    """An exception inside a plug-in's model (here in a forked kernel worker or not) ends
+    the run in one line naming the PE type, its module and the layer; nothing is written."""
+    model, _ = lanes_pe
+
+    class Failing(model):
+        def simulate_gemm(self, layer, a, b):
+            if layer.name == "fc":
+                raise ZeroDivisionError("division by zero in my model")
+            return super().simulate_gemm(layer, a, b)
+
+    Failing.__module__ = "my_plugin.failing"
+    monkeypatch.setitem(registry._REGISTRY, "lanes", Failing)
+    out = tmp_path / "out"
+    result = cli("run", "--arch", _lanes_arch(tmp_path), "--workload", "digits_int8",
+                 "--out", out)
+    assert result.status == 2 and result.err.count("\n") == 1, result.err
+    assert ("layer 'fc': PE type 'lanes' (plug-in my_plugin.failing) failed: "
+            "ZeroDivisionError: division by zero in my model") in result.err
+    assert not out.exists()
+
+
+def test_a_plugin_must_return_every_counter(lanes_pe, monkeypatch, tmp_path, cli):
+    model, _ = lanes_pe
+
+    class Forgetful(model):
+        def simulate_gemm(self, layer, a, b):
+            run = super().simulate_gemm(layer, a, b)
+            counters = dict(run.counters)
+            counters.pop(self.counter_names[-1])
+            return type(run)(run.outputs, counters, run.stats)
+
+    monkeypatch.setitem(registry._REGISTRY, "lanes", Forgetful)
+    result = cli("run", "--arch", _lanes_arch(tmp_path), "--workload", "digits_int8")
+    assert result.status == 2 and result.err.count("\n") == 1, result.err
+    assert (f"simulate_gemm returned counters without {model.counter_names[-1]} "
+            f"(counter_names: {', '.join(model.counter_names)})") in result.err
+
+
+def test_rtl_verify_refuses_weight_dependent_timing_without_streams(lanes_pe, monkeypatch,
+                                                                   tmp_path, cli):
+    model, _ = lanes_pe
+
+    class Skipping(model):
+        weight_dependent_timing = True
+
+    monkeypatch.setitem(registry._REGISTRY, "lanes", Skipping)
+    result = cli("rtl", "verify", "--arch", _lanes_arch(tmp_path), "--set", "array.rows=2",
+                 "--set", "array.cols=2", "--cases", "1")
+    assert result.status == 2 and result.err.count("\n") == 1, result.err
+    assert "PE type 'lanes' has weight-dependent timing" in result.err

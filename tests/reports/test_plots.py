@@ -267,6 +267,11 @@ def test_a_top1_column_is_preferred(results, tmp_path):
     fig = plots.accuracy_figure(type(results)(results.path, rows, results.axes, results.name,
                                               results.points_dir))
     assert fig.axes[0].get_ylabel() == "top-1 accuracy (%)"
+    # a timing-only sweep with accuracy runs: the top-1 column is its accuracy data
+    timing = tuple({**r, "functional": False} for r in rows)
+    fig = plots.accuracy_figure(type(results)(results.path, timing, results.axes, results.name,
+                                              results.points_dir))
+    assert fig.axes[0].get_ylabel() == "top-1 accuracy (%)"
 
 
 def test_timing_only_results_have_no_energy_or_accuracy(tmp_path, cli):

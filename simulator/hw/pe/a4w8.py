@@ -180,6 +180,9 @@ class A4W8PE(PEModel):
         return AccumulationFeed(kernel.RULE_A4W8, np.array([shift, rounding], np.int64),
                                 self.schedule(a.shape[1]))
 
+    def step_schedule(self, layer: Layer, a: np.ndarray) -> np.ndarray:
+        return self.schedule(a.shape[1])
+
     def schedule(self, kd: int) -> np.ndarray:
         """K elements of each step, (2, steps): ``k = 2*step + slot``."""
         return thread_schedule(kd, 2, "interleaved")

@@ -34,7 +34,7 @@ __all__ = ["BUILTIN_MODULES", "BUILTIN_TYPES", "ENTRY_POINT_GROUP", "Composition
            "LayerOverride", "PEModel", "ReferenceRule", "register_pe", "get_pe_model",
            "pe_model_class", "option_types", "pe_types", "builtin_pe_types",
            "baseline_family", "word_parallel_baseline", "AccumulationFeed", "Rtl",
-           "SerialOperands"]
+           "SerialOperands", "broken_plugins"]
 
 #: The entry-point group third-party PE types register in.
 ENTRY_POINT_GROUP = "sasim.pe_types"
@@ -45,6 +45,8 @@ BUILTIN_TYPES = ("dense", "sysmt", "sparq", "a4w8", "bitserial", "swis")
 BUILTIN_MODULES = tuple(f"simulator.hw.pe.{name}" for name in BUILTIN_TYPES)
 
 _REGISTRY: dict[str, type[PEModel]] = {}
+#: Entry points that could not be registered: name -> the one-line reason.
+_BROKEN: dict[str, str] = {}
 _STATE = {"builtins": False, "entry_points": False}
 
 
@@ -401,6 +403,17 @@ class PEModel(ABC):
         :meth:`rtl_design`)."""
         return cls.type_name
 
+    def step_schedule(self, layer: Layer, a: np.ndarray) -> np.ndarray:
+        """The K index each operand slot feeds at each step, int (slots, steps) (-1: none),
+        for one GEMM group on activations ``a`` (M, Kd): what the register-level array and
+        ``sasim rtl verify`` feed the PE. Default: the model's ``schedule(kd)`` or
+        ``schedule(layer, a)`` when it has one, else one slot, K in order."""
+        schedule = getattr(self, "schedule", None)
+        if schedule is None:
+            return np.arange(a.shape[1], dtype=np.int64)[None, :]
+        takes_kd = len(inspect.signature(schedule).parameters) == 1
+        return schedule(a.shape[1]) if takes_kd else schedule(layer, a)
+
     def serial_operands(self, layer: Layer, a: np.ndarray,
                         b: np.ndarray) -> SerialOperands | None:
         """A bit-serial datapath's edge streams for one GEMM group (A (M, Kd), B (Kd, N));
@@ -424,42 +437,65 @@ def _load_builtins() -> None:
 
 
 def _load_entry_points() -> None:
-    """Register every PE type of the ``sasim.pe_types`` entry-point group (once)."""
+    """Register every PE type of the ``sasim.pe_types`` entry-point group (once). A broken
+    plug-in is set aside with its reason (:func:`broken_plugins`): it fails only a run that
+    asks for its type, not the others."""
     if _STATE["entry_points"]:
         return
     _STATE["entry_points"] = True
     from importlib.metadata import entry_points
 
     for point in entry_points(group=ENTRY_POINT_GROUP):
-        where = f"PE plug-in entry point {point.name!r} ({point.value})"
         try:
-            cls = point.load()
-        except Exception as exc:  # noqa: BLE001  (any failure of third-party code)
-            # One bounded line, whatever the plug-in's exception says.
-            said = " ".join(str(exc).split())
-            said = said if len(said) <= 300 else said[:297] + "..."
-            raise PluginError(f"{where} cannot be loaded: {type(exc).__name__}: "
-                              f"{said}") from exc
-        if not (isinstance(cls, type) and issubclass(cls, PEModel)):
-            raise PluginError(f"{where} must name a subclass of "
-                              f"simulator.hw.pe.PEModel, not {type(cls).__name__} "
-                              f"{getattr(cls, '__qualname__', '?')}")
-        if inspect.isabstract(cls):
-            missing = ", ".join(sorted(cls.__abstractmethods__))
-            raise PluginError(f"{where}: the class does not define {missing}")
-        name = getattr(cls, "type_name", None)
-        if name != point.name:
-            raise PluginError(f"{where}: the class's type_name {name!r} must equal the entry "
-                              f"point's name")
-        options = getattr(cls, "Options", None)
-        if not (isinstance(options, type) and issubclass(options, PEOptions)
-                and dataclasses.is_dataclass(options)):
-            raise PluginError(f"{where}: Options must be a dataclass subclassing "
-                              f"simulator.config.arch.PEOptions, not {options!r}")
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise PluginError(f"{where}: PE type {name!r} is already defined by "
-                              f"{_REGISTRY[name].__module__}")
-        _REGISTRY[name] = cls
+            _register_entry_point(point)
+        except PluginError as exc:
+            _BROKEN.setdefault(point.name, str(exc))
+
+
+def _register_entry_point(point: Any) -> None:
+    """Load one entry point and register its class, or raise :class:`PluginError`."""
+    where = f"PE plug-in entry point {point.name!r} ({point.value})"
+    try:
+        cls = point.load()
+    except Exception as exc:  # noqa: BLE001  (any failure of third-party code)
+        raise PluginError(f"{where} cannot be loaded: {_said(exc)}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, PEModel)):
+        raise PluginError(f"{where} must name a subclass of "
+                          f"simulator.hw.pe.PEModel, not {type(cls).__name__} "
+                          f"{getattr(cls, '__qualname__', '?')}")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise PluginError(f"{where}: the class does not define {missing}")
+    name = getattr(cls, "type_name", None)
+    if name != point.name:
+        raise PluginError(f"{where}: the class's type_name {name!r} must equal the entry "
+                          f"point's name")
+    if not isinstance(getattr(cls, "summary", None), str):
+        raise PluginError(f"{where}: the class must define summary, a one-line description "
+                          f"(sasim list shows it)")
+    options = getattr(cls, "Options", None)
+    if not (isinstance(options, type) and issubclass(options, PEOptions)
+            and dataclasses.is_dataclass(options)):
+        raise PluginError(f"{where}: Options must be a dataclass subclassing "
+                          f"simulator.config.arch.PEOptions, not {options!r}")
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise PluginError(f"{where}: PE type {name!r} is already defined by "
+                          f"{_REGISTRY[name].__module__}")
+    _REGISTRY[name] = cls
+
+
+def _said(exc: BaseException) -> str:
+    """An exception as one bounded line, whatever third-party code put in it."""
+    said = " ".join(str(exc).split())
+    said = said if len(said) <= 300 else said[:297] + "..."
+    return f"{type(exc).__name__}: {said}"
+
+
+def broken_plugins() -> dict[str, str]:
+    """Entry points of ``sasim.pe_types`` that could not be registered: name -> reason."""
+    _load_builtins()
+    _load_entry_points()
+    return dict(_BROKEN)
 
 
 def pe_model_class(type_name: str) -> type[PEModel]:
@@ -482,6 +518,8 @@ def pe_model_class(type_name: str) -> type[PEModel]:
     _load_builtins()
     if type_name not in _REGISTRY:
         _load_entry_points()
+    if type_name not in _REGISTRY and type_name in _BROKEN:
+        raise PluginError(_BROKEN[type_name])
     return _REGISTRY[type_name]
 
 
@@ -520,6 +558,11 @@ class _OptionTypes(Mapping[str, type[PEOptions]]):
 
     def __len__(self) -> int:
         return len(pe_types())
+
+    @property
+    def broken(self) -> dict[str, str]:
+        """Plug-ins that could not be registered (:func:`broken_plugins`)."""
+        return broken_plugins()
 
 
 def option_types() -> Mapping[str, type[PEOptions]]:

@@ -385,6 +385,9 @@ class SparqPE(PEModel):
         return AccumulationFeed(kernel.RULE_SPARQ, np.array(params, np.int64),
                                 self.schedule(a.shape[1], layer))
 
+    def step_schedule(self, layer: Layer, a: np.ndarray) -> np.ndarray:
+        return self.schedule(a.shape[1], layer)
+
     def schedule(self, kd: int, layer: Layer | None = None) -> np.ndarray:
         """K elements of each step, (elements_per_step, steps): ``k = step*width + slot``."""
         return thread_schedule(kd, self.elements_per_step(layer), "interleaved")

@@ -182,6 +182,9 @@ class SySMTPE(PEModel):
         return AccumulationFeed(kernel.RULE_SYSMT, np.array([policy, rounding], np.int64),
                                 self.schedule(layer, a))
 
+    def step_schedule(self, layer: Layer, a: np.ndarray) -> np.ndarray:
+        return self.schedule(layer, a)
+
     def schedule(self, layer: Layer, a: np.ndarray) -> np.ndarray:
         """The thread schedule (T, steps) for this layer and data."""
         threads = self.threads_for(layer)
