@@ -270,9 +270,7 @@ def accumulate_dense(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, events,
             outputs[m, :] = outer
         else:
             outputs[m, :] = acc
-    events[EVENT_OVERFLOW] += n_over
-    events[EVENT_UNDERFLOW] += n_under
-    events[EVENT_SWAMPING] += n_swamp
+    _count_events(events, n_over, n_under, n_swamp)
 
 
 @njit(checked=False)
@@ -359,9 +357,7 @@ def accumulate_gemm(A, BT, sched, rule, params, prod_fmt, acc_fmt, outer_fmt, ch
                 outputs[m, n] = outer
             else:
                 outputs[m, n] = acc
-    events[EVENT_OVERFLOW] += n_over
-    events[EVENT_UNDERFLOW] += n_under
-    events[EVENT_SWAMPING] += n_swamp
+    _count_events(events, n_over, n_under, n_swamp)
 
 
 @njit(inline="always")
@@ -450,9 +446,7 @@ def accumulate_dense_flat(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, ev
             outputs[m, :] = outer
         else:
             outputs[m, :] = acc
-    events[EVENT_OVERFLOW] += n_over
-    events[EVENT_UNDERFLOW] += n_under
-    events[EVENT_SWAMPING] += n_swamp
+    _count_events(events, n_over, n_under, n_swamp)
 
 
 @njit(inline="always")
@@ -473,6 +467,26 @@ def _flat_add(s, p, is_int, i_lo, i_hi, bits, wrap, p_m, p_emin, p_largest, a_m,
     swamp = (s != 0) & (q != 0) & (ulp_exp >= 1) & (qmag < (1 << max(ulp_exp - 1, 0)))
     v, o2, u2 = _q_float_flat(s + q, a_m, a_emin, a_largest, nearest, keep)
     return v, o1 + o2, u1 + u2, int(swamp)
+
+
+@njit(inline="always")
+def _sysmt_state(B, threads, rounding):
+    """A SySMT kernel's per-GEMM state: the trimmed weights (4b x 4b collisions) and the
+    per-thread buffers of :func:`_sysmt_parts`."""
+    tw = np.empty_like(B)
+    for k in range(B.shape[0]):
+        for n in range(B.shape[1]):
+            tw[k, n] = _trim_signed(B[k, n], rounding)
+    return (tw, np.zeros(threads, np.int64), np.zeros(threads, np.int64),
+            np.zeros(threads, np.bool_), np.zeros(threads, np.int64))
+
+
+@njit(inline="always")
+def _count_events(events, n_over, n_under, n_swamp):
+    """Add a kernel's overflow, underflow and swamping counts to ``events``."""
+    events[EVENT_OVERFLOW] += n_over
+    events[EVENT_UNDERFLOW] += n_under
+    events[EVENT_SWAMPING] += n_swamp
 
 
 @njit(inline="always")
@@ -537,10 +551,7 @@ def accumulate_sysmt_flat(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_f
     same values and events as :func:`accumulate_gemm`."""
     n_n = B.shape[1]
     threads, steps = sched.shape
-    tw = np.empty_like(B)  # the trimmed weights (4b x 4b collisions)
-    for k in range(B.shape[0]):
-        for n in range(n_n):
-            tw[k, n] = _trim_signed(B[k, n], rounding)
+    tw, acts, trimmed, nibble_exact, ks = _sysmt_state(B, threads, rounding)
     p_m, p_emin, p_emax = prod_fmt[3], prod_fmt[4], prod_fmt[5]
     a_m, a_emin, a_emax = acc_fmt[3], acc_fmt[4], acc_fmt[5]
     nearest = acc_fmt[6] == ROUND_NEAREST_EVEN
@@ -552,10 +563,6 @@ def accumulate_sysmt_flat(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_f
     bits = min(acc_fmt[1], 63) if is_int else 2
     i_lo, i_hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     wrap = acc_fmt[2] == OVERFLOW_WRAP
-    acts = np.zeros(threads, np.int64)
-    trimmed = np.zeros(threads, np.int64)
-    nibble_exact = np.zeros(threads, np.bool_)
-    ks = np.zeros(threads, np.int64)
     acc = np.zeros(n_n, np.int64)
     outer = np.zeros(n_n, np.int64)
     parts = np.zeros(n_n, np.int64)
@@ -586,9 +593,7 @@ def accumulate_sysmt_flat(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_f
             outputs[m, :] = outer
         else:
             outputs[m, :] = acc
-    events[EVENT_OVERFLOW] += n_over
-    events[EVENT_UNDERFLOW] += n_under
-    events[EVENT_SWAMPING] += n_swamp
+    _count_events(events, n_over, n_under, n_swamp)
 
 
 @njit(inline="always")
@@ -755,9 +760,7 @@ def accumulate_dense_flat32(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, 
             else:
                 for n in range(n_n):
                     outputs[m0 + r, n] = acc[r, n]
-    events[EVENT_OVERFLOW] += n_over
-    events[EVENT_UNDERFLOW] += n_under
-    events[EVENT_SWAMPING] += n_swamp
+    _count_events(events, n_over, n_under, n_swamp)
 
 
 @njit(checked=False)
@@ -768,16 +771,9 @@ def accumulate_sysmt_flat32(A, B, sched, sparsity_aware, rounding, prod_fmt, acc
     more threads included: the caller bounds them). The same values and events."""
     n_n = B.shape[1]
     threads, steps = sched.shape
-    tw = np.empty_like(B)  # the trimmed weights (4b x 4b collisions)
-    for k in range(B.shape[0]):
-        for n in range(n_n):
-            tw[k, n] = _trim_signed(B[k, n], rounding)
+    tw, acts, trimmed, nibble_exact, ks = _sysmt_state(B, threads, rounding)
     c = _consts32(prod_fmt, acc_fmt)
     nearest, keep = acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP
-    acts = np.zeros(threads, np.int64)
-    trimmed = np.zeros(threads, np.int64)
-    nibble_exact = np.zeros(threads, np.bool_)
-    ks = np.zeros(threads, np.int64)
     acc = np.zeros(n_n, np.int32)
     parts = np.zeros(n_n, np.int32)
     n_over = 0
@@ -811,9 +807,7 @@ def accumulate_sysmt_flat32(A, B, sched, sparsity_aware, rounding, prod_fmt, acc
         else:
             for n in range(n_n):
                 outputs[m, n] = acc[n]
-    events[EVENT_OVERFLOW] += n_over
-    events[EVENT_UNDERFLOW] += n_under
-    events[EVENT_SWAMPING] += n_swamp
+    _count_events(events, n_over, n_under, n_swamp)
 
 
 @intrinsic
@@ -966,9 +960,7 @@ def accumulate_dense_f32(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, eve
                                                         n_under, n_swamp)
         n_over, n_under, n_swamp = _finish_f(acc, row, outputs, m0, nr, chunk, outer_fmt,
                                              nearest, keep, n_over, n_under, n_swamp)
-    events[EVENT_OVERFLOW] += n_over
-    events[EVENT_UNDERFLOW] += n_under
-    events[EVENT_SWAMPING] += n_swamp
+    _count_events(events, n_over, n_under, n_swamp)
 
 
 @njit(checked=False)
@@ -979,16 +971,9 @@ def accumulate_sysmt_f32(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_fm
     two or more threads included: the caller bounds them). The same values and events."""
     n_n = B.shape[1]
     threads, steps = sched.shape
-    tw = np.empty_like(B)  # the trimmed weights (4b x 4b collisions)
-    for k in range(B.shape[0]):
-        for n in range(n_n):
-            tw[k, n] = _trim_signed(B[k, n], rounding)
+    tw, acts, trimmed, nibble_exact, ks = _sysmt_state(B, threads, rounding)
     c = _consts_f(prod_fmt, acc_fmt)
     nearest, keep = acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP
-    acts = np.zeros(threads, np.int64)
-    trimmed = np.zeros(threads, np.int64)
-    nibble_exact = np.zeros(threads, np.bool_)
-    ks = np.zeros(threads, np.int64)
     acc = np.zeros(n_n, np.float32)
     row = np.zeros(n_n, np.int64)
     parts = np.zeros(n_n, np.int32)
@@ -1023,9 +1008,7 @@ def accumulate_sysmt_f32(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_fm
         else:
             for n in range(n_n):
                 outputs[m, n] = np.int64(acc[n])
-    events[EVENT_OVERFLOW] += n_over
-    events[EVENT_UNDERFLOW] += n_under
-    events[EVENT_SWAMPING] += n_swamp
+    _count_events(events, n_over, n_under, n_swamp)
 
 
 @njit(inline="always")
@@ -1120,6 +1103,4 @@ def accumulate_dense_f32_exact(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, period
                                                         n_under, n_swamp)
         n_over, n_under, n_swamp = _finish_f(acc, row, outputs, m0, nr, chunk, outer_fmt,
                                              True, keep, n_over, n_under, n_swamp)
-    events[EVENT_OVERFLOW] += n_over
-    events[EVENT_UNDERFLOW] += n_under
-    events[EVENT_SWAMPING] += n_swamp
+    _count_events(events, n_over, n_under, n_swamp)
