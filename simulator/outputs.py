@@ -21,7 +21,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -274,6 +274,8 @@ class OutputSet:
     def __init__(self) -> None:
         self._dirs: list[tuple[Path, Path]] = []   # (staging, target)
         self._files: list[tuple[Path, Path]] = []
+        self._flags: dict[Path, str] = {}         # target -> the flag that named it
+        self._reserved: dict[Path, str] = {}      # a staged directory's own files -> flag
 
     def __enter__(self) -> OutputSet:
         return self
@@ -281,10 +283,21 @@ class OutputSet:
     def __exit__(self, *exc: object) -> None:
         self.discard()
 
-    def directory(self, target: str | Path, marker: str, flag: str = "--out") -> Path:
+    def directory(self, target: str | Path, marker: str, flag: str = "--out",
+                  names: Iterable[str] = (), inputs: Iterable[str | Path] = ()) -> Path:
         """A staging directory that becomes ``target`` on commit (see
-        :func:`check_directory` for the directories refused)."""
+        :func:`check_directory` for the directories refused). ``names``: the files the
+        command writes in it besides ``marker`` (no other output may take them);
+        ``inputs``: files the command reads, refused when they lie inside ``target`` (its
+        replacement would delete them)."""
         target = check_directory(target, marker, flag)
+        for given in inputs:
+            path = Path(given).absolute()
+            if path.is_file() and path.resolve().is_relative_to(target.resolve()):
+                raise OutputError(f"{flag} {target}: holds the input {given}, which replacing "
+                                  f"the directory would delete: choose another directory")
+        for name in (marker, *names):
+            self._reserved[target / name] = flag
         where = _existing_ancestor(target, flag)
         remove_stale(where)
         staging = where / temp_name(target.name)
@@ -297,8 +310,14 @@ class OutputSet:
         return staging
 
     def file(self, target: str | Path, flag: str) -> Path:
-        """A temporary path that becomes ``target`` on commit (it keeps the suffix)."""
+        """A temporary path that becomes ``target`` on commit (it keeps the suffix); a
+        target another output of the command already takes is refused."""
         target = Path(target).absolute()
+        clash = self._flags.get(target) or self._reserved.get(target)
+        if clash is not None:
+            raise OutputError(f"{flag} {target}: {clash} writes that file too: choose another "
+                              f"name")
+        self._flags[target] = flag
         try:
             if target.is_dir():
                 raise OutputError(f"{flag} {target}: is a directory")

@@ -35,6 +35,8 @@ _PID = 1
 def _groups(count: int, cap: int) -> list[tuple[int, int]]:
     """``count`` items cut into at most ``cap`` runs of consecutive items, near-equal sizes."""
     parts = min(count, cap)
+    if parts <= 0:  # nothing on this track (e.g. a layer that loads nothing)
+        return []
     cuts = [i * count // parts for i in range(parts + 1)]
     return list(zip(cuts[:-1], cuts[1:]))
 

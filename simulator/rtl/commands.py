@@ -43,11 +43,11 @@ def _design(args: argparse.Namespace, **extra: Any) -> tuple[Any, RtlDesign]:
 
 def cmd_emit(args: argparse.Namespace) -> int:
     """``sasim rtl emit``: Verilog of the array and of one PE, and params.json."""
+    _, design = _design(args, act_signed=args.signed_activations,
+                        acc_bits=_acc_bits(args.acc_bits) or DEFAULT_ACC_BITS)
     from simulator.rtl.build import has_row_edge
     from simulator.rtl.emit import TOP_ARRAY, TOP_EDGE, TOP_PE, design_verilog
 
-    _, design = _design(args, act_signed=args.signed_activations,
-                        acc_bits=_acc_bits(args.acc_bits) or DEFAULT_ACC_BITS)
     tops = {"top": TOP_ARRAY, "pe_top": TOP_PE}
     files = {f"{TOP_ARRAY}.v": design_verilog(design, "array"),
              f"{TOP_PE}.v": design_verilog(design, "pe")}

@@ -644,3 +644,58 @@ def test_zap_override_on_a_layer_zap_cannot_predict(tmp_path):
     off = run_cli("run", "--arch", "zap_synthetic_16x16", "--workload", _tiny(tmp_path),
                   "--timing-only", "--set", "zap.layers={fc: {enabled: false}}")
     assert off.status == 0, off.err
+
+
+# ----------------------------------------------------------------- the third campaign
+
+def test_timeline_of_an_array_layer_then_a_vector_layer(tmp_path):
+    result = run_cli("run", "--arch", "os_sa_16x16", "--workload", "gpt2_decode",
+                     "--timing-only", "--timeline", tmp_path / "t.json")
+    assert_promise(result)
+    assert result.status == 0, result.err
+    assert json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--timeline", "{out}/summary.json"], ["--timeline", "--out writes that file too"]),
+    (["--timeline", "{tmp}/same.png", "--plot", "{tmp}/same.png"],
+     ["--plot", "--timeline writes that file too"]),
+])
+def test_two_outputs_of_one_run_cannot_share_a_file(tmp_path, extra, words):
+    out = tmp_path / "out"
+    extra = [a.replace("{out}", str(out)).replace("{tmp}", str(tmp_path)) for a in extra]
+    result = _run_arch(tmp_path, "os_sa_16x16", "--out", out, *extra)
+    assert_refused(result, *words)
+    assert not out.exists() and not (tmp_path / "same.png").exists()
+
+
+def test_an_out_directory_holding_an_input_is_not_replaced(tmp_path):
+    out = tmp_path / "out"
+    first = _run_arch(tmp_path, "os_sa_16x16", "--out", out)
+    assert first.status == 0, first.err
+    arch = out / "mine.yaml"
+    arch.write_text((REPO / "arch_configs/os_sa_16x16.yaml").read_text())
+    result = _run_arch(tmp_path, arch, "--out", out)
+    assert_refused(result, "holds the input", "mine.yaml")
+    assert arch.exists() and (out / "summary.json").exists()
+
+
+def test_save_outputs_of_a_timing_only_run_says_why(tmp_path):
+    result = run_cli("run", "--arch", "os_sa_16x16", "--workload", TRACE, "--timing-only",
+                     "--save-outputs", "--out", tmp_path / "out")
+    assert_refused(result, "--save-outputs needs a functional run: drop --timing-only")
+
+
+def test_rtl_without_amaranth_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['amaranth'] = None; from simulator.cli import main; "
+            f"sys.exit(main(['rtl', 'emit', '--arch', 'os_sa_16x16', '--set', "
+            f"'array.rows=2', '--set', 'array.cols=2', '--out', {str(tmp_path / 'r')!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300,
+                          env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "pip install 'sasim[rtl]'" in done.stderr
+    assert not (tmp_path / "r").exists()
