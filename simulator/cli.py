@@ -127,17 +127,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``sasim sweep --workers`` on this machine: at most this many processes per CPU.
+MAX_WORKERS_PER_CPU = 4
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from simulator.reports.progress import ProgressBar
     from simulator.sweep import DaskExecutor, LocalExecutor, load_sweep, plan_sweep, run_sweep
+    from simulator.sweep.executors import default_workers
     from simulator.sweep.results import DASK_SCRATCH, SweepDirectory
 
     if args.scheduler and args.executor == "local":
         raise SasimError("--scheduler ADDRESS runs on a Dask cluster: use --executor dask")
     for flag, value in (("--workers", args.workers), ("--chunk-size", args.chunk_size)):
         if value is not None and value < 1:
-            raise SasimError(f"{flag}: expected a positive integer, got {value}")
+            raise SasimError(f"{flag}: expected a positive integer, got {shorten(str(value))}")
+    most = MAX_WORKERS_PER_CPU * default_workers()
+    if args.workers is not None and not args.scheduler and args.workers > most:
+        raise SasimError(f"--workers: at most {most} on this machine's {default_workers()} "
+                         f"CPU(s) ({MAX_WORKERS_PER_CPU} per CPU; more would only contend), "
+                         f"got {shorten(str(args.workers))}")
     plan = plan_sweep(load_sweep(args.spec), args.spec)
+    if plan.spec.accuracy is not None and not args.scheduler:
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:  # else every point would fail
+            raise SasimError(f"{args.spec}: accuracy: the accuracy runs need PyTorch: install "
+                             f"the torch extra: pip install 'sasim[torch]'")
     workloads = len(plan.spec.workloads)
     shape = (f"{len(plan.points)} points ({plan.designs} designs x {workloads} "
              f"workload{'s' if workloads > 1 else ''})")

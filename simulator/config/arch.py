@@ -11,8 +11,7 @@ from typing import Any, Literal
 
 from simulator.config.accumulator import AccumulatorConfig
 from simulator.config.dram import IDEAL, DramConfig, dram_spec
-from simulator.config.files import (MAX_FILE_BYTES, apply_overrides, parse_override,
-                                    read_yaml_mapping)
+from simulator.config.files import apply_overrides, parse_override, read_text, read_yaml_mapping
 from simulator.config.schema import (MAX_EXACT_INT, MIN_BANDWIDTH, at_least, build,
                                      did_you_mean, in_range, option, positive)
 from simulator.config.multicore import MulticoreConfig
@@ -510,16 +509,9 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
     # No interpolation: a '%' in a value is just a character (SCALE-Sim reads it that way).
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str  # keep SCALE-Sim's key spelling for messages
+    text = read_text(path, "a SCALE-Sim config")
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ConfigError(f"{path}: more than {MAX_FILE_BYTES:,} bytes; not a SCALE-Sim "
-                              f"config")
-        with open(path, encoding="utf-8") as fh:
-            parser.read_file(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+        parser.read_string(text, str(path))
     except configparser.Error as exc:
         raise ConfigError(f"{path}: malformed SCALE-Sim config: "
                           f"{shorten(exc.message.splitlines()[0])}") from None

@@ -26,7 +26,7 @@ import yaml
 
 from simulator.errors import ConfigError, SasimError, shorten
 
-__all__ = ["MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES", "MAX_INT_DIGITS", "INT64_MAX",
+__all__ = ["read_text", "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES", "MAX_INT_DIGITS", "INT64_MAX",
            "read_yaml_mapping", "load_yaml_text", "load_json_text", "check_numbers",
            "parse_override", "apply_override", "apply_overrides"]
 
@@ -174,6 +174,30 @@ def load_yaml_text(text: str, where: str, error: type[SasimError] = ConfigError)
     return data
 
 
+def read_text(path: str | Path, what: str, error: type[SasimError] = ConfigError,
+              limit: int = MAX_FILE_BYTES) -> str:
+    """A text file's contents, read whole only when it holds at most ``limit`` bytes (also a
+    device or a pipe, whose size ``stat`` does not tell); a bigger, missing, unreadable or
+    non-UTF-8 file raises ``error`` naming it and ``what`` it should be."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, expected {what}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise error(f"{path}: more than the {limit:,} bytes sasim reads from {what}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text ({what}): {exc.reason} at byte "
+                    f"{exc.start:,}") from None
+
+
 def read_yaml_mapping(path: str | Path, error: type[SasimError] = ConfigError) -> dict[str, Any]:
     """Read a YAML file whose top level must be a mapping.
 
@@ -181,18 +205,7 @@ def read_yaml_mapping(path: str | Path, error: type[SasimError] = ConfigError) -
     error or a refused document, the line and column (an integer beyond 64 bits: its key path).
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise error(f"{path}: {size:,} bytes, more than the {MAX_FILE_BYTES:,} sasim reads "
-                        f"from a YAML file")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise error(f"{path}: is a directory, expected a YAML file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"{path}: cannot read: {exc}") from None
+    text = read_text(path, "a YAML file", error)
     data = load_yaml_text(text, str(path), error)
     if not isinstance(data, dict):
         raise error(f"{path}: expected a mapping at the top level, got {type(data).__name__}")

@@ -9,17 +9,20 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from simulator.config.files import load_json_text, parse_override
+from simulator.config.files import load_json_text, parse_override, read_text
 from simulator.errors import ResultsError, shorten
 from simulator.records import record
 
 __all__ = ["SweepResults", "Design", "load_results", "load_run_summary", "is_run_summary",
            "parse_cell", "parse_baseline"]
 
+#: Bytes read at most from a results file (results.csv, sweep.json, a run's summary.json).
+MAX_RESULTS_BYTES = 1 << 30
 _RESULTS_CSV = "results.csv"
 _MANIFEST = "sweep.json"
 _POINTS_DIR = "points"
@@ -224,14 +227,11 @@ def _check_amounts(csv_path: Path, header: Sequence[str],
 
 def _read_manifest(csv_path: Path, manifest: Path, header: Sequence[str]) -> dict[str, Any]:
     """sweep.json, checked against the results it describes."""
-    try:
-        text = manifest.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not os.path.lexists(manifest):
         raise ResultsError(f"{csv_path}: no {_MANIFEST} beside it, so its designs cannot be "
                            f"told apart (plot a sweep's directory, as `sasim sweep` wrote "
-                           f"it)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{manifest}: cannot read: {exc}") from None
+                           f"it)")
+    text = read_text(manifest, f"a sweep's {_MANIFEST}", ResultsError, MAX_RESULTS_BYTES)
     data = load_json_text(text, str(manifest), ResultsError)
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
         raise ResultsError(f"{manifest}: not a sweep.json of format {_FORMAT}")
@@ -273,16 +273,13 @@ def load_results(path: str | Path) -> SweepResults:
         csv_path = path / _RESULTS_CSV if path.is_dir() else path
     except OSError as exc:  # a name too long, a loop of links, ...
         raise ResultsError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        text = csv_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not os.path.lexists(csv_path):
         comparison = (csv_path.parent / "comparison.json").exists()
         hint = (": it holds a comparison (`sasim compare --out` draws its plots, "
                 "comparison.png and, with transformer workloads, ops.png), not a sweep"
                 if comparison else "")
-        raise ResultsError(f"{csv_path}: file not found{hint}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{csv_path}: cannot read: {exc}") from None
+        raise ResultsError(f"{csv_path}: file not found{hint}")
+    text = read_text(csv_path, "a sweep's results.csv", ResultsError, MAX_RESULTS_BYTES)
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     reader = csv.reader(text.splitlines())
@@ -333,12 +330,7 @@ def load_run_summary(path: str | Path) -> dict[str, Any]:
     Refused (:class:`ResultsError`): a file that is not JSON or not a run summary (a mapping
     with ``arch``, ``workload``, ``clock_mhz`` and ``layers``)."""
     target = _summary_path(Path(path))
-    try:
-        text = target.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ResultsError(f"{target}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{target}: cannot read: {exc}") from None
+    text = read_text(target, "a run's summary.json", ResultsError, MAX_RESULTS_BYTES)
     data = load_json_text(text, str(target), ResultsError)
     if not isinstance(data, dict) or not all(k in data for k in ("arch", "workload",
                                                                   "clock_mhz", "layers")):

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from simulator.config.files import MAX_FILE_BYTES, read_yaml_mapping
+from simulator.config.files import read_text, read_yaml_mapping
 from simulator.config.schema import build, did_you_mean, in_range, option, positive
 from simulator.errors import ConfigError, WorkloadError, shorten
 from simulator.records import record
@@ -338,15 +338,7 @@ def load_topology_csv(path: str | Path) -> Workload:
     (M x K) . (K x N). The trailing comma of each row is part of the format.
     """
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise WorkloadError(f"{path}: more than {MAX_FILE_BYTES:,} bytes; not a topology "
-                                f"file")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WorkloadError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WorkloadError(f"{path}: cannot read: {exc}") from None
+    text = read_text(path, "a topology file", WorkloadError)
     try:
         rows = [r for r in csv.reader(io.StringIO(text))]
     except csv.Error as exc:  # e.g. a field over csv.field_size_limit() (128 KiB)

@@ -699,3 +699,33 @@ def test_rtl_without_amaranth_is_one_line(tmp_path):
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "pip install 'sasim[rtl]'" in done.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_sweep_workers_are_bounded_by_the_cpus(tmp_path):
+    spec = _sweep(tmp_path, "base: os_sa_16x16\n")
+    result = run_cli("sweep", spec, "--out", tmp_path / "out", "--workers", "100000")
+    assert_refused(result, "--workers: at most", "CPU(s)", "100000")
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_accuracy_without_torch_is_refused_up_front(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real(name, *a))
+    spec = _sweep(tmp_path, "base: os_sa_16x16\naccuracy: {model: digits}\n")
+    result = run_cli("sweep", spec, "--out", tmp_path / "out")
+    assert_refused(result, "spec.yaml: accuracy:", "pip install 'sasim[torch]'")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag", ["--arch", "--workload"])
+def test_an_endless_device_is_read_only_up_to_the_bound(tmp_path, flag):
+    argv = {"--arch": "os_sa_16x16", "--workload": "resnet18"}
+    argv[flag] = "/dev/zero"
+    started = time.perf_counter()
+    result = run_cli("run", "--arch", argv["--arch"], "--workload", argv["--workload"],
+                     "--timing-only")
+    assert_refused(result, "/dev/zero")
+    assert time.perf_counter() - started < 20
