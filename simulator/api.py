@@ -45,7 +45,7 @@ from simulator.results import (ErrorMetrics, FunctionalResult, LayerResult, Laye
                                RunResult, error_metrics)
 from simulator.shipped import ARCH_DIR, TECH_DIR, WORKLOAD_DIR, shipped_archs, shipped_workloads
 from simulator.shipped import path_exists
-from simulator.shipped import resolve as _resolve
+from simulator.shipped import resolve
 from simulator.workloads.layers import Layer, LayerTensors, Workload, data_problem, float_codes
 from simulator.workloads.lowering import (gemm_product, gemm_to_output, im2col, im2col_nonzeros,
                                           weight_columns, weight_nonzeros, weights_to_gemm)
@@ -72,9 +72,17 @@ __all__ = [
 ]
 
 
+def _resolve(spec: str | Path, directory: Path, suffixes: Sequence[str], what: str) -> Path:
+    """:func:`simulator.shipped.resolve`, refusing an empty name (it would be ``.``)."""
+    if not str(spec).strip():
+        raise ConfigError(f"an empty path: expected {what} file or the name of a shipped one")
+    return resolve(spec, directory, suffixes)
+
+
 def load_arch(spec: str | Path, overrides: Sequence[str] = ()) -> ArchConfig:
     """Load an arch YAML, a SCALE-Sim ``.cfg`` or a shipped config's name, with overrides."""
-    return arch_config.load_arch(_resolve(spec, ARCH_DIR, (".yaml",)), overrides, option_types())
+    return arch_config.load_arch(_resolve(spec, ARCH_DIR, (".yaml",), "an arch config"),
+                                 overrides, option_types())
 
 
 def arch_loader(spec: str | Path) -> Callable[..., ArchConfig]:
@@ -84,7 +92,7 @@ def arch_loader(spec: str | Path) -> Callable[..., ArchConfig]:
     ``loader(overrides, name_overrides=False)`` starts its messages at ``arch.`` (the caller
     names the file and the overrides).
     """
-    path = _resolve(spec, ARCH_DIR, (".yaml",))
+    path = _resolve(spec, ARCH_DIR, (".yaml",), "an arch config")
     data = arch_config.read_arch_mapping(path)
     types = option_types()
 
@@ -101,7 +109,7 @@ def load_tech_table(spec: str | Path) -> TechTable:
     Tables are kept per file (and its modification time): every run reads one, and parsing
     the YAML was about a third of a timing-only ResNet-18 run.
     """
-    path = _resolve(spec, TECH_DIR, (".yaml",))
+    path = _resolve(spec, TECH_DIR, (".yaml",), "a technology table")
     try:
         stat = path.stat()
     except OSError:
@@ -117,7 +125,7 @@ def _load_tech_cached(path: str, mtime_ns: int, size: int) -> TechTable:
 
 def load_workload(spec: str | Path) -> Workload:
     """Load a workload YAML, a SCALE-Sim topology CSV, or a shipped workload's name."""
-    path = _resolve(spec, WORKLOAD_DIR, (".yaml", ".npz"))
+    path = _resolve(spec, WORKLOAD_DIR, (".yaml", ".npz"), "a workload")
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
         from simulator.workloads.synthetic import synthetic_options_from_file

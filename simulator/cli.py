@@ -141,12 +141,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise SasimError("--scheduler ADDRESS runs on a Dask cluster: use --executor dask")
     for flag, value in (("--workers", args.workers), ("--chunk-size", args.chunk_size)):
         if value is not None and value < 1:
-            raise SasimError(f"{flag}: expected a positive integer, got {shorten(str(value))}")
+            raise SasimError(f"{flag}: expected a positive integer, got {shorten(value)}")
     most = MAX_WORKERS_PER_CPU * default_workers()
     if args.workers is not None and not args.scheduler and args.workers > most:
         raise SasimError(f"--workers: at most {most} on this machine's {default_workers()} "
                          f"CPU(s) ({MAX_WORKERS_PER_CPU} per CPU; more would only contend), "
-                         f"got {shorten(str(args.workers))}")
+                         f"got {shorten(args.workers)}")
     plan = plan_sweep(load_sweep(args.spec), args.spec)
     if plan.spec.accuracy is not None and not args.scheduler:
         import importlib.util
@@ -289,6 +289,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     arch_specs = args.arch or default_comparison()
     archs = [api.load_arch(spec, args.set or ()) for spec in arch_specs]
     workloads = [api.load_workload(spec) for spec in args.workload]
+    for flag, items in (("--arch", archs), ("--workload", workloads)):
+        names = [item.name for item in items]
+        twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+        if twice is not None:  # its rows could not be told apart
+            raise SasimError(f"{flag}: {shorten(twice)} is listed twice")
     rows, records, plot_rows, llm_rows = [], [], [], []
     show = _progress(True)
     total = len(workloads) * len(archs)

@@ -420,7 +420,10 @@ def arch_from_mapping(data: Mapping[str, Any], source: str,
     where = f"{source}: arch"
     if overrides:
         data = apply_arch_overrides(data, overrides, pe_types)
-        shown = " ".join(f"--set {shorten(o, 80)[1:-1]}" for o in overrides)
+        # at most three overrides named: the key and the problem must fit the one line
+        shown = " ".join(f"--set {shorten(o, 80)[1:-1]}" for o in overrides[:3])
+        if len(overrides) > 3:
+            shown += f" (and {len(overrides) - 3} more --set)"
         where = f"{source} with {shown}: arch" if name_overrides else "arch"
     return _arch_from_mapping(dict(data), where, pe_types)
 

@@ -77,12 +77,20 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
 
     def construct_yaml_int(self, node: Any) -> int:
         text = str(node.value)
+        if ":" in text:  # YAML 1.1's base 60 (2:4 is 124): read as written, a string
+            return self.construct_scalar(node)  # type: ignore[return-value]
         if len(text) > MAX_INT_DIGITS:
             return _LongInteger(len(text))  # type: ignore[return-value]
         return super().construct_yaml_int(node)
 
+    def construct_yaml_float(self, node: Any) -> float:
+        if ":" in str(node.value):  # base 60 again (1:30.5)
+            return self.construct_scalar(node)  # type: ignore[return-value]
+        return super().construct_yaml_float(node)
+
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
 
 
@@ -222,8 +230,17 @@ def load_json_text(text: str, where: str, error: type[SasimError] = ConfigError)
     def constant(name: str) -> Any:
         raise ValueError(f"{name} is not JSON")
 
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:  # refused as YAML refuses it: the last would silently win
+                raise ValueError(f"duplicate key {shorten(key)}")
+            out[key] = value
+        return out
+
     try:
-        data = json.loads(text, parse_int=_json_int, parse_constant=constant)
+        data = json.loads(text, parse_int=_json_int, parse_constant=constant,
+                          object_pairs_hook=unique)
     except RecursionError:
         raise error(f"{where}: refused JSON: nested too deeply") from None
     except ValueError as exc:  # json.JSONDecodeError is a ValueError

@@ -84,7 +84,17 @@ def parse_quantity(text: Any, kind: str) -> float:
         raise ValueError(f"{'an' if label[0] in 'aeiou' else 'a'} {label} unit ({', '.join(units)}); unknown unit '{unit}'")
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"a non-negative {label}")
-    return value * units[unit]
+    base = value * units[unit]
+    if base > _MAX_QUANTITY[kind]:  # a run's totals must stay finite
+        raise ValueError(f"{'an' if label[0] in 'aeiou' else 'a'} {label} of at most "
+                         f"{_MAX_QUANTITY[kind]:g} {_BASE_UNIT[kind]}")
+    return base
+
+
+#: The largest figure a table may give, in base units: 1 mJ per action, 1 m² of area,
+#: 1 W per um² of leakage (far beyond any real part; the totals of a run stay finite).
+_MAX_QUANTITY = {"energy": 1e9, "area": 1e12, "power_density": 1e3}
+_BASE_UNIT = {"energy": "pJ", "area": "um2", "power_density": "mW/um2"}
 
 
 def _quantity_check(kind: str):

@@ -34,7 +34,9 @@ _FORMAT = 1
 #: Columns that hold amounts (times, cycles, energies, areas, bytes, fractions): a value
 #: there is a finite number >= 0, or empty.
 _AMOUNT_SUFFIXES = ("_us", "_s", "_cycles", "_pj", "_um2", "_bytes", "_kib", "_mib", "macs",
-                    "utilization", "top1")
+                    "utilization", "top1", "mse", "max_abs_error")
+#: Measured columns that may be negative but are always finite numbers (or empty: exact).
+_FINITE_COLUMNS = ("sqnr_db",)
 
 
 
@@ -212,17 +214,20 @@ def _is_amount(column: str) -> bool:
 
 def _check_amounts(csv_path: Path, header: Sequence[str],
                    rows: Sequence[Mapping[str, Any]]) -> None:
-    """Refuse negative, infinite or non-numeric times, cycles, energies, areas, fractions."""
+    """Refuse negative, infinite or non-numeric times, cycles, energies, areas, fractions,
+    and an infinite or non-numeric SQNR."""
     columns = [c for c in header if _is_amount(c)]
+    finite = [c for c in header if c.rsplit(".", 1)[-1] in _FINITE_COLUMNS]
     for number, row in enumerate(rows, start=2):
-        for column in columns:
+        for column in (*columns, *finite):
             value = row.get(column)
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float) \
-                    or not math.isfinite(value) or value < 0:
+                    or not math.isfinite(value) or (value < 0 and column in columns):
+                wanted = "number >= 0" if column in columns else "finite number"
                 raise ResultsError(f"{csv_path}: line {number}: {column} is {shorten(value)}, "
-                                   f"expected a number >= 0 (or empty)")
+                                   f"expected a {wanted} (or empty)")
 
 
 def _read_manifest(csv_path: Path, manifest: Path, header: Sequence[str]) -> dict[str, Any]:
@@ -269,6 +274,8 @@ def load_results(path: str | Path) -> SweepResults:
     non-numeric time, energy, area or count.
     """
     path = Path(path)
+    if path.name == _MANIFEST:  # the sweep's sweep.json: its directory's results
+        path = path.parent
     try:
         csv_path = path / _RESULTS_CSV if path.is_dir() else path
     except OSError as exc:  # a name too long, a loop of links, ...
@@ -320,7 +327,8 @@ def is_run_summary(path: str | Path) -> bool:
     path = Path(path)
     try:
         target = _summary_path(path)
-        return target.suffix == ".json" and target.is_file()
+        return (target.suffix == ".json" and target.name != _MANIFEST  # a sweep's own
+                and target.is_file())
     except OSError:
         return False
 

@@ -211,6 +211,9 @@ class Layer:
             yield f"kv_cache applies to matmul only, not {self.op}"
         if self.causal and self.op not in ("matmul", "softmax"):
             yield f"causal applies to matmul and softmax only, not {self.op}"
+        if self.op == "rotary" and self.in_channels % 2:
+            yield (f"rotary rotates pairs of features: features={self.in_channels} must be "
+                   f"even")
         if self.op in VECTOR_OPS and self.out_channels != self.in_channels:
             yield (f"a {self.op} keeps its row length: out_channels={self.out_channels} must "
                    f"equal in_channels={self.in_channels}")

@@ -369,6 +369,10 @@ def load_topology_csv(path: str | Path) -> Workload:
         expected = 1 + (len(_GEMM_COLUMNS) if kind == "gemm" else len(_CONV_COLUMNS))
         if len(row) < expected:
             raise WorkloadError(f"{where}: expected {expected} columns, got {len(row)}")
+        width = expected if body is rows else max(expected, len(header))
+        if any(row[width:]):  # a value no column names (a conv row under a GEMM header?)
+            raise WorkloadError(f"{where}: {len(row)} columns, more than the {width} of "
+                                f"{'the header' if width > expected else kind + ' rows'}")
         name = row[0]
         if not name:
             raise WorkloadError(f"{where}: empty layer name")

@@ -59,12 +59,14 @@ def _fraction(value: float) -> str | None:
     return None if 0.0 <= value < 1.0 else "a fraction in [0, 1)"
 
 
-def _positive(value: float) -> str | None:
-    return None if value > 0 else "a positive number"
+def _between(lo: float, hi: float, words: str):
+    """A check: ``lo <= value <= hi`` (``lo < value`` when ``words`` starts with "above")."""
+    above = words.startswith("above")
 
-
-def _non_negative(value: float) -> str | None:
-    return None if value >= 0 else "a non-negative number"
+    def check(value: float) -> str | None:
+        ok = (value > lo if above else value >= lo) and value <= hi
+        return None if ok else f"a number {words} {hi:,g}"
+    return check
 
 
 @record
@@ -84,14 +86,15 @@ class SyntheticOptions:
         0.0, doc="Fraction of exact zeros in signed activations (e.g. the first layer).",
         check=_fraction)
     activation_median: float = option(
-        28.0, doc="Median of the non-zero activation magnitudes (integer units).",
-        check=_positive)
+        28.0, doc="Median of the non-zero activation magnitudes (integer units), above 0 "
+                  "and at most 1,000,000.", check=_between(0, 1e6, "above 0 and at most"))
     activation_log_sigma: float = option(
-        1.0, doc="Standard deviation of ln|a| of the non-zero activations (tail weight).",
-        check=_non_negative)
+        1.0, doc="Standard deviation of ln|a| of the non-zero activations (tail weight), "
+                 "0 to 10.", check=_between(0, 10, "from 0 to"))
     weight_shape: float = option(
         1.0, doc="Shape beta of the generalised-normal weight distribution: 1 = Laplace, "
-                 "2 = Gaussian.", check=_positive)
+                 "2 = Gaussian; 0.1 to 100 (a smaller beta overflows float32).",
+        check=_between(0.1, 100, "from 0.1 to"))
     weight_prune_fraction: float = option(
         0.0, doc="Fraction of each layer's weights zeroed by magnitude pruning.",
         check=_fraction)

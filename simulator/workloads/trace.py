@@ -392,6 +392,8 @@ def _open_npz(path: Path) -> Any:
     if not path_exists(path):
         raise TraceError(f"{path}: file not found")
     try:
+        if not zipfile.is_zipfile(path):  # np.load would try it as a pickle
+            raise TraceError(f"{path}: not an .npz archive (a trace is a zip of .npy members)")
         npz = np.load(path, allow_pickle=False)
     except _READ_ERRORS as exc:
         raise TraceError(f"{path}: not a readable .npz archive (truncated or corrupt?): "

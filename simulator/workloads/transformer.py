@@ -98,6 +98,11 @@ def _check(spec: TransformerSpec, where: str) -> None:
     if spec.head_dim == 0 and spec.d_model % spec.heads:
         raise ConfigError(f"{where}.heads: {spec.heads} heads do not divide "
                           f"d_model={spec.d_model} (give head_dim)")
+    head_dim = spec.head_dim or spec.d_model // spec.heads
+    if spec.positions == "rope" and head_dim % 2:
+        key = "head_dim" if spec.head_dim else "d_model"
+        raise ConfigError(f"{where}.{key}: rope rotates pairs of features: the head width "
+                          f"{head_dim} must be even")
     kv = spec.kv_heads or spec.heads
     if spec.heads % kv:
         raise ConfigError(f"{where}.kv_heads: {kv} K/V heads do not divide heads={spec.heads}")

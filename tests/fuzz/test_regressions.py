@@ -729,3 +729,99 @@ def test_an_endless_device_is_read_only_up_to_the_bound(tmp_path, flag):
                      "--timing-only")
     assert_refused(result, "/dev/zero")
     assert time.perf_counter() - started < 20
+
+
+def test_trace_manifest_with_a_duplicate_key(tmp_path):
+    npz = dict(np.load(TRACE))
+    text = npz["manifest"].item()
+    npz["manifest"] = np.array('{"model": "first", ' + text.lstrip()[1:])
+    assert '"model"' in text  # the key now appears twice
+    path = tmp_path / "t.npz"
+    np.savez(path, **npz)
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", path), "t.npz",
+                   "duplicate key 'model'")
+
+
+def test_a_text_file_named_npz(tmp_path):
+    path = _write(tmp_path / "x.npz", "hello\n")
+    line = assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", path),
+                          "x.npz", "not an .npz archive")
+    assert "pickle" not in line
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--arch", "", "--workload", "resnet18"], ["an empty path", "arch config"]),
+    (["--arch", "os_sa_16x16", "--workload", "resnet18", "--set", "energy.tech="],
+     ["energy.tech: an empty path", "technology table"]),
+])
+def test_an_empty_path_says_so(argv, words):
+    assert_refused(run_cli("run", *argv, "--timing-only"), *words)
+
+
+def test_compare_refuses_a_design_listed_twice():
+    result = run_cli("compare", "--arch", "os_sa_16x16", "--arch", "os_sa_16x16",
+                     "--workload", "resnet18", "--timing-only")
+    assert_refused(result, "--arch: 'os_sa_16x16' is listed twice")
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e400", "nan"])
+def test_plot_refuses_an_infinite_sqnr(results_dir, tmp_path, value):
+    res = _edit_results(results_dir, tmp_path / "r", "sqnr_db", value)
+    assert_refused(run_cli("plot", res, "--kind", "speedup"), "results.csv", "sqnr_db",
+                   "finite number")
+
+
+def test_plot_of_a_sweeps_own_manifest_plots_the_sweep(results_dir, tmp_path):
+    result = run_cli("plot", results_dir / "sweep.json", "--kind", "speedup", "--out",
+                     tmp_path / "s.png")
+    assert_promise(result)
+    assert result.status == 0, result.err
+
+
+def test_many_overrides_keep_the_key_and_the_problem_in_the_line(tmp_path):
+    sets = [a for i in range(14) for a in ("--set", f"memory.ifmap_kib={32 + i}")]
+    result = _run_arch(tmp_path, "os_sa_16x16", *sets, "--set", "array.rows=-1")
+    assert_refused(result, "(and 12 more --set)", "array.rows")
+
+
+def test_topology_rows_with_fields_no_column_names(tmp_path):
+    topo = _write(tmp_path / "t.csv", "Layer, M, N, K,\nc1, 8, 8, 3, 3, 3, 8, 1,\n")
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", topo,
+                           "--timing-only"), "t.csv", "line 2", "more than the 4")
+
+
+def test_tech_figures_are_bounded(tmp_path):
+    table = yaml.safe_load((REPO / "arch_configs/tech/generic_45nm.yaml").read_text())
+    component = next(iter(table["components"]))
+    table["components"][component]["energy"] = "1e308 pJ"
+    path = _write(tmp_path / "tech.yaml", yaml.safe_dump(table))
+    result = run_cli("run", "--arch", "os_sa_16x16", "--workload", _tiny(tmp_path),
+                     "--set", f"energy.tech={path}")
+    assert_refused(result, "tech.yaml", "at most 1e+09 pJ")
+
+
+def test_unquoted_two_of_four_is_the_string(tmp_path):
+    path = _tiny(tmp_path, data={"weight_structure": "PLACEHOLDER"})
+    path.write_text(path.read_text().replace("PLACEHOLDER", "2:4"))
+    assert "weight_structure: 2:4" in path.read_text()
+    result = run_cli("run", "--arch", "sysmt_2t_16x16", "--workload", path, "--json")
+    assert_promise(result)
+    assert result.status == 0, result.err
+
+
+@pytest.mark.parametrize("data, key", [
+    ({"weight_shape": 0.01}, "data.weight_shape"),
+    ({"activation_log_sigma": 50}, "data.activation_log_sigma"),
+    ({"activation_median": 1e300}, "data.activation_median"),
+])
+def test_synthetic_data_options_are_bounded(tmp_path, data, key):
+    result = run_cli("run", "--arch", "sysmt_2t_16x16", "--workload", _tiny(tmp_path, data=data))
+    assert_refused(result, "tiny.yaml", key)
+
+
+def test_rotary_over_an_odd_width_is_refused(tmp_path):
+    path = _write(tmp_path / "r.yaml", yaml.safe_dump({
+        "schema_version": 1, "name": "r", "layers": [
+            {"name": "rot", "op": "rotary", "features": 3, "tokens": 4}]}))
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", path), "r.yaml",
+                   "rot", "must be even")
