@@ -79,14 +79,19 @@ on stderr (`sasim: error: FILE: KEY or LAYER: problem`) and exit status 2, never
 A user value quoted in a message is cut to {MAX_VALUE_CHARS} characters and a whole message to
 {MAX_MESSAGE_CHARS}, on one line.
 
+- Text files are read only up to their bound (a device or a pipe included): YAML, `.cfg` and
+  topology CSV at most {files.MAX_FILE_BYTES >> 20} MiB, a sweep's results and a run's
+  summary at most 1 GiB. An empty path is refused as such.
 - YAML (arch, workload, sweep, technology files): at most {files.MAX_FILE_BYTES >> 20} MiB;
-  duplicate keys in a mapping are refused (YAML keys are unique; the file and the line of
+  YAML 1.1's base-60 numbers are read as the text they are (`2:4` is the string "2:4",
+  not 124); duplicate keys in a mapping are refused (YAML keys are unique; the file and the line of
   both are named); nesting deeper than {files.MAX_DEPTH} levels and documents of more than
   {files.MAX_NODES:,} values with aliases expanded ("alias bombs") are refused from the
   parser's events, before any object is built; an integer literal longer than
   {files.MAX_INT_DIGITS} characters or beyond 64 bits is refused with its key path. A float
   such as `1.0e+20` where an integer goes is refused (an integral float is accepted up to
-  2^53). JSON (trace manifests, results) has the same limits and refuses `NaN`/`Infinity`.
+  2^53). JSON (trace manifests, results) has the same limits, refuses duplicate keys and
+  refuses `NaN`/`Infinity`.
 - Architecture: `array.rows` and `array.cols` at most {arch.MAX_ARRAY_SIDE:,}; buffers at
   most {arch.MAX_BUFFER_KIB:,.0f} KiB; `memory.dram_latency_cycles` at most
   {arch.MAX_LATENCY_CYCLES:,}; `memory.dram_bandwidth_bytes_per_cycle` and
@@ -101,7 +106,9 @@ A user value quoted in a message is cut to {MAX_VALUE_CHARS} characters and a wh
   {layers.MAX_MACS:,} MACs per layer and {layers.MAX_LAYERS:,} layers per workload (a
   SCALE-Sim depthwise `DP` row counts one layer per channel and is refused before it is
   expanded). A topology CSV without a header row is read from its first row (its column
-  count says conv or GEMM); a field over the `csv` module's 128 KiB limit is refused.
+  count says conv or GEMM); a row with a value beyond the columns its header (or its kind)
+  names is refused; a field over the `csv` module's 128 KiB limit is refused. A `rotary`
+  layer (and a `rope` transformer's head width) needs an even width.
 - A layer with more than {api.MAX_FOLDS:,} folds on the chosen array is refused before it is
   scheduled, and so is a conv2d whose folds times its input row width in 64-pixel words
   exceeds {api.MAX_FOOTPRINT_WORK:,} (the memory model tracks a bitmask per input row); a run that holds data (a trace, or synthetic data for a data-dependent PE) is
@@ -113,8 +120,16 @@ A user value quoted in a message is cut to {MAX_VALUE_CHARS} characters and a wh
   {layers.format_bytes(layers.MAX_LAYER_DATA_BYTES)}, the archive four times that.
 - Sweeps: at most {spec.MAX_POINTS:,} points (designs x workloads), counted before any design
   is built.
-- `data.seed` is from 0 to 2^63-1; `plot --dpi` from 1 to 2400; a technology table's
-  `sram.capacity_exponent` from 0 to 2.
+- `data.seed` is from 0 to 2^63-1, `data.weight_shape` from 0.1 to 100,
+  `data.activation_log_sigma` from 0 to 10, `data.activation_median` at most 1,000,000;
+  `plot --dpi` from 1 to 2400; a technology table's `sram.capacity_exponent` from 0 to 2,
+  and its figures at most 1 mJ (energy), 1 m² (area) and 1 W/um² (leakage density); a
+  results file's times, energies, areas, counts and errors are finite and not negative, its
+  SQNR finite.
+- Outputs: `sasim sweep --workers` at most 4 per CPU. No two outputs of one command may be
+  the same file (`--timeline` and `--plot`, or either and a file `--out` writes), and an
+  `--out` directory that holds one of the command's inputs is not replaced (that would
+  delete the input).
 """
 
 
