@@ -240,27 +240,20 @@ def _run_kernel(feed: AccumulationFeed, config: AccumulatorConfig, a: np.ndarray
 
     def task(i: int) -> None:
         lo, hi = blocks[i]
-        if sysmt and lanes_f:  # SySMT's rule as selects, 16 float32 lanes
-            kernel.accumulate_sysmt_f32(
+        if sysmt and lanes32:  # SySMT's rule as selects, 16 float32 or int32 lanes
+            kernel.accumulate_sysmt_lanes(
                 a64, b64, feed.sched, bool(feed.params[0] == POLICY_SPARSITY_AWARE),
                 int(feed.params[1]), prod, acc, outer, config.chunk or 0, outputs, events[i],
-                lo, hi)
-        elif sysmt and lanes32:  # SySMT's rule as selects, 16 int32 lanes
-            kernel.accumulate_sysmt_flat32(
-                a64, b64, feed.sched, bool(feed.params[0] == POLICY_SPARSITY_AWARE),
-                int(feed.params[1]), prod, acc, outer, config.chunk or 0, outputs, events[i],
-                lo, hi)
+                lo, hi, np.zeros(b.shape[1], np.float32 if lanes_f else np.int32))
         elif sysmt:  # SySMT's rule as selects, the N sums side by side
             kernel.accumulate_sysmt_flat(
                 a64, b64, feed.sched, bool(feed.params[0] == POLICY_SPARSITY_AWARE),
                 int(feed.params[1]), prod, acc, outer, config.chunk or 0, outputs, events[i],
                 lo, hi)
-        elif lanes_f:  # values that float32 holds: 16 lanes, rounding on the bits
-            kernel.accumulate_dense_f32(a64, b64, prod, acc, outer, config.chunk or 0,
-                                        outputs, events[i], lo, hi)
-        elif lanes32:  # values that fit in int32: 16 lanes of a 512-bit register
-            kernel.accumulate_dense_flat32(a64, b64, prod, acc, outer, config.chunk or 0,
-                                           outputs, events[i], lo, hi)
+        elif lanes32:  # values that fit in int32 (or float32 holds): 16 lanes
+            kernel.accumulate_dense_lanes(a64, b64, prod, acc, outer, config.chunk or 0,
+                                          outputs, events[i], lo, hi,
+                                          np.zeros((8, b.shape[1]), b64.dtype))
         elif in_order and flat:  # no infinities: a loop without data-dependent branches
             kernel.accumulate_dense_flat(a64, b64, prod, acc, outer, config.chunk or 0,
                                          outputs, events[i], lo, hi)
@@ -288,7 +281,7 @@ def _fits_int32(prod: np.ndarray, acc: np.ndarray, a: np.ndarray, b: np.ndarray,
     products, each at most max|a|·max|b| for an ``exact`` PE, else 255·128: a PE's rounding
     may round an operand up) and the running sum's largest value plus the products' stay
     below ``limit`` (2^29: no int32 operation of
-    :func:`simulator.kernels.accumulator.accumulate_dense_flat32` can overflow)."""
+    :func:`simulator.kernels.accumulator.accumulate_dense_lanes` can overflow)."""
     if int(prod[5]) > 29 or int(acc[5]) > 29 or int(acc[4]) < -64 or int(prod[4]) < -64:
         return False
     amax = max(abs(int(a.min())), abs(int(a.max()))) if a.size else 0

@@ -11,7 +11,7 @@ Values are integers in units of one product (docs/accumulators.md explains why a
 representable values on integer sums are integers), held in int64; infinities and NaN are
 sentinels beyond any sum (:data:`POS_INF`, :data:`NEG_INF`, :data:`NAN`). Float formats
 whose values fit run on 32-bit lanes instead (int32, or float32 when binary32 holds every
-value exactly: ``accumulate_*_flat32`` and ``accumulate_*_f32``, docs/performance.md,
+value exactly: ``accumulate_*_lanes``, one body for both, docs/performance.md,
 "Narrow accumulators"), with the same values and events.
 
 A format is an int64 array (see :data:`FMT_FIELDS`):
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 from numba.core import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from simulator.kernels.jit import njit
 from simulator.kernels.reference_array import (POLICY_SPARSITY_AWARE, RULE_DENSE, _trim_signed,
@@ -707,107 +707,6 @@ def _step32(s, p, c):
     return v, _add32(o1, o2), _add32(u1, u2), swamp
 
 
-@njit(checked=False)
-def accumulate_dense_flat32(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, events, lo, hi):
-    """:func:`accumulate_dense_flat` on int32 lanes, for a float format without infinities
-    whose values and partial sums fit: every product |a·b|, the largest finite value of the
-    running sum plus that of the products, below 2^29 (the caller checks). The same values
-    and events.
-
-    Every operation of the column loop is a 32-bit one (:func:`_q32`; numba widens integer
-    arithmetic to 64 bits, so the lane operations are LLVM i32 intrinsics), which lets LLVM
-    use 16 lanes of a 512-bit register (count-leading-zeros included, ``vplzcntd``). Rows run
-    in blocks of 8, the steps outermost, so one row of B (``B`` int32 (Kd, N)) serves 8 rows
-    while it is in the first-level cache. Events are counted in int32 per (row, step) (at
-    most 2N each) and summed in int64."""
-    n_n = B.shape[1]
-    kd = A.shape[1]
-    c = _consts32(prod_fmt, acc_fmt)
-    nearest, keep = acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP
-    rows = 8
-    acc = np.zeros((rows, n_n), np.int32)
-    n_over = 0
-    n_under = 0
-    n_swamp = 0
-    for m0 in range(lo, hi, rows):
-        nr = min(rows, hi - m0)
-        acc[:] = 0
-        if chunk > 0:
-            outputs[m0:m0 + nr, :] = 0
-        for k in range(kd):
-            for r in range(nr):
-                x = np.int32(A[m0 + r, k])
-                c_over = np.int32(0)
-                c_under = np.int32(0)
-                c_swamp = np.int32(0)
-                for n in range(n_n if x != 0 else 0):
-                    v, o, u, w = _step32(acc[r, n], np.int32(x * B[k, n]), c)
-                    acc[r, n] = v
-                    c_over = _add32(c_over, o)
-                    c_under = _add32(c_under, u)
-                    c_swamp = _add32(c_swamp, w)
-                n_over += c_over
-                n_under += c_under
-                n_swamp += c_swamp
-            if chunk > 0 and (k + 1) % chunk == 0:
-                for r in range(nr):
-                    n_over, n_under, n_swamp = _flush_flat(acc[r], outputs[m0 + r], outer_fmt,
-                                                        nearest, keep, n_over, n_under, n_swamp)
-        for r in range(nr):
-            if chunk > 0:
-                n_over, n_under, n_swamp = _flush_flat(acc[r], outputs[m0 + r], outer_fmt,
-                                                        nearest, keep, n_over, n_under, n_swamp)
-            else:
-                for n in range(n_n):
-                    outputs[m0 + r, n] = acc[r, n]
-    _count_events(events, n_over, n_under, n_swamp)
-
-
-@njit(checked=False)
-def accumulate_sysmt_flat32(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_fmt,
-                            outer_fmt, chunk, outputs, events, lo, hi):
-    """:func:`accumulate_sysmt_flat` on int32 lanes (``B`` int32), for a float format without
-    infinities whose values fit (as :func:`accumulate_dense_flat32`; partial sums of two or
-    more threads included: the caller bounds them). The same values and events."""
-    n_n = B.shape[1]
-    threads, steps = sched.shape
-    tw, acts, trimmed, nibble_exact, ks = _sysmt_state(B, threads, rounding)
-    c = _consts32(prod_fmt, acc_fmt)
-    nearest, keep = acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP
-    acc = np.zeros(n_n, np.int32)
-    parts = np.zeros(n_n, np.int32)
-    n_over = 0
-    n_under = 0
-    n_swamp = 0
-    for m in range(lo, hi):
-        acc[:] = 0
-        outputs[m, :] = 0
-        for s in range(steps):
-            width = _sysmt_parts(A, B, tw, sched, sparsity_aware, rounding, m, s, acts, trimmed,
-                                 nibble_exact, ks, parts)
-            # pass 2: the N running sums, 16 int32 lanes at a time
-            c_over = np.int32(0)
-            c_under = np.int32(0)
-            c_swamp = np.int32(0)
-            for n in range(width):
-                v, o, u, w = _step32(acc[n], parts[n], c)
-                acc[n] = v
-                c_over = _add32(c_over, o)
-                c_under = _add32(c_under, u)
-                c_swamp = _add32(c_swamp, w)
-            n_over += c_over
-            n_under += c_under
-            n_swamp += c_swamp
-            if chunk > 0 and (s + 1) % chunk == 0:
-                n_over, n_under, n_swamp = _flush_flat(acc, outputs[m], outer_fmt, nearest, keep,
-                                                       n_over, n_under, n_swamp)
-        if chunk > 0:
-            n_over, n_under, n_swamp = _flush_flat(acc, outputs[m], outer_fmt, nearest, keep,
-                                                   n_over, n_under, n_swamp)
-        else:
-            for n in range(n_n):
-                outputs[m, n] = acc[n]
-    _count_events(events, n_over, n_under, n_swamp)
 
 
 @intrinsic
@@ -899,15 +798,72 @@ def _flush_f(acc, row, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp
     return _flush_flat(row, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp)
 
 
+
+
+
+
+# ----- the lane kernels: one body, int32 or float32 lanes by the running sums' buffer -----
+
+def _lane_consts(acc, prod_fmt, acc_fmt):  # pragma: no cover - its overload is compiled
+    """The constants of :func:`_lane_step` for lanes of ``acc``'s dtype."""
+    raise NotImplementedError
+
+
+@overload(_lane_consts)
+def _lane_consts_typed(acc, prod_fmt, acc_fmt):
+    if acc.dtype == types.float32:
+        return lambda acc, prod_fmt, acc_fmt: _consts_f(prod_fmt, acc_fmt)
+    return lambda acc, prod_fmt, acc_fmt: _consts32(prod_fmt, acc_fmt)
+
+
+def _lane_step(s, p, c):  # pragma: no cover - its overload is compiled
+    """:func:`_step32` or :func:`_step_f` by the running sum's type, ``p`` cast to it."""
+    raise NotImplementedError
+
+
+@overload(_lane_step)
+def _lane_step_typed(s, p, c):
+    if s == types.float32:
+        return lambda s, p, c: _step_f(s, np.float32(p), c)
+    return lambda s, p, c: _step32(s, np.int32(p), c)
+
+
+def _lane_value(acc, x):  # pragma: no cover - its overload is compiled
+    """An activation as a lane of ``acc``'s dtype."""
+    raise NotImplementedError
+
+
+@overload(_lane_value)
+def _lane_value_typed(acc, x):
+    if acc.dtype == types.float32:
+        return lambda acc, x: np.float32(x)
+    return lambda acc, x: np.int32(x)
+
+
+def _lane_flush(acc, row, outer, outer_fmt, nearest, keep, n_over, n_under,
+                n_swamp):  # pragma: no cover - its overload is compiled
+    """:func:`_flush_flat` of one row of running sums (float32 ones through ``row``)."""
+    raise NotImplementedError
+
+
+@overload(_lane_flush)
+def _lane_flush_typed(acc, row, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp):
+    if acc.dtype == types.float32:
+        return (lambda acc, row, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp:
+                _flush_f(acc, row, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp))
+    return (lambda acc, row, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp:
+            _flush_flat(acc, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp))
+
+
 @njit(inline="always")
-def _finish_f(acc, row, outputs, m0, nr, chunk, outer_fmt, nearest, keep, n_over, n_under,
-              n_swamp):
-    """A row block's end: each row's float32 running sums flushed through the second
-    accumulator (``chunk`` > 0) or written as its outputs; returns the event counts."""
+def _finish_rows(acc, row, outputs, m0, nr, chunk, outer_fmt, nearest, keep, n_over, n_under,
+                 n_swamp):
+    """A block of rows ends: each row's running sums (32-bit lanes) flushed through the
+    second accumulator (``chunk`` > 0) or written as its outputs; returns the event counts."""
     for r in range(nr):
         if chunk > 0:
-            n_over, n_under, n_swamp = _flush_f(acc[r], row, outputs[m0 + r], outer_fmt,
-                                                nearest, keep, n_over, n_under, n_swamp)
+            n_over, n_under, n_swamp = _lane_flush(acc[r], row, outputs[m0 + r], outer_fmt,
+                                                   nearest, keep, n_over, n_under, n_swamp)
         else:
             for n in range(outputs.shape[1]):
                 outputs[m0 + r, n] = np.int64(acc[r, n])
@@ -915,19 +871,31 @@ def _finish_f(acc, row, outputs, m0, nr, chunk, outer_fmt, nearest, keep, n_over
 
 
 @njit(checked=False)
-def accumulate_dense_f32(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, events, lo, hi):
-    """:func:`accumulate_dense_flat` on float32 lanes (``B`` float32), for a float format of
-    at most 22 mantissa bits with emin <= mantissa bits whose sums stay below 2^24 (the
-    caller checks): every integer the loop holds is exact in binary32, the exponent is the
-    float's own and rounding works on its bits (:func:`_q_f`), with no count of leading zeros
-    and no variable shift. Rows run in blocks of 8 (one row of B serves 8 rows). The same
-    values and events."""
+def accumulate_dense_lanes(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, events, lo, hi,
+                           acc):
+    """:func:`accumulate_dense_flat` on 32-bit lanes, the running sums of 8 rows in ``acc``
+    (8, N), int32 or float32 (``B`` of the same dtype). The same values and events.
+
+    int32 lanes: a float format without infinities whose values and partial sums fit (every
+    product |a·b|, the largest finite value of the running sum plus that of the products,
+    below 2^29; the caller checks). Every operation of the column loop is a 32-bit one
+    (:func:`_q32`; numba widens integer arithmetic to 64 bits, so the lane operations are
+    LLVM i32 intrinsics), which lets LLVM use 16 lanes of a 512-bit register
+    (count-leading-zeros included, ``vplzcntd``).
+
+    float32 lanes: a float format of at most 22 mantissa bits with emin <= mantissa bits
+    whose sums stay below 2^24 (the caller checks): every integer the loop holds is exact in
+    binary32, the exponent is the float's own and rounding works on its bits (:func:`_q_f`),
+    with no count of leading zeros and no variable shift.
+
+    Rows run in blocks of 8, the steps outermost, so one row of B serves 8 rows while it is
+    in the first-level cache. Events are counted in int32 per (row, step) (at most 2N each)
+    and summed in int64."""
     n_n = B.shape[1]
     kd = A.shape[1]
-    c = _consts_f(prod_fmt, acc_fmt)
+    c = _lane_consts(acc, prod_fmt, acc_fmt)
     nearest, keep = acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP
-    rows = 8
-    acc = np.zeros((rows, n_n), np.float32)
+    rows = acc.shape[0]
     row = np.zeros(n_n, np.int64)
     n_over = 0
     n_under = 0
@@ -940,12 +908,12 @@ def accumulate_dense_f32(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, eve
         for k in range(kd):
             for r in range(nr):
                 xi = A[m0 + r, k]
-                x = np.float32(xi)
+                x = _lane_value(acc, xi)
                 c_over = np.int32(0)
                 c_under = np.int32(0)
                 c_swamp = np.int32(0)
                 for n in range(n_n if xi != 0 else 0):
-                    v, o, u, w = _step_f(acc[r, n], np.float32(x * B[k, n]), c)
+                    v, o, u, w = _lane_step(acc[r, n], x * B[k, n], c)
                     acc[r, n] = v
                     c_over = _add32(c_over, o)
                     c_under = _add32(c_under, u)
@@ -955,26 +923,26 @@ def accumulate_dense_f32(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, eve
                 n_swamp += c_swamp
             if chunk > 0 and (k + 1) % chunk == 0:
                 for r in range(nr):
-                    n_over, n_under, n_swamp = _flush_f(acc[r], row, outputs[m0 + r],
-                                                        outer_fmt, nearest, keep, n_over,
-                                                        n_under, n_swamp)
-        n_over, n_under, n_swamp = _finish_f(acc, row, outputs, m0, nr, chunk, outer_fmt,
-                                             nearest, keep, n_over, n_under, n_swamp)
+                    n_over, n_under, n_swamp = _lane_flush(acc[r], row, outputs[m0 + r],
+                                                           outer_fmt, nearest, keep, n_over,
+                                                           n_under, n_swamp)
+        n_over, n_under, n_swamp = _finish_rows(acc, row, outputs, m0, nr, chunk, outer_fmt,
+                                                nearest, keep, n_over, n_under, n_swamp)
     _count_events(events, n_over, n_under, n_swamp)
 
 
 @njit(checked=False)
-def accumulate_sysmt_f32(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_fmt,
-                            outer_fmt, chunk, outputs, events, lo, hi):
-    """:func:`accumulate_sysmt_flat` on float32 lanes (``B`` int32: the partial sums are
-    integers, then floats), for the formats of :func:`accumulate_dense_f32` (partial sums of
-    two or more threads included: the caller bounds them). The same values and events."""
+def accumulate_sysmt_lanes(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_fmt,
+                           outer_fmt, chunk, outputs, events, lo, hi, acc):
+    """:func:`accumulate_sysmt_flat` on 32-bit lanes, a row's N running sums in ``acc`` (N,),
+    int32 or float32 (``B`` int32: the partial sums are integers, then lanes), for the
+    formats of :func:`accumulate_dense_lanes` of that dtype (partial sums of two or more
+    threads included: the caller bounds them). The same values and events."""
     n_n = B.shape[1]
     threads, steps = sched.shape
     tw, acts, trimmed, nibble_exact, ks = _sysmt_state(B, threads, rounding)
-    c = _consts_f(prod_fmt, acc_fmt)
+    c = _lane_consts(acc, prod_fmt, acc_fmt)
     nearest, keep = acc_fmt[6] == ROUND_NEAREST_EVEN, acc_fmt[7] == UNDERFLOW_KEEP
-    acc = np.zeros(n_n, np.float32)
     row = np.zeros(n_n, np.int64)
     parts = np.zeros(n_n, np.int32)
     n_over = 0
@@ -986,12 +954,12 @@ def accumulate_sysmt_f32(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_fm
         for s in range(steps):
             width = _sysmt_parts(A, B, tw, sched, sparsity_aware, rounding, m, s, acts, trimmed,
                                  nibble_exact, ks, parts)
-            # pass 2: the N running sums, 16 float32 lanes at a time
+            # pass 2: the N running sums, 16 lanes at a time
             c_over = np.int32(0)
             c_under = np.int32(0)
             c_swamp = np.int32(0)
             for n in range(width):
-                v, o, u, w = _step_f(acc[n], np.float32(parts[n]), c)
+                v, o, u, w = _lane_step(acc[n], parts[n], c)
                 acc[n] = v
                 c_over = _add32(c_over, o)
                 c_under = _add32(c_under, u)
@@ -1000,11 +968,11 @@ def accumulate_sysmt_f32(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_fm
             n_under += c_under
             n_swamp += c_swamp
             if chunk > 0 and (s + 1) % chunk == 0:
-                n_over, n_under, n_swamp = _flush_f(acc, row, outputs[m], outer_fmt, nearest,
-                                                    keep, n_over, n_under, n_swamp)
+                n_over, n_under, n_swamp = _lane_flush(acc, row, outputs[m], outer_fmt,
+                                                       nearest, keep, n_over, n_under, n_swamp)
         if chunk > 0:
-            n_over, n_under, n_swamp = _flush_f(acc, row, outputs[m], outer_fmt, nearest, keep,
-                                                n_over, n_under, n_swamp)
+            n_over, n_under, n_swamp = _lane_flush(acc, row, outputs[m], outer_fmt, nearest,
+                                                   keep, n_over, n_under, n_swamp)
         else:
             for n in range(n_n):
                 outputs[m, n] = np.int64(acc[n])
@@ -1023,7 +991,7 @@ def _round_near_f(mag, low, sh):
 @njit(checked=False)
 def accumulate_dense_f32_exact(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, period, outputs,
                                exact, events, lo, hi):
-    """:func:`accumulate_dense_f32` for rounding to nearest even and a product format whose
+    """:func:`accumulate_dense_lanes` on float32 lanes for rounding to nearest even and a product format whose
     smallest normal value is at most 1 (no nonzero product underflows; the caller checks),
     with the exact sums beside the rounded ones.
 
@@ -1033,7 +1001,7 @@ def accumulate_dense_f32_exact(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, period
     each output (``exact``, int64 (M, N)) is kept in float32 lanes from the same products
     and moved into ``exact`` every ``period`` steps (the caller picks ``period`` so that
     ``period`` products stay below 2^24: exact in binary32), so the error metrics need no
-    separate product. The same values and events as :func:`accumulate_dense_f32`."""
+    separate product. The same values and events as :func:`accumulate_dense_lanes`."""
     n_n = B.shape[1]
     kd = A.shape[1]
     c = _consts_f(prod_fmt, acc_fmt)
@@ -1101,6 +1069,6 @@ def accumulate_dense_f32_exact(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, period
                     n_over, n_under, n_swamp = _flush_f(acc[r], row, outputs[m0 + r],
                                                         outer_fmt, True, keep, n_over,
                                                         n_under, n_swamp)
-        n_over, n_under, n_swamp = _finish_f(acc, row, outputs, m0, nr, chunk, outer_fmt,
+        n_over, n_under, n_swamp = _finish_rows(acc, row, outputs, m0, nr, chunk, outer_fmt,
                                              True, keep, n_over, n_under, n_swamp)
     _count_events(events, n_over, n_under, n_swamp)

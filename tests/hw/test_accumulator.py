@@ -288,12 +288,14 @@ def test_lane_kernels_equal_the_int64_kernel(acc):
     b = (b * (rng.random((kd, n)) < 0.8)).astype(np.int64)
     chunk = config.chunk or 0
     results = []
-    for run, dtype in ((kernel.accumulate_dense_flat, np.int64),
-                       (kernel.accumulate_dense_flat32, np.int32),
-                       (kernel.accumulate_dense_f32, np.float32)):
+    for dtype in (np.int64, np.int32, np.float32):
         outputs = np.zeros((a.shape[0], n), dtype=np.int64)
         events = np.zeros(3, dtype=np.int64)
-        run(a, b.astype(dtype), prod, running, outer, chunk, outputs, events, 0, a.shape[0])
+        args = (a, b.astype(dtype), prod, running, outer, chunk, outputs, events, 0, a.shape[0])
+        if dtype == np.int64:
+            kernel.accumulate_dense_flat(*args)
+        else:
+            kernel.accumulate_dense_lanes(*args, np.zeros((8, n), dtype))
         results.append((outputs, events))
     assert results[0][1][2] > 0  # swamping (overflow and underflow where the format has them)
     for outputs, events in results[1:]:
