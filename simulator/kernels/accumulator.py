@@ -440,12 +440,8 @@ def accumulate_dense_flat(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, outputs, ev
             if chunk > 0 and (k + 1) % chunk == 0:
                 n_over, n_under, n_swamp = _flush_flat(acc, outer, outer_fmt, nearest, keep,
                                                        n_over, n_under, n_swamp)
-        if chunk > 0:
-            n_over, n_under, n_swamp = _flush_flat(acc, outer, outer_fmt, nearest, keep,
-                                                   n_over, n_under, n_swamp)
-            outputs[m, :] = outer
-        else:
-            outputs[m, :] = acc
+        n_over, n_under, n_swamp = _finish_row(acc, outer, outputs[m], chunk, outer_fmt,
+                                               nearest, keep, n_over, n_under, n_swamp)
     _count_events(events, n_over, n_under, n_swamp)
 
 
@@ -587,13 +583,22 @@ def accumulate_sysmt_flat(A, B, sched, sparsity_aware, rounding, prod_fmt, acc_f
             if chunk > 0 and (s + 1) % chunk == 0:
                 n_over, n_under, n_swamp = _flush_flat(acc, outer, outer_fmt, nearest, keep,
                                                        n_over, n_under, n_swamp)
-        if chunk > 0:
-            n_over, n_under, n_swamp = _flush_flat(acc, outer, outer_fmt, nearest, keep,
-                                                   n_over, n_under, n_swamp)
-            outputs[m, :] = outer
-        else:
-            outputs[m, :] = acc
+        n_over, n_under, n_swamp = _finish_row(acc, outer, outputs[m], chunk, outer_fmt,
+                                               nearest, keep, n_over, n_under, n_swamp)
     _count_events(events, n_over, n_under, n_swamp)
+
+
+@njit(inline="always")
+def _finish_row(acc, outer, out, chunk, outer_fmt, nearest, keep, n_over, n_under, n_swamp):
+    """A row ends (int64 running sums): flushed through the second accumulator ``outer``
+    (``chunk`` > 0) or written as they are into ``out``; returns the event counts."""
+    if chunk > 0:
+        n_over, n_under, n_swamp = _flush_flat(acc, outer, outer_fmt, nearest, keep, n_over,
+                                               n_under, n_swamp)
+        out[:] = outer
+    else:
+        out[:] = acc
+    return n_over, n_under, n_swamp
 
 
 @njit(inline="always")
