@@ -596,11 +596,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
                                  or args.probability_scale != "fixed" or args.phase != "none"):
         raise SasimError("--activations, --smooth-alpha, --probability-scale and --phase apply "
                          "to --transformer exports only")
+    _check_export_out(args)
     model = load_factory(args.model)
     calibration = load_dataset(args.calibration).head(args.calibration_samples)
     traced = load_dataset(args.trace_data).head(args.trace_samples)
+    from simulator.export.data import model_code
+
     if args.transformer:
-        return _cmd_export_transformer(args, options, model, calibration, traced)
+        with model_code(args.model, "running the model on the data"):
+            return _cmd_export_transformer(args, options, model, calibration, traced)
     evaluation = None
     if args.eval:
         data = load_dataset(args.eval).head(args.eval_samples)
@@ -608,12 +612,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
             raise SasimError(f"data set {args.eval}: --eval needs labels (an array 'y')")
         evaluation = (data.x, data.y)
     name = args.name or Path(args.out).stem
-    result = export_trace(model, calibration.x, traced.x, args.out, name, options,
-                          evaluation=evaluation,
-                          provenance={"model_factory": args.model,
-                                      "calibration_data": calibration.name,
-                                      "traced_data": traced.name,
-                                      **({"eval_data": args.eval} if args.eval else {})})
+    with model_code(args.model, "running the model on the data"):
+        result = export_trace(model, calibration.x, traced.x, args.out, name, options,
+                              evaluation=evaluation,
+                              provenance={"model_factory": args.model,
+                                          "calibration_data": calibration.name,
+                                          "traced_data": traced.name,
+                                          **({"eval_data": args.eval} if args.eval else {})})
     print(f"wrote {result.path}: {len(result.layers)} conv/linear layers, "
           f"{result.traced_samples} traced samples, {len(result.folded_batchnorms)} BatchNorm "
           f"layers folded, calibration {options.method}")
@@ -622,6 +627,21 @@ def _cmd_export(args: argparse.Namespace) -> int:
               f"{100 * result.float_top1:.2f} %, INT8 {100 * result.int8_top1:.2f} % "
               f"({100 * (result.int8_top1 - result.float_top1):+.2f} points)")
     return 0
+
+
+def _check_export_out(args: argparse.Namespace) -> None:
+    """``export --out``: a file to write, not a directory, and none of the command's inputs
+    (the model's source, a data set): writing it would destroy them."""
+    out = Path(args.out)
+    if out.is_dir():
+        raise SasimError(f"--out {out}: is a directory, expected the trace file to write")
+    inputs = [("--model", args.model.rpartition(":")[0] or args.model),
+              ("--calibration", args.calibration), ("--trace-data", args.trace_data),
+              ("--eval", args.eval)]
+    for flag, given in inputs:
+        if given and Path(given).is_file() and out.exists() and out.samefile(given):
+            raise SasimError(f"--out {out}: is the {flag} input; writing the trace would "
+                             f"destroy it: choose another file")
 
 
 def _percent(value: float | None) -> str:
@@ -705,12 +725,15 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
     setup = load_setup(args.model, args.data, args.calibration, args.recal_data,
                        calibration_samples=args.calibration_samples,
                        calibration_method=args.calibration_method, limit=args.limit)
-    baseline = prepare(setup, args.batch_size)
-    report = evaluate_accuracy(arch, baseline, recalibrate=args.bn_recalibrate,
-                               activation_scales=args.recal_activations,
-                               sensitivity=args.sensitivity,
-                               threshold_points=args.sensitivity_threshold,
-                               batch_size=args.batch_size)
+    from simulator.export.data import model_code
+
+    with model_code(args.model, "running the model on the data"):
+        baseline = prepare(setup, args.batch_size)
+        report = evaluate_accuracy(arch, baseline, recalibrate=args.bn_recalibrate,
+                                   activation_scales=args.recal_activations,
+                                   sensitivity=args.sensitivity,
+                                   threshold_points=args.sensitivity_threshold,
+                                   batch_size=args.batch_size)
     if args.json:
         print(json_text(report), end="")
         return 0

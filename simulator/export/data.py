@@ -10,9 +10,11 @@ labels ``y``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,18 +60,39 @@ def load_factory(spec: str) -> nn.Module:
         raise SasimError(f"model {spec!r}: cannot import {path}")
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_name] = module
-    try:
+    with model_code(spec, f"importing {path.name}"):
         module_spec.loader.exec_module(module)
-    except (ImportError, SyntaxError, OSError) as exc:
-        raise SasimError(f"model {spec!r}: cannot import {path}: {exc}") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise SasimError(f"model {spec!r}: {path} has no callable '{attr}'")
-    model = factory()
+    with model_code(spec, f"{attr}()"):
+        model = factory()
     if not isinstance(model, nn.Module):
         raise SasimError(f"model {spec!r}: {attr}() returned {type(model).__name__}, "
                          f"not a torch.nn.Module")
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise SasimError(f"model {spec!r}: {name} holds NaN or infinite values")
     return model.eval()
+
+
+@contextlib.contextmanager
+def model_code(spec: str, doing: str) -> Iterator[None]:
+    """Run a user's model code (its module, its factory, its forward pass on the data): an
+    exception it raises, or a call of ``sys.exit``, becomes one :class:`SasimError` line
+    naming the model."""
+    try:
+        yield
+    except SasimError:
+        raise
+    except SystemExit as exc:
+        raise SasimError(f"model {spec!r}: {doing} ended the process (exit({exc.code!r}))"
+                         ) from None
+    except Exception as exc:  # noqa: BLE001  (any failure of the user's code)
+        said = " ".join(str(exc).split())
+        said = said if len(said) <= 300 else said[:297] + "..."
+        raise SasimError(f"model {spec!r}: {doing} failed: {type(exc).__name__}: {said}"
+                         ) from None
 
 
 def load_dataset(spec: str) -> Dataset:
@@ -98,6 +121,11 @@ def load_dataset(spec: str) -> Dataset:
         raise SasimError(f"data set {spec!r}: cannot read it: {exc}") from None
     if x.dtype.kind not in "fiu":
         raise SasimError(f"data set {spec!r}: 'x' must be numeric, not {x.dtype}")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise SasimError(f"data set {spec!r}: 'x' must hold samples along its first axis "
+                         f"(at least one), got shape {list(x.shape)}")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise SasimError(f"data set {spec!r}: 'x' holds NaN or infinite values")
     if y is not None and (y.dtype.kind not in "iu" or y.shape != (x.shape[0],)):
         raise SasimError(f"data set {spec!r}: 'y' must be integer labels of shape "
                          f"[{x.shape[0]}], got {y.dtype} {list(y.shape)}")

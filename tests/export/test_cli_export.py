@@ -36,6 +36,30 @@ def factory():
 
 def not_a_model():
     return 42
+
+
+def raises():
+    raise RuntimeError("boom in factory")
+
+
+def exits():
+    raise SystemExit(3)
+
+
+def nan_weights():
+    net = factory()
+    with torch.no_grad():
+        net.conv.weight.fill_(float("nan"))
+    return net
+
+
+class Bad(Net):
+    def forward(self, x):
+        raise ValueError("forward exploded")
+
+
+def bad_forward():
+    return Bad()
 '''
 
 
@@ -73,12 +97,18 @@ def test_export_command_writes_a_valid_trace(cli, files):
     (["{d}/net.py:not_a_model"], "not a torch.nn.Module"),
     (["{d}/missing.py:factory"], "file not found"),
     (["{d}/net.py"], "expected path/to/file.py:factory"),
+    (["{d}/net.py:raises"], "raises() failed: RuntimeError: boom in factory"),
+    (["{d}/net.py:exits"], "exits() ended the process (exit(3))"),
+    (["{d}/net.py:nan_weights"], "conv.weight holds NaN or infinite values"),
+    (["{d}/net.py:bad_forward"], "running the model on the data failed: ValueError: forward "
+                                 "exploded"),
 ])
 def test_export_command_bad_model(cli, files, args, message):
     argv = [a.format(d=files) for a in args]
     result = cli("export", *argv, "--calibration", files / "data.npz",
                  "--trace-data", files / "data.npz", "--out", files / "o.npz")
-    assert result.status == 2 and message in result.err
+    assert result.status == 2 and message in result.err, result.err
+    assert result.err.count("\n") == 1
     assert not (files / "o.npz").exists()
 
 
@@ -86,3 +116,25 @@ def test_export_command_bad_data(cli, files):
     result = cli("export", f"{files / 'net.py'}:factory", "--calibration", "cifar:train",
                  "--trace-data", files / "data.npz", "--out", files / "o.npz")
     assert result.status == 2 and "expected digits:train" in result.err
+
+
+@pytest.mark.parametrize("out, flag", [("net.py", "--model"), ("data.npz", "--calibration")])
+def test_export_refuses_to_overwrite_an_input(cli, files, out, flag):
+    before = (files / out).read_bytes()
+    result = cli("export", f"{files / 'net.py'}:factory", "--calibration", files / "data.npz",
+                 "--trace-data", files / "data.npz", "--out", files / out)
+    assert result.status == 2 and f"is the {flag} input" in result.err, result.err
+    assert (files / out).read_bytes() == before
+
+
+def test_export_refuses_a_directory_and_non_finite_data(cli, files):
+    (files / "outdir").mkdir()
+    result = cli("export", f"{files / 'net.py'}:factory", "--calibration", files / "data.npz",
+                 "--trace-data", files / "data.npz", "--out", files / "outdir")
+    assert result.status == 2 and "is a directory" in result.err
+    assert [p.name for p in files.iterdir() if p.name.startswith(".")] == []
+    x = np.full((4, 2, 6, 6), np.inf, np.float32)
+    np.savez(files / "inf.npz", x=x)
+    result = cli("export", f"{files / 'net.py'}:factory", "--calibration", files / "inf.npz",
+                 "--trace-data", files / "data.npz", "--out", files / "o.npz")
+    assert result.status == 2 and "holds NaN or infinite values" in result.err
