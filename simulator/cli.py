@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -127,6 +128,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _first_missing(path: Path) -> Path | None:
+    """The topmost directory of ``path`` (itself included) that does not exist yet."""
+    missing = None
+    for folder in (path.absolute(), *path.absolute().parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
 #: ``sasim sweep --workers`` on this machine: at most this many processes per CPU.
 MAX_WORKERS_PER_CPU = 4
 
@@ -137,8 +148,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from simulator.sweep.executors import default_workers
     from simulator.sweep.results import DASK_SCRATCH, SweepDirectory
 
-    if args.scheduler and args.executor == "local":
+    if args.scheduler is not None and args.executor == "local":
         raise SasimError("--scheduler ADDRESS runs on a Dask cluster: use --executor dask")
+    if args.scheduler is not None and not re.fullmatch(
+            r"tcp://(\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+):\d{1,5}", args.scheduler):
+        raise SasimError(f"--scheduler {shorten(args.scheduler)}: expected a Dask scheduler "
+                         f"address tcp://HOST:PORT (e.g. tcp://10.0.0.5:8786)")
     for flag, value in (("--workers", args.workers), ("--chunk-size", args.chunk_size)):
         if value is not None and value < 1:
             raise SasimError(f"{flag}: expected a positive integer, got {shorten(value)}")
@@ -161,7 +176,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"sweep {plan.name}: {shape}, axes {', '.join(plan.axes)}; every design is valid")
         return 0
     out = Path(args.out)
-    if args.executor == "dask" or args.scheduler:
+    if args.executor == "dask" or args.scheduler is not None:
         executor = DaskExecutor(args.workers, args.scheduler, scratch=out / DASK_SCRATCH)
     else:
         executor = LocalExecutor(args.workers)
@@ -175,14 +190,22 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             bar = ProgressBar(total, sys.stderr, label=f"sweep {plan.name}")
         bar.update(done, failed)
 
+    created = _first_missing(out)  # what the sweep creates, removed if it records nothing
     try:
         # claimed (locked, and checked to be this spec's) before the executor puts its
         # scratch space into it; SIGTERM/SIGINT stop the workers on the way out
         with SweepDirectory(out, plan) as directory, executor:
             outcome = run_sweep(plan, directory, executor, progress=progress,
                                 retry_errors=args.retry_errors, chunk_size=args.chunk_size)
-    except OSError as exc:
-        raise SasimError(f"--out {out}: {exc.strerror or exc}") from None
+    except BaseException as exc:
+        points = out / "points"
+        if created is not None and not (points.is_dir() and any(points.iterdir())):
+            import shutil
+
+            shutil.rmtree(created, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise SasimError(f"--out {out}: {exc.strerror or exc}") from None
+        raise
     finally:
         if bar is not None:
             bar.close()

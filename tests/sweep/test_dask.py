@@ -49,3 +49,15 @@ def test_dask_options_are_checked(write_spec, cli, tmp_path):
                           "--executor dask\n")
     result = cli("sweep", spec, "--out", tmp_path / "o", "--workers", "0")
     assert result.status == 2 and "--workers: expected a positive integer, got 0" in result.err
+
+
+@pytest.mark.parametrize("address", ["notanaddress", "tcp://[::1", "inproc://x",
+                                     "tls://127.0.0.1:1", "ucx://127.0.0.1:1", ""])
+def test_a_scheduler_address_that_is_not_tcp_host_port_is_refused(write_spec, cli, tmp_path,
+                                                                   address):
+    spec = write_spec({"base": "os_sa_16x16", "workloads": ["tiny.yaml"]})
+    out = tmp_path / "new" / "deep" / "o"
+    result = cli("sweep", spec, "--out", out, "--executor", "dask", "--scheduler", address)
+    assert result.status == 2 and result.err.count("\n") == 1, result.err
+    assert "expected a Dask scheduler address tcp://HOST:PORT" in result.err
+    assert not (tmp_path / "new").exists()
