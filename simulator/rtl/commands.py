@@ -32,11 +32,22 @@ def _acc_bits(value: int | None) -> int | None:
     return value
 
 
+#: ``rtl emit`` and ``rtl synth --scope array``: at most this many PEs (a 64 x 64 array); a
+#: larger netlist takes memory and time without bound.
+MAX_ARRAY_PES = 4096
+
+
 def _design(args: argparse.Namespace, **extra: Any) -> tuple[Any, RtlDesign]:
     """The arch and its design; refuses a PE type without RTL before importing Amaranth."""
     arch = api.load_arch(args.arch, args.set or ())
     design = design_from_arch(arch, f"--arch {args.arch}",
                               operand_isolation=args.operand_isolation, **extra)
+    pes = design.rows * design.cols
+    if getattr(args, "scope", "array") == "array" and pes > MAX_ARRAY_PES:
+        raise SasimError(f"--arch {args.arch}: array.rows x array.cols = {design.rows}x"
+                         f"{design.cols} ({pes:,} PEs) is more than the {MAX_ARRAY_PES:,} "
+                         f"PEs sasim generates RTL for; its PE and a smaller array of it "
+                         f"tell the same (e.g. --set array.rows=16 --set array.cols=16)")
     require_amaranth()
     return arch, design
 

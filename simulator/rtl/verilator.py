@@ -13,9 +13,11 @@ cycle, and :func:`run_gemms` turns that into the same :class:`CosimResult` as
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -279,7 +281,17 @@ _RUNTIME = ("verilated.o", "verilated_threads.o")
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
     """Run one step of the build; a failure is one line (its last lines of output)."""
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    # its own process group: a signal that stops sasim stops the compilers make started
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise RtlUnavailable("--backend verilator: compiling the design failed: "
@@ -294,8 +306,12 @@ def _compile(verilog: str, testbench: str) -> Path:
     binary = home / key / f"V{TOP}"
     if binary.exists():
         return binary
-    home.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=home))
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=home))
+    except OSError as exc:
+        raise RtlUnavailable(f"--backend verilator: cannot use the build cache {home} "
+                             f"(SASIM_VERILATOR_CACHE): {exc.strerror or exc}") from None
     try:
         (work / "top.v").write_text(verilog)
         (work / "tb.cpp").write_text(testbench)

@@ -825,3 +825,12 @@ def test_rotary_over_an_odd_width_is_refused(tmp_path):
             {"name": "rot", "op": "rotary", "features": 3, "tokens": 4}]}))
     assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", path), "r.yaml",
                    "rot", "must be even")
+
+
+@pytest.mark.parametrize("command", [["emit", "--out", "{tmp}/e"], ["synth", "--scope", "array"]])
+def test_rtl_of_a_huge_array_is_refused(tmp_path, command):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in command]
+    result = run_cli("rtl", argv[0], "--arch", "os_sa_16x16", "--set", "array.rows=4096",
+                     "--set", "array.cols=4096", *argv[1:])
+    assert_refused(result, "16,777,216 PEs", "4,096")
+    assert not (tmp_path / "e").exists()
