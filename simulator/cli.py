@@ -65,7 +65,7 @@ def _simulate_named(args: argparse.Namespace, arch, workload, **options):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    if args.save_outputs and not args.out:
+    if args.save_outputs and args.out is None:
         raise SasimError("--save-outputs needs --out DIR")
     if args.save_outputs and args.timing_only:
         raise SasimError("--save-outputs needs a functional run: drop --timing-only")
@@ -77,11 +77,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with OutputSet() as outputs:
         folder = (outputs.directory(args.out, "summary.json",
                                     names=("layers.csv", "COMPUTE_REPORT.csv", "outputs.npz"),
-                                    inputs=(args.arch, args.workload)) if args.out else None)
-        timeline_path = outputs.file(args.timeline, "--timeline") if args.timeline else None
-        if args.plot:
+                                    inputs=(args.arch, args.workload)) if args.out is not None else None)
+        timeline_path = (outputs.file(args.timeline, "--timeline") if args.timeline is not None
+                         else None)
+        if args.plot is not None:
             report_files.figure_format(args.plot, f"--plot {args.plot}")
-        plot_path = outputs.file(args.plot, "--plot") if args.plot else None
+        plot_path = outputs.file(args.plot, "--plot") if args.plot is not None else None
         stream = report_files.NpzStream(folder / "outputs.npz") if args.save_outputs else None
         try:
             result = _simulate_named(args, arch, workload, functional=not args.timing_only,
@@ -118,7 +119,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(report_files.summary_json(summary), end="")
     else:
         print(format_run(summary))
-        if args.out:
+        if args.out is not None:
             print(f"wrote {', '.join(written)} to {args.out}")
         if args.timeline is not None:
             print(f"wrote the timeline to {args.timeline} (open it in https://ui.perfetto.dev "
@@ -252,7 +253,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         raise ResultsError(f"{results.path.parent}: a results or point file does not hold "
                            f"what sasim sweep writes ({type(exc).__name__}: "
                            f"{shorten(str(exc), 120)[1:-1]})") from None
-    out = Path(args.out) if args.out else results.path.parent / f"{args.kind}.png"
+    out = Path(args.out) if args.out is not None else results.path.parent / f"{args.kind}.png"
     save_figure(figure, out, dpi=args.dpi)
     print(f"wrote {out}")
     return 0
@@ -278,7 +279,7 @@ def _plot_run(args: argparse.Namespace) -> int:
         raise ResultsError(f"{where}: does not hold what sasim run writes "
                            f"({type(exc).__name__}: {shorten(str(exc), 120)[1:-1]})") from None
     folder = source if source.is_dir() else source.parent
-    out = Path(args.out) if args.out else folder / "ops.png"
+    out = Path(args.out) if args.out is not None else folder / "ops.png"
     save_figure(figure, out, dpi=args.dpi)
     print(f"wrote {out}")
     return 0
@@ -307,7 +308,7 @@ def default_comparison() -> list[str]:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from simulator.hw.pe import baseline_family, pe_model_class
 
-    if args.out:  # refused before the simulations, not after
+    if args.out is not None:  # refused before the simulations, not after
         check_directory(args.out, "comparison.json")
     arch_specs = args.arch or default_comparison()
     archs = [api.load_arch(spec, args.set or ()) for spec in arch_specs]
@@ -404,7 +405,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         for record in records:
             for key in _TRANSFORMER_KEYS:
                 record.pop(key, None)
-    if args.out:
+    if args.out is not None:
         _write_comparison(Path(args.out), records, plot_rows, ops=bool(llm_rows),
                           inputs=(*(args.arch or ()), *args.workload))
         print(f"wrote comparison.json, comparison.csv and the plot of speedup and energy per "

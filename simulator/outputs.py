@@ -227,6 +227,8 @@ def check_directory(target: str | Path, marker: str, flag: str = "--out") -> Pat
     (a symbolic link resolved). Raises :class:`OutputError` for a file, a directory that is
     neither empty nor holds ``marker``, one that holds the current directory, or a place
     that cannot be written."""
+    if not str(target).strip():
+        raise OutputError(f"{flag}: an empty path (give the directory to write)")
     try:
         return _check_directory(Path(target), marker, flag)
     except (OSError, RuntimeError) as exc:  # a name too long, a loop of links (Python
@@ -312,6 +314,8 @@ class OutputSet:
     def file(self, target: str | Path, flag: str) -> Path:
         """A temporary path that becomes ``target`` on commit (it keeps the suffix); a
         target another output of the command already takes is refused."""
+        if not str(target).strip():
+            raise OutputError(f"{flag}: an empty path (give the file to write)")
         target = Path(target).absolute()
         clash = self._flags.get(target) or self._reserved.get(target)
         if clash is not None:

@@ -104,7 +104,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with OutputSet() as outputs:
         folder = (outputs.directory(args.save_outputs, "outputs.npz", "--save-outputs")
-                  if args.save_outputs else None)
+                  if args.save_outputs is not None else None)
         result = verify_arch(arch, f"--arch {args.arch}", cases=args.cases or 8,
                              seed=args.seed, workload=workload, layer=args.layer,
                              max_folds=args.max_folds, acc_bits=_acc_bits(args.acc_bits),

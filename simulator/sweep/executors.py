@@ -213,11 +213,26 @@ class DaskExecutor:
         # CRITICAL: a point's failure is reported by its outcome, not by Dask's logs, and a
         # worker whose heartbeat races the scheduler's shutdown (a sweep stopped by a
         # signal) logs an ERROR with a traceback that is no error of the user's
-        self._cluster = LocalCluster(
-            n_workers=self.workers, threads_per_worker=1, processes=True,
-            local_directory=str(self.scratch) if self.scratch else None,
-            dashboard_address=None, silence_logs=logging.CRITICAL)
-        self._client = Client(self._cluster)
+        # a signal while the cluster starts waits for it to be up, then stops the sweep
+        # through __exit__ (else Dask's exit hook meets a half-started cluster and prints
+        # a traceback)
+        held = _signals_held()
+        held.__enter__()
+        try:
+            self._cluster = LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=True,
+                local_directory=str(self.scratch) if self.scratch else None,
+                dashboard_address=None, silence_logs=logging.CRITICAL)
+            self._client = Client(self._cluster)
+        except BaseException:
+            held.__exit__(None, None, None)
+            self.__exit__(None, None, None)
+            raise
+        try:
+            held.__exit__(None, None, None)  # raises a held signal's exception here
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -834,3 +834,9 @@ def test_rtl_of_a_huge_array_is_refused(tmp_path, command):
                      "--set", "array.cols=4096", *argv[1:])
     assert_refused(result, "16,777,216 PEs", "4,096")
     assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize("flag", ["--out", "--timeline", "--plot"])
+def test_an_empty_output_path_is_refused(tmp_path, flag):
+    result = _run_arch(tmp_path, "os_sa_16x16", flag, "")
+    assert_refused(result, flag, "suffix" if flag == "--plot" else "an empty path")
