@@ -148,6 +148,11 @@ def plan_zap(config: ZapConfig, layers: Sequence[Layer],
     unknown = sorted(set(config.layers) - names)
     if unknown:
         raise ConfigError(f"zap.layers: no layer {unknown[0]!r} in the workload")
+    if trained is not None and trained.layers and not names & set(trained.layers):
+        raise ConfigError(f"{trained.path}: its predictors are for layers "
+                          f"{', '.join(repr(n) for n in trained.layers[:3])}"
+                          f"{', ...' if len(trained.layers) > 3 else ''}, none of which the "
+                          f"workload has (another model's predictors?)")
     plan = {}
     for layer in layers:
         if not eligible(config, layer, trained):

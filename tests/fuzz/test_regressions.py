@@ -840,3 +840,10 @@ def test_rtl_of_a_huge_array_is_refused(tmp_path, command):
 def test_an_empty_output_path_is_refused(tmp_path, flag):
     result = _run_arch(tmp_path, "os_sa_16x16", flag, "")
     assert_refused(result, flag, "suffix" if flag == "--plot" else "an empty path")
+
+
+def test_another_models_zap_predictors_are_refused():
+    result = run_cli("run", "--arch", "zap_os_sa_16x16", "--workload", "char_gpt_int8",
+                     "--set", f"zap.predictors={REPO / 'workloads/digits_int8_zap.npz'}",
+                     "--timing-only")
+    assert_refused(result, "digits_int8_zap.npz", "none of which the workload has")
