@@ -809,9 +809,10 @@ def _flush_f(acc, row, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp
 
 # ----- the lane kernels: one body, int32 or float32 lanes by the running sums' buffer -----
 
-def _lane_consts(acc, prod_fmt, acc_fmt):  # pragma: no cover - its overload is compiled
-    """The constants of :func:`_lane_step` for lanes of ``acc``'s dtype."""
-    raise NotImplementedError
+def _lane_consts(acc, prod_fmt, acc_fmt):
+    """The constants of :func:`_lane_step` for lanes of ``acc``'s dtype (compiled code
+    calls its overload below, which makes the same choice while typing)."""
+    return (_consts_f if acc.dtype == np.float32 else _consts32)(prod_fmt, acc_fmt)
 
 
 @overload(_lane_consts)
@@ -821,9 +822,11 @@ def _lane_consts_typed(acc, prod_fmt, acc_fmt):
     return lambda acc, prod_fmt, acc_fmt: _consts32(prod_fmt, acc_fmt)
 
 
-def _lane_step(s, p, c):  # pragma: no cover - its overload is compiled
+def _lane_step(s, p, c):
     """:func:`_step32` or :func:`_step_f` by the running sum's type, ``p`` cast to it."""
-    raise NotImplementedError
+    if isinstance(s, np.float32):
+        return _step_f(s, np.float32(p), c)
+    return _step32(s, np.int32(p), c)
 
 
 @overload(_lane_step)
@@ -833,9 +836,9 @@ def _lane_step_typed(s, p, c):
     return lambda s, p, c: _step32(s, np.int32(p), c)
 
 
-def _lane_value(acc, x):  # pragma: no cover - its overload is compiled
+def _lane_value(acc, x):
     """An activation as a lane of ``acc``'s dtype."""
-    raise NotImplementedError
+    return acc.dtype.type(x)
 
 
 @overload(_lane_value)
@@ -845,10 +848,11 @@ def _lane_value_typed(acc, x):
     return lambda acc, x: np.int32(x)
 
 
-def _lane_flush(acc, row, outer, outer_fmt, nearest, keep, n_over, n_under,
-                n_swamp):  # pragma: no cover - its overload is compiled
+def _lane_flush(acc, row, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp):
     """:func:`_flush_flat` of one row of running sums (float32 ones through ``row``)."""
-    raise NotImplementedError
+    if acc.dtype == np.float32:
+        return _flush_f(acc, row, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp)
+    return _flush_flat(acc, outer, outer_fmt, nearest, keep, n_over, n_under, n_swamp)
 
 
 @overload(_lane_flush)
