@@ -75,9 +75,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # end (docs/getting-started.md, "Files a run writes"): a failure or a signal leaves the
     # previous state, and nothing is created before the run succeeded.
     with OutputSet() as outputs:
-        folder = (outputs.directory(args.out, "summary.json",
-                                    names=("layers.csv", "COMPUTE_REPORT.csv", "outputs.npz"),
-                                    inputs=(args.arch, args.workload)) if args.out is not None else None)
+        folder = None
+        if args.out is not None:
+            folder = outputs.directory(args.out, "summary.json",
+                                       names=("layers.csv", "COMPUTE_REPORT.csv", "outputs.npz"),
+                                       inputs=(args.arch, args.workload))
         timeline_path = (outputs.file(args.timeline, "--timeline") if args.timeline is not None
                          else None)
         if args.plot is not None:
@@ -192,15 +194,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         bar.update(done, failed)
 
     created = _first_missing(out)  # what the sweep creates, removed if it records nothing
+    claimed = False  # a directory another sweep holds is never removed
     try:
         # claimed (locked, and checked to be this spec's) before the executor puts its
         # scratch space into it; SIGTERM/SIGINT stop the workers on the way out
-        with SweepDirectory(out, plan) as directory, executor:
-            outcome = run_sweep(plan, directory, executor, progress=progress,
-                                retry_errors=args.retry_errors, chunk_size=args.chunk_size)
+        with SweepDirectory(out, plan) as directory:
+            claimed = True
+            with executor:
+                outcome = run_sweep(plan, directory, executor, progress=progress,
+                                    retry_errors=args.retry_errors,
+                                    chunk_size=args.chunk_size)
     except BaseException as exc:
         points = out / "points"
-        if created is not None and not (points.is_dir() and any(points.iterdir())):
+        if (claimed and created is not None
+                and not (points.is_dir() and any(points.iterdir()))):
             import shutil
 
             shutil.rmtree(created, ignore_errors=True)

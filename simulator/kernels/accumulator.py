@@ -1000,9 +1000,9 @@ def _round_near_f(mag, low, sh):
 @njit(checked=False)
 def accumulate_dense_f32_exact(A, B, prod_fmt, acc_fmt, outer_fmt, chunk, period, outputs,
                                exact, events, lo, hi):
-    """:func:`accumulate_dense_lanes` on float32 lanes for rounding to nearest even and a product format whose
-    smallest normal value is at most 1 (no nonzero product underflows; the caller checks),
-    with the exact sums beside the rounded ones.
+    """:func:`accumulate_dense_lanes` on float32 lanes for rounding to nearest even and a
+    product format whose smallest normal value is at most 1 (no nonzero product underflows;
+    the caller checks), with the exact sums beside the rounded ones.
 
     The step is then :func:`_step_f` without the checks that cannot fire and without the
     rounding mode's masks: the product rounded and saturated, swamping, the sum rounded,

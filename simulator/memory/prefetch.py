@@ -39,7 +39,8 @@ from simulator.config.arch import PrefetchMode
 from simulator.engine import ChannelLink, Milestones, SequencedChannel, Space
 from simulator.errors import SimulationError
 from simulator.memory.plan import LOAD_COLUMNS, TileProgram
-from simulator.memory.run import BufferLog, Dram, LayerSchedule, _cycles, channel_tickets, write_backs
+from simulator.memory.run import (BufferLog, Dram, LayerSchedule, _cycles, channel_tickets,
+                                  write_backs)
 from simulator.operands import PerBuffer
 
 __all__ = ["PrefetchChain", "PrefetchMode", "early_weights", "prefetch_tickets"]
