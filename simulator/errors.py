@@ -7,7 +7,8 @@ them into a one-line message and exit status 2.
 from __future__ import annotations
 
 __all__ = ["SasimError", "ConfigError", "WorkloadError", "TraceError", "SimulationError",
-           "ResultsError", "PluginError", "MAX_VALUE_CHARS", "MAX_MESSAGE_CHARS", "shorten", "one_line"]
+           "ResultsError", "PluginError", "MAX_VALUE_CHARS", "MAX_MESSAGE_CHARS", "shorten", "one_line",
+           "said"]
 
 #: A user value quoted in a message is cut to this many characters (docs/config-reference.md).
 MAX_VALUE_CHARS = 200
@@ -36,6 +37,14 @@ def one_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     if len(text) > limit:
         text = f"{text[: limit - 25]}... ({len(text)} chars)"
     return text
+
+
+def said(exc: BaseException, limit: int = 300) -> str:
+    """An exception as ``Type: message`` on one line of bounded length, whatever third-party
+    code (a plug-in, a user's model) put in its message."""
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}"
 
 
 class SasimError(Exception):

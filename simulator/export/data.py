@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from simulator.errors import SasimError
+from simulator.errors import SasimError, said
 from simulator.records import record
 
 __all__ = ["Dataset", "load_dataset", "load_factory"]
@@ -89,10 +89,7 @@ def model_code(spec: str, doing: str) -> Iterator[None]:
         raise SasimError(f"model {spec!r}: {doing} ended the process (exit({exc.code!r}))"
                          ) from None
     except Exception as exc:  # noqa: BLE001  (any failure of the user's code)
-        said = " ".join(str(exc).split())
-        said = said if len(said) <= 300 else said[:297] + "..."
-        raise SasimError(f"model {spec!r}: {doing} failed: {type(exc).__name__}: {said}"
-                         ) from None
+        raise SasimError(f"model {spec!r}: {doing} failed: {said(exc)}") from None
 
 
 def load_dataset(spec: str) -> Dataset:

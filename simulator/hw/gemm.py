@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from simulator.errors import PluginError, SasimError
+from simulator.errors import PluginError, SasimError, said
 from simulator.hw.pe.registry import BUILTIN_MODULES, GemmRun, PEModel
 from simulator.records import record
 from simulator.workloads.layers import Layer
@@ -121,10 +121,8 @@ def plugin_errors(pe: PEModel, layer: Layer) -> Iterator[None]:
         cls = type(pe)
         if cls.__module__ in BUILTIN_MODULES:
             raise
-        said = " ".join(str(exc).split())
-        said = said if len(said) <= 300 else said[:297] + "..."
         raise PluginError(f"layer {layer.name!r}: PE type {cls.type_name!r} (plug-in "
-                          f"{cls.__module__}) failed: {type(exc).__name__}: {said}") from None
+                          f"{cls.__module__}) failed: {said(exc)}") from None
 
 
 def _check_run(pe: PEModel, layer: Layer, run: GemmRun) -> None:

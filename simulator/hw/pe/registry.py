@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from simulator.config.arch import ArrayConfig, PEOptions
-from simulator.errors import PluginError
+from simulator.errors import PluginError, said
 from simulator.records import record
 from simulator.workloads.layers import Layer
 
@@ -458,7 +458,7 @@ def _register_entry_point(point: Any) -> None:
     try:
         cls = point.load()
     except Exception as exc:  # noqa: BLE001  (any failure of third-party code)
-        raise PluginError(f"{where} cannot be loaded: {_said(exc)}") from exc
+        raise PluginError(f"{where} cannot be loaded: {said(exc)}") from exc
     if not (isinstance(cls, type) and issubclass(cls, PEModel)):
         raise PluginError(f"{where} must name a subclass of "
                           f"simulator.hw.pe.PEModel, not {type(cls).__name__} "
@@ -482,13 +482,6 @@ def _register_entry_point(point: Any) -> None:
         raise PluginError(f"{where}: PE type {name!r} is already defined by "
                           f"{_REGISTRY[name].__module__}")
     _REGISTRY[name] = cls
-
-
-def _said(exc: BaseException) -> str:
-    """An exception as one bounded line, whatever third-party code put in it."""
-    said = " ".join(str(exc).split())
-    said = said if len(said) <= 300 else said[:297] + "..."
-    return f"{type(exc).__name__}: {said}"
 
 
 def broken_plugins() -> dict[str, str]:
