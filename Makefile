@@ -18,16 +18,25 @@ $(VENV)/.dev-installed: pyproject.toml $(VENV)/.base-installed
 	$(PY) -m pip install --quiet -e '.[dev,torch,distributed,rtl]'
 	@touch $@
 
-run: $(VENV)/.base-installed  ## the default job: compare the designs on the shipped workloads (CNNs, the digits ViT, a GPT-2 decode step)
+# numba's kernels for SySMT runs, compiled ahead of time (docs/performance.md, "Kernels compiled
+# ahead of time"); a failed build leaves numba's just-in-time kernels, which give the same results
+AOT_SOURCES := $(addprefix simulator/kernels/,aot.py compiled.py jit.py sysmt.py sysmt_loops.py \
+	metrics.py metrics_loops.py)
+
+$(VENV)/.aot-built: $(VENV)/.base-installed $(AOT_SOURCES)
+	@$(PY) -m simulator.kernels.aot || echo "sasim: numba will compile the kernels on first use instead"
+	@touch $@
+
+run: $(VENV)/.base-installed $(VENV)/.aot-built  ## the default job: compare the designs on the shipped workloads (CNNs, the digits ViT, a GPT-2 decode step)
 	$(SASIM) compare --workload digits_int8 --workload resnet18 --workload digits_vit_int8 --workload gpt2_decode --out out/compare
 
 wheel: $(VENV)/.base-installed  ## build dist/sasim-*.whl (it carries the shipped configs, workloads, sweeps)
 	$(PY) -m pip wheel --no-deps --wheel-dir dist .
 
-test: $(VENV)/.dev-installed  ## the whole test suite (tests/test_wheel.py builds and installs the wheel)
+test: $(VENV)/.dev-installed $(VENV)/.aot-built  ## the whole test suite (tests/test_wheel.py builds and installs the wheel)
 	$(PY) -m pytest -q -n 2 -p no:cacheprovider
 
-bench: $(VENV)/.dev-installed  ## the benchmarks (slow; they print figures, they do not assert)
+bench: $(VENV)/.dev-installed $(VENV)/.aot-built  ## the benchmarks (slow; they print figures, they do not assert)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 # ZigZag lives in its own environment (its onnx, sympy, networkx, seaborn stay out of sasim's);
@@ -42,11 +51,11 @@ $(ZIGZAG_VENV)/.installed:
 bench-zigzag: $(VENV)/.base-installed $(ZIGZAG_VENV)/.installed  ## sasim against ZigZag: ResNet-18 energy by component (docs/validation.md)
 	$(PY) benchmarks/zigzag_energy.py --zigzag-python $(ZIGZAG_VENV)/bin/python
 
-bench-multicore: $(VENV)/.base-installed  ## ResNet-50 batch 8 on 1, 2, 4 SySMT cores per partition (docs/memory-model.md, "Multi-core")
+bench-multicore: $(VENV)/.base-installed $(VENV)/.aot-built  ## ResNet-50 batch 8 on 1, 2, 4 SySMT cores per partition (docs/memory-model.md, "Multi-core")
 	$(PY) benchmarks/multicore_scaling.py
 
 docs: $(VENV)/.base-installed  ## regenerate the generated parts of docs/
 	$(PY) -m simulator.docgen
 
 clean:
-	rm -rf out .numba_cache .pytest_cache build dist
+	rm -rf out .numba_cache .pytest_cache build dist simulator/kernels/_aot.*.so $(VENV)/.aot-built

@@ -16,6 +16,14 @@ and the references: the bare interpreter's start-up (``python -c pass``) and the
 floor of each workload (every layer's exact GEMM as a numpy float64 product, operands made
 outside the timed region, as in ``benchmarks/gemm_timing.py``).
 
+A second table runs this tree twice, with its kernels compiled ahead of time and with
+numba's (``SASIM_AOT=0``; docs/performance.md, "Kernels compiled ahead of time"):
+``sysmt-r18`` as above, ``sysmt-chip`` (the same on the shipped chip's bounded buffers and
+LPDDR5), ``chip-timing`` (``run --arch os_sa_32x32 --workload resnet18 --timing-only``, the
+DRAM controller) and ``sysmt-cold`` (``sysmt-r18`` with an empty numba cache: a first run on
+a new machine; one process each, no warm-up). The checkout's build must be fresh
+(``python -m simulator.kernels.aot``; the script says when it is not).
+
 The previous release is a git worktree of ``--previous`` (default c0b91d4, sasim 0.1.0) in a
 temporary directory. Both trees are byte-compiled first (an installed package has its byte
 code) and each command runs once untimed before the timed repeats, which fills numba's cache
@@ -153,6 +161,50 @@ def trees(previous: str | None, prefix: str):
                 shutil.rmtree(found["previous"], ignore_errors=True)
 
 
+#: this tree's runs with and without the kernels compiled ahead of time
+AOT_COMMANDS = {"sysmt-r18": ["run", "--arch", "sysmt_4t_16x16", "--workload", "resnet18",
+                              *IDEAL],
+                "sysmt-chip": ["run", "--arch", "sysmt_4t_16x16", "--workload", "resnet18"],
+                "chip-timing": ["run", "--arch", "os_sa_32x32", "--workload", "resnet18",
+                                "--timing-only"]}
+
+
+def _cold(argv: list[str], env: dict[str, str], cwd: Path, caches: Path, repeats: int
+          ) -> dict:
+    """``repeats`` processes, each with an empty numba cache (no warm-up)."""
+    times, peaks = [], []
+    for index in range(repeats):
+        elapsed, peak, _ = _run_rusage(argv, {**env, "NUMBA_CACHE_DIR": str(
+            caches / f"cold-{env.get('SASIM_AOT')}-{index}")}, cwd)
+        times.append(elapsed)
+        peaks.append(peak)
+    return {"min": min(times), "median": statistics.median(times), "peak_mb": max(peaks)}
+
+
+def _compiled_table(python: str, tmp: Path, repeats: int) -> None:
+    """This tree with the kernels compiled ahead of time against numba's."""
+    state = subprocess.run([python, "-m", "simulator.kernels.aot", "--check"],
+                           env=_env(REPO, tmp / "numba-this"), capture_output=True,
+                           text=True, check=True).stdout.split()
+    print()
+    print("this tree: kernels compiled ahead of time against numba's (SASIM_AOT=0); "
+          f"build: {' '.join(state)}")
+    print(f"{'run':<11} {'compiled s (med)':>17} {'MB':>6}   {'numba s (med)':>15} {'MB':>6}"
+          f"   {'speed-up':>8}")
+    commands = {**AOT_COMMANDS, "sysmt-cold": AOT_COMMANDS["sysmt-r18"]}
+    for key, cmd in commands.items():
+        sides = []
+        for aot in ("", "0"):
+            env = {**_env(REPO, tmp / "numba-this"), "SASIM_AOT": aot}
+            argv = [python, "-m", "simulator", *cmd]
+            sides.append(_cold(argv, env, tmp, tmp, 1) if key == "sysmt-cold"
+                         else _timed(argv, env, tmp, repeats))
+        cells = [(f"{side['min']:.3f} ({side['median']:.3f})", f"{side['peak_mb']:.0f}")
+                 for side in sides]
+        print(f"{key:<11} {cells[0][0]:>17} {cells[0][1]:>6}   {cells[1][0]:>15} "
+              f"{cells[1][1]:>6}   {sides[1]['min'] / sides[0]['min']:>7.1f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -217,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sysmt-r18: {r18:.3f} s = {r18 / floor:.1f}x (floor {floors['resnet18']:.3f} s + "
           f"start-up {bare['min']:.3f} s); {(r18 - bare['min']) / floors['resnet18']:.1f}x the "
           f"floor after start-up")
+    with tempfile.TemporaryDirectory(prefix="sasim-bench-aot-") as tmp:
+        _compiled_table(python, Path(tmp), args.repeats)
     return 0
 
 

@@ -43,3 +43,18 @@ def repo() -> Path:
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture
+def stream_twins(monkeypatch) -> list[str]:
+    """The names of the DRAM stream twins (``python_stream``, ``compiled_stream``) that
+    ``serve_stream`` calls, in order, while the test runs."""
+    from simulator.memory import dram_stream
+
+    used: list[str] = []
+    for twin in ("python_stream", "compiled_stream"):
+        real = getattr(dram_stream, twin)
+        monkeypatch.setattr(dram_stream, twin,
+                            lambda *a, _real=real, _name=twin, **k: used.append(_name)
+                            or _real(*a, **k))
+    return used

@@ -21,8 +21,10 @@ Every kernel module decorates its kernels with :func:`njit` from here instead of
 
 numba itself is imported on the first use of :func:`njit`, that is when a kernel module is
 first imported: PE modules import their kernels inside the functions that run them, so a
-run that runs no kernel never imports numba (docs/performance.md). :func:`_import_numba`
-also keeps numba from importing scipy.linalg when it first loads a cached kernel.
+run that runs no kernel never imports numba (docs/performance.md), nor does one whose
+kernels were all compiled ahead of time (:mod:`simulator.kernels.compiled`, which reads
+these options too: simulator/kernels/aot.py). :func:`_import_numba` also keeps numba from
+importing scipy.linalg when it first loads a cached kernel.
 """
 
 from __future__ import annotations
@@ -105,9 +107,23 @@ def kernel_threads() -> int:
     if _CHILD_THREADS is not None:
         return max(_CHILD_THREADS, os.cpu_count() or 1) if _PARENT_WAITS.value \
             else _CHILD_THREADS
-    import numba
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        return max(1, numba.config.NUMBA_NUM_THREADS)
+    return _default_threads()
 
-    return max(1, numba.config.NUMBA_NUM_THREADS)
+
+def _default_threads() -> int:
+    """numba's ``NUMBA_NUM_THREADS`` without importing numba (a run whose kernels were all
+    compiled ahead of time never does): the variable, else the cores this process may use."""
+    try:
+        return max(1, int(os.environ["NUMBA_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        pass
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
 
 
 class _Pool:

@@ -17,11 +17,13 @@ obviously-correct controller), each tested equal to it on random inputs:
   reads and writes mixed): the numba kernel of :mod:`simulator.kernels.dram_controller`
   (the reference's decisions, compiled).
 
-:func:`serve_stream` takes Python while a process has simulated fewer than
-:data:`PYTHON_BURSTS` bursts that way, then the compiled kernel: numba's import and its
-first call cost about what Python takes for that many bursts, so a run that needs few (a
-ResNet-18 on the shipped LPDDR5 chip) never pays for numba and one that needs many (a
-Llama-2 prefill) pays for it once. Both give the same schedule.
+:func:`serve_stream` takes the compiled kernel when it was compiled ahead of time
+(:mod:`simulator.kernels.compiled`: no numba to import). Otherwise it takes Python while a
+process has simulated fewer than :data:`PYTHON_BURSTS` bursts that way, then numba's
+kernel: numba's import and its first call cost about what Python takes for that many
+bursts, so a run that needs few (a ResNet-18 on the shipped LPDDR5 chip) never pays for
+numba and one that needs many (a Llama-2 prefill) pays for it once. All give the same
+schedule.
 """
 
 from __future__ import annotations
@@ -59,13 +61,21 @@ def serve_stream(spec: DramSpec, offset: int, bursts: int, write: bool, *, start
     """The per-request controller on the sequential stream of ``bursts`` bursts from burst
     address ``offset``, all reads or all writes, waiting at ``start``: what
     ``simulate_requests(spec, [(offset + j, write) for j in range(bursts)], ...)`` gives.
-    Python for a process's first :data:`PYTHON_BURSTS` bursts, then compiled."""
-    if _python_bursts[0] + bursts <= PYTHON_BURSTS:
+    Compiled ahead of time, else Python for a process's first :data:`PYTHON_BURSTS`
+    bursts, then compiled by numba."""
+    if _python_bursts[0] + bursts <= PYTHON_BURSTS and not _compiled_ahead():
         _python_bursts[0] += bursts
         return python_stream(spec, offset, bursts, write, start=start, foreign=foreign,
                              next_refresh=next_refresh)
     return compiled_stream(spec, offset, bursts, write, start=start, foreign=foreign,
                            next_refresh=next_refresh)
+
+
+@functools.cache
+def _compiled_ahead() -> bool:
+    from simulator.kernels.compiled import is_compiled
+
+    return is_compiled("simulator.kernels.dram_controller_loops")
 
 
 def python_stream(spec: DramSpec, offset: int, bursts: int, write: bool, *, start: int = 0,
@@ -197,8 +207,9 @@ def _locator(spec: DramSpec, offset: int):
 
 
 @functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64)
 def _params(spec: DramSpec):
-    """The compiled controller's timing vector for ``spec``."""
+    """The compiled controller's timing vector for ``spec`` (read-only: shared)."""
     import numpy as np
 
     from simulator.kernels import dram_controller as k

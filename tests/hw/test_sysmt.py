@@ -214,7 +214,7 @@ def test_kernel_trim_equals_naive_trim():
     """The kernel's float trim (used on every operand) against the naive integer rule."""
     from naive import naive_trim
 
-    from simulator.kernels.sysmt import trim
+    from simulator.kernels.sysmt_loops import trim
 
     for rounding in ("round_half_even", "truncate"):
         for v in range(-128, 256):
@@ -389,6 +389,9 @@ def test_8_bit_operands_are_read_as_they_are(threads, signed):
     sched = np.array(naive_schedule(kd, threads, "interleaved"))
     narrow_a, narrow_b = a.astype(dtype), b.astype(np.int8)
     assert _operand(narrow_a) is narrow_a and _operand(narrow_b) is narrow_b
+    # wider integers whose values fit 8 bits are narrowed (a trace's int64 tensors)
+    assert _operand(a).dtype == dtype and _operand(b).dtype == np.int8
+    assert _operand(a - 1 if signed else a + 1).dtype == np.int64  # they do not fit
     for policy in ("sparsity_aware", "msb_trim"):
         outputs, counters = naive_sysmt_gemm(a.tolist(), b.tolist(), sched.tolist(), policy,
                                              "round_half_even")

@@ -101,20 +101,17 @@ def test_both_twins_equal_the_python_controller_on_streams(case):
                 served.refreshes) == expected, twin.__name__
 
 
-def test_serve_stream_turns_to_the_compiled_controller(monkeypatch):
-    """Python for a process's first PYTHON_BURSTS bursts, then compiled: the same results."""
+def test_serve_stream_turns_to_the_compiled_controller(monkeypatch, stream_twins):
+    """Without the kernels compiled ahead of time: Python for a process's first
+    PYTHON_BURSTS bursts, then compiled by numba: the same results (with them, compiled from
+    the first: tests/hw/test_compiled_kernels.py)."""
     spec = dram_spec("lpddr5_6400")
+    monkeypatch.setattr(dram_stream, "_compiled_ahead", lambda: False)
     monkeypatch.setattr(dram_stream, "_python_bursts", [0])
     monkeypatch.setattr(dram_stream, "PYTHON_BURSTS", 1500)
-    used = []
-    for twin in ("python_stream", "compiled_stream"):
-        real = getattr(dram_stream, twin)
-        monkeypatch.setattr(dram_stream, twin,
-                            lambda *a, _real=real, _name=twin, **k: used.append(_name)
-                            or _real(*a, **k))
     results = [dram_stream.serve_stream(spec, 0, 1000, False, start=0, next_refresh=900)
                for _ in range(2)]
-    assert used == ["python_stream", "compiled_stream"]
+    assert stream_twins == ["python_stream", "compiled_stream"]
     assert results[0] == results[1]
 
 
@@ -157,14 +154,16 @@ def test_the_shipped_lpddr5_streams_leave_the_closed_form():
 def test_a_resnet18_run_never_loads_numba():
     """DDR4 streams are served in order (the closed form alone) and the shipped chip's
     LPDDR5 needs fewer than PYTHON_BURSTS bursts of the per-request controller: neither
-    run pays for numba's import."""
+    run pays for numba's import (without the kernels compiled ahead of time, which need
+    no numba either)."""
     code = ("import sys\nfrom simulator.api import load_arch, load_workload, simulate\n"
             "for over in (['memory.dram=ddr4_3200'], []):\n"
             "    result = simulate(load_arch('os_sa_16x16', over), load_workload('resnet18'),\n"
             "                      functional=False)\n"
             "    print(result.layers[0].dram['preset'])\n"
             "print('numba' in sys.modules)")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, cwd=REPO, check=True, timeout=120)
-    assert done.stdout.split()[-3:] == ["ddr4_3200", "lpddr5_6400", "False"]
+    for aot in ("0", ""):
+        env = {**os.environ, "PYTHONPATH": str(REPO), "SASIM_AOT": aot}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, cwd=REPO, check=True, timeout=120)
+        assert done.stdout.split()[-3:] == ["ddr4_3200", "lpddr5_6400", "False"]
