@@ -616,7 +616,8 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         if later:
             gemm = [layer for layer in workload.layers if layer.is_gemm]
             results = dict(zip([layer.name for layer in gemm], stack.enter_context(
-                in_process(functools.partial(_layer_functional, pe, workload), gemm))))
+                in_process(functools.partial(_layer_functional, pe, workload), gemm,
+                           share=True))))
         return _run_layers(arch, pe, tech, workload, run_functional, output_sink, progress,
                            timeline, coding, zap, compression, codec, results)
 

@@ -98,12 +98,16 @@ def njit(function: Callable | None = None, *, checked: bool = True, parallel: bo
 #: parent raises while it waits for a result (then the child uses every core).
 _CHILD_THREADS: int | None = None
 _PARENT_WAITS: Any = None
+#: Raised in a parent of :func:`in_process` while it computes items beside its child.
+_PARENT_SHARES = threading.Event()
 
 
 def kernel_threads() -> int:
     """Threads a parallel kernel may use: ``NUMBA_NUM_THREADS`` (default: the cores); in a
     child of :func:`in_process`, the threads it was given, or every core while its parent
-    waits for it."""
+    waits for it; one in its parent while the parent computes items beside it."""
+    if _PARENT_SHARES.is_set():
+        return 1
     if _CHILD_THREADS is not None:
         return max(_CHILD_THREADS, os.cpu_count() or 1) if _PARENT_WAITS.value \
             else _CHILD_THREADS
@@ -228,47 +232,79 @@ def can_fork() -> bool:
 
 
 class _Child:
-    """The forked process of :func:`in_process` and the thread that receives its results."""
+    """The forked process of :func:`in_process`, the thread that receives its results, and
+    the claims on the items: the child takes them from the first on, the parent (when it
+    shares) from the last back."""
 
-    def __init__(self, fn: Callable[[Any], Any], items: Sequence[Any], threads: int) -> None:
+    def __init__(self, fn: Callable[[Any], Any], items: Sequence[Any], threads: int,
+                 share: bool) -> None:
         import multiprocessing
 
         context = multiprocessing.get_context("fork")
         receive, send = context.Pipe(duplex=False)
         waits = context.Value("b", 0, lock=False)  # raised while the parent waits
-        self.futures: list[Future[Any]] = [_Awaited(waits) for _ in items]
-        self.process = context.Process(target=_child_main,
-                                       args=(fn, items, send, threads, waits, os.getpid()),
-                                       daemon=True, name="sasim-prepare")
+        # the child's next item and the end of the items it may claim
+        self._claims = context.Array("q", [0, len(items)])
+        self._fn, self._items = fn, items
+        self.futures: list[Future[Any]] = [_Awaited(waits, self if share else None)
+                                           for _ in items]
+        self.process = context.Process(
+            target=_child_main, args=(fn, items, send, threads, waits, os.getpid(),
+                                      self._claims),
+            daemon=True, name="sasim-prepare")
         self.process.start()
         send.close()
         self._receive = receive
         self._reader = threading.Thread(target=self._read, name="sasim-receive", daemon=True)
         self._reader.start()
 
+    def compute_one(self) -> bool:
+        """Claim the last item nobody has claimed and compute it here (one kernel thread:
+        the child is working too); ``False`` when none is left."""
+        with self._claims.get_lock():
+            index = self._claims[1] - 1
+            if index < self._claims[0]:
+                return False
+            self._claims[1] = index
+        _PARENT_SHARES.set()
+        try:
+            value = self._fn(self._items[index])
+        except BaseException as exc:  # raised where it is asked for, as the child's are
+            self.futures[index].set_exception(exc)
+        else:
+            self.futures[index].set_result(value)
+        finally:
+            _PARENT_SHARES.clear()
+        return True
+
     def _read(self) -> None:
         import pickle
 
-        index = 0
         try:
-            while index < len(self.futures):
-                ok, payload = pickle.loads(self._receive.recv_bytes())
+            while True:
+                index, ok, payload = pickle.loads(self._receive.recv_bytes())
                 if ok:
                     self.futures[index].set_result(payload)
                 else:
                     self.futures[index].set_exception(payload)
-                index += 1
-        except (EOFError, OSError):  # the child ended early (killed, or stopped below)
+        except (EOFError, OSError):  # the child has ended: finished, killed, or stopped below
             self.process.join()
-            lost = ChildProcessError(f"the process preparing the layers ended (exit status "
-                                     f"{self.process.exitcode}) before it finished")
-            for future in self.futures[index:]:
-                future.set_exception(lost)
+            self._lost(ChildProcessError(f"the process preparing the layers ended (exit "
+                                         f"status {self.process.exitcode}) before it "
+                                         f"finished"))
         except BaseException as exc:  # a result that does not unpickle: it and the rest
-            for future in self.futures[index:]:
-                future.set_exception(exc)
+            self._lost(exc)
         finally:
             self._receive.close()
+
+    def _lost(self, exc: BaseException) -> None:
+        """The items the child claimed or could still claim and has not sent: ``exc``."""
+        with self._claims.get_lock():
+            end = self._claims[1]
+            self._claims[1] = self._claims[0]  # the parent claims no more
+        for future in self.futures[:end]:
+            if not future.done():
+                future.set_exception(exc)
 
     def stop(self) -> None:
         """End the child now if it is still working; wait for it and the reader."""
@@ -279,14 +315,18 @@ class _Child:
 
 
 class _Awaited(Future):  # type: ignore[type-arg]
-    """A result of :func:`in_process`: while the parent waits for it, a flag tells the child
-    to use every core (the parent has nothing else to do)."""
+    """A result of :func:`in_process`: until it is there, the parent computes the last
+    unclaimed items itself when it shares (``child``); then, while it waits, a flag tells
+    the child to use every core (the parent has nothing else to do)."""
 
-    def __init__(self, waits: Any) -> None:
+    def __init__(self, waits: Any, child: _Child | None) -> None:
         super().__init__()
         self._waits = waits
+        self._child = child
 
     def result(self, timeout: float | None = None) -> Any:
+        while not self.done() and self._child is not None and self._child.compute_one():
+            pass
         if self.done():
             return super().result(timeout)
         self._waits.value = 1
@@ -297,9 +337,9 @@ class _Awaited(Future):  # type: ignore[type-arg]
 
 
 def _child_main(fn: Callable[[Any], Any], items: Sequence[Any], send: Any, threads: int,
-                waits: Any, parent: int) -> None:
-    """The child of :func:`in_process`: ``fn`` of each item in order, each result (or the
-    exception it raised) sent back as soon as it is known."""
+                waits: Any, parent: int, claims: Any) -> None:
+    """The child of :func:`in_process`: ``fn`` of each item it claims, in order, each result
+    (or the exception it raised) sent back with its index as soon as it is known."""
     import pickle
     import signal
 
@@ -314,20 +354,27 @@ def _child_main(fn: Callable[[Any], Any], items: Sequence[Any], send: Any, threa
             ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the parent died before that
             return
-    for item in items:
+    while True:
+        with claims.get_lock():
+            index = claims[0]
+            if index >= claims[1]:
+                return
+            claims[0] = index + 1
         try:
-            message = pickle.dumps((True, fn(item)), protocol=pickle.HIGHEST_PROTOCOL)
+            message = pickle.dumps((index, True, fn(items[index])),
+                                   protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException as exc:  # sent back: raised where the parent asks for it
             try:
-                message = pickle.dumps((False, exc), protocol=pickle.HIGHEST_PROTOCOL)
+                message = pickle.dumps((index, False, exc), protocol=pickle.HIGHEST_PROTOCOL)
             except (pickle.PicklingError, TypeError, AttributeError):  # does not pickle: its text
-                message = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+                message = pickle.dumps((index, False,
+                                        RuntimeError(f"{type(exc).__name__}: {exc}")))
         send.send_bytes(message)
 
 
 @contextlib.contextmanager
-def in_process(fn: Callable[[_I], _T], items: Sequence[_I], threads: int = 1
-               ) -> Iterator[list[Future[_T]]]:
+def in_process(fn: Callable[[_I], _T], items: Sequence[_I], threads: int = 1,
+               share: bool = False) -> Iterator[list[Future[_T]]]:
     """:func:`in_background` in a forked child process: ``fn(item)`` for each item in order,
     each result pickled back as soon as it is ready.
 
@@ -341,8 +388,13 @@ def in_process(fn: Callable[[_I], _T], items: Sequence[_I], threads: int = 1
     caller waits for a result. Leaving the block kills the child if it is still working;
     a child that dies raises ``ChildProcessError`` where its missing results are asked for.
     Call only where :func:`can_fork`.
+
+    ``share``: the items are independent (any order will do), and a caller asking for a
+    result that is not there yet computes the last items nobody has claimed itself, one at
+    a time (each with one kernel thread), until it is: both processes work until the items
+    run out (docs/performance.md, "Functional models beside the engine").
     """
-    child = _Child(fn, items, threads)
+    child = _Child(fn, items, threads, share)
     try:
         yield child.futures
     finally:

@@ -189,6 +189,55 @@ def test_in_process_runs_in_order_in_one_child_and_raises_where_asked():
                 future.result(timeout=60)
 
 
+def test_a_sharing_parent_computes_the_last_items_while_it_waits():
+    """``share=True``: asked for a result that is not there, the parent claims the last
+    unclaimed items and computes them itself (one kernel thread each) until it is."""
+    import time
+
+    parent = os.getpid()
+
+    def work(item: int) -> tuple[int, int, int]:
+        if os.getpid() != parent and item == 0:
+            time.sleep(1.0)  # the child is busy with the first item meanwhile
+        if item == 4:
+            raise ValueError("item 4")
+        return os.getpid(), jit.kernel_threads(), item * item
+
+    with jit.in_process(work, list(range(6)), share=True) as futures:
+        first = futures[0].result(timeout=60)
+        with pytest.raises(ValueError, match="item 4"):
+            futures[4].result(timeout=60)
+        rest = [futures[i].result(timeout=60) for i in (1, 2, 3, 5)]
+    assert [value for *_, value in [first, *rest]] == [0, 1, 4, 9, 25]
+    assert first[0] != parent
+    assert all(pid == parent and threads == 1 for pid, threads, _ in rest)
+    assert jit.kernel_threads() >= 1 and not jit._PARENT_SHARES.is_set()
+
+
+def test_a_sharing_parent_does_not_take_what_a_dead_child_left():
+    """The child dies: what it had claimed, and what nobody had, fails where asked (the
+    parent stops claiming); what the parent computed stands."""
+    import signal
+    import time
+
+    parent = os.getpid()
+
+    def dies(item: int) -> int:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return item
+
+    with jit.in_process(dies, [0, 1, 2, 3], share=True) as futures:
+        time.sleep(0.5)  # the child is gone by now
+        with pytest.raises(ChildProcessError, match="ended .exit status -9"):
+            futures[0].result(timeout=60)
+        for item, future in enumerate(futures[1:], 1):
+            try:
+                assert future.result(timeout=60) == item  # computed here before the news
+            except ChildProcessError:
+                pass
+
+
 def test_leaving_in_process_early_stops_its_child():
     import time
 
