@@ -204,6 +204,10 @@ def test_a_sharing_parent_computes_the_last_items_while_it_waits():
         return os.getpid(), jit.kernel_threads(), item * item
 
     with jit.in_process(work, list(range(6)), share=True) as futures:
+        claims = futures[0]._child._claims
+        deadline = time.monotonic() + 60
+        while claims[0] < 1 and time.monotonic() < deadline:  # the child has taken item 0
+            time.sleep(0.005)
         first = futures[0].result(timeout=60)
         with pytest.raises(ValueError, match="item 4"):
             futures[4].result(timeout=60)
@@ -228,7 +232,10 @@ def test_a_sharing_parent_does_not_take_what_a_dead_child_left():
         return item
 
     with jit.in_process(dies, [0, 1, 2, 3], share=True) as futures:
-        time.sleep(0.5)  # the child is gone by now
+        claims = futures[0]._child._claims
+        deadline = time.monotonic() + 60
+        while claims[0] < 1 and time.monotonic() < deadline:  # the child has taken item 0
+            time.sleep(0.005)
         with pytest.raises(ChildProcessError, match="ended .exit status -9"):
             futures[0].result(timeout=60)
         for item, future in enumerate(futures[1:], 1):
