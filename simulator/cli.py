@@ -480,6 +480,7 @@ def _write_comparison(out: Path, records: list[dict], plot_rows: list[dict],
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from simulator.hw.pe import broken_plugins, pe_types
+    from simulator.kernels.compiled import status as kernel_status
     from simulator.shipped import shipped_sweeps
     from simulator.sweep import load_sweep
 
@@ -517,6 +518,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
             rows.append([path.stem, "?", f"invalid: {exc}"])
     print("\nsweep specs (sweeps/, use sasim sweep NAME --out DIR):")
     print(format_table(["name", "workloads", "description"], rows, "lll"))
+    print("\nkernels compiled ahead of time (docs/performance.md; the rest compile with numba "
+          "on first use):")
+    print(format_table(["module", "state"], [[name.rsplit(".", 1)[1], state] for name, state
+                                             in kernel_status().items()], "ll"))
     return 0
 
 

@@ -48,6 +48,11 @@ def test_version_and_list(cli):
     assert result.status == 0
     for word in ("os_sa_16x16", "dense", "resnet18", "mobilenet_v2"):
         assert word in result.out
+    # each module's state: compiled, stale, not built or off (docs/performance.md)
+    tail = result.out.split("kernels compiled ahead of time")[1].splitlines()
+    states = {line.split()[0]: line.split(maxsplit=1)[1] for line in tail[3:] if line}
+    assert set(states) == {"sysmt_loops", "metrics_loops", "dram_controller_loops"}
+    assert set(states.values()) <= {"compiled", "stale", "not built", "off"}
 
 
 def test_compare(cli, tmp_path):
