@@ -140,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         target = build(args.out)
     except Exception as exc:  # a build problem (no compiler...): one line; numba still runs
-        print(f"sasim: kernels not compiled ahead of time: {type(exc).__name__}: {exc}"
-              .splitlines()[0][:500], file=sys.stderr)
+        reason = (str(exc).splitlines() or [""])[0][:300]
+        print(f"sasim: kernels not compiled ahead of time ({type(exc).__name__}: {reason}); "
+              f"numba compiles them on first use instead", file=sys.stderr)
         return 1
     print(f"compiled {len(compiled.MODULES)} kernel modules ahead of time into {target} "
           f"({time.perf_counter() - start:.1f} s)")
