@@ -20,12 +20,12 @@ $(VENV)/.dev-installed: pyproject.toml $(VENV)/.base-installed
 
 # numba's kernels for SySMT runs, compiled ahead of time (docs/performance.md, "Kernels compiled
 # ahead of time"); a failed build leaves numba's just-in-time kernels, which give the same results
+# (a build that fails says why in one line, and is tried again next time)
 AOT_SOURCES := $(addprefix simulator/kernels/,aot.py compiled.py jit.py sysmt.py sysmt_loops.py \
-	metrics.py metrics_loops.py)
+	metrics.py metrics_loops.py dram_controller.py dram_controller_loops.py)
 
 $(VENV)/.aot-built: $(VENV)/.base-installed $(AOT_SOURCES)
-	@$(PY) -m simulator.kernels.aot || true  # one line says why; numba compiles them instead
-	@touch $@
+	@if $(PY) -m simulator.kernels.aot; then touch $@; fi
 
 run: $(VENV)/.base-installed $(VENV)/.aot-built  ## the default job: compare the designs on the shipped workloads (CNNs, the digits ViT, a GPT-2 decode step)
 	$(SASIM) compare --workload digits_int8 --workload resnet18 --workload digits_vit_int8 --workload gpt2_decode --out out/compare

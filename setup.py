@@ -36,11 +36,15 @@ class _BuildPy(build_py):
 
     def run(self):
         super().run()
+        build_lib = Path(self.build_lib).resolve()
+        for old in (build_lib / "simulator" / "kernels").glob("_aot.*"):  # an earlier build's
+            old.unlink()
         if not AOT or getattr(self, "editable_mode", False):
             return
-        build_lib = Path(self.build_lib).resolve()
+        # the build's own path first; pip's isolated build environment stays on it
+        path = os.pathsep.join(filter(None, [str(build_lib), os.environ.get("PYTHONPATH")]))
         with tempfile.TemporaryDirectory(prefix="sasim-aot-cache-") as cache:
-            env = {**os.environ, "PYTHONPATH": str(build_lib), "NUMBA_CACHE_DIR": cache,
+            env = {**os.environ, "PYTHONPATH": path, "NUMBA_CACHE_DIR": cache,
                    "PYTHONDONTWRITEBYTECODE": "1"}
             done = subprocess.run([sys.executable, "-m", "simulator.kernels.aot", "--out",
                                    str(build_lib / "simulator" / "kernels")],

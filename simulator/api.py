@@ -617,7 +617,7 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
             gemm = [layer for layer in workload.layers if layer.is_gemm]
             results = dict(zip([layer.name for layer in gemm], stack.enter_context(
                 in_process(functools.partial(_layer_functional, pe, workload), gemm,
-                           share=True))))
+                           share=pe.runs_without_numba()))))
         return _run_layers(arch, pe, tech, workload, run_functional, output_sink, progress,
                            timeline, coding, zap, compression, codec, results)
 

@@ -9,8 +9,8 @@ digest of the sources it was built from (:func:`simulator.kernels.compiled.sourc
 so an edited source or another processor makes the build stale and the run falls back to
 numba (docs/performance.md, "Kernels compiled ahead of time").
 
-Run by ``make`` (for a checkout) and by the wheel's build (setup.py). It takes about
-15 s; numba and a C compiler are needed to build, not to use the result.
+Run by ``make`` (for a checkout) and by the wheel's build (setup.py). It takes 20-50 s on
+two cores; numba and a C compiler are needed to build, not to use the result.
 """
 
 from __future__ import annotations
@@ -89,7 +89,9 @@ def build(out_dir: Path | None = None) -> Path:
     out_dir = Path(out_dir) if out_dir is not None else package
     name = compiled.EXTENSION.rsplit(".", 1)[1]
     cc = CC(name)
-    cc.target_cpu = "host"  # the digest records the processor (compiled.processor)
+    # this processor where its features are known (the digest records them:
+    # compiled.processor), else the machine type's generic processor
+    cc.target_cpu = "host" if compiled.host_features() else ""
     cc.verbose = False
     options: dict[Any, dict[str, Any]] = {}
     for module_name in compiled.MODULES:

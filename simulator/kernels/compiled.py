@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MODULES", "EXTENSION", "kernels", "is_compiled", "status", "source_digest", "processor",
-           "export_name", "value_code"]
+__all__ = ["MODULES", "EXTENSION", "kernels", "is_compiled", "status", "source_digest",
+           "processor", "host_features", "same_constants", "export_name", "value_code"]
 
 #: The loop modules compiled ahead of time (each holds an ``AOT`` table: kernel name to the
 #: argument types of its variants; simulator/kernels/aot.py reads it).
@@ -74,37 +74,44 @@ def value_code(value: Any) -> str:
         return f"{value.dtype.str[1:]}x{value.ndim}{'' if flags.writeable else 'r'}"
     if isinstance(value, (bool, np.bool_)):
         return "b"
-    if isinstance(value, (int, np.integer)):
+    if isinstance(value, (int, np.int64)):  # what an int64 argument is compiled for
         return "i"
-    if isinstance(value, (float, np.floating)):
+    if isinstance(value, (float, np.float64)):
         return "f"
-    return "?"
+    return "?"  # other numpy scalars: numba would compile them as their own type
 
 
-def processor() -> str:
-    """What the compiled code was built for: the machine and, on Linux, the processor's
-    model and feature flags (a build for one processor may use instructions another
-    lacks)."""
-    ident = [platform.machine(), sys.implementation.cache_tag or ""]
+def host_features() -> str | None:
+    """The processor's feature flags (Linux's ``/proc/cpuinfo``, first processor), or
+    ``None`` where they cannot be read: the builder then compiles for the machine's generic
+    processor, whose code runs on any processor of the machine type."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
             for line in cpuinfo:
-                if line.startswith(("model name", "flags", "Features", "CPU part")):
-                    ident.append(" ".join(line.split()))
-                elif not line.strip() and len(ident) > 2:  # the first processor's block
-                    break
+                if line.startswith(("flags", "Features", "isa")):
+                    return " ".join(line.split())
+                if not line.strip():  # the end of the first processor's block
+                    return None
     except OSError:
-        ident.append(platform.processor())
-    return "\n".join(ident)
+        pass
+    return None
+
+
+def processor() -> str:
+    """What the compiled code was built for: the machine type, the interpreter, and the
+    processor's feature flags when they are known (a build for this processor may use
+    instructions another lacks; without them the build is generic)."""
+    return "\n".join([platform.machine(), sys.implementation.cache_tag or "",
+                      host_features() or "generic"])
 
 
 def source_digest(module: str) -> int:
     """A 62-bit digest of what a build of loop module ``X_loops`` must match: its source, its
-    driver ``X``'s (whose constants it compiles in), the compile options
-    (simulator/kernels/jit.py), the builder's, and :func:`processor`."""
+    driver ``X``'s, the compile options (simulator/kernels/jit.py), the builder's, this
+    module's (the export names and argument codes), and :func:`processor`."""
     digest = hashlib.sha256(processor().encode())
     for name in (module, module.removesuffix("_loops"), "simulator.kernels.jit",
-                 "simulator.kernels.aot"):
+                 "simulator.kernels.aot", "simulator.kernels.compiled"):
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
             raise ImportError(f"no source for {name}")
@@ -113,10 +120,25 @@ def source_digest(module: str) -> int:
     return int.from_bytes(digest.digest()[:8], "little") >> 2
 
 
+def same_constants(driver: str, values: dict[str, Any]) -> None:
+    """Check that a loop module's constants equal its driver's.
+
+    A loop module compiles its constants into its machine code, and numba's cache sees
+    edits to the loop module's own file only: so the constants are written in the loop
+    module itself, and this check (on its import) turns a driver edited alone into an
+    error instead of a cached kernel with the old values."""
+    module = importlib.import_module(driver)
+    differ = sorted(name for name, value in values.items() if getattr(module, name) != value)
+    if differ:
+        raise ImportError(f"{driver} and its loops disagree on {', '.join(differ)}: "
+                          f"change both")
+
+
 def _load_extension(where: str | None = None) -> Any:
     """The extension module (from file ``where``, default ``SASIM_AOT`` or the package), or
-    ``None`` (not built, turned off, or not loadable here)."""
+    ``None`` (not built, turned off, or not loadable here: :data:`_WHY` says why)."""
     where = os.environ.get("SASIM_AOT", "") if where is None else where
+    _WHY.clear()
     if where == "0":
         return None
     try:
@@ -124,18 +146,30 @@ def _load_extension(where: str | None = None) -> Any:
             loader = importlib.machinery.ExtensionFileLoader(EXTENSION, where)
             spec = importlib.util.spec_from_file_location(EXTENSION, where, loader=loader)
             if spec is None:
-                return None
+                raise ImportError("not an extension module")
             module = importlib.util.module_from_spec(spec)
             loader.exec_module(module)
             return module
         return importlib.import_module(EXTENSION)
-    except (ImportError, OSError):
+    except (ImportError, OSError) as exc:
+        if where or not isinstance(exc, ModuleNotFoundError):  # there, and not loadable
+            _WHY.append(f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}")
         return None
+
+
+#: Why the extension module named (``SASIM_AOT``) or built did not load (empty: loaded,
+#: not built, or turned off).
+_WHY: list[str] = []
 
 
 @functools.cache
 def _extension() -> Any:
-    return _load_extension()
+    extension = _load_extension()
+    if _WHY:  # named or built, and not loadable: said once
+        where = os.environ.get("SASIM_AOT", "") or "the package's build"
+        sys.stderr.write(f"sasim: warning: kernels compiled ahead of time: {where} does not "
+                         f"load ({_WHY[0]}); numba's kernels run instead\n")
+    return extension
 
 
 class _Variants:
@@ -205,10 +239,12 @@ def is_compiled(module: str) -> bool:
 
 def status() -> dict[str, str]:
     """Each compiled module's state: ``compiled``, ``stale`` (built from other sources or for
-    another processor), ``not built`` or ``off`` (``SASIM_AOT=0``)."""
+    another processor), ``not built``, ``not loadable (why)`` or ``off`` (``SASIM_AOT=0``)."""
     if os.environ.get("SASIM_AOT", "") == "0":
         return dict.fromkeys(MODULES, "off")
     extension = _load_extension()
+    if extension is None and _WHY:
+        return dict.fromkeys(MODULES, f"not loadable ({_WHY[0]})")
     states = {}
     for module in MODULES:
         if extension is None or not hasattr(extension, digest_name(module)):

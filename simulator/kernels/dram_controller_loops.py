@@ -1,6 +1,7 @@
 """The compiled loops of the per-request DRAM controller
-(:mod:`simulator.kernels.dram_controller` documents the rules and checks the arguments). Compiled by numba on first use, or ahead of
-time (:data:`AOT`; docs/performance.md, "Kernels compiled ahead of time").
+(:mod:`simulator.kernels.dram_controller` documents the rules and checks the arguments).
+Compiled by numba on first use, or ahead of time (:data:`AOT`; docs/performance.md,
+"Kernels compiled ahead of time").
 """
 
 from __future__ import annotations
@@ -8,13 +9,22 @@ from __future__ import annotations
 import numpy as np
 from numba import types
 
-from simulator.kernels.dram_controller import (C_ACTIVATES, C_END, C_LAST_COLUMN, C_MISSES,
-    C_PRECHARGES, C_REFRESHES, P_BURST, P_CLOSED, P_COLUMNS, P_DEPTH, P_GROUPS, P_PER_GROUP,
-    P_ROW_BANK_COL, P_TCCD_L, P_TCCD_S, P_TCL, P_TCWL, P_TFAW, P_TRAS, P_TRC, P_TRCD, P_TREFI,
-    P_TRFC, P_TRP, P_TRRD_L, P_TRRD_S, P_TRTP, P_TWR, P_TWTR, _CLOSED_ROW, _FOREIGN_ROW, _PAST)
+from simulator.kernels.compiled import same_constants
 from simulator.kernels.jit import njit
 
 __all__ = ["AOT"]
+
+# Compiled in: written here (numba's cache sees this file only), checked against the
+# driver's on import. The timing vector's entries, the counts vector's, and the row states.
+(P_GROUPS, P_PER_GROUP, P_COLUMNS, P_ROW_BANK_COL, P_CLOSED, P_DEPTH, P_BURST, P_TCL, P_TCWL,
+ P_TRCD, P_TRP, P_TRAS, P_TRC, P_TCCD_S, P_TCCD_L, P_TRRD_S, P_TRRD_L, P_TFAW, P_TWR, P_TWTR,
+ P_TRTP, P_TREFI, P_TRFC) = range(23)
+C_END, C_ACTIVATES, C_PRECHARGES, C_REFRESHES, C_MISSES, C_LAST_COLUMN = range(6)
+_PAST, _CLOSED_ROW, _FOREIGN_ROW = -(1 << 60), -2, -1
+same_constants("simulator.kernels.dram_controller",
+               {name: value for name, value in globals().items()
+                if name.startswith(("P_", "C_")) or name in ("_PAST", "_CLOSED_ROW",
+                                                             "_FOREIGN_ROW")})
 
 
 @njit(inline="always")

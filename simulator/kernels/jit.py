@@ -98,15 +98,16 @@ def njit(function: Callable | None = None, *, checked: bool = True, parallel: bo
 #: parent raises while it waits for a result (then the child uses every core).
 _CHILD_THREADS: int | None = None
 _PARENT_WAITS: Any = None
-#: Raised in a parent of :func:`in_process` while it computes items beside its child.
-_PARENT_SHARES = threading.Event()
+#: ``sharing`` is set in the thread of a parent of :func:`in_process` while it computes
+#: items beside its child.
+_PARENT_SHARES = threading.local()
 
 
 def kernel_threads() -> int:
     """Threads a parallel kernel may use: ``NUMBA_NUM_THREADS`` (default: the cores); in a
     child of :func:`in_process`, the threads it was given, or every core while its parent
     waits for it; one in its parent while the parent computes items beside it."""
-    if _PARENT_SHARES.is_set():
+    if getattr(_PARENT_SHARES, "sharing", False):
         return 1
     if _CHILD_THREADS is not None:
         return max(_CHILD_THREADS, os.cpu_count() or 1) if _PARENT_WAITS.value \
@@ -266,15 +267,18 @@ class _Child:
             if index < self._claims[0]:
                 return False
             self._claims[1] = index
-        _PARENT_SHARES.set()
+        _PARENT_SHARES.sharing = True
         try:
             value = self._fn(self._items[index])
-        except BaseException as exc:  # raised where it is asked for, as the child's are
+        except Exception as exc:  # raised where it is asked for, as the child's are
             self.futures[index].set_exception(exc)
+        except BaseException as exc:  # a stop (signal, interrupt): the item fails, now
+            self.futures[index].set_exception(exc)
+            raise
         else:
             self.futures[index].set_result(value)
         finally:
-            _PARENT_SHARES.clear()
+            _PARENT_SHARES.sharing = False
         return True
 
     def _read(self) -> None:
@@ -392,7 +396,9 @@ def in_process(fn: Callable[[_I], _T], items: Sequence[_I], threads: int = 1,
     ``share``: the items are independent (any order will do), and a caller asking for a
     result that is not there yet computes the last items nobody has claimed itself, one at
     a time (each with one kernel thread), until it is: both processes work until the items
-    run out (docs/performance.md, "Functional models beside the engine").
+    run out (docs/performance.md, "Functional models beside the engine"); ``timeout``
+    does not bound an item the caller computes. An interrupt or a stop raised while it
+    computes one goes on up at once (the item fails with it).
     """
     child = _Child(fn, items, threads, share)
     try:

@@ -7,8 +7,12 @@ from __future__ import annotations
 import numpy as np
 from numba import types
 
+from simulator.kernels.compiled import same_constants
 from simulator.kernels.jit import njit
-from simulator.kernels.metrics import _BLOCK
+
+# compiled in: written here (numba's cache sees this file only), checked against the driver's
+_BLOCK = 1024
+same_constants("simulator.kernels.metrics", {"_BLOCK": _BLOCK})
 
 __all__ = ["AOT"]
 

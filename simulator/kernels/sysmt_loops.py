@@ -3,7 +3,8 @@ documents how they are fast).
 
 Compiled by numba on first use, or ahead of time (:data:`AOT`, the variants
 simulator/kernels/aot.py builds; docs/performance.md, "Kernels compiled ahead of time").
-The constants come from the driver module, so both read the same ones.
+The constants it compiles in are written here and checked against the driver's on import
+(:func:`simulator.kernels.compiled.same_constants`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,14 @@ from __future__ import annotations
 import numpy as np
 from numba import types
 
+from simulator.kernels.compiled import same_constants
 from simulator.kernels.jit import njit
-from simulator.kernels.sysmt import _EXCEPTION_RATIO, _HIGH, _LOW
+
+# compiled in: written here (numba's cache sees this file only), checked against the driver's
+_LOW, _HIGH = -128, 255
+_EXCEPTION_RATIO = 16
+same_constants("simulator.kernels.sysmt", {"_LOW": _LOW, "_HIGH": _HIGH,
+                                           "_EXCEPTION_RATIO": _EXCEPTION_RATIO})
 
 __all__ = ["trim", "AOT"]
 

@@ -207,7 +207,6 @@ def _locator(spec: DramSpec, offset: int):
 
 
 @functools.lru_cache(maxsize=64)
-@functools.lru_cache(maxsize=64)
 def _params(spec: DramSpec):
     """The compiled controller's timing vector for ``spec`` (read-only: shared)."""
     import numpy as np

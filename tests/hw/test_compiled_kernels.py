@@ -242,6 +242,53 @@ def test_the_builder_checks_and_reports(monkeypatch, capsys):
     monkeypatch.setenv("SASIM_AOT", "0")
     assert aot.main(["--check"]) == 0
     assert capsys.readouterr().out.split("\n")[:-1] == [f"{m}: off" for m in compiled.MODULES]
-    monkeypatch.setenv("SASIM_AOT", "/nonexistent/_aot.so")
-    aot.main(["--check"])
-    assert "not built" in capsys.readouterr().out
+    for where in ("/nonexistent/_aot.so", "/etc/passwd", "/tmp"):  # named, not loadable
+        monkeypatch.setenv("SASIM_AOT", where)
+        aot.main(["--check"])
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == len(compiled.MODULES)
+        assert all(": not loadable (" in line for line in lines), lines
+
+
+def test_a_named_build_that_does_not_load_is_said_once(monkeypatch, capsys):
+    monkeypatch.setenv("SASIM_AOT", "/etc/passwd")
+    compiled._extension.cache_clear()
+    try:
+        assert compiled._extension() is None and compiled._extension() is None
+    finally:
+        compiled._extension.cache_clear()
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "sasim: warning: kernels compiled ahead of time: /etc/passwd does not load (")
+    assert err[0].endswith("numba's kernels run instead")
+
+
+def test_loops_and_drivers_must_agree_on_constants():
+    """A loop module's compiled-in constants are its own (numba's cache sees its file only)
+    and must equal its driver's: a driver edited alone is an import error."""
+    compiled.same_constants("simulator.kernels.metrics", {"_BLOCK": metrics._BLOCK})
+    with pytest.raises(ImportError, match="disagree on _BLOCK: change both"):
+        compiled.same_constants("simulator.kernels.metrics", {"_BLOCK": 2048})
+
+
+def test_numpy_scalars_other_than_int64_and_float64_match_no_variant():
+    assert [compiled.value_code(v) for v in (np.int32(3), np.uint64(3), np.float32(1.0),
+                                             np.float64(1.0), np.bool_(True))] == \
+        ["?", "?", "?", "f", "b"]
+
+
+def test_a_build_without_processor_features_is_generic(monkeypatch):
+    monkeypatch.setattr(compiled, "host_features", lambda: None)
+    assert compiled.processor().endswith("\ngeneric")
+
+
+def test_only_a_pe_whose_kernels_are_compiled_shares_its_functional_work(extension,
+                                                                         monkeypatch):
+    from simulator.hw.pe.dense import DenseOptions, DensePE
+    from simulator.hw.pe.sysmt import SySMTOptions, SySMTPE
+
+    monkeypatch.setattr(compiled, "_extension", lambda: extension)
+    assert SySMTPE(SySMTOptions(threads=4)).runs_without_numba()
+    assert not DensePE(DenseOptions()).runs_without_numba()  # the default
+    monkeypatch.setattr(compiled, "_extension", lambda: None)
+    assert not SySMTPE(SySMTOptions(threads=4)).runs_without_numba()

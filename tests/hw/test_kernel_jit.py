@@ -215,7 +215,33 @@ def test_a_sharing_parent_computes_the_last_items_while_it_waits():
     assert [value for *_, value in [first, *rest]] == [0, 1, 4, 9, 25]
     assert first[0] != parent
     assert all(pid == parent and threads == 1 for pid, threads, _ in rest)
-    assert jit.kernel_threads() >= 1 and not jit._PARENT_SHARES.is_set()
+    assert jit.kernel_threads() >= 1 and not getattr(jit._PARENT_SHARES, "sharing", False)
+
+
+def test_an_interrupt_while_the_parent_computes_goes_on_up_at_once():
+    """A stop (KeyboardInterrupt, the CLI's signal exception) raised in an item the parent
+    computes is not kept for later: it leaves ``result`` at once, and the item fails."""
+    import time
+
+    parent = os.getpid()
+
+    def work(item: int) -> int:
+        if os.getpid() != parent:
+            time.sleep(5.0)  # the child holds item 0
+        elif item == 3:
+            raise KeyboardInterrupt
+        return item
+
+    with jit.in_process(work, [0, 1, 2, 3], share=True) as futures:
+        claims = futures[0]._child._claims
+        deadline = time.monotonic() + 60
+        while claims[0] < 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        with pytest.raises(KeyboardInterrupt):
+            futures[0].result(timeout=60)
+        assert isinstance(futures[3].exception(timeout=0), KeyboardInterrupt)
+        assert not futures[2].done()  # nothing more was computed after the stop
+    assert jit.kernel_threads() >= 1
 
 
 def test_a_sharing_parent_does_not_take_what_a_dead_child_left():

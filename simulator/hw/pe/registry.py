@@ -361,6 +361,14 @@ class PEModel(ABC):
         "Compressed operands"); None (the default): plain ``weight_bits`` words."""
         return None
 
+    def runs_without_numba(self) -> bool:
+        """Whether this PE's functional model runs without importing numba (its kernels were
+        compiled ahead of time, or it has none): the process of ``sasim run`` then shares the
+        functional work with its child (docs/performance.md, "Functional models beside the
+        engine"), which would otherwise cost it numba's import and cache load. Default
+        False."""
+        return False
+
     def needs_data(self, functional: bool) -> bool:
         """Whether a run of this PE needs layer data (a shape-only workload then gets
         synthetic data): a functional run of a data-dependent PE, or any run of a PE whose
