@@ -1170,7 +1170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with _signals_stop_cleanly():
-            return args.func(args)
+            status = args.func(args)
+        _kernel_warning()
+        return status
     except SasimError as exc:
         print(f"sasim: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
@@ -1196,6 +1198,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sasim: internal error: {one_line(f'{type(exc).__name__}: {exc}')} (at "
               f"{_innermost(exc)}; SASIM_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
+
+
+def _kernel_warning() -> None:
+    """The compiled kernels' load problem, if the command ran into one (one line)."""
+    compiled = sys.modules.get("simulator.kernels.compiled")
+    problem = compiled.load_problem() if compiled is not None else None
+    if problem is not None:
+        print(f"sasim: warning: {one_line(problem)}", file=sys.stderr)
 
 
 def _innermost(exc: BaseException) -> str:

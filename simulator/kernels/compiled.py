@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["MODULES", "EXTENSION", "kernels", "is_compiled", "status", "source_digest",
-           "processor", "host_features", "same_constants", "export_name", "value_code"]
+           "processor", "host_features", "same_constants", "load_problem", "export_name",
+           "value_code"]
 
 #: The loop modules compiled ahead of time (each holds an ``AOT`` table: kernel name to the
 #: argument types of its variants; simulator/kernels/aot.py reads it).
@@ -164,12 +165,18 @@ _WHY: list[str] = []
 
 @functools.cache
 def _extension() -> Any:
-    extension = _load_extension()
-    if _WHY:  # named or built, and not loadable: said once
-        where = os.environ.get("SASIM_AOT", "") or "the package's build"
-        sys.stderr.write(f"sasim: warning: kernels compiled ahead of time: {where} does not "
-                         f"load ({_WHY[0]}); numba's kernels run instead\n")
-    return extension
+    return _load_extension()
+
+
+def load_problem() -> str | None:
+    """Why this process's kernels run on numba although a build was named (``SASIM_AOT``)
+    or is installed: it does not load (``None``: no such problem, or none asked for yet).
+    ``sasim`` prints it as a warning after a command."""
+    if _extension.cache_info().currsize == 0 or not _WHY:
+        return None
+    where = os.environ.get("SASIM_AOT", "") or "the installed build"
+    return (f"kernels compiled ahead of time: {where} does not load ({_WHY[0]}); numba's "
+            f"kernels ran instead")
 
 
 class _Variants:
