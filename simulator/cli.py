@@ -529,7 +529,8 @@ def _inspect_data(args: argparse.Namespace):
     """The workload with the data ``inspect`` reads: its trace, or synthetic data."""
     from simulator.config.files import parse_override
     from simulator.config.schema import dump
-    from simulator.errors import ConfigError
+    from simulator.errors import ConfigError, WorkloadError
+    from simulator.workloads.layers import data_problem
     from simulator.workloads.synthetic import (synthesize, synthetic_options_from_file,
                                                synthetic_options_from_mapping)
 
@@ -546,6 +547,10 @@ def _inspect_data(args: argparse.Namespace):
         key, value = parse_override(item, "--data", dotted=False)
         raw[key[0]] = value
     options = synthetic_options_from_mapping(raw, "--data")
+    for layer in workload.layers:  # before any layer's data is drawn
+        problem = data_problem(layer)
+        if problem is not None:
+            raise WorkloadError(f"{workload.source}: layer '{layer.name}': {problem}")
     return synthesize(workload, options), options
 
 

@@ -550,6 +550,8 @@ class RunResult:
             **({"stats": dict(stats)} if stats else {}),
             "mse": noise / sum(l.m * l.n * l.groups for l in simulated),
             "max_abs_error": max(l.max_abs_error for l in simulated),
-            "sqnr_db": None if noise == 0 else 10 * math.log10(signal / noise),
+            # as a layer's (error_metrics): no error, None; all-zero exact outputs, -inf
+            "sqnr_db": (None if noise == 0 else
+                        10 * math.log10(signal / noise) if signal > 0 else -math.inf),
             "outputs_match_trace": all(matches) if matches else None,
         }

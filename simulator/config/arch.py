@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from simulator import shipped
 from simulator.config.accumulator import AccumulatorConfig
 from simulator.config.dram import IDEAL, DramConfig, dram_spec
 from simulator.config.files import apply_overrides, parse_override, read_text, read_yaml_mapping
@@ -16,7 +17,7 @@ from simulator.config.schema import (MAX_EXACT_INT, MIN_BANDWIDTH, at_least, bui
                                      did_you_mean, in_range, option, positive)
 from simulator.config.multicore import MulticoreConfig
 from simulator.config.zap import ZapConfig
-from simulator.errors import ConfigError, shorten
+from simulator.errors import ConfigError, PluginError, shorten
 from simulator.records import record
 
 __all__ = [
@@ -344,13 +345,23 @@ class VectorConfig:
         return dict(DEFAULT_RECIPES[op])
 
 
+def _tech_table(value: str) -> str | None:
+    """``energy.tech`` names a file that exists (its contents are checked when a run loads
+    it, with the file's own name in the message)."""
+    if value.strip() and shipped.path_exists(shipped.resolve(value, shipped.TECH_DIR,
+                                                             (".yaml",))):
+        return None
+    return ("a technology table shipped in arch_configs/tech/ (by name) or the path of an "
+            "existing YAML table")
+
+
 @record
 class EnergyConfig:
     """How energy and area are priced (docs/energy-model.md)."""
 
     tech: str = option("generic_45nm", doc="Technology table: a table shipped in "
                                            "arch_configs/tech/ by name, or a path to a YAML "
-                                           "table.")
+                                           "table.", check=_tech_table)
 
 
 @record
@@ -445,7 +456,11 @@ def _arch_from_mapping(data: dict[str, Any], where: str,
     if not isinstance(pe_type, str):
         raise ConfigError(f"{where}.pe.type: expected a string (a PE type name), "
                           f"got {shorten(pe_type)}")
-    if pe_type not in pe_types:
+    try:
+        known = pe_type in pe_types
+    except PluginError as exc:  # a broken plug-in of that name (docs/extending.md)
+        raise PluginError(f"{where}.pe.type: {exc}") from None
+    if not known:
         broken = sorted(getattr(pe_types, "broken", {}))
         hint = (f" (plug-ins that failed to load: {', '.join(broken)}; sasim list says why)"
                 if broken else "")
@@ -562,6 +577,15 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
             "timing": {"convention": "scalesim"}, "memory": out["memory"]}
 
 
+def _usable(pe_type: str, pe_types: Mapping[str, type[PEOptions]]) -> bool:
+    """Whether ``pe_type`` names a type that loads (an unknown type or a broken plug-in is
+    reported, with the file and key, when the ``pe`` section is validated)."""
+    try:
+        return pe_type in pe_types
+    except PluginError:
+        return False
+
+
 def _switch_pe_type(base: Mapping[str, Any], data: dict[str, Any], given: set[str],
                     pe_types: Mapping[str, type[PEOptions]]) -> dict[str, Any]:
     """When overrides change ``pe.type``, drop the base's type-specific ``pe`` keys (the
@@ -575,7 +599,7 @@ def _switch_pe_type(base: Mapping[str, Any], data: dict[str, Any], given: set[st
         return data
     default = default_pe_type(pe_types)
     old_type, new_type = old_pe.get("type", default), new_pe.get("type", default)
-    if not isinstance(new_type, str) or new_type == old_type or new_type not in pe_types:
+    if not isinstance(new_type, str) or new_type == old_type or not _usable(new_type, pe_types):
         return data
     # The accumulator is every type's (docs/accumulators.md): it stays.
     kept = {k: v for k, v in new_pe.items()
@@ -613,7 +637,7 @@ def _drop_unknown_nulls(data: dict[str, Any], unset: set[str],
     if not unset or not isinstance(pe, Mapping):
         return data
     pe_type = pe.get("type", default_pe_type(pe_types))
-    if not isinstance(pe_type, str) or pe_type not in pe_types:
+    if not isinstance(pe_type, str) or not _usable(pe_type, pe_types):
         return data  # the unknown type is what gets reported
     known = {f.name for f in dataclasses.fields(pe_types[pe_type])}
     drop = {k for k in unset if k not in known and pe.get(k, 0) is None}

@@ -18,15 +18,17 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
 from simulator.errors import ConfigError, SasimError, shorten
 
-__all__ = ["read_text", "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES", "MAX_INT_DIGITS", "INT64_MAX",
+__all__ = ["read_text", "open_input", "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES", "MAX_INT_DIGITS", "INT64_MAX",
            "read_yaml_mapping", "load_yaml_text", "load_json_text", "check_numbers",
            "parse_override", "apply_override", "apply_overrides"]
 
@@ -182,15 +184,31 @@ def load_yaml_text(text: str, where: str, error: type[SasimError] = ConfigError)
     return data
 
 
+def open_input(path: str | Path) -> BinaryIO:
+    """``path`` opened for reading in binary, without waiting for a writer: a named pipe
+    (FIFO) that no process writes to reads as empty instead of blocking the open forever;
+    one that has a writer is read as it comes (the descriptor blocks again once open)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_text(path: str | Path, what: str, error: type[SasimError] = ConfigError,
               limit: int = MAX_FILE_BYTES) -> str:
     """A text file's contents, read whole only when it holds at most ``limit`` bytes (also a
     device or a pipe, whose size ``stat`` does not tell); a bigger, missing, unreadable or
-    non-UTF-8 file raises ``error`` naming it and ``what`` it should be."""
+    non-UTF-8 file, or a named pipe no process writes to, raises ``error`` naming it and
+    ``what`` it should be."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
+        with open_input(path) as fh:
             data = fh.read(limit + 1)
+            if not data and stat.S_ISFIFO(os.fstat(fh.fileno()).st_mode):
+                raise error(f"{path}: a named pipe that no process writes to, expected {what}")
     except FileNotFoundError:
         raise error(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -267,6 +285,10 @@ def parse_override(text: str, flag: str = "--set", dotted: bool = True
     not valid YAML is taken as a plain string. ``flag`` names the option in messages;
     ``dotted=False`` keeps the key whole (one level).
     """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the locale did not decode (Python keeps surrogates)
+        raise ConfigError(f"{flag} {shorten(text)}: not UTF-8 text") from None
     key, sep, raw = text.partition("=")
     key = key.strip()
     parts = tuple(key.split(".")) if dotted else (key,)

@@ -251,10 +251,23 @@ def build(cls: type, data: Any, where: str) -> Any:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+#: Field names of each dataclass :func:`dump` met (None: not a dataclass); a sweep dumps
+#: every design, so the per-type lookups are kept.
+_DUMPED: dict[type, tuple[str, ...] | None] = {}
+_PLAIN = frozenset((int, float, str, bool, type(None)))
+
+
 def dump(obj: Any) -> Any:
     """Turn a schema instance back into plain YAML/JSON-able data."""
-    if dataclasses.is_dataclass(obj):
-        return {f.name: dump(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    cls = type(obj)
+    if cls in _PLAIN:
+        return obj
+    if cls not in _DUMPED:
+        _DUMPED[cls] = (tuple(f.name for f in dataclasses.fields(cls))
+                        if dataclasses.is_dataclass(cls) else None)
+    names = _DUMPED[cls]
+    if names is not None:
+        return {name: dump(getattr(obj, name)) for name in names}
     if isinstance(obj, Mapping):
         return {k: dump(v) for k, v in obj.items()}
     if isinstance(obj, tuple | list):

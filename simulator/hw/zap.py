@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from simulator.config.files import open_input
 from simulator.config.zap import PER_LAYER, ZapConfig
 from simulator.errors import ConfigError
 from simulator.kernels.zap import gate, mask_pattern, phase_folds, predictor_scores, zap_counts
@@ -74,7 +76,8 @@ def load_predictors(path: str | Path) -> TrainedPredictors:
     naming it."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        # through open_input: a named pipe without a writer fails at once, not forever
+        with open_input(path) as fh, np.load(fh, allow_pickle=False) as npz:
             manifest = json.loads(str(npz["manifest"]))
             grid = np.asarray(npz["grid"], dtype=np.float64)
             predictors: dict[int, dict[str, Predictor]] = {}
@@ -92,8 +95,9 @@ def load_predictors(path: str | Path) -> TrainedPredictors:
         raise ConfigError(f"{path}: ZAP predictors file not found (train them: "
                           f"benchmarks/zap_digits.py train; or zap.predictor_source: "
                           f"synthetic)") from None
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a ZAP predictors file ({exc})") from None
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{path}: not a ZAP predictors file ({exc or type(exc).__name__})"
+                          ) from None
     return TrainedPredictors(str(path), tuple(manifest["layers"]), predictors, grid, errors,
                              manifest)
 

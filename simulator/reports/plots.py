@@ -10,6 +10,7 @@ engine or hardware: the inputs are summary dicts and :class:`SweepResults`.
 
 from __future__ import annotations
 
+import logging
 import math
 import textwrap
 import zlib
@@ -18,9 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.transforms import Bbox
+
+# matplotlib warns on import when it cannot write its configuration directory (a read-only
+# home) and uses a temporary one instead, which changes nothing drawn here: errors only.
+logging.getLogger("matplotlib").setLevel(logging.ERROR)
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
 
 from simulator.errors import ResultsError
 from simulator.outputs import atomic_write

@@ -219,10 +219,14 @@ class DaskExecutor:
         held = _signals_held()
         held.__enter__()
         try:
+            # the workers ignore SIGINT (worker.dask_setup): a Ctrl-C to the terminal's
+            # process group stops the sweep through this process, which closes the cluster,
+            # instead of raising KeyboardInterrupt in every worker, each with a traceback
             self._cluster = LocalCluster(
                 n_workers=self.workers, threads_per_worker=1, processes=True,
                 local_directory=str(self.scratch) if self.scratch else None,
-                dashboard_address=None, silence_logs=logging.CRITICAL)
+                dashboard_address=None, silence_logs=logging.CRITICAL,
+                preload=["simulator.sweep.worker"])
             self._client = Client(self._cluster)
         except BaseException:
             held.__exit__(None, None, None)

@@ -24,7 +24,7 @@ import yaml
 
 import simulator
 from simulator import api, shipped
-from simulator.config.files import read_yaml_mapping
+from simulator.config.files import open_input, read_yaml_mapping
 from simulator.config.schema import build, dump, model_name, option
 from simulator.errors import ConfigError, SasimError, shorten
 from simulator.records import record
@@ -168,6 +168,7 @@ def sweep_from_mapping(data: Mapping[str, Any], where: str) -> SweepSpec:
     if "schema_version" not in data:
         raise ConfigError(f"{where}.schema_version: required key is missing "
                           f"(this version of sasim reads schema_version {SCHEMA_VERSION})")
+    _check_size(data, where)  # before every value of every axis is converted
     spec = build(SweepSpec, data, where)
     bases = (spec.base,) if isinstance(spec.base, str) else spec.base
     if not bases:
@@ -218,12 +219,35 @@ def sweep_from_mapping(data: Mapping[str, Any], where: str) -> SweepSpec:
     return spec
 
 
+def _check_size(data: Mapping[str, Any], where: str) -> None:
+    """Refuse, from the raw lists' lengths, a spec whose grid alone makes more than
+    :data:`MAX_POINTS` designs, or one of whose lists is longer (the full count, with the
+    bases, the zip and the workloads, follows the schema's checks)."""
+    lengths = []
+    for section in ("grid", "zip"):
+        axes = data.get(section)
+        if isinstance(axes, Mapping):
+            lengths += [(f"{section}.{key}", len(values)) for key, values in axes.items()
+                        if isinstance(values, list)]
+    for key, length in lengths:
+        if length > MAX_POINTS:
+            raise ConfigError(f"{where}.{key}: {length:,} values, more than the "
+                              f"{MAX_POINTS:,} points of one sweep; split it into several "
+                              f"sweeps")
+    grid = math.prod(n for key, n in lengths if key.startswith("grid.") and n)
+    if grid > MAX_POINTS:
+        raise ConfigError(f"{where}.grid: {grid:,} designs, more than the {MAX_POINTS:,} "
+                          f"points of one sweep; split it into several sweeps")
+
+
 def _check_unique(values: Sequence[Any], where: str) -> None:
-    seen = []
+    """Refuse a value listed twice (in linear time: an axis may hold 100,000 values)."""
+    seen: set[Any] = set()
     for value in values:
-        if any(value == s and type(value) is type(s) for s in seen):
-            raise ConfigError(f"{where}: {value!r} is listed twice")
-        seen.append(value)
+        key = (type(value), value)  # 1, 1.0 and True are different values here
+        if key in seen:
+            raise ConfigError(f"{where}: {shorten(value)} is listed twice")
+        seen.add(key)
 
 
 def override_text(key: str, value: Any) -> str:
@@ -258,7 +282,7 @@ def _local_path(entry: str, folder: Path) -> str:
 
 def _file_digest(path: str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_input(path) as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -359,7 +383,6 @@ def plan_sweep(spec: SweepSpec, source: str | Path) -> SweepPlan:
         except SasimError as exc:
             raise type(exc)(f"{where}.workloads: {entry}: {exc}") from None
         workloads.append((entry, path, _file_digest(workload.source)))
-    archs: dict[tuple[str, tuple[str, ...]], Mapping[str, Any]] = {}
     points = []
     acc = spec.accuracy
     accuracy = (None if acc is None else
@@ -369,22 +392,20 @@ def plan_sweep(spec: SweepSpec, source: str | Path) -> SweepPlan:
     for design in designs:
         base_path = _local_path(design.base, folder)
         overrides = tuple(_override_text(key, value) for key, value in design.overrides)
-        arch = archs.get((base_path, overrides))
-        if arch is None:
-            loader = loaders.get(base_path)
-            if loader is None:
-                try:
-                    loader = loaders[base_path] = api.arch_loader(base_path)
-                    loader(())
-                except ConfigError as exc:
-                    # an extra baseline design comes from sweep.baseline, not sweep.base
-                    key = "baseline" if design.base not in bases else "base"
-                    text = str(exc)
-                    named = text if text.startswith(f"{design.base}:") else \
-                        f"{design.base}: {text}"
-                    raise ConfigError(f"{where}.{key}: {named}") from None
-            arch = archs[(base_path, overrides)] = dump(
-                _validated_arch(spec, loader, design, overrides, where))
+        loader = loaders.get(base_path)
+        if loader is None:
+            try:
+                loader = loaders[base_path] = api.arch_loader(base_path)
+                loader(())
+            except ConfigError as exc:
+                # an extra baseline design comes from sweep.baseline, not sweep.base
+                key = "baseline" if design.base not in bases else "base"
+                text = str(exc)
+                named = text if text.startswith(f"{design.base}:") else \
+                    f"{design.base}: {text}"
+                raise ConfigError(f"{where}.{key}: {named}") from None
+        # only the point ids keep the resolved arch (100,000 of them would be kept alive)
+        arch = dump(_validated_arch(spec, loader, design, overrides, where))
         for entry, path, digest in workloads:
             points.append(SweepPoint(
                 index=len(points),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import signal
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +27,16 @@ from simulator.sweep.results import point_record, result_row
 from simulator.sweep.spec import SweepPoint
 from simulator.workloads.layers import LayerTensors, Workload
 
-__all__ = ["PointOutcome", "run_chunk", "run_point", "prepared_workload"]
+__all__ = ["PointOutcome", "run_chunk", "run_point", "prepared_workload", "dask_setup"]
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask's preload hook, run in each worker process of a sweep's local cluster as it
+    starts (:class:`simulator.sweep.executors.DaskExecutor`): SIGINT is ignored, since a
+    Ctrl-C reaches the whole process group and the sweep's own process stops the cluster
+    (docs/sweeps.md); the worker would otherwise print a KeyboardInterrupt traceback."""
+    del worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 #: Workloads whose layer data a worker keeps (each holds every layer's data once touched).
 DATA_CACHE_WORKLOADS = 2

@@ -146,7 +146,8 @@ def weight_nonzeros(w: np.ndarray, layer: Layer) -> np.ndarray:
     return np.ascontiguousarray(per_group.transpose(0, 2, 3, 1)).reshape(g, r * s * cg)
 
 
-def weights_to_gemm(w: np.ndarray, layer: Layer) -> np.ndarray:
+def weights_to_gemm(w: np.ndarray, layer: Layer, dtype: np.dtype | type | None = np.int64
+                    ) -> np.ndarray:
     """Lower the layer's weights to the GEMM operand B.
 
     Parameters
@@ -155,13 +156,15 @@ def weights_to_gemm(w: np.ndarray, layer: Layer) -> np.ndarray:
         Integer weights, (F, C/g, R, S) for conv2d, (out, in) for linear/gemm.
     layer : Layer
         The layer.
+    dtype : the result's dtype; ``None`` keeps the weights' own.
 
     Returns
     -------
     np.ndarray
-        int64 array of shape (g, Kd, Fg) in the same K order as :func:`im2col`.
+        Array of shape (g, Kd, Fg) in the same K order as :func:`im2col`.
     """
-    w = np.asarray(w).astype(np.int64, copy=False)
+    w = np.asarray(w)
+    w = w.astype(w.dtype if dtype is None else dtype, copy=False)
     if layer.op == "matmul":  # the right operand is already (K, N) per group
         gemm = layer.gemm
         return np.ascontiguousarray(w).reshape(gemm.groups, gemm.k, gemm.n)

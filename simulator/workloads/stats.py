@@ -83,19 +83,27 @@ class LayerStats:
     output_exact: bool | None
 
 
+def _magnitude(x: np.ndarray) -> np.ndarray:
+    """|x| in the narrowest integer type that holds it: 8-bit data as 16-bit (a layer's
+    weights may be hundreds of MB; int64 copies of them took 8x that)."""
+    narrow = np.int16 if x.dtype.kind in "iu" and x.dtype.itemsize == 1 else np.int64
+    return np.abs(x.astype(narrow))
+
+
 def _bits(magnitude: np.ndarray) -> np.ndarray:
-    return np.bitwise_count(magnitude.astype(np.uint64))
+    return np.bitwise_count(magnitude)
 
 
 def _two_of_four_fraction(weight: np.ndarray, layer: Layer) -> float:
+    nonzero = np.asarray(weight) != 0  # lowered as booleans: no int64 copy of the weights
     if layer.op == "matmul":  # the right operand is (batch, kv_heads, K, N): (g, Kd, Fg)
-        b = np.asarray(weight).reshape(layer.gemm.groups, layer.gemm.k, layer.gemm.n)
+        b = nonzero.reshape(layer.gemm.groups, layer.gemm.k, layer.gemm.n)
     else:
-        b = weights_to_gemm(weight, layer)  # (g, Kd, Fg)
+        b = weights_to_gemm(nonzero, layer, dtype=None)  # (g, Kd, Fg)
     g, kd, fg = b.shape
     pad = (-kd) % 4
-    nonzero = np.concatenate([b != 0, np.zeros((g, pad, fg), dtype=bool)], axis=1)
-    per_group = nonzero.reshape(g, (kd + pad) // 4, 4, fg).sum(axis=2)
+    nonzero = np.concatenate([b, np.zeros((g, pad, fg), dtype=bool)], axis=1)
+    per_group = nonzero.reshape(g, (kd + pad) // 4, 4, fg).sum(axis=2, dtype=np.int8)
     return float(np.mean(per_group <= 2)) if per_group.size else 1.0
 
 
@@ -103,10 +111,10 @@ def layer_stats(layer: Layer, tensors: LayerTensors, check_output: bool = True) 
     """Compute :class:`LayerStats` for one layer and its integer data (a float input of a
     vector layer as its 8-bit codes, :func:`~simulator.workloads.layers.float_codes`)."""
     x = np.asarray(tensors.input)
-    a = np.abs(float_codes(x)[0] if x.dtype.kind == "f" else x.astype(np.int64))
+    a = _magnitude(float_codes(x)[0] if x.dtype.kind == "f" else x)
     a_bits = _bits(a)
     a_nonzero = a[a != 0]
-    logs = np.log(a_nonzero) if a_nonzero.size else np.zeros(0)
+    logs = np.log(a_nonzero, dtype=np.float64) if a_nonzero.size else np.zeros(0)
     output_exact = None
     if check_output and tensors.output is not None and layer.is_gemm:
         output_exact = bool(np.array_equal(exact_output(tensors, layer), tensors.output))
@@ -133,7 +141,7 @@ def _weight_stats(weight: np.ndarray | None, layer: Layer) -> dict[str, Any]:
         return dict(weight_zero_fraction=math.nan, weight_small_fraction=math.nan,
                     weight_mean_bits=math.nan, weight_mean_nonzero_bits=math.nan,
                     weight_max_abs=0, weight_2to4_fraction=math.nan)
-    w = np.abs(np.asarray(weight, dtype=np.int64))
+    w = _magnitude(np.asarray(weight))
     w_bits = _bits(w)
     return dict(weight_zero_fraction=float(np.mean(w == 0)),
                 weight_small_fraction=float(np.mean(w < SMALL)),

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.config.files import load_json_text
+from simulator.config.files import load_json_text, open_input
 from simulator.config.schema import did_you_mean
 from simulator.errors import TraceError, shorten
 from simulator.outputs import OutputError, file_mode, json_text, temp_name
@@ -392,8 +392,10 @@ def _open_npz(path: Path) -> Any:
     if not path_exists(path):
         raise TraceError(f"{path}: file not found")
     try:
-        if not zipfile.is_zipfile(path):  # np.load would try it as a pickle
-            raise TraceError(f"{path}: not an .npz archive (a trace is a zip of .npy members)")
+        with open_input(path) as fh:  # a named pipe without a writer is not waited for
+            if not zipfile.is_zipfile(fh):  # np.load would try it as a pickle
+                raise TraceError(f"{path}: not an .npz archive (a trace is a zip of .npy "
+                                 f"members)")
         npz = np.load(path, allow_pickle=False)
     except _READ_ERRORS as exc:
         raise TraceError(f"{path}: not a readable .npz archive (truncated or corrupt?): "

@@ -29,10 +29,14 @@ def start(argv: list[str], cwd: Path) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def stop(process: subprocess.Popen, signum: int) -> tuple[int, str]:
-    """Send ``signum`` to the command (not its group), wait (bounded); kill the session if
-    it hangs, so that a failing test leaves nothing behind either."""
-    process.send_signal(signum)
+def stop(process: subprocess.Popen, signum: int, group: bool = False) -> tuple[int, str]:
+    """Send ``signum`` to the command (or, like a Ctrl-C in a terminal, to its whole process
+    group), wait (bounded); kill the session if it hangs, so that a failing test leaves
+    nothing behind either."""
+    if group:
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
     try:
         _, err = process.communicate(timeout=60)
     finally:
@@ -100,7 +104,8 @@ def write_spec(folder: Path) -> Path:
     return path
 
 
-def sweep_then_signal(root: Path, signum: int, done_before: int, *extra: str) -> tuple:
+def sweep_then_signal(root: Path, signum: int, done_before: int, *extra: str,
+                      group: bool = False) -> tuple:
     out = root / "out"
     process = start(sasim("sweep", write_spec(root), "--out", out, "--workers", "2",
                           "--chunk-size", "1", *extra), root)
@@ -112,7 +117,7 @@ def sweep_then_signal(root: Path, signum: int, done_before: int, *extra: str) ->
         if workers and points.is_dir() and len(list(points.glob("*.json"))) >= done_before:
             break
         time.sleep(0.01)
-    status, err = stop(process, signum)
+    status, err = stop(process, signum, group)
     return out, status, err, workers
 
 
@@ -151,5 +156,16 @@ def test_sigterm_stops_a_dask_sweep_and_its_cluster(tmp_path):
                                                   "--executor", "dask")
     assert "Traceback" not in err, err
     assert status in (0, STOPPED[signal.SIGTERM]), err
+    assert workers
+    assert not (out / ".dask-scratch").exists()
+
+
+def test_ctrl_c_to_a_dask_sweeps_process_group_prints_no_worker_traceback(tmp_path):
+    """A terminal's Ctrl-C reaches every process of the group: the local cluster's workers
+    ignore it (the sweep's process stops them), so none prints a KeyboardInterrupt."""
+    out, status, err, workers = sweep_then_signal(tmp_path, signal.SIGINT, 2,
+                                                  "--executor", "dask", group=True)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert status in (0, STOPPED[signal.SIGINT]), err
     assert workers
     assert not (out / ".dask-scratch").exists()

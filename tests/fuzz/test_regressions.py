@@ -5,6 +5,7 @@ accepted."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import zipfile
 from pathlib import Path
@@ -752,9 +753,10 @@ def test_a_text_file_named_npz(tmp_path):
 @pytest.mark.parametrize("argv, words", [
     (["--arch", "", "--workload", "resnet18"], ["an empty path", "arch config"]),
     (["--arch", "os_sa_16x16", "--workload", "resnet18", "--set", "energy.tech="],
-     ["energy.tech: an empty path", "technology table"]),
+     ["energy.tech: expected a technology table", "got ''"]),
 ])
 def test_an_empty_path_says_so(argv, words):
+    """(An arch's technology table is checked with the arch: the message names the file.)"""
     assert_refused(run_cli("run", *argv, "--timing-only"), *words)
 
 
@@ -847,3 +849,81 @@ def test_another_models_zap_predictors_are_refused():
                      "--set", f"zap.predictors={REPO / 'workloads/digits_int8_zap.npz'}",
                      "--timing-only")
     assert_refused(result, "digits_int8_zap.npz", "none of which the workload has")
+
+
+# ----------------------------------------------------------------- named pipes, argv bytes
+
+@pytest.mark.parametrize("flag, name", [("--arch", "arch.yaml"), ("--workload", "w.yaml"),
+                                        ("--workload", "w.csv"), ("--workload", "t.npz")])
+def test_a_named_pipe_without_a_writer_is_refused_at_once(tmp_path, flag, name):
+    """Opening a FIFO for reading would wait for a writer forever; it is read without
+    waiting, so one that no process writes to is refused in one line."""
+    pipe = tmp_path / name
+    os.mkfifo(pipe)
+    other = ["--workload", _tiny(tmp_path)] if flag == "--arch" else ["--arch", "os_sa_16x16"]
+    result = run_cli("run", flag, pipe, *other, "--timing-only", timeout=20)
+    assert_refused(result, name)
+
+
+def test_zap_predictors_from_a_named_pipe_are_refused_at_once(tmp_path):
+    pipe = tmp_path / "p.npz"
+    os.mkfifo(pipe)
+    result = run_cli("run", "--arch", "zap_os_sa_16x16", "--workload", "digits_int8",
+                     "--set", f"zap.predictors={pipe}", "--timing-only", timeout=20)
+    assert_refused(result, "p.npz", "not a ZAP predictors file")
+
+
+@pytest.mark.parametrize("override", ["name=\udcff", "pe.type=\udcff", "\udcff=1"])
+def test_an_override_that_is_not_utf8_is_refused(tmp_path, override):
+    """argv bytes the locale does not decode reach Python as surrogates, which no YAML
+    reader takes."""
+    result = _run_arch(tmp_path, "os_sa_16x16", "--set", override)
+    assert_refused(result, "--set", "not UTF-8 text")
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated"])
+def test_an_empty_or_truncated_zap_predictors_file_is_refused(tmp_path, content):
+    path = tmp_path / "p.npz"
+    path.write_bytes(content)
+    result = run_cli("run", "--arch", "zap_os_sa_16x16", "--workload", "digits_int8",
+                     "--set", f"zap.predictors={path}", "--timing-only")
+    assert_refused(result, "p.npz", "not a ZAP predictors file")
+
+
+def _cancelling_trace(path: Path) -> Path:
+    """One linear layer whose exact output is 0 (5*7 - 7*5) and which SWIS with one shift
+    does not compute exactly: no signal, some noise (SQNR minus infinity)."""
+    manifest = {"format": "sasim-trace", "schema_version": 1, "model": "cancel",
+                "layers": [{"name": "fc", "op": "linear", "activation_signed": False,
+                            "activation_bits": 8, "weight_bits": 8,
+                            "arrays": ["input", "weight", "output"]}]}
+    np.savez(path, manifest=np.array(json.dumps(manifest)),
+             **{"fc.input": np.array([[5, 7]], np.uint8),
+                "fc.weight": np.array([[7, -5]], np.int8),
+                "fc.output": np.array([[0]], np.int64)})
+    return path
+
+
+def test_outputs_with_no_signal_report_sqnr_as_null(tmp_path):
+    """The run's total SQNR, like a layer's, is minus infinity when the exact outputs are all
+    zero and the simulated ones are not; strict JSON writes it as null."""
+    arch = _arch(tmp_path, "schema_version: 1\nname: s1\narray: {rows: 4, cols: 4}\n"
+                           "pe: {type: swis, shifts: 1, group_size: 2}\n")
+    trace = _cancelling_trace(tmp_path / "t.npz")
+    out = tmp_path / "o"
+    result = run_cli("run", "--arch", arch, "--workload", trace, "--json", "--out", out)
+    assert_promise(result)
+    assert result.status == 0, result.err
+    summary = json.loads((out / "summary.json").read_text(),
+                         parse_constant=lambda name: pytest.fail(f"non-strict JSON: {name}"))
+    assert summary["sqnr_db"] is None and summary["mse"] > 0
+
+
+def test_inspect_refuses_synthetic_data_that_cannot_fit(tmp_path):
+    """inspect draws synthetic data: a layer whose data cannot be held is refused before
+    any is drawn, as a run refuses it."""
+    path = _write(tmp_path / "w.yaml", yaml.safe_dump({
+        "schema_version": 1, "name": "t", "layers": [
+            {"name": "fc", "op": "linear", "in_features": 100_000, "out_features": 100_000,
+             "tokens": 1000}]}))
+    assert_refused(run_cli("inspect", path), "w.yaml", "layer 'fc'", "its data take")

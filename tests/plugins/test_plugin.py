@@ -186,6 +186,13 @@ def test_broken_plugin_fails_only_the_runs_that_ask_for_it(site, tmp_path, targe
                   "resnet18", "--timing-only", path=site, cwd=tmp_path)
     assert asked.returncode == 2 and asked.stderr.count("\n") == 1, asked.stderr
     assert "Traceback" not in asked.stderr and says in asked.stderr
+    assert "os_sa_16x16" in asked.stderr and "pe.type: PE plug-in" in asked.stderr
+    broken_arch = tmp_path / "broken_16x16.yaml"
+    broken_arch.write_text(ARCH.replace("type: lanes", "type: broken"))
+    named = sasim("run", "--arch", str(broken_arch), "--workload", "resnet18",
+                  "--timing-only", path=site, cwd=tmp_path)
+    assert named.returncode == 2 and named.stderr.count("\n") == 1, named.stderr
+    assert f"{broken_arch}: arch.pe.type: PE plug-in entry point 'broken'" in named.stderr
     typo = sasim("run", "--arch", "os_sa_16x16", "--set", "pe.type=nosuch", "--workload",
                  "resnet18", "--timing-only", path=site, cwd=tmp_path)
     assert typo.returncode == 2 and "unknown PE type 'nosuch'" in typo.stderr

@@ -406,3 +406,13 @@ def test_a_torn_last_line_is_ignored_and_bad_files_are_one_error(tmp_path, resul
         load_results(bad)
     with pytest.raises(ResultsError, match="file not found"):
         load_results(tmp_path / "missing.csv")
+
+
+def test_an_unwritable_matplotlib_directory_adds_nothing_to_stderr(tmp_path):
+    """matplotlib warns on import when it cannot write its configuration directory (a
+    read-only home) and uses a temporary one; sasim's one-line promise keeps stderr empty."""
+    code = "from simulator.reports import plots"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO),
+                                          "MPLCONFIGDIR": "/proc/no-such-directory"})
+    assert done.returncode == 0 and done.stderr == "", done.stderr

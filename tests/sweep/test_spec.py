@@ -76,6 +76,12 @@ def test_paths_are_relative_to_the_spec_file(write_spec, workloads, tmp_path, mo
       "baseline": {"array.cols": 8}}, "baseline.array.cols: not an axis of this sweep"),
     ({"base": "os_sa_16x16", "workloads": ["tiny.yaml"], "timing_only": "yes"},
      "sweep.timing_only: expected true or false"),
+    ({"base": "os_sa_16x16", "workloads": ["tiny.yaml"],
+      "grid": {"array.rows": list(range(1, 400)), "array.cols": list(range(1, 400))}},
+     "sweep.grid: 159,201 designs, more than the 100,000 points"),
+    ({"base": "os_sa_16x16", "workloads": ["tiny.yaml"],
+      "zip": {"array.rows": list(range(100_001))}},
+     "sweep.zip.array.rows: 100,001 values, more than the 100,000 points"),
 ])
 def test_bad_specs_name_the_key(write_spec, spec, message):
     path = write_spec(spec)
@@ -181,3 +187,4 @@ def test_every_spec_key_is_documented(repo):
     page = (repo / "docs" / "sweeps.md").read_text()
     for field in describe_fields(SweepSpec, ""):
         assert f"| `{field.key}` |" in page, f"docs/sweeps.md does not list {field.key}"
+

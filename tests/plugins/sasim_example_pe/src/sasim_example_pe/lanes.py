@@ -13,9 +13,8 @@ from typing import Literal
 
 import numpy as np
 
-from simulator.config.arch import PEOptions
 from simulator.config.schema import option
-from simulator.hw.pe import Composition, GemmRun, PEModel, ReferenceRule, Rtl
+from simulator.hw.pe import Composition, GemmRun, PEModel, PEOptions, ReferenceRule, Rtl
 from simulator.workloads.layers import Layer
 
 __all__ = ["LanesOptions", "LanesPE", "truncate", "reference_step"]
