@@ -912,17 +912,23 @@ def run_ops_figure(summaries: Mapping[str, Any] | Sequence[Mapping[str, Any]],
 
 def run_figure(summary: Mapping[str, Any]) -> Figure:
     """One run's per-layer cycles (compute and memory stalls) and, when the run was priced,
-    its per-layer energy by component class."""
+    its per-layer energy by component class; past :data:`MAX_LAYER_BARS` layers, each bar
+    sums a group of consecutive layers."""
     layers = summary.get("layers") or []
     if not layers:
         raise ResultsError("run plot: the summary has no layers")
-    names = [layer["name"] for layer in layers]
+    names, starts = _layer_groups([layer["name"] for layer in layers])
+    grouped = len(names) < len(layers)
+
+    def per_bar(values: Sequence[float]) -> np.ndarray:
+        return np.add.reduceat(np.asarray(values, dtype=float), starts)
+
     priced = all(layer.get("energy_breakdown_pj") for layer in layers)
     fig = _figure(2.0 + 0.32 * len(names), 3.2 + (2.8 if priced else 0.0))
     axes = fig.subplots(2 if priced else 1, 1, sharex=True, squeeze=False)[:, 0]
     x = np.arange(len(names))
-    compute = np.array([layer["compute_cycles"] for layer in layers], dtype=float)
-    stall = np.array([layer["stall_cycles"] for layer in layers], dtype=float)
+    compute = per_bar([layer["compute_cycles"] for layer in layers])
+    stall = per_bar([layer["stall_cycles"] for layer in layers])
     ax = axes[0]
     ax.bar(x, compute / 1e3, 0.7, color=CYCLE_COLORS["compute"], label="compute")
     ax.bar(x, stall / 1e3, 0.7, bottom=compute / 1e3, color=CYCLE_COLORS["stall"],
@@ -940,8 +946,8 @@ def run_figure(summary: Mapping[str, Any]) -> Figure:
                                             for k in layer["energy_breakdown_pj"]}))
         bottom = np.zeros(len(names))
         for name in classes:
-            heights = np.array([layer["energy_breakdown_pj"].get(name, 0.0)
-                                for layer in layers]) / 1e6
+            heights = per_bar([layer["energy_breakdown_pj"].get(name, 0.0)
+                               for layer in layers]) / 1e6
             ax.bar(x, heights, 0.7, bottom=bottom, color=component_color(name),
                    label=name.replace("_", " "), edgecolor="white", linewidth=0.3)
             bottom += heights
@@ -956,8 +962,26 @@ def run_figure(summary: Mapping[str, Any]) -> Figure:
         ax.legend(handles[::-1], labels[::-1], fontsize=7, loc="upper left",
                   bbox_to_anchor=(1.005, 1.0), borderaxespad=0, frameon=False)
     _set_categories(axes[-1], names)
-    axes[-1].set_xlabel("layer")
+    axes[-1].set_xlabel(f"layers, summed {starts[1]} by {starts[1]} in order ({len(layers):,} "
+                        f"in all)" if grouped else "layer")
     return _finish(fig, f"{summary['arch']} on {summary['workload']}", [summary])
+
+
+#: Bars of a per-layer figure at most: a run of more layers shows consecutive groups of
+#: layers, summed (a bar and a label per layer of a 16,384-layer run took minutes to draw).
+MAX_LAYER_BARS = 128
+
+
+def _layer_groups(names: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """The bars' labels and the index of each bar's first layer: one bar per layer, or, past
+    :data:`MAX_LAYER_BARS`, consecutive layers in equal groups (the last may be shorter),
+    labelled ``first..last``."""
+    size = max(1, -(-len(names) // MAX_LAYER_BARS))
+    starts = np.arange(0, len(names), size)
+    if size == 1:
+        return list(names), starts
+    labels = [f"{names[i]}..{names[min(i + size, len(names)) - 1]}" for i in starts]
+    return labels, starts
 
 
 def save_figure(fig: Figure, path: str | Path, *, dpi: float = 150) -> None:

@@ -416,3 +416,25 @@ def test_an_unwritable_matplotlib_directory_adds_nothing_to_stderr(tmp_path):
                           text=True, env={**os.environ, "PYTHONPATH": str(REPO),
                                           "MPLCONFIGDIR": "/proc/no-such-directory"})
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+def test_a_run_of_many_layers_is_drawn_in_groups_of_consecutive_layers():
+    summary = api.simulate(api.load_arch("os_sa_16x16"), api.load_workload("digits_int8"),
+                           ).summary()
+    copies = -(-300 // len(summary["layers"]))
+    layers = [{**layer, "name": f"{layer['name']}#{i}"}
+              for i in range(copies) for layer in summary["layers"]]
+    many = {**summary, "layers": layers}
+    fig = plots.run_figure(many)
+    compute, _ = fig.axes[0].containers
+    size = -(-len(layers) // plots.MAX_LAYER_BARS)
+    assert len(compute) == -(-len(layers) // size) <= plots.MAX_LAYER_BARS
+    cycles = np.array([layer["compute_cycles"] for layer in layers], dtype=float)
+    assert np.allclose([p.get_height() for p in compute],
+                       [cycles[i:i + size].sum() / 1e3 for i in range(0, len(layers), size)])
+    assert fig.axes[-1].get_xticklabels()[0].get_text() == (
+        f"{layers[0]['name']}..{layers[size - 1]['name']}")
+    assert f"summed {size} by {size}" in fig.axes[-1].get_xlabel()
+    energy = sum(p.get_height() for c in fig.axes[1].containers for p in c)
+    assert energy * 1e6 == pytest.approx(sum(sum(layer["energy_breakdown_pj"].values())
+                                             for layer in layers))
