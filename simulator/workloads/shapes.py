@@ -353,7 +353,8 @@ def load_topology_csv(path: str | Path) -> Workload:
         # silently is what SCALE-Sim's reader does). The column count says which format.
         kind = "gemm" if len(header) == 1 + len(_GEMM_COLUMNS) else "conv"
         body = rows
-    elif len(header) == 1 + len(_GEMM_COLUMNS) and header[1:] == list(_GEMM_COLUMNS):
+    elif (len(header) == 1 + len(_GEMM_COLUMNS)
+          and [c.upper() for c in header[1:]] == list(_GEMM_COLUMNS)):  # m, n, k too
         kind, body = "gemm", rows[1:]
     elif len(header) >= 1 + len(_CONV_COLUMNS):
         kind, body = "conv", rows[1:]

@@ -112,8 +112,9 @@ def test_topology_csv_errors(tmp_path):
         api.load_workload(path)
 
 
-def test_gemm_topology(tmp_path):
-    path = write(tmp_path, "Layer, M, N, K,\ng0, 59, 6, 41,\n", "g.csv")
+@pytest.mark.parametrize("header", ["Layer, M, N, K,", "layer,m,n,k"])
+def test_gemm_topology(tmp_path, header):
+    path = write(tmp_path, f"{header}\ng0, 59, 6, 41,\n", "g.csv")
     (layer,) = api.load_workload(path).layers
     assert (layer.gemm.m, layer.gemm.n, layer.gemm.k) == (59, 6, 41)
 
