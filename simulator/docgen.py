@@ -81,10 +81,13 @@ A user value quoted in a message is cut to {MAX_VALUE_CHARS} characters and a wh
 
 - Text files are read only up to their bound (a device or a pipe included): YAML, `.cfg` and
   topology CSV at most {files.MAX_FILE_BYTES >> 20} MiB, a sweep's results and a run's
-  summary at most 1 GiB. An empty path is refused as such.
+  summary at most 1 GiB. An empty path is refused as such; a named pipe (FIFO) that no
+  process writes to is refused at once rather than waited for. `--set` (and `--data`,
+  `--baseline`) text that is not UTF-8 is refused.
 - YAML (arch, workload, sweep, technology files): at most {files.MAX_FILE_BYTES >> 20} MiB;
   YAML 1.1's base-60 numbers are read as the text they are (`2:4` is the string "2:4",
-  not 124); duplicate keys in a mapping are refused (YAML keys are unique; the file and the line of
+  not 124) and an integer with a leading zero (`010`, which YAML 1.1 reads as octal 8) is
+  refused; duplicate keys in a mapping are refused (YAML keys are unique; the file and the line of
   both are named); nesting deeper than {files.MAX_DEPTH} levels and documents of more than
   {files.MAX_NODES:,} values with aliases expanded ("alias bombs") are refused from the
   parser's events, before any object is built; an integer literal longer than

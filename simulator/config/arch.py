@@ -527,7 +527,7 @@ def scalesim_cfg_to_mapping(path: Path) -> dict[str, Any]:
     # No interpolation: a '%' in a value is just a character (SCALE-Sim reads it that way).
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str  # keep SCALE-Sim's key spelling for messages
-    text = read_text(path, "a SCALE-Sim config")
+    text = read_text(path, "a SCALE-Sim config").removeprefix("\ufeff")  # a BOM (Notepad)
     try:
         parser.read_string(text, str(path))
     except configparser.Error as exc:

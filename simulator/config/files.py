@@ -19,6 +19,7 @@ import copy
 import functools
 import json
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -43,6 +44,8 @@ MAX_INT_DIGITS = 40
 INT64_MAX = (1 << 63) - 1
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: A YAML 1.1 octal integer: 0 then octal digits (010, -0_17); 0 itself is decimal.
+_OCTAL_1_1 = re.compile(r"[-+]?0[0-7_]+$")
 
 
 class _LongInteger:
@@ -81,6 +84,10 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
         text = str(node.value)
         if ":" in text:  # YAML 1.1's base 60 (2:4 is 124): read as written, a string
             return self.construct_scalar(node)  # type: ignore[return-value]
+        if _OCTAL_1_1.match(text):  # YAML 1.1 reads 010 as 8, which nobody writing 010 means
+            raise _Refused(None, None, f"{shorten(text)}: an integer with a leading zero "
+                                       f"(YAML 1.1 would read it as octal); write it without "
+                                       f"the leading zero", node.start_mark)
         if len(text) > MAX_INT_DIGITS:
             return _LongInteger(len(text))  # type: ignore[return-value]
         return super().construct_yaml_int(node)

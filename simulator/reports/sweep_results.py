@@ -16,6 +16,7 @@ from typing import Any
 
 from simulator.config.files import load_json_text, parse_override, read_text
 from simulator.errors import ResultsError, shorten
+from simulator.reports.files import SUMMARY_FORMAT
 from simulator.records import record
 
 __all__ = ["SweepResults", "Design", "load_results", "load_run_summary", "is_run_summary",
@@ -37,6 +38,8 @@ _AMOUNT_SUFFIXES = ("_us", "_s", "_cycles", "_pj", "_um2", "_bytes", "_kib", "_m
                     "utilization", "top1", "mse", "max_abs_error")
 #: Measured columns that may be negative but are always finite numbers (or empty: exact).
 _FINITE_COLUMNS = ("sqnr_db",)
+#: Amounts no run can give as 0 (every layer takes a cycle): speedups divide by them.
+_POSITIVE_COLUMNS = ("time_us", "total_cycles")
 
 
 
@@ -223,9 +226,12 @@ def _check_amounts(csv_path: Path, header: Sequence[str],
             value = row.get(column)
             if value is None:
                 continue
+            positive = column in _POSITIVE_COLUMNS
             if isinstance(value, bool) or not isinstance(value, int | float) \
-                    or not math.isfinite(value) or (value < 0 and column in columns):
-                wanted = "number >= 0" if column in columns else "finite number"
+                    or not math.isfinite(value) or (value < 0 and column in columns) \
+                    or (value == 0 and positive):
+                wanted = ("number > 0" if positive else
+                          "number >= 0" if column in columns else "finite number")
                 raise ResultsError(f"{csv_path}: line {number}: {column} is {shorten(value)}, "
                                    f"expected a {wanted} (or empty)")
 
@@ -344,4 +350,12 @@ def load_run_summary(path: str | Path) -> dict[str, Any]:
                                                                   "clock_mhz", "layers")):
         raise ResultsError(f"{target}: not a run's summary.json (sasim run --out DIR writes "
                            f"one)")
+    if data.get("format", SUMMARY_FORMAT) != SUMMARY_FORMAT:
+        raise ResultsError(f"{target}: format {shorten(data['format'])}: this sasim reads run "
+                           f"summaries of format {SUMMARY_FORMAT}")
+    for key in _POSITIVE_COLUMNS:
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not math.isfinite(value) or value <= 0):
+            raise ResultsError(f"{target}: {key} is {shorten(value)}, expected a number > 0")
     return data

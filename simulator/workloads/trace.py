@@ -405,7 +405,13 @@ def _open_npz(path: Path) -> Any:
     # A zip bomb is refused from the sizes its directory declares, before any member is
     # inflated (docs/trace-format.md).
     total = 0
+    names: set[str] = set()
     for member in npz.zip.infolist():
+        if member.filename in names:  # zipfile would read one copy, silently
+            npz.close()
+            raise TraceError(f"{path}: member '{shorten(member.filename, 80)[1:-1]}' is in "
+                             f"the archive twice")
+        names.add(member.filename)
         total += member.file_size
         if member.file_size > MAX_LAYER_DATA_BYTES or total > 4 * MAX_LAYER_DATA_BYTES:
             npz.close()

@@ -167,9 +167,10 @@ def test_plot_refuses_another_sweeps_manifest(cli, swept, tmp_path):
     assert "format 1" in plot(cli, folder).err
 
 
-@pytest.mark.parametrize(("value", "message"), [("-3.5", "expected a number >= 0"),
-                                                ("inf", "expected a number >= 0"),
-                                                ("fast", "expected a number >= 0")])
+@pytest.mark.parametrize(("value", "message"), [("-3.5", "expected a number > 0"),
+                                                ("inf", "expected a number > 0"),
+                                                ("fast", "expected a number > 0"),
+                                                ("0", "expected a number > 0")])
 def test_plot_refuses_impossible_times(cli, swept, tmp_path, value, message):
     folder = tmp_path / "r"
     shutil.copytree(swept / "out", folder)

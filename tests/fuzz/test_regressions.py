@@ -927,3 +927,47 @@ def test_inspect_refuses_synthetic_data_that_cannot_fit(tmp_path):
             {"name": "fc", "op": "linear", "in_features": 100_000, "out_features": 100_000,
              "tokens": 1000}]}))
     assert_refused(run_cli("inspect", path), "w.yaml", "layer 'fc'", "its data take")
+
+
+@pytest.mark.parametrize("text", ["array: {rows: 010, cols: 4}", "array: {rows: 4, cols: -00_7}"])
+def test_a_yaml_integer_with_a_leading_zero_is_refused(tmp_path, text):
+    """YAML 1.1 reads 010 as octal 8: refused rather than silently 8 (08, not octal, was
+    already refused as a string)."""
+    arch = _arch(tmp_path, f"schema_version: 1\nname: o\n{text}\n")
+    assert_refused(_run_arch(tmp_path, arch), "arch.yaml", "leading zero")
+    assert_refused(_run_arch(tmp_path, "os_sa_16x16", "--set", "array.rows=010"),
+                   "--set array.rows", "leading zero")
+
+
+def test_a_trace_holding_a_member_twice_is_refused(tmp_path):
+    path = tmp_path / "t.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        for member in zipfile.ZipFile(TRACE).infolist():
+            archive.writestr(member, zipfile.ZipFile(TRACE).read(member))
+        first = zipfile.ZipFile(TRACE).infolist()[-1]
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            archive.writestr(first, zipfile.ZipFile(TRACE).read(first))
+    assert_refused(run_cli("run", "--arch", "os_sa_16x16", "--workload", path), "t.npz",
+                   "twice")
+
+
+def test_a_scalesim_cfg_with_a_byte_order_mark_is_read(tmp_path):
+    cfg = tmp_path / "bom.cfg"
+    cfg.write_bytes(b"\xef\xbb\xbf" + CFG.read_bytes())
+    result = run_cli("run", "--arch", cfg, "--workload", TOPOLOGY, "--timing-only")
+    assert_promise(result)
+    assert result.status == 0, result.err
+
+
+@pytest.mark.parametrize("change", [{"time_us": 0}, {"time_us": -1.0}, {"total_cycles": -5},
+                                    {"format": 2}])
+def test_plot_refuses_an_impossible_run_summary(tmp_path, change):
+    out = tmp_path / "run"
+    assert run_cli("run", "--arch", "os_sa_16x16", "--workload", "gpt2_decode",
+                   "--timing-only", "--out", out).status == 0
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, **change}))
+    key = next(iter(change))
+    assert_refused(run_cli("plot", out, "--kind", "ops", "--out", tmp_path / "p.png"),
+                   "summary.json", key)
+    assert not (tmp_path / "p.png").exists()
