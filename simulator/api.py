@@ -930,7 +930,11 @@ def _zap_plan(arch: ArchConfig, workload: Workload) -> dict[str, Any]:
             # The SYNTHETIC stand-in (zap.untrained, docs/zap.md): no threshold applies.
             config = dataclasses.replace(config, predictor_source="synthetic", threshold=0.0)
         else:
-            trained = hw_zap.load_predictors(path)
+            try:
+                trained = hw_zap.load_predictors(path)
+            except ConfigError as exc:  # the file's own problem, and which design asked
+                key = "zap.predictors" if config.predictors else "zap.predictor_source"
+                raise ConfigError(f"arch {arch.name}: {key}: {exc}") from None
     try:
         return hw_zap.plan_zap(config, [l for l in workload.layers if l.is_gemm], trained)
     except ConfigError as exc:

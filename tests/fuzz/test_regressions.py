@@ -870,7 +870,7 @@ def test_zap_predictors_from_a_named_pipe_are_refused_at_once(tmp_path):
     os.mkfifo(pipe)
     result = run_cli("run", "--arch", "zap_os_sa_16x16", "--workload", "digits_int8",
                      "--set", f"zap.predictors={pipe}", "--timing-only", timeout=20)
-    assert_refused(result, "p.npz", "not a ZAP predictors file")
+    assert_refused(result, "p.npz", "not a ZAP predictors file", "zap.predictors")
 
 
 @pytest.mark.parametrize("override", ["name=\udcff", "pe.type=\udcff", "\udcff=1"])
@@ -887,7 +887,8 @@ def test_an_empty_or_truncated_zap_predictors_file_is_refused(tmp_path, content)
     path.write_bytes(content)
     result = run_cli("run", "--arch", "zap_os_sa_16x16", "--workload", "digits_int8",
                      "--set", f"zap.predictors={path}", "--timing-only")
-    assert_refused(result, "p.npz", "not a ZAP predictors file")
+    assert_refused(result, "p.npz", "not a ZAP predictors file",
+                   "arch zap_os_sa_16x16: zap.predictors")
 
 
 def _cancelling_trace(path: Path) -> Path:
