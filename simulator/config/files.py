@@ -29,8 +29,8 @@ import yaml
 
 from simulator.errors import ConfigError, SasimError, shorten
 
-__all__ = ["read_text", "open_input", "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES", "MAX_INT_DIGITS", "INT64_MAX",
-           "read_yaml_mapping", "load_yaml_text", "load_json_text", "check_numbers",
+__all__ = ["read_text", "open_input", "MAX_FILE_BYTES", "MAX_DEPTH", "MAX_NODES",
+           "MAX_INT_DIGITS", "INT64_MAX", "read_yaml_mapping", "load_yaml_text", "load_json_text", "check_numbers",
            "parse_override", "apply_override", "apply_overrides"]
 
 #: Largest YAML file read (bytes).

@@ -215,6 +215,16 @@ def _is_amount(column: str) -> bool:
     return column.rsplit(".", 1)[-1].endswith(_AMOUNT_SUFFIXES)
 
 
+def _wanted(value: Any, column: str, amount: bool) -> str | None:
+    """What a measured ``value`` of ``column`` should have been (None: it is fine): a
+    finite number, at least 0 for an amount, above 0 for a time or cycle count."""
+    positive = column in _POSITIVE_COLUMNS
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not math.isfinite(value) or (amount and value < 0) or (positive and value == 0)):
+        return "number > 0" if positive else "number >= 0" if amount else "finite number"
+    return None
+
+
 def _check_amounts(csv_path: Path, header: Sequence[str],
                    rows: Sequence[Mapping[str, Any]]) -> None:
     """Refuse negative, infinite or non-numeric times, cycles, energies, areas, fractions,
@@ -226,12 +236,8 @@ def _check_amounts(csv_path: Path, header: Sequence[str],
             value = row.get(column)
             if value is None:
                 continue
-            positive = column in _POSITIVE_COLUMNS
-            if isinstance(value, bool) or not isinstance(value, int | float) \
-                    or not math.isfinite(value) or (value < 0 and column in columns) \
-                    or (value == 0 and positive):
-                wanted = ("number > 0" if positive else
-                          "number >= 0" if column in columns else "finite number")
+            wanted = _wanted(value, column, column in columns)
+            if wanted is not None:
                 raise ResultsError(f"{csv_path}: line {number}: {column} is {shorten(value)}, "
                                    f"expected a {wanted} (or empty)")
 
@@ -354,8 +360,7 @@ def load_run_summary(path: str | Path) -> dict[str, Any]:
         raise ResultsError(f"{target}: format {shorten(data['format'])}: this sasim reads run "
                            f"summaries of format {SUMMARY_FORMAT}")
     for key in _POSITIVE_COLUMNS:
-        value = data.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or not math.isfinite(value) or value <= 0):
-            raise ResultsError(f"{target}: {key} is {shorten(value)}, expected a number > 0")
+        wanted = None if data.get(key) is None else _wanted(data[key], key, True)
+        if wanted is not None:
+            raise ResultsError(f"{target}: {key} is {shorten(data[key])}, expected a {wanted}")
     return data

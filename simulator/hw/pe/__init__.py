@@ -8,7 +8,6 @@ from simulator.hw.pe.registry import (Composition, FoldSteps, GemmRun, LayerOver
                                       pe_model_class, pe_types, word_parallel_baseline)
 
 __all__ = ["Composition", "FoldSteps", "GemmRun", "LayerOverride", "PEModel", "PEOptions",
-           "ReferenceRule",
-           "Rtl", "SerialOperands", "baseline_family", "broken_plugins", "builtin_pe_types",
-           "get_pe_model", "option_types", "pe_model_class", "pe_types",
+           "ReferenceRule", "Rtl", "SerialOperands", "baseline_family", "broken_plugins",
+           "builtin_pe_types", "get_pe_model", "option_types", "pe_model_class", "pe_types",
            "word_parallel_baseline"]

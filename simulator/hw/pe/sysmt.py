@@ -105,12 +105,13 @@ class SySMTPE(PEModel):
 
     options: SySMTOptions
 
-
     def runs_without_numba(self) -> bool:
+        """True when the SySMT kernel and the error sums are compiled ahead of time."""
         from simulator.kernels.compiled import is_compiled
 
         return (is_compiled("simulator.kernels.sysmt_loops")
                 and is_compiled("simulator.kernels.metrics_loops"))
+
     def threads_for(self, layer: Layer) -> int:
         """Threads used on ``layer`` (the per-layer override, else ``threads``)."""
         return self.options.layer_threads.get(layer.name, self.options.threads)
