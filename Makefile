@@ -27,16 +27,25 @@ AOT_SOURCES := $(addprefix simulator/kernels/,aot.py compiled.py jit.py sysmt.py
 $(VENV)/.aot-built: $(VENV)/.base-installed $(AOT_SOURCES)
 	@if $(PY) -m simulator.kernels.aot; then touch $@; fi
 
-run: $(VENV)/.base-installed $(VENV)/.aot-built  ## the default job: compare the designs on the shipped workloads (CNNs, the digits ViT, a GPT-2 decode step)
+# sasim's byte code, written once: an editable install compiles nothing, and with
+# PYTHONDONTWRITEBYTECODE set (or a read-only checkout) every run would compile sasim's
+# modules from source again, about 0.15 s of each run (docs/performance.md, "Start-up")
+PY_SOURCES := $(shell find simulator -name '*.py')
+
+$(VENV)/.bytecode: $(VENV)/.base-installed $(PY_SOURCES)
+	$(PY) -m compileall -q simulator
+	@touch $@
+
+run: $(VENV)/.base-installed $(VENV)/.aot-built $(VENV)/.bytecode  ## the default job: compare the designs on the shipped workloads (CNNs, the digits ViT, a GPT-2 decode step)
 	$(SASIM) compare --workload digits_int8 --workload resnet18 --workload digits_vit_int8 --workload gpt2_decode --out out/compare
 
 wheel: $(VENV)/.base-installed  ## build dist/sasim-*.whl (it carries the shipped configs, workloads, sweeps)
 	$(PY) -m pip wheel --no-deps --wheel-dir dist .
 
-test: $(VENV)/.dev-installed $(VENV)/.aot-built  ## the whole test suite (tests/test_wheel.py builds and installs the wheel)
+test: $(VENV)/.dev-installed $(VENV)/.aot-built $(VENV)/.bytecode  ## the whole test suite (tests/test_wheel.py builds and installs the wheel)
 	$(PY) -m pytest -q -n 2 -p no:cacheprovider
 
-bench: $(VENV)/.dev-installed $(VENV)/.aot-built  ## the benchmarks (slow; they print figures, they do not assert)
+bench: $(VENV)/.dev-installed $(VENV)/.aot-built $(VENV)/.bytecode  ## the benchmarks (slow; they print figures, they do not assert)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 # ZigZag lives in its own environment (its onnx, sympy, networkx, seaborn stay out of sasim's);
@@ -58,4 +67,5 @@ docs: $(VENV)/.base-installed  ## regenerate the generated parts of docs/
 	$(PY) -m simulator.docgen
 
 clean:
-	rm -rf out .numba_cache .pytest_cache build dist simulator/kernels/_aot.*.so $(VENV)/.aot-built
+	rm -rf out .numba_cache .pytest_cache build dist simulator/kernels/_aot.*.so $(VENV)/.aot-built \
+		$(VENV)/.bytecode

@@ -21,9 +21,13 @@ def _quit_early(signum: int, frame: object) -> None:
 
 def entry() -> int:
     """Run the ``sasim`` command line; returns its exit status."""
+    import gc
+    gc.disable()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _quit_early)
     from simulator.cli import main
+    gc.freeze()
+    gc.enable()
 
     status = main()
     # The command has finished and its outputs are in place: a signal from now on (while

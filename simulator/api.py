@@ -128,11 +128,7 @@ def load_workload(spec: str | Path) -> Workload:
     path = _resolve(spec, WORKLOAD_DIR, (".yaml", ".npz"), "a workload")
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml"):
-        from simulator.workloads.synthetic import synthetic_options_from_file
-
-        workload = load_workload_yaml(path)
-        synthetic_options_from_file(path)  # a bad `data:` section fails now, not mid-run
-        return workload
+        return load_workload_yaml(path)  # its `data:` section checked (data_options)
     if suffix == ".csv":
         return load_topology_csv(path)
     if suffix == ".npz":
@@ -152,11 +148,9 @@ def with_synthetic_data(workload: Workload, required: Mapping[str, Any] | None =
     it is."""
     if workload.tensors is not None:
         return workload
-    from simulator.workloads.synthetic import (SyntheticOptions, synthesize,
-                                               synthetic_options_from_file)
+    from simulator.workloads.synthetic import SyntheticOptions, synthesize
 
-    options = (synthetic_options_from_file(workload.source) if workload.format == "yaml"
-               else SyntheticOptions())
+    options = workload.data_options or SyntheticOptions()
     if required:
         options = dataclasses.replace(options, **required)
     return synthesize(workload, options)
@@ -574,7 +568,6 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
         check_accumulator(pe, {layer.name for layer in workload.layers})
     except ValueError as exc:
         raise SimulationError(f"arch {arch.name}: {exc} (workload {workload.name})") from None
-    tech = _arch_tech(arch)
     codec = arch.memory.activation_codec.bits is not None  # coding needs data
     compress = _compresses(arch, pe)  # so does compression (docs/memory-model.md)
     _check_sizes(arch, workload,
@@ -618,8 +611,9 @@ def simulate(arch: ArchConfig, workload: Workload, *, functional: bool = True,
             results = dict(zip([layer.name for layer in gemm], stack.enter_context(
                 in_process(functools.partial(_layer_functional, pe, workload), gemm,
                            share=pe.runs_without_numba()))))
-        return _run_layers(arch, pe, tech, workload, run_functional, output_sink, progress,
-                           timeline, coding, zap, compression, codec, results)
+        # read once the functional child works (energy is priced at the end)
+        return _run_layers(arch, pe, _arch_tech(arch), workload, run_functional, output_sink,
+                           progress, timeline, coding, zap, compression, codec, results)
 
 
 def _layer_functional(pe: PEModel, workload: Workload, layer: Layer) -> FunctionalResult:

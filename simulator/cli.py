@@ -531,7 +531,7 @@ def _inspect_data(args: argparse.Namespace):
     from simulator.config.schema import dump
     from simulator.errors import ConfigError, WorkloadError
     from simulator.workloads.layers import data_problem
-    from simulator.workloads.synthetic import (synthesize, synthetic_options_from_file,
+    from simulator.workloads.synthetic import (SyntheticOptions, synthesize,
                                                synthetic_options_from_mapping)
 
     workload = api.load_workload(args.workload)
@@ -540,8 +540,7 @@ def _inspect_data(args: argparse.Namespace):
     if workload.data_kind == "trace" and args.data and not args.synthetic:
         raise ConfigError("--data sets synthetic-data options; add --synthetic to replace the "
                           "trace's data with synthetic data")
-    options = (synthetic_options_from_file(workload.source) if workload.format == "yaml"
-               else synthetic_options_from_mapping(None, "data"))
+    options = workload.data_options or SyntheticOptions()
     raw = dump(options)
     for item in args.data or ():
         key, value = parse_override(item, "--data", dotted=False)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from typing import Literal
+from dataclasses import field
+from typing import Any, Literal
 
 import numpy as np
 
@@ -363,6 +364,10 @@ class Workload:
     sequences: int = 1
     seq_len: int = 0
     context_len: int = 0
+    #: A YAML workload's ``data:`` section, validated when the file is read
+    #: (:class:`simulator.workloads.synthetic.SyntheticOptions`; ``None`` for other formats:
+    #: the defaults), so that a run parses its workload file once.
+    data_options: Any = field(default=None, compare=False, repr=False)
 
     @property
     def macs(self) -> int:

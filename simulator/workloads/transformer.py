@@ -18,6 +18,7 @@ softmax outputs are zero above the diagonal).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +27,7 @@ from simulator.config.schema import build, did_you_mean, in_range, option
 from simulator.errors import ConfigError, WorkloadError, shorten
 from simulator.records import record
 from simulator.workloads.layers import MAX_DIM, MAX_LAYERS, Layer, Workload
-from simulator.workloads.shapes import check_name
+from simulator.workloads.shapes import check_name, data_section
 
 __all__ = ["TransformerSpec", "expand", "transformer_workload", "load_transformer_yaml",
            "layers_per_block"]
@@ -316,6 +317,7 @@ def load_transformer_yaml(data: Mapping[str, Any], path: Path) -> Workload:
     """
     try:
         _check_top(data, path)
-        return transformer_workload(data["transformer"], path, data.get("name", path.stem))
+        workload = transformer_workload(data["transformer"], path, data.get("name", path.stem))
     except ConfigError as exc:
         raise WorkloadError(str(exc)) from None
+    return dataclasses.replace(workload, data_options=data_section(data, path))
