@@ -25,7 +25,8 @@ a new machine; one process each, no warm-up). The checkout's build must be fresh
 (``python -m simulator.kernels.aot``; the script says when it is not).
 
 The previous release is a git worktree of ``--previous`` (default c0b91d4, sasim 0.1.0) in a
-temporary directory. Both trees are byte-compiled first (an installed package has its byte
+temporary directory (``--previous-ideal``: a commit that knows ``--set memory=ideal``, whose
+SySMT runs then get it too); the two trees' runs alternate, repeat by repeat. Both trees are byte-compiled first (an installed package has its byte
 code) and each command runs once untimed before the timed repeats, which fills numba's cache
 (its own directory per tree): the figures are start-up and run time, not first compilation.
 Peak memory is each process's maximum resident set (``wait4``).
@@ -130,12 +131,6 @@ def _run_rusage(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float,
     return elapsed, usage.ru_maxrss / 1024, out.decode()
 
 
-def _inner(argv: list[str], env: dict[str, str], cwd: Path, repeats: int) -> dict:
-    """A process that prints its own seconds: the minimum and median over ``repeats``."""
-    values = [float(_run_rusage(argv, env, cwd)[2].split()[-1]) for _ in range(repeats)]
-    return {"min": min(values), "median": statistics.median(values), "peak_mb": float("nan")}
-
-
 @contextlib.contextmanager
 def trees(previous: str | None, prefix: str):
     """A temporary directory and the trees to time, ``{"this": REPO, "previous": ...}``: the
@@ -211,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vgg-repeats", type=int, default=1)
     parser.add_argument("--previous", default="c0b91d4", help="commit of the previous release")
     parser.add_argument("--quick", action="store_true", help="skip VGG-16")
+    parser.add_argument("--previous-ideal", action="store_true",
+                        help="the previous commit knows --set memory=ideal (one after the "
+                             "shipped chips got bounded memory): its SySMT runs get it too")
     args = parser.parse_args(argv)
     python = sys.executable
     with trees(args.previous, "sasim-bench-") as (tmp, timed_trees):
@@ -222,21 +220,40 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quick:
             commands["sysmt-vgg"] = ["run", "--arch", "sysmt_4t_16x16", "--workload",
                                      "vgg16"]
-        rows: dict[str, dict[str, dict]] = {}
+        # The trees' runs alternate, repeat by repeat: on a shared machine a slow spell
+        # then slows both sides alike.
+        runs: dict[tuple[str, str], tuple[list[str], dict[str, str], int, bool]] = {}
         for name, tree in timed_trees.items():
             env = _env(tree, tmp / f"numba-{name}")
+            ideal_here = name == "this" or args.previous_ideal
             for key, cmd in commands.items():
                 repeats = args.vgg_repeats if key == "sysmt-vgg" else args.repeats
                 # the SCALE-Sim cfg brings its own memory; the shipped arch is pinned
-                ideal = IDEAL if name == "this" and key.startswith("sysmt") else []
-                rows.setdefault(key, {})[name] = _timed(
-                    [python, "-m", "simulator", *cmd, *ideal], env, tmp, repeats)
+                ideal = IDEAL if ideal_here and key.startswith("sysmt") else []
+                runs[key, name] = ([python, "-m", "simulator", *cmd, *ideal], env, repeats,
+                                   False)
             for key, workload in (("synth-r18", "resnet18"), ("synth-vgg", "vgg16")):
                 if key == "synth-vgg" and args.quick:
                     continue
-                rows.setdefault(key, {})[name] = _inner(
-                    [python, "-c", _SYNTH, workload], env, tmp,
-                    args.vgg_repeats if key == "synth-vgg" else args.repeats)
+                runs[key, name] = ([python, "-c", _SYNTH, workload], env,
+                                   args.vgg_repeats if key == "synth-vgg" else args.repeats,
+                                   True)
+        samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        for (key, name), (argv_, env, _, inner) in runs.items():
+            if not inner:
+                _run_rusage(argv_, env, tmp)  # untimed warm-up (numba's cache)
+        for repeat in range(max(r for _, _, r, _ in runs.values())):
+            for (key, name), (argv_, env, repeats, inner) in runs.items():
+                if repeat < repeats:
+                    elapsed, peak, out = _run_rusage(argv_, env, tmp)
+                    samples.setdefault((key, name), []).append(
+                        (float(out.split()[-1]), float("nan")) if inner else (elapsed, peak))
+        rows: dict[str, dict[str, dict]] = {}
+        for (key, name), values in samples.items():
+            times = [t for t, _ in values]
+            rows.setdefault(key, {})[name] = {"min": min(times),
+                                              "median": statistics.median(times),
+                                              "peak_mb": max(p for _, p in values)}
         env = _env(REPO, tmp / "numba-this")
         bare = _timed([python, "-c", "pass"], env, tmp, args.repeats)
         floors = {"resnet18": float(_run_rusage([python, "-c", _FLOOR, "resnet18", "3"],

@@ -51,7 +51,10 @@ Code notes (they decide the speed): the column loops index arrays with unsigned 
 a thread's three weight rows share one base, so each loop needs at most four run-time
 overlap checks (LLVM gives up on vectorising beyond eight); the hot loops take no array
 views (each view costs an atomic reference-count update) and allocate nothing; conditions
-inside vectorised loops are selects.
+inside vectorised loops are selects, except the three-way result of three or four live
+threads, which is an exact sum weighted by 0/1 (as selects, LLVM made it masked stores and
+a scatter: 13 % of the kernel's time); the row-state histogram is four partial ones, so
+consecutive rows do not chain their increments through memory.
 """
 
 from __future__ import annotations
@@ -264,7 +267,7 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     # Contiguous runs of tiles (a run converts each of its row blocks once); each run
     # counts its row states into its own histogram.
     t_cut = np.linspace(0, len(tiles), min(tasks, len(tiles)) + 1).astype(np.int64)
-    hist_rows = np.zeros((max(1, len(t_cut) - 1), steps, 3**threads), dtype=np.float64)
+    hist_rows = np.zeros((max(1, len(t_cut) - 1), 4, steps, 3**threads), dtype=np.float64)
     if len(tiles) and sum(parallel_map(workers, len(t_cut) - 1, lambda w: loops._outputs(
             a, sched, round_half_even, wc, ex_cols, outs, exacts, hist_rows[w], tiles,
             flush, t_cut[w], t_cut[w + 1]))):
@@ -273,7 +276,7 @@ def sysmt_gemm(a: np.ndarray, b: np.ndarray, sched: np.ndarray, round_half_even:
     exact = exacts[0] if parts == 1 else exacts.sum(axis=0)
 
     pairs = np.zeros((3**threads, 4**threads), dtype=np.float64)
-    loops._pair_counts(hist_rows, hist_cols, pairs)
+    loops._pair_counts(hist_rows.reshape(-1, steps, 3**threads), hist_cols, pairs)
     classes = _class_table(threads)
     counts = np.bincount(classes.ravel(), weights=pairs.ravel(), minlength=4).astype(np.int64)
     idle, single, shared_exact, reduced = (int(c) for c in counts)

@@ -190,7 +190,7 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, exact, hist, m0, rows, n0, n1,
     A (row, step)'s threads are dispatched through its mask (:func:`_dispatch_tables`),
     built from the state bytes. One and two exact threads are exact; the other classes
     also sum their loss (exact minus SySMT result) in ``loss``. When ``count``, each
-    (row, step)'s state code goes into ``hist[j, code]``.
+    (row, step)'s state code goes into ``hist[i & 3, j, code]`` (four partial histograms).
     """
     kd = af.shape[1] - 1  # column kd is the zero operand
     threads = schedule.shape[0]
@@ -219,8 +219,8 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, exact, hist, m0, rows, n0, n1,
             ui = np.uint64(i)
             mask = (st[i, kr[0]] | (st[i, kr[1]] << 1) | (st[i, kr[2]] << 2)
                     | (st[i, kr[3]] << 3))
-            if count:
-                hist[j, _CODE[mask]] += 1.0
+            if count:  # four partial histograms: consecutive rows often share a code
+                hist[i & 3, j, _CODE[mask]] += 1.0
             cls = _CLASS[mask]
             if cls == 0:
                 continue
@@ -269,8 +269,12 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, exact, hist, m0, rows, n0, n1,
                     s1 = a0 * x0 + a1 * x1 + a2 * x2
                     s2 = d0 * wc[w0, 1, n] + d1 * wc[w1, 1, n] + d2 * wc[w2, 1, n]
                     s3 = v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
-                    acc[ui, n] += s3 if c > two else (s1 - s2 if c == two else s1)
-                    loss[ui, n] += s1 - s3 if c > two else (s2 if c == two else zero)
+                    # The three cases as exact arithmetic (0/1 weights times integers below
+                    # 2**24), not selects: LLVM turns those into masked stores and scatters.
+                    lost = (np.float32(c == two) * s2
+                            + np.float32(c > two) * (s1 - s3))
+                    acc[ui, n] += s1 - lost
+                    loss[ui, n] += lost
                 continue
             t3 = _LIVE[mask & 15, 3]
             a3 = af[i, kr[t3]]
@@ -318,8 +322,9 @@ def _tile(schedule, wc, ex_cols, af, df, st, out, exact, hist, m0, rows, n0, n1,
                       + d3 * wc[w3, 1, n])
                 s3 = (v0 * wc[w0, 2, n] + v1 * wc[w1, 2, n] + v2 * wc[w2, 2, n]
                       + v3 * wc[w3, 2, n])
-                acc[ui, n] += s3 if c > two else (s1 - s2 if c == two else s1)
-                loss[ui, n] += s1 - s3 if c > two else (s2 if c == two else zero)
+                lost = np.float32(c == two) * s2 + np.float32(c > two) * (s1 - s3)
+                acc[ui, n] += s1 - lost
+                loss[ui, n] += lost
         if (j + 1 - j0) % flush == 0:
             for i in range(rows):
                 ui = np.uint64(i)
@@ -533,7 +538,7 @@ def _variants() -> dict[str, list[tuple]]:
                              for b in eight_bit],
         "_column_histogram": [(arr(u8, 2), arr(i64, 2), arr(f64, 2), arr(i64, 2), i64, i64)],
         "_outputs": [(arr(a, 2), arr(i64, 2), flag, arr(f32, 3), arr(i64, 2), arr(i64, 3),
-                      arr(i64, 3), arr(f64, 2), arr(i64, 2), i64, i64, i64)
+                      arr(i64, 3), arr(f64, 3), arr(i64, 2), i64, i64, i64)
                      for a in eight_bit],
         "_direct": [(arr(a, 2), arr(b, 2), arr(i64, 2), flag, flag, i64, arr(i64, 2),
                      arr(i64, 2), i64, i64) for a in eight_bit for b in eight_bit],

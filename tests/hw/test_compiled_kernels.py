@@ -119,7 +119,7 @@ def test_compiled_sysmt_equals_numba_on_a_threaded_layer(extension, monkeypatch)
     monkeypatch.setattr(sysmt, "kernels", lambda module: importlib.import_module(SYSMT))
     for g, want in zip(got, sysmt.sysmt_gemm(a, b, sched, True, True)):
         np.testing.assert_array_equal(g, want)
-    assert "_outputs:u1x2_i8x2_b_f4x3_i8x2_i8x3_i8x3_f8x2_i8x2_i_i_i" in used
+    assert "_outputs:u1x2_i8x2_b_f4x3_i8x2_i8x3_i8x3_f8x3_i8x2_i_i_i" in used
 
 
 def test_what_was_not_compiled_goes_to_numba(extension, monkeypatch):

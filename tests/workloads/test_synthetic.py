@@ -87,6 +87,25 @@ def test_shipped_pruned_resnet18_data_section(repo):
     assert synthetic_options_from_file(repo / "workloads" / "resnet18.yaml") == SyntheticOptions()
 
 
+@pytest.mark.parametrize("name", ["resnet18_pruned40", "resnet18", "gpt2_decode"])
+def test_a_workload_carries_its_data_section_read_once(repo, name, monkeypatch):
+    """The ``data:`` section is read with the file (Workload.data_options), and a run on
+    synthetic data uses it without reading the file again."""
+    from simulator import api
+    from simulator.config import files
+
+    workload = api.load_workload(name)
+    assert workload.data_options == synthetic_options_from_file(
+        repo / "workloads" / f"{name}.yaml")
+    reads = []
+    monkeypatch.setattr(files, "read_text", lambda *a, **k: reads.append(a) or "")
+    data = api.with_synthetic_data(workload)
+    assert reads == [] and data.data_kind == "synthetic"
+    first = workload.layers[0].name
+    expected = synthesize(workload, workload.data_options).tensors(first)
+    assert np.array_equal(data.tensors(first).weight, expected.weight)
+
+
 def test_defaults_are_close_to_the_digits_trace(repo):
     """The calibration claim of docs/synthetic-data.md, on the unsigned conv layers."""
     from simulator.workloads.trace import load_trace
