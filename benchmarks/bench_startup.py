@@ -26,7 +26,8 @@ a new machine; one process each, no warm-up). The checkout's build must be fresh
 
 The previous release is a git worktree of ``--previous`` (default c0b91d4, sasim 0.1.0) in a
 temporary directory (``--previous-ideal``: a commit that knows ``--set memory=ideal``, whose
-SySMT runs then get it too); the two trees' runs alternate, repeat by repeat. Both trees are byte-compiled first (an installed package has its byte
+SySMT runs then get it too, and whose kernels are then compiled ahead of time in the worktree,
+as this tree's are); the two trees' runs alternate, repeat by repeat. Both trees are byte-compiled first (an installed package has its byte
 code) and each command runs once untimed before the timed repeats, which fills numba's cache
 (its own directory per tree): the figures are start-up and run time, not first compilation.
 Peak memory is each process's maximum resident set (``wait4``).
@@ -132,7 +133,7 @@ def _run_rusage(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float,
 
 
 @contextlib.contextmanager
-def trees(previous: str | None, prefix: str):
+def trees(previous: str | None, prefix: str, build_previous: bool = False):
     """A temporary directory and the trees to time, ``{"this": REPO, "previous": ...}``: the
     previous one a git worktree of commit ``previous`` in that directory (none when
     ``previous`` is None), both byte-compiled (an installed package has its byte code);
@@ -145,6 +146,10 @@ def trees(previous: str | None, prefix: str):
             subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
                             str(found["previous"]), previous], check=True)
         try:
+            if previous is not None and build_previous:  # its kernels compiled ahead of time
+                subprocess.run([sys.executable, "-m", "simulator.kernels.aot"],
+                               env=_env(found["previous"], tmp / "numba-build"),
+                               cwd=tmp, check=True, stdout=subprocess.DEVNULL)
             for tree in found.values():
                 subprocess.run([sys.executable, "-m", "compileall", "-q",
                                 str(tree / "simulator")], check=True)
@@ -211,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                              "shipped chips got bounded memory): its SySMT runs get it too")
     args = parser.parse_args(argv)
     python = sys.executable
-    with trees(args.previous, "sasim-bench-") as (tmp, timed_trees):
+    with trees(args.previous, "sasim-bench-", args.previous_ideal) as (tmp, timed_trees):
         commands = {"timing": ["run", "--arch", str(CFG), "--workload", str(CSV),
                                "--timing-only"],
                     "cfg": ["run", "--arch", str(CFG), "--workload", str(CSV)],
