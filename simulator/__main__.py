@@ -3,7 +3,8 @@
 SIGTERM and SIGINT are caught before the command's imports: a signal at start-up ends the
 process quietly with status 128 + N (nothing has been written yet); once a command runs,
 :func:`simulator.cli.main` turns them into an exception that cleans up on the way out;
-once it has returned, they are ignored (the outputs are complete).
+once it begins putting its outputs in place, or has returned, they are ignored (the
+outputs are complete: :func:`simulator.outputs.outputs_final`).
 
 Two settings for the whole process, as the command owns it (docs/performance.md,
 "Start-up"): glibc's allocator keeps freed memory for reuse, and the objects the imports
@@ -20,6 +21,9 @@ __all__ = ["entry"]
 
 
 def _quit_early(signum: int, frame: object) -> None:
+    outputs = sys.modules.get("simulator.outputs")
+    if outputs is not None and outputs.outputs_final():  # the command's outputs are in place
+        return
     os.write(2, f"sasim: stopped by {signal.Signals(signum).name}\n".encode())
     raise SystemExit(128 + signum)
 

@@ -19,7 +19,8 @@ from typing import Any, NoReturn
 import simulator
 from simulator import api
 from simulator.errors import ResultsError, SasimError, one_line, shorten
-from simulator.outputs import OutputSet, check_directory, json_text
+from simulator.outputs import (OutputSet, check_directory, json_text, outputs_final,
+                               start_command)
 from simulator.reports import files as report_files
 from simulator.reports.table import format_run, format_table
 from simulator.reports.timeline import timeline_json
@@ -1145,6 +1146,8 @@ class _Stopped(KeyboardInterrupt):
 
 
 def _stop(signum: int, frame: object) -> None:
+    if outputs_final():  # the outputs are (being) put in place: the command finishes
+        return
     # one stop is enough: later signals must not interrupt the clean-up
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
@@ -1154,6 +1157,7 @@ def _stop(signum: int, frame: object) -> None:
 @contextlib.contextmanager
 def _signals_stop_cleanly() -> Iterator[None]:
     """Turn SIGTERM and SIGINT into :class:`_Stopped` while a command runs."""
+    start_command()
     if threading.current_thread() is not threading.main_thread():
         yield
         return

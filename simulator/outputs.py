@@ -28,8 +28,8 @@ from typing import Any, BinaryIO
 from simulator.errors import SasimError
 
 __all__ = ["OutputError", "TEMP_PREFIX", "file_mode", "dir_mode", "temp_name",
-           "atomic_write", "check_directory", "json_text", "finite", "flatten_scalars", "remove_stale",
-           "OutputSet"]
+           "atomic_write", "check_directory", "json_text", "finite", "flatten_scalars",
+           "remove_stale", "OutputSet", "outputs_final", "start_command"]
 
 #: Every temporary file or directory sasim creates starts with this, then ``<pid>.``.
 TEMP_PREFIX = ".sasim-tmp."
@@ -260,6 +260,23 @@ def _check_directory(target: Path, marker: str, flag: str) -> Path:
     return target
 
 
+#: Whether this process's command has begun putting its outputs in place (``committing``)
+#: or has put them all there (``committed``): from then on a stop signal must not turn the
+#: command into a stopped one (half its outputs renamed, or all of them and status 143).
+_FINAL = {"committing": False, "committed": False}
+
+
+def outputs_final() -> bool:
+    """True once a command began committing its outputs (:meth:`OutputSet.commit`): the CLI's
+    signal handlers then let the command finish instead of stopping it."""
+    return _FINAL["committing"] or _FINAL["committed"]
+
+
+def start_command() -> None:
+    """Forget an earlier command's commit (a process that runs several, as tests do)."""
+    _FINAL["committing"] = _FINAL["committed"] = False
+
+
 class OutputSet:
     """Outputs that appear together or not at all.
 
@@ -341,7 +358,12 @@ class OutputSet:
         return tmp
 
     def commit(self) -> None:
-        """Put every output in place (directories with their normal mode)."""
+        """Put every output in place (directories with their normal mode).
+
+        A stop signal that comes while the outputs are renamed, or after, is ignored by the
+        CLI (:func:`outputs_final`): the outputs are then all in place and the command ends
+        normally, never half of them or all of them with a "stopped" status."""
+        _FINAL["committing"] = True
         try:
             for tmp, target in self._files:
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -356,6 +378,9 @@ class OutputSet:
                 _replace_dir(staging, target)
         except OSError as exc:
             raise _cannot(target, exc) from None
+        finally:
+            _FINAL["committing"] = False
+        _FINAL["committed"] = True
         self._dirs.clear()
         self._files.clear()
 

@@ -55,3 +55,31 @@ def test_an_allocator_without_mallopt_is_left_alone(monkeypatch):
 
     monkeypatch.setattr(ctypes, "CDLL", lambda name: object())
     entry_point._keep_freed_memory()  # no AttributeError
+
+
+def test_a_stop_signal_once_the_outputs_are_committed_lets_the_command_finish(tmp_path):
+    """A SIGTERM that comes while (or after) the outputs are renamed into place is ignored:
+    the outputs are whole and the command ends normally, not with half of them or with a
+    "stopped" status."""
+    import os
+    import signal
+
+    from simulator import cli
+    from simulator.outputs import OutputSet
+
+    with pytest.raises(cli._Stopped):  # before the commit: stopped, nothing written
+        with cli._signals_stop_cleanly(), OutputSet() as outputs:
+            folder = outputs.directory(tmp_path / "first", "summary.json")
+            (folder / "summary.json").write_text("{}")
+            os.kill(os.getpid(), signal.SIGTERM)
+            outputs.commit()
+    assert not (tmp_path / "first").exists()
+    with cli._signals_stop_cleanly(), OutputSet() as outputs:
+        folder = outputs.directory(tmp_path / "second", "summary.json")
+        (folder / "summary.json").write_text("{}")
+        outputs.commit()
+        os.kill(os.getpid(), signal.SIGTERM)  # ignored: the run is complete
+    assert (tmp_path / "second" / "summary.json").read_text() == "{}"
+    with pytest.raises(cli._Stopped):  # the next command starts afresh
+        with cli._signals_stop_cleanly():
+            os.kill(os.getpid(), signal.SIGTERM)
