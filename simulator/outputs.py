@@ -260,21 +260,21 @@ def _check_directory(target: Path, marker: str, flag: str) -> Path:
     return target
 
 
-#: Whether this process's command has begun putting its outputs in place (``committing``)
-#: or has put them all there (``committed``): from then on a stop signal must not turn the
-#: command into a stopped one (half its outputs renamed, or all of them and status 143).
-_FINAL = {"committing": False, "committed": False}
+#: Whether this process's command has begun putting its outputs in place: from then on a
+#: stop signal must not turn it into a stopped one (half its outputs renamed, or all of them
+#: and status 143).
+_FINAL = [False]
 
 
 def outputs_final() -> bool:
     """True once a command began committing its outputs (:meth:`OutputSet.commit`): the CLI's
     signal handlers then let the command finish instead of stopping it."""
-    return _FINAL["committing"] or _FINAL["committed"]
+    return _FINAL[0]
 
 
 def start_command() -> None:
     """Forget an earlier command's commit (a process that runs several, as tests do)."""
-    _FINAL["committing"] = _FINAL["committed"] = False
+    _FINAL[0] = False
 
 
 class OutputSet:
@@ -363,7 +363,7 @@ class OutputSet:
         A stop signal that comes while the outputs are renamed, or after, is ignored by the
         CLI (:func:`outputs_final`): the outputs are then all in place and the command ends
         normally, never half of them or all of them with a "stopped" status."""
-        _FINAL["committing"] = True
+        _FINAL[0] = True
         try:
             for tmp, target in self._files:
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -378,9 +378,6 @@ class OutputSet:
                 _replace_dir(staging, target)
         except OSError as exc:
             raise _cannot(target, exc) from None
-        finally:
-            _FINAL["committing"] = False
-        _FINAL["committed"] = True
         self._dirs.clear()
         self._files.clear()
 

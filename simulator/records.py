@@ -35,6 +35,8 @@ _T = TypeVar("_T")
 _NAMES: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 #: The parameter default of a field made by its ``default_factory``.
 _FACTORY = object()
+#: Every class :func:`record` made.
+_RECORDS: set[type] = set()
 
 
 def _names(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -138,11 +140,21 @@ def record(cls: type[_T]) -> type[_T]:
                "__delattr__": _delattr, "__init__": None}
     own = {name for name in methods if name in cls.__dict__}
     # Made as a plain dataclass (compiling nothing), then marked frozen, so that a frozen
-    # dataclass may derive from it (a plug-in's options from PEOptions). A record deriving
-    # from a frozen dataclass must itself be made frozen.
-    frozen_base = any(_frozen(base) for base in cls.__mro__[1:])
-    cls = dataclasses.dataclass(init=False, eq=False, repr=False, frozen=frozen_base)(cls)
+    # dataclass may derive from it (a plug-in's options from PEOptions). dataclasses refuse
+    # a plain class deriving from a frozen one: record bases are unmarked for the moment,
+    # and a record deriving from another frozen dataclass is made frozen.
+    frozen_bases = [base for base in cls.__mro__[1:] if _frozen(base)]
+    ours = all(base in _RECORDS for base in frozen_bases)
+    for base in frozen_bases if ours else ():
+        base.__dataclass_params__.frozen = False  # type: ignore[attr-defined]
+    try:
+        cls = dataclasses.dataclass(init=False, eq=False, repr=False,
+                                    frozen=bool(frozen_bases) and not ours)(cls)
+    finally:
+        for base in frozen_bases if ours else ():
+            base.__dataclass_params__.frozen = True  # type: ignore[attr-defined]
     cls.__dataclass_params__.frozen = True  # type: ignore[attr-defined]
+    _RECORDS.add(cls)
     pseudo = set(cls.__dataclass_fields__) - {f.name for f in dataclasses.fields(cls)}
     for name in pseudo:
         if isinstance(cls.__dataclass_fields__[name].type, dataclasses.InitVar) or \
