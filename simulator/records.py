@@ -80,31 +80,34 @@ def _compile_init(cls: type) -> Any:
     the ``init`` fields as parameters in order (a default, or a ``default_factory`` called
     when the argument is left out), the other fields set from their default or factory,
     then ``__post_init__`` if the class has one."""
-    names: dict[str, Any] = {"_set": object.__setattr__, "_FACTORY": _FACTORY}
+    # Names no field can shadow (a field is a parameter of the same name).
+    names: dict[str, Any] = {"__record_set__": object.__setattr__,
+                             "__record_factory__": _FACTORY}
     params, body = ["self"], []
     for f in dataclasses.fields(cls):
         default, factory = f.default, f.default_factory
         if factory is not dataclasses.MISSING:
-            names[f"_factory_{f.name}"] = factory
+            names[f"__record_factory_{f.name}__"] = factory
         if f.init:
             if factory is not dataclasses.MISSING:
-                params.append(f"{f.name}=_FACTORY")
-                value = f"_factory_{f.name}() if {f.name} is _FACTORY else {f.name}"
+                params.append(f"{f.name}=__record_factory__")
+                value = (f"__record_factory_{f.name}__() if {f.name} is __record_factory__ "
+                         f"else {f.name}")
             else:
                 if default is not dataclasses.MISSING:
-                    names[f"_default_{f.name}"] = default
-                    params.append(f"{f.name}=_default_{f.name}")
+                    names[f"__record_default_{f.name}__"] = default
+                    params.append(f"{f.name}=__record_default_{f.name}__")
                 else:
                     params.append(f.name)
                 value = f.name
         elif factory is not dataclasses.MISSING:
-            value = f"_factory_{f.name}()"
+            value = f"__record_factory_{f.name}__()"
         elif default is not dataclasses.MISSING:
-            names[f"_default_{f.name}"] = default
-            value = f"_default_{f.name}"
+            names[f"__record_default_{f.name}__"] = default
+            value = f"__record_default_{f.name}__"
         else:
             continue  # set by __post_init__, if at all
-        body.append(f"    _set(self, {f.name!r}, {value})")
+        body.append(f"    __record_set__(self, {f.name!r}, {value})")
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()")
     source = f"def __init__({', '.join(params)}):\n" + "\n".join(body or ["    pass"])

@@ -114,3 +114,12 @@ def test_unsupported_fields_are_refused():
                               "a": dataclasses.field(kw_only=True)}))
     with pytest.raises(TypeError, match="InitVar"):
         record(type("I", (), {"__annotations__": {"a": dataclasses.InitVar[int]}}))
+
+
+def test_fields_named_like_the_generated_code_s_helpers():
+    """A field may be called anything a dataclass field may (the generated ``__init__``'s
+    own names cannot be shadowed)."""
+    body = {"__annotations__": {"_set": "int", "_FACTORY": "list", "names": "int"},
+            "_FACTORY": dataclasses.field(default_factory=list), "names": 3}
+    mine, theirs = _twins(body)
+    assert repr(mine(1)) == repr(theirs(1)) and repr(mine(1, [2], 4)) == repr(theirs(1, [2], 4))
