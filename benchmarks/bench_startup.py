@@ -27,8 +27,8 @@ a new machine; one process each, no warm-up). The checkout's build must be fresh
 The previous release is a git worktree of ``--previous`` (default c0b91d4, sasim 0.1.0) in a
 temporary directory (``--previous-ideal``: a commit that knows ``--set memory=ideal``, whose
 SySMT runs then get it too, and whose kernels are then compiled ahead of time in the worktree,
-as this tree's are); the two trees' runs alternate, repeat by repeat. Both trees are byte-compiled first (an installed package has its byte
-code) and each command runs once untimed before the timed repeats, which fills numba's cache
+as this tree's are); the two trees' runs alternate, repeat by repeat. Both trees are
+byte-compiled first (an installed package has its byte code) and each command runs once untimed before the timed repeats, which fills numba's cache
 (its own directory per tree): the figures are start-up and run time, not first compilation.
 Peak memory is each process's maximum resident set (``wait4``).
 

@@ -301,21 +301,11 @@ def load_workload_yaml(path: str | Path) -> Workload:
             layers.append(layer)
     except ConfigError as exc:
         raise WorkloadError(str(exc)) from None
+    from simulator.workloads.synthetic import data_section  # numpy's user: loaded here
+
     return Workload(name=data.get("name", path.stem), source=str(path), layers=tuple(layers),
                     format="yaml", sequences=batch, **phase,
                     data_options=data_section(data, path))
-
-
-def data_section(data: Mapping[str, Any], path: Path) -> Any:
-    """The workload file's ``data:`` section, validated
-    (:func:`simulator.workloads.synthetic.synthetic_options_from_mapping`; a bad one fails
-    when the file is read, not mid-run)."""
-    from simulator.workloads.synthetic import synthetic_options_from_mapping
-
-    try:
-        return synthetic_options_from_mapping(data.get("data"), f"{path}: data")
-    except ConfigError as exc:
-        raise WorkloadError(str(exc)) from None
 
 
 def _int_cell(text: str, where: str, what: str) -> int:

@@ -52,7 +52,8 @@ from simulator.records import record
 from simulator.workloads.layers import POOL_OPS, Layer, LayerTensors, Workload
 
 __all__ = ["SyntheticOptions", "synthesize", "synthetic_options_from_mapping",
-           "synthetic_options_from_file", "layer_tensors", "transformer_tensors"]
+           "synthetic_options_from_file", "data_section", "layer_tensors",
+           "transformer_tensors"]
 
 
 def _fraction(value: float) -> str | None:
@@ -119,7 +120,12 @@ def synthetic_options_from_mapping(mapping: Mapping[str, Any] | None,
 def synthetic_options_from_file(path: str | Path) -> SyntheticOptions:
     """The ``data:`` section of a workload YAML file (defaults when it has none)."""
     path = Path(path)
-    data = read_yaml_mapping(path, WorkloadError)
+    return data_section(read_yaml_mapping(path, WorkloadError), path)
+
+
+def data_section(data: Mapping[str, Any], path: Path) -> SyntheticOptions:
+    """The ``data:`` section of a workload file read into ``data``, validated (a bad one is
+    a WorkloadError naming the file and key, when the file is read, not mid-run)."""
     try:
         return synthetic_options_from_mapping(data.get("data"), f"{path}: data")
     except ConfigError as exc:

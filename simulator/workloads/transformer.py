@@ -27,7 +27,7 @@ from simulator.config.schema import build, did_you_mean, in_range, option
 from simulator.errors import ConfigError, WorkloadError, shorten
 from simulator.records import record
 from simulator.workloads.layers import MAX_DIM, MAX_LAYERS, Layer, Workload
-from simulator.workloads.shapes import check_name, data_section
+from simulator.workloads.shapes import check_name
 
 __all__ = ["TransformerSpec", "expand", "transformer_workload", "load_transformer_yaml",
            "layers_per_block"]
@@ -320,4 +320,6 @@ def load_transformer_yaml(data: Mapping[str, Any], path: Path) -> Workload:
         workload = transformer_workload(data["transformer"], path, data.get("name", path.stem))
     except ConfigError as exc:
         raise WorkloadError(str(exc)) from None
+    from simulator.workloads.synthetic import data_section
+
     return dataclasses.replace(workload, data_options=data_section(data, path))
