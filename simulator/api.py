@@ -15,10 +15,9 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import simpy
 
 import simulator
 from simulator.config import arch as arch_config
@@ -36,9 +35,8 @@ from simulator.hw.pe import FoldSteps, PEModel, get_pe_model, option_types
 from simulator.hw.pe.registry import GemmRun
 from simulator.hw.timing import FoldTiming, fold_timing, reported_cycles
 from simulator.hw.vector import vector_cost
-from simulator.memory import (Dram, LayerSchedule, StartedLayer, TileProgram, hcm_bit_ops,
-                              hcm_bits_moved, hcm_cycles, plan_layer, plan_vector_layer,
-                              roofline, run_layer, start_layer)
+from simulator.memory import (TileProgram, hcm_bit_ops, hcm_bits_moved, hcm_cycles, plan_layer,
+                              plan_vector_layer, roofline)
 from simulator.operands import BUFFERS, PerBuffer
 from simulator.records import record
 from simulator.results import (ErrorMetrics, FunctionalResult, LayerResult, LayerTimeline,
@@ -50,6 +48,11 @@ from simulator.workloads.layers import Layer, LayerTensors, Workload, data_probl
 from simulator.workloads.lowering import (gemm_product, gemm_to_output, im2col, im2col_nonzeros,
                                           weight_columns, weight_nonzeros, weights_to_gemm)
 from simulator.workloads.shapes import load_topology_csv, load_workload_yaml
+
+if TYPE_CHECKING:  # the engine's modules load when a run first schedules a layer (_engine)
+    import simpy
+
+    from simulator.memory.run import Dram, LayerSchedule, StartedLayer
 
 __all__ = [
     "ARCH_DIR",
@@ -295,7 +298,7 @@ def _layer_memory(arch: ArchConfig, layer: Layer, timing: FoldTiming,
     if chain is not None:
         chain.add(program, _dram(arch, env), cacheable)
         return program, None
-    return program, run_layer(env, program, _dram(arch, env))
+    return program, _engine().run_layer(env, program, _dram(arch, env))
 
 
 def _dram(arch: ArchConfig, env: simpy.Environment) -> Dram:
@@ -307,7 +310,8 @@ def _dram(arch: ArchConfig, env: simpy.Environment) -> Dram:
         from simulator.memory.dram import DramDevice  # runs without a preset never load it
 
         device = DramDevice(dram_spec(memory.dram), arch.array.clock_mhz, origin=env.now)
-    return Dram(memory.dram_bandwidth_bytes_per_cycle, memory.dram_latency_cycles, device)
+    return _engine().Dram(memory.dram_bandwidth_bytes_per_cycle, memory.dram_latency_cycles,
+                          device)
 
 
 def _roofline_bandwidth(arch: ArchConfig) -> float | None:
@@ -347,6 +351,18 @@ def _analytic_checks(arch: ArchConfig, layer: Layer, peak_macs: int, compute_cyc
 
 #: Reuse the timing and schedule of a layer shape that ran before (tests turn it off to
 #: check that reuse changes nothing).
+def _engine() -> Any:
+    """:mod:`simulator.memory.run`, the memory model's SimPy processes.
+
+    Imported when a run first schedules a layer, not with this module: a run whose
+    functional models go to a forked child (:func:`simulate`) then imports SimPy and the
+    engine after the fork, while the child works (docs/performance.md, "Start-up").
+    """
+    from simulator.memory import run
+
+    return run
+
+
 _REUSE_SHAPES = True
 
 
@@ -376,7 +392,7 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
             chain.add(program, _dram(arch, env), cacheable=True)
             schedule = None
         elif schedule is None:  # planned in a chain before: it runs alone now
-            schedule = run_layer(env, program, _dram(arch, env))
+            schedule = _engine().run_layer(env, program, _dram(arch, env))
             shapes[key] = (timing, alternatives, program, schedule, peak, checks)
         elif schedule.elapsed:
             env.run(until=env.now + schedule.elapsed)
@@ -631,6 +647,8 @@ def _run_layers(arch: ArchConfig, pe: PEModel, tech: TechTable, workload: Worklo
     process while the engine runs (docs/performance.md, "Functional models beside the
     engine"): the layers run as timing only, and each takes its functional result when all
     have run."""
+    import simpy  # after the functional child has forked (_engine)
+
     env = simpy.Environment()
     layers, schedules = [], []
     prefetch = _Prefetch(arch, env, codec)
@@ -653,11 +671,11 @@ def _run_layers(arch: ArchConfig, pe: PEModel, tech: TechTable, workload: Worklo
                     and workload.layers[index + 1].is_gemm):
                 # runs beside the next array layer; finished after it
                 pending = _Pending(len(layers), layer, program, origin,
-                                   start_layer(env, program, dram))
+                                   _engine().start_layer(env, program, dram))
                 layers.append(None)
                 schedules.append(None)
                 continue
-            schedule = run_layer(env, program, dram, closed_form=False)
+            schedule = _engine().run_layer(env, program, dram, closed_form=False)
             result = _vector_layer(arch, layer, program, schedule, workload, run_functional)
         else:
             result, schedule, program = _array_layer(arch, pe, layer, workload, env,

@@ -36,3 +36,34 @@ def test_pair_helpers_index_the_kernels_tables_alike():
     from simulator.kernels.sparq import LUT_OFFSET as KERNEL_LUT_OFFSET
 
     assert LUT_OFFSET == KERNEL_LUT_OFFSET
+
+
+def test_api_and_cli_import_without_the_engine():
+    """SimPy (and the ``importlib.metadata`` it reads its version through, about 25 ms of
+    imports) loads when a run first schedules a layer, not with the API."""
+    modules = _loaded_after("import simulator.api, simulator.cli")
+    assert not {"simpy", "importlib.metadata", "simulator.memory.run",
+                "simulator.engine"} & modules
+    assert "simpy" in _loaded_after("import simulator.memory\nsimulator.memory.run_layer")
+
+
+def test_the_functional_child_forks_before_the_engine_loads():
+    """A run whose functional models go to a forked child imports SimPy after the fork,
+    beside the child's work (docs/performance.md, "Start-up")."""
+    code = ("import sys\n"
+            "from simulator import api\n"
+            "from simulator.kernels import jit\n"
+            "seen = []\n"
+            "start = jit._Child.__init__\n"
+            "def forked(self, *args, **kwargs):\n"
+            "    seen.append('simpy' in sys.modules)\n"
+            "    start(self, *args, **kwargs)\n"
+            "jit._Child.__init__ = forked\n"
+            "arch = api.load_arch('sysmt_2t_16x16', ['memory=ideal'])\n"
+            "workload = api.load_workload('digits_int8')\n"
+            "result = api.simulate(arch, workload)\n"
+            "print(seen, 'simpy' in sys.modules, result.total_cycles > 0)")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=REPO, check=True, timeout=300)
+    assert done.stdout.split() == ["[False]", "True", "True"]
