@@ -135,6 +135,20 @@ def _plural(tp: Any) -> str:
     return f"values ({one})"
 
 
+#: the words YAML 1.1 (PyYAML) reads as booleans
+_YAML_BOOLEANS = frozenset({"yes", "no", "true", "false", "on", "off"})
+
+
+def _quote_hint(value: Any, choices: tuple[Any, ...] | None = None) -> str:
+    """For a boolean where a string goes: YAML read a word such as ``off`` as a boolean."""
+    if not isinstance(value, bool):
+        return ""
+    if choices is None:
+        return " (YAML reads on, off, yes and no as booleans: quote the word, e.g. 'off')"
+    words = [c for c in choices if isinstance(c, str) and c.lower() in _YAML_BOOLEANS]
+    return f" (YAML reads {words[0]} as a boolean: quote it, '{words[0]}')" if words else ""
+
+
 def _convert(tp: Any, value: Any, where: str) -> Any:
     """Convert one YAML value to the hinted type, or raise ConfigError naming ``where``."""
     origin = get_origin(tp)
@@ -181,13 +195,15 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return out
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {shorten(value)}")
+            raise ConfigError(f"{where}: expected a string, got {shorten(value)}"
+                              f"{_quote_hint(value)}")
         return value
     if origin is Literal:
         if value in get_args(tp) and type(value) is type(get_args(tp)[0]):
             return value
         choices = get_args(tp)
-        hint = did_you_mean(str(value), [str(c) for c in choices]) if isinstance(value, str) else ""
+        hint = (did_you_mean(str(value), [str(c) for c in choices]) if isinstance(value, str)
+                else _quote_hint(value, choices))
         raise ConfigError(f"{where}: expected {_describe_type(tp)}, got {shorten(value)}{hint}")
     if origin is tuple:
         if isinstance(value, str | bytes) or not isinstance(value, list | tuple):

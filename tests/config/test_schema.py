@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import pytest
 
 from simulator import api
 from simulator.config.arch import ArchConfig
-from simulator.config.schema import build, describe_fields
+from simulator.config.schema import build, describe_fields, option
 from simulator.errors import ConfigError
 
 
@@ -98,3 +99,26 @@ def test_shipped_configs_load():
     assert any(p.stem == "os_sa_16x16" for p in paths)
     for path in paths:
         api.load_arch(path)
+
+
+def test_a_yaml_boolean_where_a_word_goes_says_to_quote_it(tmp_path):
+    """YAML 1.1 reads off/on/yes/no as booleans: the error says so (a plug-in option
+    ``skip: off`` or ``--set pe.skip=off`` otherwise reads "got False" with no reason)."""
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        skip: Literal["off", "weights"] = option("weights", doc="")
+        label: str = option("x", doc="")
+
+    with pytest.raises(ConfigError, match=r"pe.skip: expected one of 'off', 'weights', got "
+                                          r"False \(YAML reads off as a boolean: quote it, "
+                                          r"'off'\)$"):
+        build(Options, {"skip": False}, "pe")
+    with pytest.raises(ConfigError, match=r"pe.label: expected a string, got True \(YAML reads "
+                                          r"on, off, yes and no as booleans"):
+        build(Options, {"label": True}, "pe")
+    assert build(Options, {"skip": "off"}, "pe").skip == "off"
+    with pytest.raises(ConfigError) as info:  # a choice that is no YAML word: no hint
+        api.load_arch(write(tmp_path, BASE + "memory: {prefetch: false}\n"))
+    assert "quote" not in str(info.value)
+    with pytest.raises(ConfigError, match="arch.name: expected a string, got True \\(YAML"):
+        api.load_arch(write(tmp_path, BASE + "name: yes\n"))
