@@ -87,7 +87,10 @@ A user value quoted in a message is cut to {MAX_VALUE_CHARS} characters and a wh
 - YAML (arch, workload, sweep, technology files): at most {files.MAX_FILE_BYTES >> 20} MiB;
   YAML 1.1's base-60 numbers are read as the text they are (`2:4` is the string "2:4",
   not 124) and an integer with a leading zero (`010`, which YAML 1.1 reads as octal 8) is
-  refused; duplicate keys in a mapping are refused (YAML keys are unique; the file and the line of
+  refused; YAML 1.1 reads the words `on`, `off`, `yes` and `no` (also capitalised or in
+  capitals) as booleans, so where a word is expected (`skip: off`, `--set pe.skip=off`) the
+  error says to quote it (`skip: 'off'`, `--set "pe.skip='off'"`); duplicate keys in a
+  mapping are refused (YAML keys are unique; the file and the line of
   both are named); nesting deeper than {files.MAX_DEPTH} levels and documents of more than
   {files.MAX_NODES:,} values with aliases expanded ("alias bombs") are refused from the
   parser's events, before any object is built; an integer literal longer than
