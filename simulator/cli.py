@@ -313,6 +313,25 @@ def default_comparison() -> list[str]:
     return designs
 
 
+def _memory_label(arch: Any) -> str:
+    """A design's memory in a few words: its buffers and its DRAM (``compare``'s note)."""
+    from simulator.config.dram import IDEAL
+
+    memory = arch.memory
+    sizes = (memory.ifmap_kib, memory.filter_kib, memory.ofmap_kib)
+    buffers = ("unbounded buffers" if sizes == (None,) * 3 else
+               "/".join("unbounded" if s is None else f"{s:g}" for s in sizes) + " KiB buffers")
+    if memory.dram != IDEAL:
+        dram = memory.dram
+    elif memory.dram_bandwidth_bytes_per_cycle is None and memory.dram_latency_cycles == 0:
+        dram = "ideal DRAM"
+    else:
+        bandwidth = memory.dram_bandwidth_bytes_per_cycle
+        dram = (f"{'unbounded' if bandwidth is None else f'{bandwidth:g} B/cycle'} DRAM, "
+                f"{memory.dram_latency_cycles} cycles latency")
+    return f"{buffers}, {dram}"
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from simulator.hw.pe import baseline_family, pe_model_class
 
@@ -396,6 +415,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
           "the PEs, their registers and their leakage (what the papers report); chip = array + "
           "buffers + DRAM + all leakage; DRAM uJ: the chip's DRAM part; stall %: cycles the "
           "array waited for memory")
+    memories = {arch.name: _memory_label(arch) for arch in archs}
+    if len(set(memories.values())) > 1:  # the cycles include each design's own stalls
+        print("memory differs between the designs (" + "; ".join(
+            f"{name}: {label}" for name, label in memories.items()) + "): their cycles and "
+              "chip energy include their own memory; --set memory=ideal compares the arrays "
+              "alone")
     for record in records:
         if record.get("zap"):
             from simulator.reports.zap import compare_zap_line

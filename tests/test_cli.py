@@ -66,6 +66,18 @@ def test_compare(cli, tmp_path):
     assert 1.8 < records[2]["speedup"] < 2
     plot = tmp_path / "c" / "comparison.png"  # what `make run` promises
     assert plot.read_bytes().startswith(b"\x89PNG") and str(plot) in result.out
+    assert "memory differs" not in result.out  # one memory for all
+
+
+def test_compare_says_when_the_designs_memory_differs(cli, tmp_path):
+    ideal = tmp_path / "ideal16.yaml"
+    ideal.write_text("schema_version: 1\narray: {rows: 16, cols: 16, dataflow: os}\n"
+                     "pe: {type: dense}\n")
+    result = cli("compare", "--workload", "digits_int8", "--arch", "os_sa_16x16", "--arch",
+                 ideal, "--timing-only")
+    assert result.status == 0, result.err
+    assert ("memory differs between the designs (os_sa_16x16: 32/32/32 KiB buffers, "
+            "lpddr5_6400; ideal16: unbounded buffers, ideal DRAM)") in result.out
 
 
 @pytest.mark.parametrize(("files", "argv", "needle"), [
