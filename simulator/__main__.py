@@ -1,7 +1,7 @@
 """``python -m simulator`` and the ``sasim`` command.
 
 SIGTERM and SIGINT are caught before the command's imports: a signal at start-up ends the
-process quietly with status 128 + N (nothing has been written yet); once a command runs,
+process at once, quietly, with status 128 + N (nothing has been written yet); once a command runs,
 :func:`simulator.cli.main` turns them into an exception that cleans up on the way out;
 once it begins putting its outputs in place, or has returned, they are ignored (the
 outputs are complete: :func:`simulator.outputs.outputs_final`).
@@ -21,11 +21,19 @@ __all__ = ["entry"]
 
 
 def _quit_early(signum: int, frame: object) -> None:
-    outputs = sys.modules.get("simulator.outputs")
-    if outputs is not None and outputs.outputs_final():  # the command's outputs are in place
+    """A stop signal outside a command's run (start-up, or after the command): end now.
+
+    Nothing of the command's is written yet, or its own clean-up has run, so the process
+    ends at once (``os._exit``) instead of raising into whatever the signal interrupted:
+    an exception raised inside an import (numpy's, say) can turn into another error with a
+    traceback, or leave a half-initialised module for the interpreter's exit to trip on.
+    """
+    outputs = sys.modules.get("simulator.outputs")  # may be half imported
+    final = getattr(outputs, "outputs_final", None)
+    if final is not None and final():  # the command's outputs are in place
         return
     os.write(2, f"sasim: stopped by {signal.Signals(signum).name}\n".encode())
-    raise SystemExit(128 + signum)
+    os._exit(128 + signum)
 
 
 #: glibc's mallopt parameters (malloc.h) and what the command sets them to: freed memory

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import gc
 import sys
+from pathlib import Path
 
 import pytest
 
 import simulator.__main__ as entry_point
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_entry_freezes_the_imports_out_of_the_collector(monkeypatch, capsys):
@@ -83,3 +86,53 @@ def test_a_stop_signal_once_the_outputs_are_committed_lets_the_command_finish(tm
     with pytest.raises(cli._Stopped):  # the next command starts afresh
         with cli._signals_stop_cleanly():
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_stop_signal_at_start_up_ends_the_process_at_once(monkeypatch, capfd):
+    """Outside a command's run a stop signal ends the process there and then (os._exit),
+    also while a module is half imported: an exception raised into an import could become
+    another error with a traceback (numpy turns one into an ImportError)."""
+    import signal
+    import types
+
+    exits = []
+
+    def fake_exit(status: int) -> None:
+        exits.append(status)
+        raise SystemExit(status)
+
+    monkeypatch.setattr(entry_point.os, "_exit", fake_exit)
+    half = types.ModuleType("simulator.outputs")  # being imported: no outputs_final yet
+    monkeypatch.setitem(sys.modules, "simulator.outputs", half)
+    with pytest.raises(SystemExit):
+        entry_point._quit_early(signal.SIGTERM, None)
+    assert exits == [128 + signal.SIGTERM]
+    assert capfd.readouterr().err == "sasim: stopped by SIGTERM\n"
+
+
+def test_a_stop_signal_at_any_early_moment_leaves_no_traceback(tmp_path):
+    """``sasim run --save-outputs`` stopped in its first 0.4 s, whatever it was importing
+    or loading: one line, status 128 + N (or killed by SIGTERM's default action in the
+    interpreter's own start-up, before sasim's code runs), nothing written."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    env.setdefault("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))
+    for index, delay in enumerate((0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4)):
+        signum = signal.SIGTERM if index % 2 == 0 or delay < 0.1 else signal.SIGINT
+        out = tmp_path / f"run{index}"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "simulator", "run", "--arch", "sysmt_4t_16x16",
+             "--workload", "resnet18", "--out", str(out), "--save-outputs"],
+            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True)
+        time.sleep(delay)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+        assert "Traceback" not in err and "Error" not in err, err
+        assert process.returncode in (128 + signum, -signum), (delay, process.returncode, err)
+        assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
