@@ -21,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,8 +29,8 @@ from typing import Any, BinaryIO
 from simulator.errors import SasimError
 
 __all__ = ["OutputError", "TEMP_PREFIX", "file_mode", "dir_mode", "temp_name",
-           "atomic_write", "check_directory", "json_text", "finite", "flatten_scalars",
-           "remove_stale", "OutputSet", "outputs_final", "start_command"]
+           "atomic_write", "regular_target", "check_directory", "json_text", "finite",
+           "flatten_scalars", "remove_stale", "OutputSet", "outputs_final", "start_command"]
 
 #: Every temporary file or directory sasim creates starts with this, then ``<pid>.``.
 TEMP_PREFIX = ".sasim-tmp."
@@ -108,6 +109,26 @@ def _existing_ancestor(path: Path, flag: str) -> Path:
     return parent
 
 
+def regular_target(path: Path, flag: str = "") -> Path:
+    """Where an output file ``path`` is written: the file a symbolic link names (the link is
+    kept), refusing a directory and anything that is not a regular file (a device, a named
+    pipe, a socket): renaming over it would replace it, ``/dev/null`` included."""
+    where = f"{flag} {path}" if flag else str(path)
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        return target
+    except OSError as exc:
+        raise _cannot(path, exc, flag) from None
+    if stat.S_ISDIR(mode):
+        raise OutputError(f"{where}: is a directory")
+    if not stat.S_ISREG(mode):
+        raise OutputError(f"{where}: not a regular file (a device, a named pipe or a socket): "
+                          f"give the path of a file to write")
+    return target
+
+
 def atomic_write(path: str | Path, data: bytes | str | Callable[[BinaryIO], None], *,
                  sync: bool = True) -> None:
     """Write ``path`` whole or not at all, with the mode ``open()`` would give it.
@@ -117,10 +138,8 @@ def atomic_write(path: str | Path, data: bytes | str | Callable[[BinaryIO], None
     (``sync``) and renamed over ``path``; on any failure the temporary is removed. Missing
     parent directories are created. Raises :class:`OutputError` when it cannot write.
     """
-    path = Path(path)
+    path = regular_target(Path(path))
     try:
-        if path.is_dir():
-            raise OutputError(f"{path}: is a directory")
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _cannot(path, exc) from None
@@ -333,15 +352,13 @@ class OutputSet:
         target another output of the command already takes is refused."""
         if not str(target).strip():
             raise OutputError(f"{flag}: an empty path (give the file to write)")
-        target = Path(target).absolute()
+        target = regular_target(Path(target).absolute(), flag)
         clash = self._flags.get(target) or self._reserved.get(target)
         if clash is not None:
             raise OutputError(f"{flag} {target}: {clash} writes that file too: choose another "
                               f"name")
         self._flags[target] = flag
         try:
-            if target.is_dir():
-                raise OutputError(f"{flag} {target}: is a directory")
             for staging, folder in self._dirs:
                 if target.is_relative_to(folder):
                     inner = staging / target.relative_to(folder)

@@ -31,7 +31,7 @@ import numpy as np
 from simulator.config.files import load_json_text, open_input
 from simulator.config.schema import did_you_mean
 from simulator.errors import TraceError, shorten
-from simulator.outputs import OutputError, file_mode, json_text, temp_name
+from simulator.outputs import OutputError, file_mode, json_text, regular_target, temp_name
 from simulator.records import record
 from simulator.shipped import path_exists
 from simulator.workloads.layers import (MAX_DIM, MAX_LAYER_DATA_BYTES, MAX_LAYERS, POOL_OPS,
@@ -877,7 +877,7 @@ class TraceWriter:
 
     def __init__(self, path: str | Path, model_name: str, provenance: Mapping[str, Any],
                  compress: bool = True, inference: Mapping[str, Any] | None = None) -> None:
-        self.path = Path(path)
+        self.path = regular_target(Path(path))  # a link's file; never a device or a pipe
         self._inference = None if inference is None else dict(inference)
         if self._inference is not None:
             _check_inference({"inference": self._inference}, TRACE_SCHEMA_VERSION, self.path)

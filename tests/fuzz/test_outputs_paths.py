@@ -226,3 +226,44 @@ def test_any_output_name_is_written_or_one_line(cli, name, flag):
         result = cli(*args)
         assert_clean_exit(result.status, result.err)
         assert not temporaries(root)
+
+
+@pytest.mark.parametrize("flag", ["--timeline", "--plot"])
+@pytest.mark.parametrize("kind", ["fifo", "device", "socket", "link", "dangling_link"])
+def test_an_output_file_never_replaces_a_special_file_or_a_link(cli, tmp_path, flag, kind):
+    """A file output is renamed into place: over a device (``/dev/null``), a named pipe or a
+    socket that would replace it, so those are refused; a symbolic link is kept and the
+    file it names is written (as ``--out`` follows links)."""
+    import socket
+    import stat
+
+    suffix = ".json" if flag == "--timeline" else ".png"
+    target = tmp_path / f"target{suffix}"
+    real = tmp_path / f"real{suffix}"
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "device":
+        if os.geteuid() != 0:
+            target = Path("/dev/null")  # not ours to create: the system's own
+        else:
+            os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    elif kind == "socket":
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(target))
+        server.close()
+    else:
+        if kind == "link":
+            real.write_text("old\n")
+        target.symlink_to(real.name)
+    mode = target.lstat().st_mode
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", "digits_int8", "--timing-only",
+                 flag, target)
+    assert_clean_exit(result.status, result.err)
+    assert not temporaries(tmp_path)
+    assert target.lstat().st_mode == mode  # the same kind of file, still there
+    if kind.endswith("link"):
+        assert result.status == 0, result.err
+        assert real.stat().st_size > 100 and real.read_bytes() != b"old\n"
+    else:
+        assert result.status == 2
+        assert "not a regular file" in result.err and str(target) in result.err
