@@ -253,6 +253,8 @@ def _quantise(magnitude: np.ndarray, negative: np.ndarray, qmax: int, out: np.nd
     magnitude *= scale[:, np.newaxis]
     np.rint(magnitude, out=magnitude)
     out[...] = magnitude
+    # float32 holds qmax exactly only below 2**24: wider weights may round one above it
+    np.minimum(out, qmax, out=out)
     # two's complement negation where the sign is set: (q ^ -s) + s
     s = negative.astype(out.dtype).reshape(out.shape)
     np.bitwise_xor(out, -s, out=out)

@@ -208,3 +208,19 @@ def test_pruning_breaks_ties_by_position():
     np.testing.assert_array_equal(w, [3.0, 0.0, 1.0, 0.0, 0.0, 2.0, 1.0])
     _prune(w, 0)
     assert np.count_nonzero(w) == 4
+
+
+@pytest.mark.parametrize("bits", [12, 23, 24, 25, 31, 32])
+@pytest.mark.parametrize("prune", [0.0, 0.5])
+def test_wide_synthetic_weights_stay_in_their_signed_range(bits, prune):
+    """float32 holds the largest magnitude exactly only below 2**24: the quantised weights of
+    wider layers must still stop at 2**(bits-1) - 1 (one above it was reached before)."""
+    import dataclasses
+
+    from simulator import api
+    from simulator.workloads.synthetic import SyntheticOptions, layer_tensors
+
+    layer = dataclasses.replace(api.load_workload("resnet18").layers[1], weight_bits=bits)
+    weights = layer_tensors(layer, 1, SyntheticOptions(weight_prune_fraction=prune)).weight
+    qmax = (1 << (bits - 1)) - 1
+    assert weights.max() == qmax and weights.min() >= -qmax
