@@ -108,7 +108,8 @@ A user value quoted in a message is cut to {MAX_VALUE_CHARS} characters and a wh
   2^53.
 - Layers: every dimension (batch, channels, features, H, W, kernel, stride, padding,
   dilation) at most {layers.MAX_DIM:,}, a conv2d input at most {layers.MAX_PLANE:,} on each
-  side, activation bits 1 to 32 and weight bits 2 to 32, a non-empty name, at most
+  side, activation bits 1 to 32 and weight bits 2 to 32, a non-empty name without control
+  characters, at most
   {layers.MAX_MACS:,} MACs per layer and {layers.MAX_LAYERS:,} layers per workload (a
   SCALE-Sim depthwise `DP` row counts one layer per channel and is refused before it is
   expanded). A topology CSV without a header row is read from its first row (its column

@@ -274,9 +274,15 @@ def _metric(row: Mapping[str, Any] | None, key: str) -> float | None:
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
+    """``num / den``, or None when either is missing or the ratio is not a finite number
+    (a time so small, say 5e-324, that the speedup overflows: drawn as n/a)."""
     if num is None or den is None or den == 0:
         return None
-    return num / den
+    try:
+        ratio = num / den
+    except OverflowError:
+        return None
+    return ratio if math.isfinite(ratio) else None
 
 
 def _speedups(design: Design, base: Design, workloads: Sequence[str]) -> list[float | None]:

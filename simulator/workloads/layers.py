@@ -164,6 +164,9 @@ class Layer:
         """Yield what is inconsistent about this layer's shape (empty when valid)."""
         if not self.name:
             yield "the layer name must be non-empty"
+        elif any(ord(c) < 32 or 127 <= ord(c) < 160 for c in self.name):  # C0, DEL, C1
+            yield (f"the layer name {self.name!r} holds a control character (reports, files "
+                   f"and plots name layers by it)")
         if self.op not in GEMM_OPS + VECTOR_OPS:
             yield f"unknown op {self.op!r}"
             return

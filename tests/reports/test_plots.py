@@ -438,3 +438,12 @@ def test_a_run_of_many_layers_is_drawn_in_groups_of_consecutive_layers():
     energy = sum(p.get_height() for c in fig.axes[1].containers for p in c)
     assert energy * 1e6 == pytest.approx(sum(sum(layer["energy_breakdown_pj"].values())
                                              for layer in layers))
+
+
+def test_a_speedup_that_overflows_is_not_drawn():
+    """A positive but tiny time (5e-324 in a hand-edited results.csv) would give an infinite
+    speedup and numpy's warnings on stderr: it is drawn as n/a instead."""
+    from simulator.reports.plots import _ratio
+
+    assert _ratio(586.7, 5e-324) is None and _ratio(1e308, 1e-308) is None
+    assert _ratio(586.7, 477.6) == 586.7 / 477.6 and _ratio(1.0, 0.0) is None

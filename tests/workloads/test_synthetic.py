@@ -224,3 +224,20 @@ def test_wide_synthetic_weights_stay_in_their_signed_range(bits, prune):
     weights = layer_tensors(layer, 1, SyntheticOptions(weight_prune_fraction=prune)).weight
     qmax = (1 << (bits - 1)) - 1
     assert weights.max() == qmax and weights.min() >= -qmax
+
+
+@pytest.mark.parametrize("name", ["conv\x00", "a\tb", "x\x7f", "y\x85"])
+def test_a_layer_name_with_a_control_character_is_refused(tmp_path, name):
+    """Layer names go into reports, file members and plot labels: a control character (a NUL
+    from a CSV, a tab) is refused with the layer named, like an empty name."""
+    from simulator import api
+
+    path = tmp_path / "w.yaml"
+    path.write_text("schema_version: 1\nlayers:\n  - {name: " + json.dumps(name)
+                    + ", op: linear, in_features: 8, out_features: 4}\n")
+    with pytest.raises(WorkloadError, match="holds a control character"):
+        api.load_workload(path)
+    fine = tmp_path / "ok.yaml"
+    fine.write_text("schema_version: 1\nlayers:\n  - {name: \"é層 x/1\", op: linear, "
+                    "in_features: 8, out_features: 4}\n")
+    assert api.load_workload(fine).layers[0].name == "é層 x/1"
