@@ -166,6 +166,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise SasimError(f"--workers: at most {most} on this machine's {default_workers()} "
                          f"CPU(s) ({MAX_WORKERS_PER_CPU} per CPU; more would only contend), "
                          f"got {shorten(args.workers)}")
+    if not str(args.spec).strip():
+        raise SasimError("an empty path: expected a sweep spec (YAML)")
     plan = plan_sweep(load_sweep(args.spec), args.spec)
     if plan.spec.accuracy is not None and not args.scheduler:
         import importlib.util
@@ -234,6 +236,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     if not 1 <= args.dpi <= MAX_DPI:
         raise SasimError(f"--dpi: expected a number from 1 to {MAX_DPI}, got {args.dpi:g}")
+    if not str(args.results).strip():
+        raise SasimError("an empty path: expected a sweep's output directory, its "
+                         "results.csv, or a run's summary.json")
     if is_run_summary(args.results):
         return _plot_run(args)
     results = load_results(args.results)

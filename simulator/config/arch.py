@@ -430,7 +430,10 @@ def arch_from_mapping(data: Mapping[str, Any], source: str,
     """
     where = f"{source}: arch"
     if overrides:
-        data = apply_arch_overrides(data, overrides, pe_types)
+        try:
+            data = apply_arch_overrides(data, overrides, pe_types)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}" if name_overrides else str(exc)) from None
         # at most three overrides named: the key and the problem must fit the one line
         shown = " ".join(f"--set {shorten(o, 80)[1:-1]}" for o in overrides[:3])
         if len(overrides) > 3:
@@ -607,6 +610,20 @@ def _switch_pe_type(base: Mapping[str, Any], data: dict[str, Any], given: set[st
     return {**data, "pe": kept}
 
 
+def _dram_overridable(data: Mapping[str, Any],
+                      parsed: Sequence[tuple[tuple[str, ...], Any]]) -> Mapping[str, Any]:
+    """``memory.dram`` given as a preset's name, and an override of one of its values
+    (``--set memory.dram.channels=4``): the name becomes the mapping that says the same
+    (``{preset: NAME}``), which the override then extends."""
+    memory = data.get("memory")
+    dram = memory.get("dram") if isinstance(memory, Mapping) else None
+    sub_key = any(len(path) > 2 and path[:2] == ("memory", "dram") for path, _ in parsed)
+    set_whole = any(path in (("memory",), ("memory", "dram")) for path, _ in parsed)
+    if not sub_key or set_whole or not isinstance(dram, str) or dram == IDEAL:
+        return data
+    return {**data, "memory": {**memory, "dram": {"preset": dram}}}
+
+
 def apply_arch_overrides(data: Mapping[str, Any], overrides: Sequence[str],
                          pe_types: Mapping[str, type[PEOptions]]) -> dict[str, Any]:
     """Apply ``"dotted.key=value"`` overrides to a raw arch mapping, all together.
@@ -618,7 +635,7 @@ def apply_arch_overrides(data: Mapping[str, Any], overrides: Sequence[str],
     """
     parsed = [(path, ideal_memory(value) if path == ("memory",) else value)
               for path, value in (parse_override(text) for text in overrides)]
-    out = apply_overrides(data, parsed)
+    out = apply_overrides(_dram_overridable(data, parsed), parsed)
     if any(path == ("pe",) for path, _ in parsed):
         return out  # a whole new pe mapping: nothing of the old one is left to drop
     given = {path[1] for path, _ in parsed if len(path) > 1 and path[0] == "pe"}

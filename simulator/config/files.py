@@ -338,8 +338,8 @@ def apply_override(data: Mapping[str, Any], path: Iterable[str], value: Any,
         if child is None:
             child = {}
         elif not isinstance(child, dict):
-            raise ConfigError(f"{flag} {'.'.join(path)}: '{'.'.join(path[: i + 1])}' is not "
-                              f"a mapping")
+            raise ConfigError(f"{flag} {'.'.join(path)}: '{'.'.join(path[: i + 1])}' is "
+                              f"{shorten(child, 60)}, not a mapping")
         node[part] = child = dict(child)
         node = child
     node[path[-1]] = value

@@ -299,6 +299,7 @@ def load_results(path: str | Path) -> SweepResults:
                 if comparison else "")
         raise ResultsError(f"{csv_path}: file not found{hint}")
     text = read_text(csv_path, "a sweep's results.csv", ResultsError, MAX_RESULTS_BYTES)
+    text = text.removeprefix("\ufeff")  # saved by a spreadsheet with a byte-order mark
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
     reader = csv.reader(text.splitlines())

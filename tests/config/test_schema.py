@@ -122,3 +122,20 @@ def test_a_yaml_boolean_where_a_word_goes_says_to_quote_it(tmp_path):
     assert "quote" not in str(info.value)
     with pytest.raises(ConfigError, match="arch.name: expected a string, got True \\(YAML"):
         api.load_arch(write(tmp_path, BASE + "name: yes\n"))
+
+
+def test_an_override_of_a_dram_presets_value_extends_the_preset(tmp_path):
+    """``memory.dram: lpddr5_6400`` (a name) with ``--set memory.dram.channels=4``: the
+    name stands for ``{preset: lpddr5_6400}``, which the override extends; an override
+    under a value that is no mapping names the file, the key and the value."""
+    base = BASE + "memory: {dram: lpddr5_6400}\n"
+    arch = api.load_arch(write(tmp_path, base), ["memory.dram.channels=4"])
+    assert arch.memory.dram.preset == "lpddr5_6400" and arch.memory.dram.channels == 4
+    assert api.load_arch(write(tmp_path, base)).memory.dram == "lpddr5_6400"
+    path = write(tmp_path, BASE)
+    with pytest.raises(ConfigError, match=r"arch.yaml: --set memory.dram.channels: "
+                                          r"'memory.dram' is 'ideal', not a mapping"):
+        api.load_arch(path, ["memory.dram=ideal", "memory.dram.channels=2"])
+    with pytest.raises(ConfigError, match=r"arch.yaml: --set array.rows.x: 'array.rows' is "
+                                          r"4, not a mapping"):
+        api.load_arch(path, ["array.rows.x=2"])

@@ -447,3 +447,19 @@ def test_a_speedup_that_overflows_is_not_drawn():
 
     assert _ratio(586.7, 5e-324) is None and _ratio(1e308, 1e-308) is None
     assert _ratio(586.7, 477.6) == 586.7 / 477.6 and _ratio(1.0, 0.0) is None
+
+
+def test_empty_paths_and_a_byte_order_mark(cli, tmp_path):
+    """An empty sweep spec or results path is refused as such (not as the directory '.');
+    a results.csv saved with a UTF-8 byte-order mark (a spreadsheet's) still reads."""
+    for argv in (["sweep", "", "--out", tmp_path / "d"], ["plot", " ", "--kind", "speedup"]):
+        result = cli(*argv)
+        assert result.status == 2 and "an empty path" in result.err, result.err
+    spec = tmp_path / "s.yaml"
+    spec.write_text("schema_version: 1\nname: tiny\nbase: [os_sa_16x16, sysmt_2t_16x16]\n"
+                    "workloads: [digits_int8]\ntiming_only: true\n")
+    assert cli("sweep", spec, "--out", tmp_path / "sw").status == 0
+    results = tmp_path / "sw" / "results.csv"
+    results.write_bytes(b"\xef\xbb\xbf" + results.read_bytes())
+    result = cli("plot", tmp_path / "sw", "--kind", "speedup", "--out", tmp_path / "p.png")
+    assert result.status == 0, result.err
