@@ -361,7 +361,9 @@ class EnergyConfig:
 
     tech: str = option("generic_45nm", doc="Technology table: a table shipped in "
                                            "arch_configs/tech/ by name, or a path to a YAML "
-                                           "table.", check=_tech_table)
+                                           "table (a relative path is read from the "
+                                           "working directory, like --arch and --workload).",
+                       check=_tech_table)
 
 
 @record
