@@ -317,3 +317,27 @@ def test_compare_puts_the_codec_design_on_the_digits_line(cli, tmp_path):
     assert result.status == 0, result.err
     rows = [line for line in result.out.splitlines() if line.startswith("digits_resnet")]
     assert [r.split()[1] for r in rows] == ["os_sa_16x16", "os_sa_16x16_codec_b6"]
+
+
+@pytest.mark.parametrize("channels", [1, 3, 64, 300])
+def test_a_zero_covariance_takes_lapacks_own_answer_without_its_work(channels, monkeypatch):
+    """One calibration pixel (an LLM decode step's layer input) has a zero covariance: its
+    eigendecomposition is what numpy's eigh returns for a zero matrix (zero values, the
+    identity), without the O(C^3) work; any other covariance is decomposed as before."""
+    from simulator.memory import codec as codec_module
+
+    zero = np.zeros((channels, channels))
+    for got, want in zip(codec_module._eigh(zero), np.linalg.eigh(zero)):
+        assert np.array_equal(got, want)
+    original, calls = np.linalg.eigh, []
+
+    def eigh(matrix):
+        calls.append(matrix.shape)
+        return original(matrix)
+
+    monkeypatch.setattr(codec_module.np.linalg, "eigh", eigh)
+    pixel = np.random.default_rng(channels).integers(0, 256, (1, channels))
+    codec_module.calibrate(pixel, bits=6, low=0, high=255)
+    assert calls == []  # one pixel: not decomposed
+    codec_module._basis(np.concatenate([pixel, pixel // 2]), "pca", 1.0)
+    assert calls == [(channels, channels)]
