@@ -114,12 +114,12 @@ def regular_target(path: Path, flag: str = "") -> Path:
     kept), refusing a directory and anything that is not a regular file (a device, a named
     pipe, a socket): renaming over it would replace it, ``/dev/null`` included."""
     where = f"{flag} {path}" if flag else str(path)
-    target = Path(os.path.realpath(path)) if path.is_symlink() else path
     try:
+        target = Path(os.path.realpath(path)) if path.is_symlink() else path
         mode = target.stat().st_mode
     except FileNotFoundError:
         return target
-    except OSError as exc:
+    except OSError as exc:  # a name too long, a loop of links, ...
         raise _cannot(path, exc, flag) from None
     if stat.S_ISDIR(mode):
         raise OutputError(f"{where}: is a directory")
