@@ -278,10 +278,7 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     (a time so small, say 5e-324, that the speedup overflows: drawn as n/a)."""
     if num is None or den is None or den == 0:
         return None
-    try:
-        ratio = num / den
-    except OverflowError:
-        return None
+    ratio = num / den  # floats: an overflow is inf, not an exception
     return ratio if math.isfinite(ratio) else None
 
 
