@@ -42,7 +42,7 @@ __all__ = ["MODULES", "EXTENSION", "kernels", "is_compiled", "status", "source_d
 #: The loop modules compiled ahead of time (each holds an ``AOT`` table: kernel name to the
 #: argument types of its variants; simulator/kernels/aot.py reads it).
 MODULES = ("simulator.kernels.sysmt_loops", "simulator.kernels.metrics_loops",
-           "simulator.kernels.dram_controller_loops")
+           "simulator.kernels.dram_controller_loops", "simulator.kernels.chain_loops")
 #: The extension module that holds them.
 EXTENSION = "simulator.kernels._aot"
 
@@ -187,10 +187,15 @@ class _Variants:
         self._module, self.__name__, self._table = module, name, table
 
     def __call__(self, *args: Any) -> Any:
+        return self.resolve(*args)(*args)
+
+    def resolve(self, *args: Any) -> Callable:
+        """The function a call with ``args`` goes to (for a loop that calls it again with
+        arguments of the same types: the choice is made once)."""
         fn = self._table.get(tuple(value_code(a) for a in args))
         if fn is None:
             fn = getattr(importlib.import_module(self._module), self.__name__)
-        return fn(*args)
+        return fn
 
 
 class _Compiled:

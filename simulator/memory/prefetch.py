@@ -319,22 +319,27 @@ class _ChainedRun:
 
     def schedule(self, window: tuple[int, int], end: int) -> LayerSchedule:
         """The layer's schedule relative to its origin; ``window`` and ``end`` absolute."""
-        origin = self.origin
-        times = {}
-        for name, values in self.times.items():
-            array = np.asarray(values, dtype=np.int64)
-            times[name] = np.where(array >= 0, array - origin, -1)
-        claims = PerBuffer(*(b.events() - (origin, 0) for b in self.buffers))
-        device = self.dram.device
-        report = None
-        if device is not None:  # the layer's transfers over its window
-            device.origin = window[0]
-            report = device.report(window[1] - window[0])
-        return LayerSchedule(start=times["start"], end=times["end"],
-                             load_start=times["load_start"], load_end=times["load_end"],
-                             store_start=times["store_start"], store_end=times["store_end"],
-                             elapsed=end - origin, claims=claims, dram=report,
-                             window=(window[0] - origin, window[1] - origin))
+        return layer_schedule({name: np.asarray(values, dtype=np.int64)
+                               for name, values in self.times.items()}, self.origin,
+                              [b.events() for b in self.buffers], self.dram, window, end)
+
+
+def layer_schedule(times: dict[str, np.ndarray], origin: int, claims: list[np.ndarray],
+                   dram: Dram, window: tuple[int, int], end: int) -> LayerSchedule:
+    """A chained layer's schedule relative to its ``origin`` from its absolute ``times``
+    (-1: did not happen) and buffer ``claims`` ((cycle, delta) rows); ``window`` and
+    ``end`` absolute. A DRAM device reports over the window."""
+    relative = {name: np.where(array >= 0, array - origin, -1) for name, array in times.items()}
+    report = None
+    if dram.device is not None:  # the layer's transfers over its window
+        dram.device.origin = window[0]
+        report = dram.device.report(window[1] - window[0])
+    return LayerSchedule(start=relative["start"], end=relative["end"],
+                         load_start=relative["load_start"], load_end=relative["load_end"],
+                         store_start=relative["store_start"], store_end=relative["store_end"],
+                         elapsed=end - origin,
+                         claims=PerBuffer(*(c - (origin, 0) for c in claims)), dram=report,
+                         window=(window[0] - origin, window[1] - origin))
 
 
 class PrefetchChain:
@@ -439,6 +444,11 @@ class PrefetchChain:
 
     def _run(self) -> list[LayerSchedule]:
         env = self.env
+        from simulator.memory import prefetch_compiled
+
+        if prefetch_compiled.usable(self):  # the same schedule, compiled
+            self.runs = prefetch_compiled.run(self)
+            return self.collect()
         done = self.start_processes()
         if self.runs:
             try:
