@@ -51,7 +51,8 @@ def test_version_and_list(cli):
     # each module's state: compiled, stale, not built or off (docs/performance.md)
     tail = result.out.split("kernels compiled ahead of time")[1].splitlines()
     states = {line.split()[0]: line.split(maxsplit=1)[1] for line in tail[3:] if line}
-    assert set(states) == {"sysmt_loops", "metrics_loops", "dram_controller_loops"}
+    assert set(states) == {"sysmt_loops", "metrics_loops", "dram_controller_loops",
+                           "chain_loops"}
     assert set(states.values()) <= {"compiled", "stale", "not built", "off"}
 
 

@@ -34,8 +34,14 @@ _CHOICES = ("auto", "compiled", "simpy")
 
 
 def _choice() -> str:
-    value = os.environ.get("SASIM_SCHEDULE", "auto").strip().lower() or "auto"
-    return value if value in _CHOICES else "auto"
+    value = os.environ.get("SASIM_SCHEDULE", "").strip().lower() or "auto"
+    if value not in _CHOICES:
+        from simulator.errors import ConfigError
+
+        raise ConfigError(f"SASIM_SCHEDULE={os.environ['SASIM_SCHEDULE'][:40]!r}: use "
+                          f"{', '.join(_CHOICES)} (docs/performance.md, \"The memory "
+                          f"schedule, compiled\")")
+    return value
 
 
 def usable(chain: Any) -> bool:

@@ -25,6 +25,7 @@ from simulator.memory import dram_stream
 SYSMT = "simulator.kernels.sysmt_loops"
 METRICS = "simulator.kernels.metrics_loops"
 DRAM = "simulator.kernels.dram_controller_loops"
+CHAIN = "simulator.kernels.chain_loops"
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +181,25 @@ def test_compiled_dram_controller_equals_numba(extension, monkeypatch):
                 np.testing.assert_array_equal(g, w)
     assert {label.split(":")[0] for label in used} == {"_serve", "_serve_sequential"}
     assert any(label.endswith("i8x1r_i_i_b_i_b_b_i_i8x1") for label in used)
+
+
+def test_compiled_chain_equals_numba(extension, monkeypatch):
+    """A prefetch chain's schedule (simulator/kernels/chain.py) on the shipped 16x16 chip:
+    the same report from the compiled loop as from numba's, which it was called for."""
+    from simulator import api
+    from simulator.kernels import chain
+
+    used: list[str] = []
+    fast = _counting(extension, CHAIN, used)
+    monkeypatch.setenv("SASIM_SCHEDULE", "compiled")
+    workload = api.load_workload("resnet18")
+    reports = []
+    for namespace in (fast, importlib.import_module(CHAIN)):
+        monkeypatch.setattr(chain, "kernels", lambda module, _n=namespace: _n)
+        result = api.simulate(api.load_arch("os_sa_16x16"), workload, functional=False)
+        reports.append(result.summary())
+    assert reports[0] == reports[1]
+    assert used and {label.split(":")[0] for label in used} == {"_run_chain"}
 
 
 def test_a_stream_goes_to_the_compiled_controller_from_the_first_burst(extension,

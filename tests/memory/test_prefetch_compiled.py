@@ -156,3 +156,11 @@ def test_whole_runs_are_the_same(arch, monkeypatch):
         assert (a.origin, a.elapsed) == (b.origin, b.elapsed)
         for key in TIMES:
             assert np.array_equal(getattr(a, key), getattr(b, key)), (a.name, key)
+
+
+def test_a_wrong_schedule_name_is_refused(cli, monkeypatch):
+    monkeypatch.setenv("SASIM_SCHEDULE", "fast")
+    result = cli("run", "--arch", "os_sa_16x16", "--workload", "resnet18", "--timing-only")
+    assert result.status == 2
+    assert result.err.count("\n") == 1 and "SASIM_SCHEDULE='fast'" in result.err
+    assert "Traceback" not in result.err
