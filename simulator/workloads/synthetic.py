@@ -49,6 +49,7 @@ from simulator.config.files import read_yaml_mapping
 from simulator.config.schema import build, option
 from simulator.errors import ConfigError, WorkloadError
 from simulator.records import record
+from simulator.workloads.data_cache import cached
 from simulator.workloads.layers import POOL_OPS, Layer, LayerTensors, Workload
 
 __all__ = ["SyntheticOptions", "synthesize", "synthetic_options_from_mapping",
@@ -360,7 +361,8 @@ def synthesize(workload: Workload, options: SyntheticOptions = SyntheticOptions(
     -------
     Workload
         ``data_kind='synthetic'``; ``tensors(name)`` generates that layer's int input and
-        weights (int8/uint8; ``bias`` and ``output`` are ``None``).
+        weights (int8/uint8; ``bias`` and ``output`` are ``None``), or reads them from the
+        cache (:mod:`simulator.workloads.data_cache`).
     """
     index = {layer.name: (i, layer) for i, layer in enumerate(workload.layers)}
 
@@ -368,9 +370,8 @@ def synthesize(workload: Workload, options: SyntheticOptions = SyntheticOptions(
         if name not in index:
             raise WorkloadError(f"{workload.source}: layer '{name}': no such layer")
         i, layer = index[name]
-        if layer.role:  # a transformer's layer
-            return role_layer_tensors(layer, i, options)
-        return layer_tensors(layer, i, options)
+        draw = role_layer_tensors if layer.role else layer_tensors  # role: a transformer's
+        return cached(layer, i, options, lambda: draw(layer, i, options))
 
     return dataclasses.replace(workload, tensors=tensors, data_kind="synthetic")
 
