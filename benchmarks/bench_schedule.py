@@ -9,9 +9,14 @@ memory, and the ratio. Each pair's JSON reports are checked equal (the twin must
 a figure). Then, in-process, the seconds every chain's ``finish`` takes on ResNet-18 (the
 engine's share of a run), best of ``--repeats``.
 
+With ``--check W [W ...]``, instead: every shipped arch on each workload ``W``, timing only,
+in-process, with both schedules; prints how many reports differ (0 expected) and how many
+chains the twin ran.
+
 Usage (from the repo root)::
 
     .venv/bin/python benchmarks/bench_schedule.py [--repeats 7] [--vgg]
+    .venv/bin/python benchmarks/bench_schedule.py --check resnet18 mobilenet_v2 gpt2_decode
 """
 
 from __future__ import annotations
@@ -87,11 +92,52 @@ def _in_process(repeats: int) -> dict[str, float]:
     return best
 
 
+def _check(workloads: list[str]) -> None:
+    """Every shipped arch on each workload, timing only, with both schedules: the reports
+    must be the same."""
+    sys.path.insert(0, str(REPO))
+    from simulator import api, multicore
+    from simulator.memory import prefetch_compiled
+
+    run, chains = prefetch_compiled.run, [0]
+
+    def counted(chain):
+        chains[0] += 1
+        return run(chain)
+
+    prefetch_compiled.run = counted
+    pairs = differ = 0
+    for name in workloads:
+        workload = api.load_workload(name)
+        for path in sorted(api.shipped_archs()):
+            arch = api.load_arch(path.stem)
+            reports = []
+            for schedule in ("simpy", "auto"):
+                os.environ["SASIM_SCHEDULE"] = schedule
+                simulate = multicore.simulate if arch.multicore.cores > 1 else api.simulate
+                result = simulate(arch, workload, functional=False)
+                reports.append(json.dumps(result.summary(), sort_keys=True, default=str))
+            pairs += 1
+            if reports[0] != reports[1]:
+                differ += 1
+                print(f"differ: {path.stem} on {name}")
+    print(f"{pairs} arch x workload pairs, {differ} reports differ; {chains[0]} chains ran "
+          f"on the compiled twin")
+    if not chains[0]:
+        sys.exit("the twin ran no chain: is its loop compiled ahead of time "
+                 "(`.venv/bin/python -m simulator.kernels.aot`)?")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--vgg", action="store_true", help="add SySMT-4T VGG-16 (slow)")
+    parser.add_argument("--check", nargs="+", metavar="WORKLOAD",
+                        help="compare the reports of every shipped arch on these workloads")
     args = parser.parse_args()
+    if args.check:
+        _check(args.check)
+        return
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "simulator")],
                    check=True)
     sys.path.insert(0, str(REPO))
