@@ -378,7 +378,9 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
     layer shape (with the PE's steps, set-up and peak for it, which per-layer options may
     change): a layer whose shape ran before (a transformer's 32 identical blocks) reuses
     them, and the environment only advances past its cycles (a layer's schedule is relative
-    to its start and every layer starts with empty buffers, docs/memory-model.md).
+    to its start and every layer starts with empty buffers, docs/memory-model.md). With a
+    DRAM preset only the timing and plan are kept: a refresh comes at fixed times, so the
+    schedule depends on when the layer starts and is run anew.
     ``chain`` (cross-layer prefetch) runs the layer with its neighbours: its result is a
     :class:`_Later`, built when the chain has run.
     """
@@ -391,9 +393,10 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
         if chain is not None:  # the plan only: the schedule depends on the neighbours
             chain.add(program, _dram(arch, env), cacheable=True)
             schedule = None
-        elif schedule is None:  # planned in a chain before: it runs alone now
+        elif schedule is None:  # planned in a chain before, or a DRAM preset: run it now
             schedule = _engine().run_layer(env, program, _dram(arch, env))
-            shapes[key] = (timing, alternatives, program, schedule, peak, checks)
+            if arch.memory.dram == IDEAL:
+                shapes[key] = (timing, alternatives, program, schedule, peak, checks)
         elif schedule.elapsed:
             env.run(until=env.now + schedule.elapsed)
     else:
@@ -405,7 +408,8 @@ def _simulate_layer(arch: ArchConfig, layer: Layer, pe: PEModel,
         peak = pe.peak_macs_per_step(layer)
         checks = _analytic_checks(arch, layer, peak, timing.compute_cycles, program)
         if key is not None:
-            shapes[key] = (timing, alternatives, program, schedule, peak, checks)
+            kept = schedule if arch.memory.dram == IDEAL else None
+            shapes[key] = (timing, alternatives, program, kept, peak, checks)
 
     def build(schedule: LayerSchedule) -> LayerResult:
         result = _layer_result(arch, layer, peak, timing, program, schedule, checks,
@@ -653,7 +657,9 @@ def _run_layers(arch: ArchConfig, pe: PEModel, tech: TechTable, workload: Worklo
     layers, schedules = [], []
     prefetch = _Prefetch(arch, env, codec)
     # a DRAM preset's refresh comes at fixed times: a layer's schedule depends on its start
-    shapes: dict | None = {} if _REUSE_SHAPES and arch.memory.dram == IDEAL else None
+    # each layer shape's timing and plan; with a DRAM preset (whose refresh comes at fixed
+    # times) not its schedule, which depends on when the layer starts
+    shapes: dict | None = {} if _REUSE_SHAPES else None
     pending: _Pending | None = None
     count = len(workload.layers)
     for index, layer in enumerate(workload.layers):

@@ -46,6 +46,23 @@ _FOREIGN_ROW = -1       # a bank holding another transfer's row
 _LOOPS = "simulator.kernels.dram_controller_loops"
 
 
+#: The function a :func:`serve_sequential` call goes to, by kernel namespace and whether the
+#: timing vector is writable (its other arguments' types never change): a stream that meets
+#: a refresh calls it once, a long run hundreds of thousands of times.
+_RESOLVED: dict[tuple[object, bool], object] = {}
+
+
+def _sequential(params: np.ndarray, counts: np.ndarray):
+    namespace = kernels(_LOOPS)
+    key = (namespace, bool(params.flags.writeable))
+    fn = _RESOLVED.get(key)
+    if fn is None:
+        kernel = namespace._serve_sequential
+        fn = _RESOLVED[key] = (kernel.resolve(params, 0, 0, False, 0, False, False, 0, counts)
+                               if hasattr(kernel, "resolve") else kernel)
+    return fn
+
+
 def serve_sequential(params: np.ndarray, offset: int, count: int, write: bool, start: int,
                      foreign: bool, next_refresh: int | None) -> np.ndarray:
     """:func:`serve` on ``count`` consecutive burst addresses from ``offset``, all reads or
@@ -56,9 +73,9 @@ def serve_sequential(params: np.ndarray, offset: int, count: int, write: bool, s
     if offset < 0 or count < 0:
         raise ValueError(f"offset and count must be non-negative, not {offset}, {count}")
     counts = np.zeros(COUNTS, np.int64)
-    kernels(_LOOPS)._serve_sequential(params, int(offset), int(count), bool(write), int(start), bool(foreign),
-                      next_refresh is not None, 0 if next_refresh is None else int(next_refresh),
-                      counts)
+    _sequential(params, counts)(params, int(offset), int(count), bool(write), int(start),
+                                bool(foreign), next_refresh is not None,
+                                0 if next_refresh is None else int(next_refresh), counts)
     if count == 0:
         counts[C_END] = start
     return counts

@@ -142,6 +142,10 @@ def _repeated_blocks() -> Workload:
     ("os_sa_16x16", ["memory=ideal", "memory.ifmap_kib=1", "memory.filter_kib=1",
                      "memory.ofmap_kib=1", "memory.dram_bandwidth_bytes_per_cycle=4"]),
     ("sysmt_4t_16x16", ["memory=ideal", "pe.layer_threads={l1: 2}"]),
+    # a DRAM preset: the plan is reused, the schedule run anew (alone and chained)
+    ("os_sa_16x16", ["memory.prefetch=none"]),
+    ("os_sa_16x16", []),
+    ("sysmt_4t_16x16", ["pe.layer_threads={l1: 2}", "memory.dram=ddr4_3200"]),
 ])
 def test_layers_of_one_shape_equal_layers_run_alone(arch_name, overrides, monkeypatch):
     # A timing-only run reuses the plan of a shape it ran before: every layer's figures and
