@@ -28,7 +28,7 @@ import functools
 from fractions import Fraction
 
 from simulator.config.dram import DramSpec
-from simulator.memory.dram_requests import PAST, locate
+from simulator.memory.dram_requests import PAST, place
 from simulator.memory.dram_stream import ServedStream, serve_stream
 from simulator.records import record
 
@@ -101,21 +101,25 @@ def _segment(spec: DramSpec, offset: int, bursts: int, write: bool,
     foreign_banks = set(range(s.banks)) if foreign else set()
     acts: list[int] = []
     last_act_group = [PAST] * groups
+    # locate(), with the spec's figures read once (a property each) for the whole stream
+    per_group, columns, row_bank_col = (s.banks_per_group, s.column_bursts,
+                                        s.mapping == "row_bank_col")
     for j in range(bursts):
-        loc = locate(s, offset + j)
+        loc_group, loc_bank, loc_row = place(offset + j, groups, per_group, columns,
+                                             row_bank_col)
         admitted = 0 if j < depth else col[j - depth]  # when the request entered the queue
-        v = current.get(loc.bank)
-        if v is None or visits[v].row != loc.row:
+        v = current.get(loc_bank)
+        if v is None or visits[v].row != loc_row:
             prev = visits[v] if v is not None else None
             pre = None
             if prev is not None:
                 ready = _pre_ready(s, prev, col[prev.last], write)
                 pre = max(ready, admitted) if open_page else ready
-            elif loc.bank in foreign_banks:
+            elif loc_bank in foreign_banks:
                 # open page: closed when its first request is queued; closed page: at once,
                 # since no queued request hits the foreign row (docs/memory-model.md)
                 pre = admitted if open_page else 0
-            act = max(admitted, last_act_group[loc.bank_group] + s.tRRD_L)
+            act = max(admitted, last_act_group[loc_group] + s.tRRD_L)
             if pre is not None:
                 act = max(act, pre + s.tRP)
             if prev is not None:
@@ -124,11 +128,11 @@ def _segment(spec: DramSpec, offset: int, bursts: int, write: bool,
                 act = max(act, acts[-1] + s.tRRD_S)
             if len(acts) >= 4:
                 act = max(act, acts[-4] + s.tFAW)
-            foreign_banks.discard(loc.bank)
-            visits.append(_Visit(loc.bank, loc.bank_group, loc.row, act, j, j, pre))
+            foreign_banks.discard(loc_bank)
+            visits.append(_Visit(loc_bank, loc_group, loc_row, act, j, j, pre))
             acts.append(act)
-            last_act_group[loc.bank_group] = act
-            v = current[loc.bank] = len(visits) - 1
+            last_act_group[loc_group] = act
+            v = current[loc_bank] = len(visits) - 1
         else:
             visits[v].last = j
         t = visits[v].act + s.tRCD
