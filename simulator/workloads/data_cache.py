@@ -7,7 +7,8 @@ one file named by a digest of all of those, and a later run (or sweep worker) re
 instead of drawing the values again: the same bytes either way.
 
 The folder is ``$SASIM_DATA_CACHE``, else ``~/.cache/sasim/synthetic``; ``SASIM_DATA_CACHE=off``
-turns the cache off. A file is written whole or not at all (a temporary renamed over it); a
+turns the cache off. A file is written whole or not at all (a temporary renamed over it; a
+killed writer's temporary is removed by the next write); a
 file that does not read back as expected (truncated, another format, another key) is drawn
 again and replaced; a folder that cannot be written is not used. When the folder holds more
 than ``SASIM_DATA_CACHE_MB`` (default 2048) MB, the files used least recently go first, and
@@ -123,7 +124,7 @@ def _read(path: Path, name: str) -> LayerTensors | None:
 
 
 def _write(path: Path, name: str, tensors: LayerTensors, folder: Path) -> None:
-    from simulator.outputs import OutputError, atomic_write
+    from simulator.outputs import OutputError, atomic_write, remove_stale
 
     arrays = {n: np.ascontiguousarray(getattr(tensors, n)) for n in _OPERANDS
               if getattr(tensors, n, None) is not None}
@@ -156,6 +157,7 @@ def _write(path: Path, name: str, tensors: LayerTensors, folder: Path) -> None:
         atomic_write(path, write, sync=False)
     except (OutputError, OSError):
         return
+    remove_stale(path.parent)  # temporaries of writers that were killed
     _evict(folder, limit)
 
 

@@ -139,3 +139,17 @@ def test_a_run_reads_what_an_earlier_run_kept(folder, cli):
     second = cli(*args)
     assert second.out == first.out
     assert {p: p.stat().st_mtime_ns for p in _files(folder)}.keys() == kept.keys()
+
+
+def test_a_killed_writers_temporary_goes(folder):
+    from simulator.outputs import TEMP_PREFIX
+
+    workload = _layers()
+    layer = workload.layers[0]
+    sub = folder / data_cache.key(layer, 0, SyntheticOptions())[:2]
+    sub.mkdir(parents=True)
+    dead = sub / f"{TEMP_PREFIX}999999999.0000.x.tensors"  # its writer no longer runs
+    dead.write_bytes(b"half")
+    synthesize(workload).tensors(layer.name)  # written into that folder
+    assert not dead.exists()
+    assert len(_files(folder)) == 1
