@@ -167,6 +167,9 @@ class Layer:
         elif any(ord(c) < 32 or 127 <= ord(c) < 160 for c in self.name):  # C0, DEL, C1
             yield (f"the layer name {self.name!r} holds a control character (reports, files "
                    f"and plots name layers by it)")
+        elif self.name.startswith(("/", "\\")) or ".." in self.name.replace("\\", "/").split("/"):
+            yield (f"the layer name {self.name!r} leads out of a folder (outputs.npz keeps "
+                   f"each layer's outputs as a member of that name)")
         if self.op not in GEMM_OPS + VECTOR_OPS:
             yield f"unknown op {self.op!r}"
             return

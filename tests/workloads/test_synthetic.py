@@ -241,3 +241,20 @@ def test_a_layer_name_with_a_control_character_is_refused(tmp_path, name):
     fine.write_text("schema_version: 1\nlayers:\n  - {name: \"é層 x/1\", op: linear, "
                     "in_features: 8, out_features: 4}\n")
     assert api.load_workload(fine).layers[0].name == "é層 x/1"
+
+
+@pytest.mark.parametrize("name", ["../x", "a/../../b", "/etc/x", "..", "a\\..\\b"])
+def test_a_layer_name_that_leads_out_of_a_folder_is_refused(tmp_path, name):
+    """outputs.npz keeps each layer's outputs as a zip member named by the layer: a name with
+    a ``..`` component or a leading slash would lead an unzip out of its folder."""
+    from simulator import api
+
+    path = tmp_path / "w.yaml"
+    path.write_text("schema_version: 1\nlayers:\n  - {name: " + json.dumps(name)
+                    + ", op: linear, in_features: 8, out_features: 4}\n")
+    with pytest.raises(WorkloadError, match="leads out of a folder"):
+        api.load_workload(path)
+    for fine in ("a..b", "x/..y", "layer1.0.conv1", "a/b"):
+        path.write_text("schema_version: 1\nlayers:\n  - {name: " + json.dumps(fine)
+                        + ", op: linear, in_features: 8, out_features: 4}\n")
+        assert api.load_workload(path).layers[0].name == fine
