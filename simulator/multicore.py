@@ -154,6 +154,13 @@ def _check_partitions(arch: Any, workload: Workload, pe: PEModel) -> None:
                 f"{workload.source}: multicore.cores {cores} with partition pipeline needs at "
                 f"least one layer per core; the workload has {len(workload.layers)} (arch "
                 f"{arch.name})")
+        if (workload.format == "trace" and not workload.phase
+                and any(layer.role for layer in workload.layers)):
+            raise SimulationError(
+                f"{workload.source}: partition pipeline streams a transformer's sequences, "
+                f"and this trace has no 'inference' object to count them (its layers' rows "
+                f"are tokens, not images; docs/trace-format.md, \"The inference phase\"): "
+                f"export it with one, or use another partition (arch {arch.name})")
         images = _images(workload)
         for layer in workload.layers:
             problem = split_problem(layer, "batch", images)

@@ -552,3 +552,27 @@ def test_vector_overlap_on_two_cores_from_the_cli(cli, partition):
     for core in summary["multicore"]["per_core"]:
         assert core["idle_cycles"] >= 0
         assert core["busy_cycles"] + core["idle_cycles"] == summary["total_cycles"]
+
+
+def test_a_transformer_trace_without_its_inference_object_is_not_pipelined(tmp_path, cli):
+    """Without ``inference`` the sequences of a transformer trace are unknown (its rows are
+    tokens): a pipeline over them is refused in one line that says so, not with a split
+    problem of some layer; other partitions still run."""
+    import json
+
+    from simulator import shipped
+
+    source = shipped.folder("workloads") / "digits_vit_int8.npz"
+    with np.load(source) as data:
+        arrays = {name: data[name] for name in data.files}
+    manifest = json.loads(str(arrays.pop("manifest")))
+    manifest.pop("inference")
+    path = tmp_path / "vit.npz"
+    np.savez(path, manifest=np.array(json.dumps(manifest)), **arrays)
+    result = cli("run", "--arch", "sysmt_2t_16x16", "--workload", path, "--timing-only",
+                 "--set", "multicore.cores=2", "--set", "multicore.partition=pipeline")
+    assert result.status == 2 and result.err.count("\n") == 1, result.err
+    assert "no 'inference' object" in result.err and str(path) in result.err
+    result = cli("run", "--arch", "sysmt_2t_16x16", "--workload", path, "--timing-only",
+                 "--set", "multicore.cores=2", "--set", "multicore.partition=batch")
+    assert result.status == 0, result.err
