@@ -58,18 +58,26 @@ def _limit_bytes() -> int:
 
 
 @functools.cache
-def _generator_digest() -> bytes:
-    """The generator's source (the modules that draw the values) and numpy's version."""
+def _generator_digest() -> bytes | None:
+    """The generator's source (the modules that draw the values) and numpy's version;
+    ``None`` when the source cannot be read (then nothing is cached)."""
     digest = hashlib.sha256(np.__version__.encode())
     here = Path(__file__).resolve().parent
-    for name in ("synthetic.py", "transformer_stats.py", "data_cache.py"):
-        digest.update((here / name).read_bytes())
+    try:
+        for name in ("synthetic.py", "transformer_stats.py", "data_cache.py"):
+            digest.update((here / name).read_bytes())
+    except OSError:
+        return None
     return digest.digest()
 
 
-def key(layer: Any, index: int, options: Any) -> str:
-    """The file name of a layer's tensors: a digest of what they depend on."""
-    digest = hashlib.sha256(_generator_digest())
+def key(layer: Any, index: int, options: Any) -> str | None:
+    """The file name of a layer's tensors: a digest of what they depend on (``None``: the
+    generator's source cannot be read)."""
+    source = _generator_digest()
+    if source is None:
+        return None
+    digest = hashlib.sha256(source)
     digest.update(repr((index, layer, options)).encode())
     return digest.hexdigest()[:40]
 
@@ -78,9 +86,9 @@ def cached(layer: Any, index: int, options: Any,
            make: Callable[[], LayerTensors]) -> LayerTensors:
     """``make()``'s tensors for the ``index``-th layer, read from the cache when there."""
     folder = cache_dir()
-    if folder is None:
+    name = None if folder is None else key(layer, index, options)
+    if folder is None or name is None:
         return make()
-    name = key(layer, index, options)
     path = folder / name[:2] / (name + _SUFFIX)
     found = _read(path, name)
     if found is not None:

@@ -153,3 +153,14 @@ def test_a_killed_writers_temporary_goes(folder):
     synthesize(workload).tensors(layer.name)  # written into that folder
     assert not dead.exists()
     assert len(_files(folder)) == 1
+
+
+def test_without_the_generators_source_nothing_is_kept(folder, monkeypatch):
+    monkeypatch.setattr(data_cache, "_generator_digest", lambda: None)
+    workload = synthesize(_layers())
+    monkeypatch.setenv("SASIM_DATA_CACHE", "off")
+    want = _all(workload)
+    monkeypatch.setenv("SASIM_DATA_CACHE", str(folder))
+    for got, expected in zip(_all(workload), want):
+        _equal(got, expected)
+    assert not _files(folder)
