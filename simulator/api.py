@@ -656,7 +656,6 @@ def _run_layers(arch: ArchConfig, pe: PEModel, tech: TechTable, workload: Worklo
     env = simpy.Environment()
     layers, schedules = [], []
     prefetch = _Prefetch(arch, env, codec)
-    # a DRAM preset's refresh comes at fixed times: a layer's schedule depends on its start
     # each layer shape's timing and plan; with a DRAM preset (whose refresh comes at fixed
     # times) not its schedule, which depends on when the layer starts
     shapes: dict | None = {} if _REUSE_SHAPES else None

@@ -398,10 +398,11 @@ class DramDevice:
         self.num, self.den = ratio.numerator, ratio.denominator
         self.origin = origin
         self.counts = DramCounts()
-        self._open_page = spec.page_policy == "open"
-        # the spec's figures read once per transfer, kept as plain ints
-        self._burst_bytes, self._refi = spec.burst_bytes, spec.tREFI
-        self._refresh_busy = spec.tRP + spec.tRFC
+        self.open_page = spec.page_policy == "open"
+        # the spec's figures read once per transfer, kept as plain ints (the compiled
+        # chain reads them too: simulator/memory/prefetch_compiled.py)
+        self.burst_bytes, self.refi = spec.burst_bytes, spec.tREFI
+        self.refresh_busy = spec.tRP + spec.tRFC
         #: (bursts, write, foreign) -> :func:`_quiet_transfer`'s figures: a dict lookup per
         #: transfer instead of the cache's hash of the whole spec (once per transfer)
         self._quiet: dict[tuple[int, bool, bool], tuple[int, int, int, int]] = {}
@@ -414,22 +415,28 @@ class DramDevice:
         """The first array cycle at or after DRAM cycle ``cycle``."""
         return -(-cycle * self.den // self.num)
 
+    def quiet(self, bursts: int, write: bool, foreign: bool) -> tuple[int, int, int, int]:
+        """:func:`_quiet_transfer`'s figures for a transfer of ``bursts`` bursts (end, guard,
+        activates, misses from its start, when no refresh reaches it)."""
+        key = (bursts, write, foreign)
+        figures = self._quiet.get(key)
+        if figures is None:
+            figures = self._quiet[key] = _quiet_transfer(self.spec, bursts, write, foreign)
+        return figures
+
     def cycles_at(self, nbytes: int, write: bool, start: int) -> int:
         """Array cycles the channel is busy moving ``nbytes`` from array cycle ``start``."""
         if nbytes <= 0:
             return 0
         s = self.spec
         t0 = -(-start * self.num // self.den)  # to_dram and first_refresh, inline: they run
-        last = (t0 // self._refi) * self._refi  # once per transfer
-        refresh = last + self._refi
-        begin = last + self._refresh_busy if 0 < last and t0 < last + self._refresh_busy else t0
-        foreign = self._open_page and begin == t0
-        bursts = -(-nbytes // self._burst_bytes)
+        last = (t0 // self.refi) * self.refi  # once per transfer
+        refresh = last + self.refi
+        begin = last + self.refresh_busy if 0 < last and t0 < last + self.refresh_busy else t0
+        foreign = self.open_page and begin == t0
+        bursts = -(-nbytes // self.burst_bytes)
         counts = self.counts
-        key = (bursts, write, foreign)
-        quiet = self._quiet.get(key)
-        if quiet is None:
-            quiet = self._quiet[key] = _quiet_transfer(s, bursts, write, foreign)
+        quiet = self._quiet.get((bursts, write, foreign)) or self.quiet(bursts, write, foreign)
         if refresh is None or begin + quiet[1] < refresh:  # no refresh reaches it
             end = begin + quiet[0]
             counts.activates += quiet[2]

@@ -40,7 +40,7 @@ from simulator.engine import ChannelLink, Milestones, SequencedChannel, Space
 from simulator.errors import SimulationError
 from simulator.memory.plan import LOAD_COLUMNS, TileProgram
 from simulator.memory.run import (BufferLog, Dram, LayerSchedule, _cycles, channel_tickets,
-                                  write_backs)
+                                  loader_work, write_backs)
 from simulator.operands import PerBuffer
 
 __all__ = ["PrefetchChain", "PrefetchMode", "early_weights", "prefetch_tickets"]
@@ -167,12 +167,8 @@ class _ChainedRun:
         store = program.store.sum(axis=1)
         self.store_bytes = store.tolist()
         self.store_free = program.store_free.tolist()
-        moved = program.channel_load.sum(axis=1)
-        work = (program.load.sum(axis=1) > 0) | (moved > 0)
-        if program.loader_claims_outputs:
-            work |= program.out_alloc > 0
-        self.loader_work = work.tolist()
-        self.moved = moved.tolist()
+        self.loader_work = loader_work(program).tolist()
+        self.moved = program.channel_load.sum(axis=1).tolist()
         self.tickets = sum(len(t) - t.count(-1)  # -1: no transfer
                            for t in (self.load_ticket, self.store_ticket, self.filter_ticket))
         if self._first_store is not None:  # the writer waits on it: the first write-back's

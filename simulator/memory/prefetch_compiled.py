@@ -4,7 +4,8 @@
 :class:`~simulator.memory.prefetch.PrefetchChain` hands its layers here when the twin can
 run them: the chain prefetches ``all`` (not ``weights``), owns its DRAM link (not a core of
 a multi-core run) and waits on no other chain's outputs, so that nothing else on the
-environment touches its buffers or its link; its layers share one DRAM timing (a fixed bandwidth, or one preset's device).
+environment touches its buffers or its link; its layers share one DRAM timing (a fixed
+bandwidth, or one preset's device).
 Then :func:`simulator.kernels.chain.run_chain` computes the same schedule as the processes
 (tests/memory/test_prefetch_compiled.py compares them on random programs and on the shipped
 chips) and each layer's device gets the same counts: the transfers a refresh reaches are
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from simulator.memory.plan import LOAD_COLUMNS, TileProgram
-from simulator.memory.run import Dram, channel_tickets
+from simulator.memory.run import Dram, channel_tickets, loader_work
 from simulator.operands import PerBuffer
 
 __all__ = ["CompiledRun", "usable", "run"]
@@ -108,15 +109,13 @@ def _tables(programs: list[TileProgram], drams: list[Dram]
     dev = drams[0].device
     if dev is not None:
         device[[k.D_NUM, k.D_DEN, k.D_REFI, k.D_REFRESH_BUSY, k.D_OPEN_PAGE]] = (
-            dev.num, dev.den, dev._refi, dev._refresh_busy, dev._open_page)
+            dev.num, dev.den, dev.refi, dev.refresh_busy, dev.open_page)
     unit_offset = ticket_offset = 0
     for index, (program, dram) in enumerate(zip(programs, drams)):
         n = program.units
         table = np.zeros((n, k.UNIT_COLUMNS), np.int64)
         moved = program.channel_load.sum(axis=1)
-        work = (program.load.sum(axis=1) > 0) | (moved > 0)
-        if program.loader_claims_outputs:
-            work |= program.out_alloc > 0
+        work = loader_work(program)
         store = program.store.sum(axis=1)
         load_ticket, store_ticket = channel_tickets(program)
         for column, values in ((k.U_CYCLES, program.unit_cycles),
@@ -154,7 +153,6 @@ def _tables(programs: list[TileProgram], drams: list[Dram]
 def _durations(tickets: np.ndarray, dram: Dram) -> None:
     """Fill in a layer's transfers' cycles: fixed, or the device's figures per size."""
     from simulator.kernels import chain as k
-    from simulator.memory.dram import _quiet_transfer
 
     nbytes = tickets[:, k.K_BYTES]
     device = dram.device
@@ -162,11 +160,11 @@ def _durations(tickets: np.ndarray, dram: Dram) -> None:
         if dram.bandwidth_bytes_per_cycle is not None:  # Dram.cycles, for every transfer
             tickets[:, k.K_STATIC] = np.ceil(nbytes / dram.bandwidth_bytes_per_cycle)
         return
-    bursts = -(-nbytes // device._burst_bytes)
+    bursts = -(-nbytes // device.burst_bytes)
     tickets[:, k.K_BURSTS] = bursts
     keys, where = np.unique(bursts * 2 + tickets[:, k.K_WRITE], return_inverse=True)
     figures = np.array([[value for foreign in (False, True) for value in
-                         _quiet_transfer(device.spec, int(key // 2), bool(key % 2), foreign)]
+                         device.quiet(int(key // 2), bool(key % 2), foreign)]
                         for key in keys.tolist()], np.int64).reshape(len(keys), 8)
     tickets[:, k.K_QUIET:k.K_QUIET + 8] = figures[where.reshape(-1)]
 

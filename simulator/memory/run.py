@@ -36,7 +36,8 @@ from simulator.operands import PerBuffer
 from simulator.records import record
 
 __all__ = ["Dram", "LayerSchedule", "StartedLayer", "run_layer", "start_layer",
-           "unbounded_schedule", "channel_tickets", "peak_occupancy", "write_backs"]
+           "unbounded_schedule", "channel_tickets", "loader_work", "peak_occupancy",
+           "write_backs"]
 
 
 @record
@@ -138,6 +139,14 @@ def channel_tickets(program: TileProgram) -> tuple[np.ndarray, np.ndarray]:
     return load_ticket, store_ticket
 
 
+def loader_work(program: TileProgram) -> np.ndarray:
+    """Per unit: whether the loader has anything to do for it (bytes to claim or to move)."""
+    work = (program.load.sum(axis=1) > 0) | (program.channel_load.sum(axis=1) > 0)
+    if program.loader_claims_outputs:
+        work |= program.out_alloc > 0
+    return work
+
+
 class BufferLog:
     """One layer's view of an on-chip buffer: its :class:`~simulator.engine.Space` (its own,
     or one shared by the layers of a prefetch chain) and a log of claims and frees (cycle,
@@ -195,10 +204,7 @@ class _LayerRun:
         store = program.store.sum(axis=1)
         self.store_bytes = store.tolist()
         self.store_free = program.store_free.tolist()
-        work = (program.load.sum(axis=1) > 0) | (transfer > 0)
-        if program.loader_claims_outputs:
-            work |= program.out_alloc > 0
-        self.loader_work = work.tolist()
+        self.loader_work = loader_work(program).tolist()
         # the last unit before u that writes back (-1: none)
         writes = np.where(store > 0, np.arange(units), -1)
         self.previous_store = np.concatenate(
